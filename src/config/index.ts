@@ -1,0 +1,170 @@
+// Configuration is read once, from flags and the environment, into one frozen Config.
+// Every option, its variable, flag and default is listed in docs/configuration.md.
+
+export const DEFAULT_PORT = 8080;
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_DATA_DIR = './.taskgate';
+/** Worker slots per process. */
+export const DEFAULT_CONCURRENCY = 10;
+/** Lease length; heartbeats renew it every third of it. */
+export const DEFAULT_LEASE_MS = 30_000;
+/** Claim poll interval; the real wait is jittered ±25 %. NOTIFY usually wakes the loop first. */
+export const DEFAULT_POLL_INTERVAL_MS = 1_000;
+/** How often expired leases are looked for. */
+export const DEFAULT_REAPER_INTERVAL_MS = 5_000;
+/** On SIGTERM, running attempts get this long to finish before their leases are released. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+/** A cancelled running task whose executor ignores its AbortSignal is forced CANCELLED after this. */
+export const DEFAULT_CANCEL_GRACE_MS = 5_000;
+export const DEFAULT_TASK_TIMEOUT_MS = 300_000;
+export const DEFAULT_BODY_LIMIT_BYTES = 1_048_576;
+export const DEFAULT_MAX_JSON_DEPTH = 64;
+/** metadata and context are each capped at 64 KiB of JSON. */
+export const DEFAULT_MAX_OBJECT_BYTES = 65_536;
+export const DEFAULT_HTTP_TIMEOUT_MS = 30_000;
+export const DEFAULT_HTTP_MAX_RESPONSE_BYTES = 5_242_880;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 72_000;
+export const DEFAULT_TAX_RATE = 0.08;
+
+export type Role = 'api' | 'worker' | 'all';
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  /** Server PostgreSQL; when absent, embedded PGlite in dataDir. */
+  readonly databaseUrl: string | undefined;
+  readonly redisUrl: string | undefined;
+  readonly role: Role;
+  readonly concurrency: number;
+  readonly leaseMs: number;
+  readonly pollIntervalMs: number;
+  readonly reaperIntervalMs: number;
+  readonly shutdownGraceMs: number;
+  readonly cancelGraceMs: number;
+  readonly defaultTimeoutMs: number;
+  readonly tasksDir: string | undefined;
+  readonly adminKey: string | undefined;
+  readonly bodyLimitBytes: number;
+  readonly maxJsonDepth: number;
+  readonly maxObjectBytes: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly httpTimeoutMs: number;
+  readonly httpMaxResponseBytes: number;
+  /** Hosts, IPs or CIDRs the http executor may reach even if private/loopback. */
+  readonly httpAllowList: readonly string[];
+  readonly taxRate: number;
+  readonly logLevel: string;
+  readonly authDisabled: boolean;
+  readonly corsOrigins: readonly string[];
+  /** Present only for LISTEN/NOTIFY-less deployments, tests and benchmarks. */
+  readonly listenNotify: boolean;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Flags = Record<string, string | boolean>;
+
+/** Parses `--name value`, `--name=value` and bare `--flag` into a map. */
+export function parseFlags(argv: readonly string[]): { positional: string[]; flags: Flags } {
+  const positional: string[] = [];
+  const flags: Flags = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    if (eq > 0) {
+      flags[arg.slice(2, eq)] = arg.slice(eq + 1);
+    } else {
+      const next = argv[i + 1];
+      if (next !== undefined && !next.startsWith('--')) {
+        flags[arg.slice(2)] = next;
+        i++;
+      } else {
+        flags[arg.slice(2)] = true;
+      }
+    }
+  }
+  return { positional, flags };
+}
+
+function int(name: string, raw: string | boolean | undefined, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got ${String(raw)}`);
+  return n;
+}
+
+function num(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n)) throw new ConfigError(`${name} must be a number, got ${raw}`);
+  return n;
+}
+
+function bool(raw: string | boolean | undefined): boolean {
+  if (raw === true) return true;
+  if (raw === undefined || raw === false) return false;
+  return ['1', 'true', 'yes', 'on'].includes(raw.toLowerCase());
+}
+
+function list(raw: string | undefined): string[] {
+  return (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function str(raw: string | boolean | undefined): string | undefined {
+  return typeof raw === 'string' && raw !== '' ? raw : undefined;
+}
+
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+export function loadConfig(flags: Flags = {}, env: Record<string, string | undefined> = process.env): Config {
+  const role = (str(flags.role) ?? env.TASKGATE_ROLE ?? 'all') as Role;
+  if (!['api', 'worker', 'all'].includes(role)) throw new ConfigError(`--role must be api, worker or all, got ${role}`);
+  const host = str(flags.host) ?? env.HOST ?? DEFAULT_HOST;
+  const authDisabled = bool(flags['no-auth']) || bool(env.TASKGATE_AUTH_DISABLED);
+  if (authDisabled && !isLoopbackHost(host)) {
+    throw new ConfigError(`auth can only be disabled when bound to a loopback address (host is ${host})`);
+  }
+  const leaseMs = int('TASKGATE_LEASE_MS', env.TASKGATE_LEASE_MS, DEFAULT_LEASE_MS, 100);
+  const config: Config = {
+    port: int('--port/PORT', flags.port ?? env.PORT, DEFAULT_PORT, 0, 65535),
+    host,
+    dataDir: str(flags['data-dir']) ?? env.TASKGATE_DATA_DIR ?? DEFAULT_DATA_DIR,
+    databaseUrl: str(flags['database-url']) ?? str(env.DATABASE_URL),
+    redisUrl: str(env.REDIS_URL),
+    role,
+    concurrency: int('--concurrency', flags.concurrency ?? env.TASKGATE_CONCURRENCY, DEFAULT_CONCURRENCY, 1, 10_000),
+    leaseMs,
+    pollIntervalMs: int('TASKGATE_POLL_INTERVAL_MS', env.TASKGATE_POLL_INTERVAL_MS, DEFAULT_POLL_INTERVAL_MS, 10),
+    reaperIntervalMs: int('TASKGATE_REAPER_INTERVAL_MS', env.TASKGATE_REAPER_INTERVAL_MS, Math.min(DEFAULT_REAPER_INTERVAL_MS, leaseMs), 10),
+    shutdownGraceMs: int('TASKGATE_SHUTDOWN_GRACE_MS', env.TASKGATE_SHUTDOWN_GRACE_MS, DEFAULT_SHUTDOWN_GRACE_MS, 0),
+    cancelGraceMs: int('TASKGATE_CANCEL_GRACE_MS', env.TASKGATE_CANCEL_GRACE_MS, DEFAULT_CANCEL_GRACE_MS, 0),
+    defaultTimeoutMs: int('TASKGATE_DEFAULT_TIMEOUT_MS', env.TASKGATE_DEFAULT_TIMEOUT_MS, DEFAULT_TASK_TIMEOUT_MS, 1),
+    tasksDir: str(flags['tasks-dir']) ?? str(env.TASKGATE_TASKS_DIR),
+    adminKey: str(env.TASKGATE_ADMIN_KEY),
+    bodyLimitBytes: int('TASKGATE_BODY_LIMIT_BYTES', env.TASKGATE_BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT_BYTES, 1024),
+    maxJsonDepth: int('TASKGATE_MAX_JSON_DEPTH', env.TASKGATE_MAX_JSON_DEPTH, DEFAULT_MAX_JSON_DEPTH, 2, 1000),
+    maxObjectBytes: int('TASKGATE_MAX_OBJECT_BYTES', env.TASKGATE_MAX_OBJECT_BYTES, DEFAULT_MAX_OBJECT_BYTES, 1024),
+    requestTimeoutMs: int('TASKGATE_REQUEST_TIMEOUT_MS', env.TASKGATE_REQUEST_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, 0),
+    keepAliveTimeoutMs: int('TASKGATE_KEEP_ALIVE_TIMEOUT_MS', env.TASKGATE_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, 0),
+    httpTimeoutMs: int('TASKGATE_HTTP_TIMEOUT_MS', env.TASKGATE_HTTP_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, 1),
+    httpMaxResponseBytes: int('TASKGATE_HTTP_MAX_RESPONSE_BYTES', env.TASKGATE_HTTP_MAX_RESPONSE_BYTES, DEFAULT_HTTP_MAX_RESPONSE_BYTES, 1),
+    httpAllowList: list(env.TASKGATE_HTTP_ALLOW_LIST),
+    taxRate: num('TASKGATE_TAX_RATE', env.TASKGATE_TAX_RATE, DEFAULT_TAX_RATE),
+    logLevel: env.LOG_LEVEL ?? 'info',
+    authDisabled,
+    corsOrigins: list(env.TASKGATE_CORS_ORIGINS),
+    listenNotify: !bool(env.TASKGATE_DISABLE_LISTEN),
+  };
+  return Object.freeze(config);
+}

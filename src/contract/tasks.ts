@@ -1,0 +1,200 @@
+// Wire schemas of the task routes (PRODUCT.md §3). One source: Fastify validates with them,
+// handlers are typed from them, and /openapi.json is generated from them.
+import { Type, type Static } from 'typebox';
+
+export const MAX_QUERY_CHARS = 10_000;
+export const ID_REGEX = '^[A-Za-z0-9:_\\-.]{1,128}$';
+
+export const IdParam = Type.Object({ id: Type.String({ pattern: ID_REGEX }) });
+
+const PriorityWord = Type.String({ pattern: '^[A-Za-z]{1,10}$', description: 'low|medium|high|urgent, case-insensitive' });
+
+export const RetryPolicyBody = Type.Object(
+  {
+    max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+    retry_interval_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000 })),
+    backoff_multiplier: Type.Optional(Type.Number({ minimum: 1, maximum: 10 })),
+    // seed 003 spellings
+    maxRetries: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+    retryInterval: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000 })),
+    backoffMultiplier: Type.Optional(Type.Number({ minimum: 1, maximum: 10 })),
+  },
+  { additionalProperties: false },
+);
+
+export const SubmitTaskBody = Type.Object(
+  {
+    query: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_QUERY_CHARS })),
+    session_id: Type.Optional(Type.String({ pattern: ID_REGEX })),
+    context: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    mode: Type.Optional(Type.Union([Type.Literal('simple'), Type.Literal('standard'), Type.Literal('complex'), Type.Literal('supervisor')])),
+    model_tier: Type.Optional(Type.Union([Type.Literal('small'), Type.Literal('medium'), Type.Literal('large')])),
+    model_override: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    provider_override: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    research_strategy: Type.Optional(Type.Union([Type.Literal('quick'), Type.Literal('standard'), Type.Literal('deep'), Type.Literal('academic')])),
+    max_iterations: Type.Optional(Type.Integer({ minimum: 1, maximum: 50 })),
+    max_concurrent_agents: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
+    enable_verification: Type.Optional(Type.Boolean()),
+
+    task_definition_id: Type.Optional(Type.String({ pattern: ID_REGEX })),
+    taskDefinitionId: Type.Optional(Type.String({ pattern: ID_REGEX })),
+    type: Type.Optional(Type.String({ pattern: ID_REGEX })),
+    input: Type.Optional(Type.Unknown()),
+    args: Type.Optional(Type.Unknown()),
+
+    priority: Type.Optional(PriorityWord),
+    timeout_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })),
+    retry_policy: Type.Optional(RetryPolicyBody),
+    executionConfig: Type.Optional(
+      Type.Object({ timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })), retryPolicy: Type.Optional(RetryPolicyBody) }),
+    ),
+    run_at: Type.Optional(Type.String({ format: 'date-time' })),
+    delay_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 31_536_000_000 })),
+    metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    workflow_instance_id: Type.Optional(Type.String({ pattern: ID_REGEX })),
+    workflowInstanceId: Type.Optional(Type.String({ pattern: ID_REGEX })),
+  },
+  { additionalProperties: false },
+);
+export type SubmitTaskBody = Static<typeof SubmitTaskBody>;
+
+export const SubmitTaskResponse = Type.Object({
+  task_id: Type.String(),
+  workflow_id: Type.String(),
+  session_id: Type.Union([Type.String(), Type.Null()]),
+  status: Type.String(),
+  message: Type.String(),
+  created_at: Type.String(),
+});
+
+export const SubmitStreamResponse = Type.Object({
+  task_id: Type.String(),
+  workflow_id: Type.String(),
+  session_id: Type.Union([Type.String(), Type.Null()]),
+  stream_url: Type.String(),
+});
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+
+export const Usage = Type.Object({
+  input_tokens: Type.Number(),
+  output_tokens: Type.Number(),
+  total_tokens: Type.Number(),
+  estimated_cost: Type.Number(),
+});
+
+export const TaskView = Type.Object({
+  task_id: Type.String(),
+  workflow_id: Type.String(),
+  status: Type.String(),
+  query: Type.String(),
+  input: Type.Unknown(),
+  task_definition_id: Nullable(Type.String()),
+  session_id: Nullable(Type.String()),
+  mode: Nullable(Type.String()),
+  priority: Type.String(),
+  context: Type.Unknown(),
+  result: Nullable(Type.String()),
+  response: Type.Unknown(),
+  output: Type.Unknown(),
+  error: Nullable(Type.String()),
+  attempts: Type.Integer(),
+  max_attempts: Type.Integer(),
+  model_used: Nullable(Type.String()),
+  provider: Nullable(Type.String()),
+  usage: Usage,
+  metadata: Type.Unknown(),
+  workflow_instance_id: Nullable(Type.String()),
+  run_at: Type.String(),
+  execution_metadata: Type.Object({
+    start_time: Nullable(Type.String()),
+    end_time: Nullable(Type.String()),
+    duration_ms: Nullable(Type.Number()),
+    worker_id: Nullable(Type.String()),
+  }),
+  created_at: Type.String(),
+  started_at: Nullable(Type.String()),
+  completed_at: Nullable(Type.String()),
+  updated_at: Type.String(),
+});
+export type TaskView = Static<typeof TaskView>;
+
+export const ListTasksQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+    page: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+    status: Type.Optional(Type.String({ maxLength: 200 })),
+    session_id: Type.Optional(Type.String({ pattern: ID_REGEX })),
+    task_definition_id: Type.Optional(Type.String({ pattern: ID_REGEX })),
+    type: Type.Optional(Type.String({ pattern: ID_REGEX })),
+    workflow_instance_id: Type.Optional(Type.String({ pattern: ID_REGEX })),
+    tag: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  },
+  { additionalProperties: false },
+);
+export type ListTasksQuery = Static<typeof ListTasksQuery>;
+
+export const TaskListItem = Type.Object({
+  task_id: Type.String(),
+  query: Type.String(),
+  status: Type.String(),
+  mode: Nullable(Type.String()),
+  priority: Type.String(),
+  task_definition_id: Nullable(Type.String()),
+  session_id: Nullable(Type.String()),
+  created_at: Type.String(),
+  completed_at: Nullable(Type.String()),
+  total_token_usage: Type.Object({
+    total_tokens: Type.Number(),
+    cost_usd: Type.Number(),
+    prompt_tokens: Type.Number(),
+    completion_tokens: Type.Number(),
+  }),
+});
+
+export const ListTasksResponse = Type.Object({
+  tasks: Type.Array(TaskListItem),
+  total_count: Type.Integer(),
+  limit: Type.Integer(),
+  offset: Type.Integer(),
+});
+
+export const EventsQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })),
+  },
+  { additionalProperties: false },
+);
+
+export const TaskEventSchema = Type.Object({
+  workflow_id: Type.String(),
+  type: Type.String(),
+  agent_id: Type.Optional(Nullable(Type.String())),
+  message: Type.Optional(Nullable(Type.String())),
+  payload: Type.Optional(Type.Unknown()),
+  timestamp: Type.String(),
+  seq: Type.Integer(),
+  stream_id: Type.Optional(Nullable(Type.String())),
+});
+
+export const EventsResponse = Type.Object({ events: Type.Array(TaskEventSchema), count: Type.Integer() });
+
+export const ControlBody = Type.Object(
+  { reason: Type.Optional(Type.String({ maxLength: 1000 })), force: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false },
+);
+export type ControlBody = Static<typeof ControlBody>;
+
+export const ControlResponse = Type.Object({
+  success: Type.Boolean(),
+  message: Type.String(),
+  task_id: Type.String(),
+  status: Type.String(),
+});
+
+export const ErrorResponse = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }),
+  request_id: Type.String(),
+});

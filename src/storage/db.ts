@@ -1,0 +1,28 @@
+// The one storage seam: every SQL statement in Taskgate goes through `Queryable`. Two adapters
+// implement it (pg.ts for server PostgreSQL, pglite.ts for the embedded database).
+
+export interface QueryResult<T> {
+  rows: T[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: 'pg' | 'pglite';
+  /** Runs `fn` in one transaction; rolls back if it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Runs several statements separated by semicolons, without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+  /** LISTEN on a channel; returns the function that stops listening. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  notify(channel: string, payload: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Channel names are namespaced per schema so tests sharing one server do not cross-talk. */
+export function channelName(schema: string | undefined, base: string): string {
+  return schema && schema !== 'public' ? `${base}_${schema}` : base;
+}

@@ -1,0 +1,74 @@
+// Forward-only numbered SQL migrations (migrations/NNNN_name.sql), applied in one transaction
+// under an advisory lock so concurrent starters do not race. A database migrated by a newer
+// Taskgate than this one is refused.
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Db } from './db.js';
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
+/** Arbitrary constant: the advisory lock id that serializes migrators. */
+const MIGRATION_LOCK_ID = 727_270_001;
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
+  return readdirSync(dir)
+    .filter((f) => /^\d{4}_.+\.sql$/.test(f))
+    .sort()
+    .map((f) => ({ version: Number(f.slice(0, 4)), name: f.replace(/\.sql$/, ''), sql: readFileSync(dir + f, 'utf8') }));
+}
+
+export class SchemaTooNewError extends Error {
+  override name = 'SchemaTooNewError';
+}
+
+export async function currentVersion(db: Db): Promise<number> {
+  const exists = await db.query<{ ok: boolean }>(
+    `SELECT to_regclass('taskgate_migrations') IS NOT NULL AS ok`,
+  );
+  if (!exists.rows[0]?.ok) return 0;
+  const res = await db.query<{ v: number | null }>('SELECT max(version) AS v FROM taskgate_migrations');
+  return res.rows[0]?.v ?? 0;
+}
+
+export function latestVersion(migrations: Migration[] = loadMigrations()): number {
+  return migrations.at(-1)?.version ?? 0;
+}
+
+/** Applies pending migrations; returns the versions applied. */
+export async function migrate(db: Db, migrations: Migration[] = loadMigrations()): Promise<number[]> {
+  return db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
+    await tx.query(`CREATE TABLE IF NOT EXISTS taskgate_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const res = await tx.query<{ version: number }>('SELECT version FROM taskgate_migrations');
+    const applied = new Set(res.rows.map((r) => r.version));
+    const newest = Math.max(0, ...applied);
+    if (newest > latestVersion(migrations)) {
+      throw new SchemaTooNewError(
+        `database schema is at version ${newest}, newer than this Taskgate knows (${latestVersion(migrations)}); upgrade Taskgate`,
+      );
+    }
+    const done: number[] = [];
+    for (const m of migrations) {
+      if (applied.has(m.version)) continue;
+      // statements are separated by semicolons at line ends; no parameters in migrations
+      for (const stmt of splitStatements(m.sql)) await tx.query(stmt);
+      await tx.query('INSERT INTO taskgate_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      done.push(m.version);
+    }
+    return done;
+  });
+}
+
+/** Splits a migration into statements on `;` at end of line (our migrations hold no functions with bodies). */
+export function splitStatements(sql: string): string[] {
+  return sql
+    .split(/;\s*$/m)
+    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
+    .filter(Boolean);
+}

@@ -1,0 +1,124 @@
+// Server PostgreSQL adapter over `pg`. One pool for queries and transactions, and one dedicated
+// client for LISTEN, re-established with backoff if the connection drops.
+import pg from 'pg';
+import type { Db, Queryable, QueryResult } from './db.js';
+
+// int8 (counts, sums) as JS numbers: our values stay far below 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+pg.types.setTypeParser(1700, (v) => Number(v));
+
+export interface PgOptions {
+  connectionString: string;
+  /** search_path for every connection (tests isolate by schema). */
+  schema?: string;
+  /** Pool size; 2 cores rarely benefit from more than ~20 connections. */
+  maxConnections?: number;
+  onError?: (err: Error) => void;
+}
+
+export async function openPg(options: PgOptions): Promise<Db> {
+  const connOptions = options.schema ? `-c search_path=${options.schema}` : undefined;
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.maxConnections ?? 20,
+    options: connOptions,
+  });
+  pool.on('error', (err) => options.onError?.(err));
+  // fail fast with a clear error if the server is not there
+  const probe = await pool.connect();
+  probe.release();
+
+  const listeners = new Map<string, Set<(payload: string) => void>>();
+  let listenClient: pg.Client | undefined;
+  let listenConnecting: Promise<pg.Client> | undefined;
+  let closed = false;
+
+  async function connectListener(): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString: options.connectionString, options: connOptions });
+    client.on('notification', (msg) => {
+      for (const fn of listeners.get(msg.channel) ?? []) fn(msg.payload ?? '');
+    });
+    client.on('error', (err) => {
+      options.onError?.(err);
+      if (listenClient === client) listenClient = undefined;
+      if (!closed) setTimeout(() => void ensureListener().catch(() => {}), 500).unref();
+    });
+    await client.connect();
+    for (const channel of listeners.keys()) await client.query(`LISTEN "${channel}"`);
+    return client;
+  }
+
+  async function ensureListener(): Promise<pg.Client> {
+    if (listenClient) return listenClient;
+    listenConnecting ??= connectListener().then(
+      (c) => {
+        listenClient = c;
+        listenConnecting = undefined;
+        return c;
+      },
+      (err) => {
+        listenConnecting = undefined;
+        throw err;
+      },
+    );
+    return listenConnecting;
+  }
+
+  const query = async <T>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> => {
+    const res = await pool.query(sql, params as unknown[] | undefined);
+    return { rows: res.rows as T[], rowCount: res.rowCount ?? 0 };
+  };
+
+  return {
+    kind: 'pg',
+    query,
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const tx: Queryable = {
+          async query<R>(sql: string, params?: readonly unknown[]) {
+            const res = await client.query(sql, params as unknown[] | undefined);
+            return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
+          },
+        };
+        const out = await fn(tx);
+        await client.query('COMMIT');
+        return out;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    async exec(sql: string) {
+      await pool.query(sql);
+    },
+    async listen(channel, onPayload) {
+      let set = listeners.get(channel);
+      const first = !set;
+      if (!set) listeners.set(channel, (set = new Set()));
+      set.add(onPayload);
+      const client = await ensureListener();
+      if (first) await client.query(`LISTEN "${channel}"`);
+      return async () => {
+        set!.delete(onPayload);
+        if (set!.size === 0) {
+          listeners.delete(channel);
+          await listenClient?.query(`UNLISTEN "${channel}"`).catch(() => {});
+        }
+      };
+    },
+    async notify(channel, payload) {
+      await pool.query('SELECT pg_notify($1, $2)', [channel, payload]);
+    },
+    async close() {
+      closed = true;
+      const c = listenClient;
+      listenClient = undefined;
+      await c?.end().catch(() => {});
+      await pool.end();
+    },
+  };
+}

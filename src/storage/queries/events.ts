@@ -1,0 +1,23 @@
+// DML for the append-only task event log.
+import type { Queryable } from '../db.js';
+import type { StoredEvent } from './transitions.js';
+
+export async function eventsList(
+  db: Queryable,
+  p: { tenantId: string; taskId: string; afterSeq?: number; limit: number; offset?: number },
+): Promise<StoredEvent[]> {
+  const res = await db.query<StoredEvent>(
+    `SELECT task_id, tenant_id, seq, type, agent_id, message, payload, created_at FROM task_events
+      WHERE task_id = $1 AND tenant_id = $2 AND seq > $3 ORDER BY seq LIMIT $4 OFFSET $5`,
+    [p.taskId, p.tenantId, p.afterSeq ?? 0, p.limit, p.offset ?? 0],
+  );
+  return res.rows;
+}
+
+export async function eventsCount(db: Queryable, p: { tenantId: string; taskId: string }): Promise<number> {
+  const res = await db.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM task_events WHERE task_id = $1 AND tenant_id = $2',
+    [p.taskId, p.tenantId],
+  );
+  return res.rows[0]?.n ?? 0;
+}

@@ -1,0 +1,85 @@
+// DML for tenants and API keys.
+import type { Queryable } from '../db.js';
+
+export interface TenantRow {
+  id: string;
+  name: string;
+  rate_limit: { per_minute: number; burst: number } | null;
+  created_at: Date;
+}
+
+export interface ApiKeyRow {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  name: string;
+  prefix: string;
+  key_hash: string;
+  scopes: string[];
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+  created_at: Date;
+}
+
+export async function tenantsInsert(db: Queryable, t: { id: string; name: string; rate_limit?: TenantRow['rate_limit'] }): Promise<TenantRow> {
+  const res = await db.query<TenantRow>(
+    'INSERT INTO tenants (id, name, rate_limit) VALUES ($1, $2, $3::jsonb) RETURNING *',
+    [t.id, t.name, t.rate_limit ? JSON.stringify(t.rate_limit) : null],
+  );
+  return res.rows[0]!;
+}
+
+export async function tenantsCount(db: Queryable): Promise<number> {
+  const res = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM tenants');
+  return res.rows[0]?.n ?? 0;
+}
+
+export async function tenantsGet(db: Queryable, id: string): Promise<TenantRow | undefined> {
+  const res = await db.query<TenantRow>('SELECT * FROM tenants WHERE id = $1', [id]);
+  return res.rows[0];
+}
+
+export async function tenantsList(db: Queryable, p: { limit: number; offset: number }): Promise<TenantRow[]> {
+  const res = await db.query<TenantRow>('SELECT * FROM tenants ORDER BY created_at, id LIMIT $1 OFFSET $2', [p.limit, p.offset]);
+  return res.rows;
+}
+
+export async function apiKeysInsert(
+  db: Queryable,
+  k: Omit<ApiKeyRow, 'revoked_at' | 'last_used_at' | 'created_at'>,
+): Promise<ApiKeyRow> {
+  const res = await db.query<ApiKeyRow>(
+    `INSERT INTO api_keys (id, tenant_id, user_id, name, prefix, key_hash, scopes, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8) RETURNING *`,
+    [k.id, k.tenant_id, k.user_id, k.name, k.prefix, k.key_hash, k.scopes, k.expires_at],
+  );
+  return res.rows[0]!;
+}
+
+/** Candidate keys for a lookup prefix, with their tenant's rate limit; the caller compares hashes. */
+export async function apiKeysFindByPrefix(
+  db: Queryable,
+  prefix: string,
+): Promise<(ApiKeyRow & { tenant_rate_limit: TenantRow['rate_limit'] })[]> {
+  const res = await db.query<ApiKeyRow & { tenant_rate_limit: TenantRow['rate_limit'] }>(
+    `SELECT k.*, t.rate_limit AS tenant_rate_limit FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+      WHERE k.prefix = $1`,
+    [prefix],
+  );
+  return res.rows;
+}
+
+export async function apiKeysList(db: Queryable, tenantId: string): Promise<ApiKeyRow[]> {
+  const res = await db.query<ApiKeyRow>('SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id', [tenantId]);
+  return res.rows;
+}
+
+/** Revokes a key of the tenant; false when it does not exist there. Repeated revokes keep the first time. */
+export async function apiKeysRevoke(db: Queryable, p: { tenantId: string; id: string }): Promise<boolean> {
+  const res = await db.query(
+    'UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND tenant_id = $2',
+    [p.id, p.tenantId],
+  );
+  return res.rowCount > 0;
+}

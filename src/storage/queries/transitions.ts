@@ -1,0 +1,188 @@
+// Fenced task state changes with their events, each in one statement: the UPDATE states its
+// precondition (status, and for workers attempt + lease owner), allocates `seq` numbers from the
+// task row and appends the events in the same statement. Zero rows back means the race was lost.
+import type { Queryable } from '../db.js';
+import type { TaskStatus } from '../../domain/lifecycle.js';
+import type { TaskRow } from './tasks.js';
+
+export interface EventSpec {
+  type: string;
+  message?: string | null;
+  payload?: Record<string, unknown> | null;
+  agent_id?: string | null;
+}
+
+export interface StoredEvent {
+  task_id: string;
+  tenant_id: string;
+  seq: number;
+  type: string;
+  agent_id: string | null;
+  message: string | null;
+  payload: Record<string, unknown> | null;
+  created_at: Date | string;
+}
+
+export interface Fence {
+  id: string;
+  /** API-side changes are scoped to the caller's tenant. */
+  tenantId?: string;
+  statuses: readonly TaskStatus[];
+  /** Worker-side changes are fenced on the attempt and the lease owner. */
+  attempt?: number;
+  leaseOwner?: string;
+  /** Only when the lease has already expired (the reaper). */
+  leaseExpired?: boolean;
+}
+
+/** A raw SQL expression for a SET clause, e.g. `now()`. Only ever built from constants here. */
+export interface RawSql {
+  raw: string;
+}
+export const sql = (raw: string): RawSql => ({ raw });
+const isRaw = (v: unknown): v is RawSql => typeof v === 'object' && v !== null && 'raw' in v && Object.keys(v).length === 1;
+
+const SETTABLE: Record<string, string | undefined> = {
+  status: undefined, attempt: 'int', run_at: 'timestamptz', lease_owner: undefined, lease_expires_at: 'timestamptz',
+  cancel_requested: 'boolean', cancel_reason: undefined, cancelled_by: undefined, pause_requested: 'boolean',
+  pause_reason: undefined, paused_by: undefined, paused_at: 'timestamptz', output: 'jsonb', result: undefined,
+  error: undefined, model_used: undefined, provider: undefined, usage: 'jsonb', metadata: 'jsonb',
+  completed_at: 'timestamptz', started_at: 'timestamptz', last_worker: undefined,
+};
+export type SettableColumn = keyof typeof SETTABLE;
+
+export interface TransitionResult {
+  task: TaskRow;
+  events: StoredEvent[];
+}
+
+export async function tasksTransition(
+  db: Queryable,
+  fence: Fence,
+  set: Partial<Record<SettableColumn, unknown>>,
+  events: readonly EventSpec[],
+): Promise<TransitionResult | undefined> {
+  const params: unknown[] = [fence.id, fence.statuses];
+  const where = ['id = $1', 'status = ANY($2::text[])'];
+  if (fence.tenantId !== undefined) {
+    params.push(fence.tenantId);
+    where.push(`tenant_id = $${params.length}`);
+  }
+  if (fence.attempt !== undefined) {
+    params.push(fence.attempt);
+    where.push(`attempt = $${params.length}`);
+  }
+  if (fence.leaseOwner !== undefined) {
+    params.push(fence.leaseOwner);
+    where.push(`lease_owner = $${params.length}`);
+  }
+  if (fence.leaseExpired) where.push('lease_expires_at < now()');
+
+  const sets: string[] = [];
+  for (const [col, value] of Object.entries(set)) {
+    if (!(col in SETTABLE)) throw new Error(`tasksTransition: column ${col} is not settable`);
+    if (isRaw(value)) {
+      sets.push(`${col} = ${value.raw}`);
+      continue;
+    }
+    const cast = SETTABLE[col];
+    params.push(cast === 'jsonb' && value !== null ? JSON.stringify(value) : value);
+    sets.push(`${col} = $${params.length}${cast ? '::' + cast : ''}`);
+  }
+  const n = events.length;
+  sets.push(`last_seq = last_seq + ${n}`, 'updated_at = now()');
+  params.push(JSON.stringify(events));
+  const evParam = `$${params.length}::jsonb`;
+
+  const res = await db.query<TaskRow & { new_events: StoredEvent[] | null }>(
+    `WITH u AS (
+       UPDATE tasks SET ${sets.join(', ')} WHERE ${where.join(' AND ')} RETURNING *
+     ), ev AS (
+       INSERT INTO task_events (task_id, seq, tenant_id, type, agent_id, message, payload)
+       SELECT u.id, u.last_seq - ${n} + e.ord::int, u.tenant_id, e.ev->>'type', e.ev->>'agent_id', e.ev->>'message',
+              nullif(e.ev->'payload', 'null'::jsonb)
+         FROM u, jsonb_array_elements(${evParam}) WITH ORDINALITY AS e(ev, ord)
+       RETURNING task_id, tenant_id, seq, type, agent_id, message, payload, created_at
+     )
+     SELECT u.*, (SELECT jsonb_agg(to_jsonb(ev) ORDER BY ev.seq) FROM ev) AS new_events FROM u`,
+    params,
+  );
+  const row = res.rows[0];
+  if (!row) return undefined;
+  const { new_events, ...task } = row;
+  return { task: task as TaskRow, events: new_events ?? [] };
+}
+
+/** Claims up to `limit` runnable tasks for `owner`: urgent first, then oldest. */
+export async function tasksClaimAvailable(
+  db: Queryable,
+  p: { limit: number; owner: string; leaseMs: number },
+): Promise<TransitionResult[]> {
+  const res = await db.query<TaskRow & { ev: StoredEvent }>(
+    `WITH c AS (
+       SELECT id FROM tasks
+        WHERE status = 'QUEUED' AND run_at <= now()
+        ORDER BY priority, run_at, id
+        LIMIT $1 FOR UPDATE SKIP LOCKED
+     ), u AS (
+       UPDATE tasks t SET status = 'RUNNING', attempt = t.attempt + 1, lease_owner = $2, last_worker = $2,
+              lease_expires_at = now() + make_interval(secs => $3::float8 / 1000),
+              started_at = coalesce(t.started_at, now()), last_seq = t.last_seq + 1, updated_at = now()
+         FROM c WHERE t.id = c.id
+       RETURNING t.*
+     ), ev AS (
+       INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload)
+       SELECT u.id, u.last_seq, u.tenant_id, 'WORKFLOW_STARTED', 'Task started (attempt ' || u.attempt || ')',
+              jsonb_build_object('attempt', u.attempt, 'worker_id', $2::text)
+         FROM u
+       RETURNING task_id, tenant_id, seq, type, agent_id, message, payload, created_at
+     )
+     SELECT u.*, to_jsonb(ev) AS ev FROM u JOIN ev ON ev.task_id = u.id`,
+    [p.limit, p.owner, p.leaseMs],
+  );
+  return res.rows.map(({ ev, ...task }) => ({ task: task as TaskRow, events: [ev] }));
+}
+
+export interface HeartbeatRow {
+  id: string;
+  attempt: number;
+  cancel_requested: boolean;
+  pause_requested: boolean;
+}
+
+/** Renews the leases this worker still holds; tasks missing from the result lost their lease. */
+export async function tasksHeartbeat(
+  db: Queryable,
+  p: { owner: string; leaseMs: number; tasks: readonly { id: string; attempt: number }[] },
+): Promise<HeartbeatRow[]> {
+  if (p.tasks.length === 0) return [];
+  const res = await db.query<HeartbeatRow>(
+    `UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => $4::float8 / 1000)
+       FROM unnest($1::text[], $2::int[]) AS h(id, attempt)
+      WHERE t.id = h.id AND t.attempt = h.attempt AND t.lease_owner = $3 AND t.status = 'RUNNING'
+      RETURNING t.id, t.attempt, t.cancel_requested, t.pause_requested`,
+    [p.tasks.map((t) => t.id), p.tasks.map((t) => t.attempt), p.owner, p.leaseMs],
+  );
+  return res.rows;
+}
+
+/** Running tasks whose lease ran out (their worker died or stalled). */
+export async function tasksListExpiredLeases(
+  db: Queryable,
+  limit: number,
+): Promise<Pick<TaskRow, 'id' | 'attempt' | 'max_attempts' | 'lease_owner' | 'cancel_requested' | 'pause_requested'>[]> {
+  const res = await db.query<Pick<TaskRow, 'id' | 'attempt' | 'max_attempts' | 'lease_owner' | 'cancel_requested' | 'pause_requested'>>(
+    `SELECT id, attempt, max_attempts, lease_owner, cancel_requested, pause_requested FROM tasks
+      WHERE status = 'RUNNING' AND lease_expires_at < now() ORDER BY lease_expires_at LIMIT $1`,
+    [limit],
+  );
+  return res.rows;
+}
+
+/** The earliest future run_at among queued tasks, so the dispatcher can wake exactly then. */
+export async function tasksNextRunAt(db: Queryable): Promise<Date | undefined> {
+  const res = await db.query<{ run_at: Date }>(
+    `SELECT run_at FROM tasks WHERE status = 'QUEUED' AND run_at > now() ORDER BY priority, run_at LIMIT 1`,
+  );
+  return res.rows[0]?.run_at;
+}
