@@ -1,0 +1,83 @@
+// OpenAI-compatible Chat Completions adapter (OpenAI, vLLM, Ollama, LM Studio, OpenRouter) on the
+// official `openai` client, always streaming with usage. The SDK's own retries are off
+// (maxRetries 0): retry, backoff, failover and stall detection live in llm-client.ts.
+import OpenAI from 'openai';
+import type { ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
+import type { ProviderConfig } from '../../../config/llm.js';
+import { toProviderError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
+
+function toWire(messages: ChatMessage[]): ChatCompletionMessageParam[] {
+  return messages.map((m): ChatCompletionMessageParam => {
+    switch (m.role) {
+      case 'tool':
+        return { role: 'tool', tool_call_id: m.toolCallId, content: m.content };
+      case 'assistant':
+        return m.toolCalls?.length
+          ? {
+              role: 'assistant',
+              content: m.content || null,
+              tool_calls: m.toolCalls.map((tc) => ({ id: tc.id, type: 'function', function: { name: tc.name, arguments: tc.arguments } })),
+            }
+          : { role: 'assistant', content: m.content };
+      default:
+        return { role: m.role, content: m.content };
+    }
+  });
+}
+
+export class OpenAiProvider implements LlmProvider {
+  readonly type = 'openai' as const;
+  readonly name: string;
+  #client: OpenAI;
+
+  constructor(config: ProviderConfig, timeoutMs: number) {
+    this.name = config.name;
+    this.#client = new OpenAI({ apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined });
+  }
+
+  async complete(req: LlmRequest, hooks: CallHooks): Promise<LlmResponse> {
+    const tools: ChatCompletionTool[] | undefined = req.tools?.length
+      ? req.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters } }))
+      : undefined;
+    let text = '';
+    let finishReason = 'stop';
+    let model = req.model;
+    const usage = { input_tokens: 0, output_tokens: 0 };
+    const calls: ToolCall[] = [];
+    try {
+      const stream = await this.#client.chat.completions.create(
+        { model: req.model, messages: toWire(req.messages), ...(tools ? { tools } : {}), stream: true, stream_options: { include_usage: true } },
+        { signal: hooks.signal },
+      );
+      for await (const chunk of stream as AsyncIterable<ChatCompletionChunk>) {
+        hooks.onActivity?.();
+        if (chunk.model) model = chunk.model;
+        if (chunk.usage) {
+          usage.input_tokens = chunk.usage.prompt_tokens ?? 0;
+          usage.output_tokens = chunk.usage.completion_tokens ?? 0;
+        }
+        const choice = chunk.choices?.[0];
+        if (!choice) continue;
+        if (choice.finish_reason) finishReason = choice.finish_reason;
+        const delta = choice.delta;
+        if (delta?.content) {
+          text += delta.content;
+          hooks.onDelta?.(delta.content);
+        }
+        for (const tc of delta?.tool_calls ?? []) {
+          const slot = (calls[tc.index] ??= { id: '', name: '', arguments: '' });
+          if (tc.id) slot.id = tc.id;
+          if (tc.function?.name) slot.name += tc.function.name;
+          if (tc.function?.arguments) slot.arguments += tc.function.arguments;
+        }
+      }
+    } catch (err) {
+      if (hooks.signal.aborted) throw hooks.signal.reason ?? err;
+      throw toProviderError(this.name, err);
+    }
+    // the SDK stream ends quietly when aborted mid-iteration: a truncated answer is not an answer
+    if (hooks.signal.aborted) throw hooks.signal.reason;
+    const toolCalls = calls.filter(Boolean).map((c, i) => ({ ...c, id: c.id || `call_${i}` }));
+    return { text, toolCalls, usage, finishReason, model };
+  }
+}

@@ -1,0 +1,101 @@
+// Provider-neutral chat types: the agent speaks these, and each adapter translates them to its
+// wire protocol (OpenAI Chat Completions, Anthropic Messages).
+import type { ProviderType } from '../../../config/llm.js';
+
+export interface ToolCall {
+  id: string;
+  name: string;
+  /** The model's raw JSON argument text (may be invalid JSON; tools parse it). */
+  arguments: string;
+}
+
+export type ChatMessage =
+  | { role: 'system'; content: string }
+  | { role: 'user'; content: string }
+  | { role: 'assistant'; content: string; toolCalls?: ToolCall[] }
+  | { role: 'tool'; toolCallId: string; name: string; content: string };
+
+export interface ToolSpec {
+  name: string;
+  description: string;
+  /** JSON Schema of the arguments object. */
+  parameters: Record<string, unknown>;
+}
+
+export interface LlmRequest {
+  model: string;
+  messages: ChatMessage[];
+  tools?: ToolSpec[];
+  /** Output token cap (sent to Anthropic, which requires one). */
+  maxOutputTokens: number;
+}
+
+export interface LlmUsage {
+  input_tokens: number;
+  output_tokens: number;
+}
+
+export interface LlmResponse {
+  text: string;
+  toolCalls: ToolCall[];
+  usage: LlmUsage;
+  finishReason: string;
+  /** The model the provider says answered (falls back to the requested one). */
+  model: string;
+}
+
+export interface CallHooks {
+  signal: AbortSignal;
+  /** Each text delta as it arrives. */
+  onDelta?: (text: string) => void;
+  /** Called on every received stream event (feeds the stall detector). */
+  onActivity?: () => void;
+}
+
+export interface LlmProvider {
+  readonly name: string;
+  readonly type: ProviderType;
+  complete(req: LlmRequest, hooks: CallHooks): Promise<LlmResponse>;
+}
+
+/** A provider call failed; `retryable` says whether trying again (or elsewhere) may help. */
+export class ProviderError extends Error {
+  override name = 'ProviderError';
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    readonly status: number | undefined,
+    /** From Retry-After / retry-after-ms, when the provider sent one. */
+    readonly retryAfterMs: number | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Parses `retry-after-ms` or `retry-after` (seconds or an HTTP date) into milliseconds. */
+export function retryAfterMs(headers: Headers | undefined, now = Date.now()): number | undefined {
+  if (!headers) return undefined;
+  const ms = headers.get('retry-after-ms');
+  if (ms !== null && ms.trim() !== '' && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
+  const ra = headers.get('retry-after');
+  if (ra === null || ra.trim() === '') return undefined;
+  if (Number.isFinite(Number(ra))) return Math.max(0, Number(ra) * 1000);
+  const at = Date.parse(ra);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** Statuses worth retrying: timeouts, conflicts, rate limits, overload and server errors. */
+export function isRetryableStatus(status: number | undefined): boolean {
+  return status === undefined || status === 408 || status === 409 || status === 429 || status >= 500;
+}
+
+/** Maps an SDK error (both SDKs share the shape: status + headers) to a ProviderError. */
+export function toProviderError(provider: string, err: unknown): ProviderError {
+  if (err instanceof ProviderError) return err;
+  const e = err as { status?: unknown; headers?: unknown; message?: unknown };
+  const status = typeof e?.status === 'number' ? e.status : undefined;
+  const headers = e?.headers instanceof Headers ? e.headers : undefined;
+  const msg = typeof e?.message === 'string' ? e.message : String(err);
+  return new ProviderError(`${provider}: ${status ? `HTTP ${status}: ` : ''}${msg}`, isRetryableStatus(status), status, retryAfterMs(headers), { cause: err });
+}

@@ -1,0 +1,3 @@
+export * from './server.js';
+export * from './openai.js';
+export * from './anthropic.js';
