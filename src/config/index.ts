@@ -35,6 +35,8 @@ export interface Config {
   readonly dataDir: string;
   /** Server PostgreSQL; when absent, embedded PGlite in dataDir. */
   readonly databaseUrl: string | undefined;
+  /** PostgreSQL schema to use instead of public (TASKGATE_DB_SCHEMA); created if missing. */
+  readonly databaseSchema: string | undefined;
   readonly redisUrl: string | undefined;
   readonly role: Role;
   readonly concurrency: number;
@@ -141,6 +143,7 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     host,
     dataDir: str(flags['data-dir']) ?? env.TASKGATE_DATA_DIR ?? DEFAULT_DATA_DIR,
     databaseUrl: str(flags['database-url']) ?? str(env.DATABASE_URL),
+    databaseSchema: str(env.TASKGATE_DB_SCHEMA),
     redisUrl: str(env.REDIS_URL),
     role,
     concurrency: int('--concurrency', flags.concurrency ?? env.TASKGATE_CONCURRENCY, DEFAULT_CONCURRENCY, 1, 10_000),

@@ -17,6 +17,7 @@ export interface PgOptions {
 }
 
 export async function openPg(options: PgOptions): Promise<Db> {
+  if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) throw new Error(`invalid schema name ${options.schema}`);
   const connOptions = options.schema ? `-c search_path=${options.schema}` : undefined;
   const pool = new pg.Pool({
     connectionString: options.connectionString,
@@ -71,6 +72,7 @@ export async function openPg(options: PgOptions): Promise<Db> {
 
   return {
     kind: 'pg',
+    schema: options.schema,
     query,
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();

@@ -93,6 +93,7 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
 
   return {
     kind: 'pglite',
+    schema: undefined,
     query: base.query,
     transaction: (fn) => db.transaction((tx) => fn(wrap(tx))),
     async exec(sql) {

@@ -49,7 +49,8 @@ const SETTABLE: Record<string, string | undefined> = {
   error: undefined, model_used: undefined, provider: undefined, usage: 'jsonb', metadata: 'jsonb',
   completed_at: 'timestamptz', started_at: 'timestamptz', last_worker: undefined,
 };
-export type SettableColumn = keyof typeof SETTABLE;
+/** Columns a transition may set, plus `metadata_patch` (merged into metadata with `||`). */
+export type SettableColumn = keyof typeof SETTABLE | 'metadata_patch';
 
 export interface TransitionResult {
   task: TaskRow;
@@ -80,6 +81,11 @@ export async function tasksTransition(
 
   const sets: string[] = [];
   for (const [col, value] of Object.entries(set)) {
+    if (col === 'metadata_patch') {
+      params.push(JSON.stringify(value));
+      sets.push(`metadata = metadata || $${params.length}::jsonb`);
+      continue;
+    }
     if (!(col in SETTABLE)) throw new Error(`tasksTransition: column ${col} is not settable`);
     if (isRaw(value)) {
       sets.push(`${col} = ${value.raw}`);

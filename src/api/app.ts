@@ -1,0 +1,128 @@
+// The Fastify application: request ids and trace ids, the JSON parser, the error envelope for
+// everything (including unknown routes and wrong methods), auth, OpenAPI, and the routes.
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { AppDeps } from './deps.js';
+import { envelope, errorHandler } from './errors.js';
+import { registerJsonParser } from './json-parser.js';
+import { apiKeyAuthenticator, registerAuth, type Authenticator } from './auth.js';
+import { taskRoutes } from './routes/tasks.js';
+import { definitionRoutes } from './routes/definitions.js';
+import { serviceRoutes } from './routes/service.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    traceId: string;
+  }
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9:_\-.]{1,128}$/;
+const TRACEPARENT_RE = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+export interface BuildAppOptions {
+  /** `worker` serves only /health, /readiness and /metrics. */
+  role: 'api' | 'worker' | 'all';
+  logger?: FastifyServerOptions['loggerInstance'];
+  /** Replaces API-key-only authentication (JWT support plugs in here). */
+  authenticate?: Authenticator;
+  /** Plugins registered after the core routes (streaming, sessions, admin, compat…). */
+  plugins?: ((app: FastifyInstance) => Promise<void>)[];
+}
+
+/** Route patterns by method, to answer 405 instead of 404 when only the method is wrong. */
+function routeMatcher() {
+  const routes: { method: string; re: RegExp }[] = [];
+  return {
+    add(method: string | string[], url: string) {
+      const re = new RegExp('^' + url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z0-9_]+/g, '[^/]+') + '/?$');
+      for (const m of Array.isArray(method) ? method : [method]) routes.push({ method: m, re });
+    },
+    allowed(path: string): string[] {
+      return [...new Set(routes.filter((r) => r.re.test(path)).map((r) => r.method))];
+    },
+  };
+}
+
+export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<FastifyInstance> {
+  const { config } = deps;
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    bodyLimit: config.bodyLimitBytes,
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    connectionTimeout: config.requestTimeoutMs,
+    return503OnClosing: true,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const h = req.headers['x-request-id'];
+      return typeof h === 'string' && REQUEST_ID_RE.test(h) ? h : randomUUID();
+    },
+    routerOptions: { maxParamLength: 256, ignoreTrailingSlash: true },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false } },
+  });
+
+  const matcher = routeMatcher();
+  app.addHook('onRoute', (route) => matcher.add(route.method, route.url));
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0] ?? '/';
+    const allowed = matcher.allowed(path);
+    if (allowed.length && !allowed.includes(req.method)) {
+      reply.header('allow', allowed.join(', '));
+      return reply.code(405).send(envelope('METHOD_NOT_ALLOWED', `Method ${req.method} not allowed on ${path}`, String(req.id)));
+    }
+    return reply.code(404).send(envelope('NOT_FOUND', `Route ${req.method} ${path} not found`, String(req.id)));
+  });
+
+  app.decorateRequest('traceId', '');
+  app.addHook('onRequest', async (req, reply) => {
+    const tp = req.headers.traceparent;
+    const m = typeof tp === 'string' ? TRACEPARENT_RE.exec(tp) : null;
+    req.traceId = m ? m[1]! : randomBytes(16).toString('hex');
+    reply.header('x-request-id', String(req.id));
+    reply.header('x-trace-id', req.traceId);
+    req.log = req.log.child({ trace_id: req.traceId });
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    deps.metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    deps.metrics.httpDuration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+  });
+
+  registerJsonParser(app, { bodyLimit: config.bodyLimitBytes, maxDepth: config.maxJsonDepth });
+  registerAuth(app, opts.authenticate ?? apiKeyAuthenticator(deps.db), {
+    disabled: config.authDisabled,
+    anonymous: { kind: 'anonymous', tenantId: 'default', userId: 'anonymous', subjectId: 'anonymous', scopes: ['admin'], rateLimit: null },
+  });
+
+  if (opts.role !== 'worker') {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: { title: 'Taskgate API', version: deps.version, description: 'Task gateway and durable execution engine' },
+        components: {
+          securitySchemes: {
+            apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+            bearer: { type: 'http', scheme: 'bearer' },
+          },
+        },
+        security: [{ apiKey: [] }, { bearer: [] }],
+      },
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } });
+    app.addHook('onRoute', (route) => {
+      if (route.url.startsWith('/docs')) route.config = { ...(route.config ?? {}), public: true } as typeof route.config;
+    });
+    app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+  }
+
+  await app.register(async (scope) => serviceRoutes(scope, deps));
+  if (opts.role !== 'worker') {
+    await app.register(async (scope) => taskRoutes(scope, deps));
+    await app.register(async (scope) => definitionRoutes(scope, deps));
+    for (const plugin of opts.plugins ?? []) await app.register(plugin);
+  }
+  return app;
+}

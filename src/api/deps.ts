@@ -1,0 +1,43 @@
+// What the HTTP layer needs from the rest of the process, injected by main.ts (the API never
+// imports the engine: a submit is an insert plus a wake-up hint).
+import type { Db } from '../storage/db.js';
+import type { EventHub } from '../events/hub.js';
+import type { Signals } from '../events/signals.js';
+import type { Config } from '../config/index.js';
+import type { Metrics } from './metrics.js';
+
+export interface DefinitionView {
+  id: string;
+  name: string;
+  description: string;
+  version: string;
+  kind: string;
+  type?: string;
+  input_schema: Record<string, unknown>;
+  output_schema: Record<string, unknown>;
+  priority?: string;
+  timeout_ms?: number;
+  retry_policy?: { max_retries?: number; retry_interval_ms?: number; backoff_multiplier?: number };
+  approval?: { required: boolean; timeout_ms?: number };
+  config?: Record<string, unknown>;
+}
+
+/** The task-definition catalogue as the API sees it (implemented by executors/Registry). */
+export interface DefinitionCatalog {
+  get(tenantId: string, id: string): DefinitionView | undefined;
+  list(tenantId: string): DefinitionView[];
+  validateInput(def: DefinitionView, input: unknown): { path: string; reason: string } | undefined;
+  hasExecutor(kind: string): boolean;
+}
+
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  hub: EventHub;
+  signals: Signals;
+  catalog: DefinitionCatalog;
+  metrics: Metrics;
+  version: string;
+  /** Extra readiness checks (Redis, …); database and migrations are always checked. */
+  readinessChecks?: (() => Promise<void>)[];
+}

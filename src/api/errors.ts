@@ -1,0 +1,66 @@
+// Turns anything thrown while handling a request into the standard error envelope.
+// 5xx bodies never carry internals: the message is generic and the detail goes to the log.
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError, ERRORS, type ErrorCode, type ErrorEnvelope } from '../contract/errors.js';
+
+export function envelope(code: ErrorCode, message: string, requestId: string, details?: Record<string, unknown>): ErrorEnvelope {
+  return { error: { code, message, ...(details ? { details } : {}) }, request_id: requestId };
+}
+
+interface ValidationIssue {
+  instancePath?: string;
+  message?: string;
+  keyword?: string;
+  params?: Record<string, unknown>;
+}
+
+function validationMessage(err: FastifyError & { validation?: ValidationIssue[]; validationContext?: string }): { message: string; details: Record<string, unknown> } {
+  const first = err.validation?.[0];
+  const location = err.validationContext ?? 'body';
+  let path = first?.instancePath ? first.instancePath.replace(/^\//, '').replace(/\//g, '.') : '';
+  if (first?.keyword === 'required') path = [path, String(first.params?.missingProperty)].filter(Boolean).join('.');
+  if (first?.keyword === 'additionalProperties') {
+    const extra = String(first.params?.additionalProperty);
+    return { message: `${location}${path ? '.' + path : ''} has unknown property '${extra}'`, details: { location, path: [path, extra].filter(Boolean).join('.'), reason: 'unknown property' } };
+  }
+  const reason = first?.keyword === 'required' ? 'is required' : first?.message ?? 'is invalid';
+  const subject = path || location;
+  return { message: `${subject} ${reason}`, details: { location, path: subject, reason } };
+}
+
+/** Fastify's own error codes that are really client errors, mapped onto ours. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'VALIDATION_ERROR',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'VALIDATION_ERROR',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'VALIDATION_ERROR',
+  FST_ERR_BAD_URL: 'VALIDATION_ERROR',
+  FST_ERR_ASYNC_CONSTRAINT: 'VALIDATION_ERROR',
+};
+
+export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const id = String(req.id);
+  if (err instanceof ApiError) {
+    if (err.headers) reply.headers(err.headers);
+    return reply.code(err.status).send(envelope(err.code, err.message, id, err.details));
+  }
+  const fe = err as FastifyError & { validation?: ValidationIssue[]; validationContext?: string };
+  if (fe.validation) {
+    const { message, details } = validationMessage(fe);
+    return reply.code(400).send(envelope('VALIDATION_ERROR', message, id, details));
+  }
+  const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (mapped) {
+    const message = mapped === 'VALIDATION_ERROR' ? (fe.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? 'Body cannot be empty when Content-Type is application/json' : fe.message) : ERRORS[mapped].message;
+    return reply.code(ERRORS[mapped].status).send(envelope(mapped, message, id));
+  }
+  const status = typeof fe.statusCode === 'number' ? fe.statusCode : 500;
+  if (status >= 400 && status < 500) {
+    const code: ErrorCode = status === 404 ? 'NOT_FOUND' : status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : status === 429 ? 'RATE_LIMITED' : 'VALIDATION_ERROR';
+    return reply.code(ERRORS[code].status).send(envelope(code, fe.message || ERRORS[code].message, id));
+  }
+  req.log.error({ err }, 'request failed');
+  if (status === 503) return reply.code(503).send(envelope('UNAVAILABLE', ERRORS.UNAVAILABLE.message, id));
+  return reply.code(500).send(envelope('INTERNAL_ERROR', ERRORS.INTERNAL_ERROR.message, id));
+}

@@ -1,0 +1,37 @@
+// JSON body parsing with a nesting-depth cap: deeply nested bodies are refused with 400 before
+// they reach validators (which recurse) or the database.
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../contract/errors.js';
+
+/** Depth of nested arrays/objects in JSON text, counted without parsing. */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped char
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      if (++depth > max) max = depth;
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return max;
+}
+
+export function registerJsonParser(app: FastifyInstance, opts: { bodyLimit: number; maxDepth: number }): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: opts.bodyLimit }, (_req, body, done) => {
+    const text = body as unknown as string;
+    if (text.trim() === '') return done(null, undefined);
+    if (jsonDepth(text) > opts.maxDepth) return done(new ApiError('VALIDATION_ERROR', `JSON nesting deeper than ${opts.maxDepth} levels`), undefined);
+    try {
+      const value = JSON.parse(text, (key, v: unknown) => (key === '__proto__' ? undefined : v)) as unknown;
+      done(null, value);
+    } catch (err) {
+      done(new ApiError('VALIDATION_ERROR', `Invalid JSON body: ${(err as Error).message}`), undefined);
+    }
+  });
+}

@@ -1,0 +1,240 @@
+// /api/v1/tasks: submit, read, list, events, and the control routes (cancel, pause, resume).
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { ApiError } from '../../contract/errors.js';
+import {
+  ControlBody, ControlResponse, ErrorResponse, EventsQuery, EventsResponse, IdParam, ListTasksQuery, ListTasksResponse,
+  SubmitStreamResponse, SubmitTaskBody, SubmitTaskResponse, TaskView,
+} from '../../contract/tasks.js';
+import { isTerminal, parseStatus, type TaskStatus } from '../../domain/lifecycle.js';
+import { tasksCount, tasksGet, tasksList, type TaskRow } from '../../storage/queries/tasks.js';
+import { tasksTransition, sql, type EventSpec } from '../../storage/queries/transitions.js';
+import { eventsList } from '../../storage/queries/events.js';
+import { toWireEvent } from '../../events/hub.js';
+import type { AppDeps } from '../deps.js';
+import { buildTask } from '../submit.js';
+import { SubmitBatcher } from '../submit-batcher.js';
+import { iso, taskListItem, taskView } from '../task-view.js';
+
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
+
+export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+  const batcher = new SubmitBatcher(deps.db, {
+    maxInFlight: deps.db.kind === 'pglite' ? 1 : 4,
+    afterCommit: (n) => {
+      deps.metrics.submitBatchSize.observe(n);
+      deps.signals.work();
+    },
+  });
+
+  async function load(tenantId: string, id: string): Promise<TaskRow> {
+    const row = await tasksGet(deps.db, tenantId, id);
+    if (!row) throw new ApiError('NOT_FOUND', `task ${id} not found`);
+    return row;
+  }
+
+  async function submit(req: { body: SubmitTaskBody; principal: import('../../auth/scopes.js').Principal; headers: Record<string, unknown> }) {
+    const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
+    const task = buildTask(req.body, req.principal, deps.catalog, { maxObjectBytes: deps.config.maxObjectBytes, defaultTimeoutMs: deps.config.defaultTimeoutMs }, traceparent);
+    const created = await batcher.submit(task);
+    deps.metrics.tasksSubmitted.inc({ kind: task.kind });
+    return { task, created };
+  }
+
+  function setTaskHeaders(reply: FastifyReply, taskId: string, sessionId: string | null): void {
+    reply.header('x-workflow-id', taskId);
+    if (sessionId) reply.header('x-session-id', sessionId);
+  }
+
+  r.post('/api/v1/tasks', {
+    config: { scope: 'tasks:execute' },
+    schema: { tags: ['tasks'], summary: 'Submit a task', body: SubmitTaskBody, response: { 200: SubmitTaskResponse, ...errors, 422: ErrorResponse } },
+  }, async (req, reply) => {
+    const { task, created } = await submit(req);
+    setTaskHeaders(reply, task.id, task.session_id);
+    return {
+      task_id: task.id, workflow_id: task.id, session_id: task.session_id, status: 'QUEUED',
+      message: 'Task submitted successfully', created_at: iso(created)!,
+    };
+  });
+
+  r.post('/api/v1/tasks/stream', {
+    config: { scope: 'tasks:execute' },
+    schema: { tags: ['tasks'], summary: 'Submit a task and get its stream URL', body: SubmitTaskBody, response: { 201: SubmitStreamResponse, ...errors, 422: ErrorResponse } },
+  }, async (req, reply) => {
+    const { task } = await submit(req);
+    const streamUrl = `/api/v1/stream/sse?workflow_id=${encodeURIComponent(task.id)}`;
+    setTaskHeaders(reply, task.id, task.session_id);
+    reply.header('link', `<${streamUrl}>; rel=stream`);
+    return reply.code(201).send({ task_id: task.id, workflow_id: task.id, session_id: task.session_id, stream_url: streamUrl });
+  });
+
+  r.get('/api/v1/tasks/:id', {
+    config: { scope: 'tasks:read' },
+    schema: { tags: ['tasks'], summary: 'Get a task', params: IdParam, response: { 200: TaskView, ...errors } },
+  }, async (req, reply) => {
+    const row = await load(req.principal.tenantId, req.params.id);
+    reply.header('x-workflow-id', row.id);
+    return taskView(row);
+  });
+
+  r.get('/api/v1/tasks', {
+    config: { scope: 'tasks:list' },
+    schema: { tags: ['tasks'], summary: 'List tasks, newest first', querystring: ListTasksQuery, response: { 200: ListTasksResponse, ...errors } },
+  }, async (req) => {
+    const q = req.query;
+    const limit = q.limit ?? 20;
+    const offset = q.offset ?? (q.page ? (q.page - 1) * limit : 0);
+    let statuses: TaskStatus[] | undefined;
+    if (q.status) {
+      statuses = q.status.split(',').map((w) => {
+        const s = parseStatus(w);
+        if (!s) throw new ApiError('VALIDATION_ERROR', `unknown status ${w.trim()}`, { path: 'status', reason: 'invalid value' });
+        return s;
+      });
+    }
+    const filter = {
+      tenantId: req.principal.tenantId, statuses, sessionId: q.session_id, definitionId: q.task_definition_id ?? q.type,
+      workflowInstanceId: q.workflow_instance_id, tag: q.tag, limit, offset,
+    };
+    const [rows, total] = await Promise.all([tasksList(deps.db, filter), tasksCount(deps.db, filter)]);
+    return { tasks: rows.map(taskListItem), total_count: Math.max(total, offset + rows.length), limit, offset };
+  });
+
+  r.get('/api/v1/tasks/:id/events', {
+    config: { scope: 'tasks:read' },
+    schema: { tags: ['tasks'], summary: "A task's persisted events", params: IdParam, querystring: EventsQuery, response: { 200: EventsResponse, ...errors } },
+  }, async (req) => {
+    const row = await load(req.principal.tenantId, req.params.id);
+    const events = await eventsList(deps.db, { tenantId: row.tenant_id, taskId: row.id, limit: req.query.limit ?? 50, offset: req.query.offset ?? 0 });
+    return { events: events.map(toWireEvent), count: events.length };
+  });
+
+  r.get('/api/v1/tasks/:id/stream', {
+    config: { scope: 'tasks:read' },
+    schema: { tags: ['streaming'], summary: 'Redirects (307) to the SSE stream', params: IdParam, querystring: Type.Object({}, { additionalProperties: true }) },
+  }, async (req, reply) => {
+    await load(req.principal.tenantId, req.params.id);
+    const qs = new URLSearchParams({ workflow_id: req.params.id });
+    for (const [k, v] of Object.entries(req.query as Record<string, unknown>)) if (k !== 'workflow_id' && typeof v === 'string') qs.set(k, v);
+    return reply.code(307).header('location', `/api/v1/stream/sse?${qs.toString()}`).send();
+  });
+
+  /** Applies the first control transition whose precondition holds; re-reads on a lost race. */
+  async function control(
+    tenantId: string,
+    id: string,
+    decide: (row: TaskRow) => { statuses: TaskStatus[]; set: Parameters<typeof tasksTransition>[2]; events: EventSpec[]; status: string; message: string; signal?: 'work' | 'control' },
+  ) {
+    for (let i = 0; i < 5; i++) {
+      const row = await load(tenantId, id);
+      const plan = decide(row);
+      const res = await tasksTransition(deps.db, { id, tenantId, statuses: plan.statuses }, plan.set, plan.events);
+      if (!res) continue; // the task moved meanwhile: decide again
+      deps.hub.publish(res.events);
+      if (plan.signal === 'work') deps.signals.work();
+      if (plan.signal === 'control') deps.signals.control(id);
+      return { success: true, message: plan.message, task_id: id, status: plan.status };
+    }
+    throw new ApiError('CONFLICT', 'the task changed state repeatedly; try again');
+  }
+
+  const controlSchema = (summary: string) => ({
+    tags: ['control'], summary, params: IdParam, body: Type.Optional(ControlBody),
+    response: { 202: ControlResponse, ...errors, 409: ErrorResponse },
+  });
+
+  r.post('/api/v1/tasks/:id/cancel', { config: { scope: 'tasks:cancel' }, schema: controlSchema('Cancel a task') }, async (req, reply) => {
+    const reason = req.body?.reason ?? null;
+    const by = req.principal.userId;
+    const out = await control(req.principal.tenantId, req.params.id, (row) => {
+      if (isTerminal(row.status)) throw new ApiError('TASK_ALREADY_FINISHED', `task ${row.id} already finished with status ${row.status}`, { status: row.status });
+      const cancelled = (from: TaskStatus[]) => ({
+        statuses: from,
+        set: { status: 'CANCELLED', cancel_requested: true, cancel_reason: reason, cancelled_by: by, lease_owner: null, lease_expires_at: null, completed_at: sql('now()') },
+        events: [
+          { type: 'WORKFLOW_CANCELLED', message: reason ? `Task cancelled: ${reason}` : 'Task cancelled', payload: { reason, cancelled_by: by, forced: row.status === 'RUNNING' } },
+          { type: 'STREAM_END', message: 'Stream ended', payload: { status: 'CANCELLED' } },
+        ],
+        status: 'CANCELLED', message: 'Task cancelled', signal: 'control' as const,
+      });
+      if (row.status === 'QUEUED' || row.status === 'PAUSED') return cancelled([row.status]);
+      if (req.body?.force) return cancelled(['RUNNING']);
+      return {
+        statuses: ['RUNNING'],
+        set: { cancel_requested: true, cancel_reason: reason, cancelled_by: by },
+        events: [{ type: 'WORKFLOW_CANCELLING', message: 'Cancellation requested', payload: { reason, cancelled_by: by } }],
+        status: 'CANCELLING', message: 'Cancellation requested; the running attempt is being stopped', signal: 'control',
+      };
+    });
+    return reply.code(202).send(out);
+  });
+
+  r.post('/api/v1/tasks/:id/pause', { config: { scope: 'tasks:cancel' }, schema: controlSchema('Pause a task') }, async (req, reply) => {
+    const reason = req.body?.reason ?? null;
+    const by = req.principal.userId;
+    const out = await control(req.principal.tenantId, req.params.id, (row) => {
+      if (row.status === 'QUEUED') {
+        return {
+          statuses: ['QUEUED'],
+          set: { status: 'PAUSED', pause_reason: reason, paused_by: by, paused_at: sql('now()') },
+          events: [{ type: 'WORKFLOW_PAUSED', message: 'Task paused', payload: { reason, paused_by: by } }],
+          status: 'PAUSED', message: 'Task paused',
+        };
+      }
+      if (row.status === 'RUNNING' && !row.pause_requested && !row.cancel_requested) {
+        return {
+          statuses: ['RUNNING'],
+          set: { pause_requested: true, pause_reason: reason, paused_by: by },
+          events: [{ type: 'WORKFLOW_PAUSING', message: 'Pause requested; the task pauses at its next step boundary', payload: { reason, paused_by: by } }],
+          status: 'PAUSING', message: 'Pause requested; the task pauses at its next durable step boundary', signal: 'control',
+        };
+      }
+      throw new ApiError('INVALID_TASK_STATE', `cannot pause a task in status ${row.status}${row.pause_requested ? ' (pause already requested)' : ''}`, { status: row.status });
+    });
+    return reply.code(202).send(out);
+  });
+
+  r.post('/api/v1/tasks/:id/resume', { config: { scope: 'tasks:cancel' }, schema: controlSchema('Resume a paused task') }, async (req, reply) => {
+    const by = req.principal.userId;
+    const out = await control(req.principal.tenantId, req.params.id, (row) => {
+      if (row.status === 'PAUSED') {
+        return {
+          statuses: ['PAUSED'],
+          set: { status: 'QUEUED', run_at: sql('now()'), pause_requested: false, pause_reason: null, paused_by: null, paused_at: null },
+          events: [{ type: 'WORKFLOW_RESUMED', message: 'Task resumed', payload: { resumed_by: by } }],
+          status: 'QUEUED', message: 'Task resumed', signal: 'work',
+        };
+      }
+      if (row.status === 'RUNNING' && row.pause_requested) {
+        return {
+          statuses: ['RUNNING'],
+          set: { pause_requested: false, pause_reason: null, paused_by: null },
+          events: [{ type: 'WORKFLOW_RESUMED', message: 'Pause withdrawn', payload: { resumed_by: by } }],
+          status: 'RUNNING', message: 'Pause request withdrawn',
+        };
+      }
+      throw new ApiError('INVALID_TASK_STATE', `cannot resume a task in status ${row.status}`, { status: row.status });
+    });
+    return reply.code(202).send(out);
+  });
+
+  r.get('/api/v1/tasks/:id/control-state', {
+    config: { scope: 'tasks:read' },
+    schema: { tags: ['control'], summary: "A task's pause/cancel/approval state", params: IdParam },
+  }, async (req) => {
+    const row = await load(req.principal.tenantId, req.params.id);
+    return {
+      is_paused: row.status === 'PAUSED',
+      is_cancelled: row.status === 'CANCELLED' || (row.cancel_requested && !isTerminal(row.status)),
+      paused_at: iso(row.paused_at),
+      pause_reason: row.pause_reason,
+      paused_by: row.paused_by,
+      cancel_reason: row.cancel_reason,
+      cancelled_by: row.cancelled_by,
+      awaiting_approval: false,
+    };
+  });
+}

@@ -1,0 +1,119 @@
+// From a submit body to a stored task: aliases resolved, definition looked up and its input
+// validated, defaults applied (definition, then built-in), limits checked.
+import { ApiError } from '../contract/errors.js';
+import type { SubmitTaskBody } from '../contract/tasks.js';
+import { DEFAULT_RETRY_POLICY, parsePriority, priorityRank, type Priority } from '../domain/lifecycle.js';
+import { newSessionId, newTaskId } from '../domain/ids.js';
+import type { NewTask } from '../storage/queries/tasks.js';
+import type { Principal } from '../auth/scopes.js';
+import type { DefinitionCatalog } from './deps.js';
+
+const AGENT_OPTION_KEYS = [
+  'model_tier', 'model_override', 'provider_override', 'research_strategy', 'max_iterations', 'max_concurrent_agents', 'enable_verification',
+] as const;
+const MODEL_FIELDS = ['model_tier', 'model_override', 'provider_override'] as const;
+
+export interface SubmitLimits {
+  maxObjectBytes: number;
+  defaultTimeoutMs: number;
+}
+
+function byteSize(value: unknown): number {
+  return value === undefined ? 0 : Buffer.byteLength(JSON.stringify(value));
+}
+
+export function buildTask(
+  body: SubmitTaskBody,
+  principal: Principal,
+  catalog: DefinitionCatalog,
+  limits: SubmitLimits,
+  traceparent: string | undefined,
+): NewTask {
+  const definitionId = body.task_definition_id ?? body.taskDefinitionId ?? body.type;
+  const hasQuery = body.query !== undefined;
+  if (hasQuery && definitionId) throw new ApiError('VALIDATION_ERROR', 'send either query (agent task) or task_definition_id (definition task), not both');
+  if (!hasQuery && !definitionId) throw new ApiError('VALIDATION_ERROR', 'query is required (or task_definition_id for a definition task)', { path: 'query', reason: 'is required' });
+  if (body.input !== undefined && body.args !== undefined) throw new ApiError('VALIDATION_ERROR', 'send input or its alias args, not both');
+  if (body.run_at !== undefined && body.delay_ms !== undefined) throw new ApiError('VALIDATION_ERROR', 'send run_at or delay_ms, not both');
+
+  for (const [name, value] of [['context', body.context], ['metadata', body.metadata]] as const) {
+    if (byteSize(value) > limits.maxObjectBytes) {
+      throw new ApiError('VALIDATION_ERROR', `${name} is larger than ${limits.maxObjectBytes} bytes`, { path: name, reason: 'too large' });
+    }
+  }
+
+  const context = { ...(body.context ?? {}) };
+  if (context.disable_ai === true && MODEL_FIELDS.some((f) => body[f] !== undefined || context[f] !== undefined)) {
+    throw new ApiError('VALIDATION_ERROR', 'context.disable_ai cannot be combined with model_tier, model_override or provider_override');
+  }
+
+  let priority: Priority | undefined;
+  if (body.priority !== undefined) {
+    priority = parsePriority(body.priority);
+    if (!priority) throw new ApiError('VALIDATION_ERROR', 'priority must be one of low, medium, high, urgent', { path: 'priority', reason: 'invalid value' });
+  }
+
+  let kind: NewTask['kind'] = 'agent';
+  let input: unknown = null;
+  const def = definitionId ? catalog.get(principal.tenantId, definitionId) : undefined;
+  if (definitionId) {
+    if (!def) throw new ApiError('NOT_FOUND', `task definition ${definitionId} not found`, { task_definition_id: definitionId });
+    kind = 'definition';
+    input = body.input ?? body.args ?? {};
+    if (byteSize(input) > limits.maxObjectBytes * 4) throw new ApiError('VALIDATION_ERROR', `input is larger than ${limits.maxObjectBytes * 4} bytes`);
+    const violation = catalog.validateInput(def, input);
+    if (violation) {
+      throw new ApiError('UNPROCESSABLE', `input ${violation.path === '/' ? '' : violation.path + ' '}${violation.reason}`.replace(/\s+/g, ' ').trim(), {
+        path: violation.path, reason: violation.reason, task_definition_id: def.id,
+      });
+    }
+  }
+
+  // top-level model fields win over the same keys in context
+  const options: Record<string, unknown> = {};
+  for (const k of AGENT_OPTION_KEYS) {
+    const v = body[k] ?? context[k];
+    if (v !== undefined) options[k] = v;
+  }
+
+  const rp = body.retry_policy ?? body.executionConfig?.retryPolicy;
+  const defRp = def?.retry_policy;
+  const maxRetries = rp?.max_retries ?? rp?.maxRetries ?? defRp?.max_retries ?? DEFAULT_RETRY_POLICY.maxRetries;
+  const retryInterval = rp?.retry_interval_ms ?? rp?.retryInterval ?? defRp?.retry_interval_ms ?? DEFAULT_RETRY_POLICY.retryIntervalMs;
+  const multiplier = rp?.backoff_multiplier ?? rp?.backoffMultiplier ?? defRp?.backoff_multiplier ?? DEFAULT_RETRY_POLICY.backoffMultiplier;
+  const timeoutMs = body.timeout_ms ?? body.executionConfig?.timeout ?? def?.timeout_ms ?? limits.defaultTimeoutMs;
+
+  let runAt: Date | null = null;
+  if (body.run_at !== undefined) {
+    runAt = new Date(body.run_at);
+    if (Number.isNaN(runAt.getTime())) throw new ApiError('VALIDATION_ERROR', 'run_at must be an RFC 3339 timestamp', { path: 'run_at' });
+  } else if (body.delay_ms) runAt = new Date(Date.now() + body.delay_ms);
+
+  const metadata: Record<string, unknown> = { ...(body.metadata ?? {}) };
+  const tags = Array.isArray(metadata.tags) ? metadata.tags.filter((t): t is string => typeof t === 'string' && t.length <= 128).slice(0, 50) : [];
+  if (traceparent) metadata.traceparent = traceparent;
+
+  const sessionId = body.session_id ?? (kind === 'agent' ? newSessionId() : null);
+  return {
+    id: newTaskId(),
+    tenant_id: principal.tenantId,
+    user_id: principal.userId,
+    session_id: sessionId,
+    kind,
+    task_definition_id: def?.id ?? null,
+    query: body.query ?? '',
+    input,
+    context,
+    options,
+    mode: body.mode ?? (typeof context.mode === 'string' ? context.mode : null),
+    priority: priorityRank(priority ?? (def?.priority as Priority | undefined) ?? 'medium'),
+    max_attempts: maxRetries + 1,
+    retry_interval_ms: retryInterval,
+    backoff_multiplier: multiplier,
+    timeout_ms: timeoutMs,
+    run_at: runAt,
+    metadata,
+    tags,
+    workflow_instance_id: body.workflow_instance_id ?? body.workflowInstanceId ?? null,
+  };
+}

@@ -1,0 +1,81 @@
+// Stored rows → wire shapes (PRODUCT.md §3). Timestamps are RFC 3339 UTC.
+import { priorityFromRank } from '../domain/lifecycle.js';
+import type { TaskRow } from '../storage/queries/tasks.js';
+import type { TaskView } from '../contract/tasks.js';
+
+export const iso = (d: Date | string | null | undefined): string | null =>
+  d === null || d === undefined ? null : (d instanceof Date ? d : new Date(d)).toISOString();
+
+function parseJson(text: string | null): unknown {
+  if (!text) return null;
+  const t = text.trim();
+  if (!(t.startsWith('{') || t.startsWith('['))) return null;
+  try {
+    return JSON.parse(t) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+export function usageOf(row: Pick<TaskRow, 'usage'>) {
+  const u = row.usage ?? {};
+  const input = Number(u.input_tokens ?? 0);
+  const output = Number(u.output_tokens ?? 0);
+  return { input_tokens: input, output_tokens: output, total_tokens: Number(u.total_tokens ?? input + output), estimated_cost: Number(u.estimated_cost ?? 0) };
+}
+
+export function taskView(row: TaskRow): TaskView {
+  const start = row.started_at;
+  const end = row.completed_at;
+  const { traceparent: _t, ...metadata } = row.metadata ?? {};
+  return {
+    task_id: row.id,
+    workflow_id: row.id,
+    status: row.status,
+    query: row.query ?? '',
+    input: row.input ?? null,
+    task_definition_id: row.task_definition_id,
+    session_id: row.session_id,
+    mode: row.mode,
+    priority: priorityFromRank(row.priority),
+    context: row.context ?? {},
+    result: row.result,
+    response: row.kind === 'definition' ? (row.output ?? null) : parseJson(row.result),
+    output: row.output ?? null,
+    error: row.error,
+    attempts: row.attempt,
+    max_attempts: row.max_attempts,
+    model_used: row.model_used,
+    provider: row.provider,
+    usage: usageOf(row),
+    metadata,
+    workflow_instance_id: row.workflow_instance_id,
+    run_at: iso(row.run_at)!,
+    execution_metadata: {
+      start_time: iso(start),
+      end_time: iso(end),
+      duration_ms: start && end ? new Date(end).getTime() - new Date(start).getTime() : null,
+      worker_id: row.last_worker,
+    },
+    created_at: iso(row.created_at)!,
+    started_at: iso(start),
+    completed_at: iso(end),
+    updated_at: iso(row.updated_at)!,
+  };
+}
+
+export function taskListItem(row: TaskRow) {
+  const u = usageOf(row);
+  return {
+    task_id: row.id,
+    query: row.query ?? '',
+    status: row.status,
+    mode: row.mode,
+    priority: priorityFromRank(row.priority),
+    task_definition_id: row.task_definition_id,
+    session_id: row.session_id,
+    created_at: iso(row.created_at)!,
+    completed_at: iso(row.completed_at),
+    total_token_usage: { total_tokens: u.total_tokens, cost_usd: u.estimated_cost, prompt_tokens: u.input_tokens, completion_tokens: u.output_tokens },
+  };
+}

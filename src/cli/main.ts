@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+// The `taskgate` command. `serve` and `migrate` reach into main.ts; client commands use the SDK.
+import { ConfigError, loadConfig, parseFlags } from '../config/index.js';
+import { DataDirLockedError } from '../storage/pglite.js';
+import { SchemaTooNewError, migrate } from '../storage/migrate.js';
+import { openDatabase, startServer } from '../main.js';
+import { createLogger } from '../logger.js';
+import { VERSION } from '../version.js';
+
+const HELP = `taskgate ${VERSION} — task gateway and durable execution engine
+
+Usage:
+  taskgate serve [--port 8080] [--host 127.0.0.1] [--data-dir ./.taskgate] [--role api|worker|all]
+                 [--concurrency 10] [--tasks-dir DIR]
+  taskgate migrate            apply database migrations and exit
+  taskgate version
+
+Environment: DATABASE_URL (server PostgreSQL instead of embedded PGlite), PORT, HOST,
+TASKGATE_DATA_DIR, TASKGATE_LEASE_MS, TASKGATE_ADMIN_KEY, … (docs/configuration.md)`;
+
+async function serve(flags: Record<string, string | boolean>): Promise<void> {
+  const config = loadConfig(flags);
+  const log = createLogger(config.logLevel);
+  if (config.authDisabled) {
+    log.warn('AUTHENTICATION IS DISABLED: every request acts as admin of the default tenant. Only for local development.');
+    process.stderr.write('\n*** WARNING: authentication is DISABLED (loopback only). Do not expose this server. ***\n\n');
+  }
+  const server = await startServer(config, { logger: log, announce: (line) => process.stdout.write(line + '\n') });
+  log.info({ url: server.url, role: config.role, database: server.db.kind, concurrency: config.concurrency }, 'taskgate listening');
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn('second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      log.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, config.shutdownGraceMs + 15_000);
+    force.unref();
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function migrateCmd(flags: Record<string, string | boolean>): Promise<void> {
+  const config = loadConfig(flags);
+  const db = await openDatabase(config);
+  try {
+    const applied = await migrate(db);
+    process.stdout.write(applied.length ? `applied migrations: ${applied.join(', ')}\n` : 'database is up to date\n');
+  } finally {
+    await db.close();
+  }
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const { positional, flags } = parseFlags(argv);
+  const cmd = positional[0] ?? 'help';
+  switch (cmd) {
+    case 'serve':
+    case 'worker':
+      return serve(cmd === 'worker' ? { ...flags, role: 'worker' } : flags);
+    case 'migrate':
+      return migrateCmd(flags);
+    case 'version':
+    case '--version':
+      process.stdout.write(VERSION + '\n');
+      return;
+    case 'help':
+    case '--help':
+      process.stdout.write(HELP + '\n');
+      return;
+    default:
+      process.stderr.write(`unknown command: ${cmd}\n\n${HELP}\n`);
+      process.exitCode = 2;
+  }
+}
+
+run(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof DataDirLockedError || err instanceof SchemaTooNewError) {
+    process.stderr.write(`taskgate: ${err.message}\n`);
+  } else {
+    process.stderr.write(`taskgate: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  }
+  process.exit(1);
+});

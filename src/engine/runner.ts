@@ -1,0 +1,278 @@
+// Runs one attempt of a claimed task: builds its context (durable steps, events, AbortSignal),
+// calls the executor, enforces the timeout, and writes the outcome with a fenced transition.
+import type { Db } from '../storage/db.js';
+import { tasksTransition, sql, type EventSpec, type StoredEvent } from '../storage/queries/transitions.js';
+import type { TaskRow } from '../storage/queries/tasks.js';
+import { stepsFinish, stepsLoad, stepsStart } from '../storage/queries/steps.js';
+import { backoffDelayMs, nextStatusAfter, type AttemptOutcome } from '../domain/lifecycle.js';
+import { EPHEMERAL_EVENT_TYPES } from '../contract/events.js';
+import type { EventHub } from '../events/hub.js';
+import { PermanentError, RetryAfterError, type ExecutionResult, type TaskContext, type TaskLogger, type TaskSpec } from '../executors/types.js';
+import type { Registry } from '../executors/registry.js';
+import { AttemptAborted, abortKindOf, type AbortKind } from './abort.js';
+
+export interface RunnerDeps {
+  db: Db;
+  hub: EventHub;
+  registry: Registry;
+  workerId: string;
+  cancelGraceMs: number;
+  log: TaskLogger;
+  random?: () => number;
+  onOutcome?: (task: TaskRow, status: string) => void;
+}
+
+/** A running attempt as the worker tracks it. */
+export interface ActiveAttempt {
+  taskId: string;
+  attempt: number;
+  controller: AbortController;
+  pauseRequested: boolean;
+  done: Promise<void>;
+}
+
+class LeaseLost extends Error {
+  override name = 'LeaseLost';
+}
+
+const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err)) || 'unknown error';
+
+export class Runner {
+  readonly #d: RunnerDeps;
+
+  constructor(deps: RunnerDeps) {
+    this.#d = deps;
+  }
+
+  start(task: TaskRow): ActiveAttempt {
+    const controller = new AbortController();
+    const active: ActiveAttempt = { taskId: task.id, attempt: task.attempt, controller, pauseRequested: false, done: Promise.resolve() };
+    active.done = this.#run(task, active).catch((err) => this.#d.log.error('runner crashed', { task_id: task.id, err: errorMessage(err) }));
+    return active;
+  }
+
+  async #transition(task: TaskRow, set: Parameters<typeof tasksTransition>[2], events: EventSpec[]): Promise<boolean> {
+    const res = await tasksTransition(
+      this.#d.db,
+      { id: task.id, statuses: ['RUNNING'], attempt: task.attempt, leaseOwner: this.#d.workerId },
+      set,
+      events,
+    );
+    if (res) this.#d.hub.publish(res.events);
+    return res !== undefined;
+  }
+
+  async #run(task: TaskRow, active: ActiveAttempt): Promise<void> {
+    const { signal } = active.controller;
+    const started = Date.now();
+    const timer = setTimeout(
+      () => active.controller.abort(new AttemptAborted('timeout', `task timed out after ${task.timeout_ms} ms`)),
+      task.timeout_ms,
+    );
+    let outcome: { result?: ExecutionResult; error?: unknown };
+    try {
+      const spec = this.#spec(task);
+      const ctx = await this.#context(task, active);
+      const executor = this.#executorFor(spec);
+      outcome = await this.#raceWithGrace(executor.run(spec, ctx), signal);
+    } catch (err) {
+      outcome = { error: err };
+    } finally {
+      clearTimeout(timer);
+    }
+    await this.#finish(task, active, outcome, Date.now() - started);
+  }
+
+  #spec(task: TaskRow): TaskSpec {
+    const definition = task.task_definition_id ? this.#d.registry.get(task.tenant_id, task.task_definition_id) : undefined;
+    if (task.kind === 'definition' && !definition) throw new PermanentError(`task definition ${task.task_definition_id} no longer exists`);
+    return {
+      id: task.id, kind: task.kind, definition, query: task.query, input: task.input, context: task.context,
+      options: task.options, mode: task.mode, metadata: task.metadata,
+    };
+  }
+
+  #executorFor(spec: TaskSpec) {
+    const kind = spec.kind === 'agent' ? 'agent' : spec.definition!.kind;
+    const ex = this.#d.registry.executor(kind);
+    if (!ex) {
+      throw new PermanentError(
+        kind === 'agent' ? 'agent tasks need an LLM provider: set OPENAI_API_KEY, ANTHROPIC_API_KEY or TASKGATE_LLM_CONFIG' : `no executor for kind ${kind}`,
+      );
+    }
+    return ex;
+  }
+
+  /** Awaits the executor; once the signal fires, gives it cancelGraceMs to stop before moving on. */
+  async #raceWithGrace(run: Promise<ExecutionResult>, signal: AbortSignal): Promise<{ result?: ExecutionResult; error?: unknown }> {
+    const settled = run.then((result) => ({ result }), (error: unknown) => ({ error }));
+    let graceTimer: NodeJS.Timeout | undefined;
+    const forced = new Promise<{ error: unknown }>((resolve) => {
+      const onAbort = () => {
+        graceTimer = setTimeout(() => resolve({ error: signal.reason }), this.#d.cancelGraceMs);
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([settled, forced]);
+    } finally {
+      clearTimeout(graceTimer);
+    }
+  }
+
+  async #context(task: TaskRow, active: ActiveAttempt): Promise<TaskContext> {
+    const { db, workerId, hub } = this.#d;
+    const steps = new Map((await stepsLoad(db, task.id)).map((s) => [s.name, s]));
+    const fence = { taskId: task.id, attempt: task.attempt, owner: workerId };
+    const lose = (): never => {
+      active.controller.abort(new AttemptAborted('lease_lost', 'lease lost'));
+      throw new LeaseLost('lease lost');
+    };
+    const emit = async (e: EventSpec): Promise<void> => {
+      if (EPHEMERAL_EVENT_TYPES.has(e.type)) {
+        hub.publishEphemeral({
+          workflow_id: task.id, type: e.type, agent_id: e.agent_id ?? null, message: e.message ?? null,
+          payload: e.payload ?? null, timestamp: new Date().toISOString(), seq: 0, stream_id: null,
+        });
+        return;
+      }
+      if (!(await this.#transition(task, {}, [e]))) lose();
+    };
+    const log = this.#d.log;
+    return {
+      taskId: task.id, tenantId: task.tenant_id, userId: task.user_id, sessionId: task.session_id,
+      attempt: task.attempt, maxAttempts: task.max_attempts, signal: active.controller.signal,
+      traceparent: typeof task.metadata?.traceparent === 'string' ? task.metadata.traceparent : undefined,
+      log: {
+        info: (m, d) => log.info(m, { task_id: task.id, ...d }),
+        warn: (m, d) => log.warn(m, { task_id: task.id, ...d }),
+        error: (m, d) => log.error(m, { task_id: task.id, ...d }),
+      },
+      stepInfo: (name) => {
+        const s = steps.get(name);
+        return s ? { runs: s.runs, done: s.done } : undefined;
+      },
+      async step<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
+        const known = steps.get(name);
+        if (known?.done) return known.result as T;
+        active.controller.signal.throwIfAborted();
+        if (active.pauseRequested) active.controller.abort(new AttemptAborted('pause', 'paused at a step boundary'));
+        active.controller.signal.throwIfAborted();
+        const runs = await stepsStart(db, { ...fence, name });
+        if (runs === undefined) lose();
+        steps.set(name, { name, runs: runs!, done: false, result: null });
+        const value = await fn();
+        const stored = value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown);
+        if (!(await stepsFinish(db, { ...fence, name, result: stored }))) lose();
+        steps.set(name, { name, runs: runs!, done: true, result: stored });
+        return stored as T;
+      },
+      progress: (message, payload) => emit({ type: 'PROGRESS', message, payload: payload ?? null }),
+      emit: (e) => emit({ type: e.type, message: e.message ?? null, payload: e.payload ?? null, agent_id: e.agent_id ?? null }),
+    };
+  }
+
+  async #finish(task: TaskRow, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number): Promise<void> {
+    const kind: AbortKind | undefined = abortKindOf(active.controller.signal);
+    if (kind === 'lease_lost' || (o.error instanceof LeaseLost)) return; // someone else owns the task now
+    if (kind === 'shutdown') return this.#release(task);
+    if (kind === 'pause') return this.#pause(task);
+
+    let outcome: AttemptOutcome;
+    let errorText: string | null = null;
+    let retryAfterMs = 0;
+    const def = task.task_definition_id ? this.#d.registry.get(task.tenant_id, task.task_definition_id) : undefined;
+    if (kind === 'cancel') outcome = { kind: 'cancelled' };
+    else if (kind === 'timeout') {
+      outcome = { kind: 'timed_out' };
+      errorText = `task timed out after ${task.timeout_ms} ms`;
+    } else if (o.error !== undefined) {
+      outcome = { kind: 'failed', permanent: o.error instanceof PermanentError };
+      errorText = errorMessage(o.error);
+      if (o.error instanceof RetryAfterError) retryAfterMs = o.error.delayMs;
+    } else {
+      const violation = def && task.kind === 'definition' ? this.#d.registry.validateOutput(def, o.result!.output) : undefined;
+      if (violation) {
+        outcome = { kind: 'failed', permanent: true };
+        errorText = `output does not match the definition's output_schema at ${violation.path}: ${violation.reason}`;
+      } else outcome = { kind: 'completed' };
+    }
+
+    const next = nextStatusAfter(outcome, task.attempt, task.max_attempts);
+    if (next.retry) {
+      const delay = Math.max(
+        retryAfterMs,
+        backoffDelayMs(
+          { maxRetries: task.max_attempts - 1, retryIntervalMs: task.retry_interval_ms, backoffMultiplier: task.backoff_multiplier },
+          task.attempt,
+          this.#d.random,
+        ),
+      );
+      await this.#transition(
+        task,
+        { status: 'QUEUED', lease_owner: null, lease_expires_at: null, error: errorText, run_at: sql(`now() + make_interval(secs => ${delay / 1000})`) },
+        [
+          { type: 'ERROR_OCCURRED', message: errorText, payload: { attempt: task.attempt, retryable: true } },
+          { type: 'RETRYING', message: `retrying in ${delay} ms (attempt ${task.attempt + 1} of ${task.max_attempts})`, payload: { attempt: task.attempt, next_attempt: task.attempt + 1, delay_ms: delay } },
+        ],
+      );
+      this.#d.onOutcome?.(task, 'RETRY');
+      return;
+    }
+
+    const common = { lease_owner: null, lease_expires_at: null, completed_at: sql('now()') };
+    let events: EventSpec[];
+    let set: Parameters<typeof tasksTransition>[2];
+    switch (next.status) {
+      case 'COMPLETED': {
+        const r = o.result!;
+        set = {
+          ...common, status: 'COMPLETED', output: r.output ?? null, result: r.result ?? null, error: null,
+          usage: r.usage ?? null, model_used: r.model_used ?? null, provider: r.provider ?? null,
+          ...(r.metadata ? { metadata_patch: r.metadata } : {}),
+        };
+        events = [
+          { type: 'WORKFLOW_COMPLETED', message: 'Task completed', payload: { duration_ms: durationMs, attempt: task.attempt } },
+          { type: 'STREAM_END', message: 'Stream ended', payload: { status: 'COMPLETED' } },
+        ];
+        break;
+      }
+      case 'CANCELLED':
+        set = { ...common, status: 'CANCELLED' };
+        events = [
+          { type: 'WORKFLOW_CANCELLED', message: task.cancel_reason ? `Task cancelled: ${task.cancel_reason}` : 'Task cancelled', payload: { attempt: task.attempt } },
+          { type: 'STREAM_END', message: 'Stream ended', payload: { status: 'CANCELLED' } },
+        ];
+        break;
+      default:
+        set = { ...common, status: next.status, error: errorText };
+        events = [
+          { type: 'ERROR_OCCURRED', message: errorText, payload: { attempt: task.attempt, retryable: false } },
+          { type: 'WORKFLOW_FAILED', message: errorText, payload: { status: next.status, attempt: task.attempt } },
+          { type: 'STREAM_END', message: 'Stream ended', payload: { status: next.status } },
+        ];
+    }
+    await this.#transition(task, set, events);
+    this.#d.onOutcome?.(task, next.status);
+  }
+
+  /** Shutdown: give the task back without counting the attempt. */
+  async #release(task: TaskRow): Promise<void> {
+    await this.#transition(
+      task,
+      { status: 'QUEUED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, run_at: sql('now()') },
+      [{ type: 'WARNING', message: 'worker shutting down; task released back to the queue', payload: { attempt: task.attempt } }],
+    );
+  }
+
+  async #pause(task: TaskRow): Promise<void> {
+    await this.#transition(
+      task,
+      { status: 'PAUSED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, pause_requested: false, paused_at: sql('now()') },
+      [{ type: 'WORKFLOW_PAUSED', message: 'Task paused', payload: { attempt: task.attempt } }],
+    );
+  }
+}
+
+export type { StoredEvent };

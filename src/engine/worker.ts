@@ -1,0 +1,176 @@
+// A worker process's engine: the dispatcher (claims up to its free slots, woken by hints and a
+// jittered poll), heartbeats for every running attempt in one statement, and the lease reaper.
+import type { Db } from '../storage/db.js';
+import { tasksClaimAvailable, tasksHeartbeat } from '../storage/queries/transitions.js';
+import type { EventHub } from '../events/hub.js';
+import type { Signals } from '../events/signals.js';
+import type { Registry } from '../executors/registry.js';
+import type { TaskLogger } from '../executors/types.js';
+import type { TaskRow } from '../storage/queries/tasks.js';
+import { Runner, type ActiveAttempt } from './runner.js';
+import { AttemptAborted } from './abort.js';
+import { LeaseReaper } from './lease-reaper.js';
+
+export interface WorkerOptions {
+  workerId: string;
+  concurrency: number;
+  leaseMs: number;
+  pollIntervalMs: number;
+  reaperIntervalMs: number;
+  cancelGraceMs: number;
+  shutdownGraceMs: number;
+}
+
+export interface WorkerDeps {
+  db: Db;
+  hub: EventHub;
+  signals: Signals;
+  registry: Registry;
+  log: TaskLogger;
+  onClaimed?: (count: number) => void;
+  onOutcome?: (task: TaskRow, status: string) => void;
+}
+
+type State = 'stopped' | 'idle' | 'claiming' | 'stopping';
+
+export class Worker {
+  readonly #o: WorkerOptions;
+  readonly #d: WorkerDeps;
+  readonly #runner: Runner;
+  readonly #reaper: LeaseReaper;
+  readonly #active = new Map<string, ActiveAttempt>();
+  #state: State = 'stopped';
+  #wakeAgain = false;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void)[] = [];
+
+  constructor(options: WorkerOptions, deps: WorkerDeps) {
+    this.#o = options;
+    this.#d = deps;
+    this.#runner = new Runner({
+      db: deps.db, hub: deps.hub, registry: deps.registry, workerId: options.workerId,
+      cancelGraceMs: options.cancelGraceMs, log: deps.log, onOutcome: deps.onOutcome,
+    });
+    this.#reaper = new LeaseReaper({ db: deps.db, hub: deps.hub, signals: deps.signals, intervalMs: options.reaperIntervalMs, log: deps.log });
+  }
+
+  get activeCount(): number {
+    return this.#active.size;
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  start(): void {
+    if (this.#state !== 'stopped') return;
+    this.#state = 'idle';
+    this.#unsubscribe.push(
+      this.#d.signals.onWork(() => this.wake()),
+      this.#d.signals.onControl((id) => void this.#onControl(id)),
+    );
+    this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), Math.max(50, Math.floor(this.#o.leaseMs / 3)));
+    this.#reaper.start();
+    this.#schedulePoll();
+    this.wake();
+  }
+
+  /** Claims now if there are free slots (hints, finished attempts and polls call this). */
+  wake(): void {
+    if (this.#state === 'idle') void this.#claimLoop();
+    else if (this.#state === 'claiming') this.#wakeAgain = true;
+  }
+
+  async #claimLoop(): Promise<void> {
+    this.#state = 'claiming';
+    try {
+      do {
+        this.#wakeAgain = false;
+        for (;;) {
+          const free = this.#o.concurrency - this.#active.size;
+          if (free <= 0 || this.#state !== 'claiming') break;
+          const claimed = await tasksClaimAvailable(this.#d.db, { limit: free, owner: this.#o.workerId, leaseMs: this.#o.leaseMs });
+          if (claimed.length) this.#d.onClaimed?.(claimed.length);
+          for (const { task, events } of claimed) {
+            this.#d.hub.publish(events);
+            this.#launch(task);
+          }
+          if (claimed.length < free) break;
+        }
+      } while (this.#wakeAgain && this.#state === 'claiming');
+    } catch (err) {
+      this.#d.log.error('claim failed', { err: (err as Error).message });
+    } finally {
+      if (this.#state === 'claiming') this.#state = 'idle';
+    }
+  }
+
+  #launch(task: TaskRow): void {
+    const attempt = this.#runner.start(task);
+    this.#active.set(task.id, attempt);
+    void attempt.done.finally(() => {
+      if (this.#active.get(task.id) === attempt) this.#active.delete(task.id);
+      this.wake();
+    });
+  }
+
+  #schedulePoll(): void {
+    const jitter = 0.75 + Math.random() * 0.5;
+    this.#pollTimer = setTimeout(() => {
+      this.wake();
+      if (this.#state !== 'stopped' && this.#state !== 'stopping') this.#schedulePoll();
+    }, Math.round(this.#o.pollIntervalMs * jitter));
+  }
+
+  async #heartbeat(): Promise<void> {
+    if (this.#active.size === 0) return;
+    const running = [...this.#active.values()];
+    try {
+      const rows = await tasksHeartbeat(this.#d.db, {
+        owner: this.#o.workerId, leaseMs: this.#o.leaseMs, tasks: running.map((a) => ({ id: a.taskId, attempt: a.attempt })),
+      });
+      const held = new Map(rows.map((r) => [r.id, r]));
+      for (const a of running) {
+        const row = held.get(a.taskId);
+        if (!row) {
+          // not renewed: either it finished meanwhile, or the lease is gone
+          if (this.#active.get(a.taskId) === a) a.controller.abort(new AttemptAborted('lease_lost', 'lease lost'));
+          continue;
+        }
+        if (row.cancel_requested) a.controller.abort(new AttemptAborted('cancel', 'cancelled'));
+        else if (row.pause_requested) a.pauseRequested = true;
+      }
+    } catch (err) {
+      this.#d.log.warn('heartbeat failed', { err: (err as Error).message });
+    }
+  }
+
+  /** Cancel/pause hint for a task: the heartbeat query tells us which, right away. */
+  async #onControl(taskId: string): Promise<void> {
+    if (!this.#active.has(taskId)) return;
+    await this.#heartbeat();
+  }
+
+  /**
+   * Stops claiming, lets running attempts finish within shutdownGraceMs, then aborts the rest,
+   * which gives their tasks back to the queue. Idempotent.
+   */
+  async stop(): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'stopping') return;
+    this.#state = 'stopping';
+    clearTimeout(this.#pollTimer);
+    for (const u of this.#unsubscribe) u();
+    this.#unsubscribe = [];
+    await this.#reaper.stop();
+    const all = () => Promise.all([...this.#active.values()].map((a) => a.done));
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<void>((r) => (timer = setTimeout(r, this.#o.shutdownGraceMs)));
+    await Promise.race([all(), graceOver]);
+    clearTimeout(timer);
+    for (const a of this.#active.values()) a.controller.abort(new AttemptAborted('shutdown', 'worker shutting down'));
+    await all();
+    clearInterval(this.#heartbeatTimer);
+    this.#state = 'stopped';
+  }
+}

@@ -1,0 +1,233 @@
+// The live side of the event log. Persisted events are delivered to subscribers in `seq` order
+// with no gap and no duplicate: events published in this process are handed over directly when
+// they are the next in order, and anything else (a hint from another process, a subscriber
+// joining at an older seq, a gap) is read back from the persisted log, which stays the truth.
+// Cross-process hints travel over LISTEN/NOTIFY, coalesced into one NOTIFY per tick.
+import type { Db } from '../storage/db.js';
+import { eventsList } from '../storage/queries/events.js';
+import type { StoredEvent } from '../storage/queries/transitions.js';
+import type { TaskEvent } from '../contract/events.js';
+
+export const EVENTS_CHANNEL = 'taskgate_events';
+/** NOTIFY payloads must stay under 8000 bytes. */
+const MAX_NOTIFY_BYTES = 7_000;
+const FETCH_PAGE = 500;
+
+export function toWireEvent(e: StoredEvent): TaskEvent {
+  return {
+    workflow_id: e.task_id,
+    type: e.type,
+    agent_id: e.agent_id ?? null,
+    message: e.message ?? null,
+    payload: e.payload ?? null,
+    timestamp: e.created_at instanceof Date ? e.created_at.toISOString() : new Date(e.created_at).toISOString(),
+    seq: e.seq,
+    stream_id: null,
+  };
+}
+
+export interface Subscriber {
+  /** Delivery of one event; persisted events come strictly in seq order. */
+  deliver(event: TaskEvent, ephemeral: boolean): void;
+  /** Called if the subscription cannot continue (e.g. the log read failed). */
+  fail?(err: Error): void;
+}
+
+interface Sub {
+  s: Subscriber;
+  lastSeq: number;
+  catchingUp: boolean;
+  closed: boolean;
+}
+
+interface Channel {
+  taskId: string;
+  tenantId: string;
+  subs: Set<Sub>;
+  /** Highest seq known to exist for this task. */
+  knownSeq: number;
+}
+
+export interface EventHubOptions {
+  /** Send and receive cross-process hints (server PostgreSQL with several processes). */
+  crossProcess: boolean;
+  channel?: string;
+  onError?: (err: unknown) => void;
+}
+
+export class EventHub {
+  readonly #db: Db;
+  readonly #opts: EventHubOptions;
+  readonly #channels = new Map<string, Channel>();
+  readonly #origin = Math.random().toString(36).slice(2, 10);
+  #pendingHints = new Map<string, number>();
+  #pendingEphemeral: TaskEvent[] = [];
+  #flushScheduled = false;
+  #unlisten: (() => Promise<void>) | undefined;
+
+  constructor(db: Db, opts: EventHubOptions) {
+    this.#db = db;
+    this.#opts = opts;
+  }
+
+  async start(): Promise<void> {
+    if (!this.#opts.crossProcess || this.#unlisten) return;
+    this.#unlisten = await this.#db.listen(this.#opts.channel ?? EVENTS_CHANNEL, (payload) => this.#onHint(payload));
+  }
+
+  async stop(): Promise<void> {
+    const u = this.#unlisten;
+    this.#unlisten = undefined;
+    await u?.();
+  }
+
+  /** Number of live subscriptions (metrics, limits). */
+  get subscriberCount(): number {
+    let n = 0;
+    for (const c of this.#channels.values()) n += c.subs.size;
+    return n;
+  }
+
+  /** Hands freshly persisted events (of one or more tasks, each in seq order) to subscribers. */
+  publish(events: readonly StoredEvent[]): void {
+    for (const e of events) {
+      const ch = this.#channels.get(e.task_id);
+      if (ch) this.#onPersisted(ch, e);
+      if (this.#opts.crossProcess) this.#pendingHints.set(e.task_id, Math.max(this.#pendingHints.get(e.task_id) ?? 0, e.seq));
+    }
+    if (this.#opts.crossProcess && events.length) this.#scheduleFlush();
+  }
+
+  /** Live-only events (LLM_PARTIAL): delivered to current subscribers, never stored. */
+  publishEphemeral(event: TaskEvent): void {
+    this.#deliverEphemeral(event);
+    if (this.#opts.crossProcess) {
+      this.#pendingEphemeral.push(event);
+      this.#scheduleFlush();
+    }
+  }
+
+  /** Subscribes to a task's events strictly after `afterSeq`; returns the unsubscribe function. */
+  subscribe(taskId: string, tenantId: string, afterSeq: number, subscriber: Subscriber): () => void {
+    let ch = this.#channels.get(taskId);
+    if (!ch) {
+      ch = { taskId, tenantId, subs: new Set(), knownSeq: 0 };
+      this.#channels.set(taskId, ch);
+    }
+    const sub: Sub = { s: subscriber, lastSeq: afterSeq, catchingUp: false, closed: false };
+    ch.subs.add(sub);
+    void this.#catchUp(ch, sub);
+    return () => {
+      sub.closed = true;
+      ch!.subs.delete(sub);
+      if (ch!.subs.size === 0 && this.#channels.get(taskId) === ch) this.#channels.delete(taskId);
+    };
+  }
+
+  #onPersisted(ch: Channel, e: StoredEvent): void {
+    ch.knownSeq = Math.max(ch.knownSeq, e.seq);
+    const wire = toWireEvent(e);
+    for (const sub of ch.subs) {
+      if (sub.catchingUp || sub.closed) continue;
+      if (e.seq === sub.lastSeq + 1) {
+        sub.lastSeq = e.seq;
+        sub.s.deliver(wire, false);
+      } else if (e.seq > sub.lastSeq + 1) {
+        void this.#catchUp(ch, sub);
+      }
+    }
+  }
+
+  /** Reads the log after the subscriber's position until it has everything known. */
+  async #catchUp(ch: Channel, sub: Sub): Promise<void> {
+    if (sub.catchingUp || sub.closed) return;
+    sub.catchingUp = true;
+    try {
+      for (;;) {
+        const rows = await eventsList(this.#db, { tenantId: ch.tenantId, taskId: ch.taskId, afterSeq: sub.lastSeq, limit: FETCH_PAGE });
+        for (const e of rows) {
+          if (sub.closed) return;
+          if (e.seq !== sub.lastSeq + 1) continue;
+          sub.lastSeq = e.seq;
+          ch.knownSeq = Math.max(ch.knownSeq, e.seq);
+          sub.s.deliver(toWireEvent(e), false);
+        }
+        if (rows.length < FETCH_PAGE && sub.lastSeq >= ch.knownSeq) break;
+        if (rows.length === 0) break;
+      }
+    } catch (err) {
+      sub.s.fail?.(err as Error);
+      this.#opts.onError?.(err);
+    } finally {
+      sub.catchingUp = false;
+    }
+    // events that arrived while we were reading
+    if (!sub.closed && ch.knownSeq > sub.lastSeq) void this.#catchUp(ch, sub);
+  }
+
+  #deliverEphemeral(event: TaskEvent): void {
+    const ch = this.#channels.get(event.workflow_id);
+    if (!ch) return;
+    for (const sub of ch.subs) if (!sub.catchingUp && !sub.closed) sub.s.deliver(event, true);
+  }
+
+  #onHint(payload: string): void {
+    let msg: { o?: string; h?: [string, number][]; e?: TaskEvent[] };
+    try {
+      msg = JSON.parse(payload) as typeof msg;
+    } catch {
+      return;
+    }
+    if (msg.o === this.#origin) return;
+    for (const [taskId, seq] of msg.h ?? []) {
+      const ch = this.#channels.get(taskId);
+      if (!ch) continue;
+      ch.knownSeq = Math.max(ch.knownSeq, seq);
+      for (const sub of ch.subs) if (sub.lastSeq < seq) void this.#catchUp(ch, sub);
+    }
+    for (const e of msg.e ?? []) this.#deliverEphemeral(e);
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => void this.#flush());
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushScheduled = false;
+    const hints = [...this.#pendingHints.entries()];
+    const ephemeral = this.#pendingEphemeral;
+    this.#pendingHints = new Map();
+    this.#pendingEphemeral = [];
+    const payloads: string[] = [];
+    let batch: { o: string; h: [string, number][]; e: TaskEvent[] } = { o: this.#origin, h: [], e: [] };
+    const push = () => {
+      if (batch.h.length || batch.e.length) payloads.push(JSON.stringify(batch));
+      batch = { o: this.#origin, h: [], e: [] };
+    };
+    let size = 40;
+    for (const h of hints) {
+      size += h[0].length + 16;
+      if (size > MAX_NOTIFY_BYTES) {
+        push();
+        size = 40;
+      }
+      batch.h.push(h);
+    }
+    for (const e of ephemeral) {
+      const len = JSON.stringify(e).length;
+      if (len > MAX_NOTIFY_BYTES - 100) continue; // too large to hint; partials are best-effort
+      size += len;
+      if (size > MAX_NOTIFY_BYTES) {
+        push();
+        size = 40 + len;
+      }
+      batch.e.push(e);
+    }
+    push();
+    for (const p of payloads) {
+      await this.#db.notify(this.#opts.channel ?? EVENTS_CHANNEL, p).catch((err) => this.#opts.onError?.(err));
+    }
+  }
+}

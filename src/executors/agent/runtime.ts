@@ -1,0 +1,189 @@
+// One task's agent runtime: every LLM call and tool call is a durable step (a replay reads the
+// stored result and never pays twice), with its events, usage, cost and the session token budget.
+import { priceOf, type LlmConfig, type ModelRef } from '../../config/llm.js';
+import { PermanentError, type TaskContext } from '../types.js';
+import type { LlmClient } from './llm-client.js';
+import type { ChatMessage, ToolCall, ToolSpec } from './providers/types.js';
+import { ToolError, clip, type AgentTool } from './tools/types.js';
+import { UsageLedger, roundUsd } from './usage.js';
+
+/** BUDGET_THRESHOLD fires when a session crosses this share of its token budget. */
+export const BUDGET_THRESHOLD_RATIO = 0.8;
+/** Characters of prompt/output copied into persisted events (the full text is in the steps). */
+export const EVENT_TEXT_CHARS = 4_000;
+
+/** What a finished LLM step stores (and a replay returns). */
+export interface StoredCall {
+  text: string;
+  toolCalls: ToolCall[];
+  usage: { input_tokens: number; output_tokens: number; total_tokens: number; estimated_cost: number };
+  model: string;
+  provider: string;
+  finishReason: string;
+}
+
+export interface StoredTool {
+  ok: boolean;
+  output: string;
+}
+
+export interface BudgetState {
+  /** 0 = unlimited. */
+  limit: number;
+  /** Tokens the session had used before this task. */
+  usedBefore: number;
+}
+
+/** Rough token estimate for budget checks before a call: 4 characters ≈ 1 token. */
+export function estimateTokens(messages: readonly ChatMessage[]): number {
+  let chars = 0;
+  for (const m of messages) chars += m.content.length + ('toolCalls' in m && m.toolCalls ? JSON.stringify(m.toolCalls).length : 0);
+  return Math.ceil(chars / 4);
+}
+
+/** Emits without waiting (token deltas must not slow the stream); an emit failure is not the call's. */
+function fire(p: Promise<void>): void {
+  p.catch(() => undefined);
+}
+
+export class AgentRuntime {
+  readonly ledger = new UsageLedger();
+  llmCalls = 0;
+  toolCalls = 0;
+  #agents = 0;
+  #waiting: (() => void)[] = [];
+
+  constructor(
+    readonly ctx: TaskContext,
+    readonly config: LlmConfig,
+    readonly client: LlmClient,
+    readonly candidates: readonly ModelRef[],
+    readonly tools: ReadonlyMap<string, AgentTool>,
+    readonly budget: BudgetState,
+    readonly maxConcurrentAgents: number,
+  ) {}
+
+  get toolSpecs(): ToolSpec[] {
+    return [...this.tools.values()].map((t) => t.spec);
+  }
+
+  get tokensUsed(): number {
+    return this.budget.usedBefore + this.ledger.totalTokens;
+  }
+
+  async emit(type: string, agentId: string, message: string, payload?: Record<string, unknown>): Promise<void> {
+    await this.ctx.emit({ type, agent_id: agentId, message, payload });
+  }
+
+  /** Runs `fn` as one of at most maxConcurrentAgents concurrent sub-agents. */
+  async withAgentSlot<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#agents >= this.maxConcurrentAgents) await new Promise<void>((r) => this.#waiting.push(r));
+    this.#agents++;
+    try {
+      return await fn();
+    } finally {
+      this.#agents--;
+      this.#waiting.shift()?.();
+    }
+  }
+
+  #checkBudget(extra: number): void {
+    const { limit } = this.budget;
+    if (limit > 0 && this.tokensUsed + extra > limit) {
+      throw new PermanentError(
+        `session token budget exceeded: ${this.tokensUsed} of ${limit} tokens used` + (extra ? `, the next LLM call needs about ${extra} more` : ''),
+      );
+    }
+  }
+
+  /**
+   * One LLM call as durable step `name`. `answer` marks calls whose text may be the final answer
+   * (their LLM_PARTIAL deltas carry answer: true, which the OpenAI-compatible stream forwards).
+   */
+  async callLlm(agentId: string, name: string, messages: ChatMessage[], opts: { tools?: ToolSpec[]; answer: boolean }): Promise<StoredCall> {
+    const done = this.ctx.stepInfo(name)?.done === true;
+    if (!done) this.#checkBudget(estimateTokens(messages));
+    const stored = await this.ctx.step<StoredCall>(name, async () => {
+      const before = this.tokensUsed;
+      const last = messages[messages.length - 1];
+      await this.emit('AGENT_THINKING', agentId, `${agentId} is thinking`, { call_id: name });
+      await this.emit('LLM_PROMPT', agentId, clip(last?.content ?? '', EVENT_TEXT_CHARS), {
+        call_id: name,
+        messages: messages.length,
+        tools: opts.tools?.map((t) => t.name) ?? [],
+        candidates: this.candidates.map((c) => `${c.provider}/${c.model}`),
+      });
+      let attempt = 1;
+      const res = await this.client.call(this.candidates, {
+        messages,
+        tools: opts.tools,
+        signal: this.ctx.signal,
+        onDelta: (delta) => fire(this.ctx.emit({ type: 'LLM_PARTIAL', agent_id: agentId, message: delta, payload: { call_id: name, delta, answer: opts.answer, attempt } })),
+        onRetry: (info) => {
+          attempt++;
+          fire(this.emit('RETRYING', agentId, `LLM call retry ${info.attempt} on ${info.provider} in ${info.delayMs} ms: ${info.error}`, { call_id: name, ...info }));
+        },
+        onFailover: (from, to, error) =>
+          fire(this.emit('WARNING', agentId, `failing over from ${from.provider}/${from.model} to ${to.provider}/${to.model}: ${error}`, { call_id: name, from, to })),
+      });
+      const cost = roundUsd(priceOf(this.config, res.model, res.usage.input_tokens, res.usage.output_tokens));
+      const usage = { ...res.usage, total_tokens: res.usage.input_tokens + res.usage.output_tokens, estimated_cost: cost };
+      await this.emit('LLM_OUTPUT', agentId, clip(res.text, EVENT_TEXT_CHARS), {
+        call_id: name,
+        provider: res.provider,
+        model: res.model,
+        usage,
+        finish_reason: res.finishReason,
+        tool_calls: res.toolCalls.map((t) => ({ id: t.id, name: t.name, arguments: clip(t.arguments, 1_000) })),
+        attempts: res.attempts,
+      });
+      const after = before + usage.total_tokens;
+      const { limit } = this.budget;
+      if (limit > 0 && before < limit * BUDGET_THRESHOLD_RATIO && after >= limit * BUDGET_THRESHOLD_RATIO) {
+        await this.emit('BUDGET_THRESHOLD', agentId, `session used ${Math.round((after / limit) * 100)} % of its ${limit}-token budget`, {
+          tokens_used: after,
+          token_budget: limit,
+          percent: Math.round((after / limit) * 1000) / 10,
+        });
+      }
+      return { text: res.text, toolCalls: res.toolCalls, usage, model: res.model, provider: res.provider, finishReason: res.finishReason };
+    });
+    this.llmCalls++;
+    this.ledger.record({ provider: stored.provider, model: stored.model, input_tokens: stored.usage.input_tokens, output_tokens: stored.usage.output_tokens, cost: stored.usage.estimated_cost });
+    this.#checkBudget(0);
+    return stored;
+  }
+
+  /** One tool call as durable step `name`; tool failures become observations the model reads. */
+  async runTool(agentId: string, name: string, call: ToolCall): Promise<StoredTool> {
+    const stored = await this.ctx.step<StoredTool>(name, async () => {
+      let args: Record<string, unknown> = {};
+      let parseError: string | undefined;
+      try {
+        const v = JSON.parse(call.arguments || '{}');
+        if (typeof v === 'object' && v !== null && !Array.isArray(v)) args = v;
+        else parseError = 'tool arguments must be a JSON object';
+      } catch {
+        parseError = `tool arguments are not valid JSON: ${clip(call.arguments, 200)}`;
+      }
+      await this.emit('TOOL_INVOKED', agentId, call.name, { call_id: name, tool: call.name, tool_call_id: call.id, args });
+      let result: StoredTool;
+      const tool = this.tools.get(call.name);
+      if (parseError) result = { ok: false, output: `error: ${parseError}` };
+      else if (!tool) result = { ok: false, output: `error: unknown tool ${call.name}; available: ${[...this.tools.keys()].join(', ')}` };
+      else {
+        try {
+          result = { ok: true, output: await tool.run(args, { signal: this.ctx.signal, tenantId: this.ctx.tenantId, userId: this.ctx.userId, taskId: this.ctx.taskId, callKey: name }) };
+        } catch (err) {
+          if (this.ctx.signal.aborted) throw err;
+          if (!(err instanceof ToolError) && !(err instanceof PermanentError)) throw err;
+          result = { ok: false, output: `error: ${err.message}` };
+        }
+      }
+      await this.emit('TOOL_OBSERVATION', agentId, clip(result.output, EVENT_TEXT_CHARS), { call_id: name, tool: call.name, tool_call_id: call.id, ok: result.ok });
+      return result;
+    });
+    this.toolCalls++;
+    return stored;
+  }
+}

@@ -1,0 +1,70 @@
+// `http_fetch`: GET (or POST) a public URL through the same SSRF-guarded client as the http
+// executor (DNS checked at connect time, private/loopback/link-local refused unless allow-listed).
+import { httpCall } from '../../http-client.js';
+import { clip, ToolError, type AgentTool } from './types.js';
+
+export interface HttpFetchOptions {
+  /** Hosts, IPs or CIDRs allowed even if private (TASKGATE_HTTP_ALLOW_LIST). */
+  allowList: readonly string[];
+  timeoutMs: number;
+  maxResponseBytes: number;
+  /** Characters of body text given back to the model. Default 20,000 (~5k tokens). */
+  maxChars?: number;
+}
+
+/** HTML → readable text: drops scripts/styles/tags, collapses whitespace. */
+export function htmlToText(html: string): string {
+  return html
+    .replace(/<(script|style|noscript)[^>]*>[\s\S]*?<\/\1>/gi, ' ')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&nbsp;/g, ' ')
+    .replace(/&amp;/g, '&')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+export function httpFetchTool(opts: HttpFetchOptions): AgentTool {
+  return {
+    spec: {
+      name: 'http_fetch',
+      description: 'Fetch a public http(s) URL and return its status and body text (HTML is converted to plain text). Private and internal addresses are refused.',
+      parameters: {
+        type: 'object',
+        properties: {
+          url: { type: 'string', description: 'absolute http or https URL' },
+          method: { type: 'string', enum: ['GET', 'POST'], description: 'default GET' },
+          body: { type: 'string', description: 'request body for POST (sent as application/json if it parses as JSON)' },
+        },
+        required: ['url'],
+      },
+    },
+    async run(args, ctx) {
+      if (typeof args.url !== 'string') throw new ToolError('url (a string) is required');
+      const method = args.method === 'POST' ? 'POST' : 'GET';
+      const body = method === 'POST' && typeof args.body === 'string' ? args.body : undefined;
+      let res;
+      try {
+        res = await httpCall({
+          url: args.url,
+          method,
+          body,
+          headers: { 'user-agent': 'taskgate-agent', accept: 'text/html,application/json,text/plain;q=0.9,*/*;q=0.5', ...(body ? { 'content-type': 'application/json' } : {}) },
+          timeoutMs: opts.timeoutMs,
+          maxResponseBytes: opts.maxResponseBytes,
+          allowList: opts.allowList,
+          signal: ctx.signal,
+        });
+      } catch (err) {
+        if (ctx.signal.aborted) throw err;
+        throw new ToolError(`fetch failed: ${(err as Error).message}`);
+      }
+      const type = res.headers['content-type'] ?? '';
+      const text = type.includes('html') ? htmlToText(res.body) : res.body;
+      return JSON.stringify({ status: res.status, content_type: type, body: clip(text, opts.maxChars ?? 20_000) });
+    },
+  };
+}

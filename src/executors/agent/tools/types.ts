@@ -1,0 +1,27 @@
+// The agent's tool contract: a JSON-Schema-described function the model can call. Results are
+// strings (what the model reads back); a thrown ToolError is shown to the model as an error.
+import type { ToolSpec } from '../providers/types.js';
+
+export interface ToolContext {
+  readonly signal: AbortSignal;
+  readonly tenantId: string;
+  readonly userId: string;
+  readonly taskId: string;
+  /** The durable step name of this tool call: stable across replays. */
+  readonly callKey: string;
+}
+
+export interface AgentTool {
+  readonly spec: ToolSpec;
+  run(args: Record<string, unknown>, ctx: ToolContext): Promise<string>;
+}
+
+/** A tool failed in a way the model should see and may recover from (bad arguments, 404…). */
+export class ToolError extends Error {
+  override name = 'ToolError';
+}
+
+/** Truncates tool output the model reads back, in characters. */
+export function clip(text: string, maxChars: number): string {
+  return text.length <= maxChars ? text : `${text.slice(0, maxChars)}\n…[truncated ${text.length - maxChars} characters]`;
+}

@@ -1,0 +1,263 @@
+// Seed 004's `data_analysis` kind with real statistics over inline rows or CSV text:
+// summary (count/mean/median/stddev/min/max), trend (least squares slope, intercept, r²),
+// correlation (Pearson r per column pair) and prediction (linear extrapolation).
+import { PermanentError, type TaskDefinition } from '../types.js';
+
+type Row = Record<string, unknown>;
+
+interface Input {
+  data_source: string;
+  data?: unknown[];
+  analysis_type: 'summary' | 'trend' | 'correlation' | 'prediction';
+  parameters?: { columns?: string[]; x?: string; y?: string; horizon?: number };
+  output_format?: 'json' | 'csv' | 'pdf' | 'html';
+}
+
+/** Parses CSV text with a header line; handles quoted fields with commas and doubled quotes. */
+export function parseCsv(text: string): Row[] {
+  const lines: string[][] = [];
+  let field = '';
+  let row: string[] = [];
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\n' || c === '\r') {
+      if (c === '\r' && text[i + 1] === '\n') i++;
+      row.push(field);
+      field = '';
+      if (row.some((f) => f.trim() !== '')) lines.push(row);
+      row = [];
+    } else field += c;
+  }
+  row.push(field);
+  if (row.some((f) => f.trim() !== '')) lines.push(row);
+  const [header, ...body] = lines;
+  if (!header) return [];
+  const names = header.map((h) => h.trim());
+  return body.map((cells) => Object.fromEntries(names.map((n, i) => [n, cells[i]?.trim() ?? ''])));
+}
+
+function toRows(input: Input): Row[] {
+  if (Array.isArray(input.data)) {
+    const [first, ...rest] = input.data;
+    if (Array.isArray(first)) {
+      const names = first.map(String);
+      return rest.map((r) => Object.fromEntries(names.map((n, i) => [n, (r as unknown[])[i]])));
+    }
+    return input.data.filter((r): r is Row => typeof r === 'object' && r !== null && !Array.isArray(r));
+  }
+  if (/[,\n]/.test(input.data_source)) return parseCsv(input.data_source);
+  throw new PermanentError('no data: pass rows in `data` or CSV text in `data_source`');
+}
+
+function asNumber(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v === 'string' && v.trim() !== '') {
+    const n = Number(v);
+    return Number.isFinite(n) ? n : undefined;
+  }
+  return undefined;
+}
+
+/** Columns whose every non-empty value is a number. */
+function numericColumns(rows: Row[]): string[] {
+  const names = new Set<string>();
+  for (const r of rows) for (const k of Object.keys(r)) names.add(k);
+  return [...names].filter((name) => {
+    let seen = 0;
+    for (const r of rows) {
+      const v = r[name];
+      if (v === undefined || v === null || v === '') continue;
+      if (asNumber(v) === undefined) return false;
+      seen++;
+    }
+    return seen > 0;
+  });
+}
+
+const round = (x: number, digits = 6): number => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
+
+export function describeColumn(values: number[]) {
+  const n = values.length;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mean = values.reduce((s, v) => s + v, 0) / n;
+  const median = n % 2 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
+  const variance = n > 1 ? values.reduce((s, v) => s + (v - mean) ** 2, 0) / (n - 1) : 0;
+  return { count: n, mean: round(mean), median: round(median), stddev: round(Math.sqrt(variance)), min: sorted[0]!, max: sorted[n - 1]! };
+}
+
+export function linearFit(xs: number[], ys: number[]) {
+  const n = xs.length;
+  const mx = xs.reduce((s, v) => s + v, 0) / n;
+  const my = ys.reduce((s, v) => s + v, 0) / n;
+  let sxx = 0;
+  let sxy = 0;
+  let syy = 0;
+  for (let i = 0; i < n; i++) {
+    sxx += (xs[i]! - mx) ** 2;
+    sxy += (xs[i]! - mx) * (ys[i]! - my);
+    syy += (ys[i]! - my) ** 2;
+  }
+  if (sxx === 0) throw new PermanentError('x values are all equal: no trend can be fitted');
+  const slope = sxy / sxx;
+  const intercept = my - slope * mx;
+  const r2 = syy === 0 ? 1 : (sxy * sxy) / (sxx * syy);
+  return { slope, intercept, r2 };
+}
+
+export function pearson(xs: number[], ys: number[]): number | null {
+  const n = xs.length;
+  const mx = xs.reduce((s, v) => s + v, 0) / n;
+  const my = ys.reduce((s, v) => s + v, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (xs[i]! - mx) * (ys[i]! - my);
+    sxx += (xs[i]! - mx) ** 2;
+    syy += (ys[i]! - my) ** 2;
+  }
+  return sxx === 0 || syy === 0 ? null : sxy / Math.sqrt(sxx * syy);
+}
+
+function pairs(rows: Row[], x: string | undefined, y: string): { xs: number[]; ys: number[] } {
+  const xs: number[] = [];
+  const ys: number[] = [];
+  rows.forEach((r, i) => {
+    const yv = asNumber(r[y]);
+    const xv = x === undefined ? i : asNumber(r[x]);
+    if (yv !== undefined && xv !== undefined) {
+      xs.push(xv);
+      ys.push(yv);
+    }
+  });
+  if (xs.length < 2) throw new PermanentError(`need at least 2 numeric points in column ${y}`);
+  return { xs, ys };
+}
+
+export function analyze(input: Input): Record<string, unknown> {
+  const rows = toRows(input);
+  if (rows.length === 0) throw new PermanentError('the data has no rows');
+  const numeric = numericColumns(rows);
+  const wanted = input.parameters?.columns?.length ? input.parameters.columns.filter((c) => numeric.includes(c)) : numeric;
+  if (wanted.length === 0) throw new PermanentError('the data has no numeric columns');
+  const base = { analysis_type: input.analysis_type, row_count: rows.length, columns: wanted };
+
+  switch (input.analysis_type) {
+    case 'summary': {
+      const stats: Record<string, unknown> = {};
+      for (const c of wanted) {
+        const values = rows.map((r) => asNumber(r[c])).filter((v): v is number => v !== undefined);
+        stats[c] = describeColumn(values);
+      }
+      return { ...base, statistics: stats };
+    }
+    case 'trend':
+    case 'prediction': {
+      const x = input.parameters?.x;
+      const y = input.parameters?.y ?? wanted.find((c) => c !== x);
+      if (!y) throw new PermanentError('no numeric column to fit');
+      const { xs, ys } = pairs(rows, x, y);
+      const fit = linearFit(xs, ys);
+      const trend = {
+        x: x ?? '(row index)', y, points: xs.length,
+        slope: round(fit.slope), intercept: round(fit.intercept), r_squared: round(fit.r2),
+        direction: Math.abs(fit.slope) < 1e-12 ? 'flat' : fit.slope > 0 ? 'increasing' : 'decreasing',
+      };
+      if (input.analysis_type === 'trend') return { ...base, trend };
+      const horizon = Math.min(Math.max(1, Math.floor(input.parameters?.horizon ?? 3)), 1000);
+      const step = xs.length > 1 ? (xs[xs.length - 1]! - xs[0]!) / (xs.length - 1) : 1;
+      const last = xs[xs.length - 1]!;
+      const predictions = Array.from({ length: horizon }, (_, k) => {
+        const xv = last + step * (k + 1);
+        return { x: round(xv), y: round(fit.intercept + fit.slope * xv) };
+      });
+      return { ...base, trend, predictions };
+    }
+    case 'correlation': {
+      if (wanted.length < 2) throw new PermanentError('correlation needs at least two numeric columns');
+      const matrix: Record<string, Record<string, number | null>> = {};
+      const pairsOut: { a: string; b: string; r: number | null }[] = [];
+      for (const a of wanted) {
+        matrix[a] = {};
+        for (const b of wanted) {
+          const xs: number[] = [];
+          const ys: number[] = [];
+          for (const r of rows) {
+            const av = asNumber(r[a]);
+            const bv = asNumber(r[b]);
+            if (av !== undefined && bv !== undefined) {
+              xs.push(av);
+              ys.push(bv);
+            }
+          }
+          const r = xs.length >= 2 ? pearson(xs, ys) : null;
+          matrix[a]![b] = r === null ? null : round(r);
+          if (a < b) pairsOut.push({ a, b, r: r === null ? null : round(r) });
+        }
+      }
+      return { ...base, correlation: matrix, pairs: pairsOut };
+    }
+  }
+}
+
+function render(result: Record<string, unknown>, format: 'csv' | 'html'): string {
+  const stats = (result.statistics ?? result.correlation ?? { [String((result.trend as Row | undefined)?.y ?? 'value')]: result.trend ?? {} }) as Record<string, Row>;
+  const keys = [...new Set(Object.values(stats).flatMap((v) => Object.keys(v ?? {})))];
+  const rows = Object.entries(stats).map(([name, v]) => [name, ...keys.map((k) => String(v?.[k] ?? ''))]);
+  if (format === 'csv') return [['column', ...keys], ...rows].map((r) => r.join(',')).join('\n');
+  const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+  return `<table><tr>${['column', ...keys].map((k) => `<th>${esc(k)}</th>`).join('')}</tr>${rows
+    .map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`)
+    .join('')}</table>`;
+}
+
+export const dataAnalysis: TaskDefinition = {
+  id: 'data_analysis',
+  name: 'Data analysis',
+  description: 'Summary statistics, linear trend, Pearson correlation or linear prediction over inline rows (`data`) or CSV text (`data_source`).',
+  version: '1.0.0',
+  kind: 'function',
+  type: 'AUTOMATED',
+  input_schema: {
+    type: 'object',
+    properties: {
+      data_source: { type: 'string', maxLength: 1_000_000 },
+      data: { type: 'array', maxItems: 100_000 },
+      analysis_type: { type: 'string', enum: ['summary', 'trend', 'correlation', 'prediction'] },
+      parameters: {
+        type: 'object',
+        properties: {
+          columns: { type: 'array', items: { type: 'string' } },
+          x: { type: 'string' },
+          y: { type: 'string' },
+          horizon: { type: 'integer', minimum: 1, maximum: 1000 },
+        },
+      },
+      output_format: { type: 'string', enum: ['json', 'csv', 'pdf', 'html'] },
+    },
+    required: ['data_source', 'analysis_type'],
+    additionalProperties: false,
+  },
+  output_schema: {
+    type: 'object',
+    properties: { analysis_type: { type: 'string' }, row_count: { type: 'integer' }, columns: { type: 'array' } },
+    required: ['analysis_type', 'row_count', 'columns'],
+  },
+  handler(input: Input) {
+    if (input.output_format === 'pdf') throw new PermanentError('output_format pdf is not supported; use json, csv or html');
+    const result = analyze(input);
+    if (input.output_format === 'csv' || input.output_format === 'html') return { ...result, rendered: render(result, input.output_format) };
+    return result;
+  },
+};

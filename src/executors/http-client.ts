@@ -1,0 +1,73 @@
+// Outbound HTTP for tasks (the `http` executor, the agent's http_fetch tool): SSRF-guarded at
+// connect time, with a timeout, a response size cap and the task's AbortSignal.
+import http from 'node:http';
+import https from 'node:https';
+import { assertPublicUrl, guardedLookup } from './ssrf.js';
+import { PermanentError, RetryAfterError } from './types.js';
+
+export interface HttpCall {
+  url: string;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  timeoutMs: number;
+  maxResponseBytes: number;
+  allowList: readonly string[];
+  signal: AbortSignal;
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export async function httpCall(call: HttpCall): Promise<HttpResult> {
+  let url: URL;
+  try {
+    url = new URL(call.url);
+  } catch {
+    throw new PermanentError(`invalid URL: ${call.url}`);
+  }
+  await assertPublicUrl(url, call.allowList);
+  const mod = url.protocol === 'https:' ? https : http;
+  return new Promise<HttpResult>((resolve, reject) => {
+    const req = mod.request(
+      url,
+      {
+        method: call.method ?? 'GET',
+        headers: call.headers,
+        lookup: guardedLookup(call.allowList) as never,
+        signal: call.signal,
+        timeout: call.timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > call.maxResponseBytes) {
+            req.destroy(new PermanentError(`response larger than ${call.maxResponseBytes} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('end', () => {
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+          resolve({ status: res.statusCode ?? 0, headers, body: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', reject);
+      },
+    );
+    const timer = setTimeout(() => req.destroy(new RetryAfterError(`request timed out after ${call.timeoutMs} ms`, 0)), call.timeoutMs);
+    req.on('close', () => clearTimeout(timer));
+    req.on('timeout', () => req.destroy(new RetryAfterError(`request timed out after ${call.timeoutMs} ms`, 0)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ESSRF') reject(new PermanentError(err.message));
+      else reject(err);
+    });
+    if (call.body !== undefined) req.write(call.body);
+    req.end();
+  });
+}

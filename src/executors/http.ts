@@ -1,0 +1,98 @@
+// The `http` executor: one HTTP call per task, described by the definition's config (method,
+// URL template, headers) and the input. The shipped `http_request` definition takes the whole
+// call from its input.
+import { httpCall } from './http-client.js';
+import { PermanentError, RetryAfterError, type Executor, type TaskDefinition } from './types.js';
+
+export interface HttpExecutorOptions {
+  timeoutMs: number;
+  maxResponseBytes: number;
+  allowList: readonly string[];
+}
+
+interface HttpInput {
+  url?: string;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: unknown;
+  timeout_ms?: number;
+}
+
+/** Replaces `{{input.path}}` in a template with URL-encoded values from the input. */
+export function expandTemplate(template: string, input: unknown): string {
+  return template.replace(/\{\{\s*input\.([A-Za-z0-9_.]+)\s*\}\}/g, (_, path: string) => {
+    let v: unknown = input;
+    for (const part of path.split('.')) v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[part] : undefined;
+    return encodeURIComponent(v === undefined || v === null ? '' : String(v));
+  });
+}
+
+export function createHttpExecutor(opts: HttpExecutorOptions): Executor {
+  return {
+    kind: 'http',
+    async run(task, ctx) {
+      const def = task.definition;
+      const input = (task.input ?? {}) as HttpInput;
+      const config = (def?.config ?? {}) as { method?: string; url?: string; headers?: Record<string, string> };
+      const url = config.url ? expandTemplate(config.url, input) : input.url;
+      if (!url) throw new PermanentError('no URL: the definition has no config.url and the input has no url');
+      const method = (config.method ?? input.method ?? 'GET').toUpperCase();
+      const headers: Record<string, string> = { 'user-agent': 'taskgate', ...config.headers, ...input.headers };
+      if (ctx.traceparent) headers.traceparent = ctx.traceparent;
+      let body: string | undefined;
+      if (input.body !== undefined && method !== 'GET' && method !== 'HEAD') {
+        body = typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
+        if (typeof input.body !== 'string') headers['content-type'] ??= 'application/json';
+      }
+      const res = await ctx.step('http', () =>
+        httpCall({
+          url, method, headers, body,
+          timeoutMs: Math.min(input.timeout_ms ?? opts.timeoutMs, opts.timeoutMs),
+          maxResponseBytes: opts.maxResponseBytes, allowList: opts.allowList, signal: ctx.signal,
+        }),
+      );
+      if (res.status === 429 || res.status >= 500) {
+        const retryAfter = Number(res.headers['retry-after']);
+        throw new RetryAfterError(`upstream answered ${res.status}`, Number.isFinite(retryAfter) ? retryAfter * 1000 : 0);
+      }
+      let json: unknown;
+      if ((res.headers['content-type'] ?? '').includes('json')) {
+        try {
+          json = JSON.parse(res.body);
+        } catch {
+          json = undefined;
+        }
+      }
+      const output = { status: res.status, headers: res.headers, body: json ?? res.body };
+      if (res.status >= 400) throw new PermanentError(`upstream answered ${res.status}`);
+      return { output };
+    },
+  };
+}
+
+export const httpRequest: TaskDefinition = {
+  id: 'http_request',
+  name: 'HTTP request',
+  description: 'Calls an HTTP endpoint. Private, loopback and link-local targets are refused unless allow-listed.',
+  version: '1.0.0',
+  kind: 'http',
+  type: 'INTEGRATION',
+  input_schema: {
+    type: 'object',
+    properties: {
+      url: { type: 'string', format: 'uri', maxLength: 4096 },
+      method: { type: 'string', enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD'] },
+      headers: { type: 'object', additionalProperties: { type: 'string' } },
+      body: {},
+      timeout_ms: { type: 'integer', minimum: 1, maximum: 300_000 },
+    },
+    required: ['url'],
+    additionalProperties: false,
+  },
+  output_schema: {
+    type: 'object',
+    properties: { status: { type: 'integer' }, headers: { type: 'object' }, body: {} },
+    required: ['status', 'headers', 'body'],
+  },
+  retry_policy: { max_retries: 2, retry_interval_ms: 1_000, backoff_multiplier: 2 },
+};

@@ -1,0 +1,73 @@
+// SSRF guard for outbound HTTP from tasks: resolves the host and refuses private, loopback,
+// link-local, unique-local, multicast and unspecified addresses unless allow-listed
+// (TASKGATE_HTTP_ALLOW_LIST: host names, IPs or CIDRs).
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
+import { PermanentError } from './types.js';
+
+const blocked = new BlockList();
+for (const [net, bits] of [
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16],
+  ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
+] as const) blocked.addSubnet(net, bits, 'ipv4');
+for (const [net, bits] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['::ffff:0:0', 96], ['64:ff9b::', 96]] as const) {
+  blocked.addSubnet(net, bits, 'ipv6');
+}
+
+function allowListMatches(allow: readonly string[], host: string, ip: string): boolean {
+  const family = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
+  for (const entry of allow) {
+    if (entry === host || entry === ip) return true;
+    const [net, bitsRaw] = entry.split('/');
+    if (bitsRaw && net && isIP(net)) {
+      const list = new BlockList();
+      list.addSubnet(net, Number(bitsRaw), isIP(net) === 6 ? 'ipv6' : 'ipv4');
+      if (list.check(ip, family)) return true;
+    }
+  }
+  return false;
+}
+
+export function isBlockedAddress(ip: string): boolean {
+  return blocked.check(ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4');
+}
+
+/** Throws PermanentError when the URL is not http(s) or resolves to a forbidden address. */
+export async function assertPublicUrl(url: URL, allowList: readonly string[]): Promise<void> {
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new PermanentError(`only http and https URLs are allowed, got ${url.protocol}`);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const addresses = isIP(host) ? [host] : (await lookup(host, { all: true, verbatim: true }).catch(() => [])).map((a) => a.address);
+  if (addresses.length === 0) throw new PermanentError(`cannot resolve host ${host}`);
+  for (const ip of addresses) {
+    if (isBlockedAddress(ip) && !allowListMatches(allowList, host, ip)) {
+      throw new PermanentError(`refusing to call ${host} (${ip}): private, loopback or link-local address; allow it with TASKGATE_HTTP_ALLOW_LIST`);
+    }
+  }
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | { address: string; family: number }[], family?: number) => void;
+
+/**
+ * A `lookup` for node:http(s) that checks every address the connection will actually use, so a
+ * DNS answer that changes between check and connect (rebinding) cannot slip through.
+ */
+export function guardedLookup(allowList: readonly string[]) {
+  return (hostname: string, options: { all?: boolean; family?: number } | number, callback: LookupCallback): void => {
+    const all = typeof options === 'object' && options.all === true;
+    lookup(hostname, { all: true, verbatim: true }).then(
+      (addrs) => {
+        for (const a of addrs) {
+          if (isBlockedAddress(a.address) && !allowListMatches(allowList, hostname, a.address)) {
+            const err = new Error(`refusing to connect to ${hostname} (${a.address}): private, loopback or link-local address`) as NodeJS.ErrnoException;
+            err.code = 'ESSRF';
+            callback(err, all ? [] : '', 0);
+            return;
+          }
+        }
+        if (all) callback(null, addrs);
+        else callback(null, addrs[0]!.address, addrs[0]!.family);
+      },
+      (err: NodeJS.ErrnoException) => callback(err, all ? [] : '', 0),
+    );
+  };
+}

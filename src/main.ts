@@ -1,0 +1,148 @@
+// Process entry: load config → open the database → migrate → bootstrap → compose the registry,
+// event hub, signals, worker and HTTP app → listen. The only file that wires everything.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config/index.js';
+import { openPg } from './storage/pg.js';
+import { openPglite, writeSecretFile } from './storage/pglite.js';
+import { migrate } from './storage/migrate.js';
+import { bootstrap } from './auth/bootstrap.js';
+import { EventHub, EVENTS_CHANNEL } from './events/hub.js';
+import { CONTROL_CHANNEL, Signals, WORK_CHANNEL } from './events/signals.js';
+import { channelName, type Db } from './storage/db.js';
+import { Registry, functionExecutor } from './executors/registry.js';
+import { createHttpExecutor, httpRequest } from './executors/http.js';
+import { calculateOrderTotal, noop, sleep } from './executors/builtin/basic.js';
+import { dataAnalysis } from './executors/builtin/data-analysis.js';
+import { Worker } from './engine/worker.js';
+import { buildApp } from './api/app.js';
+import { Metrics } from './api/metrics.js';
+import { createLogger, taskLogger } from './logger.js';
+import { VERSION } from './version.js';
+
+export async function openDatabase(config: Config, log?: Logger): Promise<Db> {
+  if (config.databaseUrl) {
+    const onError = (err: Error) => log?.warn({ err }, 'database connection error');
+    if (config.databaseSchema) {
+      const admin = await openPg({ connectionString: config.databaseUrl, maxConnections: 1, onError });
+      await admin.exec(`CREATE SCHEMA IF NOT EXISTS "${config.databaseSchema}"`).finally(() => admin.close());
+    }
+    return openPg({ connectionString: config.databaseUrl, schema: config.databaseSchema, onError });
+  }
+  return openPglite({ dataDir: config.dataDir });
+}
+
+export async function createRegistry(config: Config): Promise<Registry> {
+  const registry = new Registry()
+    .addExecutor(functionExecutor)
+    .addExecutor(createHttpExecutor({ timeoutMs: config.httpTimeoutMs, maxResponseBytes: config.httpMaxResponseBytes, allowList: config.httpAllowList }))
+    .addDefinition(noop)
+    .addDefinition(sleep)
+    .addDefinition(calculateOrderTotal(config.taxRate))
+    .addDefinition(dataAnalysis)
+    .addDefinition(httpRequest);
+  if (config.tasksDir) await registry.loadTasksDir(config.tasksDir);
+  return registry;
+}
+
+export interface Server {
+  app: FastifyInstance;
+  db: Db;
+  worker: Worker | undefined;
+  registry: Registry;
+  hub: EventHub;
+  signals: Signals;
+  /** The URL the server listens on. */
+  url: string;
+  /** The generated admin key, on first start only. */
+  adminKey: string | undefined;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** Use this database instead of opening one (tests share a PGlite instance per file). */
+  db?: Db;
+  /** Do not listen on a port (app.inject only). */
+  noListen?: boolean;
+  /** Print the bootstrap key to stdout (the CLI does; tests do not). */
+  announce?: (line: string) => void;
+}
+
+export async function startServer(config: Config, opts: StartOptions = {}): Promise<Server> {
+  const log = opts.logger ?? createLogger(config.logLevel);
+  const db = opts.db ?? (await openDatabase(config, log));
+  const ownsDb = !opts.db;
+  try {
+    await migrate(db);
+    const boot = await bootstrap(db, config.adminKey);
+    if (boot.generatedKey) {
+      mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+      const keyFile = join(config.dataDir, 'admin.key');
+      writeSecretFile(keyFile, boot.generatedKey + '\n');
+      opts.announce?.(`Created tenant "${boot.tenantId}" and an admin API key (shown once, also saved to ${keyFile}):\n  ${boot.generatedKey}`);
+    }
+
+    const registry = await createRegistry(config);
+    const crossProcess = db.kind === 'pg' && config.listenNotify;
+    const onError = (err: unknown) => log.warn({ err }, 'notification error');
+    const hub = new EventHub(db, { crossProcess, onError, channel: channelName(db.schema, EVENTS_CHANNEL) });
+    const signals = new Signals(db, {
+      crossProcess, onError, workChannel: channelName(db.schema, WORK_CHANNEL), controlChannel: channelName(db.schema, CONTROL_CHANNEL),
+    });
+    await hub.start();
+    await signals.start();
+    const metrics = new Metrics();
+
+    let worker: Worker | undefined;
+    if (config.role !== 'api') {
+      worker = new Worker(
+        {
+          workerId: `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
+          concurrency: config.concurrency, leaseMs: config.leaseMs, pollIntervalMs: config.pollIntervalMs,
+          reaperIntervalMs: config.reaperIntervalMs, cancelGraceMs: config.cancelGraceMs, shutdownGraceMs: config.shutdownGraceMs,
+        },
+        {
+          db, hub, signals, registry, log: taskLogger(log.child({ component: 'worker' })),
+          onClaimed: (n) => {
+            metrics.tasksClaimed.inc(n);
+            metrics.activeAttempts.set(worker?.activeCount ?? 0);
+          },
+          onOutcome: (_t, status) => {
+            metrics.taskOutcomes.inc({ status });
+            metrics.activeAttempts.set(worker?.activeCount ?? 0);
+          },
+        },
+      );
+    }
+
+    const app = await buildApp(
+      { config, db, hub, signals, catalog: registry, metrics, version: VERSION },
+      { role: config.role, logger: log },
+    );
+    let url = '';
+    if (!opts.noListen) {
+      url = await app.listen({ port: config.port, host: config.host });
+    } else {
+      await app.ready();
+    }
+    worker?.start();
+
+    let closing: Promise<void> | undefined;
+    const close = () =>
+      (closing ??= (async () => {
+        await app.close();
+        await worker?.stop();
+        await signals.stop();
+        await hub.stop();
+        if (ownsDb) await db.close();
+      })());
+    return { app, db, worker, registry, hub, signals, url, adminKey: boot.generatedKey, close };
+  } catch (err) {
+    if (ownsDb) await db.close().catch(() => {});
+    throw err;
+  }
+}
