@@ -1,0 +1,81 @@
+// A real Taskgate server on a real database for API and engine tests: the same startServer the
+// CLI uses, with short leases and polls, listening on an ephemeral loopback port.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/index.js';
+import { startServer, type Server } from '../../src/main.js';
+import { createLogger } from '../../src/logger.js';
+import type { Db } from '../../src/storage/db.js';
+import { tenantsInsert } from '../../src/storage/queries/tenants.js';
+import { createApiKey } from '../../src/auth/api-keys.js';
+import { newTenantId } from '../../src/domain/ids.js';
+import type { TaskDefinition } from '../../src/executors/types.js';
+
+export const ADMIN_KEY = 'sk_test_admin_key_0123456789abcdef';
+
+export interface TestServer extends Server {
+  /** fetch against the server with the admin key unless `key` is given (null: no key). */
+  call(method: string, path: string, body?: unknown, opts?: { key?: string | null; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers; text: string }>;
+}
+
+export async function startTestServer(
+  db: Db,
+  env: Record<string, string> = {},
+  opts: { definitions?: TaskDefinition[]; flags?: Record<string, string> } = {},
+): Promise<TestServer> {
+  const config = loadConfig(opts.flags ?? {}, {
+    TASKGATE_ADMIN_KEY: ADMIN_KEY,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    TASKGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'taskgate-test-')),
+    PORT: '0',
+    TASKGATE_POLL_INTERVAL_MS: '100',
+    TASKGATE_LEASE_MS: '3000',
+    TASKGATE_REAPER_INTERVAL_MS: '200',
+    TASKGATE_SHUTDOWN_GRACE_MS: '2000',
+    TASKGATE_CANCEL_GRACE_MS: '1000',
+    ...env,
+  });
+  const server = await startServer(config, { db, logger: createLogger(config.logLevel) });
+  for (const def of opts.definitions ?? []) server.registry.addDefinition(def, 'test');
+  const call: TestServer['call'] = async (method, path, body, o = {}) => {
+    const headers: Record<string, string> = { ...(o.headers ?? {}) };
+    const key = o.key === undefined ? ADMIN_KEY : o.key;
+    if (key) headers['x-api-key'] = key;
+    if (body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json';
+    const res = await fetch(server.url + path, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body), redirect: 'manual' });
+    const text = await res.text();
+    let parsed: unknown = undefined;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    return { status: res.status, body: parsed, headers: res.headers, text };
+  };
+  return Object.assign(server, { call });
+}
+
+/** A fresh tenant with a key holding `scopes` (tenant isolation without a new database). */
+export async function newTenant(db: Db, scopes: string[] = ['admin']): Promise<{ tenantId: string; key: string }> {
+  const tenantId = newTenantId();
+  await tenantsInsert(db, { id: tenantId, name: tenantId });
+  const { key } = await createApiKey(db, { tenantId, userId: `user-${tenantId}`, name: 'test', scopes, expiresAt: null });
+  return { tenantId, key };
+}
+
+/** Polls the task until `done(task)` or the deadline; returns the last view. */
+export async function waitForTask(
+  server: TestServer,
+  taskId: string,
+  done: (t: any) => boolean = (t) => ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT'].includes(t.status),
+  opts: { key?: string; timeoutMs?: number } = {},
+): Promise<any> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
+  for (;;) {
+    const res = await server.call('GET', `/api/v1/tasks/${taskId}`, undefined, { key: opts.key });
+    if (res.status === 200 && done(res.body)) return res.body;
+    if (Date.now() > deadline) throw new Error(`task ${taskId} did not reach the expected state; last: ${JSON.stringify(res.body)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

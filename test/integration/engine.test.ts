@@ -1,0 +1,171 @@
+// The engine end to end on a real database: claim order, retries with backoff, timeouts,
+// cancellation of running tasks, durable steps across retries, delayed tasks, output validation.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openTestDb, type TestDb } from '../helpers/db.js';
+import { startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { PermanentError, type TaskDefinition } from '../../src/executors/types.js';
+
+const attemptsSeen = new Map<string, number>();
+const bodyRuns = new Map<string, number>();
+
+const flaky: TaskDefinition = {
+  id: 'test-flaky', name: 'flaky', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object', properties: { failTimes: { type: 'integer' }, key: { type: 'string' } }, required: ['failTimes', 'key'] },
+  output_schema: { type: 'object', required: ['attempts'] },
+  async handler(input: { failTimes: number; key: string }, ctx) {
+    // a durable step before the failure point: must run once across all attempts
+    await ctx.step('prepare', () => {
+      bodyRuns.set(input.key, (bodyRuns.get(input.key) ?? 0) + 1);
+      return 'ok';
+    });
+    const n = (attemptsSeen.get(input.key) ?? 0) + 1;
+    attemptsSeen.set(input.key, n);
+    if (n <= input.failTimes) throw new Error(`planned failure ${n}`);
+    return { attempts: ctx.attempt };
+  },
+};
+
+const permanent: TaskDefinition = {
+  id: 'test-permanent', name: 'permanent', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object' }, output_schema: { type: 'object' },
+  handler() {
+    throw new PermanentError('bad input, do not retry');
+  },
+};
+
+const stubborn: TaskDefinition = {
+  id: 'test-stubborn', name: 'ignores abort', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object' }, output_schema: { type: 'object' },
+  handler: () => new Promise(() => {}), // never settles, ignores its signal
+};
+
+const badOutput: TaskDefinition = {
+  id: 'test-bad-output', name: 'bad output', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object' }, output_schema: { type: 'object', required: ['total'] },
+  handler: () => ({ nope: true }),
+};
+
+let tdb: TestDb;
+let server: TestServer;
+
+beforeAll(async () => {
+  tdb = await openTestDb();
+  server = await startTestServer(tdb.db, { TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput], flags: { concurrency: '4' } });
+});
+afterAll(async () => {
+  await server?.close();
+  await tdb?.close();
+});
+
+const submit = async (body: Record<string, unknown>) => {
+  const res = await server.call('POST', '/api/v1/tasks', body);
+  expect(res.status, res.text).toBe(200);
+  return res.body.task_id as string;
+};
+const eventTypes = async (id: string) => (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.type);
+
+describe('engine', () => {
+  it('retries failures with backoff and does not re-run finished durable steps', async () => {
+    const id = await submit({ task_definition_id: 'test-flaky', input: { failTimes: 2, key: 'a' }, retry_policy: { max_retries: 3, retry_interval_ms: 20, backoff_multiplier: 2 } });
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('COMPLETED');
+    expect(t.attempts).toBe(3);
+    expect(t.output).toEqual({ attempts: 3 });
+    expect(bodyRuns.get('a')).toBe(1);
+    const types = await eventTypes(id);
+    expect(types.filter((x: string) => x === 'RETRYING')).toHaveLength(2);
+    expect(types.at(-1)).toBe('STREAM_END');
+    const seqs = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.seq);
+    expect(seqs).toEqual(seqs.map((_: number, i: number) => i + 1));
+  });
+
+  it('fails after the retry budget is spent', async () => {
+    const id = await submit({ task_definition_id: 'test-flaky', input: { failTimes: 5, key: 'b' }, retry_policy: { max_retries: 1, retry_interval_ms: 10 } });
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('FAILED');
+    expect(t.attempts).toBe(2);
+    expect(t.error).toBe('planned failure 2');
+    const types = await eventTypes(id);
+    expect(types).toContain('WORKFLOW_FAILED');
+    expect(types.at(-1)).toBe('STREAM_END');
+  });
+
+  it('does not retry a PermanentError', async () => {
+    const id = await submit({ task_definition_id: 'test-permanent', input: {}, retry_policy: { max_retries: 5, retry_interval_ms: 10 } });
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('FAILED');
+    expect(t.attempts).toBe(1);
+    expect(t.error).toContain('do not retry');
+  });
+
+  it('times out: the AbortSignal fires and the status is TIMEOUT once retries are spent', async () => {
+    const id = await submit({ task_definition_id: 'sleep', input: { ms: 10_000 }, timeout_ms: 100, retry_policy: { max_retries: 1, retry_interval_ms: 10 } });
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('TIMEOUT');
+    expect(t.attempts).toBe(2);
+    expect(t.error).toContain('timed out');
+  });
+
+  it('cancels a running task through its AbortSignal', async () => {
+    const id = await submit({ task_definition_id: 'sleep', input: { ms: 30_000 } });
+    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    const res = await server.call('POST', `/api/v1/tasks/${id}/cancel`, { reason: 'changed my mind' });
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ success: true, task_id: id });
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('CANCELLED');
+    const types = await eventTypes(id);
+    expect(types).toEqual(expect.arrayContaining(['WORKFLOW_CANCELLING', 'WORKFLOW_CANCELLED', 'STREAM_END']));
+    const state = (await server.call('GET', `/api/v1/tasks/${id}/control-state`)).body;
+    expect(state).toMatchObject({ is_cancelled: true, cancel_reason: 'changed my mind', is_paused: false, awaiting_approval: false });
+  });
+
+  it('forces CANCELLED after the grace period when the executor ignores its signal', async () => {
+    const id = await submit({ task_definition_id: 'test-stubborn', input: {} });
+    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    await server.call('POST', `/api/v1/tasks/${id}/cancel`, {});
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('CANCELLED');
+  });
+
+  it('fails a task whose output does not match its output_schema', async () => {
+    const id = await submit({ task_definition_id: 'test-bad-output', input: {} });
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('FAILED');
+    expect(t.error).toContain('output_schema');
+  });
+
+  it('runs delayed tasks no earlier than run_at', async () => {
+    const before = Date.now();
+    const id = await submit({ task_definition_id: 'noop', input: {}, delay_ms: 400 });
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('COMPLETED');
+    expect(new Date(t.started_at).getTime()).toBeGreaterThanOrEqual(before + 350);
+  });
+
+  it('sleep with steps reports how often each step ran', async () => {
+    const id = await submit({ task_definition_id: 'sleep', input: { ms: 5, steps: 3 } });
+    const t = await waitForTask(server, id);
+    expect(t.output).toEqual({ steps: 3, step_runs: [1, 1, 1] });
+    const types = await eventTypes(id);
+    expect(types.filter((x: string) => x === 'PROGRESS')).toHaveLength(3);
+  });
+
+  it('pauses a running task at a step boundary and resumes it without re-running finished steps', async () => {
+    const id = await submit({ task_definition_id: 'sleep', input: { ms: 150, steps: 4 } });
+    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    const p = await server.call('POST', `/api/v1/tasks/${id}/pause`, { reason: 'hold on' });
+    expect(p.status).toBe(202);
+    const paused = await waitForTask(server, id, (t) => t.status === 'PAUSED' || t.status === 'COMPLETED');
+    expect(paused.status).toBe('PAUSED');
+    expect(server.worker!.activeCount).toBe(0);
+    expect((await server.call('POST', `/api/v1/tasks/${id}/pause`, {})).status).toBe(409);
+    const r = await server.call('POST', `/api/v1/tasks/${id}/resume`, {});
+    expect(r.status).toBe(202);
+    const done = await waitForTask(server, id);
+    expect(done.status).toBe('COMPLETED');
+    expect(done.output.step_runs).toEqual([1, 1, 1, 1]);
+    const types = await eventTypes(id);
+    expect(types).toEqual(expect.arrayContaining(['WORKFLOW_PAUSING', 'WORKFLOW_PAUSED', 'WORKFLOW_RESUMED', 'WORKFLOW_COMPLETED']));
+  });
+});

@@ -1,0 +1,154 @@
+// Storage and queue semantics on a real database: migrations, CHECK constraints, claim order,
+// SKIP LOCKED under concurrent claimers, fenced writes, heartbeats and the lease reaper.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openTestDb, type TestDb } from '../helpers/db.js';
+import { migrate, latestVersion, SchemaTooNewError } from '../../src/storage/migrate.js';
+import { tasksInsertMany, tasksGetById, type NewTask } from '../../src/storage/queries/tasks.js';
+import { tasksClaimAvailable, tasksHeartbeat, tasksTransition, sql } from '../../src/storage/queries/transitions.js';
+import { tenantsInsert } from '../../src/storage/queries/tenants.js';
+import { eventsList } from '../../src/storage/queries/events.js';
+import { stepsFinish, stepsLoad, stepsStart } from '../../src/storage/queries/steps.js';
+import { newTaskId, newTenantId } from '../../src/domain/ids.js';
+import { EventHub } from '../../src/events/hub.js';
+import { Signals } from '../../src/events/signals.js';
+import { LeaseReaper } from '../../src/engine/lease-reaper.js';
+
+let tdb: TestDb;
+let tenant: string;
+
+const newTask = (over: Partial<NewTask> = {}): NewTask => ({
+  id: newTaskId(), tenant_id: tenant, user_id: 'u', session_id: null, kind: 'definition', task_definition_id: 'noop',
+  query: '', input: {}, context: {}, options: {}, mode: null, priority: 2, max_attempts: 2, retry_interval_ms: 10,
+  backoff_multiplier: 2, timeout_ms: 1000, run_at: null, metadata: {}, tags: [], workflow_instance_id: null, ...over,
+});
+const silent = { info() {}, warn() {}, error() {} };
+
+beforeAll(async () => {
+  tdb = await openTestDb();
+  tenant = newTenantId();
+  await tenantsInsert(tdb.db, { id: tenant, name: 't' });
+});
+afterAll(async () => tdb?.close());
+
+/** Claims everything runnable in this test's isolation: drain leftovers first. */
+async function drain(): Promise<void> {
+  while ((await tasksClaimAvailable(tdb.db, { limit: 100, owner: 'drain', leaseMs: 60_000 })).length > 0);
+}
+
+describe('migrations', () => {
+  it('are idempotent and recorded', async () => {
+    expect(await migrate(tdb.db)).toEqual([]);
+    const res = await tdb.db.query<{ version: number }>('SELECT version FROM taskgate_migrations ORDER BY version');
+    expect(res.rows.map((r) => r.version).at(-1)).toBe(latestVersion());
+  });
+
+  it('refuse a database newer than the code', async () => {
+    await tdb.db.query("INSERT INTO taskgate_migrations (version, name) VALUES (9999, 'future')");
+    await expect(migrate(tdb.db)).rejects.toBeInstanceOf(SchemaTooNewError);
+    await tdb.db.query('DELETE FROM taskgate_migrations WHERE version = 9999');
+  });
+});
+
+describe('tasks table', () => {
+  it('enforces the status set with a CHECK constraint', async () => {
+    const [row] = await tasksInsertMany(tdb.db, [newTask({ run_at: new Date(Date.now() + 3_600_000) })]);
+    await expect(tdb.db.query("UPDATE tasks SET status = 'BOGUS' WHERE id = $1", [row!.id])).rejects.toThrow(/check/i);
+  });
+
+  it('claims urgent first, then oldest', async () => {
+    await drain();
+    const base = Date.now() - 10_000;
+    const tasks = [
+      newTask({ priority: 3, run_at: new Date(base) }), // low, oldest
+      newTask({ priority: 2, run_at: new Date(base + 1) }),
+      newTask({ priority: 0, run_at: new Date(base + 3) }), // urgent, newest
+      newTask({ priority: 1, run_at: new Date(base + 2) }),
+      newTask({ priority: 2, run_at: new Date(base + 0) }), // medium, older than the other medium
+    ];
+    await tasksInsertMany(tdb.db, tasks);
+    const order: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const [c] = await tasksClaimAvailable(tdb.db, { limit: 1, owner: 'w', leaseMs: 60_000 });
+      order.push(c!.task.id);
+    }
+    expect(order).toEqual([tasks[2]!.id, tasks[3]!.id, tasks[4]!.id, tasks[1]!.id, tasks[0]!.id]);
+  });
+
+  it('never hands one task to two concurrent claimers (SKIP LOCKED)', async () => {
+    await drain();
+    await tasksInsertMany(tdb.db, Array.from({ length: 200 }, () => newTask()));
+    const claimers = Array.from({ length: 8 }, (_, i) =>
+      (async () => {
+        const mine: string[] = [];
+        for (;;) {
+          const got = await tasksClaimAvailable(tdb.db, { limit: 7, owner: `w${i}`, leaseMs: 60_000 });
+          if (got.length === 0) return mine;
+          mine.push(...got.map((g) => g.task.id));
+        }
+      })(),
+    );
+    const all = (await Promise.all(claimers)).flat();
+    expect(all).toHaveLength(200);
+    expect(new Set(all).size).toBe(200);
+  });
+
+  it('fences outcome writes on attempt and lease owner: a zombie cannot overwrite a newer attempt', async () => {
+    await drain();
+    const [t] = await tasksInsertMany(tdb.db, [newTask({ max_attempts: 3 })]);
+    const [first] = await tasksClaimAvailable(tdb.db, { limit: 1, owner: 'zombie', leaseMs: 1 });
+    expect(first!.task.attempt).toBe(1);
+    // the lease expires and the reaper requeues it; another worker claims attempt 2
+    await new Promise((r) => setTimeout(r, 10));
+    const hub = new EventHub(tdb.db, { crossProcess: false });
+    const reaper = new LeaseReaper({ db: tdb.db, hub, signals: new Signals(tdb.db, { crossProcess: false }), intervalMs: 1000, log: silent });
+    expect(await reaper.reapOnce()).toBeGreaterThanOrEqual(1);
+    const [second] = await tasksClaimAvailable(tdb.db, { limit: 1, owner: 'fresh', leaseMs: 60_000 });
+    expect(second!.task.id).toBe(t!.id);
+    expect(second!.task.attempt).toBe(2);
+    // the zombie wakes up and tries to complete attempt 1
+    const lost = await tasksTransition(tdb.db, { id: t!.id, statuses: ['RUNNING'], attempt: 1, leaseOwner: 'zombie' }, { status: 'COMPLETED', completed_at: sql('now()') }, [{ type: 'WORKFLOW_COMPLETED' }]);
+    expect(lost).toBeUndefined();
+    expect(await stepsStart(tdb.db, { taskId: t!.id, name: 's', attempt: 1, owner: 'zombie' })).toBeUndefined();
+    // its heartbeat does not renew anything either
+    expect(await tasksHeartbeat(tdb.db, { owner: 'zombie', leaseMs: 60_000, tasks: [{ id: t!.id, attempt: 1 }] })).toEqual([]);
+    const won = await tasksTransition(tdb.db, { id: t!.id, statuses: ['RUNNING'], attempt: 2, leaseOwner: 'fresh' }, { status: 'COMPLETED', lease_owner: null, completed_at: sql('now()') }, [{ type: 'WORKFLOW_COMPLETED' }, { type: 'STREAM_END' }]);
+    expect(won?.task.status).toBe('COMPLETED');
+    const events = await eventsList(tdb.db, { tenantId: tenant, taskId: t!.id, limit: 100 });
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events.map((e) => e.type)).toEqual(['WORKFLOW_STARTED', 'WARNING', 'RETRYING', 'WORKFLOW_STARTED', 'WORKFLOW_COMPLETED', 'STREAM_END']);
+  });
+
+  it('reaper fails a task whose last attempt lost its lease', async () => {
+    await drain();
+    const [t] = await tasksInsertMany(tdb.db, [newTask({ max_attempts: 1 })]);
+    await tasksClaimAvailable(tdb.db, { limit: 1, owner: 'dead', leaseMs: 1 });
+    await new Promise((r) => setTimeout(r, 10));
+    const hub = new EventHub(tdb.db, { crossProcess: false });
+    await new LeaseReaper({ db: tdb.db, hub, signals: new Signals(tdb.db, { crossProcess: false }), intervalMs: 1000, log: silent }).reapOnce();
+    const row = await tasksGetById(tdb.db, t!.id);
+    expect(row?.status).toBe('FAILED');
+    expect(row?.error).toContain('lease expired');
+  });
+
+  it('heartbeats extend the lease and report cancel requests', async () => {
+    await drain();
+    const [t] = await tasksInsertMany(tdb.db, [newTask()]);
+    const [c] = await tasksClaimAvailable(tdb.db, { limit: 1, owner: 'hb', leaseMs: 1000 });
+    await tdb.db.query('UPDATE tasks SET cancel_requested = true WHERE id = $1', [t!.id]);
+    const rows = await tasksHeartbeat(tdb.db, { owner: 'hb', leaseMs: 60_000, tasks: [{ id: c!.task.id, attempt: 1 }] });
+    expect(rows).toEqual([{ id: t!.id, attempt: 1, cancel_requested: true, pause_requested: false }]);
+    const after = await tasksGetById(tdb.db, t!.id);
+    expect(after!.lease_expires_at!.getTime()).toBeGreaterThan(Date.now() + 30_000);
+  });
+
+  it('stores durable steps once, counting starts across attempts', async () => {
+    await drain();
+    const [t] = await tasksInsertMany(tdb.db, [newTask()]);
+    await tasksClaimAvailable(tdb.db, { limit: 1, owner: 's', leaseMs: 60_000 });
+    expect(await stepsStart(tdb.db, { taskId: t!.id, name: 'a', attempt: 1, owner: 's' })).toBe(1);
+    expect(await stepsStart(tdb.db, { taskId: t!.id, name: 'a', attempt: 1, owner: 's' })).toBe(2);
+    expect(await stepsFinish(tdb.db, { taskId: t!.id, name: 'a', attempt: 1, owner: 's', result: { x: 1 } })).toBe(true);
+    expect(await stepsFinish(tdb.db, { taskId: t!.id, name: 'a', attempt: 1, owner: 's', result: { x: 2 } })).toBe(false);
+    expect(await stepsLoad(tdb.db, t!.id)).toEqual([{ name: 'a', runs: 2, done: true, result: { x: 1 } }]);
+  });
+});
