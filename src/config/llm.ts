@@ -70,7 +70,7 @@ export class LlmConfigError extends Error {
 /** Thrown by resolveModel; the API answers it with 400 VALIDATION_ERROR. */
 export class ModelRouteError extends Error {
   override name = 'ModelRouteError';
-  constructor(readonly code: 'UNKNOWN_MODEL' | 'UNKNOWN_PROVIDER' | 'NO_MODEL_FOR_PROVIDER', message: string) {
+  constructor(readonly code: 'UNKNOWN_MODEL' | 'UNKNOWN_PROVIDER', message: string) {
     super(message);
   }
 }
@@ -294,8 +294,7 @@ export function resolveModel(config: LlmConfig, req: ModelRequest): ModelRoute {
       if (hit) return { tier, candidates: [hit] };
     }
     const p = config.providers.find((x) => x.name === provider)!;
-    if (p.models[0]) return { tier, candidates: [{ provider, model: p.models[0] }] };
-    throw new ModelRouteError('NO_MODEL_FOR_PROVIDER', `provider ${provider} has no model for tier ${tier}`);
+    return { tier, candidates: [{ provider, model: p.models[0] ?? DEFAULT_TIER_MODELS[p.type][tier] }] };
   }
   const candidates = config.tiers[tier].length ? config.tiers[tier] : config.tiers[config.defaultTier];
   return { tier, candidates };

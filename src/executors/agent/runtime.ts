@@ -155,8 +155,8 @@ export class AgentRuntime {
   }
 
   /** One tool call as durable step `name`; tool failures become observations the model reads. */
-  async runTool(agentId: string, name: string, call: ToolCall): Promise<StoredTool> {
-    const stored = await this.ctx.step<StoredTool>(name, async () => {
+  async runTool(agentId: string, name: string, call: ToolCall, tools: ReadonlyMap<string, AgentTool> = this.tools): Promise<StoredTool> {
+    const body = async (): Promise<StoredTool> => {
       let args: Record<string, unknown> = {};
       let parseError: string | undefined;
       try {
@@ -168,9 +168,9 @@ export class AgentRuntime {
       }
       await this.emit('TOOL_INVOKED', agentId, call.name, { call_id: name, tool: call.name, tool_call_id: call.id, args });
       let result: StoredTool;
-      const tool = this.tools.get(call.name);
+      const tool = tools.get(call.name);
       if (parseError) result = { ok: false, output: `error: ${parseError}` };
-      else if (!tool) result = { ok: false, output: `error: unknown tool ${call.name}; available: ${[...this.tools.keys()].join(', ')}` };
+      else if (!tool) result = { ok: false, output: `error: unknown tool ${call.name}; available: ${[...tools.keys()].join(', ')}` };
       else {
         try {
           result = { ok: true, output: await tool.run(args, { signal: this.ctx.signal, tenantId: this.ctx.tenantId, userId: this.ctx.userId, taskId: this.ctx.taskId, callKey: name }) };
@@ -182,7 +182,8 @@ export class AgentRuntime {
       }
       await this.emit('TOOL_OBSERVATION', agentId, clip(result.output, EVENT_TEXT_CHARS), { call_id: name, tool: call.name, tool_call_id: call.id, ok: result.ok });
       return result;
-    });
+    };
+    const stored = tools.get(call.name)?.inline ? await body() : await this.ctx.step<StoredTool>(name, body);
     this.toolCalls++;
     return stored;
   }

@@ -13,6 +13,11 @@ export interface ToolContext {
 
 export interface AgentTool {
   readonly spec: ToolSpec;
+  /**
+   * Runs outside a durable step because its own work is made of steps (delegate_task runs a
+   * worker agent whose LLM calls are steps): wrapping it would hide their usage on replay.
+   */
+  readonly inline?: boolean;
   run(args: Record<string, unknown>, ctx: ToolContext): Promise<string>;
 }
 

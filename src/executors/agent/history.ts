@@ -1,0 +1,55 @@
+// Session memory: earlier turns of the session (query and final answer) become conversation
+// messages, trimmed to a token budget with the oldest turns dropped first.
+import type { ChatMessage } from './providers/types.js';
+
+export interface SessionTurn {
+  task_id: string;
+  query: string;
+  result: string;
+}
+
+export interface SessionMemory {
+  /** Oldest first. */
+  turns: SessionTurn[];
+  /** Tokens the session had used before this task. */
+  tokens_used: number;
+  /** The session's own budget; null = the configured default. */
+  token_budget: number | null;
+}
+
+/** Loads the completed turns of a session that precede `beforeTaskId`, and its token account. */
+export type LoadSessionHistory = (tenantId: string, sessionId: string, beforeTaskId: string) => Promise<SessionMemory>;
+
+const tokensOf = (s: string) => Math.ceil(s.length / 4);
+
+/** Keeps the newest turns that fit in `budgetTokens` (4 chars ≈ 1 token), returned oldest first. */
+export function historyMessages(turns: readonly SessionTurn[], budgetTokens: number): ChatMessage[] {
+  const kept: SessionTurn[] = [];
+  let used = 0;
+  for (let i = turns.length - 1; i >= 0; i--) {
+    const t = turns[i]!;
+    const cost = tokensOf(t.query) + tokensOf(t.result);
+    if (used + cost > budgetTokens) break;
+    used += cost;
+    kept.unshift(t);
+  }
+  return kept.flatMap((t): ChatMessage[] => [
+    { role: 'user', content: t.query },
+    { role: 'assistant', content: t.result },
+  ]);
+}
+
+/** Client-supplied conversation (context.history, e.g. from /v1/chat/completions). */
+export function clientHistory(raw: unknown): { system: string[]; messages: ChatMessage[] } {
+  const system: string[] = [];
+  const messages: ChatMessage[] = [];
+  if (!Array.isArray(raw)) return { system, messages };
+  for (const m of raw) {
+    const role = (m as Record<string, unknown>)?.role;
+    const content = (m as Record<string, unknown>)?.content;
+    if (typeof content !== 'string') continue;
+    if (role === 'system' || role === 'developer') system.push(content);
+    else if (role === 'user' || role === 'assistant') messages.push({ role, content });
+  }
+  return { system, messages };
+}
