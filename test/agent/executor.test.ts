@@ -166,6 +166,22 @@ describe('standard mode and tools', () => {
     expect(oai.requests[0]!.body.tools.find((t: any) => t.function.name === 'run_task').function.description).toContain('calculate-order-total (sums an order)');
   });
 
+  it('http_fetch goes through the SSRF guard: loopback is refused unless allow-listed', async () => {
+    const target = `${oai.url}/some/page`;
+    const script = () =>
+      oai.script({ kind: 'tool_calls', calls: [{ name: 'http_fetch', arguments: { url: target } }] }, { kind: 'text', text: 'seen' });
+    const http = { timeoutMs: 5_000, maxResponseBytes: 100_000 };
+    script();
+    await executor({ http: { ...http, allowList: [] } }).run(spec('fetch it', { mode: 'standard' }), new MemoryTaskContext());
+    expect(oai.requests[1]!.body.messages.at(-1).content).toMatch(/^error: fetch failed: refusing to call 127\.0\.0\.1/);
+    oai.reset();
+    script();
+    await executor({ http: { ...http, allowList: ['127.0.0.1'] } }).run(spec('fetch it', { mode: 'standard' }), new MemoryTaskContext());
+    const obs = JSON.parse(oai.requests[1]!.body.messages.at(-1).content);
+    expect(obs).toMatchObject({ status: 404, content_type: 'application/json' });
+    expect(obs.body).toContain('no such route');
+  });
+
   it('stops after max_iterations with a final call without tools', async () => {
     oai.otherwise((req) => (req.body.tools ? { kind: 'tool_calls', calls: [{ name: 'calculator', arguments: { expression: '1+1' } }] } : { kind: 'text', text: 'final' }));
     const res = await executor().run(spec('loop', { mode: 'standard', options: { max_iterations: 2 } }), new MemoryTaskContext());

@@ -3,7 +3,7 @@
 // and cost per call and per task. Library choice: see providers/openai.ts and docs/agents.md.
 import { ModelRouteError, llmNotConfiguredMessage, resolveModel, type LlmConfig, type ModelRoute } from '../../config/llm.js';
 import { PermanentError, type ExecutionResult, type Executor, type TaskContext, type TaskSpec } from '../types.js';
-import { clientHistory, historyMessages, type LoadSessionHistory, type SessionMemory } from './history.js';
+import { clientHistory, historyMessages, type LoadSessionHistory, type RecordSessionUsage, type SessionMemory } from './history.js';
 import { LlmClient } from './llm-client.js';
 import { MODE_RUNNERS, verify, type ModeInput } from './modes.js';
 import { AGENT_SYSTEM } from './prompts.js';
@@ -21,6 +21,8 @@ export interface AgentExecutorDeps {
   llm: LlmConfig | undefined;
   /** Earlier turns and token account of a session; without it tasks run without memory. */
   loadSessionHistory?: LoadSessionHistory;
+  /** Rolls every LLM call's tokens and cost into its session (tokens_used, cost_usd). */
+  recordSessionUsage?: RecordSessionUsage;
   /** Enables the run_task tool (and context.disable_ai templates). */
   runChildTask?: RunChildTask;
   /** Definitions listed in run_task's description so the model knows what it can run. */
@@ -122,7 +124,8 @@ export function createAgentExecutor(deps: AgentExecutorDeps): Executor {
       const definitions = options.mode !== 'simple' && deps.runChildTask && deps.listDefinitions ? await deps.listDefinitions(ctx.tenantId).catch(() => []) : [];
       const tools = options.mode === 'simple' ? new Map<string, AgentTool>() : buildTools(deps, definitions);
       const budget = { limit: memory.token_budget ?? llm.tokenBudget, usedBefore: memory.tokens_used };
-      const rt = new AgentRuntime(ctx, llm, client, route.candidates, tools, budget, options.maxConcurrentAgents);
+      const account = ctx.sessionId && deps.recordSessionUsage ? { sessionId: ctx.sessionId, record: deps.recordSessionUsage } : undefined;
+      const rt = new AgentRuntime(ctx, llm, client, route.candidates, tools, budget, options.maxConcurrentAgents, account);
 
       const out = await MODE_RUNNERS[options.mode](rt, input, !options.verification);
       let text = out.text;

@@ -20,6 +20,9 @@ export interface SessionMemory {
 /** Loads the completed turns of a session that precede `beforeTaskId`, and its token account. */
 export type LoadSessionHistory = (tenantId: string, sessionId: string, beforeTaskId: string) => Promise<SessionMemory>;
 
+/** Adds one LLM call's usage to the session's account (tokens_used, cost_usd). */
+export type RecordSessionUsage = (tenantId: string, sessionId: string, usage: { tokens: number; cost_usd: number }) => Promise<void>;
+
 const tokensOf = (s: string) => Math.ceil(s.length / 4);
 
 /** Keeps the newest turns that fit in `budgetTokens` (4 chars ≈ 1 token), returned oldest first. */

@@ -27,6 +27,11 @@ export interface StoredTool {
   output: string;
 }
 
+export interface SessionAccount {
+  sessionId: string;
+  record: (tenantId: string, sessionId: string, usage: { tokens: number; cost_usd: number }) => Promise<void>;
+}
+
 export interface BudgetState {
   /** 0 = unlimited. */
   limit: number;
@@ -61,6 +66,8 @@ export class AgentRuntime {
     readonly tools: ReadonlyMap<string, AgentTool>,
     readonly budget: BudgetState,
     readonly maxConcurrentAgents: number,
+    /** Rolls each call's usage into the session inside the call's step (so never twice). */
+    readonly account?: SessionAccount,
   ) {}
 
   get toolSpecs(): ToolSpec[] {
@@ -137,6 +144,7 @@ export class AgentRuntime {
         tool_calls: res.toolCalls.map((t) => ({ id: t.id, name: t.name, arguments: clip(t.arguments, 1_000) })),
         attempts: res.attempts,
       });
+      if (this.account) await this.account.record(this.ctx.tenantId, this.account.sessionId, { tokens: usage.total_tokens, cost_usd: cost });
       const after = before + usage.total_tokens;
       const { limit } = this.budget;
       if (limit > 0 && before < limit * BUDGET_THRESHOLD_RATIO && after >= limit * BUDGET_THRESHOLD_RATIO) {

@@ -3,7 +3,8 @@
 // sections are kept only when the field is present.
 export function renderPrompt(template: string, input: Record<string, unknown>): string {
   const value = (k: string): unknown => k.split('.').reduce<unknown>((o, part) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[part] : undefined), input);
-  const text = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
+  const text = (v: unknown): string =>
+    typeof v === 'string' ? v : Array.isArray(v) && v.every((x) => typeof x === 'string') ? v.join(', ') : JSON.stringify(v);
   return template
     .replace(/\{\{#([\w.]+)\}\}([\s\S]*?)\{\{\/\1\}\}/g, (_, k: string, body: string) => {
       const v = value(k);

@@ -1,0 +1,59 @@
+// DML for agent tasks: a session's earlier turns (conversation memory), its token account, and
+// the per-call usage roll-up that keeps the session's tokens_used and cost_usd current.
+import type { Queryable } from '../db.js';
+
+/** Turns read per task before trimming to the context budget (newest first). */
+export const SESSION_HISTORY_MAX_TURNS = 50;
+
+export interface SessionTurnRow {
+  task_id: string;
+  query: string;
+  result: string;
+}
+
+/**
+ * Completed agent turns of a session created before `beforeTaskId` (or all of them when that task
+ * is unknown), oldest first, at most `limit` of the newest.
+ */
+export async function agentSessionTurns(
+  db: Queryable,
+  p: { tenantId: string; sessionId: string; beforeTaskId: string; limit?: number },
+): Promise<SessionTurnRow[]> {
+  const res = await db.query<SessionTurnRow>(
+    `SELECT id AS task_id, query, result FROM (
+       SELECT id, query, result, created_at FROM tasks
+        WHERE tenant_id = $1 AND session_id = $2 AND id <> $3 AND kind = 'agent'
+          AND status = 'COMPLETED' AND result IS NOT NULL AND query <> ''
+          AND created_at <= coalesce((SELECT created_at FROM tasks WHERE id = $3 AND tenant_id = $1), now())
+        ORDER BY created_at DESC, id DESC LIMIT $4
+     ) t ORDER BY created_at, id`,
+    [p.tenantId, p.sessionId, p.beforeTaskId, p.limit ?? SESSION_HISTORY_MAX_TURNS],
+  );
+  return res.rows;
+}
+
+export interface SessionAccountRow {
+  tokens_used: number;
+  token_budget: number | null;
+}
+
+export async function agentSessionAccount(db: Queryable, p: { tenantId: string; sessionId: string }): Promise<SessionAccountRow | undefined> {
+  const res = await db.query<SessionAccountRow>(
+    'SELECT tokens_used::float8 AS tokens_used, token_budget FROM sessions WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL',
+    [p.tenantId, p.sessionId],
+  );
+  return res.rows[0];
+}
+
+/** Adds one LLM call's tokens and cost to its session; false when the session does not exist. */
+export async function agentSessionAddUsage(
+  db: Queryable,
+  p: { tenantId: string; sessionId: string; tokens: number; costUsd: number },
+): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE sessions SET tokens_used = tokens_used + $3, cost_usd = cost_usd + $4, updated_at = now()
+      WHERE tenant_id = $1 AND id = $2`,
+    [p.tenantId, p.sessionId, p.tokens, p.costUsd],
+  );
+  return res.rowCount > 0;
+}
