@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { ERRORS } from '../../src/contract/errors.js';
+import { sseEventName } from '../../src/contract/events.js';
+import { jsonDepth } from '../../src/api/json-parser.js';
+import { loadConfig, parseFlags, ConfigError } from '../../src/config/index.js';
+import { redactUrl } from '../../src/logger.js';
+
+describe('docs/errors.md', () => {
+  it('lists exactly the codes and statuses of the error table', () => {
+    const md = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
+    const rows = [...md.matchAll(/^\| `([A-Z_]+)` \| (\d{3}) \|/gm)].map((m) => [m[1], Number(m[2])]);
+    expect(Object.fromEntries(rows)).toEqual(Object.fromEntries(Object.entries(ERRORS).map(([k, v]) => [k, v.status])));
+  });
+});
+
+describe('wire names', () => {
+  it('maps event types to the reference SSE names', () => {
+    expect(sseEventName('LLM_PARTIAL')).toBe('thread.message.delta');
+    expect(sseEventName('LLM_OUTPUT')).toBe('thread.message.completed');
+    expect(sseEventName('ERROR_OCCURRED')).toBe('error');
+    expect(sseEventName('WORKFLOW_PAUSED')).toBe('workflow.paused');
+    expect(sseEventName('PROGRESS')).toBe('PROGRESS');
+  });
+});
+
+describe('json depth', () => {
+  it('counts nesting without being fooled by strings', () => {
+    expect(jsonDepth('{}')).toBe(1);
+    expect(jsonDepth('{"a":[{"b":1}]}')).toBe(3);
+    expect(jsonDepth('{"a":"[[[[\\"[["}')).toBe(1);
+    expect(jsonDepth('['.repeat(100) + ']'.repeat(100))).toBe(100);
+  });
+});
+
+describe('config', () => {
+  it('parses flags and applies defaults', () => {
+    expect(parseFlags(['serve', '--port', '9', '--role=worker', '--no-auth'])).toEqual({ positional: ['serve'], flags: { port: '9', role: 'worker', 'no-auth': true } });
+    const c = loadConfig({}, {});
+    expect(c).toMatchObject({ port: 8080, host: '127.0.0.1', role: 'all', concurrency: 10, dataDir: './.taskgate', leaseMs: 30_000 });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(loadConfig({ port: '9000' }, { PORT: '1' }).port).toBe(9000);
+  });
+  it('refuses bad values and auth-off on a public bind', () => {
+    expect(() => loadConfig({ role: 'boss' }, {})).toThrow(ConfigError);
+    expect(() => loadConfig({}, { PORT: 'x' })).toThrow(/PORT/);
+    expect(() => loadConfig({}, { TASKGATE_AUTH_DISABLED: 'true', HOST: '0.0.0.0' })).toThrow(/loopback/);
+    expect(loadConfig({}, { TASKGATE_AUTH_DISABLED: 'true' }).authDisabled).toBe(true);
+  });
+});
+
+describe('log redaction', () => {
+  it('hides credentials in URLs', () => {
+    expect(redactUrl('/api/v1/stream/sse?workflow_id=t&api_key=sk_secret&token=abc')).toBe('/api/v1/stream/sse?workflow_id=t&api_key=[REDACTED]&token=[REDACTED]');
+  });
+});
