@@ -16,6 +16,7 @@ function send(msg) {
 }
 
 async function modeSubmit(adapter) {
+  if (cfg.withWorker) await adapter.startWorker('latency', () => {});
   const app = Fastify({ logger: false });
   app.post(
     '/api/v1/tasks',

@@ -1,0 +1,96 @@
+// Dispatch latency: idle workers, N tasks submitted one by one `GAP_MS` apart; latency is
+// submit start (client wall clock) → handler start (the handler's own wall-clock stamp).
+// Taskgate: the client is this process over HTTP, the handler is bench/tasks/bench-probe.mjs
+// (loaded with --tasks-dir) returning its start time. Peers: producer and worker share the
+// peer's process; the handler stamps its start.
+
+import { join } from 'node:path';
+import { percentile, sleep, wallMs } from '../lib/util.mjs';
+import { PEERS, freshPeerStore, spawnPeer } from '../systems/peers.mjs';
+import { AUTH, freshStore, getJson, startTaskgate } from '../systems/taskgate.mjs';
+
+const GAP_MS = 5;
+const PROBE_BODY = JSON.stringify({ task_definition_id: 'bench_probe', input: {} });
+const TASKS_DIR = join(import.meta.dirname, '..', 'tasks');
+
+async function taskgateRun(ctx, db, n) {
+  const store = await freshStore(db);
+  const tg = await startTaskgate(`taskgate-${db}-dispatch`, store, {
+    port: ctx.nextPort(),
+    role: 'all',
+    extraArgs: ['--tasks-dir', TASKS_DIR],
+  });
+  try {
+    // warm the HTTP connection and the route, then let the workers go idle
+    const warm = await fetch(`${tg.url}/api/v1/tasks`, { method: 'POST', headers: AUTH, body: PROBE_BODY });
+    if (!warm.ok) throw new Error(`submit bench_probe: ${warm.status} ${await warm.text()}`);
+    await warm.json();
+    await sleep(1_000);
+    const submitted = new Array(n);
+    const ids = new Array(n);
+    let next = wallMs();
+    for (let i = 0; i < n; i++) {
+      const wait = next - wallMs();
+      if (wait > 0) await sleep(wait);
+      submitted[i] = wallMs();
+      const r = await fetch(`${tg.url}/api/v1/tasks`, { method: 'POST', headers: AUTH, body: PROBE_BODY });
+      if (!r.ok) throw new Error(`submit: ${r.status} ${await r.text()}`);
+      ids[i] = (await r.json()).task_id;
+      next = submitted[i] + GAP_MS;
+    }
+    const deadline = Date.now() + 60_000;
+    const lat = [];
+    for (let i = 0; i < n; i++) {
+      for (;;) {
+        const t = await getJson(tg.url, `/api/v1/tasks/${ids[i]}`);
+        if (t.status === 'COMPLETED') {
+          const start = t.output?.handler_start_ms;
+          if (!Number.isFinite(start)) throw new Error(`task ${ids[i]} has no handler_start_ms in its output`);
+          lat.push(start - submitted[i]);
+          break;
+        }
+        if (['FAILED', 'CANCELLED', 'TIMEOUT'].includes(t.status)) throw new Error(`task ${ids[i]} ended ${t.status}: ${t.error}`);
+        if (Date.now() > deadline) throw new Error(`task ${ids[i]} still ${t.status} after 60 s`);
+        await sleep(20);
+      }
+    }
+    return [
+      { metric: 'p50_ms', value: percentile(lat, 50), unit: 'ms' },
+      { metric: 'p99_ms', value: percentile(lat, 99), unit: 'ms' },
+    ];
+  } finally {
+    await tg.proc.stop();
+    await store.dispose();
+  }
+}
+
+export default {
+  name: 'dispatch',
+  title: `dispatch latency, submit → handler start, tasks ${GAP_MS} ms apart`,
+  cases(ctx) {
+    const n = ctx.quick ? 100 : 500;
+    const cases = ['pg', 'pglite'].map((db) => ({ system: 'taskgate', db, run: () => taskgateRun(ctx, db, n) }));
+    for (const peer of PEERS) {
+      cases.push({
+        system: peer.system,
+        db: peer.db,
+        async run() {
+          const store = await freshPeerStore(peer.db);
+          const proc = spawnPeer(peer, store, { mode: 'dispatch', n, gapMs: GAP_MS, timeoutMs: 60_000, hardTimeoutMs: 180_000 });
+          try {
+            const m = await proc.waitMessage((x) => x.type === 'result' || x.type === 'error', 180_000, 'dispatch result');
+            if (m.type === 'error') throw new Error(m.error);
+            return [
+              { metric: 'p50_ms', value: m.result.p50_ms, unit: 'ms' },
+              { metric: 'p99_ms', value: m.result.p99_ms, unit: 'ms' },
+            ];
+          } finally {
+            await proc.stop();
+            await store.dispose();
+          }
+        },
+      });
+    }
+    return cases;
+  },
+};

@@ -1,0 +1,96 @@
+// Durable submit over HTTP: POST /api/v1/tasks at 64 connections (autocannon, own process,
+// pinned core). Taskgate runs `--role api` (auth + schema validation + the durable insert);
+// the peers answer the same route from a bare Fastify handler calling their enqueue; the
+// reference ceilings are one INSERT per request, and the same route with no database.
+
+import { runLoad } from '../lib/load.mjs';
+import { BASELINES, PEERS, freshPeerStore, spawnBaseline, spawnPeer, stopPeer, waitReady } from '../systems/peers.mjs';
+import { AUTH, NOOP_BODY, freshStore, startTaskgate } from '../systems/taskgate.mjs';
+import { freshDatabase, dropDatabase } from '../lib/services.mjs';
+
+function rows(r) {
+  const out = [
+    { metric: 'rps', value: r.rps, unit: 'req/s' },
+    { metric: 'p50_ms', value: r.p50_ms, unit: 'ms' },
+    { metric: 'p99_ms', value: r.p99_ms, unit: 'ms' },
+    { metric: 'cpu_pct', value: r.cpuPct, unit: '% of 1 core' },
+    { metric: 'rss_peak_mb', value: r.peakRssMb, unit: 'MiB' },
+  ];
+  const bad = (r.non2xx ?? 0) + (r.errors ?? 0) + (r.timeouts ?? 0);
+  if (bad > 0) out.push({ metric: 'failed_requests', value: bad, unit: 'count' });
+  return out;
+}
+
+function loadOpts(ctx, url, headers) {
+  return {
+    url: `${url}/api/v1/tasks`,
+    method: 'POST',
+    headers,
+    body: NOOP_BODY,
+    connections: 64,
+    durationSec: ctx.quick ? 3 : 10,
+    warmupSec: ctx.quick ? 1 : 2,
+  };
+}
+
+export default {
+  name: 'submit',
+  title: 'durable submit, POST /api/v1/tasks, 64 connections',
+  cases(ctx) {
+    const cases = [];
+    for (const db of ['pg', 'pglite']) {
+      cases.push({
+        system: 'taskgate',
+        db,
+        async run() {
+          const store = await freshStore(db);
+          const tg = await startTaskgate(`taskgate-${db}-submit`, store, { port: ctx.nextPort(), role: 'api' });
+          try {
+            return rows(await runLoad(`taskgate-${db}-submit`, loadOpts(ctx, tg.url, AUTH), tg.proc.pid));
+          } finally {
+            await tg.proc.stop();
+            await store.dispose();
+          }
+        },
+      });
+    }
+    for (const b of BASELINES) {
+      cases.push({
+        system: b.system,
+        db: b.db,
+        async run() {
+          const store = b.db === 'pg' ? { databaseUrl: await freshDatabase('bench_baseline') } : {};
+          const port = ctx.nextPort();
+          const proc = spawnBaseline(b, store, port);
+          try {
+            await waitReady(proc);
+            return rows(await runLoad(b.system, loadOpts(ctx, `http://127.0.0.1:${port}`, { 'content-type': 'application/json' }), proc.pid));
+          } finally {
+            await proc.stop();
+            if (b.db === 'pg') await dropDatabase('bench_baseline');
+          }
+        },
+      });
+    }
+    for (const peer of PEERS) {
+      cases.push({
+        system: peer.system,
+        db: peer.db,
+        async run() {
+          const store = await freshPeerStore(peer.db);
+          const port = ctx.nextPort();
+          const proc = spawnPeer(peer, store, { mode: 'submit', port });
+          try {
+            await waitReady(proc);
+            const opts = loadOpts(ctx, `http://127.0.0.1:${port}`, { 'content-type': 'application/json' });
+            return rows(await runLoad(`${peer.system}-${peer.db}-submit`, opts, proc.pid));
+          } finally {
+            await stopPeer(proc);
+            await store.dispose();
+          }
+        },
+      });
+    }
+    return cases;
+  },
+};

@@ -1,0 +1,135 @@
+// Taskgate under test: built dist/, one `taskgate serve` child per run on a fresh database
+// (PostgreSQL: CREATE DATABASE … TEMPLATE a migrated one; PGlite: a copy of a migrated data
+// directory, which skips the ~5 s initdb), plus small HTTP helpers for the scenarios.
+
+import { existsSync, mkdtempSync, rmSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startProcess, runCommand } from '../lib/proc.mjs';
+import { freshDatabase, dropDatabase, pgUrl } from '../lib/services.mjs';
+import { log, waitUntil, sleep } from '../lib/util.mjs';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+export const ADMIN_KEY = 'sk_bench_admin_key_0123456789';
+export const AUTH = { 'X-API-Key': ADMIN_KEY, 'content-type': 'application/json' };
+export const NOOP_BODY = JSON.stringify({ task_definition_id: 'noop', input: {} });
+const PG_TEMPLATE = 'bench_taskgate_tpl';
+const PG_DB = 'bench_taskgate';
+
+let buildState; // undefined | Promise<void>
+
+/** Runs `npm run build` once if dist/cli/main.js is missing. */
+export function ensureBuilt() {
+  buildState ??= (async () => {
+    if (existsSync(CLI)) return;
+    log('dist/cli/main.js missing: running npm run build');
+    const r = await runCommand('npm', ['run', 'build'], { cwd: ROOT, timeoutMs: 300_000 });
+    if (r.code !== 0 || !existsSync(CLI)) throw new Error(`npm run build failed (${r.code}): ${(r.stdout + r.stderr).slice(-2000)}`);
+  })();
+  return buildState;
+}
+
+function baseEnv(extra) {
+  return { LOG_LEVEL: 'warn', TASKGATE_ADMIN_KEY: ADMIN_KEY, DATABASE_URL: '', ...extra };
+}
+
+async function migrate(env) {
+  const r = await runCommand(process.execPath, [CLI, 'migrate'], { cwd: ROOT, env: baseEnv(env), timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`taskgate migrate failed (${r.code}): ${(r.stdout + r.stderr).slice(-2000)}`);
+}
+
+const templates = new Map(); // db -> Promise<string> (template db name or dir)
+
+/** Migrated template per backend, built once per bench process. */
+function template(db) {
+  if (!templates.has(db)) {
+    templates.set(
+      db,
+      (async () => {
+        await ensureBuilt();
+        if (db === 'pg') {
+          await freshDatabase(PG_TEMPLATE);
+          await migrate({ DATABASE_URL: pgUrl(PG_TEMPLATE) });
+          return PG_TEMPLATE;
+        }
+        const dir = mkdtempSync(join(tmpdir(), 'taskgate-bench-tpl-'));
+        await migrate({ TASKGATE_DATA_DIR: dir });
+        return dir;
+      })(),
+    );
+  }
+  return templates.get(db);
+}
+
+/**
+ * A fresh, migrated store for one run: { env, db, dataDir?, databaseUrl?, dispose() }.
+ * `env` is what a `taskgate` process needs to use it.
+ */
+export async function freshStore(db) {
+  const tpl = await template(db);
+  if (db === 'pg') {
+    const url = await freshDatabase(PG_DB, tpl);
+    return { db, databaseUrl: url, env: { DATABASE_URL: url }, dispose: () => dropDatabase(PG_DB) };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'taskgate-bench-'));
+  cpSync(tpl, dir, { recursive: true });
+  rmSync(join(dir, 'taskgate.lock'), { force: true });
+  return { db, dataDir: dir, env: { TASKGATE_DATA_DIR: dir }, dispose: async () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function disposeTemplates() {
+  for (const [db, p] of templates) {
+    p.then((t) => (db === 'pg' ? dropDatabase(t) : rmSync(t, { recursive: true, force: true }))).catch(() => {});
+  }
+}
+
+/** Starts `taskgate serve` and waits for /health; returns the process handle plus its url. */
+export async function startTaskgate(name, store, { port, role = 'all', concurrency, extraArgs = [] }) {
+  const args = [CLI, 'serve', '--port', String(port), '--host', '127.0.0.1', '--role', role, ...extraArgs];
+  if (concurrency) args.push('--concurrency', String(concurrency));
+  const proc = startProcess(name, process.execPath, args, { cwd: ROOT, env: baseEnv(store.env) });
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntil(
+    async () => {
+      if (!proc.alive) throw new Error(`taskgate exited: ${proc.tail.slice(-2000)}`);
+      const r = await fetch(`${url}/health`).catch(() => null);
+      return r?.ok;
+    },
+    { timeoutMs: 60_000, intervalMs: 50, what: `${name} /health` },
+  ).catch((err) => {
+    proc.stop(1_000);
+    throw err;
+  });
+  return { proc, url, port };
+}
+
+/** Submits `n` noop tasks with up to `concurrency` in flight; returns their ids in order. */
+export async function submitMany(url, n, concurrency = 64, body = NOOP_BODY) {
+  const ids = new Array(n);
+  let next = 0;
+  let failures = 0;
+  async function lane() {
+    while (next < n) {
+      const i = next++;
+      for (let attempt = 1; ; attempt++) {
+        const r = await fetch(`${url}/api/v1/tasks`, { method: 'POST', headers: AUTH, body });
+        if (r.status === 200 || r.status === 201) {
+          ids[i] = (await r.json()).task_id;
+          break;
+        }
+        const text = await r.text();
+        if (++failures > 20 || attempt >= 5) throw new Error(`submit failed: ${r.status} ${text.slice(0, 300)}`);
+        await sleep(50);
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, lane));
+  return ids;
+}
+
+export async function getJson(url, path) {
+  const r = await fetch(`${url}${path}`, { headers: AUTH });
+  if (!r.ok) throw new Error(`GET ${path}: ${r.status} ${(await r.text()).slice(0, 300)}`);
+  return r.json();
+}
