@@ -1,0 +1,296 @@
+// OpenAI-compatible surface: GET /v1/models, GET /v1/models/{id}, POST /v1/chat/completions
+// (JSON and SSE chunks). Each chat call is an agent task — visible, cancellable, accounted — and
+// errors use OpenAI's {error: {message, type, code}} shape so any OpenAI client library works.
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import { ApiError, type ErrorCode } from '../../contract/errors.js';
+import { ID_REGEX, type SubmitTaskBody } from '../../contract/tasks.js';
+import type { TaskEvent } from '../../contract/events.js';
+import type { Principal } from '../../auth/scopes.js';
+import { MODEL_TIERS, ModelRouteError, knownModels, llmNotConfiguredMessage, resolveModel, type LlmConfig, type ModelTier } from '../../config/llm.js';
+
+/** The model id that means "the default tier"; `taskgate-<tier>` picks a tier. */
+export const TASKGATE_MODEL = 'taskgate';
+/** Comment frames keep idle streams open through proxies. */
+export const CHAT_KEEPALIVE_MS = 15_000;
+
+export interface FollowedEvent {
+  event: TaskEvent;
+  /** Live-only (LLM_PARTIAL). */
+  ephemeral: boolean;
+}
+
+export interface ChatTaskView {
+  status: string;
+  result: string | null;
+  error: string | null;
+  usage: { input_tokens: number; output_tokens: number; total_tokens: number; estimated_cost: number } | null;
+  model_used: string | null;
+}
+
+export interface OpenAiRouteDeps {
+  llm: LlmConfig | undefined;
+  /** Submits an agent task exactly as POST /api/v1/tasks does (validation, sessions, limits). */
+  submitAgentTask(principal: Principal, body: SubmitTaskBody, req: FastifyRequest): Promise<{ taskId: string; sessionId: string | null }>;
+  /** Replays the task's events from the first, then follows live ones, ending after STREAM_END. */
+  followTask(principal: Principal, taskId: string, signal: AbortSignal): AsyncIterable<FollowedEvent>;
+  getTask(principal: Principal, taskId: string): Promise<ChatTaskView | undefined>;
+  cancelTask(principal: Principal, taskId: string, reason: string): Promise<void>;
+  /** Defaults to req.principal, set by the app's auth hook (routes declare their scope). */
+  authenticate?: (req: FastifyRequest) => Promise<Principal>;
+  /** Unix seconds reported as `created` of models. Default: when the plugin was built. */
+  createdAt?: number;
+}
+
+interface OpenAiErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+export class OpenAiError extends Error {
+  constructor(readonly status: number, message: string, readonly type: string, readonly code: string | null, readonly param: string | null = null) {
+    super(message);
+  }
+}
+
+const invalid = (message: string, param: string | null = null, code: string | null = null) => new OpenAiError(400, message, 'invalid_request_error', code, param);
+
+function typeForStatus(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 429) return 'rate_limit_error';
+  if (status >= 500) return 'server_error';
+  return 'invalid_request_error';
+}
+
+const CODE_NAMES: Partial<Record<ErrorCode, string>> = { UNAUTHORIZED: 'invalid_api_key', FORBIDDEN: 'insufficient_scope', RATE_LIMITED: 'rate_limit_exceeded' };
+
+function toOpenAiError(err: unknown): { status: number; body: OpenAiErrorBody; headers?: Record<string, string> } {
+  if (err instanceof OpenAiError) return { status: err.status, body: { error: { message: err.message, type: err.type, param: err.param, code: err.code } } };
+  if (err instanceof ApiError) {
+    const code = CODE_NAMES[err.code] ?? err.code.toLowerCase();
+    const message = err.status >= 500 ? 'The server had an error while processing your request' : err.message;
+    return { status: err.status, body: { error: { message, type: typeForStatus(err.status), param: (err.details?.path as string) ?? null, code } }, headers: err.headers };
+  }
+  const fe = err as FastifyError & { validation?: { instancePath?: string; message?: string }[] };
+  if (fe.validation) {
+    const v = fe.validation[0];
+    const param = v?.instancePath?.replace(/^\//, '').replace(/\//g, '.') || null;
+    return { status: 400, body: { error: { message: `${param ?? 'body'} ${v?.message ?? 'is invalid'}`, type: 'invalid_request_error', param, code: null } } };
+  }
+  const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
+  const message = status < 500 ? fe.message : 'The server had an error while processing your request';
+  return { status, body: { error: { message, type: typeForStatus(status), param: null, code: null } } };
+}
+
+function textOf(content: unknown, index: number): string {
+  if (typeof content === 'string') return content;
+  if (content === null || content === undefined) return '';
+  if (Array.isArray(content)) {
+    return content
+      .map((part: { type?: unknown; text?: unknown }) => {
+        if (part?.type === 'text' && typeof part.text === 'string') return part.text;
+        throw invalid(`messages[${index}].content: only text parts are supported, got ${String(part?.type)}`, `messages[${index}].content`, 'unsupported_content');
+      })
+      .join('');
+  }
+  throw invalid(`messages[${index}].content must be a string or an array of text parts`, `messages[${index}].content`);
+}
+
+interface ChatBody {
+  model?: unknown;
+  messages?: unknown;
+  stream?: unknown;
+  stream_options?: { include_usage?: unknown } | null;
+  n?: unknown;
+  tools?: unknown;
+  functions?: unknown;
+  mode?: unknown;
+  research_strategy?: unknown;
+}
+
+/** Maps a chat model id to the agent's model fields; undefined when unknown. */
+export function chatModelFields(llm: LlmConfig, model: string): Pick<SubmitTaskBody, 'model_tier' | 'model_override'> | undefined {
+  if (model === TASKGATE_MODEL) return {};
+  const tier = model.startsWith(`${TASKGATE_MODEL}-`) ? model.slice(TASKGATE_MODEL.length + 1) : undefined;
+  if (tier && MODEL_TIERS.includes(tier as ModelTier)) return { model_tier: tier as ModelTier };
+  if (knownModels(llm).some((r) => r.model === model) || model in llm.prices) return { model_override: model };
+  return undefined;
+}
+
+export function listModels(llm: LlmConfig | undefined, created: number) {
+  if (!llm) return [];
+  const out = [TASKGATE_MODEL, ...MODEL_TIERS.map((t) => `${TASKGATE_MODEL}-${t}`)].map((id) => ({ id, object: 'model' as const, created, owned_by: 'taskgate' }));
+  const seen = new Set(out.map((m) => m.id));
+  for (const r of knownModels(llm)) {
+    if (seen.has(r.model)) continue;
+    seen.add(r.model);
+    out.push({ id: r.model, object: 'model', created, owned_by: r.provider });
+  }
+  return out;
+}
+
+/** Validates a chat request and turns it into the agent task body. */
+export function chatToTask(llm: LlmConfig, body: ChatBody, sessionHeader: string | undefined): { task: SubmitTaskBody; model: string; stream: boolean; includeUsage: boolean } {
+  if (typeof body.model !== 'string' || !body.model) throw invalid('you must provide a model parameter', 'model');
+  const fields = chatModelFields(llm, body.model);
+  if (!fields) throw new OpenAiError(404, `The model '${body.model}' does not exist`, 'invalid_request_error', 'model_not_found', 'model');
+  if (!Array.isArray(body.messages) || body.messages.length === 0) throw invalid('messages must be a non-empty array', 'messages');
+  if (body.n !== undefined && body.n !== null && body.n !== 1) throw invalid('only n = 1 is supported', 'n');
+  if ((Array.isArray(body.tools) && body.tools.length) || (Array.isArray(body.functions) && body.functions.length)) {
+    throw invalid('client-side tools are not supported: Taskgate agents run their own tools', 'tools', 'unsupported_parameter');
+  }
+  const messages = body.messages.map((m: { role?: unknown; content?: unknown }, i) => {
+    if (typeof m?.role !== 'string') throw invalid(`messages[${i}].role is required`, `messages[${i}].role`);
+    return { role: m.role, content: textOf(m.content, i) };
+  });
+  const last = messages[messages.length - 1]!;
+  if (last.role !== 'user' || !last.content.trim()) throw invalid('the last message must be a non-empty user message', `messages[${messages.length - 1}]`);
+  if (sessionHeader !== undefined && !new RegExp(ID_REGEX).test(sessionHeader)) throw invalid('X-Session-ID must match ' + ID_REGEX, 'X-Session-ID');
+  const earlier = messages.slice(0, -1).filter((m) => ['system', 'developer', 'user', 'assistant'].includes(m.role));
+  // with a session the server remembers the turns; only instructions are taken from the request
+  const history = sessionHeader ? earlier.filter((m) => m.role === 'system' || m.role === 'developer') : earlier;
+  const task: SubmitTaskBody = {
+    query: last.content,
+    ...fields,
+    ...(sessionHeader ? { session_id: sessionHeader } : {}),
+    context: { ...(history.length ? { history } : {}), source: 'openai' },
+    ...(typeof body.mode === 'string' ? { mode: body.mode as SubmitTaskBody['mode'] } : {}),
+    ...(typeof body.research_strategy === 'string' ? { research_strategy: body.research_strategy as SubmitTaskBody['research_strategy'] } : {}),
+    metadata: { source: 'openai', tags: ['openai'] },
+  };
+  const stream = body.stream === true;
+  return { task, model: body.model, stream, includeUsage: stream && body.stream_options?.include_usage === true };
+}
+
+function usageOf(v: ChatTaskView) {
+  const u = v.usage ?? { input_tokens: 0, output_tokens: 0, total_tokens: 0 };
+  return { prompt_tokens: u.input_tokens, completion_tokens: u.output_tokens, total_tokens: u.total_tokens };
+}
+
+function failureOf(v: ChatTaskView | undefined): OpenAiError {
+  if (!v) return new OpenAiError(500, 'the task disappeared', 'server_error', 'task_lost');
+  if (v.status === 'TIMEOUT') return new OpenAiError(504, v.error ?? 'the task timed out', 'server_error', 'timeout');
+  if (v.status === 'CANCELLED') return new OpenAiError(409, 'the task was cancelled', 'invalid_request_error', 'task_cancelled');
+  return new OpenAiError(500, v.error ?? 'the task failed', 'server_error', 'task_failed');
+}
+
+export function openaiRoutes(deps: OpenAiRouteDeps) {
+  const created = deps.createdAt ?? Math.floor(Date.now() / 1000);
+  const principalOf = (req: FastifyRequest) => (deps.authenticate ? deps.authenticate(req) : Promise.resolve(req.principal));
+
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.setErrorHandler((err, req, reply) => {
+      const { status, body, headers } = toOpenAiError(err);
+      if (status >= 500) req.log.error({ err }, 'openai route failed');
+      if (headers) reply.headers(headers);
+      return reply.code(status).send(body);
+    });
+
+    app.get('/v1/models', { config: { scope: 'tasks:read' }, schema: { tags: ['openai'], summary: 'List models (OpenAI-compatible)' } }, async (req) => {
+      await principalOf(req);
+      return { object: 'list', data: listModels(deps.llm, created) };
+    });
+
+    app.get<{ Params: { id: string } }>('/v1/models/:id', { config: { scope: 'tasks:read' }, schema: { tags: ['openai'], summary: 'Get a model (OpenAI-compatible)' } }, async (req) => {
+      await principalOf(req);
+      const model = listModels(deps.llm, created).find((m) => m.id === req.params.id);
+      if (!model) throw new OpenAiError(404, `The model '${req.params.id}' does not exist`, 'invalid_request_error', 'model_not_found', 'model');
+      return model;
+    });
+
+    app.post<{ Body: ChatBody }>('/v1/chat/completions', {
+      config: { scope: 'tasks:execute' },
+      schema: { tags: ['openai'], summary: 'Chat completion as an agent task (OpenAI-compatible, stream or not)', body: { type: 'object' } },
+    }, async (req, reply) => {
+      const principal = await principalOf(req);
+      if (!deps.llm) throw new OpenAiError(422, llmNotConfiguredMessage, 'invalid_request_error', 'llm_not_configured');
+      const header = req.headers['x-session-id'];
+      const chat = chatToTask(deps.llm, req.body ?? {}, typeof header === 'string' ? header : undefined);
+      const { taskId, sessionId } = await deps.submitAgentTask(principal, chat.task, req);
+      const id = `chatcmpl-${taskId}`;
+      const headers: Record<string, string> = { 'x-workflow-id': taskId, ...(sessionId ? { 'x-session-id': sessionId } : {}) };
+
+      // a client that goes away cancels its task
+      const gone = new AbortController();
+      let finished = false;
+      reply.raw.on('close', () => {
+        gone.abort();
+        if (!finished) void deps.cancelTask(principal, taskId, 'client disconnected').catch(() => undefined);
+      });
+
+      if (!chat.stream) {
+        for await (const _ of deps.followTask(principal, taskId, gone.signal)) void _;
+        const view = await deps.getTask(principal, taskId);
+        finished = true;
+        if (view?.status !== 'COMPLETED') throw failureOf(view);
+        reply.headers(headers);
+        return {
+          id, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model: chat.model, system_fingerprint: null,
+          choices: [{ index: 0, message: { role: 'assistant', content: view.result ?? '', refusal: null }, logprobs: null, finish_reason: 'stop' }],
+          usage: usageOf(view),
+        };
+      }
+
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', ...headers });
+      const ts = Math.floor(Date.now() / 1000);
+      const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
+        `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: ts, model: chat.model, system_fingerprint: null, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
+      res.write(chunk({ role: 'assistant', content: '' }));
+      const keepalive = setInterval(() => res.write(': keep-alive\n\n'), CHAT_KEEPALIVE_MS);
+      let streamed = '';
+      try {
+        for await (const { event } of deps.followTask(principal, taskId, gone.signal)) {
+          if (event.type !== 'LLM_PARTIAL' || event.payload?.answer !== true) continue;
+          const delta = typeof event.payload.delta === 'string' ? event.payload.delta : event.message ?? '';
+          if (!delta) continue;
+          streamed += delta;
+          res.write(chunk({ content: delta }));
+        }
+        if (gone.signal.aborted) return;
+        const view = await deps.getTask(principal, taskId);
+        finished = true;
+        if (view?.status !== 'COMPLETED') {
+          const { body } = toOpenAiError(failureOf(view));
+          res.write(`data: ${JSON.stringify(body)}\n\n`);
+        } else {
+          const result = view.result ?? '';
+          // answers that were not streamed (verified drafts, replayed steps) arrive in one piece
+          if (result.startsWith(streamed) && result.length > streamed.length) res.write(chunk({ content: result.slice(streamed.length) }));
+          res.write(chunk({}, 'stop'));
+          if (chat.includeUsage) {
+            res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: ts, model: chat.model, system_fingerprint: null, choices: [], usage: usageOf(view) })}\n\n`);
+          }
+        }
+        res.write('data: [DONE]\n\n');
+      } catch (err) {
+        req.log.error({ err }, 'chat stream failed');
+        if (!res.destroyed) res.write(`data: ${JSON.stringify(toOpenAiError(err).body)}\n\n`);
+      } finally {
+        clearInterval(keepalive);
+        finished = true;
+        res.end();
+      }
+    });
+  };
+}
+
+/**
+ * The submit-time check for tasks an agent runs (free-text tasks and `agent` definitions):
+ * 422 LLM_NOT_CONFIGURED without a provider, 400 for an unknown model_override/provider_override.
+ * Shared by POST /api/v1/tasks and the chat route.
+ */
+export function assertAgentTaskRunnable(llm: LlmConfig | undefined, task: { kind: string; options: Record<string, unknown>; context: Record<string, unknown> }, definitionKind?: string): void {
+  const runsAgent = task.kind === 'agent' ? task.context?.disable_ai !== true : definitionKind === 'agent';
+  if (!runsAgent) return;
+  if (!llm) throw new ApiError('LLM_NOT_CONFIGURED', llmNotConfiguredMessage);
+  const o = task.options ?? {};
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  try {
+    resolveModel(llm, { model_tier: str(o.model_tier), model_override: str(o.model_override), provider_override: str(o.provider_override) });
+  } catch (err) {
+    if (!(err instanceof ModelRouteError)) throw err;
+    const path = err.code === 'UNKNOWN_MODEL' ? 'model_override' : 'provider_override';
+    throw new ApiError('VALIDATION_ERROR', err.message, { path, reason: err.code === 'UNKNOWN_MODEL' ? 'unknown model' : 'unknown provider' });
+  }
+}
