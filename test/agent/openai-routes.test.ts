@@ -212,7 +212,7 @@ describe('chat completions', () => {
     for (const [body, status, code] of cases) {
       const res = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer sk-good', 'content-type': 'application/json' }, body: JSON.stringify(body) });
       expect(res.status, JSON.stringify(body)).toBe(status);
-      const json = await res.json();
+      const json = (await res.json()) as { error: { type: string; code: string | null } };
       expect(json.error.type).toBe('invalid_request_error');
       expect(json.error.code).toBe(code);
     }
