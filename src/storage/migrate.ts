@@ -15,7 +15,15 @@ export interface Migration {
   sql: string;
 }
 
-export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
+let bundled: Migration[] | undefined;
+
+/** The migrations shipped with this build, read once. */
+export function loadMigrations(dir?: string): Migration[] {
+  if (dir === undefined) return (bundled ??= readMigrations(MIGRATIONS_DIR));
+  return readMigrations(dir);
+}
+
+function readMigrations(dir: string): Migration[] {
   return readdirSync(dir)
     .filter((f) => /^\d{4}_.+\.sql$/.test(f))
     .sort()

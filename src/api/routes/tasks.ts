@@ -141,12 +141,16 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     throw new ApiError('CONFLICT', 'the task changed state repeatedly; try again');
   }
 
+  /** Control bodies are optional: a bare POST counts as `{}`. */
+  const emptyBodyIsObject = async (req: { body: unknown }) => {
+    if (req.body === undefined || req.body === null) req.body = {};
+  };
   const controlSchema = (summary: string) => ({
-    tags: ['control'], summary, params: IdParam, body: Type.Optional(ControlBody),
+    tags: ['control'], summary, params: IdParam, body: ControlBody,
     response: { 202: ControlResponse, ...errors, 409: ErrorResponse },
   });
 
-  r.post('/api/v1/tasks/:id/cancel', { config: { scope: 'tasks:cancel' }, schema: controlSchema('Cancel a task') }, async (req, reply) => {
+  r.post('/api/v1/tasks/:id/cancel', { config: { scope: 'tasks:cancel' }, preValidation: emptyBodyIsObject, schema: controlSchema('Cancel a task') }, async (req, reply) => {
     const reason = req.body?.reason ?? null;
     const by = req.principal.userId;
     const out = await control(req.principal.tenantId, req.params.id, (row) => {
@@ -172,7 +176,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     return reply.code(202).send(out);
   });
 
-  r.post('/api/v1/tasks/:id/pause', { config: { scope: 'tasks:cancel' }, schema: controlSchema('Pause a task') }, async (req, reply) => {
+  r.post('/api/v1/tasks/:id/pause', { config: { scope: 'tasks:cancel' }, preValidation: emptyBodyIsObject, schema: controlSchema('Pause a task') }, async (req, reply) => {
     const reason = req.body?.reason ?? null;
     const by = req.principal.userId;
     const out = await control(req.principal.tenantId, req.params.id, (row) => {
@@ -197,7 +201,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     return reply.code(202).send(out);
   });
 
-  r.post('/api/v1/tasks/:id/resume', { config: { scope: 'tasks:cancel' }, schema: controlSchema('Resume a paused task') }, async (req, reply) => {
+  r.post('/api/v1/tasks/:id/resume', { config: { scope: 'tasks:cancel' }, preValidation: emptyBodyIsObject, schema: controlSchema('Resume a paused task') }, async (req, reply) => {
     const by = req.principal.userId;
     const out = await control(req.principal.tenantId, req.params.id, (row) => {
       if (row.status === 'PAUSED') {

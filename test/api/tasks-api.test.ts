@@ -1,0 +1,278 @@
+// The task API over HTTP against a real server and database: every route, error code and limit
+// of PRODUCT.md §3 that the core owns.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openTestDb, type TestDb } from '../helpers/db.js';
+import { newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+
+let tdb: TestDb;
+let server: TestServer;
+let other: { tenantId: string; key: string };
+
+beforeAll(async () => {
+  tdb = await openTestDb();
+  server = await startTestServer(tdb.db, { TASKGATE_BODY_LIMIT_BYTES: '65536', TASKGATE_MAX_OBJECT_BYTES: '4096' });
+  other = await newTenant(tdb.db);
+});
+afterAll(async () => {
+  await server?.close();
+  await tdb?.close();
+});
+
+const order = { orderId: 'ORD-1', items: [{ id: 'A', quantity: 2, price: 10.99 }, { id: 'B', quantity: 1, price: 24.99 }] };
+
+describe('POST /api/v1/tasks', () => {
+  it('accepts a definition task: 200 with the documented shape and headers', async () => {
+    const res = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'calculate-order-total', input: order });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ task_id: expect.stringMatching(/^task_/), workflow_id: res.body.task_id, session_id: null, status: 'QUEUED', message: expect.any(String), created_at: expect.any(String) });
+    expect(res.headers.get('x-workflow-id')).toBe(res.body.task_id);
+    expect(res.headers.get('x-request-id')).toBeTruthy();
+    const t = await waitForTask(server, res.body.task_id);
+    expect(t).toMatchObject({ status: 'COMPLETED', output: { subtotal: 46.97, tax: 3.76, total: 50.73 }, response: { total: 50.73 }, task_definition_id: 'calculate-order-total', query: '', attempts: 1 });
+    expect(t.execution_metadata).toMatchObject({ start_time: expect.any(String), end_time: expect.any(String), duration_ms: expect.any(Number), worker_id: expect.any(String) });
+  });
+
+  it('accepts the aliases type/args and taskDefinitionId + seed 003 executionConfig', async () => {
+    const a = await server.call('POST', '/api/v1/tasks', { type: 'data_analysis', args: { data_source: 'x,y\n1,2\n2,4', analysis_type: 'summary' }, priority: 'HIGH' });
+    expect(a.status).toBe(200);
+    const b = await server.call('POST', '/api/v1/tasks', { taskDefinitionId: 'noop', workflowInstanceId: 'wf-1', input: {}, executionConfig: { timeout: 5000, retryPolicy: { maxRetries: 0, retryInterval: 10, backoffMultiplier: 1 } } });
+    expect(b.status).toBe(200);
+    const ta = await waitForTask(server, a.body.task_id);
+    expect(ta.priority).toBe('high');
+    expect(ta.output.statistics.y.mean).toBe(3);
+    const tb = await waitForTask(server, b.body.task_id);
+    expect(tb).toMatchObject({ max_attempts: 1, workflow_instance_id: 'wf-1' });
+  });
+
+  it('stores agent tasks with a session and their options', async () => {
+    const res = await server.call('POST', '/api/v1/tasks', { query: 'hello', mode: 'simple', model_tier: 'small', context: { model_tier: 'large', x: 1 } });
+    expect([200, 422]).toContain(res.status); // 422 LLM_NOT_CONFIGURED when no provider is set up
+    if (res.status === 422) {
+      expect(res.body.error.code).toBe('LLM_NOT_CONFIGURED');
+      return;
+    }
+    expect(res.body.session_id).toMatch(/^sess_/);
+    expect(res.headers.get('x-session-id')).toBe(res.body.session_id);
+    const t = (await server.call('GET', `/api/v1/tasks/${res.body.task_id}`)).body;
+    expect(t).toMatchObject({ query: 'hello', mode: 'simple', task_definition_id: null });
+  });
+
+  it('rejects bad bodies with 400 VALIDATION_ERROR naming the field', async () => {
+    const cases: [unknown, RegExp][] = [
+      [{}, /query is required/],
+      [{ query: '' }, /query/],
+      [{ query: 'x'.repeat(10_001) }, /query/],
+      [{ query: 'x', task_definition_id: 'noop' }, /either/],
+      [{ task_definition_id: 'noop', input: {}, unknown_field: 1 }, /unknown_field/],
+      [{ task_definition_id: 'noop', input: {}, priority: 'critical' }, /priority/],
+      [{ task_definition_id: 'noop', input: {}, max_iterations: 51 }, /max_iterations/],
+      [{ task_definition_id: 'noop', input: {}, run_at: 'tomorrow' }, /run_at/],
+      [{ task_definition_id: 'bad id!' }, /task_definition_id/],
+      [{ query: 'x', context: { disable_ai: true }, model_tier: 'small' }, /disable_ai/],
+      [{ task_definition_id: 'noop', input: {}, context: { big: 'x'.repeat(5000) } }, /context/],
+      [[1, 2], /body/],
+    ];
+    for (const [body, re] of cases) {
+      const res = await server.call('POST', '/api/v1/tasks', body);
+      expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(400);
+      expect(res.body.error.code).toBe('VALIDATION_ERROR');
+      expect(res.body.error.message).toMatch(re);
+      expect(res.body.request_id).toBe(res.headers.get('x-request-id'));
+    }
+  });
+
+  it('rejects input that fails the definition schema with 422 and the path', async () => {
+    const res = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'calculate-order-total', input: { orderId: 'x', items: [{ id: 'a', quantity: 'two', price: 1 }] } });
+    expect(res.status).toBe(422);
+    expect(res.body.error).toMatchObject({ code: 'UNPROCESSABLE', details: { path: '/items/0/quantity' } });
+    const missing = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'data_analysis', input: { analysis_type: 'summary' } });
+    expect(missing.body.error.details.path).toBe('/data_source');
+  });
+
+  it('answers 404 for an unknown definition', async () => {
+    const res = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'nope', input: {} });
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe('NOT_FOUND');
+  });
+
+  it('415 for non-JSON, 400 for invalid or too-deep JSON, 413 for oversized bodies', async () => {
+    const text = await server.call('POST', '/api/v1/tasks', 'query=x', { headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(text.status).toBe(415);
+    expect(text.body.error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    const bad = await server.call('POST', '/api/v1/tasks', '{"query":', {});
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('VALIDATION_ERROR');
+    const deep = await server.call('POST', '/api/v1/tasks', '{"query":"x","context":' + '{"a":'.repeat(70) + '1' + '}'.repeat(70) + '}');
+    expect(deep.status).toBe(400);
+    expect(deep.body.error.message).toMatch(/nesting/);
+    const big = await server.call('POST', '/api/v1/tasks', { query: 'x', context: { blob: 'x'.repeat(70_000) } });
+    expect(big.status).toBe(413);
+    expect(big.body.error.code).toBe('PAYLOAD_TOO_LARGE');
+  });
+
+  it('POST /api/v1/tasks/stream answers 201 with the stream URL and a Link header', async () => {
+    const res = await server.call('POST', '/api/v1/tasks/stream', { task_definition_id: 'noop', input: {} });
+    expect(res.status).toBe(201);
+    expect(res.body.stream_url).toBe(`/api/v1/stream/sse?workflow_id=${res.body.task_id}`);
+    expect(res.headers.get('link')).toBe(`<${res.body.stream_url}>; rel=stream`);
+  });
+});
+
+describe('GET routes', () => {
+  it('400 for ids that do not match the id pattern; 404 for unknown and foreign tasks', async () => {
+    expect((await server.call('GET', '/api/v1/tasks/has%20space')).status).toBe(400);
+    expect((await server.call('GET', `/api/v1/tasks/${'x'.repeat(129)}`)).status).toBe(400);
+    expect((await server.call('GET', '/api/v1/tasks/task_unknown')).status).toBe(404);
+    const mine = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} });
+    const foreign = await server.call('GET', `/api/v1/tasks/${mine.body.task_id}`, undefined, { key: other.key });
+    expect(foreign.status).toBe(404);
+    for (const path of ['events', 'control-state', 'stream']) {
+      expect((await server.call('GET', `/api/v1/tasks/${mine.body.task_id}/${path}`, undefined, { key: other.key })).status, path).toBe(404);
+    }
+    for (const action of ['cancel', 'pause', 'resume']) {
+      expect((await server.call('POST', `/api/v1/tasks/${mine.body.task_id}/${action}`, {}, { key: other.key })).status, action).toBe(404);
+    }
+    const list = await server.call('GET', '/api/v1/tasks', undefined, { key: other.key });
+    expect(list.body.tasks.map((t: any) => t.task_id)).not.toContain(mine.body.task_id);
+  });
+
+  it('lists with filters and pagination, newest first', async () => {
+    const t = await newTenant(tdb.db);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'sleep', input: { ms: 0 }, metadata: { tags: [i % 2 ? 'odd' : 'even'] }, workflow_instance_id: 'wf-list' }, { key: t.key });
+      ids.push(r.body.task_id);
+    }
+    await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} }, { key: t.key });
+    for (const id of ids) await waitForTask(server, id, undefined, { key: t.key });
+    const page1 = await server.call('GET', '/api/v1/tasks?limit=2&task_definition_id=sleep', undefined, { key: t.key });
+    expect(page1.body).toMatchObject({ total_count: 5, limit: 2, offset: 0 });
+    expect(page1.body.tasks.map((x: any) => x.task_id)).toEqual([ids[4], ids[3]]);
+    expect(page1.body.tasks[0]).toEqual({
+      task_id: ids[4], query: '', status: 'COMPLETED', mode: null, priority: 'medium', task_definition_id: 'sleep', session_id: null,
+      created_at: expect.any(String), completed_at: expect.any(String), total_token_usage: { total_tokens: 0, cost_usd: 0, prompt_tokens: 0, completion_tokens: 0 },
+    });
+    const page3 = await server.call('GET', '/api/v1/tasks?limit=2&page=3&type=sleep', undefined, { key: t.key });
+    expect(page3.body.tasks.map((x: any) => x.task_id)).toEqual([ids[0]]);
+    expect(page3.body.offset).toBe(4);
+    const odd = await server.call('GET', '/api/v1/tasks?tag=odd', undefined, { key: t.key });
+    expect(odd.body.total_count).toBe(2);
+    const byStatus = await server.call('GET', '/api/v1/tasks?status=completed,canceled&workflow_instance_id=wf-list', undefined, { key: t.key });
+    expect(byStatus.body.total_count).toBe(5);
+    expect((await server.call('GET', '/api/v1/tasks?status=DONE', undefined, { key: t.key })).status).toBe(400);
+    expect((await server.call('GET', '/api/v1/tasks?limit=101', undefined, { key: t.key })).status).toBe(400);
+    expect((await server.call('GET', '/api/v1/tasks?limit=0', undefined, { key: t.key })).status).toBe(400);
+    expect((await server.call('GET', '/api/v1/tasks?offset=-1', undefined, { key: t.key })).status).toBe(400);
+    expect((await server.call('GET', '/api/v1/tasks?bogus=1', undefined, { key: t.key })).status).toBe(400);
+  });
+
+  it('pages events with limit/offset', async () => {
+    const r = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'sleep', input: { ms: 0, steps: 3 } });
+    await waitForTask(server, r.body.task_id);
+    const all = await server.call('GET', `/api/v1/tasks/${r.body.task_id}/events`);
+    expect(all.body.count).toBe(all.body.events.length);
+    expect(all.body.events.map((e: any) => e.type)).toEqual(['WORKFLOW_STARTED', 'PROGRESS', 'PROGRESS', 'PROGRESS', 'WORKFLOW_COMPLETED', 'STREAM_END']);
+    expect(all.body.events[0]).toMatchObject({ workflow_id: r.body.task_id, seq: 1, timestamp: expect.any(String) });
+    const page = await server.call('GET', `/api/v1/tasks/${r.body.task_id}/events?limit=2&offset=2`);
+    expect(page.body.events.map((e: any) => e.seq)).toEqual([3, 4]);
+    expect((await server.call('GET', `/api/v1/tasks/${r.body.task_id}/events?limit=201`)).status).toBe(400);
+  });
+
+  it('redirects /tasks/{id}/stream to the SSE URL with 307', async () => {
+    const r = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} });
+    const res = await server.call('GET', `/api/v1/tasks/${r.body.task_id}/stream?types=PROGRESS`);
+    expect(res.status).toBe(307);
+    expect(res.headers.get('location')).toBe(`/api/v1/stream/sse?workflow_id=${r.body.task_id}&types=PROGRESS`);
+  });
+
+  it('serves definitions with pagination and search', async () => {
+    const list = await server.call('GET', '/api/v1/definitions?limit=2');
+    expect(list.body.pagination).toMatchObject({ page: 1, limit: 2 });
+    expect(list.body.pagination.total_items).toBeGreaterThanOrEqual(5);
+    expect(list.body.items).toHaveLength(2);
+    const search = await server.call('GET', '/api/v1/definitions?search=order');
+    expect(search.body.items.map((d: any) => d.id)).toContain('calculate-order-total');
+    const one = await server.call('GET', '/api/v1/definitions/calculate-order-total');
+    expect(one.body).toMatchObject({ id: 'calculate-order-total', version: '1.2.0', input_schema: { required: ['orderId', 'items'] }, output_schema: { required: ['subtotal', 'tax', 'total'] } });
+    expect((await server.call('GET', '/api/v1/definitions/nope')).status).toBe(404);
+  });
+});
+
+describe('control routes', () => {
+  it('cancels queued tasks at once and refuses finished ones with 409', async () => {
+    const r = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {}, delay_ms: 60_000 });
+    const c = await server.call('POST', `/api/v1/tasks/${r.body.task_id}/cancel`, { reason: 'no longer needed' });
+    expect(c.status).toBe(202);
+    expect(c.body).toEqual({ success: true, message: expect.any(String), task_id: r.body.task_id, status: 'CANCELLED' });
+    const again = await server.call('POST', `/api/v1/tasks/${r.body.task_id}/cancel`);
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('TASK_ALREADY_FINISHED');
+    const types = (await server.call('GET', `/api/v1/tasks/${r.body.task_id}/events`)).body.events.map((e: any) => e.type);
+    expect(types).toEqual(['WORKFLOW_CANCELLED', 'STREAM_END']);
+  });
+
+  it('pauses and resumes a queued task; wrong states are 409 INVALID_TASK_STATE', async () => {
+    const r = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {}, delay_ms: 200 });
+    const id = r.body.task_id;
+    expect((await server.call('POST', `/api/v1/tasks/${id}/resume`)).status).toBe(409);
+    const p = await server.call('POST', `/api/v1/tasks/${id}/pause`, { reason: 'wait' });
+    expect(p.body.status).toBe('PAUSED');
+    const cs = (await server.call('GET', `/api/v1/tasks/${id}/control-state`)).body;
+    expect(cs).toEqual({ is_paused: true, is_cancelled: false, paused_at: expect.any(String), pause_reason: 'wait', paused_by: 'admin', cancel_reason: null, cancelled_by: null, awaiting_approval: false });
+    expect((await server.call('POST', `/api/v1/tasks/${id}/resume`)).status).toBe(202);
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('COMPLETED');
+    const bad = await server.call('POST', `/api/v1/tasks/${id}/pause`);
+    expect(bad.status).toBe(409);
+    expect(bad.body.error.code).toBe('INVALID_TASK_STATE');
+    expect((await server.call('POST', `/api/v1/tasks/${id}/cancel`, { force: 'yes' })).status).toBe(400);
+  });
+});
+
+describe('service routes and envelopes', () => {
+  it('health, readiness, metrics and OpenAPI need no auth', async () => {
+    const h = await server.call('GET', '/health', undefined, { key: null });
+    expect(h.body).toMatchObject({ status: 'healthy', version: expect.any(String), time: expect.any(String) });
+    const r = await server.call('GET', '/readiness', undefined, { key: null });
+    expect(r.status).toBe(200);
+    expect(r.body.status).toBe('ready');
+    const m = await server.call('GET', '/metrics', undefined, { key: null });
+    expect(m.text).toContain('taskgate_http_requests_total');
+    const o = await server.call('GET', '/openapi.json', undefined, { key: null });
+    expect(o.body.openapi).toBe('3.1.0');
+    expect(Object.keys(o.body.paths)).toEqual(expect.arrayContaining(['/api/v1/tasks', '/api/v1/tasks/{id}', '/api/v1/tasks/{id}/cancel', '/api/v1/definitions']));
+    const docs = await fetch(server.url + '/docs/');
+    expect(docs.status).toBe(200);
+  });
+
+  it('401 with WWW-Authenticate without or with a bad key', async () => {
+    for (const key of [null, 'sk_nope_nope', 'x'.repeat(600)]) {
+      const res = await server.call('GET', '/api/v1/tasks', undefined, { key });
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe('UNAUTHORIZED');
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    }
+    const bearer = await fetch(server.url + '/api/v1/tasks', { headers: { authorization: 'Bearer sk_test_admin_key_0123456789abcdef' } });
+    expect(bearer.status).toBe(200);
+  });
+
+  it('403 FORBIDDEN names the missing scope', async () => {
+    const reader = await newTenant(tdb.db, ['tasks:read']);
+    const res = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} }, { key: reader.key });
+    expect(res.status).toBe(403);
+    expect(res.body.error).toMatchObject({ code: 'FORBIDDEN', message: expect.stringContaining('tasks:execute') });
+  });
+
+  it('unknown routes 404 and wrong methods 405, in the envelope; request ids echo', async () => {
+    const nf = await server.call('GET', '/api/v1/nope');
+    expect(nf.status).toBe(404);
+    expect(nf.body.error.code).toBe('NOT_FOUND');
+    const na = await server.call('PUT', '/api/v1/tasks', {});
+    expect(na.status).toBe(405);
+    expect(na.body.error.code).toBe('METHOD_NOT_ALLOWED');
+    expect(na.headers.get('allow')).toContain('POST');
+    const withId = await server.call('GET', '/health', undefined, { headers: { 'x-request-id': 'my-req-1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
+    expect(withId.headers.get('x-request-id')).toBe('my-req-1');
+    expect(withId.headers.get('x-trace-id')).toBe('0af7651916cd43dd8448eb211c80319c');
+  });
+});
