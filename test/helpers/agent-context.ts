@@ -60,6 +60,11 @@ export class MemoryTaskContext implements TaskContext {
     return s ? { runs: s.runs, done: s.done } : undefined;
   }
 
+  /** Agent tasks never ask for approval; the engine's implementation is tested elsewhere. */
+  async waitForApproval(): Promise<never> {
+    throw new Error('waitForApproval is not available in MemoryTaskContext');
+  }
+
   async progress(message: string, payload?: Record<string, unknown>): Promise<void> {
     await this.emit({ type: 'PROGRESS', message, payload });
   }

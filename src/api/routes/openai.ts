@@ -34,7 +34,7 @@ export interface OpenAiRouteDeps {
   /** Replays the task's events from the first, then follows live ones, ending after STREAM_END. */
   followTask(principal: Principal, taskId: string, signal: AbortSignal): AsyncIterable<FollowedEvent>;
   getTask(principal: Principal, taskId: string): Promise<ChatTaskView | undefined>;
-  cancelTask(principal: Principal, taskId: string, reason: string): Promise<void>;
+  cancelTask(principal: Principal, taskId: string, reason: string, req: FastifyRequest): Promise<void>;
   /** Defaults to req.principal, set by the app's auth hook (routes declare their scope). */
   authenticate?: (req: FastifyRequest) => Promise<Principal>;
   /** Unix seconds reported as `created` of models. Default: when the plugin was built. */
@@ -214,7 +214,7 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       let finished = false;
       reply.raw.on('close', () => {
         gone.abort();
-        if (!finished) void deps.cancelTask(principal, taskId, 'client disconnected').catch(() => undefined);
+        if (!finished) void deps.cancelTask(principal, taskId, 'client disconnected', req).catch(() => undefined);
       });
 
       if (!chat.stream) {
