@@ -19,6 +19,10 @@ import { calculateOrderTotal, noop, sleep } from './executors/builtin/basic.js';
 import { dataAnalysis } from './executors/builtin/data-analysis.js';
 import { Worker } from './engine/worker.js';
 import { buildApp } from './api/app.js';
+import { DEFAULT_STREAMS_PER_PRINCIPAL, streamRoutes } from './api/routes/stream.js';
+import { timelineRoutes } from './api/routes/timeline.js';
+import { sessionRoutes } from './api/routes/sessions.js';
+import { ConnectionLimiter } from './api/stream-limits.js';
 import { Metrics } from './api/metrics.js';
 import { createLogger, taskLogger } from './logger.js';
 import { VERSION } from './version.js';
@@ -121,7 +125,14 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
     const app = await buildApp(
       { config, db, hub, signals, catalog: registry, metrics, version: VERSION },
-      { role: config.role, logger: log },
+      {
+        role: config.role, logger: log,
+        plugins: [
+          streamRoutes({ db, hub, metrics, limiter: new ConnectionLimiter(DEFAULT_STREAMS_PER_PRINCIPAL) }, { maxPerPrincipal: DEFAULT_STREAMS_PER_PRINCIPAL }),
+          async (scope) => timelineRoutes(scope, { db }),
+          async (scope) => sessionRoutes(scope, { db }),
+        ],
+      },
     );
     let url = '';
     if (!opts.noListen) {

@@ -10,6 +10,7 @@ import { registerJsonParser } from './json-parser.js';
 import { apiKeyAuthenticator, registerAuth, type Authenticator } from './auth.js';
 import { taskRoutes } from './routes/tasks.js';
 import { definitionRoutes } from './routes/definitions.js';
+import { approvalRoutes } from './routes/approvals.js';
 import { serviceRoutes } from './routes/service.js';
 
 declare module 'fastify' {
@@ -122,6 +123,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   if (opts.role !== 'worker') {
     await app.register(async (scope) => taskRoutes(scope, deps));
     await app.register(async (scope) => definitionRoutes(scope, deps));
+    await app.register(async (scope) => approvalRoutes(scope, deps));
     for (const plugin of opts.plugins ?? []) await app.register(plugin);
   }
   return app;

@@ -26,6 +26,8 @@ export const DEFAULT_HTTP_MAX_RESPONSE_BYTES = 5_242_880;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 72_000;
 export const DEFAULT_TAX_RATE = 0.08;
+/** A pending approval is denied with reason `approval timeout` after this. */
+export const DEFAULT_APPROVAL_TIMEOUT_MS = 3_600_000;
 
 export type Role = 'api' | 'worker' | 'all';
 
@@ -46,6 +48,7 @@ export interface Config {
   readonly shutdownGraceMs: number;
   readonly cancelGraceMs: number;
   readonly defaultTimeoutMs: number;
+  readonly approvalTimeoutMs: number;
   readonly tasksDir: string | undefined;
   readonly adminKey: string | undefined;
   readonly bodyLimitBytes: number;
@@ -153,6 +156,7 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     shutdownGraceMs: int('TASKGATE_SHUTDOWN_GRACE_MS', env.TASKGATE_SHUTDOWN_GRACE_MS, DEFAULT_SHUTDOWN_GRACE_MS, 0),
     cancelGraceMs: int('TASKGATE_CANCEL_GRACE_MS', env.TASKGATE_CANCEL_GRACE_MS, DEFAULT_CANCEL_GRACE_MS, 0),
     defaultTimeoutMs: int('TASKGATE_DEFAULT_TIMEOUT_MS', env.TASKGATE_DEFAULT_TIMEOUT_MS, DEFAULT_TASK_TIMEOUT_MS, 1),
+    approvalTimeoutMs: int('TASKGATE_APPROVAL_TIMEOUT_MS', env.TASKGATE_APPROVAL_TIMEOUT_MS, DEFAULT_APPROVAL_TIMEOUT_MS, 1),
     tasksDir: str(flags['tasks-dir']) ?? str(env.TASKGATE_TASKS_DIR),
     adminKey: str(env.TASKGATE_ADMIN_KEY),
     bodyLimitBytes: int('TASKGATE_BODY_LIMIT_BYTES', env.TASKGATE_BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT_BYTES, 1024),

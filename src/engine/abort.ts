@@ -1,5 +1,5 @@
 // Why an attempt's AbortSignal fired. The reason decides what the runner writes afterwards.
-export type AbortKind = 'cancel' | 'timeout' | 'lease_lost' | 'shutdown' | 'pause';
+export type AbortKind = 'cancel' | 'timeout' | 'lease_lost' | 'shutdown' | 'pause' | 'suspend';
 
 export class AttemptAborted extends Error {
   override name = 'AttemptAborted';

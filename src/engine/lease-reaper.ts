@@ -6,6 +6,8 @@ import type { TaskStatus } from '../domain/lifecycle.js';
 import type { EventHub } from '../events/hub.js';
 import type { Signals } from '../events/signals.js';
 import type { TaskLogger } from '../executors/types.js';
+import { approvalsListTimedOut } from '../storage/queries/approvals.js';
+import { decideApproval } from '../events/approval-decisions.js';
 
 const BATCH = 100;
 
@@ -51,8 +53,23 @@ export class LeaseReaper {
     }, Math.round(this.#d.intervalMs * jitter));
   }
 
-  /** One pass; returns how many tasks it took back. */
+  /** One pass; returns how many tasks it took back (expired leases and approval timeouts). */
   async reapOnce(): Promise<number> {
+    return (await this.#reapLeases()) + (await this.#expireApprovals());
+  }
+
+  /** Pending approvals past their timeout are denied with reason `approval timeout`. */
+  async #expireApprovals(): Promise<number> {
+    const due = await approvalsListTimedOut(this.#d.db, BATCH);
+    let n = 0;
+    for (const a of due) {
+      const decided = await decideApproval(this.#d, { approvalId: a.id, approved: false, feedback: 'approval timeout', decidedBy: 'system' });
+      if (decided) n++;
+    }
+    return n;
+  }
+
+  async #reapLeases(): Promise<number> {
     const expired = await tasksListExpiredLeases(this.#d.db, BATCH);
     let reaped = 0;
     let requeued = false;

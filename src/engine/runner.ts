@@ -4,10 +4,14 @@ import type { Db } from '../storage/db.js';
 import { tasksTransition, sql, type EventSpec, type StoredEvent } from '../storage/queries/transitions.js';
 import type { TaskRow } from '../storage/queries/tasks.js';
 import { stepsFinish, stepsLoad, stepsStart } from '../storage/queries/steps.js';
+import { approvalsEnsure, approvalsGetById, type ApprovalRow } from '../storage/queries/approvals.js';
+import { newUuid } from '../domain/ids.js';
 import { backoffDelayMs, nextStatusAfter, type AttemptOutcome } from '../domain/lifecycle.js';
 import { EPHEMERAL_EVENT_TYPES } from '../contract/events.js';
 import type { EventHub } from '../events/hub.js';
-import { PermanentError, RetryAfterError, type ExecutionResult, type TaskContext, type TaskLogger, type TaskSpec } from '../executors/types.js';
+import {
+  PermanentError, RetryAfterError, type ApprovalDecision, type ExecutionResult, type TaskContext, type TaskLogger, type TaskSpec,
+} from '../executors/types.js';
 import type { Registry } from '../executors/registry.js';
 import { AttemptAborted, abortKindOf, type AbortKind } from './abort.js';
 
@@ -17,9 +21,13 @@ export interface RunnerDeps {
   registry: Registry;
   workerId: string;
   cancelGraceMs: number;
+  /** Default approval timeout (TASKGATE_APPROVAL_TIMEOUT_MS). */
+  approvalTimeoutMs: number;
   log: TaskLogger;
   random?: () => number;
   onOutcome?: (task: TaskRow, status: string) => void;
+  /** A task went back to the queue (wake the dispatcher). */
+  onRequeue?: () => void;
 }
 
 /** A running attempt as the worker tracks it. */
@@ -28,8 +36,17 @@ export interface ActiveAttempt {
   attempt: number;
   controller: AbortController;
   pauseRequested: boolean;
+  /** Set when the attempt parks itself to wait for this approval. */
+  awaitingApprovalId?: string;
   done: Promise<void>;
 }
+
+const decisionOf = (a: ApprovalRow): ApprovalDecision => ({
+  approval_id: a.id, approved: a.status === 'approved', feedback: a.feedback, modified_action: a.modified_action ?? null, approved_by: a.decided_by,
+});
+
+/** Denials end the task FAILED with this message (PRODUCT.md §3 Approvals). */
+export const approvalDenied = (d: ApprovalDecision): PermanentError => new PermanentError(`approval denied: ${d.feedback ?? 'no reason given'}`);
 
 class LeaseLost extends Error {
   override name = 'LeaseLost';
@@ -74,7 +91,19 @@ export class Runner {
       const spec = this.#spec(task);
       const ctx = await this.#context(task, active);
       const executor = this.#executorFor(spec);
-      outcome = await this.#raceWithGrace(executor.run(spec, ctx), signal);
+      const run = async (): Promise<ExecutionResult> => {
+        if (spec.definition?.approval?.required || task.context?.require_approval === true) {
+          const d = await ctx.waitForApproval({
+            name: 'before-run',
+            message: `Approve running ${spec.definition?.name ?? 'this task'}`,
+            payload: { task_definition_id: task.task_definition_id, query: task.query || undefined, input: task.input ?? undefined },
+            timeoutMs: spec.definition?.approval?.timeout_ms,
+          });
+          if (!d.approved) throw approvalDenied(d);
+        }
+        return executor.run(spec, ctx);
+      };
+      outcome = await this.#raceWithGrace(run(), signal);
     } catch (err) {
       outcome = { error: err };
     } finally {
@@ -140,6 +169,23 @@ export class Runner {
       if (!(await this.#transition(task, {}, [e]))) lose();
     };
     const log = this.#d.log;
+    const approvalTimeoutMs = this.#d.approvalTimeoutMs;
+    let approvalCounter = 0;
+    const step = async <T>(name: string, fn: () => Promise<T> | T): Promise<T> => {
+      const known = steps.get(name);
+      if (known?.done) return known.result as T;
+      active.controller.signal.throwIfAborted();
+      if (active.pauseRequested) active.controller.abort(new AttemptAborted('pause', 'paused at a step boundary'));
+      active.controller.signal.throwIfAborted();
+      const runs = await stepsStart(db, { ...fence, name });
+      if (runs === undefined) lose();
+      steps.set(name, { name, runs: runs!, done: false, result: null });
+      const value = await fn();
+      const stored = value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown);
+      if (!(await stepsFinish(db, { ...fence, name, result: stored }))) lose();
+      steps.set(name, { name, runs: runs!, done: true, result: stored });
+      return stored as T;
+    };
     return {
       taskId: task.id, tenantId: task.tenant_id, userId: task.user_id, sessionId: task.session_id,
       attempt: task.attempt, maxAttempts: task.max_attempts, signal: active.controller.signal,
@@ -153,20 +199,27 @@ export class Runner {
         const s = steps.get(name);
         return s ? { runs: s.runs, done: s.done } : undefined;
       },
-      async step<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
+      step,
+      async waitForApproval(request = {}) {
+        const name = `approval:${request.name ?? String(approvalCounter++)}`;
         const known = steps.get(name);
-        if (known?.done) return known.result as T;
-        active.controller.signal.throwIfAborted();
-        if (active.pauseRequested) active.controller.abort(new AttemptAborted('pause', 'paused at a step boundary'));
-        active.controller.signal.throwIfAborted();
-        const runs = await stepsStart(db, { ...fence, name });
-        if (runs === undefined) lose();
-        steps.set(name, { name, runs: runs!, done: false, result: null });
-        const value = await fn();
-        const stored = value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown);
-        if (!(await stepsFinish(db, { ...fence, name, result: stored }))) lose();
-        steps.set(name, { name, runs: runs!, done: true, result: stored });
-        return stored as T;
+        if (known?.done) return known.result as ApprovalDecision;
+        const { row, created } = await approvalsEnsure(db, {
+          id: newUuid(), tenantId: task.tenant_id, taskId: task.id, stepName: name, message: request.message ?? null,
+          payload: request.payload ?? null, timeoutMs: request.timeoutMs ?? approvalTimeoutMs,
+        });
+        if (created) {
+          await emit({
+            type: 'APPROVAL_REQUESTED',
+            // clients of the reference gateway look for a 36-character UUID after `id=`
+            message: `Approval required (id=${row.id})${request.message ? `: ${request.message}` : ''}`,
+            payload: { approval_id: row.id, ...(request.payload ?? {}), message: request.message ?? null, timeout_at: row.timeout_at },
+          });
+        }
+        if (row.status !== 'pending') return step(name, () => decisionOf(row));
+        active.awaitingApprovalId = row.id;
+        active.controller.abort(new AttemptAborted('suspend', 'waiting for approval'));
+        throw active.controller.signal.reason;
       },
       progress: (message, payload) => emit({ type: 'PROGRESS', message, payload: payload ?? null }),
       emit: (e) => emit({ type: e.type, message: e.message ?? null, payload: e.payload ?? null, agent_id: e.agent_id ?? null }),
@@ -178,6 +231,7 @@ export class Runner {
     if (kind === 'lease_lost' || (o.error instanceof LeaseLost)) return; // someone else owns the task now
     if (kind === 'shutdown') return this.#release(task);
     if (kind === 'pause') return this.#pause(task);
+    if (kind === 'suspend') return this.#suspend(task, active.awaitingApprovalId!);
 
     let outcome: AttemptOutcome;
     let errorText: string | null = null;
@@ -264,6 +318,27 @@ export class Runner {
       { status: 'QUEUED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, run_at: sql('now()') },
       [{ type: 'WARNING', message: 'worker shutting down; task released back to the queue', payload: { attempt: task.attempt } }],
     );
+  }
+
+  /** Parks the task for an approval: still RUNNING for clients, but holding no lease or slot. */
+  async #suspend(task: TaskRow, approvalId: string): Promise<void> {
+    const parked = await this.#transition(
+      task,
+      { lease_owner: null, lease_expires_at: null, awaiting_approval_id: approvalId, attempt: task.attempt - 1 },
+      [],
+    );
+    if (!parked) return;
+    // a decision that came before we parked could not requeue us: do it now
+    const approval = await approvalsGetById(this.#d.db, approvalId);
+    if (approval && approval.status !== 'pending') {
+      const res = await tasksTransition(
+        this.#d.db,
+        { id: task.id, statuses: ['RUNNING'], awaitingApprovalId: approvalId },
+        { status: 'QUEUED', run_at: sql('now()'), awaiting_approval_id: null },
+        [],
+      );
+      if (res) this.#d.onRequeue?.();
+    }
   }
 
   async #pause(task: TaskRow): Promise<void> {

@@ -19,6 +19,7 @@ export interface WorkerOptions {
   reaperIntervalMs: number;
   cancelGraceMs: number;
   shutdownGraceMs: number;
+  approvalTimeoutMs: number;
 }
 
 export interface WorkerDeps {
@@ -50,7 +51,8 @@ export class Worker {
     this.#d = deps;
     this.#runner = new Runner({
       db: deps.db, hub: deps.hub, registry: deps.registry, workerId: options.workerId,
-      cancelGraceMs: options.cancelGraceMs, log: deps.log, onOutcome: deps.onOutcome,
+      cancelGraceMs: options.cancelGraceMs, approvalTimeoutMs: options.approvalTimeoutMs, log: deps.log, onOutcome: deps.onOutcome,
+      onRequeue: () => this.wake(),
     });
     this.#reaper = new LeaseReaper({ db: deps.db, hub: deps.hub, signals: deps.signals, intervalMs: options.reaperIntervalMs, log: deps.log });
   }

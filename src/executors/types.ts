@@ -67,10 +67,33 @@ export interface TaskContext {
    */
   step<T>(name: string, fn: () => Promise<T> | T): Promise<T>;
   stepInfo(name: string): StepInfo | undefined;
+  /**
+   * Waits durably for a human decision: emits APPROVAL_REQUESTED, releases the worker slot and
+   * suspends the attempt; the decision (or its timeout, which denies) requeues the task, which
+   * replays to this point and gets the decision. Call it with a stable `name` per approval.
+   */
+  waitForApproval(request?: ApprovalRequest): Promise<ApprovalDecision>;
   /** Appends a PROGRESS event. */
   progress(message: string, payload?: Record<string, unknown>): Promise<void>;
   /** Appends an event (persisted, except live-only types such as LLM_PARTIAL). */
   emit(event: TaskEventInput): Promise<void>;
+}
+
+export interface ApprovalRequest {
+  /** Distinguishes several approvals in one task (default: a counter per attempt). */
+  name?: string;
+  message?: string;
+  payload?: Record<string, unknown>;
+  /** Default: TASKGATE_APPROVAL_TIMEOUT_MS (60 min); on timeout the request is denied. */
+  timeoutMs?: number;
+}
+
+export interface ApprovalDecision {
+  approval_id: string;
+  approved: boolean;
+  feedback: string | null;
+  modified_action: unknown;
+  approved_by: string | null;
 }
 
 export interface TaskUsage {

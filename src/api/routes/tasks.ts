@@ -165,6 +165,8 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
         status: 'CANCELLED', message: 'Task cancelled', signal: 'control' as const,
       });
       if (row.status === 'QUEUED' || row.status === 'PAUSED') return cancelled([row.status]);
+      // parked for an approval: no worker holds it, so it ends now
+      if (row.status === 'RUNNING' && row.awaiting_approval_id && !row.lease_owner) return cancelled(['RUNNING']);
       if (req.body?.force) return cancelled(['RUNNING']);
       return {
         statuses: ['RUNNING'],
@@ -185,6 +187,14 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
           statuses: ['QUEUED'],
           set: { status: 'PAUSED', pause_reason: reason, paused_by: by, paused_at: sql('now()') },
           events: [{ type: 'WORKFLOW_PAUSED', message: 'Task paused', payload: { reason, paused_by: by } }],
+          status: 'PAUSED', message: 'Task paused',
+        };
+      }
+      if (row.status === 'RUNNING' && row.awaiting_approval_id && !row.lease_owner) {
+        return {
+          statuses: ['RUNNING'],
+          set: { status: 'PAUSED', pause_reason: reason, paused_by: by, paused_at: sql('now()'), awaiting_approval_id: null },
+          events: [{ type: 'WORKFLOW_PAUSED', message: 'Task paused while waiting for approval', payload: { reason, paused_by: by } }],
           status: 'PAUSED', message: 'Task paused',
         };
       }
@@ -238,7 +248,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
       paused_by: row.paused_by,
       cancel_reason: row.cancel_reason,
       cancelled_by: row.cancelled_by,
-      awaiting_approval: false,
+      awaiting_approval: row.status === 'RUNNING' && row.awaiting_approval_id !== null,
     };
   });
 }

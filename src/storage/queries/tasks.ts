@@ -42,6 +42,8 @@ export interface TaskRow {
   tags: string[];
   workflow_instance_id: string | null;
   last_worker: string | null;
+  /** Set while the task waits for a human decision, holding no lease. */
+  awaiting_approval_id: string | null;
   last_seq: number;
   created_at: Date;
   started_at: Date | null;

@@ -33,6 +33,8 @@ export interface Fence {
   leaseOwner?: string;
   /** Only when the lease has already expired (the reaper). */
   leaseExpired?: boolean;
+  /** Only while the task waits (no lease) for this approval. */
+  awaitingApprovalId?: string;
 }
 
 /** A raw SQL expression for a SET clause, e.g. `now()`. Only ever built from constants here. */
@@ -47,7 +49,7 @@ const SETTABLE: Record<string, string | undefined> = {
   cancel_requested: 'boolean', cancel_reason: undefined, cancelled_by: undefined, pause_requested: 'boolean',
   pause_reason: undefined, paused_by: undefined, paused_at: 'timestamptz', output: 'jsonb', result: undefined,
   error: undefined, model_used: undefined, provider: undefined, usage: 'jsonb', metadata: 'jsonb',
-  completed_at: 'timestamptz', started_at: 'timestamptz', last_worker: undefined,
+  completed_at: 'timestamptz', started_at: 'timestamptz', last_worker: undefined, awaiting_approval_id: 'uuid',
 };
 /** Columns a transition may set, plus `metadata_patch` (merged into metadata with `||`). */
 export type SettableColumn = keyof typeof SETTABLE | 'metadata_patch';
@@ -78,6 +80,10 @@ export async function tasksTransition(
     where.push(`lease_owner = $${params.length}`);
   }
   if (fence.leaseExpired) where.push('lease_expires_at < now()');
+  if (fence.awaitingApprovalId !== undefined) {
+    params.push(fence.awaitingApprovalId);
+    where.push(`awaiting_approval_id = $${params.length}::uuid AND lease_owner IS NULL`);
+  }
 
   const sets: string[] = [];
   for (const [col, value] of Object.entries(set)) {

@@ -1,0 +1,86 @@
+// /api/v1/approvals: decide a pending approval (resumes or fails the waiting task) and list them.
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { ApiError } from '../../contract/errors.js';
+import { ErrorResponse, ID_REGEX } from '../../contract/tasks.js';
+import { approvalsGet, approvalsList, type ApprovalRow } from '../../storage/queries/approvals.js';
+import { tasksGet } from '../../storage/queries/tasks.js';
+import { decideApproval } from '../../events/approval-decisions.js';
+import type { AppDeps } from '../deps.js';
+import { iso } from '../task-view.js';
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const DecisionBody = Type.Object(
+  {
+    workflow_id: Type.String({ pattern: ID_REGEX }),
+    approval_id: Type.String({ pattern: ID_REGEX }),
+    approved: Type.Boolean(),
+    feedback: Type.Optional(Type.String({ maxLength: 10_000 })),
+    modified_action: Type.Optional(Type.Unknown()),
+    approved_by: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+
+const DecisionResponse = Type.Object({
+  status: Type.String(), success: Type.Boolean(), message: Type.String(), workflow_id: Type.String(), approval_id: Type.String(),
+});
+
+const ListQuery = Type.Object(
+  {
+    status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('approved'), Type.Literal('denied')])),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+  },
+  { additionalProperties: false },
+);
+
+export function approvalView(a: ApprovalRow) {
+  return {
+    approval_id: a.id,
+    workflow_id: a.task_id,
+    status: a.status,
+    message: a.message,
+    payload: a.payload,
+    feedback: a.feedback,
+    modified_action: a.modified_action ?? null,
+    decided_by: a.decided_by,
+    requested_at: iso(a.requested_at),
+    timeout_at: iso(a.timeout_at),
+    decided_at: iso(a.decided_at),
+  };
+}
+
+export async function approvalRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  r.post('/api/v1/approvals/decision', {
+    config: { scope: 'approvals:decide' },
+    schema: { tags: ['approvals'], summary: 'Approve or deny a pending approval', body: DecisionBody, response: { 200: DecisionResponse, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse } },
+  }, async (req) => {
+    const { workflow_id, approval_id, approved, feedback, modified_action, approved_by } = req.body;
+    const tenantId = req.principal.tenantId;
+    const task = await tasksGet(deps.db, tenantId, workflow_id);
+    if (!task) throw new ApiError('NOT_FOUND', `workflow ${workflow_id} not found`);
+    const existing = UUID_RE.test(approval_id) ? await approvalsGet(deps.db, { tenantId, id: approval_id }) : undefined;
+    if (!existing || existing.task_id !== workflow_id) throw new ApiError('NOT_FOUND', `approval ${approval_id} not found for workflow ${workflow_id}`);
+    const decided = await decideApproval(deps, {
+      approvalId: approval_id, tenantId, approved, feedback: feedback ?? null, modifiedAction: modified_action,
+      decidedBy: approved_by ?? req.principal.userId,
+    });
+    if (!decided) throw new ApiError('INVALID_TASK_STATE', `approval ${approval_id} was already decided`, { status: existing.status });
+    return {
+      status: 'sent', success: true, message: approved ? 'Approval sent' : 'Denial sent', workflow_id, approval_id,
+    };
+  });
+
+  r.get('/api/v1/approvals', {
+    config: { scope: 'tasks:read' },
+    schema: { tags: ['approvals'], summary: "List the tenant's approvals (status=pending for those waiting)", querystring: ListQuery },
+  }, async (req) => {
+    const rows = await approvalsList(deps.db, { tenantId: req.principal.tenantId, status: req.query.status, limit: req.query.limit ?? 50, offset: req.query.offset ?? 0 });
+    return { approvals: rows.map(approvalView), count: rows.length };
+  });
+}

@@ -1,0 +1,117 @@
+// Approvals: a task waits durably (no worker slot), the decision resumes or fails it, a timeout
+// denies; the `approval` kind is a purely human task.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openTestDb, type TestDb } from '../helpers/db.js';
+import { newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import type { TaskDefinition } from '../../src/executors/types.js';
+
+const sideEffects: string[] = [];
+const twoPhase: TaskDefinition = {
+  id: 'test-two-phase', name: 'two phase', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object' }, output_schema: { type: 'object' },
+  async handler(_input, ctx) {
+    await ctx.step('prepare', () => sideEffects.push('prepare'));
+    const d = await ctx.waitForApproval({ name: 'ship', message: 'ship it?', payload: { plan: 'A' } });
+    if (!d.approved) return { shipped: false, feedback: d.feedback };
+    await ctx.step('ship', () => sideEffects.push('ship'));
+    return { shipped: true, action: d.modified_action };
+  },
+};
+
+let tdb: TestDb;
+let server: TestServer;
+
+beforeAll(async () => {
+  tdb = await openTestDb();
+  server = await startTestServer(tdb.db, {}, { definitions: [twoPhase], flags: { concurrency: '2' } });
+});
+afterAll(async () => {
+  await server?.close();
+  await tdb?.close();
+});
+
+const submit = async (body: Record<string, unknown>, key?: string) => (await server.call('POST', '/api/v1/tasks', body, { key })).body.task_id as string;
+
+async function waitForApprovalEvent(id: string): Promise<any> {
+  let found: any;
+  const deadline = Date.now() + 20_000;
+  while (!found) {
+    const events = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events;
+    found = events.find((e: any) => e.type === 'APPROVAL_REQUESTED');
+    if (!found && Date.now() > deadline) throw new Error('no APPROVAL_REQUESTED');
+    if (!found) await new Promise((r) => setTimeout(r, 20));
+  }
+  return found;
+}
+
+describe('approvals', () => {
+  it('parks the task without a worker slot and resumes it on approval without re-running steps', async () => {
+    const id = await submit({ task_definition_id: 'test-two-phase', input: {} });
+    const ev = await waitForApprovalEvent(id);
+    const approvalId = ev.payload.approval_id;
+    expect(approvalId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(ev.message).toContain(`id=${approvalId}`);
+    const parked = await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    expect(parked.status).toBe('RUNNING');
+    await waitForTask(server, id, () => server.worker!.activeCount === 0);
+    const cs = (await server.call('GET', `/api/v1/tasks/${id}/control-state`)).body;
+    expect(cs.awaiting_approval).toBe(true);
+    const pending = (await server.call('GET', '/api/v1/approvals?status=pending')).body;
+    expect(pending.approvals.map((a: any) => a.approval_id)).toContain(approvalId);
+
+    const res = await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: approvalId, approved: true, modified_action: { plan: 'B' }, approved_by: 'alice' });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: 'sent', success: true, message: expect.any(String), workflow_id: id, approval_id: approvalId });
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('COMPLETED');
+    expect(t.output).toEqual({ shipped: true, action: { plan: 'B' } });
+    expect(sideEffects.filter((s) => s === 'prepare')).toHaveLength(1);
+    const again = await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: approvalId, approved: false });
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('INVALID_TASK_STATE');
+    const types = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.type);
+    expect(types).toEqual(expect.arrayContaining(['APPROVAL_REQUESTED', 'APPROVAL_DECISION', 'WORKFLOW_COMPLETED']));
+  });
+
+  it('context.require_approval gates a definition task; denial fails it with the feedback', async () => {
+    const id = await submit({ task_definition_id: 'noop', input: {}, context: { require_approval: true } });
+    const ev = await waitForApprovalEvent(id);
+    await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: ev.payload.approval_id, approved: false, feedback: 'too risky' });
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('FAILED');
+    expect(t.error).toBe('approval denied: too risky');
+  });
+
+  it('the approval kind completes with the decision as output', async () => {
+    const id = await submit({ task_definition_id: 'approval', input: { message: 'deploy v2?' } });
+    const ev = await waitForApprovalEvent(id);
+    await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: ev.payload.approval_id, approved: true, feedback: 'go', modified_action: { version: 'v2.1' } });
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('COMPLETED');
+    expect(t.output).toEqual({ approved: true, feedback: 'go', modified_action: { version: 'v2.1' }, approved_by: 'admin' });
+  });
+
+  it('a timeout denies with reason "approval timeout"', async () => {
+    const def: TaskDefinition = { ...twoPhase, id: 'test-quick-timeout', approval: { required: true, timeout_ms: 50 } };
+    server.registry.addDefinition(def);
+    const id = await submit({ task_definition_id: 'test-quick-timeout', input: {} });
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('FAILED');
+    expect(t.error).toBe('approval denied: approval timeout');
+  });
+
+  it('validates decisions: 400 missing ids, 404 unknown or foreign, cancel of a parked task', async () => {
+    expect((await server.call('POST', '/api/v1/approvals/decision', { approved: true })).status).toBe(400);
+    const id = await submit({ task_definition_id: 'approval', input: {} });
+    const ev = await waitForApprovalEvent(id);
+    expect((await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: '00000000-0000-0000-0000-000000000000', approved: true })).status).toBe(404);
+    expect((await server.call('POST', '/api/v1/approvals/decision', { workflow_id: 'task_nope', approval_id: ev.payload.approval_id, approved: true })).status).toBe(404);
+    const other = await newTenant(tdb.db);
+    expect((await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: ev.payload.approval_id, approved: true }, { key: other.key })).status).toBe(404);
+    expect((await server.call('GET', '/api/v1/approvals?status=pending', undefined, { key: other.key })).body.count).toBe(0);
+    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    const c = await server.call('POST', `/api/v1/tasks/${id}/cancel`, { reason: 'nobody home' });
+    expect(c.body.status).toBe('CANCELLED');
+    expect((await waitForTask(server, id)).status).toBe('CANCELLED');
+  });
+});
