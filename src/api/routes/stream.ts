@@ -1,0 +1,257 @@
+// GET /api/v1/stream/sse and /api/v1/stream/ws: a task's events, replayed from the persisted log
+// (paced by the client's socket) and then live from the EventHub. Live writes never wait: each
+// client has a bounded buffer and is dropped when it overflows (it resumes with Last-Event-ID),
+// so a slow client never slows the engine or the other clients. docs/streaming.md is the protocol.
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import websocket from '@fastify/websocket';
+import { Type, type Static } from 'typebox';
+import { ApiError } from '../../contract/errors.js';
+import { FINAL_EVENT_TYPES, sseEventName, type TaskEvent } from '../../contract/events.js';
+import { ErrorResponse, ID_REGEX } from '../../contract/tasks.js';
+import { isTerminal } from '../../domain/lifecycle.js';
+import { toWireEvent, type EventHub } from '../../events/hub.js';
+import type { Db } from '../../storage/db.js';
+import { eventsList } from '../../storage/queries/events.js';
+import { tasksGet } from '../../storage/queries/tasks.js';
+import type { Metrics } from '../metrics.js';
+import type { StreamLimiter } from '../stream-limits.js';
+import { SseSink, WsSink, type StreamSink } from '../stream-sinks.js';
+
+/** `: ping` comment (SSE) or ping frame (WebSocket) interval. */
+export const DEFAULT_STREAM_PING_MS = 10_000;
+/** A client with more than this queued and unread is dropped (1 MiB ≈ 3,000 typical events). */
+export const DEFAULT_STREAM_BUFFER_BYTES = 1_048_576;
+/** Concurrent streams per principal and API process. */
+export const DEFAULT_STREAMS_PER_PRINCIPAL = 2_000;
+/** Reconnect delay suggested to SSE clients when the server shuts down. */
+export const SHUTDOWN_RETRY_MS = 1_000;
+/** Events read from the log per replay query. */
+const REPLAY_PAGE = 500;
+
+export interface StreamDeps {
+  db: Db;
+  hub: EventHub;
+  metrics: Metrics;
+  limiter: StreamLimiter;
+}
+
+export interface StreamOptions {
+  /** Default DEFAULT_STREAM_PING_MS. */
+  pingIntervalMs?: number;
+  /** Default DEFAULT_STREAM_BUFFER_BYTES. */
+  maxBufferedBytes?: number;
+  /** The limiter's cap, for the 429 message. */
+  maxPerPrincipal?: number;
+}
+
+const StreamQuery = Type.Object(
+  {
+    workflow_id: Type.String({ pattern: ID_REGEX, description: 'The task id' }),
+    types: Type.Optional(Type.String({ maxLength: 4096, description: 'Comma-separated event types (or SSE names) to send' })),
+    last_event_id: Type.Optional(Type.String({ maxLength: 32, description: 'Resume strictly after this seq' })),
+    api_key: Type.Optional(Type.String({ description: 'Credential for clients that cannot send headers' })),
+    token: Type.Optional(Type.String({ description: 'Same as api_key' })),
+  },
+  { additionalProperties: true },
+);
+type StreamQuery = Static<typeof StreamQuery>;
+
+interface StreamPlan {
+  taskId: string;
+  tenantId: string;
+  afterSeq: number;
+  /** Set when the task had already finished at connect: the stream ends at this seq. */
+  finalSeq: number | undefined;
+  types: ReadonlySet<string> | undefined;
+  release: () => void;
+}
+
+function parseSeq(raw: unknown, name: string): number {
+  if (raw === undefined || raw === '') return 0;
+  const s = typeof raw === 'string' ? raw.trim() : '';
+  if (!/^\d{1,15}$/.test(s)) throw new ApiError('VALIDATION_ERROR', `${name} must be an event seq number`, { path: name, reason: 'invalid value' });
+  return Number(s);
+}
+
+/** One client's stream: paced replay, then live delivery from the hub, then `done`. */
+class EventStream {
+  readonly #plan: StreamPlan;
+  readonly #sink: StreamSink;
+  readonly #deps: StreamDeps;
+  #last: number;
+  #unsubscribe: (() => void) | undefined;
+  #closed = false;
+
+  constructor(plan: StreamPlan, sink: StreamSink, deps: StreamDeps) {
+    this.#plan = plan;
+    this.#sink = sink;
+    this.#deps = deps;
+    this.#last = plan.afterSeq;
+    sink.onClose(() => this.#cleanup());
+  }
+
+  get sink(): StreamSink {
+    return this.#sink;
+  }
+
+  async run(): Promise<void> {
+    const { db, hub } = this.#deps;
+    const { taskId, tenantId, finalSeq } = this.#plan;
+    for (;;) {
+      const rows = await eventsList(db, { tenantId, taskId, afterSeq: this.#last, limit: REPLAY_PAGE });
+      for (const row of rows) {
+        if (!this.#emit(toWireEvent(row))) return;
+        if (this.#sink.congested && !(await this.#sink.drained())) return;
+      }
+      if (this.#closed) return;
+      if (rows.length < REPLAY_PAGE) break;
+    }
+    if (finalSeq !== undefined && this.#last >= finalSeq) return this.#sink.finish();
+    // live: the hub reads anything written since the last page, then hands over new events
+    this.#unsubscribe = hub.subscribe(taskId, tenantId, this.#last, {
+      deliver: (e, ephemeral) => {
+        if (ephemeral) {
+          if (!this.#closed && this.#wanted(e)) this.#sink.event(e, true);
+        } else this.#emit(e);
+      },
+      fail: () => this.#sink.abort(),
+    });
+    if (this.#closed) this.#unsubscribe();
+  }
+
+  #wanted(e: TaskEvent): boolean {
+    const t = this.#plan.types;
+    return !t || t.has(e.type) || t.has(sseEventName(e.type));
+  }
+
+  /** Sends one persisted event (in seq order); false once the stream is over. */
+  #emit(e: TaskEvent): boolean {
+    if (this.#closed) return false;
+    if (e.seq <= this.#last) return true;
+    this.#last = e.seq;
+    if (this.#wanted(e) && !this.#sink.event(e, false)) return false;
+    const { finalSeq } = this.#plan;
+    if (FINAL_EVENT_TYPES.has(e.type) || (finalSeq !== undefined && e.seq >= finalSeq)) {
+      this.#sink.finish();
+      return false;
+    }
+    return true;
+  }
+
+  #cleanup(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe?.();
+    this.#plan.release();
+  }
+}
+
+export function streamRoutes(deps: StreamDeps, opts: StreamOptions = {}) {
+  const pingMs = opts.pingIntervalMs ?? DEFAULT_STREAM_PING_MS;
+  const maxBytes = opts.maxBufferedBytes ?? DEFAULT_STREAM_BUFFER_BYTES;
+  const active = new Set<EventStream>();
+  let pinger: NodeJS.Timeout | undefined;
+
+  function track(stream: EventStream, req: FastifyRequest, taskId: string): void {
+    active.add(stream);
+    deps.metrics.streamClients.inc();
+    pinger ??= setInterval(() => {
+      for (const s of active) s.sink.ping();
+    }, pingMs).unref();
+    stream.sink.onClose(() => {
+      active.delete(stream);
+      deps.metrics.streamClients.dec();
+      if (stream.sink.closeReason === 'overflow') req.log.info({ workflow_id: taskId }, 'stream client dropped: its buffer overflowed');
+      if (active.size === 0 && pinger) {
+        clearInterval(pinger);
+        pinger = undefined;
+      }
+    });
+    stream.run().catch((err: unknown) => {
+      req.log.warn({ err }, 'stream failed');
+      stream.sink.abort();
+    });
+  }
+
+  /** Everything that can fail with an HTTP error, before the response turns into a stream. */
+  async function prepare(req: FastifyRequest): Promise<StreamPlan> {
+    const q = req.query as StreamQuery;
+    const afterSeq = Math.max(parseSeq(req.headers['last-event-id'], 'Last-Event-ID'), parseSeq(q.last_event_id, 'last_event_id'));
+    const types = q.types?.split(',').map((t) => t.trim()).filter(Boolean);
+    const { tenantId, subjectId } = req.principal;
+    const row = await tasksGet(deps.db, tenantId, q.workflow_id);
+    if (!row) throw new ApiError('NOT_FOUND', `workflow ${q.workflow_id} not found`);
+    const release = deps.limiter.acquire(`${tenantId}\u0000${subjectId}`);
+    if (!release) {
+      throw new ApiError('RATE_LIMITED', `too many concurrent streams for this credential (at most ${opts.maxPerPrincipal ?? 'the configured number'})`, undefined, { 'retry-after': '1' });
+    }
+    return {
+      taskId: row.id, tenantId, afterSeq, release,
+      finalSeq: isTerminal(row.status) ? row.last_seq : undefined,
+      types: types?.length ? new Set(types) : undefined,
+    };
+  }
+
+  return async function streamPlugin(app: FastifyInstance): Promise<void> {
+    await app.register(websocket, { options: { maxPayload: 4096 } });
+    const r = app.withTypeProvider<TypeBoxTypeProvider>();
+    const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 429: ErrorResponse };
+
+    app.addHook('preClose', (done) => {
+      for (const s of [...active]) s.sink.shutdown(SHUTDOWN_RETRY_MS);
+      if (pinger) clearInterval(pinger);
+      pinger = undefined;
+      done();
+    });
+
+    r.get('/api/v1/stream/sse', {
+      exposeHeadRoute: false,
+      config: { scope: 'tasks:read', queryAuth: true },
+      schema: {
+        tags: ['streaming'], summary: "Server-Sent Events: a task's events, replayed then live",
+        description: 'Frames: `id: <seq>`, `event: <name>`, one `data:` JSON line. Ends with `event: done` / `data: [DONE]`.',
+        querystring: StreamQuery,
+        response: { 200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: Type.String() } } }, ...errors },
+      },
+    }, async (req, reply) => {
+      const plan = await prepare(req);
+      reply.hijack();
+      const res = reply.raw;
+      const headers: OutgoingHttpHeaders = {};
+      for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = v;
+      res.writeHead(200, {
+        ...headers,
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+        'x-workflow-id': plan.taskId,
+      });
+      req.raw.socket.setTimeout(0);
+      req.raw.socket.setNoDelay(true);
+      const sink = new SseSink(res, maxBytes);
+      sink.connected();
+      track(new EventStream(plan, sink, deps), req, plan.taskId);
+    });
+
+    const plans = new WeakMap<FastifyRequest, StreamPlan>();
+    r.get('/api/v1/stream/ws', {
+      websocket: true,
+      config: { scope: 'tasks:read', queryAuth: true },
+      schema: { tags: ['streaming'], summary: 'WebSocket: the same stream, one event JSON per message', querystring: StreamQuery, hide: false },
+      preHandler: async (req) => {
+        if (!req.ws) throw new ApiError('VALIDATION_ERROR', 'this endpoint needs a WebSocket upgrade (or use /api/v1/stream/sse)');
+        const plan = await prepare(req);
+        // if the upgrade never completes, the slot goes back with the socket
+        req.raw.socket.once('close', plan.release);
+        plans.set(req, plan);
+      },
+    }, (socket, req) => {
+      const plan = plans.get(req);
+      if (!plan) return socket.close(1011, 'stream not prepared');
+      track(new EventStream(plan, new WsSink(socket, maxBytes), deps), req, plan.taskId);
+    });
+  };
+}

@@ -1,0 +1,207 @@
+// SSE end to end on a real server: replay then live, resume strictly after Last-Event-ID (also
+// across random disconnects), the types filter, live-only LLM_PARTIAL, errors before the stream
+// starts, query-parameter auth, and the retry hint on shutdown.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openTestDb, type TestDb } from '../helpers/db.js';
+import { ADMIN_KEY, newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { eventsOf, gates, isDone, openSse, partialDef, progressDef, type SseClient } from './helpers.js';
+
+let tdb: TestDb;
+let server: TestServer;
+const auth = { 'x-api-key': ADMIN_KEY };
+
+beforeAll(async () => {
+  tdb = await openTestDb();
+  server = await startTestServer(tdb.db, {}, { definitions: [progressDef, partialDef] });
+});
+afterAll(async () => {
+  await server?.close();
+  await tdb?.close();
+});
+
+const sseUrl = (id: string, query = '') => `${server.url}/api/v1/stream/sse?workflow_id=${encodeURIComponent(id)}${query}`;
+const submit = async (def: string, input: Record<string, unknown>) => {
+  const res = await server.call('POST', '/api/v1/tasks', { task_definition_id: def, input });
+  expect(res.status, res.text).toBe(200);
+  return res.body.task_id as string;
+};
+const persisted = async (id: string) => (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[];
+const finished = async (c: SseClient) => {
+  await c.waitFor(isDone);
+  await c.ended;
+  return c;
+};
+const ids = (c: SseClient) => c.frames.filter((f) => f.id !== undefined).map((f) => Number(f.id));
+
+describe('SSE stream', () => {
+  it('replays, then streams live: `: connected` first, every persisted event once in seq order, then done', async () => {
+    const id = await submit('test-progress', { count: 5, key: 'live', gated: true });
+    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    const c = openSse(sseUrl(id), { headers: auth });
+    expect(await c.status).toBe(200);
+    const h = await c.headers;
+    expect(h['content-type']).toMatch(/^text\/event-stream/);
+    expect(h['cache-control']).toBe('no-cache');
+    expect(h['x-accel-buffering']).toBe('no');
+    expect(h['x-request-id']).toBeTruthy();
+    await c.waitFor((f) => f.event === 'WORKFLOW_STARTED');
+    gates.open('live:start'); // the rest arrives live
+    await finished(c);
+
+    expect(c.comments[0]).toBe('connected');
+    const log = await persisted(id);
+    expect(eventsOf(c)).toEqual(log);
+    expect(ids(c)).toEqual(log.map((e) => e.seq));
+    expect(c.frames.slice(0, -1).map((f) => f.event)).toEqual(log.map((e) => e.type));
+    expect(c.frames.at(-1)).toMatchObject({ event: 'done', data: '[DONE]' });
+    expect(log.at(-1).type).toBe('STREAM_END');
+  });
+
+  it('a client that connects after the task ended gets the replay and done', async () => {
+    const id = await submit('test-progress', { count: 3, key: 'after' });
+    await waitForTask(server, id);
+    const c = await finished(openSse(sseUrl(id), { headers: auth }));
+    expect(eventsOf(c)).toEqual(await persisted(id));
+    expect(c.frames.at(-1)?.event).toBe('done');
+  });
+
+  it('resumes strictly after Last-Event-ID or last_event_id (the later of the two wins)', async () => {
+    const id = await submit('test-progress', { count: 6, key: 'resume' });
+    await waitForTask(server, id);
+    const last = (await persisted(id)).at(-1).seq as number;
+    const header = await finished(openSse(sseUrl(id), { headers: { ...auth, 'last-event-id': '3' } }));
+    expect(ids(header)[0]).toBe(4);
+    const query = await finished(openSse(sseUrl(id, '&last_event_id=5'), { headers: auth }));
+    expect(ids(query)[0]).toBe(6);
+    const both = await finished(openSse(sseUrl(id, '&last_event_id=2'), { headers: { ...auth, 'last-event-id': '7' } }));
+    expect(ids(both)[0]).toBe(8);
+    const atEnd = await finished(openSse(sseUrl(id, `&last_event_id=${last}`), { headers: auth }));
+    expect(atEnd.frames.map((f) => f.event)).toEqual(['done']);
+  });
+
+  it('random disconnects and resumes deliver every persisted event exactly once, in order, ending with done', async () => {
+    const id = await submit('test-progress', { count: 60, key: 'chaos', gated: true });
+    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    let seed = 42;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const received: number[] = [];
+    let lastId: string | undefined;
+    let sawDone = false;
+    let connections = 0;
+    while (!sawDone) {
+      connections++;
+      let budget = 1 + Math.floor(rand() * 5);
+      const c = openSse(sseUrl(id), { headers: lastId ? { ...auth, 'last-event-id': lastId } : auth });
+      c.onFrame = (f, self) => {
+        if (f.event === 'done') sawDone = true;
+        if (f.id === undefined) return;
+        received.push(Number(f.id));
+        lastId = f.id;
+        if (--budget === 0 && !sawDone) self.close();
+      };
+      expect(await c.status).toBe(200);
+      if (connections === 1) gates.open('chaos:start');
+      await c.ended;
+    }
+    const log = await persisted(id);
+    expect(received).toEqual(log.map((e) => e.seq));
+    expect(log.at(-1).type).toBe('STREAM_END');
+    expect(connections).toBeGreaterThan(10);
+  });
+
+  it('the types filter sends only the named types (by type or SSE name) and still ends with done', async () => {
+    const id = await submit('test-progress', { count: 4, key: 'types' });
+    await waitForTask(server, id);
+    const c = await finished(openSse(sseUrl(id, '&types=PROGRESS,workflow.paused'), { headers: auth }));
+    expect(c.frames.map((f) => f.event)).toEqual(['PROGRESS', 'PROGRESS', 'PROGRESS', 'PROGRESS', 'done']);
+  });
+
+  it('LLM_PARTIAL is live-only: mapped names, no id line, never stored, not a resume point', async () => {
+    const id = await submit('test-partial', { key: 'p1' });
+    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    const c = openSse(sseUrl(id), { headers: auth });
+    await c.waitFor((f) => f.event === 'WORKFLOW_STARTED');
+    gates.open('p1:a');
+    await c.waitFor((f) => f.event === 'PROGRESS');
+    gates.open('p1:b');
+    await finished(c);
+
+    const deltas = c.frames.filter((f) => f.event === 'thread.message.delta');
+    expect(deltas.map((f) => JSON.parse(f.data!).delta)).toEqual(['Hel', 'lo', '!']);
+    expect(deltas.every((f) => f.id === undefined)).toBe(true);
+    expect(JSON.parse(deltas[0]!.data!)).toMatchObject({ type: 'LLM_PARTIAL', workflow_id: id, agent_id: 'a1', message: 'Hel' });
+    const completed = c.frames.find((f) => f.event === 'thread.message.completed')!;
+    expect(completed.id).toBeDefined();
+    expect(JSON.parse(completed.data!)).toMatchObject({ type: 'LLM_OUTPUT', response: 'Hello!' });
+    const log = await persisted(id);
+    expect(log.map((e) => e.type)).not.toContain('LLM_PARTIAL');
+    expect(ids(c)).toEqual(log.map((e) => e.seq));
+
+    // resuming from the frame before the deltas does not bring them back
+    const progressId = c.frames.find((f) => f.event === 'PROGRESS')!.id!;
+    const again = await finished(openSse(sseUrl(id), { headers: { ...auth, 'last-event-id': progressId } }));
+    expect(again.frames.map((f) => f.event)).toEqual(['thread.message.completed', 'WORKFLOW_COMPLETED', 'STREAM_END', 'done']);
+  });
+
+  it('answers 404/400/401 with the error envelope before switching to a stream', async () => {
+    const id = await submit('test-progress', { count: 1, key: 'errors' });
+    const expectError = async (url: string, headers: Record<string, string>, status: number, code: string) => {
+      const c = openSse(url, { headers });
+      expect(await c.status).toBe(status);
+      expect((await c.headers)['content-type']).toMatch(/application\/json/);
+      await c.ended;
+      const body = JSON.parse(c.body());
+      expect(body.error.code).toBe(code);
+      expect(body.request_id).toBeTruthy();
+    };
+    await expectError(sseUrl('task_does_not_exist'), auth, 404, 'NOT_FOUND');
+    const other = await newTenant(tdb.db, ['tasks:read']);
+    await expectError(sseUrl(id), { 'x-api-key': other.key }, 404, 'NOT_FOUND');
+    await expectError(sseUrl('bad id!'), auth, 400, 'VALIDATION_ERROR');
+    await expectError(`${server.url}/api/v1/stream/sse`, auth, 400, 'VALIDATION_ERROR');
+    await expectError(sseUrl(id, '&last_event_id=abc'), auth, 400, 'VALIDATION_ERROR');
+    await expectError(sseUrl(id), {}, 401, 'UNAUTHORIZED');
+    const noScope = await newTenant(tdb.db, ['tasks:execute']);
+    await expectError(sseUrl(id), { 'x-api-key': noScope.key }, 403, 'FORBIDDEN');
+  });
+
+  it('accepts the credential as api_key or token query parameter on the stream only', async () => {
+    const id = await submit('test-progress', { count: 1, key: 'qauth' });
+    await waitForTask(server, id);
+    const byApiKey = await finished(openSse(sseUrl(id, `&api_key=${ADMIN_KEY}`)));
+    expect(byApiKey.frames.at(-1)?.event).toBe('done');
+    const byToken = await finished(openSse(sseUrl(id, `&token=${ADMIN_KEY}`)));
+    expect(byToken.frames.at(-1)?.event).toBe('done');
+    const wrong = openSse(sseUrl(id, '&api_key=sk_wrong'));
+    expect(await wrong.status).toBe(401);
+    const elsewhere = await server.call('GET', `/api/v1/tasks/${id}?api_key=${ADMIN_KEY}`, undefined, { key: null });
+    expect(elsewhere.status).toBe(401);
+  });
+
+  it('the 307 from /tasks/{id}/stream leads to a working stream with the same parameters', async () => {
+    const id = await submit('test-progress', { count: 2, key: 'redirect' });
+    await waitForTask(server, id);
+    const res = await server.call('GET', `/api/v1/tasks/${id}/stream?types=PROGRESS`);
+    expect(res.status).toBe(307);
+    const c = await finished(openSse(server.url + res.headers.get('location'), { headers: auth }));
+    expect(c.frames.map((f) => f.event)).toEqual(['PROGRESS', 'PROGRESS', 'done']);
+  });
+
+  it('on shutdown, open streams get a retry hint and are closed; the client resumes elsewhere', async () => {
+    const api = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
+    try {
+      const id = await submit('test-progress', { count: 3, key: 'shutdown', gated: true });
+      await waitForTask(server, id, (t) => t.status === 'RUNNING');
+      const c = openSse(`${api.url}/api/v1/stream/sse?workflow_id=${id}`, { headers: auth });
+      const started = await c.waitFor((f) => f.event === 'WORKFLOW_STARTED');
+      await api.close();
+      await c.ended;
+      expect(c.frames.at(-1)?.retry).toMatch(/^\d+$/);
+      gates.open('shutdown:start');
+      const resumed = await finished(openSse(sseUrl(id), { headers: { ...auth, 'last-event-id': started.id! } }));
+      expect([...ids(c), ...ids(resumed)]).toEqual((await persisted(id)).map((e) => e.seq));
+    } finally {
+      await api.close();
+    }
+  });
+});
