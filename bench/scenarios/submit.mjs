@@ -2,19 +2,29 @@
 // pinned core). Taskgate runs `--role api` (auth + schema validation + the durable insert);
 // the peers answer the same route from a bare Fastify handler calling their enqueue; the
 // reference ceilings are one INSERT per request, and the same route with no database.
+// The `memory` rows come from here too: RSS after start-up (idle) and its peak under load.
 
 import { runLoad } from '../lib/load.mjs';
 import { BASELINES, PEERS, freshPeerStore, spawnBaseline, spawnPeer, stopPeer, waitReady } from '../systems/peers.mjs';
 import { AUTH, NOOP_BODY, freshStore, startTaskgate } from '../systems/taskgate.mjs';
 import { freshDatabase, dropDatabase } from '../lib/services.mjs';
+import { procStats } from '../lib/proc.mjs';
+import { sleep } from '../lib/util.mjs';
 
-function rows(r) {
+/** RSS after start-up, before any load: the `memory` scenario's idle figure. */
+async function idleRss(ctx, pid) {
+  await sleep(ctx.quick ? 500 : 2_000);
+  return { scenario: 'memory', metric: 'rss_idle_mb', value: procStats(pid)?.rssMb ?? Number.NaN, unit: 'MiB' };
+}
+
+function rows(r, idle) {
   const out = [
+    idle,
+    { scenario: 'memory', metric: 'rss_load_mb', value: r.peakRssMb, unit: 'MiB' },
     { metric: 'rps', value: r.rps, unit: 'req/s' },
     { metric: 'p50_ms', value: r.p50_ms, unit: 'ms' },
     { metric: 'p99_ms', value: r.p99_ms, unit: 'ms' },
     { metric: 'cpu_pct', value: r.cpuPct, unit: '% of 1 core' },
-    { metric: 'rss_peak_mb', value: r.peakRssMb, unit: 'MiB' },
   ];
   const bad = (r.non2xx ?? 0) + (r.errors ?? 0) + (r.timeouts ?? 0);
   if (bad > 0) out.push({ metric: 'failed_requests', value: bad, unit: 'count' });
@@ -28,8 +38,8 @@ function loadOpts(ctx, url, headers) {
     headers,
     body: NOOP_BODY,
     connections: 64,
-    durationSec: ctx.quick ? 3 : 10,
-    warmupSec: ctx.quick ? 1 : 2,
+    durationSec: ctx.quick ? 2 : 10,
+    warmupSec: ctx.quick ? 0.5 : 2,
   };
 }
 
@@ -46,7 +56,8 @@ export default {
           const store = await freshStore(db);
           const tg = await startTaskgate(`taskgate-${db}-submit`, store, { port: ctx.nextPort(), role: 'api' });
           try {
-            return rows(await runLoad(`taskgate-${db}-submit`, loadOpts(ctx, tg.url, AUTH), tg.proc.pid));
+            const idle = await idleRss(ctx, tg.proc.pid);
+            return rows(await runLoad(`taskgate-${db}-submit`, loadOpts(ctx, tg.url, AUTH), tg.proc.pid), idle);
           } finally {
             await tg.proc.stop();
             await store.dispose();
@@ -64,7 +75,9 @@ export default {
           const proc = spawnBaseline(b, store, port);
           try {
             await waitReady(proc);
-            return rows(await runLoad(b.system, loadOpts(ctx, `http://127.0.0.1:${port}`, { 'content-type': 'application/json' }), proc.pid));
+            const idle = await idleRss(ctx, proc.pid);
+            const opts = loadOpts(ctx, `http://127.0.0.1:${port}`, { 'content-type': 'application/json' });
+            return rows(await runLoad(b.system, opts, proc.pid), idle);
           } finally {
             await proc.stop();
             if (b.db === 'pg') await dropDatabase('bench_baseline');
@@ -82,8 +95,9 @@ export default {
           const proc = spawnPeer(peer, store, { mode: 'submit', port });
           try {
             await waitReady(proc);
+            const idle = await idleRss(ctx, proc.pid);
             const opts = loadOpts(ctx, `http://127.0.0.1:${port}`, { 'content-type': 'application/json' });
-            return rows(await runLoad(`${peer.system}-${peer.db}-submit`, opts, proc.pid));
+            return rows(await runLoad(`${peer.system}-${peer.db}-submit`, opts, proc.pid), idle);
           } finally {
             await stopPeer(proc);
             await store.dispose();

@@ -16,6 +16,7 @@ export const AUTH = { 'X-API-Key': ADMIN_KEY, 'content-type': 'application/json'
 export const NOOP_BODY = JSON.stringify({ task_definition_id: 'noop', input: {} });
 const PG_TEMPLATE = 'bench_taskgate_tpl';
 const PG_DB = 'bench_taskgate';
+const TEMPLATE_PORT = { pg: 18_090, pglite: 18_091 };
 
 let buildState; // undefined | Promise<void>
 
@@ -48,14 +49,21 @@ function template(db) {
       db,
       (async () => {
         await ensureBuilt();
+        let env;
+        let result;
         if (db === 'pg') {
           await freshDatabase(PG_TEMPLATE);
-          await migrate({ DATABASE_URL: pgUrl(PG_TEMPLATE) });
-          return PG_TEMPLATE;
+          env = { DATABASE_URL: pgUrl(PG_TEMPLATE) };
+          result = PG_TEMPLATE;
+        } else {
+          result = mkdtempSync(join(tmpdir(), 'taskgate-bench-tpl-'));
+          env = { TASKGATE_DATA_DIR: result };
         }
-        const dir = mkdtempSync(join(tmpdir(), 'taskgate-bench-tpl-'));
-        await migrate({ TASKGATE_DATA_DIR: dir });
-        return dir;
+        await migrate(env);
+        // one start bootstraps the default tenant and the admin key into the template
+        const tg = await startTaskgate(`taskgate-${db}-template`, { env }, { port: TEMPLATE_PORT[db], role: 'api' });
+        await tg.proc.stop();
+        return result;
       })(),
     );
   }

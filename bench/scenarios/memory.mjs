@@ -1,1 +1,0 @@
-export default { name: 'memory', title: 'todo', cases: () => [] };
