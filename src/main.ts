@@ -19,6 +19,8 @@ import { calculateOrderTotal, noop, sleep } from './executors/builtin/basic.js';
 import { dataAnalysis } from './executors/builtin/data-analysis.js';
 import { Worker } from './engine/worker.js';
 import { buildApp } from './api/app.js';
+import { agentExecutorFor, openaiPluginFor } from './agent-wiring.js';
+import { llmTemplates } from './executors/builtin/llm-templates.js';
 import { DEFAULT_STREAMS_PER_PRINCIPAL, streamRoutes } from './api/routes/stream.js';
 import { timelineRoutes } from './api/routes/timeline.js';
 import { sessionRoutes } from './api/routes/sessions.js';
@@ -48,6 +50,7 @@ export async function createRegistry(config: Config): Promise<Registry> {
     .addDefinition(calculateOrderTotal(config.taxRate))
     .addDefinition(dataAnalysis)
     .addDefinition(httpRequest);
+  for (const def of llmTemplates) registry.addDefinition(def);
   if (config.tasksDir) await registry.loadTasksDir(config.tasksDir);
   return registry;
 }
@@ -99,6 +102,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     });
     await hub.start();
     await signals.start();
+    registry.addExecutor(agentExecutorFor(config, config.llm, { db, hub, signals, registry }));
     const metrics = new Metrics();
 
     let worker: Worker | undefined;
@@ -131,6 +135,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           streamRoutes({ db, hub, metrics, limiter: new ConnectionLimiter(DEFAULT_STREAMS_PER_PRINCIPAL) }, { maxPerPrincipal: DEFAULT_STREAMS_PER_PRINCIPAL }),
           async (scope) => timelineRoutes(scope, { db }),
           async (scope) => sessionRoutes(scope, { db }),
+          openaiPluginFor(config.llm, { db, hub }),
         ],
       },
     );

@@ -1,5 +1,6 @@
 // Configuration is read once, from flags and the environment, into one frozen Config.
 // Every option, its variable, flag and default is listed in docs/configuration.md.
+import { LlmConfigError, loadLlmConfig, type LlmConfig } from './llm.js';
 
 export const DEFAULT_PORT = 8080;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -66,6 +67,8 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** Present only for LISTEN/NOTIFY-less deployments, tests and benchmarks. */
   readonly listenNotify: boolean;
+  /** LLM providers, tiers and prices (src/config/llm.ts, docs/agents.md); undefined = none configured. */
+  readonly llm?: LlmConfig;
 }
 
 export class ConfigError extends Error {
@@ -141,6 +144,13 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     throw new ConfigError(`auth can only be disabled when bound to a loopback address (host is ${host})`);
   }
   const leaseMs = int('TASKGATE_LEASE_MS', env.TASKGATE_LEASE_MS, DEFAULT_LEASE_MS, 100);
+  let llm: LlmConfig | undefined;
+  try {
+    llm = loadLlmConfig(env);
+  } catch (err) {
+    if (err instanceof LlmConfigError) throw new ConfigError(err.message, { cause: err });
+    throw err;
+  }
   const config: Config = {
     port: int('--port/PORT', flags.port ?? env.PORT, DEFAULT_PORT, 0, 65535),
     host,
@@ -172,6 +182,7 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     authDisabled,
     corsOrigins: list(env.TASKGATE_CORS_ORIGINS),
     listenNotify: !bool(env.TASKGATE_DISABLE_LISTEN),
+    llm,
   };
   return Object.freeze(config);
 }

@@ -14,6 +14,7 @@ import { eventsList } from '../../storage/queries/events.js';
 import { toWireEvent } from '../../events/hub.js';
 import type { AppDeps } from '../deps.js';
 import { buildTask } from '../submit.js';
+import { assertAgentTaskRunnable } from './openai.js';
 import { SubmitBatcher } from '../submit-batcher.js';
 import { iso, taskListItem, taskView } from '../task-view.js';
 
@@ -38,6 +39,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
   async function submit(req: { body: SubmitTaskBody; principal: import('../../auth/scopes.js').Principal; headers: Record<string, unknown> }) {
     const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
     const task = buildTask(req.body, req.principal, deps.catalog, { maxObjectBytes: deps.config.maxObjectBytes, defaultTimeoutMs: deps.config.defaultTimeoutMs }, traceparent);
+    assertAgentTaskRunnable(deps.config.llm, task, task.task_definition_id ? deps.catalog.get(task.tenant_id, task.task_definition_id)?.kind : undefined);
     const created = await batcher.submit(task);
     deps.metrics.tasksSubmitted.inc({ kind: task.kind });
     return { task, created };
