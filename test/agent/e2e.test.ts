@@ -64,6 +64,55 @@ describe('agent tasks over HTTP', () => {
     expect(rows[0]).toEqual({ tokens_used: '1500', cost_usd: 0.006 });
   });
 
+  it('streams token deltas live over SSE as thread.message.delta, before the call has finished', async () => {
+    let open!: () => void;
+    let finish!: () => void;
+    const gates = { 0: new Promise<void>((r) => (open = r)), 3: new Promise<void>((r) => (finish = r)) };
+    oai.script({ kind: 'text', text: 'alpha beta gamma delta', gates });
+    const { task_id } = await submit({ query: 'stream me', mode: 'simple' });
+    const res = await fetch(`${server.url}/api/v1/stream/sse?workflow_id=${task_id}`, { headers: { 'x-api-key': ADMIN_KEY } });
+    expect(res.status).toBe(200);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    const next = async (): Promise<{ event: string; data: string }> => {
+      for (;;) {
+        const end = buf.indexOf('\n\n');
+        if (end >= 0) {
+          const raw = buf.slice(0, end);
+          buf = buf.slice(end + 2);
+          const event = /^event: (.*)$/m.exec(raw)?.[1];
+          const data = /^data: (.*)$/m.exec(raw)?.[1];
+          if (event && data !== undefined) return { event, data };
+          continue;
+        }
+        const { value, done } = await reader.read();
+        if (done) throw new Error('stream ended');
+        buf += value;
+      }
+    };
+    const frames: { event: string; data: string }[] = [];
+    const until = async (pred: (f: { event: string; data: string }) => boolean) => {
+      for (;;) {
+        const f = await next();
+        frames.push(f);
+        if (pred(f)) return f;
+      }
+    };
+    await until((f) => f.event === 'LLM_PROMPT');
+    open(); // the provider now sends three deltas and holds the fourth
+    const first = await until((f) => f.event === 'thread.message.delta');
+    // the provider has not finished its answer, yet a delta is already at the client
+    expect(['alpha ', 'beta ', 'gamma ']).toContain(JSON.parse(first.data).delta);
+    expect(JSON.parse(first.data)).toMatchObject({ workflow_id: task_id, type: 'LLM_PARTIAL' });
+    finish();
+    await until((f) => f.event === 'done');
+    await reader.cancel();
+    const names = frames.map((f) => f.event);
+    expect(names.indexOf('thread.message.completed')).toBeGreaterThan(names.lastIndexOf('thread.message.delta'));
+    expect(JSON.parse(frames.find((f) => f.event === 'thread.message.completed')!.data).response).toBe('alpha beta gamma delta');
+    expect(frames.at(-1)).toEqual({ event: 'done', data: '[DONE]' });
+  });
+
   it('routes tier and override to the model the provider sees, and rejects unknown ones with 400', async () => {
     const a = await submit({ query: 'q', mode: 'simple', model_tier: 'small' });
     const b = await submit({ query: 'q', mode: 'simple', model_override: 'gpt-4.1' });

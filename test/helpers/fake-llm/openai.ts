@@ -19,6 +19,8 @@ export type OpenAiStep =
       /** Streaming only: after this many deltas, wait for `resume` before sending the rest. */
       pauseAfter?: number;
       resume?: Promise<void>;
+      /** Streaming only: before sending delta i, wait for gates[i]. */
+      gates?: Record<number, Promise<void>>;
     }
   | { kind: 'tool_calls'; calls: FakeToolCall[]; text?: string; usage?: { prompt_tokens: number; completion_tokens: number } }
   | { kind: 'error'; status: number; headers?: Record<string, string>; message?: string; type?: string; code?: string }
@@ -98,6 +100,7 @@ async function handle(req: RecordedRequest, res: ServerResponse, step: OpenAiSte
     const parts = step.chunks ?? words(step.text);
     for (let i = 0; i < parts.length; i++) {
       if (step.pauseAfter !== undefined && i === step.pauseAfter) await Promise.race([step.resume, req.closed]);
+      if (step.gates?.[i]) await Promise.race([step.gates[i], req.closed]);
       if (!sse(res, chunk(req, { content: parts[i] }))) return;
     }
     sse(res, chunk(req, {}, 'stop'));
