@@ -21,10 +21,11 @@ import { Worker } from './engine/worker.js';
 import { buildApp } from './api/app.js';
 import { agentExecutorFor, openaiPluginFor } from './agent-wiring.js';
 import { llmTemplates } from './executors/builtin/llm-templates.js';
-import { DEFAULT_STREAMS_PER_PRINCIPAL, streamRoutes } from './api/routes/stream.js';
+import { streamRoutes } from './api/routes/stream.js';
 import { timelineRoutes } from './api/routes/timeline.js';
 import { sessionRoutes } from './api/routes/sessions.js';
-import { ConnectionLimiter } from './api/stream-limits.js';
+import { ConnectionLimiter } from './auth/connection-limiter.js';
+import { openRedisRateLimits } from './auth/redis.js';
 import { Metrics } from './api/metrics.js';
 import { createLogger, taskLogger } from './logger.js';
 import { VERSION } from './version.js';
@@ -81,8 +82,15 @@ export interface StartOptions {
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<Server> {
   const log = opts.logger ?? createLogger(config.logLevel);
+  if (config.authDisabled) {
+    log.warn({ host: config.host }, 'AUTHENTICATION IS DISABLED: every request acts as admin of the default tenant. Loopback only; for local development.');
+  }
+  if (config.security.jwt?.secret && Buffer.byteLength(config.security.jwt.secret) < 32) {
+    log.warn('TASKGATE_JWT_SECRET is shorter than 32 bytes: HS256 secrets should carry at least 256 bits');
+  }
   const db = opts.db ?? (await openDatabase(config, log));
   const ownsDb = !opts.db;
+  const shared = config.redisUrl ? openRedisRateLimits(config.redisUrl, log) : undefined;
   try {
     await migrate(db);
     const boot = await bootstrap(db, config.adminKey);
@@ -128,11 +136,14 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     }
 
     const app = await buildApp(
-      { config, db, hub, signals, catalog: registry, metrics, version: VERSION },
+      { config, db, hub, signals, catalog: registry, metrics, version: VERSION, readinessChecks: shared ? [shared.redis] : undefined },
       {
-        role: config.role, logger: log,
+        role: config.role, logger: log, rateLimiter: shared?.limiter,
         plugins: [
-          streamRoutes({ db, hub, metrics, limiter: new ConnectionLimiter(DEFAULT_STREAMS_PER_PRINCIPAL) }, { maxPerPrincipal: DEFAULT_STREAMS_PER_PRINCIPAL }),
+          streamRoutes(
+            { db, hub, metrics, limiter: new ConnectionLimiter(config.security.maxStreamsPerPrincipal) },
+            { maxPerPrincipal: config.security.maxStreamsPerPrincipal },
+          ),
           async (scope) => timelineRoutes(scope, { db }),
           async (scope) => sessionRoutes(scope, { db }),
           openaiPluginFor(config.llm, { db, hub }),
@@ -154,10 +165,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         await worker?.stop();
         await signals.stop();
         await hub.stop();
+        await shared?.limiter.close();
         if (ownsDb) await db.close();
       })());
     return { app, db, worker, registry, hub, signals, url, adminKey: boot.generatedKey, close };
   } catch (err) {
+    await shared?.limiter.close().catch(() => {});
     if (ownsDb) await db.close().catch(() => {});
     throw err;
   }

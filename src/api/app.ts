@@ -7,7 +7,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { AppDeps } from './deps.js';
 import { envelope, errorHandler } from './errors.js';
 import { registerJsonParser } from './json-parser.js';
-import { apiKeyAuthenticator, registerAuth, type Authenticator } from './auth.js';
+import { createAuthenticator, registerAuth, type Authenticator } from './auth.js';
+import { registerCors, registerSecurityHeaders } from './hardening.js';
+import { registerRateLimit } from './rate-limit.js';
+import { registerIdempotency } from './idempotency.js';
+import { MemoryRateLimiter, type RateLimiter } from '../auth/rate-limiter.js';
+import { authKeyRoutes } from './routes/auth-keys.js';
+import { adminRoutes } from './routes/admin.js';
 import { taskRoutes } from './routes/tasks.js';
 import { definitionRoutes } from './routes/definitions.js';
 import { approvalRoutes } from './routes/approvals.js';
@@ -26,8 +32,10 @@ export interface BuildAppOptions {
   /** `worker` serves only /health, /readiness and /metrics. */
   role: 'api' | 'worker' | 'all';
   logger?: FastifyServerOptions['loggerInstance'];
-  /** Replaces API-key-only authentication (JWT support plugs in here). */
+  /** Replaces the default authentication (API keys, plus JWTs when configured). */
   authenticate?: Authenticator;
+  /** Where rate-limit buckets live (main.ts passes the Redis one when REDIS_URL is set); default in memory. */
+  rateLimiter?: RateLimiter;
   /** Plugins registered after the core routes (streaming, sessions, admin, compat…). */
   plugins?: ((app: FastifyInstance) => Promise<void>)[];
 }
@@ -54,6 +62,11 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
     connectionTimeout: config.requestTimeoutMs,
+    // slow-header clients are cut off; Node checks its timeouts every connectionsCheckingInterval
+    http: {
+      headersTimeout: config.requestTimeoutMs > 0 ? Math.min(config.security.headersTimeoutMs, config.requestTimeoutMs) : config.security.headersTimeoutMs,
+      connectionsCheckingInterval: 1000,
+    },
     return503OnClosing: true,
     requestIdHeader: false,
     genReqId: (req) => {
@@ -92,10 +105,24 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     deps.metrics.httpDuration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
   });
 
+  registerSecurityHeaders(app);
+  await registerCors(app, config.corsOrigins);
   registerJsonParser(app, { bodyLimit: config.bodyLimitBytes, maxDepth: config.maxJsonDepth });
-  registerAuth(app, opts.authenticate ?? apiKeyAuthenticator(deps.db), {
+  registerAuth(app, opts.authenticate ?? createAuthenticator(deps.db, config.security.jwt), {
     disabled: config.authDisabled,
     anonymous: { kind: 'anonymous', tenantId: 'default', userId: 'anonymous', subjectId: 'anonymous', scopes: ['admin'], rateLimit: null },
+  });
+  const sec = config.security;
+  const rateLimiter = opts.rateLimiter ?? new MemoryRateLimiter();
+  registerRateLimit(app, {
+    limiter: rateLimiter, perMinute: sec.rateLimitPerMin, burst: sec.rateLimitBurst, readMultiplier: sec.readRateLimitMultiplier,
+    failClosed: sec.rateLimitFailClosed, registry: deps.metrics.registry,
+  });
+  if (!opts.rateLimiter) app.addHook('onClose', async () => rateLimiter.close());
+  registerIdempotency(app, {
+    db: deps.db, ttlMs: sec.idempotencyTtlMs, cleanupIntervalMs: sec.idempotencyCleanupIntervalMs,
+    // a claim outlives the longest request, so only a crashed request's key is ever taken over
+    lockMs: (config.requestTimeoutMs || 300_000) + 30_000,
   });
 
   if (opts.role !== 'worker') {
@@ -123,6 +150,8 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   if (opts.role !== 'worker') {
     await app.register(async (scope) => taskRoutes(scope, deps));
     await app.register(async (scope) => definitionRoutes(scope, deps));
+    await app.register(async (scope) => authKeyRoutes(scope, deps));
+    await app.register(async (scope) => adminRoutes(scope, deps));
     await app.register(async (scope) => approvalRoutes(scope, deps));
     for (const plugin of opts.plugins ?? []) await app.register(plugin);
   }

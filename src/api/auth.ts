@@ -1,9 +1,14 @@
 // Authentication and scope checks for every non-public route. A route declares what it needs in
-// its config: `{ scope: 'tasks:read' }`, or `{ public: true }` for health, readiness, OpenAPI.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+// its config: `{ scope: 'tasks:read' }`, `{ authenticated: true }` (any valid credential, e.g.
+// /auth/me), or `{ public: true }` for health, readiness, OpenAPI. A route that declares none of
+// them is treated as admin-only (fail closed) and logged at startup.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../contract/errors.js';
 import { verifyApiKey } from '../auth/api-keys.js';
+import { createJwtVerifier, looksLikeJwt } from '../auth/jwt.js';
+import { ConnectionLimiter, principalKey } from '../auth/connection-limiter.js';
 import { hasScope, type Principal, type Scope } from '../auth/scopes.js';
+import type { JwtConfig } from '../config/security.js';
 import type { Queryable } from '../storage/db.js';
 
 declare module 'fastify' {
@@ -13,6 +18,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Scope the route requires. */
     scope?: Scope;
+    /** Any valid credential, no particular scope. */
+    authenticated?: boolean;
     /** No credential needed. */
     public?: boolean;
     /** Also accept the credential as `api_key`/`token` query parameter (EventSource cannot send headers). */
@@ -29,6 +36,43 @@ export interface Authenticator {
 
 export function apiKeyAuthenticator(db: Queryable): Authenticator {
   return (credential) => verifyApiKey(db, credential);
+}
+
+/** API keys always; JWTs too when configured. The two are told apart by shape (a JWT has dots, a key none). */
+export function createAuthenticator(db: Queryable, jwt: JwtConfig | undefined): Authenticator {
+  const verifyJwt = jwt ? createJwtVerifier(jwt, db) : undefined;
+  return async (credential) => {
+    if (looksLikeJwt(credential)) return verifyJwt ? verifyJwt(credential) : undefined;
+    return verifyApiKey(db, credential);
+  };
+}
+
+/** What a route requires, as the auth hook enforces it. */
+export interface RouteAccess {
+  method: string;
+  url: string;
+  access: 'public' | 'authenticated' | 'scope';
+  /** The required scope (`admin` for routes that declare nothing). */
+  scope?: Scope;
+  /** False when the route declared neither scope, authenticated nor public (it is admin-only). */
+  declared: boolean;
+  queryAuth: boolean;
+}
+
+type AccessConfig = { scope?: Scope; authenticated?: boolean; public?: boolean; queryAuth?: boolean } | undefined;
+const routeTables = new WeakMap<FastifyInstance, { method: string; route: { url: string; config?: unknown } }[]>();
+
+/** Every route registered after registerAuth, with what it requires (tests generate cases from it). */
+export function routeTable(app: FastifyInstance): RouteAccess[] {
+  // read the config now, not at registration: later onRoute hooks may still have changed it
+  return (routeTables.get(app) ?? []).map(({ method, route }) => {
+    const cfg = route.config as AccessConfig;
+    const base = { method, url: route.url, queryAuth: cfg?.queryAuth === true };
+    if (cfg?.public) return { ...base, access: 'public', declared: true };
+    if (cfg?.scope) return { ...base, access: 'scope', scope: cfg.scope, declared: true };
+    if (cfg?.authenticated) return { ...base, access: 'authenticated', declared: true };
+    return { ...base, access: 'scope', scope: 'admin', declared: false };
+  });
 }
 
 export function credentialFrom(req: FastifyRequest, queryAuth: boolean): string | undefined {
@@ -51,6 +95,16 @@ const unauthorized = (message: string) => new ApiError('UNAUTHORIZED', message, 
 
 export function registerAuth(app: FastifyInstance, authenticate: Authenticator, opts: { disabled: boolean; anonymous?: Principal }): void {
   app.decorateRequest('principal', null as unknown as Principal);
+  const table: { method: string; route: { url: string; config?: unknown } }[] = [];
+  routeTables.set(app, table);
+  app.addHook('onRoute', (route) => {
+    for (const method of Array.isArray(route.method) ? route.method : [route.method]) table.push({ method, route });
+  });
+  app.addHook('onReady', async () => {
+    for (const r of routeTable(app)) {
+      if (!r.declared) app.log.warn({ route: `${r.method} ${r.url}` }, 'route declares no scope: only admin may call it');
+    }
+  });
   app.addHook('onRequest', async (req) => {
     const cfg = req.routeOptions.config;
     if (!req.routeOptions.url || cfg.public) return;
@@ -63,8 +117,23 @@ export function registerAuth(app: FastifyInstance, authenticate: Authenticator, 
       if (!principal) throw unauthorized('Invalid, expired or revoked credentials');
       req.principal = principal;
     }
-    if (cfg.scope && !hasScope(req.principal.scopes, cfg.scope)) {
-      throw new ApiError('FORBIDDEN', `Missing required scope: ${cfg.scope}`, { required_scope: cfg.scope });
+    const needed = cfg.scope ?? (cfg.authenticated ? undefined : 'admin');
+    if (needed && !hasScope(req.principal.scopes, needed)) {
+      throw new ApiError('FORBIDDEN', `Missing required scope: ${needed}`, { required_scope: needed });
     }
   });
+}
+
+/**
+ * Takes one of the principal's stream slots for the life of this response (SSE, WebSocket);
+ * 429 RATE_LIMITED when the principal already has its maximum open. The slot is released when
+ * the connection closes.
+ */
+export function acquireStreamSlot(limiter: ConnectionLimiter, req: FastifyRequest, reply: FastifyReply): () => void {
+  const release = limiter.acquire(principalKey(req.principal));
+  if (!release) {
+    throw new ApiError('RATE_LIMITED', `Too many open streams: at most ${limiter.maxPerKey} per principal`, { max_streams: limiter.maxPerKey }, { 'retry-after': '5' });
+  }
+  reply.raw.once('close', release);
+  return release;
 }

@@ -1,16 +1,21 @@
 // Group commit for submits: while one insert transaction is in flight, concurrent submits queue
 // up and go together in the next one — one commit and one wake-up per batch instead of per row,
 // and no added latency when the server is idle (a lone submit is flushed at once). Each caller
-// still gets its 200 only after its row is committed.
-import type { Db } from '../storage/db.js';
+// still gets its 200 only after its row is committed. A submit may bring work of its own for the
+// same transaction (its Idempotency-Key record), so key row and task row commit together.
+import type { Db, Queryable } from '../storage/db.js';
 import { tasksInsertMany, type NewTask } from '../storage/queries/tasks.js';
 import { sessionsTouch } from '../storage/queries/sessions.js';
 
 /** Rows per INSERT: 20 columns × 256 rows stays well under the 65,535 bind-parameter limit. */
 const MAX_BATCH = 256;
 
+/** Runs inside the transaction that inserts the task, after the insert; throwing rolls it back. */
+export type InTransaction = (tx: Queryable, createdAt: Date) => Promise<void>;
+
 interface Pending {
   task: NewTask;
+  inTx: InTransaction | undefined;
   resolve: (created: Date) => void;
   reject: (err: unknown) => void;
 }
@@ -29,9 +34,9 @@ export class SubmitBatcher {
     this.#afterCommit = opts.afterCommit;
   }
 
-  submit(task: NewTask): Promise<Date> {
+  submit(task: NewTask, inTx?: InTransaction): Promise<Date> {
     return new Promise<Date>((resolve, reject) => {
-      this.#queue.push({ task, resolve, reject });
+      this.#queue.push({ task, inTx, resolve, reject });
       this.#pump();
     });
   }
@@ -49,7 +54,7 @@ export class SubmitBatcher {
 
   async #flush(batch: Pending[]): Promise<void> {
     try {
-      const created = await this.#insert(batch.map((p) => p.task));
+      const created = await this.#insert(batch);
       batch.forEach((p, i) => p.resolve(created[i]!));
       this.#afterCommit(batch.length);
     } catch (err) {
@@ -62,7 +67,8 @@ export class SubmitBatcher {
     }
   }
 
-  async #insert(tasks: NewTask[]): Promise<Date[]> {
+  async #insert(batch: Pending[]): Promise<Date[]> {
+    const tasks = batch.map((p) => p.task);
     return this.#db.transaction(async (tx) => {
       const rows = await tasksInsertMany(tx, tasks);
       const sessions = new Map<string, { tenantId: string; id: string; userId: string; count: number; researchStrategy: string | null }>();
@@ -75,6 +81,7 @@ export class SubmitBatcher {
       }
       for (const s of sessions.values()) await sessionsTouch(tx, s);
       const byId = new Map(rows.map((r) => [r.id, r.created_at]));
+      for (const p of batch) if (p.inTx) await p.inTx(tx, byId.get(p.task.id)!);
       return tasks.map((t) => byId.get(t.id)!);
     });
   }

@@ -1,10 +1,8 @@
-// Scopes a principal can hold (PRODUCT.md §1). `admin` implies every other scope.
-export const SCOPES = [
-  'tasks:execute', 'tasks:read', 'tasks:list', 'tasks:cancel',
-  'tasks:definitions:list', 'tasks:definitions:read', 'tasks:definitions:write',
-  'approvals:decide', 'sessions:read', 'sessions:write', 'keys:manage', 'admin',
-] as const;
-export type Scope = (typeof SCOPES)[number];
+// Scopes a principal can hold (PRODUCT.md §1; the list lives in the contract, shared with the SDK).
+// `admin` implies every other scope.
+import { SCOPES, type Scope } from '../contract/auth.js';
+
+export { SCOPES, type Scope };
 
 export function isScope(s: string): s is Scope {
   return (SCOPES as readonly string[]).includes(s);
@@ -22,4 +20,10 @@ export interface Principal {
   subjectId: string;
   scopes: readonly string[];
   rateLimit: { per_minute: number; burst: number } | null;
+}
+
+/** A new key's scopes must be a subset of its creator's (`admin` may grant anything). */
+export function ungrantable(held: readonly string[], requested: readonly string[]): string[] {
+  if (held.includes('admin')) return [];
+  return requested.filter((s) => !held.includes(s));
 }

@@ -6,6 +6,7 @@ import { SchemaTooNewError, migrate } from '../storage/migrate.js';
 import { openDatabase, startServer } from '../main.js';
 import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
+import { ADMIN_HELP, runAdminCommand } from './admin.js';
 
 const HELP = `taskgate ${VERSION} — task gateway and durable execution engine
 
@@ -15,6 +16,8 @@ Usage:
   taskgate migrate            apply database migrations and exit
   taskgate version
 
+${ADMIN_HELP}
+
 Environment: DATABASE_URL (server PostgreSQL instead of embedded PGlite), PORT, HOST,
 TASKGATE_DATA_DIR, TASKGATE_LEASE_MS, TASKGATE_ADMIN_KEY, … (docs/configuration.md)`;
 
@@ -22,7 +25,6 @@ async function serve(flags: Record<string, string | boolean>): Promise<void> {
   const config = loadConfig(flags);
   const log = createLogger(config.logLevel);
   if (config.authDisabled) {
-    log.warn('AUTHENTICATION IS DISABLED: every request acts as admin of the default tenant. Only for local development.');
     process.stderr.write('\n*** WARNING: authentication is DISABLED (loopback only). Do not expose this server. ***\n\n');
   }
   const server = await startServer(config, { logger: log, announce: (line) => process.stdout.write(line + '\n') });
@@ -70,6 +72,12 @@ export async function run(argv: string[]): Promise<void> {
     case 'serve':
     case 'worker':
       return serve(cmd === 'worker' ? { ...flags, role: 'worker' } : flags);
+    case 'tenants':
+    case 'keys':
+      process.exitCode = await runAdminCommand(cmd, positional.slice(1), flags, {
+        out: (t) => process.stdout.write(t + '\n'), err: (t) => process.stderr.write(t + '\n'),
+      });
+      return;
     case 'migrate':
       return migrateCmd(flags);
     case 'version':

@@ -1,6 +1,7 @@
 // Configuration is read once, from flags and the environment, into one frozen Config.
 // Every option, its variable, flag and default is listed in docs/configuration.md.
 import { LlmConfigError, loadLlmConfig, type LlmConfig } from './llm.js';
+import { loadSecurityConfig, type SecurityConfig } from './security.js';
 
 export const DEFAULT_PORT = 8080;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -69,6 +70,8 @@ export interface Config {
   readonly listenNotify: boolean;
   /** LLM providers, tiers and prices (src/config/llm.ts, docs/agents.md); undefined = none configured. */
   readonly llm?: LlmConfig;
+  /** JWT, rate limits, idempotency, stream caps (src/config/security.ts, docs/security.md). */
+  readonly security: SecurityConfig;
 }
 
 export class ConfigError extends Error {
@@ -131,8 +134,9 @@ function str(raw: string | boolean | undefined): string | undefined {
   return typeof raw === 'string' && raw !== '' ? raw : undefined;
 }
 
+/** Literal loopback addresses only: `127.0.0.1.example.com` is a name that can resolve anywhere. */
 export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 export function loadConfig(flags: Flags = {}, env: Record<string, string | undefined> = process.env): Config {
@@ -183,6 +187,7 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     corsOrigins: list(env.TASKGATE_CORS_ORIGINS),
     listenNotify: !bool(env.TASKGATE_DISABLE_LISTEN),
     llm,
+    security: loadSecurityConfig(env),
   };
   return Object.freeze(config);
 }

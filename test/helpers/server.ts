@@ -34,6 +34,8 @@ export async function startTestServer(
     TASKGATE_REAPER_INTERVAL_MS: '200',
     TASKGATE_SHUTDOWN_GRACE_MS: '2000',
     TASKGATE_CANCEL_GRACE_MS: '1000',
+    // functional tests submit in bursts; test/security turns rate limits back on where it tests them
+    TASKGATE_RATE_LIMIT_PER_MIN: '0',
     ...env,
   });
   const server = await startServer(config, { db, logger: createLogger(config.logLevel) });

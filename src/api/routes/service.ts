@@ -19,9 +19,9 @@ export async function serviceRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
     for (const [i, check] of (deps.readinessChecks ?? []).entries()) {
       try {
         await check();
-        checks[`check_${i}`] = 'ok';
+        checks[check.name || `check_${i}`] = 'ok';
       } catch (err) {
-        checks[`check_${i}`] = (err as Error).message;
+        checks[check.name || `check_${i}`] = (err as Error).message;
       }
     }
     const ready = Object.values(checks).every((c) => c === 'ok');

@@ -1,14 +1,14 @@
 // /api/v1/tasks: submit, read, list, events, and the control routes (cancel, pause, resume).
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import { ApiError } from '../../contract/errors.js';
 import {
   ControlBody, ControlResponse, ErrorResponse, EventsQuery, EventsResponse, IdParam, ListTasksQuery, ListTasksResponse,
   SubmitStreamResponse, SubmitTaskBody, SubmitTaskResponse, TaskView,
 } from '../../contract/tasks.js';
 import { isTerminal, parseStatus, type TaskStatus } from '../../domain/lifecycle.js';
-import { tasksCount, tasksGet, tasksList, type TaskRow } from '../../storage/queries/tasks.js';
+import { tasksCount, tasksGet, tasksList, type NewTask, type TaskRow } from '../../storage/queries/tasks.js';
 import { tasksTransition, sql, type EventSpec } from '../../storage/queries/transitions.js';
 import { eventsList } from '../../storage/queries/events.js';
 import { toWireEvent } from '../../events/hub.js';
@@ -16,6 +16,7 @@ import type { AppDeps } from '../deps.js';
 import { buildTask } from '../submit.js';
 import { assertAgentTaskRunnable } from './openai.js';
 import { SubmitBatcher } from '../submit-batcher.js';
+import type { IdempotencyHandle, StoredResponse } from '../idempotency.js';
 import { iso, taskListItem, taskView } from '../task-view.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
@@ -36,41 +37,54 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     return row;
   }
 
-  async function submit(req: { body: SubmitTaskBody; principal: import('../../auth/scopes.js').Principal; headers: Record<string, unknown> }) {
+  /**
+   * A submit's response, built from the inserted row. With an Idempotency-Key it is stored in the
+   * transaction that inserts the task, so key row and task row commit together.
+   */
+  type SubmitReply = (task: NewTask, created: Date) => StoredResponse & { body: Record<string, unknown> };
+
+  async function submit(
+    req: { body: SubmitTaskBody; principal: import('../../auth/scopes.js').Principal; headers: Record<string, unknown>; idempotency: IdempotencyHandle | null },
+    respond: SubmitReply,
+  ) {
     const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
     const task = buildTask(req.body, req.principal, deps.catalog, { maxObjectBytes: deps.config.maxObjectBytes, defaultTimeoutMs: deps.config.defaultTimeoutMs }, traceparent);
     assertAgentTaskRunnable(deps.config.llm, task, task.task_definition_id ? deps.catalog.get(task.tenant_id, task.task_definition_id)?.kind : undefined);
-    const created = await batcher.submit(task);
+    const idem = req.idempotency;
+    const created = await batcher.submit(task, idem ? (tx, at) => idem.saveInTx(tx, respond(task, at)) : undefined);
     deps.metrics.tasksSubmitted.inc({ kind: task.kind });
-    return { task, created };
+    return respond(task, created);
   }
 
-  function setTaskHeaders(reply: FastifyReply, taskId: string, sessionId: string | null): void {
-    reply.header('x-workflow-id', taskId);
-    if (sessionId) reply.header('x-session-id', sessionId);
-  }
+  const taskHeaders = (task: NewTask): Record<string, string> => ({ 'x-workflow-id': task.id, ...(task.session_id ? { 'x-session-id': task.session_id } : {}) });
+  const submitted: SubmitReply = (task, created) => ({
+    status: 200,
+    headers: taskHeaders(task),
+    body: { task_id: task.id, workflow_id: task.id, session_id: task.session_id, status: 'QUEUED', message: 'Task submitted successfully', created_at: iso(created)! },
+  });
+  const submittedForStream: SubmitReply = (task) => {
+    const streamUrl = `/api/v1/stream/sse?workflow_id=${encodeURIComponent(task.id)}`;
+    return {
+      status: 201,
+      headers: { ...taskHeaders(task), link: `<${streamUrl}>; rel=stream` },
+      body: { task_id: task.id, workflow_id: task.id, session_id: task.session_id, stream_url: streamUrl },
+    };
+  };
 
   r.post('/api/v1/tasks', {
     config: { scope: 'tasks:execute' },
     schema: { tags: ['tasks'], summary: 'Submit a task', body: SubmitTaskBody, response: { 200: SubmitTaskResponse, ...errors, 422: ErrorResponse } },
   }, async (req, reply) => {
-    const { task, created } = await submit(req);
-    setTaskHeaders(reply, task.id, task.session_id);
-    return {
-      task_id: task.id, workflow_id: task.id, session_id: task.session_id, status: 'QUEUED',
-      message: 'Task submitted successfully', created_at: iso(created)!,
-    };
+    const out = await submit(req, submitted);
+    return reply.code(200).headers(out.headers).send(out.body as Static<typeof SubmitTaskResponse>);
   });
 
   r.post('/api/v1/tasks/stream', {
     config: { scope: 'tasks:execute' },
     schema: { tags: ['tasks'], summary: 'Submit a task and get its stream URL', body: SubmitTaskBody, response: { 201: SubmitStreamResponse, ...errors, 422: ErrorResponse } },
   }, async (req, reply) => {
-    const { task } = await submit(req);
-    const streamUrl = `/api/v1/stream/sse?workflow_id=${encodeURIComponent(task.id)}`;
-    setTaskHeaders(reply, task.id, task.session_id);
-    reply.header('link', `<${streamUrl}>; rel=stream`);
-    return reply.code(201).send({ task_id: task.id, workflow_id: task.id, session_id: task.session_id, stream_url: streamUrl });
+    const out = await submit(req, submittedForStream);
+    return reply.code(201).headers(out.headers).send(out.body as Static<typeof SubmitStreamResponse>);
   });
 
   r.get('/api/v1/tasks/:id', {

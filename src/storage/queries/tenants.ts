@@ -83,3 +83,34 @@ export async function apiKeysRevoke(db: Queryable, p: { tenantId: string; id: st
   );
   return res.rowCount > 0;
 }
+
+/** Changes a tenant's name and/or rate limit (`null` clears the override); undefined when it does not exist. */
+export async function tenantsUpdate(
+  db: Queryable,
+  p: { id: string; name?: string; rate_limit?: TenantRow['rate_limit'] },
+): Promise<TenantRow | undefined> {
+  const res = await db.query<TenantRow>(
+    `UPDATE tenants SET name = coalesce($2, name), rate_limit = CASE WHEN $3::boolean THEN $4::jsonb ELSE rate_limit END
+      WHERE id = $1 RETURNING *`,
+    [p.id, p.name ?? null, p.rate_limit !== undefined, p.rate_limit ? JSON.stringify(p.rate_limit) : null],
+  );
+  return res.rows[0];
+}
+
+export async function apiKeysListPage(db: Queryable, p: { tenantId: string; limit: number; offset: number }): Promise<ApiKeyRow[]> {
+  const res = await db.query<ApiKeyRow>(
+    'SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3',
+    [p.tenantId, p.limit, p.offset],
+  );
+  return res.rows;
+}
+
+export async function apiKeysCount(db: Queryable, tenantId: string): Promise<number> {
+  const res = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM api_keys WHERE tenant_id = $1', [tenantId]);
+  return res.rows[0]?.n ?? 0;
+}
+
+export async function apiKeysGet(db: Queryable, p: { tenantId: string; id: string }): Promise<ApiKeyRow | undefined> {
+  const res = await db.query<ApiKeyRow>('SELECT * FROM api_keys WHERE id = $1 AND tenant_id = $2', [p.id, p.tenantId]);
+  return res.rows[0];
+}

@@ -1,0 +1,80 @@
+// Per-principal rate limits on every authenticated route (PRODUCT.md §3). Two buckets per
+// principal: `write` (submits, control calls and every other non-GET) at the configured budget
+// (default 60/min, burst 10, or the tenant's override), and `read` (GET: status reads, lists,
+// stream connects) at `readMultiplier` times that. Public routes (health, readiness, metrics,
+// docs) are not limited. The store failing → fail open (counted, warned) or closed (503).
+import type { FastifyInstance } from 'fastify';
+import { Counter, type Registry } from 'prom-client';
+import { ApiError } from '../contract/errors.js';
+import { principalKey } from '../auth/connection-limiter.js';
+import type { BucketLimit, RateLimiter } from '../auth/rate-limiter.js';
+
+/** Warn about an unreachable store at most this often (every failure is counted). */
+const STORE_WARN_INTERVAL_MS = 30_000;
+
+export interface RateLimitOptions {
+  limiter: RateLimiter;
+  /** Write budget per principal and minute; 0 disables rate limiting. */
+  perMinute: number;
+  burst: number;
+  /** Reads get this many times the write budget. */
+  readMultiplier: number;
+  /** Store unreachable: refuse with 503 instead of letting the request through. */
+  failClosed: boolean;
+  registry: Registry;
+  now?: () => number;
+}
+
+function counter(registry: Registry, name: string, help: string, labelNames: string[]): Counter {
+  return (registry.getSingleMetric(name) as Counter | undefined) ?? new Counter({ name, help, labelNames, registers: [registry] });
+}
+
+export type Budget = 'read' | 'write';
+
+export function budgetOf(method: string): Budget {
+  return method === 'GET' || method === 'HEAD' ? 'read' : 'write';
+}
+
+export function registerRateLimit(app: FastifyInstance, opts: RateLimitOptions): void {
+  if (opts.perMinute === 0) return;
+  const now = opts.now ?? Date.now;
+  const limited = counter(opts.registry, 'taskgate_rate_limited_total', 'Requests refused with 429', ['budget']);
+  const storeErrors = counter(opts.registry, 'taskgate_rate_limit_store_errors_total', 'Rate-limit store failures (fail open or closed)', ['outcome']);
+  let lastWarnMs = -Infinity;
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.routeOptions.url || req.routeOptions.config.public || !req.principal) return;
+    const budget = budgetOf(req.method);
+    const base = req.principal.rateLimit ?? { per_minute: opts.perMinute, burst: opts.burst };
+    const factor = budget === 'read' ? opts.readMultiplier : 1;
+    const limit: BucketLimit = { perMinute: base.per_minute * factor, burst: base.burst * factor };
+    let res;
+    try {
+      res = await opts.limiter.take(`${budget}:${principalKey(req.principal)}`, limit);
+    } catch (err) {
+      storeErrors.inc({ outcome: opts.failClosed ? 'refused' : 'allowed' });
+      if (now() - lastWarnMs >= STORE_WARN_INTERVAL_MS) {
+        lastWarnMs = now();
+        req.log.warn({ err: { message: (err as Error).message } }, `rate-limit store unreachable: failing ${opts.failClosed ? 'closed' : 'open'}`);
+      }
+      if (opts.failClosed) throw new ApiError('UNAVAILABLE', 'Rate limiting is unavailable; try again shortly', undefined, { 'retry-after': '1' });
+      return;
+    }
+    const headers: Record<string, string> = {
+      'x-ratelimit-limit': String(limit.perMinute),
+      'x-ratelimit-remaining': String(res.remaining),
+      'x-ratelimit-reset': String(Math.ceil((now() + res.resetMs) / 1000)),
+    };
+    reply.headers(headers);
+    if (!res.allowed) {
+      limited.inc({ budget });
+      const retryAfterS = Math.max(1, Math.ceil(res.retryAfterMs / 1000));
+      throw new ApiError(
+        'RATE_LIMITED',
+        `Rate limit exceeded: ${limit.perMinute} ${budget === 'read' ? 'reads' : 'requests'} per minute, bursts of ${limit.burst}; retry in ${retryAfterS} s`,
+        { budget, per_minute: limit.perMinute, burst: limit.burst, retry_after_s: retryAfterS },
+        { ...headers, 'retry-after': String(retryAfterS) },
+      );
+    }
+  });
+}

@@ -1,0 +1,92 @@
+// /api/v1/admin: tenant administration for operators — principals holding `admin` in the system
+// (default) tenant. A tenant's own `admin` scope covers that tenant only, so it cannot create
+// tenants or mint keys for others. Per-tenant rate limits are set here.
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { ApiError } from '../../contract/errors.js';
+import { CreateTenantBody, CreateTenantKeyBody, CreatedApiKey, Page, TenantList, TenantView, UpdateTenantBody } from '../../contract/auth.js';
+import { ErrorResponse, IdParam } from '../../contract/tasks.js';
+import { createApiKey } from '../../auth/api-keys.js';
+import { DEFAULT_TENANT_ID } from '../../auth/bootstrap.js';
+import { hasScope, type Principal } from '../../auth/scopes.js';
+import { newTenantId } from '../../domain/ids.js';
+import { tenantsCount, tenantsGet, tenantsInsert, tenantsList, tenantsUpdate, type TenantRow } from '../../storage/queries/tenants.js';
+import type { AppDeps } from '../deps.js';
+import { checkGrant, keyView } from './auth-keys.js';
+
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 429: ErrorResponse };
+
+export const SYSTEM_TENANT_ID = DEFAULT_TENANT_ID;
+
+function requireOperator(p: Principal): void {
+  if (p.tenantId !== SYSTEM_TENANT_ID || !hasScope(p.scopes, 'admin')) {
+    throw new ApiError('FORBIDDEN', `Tenant administration needs the admin scope in the system tenant (${SYSTEM_TENANT_ID})`, { required_scope: 'admin' });
+  }
+}
+
+export function tenantView(t: TenantRow): TenantView {
+  return { tenant_id: t.id, name: t.name, rate_limit: t.rate_limit ?? null, created_at: t.created_at.toISOString() };
+}
+
+export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'>): Promise<void> {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  r.post('/api/v1/admin/tenants', {
+    config: { scope: 'admin' },
+    schema: { tags: ['admin'], summary: 'Create a tenant', body: CreateTenantBody, response: { 201: TenantView, ...errors, 409: ErrorResponse } },
+  }, async (req, reply) => {
+    requireOperator(req.principal);
+    const id = req.body.tenant_id ?? newTenantId();
+    if (await tenantsGet(deps.db, id)) throw new ApiError('CONFLICT', `tenant ${id} already exists`, { tenant_id: id });
+    const row = await tenantsInsert(deps.db, { id, name: req.body.name.trim(), rate_limit: req.body.rate_limit ?? null }).catch((err: unknown) => {
+      if ((err as { code?: string }).code === '23505') throw new ApiError('CONFLICT', `tenant ${id} already exists`, { tenant_id: id });
+      throw err;
+    });
+    return reply.code(201).send(tenantView(row));
+  });
+
+  r.get('/api/v1/admin/tenants', {
+    config: { scope: 'admin' },
+    schema: { tags: ['admin'], summary: 'List tenants', querystring: Page, response: { 200: TenantList, ...errors } },
+  }, async (req) => {
+    requireOperator(req.principal);
+    const limit = req.query.limit ?? 50;
+    const offset = req.query.offset ?? 0;
+    const [rows, total] = await Promise.all([tenantsList(deps.db, { limit, offset }), tenantsCount(deps.db)]);
+    return { tenants: rows.map(tenantView), total_count: total, limit, offset };
+  });
+
+  r.get('/api/v1/admin/tenants/:id', {
+    config: { scope: 'admin' },
+    schema: { tags: ['admin'], summary: 'Get a tenant', params: IdParam, response: { 200: TenantView, ...errors } },
+  }, async (req) => {
+    requireOperator(req.principal);
+    const row = await tenantsGet(deps.db, req.params.id);
+    if (!row) throw new ApiError('NOT_FOUND', `tenant ${req.params.id} not found`);
+    return tenantView(row);
+  });
+
+  r.patch('/api/v1/admin/tenants/:id', {
+    config: { scope: 'admin' },
+    schema: { tags: ['admin'], summary: "Rename a tenant or change its rate limit (null: back to the default)", params: IdParam, body: UpdateTenantBody, response: { 200: TenantView, ...errors } },
+  }, async (req) => {
+    requireOperator(req.principal);
+    const row = await tenantsUpdate(deps.db, { id: req.params.id, name: req.body.name?.trim(), rate_limit: req.body.rate_limit });
+    if (!row) throw new ApiError('NOT_FOUND', `tenant ${req.params.id} not found`);
+    return tenantView(row);
+  });
+
+  r.post('/api/v1/admin/tenants/:id/api-keys', {
+    config: { scope: 'admin' },
+    schema: { tags: ['admin'], summary: "Create an API key in a tenant (shown once)", params: IdParam, body: CreateTenantKeyBody, response: { 201: CreatedApiKey, ...errors } },
+  }, async (req, reply) => {
+    requireOperator(req.principal);
+    if (!(await tenantsGet(deps.db, req.params.id))) throw new ApiError('NOT_FOUND', `tenant ${req.params.id} not found`);
+    const expiresAt = checkGrant(req.principal, req.body.scopes, req.body.expires_at);
+    const { key, row } = await createApiKey(deps.db, {
+      tenantId: req.params.id, userId: req.body.user_id ?? 'admin', name: req.body.name.trim(), scopes: req.body.scopes, expiresAt,
+    });
+    reply.header('cache-control', 'no-store');
+    return reply.code(201).send({ ...keyView(row), key });
+  });
+}

@@ -1,0 +1,121 @@
+// Security and traffic-control settings (JWT, rate limits, idempotency, stream caps, header
+// timeout), read once with the rest of the configuration. docs/security.md explains each one.
+import { ConfigError } from './index.js';
+
+/** Submit/control budget per principal: 60 requests a minute… */
+export const DEFAULT_RATE_LIMIT_PER_MIN = 60;
+/** …with bursts of up to 10. */
+export const DEFAULT_RATE_LIMIT_BURST = 10;
+/** Reads and streams get their own bucket, this many times the submit budget (600/min, burst 100). */
+export const DEFAULT_READ_RATE_LIMIT_MULTIPLIER = 10;
+/** Idempotency records are kept (and replayed) for 24 h. */
+export const DEFAULT_IDEMPOTENCY_TTL_MS = 86_400_000;
+/** Expired idempotency records are deleted this often. */
+export const DEFAULT_IDEMPOTENCY_CLEANUP_INTERVAL_MS = 600_000;
+/** Concurrent SSE/WebSocket streams per principal and API process. */
+export const DEFAULT_MAX_STREAMS_PER_PRINCIPAL = 100;
+/** Time to receive a request's headers (slow-header clients are cut off after this). */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+/** Leeway for exp/nbf/iat of JWTs. */
+export const DEFAULT_JWT_CLOCK_TOLERANCE_S = 30;
+
+/** Algorithms a deployment may pin; HS* verify with the shared secret, the others through the JWKS. */
+export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'] as const;
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
+
+export interface JwtConfig {
+  /** The one accepted `alg`; every other (including `none`) is refused. */
+  readonly algorithm: JwtAlgorithm;
+  readonly secret: string | undefined;
+  readonly jwksUrl: string | undefined;
+  readonly issuer: string | undefined;
+  readonly audience: string | undefined;
+  readonly clockToleranceS: number;
+}
+
+export interface SecurityConfig {
+  /** Present when JWTs are accepted (TASKGATE_JWT_SECRET or TASKGATE_JWKS_URL set). */
+  readonly jwt: JwtConfig | undefined;
+  /** Submit/control budget per principal per minute; 0 turns rate limiting off. */
+  readonly rateLimitPerMin: number;
+  readonly rateLimitBurst: number;
+  readonly readRateLimitMultiplier: number;
+  /** Redis unreachable: refuse limited requests (503) instead of letting them through. */
+  readonly rateLimitFailClosed: boolean;
+  readonly idempotencyTtlMs: number;
+  readonly idempotencyCleanupIntervalMs: number;
+  readonly maxStreamsPerPrincipal: number;
+  /** Capped at the request timeout (Node refuses a longer one). */
+  readonly headersTimeoutMs: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(name: string, raw: string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got ${raw}`);
+  return n;
+}
+
+const nonEmpty = (raw: string | undefined): string | undefined => (raw !== undefined && raw.trim() !== '' ? raw.trim() : undefined);
+
+function loopbackUrl(url: URL): boolean {
+  const h = url.hostname.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+function loadJwt(env: Env): JwtConfig | undefined {
+  const secret = env.TASKGATE_JWT_SECRET === '' ? undefined : env.TASKGATE_JWT_SECRET;
+  const jwksUrl = nonEmpty(env.TASKGATE_JWKS_URL);
+  const alg = nonEmpty(env.TASKGATE_JWT_ALGORITHM);
+  if (!secret && !jwksUrl) {
+    if (alg) throw new ConfigError('TASKGATE_JWT_ALGORITHM is set but neither TASKGATE_JWT_SECRET nor TASKGATE_JWKS_URL is');
+    return undefined;
+  }
+  if (secret && jwksUrl) throw new ConfigError('set TASKGATE_JWT_SECRET (HS*) or TASKGATE_JWKS_URL (RS*/PS*/ES*/EdDSA), not both');
+  const algorithm = (alg ?? (secret ? 'HS256' : 'RS256')) as JwtAlgorithm;
+  if (!JWT_ALGORITHMS.includes(algorithm)) throw new ConfigError(`TASKGATE_JWT_ALGORITHM must be one of ${JWT_ALGORITHMS.join(', ')}, got ${alg}`);
+  if (algorithm.startsWith('HS') && !secret) throw new ConfigError(`TASKGATE_JWT_ALGORITHM ${algorithm} needs TASKGATE_JWT_SECRET`);
+  if (!algorithm.startsWith('HS') && !jwksUrl) throw new ConfigError(`TASKGATE_JWT_ALGORITHM ${algorithm} needs TASKGATE_JWKS_URL`);
+  if (jwksUrl) {
+    let url: URL;
+    try {
+      url = new URL(jwksUrl);
+    } catch {
+      throw new ConfigError(`TASKGATE_JWKS_URL is not a URL: ${jwksUrl}`);
+    }
+    // keys fetched in clear text could be swapped by anyone on the path
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopbackUrl(url))) {
+      throw new ConfigError('TASKGATE_JWKS_URL must be https (plain http is accepted for loopback addresses only)');
+    }
+  }
+  return Object.freeze({
+    algorithm,
+    secret,
+    jwksUrl,
+    issuer: nonEmpty(env.TASKGATE_JWT_ISSUER),
+    audience: nonEmpty(env.TASKGATE_JWT_AUDIENCE),
+    clockToleranceS: int('TASKGATE_JWT_CLOCK_SKEW_S', env.TASKGATE_JWT_CLOCK_SKEW_S, DEFAULT_JWT_CLOCK_TOLERANCE_S, 0, 3600),
+  });
+}
+
+function bool(raw: string | undefined): boolean {
+  return raw !== undefined && ['1', 'true', 'yes', 'on'].includes(raw.toLowerCase());
+}
+
+export function loadSecurityConfig(env: Env): SecurityConfig {
+  return Object.freeze({
+    jwt: loadJwt(env),
+    rateLimitPerMin: int('TASKGATE_RATE_LIMIT_PER_MIN', env.TASKGATE_RATE_LIMIT_PER_MIN, DEFAULT_RATE_LIMIT_PER_MIN, 0, 1_000_000_000),
+    rateLimitBurst: int('TASKGATE_RATE_LIMIT_BURST', env.TASKGATE_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_BURST, 1, 1_000_000_000),
+    readRateLimitMultiplier: int('TASKGATE_READ_RATE_LIMIT_MULTIPLIER', env.TASKGATE_READ_RATE_LIMIT_MULTIPLIER, DEFAULT_READ_RATE_LIMIT_MULTIPLIER, 1, 1000),
+    rateLimitFailClosed: bool(env.TASKGATE_RATE_LIMIT_FAIL_CLOSED),
+    idempotencyTtlMs: int('TASKGATE_IDEMPOTENCY_TTL_MS', env.TASKGATE_IDEMPOTENCY_TTL_MS, DEFAULT_IDEMPOTENCY_TTL_MS, 1000),
+    idempotencyCleanupIntervalMs: int(
+      'TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS', env.TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS, DEFAULT_IDEMPOTENCY_CLEANUP_INTERVAL_MS, 1000,
+    ),
+    maxStreamsPerPrincipal: int('TASKGATE_MAX_STREAMS_PER_PRINCIPAL', env.TASKGATE_MAX_STREAMS_PER_PRINCIPAL, DEFAULT_MAX_STREAMS_PER_PRINCIPAL, 1),
+    headersTimeoutMs: int('TASKGATE_HEADERS_TIMEOUT_MS', env.TASKGATE_HEADERS_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, 1),
+  });
+}

@@ -1,0 +1,287 @@
+// Key management and tenant administration over HTTP: keys shown once and stored as hashes, lists
+// never carry them, scopes ⊆ the creator's, revocation effective on the next request on every node,
+// expiry, operators only for tenant routes; and the same through the SDK and the CLI.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openTestDb, type TestDb } from '../helpers/db.js';
+import { ADMIN_KEY, newTenant, startTestServer, type TestServer } from '../helpers/server.js';
+import { createApiKey, hashKey } from '../../src/auth/api-keys.js';
+import { TaskgateClient, TaskgateError } from '../../src/sdk/index.js';
+import { runAdminCommand } from '../../src/cli/admin.js';
+
+let tdb: TestDb;
+let server: TestServer;
+let node2: TestServer;
+
+beforeAll(async () => {
+  tdb = await openTestDb();
+  server = await startTestServer(tdb.db);
+  // a second API node on the same database: revocation must hold there at once too
+  node2 = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
+});
+afterAll(async () => {
+  await node2?.close();
+  await server?.close();
+  await tdb?.close();
+});
+
+const createKey = (body: unknown, key: string = ADMIN_KEY) => server.call('POST', '/api/v1/auth/api-keys', body, { key });
+
+describe('auth/me and credentials', () => {
+  it('describes the calling key', async () => {
+    const res = await server.call('GET', '/api/v1/auth/me');
+    expect(res.status).toBe(200);
+    // the shared test server runs without rate limits (rate-limit.test.ts has them on)
+    expect(res.body).toMatchObject({ tenant_id: 'default', principal_type: 'api_key', scopes: ['admin'], rate_limit: null });
+    expect(res.body.subject).toMatch(/^key_/);
+  });
+
+  it('accepts the key as X-API-Key or Authorization: Bearer', async () => {
+    const bearer = await server.call('GET', '/api/v1/auth/me', undefined, { key: null, headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    expect(bearer.status).toBe(200);
+  });
+
+  it.each([
+    ['no credential', {}],
+    ['an unknown key', { 'x-api-key': 'sk_AAAAAAAAAAAA_' + 'B'.repeat(43) }],
+    ['garbage', { 'x-api-key': 'not a key' }],
+    ['a bearer without token', { authorization: 'Bearer ' }],
+    ['basic auth', { authorization: 'Basic YWRtaW46YWRtaW4=' }],
+    ['a key one character off', { 'x-api-key': ADMIN_KEY.slice(0, -1) + (ADMIN_KEY.endsWith('f') ? 'e' : 'f') }],
+  ])('answers 401 with WWW-Authenticate for %s', async (_name, headers) => {
+    const res = await server.call('GET', '/api/v1/auth/me', undefined, { key: null, headers });
+    expect(res.status).toBe(401);
+    expect(res.body.error.code).toBe('UNAUTHORIZED');
+    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer realm="taskgate"/);
+  });
+
+  it('refuses an expired key', async () => {
+    const { key } = await createApiKey(tdb.db, { tenantId: 'default', userId: 'u', name: 'old', scopes: ['admin'], expiresAt: new Date(Date.now() - 1000) });
+    const res = await server.call('GET', '/api/v1/auth/me', undefined, { key });
+    expect(res.status).toBe(401);
+  });
+});
+
+describe('API keys', () => {
+  it('creates a key shown once, stored only as a hash, listed without the secret', async () => {
+    const res = await createKey({ name: 'reader', scopes: ['tasks:read', 'tasks:list'] });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const { key, id, prefix } = res.body;
+    expect(key).toMatch(/^sk_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{43}$/);
+    expect(key).toContain(prefix);
+    expect(res.body).toMatchObject({ name: 'reader', scopes: ['tasks:read', 'tasks:list'], status: 'active', tenant_id: 'default', expires_at: null });
+
+    const stored = await tdb.db.query<Record<string, unknown>>('SELECT * FROM api_keys WHERE id = $1', [id]);
+    expect(stored.rows[0]!.key_hash).toBe(hashKey(key));
+    expect(JSON.stringify(stored.rows[0])).not.toContain(key);
+
+    const list = await server.call('GET', '/api/v1/auth/api-keys');
+    expect(list.status).toBe(200);
+    expect(list.body.api_keys.map((k: { id: string }) => k.id)).toContain(id);
+    expect(list.text).not.toContain(key);
+    expect(list.body.api_keys.every((k: Record<string, unknown>) => !('key' in k) && !('key_hash' in k))).toBe(true);
+    const one = await server.call('GET', `/api/v1/auth/api-keys/${id}`);
+    expect(one.status).toBe(200);
+    expect(one.text).not.toContain(key);
+
+    const me = await server.call('GET', '/api/v1/auth/me', undefined, { key });
+    expect(me.body).toMatchObject({ subject: id, scopes: ['tasks:read', 'tasks:list'] });
+  });
+
+  it('a new key holds only what it was given: other routes answer 403 naming the scope', async () => {
+    const { body } = await createKey({ name: 'reader2', scopes: ['tasks:read'] });
+    const submit = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop' }, { key: body.key });
+    expect(submit.status).toBe(403);
+    expect(submit.body.error).toMatchObject({ code: 'FORBIDDEN', details: { required_scope: 'tasks:execute' } });
+    expect(submit.body.error.message).toContain('tasks:execute');
+  });
+
+  it('refuses to grant scopes the caller does not hold', async () => {
+    const { body: manager } = await createKey({ name: 'manager', scopes: ['keys:manage', 'tasks:read'] });
+    const ok = await createKey({ name: 'sub', scopes: ['tasks:read'] }, manager.key);
+    expect(ok.status).toBe(201);
+    for (const scopes of [['tasks:execute'], ['admin'], ['tasks:read', 'tasks:cancel']]) {
+      const res = await createKey({ name: 'escalate', scopes }, manager.key);
+      expect(res.status).toBe(403);
+      expect(res.body.error.code).toBe('FORBIDDEN');
+    }
+  });
+
+  it.each([
+    [{ name: 'x', scopes: ['nope'] }],
+    [{ name: 'x', scopes: [] }],
+    [{ name: '', scopes: ['tasks:read'] }],
+    [{ name: '   ', scopes: ['tasks:read'] }],
+    [{ name: 'x', scopes: ['tasks:read'], extra: 1 }],
+    [{ name: 'x', scopes: ['tasks:read'], expires_at: '2001-01-01T00:00:00Z' }],
+    [{ name: 'x', scopes: ['tasks:read'], expires_at: 'tomorrow' }],
+    [{ name: 'x', scopes: 'tasks:read' }],
+  ])('validates the body %j', async (body) => {
+    const res = await createKey(body);
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('VALIDATION_ERROR');
+  });
+
+  it('takes an expiry and reports it', async () => {
+    const at = new Date(Date.now() + 3_600_000).toISOString();
+    const res = await createKey({ name: 'temp', scopes: ['tasks:read'], expires_at: at });
+    expect(res.status).toBe(201);
+    expect(res.body.expires_at).toBe(at);
+  });
+
+  it('revocation holds on the next request, on every node', async () => {
+    const { body } = await createKey({ name: 'doomed', scopes: ['tasks:read'] });
+    // both nodes accept it first (any cache would keep accepting it below)
+    expect((await server.call('GET', '/api/v1/auth/me', undefined, { key: body.key })).status).toBe(200);
+    expect((await node2.call('GET', '/api/v1/auth/me', undefined, { key: body.key })).status).toBe(200);
+    const del = await server.call('DELETE', `/api/v1/auth/api-keys/${body.id}`);
+    expect(del.status).toBe(204);
+    for (const node of [server, node2]) {
+      const res = await node.call('GET', '/api/v1/auth/me', undefined, { key: body.key });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBeTruthy();
+    }
+    const listed = await server.call('GET', `/api/v1/auth/api-keys/${body.id}`);
+    expect(listed.body.status).toBe('revoked');
+    // revoking again is fine; an unknown id is not
+    expect((await server.call('DELETE', `/api/v1/auth/api-keys/${body.id}`)).status).toBe(204);
+    expect((await server.call('DELETE', '/api/v1/auth/api-keys/key_unknown')).status).toBe(404);
+  });
+
+  it("cannot see, read or revoke another tenant's keys", async () => {
+    const other = await newTenant(tdb.db, ['admin']);
+    const { body: mine } = await createKey({ name: 'mine', scopes: ['tasks:read'] });
+    const list = await server.call('GET', '/api/v1/auth/api-keys', undefined, { key: other.key });
+    expect(list.status).toBe(200);
+    expect(list.body.api_keys.every((k: { tenant_id: string }) => k.tenant_id === other.tenantId)).toBe(true);
+    expect((await server.call('GET', `/api/v1/auth/api-keys/${mine.id}`, undefined, { key: other.key })).status).toBe(404);
+    expect((await server.call('DELETE', `/api/v1/auth/api-keys/${mine.id}`, undefined, { key: other.key })).status).toBe(404);
+    expect((await server.call('GET', '/api/v1/auth/me', undefined, { key: mine.key })).status).toBe(200);
+  });
+
+  it('caps page size', async () => {
+    expect((await server.call('GET', '/api/v1/auth/api-keys?limit=101')).status).toBe(400);
+    const page = await server.call('GET', '/api/v1/auth/api-keys?limit=1&offset=1');
+    expect(page.body).toMatchObject({ limit: 1, offset: 1 });
+    expect(page.body.api_keys).toHaveLength(1);
+    expect(page.body.total_count).toBeGreaterThan(1);
+  });
+});
+
+describe('tenant administration', () => {
+  it('creates tenants with a rate limit, lists them, and mints their keys', async () => {
+    const created = await server.call('POST', '/api/v1/admin/tenants', { name: 'Acme', rate_limit: { per_minute: 120, burst: 20 } });
+    expect(created.status).toBe(201);
+    const tenantId = created.body.tenant_id;
+    expect(tenantId).toMatch(/^tnt_/);
+    expect(created.body.rate_limit).toEqual({ per_minute: 120, burst: 20 });
+
+    const list = await server.call('GET', '/api/v1/admin/tenants?limit=100');
+    expect(list.body.tenants.map((t: { tenant_id: string }) => t.tenant_id)).toContain(tenantId);
+
+    const key = await server.call('POST', `/api/v1/admin/tenants/${tenantId}/api-keys`, { name: 'acme app', scopes: ['tasks:execute', 'tasks:read'] });
+    expect(key.status).toBe(201);
+    expect(key.body).toMatchObject({ tenant_id: tenantId, scopes: ['tasks:execute', 'tasks:read'] });
+    const me = await server.call('GET', '/api/v1/auth/me', undefined, { key: key.body.key });
+    expect(me.body).toMatchObject({ tenant_id: tenantId, scopes: ['tasks:execute', 'tasks:read'] });
+
+    const patched = await server.call('PATCH', `/api/v1/admin/tenants/${tenantId}`, { name: 'Acme Inc', rate_limit: null });
+    expect(patched.body).toMatchObject({ name: 'Acme Inc', rate_limit: null });
+    expect((await server.call('GET', `/api/v1/admin/tenants/${tenantId}`)).body).toMatchObject({ name: 'Acme Inc', rate_limit: null });
+  });
+
+  it('takes a chosen tenant id once', async () => {
+    const first = await server.call('POST', '/api/v1/admin/tenants', { name: 'Chosen', tenant_id: 'chosen-tenant' });
+    expect(first.status).toBe(201);
+    const again = await server.call('POST', '/api/v1/admin/tenants', { name: 'Chosen', tenant_id: 'chosen-tenant' });
+    expect(again.status).toBe(409);
+    expect((await server.call('POST', '/api/v1/admin/tenants/tnt_nope/api-keys', { name: 'k', scopes: ['tasks:read'] })).status).toBe(404);
+    expect((await server.call('POST', '/api/v1/admin/tenants', { name: 'x', rate_limit: { per_minute: 0, burst: 1 } })).status).toBe(400);
+  });
+
+  it("a tenant's own admin cannot administer tenants", async () => {
+    const other = await newTenant(tdb.db, ['admin']);
+    for (const [method, path, body] of [
+      ['POST', '/api/v1/admin/tenants', { name: 'evil' }],
+      ['GET', '/api/v1/admin/tenants', undefined],
+      ['POST', '/api/v1/admin/tenants/default/api-keys', { name: 'evil', scopes: ['admin'] }],
+      ['PATCH', `/api/v1/admin/tenants/${other.tenantId}`, { rate_limit: { per_minute: 1_000_000, burst: 1_000_000 } }],
+    ] as const) {
+      const res = await server.call(method, path, body, { key: other.key });
+      expect(res.status, `${method} ${path}`).toBe(403);
+    }
+  });
+});
+
+describe('SDK and CLI', () => {
+  it('manages keys and tenants through the SDK', async () => {
+    const sdk = new TaskgateClient({ baseUrl: server.url, apiKey: ADMIN_KEY });
+    expect((await sdk.me()).tenant_id).toBe('default');
+    const t = await sdk.createTenant({ name: 'via sdk' });
+    const k = await sdk.createTenantApiKey(t.tenant_id, { name: 'sdk', scopes: ['keys:manage', 'tasks:read'] });
+    const tenantSdk = new TaskgateClient({ baseUrl: server.url, apiKey: k.key });
+    const k2 = await tenantSdk.createApiKey({ name: 'child', scopes: ['tasks:read'] });
+    expect((await tenantSdk.listApiKeys()).api_keys.map((x) => x.id).sort()).toEqual([k.id, k2.id].sort());
+    await tenantSdk.revokeApiKey(k2.id);
+    const err = await new TaskgateClient({ baseUrl: server.url, apiKey: k2.key }).me().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskgateError);
+    expect(err).toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
+    const denied = await tenantSdk.createApiKey({ name: 'x', scopes: ['admin'] }).catch((e: unknown) => e);
+    expect(denied).toMatchObject({ status: 403, code: 'FORBIDDEN' });
+    const down = await new TaskgateClient({ baseUrl: 'http://127.0.0.1:1' }).me().catch((e: unknown) => e);
+    expect(down).toMatchObject({ status: 0, code: 'NETWORK_ERROR' });
+  });
+
+  async function cli(args: string[], env: Record<string, string>) {
+    const out: string[] = [];
+    const err: string[] = [];
+    const { parseFlags } = await import('../../src/config/index.js');
+    const { positional, flags } = parseFlags(args);
+    const code = await runAdminCommand(positional[0]!, positional.slice(1), flags, { out: (t) => out.push(t), err: (t) => err.push(t), env });
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  }
+
+  it('taskgate tenants create|list and keys create|list|revoke', async () => {
+    // the key comes from <data-dir>/admin.key when neither --key nor TASKGATE_API_KEY is given
+    const dataDir = mkdtempSync(join(tmpdir(), 'taskgate-cli-'));
+    writeFileSync(join(dataDir, 'admin.key'), ADMIN_KEY + '\n');
+    const env = { TASKGATE_URL: server.url, TASKGATE_DATA_DIR: dataDir };
+
+    const t = await cli(['tenants', 'create', '--name', 'CLI tenant', '--rate-per-min', '30', '--burst', '5'], env);
+    expect(t.code).toBe(0);
+    const tenantId = t.out.trim();
+    expect(tenantId).toMatch(/^tnt_/);
+    const list = await cli(['tenants', 'list', '--limit', '100', '--json'], env);
+    expect(JSON.parse(list.out).tenants.find((x: { tenant_id: string }) => x.tenant_id === tenantId)).toMatchObject({ rate_limit: { per_minute: 30, burst: 5 } });
+    expect((await cli(['tenants', 'list', '--limit', '100'], env)).out).toContain('30/min burst 5');
+
+    const made = await cli(['keys', 'create', '--tenant', tenantId, '--name', 'cli key', '--scopes', 'keys:manage,tasks:read'], env);
+    expect(made.code).toBe(0);
+    const key = made.out.trim();
+    expect(key).toMatch(/^sk_/);
+    expect(made.err).toContain('shown only once');
+
+    // as the tenant's key, via TASKGATE_API_KEY
+    const tenantEnv = { TASKGATE_URL: server.url, TASKGATE_API_KEY: key };
+    const child = await cli(['keys', 'create', '--name', 'child', '--scopes', 'tasks:read', '--json'], tenantEnv);
+    const childKey = JSON.parse(child.out);
+    const keys = await cli(['keys', 'list'], tenantEnv);
+    expect(keys.out).toContain(childKey.id);
+    expect(keys.out).not.toContain(childKey.key);
+    expect((await cli(['keys', 'revoke', childKey.id], tenantEnv)).code).toBe(0);
+    expect((await server.call('GET', '/api/v1/auth/me', undefined, { key: childKey.key })).status).toBe(401);
+
+    // errors: the server's code on stderr, exit 1; usage errors exit 2
+    const denied = await cli(['keys', 'create', '--name', 'x', '--scopes', 'admin', '--key', key], { TASKGATE_URL: server.url });
+    expect(denied).toMatchObject({ code: 1 });
+    expect(denied.err).toContain('FORBIDDEN');
+    expect((await cli(['keys', 'create', '--scopes', 'tasks:read'], env)).code).toBe(2);
+    expect((await cli(['keys', 'frobnicate'], env)).code).toBe(2);
+    const noKey = await cli(['keys', 'list'], { TASKGATE_URL: server.url, TASKGATE_DATA_DIR: join(dataDir, 'missing') });
+    expect(noKey.code).toBe(2);
+    expect(noKey.err).toContain('no API key');
+  });
+});
