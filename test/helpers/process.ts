@@ -29,7 +29,7 @@ export async function spawnServe(args: string[], env: Record<string, string>, ti
   const port = env.PORT ? Number(env.PORT) : await freePort();
   let out = '';
   const child = spawn(process.execPath, [CLI, 'serve', ...args], {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env, PORT: String(port) },
+    env: { ...process.env, LOG_LEVEL: 'warn', TASKGATE_RATE_LIMIT_PER_MIN: '0', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -59,7 +59,7 @@ export async function spawnServe(args: string[], env: Record<string, string>, ti
 /** Runs `taskgate serve` expecting it to fail; resolves with its exit code and output. */
 export async function runServeExpectingExit(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
   let out = '';
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...process.env, LOG_LEVEL: 'warn', TASKGATE_RATE_LIMIT_PER_MIN: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
