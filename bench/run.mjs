@@ -13,7 +13,7 @@ import { stopAll } from './lib/proc.mjs';
 import { LOAD_CPU } from './lib/load.mjs';
 import { log, median, parseArgs, round, withTimeout } from './lib/util.mjs';
 import { formatTables } from './lib/report.mjs';
-import { disposeTemplates } from './systems/taskgate.mjs';
+import { buildInfo, disposeTemplates, ensureBuilt, template } from './systems/taskgate.mjs';
 import submit from './scenarios/submit.mjs';
 import e2e from './scenarios/e2e.mjs';
 import dispatch from './scenarios/dispatch.mjs';
@@ -46,6 +46,10 @@ const started = Date.now();
 await ensureServices();
 const pgSettings = await serverSettings();
 log(`mode ${args.quick ? 'quick' : 'full'}, ${runs} run(s) per case; load generator pinned to CPU ${LOAD_CPU}`);
+await ensureBuilt().catch((err) => log(`Taskgate cases will error: ${err.message.slice(0, 500)}`));
+// --quick is a smoke run: build the PGlite template (~15 s of initdb + migrate) in the
+// background while the PostgreSQL cases run; a full run builds it in the foreground
+if (args.quick && (!args.systems || args.systems.includes('taskgate'))) template('pglite').catch(() => {});
 
 const samples = new Map(); // key -> {scenario, system, db, metric, unit, values: [], notes: Set}
 const errors = [];
@@ -132,6 +136,7 @@ const meta = {
   postgres: pgSettings,
   versions: peerVersions(),
   errors,
+  build: buildInfo,
 };
 writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify(all, null, 2) + '\n');
 writeFileSync(join(RESULTS, 'latest-meta.json'), JSON.stringify(meta, null, 2) + '\n');

@@ -68,7 +68,7 @@ export default {
   name: 'dispatch',
   title: `dispatch latency, submit → handler start, tasks ${GAP_MS} ms apart`,
   cases(ctx) {
-    const n = ctx.quick ? 100 : 500;
+    const n = ctx.quick ? 50 : 500;
     const cases = ['pg', 'pglite'].map((db) => ({ system: 'taskgate', db, run: () => taskgateRun(ctx, db, n) }));
     for (const peer of PEERS) {
       cases.push({
