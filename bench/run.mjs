@@ -43,13 +43,15 @@ let port = 18_100;
 const ctx = { quick: args.quick, runs, nextPort: () => port++ };
 
 const started = Date.now();
+const loadAtStart = os.loadavg().map((x) => round(x, 2));
 await ensureServices();
 const pgSettings = await serverSettings();
 log(`mode ${args.quick ? 'quick' : 'full'}, ${runs} run(s) per case; load generator pinned to CPU ${LOAD_CPU}`);
-await ensureBuilt().catch((err) => log(`Taskgate cases will error: ${err.message.slice(0, 500)}`));
+const withTaskgate = !args.systems || args.systems.includes('taskgate');
+if (withTaskgate) await ensureBuilt().catch((err) => log(`Taskgate cases will error: ${err.message.slice(0, 500)}`));
 // --quick is a smoke run: build the PGlite template (~15 s of initdb + migrate) in the
 // background while the PostgreSQL cases run; a full run builds it in the foreground
-if (args.quick && (!args.systems || args.systems.includes('taskgate'))) template('pglite').catch(() => {});
+if (args.quick && withTaskgate) template('pglite').catch(() => {});
 
 const samples = new Map(); // key -> {scenario, system, db, metric, unit, values: [], notes: Set}
 const errors = [];
@@ -132,6 +134,9 @@ const meta = {
   cpus: os.cpus().length,
   cpu_model: os.cpus()[0]?.model,
   mem_gib: round(os.totalmem() / 2 ** 30, 1),
+  // other work on the machine skews every figure: the 1-minute load average before and after
+  loadavg_start: loadAtStart,
+  loadavg_end: os.loadavg().map((x) => round(x, 2)),
   load_generator_cpu: LOAD_CPU,
   postgres: pgSettings,
   versions: peerVersions(),

@@ -27,7 +27,8 @@ export function formatTables(all, meta) {
   out.push(
     `\n## Results (${meta.mode}, ${meta.runs} run(s) per case, medians) — ${meta.finished_at}`,
     `Node ${meta.node}, ${meta.cpus} CPUs (${meta.cpu_model}), ${meta.mem_gib} GiB; PostgreSQL ${meta.postgres.version} ` +
-      `(synchronous_commit=${meta.postgres.synchronous_commit}, fsync=${meta.postgres.fsync}); load generator on CPU ${meta.load_generator_cpu}`,
+      `(synchronous_commit=${meta.postgres.synchronous_commit}, fsync=${meta.postgres.fsync}); load generator on CPU ${meta.load_generator_cpu}; ` +
+      `load average ${meta.loadavg_start[0]} at start, ${meta.loadavg_end[0]} at end; ${meta.duration_s} s`,
     '',
   );
   const scenarios = [...new Set(rows.map((r) => r.scenario))];
@@ -64,6 +65,12 @@ export function formatTables(all, meta) {
     }
     out.push('');
   }
+  out.push(
+    'Ratios are Taskgate on PostgreSQL ÷ the row (higher is better for rps and tasks_per_s, lower is better for',
+    'latencies and memory). PGlite ratios are in latest.json (system "taskgate/<peer>", db "pglite/<peer db>").',
+    '',
+  );
+  if (meta.build?.note) out.push(`Build: ${meta.build.note}`, '');
   if (meta.errors.length) out.push(`${meta.errors.length} case run(s) errored; see the notes above and bench/results/logs/.`, '');
   return out.join('\n') + '\n';
 }
