@@ -109,10 +109,10 @@ export function createAgentExecutor(deps: AgentExecutorDeps): Executor {
         if (err instanceof ModelRouteError) throw new PermanentError(err.message, { cause: err });
         throw err;
       }
-      // loaded once and stored, so a replay sees the same history and budget as the first attempt
-      const memory: SessionMemory = await ctx.step('session-history', async () =>
-        ctx.sessionId && deps.loadSessionHistory ? deps.loadSessionHistory(ctx.tenantId, ctx.sessionId, ctx.taskId) : { turns: [], tokens_used: 0, token_budget: null },
-      );
+      // read on every attempt (no step: two writes saved before the first call); the budget
+      // accounts for replays itself (see BudgetState.usedBefore)
+      const memory: SessionMemory =
+        ctx.sessionId && deps.loadSessionHistory ? await deps.loadSessionHistory(ctx.tenantId, ctx.sessionId, ctx.taskId) : { turns: [], tokens_used: 0, token_budget: null };
       const supplied = clientHistory(task.context?.history);
       const sessionTurns = historyMessages(memory.turns, llm.historyBudgetTokens);
       const input: ModeInput = {

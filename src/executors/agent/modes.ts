@@ -56,7 +56,7 @@ function base(input: ModeInput, system = input.system): ChatMessage[] {
 }
 
 async function agent<T>(rt: AgentRuntime, agentId: string, role: string, fn: () => Promise<T>): Promise<T> {
-  await rt.emit('AGENT_STARTED', agentId, `${agentId} started`, { role });
+  rt.queue('AGENT_STARTED', agentId, `${agentId} started`, { role });
   const out = await fn();
   await rt.emit('AGENT_COMPLETED', agentId, `${agentId} completed`, { role });
   return out;

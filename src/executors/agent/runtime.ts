@@ -35,7 +35,11 @@ export interface SessionAccount {
 export interface BudgetState {
   /** 0 = unlimited. */
   limit: number;
-  /** Tokens the session had used before this task. */
+  /**
+   * The session's tokens_used when this attempt started. With the per-call roll-up on, it
+   * already includes this task's calls from earlier attempts, so replayed calls are not added
+   * again; without it, every call in the ledger counts.
+   */
   usedBefore: number;
 }
 
@@ -55,6 +59,11 @@ export class AgentRuntime {
   readonly ledger = new UsageLedger();
   llmCalls = 0;
   toolCalls = 0;
+  /** Tokens of calls made (not replayed) in this attempt. */
+  #freshTokens = 0;
+  /** Persisted events are written in order through this chain; see queue(). */
+  #chain: Promise<void> = Promise.resolve();
+  #chainError: unknown;
   #agents = 0;
   #waiting: (() => void)[] = [];
 
@@ -75,11 +84,30 @@ export class AgentRuntime {
   }
 
   get tokensUsed(): number {
-    return this.budget.usedBefore + this.ledger.totalTokens;
+    return this.budget.usedBefore + (this.account ? this.#freshTokens : this.ledger.totalTokens);
+  }
+
+  /**
+   * Appends a persisted event without waiting for it: events keep their order, and an LLM call
+   * can start while its AGENT_THINKING/LLM_PROMPT are still being written (each is a database
+   * write, ~5 ms on PGlite). A failed write surfaces at the next flush() or emit().
+   */
+  queue(type: string, agentId: string, message: string, payload?: Record<string, unknown>): void {
+    this.#chain = this.#chain
+      .then(() => this.ctx.emit({ type, agent_id: agentId, message, payload }))
+      .catch((err: unknown) => {
+        this.#chainError ??= err;
+      });
+  }
+
+  async flush(): Promise<void> {
+    await this.#chain;
+    if (this.#chainError !== undefined) throw this.#chainError;
   }
 
   async emit(type: string, agentId: string, message: string, payload?: Record<string, unknown>): Promise<void> {
-    await this.ctx.emit({ type, agent_id: agentId, message, payload });
+    this.queue(type, agentId, message, payload);
+    await this.flush();
   }
 
   /** Runs `fn` as one of at most maxConcurrentAgents concurrent sub-agents. */
@@ -113,15 +141,15 @@ export class AgentRuntime {
     const stored = await this.ctx.step<StoredCall>(name, async () => {
       const before = this.tokensUsed;
       const last = messages[messages.length - 1];
-      await this.emit('AGENT_THINKING', agentId, `${agentId} is thinking`, { call_id: name });
-      await this.emit('LLM_PROMPT', agentId, clip(last?.content ?? '', EVENT_TEXT_CHARS), {
+      this.queue('AGENT_THINKING', agentId, `${agentId} is thinking`, { call_id: name });
+      this.queue('LLM_PROMPT', agentId, clip(last?.content ?? '', EVENT_TEXT_CHARS), {
         call_id: name,
         messages: messages.length,
         tools: opts.tools?.map((t) => t.name) ?? [],
         candidates: this.candidates.map((c) => `${c.provider}/${c.model}`),
       });
       let attempt = 1;
-      const res = await this.client.call(this.candidates, {
+      const call = this.client.call(this.candidates, {
         messages,
         tools: opts.tools,
         signal: this.ctx.signal,
@@ -133,6 +161,8 @@ export class AgentRuntime {
         onFailover: (from, to, error) =>
           fire(this.emit('WARNING', agentId, `failing over from ${from.provider}/${from.model} to ${to.provider}/${to.model}: ${error}`, { call_id: name, from, to })),
       });
+      const res = await call.finally(() => this.flush().catch(() => undefined));
+      await this.flush();
       const cost = roundUsd(priceOf(this.config, res.model, res.usage.input_tokens, res.usage.output_tokens));
       const usage = { ...res.usage, total_tokens: res.usage.input_tokens + res.usage.output_tokens, estimated_cost: cost };
       await this.emit('LLM_OUTPUT', agentId, clip(res.text, EVENT_TEXT_CHARS), {
@@ -145,6 +175,7 @@ export class AgentRuntime {
         attempts: res.attempts,
       });
       if (this.account) await this.account.record(this.ctx.tenantId, this.account.sessionId, { tokens: usage.total_tokens, cost_usd: cost });
+      this.#freshTokens += usage.total_tokens;
       const after = before + usage.total_tokens;
       const { limit } = this.budget;
       if (limit > 0 && before < limit * BUDGET_THRESHOLD_RATIO && after >= limit * BUDGET_THRESHOLD_RATIO) {
