@@ -1,6 +1,7 @@
 // Runs one attempt of a claimed task: builds its context (durable steps, events, AbortSignal),
 // calls the executor, enforces the timeout, and writes the outcome with a fenced transition.
 import type { Db } from '../storage/db.js';
+import type { GroupCommit } from '../storage/group-commit.js';
 import { tasksTransition, sql, type EventSpec, type StoredEvent } from '../storage/queries/transitions.js';
 import type { TaskRow } from '../storage/queries/tasks.js';
 import { stepsFinish, stepsLoad, stepsStart } from '../storage/queries/steps.js';
@@ -17,6 +18,8 @@ import { AttemptAborted, abortKindOf, type AbortKind } from './abort.js';
 
 export interface RunnerDeps {
   db: Db;
+  /** Outcome, event and step writes share commits through this. */
+  commit: GroupCommit;
   hub: EventHub;
   registry: Registry;
   workerId: string;
@@ -69,11 +72,8 @@ export class Runner {
   }
 
   async #transition(task: TaskRow, set: Parameters<typeof tasksTransition>[2], events: EventSpec[]): Promise<boolean> {
-    const res = await tasksTransition(
-      this.#d.db,
-      { id: task.id, statuses: ['RUNNING'], attempt: task.attempt, leaseOwner: this.#d.workerId },
-      set,
-      events,
+    const res = await this.#d.commit.run((tx) =>
+      tasksTransition(tx, { id: task.id, statuses: ['RUNNING'], attempt: task.attempt, leaseOwner: this.#d.workerId }, set, events),
     );
     if (res) this.#d.hub.publish(res.events);
     return res !== undefined;
@@ -151,8 +151,9 @@ export class Runner {
   }
 
   async #context(task: TaskRow, active: ActiveAttempt): Promise<TaskContext> {
-    const { db, workerId, hub } = this.#d;
-    const steps = new Map((await stepsLoad(db, task.id)).map((s) => [s.name, s]));
+    const { db, workerId, hub, commit } = this.#d;
+    // a task that never recorded a step (the claim tells) skips the read
+    const steps = new Map(task.has_steps === false ? [] : (await stepsLoad(db, task.id)).map((s) => [s.name, s]));
     const fence = { taskId: task.id, attempt: task.attempt, owner: workerId };
     const lose = (): never => {
       active.controller.abort(new AttemptAborted('lease_lost', 'lease lost'));
@@ -177,12 +178,12 @@ export class Runner {
       active.controller.signal.throwIfAborted();
       if (active.pauseRequested) active.controller.abort(new AttemptAborted('pause', 'paused at a step boundary'));
       active.controller.signal.throwIfAborted();
-      const runs = await stepsStart(db, { ...fence, name });
+      const runs = await commit.run((tx) => stepsStart(tx, { ...fence, name }));
       if (runs === undefined) lose();
       steps.set(name, { name, runs: runs!, done: false, result: null });
       const value = await fn();
       const stored = value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown);
-      if (!(await stepsFinish(db, { ...fence, name, result: stored }))) lose();
+      if (!(await commit.run((tx) => stepsFinish(tx, { ...fence, name, result: stored })))) lose();
       steps.set(name, { name, runs: runs!, done: true, result: stored });
       return stored as T;
     };

@@ -44,6 +44,8 @@ export interface TaskRow {
   last_worker: string | null;
   /** Set while the task waits for a human decision, holding no lease. */
   awaiting_approval_id: string | null;
+  /** Only on claimed rows: whether the task has recorded any durable step. */
+  has_steps?: boolean;
   last_seq: number;
   created_at: Date;
   started_at: Date | null;

@@ -149,7 +149,8 @@ export async function tasksClaimAvailable(
          FROM u
        RETURNING task_id, tenant_id, seq, type, agent_id, message, payload, created_at
      )
-     SELECT u.*, to_jsonb(ev) AS ev FROM u JOIN ev ON ev.task_id = u.id`,
+     SELECT u.*, to_jsonb(ev) AS ev, EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = u.id) AS has_steps
+       FROM u JOIN ev ON ev.task_id = u.id`,
     [p.limit, p.owner, p.leaseMs],
   );
   return res.rows.map(({ ev, ...task }) => ({ task: task as TaskRow, events: [ev] }));
