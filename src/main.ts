@@ -142,7 +142,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         plugins: [
           streamRoutes(
             { db, hub, metrics, limiter: new ConnectionLimiter(config.security.maxStreamsPerPrincipal) },
-            { maxPerPrincipal: config.security.maxStreamsPerPrincipal },
+            {
+              pingIntervalMs: config.streamPingIntervalMs, maxBufferedBytes: config.streamMaxBufferedBytes,
+              stallMs: config.streamStallMs, maxPerPrincipal: config.security.maxStreamsPerPrincipal,
+            },
           ),
           async (scope) => timelineRoutes(scope, { db }),
           async (scope) => sessionRoutes(scope, { db }),

@@ -1,20 +1,24 @@
 // The two ways a stream reaches a client: SSE frames on a hijacked HTTP response, or one JSON
-// message per event on a WebSocket. Both keep a bounded buffer: a write that finds more than
-// `maxBufferedBytes` still queued for the client drops the client instead of queueing more.
+// message per event on a WebSocket. Sinks only write and report how far behind the client is
+// (`congested`, `overflowing`); the stream decides what to do about it (stream.ts).
 import type { ServerResponse } from 'node:http';
 import type { WebSocket } from 'ws';
 import { sseEventName, type TaskEvent } from '../contract/events.js';
 
-/** During replay, a WebSocket waits for the socket once this much is queued (bytes). */
-const WS_REPLAY_HIGH_WATER = 64 * 1024;
+/** A WebSocket counts as congested (wait before writing more) above this many queued bytes. */
+const WS_HIGH_WATER = 64 * 1024;
+
+export type DrainResult = 'drained' | 'closed' | 'stalled';
 
 export interface StreamSink {
-  /** Writes one event; false when the client is gone or was just dropped for overflowing. */
+  /** Writes one event; false when the client is gone. */
   event(e: TaskEvent, ephemeral: boolean): boolean;
-  /** True while the client is behind (replay waits for `drained()` before reading more). */
+  /** Above the socket's high-water mark: wait for `drained()` before writing more. */
   readonly congested: boolean;
-  /** Resolves true once the client has caught up, false if it went away. */
-  drained(): Promise<boolean>;
+  /** More than `maxBufferedBytes` written and not yet taken by the client. */
+  readonly overflowing: boolean;
+  /** Resolves once the client has caught up, went away, or did not read for `timeoutMs`. */
+  drained(timeoutMs: number): Promise<DrainResult>;
   ping(): void;
   /** The task ended: the end marker, then close. */
   finish(): void;
@@ -22,10 +26,29 @@ export interface StreamSink {
   shutdown(retryMs: number): void;
   /** Closes without a marker (read errors). */
   abort(): void;
+  /** Cuts the connection at once (a client that stopped reading); it resumes with Last-Event-ID. */
+  drop(reason: string): void;
   /** Called once, whenever and however the client goes away. */
   onClose(fn: () => void): void;
-  /** Why the sink closed, for logs: set to 'overflow' when the client was dropped. */
+  /** Why the sink closed, for logs and metrics. */
   readonly closeReason: string | undefined;
+}
+
+/** Waits for `subscribe`'s signal, the sink closing, or the timeout. */
+function waitDrain(subscribe: (done: (r: DrainResult) => void) => () => void, timeoutMs: number): Promise<DrainResult> {
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout | undefined = undefined;
+    const unsubscribe = subscribe((r) => {
+      clearTimeout(timer);
+      unsubscribe();
+      resolve(r);
+    });
+    timer = setTimeout(() => {
+      unsubscribe();
+      resolve('stalled');
+    }, timeoutMs);
+    timer.unref();
+  });
 }
 
 /** The event JSON clients receive; the reference names carry the text as `delta`/`response`. */
@@ -81,18 +104,16 @@ export class SseSink implements StreamSink {
     return this.#needDrain;
   }
 
+  get overflowing(): boolean {
+    return this.#res.writableLength > this.#maxBytes;
+  }
+
   get closeReason(): string | undefined {
     return this.#reason;
   }
 
   #write(chunk: string): boolean {
     if (this.#closed) return false;
-    if (this.#res.writableLength > this.#maxBytes) {
-      this.#reason = 'overflow';
-      this.#res.destroy();
-      this.#closeNow();
-      return false;
-    }
     if (!this.#res.write(chunk)) this.#needDrain = true;
     return true;
   }
@@ -101,20 +122,19 @@ export class SseSink implements StreamSink {
     return this.#write(sseFrame(e, ephemeral));
   }
 
-  drained(): Promise<boolean> {
-    if (this.#closed) return Promise.resolve(false);
-    if (!this.#needDrain) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const settle = (ok: boolean) => {
-        this.#res.off('drain', onDrain);
-        this.#res.off('close', onGone);
-        resolve(ok);
-      };
-      const onDrain = () => settle(true);
-      const onGone = () => settle(false);
+  drained(timeoutMs: number): Promise<DrainResult> {
+    if (this.#closed) return Promise.resolve('closed');
+    if (!this.#needDrain) return Promise.resolve('drained');
+    return waitDrain((done) => {
+      const onDrain = () => done('drained');
+      const onGone = () => done('closed');
       this.#res.once('drain', onDrain);
       this.#res.once('close', onGone);
-    });
+      return () => {
+        this.#res.off('drain', onDrain);
+        this.#res.off('close', onGone);
+      };
+    }, timeoutMs);
   }
 
   /** The opening comment. */
@@ -136,6 +156,13 @@ export class SseSink implements StreamSink {
 
   abort(): void {
     this.#end('aborted');
+  }
+
+  drop(reason: string): void {
+    if (this.#closed) return;
+    this.#reason = reason;
+    this.#res.destroy();
+    this.#closeNow();
   }
 
   #end(reason: string): void {
@@ -167,9 +194,9 @@ export class WsSink implements StreamSink {
   #closed = false;
   #reason: string | undefined;
   readonly #onClose: (() => void)[] = [];
-  #waiters: ((ok: boolean) => void)[] = [];
+  readonly #drainWaiters = new Set<() => void>();
   readonly #onSent = () => {
-    if (this.#waiters.length && this.#ws.bufferedAmount < WS_REPLAY_HIGH_WATER) this.#wake(true);
+    if (this.#drainWaiters.size && !this.congested) for (const fn of [...this.#drainWaiters]) fn();
   };
 
   constructor(ws: WebSocket, maxBufferedBytes: number) {
@@ -181,7 +208,11 @@ export class WsSink implements StreamSink {
   }
 
   get congested(): boolean {
-    return this.#ws.bufferedAmount >= WS_REPLAY_HIGH_WATER;
+    return this.#ws.bufferedAmount >= WS_HIGH_WATER;
+  }
+
+  get overflowing(): boolean {
+    return this.#ws.bufferedAmount > this.#maxBytes;
   }
 
   get closeReason(): string | undefined {
@@ -190,20 +221,18 @@ export class WsSink implements StreamSink {
 
   event(e: TaskEvent): boolean {
     if (this.#closed || this.#ws.readyState !== this.#ws.OPEN) return false;
-    if (this.#ws.bufferedAmount > this.#maxBytes) {
-      this.#reason = 'overflow';
-      this.#ws.terminate();
-      this.#closeNow();
-      return false;
-    }
     this.#ws.send(eventJson(e), this.#onSent);
     return true;
   }
 
-  drained(): Promise<boolean> {
-    if (this.#closed) return Promise.resolve(false);
-    if (!this.congested) return Promise.resolve(true);
-    return new Promise((resolve) => this.#waiters.push(resolve));
+  drained(timeoutMs: number): Promise<DrainResult> {
+    if (this.#closed) return Promise.resolve('closed');
+    if (!this.congested) return Promise.resolve('drained');
+    return waitDrain((done) => {
+      const onDrain = () => done(this.#closed ? 'closed' : 'drained');
+      this.#drainWaiters.add(onDrain);
+      return () => this.#drainWaiters.delete(onDrain);
+    }, timeoutMs);
   }
 
   ping(): void {
@@ -222,6 +251,13 @@ export class WsSink implements StreamSink {
     this.#close(1011, 'stream failed', 'aborted');
   }
 
+  drop(reason: string): void {
+    if (this.#closed) return;
+    this.#reason = reason;
+    this.#ws.terminate();
+    this.#closeNow();
+  }
+
   #close(code: number, text: string, reason: string): void {
     if (this.#closed) return;
     this.#reason ??= reason;
@@ -235,16 +271,10 @@ export class WsSink implements StreamSink {
     else this.#onClose.push(fn);
   }
 
-  #wake(ok: boolean): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const fn of w) fn(ok);
-  }
-
   #closeNow(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#wake(false);
+    for (const fn of [...this.#drainWaiters]) fn();
     for (const fn of this.#onClose.splice(0)) fn();
   }
 }

@@ -28,6 +28,12 @@ export const DEFAULT_HTTP_MAX_RESPONSE_BYTES = 5_242_880;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 72_000;
 export const DEFAULT_TAX_RATE = 0.08;
+/** SSE `: ping` comment / WebSocket ping interval. */
+export const DEFAULT_STREAM_PING_MS = 10_000;
+/** A live stream client with more than this queued and unread leaves the live fan-out (1 MiB ≈ 3,000 typical events). */
+export const DEFAULT_STREAM_BUFFER_BYTES = 1_048_576;
+/** A stream client that is behind and reads nothing for this long is dropped (it resumes with Last-Event-ID). */
+export const DEFAULT_STREAM_STALL_MS = 15_000;
 /** A pending approval is denied with reason `approval timeout` after this. */
 export const DEFAULT_APPROVAL_TIMEOUT_MS = 3_600_000;
 
@@ -72,6 +78,10 @@ export interface Config {
   readonly llm?: LlmConfig;
   /** JWT, rate limits, idempotency, stream caps (src/config/security.ts, docs/security.md). */
   readonly security: SecurityConfig;
+  /** SSE/WebSocket pings, per-client buffer and stall limit (docs/streaming.md). */
+  readonly streamPingIntervalMs: number;
+  readonly streamMaxBufferedBytes: number;
+  readonly streamStallMs: number;
 }
 
 export class ConfigError extends Error {
@@ -188,6 +198,9 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     listenNotify: !bool(env.TASKGATE_DISABLE_LISTEN),
     llm,
     security: loadSecurityConfig(env),
+    streamPingIntervalMs: int('TASKGATE_STREAM_PING_MS', env.TASKGATE_STREAM_PING_MS, DEFAULT_STREAM_PING_MS, 10),
+    streamMaxBufferedBytes: int('TASKGATE_STREAM_BUFFER_BYTES', env.TASKGATE_STREAM_BUFFER_BYTES, DEFAULT_STREAM_BUFFER_BYTES, 1024),
+    streamStallMs: int('TASKGATE_STREAM_STALL_MS', env.TASKGATE_STREAM_STALL_MS, DEFAULT_STREAM_STALL_MS, 10),
   };
   return Object.freeze(config);
 }

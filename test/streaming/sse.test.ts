@@ -12,7 +12,7 @@ const auth = { 'x-api-key': ADMIN_KEY };
 
 beforeAll(async () => {
   tdb = await openTestDb();
-  server = await startTestServer(tdb.db, {}, { definitions: [progressDef, partialDef] });
+  server = await startTestServer(tdb.db, { TASKGATE_STREAM_PING_MS: '100' }, { definitions: [progressDef, partialDef] });
 });
 afterAll(async () => {
   await server?.close();
@@ -55,6 +55,17 @@ describe('SSE stream', () => {
     expect(c.frames.slice(0, -1).map((f) => f.event)).toEqual(log.map((e) => e.type));
     expect(c.frames.at(-1)).toMatchObject({ event: 'done', data: '[DONE]' });
     expect(log.at(-1).type).toBe('STREAM_END');
+  });
+
+  it('sends `: ping` comments while the task is quiet', async () => {
+    const id = await submit('test-progress', { count: 1, key: 'ping', gated: true });
+    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    const c = openSse(sseUrl(id), { headers: auth });
+    await c.waitFor((f) => f.comments.includes('ping'));
+    gates.open('ping:start');
+    await finished(c);
+    expect(c.comments[0]).toBe('connected');
+    expect(eventsOf(c)).toEqual(await persisted(id));
   });
 
   it('a client that connects after the task ended gets the replay and done', async () => {

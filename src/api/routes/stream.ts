@@ -1,7 +1,8 @@
 // GET /api/v1/stream/sse and /api/v1/stream/ws: a task's events, replayed from the persisted log
-// (paced by the client's socket) and then live from the EventHub. Live writes never wait: each
-// client has a bounded buffer and is dropped when it overflows (it resumes with Last-Event-ID),
-// so a slow client never slows the engine or the other clients. docs/streaming.md is the protocol.
+// (paced by the client's socket) and then live from the EventHub. Live writes never wait: a client
+// that overflows its bounded buffer leaves the live fan-out, and one that stops reading is dropped
+// (it resumes with Last-Event-ID), so a slow client never slows the engine or the other clients.
+// docs/streaming.md is the protocol.
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -16,34 +17,32 @@ import type { Db } from '../../storage/db.js';
 import { eventsList } from '../../storage/queries/events.js';
 import { tasksGet } from '../../storage/queries/tasks.js';
 import type { Metrics } from '../metrics.js';
-import type { StreamLimiter } from '../stream-limits.js';
+import { principalKey } from '../../auth/connection-limiter.js';
 import { SseSink, WsSink, type StreamSink } from '../stream-sinks.js';
 
-/** `: ping` comment (SSE) or ping frame (WebSocket) interval. */
-export const DEFAULT_STREAM_PING_MS = 10_000;
-/** A client with more than this queued and unread is dropped (1 MiB ≈ 3,000 typical events). */
-export const DEFAULT_STREAM_BUFFER_BYTES = 1_048_576;
-/** Concurrent streams per principal and API process. */
-export const DEFAULT_STREAMS_PER_PRINCIPAL = 2_000;
 /** Reconnect delay suggested to SSE clients when the server shuts down. */
 export const SHUTDOWN_RETRY_MS = 1_000;
 /** Events read from the log per replay query. */
-const REPLAY_PAGE = 500;
+const REPLAY_PAGE = 200;
 
 export interface StreamDeps {
   db: Db;
   hub: EventHub;
   metrics: Metrics;
-  limiter: StreamLimiter;
+  /** Per-principal cap (src/auth/connection-limiter.ts). */
+  limiter: { acquire(key: string): (() => void) | undefined };
 }
 
+/** Defaults and variables: src/config/index.ts (TASKGATE_STREAM_*). */
 export interface StreamOptions {
-  /** Default DEFAULT_STREAM_PING_MS. */
-  pingIntervalMs?: number;
-  /** Default DEFAULT_STREAM_BUFFER_BYTES. */
-  maxBufferedBytes?: number;
-  /** The limiter's cap, for the 429 message. */
-  maxPerPrincipal?: number;
+  /** `: ping` comment (SSE) / ping frame (WebSocket) interval. */
+  pingIntervalMs: number;
+  /** A live client with more than this queued and unread is fed from the log instead. */
+  maxBufferedBytes: number;
+  /** A client that is behind and reads nothing for this long is dropped. */
+  stallMs: number;
+  /** Concurrent streams per principal (the limiter's cap, for the 429 message). */
+  maxPerPrincipal: number;
 }
 
 const StreamQuery = Type.Object(
@@ -75,19 +74,27 @@ function parseSeq(raw: unknown, name: string): number {
   return Number(s);
 }
 
-/** One client's stream: paced replay, then live delivery from the hub, then `done`. */
+/**
+ * One client's stream. Reading the log is paced by the client (wait for the socket to drain
+ * before writing more); live delivery from the hub never waits. A client that falls more than
+ * `maxBufferedBytes` behind while live leaves the live fan-out and is fed from the log again, as
+ * fast as it reads; one that reads nothing for `stallMs` is dropped (it resumes with Last-Event-ID).
+ */
 class EventStream {
   readonly #plan: StreamPlan;
   readonly #sink: StreamSink;
   readonly #deps: StreamDeps;
+  readonly #stallMs: number;
   #last: number;
   #unsubscribe: (() => void) | undefined;
+  #leftLive: (() => void) | undefined;
   #closed = false;
 
-  constructor(plan: StreamPlan, sink: StreamSink, deps: StreamDeps) {
+  constructor(plan: StreamPlan, sink: StreamSink, deps: StreamDeps, stallMs: number) {
     this.#plan = plan;
     this.#sink = sink;
     this.#deps = deps;
+    this.#stallMs = stallMs;
     this.#last = plan.afterSeq;
     sink.onClose(() => this.#cleanup());
   }
@@ -97,28 +104,64 @@ class EventStream {
   }
 
   async run(): Promise<void> {
-    const { db, hub } = this.#deps;
+    while (!this.#closed) {
+      if (!(await this.#fromLog())) return;
+      await this.#live();
+    }
+  }
+
+  /** Waits until the client has taken what it was sent; false (and the client dropped) if it stalls. */
+  async #drained(): Promise<boolean> {
+    const r = await this.#sink.drained(this.#stallMs);
+    if (r === 'stalled') this.#sink.drop('stalled');
+    return r === 'drained' && !this.#closed;
+  }
+
+  /** Sends what the log holds after the client's position; false once the stream is over. */
+  async #fromLog(): Promise<boolean> {
+    const { db } = this.#deps;
     const { taskId, tenantId, finalSeq } = this.#plan;
     for (;;) {
+      if (!(await this.#drained())) return false;
       const rows = await eventsList(db, { tenantId, taskId, afterSeq: this.#last, limit: REPLAY_PAGE });
       for (const row of rows) {
-        if (!this.#emit(toWireEvent(row))) return;
-        if (this.#sink.congested && !(await this.#sink.drained())) return;
+        if (!this.#emit(toWireEvent(row))) return false;
+        if (this.#sink.congested && !(await this.#drained())) return false;
       }
-      if (this.#closed) return;
+      if (this.#closed) return false;
       if (rows.length < REPLAY_PAGE) break;
     }
-    if (finalSeq !== undefined && this.#last >= finalSeq) return this.#sink.finish();
-    // live: the hub reads anything written since the last page, then hands over new events
-    this.#unsubscribe = hub.subscribe(taskId, tenantId, this.#last, {
-      deliver: (e, ephemeral) => {
-        if (ephemeral) {
-          if (!this.#closed && this.#wanted(e)) this.#sink.event(e, true);
-        } else this.#emit(e);
-      },
-      fail: () => this.#sink.abort(),
+    if (finalSeq !== undefined && this.#last >= finalSeq) {
+      this.#sink.finish();
+      return false;
+    }
+    return true;
+  }
+
+  /** Live from the hub (which first reads anything written since the log was read) until the client overflows or goes. */
+  #live(): Promise<void> {
+    const { taskId, tenantId } = this.#plan;
+    return new Promise<void>((resolve) => {
+      this.#leftLive = resolve;
+      this.#unsubscribe = this.#deps.hub.subscribe(taskId, tenantId, this.#last, {
+        deliver: (e, ephemeral) => {
+          if (this.#closed || !this.#leftLive) return;
+          if (this.#sink.overflowing) return this.#leaveLive();
+          if (!ephemeral) this.#emit(e);
+          else if (this.#wanted(e)) this.#sink.event(e, true);
+        },
+        fail: () => this.#sink.abort(),
+      });
+      if (this.#closed) this.#leaveLive();
     });
-    if (this.#closed) this.#unsubscribe();
+  }
+
+  #leaveLive(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    const resolve = this.#leftLive;
+    this.#leftLive = undefined;
+    resolve?.();
   }
 
   #wanted(e: TaskEvent): boolean {
@@ -143,14 +186,13 @@ class EventStream {
   #cleanup(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#unsubscribe?.();
+    this.#leaveLive();
     this.#plan.release();
   }
 }
 
-export function streamRoutes(deps: StreamDeps, opts: StreamOptions = {}) {
-  const pingMs = opts.pingIntervalMs ?? DEFAULT_STREAM_PING_MS;
-  const maxBytes = opts.maxBufferedBytes ?? DEFAULT_STREAM_BUFFER_BYTES;
+export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
+  const { pingIntervalMs: pingMs, maxBufferedBytes: maxBytes, stallMs } = opts;
   const active = new Set<EventStream>();
   let pinger: NodeJS.Timeout | undefined;
 
@@ -163,7 +205,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions = {}) {
     stream.sink.onClose(() => {
       active.delete(stream);
       deps.metrics.streamClients.dec();
-      if (stream.sink.closeReason === 'overflow') req.log.info({ workflow_id: taskId }, 'stream client dropped: its buffer overflowed');
+      if (stream.sink.closeReason === 'stalled') req.log.info({ workflow_id: taskId, stall_ms: stallMs }, 'stream client dropped: it stopped reading');
       if (active.size === 0 && pinger) {
         clearInterval(pinger);
         pinger = undefined;
@@ -180,12 +222,12 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions = {}) {
     const q = req.query as StreamQuery;
     const afterSeq = Math.max(parseSeq(req.headers['last-event-id'], 'Last-Event-ID'), parseSeq(q.last_event_id, 'last_event_id'));
     const types = q.types?.split(',').map((t) => t.trim()).filter(Boolean);
-    const { tenantId, subjectId } = req.principal;
+    const { tenantId } = req.principal;
     const row = await tasksGet(deps.db, tenantId, q.workflow_id);
     if (!row) throw new ApiError('NOT_FOUND', `workflow ${q.workflow_id} not found`);
-    const release = deps.limiter.acquire(`${tenantId}\u0000${subjectId}`);
+    const release = deps.limiter.acquire(principalKey(req.principal));
     if (!release) {
-      throw new ApiError('RATE_LIMITED', `too many concurrent streams for this credential (at most ${opts.maxPerPrincipal ?? 'the configured number'})`, undefined, { 'retry-after': '1' });
+      throw new ApiError('RATE_LIMITED', `too many concurrent streams for this credential (at most ${opts.maxPerPrincipal})`, undefined, { 'retry-after': '1' });
     }
     return {
       taskId: row.id, tenantId, afterSeq, release,
@@ -198,6 +240,12 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions = {}) {
     await app.register(websocket, { options: { maxPayload: 4096 } });
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
     const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 429: ErrorResponse };
+
+    // an upgrade refused before @fastify/websocket's own hook ran (auth, rate limits: onRequest
+    // hooks of the root scope) would otherwise leave its socket open
+    app.addHook('onResponse', async (req, reply) => {
+      if (req.headers.upgrade?.toLowerCase() === 'websocket' && reply.statusCode !== 101 && !req.raw.socket.destroyed) req.raw.socket.destroy();
+    });
 
     app.addHook('preClose', (done) => {
       for (const s of [...active]) s.sink.shutdown(SHUTDOWN_RETRY_MS);
@@ -233,7 +281,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions = {}) {
       req.raw.socket.setNoDelay(true);
       const sink = new SseSink(res, maxBytes);
       sink.connected();
-      track(new EventStream(plan, sink, deps), req, plan.taskId);
+      track(new EventStream(plan, sink, deps, stallMs), req, plan.taskId);
     });
 
     const plans = new WeakMap<FastifyRequest, StreamPlan>();
@@ -251,7 +299,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions = {}) {
     }, (socket, req) => {
       const plan = plans.get(req);
       if (!plan) return socket.close(1011, 'stream not prepared');
-      track(new EventStream(plan, new WsSink(socket, maxBytes), deps), req, plan.taskId);
+      track(new EventStream(plan, new WsSink(socket, maxBytes), deps, stallMs), req, plan.taskId);
     });
   };
 }

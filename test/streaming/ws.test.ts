@@ -1,0 +1,111 @@
+// The WebSocket stream with the `ws` package as the client: one event JSON per message, the same
+// replay/resume/filter rules as SSE, close 1000 after the task ends, HTTP errors before upgrading.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { openTestDb, type TestDb } from '../helpers/db.js';
+import { ADMIN_KEY, newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { gates, partialDef, progressDef } from './helpers.js';
+
+let tdb: TestDb;
+let server: TestServer;
+
+beforeAll(async () => {
+  tdb = await openTestDb();
+  server = await startTestServer(tdb.db, {}, { definitions: [progressDef, partialDef] });
+});
+afterAll(async () => {
+  await server?.close();
+  await tdb?.close();
+});
+
+interface WsRun {
+  messages: any[];
+  close: Promise<{ code: number; reason: string }>;
+  ws: WebSocket;
+  waitFor(pred: (m: any) => boolean): Promise<any>;
+}
+
+function openWs(query: string, headers: Record<string, string> = { 'x-api-key': ADMIN_KEY }): WsRun {
+  const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/api/v1/stream/ws?${query}`, { headers });
+  const messages: any[] = [];
+  const waiters: { pred: (m: any) => boolean; resolve: (m: any) => void }[] = [];
+  ws.on('message', (data) => {
+    const m = JSON.parse(String(data));
+    messages.push(m);
+    for (let i = waiters.length - 1; i >= 0; i--) if (waiters[i]!.pred(m)) waiters.splice(i, 1)[0]!.resolve(m);
+  });
+  const close = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.on('close', (code, reason) => resolve({ code, reason: String(reason) }));
+    ws.on('error', () => {});
+  });
+  return {
+    messages, close, ws,
+    waitFor: (pred) => {
+      const hit = messages.find(pred);
+      return hit ? Promise.resolve(hit) : new Promise((resolve) => waiters.push({ pred, resolve }));
+    },
+  };
+}
+
+/** Resolves with the HTTP status of a refused upgrade. */
+function refusedWith(query: string, headers: Record<string, string> = { 'x-api-key': ADMIN_KEY }): Promise<{ status: number; body: string }> {
+  const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/api/v1/stream/ws?${query}`, { headers });
+  return new Promise((resolve, reject) => {
+    ws.on('open', () => reject(new Error('upgrade unexpectedly accepted')));
+    ws.on('error', () => {});
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+  });
+}
+
+const submit = async (def: string, input: Record<string, unknown>) => {
+  const res = await server.call('POST', '/api/v1/tasks', { task_definition_id: def, input });
+  expect(res.status, res.text).toBe(200);
+  return res.body.task_id as string;
+};
+const persisted = async (id: string) => (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[];
+
+describe('WebSocket stream', () => {
+  it('round trip: replay then live, one event JSON per message, closed with 1000 after STREAM_END', async () => {
+    const id = await submit('test-partial', { key: 'ws1' });
+    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    const run = openWs(`workflow_id=${id}`);
+    await run.waitFor((m) => m.type === 'WORKFLOW_STARTED');
+    gates.open('ws1:a');
+    await run.waitFor((m) => m.type === 'PROGRESS');
+    gates.open('ws1:b');
+    const closed = await run.close;
+    expect(closed.code).toBe(1000);
+
+    const log = await persisted(id);
+    expect(run.messages.filter((m) => m.type !== 'LLM_PARTIAL')).toEqual(log.map((e) => (e.type === 'LLM_OUTPUT' ? { ...e, response: e.message } : e)));
+    const deltas = run.messages.filter((m) => m.type === 'LLM_PARTIAL');
+    expect(deltas.map((m) => m.delta)).toEqual(['Hel', 'lo', '!']);
+    expect(run.messages.at(-1).type).toBe('STREAM_END');
+  });
+
+  it('resumes after last_event_id, filters by types, and authenticates with api_key in the query', async () => {
+    const id = await submit('test-progress', { count: 5, key: 'ws2' });
+    await waitForTask(server, id);
+    const resumed = openWs(`workflow_id=${id}&last_event_id=3`);
+    expect((await resumed.close).code).toBe(1000);
+    expect(resumed.messages[0].seq).toBe(4);
+    const filtered = openWs(`workflow_id=${id}&types=PROGRESS&api_key=${ADMIN_KEY}`, {});
+    expect((await filtered.close).code).toBe(1000);
+    expect(filtered.messages.map((m) => m.type)).toEqual(Array(5).fill('PROGRESS'));
+  });
+
+  it('refuses before upgrading: 404 unknown or foreign, 401 without credentials, 400 malformed id', async () => {
+    const id = await submit('test-progress', { count: 1, key: 'ws3' });
+    const unknown = await refusedWith('workflow_id=task_nope');
+    expect(unknown.status).toBe(404);
+    expect(JSON.parse(unknown.body).error.code).toBe('NOT_FOUND');
+    const other = await newTenant(tdb.db, ['tasks:read']);
+    expect((await refusedWith(`workflow_id=${id}`, { 'x-api-key': other.key })).status).toBe(404);
+    expect((await refusedWith(`workflow_id=${id}`, {})).status).toBe(401);
+    expect((await refusedWith('workflow_id=bad%20id')).status).toBe(400);
+  });
+});
