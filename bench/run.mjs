@@ -82,6 +82,7 @@ for (const scenario of SCENARIOS) {
       } catch (err) {
         const msg = String(err?.message ?? err).split('\n').slice(0, 6).join(' | ').slice(0, 600);
         errors.push({ scenario: scenario.name, system: c.system, db: c.db, run: r, error: msg });
+        stopAll(); // nothing may outlive its case (a timed-out case's processes would skew the next)
         add(scenario.name, c.system, c.db, 'error', null, '', msg);
         log(`  ${scenario.name} ${c.system}/${c.db} run ${r}: ERROR ${msg}`);
       }

@@ -2,7 +2,8 @@
 // submit start (client wall clock) → handler start (the handler's own wall-clock stamp).
 // Taskgate: the client is this process over HTTP, the handler is bench/tasks/bench-probe.mjs
 // (loaded with --tasks-dir) returning its start time. Peers: producer and worker share the
-// peer's process; the handler stamps its start.
+// peer's process; the handler stamps its start. Taskgate also reports queued_p50/p99_ms,
+// created_at → started_at (server clock, ms resolution), to show where the time goes.
 
 import { join } from 'node:path';
 import { percentile, sleep, wallMs } from '../lib/util.mjs';
@@ -40,6 +41,7 @@ async function taskgateRun(ctx, db, n) {
     }
     const deadline = Date.now() + 60_000;
     const lat = [];
+    const queued = []; // diagnostic: created_at → started_at, both stamped by the server
     for (let i = 0; i < n; i++) {
       for (;;) {
         const t = await getJson(tg.url, `/api/v1/tasks/${ids[i]}`);
@@ -47,6 +49,7 @@ async function taskgateRun(ctx, db, n) {
           const start = t.output?.handler_start_ms;
           if (!Number.isFinite(start)) throw new Error(`task ${ids[i]} has no handler_start_ms in its output`);
           lat.push(start - submitted[i]);
+          queued.push(Date.parse(t.started_at) - Date.parse(t.created_at));
           break;
         }
         if (['FAILED', 'CANCELLED', 'TIMEOUT'].includes(t.status)) throw new Error(`task ${ids[i]} ended ${t.status}: ${t.error}`);
@@ -57,6 +60,8 @@ async function taskgateRun(ctx, db, n) {
     return [
       { metric: 'p50_ms', value: percentile(lat, 50), unit: 'ms' },
       { metric: 'p99_ms', value: percentile(lat, 99), unit: 'ms' },
+      { metric: 'queued_p50_ms', value: percentile(queued, 50), unit: 'ms' },
+      { metric: 'queued_p99_ms', value: percentile(queued, 99), unit: 'ms' },
     ];
   } finally {
     await tg.proc.stop();
