@@ -85,19 +85,26 @@ export async function dropDatabase(name) {
   await withPg('postgres', (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).catch(() => {});
 }
 
-/** Redis FLUSHALL over a raw socket (the harness owns this Redis while it runs). */
+/** The Redis logical database the BullMQ peer uses; only it is ever flushed. */
+export const REDIS_DB = 9;
+
+/** SELECT REDIS_DB + FLUSHDB over a raw socket (other users of this Redis keep their data). */
 export function flushRedis() {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ port: REDIS_PORT, host: REDIS_HOST });
+    let reply = '';
     sock.setTimeout(5_000, () => {
       sock.destroy();
-      reject(new Error('redis FLUSHALL timed out'));
+      reject(new Error('redis FLUSHDB timed out'));
     });
-    sock.once('connect', () => sock.write('*1\r\n$8\r\nFLUSHALL\r\n'));
-    sock.once('data', (d) => {
+    sock.once('connect', () => sock.write(`*2\r\n$6\r\nSELECT\r\n$1\r\n${REDIS_DB}\r\n*1\r\n$7\r\nFLUSHDB\r\n`));
+    sock.on('data', (d) => {
+      reply += d;
+      const lines = reply.split('\r\n').filter(Boolean);
+      if (lines.length < 2) return;
       sock.end();
-      if (String(d).startsWith('+OK')) resolve();
-      else reject(new Error(`redis FLUSHALL: ${String(d).trim()}`));
+      if (lines[0] === '+OK' && lines[1] === '+OK') resolve();
+      else reject(new Error(`redis SELECT/FLUSHDB: ${reply.trim()}`));
     });
     sock.once('error', reject);
   });

@@ -31,7 +31,7 @@ runPeer(async (cfg) => {
     connection = { connectionString: cfg.databaseUrl, max: cfg.poolMax ?? 20 };
     factory = createPostgresBackend;
   } else {
-    connection = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null };
+    connection = { host: '127.0.0.1', port: 6379, db: cfg.redisDb, maxRetriesPerRequest: null };
   }
   const queue = onPg
     ? new Queue(QUEUE, { connection }, factory)

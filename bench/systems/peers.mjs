@@ -2,13 +2,13 @@
 
 import { join } from 'node:path';
 import { startProcess } from '../lib/proc.mjs';
-import { freshDatabase, dropDatabase, flushRedis, pgUrl } from '../lib/services.mjs';
+import { freshDatabase, dropDatabase, flushRedis, pgUrl, REDIS_DB } from '../lib/services.mjs';
 
 const PEER_DIR = join(import.meta.dirname, '..', 'peers');
 const PEER_DB = 'bench_peer';
 
 export const PEERS = [
-  { system: 'bullmq', db: 'redis', script: 'bullmq.mjs', cfg: { backend: 'redis' } },
+  { system: 'bullmq', db: 'redis', script: 'bullmq.mjs', cfg: { backend: 'redis', redisDb: REDIS_DB } },
   { system: 'bullmq', db: 'pg', script: 'bullmq.mjs', cfg: { backend: 'pg' } },
   { system: 'pg-boss', db: 'pg', script: 'pg-boss.mjs', cfg: {} },
   { system: 'graphile-worker', db: 'pg', script: 'graphile-worker.mjs', cfg: {} },
