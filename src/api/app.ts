@@ -17,6 +17,7 @@ import { adminRoutes } from './routes/admin.js';
 import { taskRoutes } from './routes/tasks.js';
 import { definitionRoutes } from './routes/definitions.js';
 import { approvalRoutes } from './routes/approvals.js';
+import { compatRoutes } from './routes/compat.js';
 import { serviceRoutes } from './routes/service.js';
 
 declare module 'fastify' {
@@ -153,6 +154,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     await app.register(async (scope) => authKeyRoutes(scope, deps));
     await app.register(async (scope) => adminRoutes(scope, deps));
     await app.register(async (scope) => approvalRoutes(scope, deps));
+    await app.register(compatRoutes);
     for (const plugin of opts.plugins ?? []) await app.register(plugin);
   }
   return app;

@@ -1,0 +1,148 @@
+// Seed 004's task endpoint (the Flask-era SwarmDirector API), kept for its clients:
+// `POST /api/v1/task`, `GET|DELETE /api/v1/task/{id}`, `GET /api/v1/health`, with that
+// document's response and error shapes. Each call is translated onto the canonical routes
+// (through app.inject, so auth, limits, idempotency and validation are the same code).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { ID_REGEX } from '../../contract/tasks.js';
+import { ApiError } from '../../contract/errors.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route forwards to a canonical route that applies the rate limit: do not count twice. */
+    delegatesLimits?: boolean;
+  }
+}
+
+const SubmitBody = Type.Object(
+  {
+    type: Type.String({ pattern: ID_REGEX }),
+    args: Type.Record(Type.String(), Type.Unknown()),
+    priority: Type.Optional(Type.Union([Type.Literal('low'), Type.Literal('medium'), Type.Literal('high'), Type.Literal('urgent')])),
+    metadata: Type.Optional(
+      Type.Object(
+        {
+          user_id: Type.Optional(Type.String()),
+          source: Type.Optional(Type.Union([Type.Literal('web'), Type.Literal('api'), Type.Literal('mobile')])),
+          tags: Type.Optional(Type.Array(Type.String())),
+          timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+        },
+        { additionalProperties: true },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const STATUS: Record<string, string> = {
+  QUEUED: 'pending', PAUSED: 'pending', RUNNING: 'processing', COMPLETED: 'completed', FAILED: 'failed', TIMEOUT: 'failed', CANCELLED: 'cancelled',
+};
+
+const now = () => new Date().toISOString();
+
+function errorBody(message: string, taskId?: string, errors?: string[]) {
+  return { ...(taskId ? { task_id: taskId } : {}), status: 'error', message, ...(errors?.length ? { errors } : {}), timestamp: now() };
+}
+
+/** Headers worth forwarding to the canonical route: credentials, idempotency, tracing. */
+function forward(req: FastifyRequest): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of ['x-api-key', 'authorization', 'idempotency-key', 'traceparent', 'x-request-id']) {
+    const v = req.headers[h];
+    if (typeof v === 'string') out[h] = v;
+  }
+  return out;
+}
+
+interface Envelope {
+  error?: { code: string; message: string; details?: { path?: string; reason?: string } };
+}
+
+function relayError(reply: FastifyReply, status: number, body: Envelope, taskId?: string): FastifyReply {
+  const e = body.error;
+  const errors = e?.details?.path ? [`Validation error at ${e.details.path}: ${e.details.reason ?? e.message}`] : undefined;
+  // seed 004 reports schema violations as 400
+  const code = status === 422 && e?.code === 'UNPROCESSABLE' ? 400 : status;
+  return reply.code(code).send(errorBody(code === 400 && errors ? 'Request validation failed' : e?.message ?? 'Request failed', taskId, errors));
+}
+
+export async function compatRoutes(app: FastifyInstance): Promise<void> {
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: { instancePath?: string; message?: string }[] }, req, reply) => {
+    const raw = err instanceof ApiError ? err.status : err.statusCode;
+    const status = raw && raw >= 400 && raw < 500 ? raw : raw === 503 ? 503 : 500;
+    if (status === 500) req.log.error({ err }, 'compat route failed');
+    const v = err.validation?.[0];
+    const errors = v ? [`Validation error at ${(v.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${v.message ?? 'invalid'}`] : undefined;
+    const message = status === 500 ? 'Internal server error' : v ? 'Request validation failed' : err.message;
+    const id = (req.params as { id?: string } | undefined)?.id;
+    const headers = (err as { headers?: Record<string, string> }).headers;
+    if (headers) reply.headers(headers);
+    return reply.code(status).send(errorBody(message, id, errors));
+  });
+
+  app.get('/api/v1/health', { config: { public: true }, schema: { tags: ['compat'], summary: 'Health (seed 004)' } }, async () => ({
+    status: 'healthy', timestamp: now(),
+  }));
+
+  app.post('/api/v1/task', {
+    config: { scope: 'tasks:execute', delegatesLimits: true },
+    schema: { tags: ['compat'], summary: 'Submit a typed task (seed 004)', body: SubmitBody },
+  }, async (req, reply) => {
+    const body = req.body as { type: string; args: Record<string, unknown>; priority?: string; metadata?: Record<string, unknown> & { timeout?: number } };
+    const res = await app.inject({
+      method: 'POST', url: '/api/v1/tasks', headers: { ...forward(req), 'content-type': 'application/json' },
+      payload: {
+        task_definition_id: body.type, input: body.args, ...(body.priority ? { priority: body.priority } : {}),
+        ...(body.metadata ? { metadata: body.metadata } : {}), ...(body.metadata?.timeout ? { timeout_ms: body.metadata.timeout * 1000 } : {}),
+      },
+    });
+    const out = res.json() as Envelope & { task_id?: string; created_at?: string };
+    if (res.statusCode !== 200) {
+      if (res.headers['retry-after']) reply.header('retry-after', res.headers['retry-after']);
+      return relayError(reply, res.statusCode, out);
+    }
+    const task = (await app.inject({ method: 'GET', url: `/api/v1/tasks/${out.task_id}`, headers: forward(req) })).json() as { run_at: string; created_at: string };
+    const timeoutMs = (body.metadata?.timeout ?? 0) * 1000 || 30 * 60_000;
+    return reply.code(201).send({
+      task_id: out.task_id, status: 'accepted', message: `Task ${body.type} accepted for processing`, timestamp: now(),
+      estimated_completion: new Date(new Date(task.run_at ?? task.created_at).getTime() + timeoutMs).toISOString(),
+    });
+  });
+
+  app.get('/api/v1/task/:id', {
+    config: { scope: 'tasks:read', delegatesLimits: true },
+    schema: { tags: ['compat'], summary: 'Task status (seed 004)', params: Type.Object({ id: Type.String({ pattern: ID_REGEX }) }) },
+  }, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const res = await app.inject({ method: 'GET', url: `/api/v1/tasks/${id}`, headers: forward(req) });
+    if (res.statusCode !== 200) return relayError(reply, res.statusCode, res.json() as Envelope, id);
+    const t = res.json() as { status: string; output: unknown; result: string | null; error: string | null; created_at: string; updated_at: string };
+    let progress = t.status === 'COMPLETED' ? 100 : 0;
+    if (t.status === 'RUNNING' || t.status === 'PAUSED') {
+      const ev = (await app.inject({ method: 'GET', url: `/api/v1/tasks/${id}/events?limit=200`, headers: forward(req) })).json() as { events: { type: string; payload: { step?: number; steps?: number } | null }[] };
+      const last = ev.events.filter((e) => e.type === 'PROGRESS' && e.payload?.steps).at(-1);
+      if (last?.payload?.step && last.payload.steps) progress = Math.min(99, Math.round((last.payload.step / last.payload.steps) * 100));
+    }
+    return {
+      task_id: id, status: STATUS[t.status] ?? 'pending', progress, result: t.result ?? t.output ?? null, error: t.error,
+      created_at: t.created_at, updated_at: t.updated_at,
+    };
+  });
+
+  app.delete('/api/v1/task/:id', {
+    config: { scope: 'tasks:cancel', delegatesLimits: true },
+    schema: { tags: ['compat'], summary: 'Cancel a task (seed 004)', params: Type.Object({ id: Type.String({ pattern: ID_REGEX }) }) },
+  }, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const res = await app.inject({ method: 'POST', url: `/api/v1/tasks/${id}/cancel`, headers: { ...forward(req), 'content-type': 'application/json' }, payload: {} });
+    const out = res.json() as Envelope & { status?: string };
+    // seed 004 answers a task that cannot be cancelled with 400
+    if (res.statusCode === 409) return reply.code(400).send(errorBody(out.error?.message ?? 'Task cannot be cancelled', id));
+    if (res.statusCode !== 202) return relayError(reply, res.statusCode, out, id);
+    return {
+      task_id: id, status: 'cancelled',
+      message: out.status === 'CANCELLED' ? 'Task cancelled successfully' : 'Cancellation requested; the running task is being stopped',
+      timestamp: now(),
+    };
+  });
+}
