@@ -75,6 +75,13 @@ describe('OpenAI adapter', () => {
     expect(body.messages[1]).toEqual({ role: 'assistant', content: null, tool_calls: [{ id: 'x1', type: 'function', function: { name: 'calculator', arguments: '{"expression":"1"}' } }] });
     expect(body.messages[2]).toEqual({ role: 'tool', tool_call_id: 'x1', content: '1' });
   });
+  it('accepts a JSON completion from a server that ignores stream: true', async () => {
+    oai.script({ kind: 'text', text: 'not streamed', ignoreStream: true, usage: { prompt_tokens: 9, completion_tokens: 2 } });
+    const deltas: string[] = [];
+    const res = await new LlmClient(config).call([{ provider: 'openai', model: 'm' }], { messages: [{ role: 'user', content: 'q' }], signal: signal(), onDelta: (d) => deltas.push(d) });
+    expect(res).toMatchObject({ text: 'not streamed', usage: { input_tokens: 9, output_tokens: 2 }, finishReason: 'stop' });
+    expect(deltas).toEqual(['not streamed']);
+  });
 });
 
 describe('Anthropic adapter', () => {

@@ -21,6 +21,8 @@ export type OpenAiStep =
       resume?: Promise<void>;
       /** Streaming only: before sending delta i, wait for gates[i]. */
       gates?: Record<number, Promise<void>>;
+      /** Answer one JSON completion even when the request asked for a stream. */
+      ignoreStream?: boolean;
     }
   | { kind: 'tool_calls'; calls: FakeToolCall[]; text?: string; usage?: { prompt_tokens: number; completion_tokens: number } }
   | { kind: 'error'; status: number; headers?: Record<string, string>; message?: string; type?: string; code?: string }
@@ -68,7 +70,7 @@ async function handle(req: RecordedRequest, res: ServerResponse, step: OpenAiSte
     res.end(JSON.stringify({ error: { message: step.message ?? `fake error ${step.status}`, type: step.type ?? 'server_error', code: step.code ?? null, param: null } }));
     return;
   }
-  const stream = req.body?.stream === true;
+  const stream = req.body?.stream === true && !(step.kind === 'text' && step.ignoreStream);
   const includeUsage = req.body?.stream_options?.include_usage === true;
   if (!stream) {
     if (step.kind === 'stall') return; // never answers

@@ -2,7 +2,7 @@
 // official `openai` client, always streaming with usage. The SDK's own retries are off
 // (maxRetries 0): retry, backoff, failover and stall detection live in llm-client.ts.
 import OpenAI from 'openai';
-import type { ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { ProviderConfig } from '../../../config/llm.js';
 import { toProviderError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
 
@@ -45,10 +45,16 @@ export class OpenAiProvider implements LlmProvider {
     const usage = { input_tokens: 0, output_tokens: 0 };
     const calls: ToolCall[] = [];
     try {
-      const stream = await this.#client.chat.completions.create(
-        { model: req.model, messages: toWire(req.messages), ...(tools ? { tools } : {}), stream: true, stream_options: { include_usage: true } },
-        { signal: hooks.signal },
-      );
+      const { data: stream, response } = await this.#client.chat.completions
+        .create(
+          { model: req.model, messages: toWire(req.messages), ...(tools ? { tools } : {}), stream: true, stream_options: { include_usage: true } },
+          { signal: hooks.signal },
+        )
+        .withResponse();
+      if (!(response.headers.get('content-type') ?? '').includes('text/event-stream')) {
+        // a server that ignores `stream` answers one JSON completion
+        return this.#fromJson((await response.json()) as ChatCompletion, req.model, hooks);
+      }
       for await (const chunk of stream as AsyncIterable<ChatCompletionChunk>) {
         hooks.onActivity?.();
         if (chunk.model) model = chunk.model;
@@ -79,5 +85,22 @@ export class OpenAiProvider implements LlmProvider {
     if (hooks.signal.aborted) throw hooks.signal.reason;
     const toolCalls = calls.filter(Boolean).map((c, i) => ({ ...c, id: c.id || `call_${i}` }));
     return { text, toolCalls, usage, finishReason, model };
+  }
+
+  #fromJson(body: ChatCompletion, model: string, hooks: CallHooks): LlmResponse {
+    hooks.onActivity?.();
+    const choice = body.choices?.[0];
+    const text = choice?.message?.content ?? '';
+    if (text) hooks.onDelta?.(text);
+    const toolCalls = (choice?.message?.tool_calls ?? []).flatMap((tc, i) =>
+      tc.type === 'function' ? [{ id: tc.id || `call_${i}`, name: tc.function.name, arguments: tc.function.arguments ?? '' }] : [],
+    );
+    return {
+      text,
+      toolCalls,
+      usage: { input_tokens: body.usage?.prompt_tokens ?? 0, output_tokens: body.usage?.completion_tokens ?? 0 },
+      finishReason: choice?.finish_reason ?? 'stop',
+      model: body.model || model,
+    };
   }
 }
