@@ -24,24 +24,29 @@ export interface RateLimiter {
   close(): Promise<void>;
 }
 
-/** The bucket arithmetic shared by both stores (the Lua script mirrors it line for line). */
-export function refill(tokens: number, elapsedMs: number, limit: BucketLimit): number {
-  return Math.min(limit.burst, tokens + Math.max(0, elapsedMs) * (limit.perMinute / 60_000));
+/**
+ * The bucket arithmetic shared by both stores (the Lua script mirrors it line for line), in
+ * integer units of 1/60,000 token: one ms refills `perMinute` units and a request costs 60,000,
+ * so no rounding ever loses or invents a token (a float 0.1 × 10 is 0.9999…, and a token late).
+ */
+export const UNITS_PER_TOKEN = 60_000;
+
+export function refill(units: number, elapsedMs: number, limit: BucketLimit): number {
+  return Math.min(limit.burst * UNITS_PER_TOKEN, units + Math.max(0, elapsedMs) * limit.perMinute);
 }
 
-export function outcome(tokensAfter: number, allowed: boolean, limit: BucketLimit): TakeResult {
-  const perMs = limit.perMinute / 60_000;
+export function outcome(unitsAfter: number, allowed: boolean, limit: BucketLimit): TakeResult {
   return {
     allowed,
-    remaining: Math.max(0, Math.floor(tokensAfter)),
-    resetMs: Math.ceil((limit.burst - tokensAfter) / perMs),
-    retryAfterMs: allowed ? 0 : Math.ceil((1 - tokensAfter) / perMs),
+    remaining: Math.floor(unitsAfter / UNITS_PER_TOKEN),
+    resetMs: Math.ceil((limit.burst * UNITS_PER_TOKEN - unitsAfter) / limit.perMinute),
+    retryAfterMs: allowed ? 0 : Math.ceil((UNITS_PER_TOKEN - unitsAfter) / limit.perMinute),
   };
 }
 
 /** Buckets in this process. Idle full buckets are dropped so memory follows active principals. */
 export class MemoryRateLimiter implements RateLimiter {
-  readonly #buckets = new Map<string, { tokens: number; atMs: number; fullAtMs: number }>();
+  readonly #buckets = new Map<string, { units: number; atMs: number; fullAtMs: number }>();
   readonly #now: () => number;
   #takes = 0;
 
@@ -53,11 +58,11 @@ export class MemoryRateLimiter implements RateLimiter {
     const now = this.#now();
     if (++this.#takes % 10_000 === 0) this.#sweep(now);
     const b = this.#buckets.get(key);
-    let tokens = b ? refill(b.tokens, now - b.atMs, limit) : limit.burst;
-    const allowed = tokens >= 1;
-    if (allowed) tokens -= 1;
-    const res = outcome(tokens, allowed, limit);
-    this.#buckets.set(key, { tokens, atMs: now, fullAtMs: now + res.resetMs });
+    let units = b ? refill(b.units, now - b.atMs, limit) : limit.burst * UNITS_PER_TOKEN;
+    const allowed = units >= UNITS_PER_TOKEN;
+    if (allowed) units -= UNITS_PER_TOKEN;
+    const res = outcome(units, allowed, limit);
+    this.#buckets.set(key, { units, atMs: now, fullAtMs: now + res.resetMs });
     return res;
   }
 
@@ -71,36 +76,37 @@ export class MemoryRateLimiter implements RateLimiter {
 }
 
 /**
- * KEYS[1] bucket hash; ARGV burst, tokens per ms. Returns {allowed, tokens after (string: Lua
- * numbers are truncated to integers on the way out)}. TIME makes every node use Redis's clock.
+ * KEYS[1] bucket hash; ARGV capacity and cost in units, units per ms (= perMinute). Returns
+ * {allowed, units after} (integers, exact in Lua's doubles). TIME puts every node on Redis's clock.
  */
 const TAKE_LUA = `
-local burst = tonumber(ARGV[1])
-local per_ms = tonumber(ARGV[2])
+local capacity = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local per_ms = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(b[1])
+local b = redis.call('HMGET', KEYS[1], 'units', 'at')
+local units = tonumber(b[1])
 local at = tonumber(b[2])
-if tokens == nil or at == nil then
-  tokens = burst
+if units == nil or at == nil then
+  units = capacity
 else
   local elapsed = now - at
   if elapsed < 0 then elapsed = 0 end
-  tokens = math.min(burst, tokens + elapsed * per_ms)
+  units = math.min(capacity, units + elapsed * per_ms)
 end
 local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if units >= cost then
+  units = units - cost
   allowed = 1
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / per_ms) + 1000)
-return {allowed, tostring(tokens)}
+redis.call('HSET', KEYS[1], 'units', string.format('%.0f', units), 'at', string.format('%.0f', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - units) / per_ms) + 1000)
+return {allowed, string.format('%.0f', units)}
 `;
 
 interface TakeCommand {
-  taskgateTakeToken(key: string, burst: number, perMs: number): Promise<[number, string]>;
+  taskgateTakeToken(key: string, capacity: number, cost: number, perMs: number): Promise<[number, string]>;
 }
 
 /** Buckets in Redis, shared by every node pointing at it. */
@@ -116,8 +122,8 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async take(key: string, limit: BucketLimit): Promise<TakeResult> {
-    const [allowed, tokens] = await this.#redis.taskgateTakeToken(this.#prefix + key, limit.burst, limit.perMinute / 60_000);
-    return outcome(Number(tokens), allowed === 1, limit);
+    const [allowed, units] = await this.#redis.taskgateTakeToken(this.#prefix + key, limit.burst * UNITS_PER_TOKEN, UNITS_PER_TOKEN, limit.perMinute);
+    return outcome(Number(units), allowed === 1, limit);
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import { createSecretKey, type KeyObject } from 'node:crypto';
-import { SignJWT, exportJWK, exportSPKI, generateKeyPair, type JWTPayload } from 'jose';
+import { SignJWT, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JWTPayload } from 'jose';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { newTenant, startTestServer, type TestServer } from '../helpers/server.js';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
