@@ -27,6 +27,13 @@ declare module 'fastify' {
     /** Set on POSTs that carry an Idempotency-Key and hold its claim. */
     idempotency: IdempotencyHandle | null;
   }
+  interface FastifyContextConfig {
+    /**
+     * Top-level response fields never written to the idempotency store (a new API key's secret):
+     * the replay carries them as null. Everything else is replayed byte for byte.
+     */
+    idempotencyRedact?: string[];
+  }
 }
 
 export interface StoredResponse {
@@ -142,7 +149,9 @@ export function registerIdempotency(app: FastifyInstance, opts: IdempotencyOptio
         const v = reply.getHeader(name);
         if (v !== undefined) headers[name] = Array.isArray(v) ? v.join(', ') : String(v);
       }
-      const body = payload === null || payload === undefined ? '' : payload.toString();
+      let body = payload === null || payload === undefined ? '' : payload.toString();
+      const redact = req.routeOptions.config.idempotencyRedact;
+      if (redact?.length) body = redacted(body, redact);
       await idempotencyKeysComplete(db, { ...h.scope, lockToken: h.lockToken, statusCode: reply.statusCode, headers, body }).catch((err: unknown) =>
         req.log.warn({ err }, 'could not store the idempotent response; a retry with this key will run again'),
       );
@@ -175,6 +184,16 @@ export function registerIdempotency(app: FastifyInstance, opts: IdempotencyOptio
     timer.unref();
   });
   app.addHook('onClose', async () => clearInterval(timer));
+}
+
+function redacted(body: string, fields: string[]): string {
+  try {
+    const obj = JSON.parse(body) as Record<string, unknown>;
+    for (const f of fields) if (f in obj) obj[f] = null;
+    return JSON.stringify(obj);
+  } catch {
+    return '';
+  }
 }
 
 function replay(reply: FastifyReply, status: number, headers: Record<string, string>, body: string): FastifyReply {

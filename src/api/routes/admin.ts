@@ -77,7 +77,7 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
   });
 
   r.post('/api/v1/admin/tenants/:id/api-keys', {
-    config: { scope: 'admin' },
+    config: { scope: 'admin', idempotencyRedact: ['key'] },
     schema: { tags: ['admin'], summary: "Create an API key in a tenant (shown once)", params: IdParam, body: CreateTenantKeyBody, response: { 201: CreatedApiKey, ...errors } },
   }, async (req, reply) => {
     requireOperator(req.principal);

@@ -54,7 +54,7 @@ export async function authKeyRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
   });
 
   r.post('/api/v1/auth/api-keys', {
-    config: { scope: 'keys:manage' },
+    config: { scope: 'keys:manage', idempotencyRedact: ['key'] },
     schema: { tags: ['auth'], summary: "Create an API key in the caller's tenant (shown once)", body: CreateApiKeyBody, response: { 201: CreatedApiKey, ...errors } },
   }, async (req, reply) => {
     const expiresAt = checkGrant(req.principal, req.body.scopes, req.body.expires_at);
