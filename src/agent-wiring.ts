@@ -11,7 +11,7 @@ import { DEFAULT_RETRY_POLICY, priorityRank, type Priority } from './domain/life
 import { newTaskId } from './domain/ids.js';
 import type { Db } from './storage/db.js';
 import { tasksGet, tasksInsertMany, tasksList } from './storage/queries/tasks.js';
-import { agentSessionAccount, agentSessionAddUsage, agentSessionTurns } from './storage/queries/agent.js';
+import { agentSessionAccount, agentSessionAddUsage, agentSessionSetBudget, agentSessionTurns } from './storage/queries/agent.js';
 import type { EventHub } from './events/hub.js';
 import type { Signals } from './events/signals.js';
 import type { Registry } from './executors/registry.js';
@@ -129,6 +129,9 @@ export function agentExecutorFor(config: Config, llm: LlmConfig | undefined, w: 
         agentSessionAccount(w.db, { tenantId, sessionId }),
       ]);
       return { turns, tokens_used: account?.tokens_used ?? 0, token_budget: account?.token_budget ?? null };
+    },
+    setSessionBudget: async (tenantId, sessionId, tokenBudget) => {
+      await agentSessionSetBudget(w.db, { tenantId, sessionId, tokenBudget });
     },
     recordSessionUsage: async (tenantId, sessionId, u) => {
       await agentSessionAddUsage(w.db, { tenantId, sessionId, tokens: u.tokens, costUsd: u.cost_usd });

@@ -142,6 +142,21 @@ describe('agent tasks over HTTP', () => {
     ]);
   });
 
+  it('enforces a session token budget: BUDGET_THRESHOLD at 80 %, then a clear failure', async () => {
+    oai.script({ kind: 'text', text: 'ok', usage: { prompt_tokens: 80, completion_tokens: 5 } });
+    const first = await submit({ query: 'spend', mode: 'simple', context: { token_budget: 100 } });
+    expect((await waitForTask(server, first.task_id)).status).toBe('COMPLETED');
+    const threshold = (await events(first.task_id)).find((e) => e.type === 'BUDGET_THRESHOLD');
+    expect(threshold.payload).toEqual({ tokens_used: 85, token_budget: 100, percent: 85 });
+    const session = await server.call('GET', `/api/v1/sessions/${first.session_id}`);
+    expect(session.body).toMatchObject({ token_budget: 100, tokens_used: 85 });
+    const second = await submit({ query: 'spend more', mode: 'simple', session_id: first.session_id });
+    const failed = await waitForTask(server, second.task_id);
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error).toMatch(/^session token budget exceeded: 85 of 100 tokens used/);
+    expect(oai.requests).toHaveLength(1);
+  });
+
   it('runs a tool round trip and a run_task child task', async () => {
     oai.script(
       { kind: 'tool_calls', calls: [{ id: 'c1', name: 'calculator', arguments: { expression: '19.99 * 3' } }] },

@@ -265,6 +265,18 @@ describe('session memory and budget', () => {
     expect(oai.requests).toHaveLength(2);
   });
 
+  it('context.token_budget becomes the session budget', async () => {
+    const sessions = new Map<string, number>();
+    const deps = {
+      setSessionBudget: async (_t: string, s: string, b: number) => void sessions.set(s, b),
+      loadSessionHistory: async (_t: string, s: string) => ({ turns: [], tokens_used: 95, token_budget: sessions.get(s) ?? null }),
+    };
+    const err = await executor(deps).run(spec('q', { mode: 'simple', context: { token_budget: 100 } }), new MemoryTaskContext('t', 'ten', 'u', 's9')).catch((e) => e);
+    expect(sessions.get('s9')).toBe(100);
+    expect(err.message).toMatch(/budget exceeded: 95 of 100 tokens used, the next LLM call needs about \d+ more/);
+    expect(oai.requests).toHaveLength(0);
+  });
+
   it('refuses to start a call when the budget is already spent', async () => {
     const loadSessionHistory = async () => ({ turns: [], tokens_used: 1000, token_budget: 1000 });
     const err = await executor({ loadSessionHistory }).run(spec('q', { mode: 'simple' }), new MemoryTaskContext('t', 'ten', 'u', 's')).catch((e) => e);

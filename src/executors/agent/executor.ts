@@ -21,6 +21,8 @@ export interface AgentExecutorDeps {
   llm: LlmConfig | undefined;
   /** Earlier turns and token account of a session; without it tasks run without memory. */
   loadSessionHistory?: LoadSessionHistory;
+  /** Stores `context.token_budget` as the session's own budget (overriding the configured default). */
+  setSessionBudget?: (tenantId: string, sessionId: string, tokenBudget: number) => Promise<void>;
   /** Rolls every LLM call's tokens and cost into its session (tokens_used, cost_usd). */
   recordSessionUsage?: RecordSessionUsage;
   /** Enables the run_task tool (and context.disable_ai templates). */
@@ -108,6 +110,10 @@ export function createAgentExecutor(deps: AgentExecutorDeps): Executor {
       } catch (err) {
         if (err instanceof ModelRouteError) throw new PermanentError(err.message, { cause: err });
         throw err;
+      }
+      const ownBudget = task.context?.token_budget;
+      if (ctx.sessionId && deps.setSessionBudget && typeof ownBudget === 'number' && Number.isInteger(ownBudget) && ownBudget >= 0) {
+        await deps.setSessionBudget(ctx.tenantId, ctx.sessionId, ownBudget);
       }
       // read on every attempt (no step: two writes saved before the first call); the budget
       // accounts for replays itself (see BudgetState.usedBefore)

@@ -45,6 +45,16 @@ export async function agentSessionAccount(db: Queryable, p: { tenantId: string; 
   return res.rows[0];
 }
 
+/** Sets a session's own token budget (0 = unlimited); false when the session does not exist. */
+export async function agentSessionSetBudget(db: Queryable, p: { tenantId: string; sessionId: string; tokenBudget: number }): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE sessions SET token_budget = $3, updated_at = now()
+      WHERE tenant_id = $1 AND id = $2 AND token_budget IS DISTINCT FROM $3`,
+    [p.tenantId, p.sessionId, p.tokenBudget],
+  );
+  return res.rowCount > 0;
+}
+
 /** Adds one LLM call's tokens and cost to its session; false when the session does not exist. */
 export async function agentSessionAddUsage(
   db: Queryable,
