@@ -1,0 +1,321 @@
+// Hardening: CORS allow-list (no wildcard with credentials), security headers (and /docs still
+// works), caps (body, JSON depth, page size, streams per principal), header timeout, logs that
+// never carry keys/tokens/Authorization, 5xx bodies without stacks or SQL, and dev mode (auth off
+// on loopback only, with a loud warning).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { connect } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT } from 'jose';
+import { createSecretKey } from 'node:crypto';
+import { openTestDb, type TestDb } from '../helpers/db.js';
+import { ADMIN_KEY, newTenant, startTestServer, type TestServer } from '../helpers/server.js';
+import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { startServer, type Server } from '../../src/main.js';
+import { createLogger } from '../../src/logger.js';
+import { ConnectionLimiter, principalKey } from '../../src/auth/connection-limiter.js';
+import { acquireStreamSlot } from '../../src/api/auth.js';
+import { ApiError } from '../../src/contract/errors.js';
+
+let tdb: TestDb;
+beforeAll(async () => {
+  tdb = await openTestDb();
+});
+afterAll(async () => {
+  await tdb?.close();
+});
+
+/** A server whose pino output is kept in memory, line by line. */
+async function serverWithLogs(env: Record<string, string>, flags: Record<string, string | boolean> = {}, db = tdb.db): Promise<{ server: Server; logs: () => string }> {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  const config = loadConfig(flags, {
+    TASKGATE_ADMIN_KEY: ADMIN_KEY, PORT: '0', TASKGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'taskgate-sec-')), TASKGATE_ROLE: 'api',
+    TASKGATE_RATE_LIMIT_PER_MIN: '0', ...env,
+  });
+  const server = await startServer(config, { db, logger: createLogger(config.logLevel, sink) });
+  return { server, logs: () => lines.join('') };
+}
+
+describe('CORS', () => {
+  let server: TestServer;
+  let wildcard: TestServer;
+  let none: TestServer;
+  const ORIGIN = 'https://app.example.com';
+  beforeAll(async () => {
+    server = await startTestServer(tdb.db, { TASKGATE_CORS_ORIGINS: `${ORIGIN},https://admin.example.com`, TASKGATE_ROLE: 'api' });
+    wildcard = await startTestServer(tdb.db, { TASKGATE_CORS_ORIGINS: '*', TASKGATE_ROLE: 'api' });
+    none = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
+  });
+  afterAll(async () => {
+    for (const s of [server, wildcard, none]) await s?.close();
+  });
+
+  const preflight = (s: TestServer, origin: string) =>
+    s.call('OPTIONS', '/api/v1/tasks', undefined, {
+      key: null, headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-api-key,idempotency-key' },
+    });
+
+  it('answers preflights from allowed origins before auth, with credentials', async () => {
+    const res = await preflight(server, ORIGIN);
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+    expect(res.headers.get('access-control-allow-credentials')).toBe('true');
+    expect(res.headers.get('access-control-allow-headers')!.toLowerCase()).toContain('idempotency-key');
+    expect(res.headers.get('access-control-allow-methods')).toContain('POST');
+  });
+
+  it('exposes the rate-limit and idempotency headers to allowed origins only', async () => {
+    const ok = await server.call('GET', '/api/v1/auth/me', undefined, { headers: { origin: ORIGIN } });
+    expect(ok.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+    expect(ok.headers.get('vary')).toContain('Origin');
+    expect(ok.headers.get('access-control-expose-headers')).toContain('Idempotent-Replayed');
+    const evil = await server.call('GET', '/api/v1/auth/me', undefined, { headers: { origin: 'https://evil.example' } });
+    // without an Allow-Origin naming it, a browser hands the page nothing
+    expect(evil.headers.get('access-control-allow-origin')).toBeNull();
+    const evilPreflight = await preflight(server, 'https://evil.example');
+    expect(evilPreflight.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('never pairs a wildcard with credentials', async () => {
+    const res = await wildcard.call('GET', '/api/v1/auth/me', undefined, { headers: { origin: 'https://anyone.example' } });
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('access-control-allow-credentials')).toBeNull();
+  });
+
+  it('sends no CORS headers when no origin is configured', async () => {
+    const res = await none.call('GET', '/api/v1/auth/me', undefined, { headers: { origin: ORIGIN } });
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('security headers and limits', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api', TASKGATE_BODY_LIMIT_BYTES: '4096', TASKGATE_MAX_JSON_DEPTH: '8' });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('every response carries the security headers; JSON gets a deny-all CSP', async () => {
+    for (const [path, key] of [['/api/v1/auth/me', ADMIN_KEY], ['/api/v1/auth/me', null], ['/nope', ADMIN_KEY], ['/health', null]] as const) {
+      const res = await server.call('GET', path, undefined, { key });
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
+      expect(res.headers.get('x-frame-options'), path).toBe('DENY');
+      expect(res.headers.get('referrer-policy'), path).toBe('no-referrer');
+      expect(res.headers.get('content-security-policy'), path).toContain("default-src 'none'");
+      expect(res.headers.get('x-powered-by'), path).toBeNull();
+    }
+  });
+
+  it('/docs still works, under a same-origin CSP', async () => {
+    const page = await server.call('GET', '/docs/', undefined, { key: null });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    const csp = page.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    // every script the page loads comes from the server itself, as the CSP requires
+    const scripts = [...page.text.matchAll(/<script[^>]*src="([^"]+)"/g)].map((m) => m[1]!);
+    expect(scripts.length).toBeGreaterThan(0);
+    expect(page.text).not.toMatch(/<script(?![^>]*src=)[^>]*>\s*\S/);
+    for (const src of scripts) {
+      expect(src).not.toMatch(/^https?:/);
+      expect((await server.call('GET', new URL(src, `${server.url}/docs/`).pathname, undefined, { key: null })).status, src).toBe(200);
+    }
+    expect((await server.call('GET', '/openapi.json', undefined, { key: null })).status).toBe(200);
+  });
+
+  it('caps body size, JSON depth and page size', async () => {
+    const big = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: { s: 'x'.repeat(5000) } });
+    expect(big.status).toBe(413);
+    expect(big.body.error.code).toBe('PAYLOAD_TOO_LARGE');
+    const deep = await server.call('POST', '/api/v1/tasks', JSON.stringify({ task_definition_id: 'noop', input: JSON.parse('['.repeat(10) + ']'.repeat(10)) }));
+    expect(deep.status).toBe(400);
+    for (const path of ['/api/v1/tasks?limit=101', '/api/v1/tasks/task_x/events?limit=201', '/api/v1/auth/api-keys?limit=1000', '/api/v1/admin/tenants?limit=101']) {
+      expect((await server.call('GET', path)).status, path).toBe(400);
+    }
+    const text = await server.call('POST', '/api/v1/tasks', 'query=x', { headers: { 'content-type': 'text/plain' } });
+    expect(text.status).toBe(415);
+  });
+
+  it('sets the header, request and keep-alive timeouts on the HTTP server', () => {
+    const http = server.app.server;
+    expect(http.headersTimeout).toBe(10_000);
+    expect(http.requestTimeout).toBe(30_000);
+    expect(http.keepAliveTimeout).toBe(72_000);
+  });
+});
+
+describe('header timeout', () => {
+  it('cuts off a client that never finishes its headers', async () => {
+    const server = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api', TASKGATE_HEADERS_TIMEOUT_MS: '200' });
+    try {
+      const { port } = server.app.server.address() as { port: number };
+      const answer = await new Promise<string>((resolve, reject) => {
+        let got = '';
+        const socket = connect(port, '127.0.0.1', () => socket.write('GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: '));
+        socket.on('data', (d) => (got += d.toString()));
+        socket.on('close', () => resolve(got));
+        socket.on('error', reject);
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 408/);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('streams per principal', () => {
+  it('ConnectionLimiter: a slot per connection, released once', () => {
+    const limiter = new ConnectionLimiter(2);
+    const key = principalKey({ tenantId: 't', kind: 'api_key', subjectId: 'key_1' });
+    const r1 = limiter.acquire(key)!;
+    const r2 = limiter.acquire(key)!;
+    expect(limiter.acquire(key)).toBeUndefined();
+    expect(limiter.acquire('other')).toBeDefined();
+    r1();
+    r1();
+    expect(limiter.count(key)).toBe(1);
+    expect(limiter.acquire(key)).toBeDefined();
+    r2();
+  });
+
+  it('acquireStreamSlot answers 429 at the cap and frees the slot when the connection closes', () => {
+    const limiter = new ConnectionLimiter(1);
+    const principal = { kind: 'api_key' as const, tenantId: 't', userId: 'u', subjectId: 'k', scopes: [], rateLimit: null };
+    const listeners: (() => void)[] = [];
+    const reply = { raw: { once: (_e: string, fn: () => void) => listeners.push(fn) } };
+    acquireStreamSlot(limiter, { principal } as never, reply as never);
+    let thrown: unknown;
+    try {
+      acquireStreamSlot(limiter, { principal } as never, reply as never);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(ApiError);
+    expect(thrown).toMatchObject({ code: 'RATE_LIMITED', status: 429 });
+    listeners[0]!();
+    expect(limiter.count(principalKey(principal))).toBe(0);
+  });
+
+  it('the SSE route is capped per principal (TASKGATE_MAX_STREAMS_PER_PRINCIPAL)', async () => {
+    const server = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api', TASKGATE_MAX_STREAMS_PER_PRINCIPAL: '2' });
+    const aborts: AbortController[] = [];
+    try {
+      const t = await newTenant(tdb.db);
+      const other = await newTenant(tdb.db);
+      const task = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', delay_ms: 3_600_000 }, { key: t.key });
+      const open = async (key: string, id = task.body.task_id) => {
+        const ac = new AbortController();
+        aborts.push(ac);
+        const res = await fetch(`${server.url}/api/v1/stream/sse?workflow_id=${id}`, { headers: { 'x-api-key': key }, signal: ac.signal });
+        return { status: res.status, ac };
+      };
+      const first = await open(t.key);
+      expect((await open(t.key)).status).toBe(200);
+      expect(first.status).toBe(200);
+      expect((await open(t.key)).status).toBe(429);
+      // another principal has its own slots
+      const theirs = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', delay_ms: 3_600_000 }, { key: other.key });
+      expect((await open(other.key, theirs.body.task_id)).status).toBe(200);
+      // closing a stream gives its slot back (the server sees the close asynchronously)
+      first.ac.abort();
+      let status = 429;
+      for (const deadline = Date.now() + 20_000; status === 429 && Date.now() < deadline; ) {
+        status = (await open(t.key)).status;
+        if (status === 429) await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(status).toBe(200);
+    } finally {
+      for (const ac of aborts) ac.abort();
+      await server.close();
+    }
+  });
+});
+
+describe('logs', () => {
+  it('never contain API keys, tokens or Authorization headers', async () => {
+    const secret = 'log-test-secret-that-is-32-bytes-or-more';
+    const { server, logs } = await serverWithLogs({ LOG_LEVEL: 'debug', TASKGATE_JWT_SECRET: secret });
+    try {
+      const t = await newTenant(tdb.db);
+      const jwt = await new SignJWT({ tenant_id: t.tenantId, scopes: 'tasks:read' }).setProtectedHeader({ alg: 'HS256' }).setSubject('someone').setExpirationTime('5m')
+        .sign(createSecretKey(Buffer.from(secret)));
+      const bogus = 'sk_BOGUSBOGUSBO_' + 'z'.repeat(43);
+      const task = await fetch(`${server.url}/api/v1/tasks`, {
+        method: 'POST', headers: { 'x-api-key': t.key, 'content-type': 'application/json' }, body: JSON.stringify({ task_definition_id: 'noop', delay_ms: 3_600_000 }),
+      }).then((r) => r.json() as Promise<{ task_id: string }>);
+      const requests: [string, Record<string, string>][] = [
+        ['/api/v1/auth/me', { authorization: `Bearer ${t.key}` }],
+        ['/api/v1/auth/me', { authorization: `Bearer ${jwt}` }],
+        ['/api/v1/auth/me', { 'x-api-key': bogus }],
+        ['/api/v1/auth/me', { authorization: `Bearer ${bogus}` }],
+        [`/api/v1/stream/sse?workflow_id=task_missing&api_key=${t.key}`, {}],
+        [`/api/v1/stream/sse?workflow_id=task_missing&token=${jwt}`, {}],
+        [`/api/v1/stream/sse?workflow_id=task_missing&api_key=${bogus}`, {}],
+        [`/api/v1/tasks/${task.task_id}?api_key=${t.key}&x=1`, { 'x-api-key': t.key }],
+        [`/nope?token=${jwt}`, { cookie: `session=${t.key}` }],
+      ];
+      for (const [path, headers] of requests) await fetch(server.url + path, { headers });
+      const text = logs();
+      expect(text).toContain('incoming request');
+      expect(text).toContain('[REDACTED]');
+      for (const s of [t.key, jwt, bogus, secret, t.key.slice(16), jwt.split('.')[2]!]) expect(text).not.toContain(s);
+      expect(text.toLowerCase()).not.toMatch(/"authorization":"(?!\[redacted\])/);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('5xx bodies', () => {
+  it('never carry stack traces or SQL; the detail goes to the log only', async () => {
+    const broken = await openTestDb();
+    const { server, logs } = await serverWithLogs({}, {}, broken.db);
+    try {
+      await broken.db.exec('ALTER TABLE tasks RENAME TO tasks_moved_away');
+      const res = await fetch(`${server.url}/api/v1/tasks`, { headers: { 'x-api-key': ADMIN_KEY } });
+      const text = await res.text();
+      expect(res.status).toBe(500);
+      expect(JSON.parse(text).error).toEqual({ code: 'INTERNAL_ERROR', message: 'Internal server error' });
+      for (const leak of ['tasks_moved_away', 'relation', 'SELECT', 'FROM', ' at ', '.ts:', '.js:', 'postgres', 'pglite']) expect(text).not.toContain(leak);
+      expect(logs()).toContain('request failed');
+    } finally {
+      await server.close();
+      await broken.close();
+    }
+  });
+});
+
+describe('dev mode', () => {
+  it.each(['0.0.0.0', '::', '192.168.1.10', '127.0.0.1.example.com', 'example.com'])('refuses to turn auth off when bound to %s', (host) => {
+    expect(() => loadConfig({ 'no-auth': true, host }, {})).toThrow(ConfigError);
+    expect(() => loadConfig({}, { TASKGATE_AUTH_DISABLED: 'true', HOST: host })).toThrow(ConfigError);
+  });
+
+  it.each(['127.0.0.1', '127.0.0.2', 'localhost', '::1'])('allows it on loopback %s', (host) => {
+    expect(loadConfig({ 'no-auth': true, host }, {}).authDisabled).toBe(true);
+  });
+
+  it('warns loudly at start and answers without credentials', async () => {
+    const { server, logs } = await serverWithLogs({ TASKGATE_AUTH_DISABLED: 'true', HOST: '127.0.0.1' });
+    try {
+      const warning = logs().split('\n').find((l) => l.includes('AUTHENTICATION IS DISABLED'));
+      expect(warning).toBeDefined();
+      expect(JSON.parse(warning!).level).toBe(40);
+      const me = await fetch(`${server.url}/api/v1/auth/me`).then((r) => r.json() as Promise<Record<string, unknown>>);
+      expect(me).toMatchObject({ principal_type: 'anonymous', tenant_id: 'default' });
+    } finally {
+      await server.close();
+    }
+  });
+});
