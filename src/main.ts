@@ -17,6 +17,7 @@ import { Registry, functionExecutor } from './executors/registry.js';
 import { createHttpExecutor, httpRequest } from './executors/http.js';
 import { calculateOrderTotal, noop, sleep } from './executors/builtin/basic.js';
 import { dataAnalysis } from './executors/builtin/data-analysis.js';
+import { approvalDefinition, approvalExecutor } from './executors/approval.js';
 import { Worker } from './engine/worker.js';
 import { buildApp } from './api/app.js';
 import { agentExecutorFor, openaiPluginFor } from './agent-wiring.js';
@@ -45,12 +46,14 @@ export async function openDatabase(config: Config, log?: Logger): Promise<Db> {
 export async function createRegistry(config: Config): Promise<Registry> {
   const registry = new Registry()
     .addExecutor(functionExecutor)
+    .addExecutor(approvalExecutor)
     .addExecutor(createHttpExecutor({ timeoutMs: config.httpTimeoutMs, maxResponseBytes: config.httpMaxResponseBytes, allowList: config.httpAllowList }))
     .addDefinition(noop)
     .addDefinition(sleep)
     .addDefinition(calculateOrderTotal(config.taxRate))
     .addDefinition(dataAnalysis)
-    .addDefinition(httpRequest);
+    .addDefinition(httpRequest)
+    .addDefinition(approvalDefinition);
   for (const def of llmTemplates) registry.addDefinition(def);
   if (config.tasksDir) await registry.loadTasksDir(config.tasksDir);
   return registry;
@@ -120,6 +123,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           workerId: `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
           concurrency: config.concurrency, leaseMs: config.leaseMs, pollIntervalMs: config.pollIntervalMs,
           reaperIntervalMs: config.reaperIntervalMs, cancelGraceMs: config.cancelGraceMs, shutdownGraceMs: config.shutdownGraceMs,
+          approvalTimeoutMs: config.approvalTimeoutMs,
         },
         {
           db, hub, signals, registry, log: taskLogger(log.child({ component: 'worker' })),
