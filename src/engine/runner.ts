@@ -2,6 +2,7 @@
 // calls the executor, enforces the timeout, and writes the outcome with a fenced transition.
 import type { Db } from '../storage/db.js';
 import type { GroupCommit } from '../storage/group-commit.js';
+import type { Completer } from './completer.js';
 import { tasksTransition, sql, type EventSpec, type StoredEvent } from '../storage/queries/transitions.js';
 import type { TaskRow } from '../storage/queries/tasks.js';
 import { stepsFinish, stepsLoad, stepsStart } from '../storage/queries/steps.js';
@@ -20,6 +21,8 @@ export interface RunnerDeps {
   db: Db;
   /** Outcome, event and step writes share commits through this. */
   commit: GroupCommit;
+  /** Successful completions are written in batches through this. */
+  completer: Completer;
   hub: EventHub;
   registry: Registry;
   workerId: string;
@@ -282,16 +285,14 @@ export class Runner {
     switch (next.status) {
       case 'COMPLETED': {
         const r = o.result!;
-        set = {
-          ...common, status: 'COMPLETED', output: r.output ?? null, result: r.result ?? null, error: null,
-          usage: r.usage ?? null, model_used: r.model_used ?? null, provider: r.provider ?? null,
-          ...(r.metadata ? { metadata_patch: r.metadata } : {}),
-        };
-        events = [
-          { type: 'WORKFLOW_COMPLETED', message: 'Task completed', payload: { duration_ms: durationMs, attempt: task.attempt } },
-          { type: 'STREAM_END', message: 'Stream ended', payload: { status: 'COMPLETED' } },
-        ];
-        break;
+        const events = await this.#d.completer.complete({
+          id: task.id, attempt: task.attempt, owner: this.#d.workerId, output: r.output ?? null, result: r.result ?? null,
+          usage: (r.usage as unknown as Record<string, number> | undefined) ?? null, model_used: r.model_used ?? null,
+          provider: r.provider ?? null, metadata: r.metadata ?? null, duration_ms: durationMs,
+        });
+        if (events) this.#d.hub.publish(events);
+        this.#d.onOutcome?.(task, 'COMPLETED');
+        return;
       }
       case 'CANCELLED':
         set = { ...common, status: 'CANCELLED' };

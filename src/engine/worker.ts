@@ -9,6 +9,7 @@ import type { TaskLogger } from '../executors/types.js';
 import type { TaskRow } from '../storage/queries/tasks.js';
 import { Runner, type ActiveAttempt } from './runner.js';
 import { GroupCommit } from '../storage/group-commit.js';
+import { Completer } from './completer.js';
 import { AttemptAborted } from './abort.js';
 import { LeaseReaper } from './lease-reaper.js';
 
@@ -51,7 +52,7 @@ export class Worker {
     this.#o = options;
     this.#d = deps;
     this.#runner = new Runner({
-      db: deps.db, commit: new GroupCommit(deps.db), hub: deps.hub, registry: deps.registry, workerId: options.workerId,
+      db: deps.db, commit: new GroupCommit(deps.db), completer: new Completer(deps.db), hub: deps.hub, registry: deps.registry, workerId: options.workerId,
       cancelGraceMs: options.cancelGraceMs, approvalTimeoutMs: options.approvalTimeoutMs, log: deps.log, onOutcome: deps.onOutcome,
       onRequeue: () => this.wake(),
     });

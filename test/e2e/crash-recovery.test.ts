@@ -19,6 +19,8 @@ function baseEnv(dataDir: string, schema: string | undefined): Record<string, st
     TASKGATE_REAPER_INTERVAL_MS: '300',
     TASKGATE_POLL_INTERVAL_MS: '100',
     TASKGATE_SHUTDOWN_GRACE_MS: '3000',
+    // these tests drive load through one key; the limiter has its own suite
+    TASKGATE_RATE_LIMIT_PER_MIN: '0',
   };
   if (pgUrl && schema) {
     env.DATABASE_URL = pgUrl;
@@ -70,7 +72,8 @@ afterAll(async () => {
   }
 });
 
-describe('taskgate serve process', () => {
+// real processes on a shared 2-core machine: generous per-test time, never a timing assertion
+describe('taskgate serve process', { timeout: 240_000 }, () => {
   it('loses no task across kill -9 and restart; finished steps are not re-run', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'taskgate-e2e-'));
     const env = baseEnv(dataDir, schema);

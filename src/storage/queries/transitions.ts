@@ -199,3 +199,49 @@ export async function tasksNextRunAt(db: Queryable): Promise<Date | undefined> {
   );
   return res.rows[0]?.run_at;
 }
+
+export interface CompletionInput {
+  id: string;
+  attempt: number;
+  owner: string;
+  output: unknown;
+  result: string | null;
+  usage: Record<string, number> | null;
+  model_used: string | null;
+  provider: string | null;
+  metadata: Record<string, unknown> | null;
+  duration_ms: number;
+}
+
+/**
+ * Completes many attempts in one statement (the hot path: one round trip and one commit for a
+ * whole batch), each fenced like tasksTransition, appending WORKFLOW_COMPLETED and STREAM_END.
+ * Returns the events written; a task missing from them lost its race.
+ */
+export async function tasksCompleteMany(db: Queryable, rows: readonly CompletionInput[]): Promise<StoredEvent[]> {
+  if (rows.length === 0) return [];
+  const res = await db.query<StoredEvent>(
+    `WITH x AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, attempt int, owner text, output jsonb, result text,
+         usage jsonb, model_used text, provider text, metadata jsonb, duration_ms int)
+     ), u AS (
+       UPDATE tasks t SET status = 'COMPLETED', output = x.output, result = x.result, error = NULL, usage = x.usage,
+              model_used = x.model_used, provider = x.provider,
+              metadata = CASE WHEN x.metadata IS NULL THEN t.metadata ELSE t.metadata || x.metadata END,
+              lease_owner = NULL, lease_expires_at = NULL, completed_at = now(), last_seq = t.last_seq + 2, updated_at = now()
+         FROM x
+        WHERE t.id = x.id AND t.status = 'RUNNING' AND t.attempt = x.attempt AND t.lease_owner = x.owner
+       RETURNING t.id, t.tenant_id, t.last_seq, t.attempt, x.duration_ms
+     ), ev AS (
+       INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload)
+       SELECT id, last_seq - 1, tenant_id, 'WORKFLOW_COMPLETED', 'Task completed',
+              jsonb_build_object('duration_ms', duration_ms, 'attempt', attempt) FROM u
+       UNION ALL
+       SELECT id, last_seq, tenant_id, 'STREAM_END', 'Stream ended', '{"status":"COMPLETED"}'::jsonb FROM u
+       RETURNING task_id, tenant_id, seq, type, agent_id, message, payload, created_at
+     )
+     SELECT * FROM ev ORDER BY task_id, seq`,
+    [JSON.stringify(rows.map((r) => ({ ...r, output: r.output === undefined ? null : r.output })))],
+  );
+  return res.rows;
+}
