@@ -3,6 +3,7 @@
 // scope, for every other scope's key); and tenant A reaching for tenant B's objects gets 404 and
 // leaks nothing. A route added without an entry in FIXTURES fails here, so none can be forgotten.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, newTenant, startTestServer, type TestServer } from '../helpers/server.js';
@@ -72,6 +73,9 @@ const FIXTURES: Record<string, Fixture> = {
   'GET /api/v1/sessions/:id/events': { request: (b) => ({ path: `/api/v1/sessions/${b.sessionId}/events` }), crossTenant: 'not_found' },
   'PATCH /api/v1/sessions/:id': { request: (b) => ({ path: `/api/v1/sessions/${b.sessionId}`, body: { title: 'pwned' } }), crossTenant: 'not_found' },
   'DELETE /api/v1/sessions/:id': { request: (b) => ({ path: `/api/v1/sessions/${b.sessionId}` }), crossTenant: 'not_found' },
+  'POST /api/v1/task': { request: () => ({ path: '/api/v1/task', body: { type: 'noop', args: {} } }), crossTenant: 'no_leak' },
+  'GET /api/v1/task/:id': { request: (b) => ({ path: `/api/v1/task/${b.taskId}` }), crossTenant: 'not_found' },
+  'DELETE /api/v1/task/:id': { request: (b) => ({ path: `/api/v1/task/${b.taskId}` }), crossTenant: 'not_found' },
   'GET /v1/models': { request: () => ({ path: '/v1/models' }), crossTenant: 'shared' },
   'GET /v1/models/:id': { request: () => ({ path: '/v1/models/taskgate' }), crossTenant: 'shared' },
   'POST /v1/chat/completions': { request: () => ({ path: '/v1/chat/completions', body: { model: 'taskgate', messages: [{ role: 'user', content: 'hi' }] } }), crossTenant: 'no_leak' },
@@ -161,9 +165,18 @@ describe('the route table', () => {
     expect(routes.length).toBeGreaterThan(20);
   });
 
+  it("docs/security.md's scope table lists every route with its scope", () => {
+    const doc = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('## Scopes per route'), doc.indexOf('\n## ', doc.indexOf('## Scopes per route') + 1));
+    const documented = new Map<string, string>();
+    for (const m of section.matchAll(/^\| `([A-Z]+ \S+)` \| (?:`([a-z:]+)`|(any credential))/gm)) documented.set(m[1]!, m[2] ?? 'authenticated');
+    const actual = new Map(routes.filter((r) => r.method !== 'HEAD').map((r) => [routeName(r), r.access === 'authenticated' ? 'authenticated' : r.scope!]));
+    expect(Object.fromEntries(documented), 'update the table in docs/security.md').toEqual(Object.fromEntries(actual));
+  });
+
   it('only health, readiness, metrics and the API docs are public', () => {
     const publicRoutes = routeTable(server.app).filter((r) => r.access === 'public').map((r) => r.url);
-    for (const url of publicRoutes) expect(url, url).toMatch(/^(\/health|\/readiness|\/metrics|\/openapi\.json|\/docs(\/.*)?|\*)$/);
+    for (const url of publicRoutes) expect(url, url).toMatch(/^(\/health|\/api\/v1\/health|\/readiness|\/metrics|\/openapi\.json|\/docs(\/.*)?|\*)$/);
   });
 });
 
