@@ -32,41 +32,40 @@ export async function httpCall(call: HttpCall): Promise<HttpResult> {
   await assertPublicUrl(url, call.allowList);
   const mod = url.protocol === 'https:' ? https : http;
   return new Promise<HttpResult>((resolve, reject) => {
+    let settled = false;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      fn();
+    };
+    const fail = (err: unknown) => {
+      settle(() => reject(err));
+      req.destroy();
+    };
     const req = mod.request(
       url,
-      {
-        method: call.method ?? 'GET',
-        headers: call.headers,
-        lookup: guardedLookup(call.allowList) as never,
-        signal: call.signal,
-        timeout: call.timeoutMs,
-      },
+      { method: call.method ?? 'GET', headers: call.headers, lookup: guardedLookup(call.allowList) as never, signal: call.signal },
       (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > call.maxResponseBytes) {
-            req.destroy(new PermanentError(`response larger than ${call.maxResponseBytes} bytes`));
-            return;
-          }
+          if (size > call.maxResponseBytes) return fail(new PermanentError(`response larger than ${call.maxResponseBytes} bytes`));
           chunks.push(chunk);
         });
         res.on('end', () => {
           const headers: Record<string, string> = {};
           for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-          resolve({ status: res.statusCode ?? 0, headers, body: Buffer.concat(chunks).toString('utf8') });
+          settle(() => resolve({ status: res.statusCode ?? 0, headers, body: Buffer.concat(chunks).toString('utf8') }));
         });
-        res.on('error', reject);
+        res.on('error', fail);
+        res.on('aborted', () => fail(new RetryAfterError('connection closed before the response ended', 0)));
       },
     );
-    const timer = setTimeout(() => req.destroy(new RetryAfterError(`request timed out after ${call.timeoutMs} ms`, 0)), call.timeoutMs);
-    req.on('close', () => clearTimeout(timer));
-    req.on('timeout', () => req.destroy(new RetryAfterError(`request timed out after ${call.timeoutMs} ms`, 0)));
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ESSRF') reject(new PermanentError(err.message));
-      else reject(err);
-    });
+    // one deadline for the whole exchange (connect, headers, body)
+    const timer = setTimeout(() => fail(new RetryAfterError(`request timed out after ${call.timeoutMs} ms`, 0)), call.timeoutMs);
+    req.on('error', (err: NodeJS.ErrnoException) => fail(err.code === 'ESSRF' ? new PermanentError(err.message) : err));
     if (call.body !== undefined) req.write(call.body);
     req.end();
   });

@@ -44,17 +44,19 @@ export function createHttpExecutor(opts: HttpExecutorOptions): Executor {
         body = typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
         if (typeof input.body !== 'string') headers['content-type'] ??= 'application/json';
       }
-      const res = await ctx.step('http', () =>
-        httpCall({
+      // only a definitive answer is stored as the durable step: 429/5xx and network errors retry
+      const res = await ctx.step('http', async () => {
+        const r = await httpCall({
           url, method, headers, body,
           timeoutMs: Math.min(input.timeout_ms ?? opts.timeoutMs, opts.timeoutMs),
           maxResponseBytes: opts.maxResponseBytes, allowList: opts.allowList, signal: ctx.signal,
-        }),
-      );
-      if (res.status === 429 || res.status >= 500) {
-        const retryAfter = Number(res.headers['retry-after']);
-        throw new RetryAfterError(`upstream answered ${res.status}`, Number.isFinite(retryAfter) ? retryAfter * 1000 : 0);
-      }
+        });
+        if (r.status === 429 || r.status >= 500) {
+          const retryAfter = Number(r.headers['retry-after']);
+          throw new RetryAfterError(`upstream answered ${r.status}`, Number.isFinite(retryAfter) ? retryAfter * 1000 : 0);
+        }
+        return r;
+      });
       let json: unknown;
       if ((res.headers['content-type'] ?? '').includes('json')) {
         try {
