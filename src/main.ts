@@ -83,6 +83,9 @@ export interface StartOptions {
   announce?: (line: string) => void;
 }
 
+/** How long a start waits for Redis before serving without it (fail open/closed meanwhile). */
+const REDIS_START_WAIT_MS = 2_000;
+
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<Server> {
   const log = opts.logger ?? createLogger(config.logLevel);
   if (config.authDisabled) {
@@ -96,6 +99,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const shared = config.redisUrl ? openRedisRateLimits(config.redisUrl, log) : undefined;
   try {
     await migrate(db);
+    // buckets shared from the first request on; a Redis that is down does not hold up the start
+    if (shared && !(await shared.connected(REDIS_START_WAIT_MS))) log.warn('redis not reachable at start: rate limits fail open/closed until it is');
     const boot = await bootstrap(db, config.adminKey);
     if (boot.generatedKey) {
       mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });

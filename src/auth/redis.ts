@@ -17,6 +17,8 @@ export interface SharedRateLimits {
   limiter: RedisRateLimiter;
   /** Readiness check: resolves when Redis answers PING. Its name is the check's name. */
   redis: () => Promise<void>;
+  /** Resolves once connected, or after `timeoutMs` (then requests fail open or closed until it is). */
+  connected(timeoutMs: number): Promise<boolean>;
 }
 
 export function openRedisRateLimits(url: string, log: Logger, opts: { prefix?: string } = {}): SharedRateLimits {
@@ -41,6 +43,19 @@ export function openRedisRateLimits(url: string, log: Logger, opts: { prefix?: s
     async redis() {
       if (client.status !== 'ready') throw new Error(`redis ${client.status}`);
       await client.ping();
+    },
+    connected(timeoutMs) {
+      if (client.status === 'ready') return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const done = (ok: boolean) => {
+          clearTimeout(timer);
+          client.off('ready', onReady);
+          resolve(ok);
+        };
+        const onReady = () => done(true);
+        const timer = setTimeout(() => done(false), timeoutMs);
+        client.once('ready', onReady);
+      });
     },
   };
 }
