@@ -46,6 +46,9 @@ interface Channel {
   subs: Set<Sub>;
   /** Highest seq known to exist for this task. */
   knownSeq: number;
+  /** A shared read for a cross-process hint is in flight / another one is due after it. */
+  reading: boolean;
+  readAgain: boolean;
 }
 
 export interface EventHubOptions {
@@ -111,7 +114,7 @@ export class EventHub {
   subscribe(taskId: string, tenantId: string, afterSeq: number, subscriber: Subscriber): () => void {
     let ch = this.#channels.get(taskId);
     if (!ch) {
-      ch = { taskId, tenantId, subs: new Set(), knownSeq: 0 };
+      ch = { taskId, tenantId, subs: new Set(), knownSeq: 0, reading: false, readAgain: false };
       this.#channels.set(taskId, ch);
     }
     const sub: Sub = { s: subscriber, lastSeq: afterSeq, catchingUp: false, closed: false };
@@ -165,6 +168,45 @@ export class EventHub {
     if (!sub.closed && ch.knownSeq > sub.lastSeq) void this.#catchUp(ch, sub);
   }
 
+  /**
+   * One log read per hinted channel, fanned out to every subscriber that is not catching up on
+   * its own (a read per subscriber made 200 clients cost 200 queries per event).
+   */
+  async #readForAll(ch: Channel): Promise<void> {
+    if (ch.reading) {
+      ch.readAgain = true;
+      return;
+    }
+    ch.reading = true;
+    try {
+      for (;;) {
+        ch.readAgain = false;
+        let from = Infinity;
+        for (const sub of ch.subs) if (!sub.catchingUp && !sub.closed && sub.lastSeq < ch.knownSeq) from = Math.min(from, sub.lastSeq);
+        if (from === Infinity) {
+          if (!ch.readAgain) break;
+          continue;
+        }
+        const rows = await eventsList(this.#db, { tenantId: ch.tenantId, taskId: ch.taskId, afterSeq: from, limit: FETCH_PAGE });
+        for (const e of rows) {
+          ch.knownSeq = Math.max(ch.knownSeq, e.seq);
+          const wire = toWireEvent(e);
+          for (const sub of ch.subs) {
+            if (sub.catchingUp || sub.closed || e.seq !== sub.lastSeq + 1) continue;
+            sub.lastSeq = e.seq;
+            sub.s.deliver(wire, false);
+          }
+        }
+        if (rows.length === 0 && !ch.readAgain) break;
+      }
+    } catch (err) {
+      this.#opts.onError?.(err);
+      for (const sub of ch.subs) void this.#catchUp(ch, sub); // each subscriber retries on its own
+    } finally {
+      ch.reading = false;
+    }
+  }
+
   #deliverEphemeral(event: TaskEvent): void {
     const ch = this.#channels.get(event.workflow_id);
     if (!ch) return;
@@ -183,7 +225,7 @@ export class EventHub {
       const ch = this.#channels.get(taskId);
       if (!ch) continue;
       ch.knownSeq = Math.max(ch.knownSeq, seq);
-      for (const sub of ch.subs) if (sub.lastSeq < seq) void this.#catchUp(ch, sub);
+      void this.#readForAll(ch);
     }
     for (const e of msg.e ?? []) this.#deliverEphemeral(e);
   }

@@ -19,6 +19,8 @@ export interface SseClient {
   comments: string[];
   /** Raw body text (for error responses). */
   body(): string;
+  /** The connection error, when status is 0. */
+  error?: Error;
   /** Resolves when the response ends or the connection closes. */
   ended: Promise<void>;
   /** Resolves with the first frame (or comment) `pred` accepts. */
@@ -99,11 +101,33 @@ export function openSse(url: string, opts: { headers?: Record<string, string>; p
     res.on('end', () => resolveEnded());
     res.on('close', () => resolveEnded());
   });
-  req.on('error', () => {
+  req.on('error', (err) => {
+    client.error ??= err;
     resolveStatus(0);
     resolveEnded();
   });
   return client;
+}
+
+/** Follows a stream to `done` like a well-behaved client: reconnects with Last-Event-ID whenever it is cut. */
+export async function followToEnd(url: string, headers: Record<string, string>, onFirstFrame?: () => void): Promise<{ ids: number[]; connections: number }> {
+  const ids: number[] = [];
+  let last: string | undefined;
+  for (let connections = 1; ; connections++) {
+    const c = openSse(url, { headers: last ? { ...headers, 'last-event-id': last } : headers });
+    c.onFrame = (f) => {
+      if (f.id !== undefined) {
+        ids.push(Number(f.id));
+        last = f.id;
+      }
+      onFirstFrame?.();
+      onFirstFrame = undefined;
+    };
+    const status = await c.status;
+    if (status !== 200) throw new Error(`stream answered ${status}: ${c.error?.message ?? c.body()}`);
+    await c.ended;
+    if (c.frames.some(isDone)) return { ids, connections };
+  }
 }
 
 /** Events (not comments, not `done`) of a client as parsed JSON. */

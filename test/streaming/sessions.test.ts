@@ -21,7 +21,7 @@ const SID = 'sess-conversation-1';
 
 beforeAll(async () => {
   tdb = await openTestDb();
-  server = await startTestServer(tdb.db, {}, { definitions: [usageDef] });
+  server = await startTestServer(tdb.db, { TASKGATE_RATE_LIMIT_PER_MIN: '0' }, { definitions: [usageDef] });
   server.registry.addExecutor({
     kind: 'test-usage',
     async run(task, ctx) {

@@ -12,7 +12,7 @@ const auth = { 'x-api-key': ADMIN_KEY };
 
 beforeAll(async () => {
   tdb = await openTestDb();
-  server = await startTestServer(tdb.db, { TASKGATE_STREAM_PING_MS: '100' }, { definitions: [progressDef, partialDef] });
+  server = await startTestServer(tdb.db, { TASKGATE_STREAM_PING_MS: '100', TASKGATE_RATE_LIMIT_PER_MIN: '0' }, { definitions: [progressDef, partialDef] });
 });
 afterAll(async () => {
   await server?.close();
@@ -199,7 +199,7 @@ describe('SSE stream', () => {
   });
 
   it('on shutdown, open streams get a retry hint and are closed; the client resumes elsewhere', async () => {
-    const api = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
+    const api = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api', TASKGATE_RATE_LIMIT_PER_MIN: '0' });
     try {
       const id = await submit('test-progress', { count: 3, key: 'shutdown', gated: true });
       await waitForTask(server, id, (t) => t.status === 'RUNNING');

@@ -27,7 +27,7 @@ let server: TestServer;
 
 beforeAll(async () => {
   tdb = await openTestDb();
-  server = await startTestServer(tdb.db, {}, { definitions: [failOnce] });
+  server = await startTestServer(tdb.db, { TASKGATE_RATE_LIMIT_PER_MIN: '0' }, { definitions: [failOnce] });
 });
 afterAll(async () => {
   await server?.close();

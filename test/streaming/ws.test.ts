@@ -11,7 +11,7 @@ let server: TestServer;
 
 beforeAll(async () => {
   tdb = await openTestDb();
-  server = await startTestServer(tdb.db, {}, { definitions: [progressDef, partialDef] });
+  server = await startTestServer(tdb.db, { TASKGATE_RATE_LIMIT_PER_MIN: '0' }, { definitions: [progressDef, partialDef] });
 });
 afterAll(async () => {
   await server?.close();
