@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -97,6 +97,16 @@ function follow(url, workflowId) {
   });
 }
 
+/** Resident set size of a process in MiB (Linux), or undefined. */
+function rssMiB(pid) {
+  try {
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+    return Number.isFinite(kb) ? Math.round(kb / 1024) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 
 async function main() {
@@ -109,6 +119,9 @@ async function main() {
     const api = await serve('api', dataDir);
     procs.push(api);
     procs.push(await serve('worker', dataDir));
+    const rssIdle = rssMiB(api.child.pid);
+    let rssPeak = rssIdle;
+    const sampler = setInterval(() => (rssPeak = Math.max(rssPeak ?? 0, rssMiB(api.child.pid) ?? 0)), 200);
     const all = [];
     for (let t = 0; t < TASKS; t++) {
       // the delay lets every client subscribe before the first event is written (replayed
@@ -122,14 +135,16 @@ async function main() {
       const results = await Promise.all(Array.from({ length: CLIENTS }, () => follow(api.url, workflow_id)));
       for (const s of results) all.push(...s);
     }
+    clearInterval(sampler);
     const ms = all.map((s) => s.ms).sort((a, b) => a - b);
     const summary = {
       tasks: TASKS, steps: STEPS, step_ms: STEP_MS, clients_per_task: CLIENTS, samples: ms.length,
+      api_rss_idle_mib: rssIdle, api_rss_peak_mib: rssPeak,
       p50_ms: pct(ms, 50), p90_ms: pct(ms, 90), p99_ms: pct(ms, 99), max_ms: ms.at(-1),
       mean_ms: Math.round((ms.reduce((a, b) => a + b, 0) / ms.length) * 10) / 10,
     };
     console.log(`cross-process delivery (worker write → SSE client on the api process): p50 ${summary.p50_ms} ms, p90 ${summary.p90_ms} ms, ` +
-      `p99 ${summary.p99_ms} ms, max ${summary.max_ms} ms over ${summary.samples} events`);
+      `p99 ${summary.p99_ms} ms, max ${summary.max_ms} ms over ${summary.samples} events; api process RSS ${rssIdle} MiB idle, ${rssPeak} MiB peak`);
     console.log(JSON.stringify(summary));
   } finally {
     for (const p of procs) p.child.kill('SIGTERM');

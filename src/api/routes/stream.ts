@@ -288,7 +288,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     r.get('/api/v1/stream/ws', {
       websocket: true,
       config: { scope: 'tasks:read', queryAuth: true },
-      schema: { tags: ['streaming'], summary: 'WebSocket: the same stream, one event JSON per message', querystring: StreamQuery, hide: false },
+      schema: { tags: ['streaming'], summary: 'WebSocket: the same stream, one event JSON per message', querystring: StreamQuery },
       preHandler: async (req) => {
         if (!req.ws) throw new ApiError('VALIDATION_ERROR', 'this endpoint needs a WebSocket upgrade (or use /api/v1/stream/sse)');
         const plan = await prepare(req);
