@@ -6,6 +6,7 @@
 import type { Db, Queryable } from '../storage/db.js';
 import { tasksInsertMany, type NewTask } from '../storage/queries/tasks.js';
 import { sessionsTouch } from '../storage/queries/sessions.js';
+import { Batcher } from '../storage/batcher.js';
 
 /** Rows per INSERT: 20 columns × 256 rows stays well under the 65,535 bind-parameter limit. */
 const MAX_BATCH = 256;
@@ -13,61 +14,26 @@ const MAX_BATCH = 256;
 /** Runs inside the transaction that inserts the task, after the insert; throwing rolls it back. */
 export type InTransaction = (tx: Queryable, createdAt: Date) => Promise<void>;
 
-interface Pending {
+interface Submit {
   task: NewTask;
   inTx: InTransaction | undefined;
-  resolve: (created: Date) => void;
-  reject: (err: unknown) => void;
 }
 
 export class SubmitBatcher {
   readonly #db: Db;
-  readonly #afterCommit: (count: number) => void;
-  #queue: Pending[] = [];
-  #inFlight = 0;
-  readonly #maxInFlight: number;
+  readonly #batcher: Batcher<Submit, Date>;
 
   /** `maxInFlight` transactions may run at once (1 on PGlite, a few on a server pool). */
   constructor(db: Db, opts: { maxInFlight: number; afterCommit: (count: number) => void }) {
     this.#db = db;
-    this.#maxInFlight = opts.maxInFlight;
-    this.#afterCommit = opts.afterCommit;
+    this.#batcher = new Batcher({ maxInFlight: opts.maxInFlight, maxBatch: MAX_BATCH, flush: (batch) => this.#insert(batch), afterFlush: opts.afterCommit });
   }
 
   submit(task: NewTask, inTx?: InTransaction): Promise<Date> {
-    return new Promise<Date>((resolve, reject) => {
-      this.#queue.push({ task, inTx, resolve, reject });
-      this.#pump();
-    });
+    return this.#batcher.submit({ task, inTx });
   }
 
-  #pump(): void {
-    while (this.#inFlight < this.#maxInFlight && this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, MAX_BATCH);
-      this.#inFlight++;
-      void this.#flush(batch).finally(() => {
-        this.#inFlight--;
-        this.#pump();
-      });
-    }
-  }
-
-  async #flush(batch: Pending[]): Promise<void> {
-    try {
-      const created = await this.#insert(batch);
-      batch.forEach((p, i) => p.resolve(created[i]!));
-      this.#afterCommit(batch.length);
-    } catch (err) {
-      if (batch.length === 1) {
-        batch[0]!.reject(err);
-        return;
-      }
-      // one bad row must not fail its neighbours: retry each alone
-      await Promise.all(batch.map((p) => this.#flush([p])));
-    }
-  }
-
-  async #insert(batch: Pending[]): Promise<Date[]> {
+  async #insert(batch: Submit[]): Promise<Date[]> {
     const tasks = batch.map((p) => p.task);
     return this.#db.transaction(async (tx) => {
       const rows = await tasksInsertMany(tx, tasks);

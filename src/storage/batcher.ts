@@ -1,0 +1,71 @@
+// The one batching mechanism behind group commit (submits, completions, attempt writes): items
+// queue while up to `maxInFlight` flushes run; each flush takes what queued meanwhile, so an idle
+// system flushes a lone item at once and a busy one shares each round trip and commit among many.
+// A failed batch is retried item by item, so one bad item cannot fail its neighbours.
+
+interface Pending<I, O> {
+  item: I;
+  resolve: (out: O) => void;
+  reject: (err: unknown) => void;
+}
+
+export interface BatcherOptions<I, O> {
+  /** Flushes running at once (1 on PGlite, a few on a server pool). */
+  maxInFlight: number;
+  /** Items per flush: bounds parameter counts and how long one commit holds its locks. */
+  maxBatch: number;
+  /** Writes a batch; returns one result per item, in order. */
+  flush: (items: I[]) => Promise<O[]>;
+  /** Called after a successful flush with its size (metrics, wake-ups). */
+  afterFlush?: (size: number) => void;
+}
+
+export class Batcher<I, O> {
+  readonly #o: BatcherOptions<I, O>;
+  #queue: Pending<I, O>[] = [];
+  #inFlight = 0;
+  #flushes = 0;
+  #items = 0;
+
+  constructor(options: BatcherOptions<I, O>) {
+    this.#o = options;
+  }
+
+  /** Average items per successful flush so far. */
+  get itemsPerFlush(): number {
+    return this.#flushes ? this.#items / this.#flushes : 0;
+  }
+
+  submit(item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.#queue.push({ item, resolve, reject });
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    while (this.#inFlight < this.#o.maxInFlight && this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.#o.maxBatch);
+      this.#inFlight++;
+      void this.#flush(batch).finally(() => {
+        this.#inFlight--;
+        this.#pump();
+      });
+    }
+  }
+
+  async #flush(batch: Pending<I, O>[]): Promise<void> {
+    let results: O[];
+    try {
+      results = await this.#o.flush(batch.map((p) => p.item));
+    } catch (err) {
+      if (batch.length === 1) batch[0]!.reject(err);
+      else await Promise.all(batch.map((p) => this.#flush([p])));
+      return;
+    }
+    this.#flushes++;
+    this.#items += batch.length;
+    batch.forEach((p, i) => p.resolve(results[i]!));
+    this.#o.afterFlush?.(batch.length);
+  }
+}
