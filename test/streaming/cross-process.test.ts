@@ -49,6 +49,27 @@ describe.skipIf(!usingPostgres())('streams across processes (PostgreSQL)', () =>
     console.log(`[cross-process] ${lat.length} live events, write→read p50 ${lat[Math.floor(lat.length / 2)]} ms, max ${lat.at(-1)} ms`);
   });
 
+  it('many clients at different positions share the API server\'s log reads and each get exactly their part', async () => {
+    const res = await api.call('POST', '/api/v1/tasks', { task_definition_id: 'test-progress', input: { count: 40, key: 'xpmany', gated: true } });
+    const id = res.body.task_id as string;
+    await waitForTask(api, id, (t) => t.status === 'RUNNING');
+    const url = `${api.url}/api/v1/stream/sse?workflow_id=${id}`;
+    const first = openSse(url, { headers: { 'x-api-key': ADMIN_KEY } });
+    await first.waitFor((f) => f.event === 'WORKFLOW_STARTED');
+    gates.open('xpmany:start');
+    // the others join while the worker is writing, each resuming from a different point
+    const others = [];
+    for (let i = 0; i < 20; i++) {
+      const f = await first.waitFor((x) => Number(x.id) >= 2 + i);
+      others.push({ from: Number(f.id) - (i % 3), client: openSse(url, { headers: { 'x-api-key': ADMIN_KEY, 'last-event-id': String(Number(f.id) - (i % 3)) } }) });
+    }
+    await first.waitFor(isDone);
+    for (const o of others) await o.client.waitFor(isDone);
+    const seqs = ((await api.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[]).map((e) => e.seq);
+    expect(first.frames.filter((f) => f.id).map((f) => Number(f.id))).toEqual(seqs);
+    for (const o of others) expect(o.client.frames.filter((f) => f.id).map((f) => Number(f.id))).toEqual(seqs.filter((s) => s > o.from));
+  });
+
   it('WebSocket clients on the API server get the worker\'s events too', async () => {
     const { default: WebSocket } = await import('ws');
     const res = await api.call('POST', '/api/v1/tasks', { task_definition_id: 'test-progress', input: { count: 5, key: 'xpws', gated: true } });
