@@ -43,7 +43,7 @@ export function registerRateLimit(app: FastifyInstance, opts: RateLimitOptions):
   let lastWarnMs = -Infinity;
 
   app.addHook('onRequest', async (req, reply) => {
-    if (!req.routeOptions.url || req.routeOptions.config.public || req.routeOptions.config.delegatesLimits || !req.principal) return;
+    if (!req.routeOptions.url || req.routeOptions.config.public || req.routeOptions.config.rateLimit === false || !req.principal) return;
     const budget = budgetOf(req.method);
     const base = req.principal.rateLimit ?? { per_minute: opts.perMinute, burst: opts.burst };
     const factor = budget === 'read' ? opts.readMultiplier : 1;

@@ -12,7 +12,7 @@ export class ConnectionLimiter {
   readonly #max: number;
   readonly #open = new Map<string, number>();
 
-  /** `maxPerKey` concurrent slots per key (TASKGATE_MAX_STREAMS_PER_PRINCIPAL, default 100). */
+  /** `maxPerKey` concurrent slots per key (TASKGATE_MAX_STREAMS_PER_PRINCIPAL, default 1,000). */
   constructor(maxPerKey: number) {
     this.#max = maxPerKey;
   }

@@ -13,7 +13,7 @@ export const DEFAULT_IDEMPOTENCY_TTL_MS = 86_400_000;
 /** Expired idempotency records are deleted this often. */
 export const DEFAULT_IDEMPOTENCY_CLEANUP_INTERVAL_MS = 600_000;
 /** Concurrent SSE/WebSocket streams per principal and API process. */
-export const DEFAULT_MAX_STREAMS_PER_PRINCIPAL = 100;
+export const DEFAULT_MAX_STREAMS_PER_PRINCIPAL = 1000;
 /** Time to receive a request's headers (slow-header clients are cut off after this). */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 /** Leeway for exp/nbf/iat of JWTs. */

@@ -129,6 +129,24 @@ describe('over HTTP, in memory', () => {
     expect(count(statuses, 429)).toBeGreaterThanOrEqual(5 - refilled);
   });
 
+  it('stream connects are bounded by the stream cap, not the read budget', async () => {
+    // burst 3 → reads burst 30; 40 SSE connects on one key still all open (cap: 1,000 streams)
+    const t = await newTenant(tdb.db, ['admin']);
+    await tenantsUpdate(tdb.db, { id: t.tenantId, rate_limit: { per_minute: 1, burst: 3 } });
+    const sub = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {}, delay_ms: 3_600_000 }, { key: t.key });
+    expect(sub.status).toBe(200);
+    const controllers = Array.from({ length: 40 }, () => new AbortController());
+    try {
+      const statuses = await Promise.all(controllers.map(async (ac) => {
+        const res = await fetch(`${server.url}/api/v1/stream/sse?workflow_id=${sub.body.task_id}`, { headers: { 'x-api-key': t.key }, signal: ac.signal });
+        return res.status;
+      }));
+      expect(statuses.every((x) => x === 200)).toBe(true);
+    } finally {
+      for (const ac of controllers) ac.abort();
+    }
+  });
+
   it('budgets are per principal', async () => {
     const a = await newTenant(tdb.db, ['admin']);
     expect(count(await burst([server], 12, a.key, 'POST', '/api/v1/auth/api-keys', { name: 'n', scopes: ['tasks:read'] }), 201)).toBe(10);

@@ -9,8 +9,11 @@ import { ApiError } from '../../contract/errors.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** The route forwards to a canonical route that applies the rate limit: do not count twice. */
-    delegatesLimits?: boolean;
+    /**
+     * false: the rate limiter does not count this route — it forwards to a canonical route that
+     * counts (compat), or is bounded by the per-principal stream cap instead (SSE/WebSocket).
+     */
+    rateLimit?: boolean;
   }
 }
 
@@ -85,7 +88,7 @@ export async function compatRoutes(app: FastifyInstance): Promise<void> {
   }));
 
   app.post('/api/v1/task', {
-    config: { scope: 'tasks:execute', delegatesLimits: true },
+    config: { scope: 'tasks:execute', rateLimit: false },
     schema: { tags: ['compat'], summary: 'Submit a typed task (seed 004)', body: SubmitBody },
   }, async (req, reply) => {
     const body = req.body as { type: string; args: Record<string, unknown>; priority?: string; metadata?: Record<string, unknown> & { timeout?: number } };
@@ -110,7 +113,7 @@ export async function compatRoutes(app: FastifyInstance): Promise<void> {
   });
 
   app.get('/api/v1/task/:id', {
-    config: { scope: 'tasks:read', delegatesLimits: true },
+    config: { scope: 'tasks:read', rateLimit: false },
     schema: { tags: ['compat'], summary: 'Task status (seed 004)', params: Type.Object({ id: Type.String({ pattern: ID_REGEX }) }) },
   }, async (req, reply) => {
     const { id } = req.params as { id: string };
@@ -130,7 +133,7 @@ export async function compatRoutes(app: FastifyInstance): Promise<void> {
   });
 
   app.delete('/api/v1/task/:id', {
-    config: { scope: 'tasks:cancel', delegatesLimits: true },
+    config: { scope: 'tasks:cancel', rateLimit: false },
     schema: { tags: ['compat'], summary: 'Cancel a task (seed 004)', params: Type.Object({ id: Type.String({ pattern: ID_REGEX }) }) },
   }, async (req, reply) => {
     const { id } = req.params as { id: string };

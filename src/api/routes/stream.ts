@@ -256,7 +256,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
 
     r.get('/api/v1/stream/sse', {
       exposeHeadRoute: false,
-      config: { scope: 'tasks:read', queryAuth: true },
+      config: { scope: 'tasks:read', queryAuth: true, rateLimit: false },
       schema: {
         tags: ['streaming'], summary: "Server-Sent Events: a task's events, replayed then live",
         description: 'Frames: `id: <seq>`, `event: <name>`, one `data:` JSON line. Ends with `event: done` / `data: [DONE]`.',
@@ -287,7 +287,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     const plans = new WeakMap<FastifyRequest, StreamPlan>();
     r.get('/api/v1/stream/ws', {
       websocket: true,
-      config: { scope: 'tasks:read', queryAuth: true },
+      config: { scope: 'tasks:read', queryAuth: true, rateLimit: false },
       schema: { tags: ['streaming'], summary: 'WebSocket: the same stream, one event JSON per message', querystring: StreamQuery },
       preHandler: async (req) => {
         if (!req.ws) throw new ApiError('VALIDATION_ERROR', 'this endpoint needs a WebSocket upgrade (or use /api/v1/stream/sse)');
