@@ -73,12 +73,19 @@ for (const scenario of SCENARIOS) {
       const t0 = Date.now();
       try {
         const out = await withTimeout(c.run(r), CASE_TIMEOUT_MS, `${scenario.name}/${c.system}/${c.db}`);
-        for (const row of out) add(row.scenario ?? scenario.name, c.system, c.db, row.metric, row.value, row.unit, row.note);
+        for (const row of out) {
+          if (row.error) {
+            // the case measured, but what it measured counts as a failure (e.g. timeouts)
+            errors.push({ scenario: scenario.name, system: c.system, db: c.db, run: r, error: row.error });
+            add(scenario.name, c.system, c.db, 'error', null, '', row.error);
+          } else add(row.scenario ?? scenario.name, c.system, c.db, row.metric, row.value, row.unit, row.note);
+        }
         const brief = out
-          .filter((x) => x.value !== null)
+          .filter((x) => x.value !== null && !x.error)
           .map((x) => `${x.metric}=${round(x.value)}`)
           .join(' ');
-        log(`  ${scenario.name} ${c.system}/${c.db} run ${r}: ${brief || out.map((x) => x.note).join('; ')} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+        const notes = out.filter((x) => x.error || x.note).map((x) => (x.error ? `ERROR ${x.error}` : x.note));
+        log(`  ${scenario.name} ${c.system}/${c.db} run ${r}: ${[brief, ...notes].filter(Boolean).join('; ')} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
       } catch (err) {
         const msg = String(err?.message ?? err).split('\n').slice(0, 6).join(' | ').slice(0, 600);
         errors.push({ scenario: scenario.name, system: c.system, db: c.db, run: r, error: msg });

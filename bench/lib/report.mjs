@@ -43,7 +43,7 @@ export function formatTables(all, meta) {
     });
     const keys = (KEY_METRICS[sc] ?? []).filter((m) => metrics.includes(m));
     out.push(`### ${sc}`, '');
-    const head = ['system', 'db', ...metrics.map((m) => `${m}${units[m] && !m.endsWith('_ms') && !m.endsWith('_mb') ? ` (${units[m]})` : ''}`)];
+    const head = ['system', 'db', ...metrics.map((m) => `${m}${units[m] && !m.includes('_ms') && !m.includes('_mb') ? ` (${units[m]})` : ''}`)];
     head.push(...keys.map((k) => `taskgate(pg)/x ${k}`), 'runs', 'note');
     out.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
     for (const key of systems) {
