@@ -4,7 +4,7 @@
 // them is treated as admin-only (fail closed) and logged at startup.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../contract/errors.js';
-import { verifyApiKey } from '../auth/api-keys.js';
+import { createApiKeyVerifier, verifyApiKey } from '../auth/api-keys.js';
 import { createJwtVerifier, looksLikeJwt } from '../auth/jwt.js';
 import { ConnectionLimiter, principalKey } from '../auth/connection-limiter.js';
 import { hasScope, type Principal, type Scope } from '../auth/scopes.js';
@@ -41,9 +41,10 @@ export function apiKeyAuthenticator(db: Queryable): Authenticator {
 /** API keys always; JWTs too when configured. The two are told apart by shape (a JWT has dots, a key none). */
 export function createAuthenticator(db: Queryable, jwt: JwtConfig | undefined): Authenticator {
   const verifyJwt = jwt ? createJwtVerifier(jwt, db) : undefined;
+  const verifyKey = createApiKeyVerifier(db);
   return async (credential) => {
     if (looksLikeJwt(credential)) return verifyJwt ? verifyJwt(credential) : undefined;
-    return verifyApiKey(db, credential);
+    return verifyKey(credential);
   };
 }
 

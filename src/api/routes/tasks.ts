@@ -24,7 +24,7 @@ const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404
 export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const batcher = new SubmitBatcher(deps.db, {
-    maxInFlight: deps.db.kind === 'pglite' ? 1 : 4,
+    maxInFlight: deps.db.kind === 'pglite' ? 1 : 8,
     afterCommit: (n) => {
       deps.metrics.submitBatchSize.observe(n);
       deps.signals.work();

@@ -57,15 +57,15 @@ export async function apiKeysInsert(
   return res.rows[0]!;
 }
 
-/** Candidate keys for a lookup prefix, with their tenant's rate limit; the caller compares hashes. */
-export async function apiKeysFindByPrefix(
+/** Candidate keys for lookup prefixes, with their tenant's rate limit; the caller compares hashes. */
+export async function apiKeysFindByPrefixes(
   db: Queryable,
-  prefix: string,
+  prefixes: readonly string[],
 ): Promise<(ApiKeyRow & { tenant_rate_limit: TenantRow['rate_limit'] })[]> {
   const res = await db.query<ApiKeyRow & { tenant_rate_limit: TenantRow['rate_limit'] }>(
     `SELECT k.*, t.rate_limit AS tenant_rate_limit FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
-      WHERE k.prefix = $1`,
-    [prefix],
+      WHERE k.prefix = ANY($1::text[])`,
+    [prefixes],
   );
   return res.rows;
 }
