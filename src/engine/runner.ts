@@ -44,6 +44,9 @@ export interface ActiveAttempt {
   pauseRequested: boolean;
   /** Set when the attempt parks itself to wait for this approval. */
   awaitingApprovalId?: string;
+  /** Settles when the executor has returned: the worker slot is free, the outcome write may still be pending. */
+  executed: Promise<void>;
+  /** Settles when the outcome is written. */
   done: Promise<void>;
 }
 
@@ -69,8 +72,14 @@ export class Runner {
 
   start(task: TaskRow): ActiveAttempt {
     const controller = new AbortController();
-    const active: ActiveAttempt = { taskId: task.id, attempt: task.attempt, controller, pauseRequested: false, done: Promise.resolve() };
-    active.done = this.#run(task, active).catch((err) => this.#d.log.error('runner crashed', { task_id: task.id, err: errorMessage(err) }));
+    let executed!: () => void;
+    const active: ActiveAttempt = {
+      taskId: task.id, attempt: task.attempt, controller, pauseRequested: false,
+      executed: new Promise<void>((r) => (executed = r)), done: Promise.resolve(),
+    };
+    active.done = this.#run(task, active, executed)
+      .catch((err) => this.#d.log.error('runner crashed', { task_id: task.id, err: errorMessage(err) }))
+      .finally(executed);
     return active;
   }
 
@@ -82,7 +91,7 @@ export class Runner {
     return res !== undefined;
   }
 
-  async #run(task: TaskRow, active: ActiveAttempt): Promise<void> {
+  async #run(task: TaskRow, active: ActiveAttempt, executed: () => void): Promise<void> {
     const { signal } = active.controller;
     const started = Date.now();
     const timer = setTimeout(
@@ -112,6 +121,8 @@ export class Runner {
     } finally {
       clearTimeout(timer);
     }
+    // the slot frees now, so the next claim overlaps this outcome's (batched) write
+    executed();
     await this.#finish(task, active, outcome, Date.now() - started);
   }
 

@@ -41,7 +41,9 @@ export class Worker {
   readonly #d: WorkerDeps;
   readonly #runner: Runner;
   readonly #reaper: LeaseReaper;
+  /** Attempts not yet written (heartbeats cover them); slots count only those still executing. */
   readonly #active = new Map<string, ActiveAttempt>();
+  #busySlots = 0;
   #state: State = 'stopped';
   #wakeAgain = false;
   #pollTimer: NodeJS.Timeout | undefined;
@@ -92,7 +94,7 @@ export class Worker {
       do {
         this.#wakeAgain = false;
         for (;;) {
-          const free = this.#o.concurrency - this.#active.size;
+          const free = this.#o.concurrency - this.#busySlots;
           if (free <= 0 || this.#state !== 'claiming') break;
           const claimed = await tasksClaimAvailable(this.#d.db, { limit: free, owner: this.#o.workerId, leaseMs: this.#o.leaseMs });
           if (claimed.length) this.#d.onClaimed?.(claimed.length);
@@ -113,9 +115,13 @@ export class Worker {
   #launch(task: TaskRow): void {
     const attempt = this.#runner.start(task);
     this.#active.set(task.id, attempt);
+    this.#busySlots++;
+    void attempt.executed.then(() => {
+      this.#busySlots--;
+      this.wake();
+    });
     void attempt.done.finally(() => {
       if (this.#active.get(task.id) === attempt) this.#active.delete(task.id);
-      this.wake();
     });
   }
 
