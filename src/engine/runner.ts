@@ -12,7 +12,7 @@ import { backoffDelayMs, nextStatusAfter, type AttemptOutcome } from '../domain/
 import { EPHEMERAL_EVENT_TYPES } from '../contract/events.js';
 import type { EventHub } from '../events/hub.js';
 import {
-  PermanentError, RetryAfterError, type ApprovalDecision, type ExecutionResult, type TaskContext, type TaskLogger, type TaskSpec,
+  PermanentError, RetryAfterError, type ApprovalDecision, type ExecutionResult, type StepOptions, type TaskContext, type TaskLogger, type TaskSpec,
 } from '../executors/types.js';
 import type { Registry } from '../executors/registry.js';
 import { AttemptAborted, abortKindOf, type AbortKind } from './abort.js';
@@ -186,7 +186,7 @@ export class Runner {
     const log = this.#d.log;
     const approvalTimeoutMs = this.#d.approvalTimeoutMs;
     let approvalCounter = 0;
-    const step = async <T>(name: string, fn: () => Promise<T> | T): Promise<T> => {
+    const step = async <T>(name: string, fn: () => Promise<T> | T, options?: StepOptions): Promise<T> => {
       const known = steps.get(name);
       if (known?.done) return known.result as T;
       active.controller.signal.throwIfAborted();
@@ -197,7 +197,17 @@ export class Runner {
       steps.set(name, { name, runs: runs!, done: false, result: null });
       const value = await fn();
       const stored = value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown);
-      if (!(await commit.run((tx) => stepsFinish(tx, { ...fence, name, result: stored })))) lose();
+      const event = options?.event;
+      const written = await commit.run(async (tx) => {
+        if (!(await stepsFinish(tx, { ...fence, name, result: stored }))) return undefined;
+        if (!event) return [];
+        const res = await tasksTransition(tx, { id: task.id, statuses: ['RUNNING'], attempt: task.attempt, leaseOwner: workerId }, {}, [
+          { type: event.type, message: event.message ?? null, payload: event.payload ?? null, agent_id: event.agent_id ?? null },
+        ]);
+        return res?.events;
+      });
+      if (!written) lose();
+      hub.publish(written!);
       steps.set(name, { name, runs: runs!, done: true, result: stored });
       return stored as T;
     };

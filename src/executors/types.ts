@@ -36,6 +36,11 @@ export interface TaskEventInput {
   agent_id?: string;
 }
 
+export interface StepOptions {
+  /** An event appended in the same transaction that records the step: it exists iff the step is done. */
+  event?: TaskEventInput;
+}
+
 export interface StepInfo {
   /** How many times the step's body has started, across all attempts. */
   runs: number;
@@ -65,7 +70,7 @@ export interface TaskContext {
    * Runs `fn` once across all attempts: a finished step's JSON result is stored, and later
    * attempts get the stored value without running `fn` again.
    */
-  step<T>(name: string, fn: () => Promise<T> | T): Promise<T>;
+  step<T>(name: string, fn: () => Promise<T> | T, options?: StepOptions): Promise<T>;
   stepInfo(name: string): StepInfo | undefined;
   /**
    * Waits durably for a human decision: emits APPROVAL_REQUESTED, releases the worker slot and

@@ -54,10 +54,10 @@ export const sleep: TaskDefinition = {
   async handler(input: { ms: number; steps?: number }, ctx: TaskContext) {
     const steps = input.steps ?? 1;
     for (let i = 0; i < steps; i++) {
-      const name = `sleep-${i}`;
-      const before = ctx.stepInfo(name);
-      await ctx.step(name, () => sleepFor(input.ms, ctx.signal).then(() => true));
-      if (!before?.done) await ctx.progress(`step ${i + 1}/${steps} done`, { step: i + 1, steps });
+      // the PROGRESS event commits with the step record: exactly one per step, even across crashes
+      await ctx.step(`sleep-${i}`, () => sleepFor(input.ms, ctx.signal).then(() => true), {
+        event: { type: 'PROGRESS', message: `step ${i + 1}/${steps} done`, payload: { step: i + 1, steps } },
+      });
     }
     const step_runs = Array.from({ length: steps }, (_, i) => ctx.stepInfo(`sleep-${i}`)?.runs ?? 0);
     return { steps, step_runs };
