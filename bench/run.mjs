@@ -8,12 +8,13 @@
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { ensureServices, serverSettings } from './lib/services.mjs';
+import { dropStaleDatabases, ensureServices, serverSettings } from './lib/services.mjs';
 import { stopAll } from './lib/proc.mjs';
 import { LOAD_CPU } from './lib/load.mjs';
 import { log, median, parseArgs, round, withTimeout } from './lib/util.mjs';
 import { formatTables } from './lib/report.mjs';
-import { buildInfo, disposeTemplates, ensureBuilt, template } from './systems/taskgate.mjs';
+import { PORT_BASE, buildInfo, disposeTemplates, ensureBuilt, template } from './systems/taskgate.mjs';
+import { dropStaleRedisKeys } from './systems/peers.mjs';
 import submit from './scenarios/submit.mjs';
 import e2e from './scenarios/e2e.mjs';
 import dispatch from './scenarios/dispatch.mjs';
@@ -39,12 +40,15 @@ if (unknown.length) {
   process.exit(2);
 }
 const runs = args.runs ?? (args.quick ? 1 : 3);
-let port = 18_100;
+// a port block of 100 per process (from the pid) so concurrent runs do not collide
+let port = PORT_BASE + 2;
 const ctx = { quick: args.quick, runs, nextPort: () => port++ };
 
 const started = Date.now();
 const loadAtStart = os.loadavg().map((x) => round(x, 2));
 await ensureServices();
+await dropStaleDatabases();
+await dropStaleRedisKeys().catch((err) => log(`could not clean stale Redis keys: ${err.message}`));
 const pgSettings = await serverSettings();
 log(`mode ${args.quick ? 'quick' : 'full'}, ${runs} run(s) per case; load generator pinned to CPU ${LOAD_CPU}`);
 const withTaskgate = !args.systems || args.systems.includes('taskgate');
@@ -155,8 +159,7 @@ writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify(all, null, 2) + '\n')
 writeFileSync(join(RESULTS, 'latest-meta.json'), JSON.stringify(meta, null, 2) + '\n');
 process.stdout.write(formatTables(all, meta));
 log(`wrote bench/results/latest.json (${all.length} rows) in ${meta.duration_s} s`);
-disposeTemplates();
-await new Promise((r) => setTimeout(r, 300));
+await disposeTemplates();
 stopAll();
 process.exit(errors.length ? 1 : 0);
 

@@ -85,29 +85,30 @@ export async function dropDatabase(name) {
   await withPg('postgres', (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).catch(() => {});
 }
 
-/** The Redis logical database the BullMQ peer uses; only it is ever flushed. */
-export const REDIS_DB = 9;
+/**
+ * Names of this run's databases, Redis key prefix included, carry this process's pid, so
+ * two benchmark runs on one machine (a developer's and a CI run, say) never drop each
+ * other's data.
+ */
+export const RUN_ID = String(process.pid);
+export const benchName = (base) => `bench_${base}_${RUN_ID}`;
 
-/** SELECT REDIS_DB + FLUSHDB over a raw socket (other users of this Redis keep their data). */
-export function flushRedis() {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ port: REDIS_PORT, host: REDIS_HOST });
-    let reply = '';
-    sock.setTimeout(5_000, () => {
-      sock.destroy();
-      reject(new Error('redis FLUSHDB timed out'));
-    });
-    sock.once('connect', () => sock.write(`*2\r\n$6\r\nSELECT\r\n$1\r\n${REDIS_DB}\r\n*1\r\n$7\r\nFLUSHDB\r\n`));
-    sock.on('data', (d) => {
-      reply += d;
-      const lines = reply.split('\r\n').filter(Boolean);
-      if (lines.length < 2) return;
-      sock.end();
-      if (lines[0] === '+OK' && lines[1] === '+OK') resolve();
-      else reject(new Error(`redis SELECT/FLUSHDB: ${reply.trim()}`));
-    });
-    sock.once('error', reject);
-  });
+export function pidAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
+}
+
+/** Drops bench_*_<pid> databases left by benchmark runs that are no longer alive. */
+export async function dropStaleDatabases() {
+  const { rows } = await withPg('postgres', (c) => c.query(`SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%'`));
+  for (const { datname } of rows) {
+    const pid = Number(/_(\d+)$/.exec(datname)?.[1]);
+    if (Number.isInteger(pid) && pid > 0 && !pidAlive(pid)) await dropDatabase(datname);
+  }
 }
 
 export async function serverSettings() {

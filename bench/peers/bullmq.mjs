@@ -31,11 +31,13 @@ runPeer(async (cfg) => {
     connection = { connectionString: cfg.databaseUrl, max: cfg.poolMax ?? 20 };
     factory = createPostgresBackend;
   } else {
-    connection = { host: '127.0.0.1', port: 6379, db: cfg.redisDb, maxRetriesPerRequest: null };
+    connection = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null };
   }
+  // on Redis a per-run key prefix keeps runs apart (BullMQ's default prefix is "bull")
+  const prefixOpt = onPg ? {} : { prefix: cfg.redisPrefix };
   const queue = onPg
     ? new Queue(QUEUE, { connection }, factory)
-    : new Queue(QUEUE, { connection });
+    : new Queue(QUEUE, { connection, ...prefixOpt });
   await queue.waitUntilReady();
   let worker;
   let completed = 0;
@@ -56,7 +58,7 @@ runPeer(async (cfg) => {
       }
     },
     async startWorker(profile, onJob) {
-      const opts = { connection, concurrency: cfg.concurrency ?? (onPg ? PG_CONCURRENCY : REDIS_CONCURRENCY) };
+      const opts = { connection, ...prefixOpt, concurrency: cfg.concurrency ?? (onPg ? PG_CONCURRENCY : REDIS_CONCURRENCY) };
       const processor = async (job) => {
         onJob(job.data);
         return null;
@@ -76,6 +78,7 @@ runPeer(async (cfg) => {
     },
     async close() {
       await worker?.close();
+      if (!onPg) await queue.obliterate({ force: true }).catch(() => {});
       await queue.close();
     },
   };

@@ -7,7 +7,7 @@
 import { runLoad } from '../lib/load.mjs';
 import { BASELINES, PEERS, freshPeerStore, spawnBaseline, spawnPeer, stopPeer, waitReady } from '../systems/peers.mjs';
 import { AUTH, NOOP_BODY, freshStore, startTaskgate } from '../systems/taskgate.mjs';
-import { freshDatabase, dropDatabase } from '../lib/services.mjs';
+import { benchName, freshDatabase, dropDatabase } from '../lib/services.mjs';
 import { procStats } from '../lib/proc.mjs';
 import { sleep } from '../lib/util.mjs';
 
@@ -76,7 +76,7 @@ export default {
         system: b.system,
         db: b.db,
         async run() {
-          const store = b.db === 'pg' ? { databaseUrl: await freshDatabase('bench_baseline') } : {};
+          const store = b.db === 'pg' ? { databaseUrl: await freshDatabase(benchName('baseline')) } : {};
           const port = ctx.nextPort();
           const proc = spawnBaseline(b, store, port);
           try {
@@ -86,7 +86,7 @@ export default {
             return rows(await runLoad(b.system, opts, proc.pid), idle);
           } finally {
             await proc.stop();
-            if (b.db === 'pg') await dropDatabase('bench_baseline');
+            if (b.db === 'pg') await dropDatabase(benchName('baseline'));
           }
         },
       });

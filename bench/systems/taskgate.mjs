@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync, cpSync, readdirSync, statSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProcess, runCommand } from '../lib/proc.mjs';
-import { freshDatabase, dropDatabase, pgUrl } from '../lib/services.mjs';
+import { benchName, freshDatabase, dropDatabase, pgUrl } from '../lib/services.mjs';
 import { log, waitUntil, sleep } from '../lib/util.mjs';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
@@ -14,9 +14,11 @@ export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 export const ADMIN_KEY = 'sk_bench_admin_key_0123456789';
 export const AUTH = { 'X-API-Key': ADMIN_KEY, 'content-type': 'application/json' };
 export const NOOP_BODY = JSON.stringify({ task_definition_id: 'noop', input: {} });
-const PG_TEMPLATE = 'bench_taskgate_tpl';
-const PG_DB = 'bench_taskgate';
-const TEMPLATE_PORT = { pg: 18_090, pglite: 18_091 };
+const PG_TEMPLATE = benchName('taskgate_tpl');
+const PG_DB = benchName('taskgate');
+/** This process's block of 100 loopback ports (two concurrent runs rarely share one). */
+export const PORT_BASE = 20_000 + (process.pid % 200) * 100;
+const TEMPLATE_PORT = { pg: PORT_BASE, pglite: PORT_BASE + 1 };
 
 let buildState; // undefined | Promise<void>
 export const buildInfo = { built: false, note: '' };
@@ -120,9 +122,10 @@ export async function freshStore(db) {
   return { db, dataDir: dir, env: { TASKGATE_DATA_DIR: dir }, dispose: async () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export function disposeTemplates() {
+export async function disposeTemplates() {
   for (const [db, p] of templates) {
-    p.then((t) => (db === 'pg' ? dropDatabase(t) : rmSync(t, { recursive: true, force: true }))).catch(() => {});
+    const t = await p.catch(() => undefined);
+    if (t) await (db === 'pg' ? dropDatabase(t) : rmSync(t, { recursive: true, force: true }));
   }
 }
 
