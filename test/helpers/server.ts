@@ -15,6 +15,8 @@ import type { TaskDefinition } from '../../src/executors/types.js';
 export const ADMIN_KEY = 'sk_test_admin_key_0123456789abcdef';
 
 export interface TestServer extends Server {
+  /** POST /api/v1/tasks expecting 200; returns the task id. */
+  submit(body: Record<string, unknown>, opts?: { key?: string }): Promise<string>;
   /** fetch against the server with the admin key unless `key` is given (null: no key). */
   call(method: string, path: string, body?: unknown, opts?: { key?: string | null; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers; text: string }>;
 }
@@ -55,7 +57,12 @@ export async function startTestServer(
     }
     return { status: res.status, body: parsed, headers: res.headers, text };
   };
-  return Object.assign(server, { call });
+  const submit: TestServer['submit'] = async (body, o = {}) => {
+    const res = await call('POST', '/api/v1/tasks', body, { key: o.key });
+    if (res.status !== 200) throw new Error(`submit answered ${res.status}: ${res.text}`);
+    return res.body.task_id as string;
+  };
+  return Object.assign(server, { call, submit });
 }
 
 /** A fresh tenant with a key holding `scopes` (tenant isolation without a new database). */

@@ -57,11 +57,7 @@ afterAll(async () => {
   await tdb?.close();
 });
 
-const submit = async (body: Record<string, unknown>) => {
-  const res = await server.call('POST', '/api/v1/tasks', body);
-  expect(res.status, res.text).toBe(200);
-  return res.body.task_id as string;
-};
+const submit = (body: Record<string, unknown>) => server.submit(body);
 const eventTypes = async (id: string) => (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.type);
 
 describe('engine', () => {

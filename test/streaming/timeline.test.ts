@@ -34,11 +34,7 @@ afterAll(async () => {
   await tdb?.close();
 });
 
-const submit = async (body: Record<string, unknown>) => {
-  const res = await server.call('POST', '/api/v1/tasks', body);
-  expect(res.status, res.text).toBe(200);
-  return res.body.task_id as string;
-};
+const submit = (body: Record<string, unknown>) => server.submit(body);
 const timeline = async (id: string) => {
   const res = await server.call('GET', `/api/v1/tasks/${id}/timeline`);
   expect(res.status, res.text).toBe(200);
