@@ -7,7 +7,7 @@
 
 import { join } from 'node:path';
 import { percentile, sleep, wallMs } from '../lib/util.mjs';
-import { PEERS, freshPeerStore, spawnPeer } from '../systems/peers.mjs';
+import { peerCases } from '../systems/peers.mjs';
 import { AUTH, freshStore, getJson, startTaskgate } from '../systems/taskgate.mjs';
 
 const GAP_MS = 5;
@@ -75,27 +75,19 @@ export default {
   cases(ctx) {
     const n = ctx.quick ? 50 : 500;
     const cases = ['pg', 'pglite'].map((db) => ({ system: 'taskgate', db, run: () => taskgateRun(ctx, db, n) }));
-    for (const peer of PEERS) {
-      cases.push({
-        system: peer.system,
-        db: peer.db,
-        async run() {
-          const store = await freshPeerStore(peer.db);
-          const proc = spawnPeer(peer, store, { mode: 'dispatch', n, gapMs: GAP_MS, timeoutMs: 60_000, hardTimeoutMs: 180_000 });
-          try {
-            const m = await proc.waitMessage((x) => x.type === 'result' || x.type === 'error', 180_000, 'dispatch result');
-            if (m.type === 'error') throw new Error(m.error);
-            return [
-              { metric: 'p50_ms', value: m.result.p50_ms, unit: 'ms' },
-              { metric: 'p99_ms', value: m.result.p99_ms, unit: 'ms' },
-            ];
-          } finally {
-            await proc.stop();
-            await store.dispose();
-          }
+    cases.push(
+      ...peerCases(
+        () => ({ mode: 'dispatch', n, gapMs: GAP_MS, timeoutMs: 60_000, hardTimeoutMs: 180_000 }),
+        async (proc) => {
+          const m = await proc.waitMessage((x) => x.type === 'result' || x.type === 'error', 180_000, 'dispatch result');
+          if (m.type === 'error') throw new Error(m.error);
+          return [
+            { metric: 'p50_ms', value: m.result.p50_ms, unit: 'ms' },
+            { metric: 'p99_ms', value: m.result.p99_ms, unit: 'ms' },
+          ];
         },
-      });
-    }
+      ),
+    );
     return cases;
   },
 };

@@ -8,7 +8,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { resourceSampler } from '../lib/proc.mjs';
 import { withPg } from '../lib/services.mjs';
 import { sleep, wallMs } from '../lib/util.mjs';
-import { PEERS, freshPeerStore, spawnPeer } from '../systems/peers.mjs';
+import { peerCases } from '../systems/peers.mjs';
 import { freshStore, getJson, startTaskgate, submitMany } from '../systems/taskgate.mjs';
 
 /** Worker slots for Taskgate in this scenario (graphile-worker runs 50 as well). */
@@ -122,34 +122,26 @@ export default {
         ...(await taskgateRun(ctx, db, db === 'pg' ? n : nPglite, timeoutMs)),
       ],
     }));
-    for (const peer of PEERS) {
-      cases.push({
-        system: peer.system,
-        db: peer.db,
-        async run() {
-          const store = await freshPeerStore(peer.db);
-          const proc = spawnPeer(peer, store, { mode: 'e2e', n, timeoutMs, hardTimeoutMs: timeoutMs + 120_000 });
-          try {
-            const first = await proc.waitMessage((m) => m.type === 'enqueued' || m.type === 'error', 120_000, 'enqueue');
-            if (first.type === 'error') throw new Error(first.error);
-            const sampler = resourceSampler(proc.pid);
-            sampler.start();
-            const m = await proc.waitMessage((x) => x.type === 'result' || x.type === 'error', timeoutMs + 30_000, 'e2e result');
-            const res = sampler.stop();
-            if (m.type === 'error') throw new Error(m.error);
-            return [
-              { metric: 'tasks', value: n, unit: 'tasks' },
-              { metric: 'tasks_per_s', value: m.result.tasks_per_s, unit: 'tasks/s' },
-              { metric: 'cpu_pct', value: res.cpuPct, unit: '% of 1 core' },
-              { metric: 'rss_peak_mb', value: res.peakRssMb, unit: 'MiB' },
-            ];
-          } finally {
-            await proc.stop();
-            await store.dispose();
-          }
+    cases.push(
+      ...peerCases(
+        () => ({ mode: 'e2e', n, timeoutMs, hardTimeoutMs: timeoutMs + 120_000 }),
+        async (proc) => {
+          const first = await proc.waitMessage((m) => m.type === 'enqueued' || m.type === 'error', 120_000, 'enqueue');
+          if (first.type === 'error') throw new Error(first.error);
+          const sampler = resourceSampler(proc.pid);
+          sampler.start();
+          const m = await proc.waitMessage((x) => x.type === 'result' || x.type === 'error', timeoutMs + 30_000, 'e2e result');
+          const res = sampler.stop();
+          if (m.type === 'error') throw new Error(m.error);
+          return [
+            { metric: 'tasks', value: n, unit: 'tasks' },
+            { metric: 'tasks_per_s', value: m.result.tasks_per_s, unit: 'tasks/s' },
+            { metric: 'cpu_pct', value: res.cpuPct, unit: '% of 1 core' },
+            { metric: 'rss_peak_mb', value: res.peakRssMb, unit: 'MiB' },
+          ];
         },
-      });
-    }
+      ),
+    );
     return cases;
   },
 };

@@ -5,7 +5,7 @@
 // The `memory` rows come from here too: RSS after start-up (idle) and its peak under load.
 
 import { runLoad } from '../lib/load.mjs';
-import { BASELINES, PEERS, freshPeerStore, spawnBaseline, spawnPeer, stopPeer, waitReady } from '../systems/peers.mjs';
+import { BASELINES, peerCases, spawnBaseline, stopPeer, waitReady } from '../systems/peers.mjs';
 import { AUTH, NOOP_BODY, freshStore, startTaskgate } from '../systems/taskgate.mjs';
 import { benchName, freshDatabase, dropDatabase } from '../lib/services.mjs';
 import { procStats } from '../lib/proc.mjs';
@@ -91,26 +91,18 @@ export default {
         },
       });
     }
-    for (const peer of PEERS) {
-      cases.push({
-        system: peer.system,
-        db: peer.db,
-        async run() {
-          const store = await freshPeerStore(peer.db);
-          const port = ctx.nextPort();
-          const proc = spawnPeer(peer, store, { mode: 'submit', port });
-          try {
-            await waitReady(proc);
-            const idle = await idleRss(ctx, proc.pid);
-            const opts = loadOpts(ctx, `http://127.0.0.1:${port}`, { 'content-type': 'application/json' });
-            return rows(await runLoad(`${peer.system}-${peer.db}-submit`, opts, proc.pid), idle);
-          } finally {
-            await stopPeer(proc);
-            await store.dispose();
-          }
+    cases.push(
+      ...peerCases(
+        () => ({ mode: 'submit', port: ctx.nextPort() }),
+        async (proc, cfg) => {
+          await waitReady(proc);
+          const idle = await idleRss(ctx, proc.pid);
+          const opts = loadOpts(ctx, `http://127.0.0.1:${cfg.port}`, { 'content-type': 'application/json' });
+          return rows(await runLoad(proc.name, opts, proc.pid), idle);
         },
-      });
-    }
+        stopPeer,
+      ),
+    );
     // Taskgate on PGlite last: in --quick its template (initdb + migrate) builds meanwhile
     const i = cases.findIndex((c) => c.system === 'taskgate' && c.db === 'pglite');
     return [...cases.slice(0, i), ...cases.slice(i + 1), cases[i]];

@@ -82,6 +82,28 @@ export async function waitReady(proc, timeoutMs = 60_000) {
   if (m.type === 'error') throw new Error(`${proc.name}: ${m.error}`);
 }
 
+/**
+ * One case per peer: a fresh store, the peer spawned with `cfg(peer)` (called per run, so a
+ * port can be taken per run), `body(proc, cfg)` measured, then the peer and its store cleaned up.
+ */
+export function peerCases(cfg, body, stop = (proc) => proc.stop()) {
+  return PEERS.map((peer) => ({
+    system: peer.system,
+    db: peer.db,
+    async run() {
+      const store = await freshPeerStore(peer.db);
+      const c = cfg(peer);
+      const proc = spawnPeer(peer, store, c);
+      try {
+        return await body(proc, c);
+      } finally {
+        await stop(proc);
+        await store.dispose();
+      }
+    },
+  }));
+}
+
 /** Asks a submit/idle-mode peer to stop and close cleanly, then makes sure it is gone. */
 export async function stopPeer(proc) {
   if (proc.alive) {
