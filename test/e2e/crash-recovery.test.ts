@@ -121,7 +121,7 @@ describe('taskgate serve process', { timeout: 240_000 }, () => {
     children.push(srv);
     const ids: string[] = [];
     for (let i = 0; i < 1000; i += 50) {
-      const batch = await Promise.all(Array.from({ length: 50 }, () => api(srv.url, 'POST', '/api/v1/tasks', { task_definition_id: 'sleep', input: { ms: 20 } })));
+      const batch = await Promise.all(Array.from({ length: 50 }, () => api(srv.url, 'POST', '/api/v1/tasks', { task_definition_id: 'sleep', input: { ms: 20 }, workflow_instance_id: 'bulk-1000' })));
       for (const r of batch) {
         expect(r.status).toBe(200);
         ids.push(r.body.task_id);
@@ -131,7 +131,8 @@ describe('taskgate serve process', { timeout: 240_000 }, () => {
     const deadline = Date.now() + 120_000;
     let completed = 0;
     while (Date.now() < deadline) {
-      const r = await api(srv.url, 'GET', '/api/v1/tasks?status=COMPLETED&limit=1');
+      // count only this test's tasks: on PostgreSQL the schema also holds the previous test's
+      const r = await api(srv.url, 'GET', '/api/v1/tasks?status=COMPLETED&limit=1&workflow_instance_id=bulk-1000');
       completed = r.body.total_count;
       if (completed >= 1000) break;
       await new Promise((res) => setTimeout(res, 200));
@@ -139,7 +140,7 @@ describe('taskgate serve process', { timeout: 240_000 }, () => {
     // scan every task through the list (newest first, 100 a page)
     const seen = new Map<string, any>();
     for (let offset = 0; offset < 1000; offset += 100) {
-      const page = await api(srv.url, 'GET', `/api/v1/tasks?limit=100&offset=${offset}&task_definition_id=sleep`);
+      const page = await api(srv.url, 'GET', `/api/v1/tasks?limit=100&offset=${offset}&workflow_instance_id=bulk-1000`);
       for (const t of page.body.tasks) seen.set(t.task_id, t);
     }
     for (const id of ids) expect(seen.get(id)?.status, id).toBe('COMPLETED');
