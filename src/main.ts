@@ -11,7 +11,7 @@ import { openPglite, writeSecretFile } from './storage/pglite.js';
 import { migrate } from './storage/migrate.js';
 import { bootstrap } from './auth/bootstrap.js';
 import { EventHub, EVENTS_CHANNEL } from './events/hub.js';
-import { CONTROL_CHANNEL, Signals, WORK_CHANNEL } from './events/signals.js';
+import { Signals } from './events/signals.js';
 import { channelName, type Db } from './storage/db.js';
 import { Registry, functionExecutor } from './executors/registry.js';
 import { createHttpExecutor, httpRequest } from './executors/http.js';
@@ -113,9 +113,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     const crossProcess = db.kind === 'pg' && config.listenNotify;
     const onError = (err: unknown) => log.warn({ err }, 'notification error');
     const hub = new EventHub(db, { crossProcess, onError, channel: channelName(db.schema, EVENTS_CHANNEL) });
-    const signals = new Signals(db, {
-      crossProcess, onError, workChannel: channelName(db.schema, WORK_CHANNEL), controlChannel: channelName(db.schema, CONTROL_CHANNEL),
-    });
+    const signals = new Signals(db, { crossProcess, onError });
     await hub.start();
     await signals.start();
     registry.addExecutor(agentExecutorFor(config, config.llm, { db, hub, signals, registry }));

@@ -109,7 +109,12 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   registerSecurityHeaders(app);
   await registerCors(app, config.corsOrigins);
   registerJsonParser(app, { bodyLimit: config.bodyLimitBytes, maxDepth: config.maxJsonDepth });
-  registerAuth(app, opts.authenticate ?? createAuthenticator(deps.db, config.security.jwt), {
+  const authenticate = opts.authenticate ?? createAuthenticator(deps.db, config.security.jwt, { cacheMs: config.security.authCacheMs });
+  if (authenticate.invalidate) {
+    const stop = deps.signals.onCredentials(authenticate.invalidate);
+    app.addHook('onClose', async () => void stop());
+  }
+  registerAuth(app, authenticate, {
     disabled: config.authDisabled,
     anonymous: { kind: 'anonymous', tenantId: 'default', userId: 'anonymous', subjectId: 'anonymous', scopes: ['admin'], rateLimit: null },
   });

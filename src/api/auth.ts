@@ -32,6 +32,8 @@ export const WWW_AUTHENTICATE = 'Bearer realm="taskgate", charset="UTF-8"';
 export interface Authenticator {
   /** Resolves a presented credential (API key or JWT) to a principal, or undefined. */
   (credential: string): Promise<Principal | undefined>;
+  /** Forgets what is cached about one API key id, or about every credential (`*`). */
+  invalidate?(keyId: string): void;
 }
 
 export function apiKeyAuthenticator(db: Queryable): Authenticator {
@@ -39,13 +41,15 @@ export function apiKeyAuthenticator(db: Queryable): Authenticator {
 }
 
 /** API keys always; JWTs too when configured. The two are told apart by shape (a JWT has dots, a key none). */
-export function createAuthenticator(db: Queryable, jwt: JwtConfig | undefined): Authenticator {
+export function createAuthenticator(db: Queryable, jwt: JwtConfig | undefined, opts: { cacheMs?: number } = {}): Authenticator {
   const verifyJwt = jwt ? createJwtVerifier(jwt, db) : undefined;
-  const verifyKey = createApiKeyVerifier(db);
-  return async (credential) => {
+  const verifyKey = createApiKeyVerifier(db, { cacheMs: opts.cacheMs });
+  const authenticate: Authenticator = async (credential) => {
     if (looksLikeJwt(credential)) return verifyJwt ? verifyJwt(credential) : undefined;
     return verifyKey(credential);
   };
+  authenticate.invalidate = verifyKey.invalidate;
+  return authenticate;
 }
 
 /** What a route requires, as the auth hook enforces it. */

@@ -44,44 +44,86 @@ export async function createApiKey(
 
 type KeyRow = ApiKeyRow & { tenant_rate_limit: Principal['rateLimit'] };
 
-/** The principal for `key` among candidate rows, comparing SHA-256 hashes in constant time. */
-function match(key: string, candidates: readonly KeyRow[], now: Date): Principal | undefined {
-  const presented = Buffer.from(hashKey(key), 'hex');
+/** The principal for a presented key (by its SHA-256 hash) among candidate rows, compared in constant time. */
+function match(presentedHash: Buffer, candidates: readonly KeyRow[], now: Date): { principal: Principal; expiresAt: Date | null } | undefined {
   for (const row of candidates) {
     const stored = Buffer.from(row.key_hash, 'hex');
-    if (stored.length !== presented.length || !timingSafeEqual(stored, presented)) continue;
+    if (stored.length !== presentedHash.length || !timingSafeEqual(stored, presentedHash)) continue;
     if (row.revoked_at) return undefined;
     if (row.expires_at && row.expires_at.getTime() <= now.getTime()) return undefined;
-    return { kind: 'api_key', tenantId: row.tenant_id, userId: row.user_id, subjectId: row.id, scopes: row.scopes, rateLimit: row.tenant_rate_limit };
+    const principal: Principal = { kind: 'api_key', tenantId: row.tenant_id, userId: row.user_id, subjectId: row.id, scopes: row.scopes, rateLimit: row.tenant_rate_limit };
+    return { principal, expiresAt: row.expires_at };
   }
   return undefined;
 }
 
 const plausible = (key: string): boolean => key.length >= 8 && key.length <= 512;
+const hashBytes = (key: string): Buffer => createHash('sha256').update(key).digest();
 
 /** Resolves a presented key to its principal, or undefined for unknown, revoked and expired keys. */
 export async function verifyApiKey(db: Queryable, key: string, now: Date = new Date()): Promise<Principal | undefined> {
   if (!plausible(key)) return undefined;
-  return match(key, await apiKeysFindByPrefixes(db, [keyPrefix(key)]), now);
+  return match(hashBytes(key), await apiKeysFindByPrefixes(db, [keyPrefix(key)]), now)?.principal;
 }
 
+export interface ApiKeyVerifier {
+  (key: string): Promise<Principal | undefined>;
+  /** Forgets the cached principal of one key id, or of every key (`*`). */
+  invalidate(keyId: string): void;
+}
+
+/** Cached principals at most; past it the oldest go first. */
+const MAX_CACHED_KEYS = 10_000;
+
 /**
- * verifyApiKey for the request path: concurrent requests share one lookup statement. A request
- * only joins a lookup that starts after it arrived (the Batcher flushes what queued while the
- * previous statement ran), so a key revoked before a request was sent is refused on that request
- * — on every node, nothing is cached. Under 64 concurrent requests this turns 64 queries into 1–2.
+ * verifyApiKey for the request path. Concurrent requests share one lookup statement (a request
+ * only joins a lookup that starts after it arrived: the Batcher flushes what queued while the
+ * previous statement ran), so 64 concurrent requests make 1–2 queries, not 64. A verified key's
+ * principal is then reused for `cacheMs` (never past the key's own expiry), keyed by the key's
+ * SHA-256 — the key itself is not kept. `invalidate` evicts at once: the routes that revoke a key
+ * or change a tenant call it through Signals, on this node synchronously and on the others by
+ * NOTIFY, so `cacheMs` only bounds how stale a node can be if a notification is lost. Unknown,
+ * revoked and expired keys are never cached. `cacheMs: 0` looks every request up.
  */
-export function createApiKeyVerifier(db: Queryable, opts: { maxInFlight?: number } = {}): (key: string) => Promise<Principal | undefined> {
-  const batcher = new Batcher<string, Principal | undefined>({
+export function createApiKeyVerifier(db: Queryable, opts: { maxInFlight?: number; cacheMs?: number } = {}): ApiKeyVerifier {
+  const cacheMs = opts.cacheMs ?? 0;
+  const cache = new Map<string, { principal: Principal; until: number }>();
+  // bumped by invalidate: a lookup that read its rows before an invalidation does not cache them
+  let generation = 0;
+  const batcher = new Batcher<{ key: string; hash: Buffer }, Principal | undefined>({
     maxInFlight: opts.maxInFlight ?? 2,
     maxBatch: 500,
-    flush: async (keys) => {
-      const rows = await apiKeysFindByPrefixes(db, [...new Set(keys.map(keyPrefix))]);
+    flush: async (items) => {
+      const startedAt = generation;
+      const rows = await apiKeysFindByPrefixes(db, [...new Set(items.map((i) => keyPrefix(i.key)))]);
       const byPrefix = new Map<string, KeyRow[]>();
       for (const r of rows) byPrefix.set(r.prefix, [...(byPrefix.get(r.prefix) ?? []), r]);
       const now = new Date();
-      return keys.map((k) => match(k, byPrefix.get(keyPrefix(k)) ?? [], now));
+      return items.map(({ key, hash }) => {
+        const found = match(hash, byPrefix.get(keyPrefix(key)) ?? [], now);
+        if (found && cacheMs > 0 && generation === startedAt) {
+          if (cache.size >= MAX_CACHED_KEYS) cache.delete(cache.keys().next().value!);
+          const until = Math.min(now.getTime() + cacheMs, found.expiresAt?.getTime() ?? Infinity);
+          cache.set(hash.toString('base64'), { principal: found.principal, until });
+        }
+        return found?.principal;
+      });
     },
   });
-  return (key) => (plausible(key) ? batcher.submit(key) : Promise.resolve(undefined));
+  const verify = (key: string): Promise<Principal | undefined> => {
+    if (!plausible(key)) return Promise.resolve(undefined);
+    const hash = hashBytes(key);
+    if (cacheMs > 0) {
+      const hit = cache.get(hash.toString('base64'));
+      if (hit && hit.until > Date.now()) return Promise.resolve(hit.principal);
+    }
+    return batcher.submit({ key, hash });
+  };
+  return Object.assign(verify, {
+    invalidate(keyId: string) {
+      generation++;
+      if (keyId === '*') cache.clear();
+      else for (const [h, e] of cache) if (e.principal.subjectId === keyId) cache.delete(h);
+    },
+  });
 }

@@ -14,6 +14,8 @@ export const DEFAULT_IDEMPOTENCY_TTL_MS = 86_400_000;
 export const DEFAULT_IDEMPOTENCY_CLEANUP_INTERVAL_MS = 600_000;
 /** Concurrent SSE/WebSocket streams per principal and API process. */
 export const DEFAULT_MAX_STREAMS_PER_PRINCIPAL = 1000;
+/** A verified API key is reused for 2 s without a lookup (revocations evict it sooner). */
+export const DEFAULT_AUTH_CACHE_MS = 2_000;
 /** Time to receive a request's headers (slow-header clients are cut off after this). */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 /** Leeway for exp/nbf/iat of JWTs. */
@@ -45,6 +47,11 @@ export interface SecurityConfig {
   readonly idempotencyTtlMs: number;
   readonly idempotencyCleanupIntervalMs: number;
   readonly maxStreamsPerPrincipal: number;
+  /**
+   * How long a verified API key's principal is reused without a lookup (0: look up every
+   * request). Revocation evicts it at once on the revoking node and, by NOTIFY, on the others.
+   */
+  readonly authCacheMs: number;
   /** Capped at the request timeout (Node refuses a longer one). */
   readonly headersTimeoutMs: number;
 }
@@ -116,6 +123,7 @@ export function loadSecurityConfig(env: Env): SecurityConfig {
       'TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS', env.TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS, DEFAULT_IDEMPOTENCY_CLEANUP_INTERVAL_MS, 1000,
     ),
     maxStreamsPerPrincipal: int('TASKGATE_MAX_STREAMS_PER_PRINCIPAL', env.TASKGATE_MAX_STREAMS_PER_PRINCIPAL, DEFAULT_MAX_STREAMS_PER_PRINCIPAL, 1),
+    authCacheMs: int('TASKGATE_AUTH_CACHE_MS', env.TASKGATE_AUTH_CACHE_MS, DEFAULT_AUTH_CACHE_MS, 0, 60_000),
     headersTimeoutMs: int('TASKGATE_HEADERS_TIMEOUT_MS', env.TASKGATE_HEADERS_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, 1),
   });
 }

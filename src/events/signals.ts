@@ -1,26 +1,29 @@
-// Wake-up hints between the API and the workers: "new work is queued" and "task X was asked to
-// cancel or pause". In-process listeners are called at once; other processes get one coalesced
-// NOTIFY per tick. Hints only shorten waits: workers also poll and heartbeat, so nothing is lost
-// when a NOTIFY is.
-import type { Db } from '../storage/db.js';
+// Hints between processes: "new work is queued", "task X was asked to cancel or pause" and
+// "credential X changed" (an API key revoked, or `*`: a tenant's settings changed). In-process
+// listeners are called at once; other processes get one coalesced NOTIFY per kind per tick.
+// Hints only shorten waits: workers also poll and heartbeat, and cached credentials expire on
+// their own, so nothing is lost when a NOTIFY is.
+import { channelName, type Db } from '../storage/db.js';
 
 export const WORK_CHANNEL = 'taskgate_work';
 export const CONTROL_CHANNEL = 'taskgate_control';
+export const CREDENTIALS_CHANNEL = 'taskgate_credentials';
 
 export interface SignalsOptions {
   crossProcess: boolean;
-  workChannel?: string;
-  controlChannel?: string;
   onError?: (err: unknown) => void;
 }
+
+type IdKind = 'control' | 'credentials';
+const ID_CHANNELS: Record<IdKind, string> = { control: CONTROL_CHANNEL, credentials: CREDENTIALS_CHANNEL };
 
 export class Signals {
   readonly #db: Db;
   readonly #opts: SignalsOptions;
   readonly #workListeners = new Set<() => void>();
-  readonly #controlListeners = new Set<(taskId: string) => void>();
+  readonly #idListeners: Record<IdKind, Set<(id: string) => void>> = { control: new Set(), credentials: new Set() };
   #workPending = false;
-  #controlPending = new Set<string>();
+  #idPending: Record<IdKind, Set<string>> = { control: new Set(), credentials: new Set() };
   #flushScheduled = false;
   #unlisten: (() => Promise<void>)[] = [];
 
@@ -29,15 +32,22 @@ export class Signals {
     this.#opts = opts;
   }
 
-  /** Starts receiving other processes' hints (only needed where workers run). */
+  /** The channel of a hint kind, namespaced per schema (tests sharing one server do not cross-talk). */
+  #channel(base: string): string {
+    return channelName(this.#db.schema, base);
+  }
+
+  /** Starts receiving other processes' hints. */
   async start(): Promise<void> {
     if (!this.#opts.crossProcess || this.#unlisten.length) return;
-    this.#unlisten.push(
-      await this.#db.listen(this.#opts.workChannel ?? WORK_CHANNEL, () => this.#fireWork()),
-      await this.#db.listen(this.#opts.controlChannel ?? CONTROL_CHANNEL, (p) => {
-        for (const id of p.split(',')) if (id) this.#fireControl(id);
-      }),
-    );
+    this.#unlisten.push(await this.#db.listen(this.#channel(WORK_CHANNEL), () => this.#fireWork()));
+    for (const kind of Object.keys(ID_CHANNELS) as IdKind[]) {
+      this.#unlisten.push(
+        await this.#db.listen(this.#channel(ID_CHANNELS[kind]), (p) => {
+          for (const id of p.split(',')) if (id) this.#fireId(kind, id);
+        }),
+      );
+    }
   }
 
   async stop(): Promise<void> {
@@ -52,8 +62,14 @@ export class Signals {
   }
 
   onControl(fn: (taskId: string) => void): () => void {
-    this.#controlListeners.add(fn);
-    return () => this.#controlListeners.delete(fn);
+    this.#idListeners.control.add(fn);
+    return () => this.#idListeners.control.delete(fn);
+  }
+
+  /** `fn` gets the id of an API key whose state changed, or `*` when any principal may have. */
+  onCredentials(fn: (keyId: string) => void): () => void {
+    this.#idListeners.credentials.add(fn);
+    return () => this.#idListeners.credentials.delete(fn);
   }
 
   /** New tasks are runnable. */
@@ -67,9 +83,18 @@ export class Signals {
 
   /** A task's control state changed (cancel or pause requested). */
   control(taskId: string): void {
-    this.#fireControl(taskId);
+    this.#signalId('control', taskId);
+  }
+
+  /** An API key was revoked (its id), or a tenant's settings changed (`*`). */
+  credentials(keyId: string): void {
+    this.#signalId('credentials', keyId);
+  }
+
+  #signalId(kind: IdKind, id: string): void {
+    this.#fireId(kind, id);
     if (this.#opts.crossProcess) {
-      this.#controlPending.add(taskId);
+      this.#idPending[kind].add(id);
       this.#schedule();
     }
   }
@@ -78,8 +103,8 @@ export class Signals {
     for (const fn of this.#workListeners) fn();
   }
 
-  #fireControl(taskId: string): void {
-    for (const fn of this.#controlListeners) fn(taskId);
+  #fireId(kind: IdKind, id: string): void {
+    for (const fn of this.#idListeners[kind]) fn(id);
   }
 
   #schedule(): void {
@@ -91,14 +116,15 @@ export class Signals {
   async #flush(): Promise<void> {
     this.#flushScheduled = false;
     const work = this.#workPending;
-    const control = [...this.#controlPending];
+    const pending = this.#idPending;
     this.#workPending = false;
-    this.#controlPending = new Set();
+    this.#idPending = { control: new Set(), credentials: new Set() };
     try {
-      if (work) await this.#db.notify(this.#opts.workChannel ?? WORK_CHANNEL, '');
-      // ids are ≤128 chars: 40 per NOTIFY stays under the 8000-byte payload limit
-      for (let i = 0; i < control.length; i += 40) {
-        await this.#db.notify(this.#opts.controlChannel ?? CONTROL_CHANNEL, control.slice(i, i + 40).join(','));
+      if (work) await this.#db.notify(this.#channel(WORK_CHANNEL), '');
+      for (const kind of Object.keys(ID_CHANNELS) as IdKind[]) {
+        const ids = [...pending[kind]];
+        // ids are ≤128 chars: 40 per NOTIFY stays under the 8000-byte payload limit
+        for (let i = 0; i < ids.length; i += 40) await this.#db.notify(this.#channel(ID_CHANNELS[kind]), ids.slice(i, i + 40).join(','));
       }
     } catch (err) {
       this.#opts.onError?.(err);

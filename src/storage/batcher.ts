@@ -14,6 +14,11 @@ export interface BatcherOptions<I, O> {
   maxInFlight: number;
   /** Items per flush: bounds parameter counts and how long one commit holds its locks. */
   maxBatch: number;
+  /**
+   * A flush beyond the first starts only once this many items wait (default 1). Fewer, fuller
+   * batches cost less per item; a long queue still gets the extra flushes.
+   */
+  minBatchWhileBusy?: number;
   /** Writes a batch; returns one result per item, in order. */
   flush: (items: I[]) => Promise<O[]>;
   /** Called after a successful flush with its size (metrics, wake-ups). */
@@ -44,7 +49,7 @@ export class Batcher<I, O> {
   }
 
   #pump(): void {
-    while (this.#inFlight < this.#o.maxInFlight && this.#queue.length > 0) {
+    while (this.#inFlight < this.#o.maxInFlight && this.#queue.length >= (this.#inFlight === 0 ? 1 : (this.#o.minBatchWhileBusy ?? 1))) {
       const batch = this.#queue.splice(0, this.#o.maxBatch);
       this.#inFlight++;
       void this.#flush(batch).finally(() => {

@@ -1,7 +1,7 @@
 // Server PostgreSQL adapter over `pg`. One pool for queries and transactions, and one dedicated
 // client for LISTEN, re-established with backoff if the connection drops.
 import pg from 'pg';
-import type { Db, Queryable, QueryResult } from './db.js';
+import type { Db, Queryable, QueryOptions, QueryResult } from './db.js';
 
 // int8 (counts, sums) as JS numbers: our values stay far below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -65,8 +65,10 @@ export async function openPg(options: PgOptions): Promise<Db> {
     return listenConnecting;
   }
 
-  const query = async <T>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> => {
-    const res = await pool.query(sql, params as unknown[] | undefined);
+  const config = (text: string, params?: readonly unknown[], options?: QueryOptions): pg.QueryConfig =>
+    ({ text, values: params as unknown[] | undefined, name: options?.name });
+  const query = async <T>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>> => {
+    const res = await pool.query(config(sql, params, options));
     return { rows: res.rows as T[], rowCount: res.rowCount ?? 0 };
   };
 
@@ -79,8 +81,8 @@ export async function openPg(options: PgOptions): Promise<Db> {
       try {
         await client.query('BEGIN');
         const tx: Queryable = {
-          async query<R>(sql: string, params?: readonly unknown[]) {
-            const res = await client.query(sql, params as unknown[] | undefined);
+          async query<R>(sql: string, params?: readonly unknown[], options?: QueryOptions) {
+            const res = await client.query(config(sql, params, options));
             return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
           },
         };

@@ -28,7 +28,7 @@ export function tenantView(t: TenantRow): TenantView {
   return { tenant_id: t.id, name: t.name, rate_limit: t.rate_limit ?? null, created_at: t.created_at.toISOString() };
 }
 
-export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'>): Promise<void> {
+export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db' | 'signals'>): Promise<void> {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
   r.post('/api/v1/admin/tenants', {
@@ -73,6 +73,7 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
     requireOperator(req.principal);
     const row = await tenantsUpdate(deps.db, { id: req.params.id, name: req.body.name?.trim(), rate_limit: req.body.rate_limit });
     if (!row) throw new ApiError('NOT_FOUND', `tenant ${req.params.id} not found`);
+    deps.signals.credentials('*'); // cached principals carry the tenant's rate limit
     return tenantView(row);
   });
 

@@ -36,7 +36,7 @@ export function checkGrant(caller: Pick<Principal, 'scopes'>, scopes: readonly s
   return at;
 }
 
-export async function authKeyRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db' | 'config'>): Promise<void> {
+export async function authKeyRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db' | 'config' | 'signals'>): Promise<void> {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { security } = deps.config;
 
@@ -79,10 +79,11 @@ export async function authKeyRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
 
   r.delete('/api/v1/auth/api-keys/:id', {
     config: { scope: 'keys:manage' },
-    schema: { tags: ['auth'], summary: 'Revoke an API key (effective on the next request, on every node)', params: IdParam, response: { 204: Type.Null(), ...errors } },
+    schema: { tags: ['auth'], summary: 'Revoke an API key (refused from the next request on; on other API nodes within milliseconds, at most TASKGATE_AUTH_CACHE_MS)', params: IdParam, response: { 204: Type.Null(), ...errors } },
   }, async (req, reply) => {
     const tenantId = req.principal.tenantId;
     if (!(await apiKeysRevoke(deps.db, { tenantId, id: req.params.id }))) throw new ApiError('NOT_FOUND', `API key ${req.params.id} not found`);
+    deps.signals.credentials(req.params.id);
     return reply.code(204).send(null);
   });
 

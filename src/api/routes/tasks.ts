@@ -24,7 +24,10 @@ const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404
 export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const batcher = new SubmitBatcher(deps.db, {
-    maxInFlight: deps.db.kind === 'pglite' ? 1 : 8,
+    // one insert at a time while batches are small; more only once 32 submits wait (fewer, fuller
+    // statements cost less per task: measured 9.7k vs 4.5k submits/s with 8 small ones in flight)
+    maxInFlight: deps.db.kind === 'pglite' ? 1 : 4,
+    minBatchWhileBusy: 32,
     afterCommit: (n) => {
       deps.metrics.submitBatchSize.observe(n);
       deps.signals.work();

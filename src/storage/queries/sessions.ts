@@ -31,20 +31,6 @@ export interface SessionRollupRow extends SessionRow {
   latest_task_status: string | null;
 }
 
-/** Creates the session on first use, or counts one more task in it. */
-export async function sessionsTouch(
-  db: Queryable,
-  p: { tenantId: string; id: string; userId: string; count: number; researchStrategy: string | null },
-): Promise<void> {
-  await db.query(
-    `INSERT INTO sessions (tenant_id, id, user_id, task_count, is_research_session, research_strategy)
-     VALUES ($1, $2, $3, $4, $5::text IS NOT NULL, $5::text)
-     ON CONFLICT (tenant_id, id) DO UPDATE SET task_count = sessions.task_count + excluded.task_count,
-       updated_at = now(), deleted_at = NULL`,
-    [p.tenantId, p.id, p.userId, p.count, p.researchStrategy],
-  );
-}
-
 /** usage->>key as a number, 0 when absent or not a number. */
 const usageNum = (key: string) => `CASE WHEN jsonb_typeof(t.usage->'${key}') = 'number' THEN (t.usage->>'${key}')::float8 ELSE 0 END`;
 const TASK_TOKENS = `CASE WHEN jsonb_typeof(t.usage->'total_tokens') = 'number' THEN (t.usage->>'total_tokens')::float8

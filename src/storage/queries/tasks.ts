@@ -82,41 +82,67 @@ const INSERT_COLUMNS = [
   'options', 'mode', 'priority', 'max_attempts', 'retry_interval_ms', 'backoff_multiplier', 'timeout_ms',
   'run_at', 'metadata', 'tags', 'workflow_instance_id',
 ] as const;
-const CASTS: Partial<Record<(typeof INSERT_COLUMNS)[number], string>> = {
-  input: 'jsonb', context: 'jsonb', options: 'jsonb', metadata: 'jsonb', tags: 'text[]', run_at: 'timestamptz',
-  priority: 'smallint', max_attempts: 'int', retry_interval_ms: 'int', backoff_multiplier: 'float8', timeout_ms: 'int',
+/** Each column travels as one array parameter of this type; the SELECT turns it back into the column. */
+const ARRAY_TYPES: Record<(typeof INSERT_COLUMNS)[number], string> = {
+  id: 'text', tenant_id: 'text', user_id: 'text', session_id: 'text', kind: 'text', task_definition_id: 'text', query: 'text',
+  input: 'jsonb', context: 'jsonb', options: 'jsonb', mode: 'text', priority: 'smallint', max_attempts: 'int',
+  retry_interval_ms: 'int', backoff_multiplier: 'float8', timeout_ms: 'int', run_at: 'timestamptz', metadata: 'jsonb',
+  tags: 'jsonb', workflow_instance_id: 'text',
+};
+const SELECT_EXPR: Partial<Record<(typeof INSERT_COLUMNS)[number], string>> = {
+  run_at: 'coalesce(u.run_at, now())',
+  // text[] per row cannot travel inside an array parameter (Postgres arrays are rectangular)
+  tags: 'ARRAY(SELECT jsonb_array_elements_text(u.tags))',
 };
 
-function insertParams(t: NewTask): unknown[] {
-  return [
-    t.id, t.tenant_id, t.user_id, t.session_id, t.kind, t.task_definition_id, t.query,
-    t.input === undefined ? null : JSON.stringify(t.input), JSON.stringify(t.context), JSON.stringify(t.options),
-    t.mode, t.priority, t.max_attempts, t.retry_interval_ms, t.backoff_multiplier, t.timeout_ms,
-    t.run_at, JSON.stringify(t.metadata), t.tags, t.workflow_instance_id,
-  ];
-}
+/**
+ * The submit statement: every task of a batch plus the sessions they touch, in one statement with
+ * a fixed text (one array parameter per column), so a batch is one round trip and one implicit
+ * transaction, and the server plans the statement once per connection (`name`).
+ */
+const INSERT_SQL = `
+  WITH t AS (
+    INSERT INTO tasks (${INSERT_COLUMNS.join(', ')})
+    SELECT ${INSERT_COLUMNS.map((c) => SELECT_EXPR[c] ?? `u.${c}`).join(', ')}
+      FROM unnest(${INSERT_COLUMNS.map((c, i) => `$${i + 1}::${ARRAY_TYPES[c]}[]`).join(', ')})
+        AS u(${INSERT_COLUMNS.join(', ')})
+    RETURNING id, created_at
+  ), s AS (
+    INSERT INTO sessions (tenant_id, id, user_id, task_count, is_research_session, research_strategy)
+    SELECT s.tenant_id, s.id, s.user_id, s.n, s.strategy IS NOT NULL, s.strategy
+      FROM unnest($${INSERT_COLUMNS.length + 1}::text[], $${INSERT_COLUMNS.length + 2}::text[], $${INSERT_COLUMNS.length + 3}::text[],
+                  $${INSERT_COLUMNS.length + 4}::int[], $${INSERT_COLUMNS.length + 5}::text[]) AS s(tenant_id, id, user_id, n, strategy)
+    ON CONFLICT (tenant_id, id) DO UPDATE SET task_count = sessions.task_count + excluded.task_count,
+      updated_at = now(), deleted_at = NULL
+  )
+  SELECT id, created_at FROM t`;
 
-/** Inserts many tasks in one statement (submit batching); returns id and created_at per row. */
+const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
+
+/**
+ * Inserts many tasks in one statement (submit batching) and creates or touches the session of each
+ * task that has one (task_count += its tasks in the batch); returns id and created_at per row.
+ */
 export async function tasksInsertMany(db: Queryable, tasks: readonly NewTask[]): Promise<{ id: string; created_at: Date }[]> {
   if (tasks.length === 0) return [];
-  const params: unknown[] = [];
-  const tuples: string[] = [];
-  for (const t of tasks) {
-    const base = params.length;
-    params.push(...insertParams(t));
-    tuples.push(
-      '(' +
-        INSERT_COLUMNS.map((c, i) => {
-          const p = `$${base + i + 1}${CASTS[c] ? '::' + CASTS[c] : ''}`;
-          return c === 'run_at' ? `coalesce(${p}, now())` : p;
-        }).join(', ') +
-        ')',
-    );
-  }
-  const res = await db.query<{ id: string; created_at: Date }>(
-    `INSERT INTO tasks (${INSERT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} RETURNING id, created_at`,
-    params,
-  );
+  const cols: unknown[][] = INSERT_COLUMNS.map(() => new Array(tasks.length));
+  const sessions = new Map<string, [tenantId: string, id: string, userId: string, count: number, strategy: string | null]>();
+  tasks.forEach((t, r) => {
+    const row = [
+      t.id, t.tenant_id, t.user_id, t.session_id, t.kind, t.task_definition_id, t.query, json(t.input), json(t.context), json(t.options),
+      t.mode, t.priority, t.max_attempts, t.retry_interval_ms, t.backoff_multiplier, t.timeout_ms, t.run_at, json(t.metadata),
+      json(t.tags), t.workflow_instance_id,
+    ];
+    for (let c = 0; c < row.length; c++) cols[c]![r] = row[c];
+    if (!t.session_id) return;
+    const key = `${t.tenant_id}\u0000${t.session_id}`;
+    const s = sessions.get(key);
+    if (s) s[3]++;
+    else sessions.set(key, [t.tenant_id, t.session_id, t.user_id, 1, typeof t.options.research_strategy === 'string' ? t.options.research_strategy : null]);
+  });
+  const s = [...sessions.values()];
+  const params = [...cols, ...[0, 1, 2, 3, 4].map((i) => s.map((row) => row[i]))];
+  const res = await db.query<{ id: string; created_at: Date }>(INSERT_SQL, params, { name: 'tasks_insert_many' });
   return res.rows;
 }
 
