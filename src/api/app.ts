@@ -3,7 +3,11 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import { randomHex } from '../domain/ids.js';
+import { LazyChildLogger } from '../logger.js';
 import type { AppDeps } from './deps.js';
 import { envelope, errorHandler } from './errors.js';
 import { registerJsonParser } from './json-parser.js';
@@ -28,6 +32,14 @@ declare module 'fastify' {
 
 const REQUEST_ID_RE = /^[A-Za-z0-9:_\-.]{1,128}$/;
 const TRACEPARENT_RE = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/** The W3C trace id of a request: from its `traceparent`, else a new one. Computed once, kept on the raw request. */
+function traceIdOf(raw: IncomingMessage & { taskgateTraceId?: string }): string {
+  if (raw.taskgateTraceId) return raw.taskgateTraceId;
+  const tp = raw.headers.traceparent;
+  const m = typeof tp === 'string' ? TRACEPARENT_RE.exec(tp) : null;
+  return (raw.taskgateTraceId = m ? m[1]! : randomHex(16));
+}
 
 export interface BuildAppOptions {
   /** `worker` serves only /health, /readiness and /metrics. */
@@ -74,6 +86,9 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
       const h = req.headers['x-request-id'];
       return typeof h === 'string' && REQUEST_ID_RE.test(h) ? h : randomUUID();
     },
+    // every request's log lines carry its request id and trace id; the child is built on first use
+    childLoggerFactory: (logger, bindings, options, raw) =>
+      new LazyChildLogger(logger as Logger, { ...bindings, trace_id: traceIdOf(raw as IncomingMessage) }, options) as unknown as Logger,
     routerOptions: { maxParamLength: 256, ignoreTrailingSlash: true },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false } },
   });
@@ -93,12 +108,9 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
 
   app.decorateRequest('traceId', '');
   app.addHook('onRequest', async (req, reply) => {
-    const tp = req.headers.traceparent;
-    const m = typeof tp === 'string' ? TRACEPARENT_RE.exec(tp) : null;
-    req.traceId = m ? m[1]! : randomBytes(16).toString('hex');
+    req.traceId = traceIdOf(req.raw);
     reply.header('x-request-id', String(req.id));
     reply.header('x-trace-id', req.traceId);
-    req.log = req.log.child({ trace_id: req.traceId });
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';

@@ -20,11 +20,35 @@ function encodeTime(ms: number): string {
   return out;
 }
 
+// CSPRNG bytes drawn 4 KiB at a time (one getRandomValues call per ~250 ids instead of one per
+// id: it was 4 % of a submit's CPU); each byte is handed out once.
+const pool = new Uint8Array(4096);
+let poolPos = pool.length;
+
+function takeRandom(count: number): number {
+  if (poolPos + count > pool.length) {
+    globalThis.crypto.getRandomValues(pool);
+    poolPos = 0;
+  }
+  const at = poolPos;
+  poolPos += count;
+  return at;
+}
+
 function randomChars(count: number): string {
-  const bytes = new Uint8Array(count);
-  globalThis.crypto.getRandomValues(bytes);
+  const at = takeRandom(count);
   let out = '';
-  for (const b of bytes) out += ALPHABET[b & 31];
+  for (let i = at; i < at + count; i++) out += ALPHABET[pool[i]! & 31];
+  return out;
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** `bytes` random bytes as lowercase hex (trace ids). */
+export function randomHex(bytes: number): string {
+  const at = takeRandom(bytes);
+  let out = '';
+  for (let i = at; i < at + bytes; i++) out += HEX[pool[i]!];
   return out;
 }
 

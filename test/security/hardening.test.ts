@@ -275,6 +275,29 @@ describe('logs', () => {
       await server.close();
     }
   });
+
+  it('carry the request id and trace id on every line of a request', async () => {
+    const { server, logs } = await serverWithLogs({ LOG_LEVEL: 'info' });
+    try {
+      const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+      const res = await fetch(`${server.url}/api/v1/auth/me`, {
+        headers: { 'x-api-key': ADMIN_KEY, 'x-request-id': 'req-log-test', traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+      });
+      expect(res.headers.get('x-trace-id')).toBe(traceId);
+      const lines = logs().split('\n').filter((l) => l.includes('req-log-test')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['incoming request', 'request completed']));
+      for (const l of lines) expect(l).toMatchObject({ reqId: 'req-log-test', trace_id: traceId });
+      // without a traceparent the id is new, and still on the lines
+      const other = await fetch(`${server.url}/health`, { headers: { 'x-request-id': 'req-log-test-2' } });
+      const generated = other.headers.get('x-trace-id');
+      expect(generated).toMatch(/^[0-9a-f]{32}$/);
+      const more = logs().split('\n').filter((l) => l.includes('req-log-test-2')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(more.length).toBeGreaterThan(0);
+      for (const l of more) expect(l.trace_id).toBe(generated);
+    } finally {
+      await server.close();
+    }
+  });
 });
 
 describe('5xx bodies', () => {
