@@ -131,16 +131,13 @@ export async function tasksClaimAvailable(
   p: { limit: number; owner: string; leaseMs: number },
 ): Promise<TransitionResult[]> {
   const res = await db.query<TaskRow & { ev: StoredEvent }>(
-    `WITH c AS (
-       SELECT id FROM tasks
-        WHERE status = 'QUEUED' AND run_at <= now()
-        ORDER BY priority, run_at, id
-        LIMIT $1 FOR UPDATE SKIP LOCKED
-     ), u AS (
+    // taskgate_claimable (migration 0005) locks the first `limit` runnable ids in claim order; as
+    // an array they reach the rows through the primary key, whatever the table statistics say
+    `WITH u AS (
        UPDATE tasks t SET status = 'RUNNING', attempt = t.attempt + 1, lease_owner = $2, last_worker = $2,
               lease_expires_at = now() + make_interval(secs => $3::float8 / 1000),
               started_at = coalesce(t.started_at, now()), last_seq = t.last_seq + 1, updated_at = now()
-         FROM c WHERE t.id = c.id
+        WHERE t.id = ANY (ARRAY(SELECT taskgate_claimable($1::int)))
        RETURNING t.*
      ), ev AS (
        INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload)
@@ -152,6 +149,7 @@ export async function tasksClaimAvailable(
      SELECT u.*, to_jsonb(ev) AS ev, EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = u.id) AS has_steps
        FROM u JOIN ev ON ev.task_id = u.id`,
     [p.limit, p.owner, p.leaseMs],
+    { name: 'tasks_claim' },
   );
   return res.rows.map(({ ev, ...task }) => ({ task: task as TaskRow, events: [ev] }));
 }
@@ -172,9 +170,10 @@ export async function tasksHeartbeat(
   const res = await db.query<HeartbeatRow>(
     `UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => $4::float8 / 1000)
        FROM unnest($1::text[], $2::int[]) AS h(id, attempt)
-      WHERE t.id = h.id AND t.attempt = h.attempt AND t.lease_owner = $3 AND t.status = 'RUNNING'
+      WHERE t.id = ANY ($1::text[]) AND t.id = h.id AND t.attempt = h.attempt AND t.lease_owner = $3 AND t.status = 'RUNNING'
       RETURNING t.id, t.attempt, t.cancel_requested, t.pause_requested`,
     [p.tasks.map((t) => t.id), p.tasks.map((t) => t.attempt), p.owner, p.leaseMs],
+    { name: 'tasks_heartbeat' },
   );
   return res.rows;
 }
@@ -230,7 +229,8 @@ export async function tasksCompleteMany(db: Queryable, rows: readonly Completion
               metadata = CASE WHEN x.metadata IS NULL THEN t.metadata ELSE t.metadata || x.metadata END,
               lease_owner = NULL, lease_expires_at = NULL, completed_at = now(), last_seq = t.last_seq + 2, updated_at = now()
          FROM x
-        WHERE t.id = x.id AND t.status = 'RUNNING' AND t.attempt = x.attempt AND t.lease_owner = x.owner
+        -- the id array pins a primary-key lookup per row (a join on x alone may be planned as a scan)
+        WHERE t.id = ANY ($2::text[]) AND t.id = x.id AND t.status = 'RUNNING' AND t.attempt = x.attempt AND t.lease_owner = x.owner
        RETURNING t.id, t.tenant_id, t.last_seq, t.attempt, x.duration_ms
      ), ev AS (
        INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload)
@@ -241,7 +241,8 @@ export async function tasksCompleteMany(db: Queryable, rows: readonly Completion
        RETURNING task_id, tenant_id, seq, type, agent_id, message, payload, created_at
      )
      SELECT * FROM ev ORDER BY task_id, seq`,
-    [JSON.stringify(rows.map((r) => ({ ...r, output: r.output === undefined ? null : r.output })))],
+    [JSON.stringify(rows.map((r) => ({ ...r, output: r.output === undefined ? null : r.output }))), rows.map((r) => r.id)],
+    { name: 'tasks_complete_many' },
   );
   return res.rows;
 }
