@@ -17,3 +17,12 @@ AS $$
    LIMIT p_limit
    FOR UPDATE SKIP LOCKED
 $$;
+
+-- The lease index keyed on "has a lease" instead of status = 'RUNNING': a partial index on a
+-- status keeps an entry for every row that ever had it until vacuum, and the planner, which
+-- thinks few rows are RUNNING, used it to find the handful of rows a completion or heartbeat
+-- names by id (measured: a bitmap over 10,000 stale entries and 413 heap pages for 49 rows).
+-- Statements that name rows by id and check status = 'RUNNING' now only match the primary key;
+-- the reaper (lease_expires_at < now() implies IS NOT NULL) still uses this one.
+DROP INDEX tasks_lease_idx;
+CREATE INDEX tasks_lease_idx ON tasks (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
