@@ -3,6 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { tasksInsertMany } from '../../src/storage/queries/tasks.js';
+import { newTaskId } from '../../src/domain/ids.js';
 
 let tdb: TestDb;
 let server: TestServer;
@@ -164,6 +166,25 @@ describe('GET routes', () => {
     expect((await server.call('GET', '/api/v1/tasks?limit=0', undefined, { key: t.key })).status).toBe(400);
     expect((await server.call('GET', '/api/v1/tasks?offset=-1', undefined, { key: t.key })).status).toBe(400);
     expect((await server.call('GET', '/api/v1/tasks?bogus=1', undefined, { key: t.key })).status).toBe(400);
+  });
+
+  it('counts exactly up to offset + 1,000 matching rows, and reports that bound above it', async () => {
+    const t = await newTenant(tdb.db);
+    // rows straight into the table (delayed: no worker touches them); 1,205 match the filter
+    const tasks = Array.from({ length: 1_205 }, () => ({
+      id: newTaskId(), tenant_id: t.tenantId, user_id: 'u', session_id: null, kind: 'definition' as const, task_definition_id: 'noop', query: '',
+      input: {}, context: {}, options: {}, mode: null, priority: 2, max_attempts: 1, retry_interval_ms: 1000, backoff_multiplier: 2,
+      timeout_ms: 60_000, run_at: new Date(Date.now() + 3_600_000), metadata: {}, tags: [], workflow_instance_id: null,
+    }));
+    for (let i = 0; i < tasks.length; i += 256) await tasksInsertMany(tdb.db, tasks.slice(i, i + 256));
+    const list = async (q: string) => (await server.call('GET', `/api/v1/tasks?type=noop&${q}`, undefined, { key: t.key })).body;
+    expect(await list('limit=10')).toMatchObject({ total_count: 1_000, offset: 0 });
+    expect(await list('limit=10&offset=100')).toMatchObject({ total_count: 1_100 });
+    expect(await list('limit=10&offset=300')).toMatchObject({ total_count: 1_205 });
+    const last = await list('limit=10&offset=1200');
+    expect(last).toMatchObject({ total_count: 1_205 });
+    expect(last.tasks).toHaveLength(5);
+    expect(await list('limit=10&offset=5000')).toMatchObject({ total_count: 1_205, tasks: [] });
   });
 
   it('pages events with limit/offset', async () => {
