@@ -143,7 +143,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     }
 
     const app = await buildApp(
-      { config, db, hub, signals, catalog: registry, metrics, version: VERSION, readinessChecks: shared ? [shared.redis] : undefined },
+      { config, db, hub, signals, catalog: registry, metrics, version: VERSION, readinessChecks: shared ? [shared.redis] : undefined, dispatch: worker },
       {
         role: config.role, logger: log, rateLimiter: shared?.limiter,
         plugins: [

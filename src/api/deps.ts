@@ -3,6 +3,7 @@
 import type { Db } from '../storage/db.js';
 import type { EventHub } from '../events/hub.js';
 import type { Signals } from '../events/signals.js';
+import type { LocalDispatch } from './submit-batcher.js';
 import type { Config } from '../config/index.js';
 import type { Metrics } from './metrics.js';
 
@@ -38,6 +39,8 @@ export interface AppDeps {
   catalog: DefinitionCatalog;
   metrics: Metrics;
   version: string;
+  /** This process's worker, when it runs one: submits it can take at once skip the queue (direct dispatch). */
+  dispatch?: LocalDispatch;
   /** Extra readiness checks (Redis, …); database and migrations are always checked. */
   readinessChecks?: (() => Promise<void>)[];
 }

@@ -5,7 +5,8 @@
 // still gets its 200 only after its row is committed. A submit may bring work of its own for the
 // same transaction (its Idempotency-Key record), so key row and task row commit together.
 import type { Db, Queryable } from '../storage/db.js';
-import { tasksInsertMany, type NewTask } from '../storage/queries/tasks.js';
+import { directlyClaimed, tasksInsertMany, type NewTask, type RunNow } from '../storage/queries/tasks.js';
+import type { TransitionResult } from '../storage/queries/transitions.js';
 import { Batcher } from '../storage/batcher.js';
 
 /** Rows per INSERT: bounds the statement's size and how long its commit holds locks. */
@@ -13,6 +14,18 @@ const MAX_BATCH = 256;
 
 /** Runs inside the transaction that inserts the task, after the insert; throwing rolls it back. */
 export type InTransaction = (tx: Queryable, createdAt: Date) => Promise<void>;
+
+/**
+ * A worker in this process that can take tasks at insert time (engine/Worker implements it): the
+ * insert writes them RUNNING under its lease and they start on commit, skipping the claim.
+ */
+export interface LocalDispatch {
+  readonly workerId: string;
+  readonly leaseMs: number;
+  reserve(max: number): number;
+  unreserve(n: number): void;
+  launchReserved(claimed: readonly TransitionResult[]): void;
+}
 
 interface Submit {
   task: NewTask;
@@ -22,13 +35,19 @@ interface Submit {
 export class SubmitBatcher {
   readonly #db: Db;
   readonly #batcher: Batcher<Submit, Date>;
+  readonly #dispatch: LocalDispatch | undefined;
+  readonly #afterCommit: (count: number, queued: number) => void;
 
   /** `maxInFlight` transactions may run at once (1 on PGlite, a few on a server pool). */
-  constructor(db: Db, opts: { maxInFlight: number; minBatchWhileBusy?: number; afterCommit: (count: number) => void }) {
+  /** `afterCommit` gets the batch size and how many of its tasks went to the queue (not dispatched directly). */
+  constructor(
+    db: Db,
+    opts: { maxInFlight: number; minBatchWhileBusy?: number; afterCommit: (count: number, queued: number) => void; dispatch?: LocalDispatch },
+  ) {
     this.#db = db;
-    this.#batcher = new Batcher({
-      maxInFlight: opts.maxInFlight, maxBatch: MAX_BATCH, minBatchWhileBusy: opts.minBatchWhileBusy, flush: (batch) => this.#insert(batch), afterFlush: opts.afterCommit,
-    });
+    this.#dispatch = opts.dispatch;
+    this.#afterCommit = opts.afterCommit;
+    this.#batcher = new Batcher({ maxInFlight: opts.maxInFlight, maxBatch: MAX_BATCH, minBatchWhileBusy: opts.minBatchWhileBusy, flush: (batch) => this.#insert(batch) });
   }
 
   submit(task: NewTask, inTx?: InTransaction): Promise<Date> {
@@ -37,13 +56,32 @@ export class SubmitBatcher {
 
   async #insert(batch: Submit[]): Promise<Date[]> {
     const tasks = batch.map((p) => p.task);
+    const runNow = this.#reserve(tasks);
     const insert = async (db: Queryable): Promise<Date[]> => {
-      const byId = new Map((await tasksInsertMany(db, tasks)).map((r) => [r.id, r.created_at]));
+      const byId = new Map((await tasksInsertMany(db, tasks, runNow)).map((r) => [r.id, r.created_at]));
       for (const p of batch) if (p.inTx) await p.inTx(db, byId.get(p.task.id)!);
       return tasks.map((t) => byId.get(t.id)!);
     };
-    // the insert is one statement, hence its own transaction; an explicit one only when a
-    // submit brings work that must commit with it (an Idempotency-Key record)
-    return batch.some((p) => p.inTx) ? this.#db.transaction(insert) : insert(this.#db);
+    let created: Date[];
+    try {
+      // the insert is one statement, hence its own transaction; an explicit one only when a
+      // submit brings work that must commit with it (an Idempotency-Key record)
+      created = batch.some((p) => p.inTx) ? await this.#db.transaction(insert) : await insert(this.#db);
+    } catch (err) {
+      if (runNow) this.#dispatch!.unreserve(runNow.indexes.size);
+      throw err;
+    }
+    if (runNow) this.#dispatch!.launchReserved([...runNow.indexes].map((i) => directlyClaimed(tasks[i]!, created[i]!, runNow)));
+    this.#afterCommit(tasks.length, tasks.length - (runNow?.indexes.size ?? 0));
+    return created;
+  }
+
+  /** Slots of the local worker for the batch's immediately runnable tasks, first come first served. */
+  #reserve(tasks: NewTask[]): RunNow | undefined {
+    const d = this.#dispatch;
+    if (!d) return undefined;
+    const eligible = tasks.flatMap((t, i) => (t.run_at === null ? [i] : []));
+    const n = eligible.length ? d.reserve(eligible.length) : 0;
+    return n ? { indexes: new Set(eligible.slice(0, n)), owner: d.workerId, leaseMs: d.leaseMs } : undefined;
   }
 }

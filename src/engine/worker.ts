@@ -1,7 +1,7 @@
 // A worker process's engine: the dispatcher (claims up to its free slots, woken by hints and a
 // jittered poll), heartbeats for every running attempt in one statement, and the lease reaper.
 import type { Db } from '../storage/db.js';
-import { tasksClaimAvailable, tasksHeartbeat } from '../storage/queries/transitions.js';
+import { tasksClaimAvailable, tasksHeartbeat, type TransitionResult } from '../storage/queries/transitions.js';
 import type { EventHub } from '../events/hub.js';
 import type { Signals } from '../events/signals.js';
 import type { Registry } from '../executors/registry.js';
@@ -44,6 +44,10 @@ export class Worker {
   /** Attempts not yet written (heartbeats cover them); slots count only those still executing. */
   readonly #active = new Map<string, ActiveAttempt>();
   #busySlots = 0;
+  /** The last claim took fewer tasks than it asked for: nothing runnable was left behind it. */
+  #drained = false;
+  /** New work was announced since the last claim started (a hint, a requeue). */
+  #hinted = false;
   #state: State = 'stopped';
   #wakeAgain = false;
   #pollTimer: NodeJS.Timeout | undefined;
@@ -56,7 +60,7 @@ export class Worker {
     this.#runner = new Runner({
       db: deps.db, commit: new GroupCommit(deps.db), completer: new Completer(deps.db), hub: deps.hub, registry: deps.registry, workerId: options.workerId,
       cancelGraceMs: options.cancelGraceMs, approvalTimeoutMs: options.approvalTimeoutMs, log: deps.log, onOutcome: deps.onOutcome,
-      onRequeue: () => this.wake(),
+      onRequeue: () => this.#hint(),
     });
     this.#reaper = new LeaseReaper({ db: deps.db, hub: deps.hub, signals: deps.signals, intervalMs: options.reaperIntervalMs, log: deps.log });
   }
@@ -69,16 +73,60 @@ export class Worker {
     return this.#state;
   }
 
+  get workerId(): string {
+    return this.#o.workerId;
+  }
+
+  get leaseMs(): number {
+    return this.#o.leaseMs;
+  }
+
+  /**
+   * Direct dispatch: up to `max` slots for tasks this process is inserting right now, which are
+   * then inserted already RUNNING under this worker's lease and start the moment they commit —
+   * no claim round trip. Only while the queue is drained (the last claim found less than it
+   * asked for), so a direct task never overtakes one that is waiting; 0 otherwise.
+   */
+  reserve(max: number): number {
+    if (this.#state !== 'idle' || !this.#drained) return 0;
+    const n = Math.max(0, Math.min(max, this.#o.concurrency - this.#busySlots));
+    this.#busySlots += n;
+    return n;
+  }
+
+  /** Gives back reserved slots whose tasks were not inserted. */
+  unreserve(n: number): void {
+    this.#busySlots -= n;
+    if (n > 0) this.wake();
+  }
+
+  /**
+   * Runs tasks inserted RUNNING under slots from reserve(). A worker stopping meanwhile still
+   * starts them: its shutdown grace lets them finish or gives them back to the queue.
+   */
+  launchReserved(claimed: readonly TransitionResult[]): void {
+    if (claimed.length) this.#d.onClaimed?.(claimed.length);
+    for (const { task, events } of claimed) {
+      this.#d.hub.publish(events);
+      this.#launch(task, true);
+    }
+  }
+
   start(): void {
     if (this.#state !== 'stopped') return;
     this.#state = 'idle';
     this.#unsubscribe.push(
-      this.#d.signals.onWork(() => this.wake()),
+      this.#d.signals.onWork(() => this.#hint()),
       this.#d.signals.onControl((id) => void this.#onControl(id)),
     );
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), Math.max(50, Math.floor(this.#o.leaseMs / 3)));
     this.#reaper.start();
     this.#schedulePoll();
+    this.wake();
+  }
+
+  #hint(): void {
+    this.#hinted = true;
     this.wake();
   }
 
@@ -93,6 +141,7 @@ export class Worker {
     try {
       do {
         this.#wakeAgain = false;
+        this.#hinted = false;
         for (;;) {
           const free = this.#o.concurrency - this.#busySlots;
           if (free <= 0 || this.#state !== 'claiming') break;
@@ -102,7 +151,8 @@ export class Worker {
             this.#d.hub.publish(events);
             this.#launch(task);
           }
-          if (claimed.length < free) break;
+          this.#drained = claimed.length < free;
+          if (this.#drained) break;
         }
       } while (this.#wakeAgain && this.#state === 'claiming');
     } catch (err) {
@@ -112,13 +162,15 @@ export class Worker {
     }
   }
 
-  #launch(task: TaskRow): void {
+  #launch(task: TaskRow, reserved = false): void {
     const attempt = this.#runner.start(task);
     this.#active.set(task.id, attempt);
-    this.#busySlots++;
+    if (!reserved) this.#busySlots++;
     void attempt.executed.then(() => {
       this.#busySlots--;
-      this.wake();
+      // a freed slot only needs a claim if work may be waiting: not when the last claim drained
+      // the queue and nothing was announced since (the poll still sweeps up anything missed)
+      if (!this.#drained || this.#hinted) this.wake();
     });
     void attempt.done.finally(() => {
       if (this.#active.get(task.id) === attempt) this.#active.delete(task.id);

@@ -28,9 +28,10 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     // statements cost less per task: measured 9.7k vs 4.5k submits/s with 8 small ones in flight)
     maxInFlight: deps.db.kind === 'pglite' ? 1 : 4,
     minBatchWhileBusy: 32,
-    afterCommit: (n) => {
+    dispatch: deps.dispatch,
+    afterCommit: (n, queued) => {
       deps.metrics.submitBatchSize.observe(n);
-      deps.signals.work();
+      if (queued > 0) deps.signals.work();
     },
   });
 

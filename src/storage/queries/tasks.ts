@@ -2,6 +2,7 @@
 // states its precondition in the WHERE clause and returns what it changed (zero rows = lost race).
 import type { Queryable } from '../db.js';
 import type { TaskStatus } from '../../domain/lifecycle.js';
+import type { StoredEvent, TransitionResult } from './transitions.js';
 
 export interface TaskRow {
   id: string;
@@ -95,23 +96,41 @@ const SELECT_EXPR: Partial<Record<(typeof INSERT_COLUMNS)[number], string>> = {
   tags: 'ARRAY(SELECT jsonb_array_elements_text(u.tags))',
 };
 
+const N = INSERT_COLUMNS.length;
+/** Columns a directly dispatched row (inserted RUNNING, see tasksInsertMany) sets as a claim would. */
+const RUN_NOW_EXPR = {
+  status: `CASE WHEN u.run_now THEN 'RUNNING' ELSE 'QUEUED' END`,
+  attempt: 'u.run_now::int',
+  lease_owner: `CASE WHEN u.run_now THEN $${N + 6}::text END`,
+  last_worker: `CASE WHEN u.run_now THEN $${N + 6}::text END`,
+  lease_expires_at: `CASE WHEN u.run_now THEN now() + make_interval(secs => $${N + 7}::float8 / 1000) END`,
+  started_at: 'CASE WHEN u.run_now THEN now() END',
+  last_seq: 'u.run_now::int',
+};
+
 /**
  * The submit statement: every task of a batch plus the sessions they touch, in one statement with
  * a fixed text (one array parameter per column), so a batch is one round trip and one implicit
- * transaction, and the server plans the statement once per connection (`name`).
+ * transaction, and the server plans the statement once per connection (`name`). Rows flagged
+ * `run_now` are inserted already claimed by the given worker, with their WORKFLOW_STARTED event.
  */
 const INSERT_SQL = `
   WITH t AS (
-    INSERT INTO tasks (${INSERT_COLUMNS.join(', ')})
-    SELECT ${INSERT_COLUMNS.map((c) => SELECT_EXPR[c] ?? `u.${c}`).join(', ')}
-      FROM unnest(${INSERT_COLUMNS.map((c, i) => `$${i + 1}::${ARRAY_TYPES[c]}[]`).join(', ')})
-        AS u(${INSERT_COLUMNS.join(', ')})
-    RETURNING id, created_at
+    INSERT INTO tasks (${INSERT_COLUMNS.join(', ')}, ${Object.keys(RUN_NOW_EXPR).join(', ')})
+    SELECT ${INSERT_COLUMNS.map((c) => SELECT_EXPR[c] ?? `u.${c}`).join(', ')}, ${Object.values(RUN_NOW_EXPR).join(', ')}
+      FROM unnest(${INSERT_COLUMNS.map((c, i) => `$${i + 1}::${ARRAY_TYPES[c]}[]`).join(', ')}, $${N + 8}::boolean[])
+        AS u(${INSERT_COLUMNS.join(', ')}, run_now)
+    RETURNING id, tenant_id, status, created_at
+  ), e AS (
+    INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload, created_at)
+    SELECT id, 1, tenant_id, 'WORKFLOW_STARTED', 'Task started (attempt 1)',
+           jsonb_build_object('attempt', 1, 'worker_id', $${N + 6}::text), created_at
+      FROM t WHERE status = 'RUNNING'
   ), s AS (
     INSERT INTO sessions (tenant_id, id, user_id, task_count, is_research_session, research_strategy)
     SELECT s.tenant_id, s.id, s.user_id, s.n, s.strategy IS NOT NULL, s.strategy
-      FROM unnest($${INSERT_COLUMNS.length + 1}::text[], $${INSERT_COLUMNS.length + 2}::text[], $${INSERT_COLUMNS.length + 3}::text[],
-                  $${INSERT_COLUMNS.length + 4}::int[], $${INSERT_COLUMNS.length + 5}::text[]) AS s(tenant_id, id, user_id, n, strategy)
+      FROM unnest($${N + 1}::text[], $${N + 2}::text[], $${N + 3}::text[], $${N + 4}::int[], $${N + 5}::text[])
+        AS s(tenant_id, id, user_id, n, strategy)
     ON CONFLICT (tenant_id, id) DO UPDATE SET task_count = sessions.task_count + excluded.task_count,
       updated_at = now(), deleted_at = NULL
   )
@@ -119,11 +138,21 @@ const INSERT_SQL = `
 
 const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
 
+/** Tasks of a batch to insert already claimed (direct dispatch): which ones, by whom, for how long. */
+export interface RunNow {
+  /** Indexes into the batch; only tasks without a run_at. */
+  indexes: ReadonlySet<number>;
+  owner: string;
+  leaseMs: number;
+}
+
 /**
  * Inserts many tasks in one statement (submit batching) and creates or touches the session of each
  * task that has one (task_count += its tasks in the batch); returns id and created_at per row.
+ * With `runNow`, those rows start RUNNING (attempt 1, leased to `owner`, WORKFLOW_STARTED as
+ * event 1), exactly as a claim would leave them.
  */
-export async function tasksInsertMany(db: Queryable, tasks: readonly NewTask[]): Promise<{ id: string; created_at: Date }[]> {
+export async function tasksInsertMany(db: Queryable, tasks: readonly NewTask[], runNow?: RunNow): Promise<{ id: string; created_at: Date }[]> {
   if (tasks.length === 0) return [];
   const cols: unknown[][] = INSERT_COLUMNS.map(() => new Array(tasks.length));
   const sessions = new Map<string, [tenantId: string, id: string, userId: string, count: number, strategy: string | null]>();
@@ -141,7 +170,10 @@ export async function tasksInsertMany(db: Queryable, tasks: readonly NewTask[]):
     else sessions.set(key, [t.tenant_id, t.session_id, t.user_id, 1, typeof t.options.research_strategy === 'string' ? t.options.research_strategy : null]);
   });
   const s = [...sessions.values()];
-  const params = [...cols, ...[0, 1, 2, 3, 4].map((i) => s.map((row) => row[i]))];
+  const params = [
+    ...cols, ...[0, 1, 2, 3, 4].map((i) => s.map((row) => row[i])),
+    runNow?.owner ?? null, runNow?.leaseMs ?? 0, tasks.map((t, i) => (runNow?.indexes.has(i) ?? false) && t.run_at === null),
+  ];
   const res = await db.query<{ id: string; created_at: Date }>(INSERT_SQL, params, { name: 'tasks_insert_many' });
   return res.rows;
 }
@@ -222,4 +254,23 @@ export async function tasksCount(db: Queryable, f: TaskListFilter): Promise<numb
     params,
   );
   return res.rows[0]?.n ?? 0;
+}
+
+/**
+ * The row and event a `runNow` insert wrote for one task, as a claim would return them (built
+ * from what was inserted: both carry the statement's now(), which is the row's created_at).
+ */
+export function directlyClaimed(t: NewTask, createdAt: Date, runNow: RunNow): TransitionResult {
+  const task: TaskRow = {
+    ...t, input: t.input ?? null, run_at: createdAt, status: 'RUNNING', attempt: 1, lease_owner: runNow.owner, last_worker: runNow.owner,
+    lease_expires_at: new Date(createdAt.getTime() + runNow.leaseMs), cancel_requested: false, cancel_reason: null, cancelled_by: null,
+    pause_requested: false, pause_reason: null, paused_by: null, paused_at: null, output: null, result: null, error: null,
+    model_used: null, provider: null, usage: null, awaiting_approval_id: null, has_steps: false, last_seq: 1,
+    created_at: createdAt, started_at: createdAt, completed_at: null, updated_at: createdAt,
+  };
+  const event: StoredEvent = {
+    task_id: t.id, tenant_id: t.tenant_id, seq: 1, type: 'WORKFLOW_STARTED', agent_id: null, message: 'Task started (attempt 1)',
+    payload: { attempt: 1, worker_id: runNow.owner }, created_at: createdAt,
+  };
+  return { task, events: [event] };
 }
