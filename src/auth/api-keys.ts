@@ -90,6 +90,7 @@ export function createApiKeyVerifier(db: Queryable, opts: { maxInFlight?: number
   const cache = new Map<string, { principal: Principal; until: number }>();
   // bumped by invalidate: a lookup that read its rows before an invalidation does not cache them
   let generation = 0;
+  const refreshing = new Set<string>();
   const batcher = new Batcher<{ key: string; hash: Buffer }, Principal | undefined>({
     maxInFlight: opts.maxInFlight ?? 2,
     maxBatch: 500,
@@ -101,10 +102,13 @@ export function createApiKeyVerifier(db: Queryable, opts: { maxInFlight?: number
       const now = new Date();
       return items.map(({ key, hash }) => {
         const found = match(hash, byPrefix.get(keyPrefix(key)) ?? [], now);
-        if (found && cacheMs > 0 && generation === startedAt) {
-          if (cache.size >= MAX_CACHED_KEYS) cache.delete(cache.keys().next().value!);
+        const id = hash.toString('base64');
+        refreshing.delete(id);
+        if (!found) cache.delete(id);
+        else if (cacheMs > 0 && generation === startedAt) {
+          if (cache.size >= MAX_CACHED_KEYS && !cache.has(id)) cache.delete(cache.keys().next().value!);
           const until = Math.min(now.getTime() + cacheMs, found.expiresAt?.getTime() ?? Infinity);
-          cache.set(hash.toString('base64'), { principal: found.principal, until });
+          cache.set(id, { principal: found.principal, until });
         }
         return found?.principal;
       });
@@ -114,8 +118,18 @@ export function createApiKeyVerifier(db: Queryable, opts: { maxInFlight?: number
     if (!plausible(key)) return Promise.resolve(undefined);
     const hash = hashBytes(key);
     if (cacheMs > 0) {
-      const hit = cache.get(hash.toString('base64'));
-      if (hit && hit.until > Date.now()) return Promise.resolve(hit.principal);
+      const id = hash.toString('base64');
+      const hit = cache.get(id);
+      const now = Date.now();
+      if (hit && hit.until > now) {
+        // a key in use is re-read in the background in the second half of its time, so steady
+        // traffic never waits for a lookup (the entry is still never older than cacheMs)
+        if (hit.until - now < cacheMs / 2 && !refreshing.has(id)) {
+          refreshing.add(id);
+          batcher.submit({ key, hash }).catch(() => refreshing.delete(id));
+        }
+        return Promise.resolve(hit.principal);
+      }
     }
     return batcher.submit({ key, hash });
   };

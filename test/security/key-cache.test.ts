@@ -96,6 +96,25 @@ describe('API-key verifier cache', () => {
     expect(db.count).toBe(2);
   });
 
+  it('re-reads a key in use in the background, and drops it once a re-read finds it revoked', async () => {
+    const { key, row } = await newKey();
+    const db = counting(tdb.db);
+    const verify = createApiKeyVerifier(db, { cacheMs: 1_000 });
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    expect(await verify(key)).toBeDefined();
+    await sleep(600); // second half of the entry's time
+    expect(await verify(key)).toBeDefined(); // from the cache; a re-read starts behind it
+    await sleep(100);
+    expect(db.count).toBe(2);
+    await apiKeysRevoke(tdb.db, { tenantId: TENANT, id: row.id }); // no invalidate: only re-reads can tell
+    await sleep(350); // past the first entry's 1,000 ms: only the re-read's entry can answer
+    expect(await verify(key)).toBeDefined();
+    await sleep(300); // into that entry's second half: the next use re-reads and finds it revoked
+    expect(await verify(key)).toBeDefined();
+    await sleep(100);
+    expect(await verify(key)).toBeUndefined();
+  });
+
   it('never caches unknown or revoked keys', async () => {
     const { key, row } = await newKey();
     await apiKeysRevoke(tdb.db, { tenantId: TENANT, id: row.id });
