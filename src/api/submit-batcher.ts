@@ -47,7 +47,9 @@ export class SubmitBatcher {
     this.#db = db;
     this.#dispatch = opts.dispatch;
     this.#afterCommit = opts.afterCommit;
-    this.#batcher = new Batcher({ maxInFlight: opts.maxInFlight, maxBatch: MAX_BATCH, minBatchWhileBusy: opts.minBatchWhileBusy, flush: (batch) => this.#insert(batch) });
+    this.#batcher = new Batcher({
+      maxInFlight: opts.maxInFlight, maxBatch: MAX_BATCH, minBatchWhileBusy: opts.minBatchWhileBusy, deferFlush: db.kind === 'pglite', flush: (batch) => this.#insert(batch),
+    });
   }
 
   submit(task: NewTask, inTx?: InTransaction): Promise<Date> {

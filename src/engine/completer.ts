@@ -11,6 +11,7 @@ export class Completer {
   constructor(db: Db, opts: { maxInFlight?: number } = {}) {
     this.#batcher = new Batcher({
       maxInFlight: opts.maxInFlight ?? (db.kind === 'pglite' ? 1 : 2),
+      deferFlush: db.kind === 'pglite',
       // rows per statement: bounds the jsonb parameter and the time row locks are held
       maxBatch: 500,
       flush: async (rows) => {

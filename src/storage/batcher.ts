@@ -19,6 +19,12 @@ export interface BatcherOptions<I, O> {
    * batches cost less per item; a long queue still gets the extra flushes.
    */
   minBatchWhileBusy?: number;
+  /**
+   * Start each flush from a setImmediate, after pending I/O callbacks: for an in-process database
+   * (PGlite) whose statements run on this thread, so requests that arrived meanwhile are parsed
+   * and join the batch instead of each flushing alone.
+   */
+  deferFlush?: boolean;
   /** Writes a batch; returns one result per item, in order. */
   flush: (items: I[]) => Promise<O[]>;
   /** Called after a successful flush with its size (metrics, wake-ups). */
@@ -50,13 +56,22 @@ export class Batcher<I, O> {
 
   #pump(): void {
     while (this.#inFlight < this.#o.maxInFlight && this.#queue.length >= (this.#inFlight === 0 ? 1 : (this.#o.minBatchWhileBusy ?? 1))) {
-      const batch = this.#queue.splice(0, this.#o.maxBatch);
       this.#inFlight++;
-      void this.#flush(batch).finally(() => {
-        this.#inFlight--;
-        this.#pump();
-      });
+      if (this.#o.deferFlush) setImmediate(() => this.#start());
+      else this.#start();
     }
+  }
+
+  #start(): void {
+    const batch = this.#queue.splice(0, this.#o.maxBatch);
+    if (batch.length === 0) {
+      this.#inFlight--; // a deferred start whose items an earlier one took
+      return;
+    }
+    void this.#flush(batch).finally(() => {
+      this.#inFlight--;
+      this.#pump();
+    });
   }
 
   async #flush(batch: Pending<I, O>[]): Promise<void> {

@@ -13,6 +13,7 @@ export class GroupCommit {
     this.#batcher = new Batcher<Write, unknown>({
       maxInFlight: opts.maxInFlight ?? (db.kind === 'pglite' ? 1 : 2),
       maxBatch: 200,
+      deferFlush: db.kind === 'pglite',
       flush: (writes) =>
         db.transaction(async (tx) => {
           const out: unknown[] = [];
