@@ -38,8 +38,10 @@ export class SubmitBatcher {
   readonly #dispatch: LocalDispatch | undefined;
   readonly #afterCommit: (count: number, queued: number) => void;
 
-  /** `maxInFlight` transactions may run at once (1 on PGlite, a few on a server pool). */
-  /** `afterCommit` gets the batch size and how many of its tasks went to the queue (not dispatched directly). */
+  /**
+   * `maxInFlight` inserts may run at once (1 on PGlite, a few on a server pool); `afterCommit`
+   * gets each batch's size and how many of its tasks went to the queue (not dispatched directly).
+   */
   constructor(
     db: Db,
     opts: { maxInFlight: number; minBatchWhileBusy?: number; afterCommit: (count: number, queued: number) => void; dispatch?: LocalDispatch },

@@ -27,8 +27,6 @@ export interface BatcherOptions<I, O> {
   deferFlush?: boolean;
   /** Writes a batch; returns one result per item, in order. */
   flush: (items: I[]) => Promise<O[]>;
-  /** Called after a successful flush with its size (metrics, wake-ups). */
-  afterFlush?: (size: number) => void;
 }
 
 export class Batcher<I, O> {
@@ -86,6 +84,5 @@ export class Batcher<I, O> {
     this.#flushes++;
     this.#items += batch.length;
     batch.forEach((p, i) => p.resolve(results[i]!));
-    this.#o.afterFlush?.(batch.length);
   }
 }
