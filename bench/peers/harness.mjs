@@ -83,13 +83,23 @@ async function modeDispatch(adapter) {
   const submitted = new Array(n).fill(0);
   const started = new Array(n).fill(0);
   let seen = 0;
+  let warmSeen = 0;
   await adapter.startWorker('latency', (data) => {
     const i = data?.i;
-    if (Number.isInteger(i) && started[i] === 0) {
+    if (data?.warm) warmSeen++;
+    else if (Number.isInteger(i) && started[i] === 0) {
       started[i] = wallMs();
       seen++;
     }
   });
+  // the same untimed warm-up as Taskgate's (first-use costs are not dispatch latency)
+  const warmup = cfg.warmup ?? 0;
+  for (let i = 0; i < warmup; i++) {
+    await adapter.enqueueOne({ warm: true });
+    await sleep(cfg.gapMs);
+  }
+  const warmDeadline = Date.now() + cfg.timeoutMs;
+  while (warmSeen < warmup && Date.now() < warmDeadline) await sleep(20);
   await sleep(cfg.settleMs ?? 1_000); // let every worker reach its idle wait
   let next = wallMs();
   for (let i = 0; i < n; i++) {

@@ -11,6 +11,8 @@ import { peerCases } from '../systems/peers.mjs';
 import { AUTH, freshStore, getJson, startTaskgate } from '../systems/taskgate.mjs';
 
 const GAP_MS = 5;
+/** Untimed tasks first, for every system alike: JIT and first-use costs are not dispatch latency. */
+const WARMUP = 20;
 const PROBE_BODY = JSON.stringify({ task_definition_id: 'bench_probe', input: {} });
 const TASKS_DIR = join(import.meta.dirname, '..', 'tasks');
 
@@ -22,10 +24,21 @@ async function taskgateRun(ctx, db, n) {
     extraArgs: ['--tasks-dir', TASKS_DIR],
   });
   try {
-    // warm the HTTP connection and the route, then let the workers go idle
-    const warm = await fetch(`${tg.url}/api/v1/tasks`, { method: 'POST', headers: AUTH, body: PROBE_BODY });
-    if (!warm.ok) throw new Error(`submit bench_probe: ${warm.status} ${await warm.text()}`);
-    await warm.json();
+    // warm the HTTP connection and the route (untimed, as for the peers), then let the workers go idle
+    const warmIds = [];
+    for (let i = 0; i < WARMUP; i++) {
+      const warm = await fetch(`${tg.url}/api/v1/tasks`, { method: 'POST', headers: AUTH, body: PROBE_BODY });
+      if (!warm.ok) throw new Error(`submit bench_probe: ${warm.status} ${await warm.text()}`);
+      warmIds.push((await warm.json()).task_id);
+      await sleep(GAP_MS);
+    }
+    for (const id of warmIds) {
+      const deadline = Date.now() + 30_000;
+      while ((await getJson(tg.url, `/api/v1/tasks/${id}`)).status !== 'COMPLETED') {
+        if (Date.now() > deadline) throw new Error(`warm-up task ${id} did not complete`);
+        await sleep(20);
+      }
+    }
     await sleep(1_000);
     const submitted = new Array(n);
     const ids = new Array(n);
@@ -77,7 +90,7 @@ export default {
     const cases = ['pg', 'pglite'].map((db) => ({ system: 'taskgate', db, run: () => taskgateRun(ctx, db, n) }));
     cases.push(
       ...peerCases(
-        () => ({ mode: 'dispatch', n, gapMs: GAP_MS, timeoutMs: 60_000, hardTimeoutMs: 180_000 }),
+        () => ({ mode: 'dispatch', n, gapMs: GAP_MS, warmup: WARMUP, timeoutMs: 60_000, hardTimeoutMs: 180_000 }),
         async (proc) => {
           const m = await proc.waitMessage((x) => x.type === 'result' || x.type === 'error', 180_000, 'dispatch result');
           if (m.type === 'error') throw new Error(m.error);
