@@ -16,8 +16,12 @@ export const AUTH = { 'X-API-Key': ADMIN_KEY, 'content-type': 'application/json'
 export const NOOP_BODY = JSON.stringify({ task_definition_id: 'noop', input: {} });
 const PG_TEMPLATE = benchName('taskgate_tpl');
 const PG_DB = benchName('taskgate');
-/** This process's block of 100 loopback ports (two concurrent runs rarely share one). */
-export const PORT_BASE = 20_000 + (process.pid % 200) * 100;
+/**
+ * This process's block of 100 loopback ports (two concurrent runs rarely share one), all below
+ * Linux's ephemeral range (32768–60999): a block inside it collided with the local ports of
+ * outgoing connections (EADDRINUSE in a CI run whose pid put it at 38,400).
+ */
+export const PORT_BASE = 20_000 + (process.pid % 120) * 100;
 const TEMPLATE_PORT = { pg: PORT_BASE, pglite: PORT_BASE + 1 };
 
 let buildState; // undefined | Promise<void>
