@@ -9,8 +9,11 @@ import type { Principal } from './scopes.js';
 
 const KEY_RE = /^sk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{20,})$/;
 
+/** A key's SHA-256: bytes for comparing and caching, hex (hashKey) as stored. */
+const hashBytes = (key: string): Buffer => createHash('sha256').update(key).digest();
+
 export function hashKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  return hashBytes(key).toString('hex');
 }
 
 /** The lookup prefix: embedded in our own keys; derived from the hash for keys set by an operator. */
@@ -58,7 +61,6 @@ function match(presentedHash: Buffer, candidates: readonly KeyRow[], now: Date):
 }
 
 const plausible = (key: string): boolean => key.length >= 8 && key.length <= 512;
-const hashBytes = (key: string): Buffer => createHash('sha256').update(key).digest();
 
 /** Resolves a presented key to its principal, or undefined for unknown, revoked and expired keys. */
 export async function verifyApiKey(db: Queryable, key: string, now: Date = new Date()): Promise<Principal | undefined> {

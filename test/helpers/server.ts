@@ -88,3 +88,12 @@ export async function waitForTask(
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** Polls `check` every 20 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

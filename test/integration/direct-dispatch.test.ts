@@ -4,7 +4,7 @@
 // the worker busy, or a delayed one, waits in the queue and is claimed in order as before.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
-import { startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { startTestServer, until, waitForTask, type TestServer } from '../helpers/server.js';
 import type { TaskDefinition } from '../../src/executors/types.js';
 
 const gates = new Map<string, () => void>();
@@ -32,14 +32,6 @@ async function row(id: string) {
     'SELECT status, created_at, started_at, attempt FROM tasks WHERE id = $1', [id],
   );
   return res.rows[0]!;
-}
-
-async function until(check: () => Promise<boolean> | boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('direct dispatch', () => {

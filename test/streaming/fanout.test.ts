@@ -4,7 +4,7 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
-import { newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { newTenant, startTestServer, until, waitForTask, type TestServer } from '../helpers/server.js';
 import { createApiKey } from '../../src/auth/api-keys.js';
 import { followToEnd, gates, isDone, openSse, progressDef, type SseClient } from './helpers.js';
 
@@ -41,14 +41,6 @@ const seqs = async (id: string) =>
   ((await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`, undefined, { key: keys[0] })).body.events as any[]).map((e) => e.seq as number);
 const ids = (c: SseClient) => c.frames.filter((f) => f.id !== undefined).map((f) => Number(f.id));
 const streamClients = async () => Number(/^taskgate_stream_clients (\d+)/m.exec((await server.call('GET', '/metrics')).text)?.[1] ?? NaN);
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('fan-out', () => {
   it(`${CLIENTS} concurrent SSE clients on one task all receive every event, once and in order`, async () => {
     const id = await submit({ count: 20, key: 'fan', gated: true });
@@ -80,7 +72,7 @@ describe('fan-out', () => {
     expect(expected.length).toBe(23); // started, 20 × progress, completed, stream end
     for (const c of clients) expect(ids(c)).toEqual(expected);
     expect(held).toBe(CLIENTS);
-    await until(async () => (await streamClients()) === 0, 'every stream to close');
+    await until(async () => (await streamClients()) === 0, 'every stream to close', 30_000);
     console.log(`[fan-out] ${held} concurrent SSE clients held by one process (server and clients share it); ` +
       `RSS ${Math.round(rssBefore / 2 ** 20)} MiB before, ${Math.round(rssConnected / 2 ** 20)} MiB with all connected`);
     agent.destroy();
@@ -103,7 +95,7 @@ describe('fan-out', () => {
     expect(task.status).toBe('COMPLETED'); // the engine finished while a client was stuck
     const expected = await seqs(id);
     expect((await fast).ids).toEqual(expected);
-    await until(async () => (await streamClients()) === 0, 'the slow client to be dropped');
+    await until(async () => (await streamClients()) === 0, 'the slow client to be dropped', 30_000);
 
     slowRes.resume();
     await slow.ended;
