@@ -6,7 +6,7 @@
 // same transaction (its Idempotency-Key record), so key row and task row commit together.
 import type { Db, Queryable } from '../storage/db.js';
 import { directlyClaimed, tasksInsertMany, type NewTask, type RunNow } from '../storage/queries/tasks.js';
-import type { TransitionResult } from '../storage/queries/transitions.js';
+import type { ClaimResult } from '../storage/queries/transitions.js';
 import { Batcher } from '../storage/batcher.js';
 
 /** Rows per INSERT: bounds the statement's size and how long its commit holds locks. */
@@ -24,7 +24,7 @@ export interface LocalDispatch {
   readonly leaseMs: number;
   reserve(max: number): number;
   unreserve(n: number): void;
-  launchReserved(claimed: readonly TransitionResult[]): void;
+  launchReserved(claimed: readonly ClaimResult[]): void;
 }
 
 interface Submit {

@@ -8,20 +8,16 @@ import { tasksCompleteMany, type CompletionInput, type StoredEvent } from '../st
 export class Completer {
   readonly #batcher: Batcher<CompletionInput, StoredEvent[] | undefined>;
 
-  constructor(db: Db, opts: { maxInFlight?: number } = {}) {
+  /** Completions of the attempts `owner` (a worker id) holds. */
+  constructor(db: Db, owner: string, opts: { maxInFlight?: number } = {}) {
     this.#batcher = new Batcher({
       maxInFlight: opts.maxInFlight ?? (db.kind === 'pglite' ? 1 : 2),
       deferFlush: db.kind === 'pglite',
       // rows per statement: bounds the jsonb parameter and the time row locks are held
       maxBatch: 500,
       flush: async (rows) => {
-        const byTask = new Map<string, StoredEvent[]>();
-        for (const e of await tasksCompleteMany(db, rows)) {
-          const list = byTask.get(e.task_id);
-          if (list) list.push(e);
-          else byTask.set(e.task_id, [e]);
-        }
-        return rows.map((r) => byTask.get(r.id));
+        const written = await tasksCompleteMany(db, owner, rows);
+        return rows.map((r) => written.get(r.id));
       },
     });
   }

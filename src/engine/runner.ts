@@ -4,7 +4,7 @@ import type { Db } from '../storage/db.js';
 import type { GroupCommit } from '../storage/group-commit.js';
 import type { Completer } from './completer.js';
 import { tasksTransition, sql, type EventSpec, type StoredEvent } from '../storage/queries/transitions.js';
-import type { TaskRow } from '../storage/queries/tasks.js';
+import type { ClaimedTask } from '../storage/queries/tasks.js';
 import { stepsFinish, stepsLoad, stepsStart } from '../storage/queries/steps.js';
 import { approvalsEnsure, approvalsGetById, type ApprovalRow } from '../storage/queries/approvals.js';
 import { newUuid } from '../domain/ids.js';
@@ -31,7 +31,7 @@ export interface RunnerDeps {
   approvalTimeoutMs: number;
   log: TaskLogger;
   random?: () => number;
-  onOutcome?: (task: TaskRow, status: string) => void;
+  onOutcome?: (task: ClaimedTask, status: string) => void;
   /** A task went back to the queue (wake the dispatcher). */
   onRequeue?: () => void;
 }
@@ -70,7 +70,7 @@ export class Runner {
     this.#d = deps;
   }
 
-  start(task: TaskRow): ActiveAttempt {
+  start(task: ClaimedTask): ActiveAttempt {
     const controller = new AbortController();
     let executed!: () => void;
     const active: ActiveAttempt = {
@@ -83,7 +83,7 @@ export class Runner {
     return active;
   }
 
-  async #transition(task: TaskRow, set: Parameters<typeof tasksTransition>[2], events: EventSpec[]): Promise<boolean> {
+  async #transition(task: ClaimedTask, set: Parameters<typeof tasksTransition>[2], events: EventSpec[]): Promise<boolean> {
     const res = await this.#d.commit.run((tx) =>
       tasksTransition(tx, { id: task.id, statuses: ['RUNNING'], attempt: task.attempt, leaseOwner: this.#d.workerId }, set, events),
     );
@@ -91,7 +91,7 @@ export class Runner {
     return res !== undefined;
   }
 
-  async #run(task: TaskRow, active: ActiveAttempt, executed: () => void): Promise<void> {
+  async #run(task: ClaimedTask, active: ActiveAttempt, executed: () => void): Promise<void> {
     const { signal } = active.controller;
     const started = Date.now();
     const timer = setTimeout(
@@ -126,7 +126,7 @@ export class Runner {
     await this.#finish(task, active, outcome, Date.now() - started);
   }
 
-  #spec(task: TaskRow): TaskSpec {
+  #spec(task: ClaimedTask): TaskSpec {
     const definition = task.task_definition_id ? this.#d.registry.get(task.tenant_id, task.task_definition_id) : undefined;
     if (task.kind === 'definition' && !definition) throw new PermanentError(`task definition ${task.task_definition_id} no longer exists`);
     return {
@@ -164,7 +164,7 @@ export class Runner {
     }
   }
 
-  async #context(task: TaskRow, active: ActiveAttempt): Promise<TaskContext> {
+  async #context(task: ClaimedTask, active: ActiveAttempt): Promise<TaskContext> {
     const { db, workerId, hub, commit } = this.#d;
     // a task that never recorded a step (the claim tells) skips the read
     const steps = new Map(task.has_steps === false ? [] : (await stepsLoad(db, task.id)).map((s) => [s.name, s]));
@@ -251,7 +251,7 @@ export class Runner {
     };
   }
 
-  async #finish(task: TaskRow, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number): Promise<void> {
+  async #finish(task: ClaimedTask, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number): Promise<void> {
     const kind: AbortKind | undefined = abortKindOf(active.controller.signal);
     if (kind === 'lease_lost' || (o.error instanceof LeaseLost)) return; // someone else owns the task now
     if (kind === 'shutdown') return this.#release(task);
@@ -307,7 +307,7 @@ export class Runner {
       case 'COMPLETED': {
         const r = o.result!;
         const events = await this.#d.completer.complete({
-          id: task.id, attempt: task.attempt, owner: this.#d.workerId, output: r.output ?? null, result: r.result ?? null,
+          id: task.id, attempt: task.attempt, output: r.output ?? null, result: r.result ?? null,
           usage: (r.usage as unknown as Record<string, number> | undefined) ?? null, model_used: r.model_used ?? null,
           provider: r.provider ?? null, metadata: r.metadata ?? null, duration_ms: durationMs,
         });
@@ -335,7 +335,7 @@ export class Runner {
   }
 
   /** Shutdown: give the task back without counting the attempt. */
-  async #release(task: TaskRow): Promise<void> {
+  async #release(task: ClaimedTask): Promise<void> {
     await this.#transition(
       task,
       { status: 'QUEUED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, run_at: sql('now()') },
@@ -344,7 +344,7 @@ export class Runner {
   }
 
   /** Parks the task for an approval: still RUNNING for clients, but holding no lease or slot. */
-  async #suspend(task: TaskRow, approvalId: string): Promise<void> {
+  async #suspend(task: ClaimedTask, approvalId: string): Promise<void> {
     const parked = await this.#transition(
       task,
       { lease_owner: null, lease_expires_at: null, awaiting_approval_id: approvalId, attempt: task.attempt - 1 },
@@ -364,7 +364,7 @@ export class Runner {
     }
   }
 
-  async #pause(task: TaskRow): Promise<void> {
+  async #pause(task: ClaimedTask): Promise<void> {
     await this.#transition(
       task,
       { status: 'PAUSED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, pause_requested: false, paused_at: sql('now()') },

@@ -1,12 +1,12 @@
 // A worker process's engine: the dispatcher (claims up to its free slots, woken by hints and a
 // jittered poll), heartbeats for every running attempt in one statement, and the lease reaper.
 import type { Db } from '../storage/db.js';
-import { tasksClaimAvailable, tasksHeartbeat, type TransitionResult } from '../storage/queries/transitions.js';
+import { tasksClaimAvailable, tasksHeartbeat, type ClaimResult } from '../storage/queries/transitions.js';
 import type { EventHub } from '../events/hub.js';
 import type { Signals } from '../events/signals.js';
 import type { Registry } from '../executors/registry.js';
 import type { TaskLogger } from '../executors/types.js';
-import type { TaskRow } from '../storage/queries/tasks.js';
+import type { ClaimedTask } from '../storage/queries/tasks.js';
 import { Runner, type ActiveAttempt } from './runner.js';
 import { GroupCommit } from '../storage/group-commit.js';
 import { Completer } from './completer.js';
@@ -31,7 +31,7 @@ export interface WorkerDeps {
   registry: Registry;
   log: TaskLogger;
   onClaimed?: (count: number) => void;
-  onOutcome?: (task: TaskRow, status: string) => void;
+  onOutcome?: (task: ClaimedTask, status: string) => void;
 }
 
 type State = 'stopped' | 'idle' | 'claiming' | 'stopping';
@@ -58,7 +58,7 @@ export class Worker {
     this.#o = options;
     this.#d = deps;
     this.#runner = new Runner({
-      db: deps.db, commit: new GroupCommit(deps.db), completer: new Completer(deps.db), hub: deps.hub, registry: deps.registry, workerId: options.workerId,
+      db: deps.db, commit: new GroupCommit(deps.db), completer: new Completer(deps.db, options.workerId), hub: deps.hub, registry: deps.registry, workerId: options.workerId,
       cancelGraceMs: options.cancelGraceMs, approvalTimeoutMs: options.approvalTimeoutMs, log: deps.log, onOutcome: deps.onOutcome,
       onRequeue: () => this.#hint(),
     });
@@ -104,7 +104,7 @@ export class Worker {
    * Runs tasks inserted RUNNING under slots from reserve(). A worker stopping meanwhile still
    * starts them: its shutdown grace lets them finish or gives them back to the queue.
    */
-  launchReserved(claimed: readonly TransitionResult[]): void {
+  launchReserved(claimed: readonly ClaimResult[]): void {
     if (claimed.length) this.#d.onClaimed?.(claimed.length);
     for (const { task, events } of claimed) {
       this.#d.hub.publish(events);
@@ -162,7 +162,7 @@ export class Worker {
     }
   }
 
-  #launch(task: TaskRow, reserved = false): void {
+  #launch(task: ClaimedTask, reserved = false): void {
     const attempt = this.#runner.start(task);
     this.#active.set(task.id, attempt);
     if (!reserved) this.#busySlots++;

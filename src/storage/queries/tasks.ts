@@ -2,7 +2,7 @@
 // states its precondition in the WHERE clause and returns what it changed (zero rows = lost race).
 import type { Queryable } from '../db.js';
 import type { TaskStatus } from '../../domain/lifecycle.js';
-import type { StoredEvent, TransitionResult } from './transitions.js';
+import { startedEvent, type TransitionResult } from './transitions.js';
 
 export interface TaskRow {
   id: string;
@@ -53,6 +53,13 @@ export interface TaskRow {
   completed_at: Date | null;
   updated_at: Date;
 }
+
+/** What an attempt runs from: the columns a claim returns (tasksClaimAvailable), not the whole row. */
+export type ClaimedTask = Pick<
+  TaskRow,
+  | 'id' | 'tenant_id' | 'user_id' | 'session_id' | 'kind' | 'task_definition_id' | 'query' | 'input' | 'context' | 'options'
+  | 'mode' | 'attempt' | 'max_attempts' | 'retry_interval_ms' | 'backoff_multiplier' | 'timeout_ms' | 'metadata' | 'cancel_reason'
+> & { has_steps?: boolean };
 
 export interface NewTask {
   id: string;
@@ -221,7 +228,8 @@ function listWhere(f: TaskListFilter): { where: string; params: unknown[] } {
   }
   if (f.tag) {
     params.push([f.tag]);
-    clauses.push(`tags @> $${params.length}::text[]`);
+    // `tags <> '{}'` lets the planner use the partial tag index (migration 0006)
+    clauses.push(`tags @> $${params.length}::text[] AND tags <> '{}'`);
   }
   return { where: clauses.join(' AND '), params };
 }
@@ -268,9 +276,5 @@ export function directlyClaimed(t: NewTask, createdAt: Date, runNow: RunNow): Tr
     model_used: null, provider: null, usage: null, awaiting_approval_id: null, has_steps: false, last_seq: 1,
     created_at: createdAt, started_at: createdAt, completed_at: null, updated_at: createdAt,
   };
-  const event: StoredEvent = {
-    task_id: t.id, tenant_id: t.tenant_id, seq: 1, type: 'WORKFLOW_STARTED', agent_id: null, message: 'Task started (attempt 1)',
-    payload: { attempt: 1, worker_id: runNow.owner }, created_at: createdAt,
-  };
-  return { task, events: [event] };
+  return { task, events: [startedEvent(task, 1, 1, runNow.owner, createdAt)] };
 }
