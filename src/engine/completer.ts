@@ -12,7 +12,9 @@ export class Completer {
   constructor(db: Db, owner: string, opts: { maxInFlight?: number } = {}) {
     this.#batcher = new Batcher({
       maxInFlight: opts.maxInFlight ?? (db.kind === 'pglite' ? 1 : 2),
-      deferFlush: db.kind === 'pglite',
+      // attempts finishing in one turn of the event loop (a claimed batch of short tasks) share a
+      // statement: without the deferral the first of them flushed alone
+      deferFlush: true,
       // rows per statement: bounds the jsonb parameter and the time row locks are held
       maxBatch: 500,
       flush: async (rows) => {

@@ -50,6 +50,7 @@ export class Worker {
   #hinted = false;
   #state: State = 'stopped';
   #wakeAgain = false;
+  #wakeScheduled = false;
   #pollTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void)[] = [];
@@ -130,6 +131,20 @@ export class Worker {
     this.wake();
   }
 
+  /**
+   * A claim for slots freed in this turn of the event loop: attempts that finish together (a batch
+   * of short tasks) free their slots within microtasks of each other, and one claim after all of
+   * them takes them in one statement instead of a claim for the first slot and one for the rest.
+   */
+  #wakeSoon(): void {
+    if (this.#wakeScheduled) return;
+    this.#wakeScheduled = true;
+    setImmediate(() => {
+      this.#wakeScheduled = false;
+      this.wake();
+    });
+  }
+
   /** Claims now if there are free slots (hints, finished attempts and polls call this). */
   wake(): void {
     if (this.#state === 'idle') void this.#claimLoop();
@@ -170,7 +185,7 @@ export class Worker {
       this.#busySlots--;
       // a freed slot only needs a claim if work may be waiting: not when the last claim drained
       // the queue and nothing was announced since (the poll still sweeps up anything missed)
-      if (!this.#drained || this.#hinted) this.wake();
+      if (!this.#drained || this.#hinted) this.#wakeSoon();
     });
     void attempt.done.finally(() => {
       if (this.#active.get(task.id) === attempt) this.#active.delete(task.id);

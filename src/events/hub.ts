@@ -66,6 +66,7 @@ export class EventHub {
   #pendingHints = new Map<string, number>();
   #pendingEphemeral: TaskEvent[] = [];
   #flushScheduled = false;
+  #flushing = false;
   #unlisten: (() => Promise<void>) | undefined;
 
   constructor(db: Db, opts: EventHubOptions) {
@@ -230,13 +231,27 @@ export class EventHub {
     for (const e of msg.e ?? []) this.#deliverEphemeral(e);
   }
 
+  /**
+   * One NOTIFY round at a time: hints published while one is being sent wait for it and go out
+   * together in the next (under a burst of completions this is a few NOTIFYs per batch instead of
+   * one per event-loop turn; idle, a hint still leaves on the next turn).
+   */
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    setImmediate(() => void this.#flush());
+    if (!this.#flushing) setImmediate(() => void this.#flush());
   }
 
   async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#flushScheduled) await this.#flushOnce();
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  async #flushOnce(): Promise<void> {
     this.#flushScheduled = false;
     const hints = [...this.#pendingHints.entries()];
     const ephemeral = this.#pendingEphemeral;
