@@ -1,6 +1,6 @@
 // Dispatch latency: idle workers, N tasks submitted one by one `GAP_MS` apart; latency is
 // submit start (client wall clock) → handler start (the handler's own wall-clock stamp).
-// Taskgate: the client is this process over HTTP, the handler is bench/tasks/bench-probe.mjs
+// Taskgate: the client is this process over HTTP (node:http, one keep-alive connection), the handler is bench/tasks/bench-probe.mjs
 // (loaded with --tasks-dir) returning its start time. Peers: producer and worker share the
 // peer's process; the handler stamps its start. Taskgate also reports queued_p50/p99_ms,
 // created_at → started_at (server clock, ms resolution), to show where the time goes.
@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { percentile, sleep, wallMs } from '../lib/util.mjs';
 import { peerCases } from '../systems/peers.mjs';
-import { AUTH, freshStore, getJson, startTaskgate } from '../systems/taskgate.mjs';
+import { freshStore, getJson, keepAliveClient, startTaskgate } from '../systems/taskgate.mjs';
 
 const GAP_MS = 5;
 /** Untimed tasks first, for every system alike: JIT and first-use costs are not dispatch latency. */
@@ -23,13 +23,14 @@ async function taskgateRun(ctx, db, n) {
     role: 'all',
     extraArgs: ['--tasks-dir', TASKS_DIR],
   });
+  const client = keepAliveClient(tg.url);
   try {
     // warm the HTTP connection and the route (untimed, as for the peers), then let the workers go idle
     const warmIds = [];
     for (let i = 0; i < WARMUP; i++) {
-      const warm = await fetch(`${tg.url}/api/v1/tasks`, { method: 'POST', headers: AUTH, body: PROBE_BODY });
-      if (!warm.ok) throw new Error(`submit bench_probe: ${warm.status} ${await warm.text()}`);
-      warmIds.push((await warm.json()).task_id);
+      const warm = await client.post('/api/v1/tasks', PROBE_BODY);
+      if (warm.status !== 200 && warm.status !== 201) throw new Error(`submit bench_probe: ${warm.status} ${JSON.stringify(warm.json)}`);
+      warmIds.push(warm.json.task_id);
       await sleep(GAP_MS);
     }
     for (const id of warmIds) {
@@ -47,9 +48,9 @@ async function taskgateRun(ctx, db, n) {
       const wait = next - wallMs();
       if (wait > 0) await sleep(wait);
       submitted[i] = wallMs();
-      const r = await fetch(`${tg.url}/api/v1/tasks`, { method: 'POST', headers: AUTH, body: PROBE_BODY });
-      if (!r.ok) throw new Error(`submit: ${r.status} ${await r.text()}`);
-      ids[i] = (await r.json()).task_id;
+      const r = await client.post('/api/v1/tasks', PROBE_BODY);
+      if (r.status !== 200 && r.status !== 201) throw new Error(`submit: ${r.status} ${JSON.stringify(r.json)}`);
+      ids[i] = r.json.task_id;
       next = submitted[i] + GAP_MS;
     }
     const deadline = Date.now() + 60_000;
@@ -77,6 +78,7 @@ async function taskgateRun(ctx, db, n) {
       { metric: 'queued_p99_ms', value: percentile(queued, 99), unit: 'ms' },
     ];
   } finally {
+    client.close();
     await tg.proc.stop();
     await store.dispose();
   }

@@ -2,6 +2,7 @@
 // (PostgreSQL: CREATE DATABASE … TEMPLATE a migrated one; PGlite: a copy of a migrated data
 // directory, which skips the ~5 s initdb), plus small HTTP helpers for the scenarios.
 
+import http from 'node:http';
 import { existsSync, mkdtempSync, rmSync, cpSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -133,9 +134,12 @@ export async function disposeTemplates() {
   }
 }
 
-/** Starts `taskgate serve` and waits for /health; returns the process handle plus its url. */
+/**
+ * Starts `taskgate serve` and waits for /health; returns the process handle plus its url.
+ * BENCH_TASKGATE_NODE_ARGS (space-separated) goes to node before the CLI, e.g. `--cpu-prof`.
+ */
 export async function startTaskgate(name, store, { port, role = 'all', concurrency, extraArgs = [] }) {
-  const args = [CLI, 'serve', '--port', String(port), '--host', '127.0.0.1', '--role', role, ...extraArgs];
+  const args = [...(process.env.BENCH_TASKGATE_NODE_ARGS ? process.env.BENCH_TASKGATE_NODE_ARGS.split(' ') : []), CLI, 'serve', '--port', String(port), '--host', '127.0.0.1', '--role', role, ...extraArgs];
   if (concurrency) args.push('--concurrency', String(concurrency));
   const proc = startProcess(name, process.execPath, args, { cwd: ROOT, env: baseEnv(store.env) });
   const url = `http://127.0.0.1:${port}`;
@@ -181,4 +185,40 @@ export async function getJson(url, path) {
   const r = await fetch(`${url}${path}`, { headers: AUTH });
   if (!r.ok) throw new Error(`GET ${path}: ${r.status} ${(await r.text()).slice(0, 300)}`);
   return r.json();
+}
+
+/**
+ * A lean HTTP client for latency measurements: node:http over one keep-alive connection (fetch,
+ * i.e. undici, adds ~0.3 ms per request and a longer tail on the client side, which is not the
+ * server's latency). `post(path, body)` resolves with { status, json }.
+ */
+export function keepAliveClient(url) {
+  const base = new URL(url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  return {
+    post(path, body) {
+      return new Promise((resolve, reject) => {
+        const req = http.request(
+          { host: base.hostname, port: base.port, path, method: 'POST', agent, headers: { ...AUTH, 'content-length': Buffer.byteLength(body) } },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (c) => (text += c));
+            res.on('end', () => {
+              try {
+                resolve({ status: res.statusCode, json: JSON.parse(text) });
+              } catch {
+                reject(new Error(`POST ${path}: ${res.statusCode} ${text.slice(0, 300)}`));
+              }
+            });
+            res.on('error', reject);
+          },
+        );
+        req.setTimeout(10_000, () => req.destroy(new Error('request timed out after 10 s')));
+        req.on('error', reject);
+        req.end(body);
+      });
+    },
+    close: () => agent.destroy(),
+  };
 }

@@ -2,7 +2,7 @@
 // states its precondition in the WHERE clause and returns what it changed (zero rows = lost race).
 import type { Queryable } from '../db.js';
 import type { TaskStatus } from '../../domain/lifecycle.js';
-import { startedEvent, type TransitionResult } from './transitions.js';
+import { startedEvent, type ClaimResult } from './transitions.js';
 
 export interface TaskRow {
   id: string;
@@ -268,13 +268,14 @@ export async function tasksCount(db: Queryable, f: TaskListFilter): Promise<numb
  * The row and event a `runNow` insert wrote for one task, as a claim would return them (built
  * from what was inserted: both carry the statement's now(), which is the row's created_at).
  */
-export function directlyClaimed(t: NewTask, createdAt: Date, runNow: RunNow): TransitionResult {
-  const task: TaskRow = {
-    ...t, input: t.input ?? null, run_at: createdAt, status: 'RUNNING', attempt: 1, lease_owner: runNow.owner, last_worker: runNow.owner,
-    lease_expires_at: new Date(createdAt.getTime() + runNow.leaseMs), cancel_requested: false, cancel_reason: null, cancelled_by: null,
-    pause_requested: false, pause_reason: null, paused_by: null, paused_at: null, output: null, result: null, error: null,
-    model_used: null, provider: null, usage: null, awaiting_approval_id: null, has_steps: false, last_seq: 1,
-    created_at: createdAt, started_at: createdAt, completed_at: null, updated_at: createdAt,
+export function directlyClaimed(t: NewTask, createdAt: Date, runNow: RunNow): ClaimResult {
+  // one fixed-shape literal (a spread of the submitted task plus the row's other columns built
+  // a new hidden class per call: ~27 KB of garbage per dispatched task)
+  const task: ClaimedTask = {
+    id: t.id, tenant_id: t.tenant_id, user_id: t.user_id, session_id: t.session_id, kind: t.kind, task_definition_id: t.task_definition_id,
+    query: t.query, input: t.input ?? null, context: t.context, options: t.options, mode: t.mode, attempt: 1, max_attempts: t.max_attempts,
+    retry_interval_ms: t.retry_interval_ms, backoff_multiplier: t.backoff_multiplier, timeout_ms: t.timeout_ms, metadata: t.metadata,
+    cancel_reason: null, has_steps: false,
   };
   return { task, events: [startedEvent(task, 1, 1, runNow.owner, createdAt)] };
 }
