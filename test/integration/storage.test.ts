@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { migrate, latestVersion, SchemaTooNewError } from '../../src/storage/migrate.js';
 import { tasksInsertMany, tasksGetById, type NewTask } from '../../src/storage/queries/tasks.js';
-import { tasksClaimAvailable, tasksHeartbeat, tasksTransition, sql } from '../../src/storage/queries/transitions.js';
+import { tasksClaimAvailable, tasksCompleteMany, tasksHeartbeat, tasksTransition, sql } from '../../src/storage/queries/transitions.js';
 import { tenantsInsert } from '../../src/storage/queries/tenants.js';
 import { eventsList } from '../../src/storage/queries/events.js';
 import { stepsFinish, stepsLoad, stepsStart } from '../../src/storage/queries/steps.js';
@@ -116,6 +116,47 @@ describe('tasks table', () => {
     const events = await eventsList(tdb.db, { tenantId: tenant, taskId: t!.id, limit: 100 });
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
     expect(events.map((e) => e.type)).toEqual(['WORKFLOW_STARTED', 'WARNING', 'RETRYING', 'WORKFLOW_STARTED', 'WORKFLOW_COMPLETED', 'STREAM_END']);
+  });
+
+  it('completes a batch in one statement: each row its own outcome, fenced on attempt and owner, events as stored', async () => {
+    await drain();
+    const tasks = Array.from({ length: 6 }, (_, i) => newTask({ metadata: { keep: i } }));
+    await tasksInsertMany(tdb.db, tasks);
+    const claimed = await tasksClaimAvailable(tdb.db, { limit: 6, owner: 'cm', leaseMs: 60_000 });
+    expect(claimed).toHaveLength(6);
+    const [a, b, c, d, e, f] = tasks.map((t) => claimed.find((x) => x.task.id === t.id)!);
+    // the claim's event as returned is the event as stored
+    const storedStart = await eventsList(tdb.db, { tenantId: tenant, taskId: a!.task.id, limit: 10 });
+    expect(storedStart.map((x) => [x.seq, x.type, x.message, x.payload])).toEqual(a!.events.map((x) => [x.seq, x.type, x.message, x.payload]));
+    const base = { result: null, usage: null, model_used: null, provider: null, metadata: null, duration_ms: 7 };
+    const written = await tasksCompleteMany(tdb.db, 'cm', [
+      { ...base, id: a!.task.id, attempt: 1, output: { n: 1, s: 'x"y\\z' }, usage: { total_tokens: 12 }, model_used: 'm', provider: 'p' },
+      { ...base, id: b!.task.id, attempt: 1, output: 'text', result: 'done', metadata: { extra: true } },
+      { ...base, id: c!.task.id, attempt: 1, output: false },
+      { ...base, id: d!.task.id, attempt: 1, output: null },
+      { ...base, id: e!.task.id, attempt: 2, output: 1 }, // wrong attempt: fenced out
+      { ...base, id: f!.task.id, attempt: 1, output: 1 },
+    ]);
+    // the right attempt under another worker id: fenced out too
+    expect(await tasksCompleteMany(tdb.db, 'someone-else', [{ ...base, id: e!.task.id, attempt: 1, output: 1 }])).toEqual(new Map());
+    expect([...written.keys()].sort()).toEqual([a, b, c, d, f].map((x) => x!.task.id).sort());
+    const row = async (id: string) => (await tasksGetById(tdb.db, id))!;
+    const ra = await row(a!.task.id);
+    expect([ra.status, ra.output, ra.usage, ra.model_used, ra.provider, ra.lease_owner, ra.metadata]).toEqual(['COMPLETED', { n: 1, s: 'x"y\\z' }, { total_tokens: 12 }, 'm', 'p', null, { keep: 0 }]);
+    const rb = await row(b!.task.id);
+    expect([rb.output, rb.result, rb.metadata]).toEqual(['text', 'done', { keep: 1, extra: true }]);
+    expect((await row(c!.task.id)).output).toBe(false);
+    expect((await row(d!.task.id)).output).toBeNull();
+    expect((await row(e!.task.id)).status).toBe('RUNNING');
+    // the events returned are the events stored, seq after the claim's
+    const stored = await eventsList(tdb.db, { tenantId: tenant, taskId: a!.task.id, limit: 10 });
+    expect(stored.map((x) => [x.seq, x.type, x.message, x.payload])).toEqual([
+      [1, 'WORKFLOW_STARTED', 'Task started (attempt 1)', { attempt: 1, worker_id: 'cm' }],
+      [2, 'WORKFLOW_COMPLETED', 'Task completed', { duration_ms: 7, attempt: 1 }],
+      [3, 'STREAM_END', 'Stream ended', { status: 'COMPLETED' }],
+    ]);
+    expect(written.get(a!.task.id)!.map((x) => [x.seq, x.type, x.message, x.payload])).toEqual(stored.slice(1).map((x) => [x.seq, x.type, x.message, x.payload]));
+    expect(new Date(written.get(a!.task.id)![0]!.created_at).getTime()).toBe(new Date(stored[1]!.created_at).getTime());
   });
 
   it('reaper fails a task whose last attempt lost its lease', async () => {
