@@ -40,11 +40,12 @@ type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
  */
 export class LazyChildLogger {
   readonly #parent: Logger;
-  readonly #bindings: pino.Bindings;
+  readonly #bindings: () => pino.Bindings;
   readonly #options: pino.ChildLoggerOptions | undefined;
   #child: Logger | undefined;
 
-  constructor(parent: Logger, bindings: pino.Bindings, options?: pino.ChildLoggerOptions) {
+  /** `bindings` is called only when the child is built (the first line logged). */
+  constructor(parent: Logger, bindings: () => pino.Bindings, options?: pino.ChildLoggerOptions) {
     this.#parent = parent;
     this.#bindings = bindings;
     // a child with its own level or serializers is built at once: it cannot defer to the parent
@@ -53,7 +54,7 @@ export class LazyChildLogger {
   }
 
   #real(): Logger {
-    return (this.#child ??= this.#parent.child(this.#bindings, this.#options));
+    return (this.#child ??= this.#parent.child(this.#bindings(), this.#options));
   }
 
   #log(level: Level, args: unknown[]): void {

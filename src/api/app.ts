@@ -88,7 +88,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     },
     // every request's log lines carry its request id and trace id; the child is built on first use
     childLoggerFactory: (logger, bindings, options, raw) =>
-      new LazyChildLogger(logger as Logger, { ...bindings, trace_id: traceIdOf(raw as IncomingMessage) }, options) as unknown as Logger,
+      new LazyChildLogger(logger as Logger, () => ({ ...bindings, trace_id: traceIdOf(raw as IncomingMessage) }), options) as unknown as Logger,
     routerOptions: { maxParamLength: 256, ignoreTrailingSlash: true },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false } },
   });

@@ -63,6 +63,8 @@ export class EventHub {
   readonly #opts: EventHubOptions;
   readonly #channels = new Map<string, Channel>();
   readonly #origin = Math.random().toString(36).slice(2, 10);
+  /** How this process's hint payloads begin (`#flushOnce` writes the origin first). */
+  readonly #ownPrefix = `{"o":${JSON.stringify(this.#origin)},`;
   #pendingHints = new Map<string, number>();
   #pendingEphemeral: TaskEvent[] = [];
   #flushScheduled = false;
@@ -215,6 +217,8 @@ export class EventHub {
   }
 
   #onHint(payload: string): void {
+    // this process's own hints come back too: skip them before parsing up to 7 KB of JSON
+    if (payload.startsWith(this.#ownPrefix)) return;
     let msg: { o?: string; h?: [string, number][]; e?: TaskEvent[] };
     try {
       msg = JSON.parse(payload) as typeof msg;
