@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// Where dispatch latency goes, for work between full benchmark runs (not part of `npm run bench`):
+//
+//   node bench/tools/dispatch-probe.mjs [--tasks 500] [--db pg|pglite]
+//
+// Submits `bench_probe` tasks 5 ms apart over one keep-alive connection (as the dispatch scenario
+// does) and splits each submit → handler-start latency at the row's created_at (the database's
+// clock when the insert statement started): before it, HTTP + auth + validation + batcher; after
+// it, insert + commit + launch. Prints p50/p90/p99/max of each part and the slowest samples
+// (with their time into the run: periodic stalls show up as clusters). Add `--trace-gc` to
+// BENCH_TASKGATE_NODE_ARGS to match stalls with GC pauses.
+
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { disposeTemplates, freshStore, getJson, keepAliveClient, PORT_BASE, startTaskgate } from '../systems/taskgate.mjs';
+import { percentile, sleep, wallMs } from '../lib/util.mjs';
+
+const { values: args } = parseArgs({ options: { tasks: { type: 'string', default: '500' }, db: { type: 'string', default: 'pg' } } });
+const n = Number(args.tasks);
+const GAP_MS = 5;
+const BODY = JSON.stringify({ task_definition_id: 'bench_probe', input: {} });
+
+const store = await freshStore(args.db);
+const server = await startTaskgate('probe-dispatch', store, {
+  port: PORT_BASE + 52, role: 'all', extraArgs: ['--tasks-dir', join(import.meta.dirname, '..', 'tasks')],
+});
+const client = keepAliveClient(server.url);
+try {
+  for (let i = 0; i < 20; i++) {
+    await client.post('/api/v1/tasks', BODY);
+    await sleep(GAP_MS);
+  }
+  await sleep(1_000);
+  const t0 = wallMs();
+  const submitted = [];
+  const ids = [];
+  let next = wallMs();
+  for (let i = 0; i < n; i++) {
+    const wait = next - wallMs();
+    if (wait > 0) await sleep(wait);
+    submitted[i] = wallMs();
+    const r = await client.post('/api/v1/tasks', BODY);
+    if (r.status !== 200) throw new Error(`submit: ${r.status} ${JSON.stringify(r.json)}`);
+    ids[i] = r.json.task_id;
+    next = submitted[i] + GAP_MS;
+  }
+  await sleep(500);
+  const rows = [];
+  for (let i = 0; i < n; i++) {
+    const t = await getJson(server.url, `/api/v1/tasks/${ids[i]}`);
+    const start = t.output?.handler_start_ms;
+    if (!Number.isFinite(start)) throw new Error(`task ${ids[i]} is ${t.status} without handler_start_ms`);
+    const created = Date.parse(t.created_at);
+    rows.push({ total: start - submitted[i], before: created - submitted[i], after: start - created, at: submitted[i] - t0 });
+  }
+  const line = (k) => {
+    const v = rows.map((r) => r[k]);
+    return `p50 ${percentile(v, 50).toFixed(2)}  p90 ${percentile(v, 90).toFixed(2)}  p99 ${percentile(v, 99).toFixed(2)}  max ${Math.max(...v).toFixed(1)} ms`;
+  };
+  console.log(`submit → handler start     ${line('total')}`);
+  console.log(`  submit → created_at      ${line('before')}`);
+  console.log(`  created_at → handler     ${line('after')}`);
+  console.log('slowest (total / before / after ms, at ms into the run):');
+  for (const r of [...rows].sort((a, b) => b.total - a.total).slice(0, 8)) {
+    console.log(`  ${r.total.toFixed(1)} / ${r.before.toFixed(1)} / ${r.after.toFixed(1)}  at ${Math.round(r.at)}`);
+  }
+} finally {
+  client.close();
+  await server.proc.stop();
+  await store.dispose();
+  await disposeTemplates();
+}
