@@ -262,6 +262,9 @@ describe('service routes and envelopes', () => {
     const o = await server.call('GET', '/openapi.json', undefined, { key: null });
     expect(o.body.openapi).toBe('3.1.0');
     expect(Object.keys(o.body.paths)).toEqual(expect.arrayContaining(['/api/v1/tasks', '/api/v1/tasks/{id}', '/api/v1/tasks/{id}/cancel', '/api/v1/definitions']));
+    // the streaming routes too (@fastify/websocket hides WebSocket routes unless told otherwise)
+    expect(Object.keys(o.body.paths)).toEqual(expect.arrayContaining(['/api/v1/stream/sse', '/api/v1/stream/ws']));
+    expect(o.body.paths['/api/v1/stream/ws'].get.responses['101']).toBeDefined();
     const docs = await fetch(server.url + '/docs/');
     expect(docs.status).toBe(200);
   });

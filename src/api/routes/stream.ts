@@ -238,6 +238,11 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
 
   return async function streamPlugin(app: FastifyInstance): Promise<void> {
     await app.register(websocket, { options: { maxPayload: 4096 } });
+    // @fastify/websocket hides every WebSocket route from the OpenAPI document; /stream/ws is part of
+    // the API, so this scope's hook (which runs after the plugin's) shows it again
+    app.addHook('onRoute', (route) => {
+      if (route.websocket && route.schema) route.schema.hide = false;
+    });
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
     const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 429: ErrorResponse };
 
@@ -288,7 +293,12 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     r.get('/api/v1/stream/ws', {
       websocket: true,
       config: { scope: 'tasks:read', queryAuth: true, rateLimit: false },
-      schema: { tags: ['streaming'], summary: 'WebSocket: the same stream, one event JSON per message', querystring: StreamQuery },
+      schema: {
+        tags: ['streaming'], summary: 'WebSocket: the same stream, one event JSON per message',
+        description: 'A GET with `Upgrade: websocket` (same query and auth as /api/v1/stream/sse; browsers may pass `api_key`/`token` in the query). Each message is one event JSON; the server closes with 1000 after STREAM_END.',
+        querystring: StreamQuery,
+        response: { 101: { description: 'Switching Protocols: the WebSocket stream' }, ...errors },
+      },
       preHandler: async (req) => {
         if (!req.ws) throw new ApiError('VALIDATION_ERROR', 'this endpoint needs a WebSocket upgrade (or use /api/v1/stream/sse)');
         const plan = await prepare(req);
