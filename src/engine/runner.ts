@@ -4,7 +4,7 @@ import type { Db } from '../storage/db.js';
 import type { GroupCommit } from '../storage/group-commit.js';
 import type { Completer } from './completer.js';
 import { tasksTransition, sql, type EventSpec, type StoredEvent } from '../storage/queries/transitions.js';
-import type { ClaimedTask } from '../storage/queries/tasks.js';
+import type { ClaimedTask } from '../storage/queries/transitions.js';
 import { stepsFinish, stepsLoad, stepsStart } from '../storage/queries/steps.js';
 import { approvalsEnsure, approvalsGetById, type ApprovalRow } from '../storage/queries/approvals.js';
 import { newUuid } from '../domain/ids.js';

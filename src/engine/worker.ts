@@ -6,7 +6,7 @@ import type { EventHub } from '../events/hub.js';
 import type { Signals } from '../events/signals.js';
 import type { Registry } from '../executors/registry.js';
 import type { TaskLogger } from '../executors/types.js';
-import type { ClaimedTask } from '../storage/queries/tasks.js';
+import type { ClaimedTask } from '../storage/queries/transitions.js';
 import { Runner, type ActiveAttempt } from './runner.js';
 import { GroupCommit } from '../storage/group-commit.js';
 import { Completer } from './completer.js';

@@ -2,7 +2,7 @@
 // states its precondition in the WHERE clause and returns what it changed (zero rows = lost race).
 import type { Queryable } from '../db.js';
 import type { TaskStatus } from '../../domain/lifecycle.js';
-import { startedEvent, type ClaimResult } from './transitions.js';
+import { startedEvent, type ClaimedTask, type ClaimResult } from './transitions.js';
 
 export interface TaskRow {
   id: string;
@@ -53,13 +53,6 @@ export interface TaskRow {
   completed_at: Date | null;
   updated_at: Date;
 }
-
-/** What an attempt runs from: the columns a claim returns (tasksClaimAvailable), not the whole row. */
-export type ClaimedTask = Pick<
-  TaskRow,
-  | 'id' | 'tenant_id' | 'user_id' | 'session_id' | 'kind' | 'task_definition_id' | 'query' | 'input' | 'context' | 'options'
-  | 'mode' | 'attempt' | 'max_attempts' | 'retry_interval_ms' | 'backoff_multiplier' | 'timeout_ms' | 'metadata' | 'cancel_reason'
-> & { has_steps?: boolean };
 
 export interface NewTask {
   id: string;

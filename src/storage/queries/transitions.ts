@@ -3,7 +3,7 @@
 // task row and appends the events in the same statement. Zero rows back means the race was lost.
 import type { Queryable } from '../db.js';
 import type { TaskStatus } from '../../domain/lifecycle.js';
-import type { ClaimedTask, TaskRow } from './tasks.js';
+import type { TaskRow } from './tasks.js';
 
 export interface EventSpec {
   type: string;
@@ -149,11 +149,14 @@ export interface ClaimResult {
   events: StoredEvent[];
 }
 
-/** The columns of ClaimedTask, plus what the statement needs to build the event. */
-const CLAIM_RETURNING = [
+/** The columns an attempt runs from: what a claim returns (not the whole row). */
+const CLAIMED_COLUMNS = [
   'id', 'tenant_id', 'user_id', 'session_id', 'kind', 'task_definition_id', 'query', 'input', 'context', 'options', 'mode',
-  'attempt', 'max_attempts', 'retry_interval_ms', 'backoff_multiplier', 'timeout_ms', 'metadata', 'cancel_reason', 'last_seq',
-].map((c) => `t.${c}`).join(', ');
+  'attempt', 'max_attempts', 'retry_interval_ms', 'backoff_multiplier', 'timeout_ms', 'metadata', 'cancel_reason',
+] as const;
+export type ClaimedTask = Pick<TaskRow, (typeof CLAIMED_COLUMNS)[number]> & { has_steps?: boolean };
+/** The claim's RETURNING list: those columns, plus what the statement needs to build the event. */
+const CLAIM_RETURNING = [...CLAIMED_COLUMNS, 'last_seq'].map((c) => `t.${c}`).join(', ');
 
 /**
  * Claims up to `limit` runnable tasks for `owner`: urgent first, then oldest. Returns only the
