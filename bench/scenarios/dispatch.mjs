@@ -10,11 +10,50 @@ import { percentile, sleep, wallMs } from '../lib/util.mjs';
 import { peerCases } from '../systems/peers.mjs';
 import { freshStore, getJson, keepAliveClient, startTaskgate } from '../systems/taskgate.mjs';
 
-const GAP_MS = 5;
+export const GAP_MS = 5;
 /** Untimed tasks first, for every system alike: JIT and first-use costs are not dispatch latency. */
 const WARMUP = 20;
 const PROBE_BODY = JSON.stringify({ task_definition_id: 'bench_probe', input: {} });
 const TASKS_DIR = join(import.meta.dirname, '..', 'tasks');
+
+/**
+ * Untimed warm-up (as for the peers): WARMUP tasks GAP_MS apart, waits until they completed, then
+ * lets the workers go idle for a second.
+ */
+export async function warmUp(client, url) {
+  const warmIds = [];
+  for (let i = 0; i < WARMUP; i++) {
+    const warm = await client.post('/api/v1/tasks', PROBE_BODY);
+    if (warm.status !== 200 && warm.status !== 201) throw new Error(`submit bench_probe: ${warm.status} ${JSON.stringify(warm.json)}`);
+    warmIds.push(warm.json.task_id);
+    await sleep(GAP_MS);
+  }
+  for (const id of warmIds) {
+    const deadline = Date.now() + 30_000;
+    while ((await getJson(url, `/api/v1/tasks/${id}`)).status !== 'COMPLETED') {
+      if (Date.now() > deadline) throw new Error(`warm-up task ${id} did not complete`);
+      await sleep(20);
+    }
+  }
+  await sleep(1_000);
+}
+
+/** `n` bench_probe submits, each GAP_MS after the previous one started; their start times and ids. */
+export async function submitPaced(client, n) {
+  const submitted = new Array(n);
+  const ids = new Array(n);
+  let next = wallMs();
+  for (let i = 0; i < n; i++) {
+    const wait = next - wallMs();
+    if (wait > 0) await sleep(wait);
+    submitted[i] = wallMs();
+    const r = await client.post('/api/v1/tasks', PROBE_BODY);
+    if (r.status !== 200 && r.status !== 201) throw new Error(`submit: ${r.status} ${JSON.stringify(r.json)}`);
+    ids[i] = r.json.task_id;
+    next = submitted[i] + GAP_MS;
+  }
+  return { submitted, ids };
+}
 
 async function taskgateRun(ctx, db, n) {
   const store = await freshStore(db);
@@ -25,34 +64,8 @@ async function taskgateRun(ctx, db, n) {
   });
   const client = keepAliveClient(tg.url);
   try {
-    // warm the HTTP connection and the route (untimed, as for the peers), then let the workers go idle
-    const warmIds = [];
-    for (let i = 0; i < WARMUP; i++) {
-      const warm = await client.post('/api/v1/tasks', PROBE_BODY);
-      if (warm.status !== 200 && warm.status !== 201) throw new Error(`submit bench_probe: ${warm.status} ${JSON.stringify(warm.json)}`);
-      warmIds.push(warm.json.task_id);
-      await sleep(GAP_MS);
-    }
-    for (const id of warmIds) {
-      const deadline = Date.now() + 30_000;
-      while ((await getJson(tg.url, `/api/v1/tasks/${id}`)).status !== 'COMPLETED') {
-        if (Date.now() > deadline) throw new Error(`warm-up task ${id} did not complete`);
-        await sleep(20);
-      }
-    }
-    await sleep(1_000);
-    const submitted = new Array(n);
-    const ids = new Array(n);
-    let next = wallMs();
-    for (let i = 0; i < n; i++) {
-      const wait = next - wallMs();
-      if (wait > 0) await sleep(wait);
-      submitted[i] = wallMs();
-      const r = await client.post('/api/v1/tasks', PROBE_BODY);
-      if (r.status !== 200 && r.status !== 201) throw new Error(`submit: ${r.status} ${JSON.stringify(r.json)}`);
-      ids[i] = r.json.task_id;
-      next = submitted[i] + GAP_MS;
-    }
+    await warmUp(client, tg.url);
+    const { submitted, ids } = await submitPaced(client, n);
     const deadline = Date.now() + 60_000;
     const lat = [];
     const queued = []; // diagnostic: created_at → started_at, both stamped by the server

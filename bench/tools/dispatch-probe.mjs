@@ -3,8 +3,8 @@
 //
 //   node bench/tools/dispatch-probe.mjs [--tasks 500] [--db pg|pglite]
 //
-// Submits `bench_probe` tasks 5 ms apart over one keep-alive connection (as the dispatch scenario
-// does) and splits each submit → handler-start latency at the row's created_at (the database's
+// Submits `bench_probe` tasks 5 ms apart over one keep-alive connection (the dispatch scenario's
+// own warm-up and paced submits) and splits each submit → handler-start latency at the row's created_at (the database's
 // clock when the insert statement started): before it, HTTP + auth + validation + batcher; after
 // it, insert + commit + launch. Prints p50/p90/p99/max of each part and the slowest samples
 // (with their time into the run: periodic stalls show up as clusters). Add `--trace-gc` to
@@ -14,11 +14,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { disposeTemplates, freshStore, getJson, keepAliveClient, PORT_BASE, startTaskgate } from '../systems/taskgate.mjs';
 import { percentile, sleep, wallMs } from '../lib/util.mjs';
+import { submitPaced, warmUp } from '../scenarios/dispatch.mjs';
 
 const { values: args } = parseArgs({ options: { tasks: { type: 'string', default: '500' }, db: { type: 'string', default: 'pg' } } });
 const n = Number(args.tasks);
-const GAP_MS = 5;
-const BODY = JSON.stringify({ task_definition_id: 'bench_probe', input: {} });
 
 const store = await freshStore(args.db);
 const server = await startTaskgate('probe-dispatch', store, {
@@ -26,24 +25,9 @@ const server = await startTaskgate('probe-dispatch', store, {
 });
 const client = keepAliveClient(server.url);
 try {
-  for (let i = 0; i < 20; i++) {
-    await client.post('/api/v1/tasks', BODY);
-    await sleep(GAP_MS);
-  }
-  await sleep(1_000);
+  await warmUp(client, server.url);
   const t0 = wallMs();
-  const submitted = [];
-  const ids = [];
-  let next = wallMs();
-  for (let i = 0; i < n; i++) {
-    const wait = next - wallMs();
-    if (wait > 0) await sleep(wait);
-    submitted[i] = wallMs();
-    const r = await client.post('/api/v1/tasks', BODY);
-    if (r.status !== 200) throw new Error(`submit: ${r.status} ${JSON.stringify(r.json)}`);
-    ids[i] = r.json.task_id;
-    next = submitted[i] + GAP_MS;
-  }
+  const { submitted, ids } = await submitPaced(client, n);
   await sleep(500);
   const rows = [];
   for (let i = 0; i < n; i++) {
