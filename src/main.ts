@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import type { Config } from './config/index.js';
+import { claimWindowFor, type Config } from './config/index.js';
 import { openPg } from './storage/pg.js';
 import { openPglite, writeSecretFile } from './storage/pglite.js';
 import { migrate } from './storage/migrate.js';
@@ -126,7 +126,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           workerId: `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
           concurrency: config.concurrency, leaseMs: config.leaseMs, pollIntervalMs: config.pollIntervalMs,
           reaperIntervalMs: config.reaperIntervalMs, cancelGraceMs: config.cancelGraceMs, shutdownGraceMs: config.shutdownGraceMs,
-          approvalTimeoutMs: config.approvalTimeoutMs,
+          approvalTimeoutMs: config.approvalTimeoutMs, claimWindowMs: claimWindowFor(config.claimWindowMs, db.kind),
         },
         {
           db, hub, signals, registry, log: taskLogger(log.child({ component: 'worker' })),

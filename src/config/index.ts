@@ -18,6 +18,16 @@ export const DEFAULT_REAPER_INTERVAL_MS = 5_000;
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 /** A cancelled running task whose executor ignores its AbortSignal is forced CANCELLED after this. */
 export const DEFAULT_CANCEL_GRACE_MS = 5_000;
+/** Claim window (engine/claim-window.ts): long enough for a batch of short tasks, short enough to go unnoticed. */
+export const DEFAULT_CLAIM_WINDOW_MS = 10;
+
+/**
+ * The claim window a worker uses on this database. Off by default on PGlite: its one connection
+ * is held by an open transaction, so every other statement of the process would wait for the
+ * window (and measured, e2e on PGlite went 2.0–2.3k → 1.8k tasks/s with it).
+ */
+export const claimWindowFor = (configured: number | undefined, db: 'pg' | 'pglite'): number =>
+  configured ?? (db === 'pg' ? DEFAULT_CLAIM_WINDOW_MS : 0);
 export const DEFAULT_TASK_TIMEOUT_MS = 300_000;
 export const DEFAULT_BODY_LIMIT_BYTES = 1_048_576;
 export const DEFAULT_MAX_JSON_DEPTH = 64;
@@ -55,6 +65,11 @@ export interface Config {
   readonly reaperIntervalMs: number;
   readonly shutdownGraceMs: number;
   readonly cancelGraceMs: number;
+  /**
+   * Claim window: how long claimed tasks may run before their claim is written; 0 = off. Unset:
+   * DEFAULT_CLAIM_WINDOW_MS on PostgreSQL, off on PGlite (see claimWindowFor).
+   */
+  readonly claimWindowMs: number | undefined;
   readonly defaultTimeoutMs: number;
   readonly approvalTimeoutMs: number;
   readonly tasksDir: string | undefined;
@@ -179,6 +194,7 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     reaperIntervalMs: int('TASKGATE_REAPER_INTERVAL_MS', env.TASKGATE_REAPER_INTERVAL_MS, Math.min(DEFAULT_REAPER_INTERVAL_MS, leaseMs), 10),
     shutdownGraceMs: int('TASKGATE_SHUTDOWN_GRACE_MS', env.TASKGATE_SHUTDOWN_GRACE_MS, DEFAULT_SHUTDOWN_GRACE_MS, 0),
     cancelGraceMs: int('TASKGATE_CANCEL_GRACE_MS', env.TASKGATE_CANCEL_GRACE_MS, DEFAULT_CANCEL_GRACE_MS, 0),
+    claimWindowMs: env.TASKGATE_CLAIM_WINDOW_MS === undefined ? undefined : int('TASKGATE_CLAIM_WINDOW_MS', env.TASKGATE_CLAIM_WINDOW_MS, DEFAULT_CLAIM_WINDOW_MS, 0, 1000),
     defaultTimeoutMs: int('TASKGATE_DEFAULT_TIMEOUT_MS', env.TASKGATE_DEFAULT_TIMEOUT_MS, DEFAULT_TASK_TIMEOUT_MS, 1),
     approvalTimeoutMs: int('TASKGATE_APPROVAL_TIMEOUT_MS', env.TASKGATE_APPROVAL_TIMEOUT_MS, DEFAULT_APPROVAL_TIMEOUT_MS, 1),
     tasksDir: str(flags['tasks-dir']) ?? str(env.TASKGATE_TASKS_DIR),

@@ -3,6 +3,7 @@
 import type { Db } from '../storage/db.js';
 import type { GroupCommit } from '../storage/group-commit.js';
 import type { Completer } from './completer.js';
+import type { AttemptGate } from './claim-window.js';
 import { tasksTransition, sql, type EventSpec, type StoredEvent } from '../storage/queries/transitions.js';
 import type { ClaimedTask } from '../storage/queries/transitions.js';
 import { stepsFinish, stepsLoad, stepsStart } from '../storage/queries/steps.js';
@@ -42,6 +43,13 @@ export interface ActiveAttempt {
   attempt: number;
   controller: AbortController;
   pauseRequested: boolean;
+  /**
+   * The attempt's task is written RUNNING under this worker's lease (heartbeats renew it). False
+   * while it runs in a claim window (the window's transaction holds its row instead).
+   */
+  leased: boolean;
+  /** The claim window the attempt runs in, if any (engine/claim-window.ts). */
+  gate?: AttemptGate;
   /** Set when the attempt parks itself to wait for this approval. */
   awaitingApprovalId?: string;
   /** Settles when the executor has returned: the worker slot is free, the outcome write may still be pending. */
@@ -70,11 +78,12 @@ export class Runner {
     this.#d = deps;
   }
 
-  start(task: ClaimedTask): ActiveAttempt {
+  /** Starts an attempt of a claimed task, or of one locked by a claim window (`gate`). */
+  start(task: ClaimedTask, gate?: AttemptGate): ActiveAttempt {
     const controller = new AbortController();
     let executed!: () => void;
     const active: ActiveAttempt = {
-      taskId: task.id, attempt: task.attempt, controller, pauseRequested: false,
+      taskId: task.id, attempt: task.attempt, controller, pauseRequested: false, leased: gate === undefined, gate,
       executed: new Promise<void>((r) => (executed = r)), done: Promise.resolve(),
     };
     active.done = this.#run(task, active, executed)
@@ -83,7 +92,23 @@ export class Runner {
     return active;
   }
 
-  async #transition(task: ClaimedTask, set: Parameters<typeof tasksTransition>[2], events: EventSpec[]): Promise<boolean> {
+  /**
+   * Waits until the attempt holds its lease (at once unless it runs in a claim window, which this
+   * closes); false, with the attempt aborted as lease_lost, if the window lost the task.
+   */
+  async #leased(active: ActiveAttempt): Promise<boolean> {
+    if (!active.gate) return true;
+    try {
+      await active.gate.ready();
+      return true;
+    } catch {
+      active.controller.abort(new AttemptAborted('lease_lost', 'lease lost'));
+      return false;
+    }
+  }
+
+  async #transition(task: ClaimedTask, active: ActiveAttempt, set: Parameters<typeof tasksTransition>[2], events: EventSpec[]): Promise<boolean> {
+    if (!(await this.#leased(active))) return false;
     const res = await this.#d.commit.run((tx) =>
       tasksTransition(tx, { id: task.id, statuses: ['RUNNING'], attempt: task.attempt, leaseOwner: this.#d.workerId }, set, events),
     );
@@ -181,9 +206,10 @@ export class Runner {
         });
         return;
       }
-      if (!(await this.#transition(task, {}, [e]))) lose();
+      if (!(await this.#transition(task, active, {}, [e]))) lose();
     };
     const log = this.#d.log;
+    const leased = (a: ActiveAttempt) => this.#leased(a);
     const approvalTimeoutMs = this.#d.approvalTimeoutMs;
     let approvalCounter = 0;
     const step = async <T>(name: string, fn: () => Promise<T> | T, options?: StepOptions): Promise<T> => {
@@ -192,6 +218,7 @@ export class Runner {
       active.controller.signal.throwIfAborted();
       if (active.pauseRequested) active.controller.abort(new AttemptAborted('pause', 'paused at a step boundary'));
       active.controller.signal.throwIfAborted();
+      if (!(await this.#leased(active))) lose();
       const runs = await commit.run((tx) => stepsStart(tx, { ...fence, name }));
       if (runs === undefined) lose();
       steps.set(name, { name, runs: runs!, done: false, result: null });
@@ -229,6 +256,7 @@ export class Runner {
         const name = `approval:${request.name ?? String(approvalCounter++)}`;
         const known = steps.get(name);
         if (known?.done) return known.result as ApprovalDecision;
+        if (!(await leased(active))) lose();
         const { row, created } = await approvalsEnsure(db, {
           id: newUuid(), tenantId: task.tenant_id, taskId: task.id, stepName: name, message: request.message ?? null,
           payload: request.payload ?? null, timeoutMs: request.timeoutMs ?? approvalTimeoutMs,
@@ -254,9 +282,9 @@ export class Runner {
   async #finish(task: ClaimedTask, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number): Promise<void> {
     const kind: AbortKind | undefined = abortKindOf(active.controller.signal);
     if (kind === 'lease_lost' || (o.error instanceof LeaseLost)) return; // someone else owns the task now
-    if (kind === 'shutdown') return this.#release(task);
-    if (kind === 'pause') return this.#pause(task);
-    if (kind === 'suspend') return this.#suspend(task, active.awaitingApprovalId!);
+    if (kind === 'shutdown') return this.#release(task, active);
+    if (kind === 'pause') return this.#pause(task, active);
+    if (kind === 'suspend') return this.#suspend(task, active, active.awaitingApprovalId!);
 
     let outcome: AttemptOutcome;
     let errorText: string | null = null;
@@ -290,6 +318,7 @@ export class Runner {
       );
       await this.#transition(
         task,
+        active,
         { status: 'QUEUED', lease_owner: null, lease_expires_at: null, error: errorText, run_at: sql(`now() + make_interval(secs => ${delay / 1000})`) },
         [
           { type: 'ERROR_OCCURRED', message: errorText, payload: { attempt: task.attempt, retryable: true } },
@@ -306,12 +335,15 @@ export class Runner {
     switch (next.status) {
       case 'COMPLETED': {
         const r = o.result!;
-        const events = await this.#d.completer.complete({
+        const row = {
           id: task.id, attempt: task.attempt, output: r.output ?? null, result: r.result ?? null,
           usage: (r.usage as unknown as Record<string, number> | undefined) ?? null, model_used: r.model_used ?? null,
           provider: r.provider ?? null, metadata: r.metadata ?? null, duration_ms: durationMs,
-        });
-        if (events) this.#d.hub.publish(events);
+        };
+        // in an open claim window the completion is written with it; otherwise as a batch
+        const events = await (active.gate?.offer(row) ?? ((await this.#leased(active)) ? this.#d.completer.complete(row) : undefined));
+        if (!events) return; // the task was lost meanwhile
+        this.#d.hub.publish(events);
         this.#d.onOutcome?.(task, 'COMPLETED');
         return;
       }
@@ -330,23 +362,25 @@ export class Runner {
           { type: 'STREAM_END', message: 'Stream ended', payload: { status: next.status } },
         ];
     }
-    await this.#transition(task, set, events);
+    await this.#transition(task, active, set, events);
     this.#d.onOutcome?.(task, next.status);
   }
 
   /** Shutdown: give the task back without counting the attempt. */
-  async #release(task: ClaimedTask): Promise<void> {
+  async #release(task: ClaimedTask, active: ActiveAttempt): Promise<void> {
     await this.#transition(
       task,
+      active,
       { status: 'QUEUED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, run_at: sql('now()') },
       [{ type: 'WARNING', message: 'worker shutting down; task released back to the queue', payload: { attempt: task.attempt } }],
     );
   }
 
   /** Parks the task for an approval: still RUNNING for clients, but holding no lease or slot. */
-  async #suspend(task: ClaimedTask, approvalId: string): Promise<void> {
+  async #suspend(task: ClaimedTask, active: ActiveAttempt, approvalId: string): Promise<void> {
     const parked = await this.#transition(
       task,
+      active,
       { lease_owner: null, lease_expires_at: null, awaiting_approval_id: approvalId, attempt: task.attempt - 1 },
       [],
     );
@@ -364,9 +398,10 @@ export class Runner {
     }
   }
 
-  async #pause(task: ClaimedTask): Promise<void> {
+  async #pause(task: ClaimedTask, active: ActiveAttempt): Promise<void> {
     await this.#transition(
       task,
+      active,
       { status: 'PAUSED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, pause_requested: false, paused_at: sql('now()') },
       [{ type: 'WORKFLOW_PAUSED', message: 'Task paused', payload: { attempt: task.attempt } }],
     );

@@ -12,6 +12,7 @@ import { GroupCommit } from '../storage/group-commit.js';
 import { Completer } from './completer.js';
 import { AttemptAborted } from './abort.js';
 import { LeaseReaper } from './lease-reaper.js';
+import { ClaimWindow, type AttemptGate } from './claim-window.js';
 
 export interface WorkerOptions {
   workerId: string;
@@ -22,6 +23,11 @@ export interface WorkerOptions {
   cancelGraceMs: number;
   shutdownGraceMs: number;
   approvalTimeoutMs: number;
+  /**
+   * The claim window (engine/claim-window.ts): how long claimed tasks may run before their claim
+   * is written; 0 writes every claim at once.
+   */
+  claimWindowMs: number;
 }
 
 export interface WorkerDeps {
@@ -160,13 +166,9 @@ export class Worker {
         for (;;) {
           const free = this.#o.concurrency - this.#busySlots;
           if (free <= 0 || this.#state !== 'claiming') break;
-          const claimed = await tasksClaimAvailable(this.#d.db, { limit: free, owner: this.#o.workerId, leaseMs: this.#o.leaseMs });
-          if (claimed.length) this.#d.onClaimed?.(claimed.length);
-          for (const { task, events } of claimed) {
-            this.#d.hub.publish(events);
-            this.#launch(task);
-          }
-          this.#drained = claimed.length < free;
+          const claimed = this.#windowed ? await this.#claimWindow(free) : await this.#claim(free);
+          if (claimed) this.#d.onClaimed?.(claimed);
+          this.#drained = claimed < free;
           if (this.#drained) break;
         }
       } while (this.#wakeAgain && this.#state === 'claiming');
@@ -177,8 +179,32 @@ export class Worker {
     }
   }
 
-  #launch(task: ClaimedTask, reserved = false): void {
-    const attempt = this.#runner.start(task);
+  get #windowed(): boolean {
+    return this.#o.claimWindowMs > 0;
+  }
+
+  /** Claims up to `limit` tasks, written RUNNING at once; returns how many. */
+  async #claim(limit: number): Promise<number> {
+    const claimed = await tasksClaimAvailable(this.#d.db, { limit, owner: this.#o.workerId, leaseMs: this.#o.leaseMs });
+    for (const { task, events } of claimed) {
+      this.#d.hub.publish(events);
+      this.#launch(task);
+    }
+    return claimed.length;
+  }
+
+  /** Claims up to `limit` tasks in a claim window; returns how many once they are locked and started. */
+  #claimWindow(limit: number): Promise<number> {
+    return ClaimWindow.open(
+      this.#d.db, this.#d.hub,
+      { limit, owner: this.#o.workerId, leaseMs: this.#o.leaseMs, windowMs: this.#o.claimWindowMs },
+      (task, gate) => this.#launch(task, false, gate),
+      (err) => this.#d.log.error('claim window failed; its tasks go back to the queue', { err: (err as Error).message }),
+    );
+  }
+
+  #launch(task: ClaimedTask, reserved = false, gate?: AttemptGate): ActiveAttempt {
+    const attempt = this.#runner.start(task, gate);
     this.#active.set(task.id, attempt);
     if (!reserved) this.#busySlots++;
     void attempt.executed.then(() => {
@@ -190,6 +216,7 @@ export class Worker {
     void attempt.done.finally(() => {
       if (this.#active.get(task.id) === attempt) this.#active.delete(task.id);
     });
+    return attempt;
   }
 
   #schedulePoll(): void {
@@ -202,7 +229,8 @@ export class Worker {
 
   async #heartbeat(): Promise<void> {
     if (this.#active.size === 0) return;
-    const running = [...this.#active.values()];
+    const running = [...this.#active.values()].filter((a) => a.leased);
+    if (running.length === 0) return;
     try {
       const rows = await tasksHeartbeat(this.#d.db, {
         owner: this.#o.workerId, leaseMs: this.#o.leaseMs, tasks: running.map((a) => ({ id: a.taskId, attempt: a.attempt })),

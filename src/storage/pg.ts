@@ -78,6 +78,12 @@ export async function openPg(options: PgOptions): Promise<Db> {
     query,
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
+      // a checked-out client has no error listener of the pool's: a connection lost between two
+      // statements (a claim window's transaction waits for its attempts) would be an uncaught
+      // 'error' event, i.e. a crash. The failure reaches the caller through the next statement.
+      let lost: Error | undefined;
+      const onError = (err: Error) => (lost = err);
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const tx: Queryable = {
@@ -90,10 +96,12 @@ export async function openPg(options: PgOptions): Promise<Db> {
         await client.query('COMMIT');
         return out;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
+        if (!lost) await client.query('ROLLBACK').catch(() => {});
         throw err;
       } finally {
-        client.release();
+        client.off('error', onError);
+        // a broken connection is closed, not given back to the pool
+        client.release(lost);
       }
     },
     async exec(sql: string) {

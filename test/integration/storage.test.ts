@@ -4,7 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { migrate, latestVersion, SchemaTooNewError } from '../../src/storage/migrate.js';
 import { tasksInsertMany, tasksGetById, type NewTask } from '../../src/storage/queries/tasks.js';
-import { tasksClaimAvailable, tasksCompleteMany, tasksHeartbeat, tasksTransition, sql } from '../../src/storage/queries/transitions.js';
+import {
+  tasksClaimAvailable, tasksCompleteMany, tasksHeartbeat, tasksLockAvailable, tasksStartLocked, tasksTransition, sql,
+} from '../../src/storage/queries/transitions.js';
 import { tenantsInsert } from '../../src/storage/queries/tenants.js';
 import { eventsList } from '../../src/storage/queries/events.js';
 import { stepsFinish, stepsLoad, stepsStart } from '../../src/storage/queries/steps.js';
@@ -157,6 +159,79 @@ describe('tasks table', () => {
     ]);
     expect(written.get(a!.task.id)!.map((x) => [x.seq, x.type, x.message, x.payload])).toEqual(stored.slice(1).map((x) => [x.seq, x.type, x.message, x.payload]));
     expect(new Date(written.get(a!.task.id)![0]!.created_at).getTime()).toBe(new Date(stored[1]!.created_at).getTime());
+  });
+
+  it('claim window statements: lock without writing, then COMPLETED with all three events or RUNNING under the lease, in one transaction', async () => {
+    await drain();
+    const tasks = Array.from({ length: 4 }, (_, i) => newTask({ metadata: { keep: i } }));
+    await tasksInsertMany(tdb.db, tasks);
+    const base = { result: null, usage: null, model_used: null, provider: null, metadata: null, duration_ms: 3 };
+    const out = await tdb.db.transaction(async (tx) => {
+      const locked = await tasksLockAvailable(tx, 3);
+      expect(locked).toHaveLength(3);
+      // the attempt about to run, from the row as it is (nothing written yet)
+      expect(locked.map((t) => [t.attempt, t.last_seq, t.has_steps])).toEqual([[1, 0, false], [1, 0, false], [1, 0, false]]);
+      const [a, b, c] = locked;
+      const completed = await tasksCompleteMany(tx, 'win', [
+        { ...base, id: a!.id, attempt: 1, output: { ok: 'a"\\' }, metadata: { extra: 1 } },
+        { ...base, id: b!.id, attempt: 2, output: 1 }, // not the locked attempt: fenced out
+      ], { locked: true });
+      const started = await tasksStartLocked(tx, { ids: [c!.id], owner: 'win', leaseMs: 60_000 });
+      return { a: a!, b: b!, c: c!, completed, started };
+    });
+    expect([...out.completed.keys()]).toEqual([out.a.id]);
+    const ra = (await tasksGetById(tdb.db, out.a.id))!;
+    expect([ra.status, ra.attempt, ra.output, ra.metadata, ra.last_worker, ra.lease_owner, ra.last_seq]).toEqual(['COMPLETED', 1, { ok: 'a"\\' }, { keep: 0, extra: 1 }, 'win', null, 3]);
+    expect(ra.started_at).not.toBeNull();
+    expect(new Date(ra.completed_at!).getTime()).toBeGreaterThanOrEqual(new Date(ra.started_at!).getTime());
+    // the events returned are the events stored: started (at the claim), completed, stream end
+    const stored = await eventsList(tdb.db, { tenantId: tenant, taskId: out.a.id, limit: 10 });
+    expect(stored.map((x) => [x.seq, x.type, x.message, x.payload])).toEqual([
+      [1, 'WORKFLOW_STARTED', 'Task started (attempt 1)', { attempt: 1, worker_id: 'win' }],
+      [2, 'WORKFLOW_COMPLETED', 'Task completed', { duration_ms: 3, attempt: 1 }],
+      [3, 'STREAM_END', 'Stream ended', { status: 'COMPLETED' }],
+    ]);
+    const returned = out.completed.get(out.a.id)!;
+    expect(returned.map((x) => [x.seq, x.type, x.message, x.payload, new Date(x.created_at).getTime()])).toEqual(
+      stored.map((x) => [x.seq, x.type, x.message, x.payload, new Date(x.created_at).getTime()]),
+    );
+    // fenced out: still QUEUED at attempt 0, nothing written
+    const rb = (await tasksGetById(tdb.db, out.b.id))!;
+    expect([rb.status, rb.attempt, rb.last_seq]).toEqual(['QUEUED', 0, 0]);
+    // started: RUNNING under the lease, as a claim writes it
+    const rc = (await tasksGetById(tdb.db, out.c.id))!;
+    expect([rc.status, rc.attempt, rc.lease_owner, rc.last_seq]).toEqual(['RUNNING', 1, 'win', 1]);
+    expect(new Date(rc.lease_expires_at!).getTime()).toBeGreaterThan(Date.now() + 30_000);
+    expect((await eventsList(tdb.db, { tenantId: tenant, taskId: out.c.id, limit: 10 })).map((x) => [x.seq, x.type, x.payload])).toEqual([
+      [1, 'WORKFLOW_STARTED', { attempt: 1, worker_id: 'win' }],
+    ]);
+    expect(out.started.get(out.c.id)).toMatchObject({ seq: 1, type: 'WORKFLOW_STARTED', payload: { attempt: 1, worker_id: 'win' } });
+    // its completion is now an ordinary leased one
+    expect((await tasksCompleteMany(tdb.db, 'win', [{ ...base, id: out.c.id, attempt: 1, output: 2 }])).get(out.c.id)!.map((e) => e.seq)).toEqual([2, 3]);
+  });
+
+  it('a claim window that rolls back leaves its tasks as they were, and other claimers skip them while it is open', async () => {
+    await drain();
+    const tasks = Array.from({ length: 3 }, () => newTask());
+    await tasksInsertMany(tdb.db, tasks);
+    const failed = tdb.db.transaction(async (tx) => {
+      const locked = await tasksLockAvailable(tx, 2);
+      expect(locked).toHaveLength(2);
+      // PGlite has one connection: a concurrent claimer would wait for this transaction
+      if (tdb.db.kind === 'pg') {
+        const other = await tasksClaimAvailable(tdb.db, { limit: 10, owner: 'other', leaseMs: 60_000 });
+        expect(other.map((o) => o.task.id).filter((id) => locked.some((l) => l.id === id))).toEqual([]);
+        expect(other).toHaveLength(1);
+      }
+      await tasksCompleteMany(tx, 'win', locked.map((l) => ({ id: l.id, attempt: l.attempt, output: 1, result: null, usage: null, model_used: null, provider: null, metadata: null, duration_ms: 1 })), { locked: true });
+      throw new Error('commit fails');
+    });
+    await expect(failed).rejects.toThrow('commit fails');
+    const rows = await Promise.all(tasks.map((t) => tasksGetById(tdb.db, t.id)));
+    const untouched = rows.filter((r) => r!.status === 'QUEUED');
+    expect(untouched.length).toBe(tdb.db.kind === 'pg' ? 2 : 3);
+    for (const r of untouched) expect([r!.attempt, r!.last_seq, r!.started_at]).toEqual([0, 0, null]);
+    for (const r of untouched) expect(await eventsList(tdb.db, { tenantId: tenant, taskId: r!.id, limit: 10 })).toEqual([]);
   });
 
   it('reaper fails a task whose last attempt lost its lease', async () => {

@@ -159,6 +159,33 @@ export type ClaimedTask = Pick<TaskRow, (typeof CLAIMED_COLUMNS)[number]> & { ha
 const CLAIM_RETURNING = [...CLAIMED_COLUMNS, 'last_seq'].map((c) => `t.${c}`).join(', ');
 
 /**
+ * The statement that writes claimed rows RUNNING under `owner`'s lease with their WORKFLOW_STARTED
+ * event, for rows named by `ids` (an id array expression; $2 = owner, $3 = lease ms) that also
+ * pass `fence`. The claim and the claim window's promotion (tasksStartLocked) share it.
+ */
+const startSql = (ids: string, fence: string, returning: string, select: string): string =>
+  `WITH u AS (
+     UPDATE tasks t SET status = 'RUNNING', attempt = t.attempt + 1, lease_owner = $2, last_worker = $2,
+            lease_expires_at = now() + make_interval(secs => $3::float8 / 1000),
+            started_at = coalesce(t.started_at, now()), last_seq = t.last_seq + 1, updated_at = now()
+      WHERE t.id = ANY (${ids})${fence}
+     RETURNING ${returning}
+   ), ev AS (
+     INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload, created_at)
+     SELECT u.id, u.last_seq, u.tenant_id, 'WORKFLOW_STARTED', 'Task started (attempt ' || u.attempt || ')',
+            jsonb_build_object('attempt', u.attempt, 'worker_id', $2::text), now()
+       FROM u
+   )
+   SELECT ${select} FROM u`;
+
+// taskgate_claimable (migrations 0005, 0006) locks the first `limit` runnable ids in claim order;
+// as an array they reach the rows through the primary key, whatever the statistics say
+const CLAIM_SQL = startSql(
+  'ARRAY(SELECT taskgate_claimable($1::int))', '', CLAIM_RETURNING,
+  'u.*, EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = u.id) AS has_steps, now() AS at',
+);
+
+/**
  * Claims up to `limit` runnable tasks for `owner`: urgent first, then oldest. Returns only the
  * columns an attempt runs from, and the WORKFLOW_STARTED event written for each (built from the
  * row and the statement's clock rather than read back).
@@ -167,27 +194,48 @@ export async function tasksClaimAvailable(
   db: Queryable,
   p: { limit: number; owner: string; leaseMs: number },
 ): Promise<ClaimResult[]> {
-  const res = await db.query<ClaimedTask & { last_seq: number; at: Date }>(
-    // taskgate_claimable (migrations 0005, 0006) locks the first `limit` runnable ids in claim
-    // order; as an array they reach the rows through the primary key, whatever the statistics say
-    `WITH u AS (
-       UPDATE tasks t SET status = 'RUNNING', attempt = t.attempt + 1, lease_owner = $2, last_worker = $2,
-              lease_expires_at = now() + make_interval(secs => $3::float8 / 1000),
-              started_at = coalesce(t.started_at, now()), last_seq = t.last_seq + 1, updated_at = now()
-        WHERE t.id = ANY (ARRAY(SELECT taskgate_claimable($1::int)))
-       RETURNING ${CLAIM_RETURNING}
-     ), ev AS (
-       INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload, created_at)
-       SELECT u.id, u.last_seq, u.tenant_id, 'WORKFLOW_STARTED', 'Task started (attempt ' || u.attempt || ')',
-              jsonb_build_object('attempt', u.attempt, 'worker_id', $2::text), now()
-         FROM u
-     )
-     SELECT u.*, EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = u.id) AS has_steps, now() AS at FROM u`,
-    [p.limit, p.owner, p.leaseMs],
-    { name: 'tasks_claim' },
-  );
+  const res = await db.query<ClaimedTask & { last_seq: number; at: Date }>(CLAIM_SQL, [p.limit, p.owner, p.leaseMs], { name: 'tasks_claim' });
   // the row itself is the task (its extra last_seq and at are harmless; a rest copy cost µs per row)
   return res.rows.map((row) => ({ task: row, events: [startedEvent(row, row.last_seq, row.attempt, p.owner, row.at)] }));
+}
+
+/** A task locked by a claim window: `attempt` is the attempt about to run (not yet written). */
+export type LockedTask = ClaimedTask & { last_seq: number };
+
+const LOCK_SQL = `SELECT ${CLAIMED_COLUMNS.map((c) => (c === 'attempt' ? 't.attempt + 1 AS attempt' : `t.${c}`)).join(', ')}, t.last_seq,
+         EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = t.id) AS has_steps
+    FROM tasks t WHERE t.id = ANY (ARRAY(SELECT taskgate_claimable($1::int)))
+     -- the ids are locked already; locking them again here reads their latest version
+     FOR UPDATE OF t`;
+
+/**
+ * The claim window's claim (engine/claim-window.ts): locks up to `limit` runnable tasks in the
+ * caller's transaction, in claim order, and writes nothing. The transaction then writes each one
+ * either COMPLETED (tasksCompleteMany with `locked`) or RUNNING (tasksStartLocked).
+ */
+export async function tasksLockAvailable(tx: Queryable, limit: number): Promise<LockedTask[]> {
+  return (await tx.query<LockedTask>(LOCK_SQL, [limit], { name: 'tasks_lock' })).rows;
+}
+
+// Rows this transaction locked cannot change under it: the fence only asserts they are unleased
+// (never `status = 'QUEUED'`, which the planner answers from the claim's partial index by
+// scanning every queued entry: 93 ms per 100 rows with 20,000 queued)
+const LOCKED_FENCE = 't.lease_owner IS NULL';
+const START_LOCKED_SQL = startSql('$1::text[]', ` AND ${LOCKED_FENCE}`, 't.id, t.tenant_id, t.attempt, t.last_seq', 'u.*, now() AS at');
+
+/**
+ * Writes tasks this transaction locked (tasksLockAvailable) RUNNING under `owner`'s lease, as a
+ * claim would have: the attempts of a claim window that were still running when it closed.
+ * Returns the WORKFLOW_STARTED event written per task id.
+ */
+export async function tasksStartLocked(
+  tx: Queryable,
+  p: { ids: readonly string[]; owner: string; leaseMs: number },
+): Promise<Map<string, StoredEvent>> {
+  const res = await tx.query<{ id: string; tenant_id: string; attempt: number; last_seq: number; at: Date }>(
+    START_LOCKED_SQL, [p.ids, p.owner, p.leaseMs], { name: 'tasks_start_locked' },
+  );
+  return new Map(res.rows.map((r) => [r.id, startedEvent(r, r.last_seq, r.attempt, p.owner, r.at)]));
 }
 
 export interface HeartbeatRow {
@@ -248,27 +296,70 @@ export interface CompletionInput {
 }
 
 /**
- * The events a successful completion appends (seq = last_seq - 1 and last_seq), as the statement
- * in tasksCompleteMany writes them.
+ * The events a successful completion appends, as the statement in tasksCompleteMany writes them:
+ * WORKFLOW_COMPLETED and STREAM_END at last_seq - 1 and last_seq, preceded by WORKFLOW_STARTED
+ * when the completion is also the attempt's start (a claim window's).
  */
-function completedEvents(r: { id: string; tenant_id: string; last_seq: number; at: Date }, c: CompletionInput): StoredEvent[] {
-  return [
+function completedEvents(
+  r: { id: string; tenant_id: string; last_seq: number; started: Date; at: Date }, c: CompletionInput, startedBy: string | undefined,
+): StoredEvent[] {
+  const done = [
     storedEvent(r, r.last_seq - 1, 'WORKFLOW_COMPLETED', 'Task completed', { duration_ms: c.duration_ms, attempt: c.attempt }, r.at),
     storedEvent(r, r.last_seq, 'STREAM_END', 'Stream ended', { status: 'COMPLETED' }, r.at),
   ];
+  if (startedBy !== undefined) done.unshift(startedEvent(r, r.last_seq - 2, c.attempt, startedBy, r.started));
+  return done;
 }
+
+/**
+ * The completion statement. Leased: attempts RUNNING under the owner's lease ($3). Locked: attempts
+ * of a claim window, whose rows this transaction holds still QUEUED at the previous attempt — the
+ * same statement also writes what the claim would have (attempt, started_at, last_worker and
+ * WORKFLOW_STARTED, at the transaction's start: when the rows were claimed).
+ */
+const completeSql = (locked: boolean): string =>
+  `WITH u AS (
+     UPDATE tasks t SET status = 'COMPLETED', output = $2::jsonb -> t.id -> 'o', result = $2::jsonb -> t.id ->> 'r', error = NULL,
+            usage = $2::jsonb -> t.id -> 'u', model_used = $2::jsonb -> t.id ->> 'm', provider = $2::jsonb -> t.id ->> 'p',
+            metadata = coalesce(t.metadata || ($2::jsonb -> t.id -> 'md'), t.metadata),
+            ${locked ? 'attempt = t.attempt + 1, last_worker = $3, started_at = coalesce(t.started_at, now()), ' : ''}lease_owner = NULL,
+            lease_expires_at = NULL, completed_at = statement_timestamp(), last_seq = t.last_seq + ${locked ? 3 : 2}, updated_at = statement_timestamp()
+      -- the ids as an InitPlan array pin one primary-key lookup per row, whatever the statistics say
+      WHERE t.id = ANY (ARRAY(SELECT unnest($1::text[])))
+        AND ${locked ? `${LOCKED_FENCE} AND t.attempt + 1` : "t.status = 'RUNNING' AND t.lease_owner = $3 AND t.attempt"} = ($2::jsonb -> t.id ->> 'a')::int
+     RETURNING t.id, t.tenant_id, t.last_seq, t.attempt, ($2::jsonb -> t.id -> 'd') AS duration_ms
+   ), ev AS (
+     INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload, created_at)${
+       locked
+         ? `
+     SELECT id, last_seq - 2, tenant_id, 'WORKFLOW_STARTED', 'Task started (attempt ' || attempt || ')',
+            jsonb_build_object('attempt', attempt, 'worker_id', $3::text), now() FROM u
+     UNION ALL`
+         : ''
+     }
+     SELECT id, last_seq - 1, tenant_id, 'WORKFLOW_COMPLETED', 'Task completed',
+            jsonb_build_object('duration_ms', duration_ms, 'attempt', attempt), statement_timestamp() FROM u
+     UNION ALL
+     SELECT id, last_seq, tenant_id, 'STREAM_END', 'Stream ended', '{"status":"COMPLETED"}'::jsonb, statement_timestamp() FROM u
+   )
+   SELECT id, tenant_id, last_seq, now() AS started, statement_timestamp() AS at FROM u`;
+const COMPLETE_LEASED_SQL = completeSql(false);
+const COMPLETE_LOCKED_SQL = completeSql(true);
 
 /**
  * Completes many attempts of one worker in one statement (the hot path: one round trip and one
  * commit for a whole batch), each fenced like tasksTransition, appending WORKFLOW_COMPLETED and
  * STREAM_END. Returns the events written per task id; a task missing from the map lost its race.
+ * With `locked`, the attempts are a claim window's (see completeSql) and `tx` is its transaction.
  *
  * The rows travel as one JSON object keyed by task id, read per row with `->` (a binary search
  * over the object's keys), so the statement has no join: a join with the batch was planned, once
  * the prepared statement went generic, as a nested loop rescanning the whole batch for every row
  * (106 ms per 250-row batch).
  */
-export async function tasksCompleteMany(db: Queryable, owner: string, rows: readonly CompletionInput[]): Promise<Map<string, StoredEvent[]>> {
+export async function tasksCompleteMany(
+  db: Queryable, owner: string, rows: readonly CompletionInput[], opts: { locked?: boolean } = {},
+): Promise<Map<string, StoredEvent[]>> {
   const written = new Map<string, StoredEvent[]>();
   if (rows.length === 0) return written;
   const batch: Record<string, Record<string, unknown>> = {};
@@ -282,28 +373,13 @@ export async function tasksCompleteMany(db: Queryable, owner: string, rows: read
     if (r.metadata !== null) x.md = r.metadata;
     batch[r.id] = x;
   }
-  const res = await db.query<{ id: string; tenant_id: string; last_seq: number; at: Date }>(
-    `WITH u AS (
-       UPDATE tasks t SET status = 'COMPLETED', output = $2::jsonb -> t.id -> 'o', result = $2::jsonb -> t.id ->> 'r', error = NULL,
-              usage = $2::jsonb -> t.id -> 'u', model_used = $2::jsonb -> t.id ->> 'm', provider = $2::jsonb -> t.id ->> 'p',
-              metadata = coalesce(t.metadata || ($2::jsonb -> t.id -> 'md'), t.metadata),
-              lease_owner = NULL, lease_expires_at = NULL, completed_at = now(), last_seq = t.last_seq + 2, updated_at = now()
-        -- the ids as an InitPlan array pin one primary-key lookup per row, whatever the statistics say
-        WHERE t.id = ANY (ARRAY(SELECT unnest($1::text[]))) AND t.status = 'RUNNING' AND t.lease_owner = $3
-          AND t.attempt = ($2::jsonb -> t.id ->> 'a')::int
-       RETURNING t.id, t.tenant_id, t.last_seq, t.attempt, ($2::jsonb -> t.id -> 'd') AS duration_ms
-     ), ev AS (
-       INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload, created_at)
-       SELECT id, last_seq - 1, tenant_id, 'WORKFLOW_COMPLETED', 'Task completed',
-              jsonb_build_object('duration_ms', duration_ms, 'attempt', attempt), now() FROM u
-       UNION ALL
-       SELECT id, last_seq, tenant_id, 'STREAM_END', 'Stream ended', '{"status":"COMPLETED"}'::jsonb, now() FROM u
-     )
-     SELECT id, tenant_id, last_seq, now() AS at FROM u`,
+  const locked = opts.locked === true;
+  const res = await db.query<{ id: string; tenant_id: string; last_seq: number; started: Date; at: Date }>(
+    locked ? COMPLETE_LOCKED_SQL : COMPLETE_LEASED_SQL,
     [rows.map((r) => r.id), JSON.stringify(batch), owner],
-    { name: 'tasks_complete_many' },
+    { name: locked ? 'tasks_complete_locked' : 'tasks_complete_many' },
   );
   const byId = new Map(rows.map((r) => [r.id, r]));
-  for (const r of res.rows) written.set(r.id, completedEvents(r, byId.get(r.id)!));
+  for (const r of res.rows) written.set(r.id, completedEvents(r, byId.get(r.id)!, locked ? owner : undefined));
   return written;
 }
