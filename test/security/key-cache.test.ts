@@ -99,19 +99,20 @@ describe('API-key verifier cache', () => {
   it('re-reads a key in use in the background, and drops it once a re-read finds it revoked', async () => {
     const { key, row } = await newKey();
     const db = counting(tdb.db);
-    const verify = createApiKeyVerifier(db, { cacheMs: 1_000 });
+    const verify = createApiKeyVerifier(db, { cacheMs: 3_000 });
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    // times in thousands of ms: a loaded machine oversleeps by a few hundred (this once failed at 1,000)
     expect(await verify(key)).toBeDefined();
-    await sleep(600); // second half of the entry's time
+    await sleep(1_800); // second half of the entry's time
     expect(await verify(key)).toBeDefined(); // from the cache; a re-read starts behind it
     await sleep(100);
     expect(db.count).toBe(2);
     await apiKeysRevoke(tdb.db, { tenantId: TENANT, id: row.id }); // no invalidate: only re-reads can tell
-    await sleep(350); // past the first entry's 1,000 ms: only the re-read's entry can answer
+    await sleep(1_050); // past the first entry's 3,000 ms: only the re-read's entry can answer
     expect(await verify(key)).toBeDefined();
-    await sleep(300); // into that entry's second half: the next use re-reads and finds it revoked
+    await sleep(900); // into that entry's second half: the next use re-reads and finds it revoked
     expect(await verify(key)).toBeDefined();
-    await sleep(100);
+    await sleep(300);
     expect(await verify(key)).toBeUndefined();
   });
 
