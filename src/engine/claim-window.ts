@@ -36,7 +36,7 @@ export interface AttemptGate {
 /** The window's view of an attempt: the worker's ActiveAttempt. */
 interface Attempt {
   leased: boolean;
-  controller: AbortController;
+  controller: { abort(reason: unknown): void };
 }
 
 interface Entry {

@@ -16,7 +16,7 @@ import {
   PermanentError, RetryAfterError, type ApprovalDecision, type ExecutionResult, type StepOptions, type TaskContext, type TaskLogger, type TaskSpec,
 } from '../executors/types.js';
 import type { Registry } from '../executors/registry.js';
-import { AttemptAborted, abortKindOf, type AbortKind } from './abort.js';
+import { AttemptAborted, AttemptControl, abortKindOf, type AbortKind } from './abort.js';
 
 export interface RunnerDeps {
   db: Db;
@@ -41,7 +41,7 @@ export interface RunnerDeps {
 export interface ActiveAttempt {
   taskId: string;
   attempt: number;
-  controller: AbortController;
+  controller: AttemptControl;
   pauseRequested: boolean;
   /**
    * The attempt's task is written RUNNING under this worker's lease (heartbeats renew it). False
@@ -80,7 +80,7 @@ export class Runner {
 
   /** Starts an attempt of a claimed task, or of one locked by a claim window (`gate`). */
   start(task: ClaimedTask, gate?: AttemptGate): ActiveAttempt {
-    const controller = new AbortController();
+    const controller = new AttemptControl();
     let executed!: () => void;
     const active: ActiveAttempt = {
       taskId: task.id, attempt: task.attempt, controller, pauseRequested: false, leased: gate === undefined, gate,
@@ -117,7 +117,6 @@ export class Runner {
   }
 
   async #run(task: ClaimedTask, active: ActiveAttempt, executed: () => void): Promise<void> {
-    const { signal } = active.controller;
     const started = Date.now();
     const timer = setTimeout(
       () => active.controller.abort(new AttemptAborted('timeout', `task timed out after ${task.timeout_ms} ms`)),
@@ -140,7 +139,7 @@ export class Runner {
         }
         return executor.run(spec, ctx);
       };
-      outcome = await this.#raceWithGrace(run(), signal);
+      outcome = await this.#raceWithGrace(run(), active.controller);
     } catch (err) {
       outcome = { error: err };
     } finally {
@@ -172,21 +171,19 @@ export class Runner {
   }
 
   /** Awaits the executor; once the signal fires, gives it cancelGraceMs to stop before moving on. */
-  async #raceWithGrace(run: Promise<ExecutionResult>, signal: AbortSignal): Promise<{ result?: ExecutionResult; error?: unknown }> {
-    const settled = run.then((result) => ({ result }), (error: unknown) => ({ error }));
-    let graceTimer: NodeJS.Timeout | undefined;
-    const forced = new Promise<{ error: unknown }>((resolve) => {
-      const onAbort = () => {
-        graceTimer = setTimeout(() => resolve({ error: signal.reason }), this.#d.cancelGraceMs);
+  #raceWithGrace(run: Promise<ExecutionResult>, control: AttemptControl): Promise<{ result?: ExecutionResult; error?: unknown }> {
+    return new Promise((resolve) => {
+      let graceTimer: NodeJS.Timeout | undefined;
+      const settle = (out: { result?: ExecutionResult; error?: unknown }) => {
+        clearTimeout(graceTimer);
+        control.offAbort();
+        resolve(out);
       };
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
+      run.then((result) => settle({ result }), (error: unknown) => settle({ error }));
+      control.onAbort(() => {
+        graceTimer = setTimeout(() => settle({ error: control.reason }), this.#d.cancelGraceMs);
+      });
     });
-    try {
-      return await Promise.race([settled, forced]);
-    } finally {
-      clearTimeout(graceTimer);
-    }
   }
 
   async #context(task: ClaimedTask, active: ActiveAttempt): Promise<TaskContext> {
@@ -215,9 +212,9 @@ export class Runner {
     const step = async <T>(name: string, fn: () => Promise<T> | T, options?: StepOptions): Promise<T> => {
       const known = steps.get(name);
       if (known?.done) return known.result as T;
-      active.controller.signal.throwIfAborted();
+      active.controller.throwIfAborted();
       if (active.pauseRequested) active.controller.abort(new AttemptAborted('pause', 'paused at a step boundary'));
-      active.controller.signal.throwIfAborted();
+      active.controller.throwIfAborted();
       if (!(await this.#leased(active))) lose();
       const runs = await commit.run((tx) => stepsStart(tx, { ...fence, name }));
       if (runs === undefined) lose();
@@ -240,7 +237,10 @@ export class Runner {
     };
     return {
       taskId: task.id, tenantId: task.tenant_id, userId: task.user_id, sessionId: task.session_id,
-      attempt: task.attempt, maxAttempts: task.max_attempts, signal: active.controller.signal,
+      attempt: task.attempt, maxAttempts: task.max_attempts,
+      get signal() {
+        return active.controller.signal; // made on first read (AttemptControl)
+      },
       traceparent: typeof task.metadata?.traceparent === 'string' ? task.metadata.traceparent : undefined,
       log: {
         info: (m, d) => log.info(m, { task_id: task.id, ...d }),
@@ -272,7 +272,7 @@ export class Runner {
         if (row.status !== 'pending') return step(name, () => decisionOf(row));
         active.awaitingApprovalId = row.id;
         active.controller.abort(new AttemptAborted('suspend', 'waiting for approval'));
-        throw active.controller.signal.reason;
+        throw active.controller.reason;
       },
       progress: (message, payload) => emit({ type: 'PROGRESS', message, payload: payload ?? null }),
       emit: (e) => emit({ type: e.type, message: e.message ?? null, payload: e.payload ?? null, agent_id: e.agent_id ?? null }),
@@ -280,7 +280,7 @@ export class Runner {
   }
 
   async #finish(task: ClaimedTask, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number): Promise<void> {
-    const kind: AbortKind | undefined = abortKindOf(active.controller.signal);
+    const kind: AbortKind | undefined = abortKindOf(active.controller);
     if (kind === 'lease_lost' || (o.error instanceof LeaseLost)) return; // someone else owns the task now
     if (kind === 'shutdown') return this.#release(task, active);
     if (kind === 'pause') return this.#pause(task, active);
