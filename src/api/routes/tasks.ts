@@ -8,7 +8,7 @@ import {
   SubmitStreamResponse, SubmitTaskBody, SubmitTaskResponse, TaskView,
 } from '../../contract/tasks.js';
 import { isTerminal, parseStatus, type TaskStatus } from '../../domain/lifecycle.js';
-import { tasksCount, tasksGet, tasksList, type NewTask, type TaskRow } from '../../storage/queries/tasks.js';
+import { tasksGet, tasksListPage, type NewTask, type TaskRow } from '../../storage/queries/tasks.js';
 import { tasksTransition, sql, type EventSpec } from '../../storage/queries/transitions.js';
 import { eventsList } from '../../storage/queries/events.js';
 import { toWireEvent } from '../../events/hub.js';
@@ -119,9 +119,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
       tenantId: req.principal.tenantId, statuses, sessionId: q.session_id, definitionId: q.task_definition_id ?? q.type,
       workflowInstanceId: q.workflow_instance_id, tag: q.tag, limit, offset,
     };
-    const rows = await tasksList(deps.db, filter);
-    // a page that is not full (and not past the end) already tells the exact total
-    const total = rows.length < limit && (rows.length > 0 || offset === 0) ? offset + rows.length : await tasksCount(deps.db, filter);
+    const { rows, total } = await tasksListPage(deps.db, filter);
     return { tasks: rows.map(taskListItem), total_count: rows.length ? Math.max(total, offset + rows.length) : total, limit, offset };
   });
 
