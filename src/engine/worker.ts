@@ -57,6 +57,11 @@ export class Worker {
   #state: State = 'stopped';
   #wakeAgain = false;
   #wakeScheduled = false;
+  /**
+   * Claims are written at once (counted) until one finds tasks: a task that took the previous
+   * process down inside a claim window was never counted, and is at the head of the queue now.
+   */
+  #claimedSinceStart = false;
   #pollTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void)[] = [];
@@ -167,7 +172,10 @@ export class Worker {
           const free = this.#o.concurrency - this.#busySlots;
           if (free <= 0 || this.#state !== 'claiming') break;
           const claimed = this.#windowed ? await this.#claimWindow(free) : await this.#claim(free);
-          if (claimed) this.#d.onClaimed?.(claimed);
+          if (claimed) {
+            this.#claimedSinceStart = true;
+            this.#d.onClaimed?.(claimed);
+          }
           this.#drained = claimed < free;
           if (this.#drained) break;
         }
@@ -180,7 +188,7 @@ export class Worker {
   }
 
   get #windowed(): boolean {
-    return this.#o.claimWindowMs > 0;
+    return this.#o.claimWindowMs > 0 && this.#claimedSinceStart;
   }
 
   /** Claims up to `limit` tasks, written RUNNING at once; returns how many. */

@@ -154,6 +154,51 @@ describe('taskgate serve process', { timeout: 240_000 }, () => {
     expect(await srv.exited).toBe(0);
   });
 
+  it('a task that takes its process down inside a claim window is counted all the same, and ends FAILED', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'taskgate-e2e-'));
+    const tasksDir = mkdtempSync(join(tmpdir(), 'taskgate-e2e-tasks-'));
+    writeFileSync(join(tasksDir, 'crash.mjs'), `export default {
+      id: 'crash-process', name: 'kills its process', description: '', version: '1', kind: 'function',
+      input_schema: { type: 'object' }, output_schema: { type: 'object' },
+      handler() { process.kill(process.pid, 'SIGKILL'); return new Promise(() => {}); },
+    };`);
+    const env = { ...baseEnv(dataDir, schema), TASKGATE_CLAIM_WINDOW_MS: '200', TASKGATE_LEASE_MS: '600', TASKGATE_REAPER_INTERVAL_MS: '100' };
+    const args = ['--tasks-dir', tasksDir, '--concurrency', '2'];
+    let srv = await spawnServe(args, env);
+    children.push(srv);
+    // spend this process's first claim (written at once) on a harmless task
+    const warm = await api(srv.url, 'POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {}, delay_ms: 10 });
+    await waitAll(srv.url, [warm.body.task_id]);
+    const r = await api(srv.url, 'POST', '/api/v1/tasks', { task_definition_id: 'crash-process', input: {}, delay_ms: 50, retry_policy: { max_retries: 1, retry_interval_ms: 10 } });
+    expect(r.status).toBe(200);
+    const id = r.body.task_id;
+    let final: any;
+    await srv.exited; // the task took it down, inside a window
+    for (let starts = 1; starts <= 15 && !final; starts++) {
+      try {
+        srv = await spawnServe(args, env);
+      } catch (err) {
+        if (/exited before becoming healthy/.test(String(err))) continue; // taken down while starting
+        throw err;
+      }
+      children.push(srv);
+      // until this process is taken down too, or the task has ended
+      while (srv.child.exitCode === null && srv.child.signalCode === null) {
+        const t = await api(srv.url, 'GET', `/api/v1/tasks/${id}`).catch(() => undefined);
+        if (t && ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT'].includes(t.body?.status)) {
+          final = t.body;
+          break;
+        }
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      if (!final) await srv.exited;
+    }
+    // without counting a window's crash the task would take down every process, forever
+    expect(final).toMatchObject({ status: 'FAILED', attempts: 2 });
+    srv.child.kill('SIGTERM');
+    await srv.exited;
+  });
+
   it.skipIf(Boolean(pgUrl))('refuses a second live process on the same PGlite data directory', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'taskgate-e2e-'));
     const env = baseEnv(dataDir, undefined);

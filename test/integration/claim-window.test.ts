@@ -39,6 +39,7 @@ let server: TestServer;
 beforeAll(async () => {
   tdb = await openTestDb();
   server = await startTestServer(tdb.db, { TASKGATE_CLAIM_WINDOW_MS: String(WINDOW_MS) }, { definitions: [stepper, failsOnce], flags: { concurrency: '8' } });
+  await firstClaim(server);
 });
 afterAll(async () => {
   await server?.close();
@@ -46,10 +47,14 @@ afterAll(async () => {
 });
 
 const claimed = (body: Record<string, unknown>) => server.submit({ delay_ms: 30, ...body });
+/** A worker's first claim that finds tasks is written at once (worker.ts): spend it. */
+async function firstClaim(s: TestServer): Promise<void> {
+  await waitForTask(s, await s.submit({ task_definition_id: 'noop', input: {}, delay_ms: 10 }));
+}
 const events = async (id: string) => (await server.call('GET', `/api/v1/tasks/${id}/events?limit=100`)).body.events as any[];
 /** Whether the task's first WORKFLOW_STARTED and its current row were written by one transaction. */
-async function startedAndFinishedTogether(id: string): Promise<boolean> {
-  const res = await tdb.db.query<{ same: boolean }>(
+async function startedAndFinishedTogether(id: string, db: TestDb = tdb): Promise<boolean> {
+  const res = await db.db.query<{ same: boolean }>(
     `SELECT t.xmin::text = e.xmin::text AS same FROM tasks t JOIN task_events e ON e.task_id = t.id AND e.seq = 1 WHERE t.id = $1`,
     [id],
   );
@@ -67,6 +72,23 @@ describe('claim window', () => {
       expect(ev.map((e) => [e.seq, e.type])).toEqual([[1, 'WORKFLOW_STARTED'], [2, 'WORKFLOW_COMPLETED'], [3, 'STREAM_END']]);
       expect(ev[0].payload).toMatchObject({ attempt: 1 });
       expect(await startedAndFinishedTogether(id)).toBe(true);
+    }
+  });
+
+  it("a worker's first claim that finds tasks is written at once, not in a window", async () => {
+    // its own database: the suite's server would claim the task otherwise
+    const own = await openTestDb();
+    const fresh = await startTestServer(own.db, { TASKGATE_CLAIM_WINDOW_MS: String(WINDOW_MS) }, { flags: { concurrency: '2' } });
+    try {
+      const first = await fresh.submit({ task_definition_id: 'noop', input: {}, delay_ms: 30 });
+      expect((await waitForTask(fresh, first)).status).toBe('COMPLETED');
+      expect(await startedAndFinishedTogether(first, own)).toBe(false);
+      const next = await fresh.submit({ task_definition_id: 'noop', input: {}, delay_ms: 30 });
+      expect((await waitForTask(fresh, next)).status).toBe('COMPLETED');
+      expect(await startedAndFinishedTogether(next, own)).toBe(true);
+    } finally {
+      await fresh.close();
+      await own.close();
     }
   });
 
@@ -133,6 +155,7 @@ describe.runIf(usingPostgres())('claim window whose transaction fails (PostgreSQ
   beforeAll(async () => {
     db2 = await openTestDb();
     server2 = await startTestServer(db2.db, { TASKGATE_CLAIM_WINDOW_MS: '1000' }, { definitions: [hold], flags: { concurrency: '2' } });
+    await firstClaim(server2);
   });
   afterAll(async () => {
     await server2?.close();
