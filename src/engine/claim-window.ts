@@ -16,6 +16,7 @@ import {
 } from '../storage/queries/transitions.js';
 import type { EventHub } from '../events/hub.js';
 import { AttemptAborted } from './abort.js';
+import type { ActiveAttempt } from './runner.js';
 
 /** What a running attempt of a window asks of it (engine/runner.ts). */
 export interface AttemptGate {
@@ -33,11 +34,8 @@ export interface AttemptGate {
   offer(row: CompletionInput): Promise<StoredEvent[] | undefined> | undefined;
 }
 
-/** The window's view of an attempt: the worker's ActiveAttempt. */
-interface Attempt {
-  leased: boolean;
-  controller: { abort(reason: unknown): void };
-}
+/** The window's view of an attempt. */
+type Attempt = Pick<ActiveAttempt, 'leased' | 'controller'>;
 
 interface Entry {
   task: LockedTask;

@@ -206,6 +206,7 @@ export class Runner {
       if (!(await this.#transition(task, active, {}, [e]))) lose();
     };
     const log = this.#d.log;
+    // (waitForApproval below is a method: `this` there is the context)
     const leased = (a: ActiveAttempt) => this.#leased(a);
     const approvalTimeoutMs = this.#d.approvalTimeoutMs;
     let approvalCounter = 0;
@@ -215,7 +216,7 @@ export class Runner {
       active.controller.throwIfAborted();
       if (active.pauseRequested) active.controller.abort(new AttemptAborted('pause', 'paused at a step boundary'));
       active.controller.throwIfAborted();
-      if (!(await this.#leased(active))) lose();
+      if (!(await leased(active))) lose();
       const runs = await commit.run((tx) => stepsStart(tx, { ...fence, name }));
       if (runs === undefined) lose();
       steps.set(name, { name, runs: runs!, done: false, result: null });
