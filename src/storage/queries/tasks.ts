@@ -2,7 +2,7 @@
 // states its precondition in the WHERE clause and returns what it changed (zero rows = lost race).
 import type { Queryable } from '../db.js';
 import type { TaskStatus } from '../../domain/lifecycle.js';
-import { startedEvent, type ClaimedTask, type ClaimResult } from './transitions.js';
+import { startedEvent, startedEventSql, type ClaimedTask, type ClaimResult } from './transitions.js';
 
 export interface TaskRow {
   id: string;
@@ -123,8 +123,7 @@ const INSERT_SQL = `
     RETURNING id, tenant_id, status, created_at
   ), e AS (
     INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload, created_at)
-    SELECT id, 1, tenant_id, 'WORKFLOW_STARTED', 'Task started (attempt 1)',
-           jsonb_build_object('attempt', 1, 'worker_id', $${N + 6}::text), created_at
+    SELECT id, 1, tenant_id, ${startedEventSql('1', `$${N + 6}::text`)}, created_at
       FROM t WHERE status = 'RUNNING'
   ), s AS (
     INSERT INTO sessions (tenant_id, id, user_id, task_count, is_research_session, research_strategy)

@@ -126,9 +126,19 @@ export async function tasksTransition(
 }
 
 /**
+ * The WORKFLOW_STARTED event's type, message and payload as SQL, for the attempt `attempt` of
+ * worker `worker` (SQL expressions): every statement that starts an attempt appends it with these
+ * columns, and startedEvent builds the same event in memory.
+ */
+export const startedEventSql = (attempt: string, worker: string): string =>
+  `'WORKFLOW_STARTED', 'Task started (attempt ' || ${attempt} || ')', jsonb_build_object('attempt', ${attempt}, 'worker_id', ${worker})`;
+
+/** Whether task `id` (an SQL expression) has recorded a durable step: a claim tells the runner. */
+const hasStepsSql = (id: string): string => `EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = ${id}) AS has_steps`;
+
+/**
  * The WORKFLOW_STARTED event a claim (and a directly dispatched insert) writes, as the statement
- * writes it: built here from the row instead of read back (the SQL text in tasksClaimAvailable and
- * tasksInsertMany writes the same message and payload).
+ * writes it (startedEventSql): built here from the row instead of read back.
  */
 export function startedEvent(task: Pick<TaskRow, 'id' | 'tenant_id'>, seq: number, attempt: number, workerId: string, at: Date): StoredEvent {
   return storedEvent(task, seq, 'WORKFLOW_STARTED', `Task started (attempt ${attempt})`, { attempt, worker_id: workerId }, at);
@@ -172,8 +182,7 @@ const startSql = (ids: string, fence: string, returning: string, select: string)
      RETURNING ${returning}
    ), ev AS (
      INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload, created_at)
-     SELECT u.id, u.last_seq, u.tenant_id, 'WORKFLOW_STARTED', 'Task started (attempt ' || u.attempt || ')',
-            jsonb_build_object('attempt', u.attempt, 'worker_id', $2::text), now()
+     SELECT u.id, u.last_seq, u.tenant_id, ${startedEventSql('u.attempt', '$2::text')}, now()
        FROM u
    )
    SELECT ${select} FROM u`;
@@ -182,7 +191,7 @@ const startSql = (ids: string, fence: string, returning: string, select: string)
 // as an array they reach the rows through the primary key, whatever the statistics say
 const CLAIM_SQL = startSql(
   'ARRAY(SELECT taskgate_claimable($1::int))', '', CLAIM_RETURNING,
-  'u.*, EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = u.id) AS has_steps, now() AS at',
+  `u.*, ${hasStepsSql('u.id')}, now() AS at`,
 );
 
 /**
@@ -203,7 +212,7 @@ export async function tasksClaimAvailable(
 export type LockedTask = ClaimedTask & { last_seq: number };
 
 const LOCK_SQL = `SELECT ${CLAIMED_COLUMNS.map((c) => (c === 'attempt' ? 't.attempt + 1 AS attempt' : `t.${c}`)).join(', ')}, t.last_seq,
-         EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = t.id) AS has_steps
+         ${hasStepsSql('t.id')}
     FROM tasks t WHERE t.id = ANY (ARRAY(SELECT taskgate_claimable($1::int)))
      -- the ids are locked already; locking them again here reads their latest version
      FOR UPDATE OF t`;
@@ -332,8 +341,7 @@ const completeSql = (locked: boolean): string =>
      INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload, created_at)${
        locked
          ? `
-     SELECT id, last_seq - 2, tenant_id, 'WORKFLOW_STARTED', 'Task started (attempt ' || attempt || ')',
-            jsonb_build_object('attempt', attempt, 'worker_id', $3::text), now() FROM u
+     SELECT id, last_seq - 2, tenant_id, ${startedEventSql('attempt', '$3::text')}, now() FROM u
      UNION ALL`
          : ''
      }
