@@ -10,7 +10,7 @@
 // QUEUED while they run, WORKFLOW_STARTED is published at the commit, and API writes to a locked
 // row (cancel, pause) wait for the commit. At-least-once holds: a crash or a failed commit rolls
 // the claim back and the tasks are claimed again; their attempt is not counted then.
-import type { Db, Queryable } from '../storage/db.js';
+import type { Db, Transaction } from '../storage/db.js';
 import {
   tasksCompleteMany, tasksLockAvailable, tasksStartLocked, type CompletionInput, type LockedTask, type StoredEvent,
 } from '../storage/queries/transitions.js';
@@ -143,8 +143,11 @@ export class ClaimWindow {
     this.#closeNow();
   }
 
-  /** Inside the transaction: completions COMPLETED, every other attempt RUNNING. */
-  async #write(tx: Queryable): Promise<Map<string, StoredEvent[]>> {
+  /**
+   * Inside the transaction: completions COMPLETED, every other attempt RUNNING. Both statements
+   * and the COMMIT go out together (one round trip on server PostgreSQL).
+   */
+  async #write(tx: Transaction): Promise<Map<string, StoredEvent[]>> {
     const completions: CompletionInput[] = [];
     const starting: string[] = [];
     for (const e of this.#entries.values()) {
@@ -152,10 +155,12 @@ export class ClaimWindow {
       else starting.push(e.task.id);
     }
     const { owner, leaseMs } = this.#o;
-    const written = await tasksCompleteMany(tx, owner, completions, { locked: true });
-    if (starting.length) {
-      for (const [id, event] of await tasksStartLocked(tx, { ids: starting, owner, leaseMs })) written.set(id, [event]);
-    }
+    const completing = tasksCompleteMany(tx, owner, completions, { locked: true });
+    const started = starting.length ? tasksStartLocked(tx, { ids: starting, owner, leaseMs }) : undefined;
+    tx.commitEarly();
+    // both settle before the transaction does: a failure of either fails it (and rolls it back)
+    const [written, startedEvents] = await Promise.all([completing, started]);
+    for (const [id, event] of startedEvents ?? []) written.set(id, [event]);
     return written;
   }
 

@@ -18,12 +18,24 @@ export interface Queryable {
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>>;
 }
 
+/** The statements of one transaction (Db.transaction). */
+export interface Transaction extends Queryable {
+  /**
+   * Sends the COMMIT now, behind the statements already issued and still in flight, instead of
+   * after the transaction's function returns: on server PostgreSQL those statements and the COMMIT
+   * share one round trip (the connection pipelines them). No statement may be issued after it.
+   * The transaction still commits only if every statement succeeded, and Db.transaction resolves
+   * only once the COMMIT has. PGlite commits when the function returns; there it does nothing.
+   */
+  commitEarly(): void;
+}
+
 export interface Db extends Queryable {
   readonly kind: 'pg' | 'pglite';
   /** The schema on the search_path when not `public` (tests and side-by-side deployments). */
   readonly schema: string | undefined;
   /** Runs `fn` in one transaction; rolls back if it throws. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
   /** Runs several statements separated by semicolons, without parameters (migrations). */
   exec(sql: string): Promise<void>;
   /** LISTEN on a channel; returns the function that stops listening. */

@@ -95,7 +95,8 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
     kind: 'pglite',
     schema: undefined,
     query: base.query,
-    transaction: (fn) => db.transaction((tx) => fn(wrap(tx))),
+    // PGlite commits when the function returns: commitEarly has nothing to send
+    transaction: (fn) => db.transaction((tx) => fn({ ...wrap(tx), commitEarly: () => {} })),
     async exec(sql) {
       await db.exec(sql);
     },

@@ -51,6 +51,70 @@ describe('migrations', () => {
   });
 });
 
+describe('transactions', () => {
+  // on PostgreSQL BEGIN leaves with the first statement and commitEarly() pipelines the COMMIT
+  // behind the statements in flight: the outcome must be exactly that of one statement at a time
+  const make = () => tdb.db.exec('CREATE TABLE IF NOT EXISTS tx_probe (k text PRIMARY KEY, v int NOT NULL)');
+  const get = async (k: string) => (await tdb.db.query<{ v: number }>('SELECT v FROM tx_probe WHERE k = $1', [k])).rows[0]?.v;
+
+  it('statements issued together, then commitEarly: all committed, visible once transaction() resolves', async () => {
+    await make();
+    const out = await tdb.db.transaction(async (tx) => {
+      await tx.query('INSERT INTO tx_probe VALUES ($1, 1)', ['a1']);
+      const b = tx.query('INSERT INTO tx_probe VALUES ($1, 2)', ['a2']);
+      const c = tx.query<{ n: number }>('SELECT count(*)::int AS n FROM tx_probe WHERE k LIKE $1', ['a%']);
+      tx.commitEarly();
+      await b;
+      return (await c).rows[0]!.n;
+    });
+    expect(out).toBe(2);
+    expect([await get('a1'), await get('a2')]).toEqual([1, 2]);
+  });
+
+  it('a statement failing behind commitEarly rolls the whole transaction back and rejects', async () => {
+    await make();
+    const run = tdb.db.transaction(async (tx) => {
+      await tx.query('INSERT INTO tx_probe VALUES ($1, 1)', ['b1']);
+      const ok = tx.query('INSERT INTO tx_probe VALUES ($1, 2)', ['b2']);
+      const bad = tx.query('INSERT INTO tx_probe VALUES ($1, NULL)', ['b3']); // NOT NULL violation
+      tx.commitEarly();
+      await Promise.all([ok, bad]);
+    });
+    await expect(run).rejects.toThrow(/null value/);
+    expect([await get('b1'), await get('b2'), await get('b3')]).toEqual([undefined, undefined, undefined]);
+    // the connection went back to the pool usable
+    await tdb.db.transaction(async (tx) => void (await tx.query('INSERT INTO tx_probe VALUES ($1, 4)', ['b4'])));
+    expect(await get('b4')).toBe(4);
+  });
+
+  it('a failed statement the function swallowed still fails the commit (nothing half-written)', async () => {
+    if (tdb.db.kind === 'pglite') return; // PGlite aborts on the failing statement itself; covered above
+    await make();
+    const run = tdb.db.transaction(async (tx) => {
+      await tx.query('INSERT INTO tx_probe VALUES ($1, 1)', ['c1']);
+      await tx.query('INSERT INTO tx_probe VALUES ($1, 1)', ['c1']).catch(() => undefined); // duplicate key, ignored
+      tx.commitEarly();
+    });
+    await expect(run).rejects.toThrow(/ROLLBACK, not COMMIT/);
+    expect(await get('c1')).toBeUndefined();
+  });
+
+  it('no statement may follow commitEarly; a transaction without statements commits nothing and resolves', async () => {
+    await make();
+    const run = tdb.db.transaction(async (tx) => {
+      await tx.query('INSERT INTO tx_probe VALUES ($1, 1)', ['d1']);
+      tx.commitEarly();
+      await tx.query('INSERT INTO tx_probe VALUES ($1, 2)', ['d2']);
+    });
+    if (tdb.db.kind === 'pg') {
+      await expect(run).rejects.toThrow(/after commitEarly/);
+      // the COMMIT was already on its way: d1 is committed, d2 never sent
+      expect([await get('d1'), await get('d2')]).toEqual([1, undefined]);
+    } else await run; // PGlite commits when the function returns
+    await expect(tdb.db.transaction(async () => 7)).resolves.toBe(7);
+  });
+});
+
 describe('tasks table', () => {
   it('enforces the status set with a CHECK constraint', async () => {
     const [row] = await tasksInsertMany(tdb.db, [newTask({ run_at: new Date(Date.now() + 3_600_000) })]);
