@@ -185,6 +185,13 @@ describe('GET routes', () => {
     expect(last).toMatchObject({ total_count: 1_205 });
     expect(last.tasks).toHaveLength(5);
     expect(await list('limit=10&offset=5000')).toMatchObject({ total_count: 1_205, tasks: [] });
+    // one status (counted in list order on its index) and several (counted unordered) alike
+    expect(await list('limit=10&status=queued')).toMatchObject({ total_count: 1_000 });
+    expect(await list('limit=10&offset=300&status=queued')).toMatchObject({ total_count: 1_205 });
+    expect(await list('limit=10&offset=300&status=queued,running')).toMatchObject({ total_count: 1_205 });
+    expect(await list('limit=10&status=failed')).toMatchObject({ total_count: 0, tasks: [] });
+    const newest = await list('limit=3&status=queued');
+    expect(newest.tasks.map((x: any) => x.task_id)).toEqual((await list('limit=3')).tasks.map((x: any) => x.task_id));
   });
 
   it('pages events with limit/offset', async () => {

@@ -203,7 +203,13 @@ export interface TaskListFilter {
 function listWhere(f: TaskListFilter): { where: string; params: unknown[] } {
   const params: unknown[] = [f.tenantId];
   const clauses = ['tenant_id = $1'];
-  if (f.statuses?.length) {
+  if (f.statuses?.length === 1) {
+    // one status as a plain equality: the index on (tenant_id, status, created_at) then serves it in
+    // order (PostgreSQL 15 keeps `= ANY(array)` out of an ordered index scan's condition, so a
+    // 10 % status read 9,675 index pages for a 1,000-row count at 1M rows)
+    params.push(f.statuses[0]);
+    clauses.push(`status = $${params.length}`);
+  } else if (f.statuses?.length) {
     params.push(f.statuses);
     clauses.push(`status = ANY($${params.length}::text[])`);
   }
@@ -251,7 +257,7 @@ export async function tasksListPage(db: Queryable, f: TaskListFilter): Promise<{
   params.push(f.limit, f.offset, f.offset + LIST_COUNT_AHEAD);
   const n = params.length;
   const res = await db.query<TaskRow & { total: number }>(
-    `SELECT ${LIST_COLUMNS}, (SELECT count(*)::int FROM (SELECT 1 FROM tasks WHERE ${where} LIMIT $${n}) s) AS total
+    `SELECT ${LIST_COLUMNS}, (SELECT count(*)::int FROM (${countedSql(f, where, `$${n}`)}) s) AS total
        FROM tasks WHERE ${where}
       ORDER BY created_at DESC, id DESC LIMIT $${n - 2} OFFSET $${n - 1}`,
     params,
@@ -259,6 +265,19 @@ export async function tasksListPage(db: Queryable, f: TaskListFilter): Promise<{
   const rows = res.rows;
   // past the end there is no row to carry the total
   return { rows, total: rows.length ? rows[0]!.total : f.offset === 0 ? 0 : await tasksCount(db, f) };
+}
+
+/**
+ * The rows a bounded count reads (`limit` of them at most): the newest matching, in the list's own
+ * order, so the count walks the same (tenant, filter, created_at) index as the page, index-only, on
+ * pages the lists keep cached. Unordered, the planner took a sequential scan from the table's
+ * oldest rows for a common status (at 1M rows: 31 pages through the scan's small ring buffer on
+ * every call, ~0.7 ms of a ~0.9 ms list). Several statuses stay unordered: `status = ANY(…)` is
+ * then an index condition (0.6 ms) where in order it would be a filter (5 ms for a 10 % pair).
+ */
+function countedSql(f: TaskListFilter, where: string, limit: string): string {
+  const order = (f.statuses?.length ?? 0) > 1 ? '' : ' ORDER BY created_at DESC';
+  return `SELECT 1 FROM tasks WHERE ${where}${order} LIMIT ${limit}`;
 }
 
 /**
@@ -273,7 +292,7 @@ export async function tasksCount(db: Queryable, f: TaskListFilter): Promise<numb
   const { where, params } = listWhere(f);
   params.push(f.offset + LIST_COUNT_AHEAD);
   const res = await db.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM (SELECT 1 FROM tasks WHERE ${where} LIMIT $${params.length}) s`,
+    `SELECT count(*)::int AS n FROM (${countedSql(f, where, `$${params.length}`)}) s`,
     params,
   );
   return res.rows[0]?.n ?? 0;
