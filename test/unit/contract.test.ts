@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { ERRORS } from '../../src/contract/errors.js';
 import { sseEventName } from '../../src/contract/events.js';
-import { jsonDepth } from '../../src/api/json-parser.js';
+import { jsonDepth, parseJsonBody } from '../../src/api/json-parser.js';
 import { loadConfig, parseFlags, ConfigError } from '../../src/config/index.js';
 import { redactUrl } from '../../src/logger.js';
 
@@ -30,6 +30,19 @@ describe('json depth', () => {
     expect(jsonDepth('{"a":[{"b":1}]}')).toBe(3);
     expect(jsonDepth('{"a":"[[[[\\"[["}')).toBe(1);
     expect(jsonDepth('['.repeat(100) + ']'.repeat(100))).toBe(100);
+  });
+  it('parses bodies without any __proto__ key, however it is spelled', () => {
+    const plain = '{"task_definition_id":"noop","input":{"a":[1,{"b":"x"}],"s":"\\"q\\""}}';
+    expect(parseJsonBody(plain)).toEqual(JSON.parse(plain));
+    for (const text of ['{"__proto__":{"admin":true},"a":1}', '{"\\u005f_proto__":{"admin":true},"a":1}', '{"a":1,"n":[{"__proto__":{"admin":true}}]}']) {
+      const v = parseJsonBody(text) as { a?: number; n?: object[] };
+      expect(JSON.stringify(v)).not.toContain('admin');
+      expect(Object.hasOwn(v, '__proto__')).toBe(false);
+      expect(Object.hasOwn(v.n?.[0] ?? {}, '__proto__')).toBe(false);
+      expect(Object.assign({}, v)).not.toHaveProperty('admin');
+    }
+    expect(parseJsonBody('"\\u00e9t\\u00e9"')).toBe('été');
+    expect(() => parseJsonBody('{"a":')).toThrow();
   });
 });
 
