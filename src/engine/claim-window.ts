@@ -9,7 +9,8 @@
 // into every index of the 45-column row). What it gives up, for at most `windowMs`: the rows read
 // QUEUED while they run, WORKFLOW_STARTED is published at the commit, and API writes to a locked
 // row (cancel, pause) wait for the commit. At-least-once holds: a crash or a failed commit rolls
-// the claim back and the tasks are claimed again; their attempt is not counted then.
+// the claim back and the tasks are claimed again; their attempt is not counted then. A worker
+// shutting down gives its window's unfinished tasks back the same way (AttemptGate.giveBack).
 import type { Db, Transaction } from '../storage/db.js';
 import {
   tasksCompleteMany, tasksLockAvailable, tasksStartLocked, type CompletionInput, type LockedTask, type StoredEvent,
@@ -32,6 +33,13 @@ export interface AttemptGate {
    * once it is closing, returns undefined and the attempt finishes like any claimed one, after ready().
    */
   offer(row: CompletionInput): Promise<StoredEvent[] | undefined> | undefined;
+  /**
+   * Gives the task back untouched (a worker shutting down): while the window is open, it will
+   * write nothing for this task — the row stays QUEUED with this attempt not counted — and this
+   * returns true; the attempt must then write nothing either. Once the window is closing, false:
+   * the attempt releases its task like any claimed one, after ready().
+   */
+  giveBack(): boolean;
 }
 
 /** The window's view of an attempt. */
@@ -40,8 +48,9 @@ type Attempt = Pick<ActiveAttempt, 'leased' | 'controller'>;
 interface Entry {
   task: LockedTask;
   attempt?: Attempt;
-  /** It offered a completion or asked for its lease. */
+  /** It offered a completion, asked for its lease or gave its task back. */
   decided: boolean;
+  givenBack?: boolean;
   completion?: CompletionInput;
   completed?: (events: StoredEvent[] | undefined) => void;
   /** After the commit: whether its RUNNING row was written. */
@@ -127,6 +136,12 @@ export class ClaimWindow {
         this.#decide(entry);
         return new Promise<StoredEvent[] | undefined>((r) => (entry.completed = r));
       },
+      giveBack: () => {
+        if (!this.#open || entry.decided) return false;
+        entry.givenBack = true;
+        this.#decide(entry);
+        return true;
+      },
     };
   }
 
@@ -152,7 +167,7 @@ export class ClaimWindow {
     const starting: string[] = [];
     for (const e of this.#entries.values()) {
       if (e.completion) completions.push(e.completion);
-      else starting.push(e.task.id);
+      else if (!e.givenBack) starting.push(e.task.id);
     }
     const { owner, leaseMs } = this.#o;
     const completing = tasksCompleteMany(tx, owner, completions, { locked: true });
@@ -170,6 +185,7 @@ export class ClaimWindow {
    */
   #settle(written: Map<string, StoredEvent[]> | undefined): void {
     for (const e of this.#entries.values()) {
+      if (e.givenBack) continue; // its attempt is over and wrote nothing
       const events = written?.get(e.task.id);
       if (e.completed) {
         e.completed(events);

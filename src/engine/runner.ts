@@ -283,7 +283,8 @@ export class Runner {
   async #finish(task: ClaimedTask, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number): Promise<void> {
     const kind: AbortKind | undefined = abortKindOf(active.controller);
     if (kind === 'lease_lost' || (o.error instanceof LeaseLost)) return; // someone else owns the task now
-    if (kind === 'shutdown') return this.#release(task, active);
+    // shutting down: a claim window still open leaves the task as it found it (nothing to write)
+    if (kind === 'shutdown') return active.gate?.giveBack() ? undefined : this.#release(task, active);
     if (kind === 'pause') return this.#pause(task, active);
     if (kind === 'suspend') return this.#suspend(task, active, active.awaitingApprovalId!);
 

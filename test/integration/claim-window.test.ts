@@ -135,6 +135,47 @@ describe('claim window', () => {
   });
 });
 
+describe('claim window during a shutdown', () => {
+  it('gives a task still running in an open window back untouched: QUEUED, attempt not counted, no event', async () => {
+    const own = await openTestDb();
+    const started: string[] = [];
+    const slow: TaskDefinition = {
+      id: 'cw-slow', name: 'outlives the shutdown grace', description: '', version: '1', kind: 'function',
+      input_schema: { type: 'object' }, output_schema: { type: 'object' },
+      async handler(_input, ctx) {
+        started.push(ctx.taskId);
+        await new Promise((resolve) => setTimeout(resolve, 5_000));
+        return {};
+      },
+    };
+    const env = { TASKGATE_CLAIM_WINDOW_MS: '1000', TASKGATE_SHUTDOWN_GRACE_MS: '100', TASKGATE_CANCEL_GRACE_MS: '100' };
+    let first: TestServer | undefined = await startTestServer(own.db, env, { definitions: [slow], flags: { concurrency: '2' } });
+    let second: TestServer | undefined;
+    try {
+      await firstClaim(first);
+      const id = await first.submit({ task_definition_id: 'cw-slow', input: {}, delay_ms: 30 });
+      await until(() => started.includes(id), 'the attempt to start in its window');
+      await first.close();
+      first = undefined;
+      const row = await own.db.query<{ status: string; attempt: number; lease_owner: string | null; last_seq: number }>(
+        'SELECT status, attempt, lease_owner, last_seq FROM tasks WHERE id = $1', [id],
+      );
+      expect(row.rows[0]).toEqual({ status: 'QUEUED', attempt: 0, lease_owner: null, last_seq: 0 });
+      // the next worker runs it as a first attempt (the slow handler is swapped for a quick one)
+      slow.handler = () => ({ done: true });
+      second = await startTestServer(own.db, { TASKGATE_CLAIM_WINDOW_MS: '0' }, { definitions: [slow] });
+      const t = await waitForTask(second, id);
+      expect([t.status, t.attempts, t.output]).toEqual(['COMPLETED', 1, { done: true }]);
+      const ev = (await second.call('GET', `/api/v1/tasks/${id}/events?limit=100`)).body.events as any[];
+      expect(ev.map((e) => [e.seq, e.type])).toEqual([[1, 'WORKFLOW_STARTED'], [2, 'WORKFLOW_COMPLETED'], [3, 'STREAM_END']]);
+    } finally {
+      await first?.close();
+      await second?.close();
+      await own.close();
+    }
+  });
+});
+
 describe.runIf(usingPostgres())('claim window whose transaction fails (PostgreSQL)', () => {
   let db2: TestDb;
   let server2: TestServer;
