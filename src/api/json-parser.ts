@@ -26,7 +26,7 @@ const dropProto = (key: string, v: unknown): unknown => (key === '__proto__' ? u
 /**
  * JSON.parse without `__proto__` keys (an own `__proto__` property turns into a prototype as soon
  * as something copies it with Object.assign). The reviver that drops them makes JSON.parse call
- * back for every value (~10 µs per submit body), so it runs only when the text could hold that
+ * back for every value (4.2 vs 1.4 µs for a submit body, in a loop), so it runs only when the text could hold that
  * key: spelled out, or behind a \u escape.
  */
 export function parseJsonBody(text: string): unknown {

@@ -103,7 +103,8 @@ export async function openPg(options: PgOptions): Promise<Db> {
       client.on('error', onError);
       // Round trips are what a short transaction costs here (a loopback round trip took ~200 µs
       // of client CPU and ~150 µs of the backend's on the benchmark machine): BEGIN goes out in
-      // one write with the first statement, and commitEarly() sends the COMMIT behind the last ones.
+      // one write with the first statement (BEGIN only fails with the connection, which fails that
+      // statement too), and commitEarly() sends the COMMIT behind the last ones.
       let begun = false;
       let commit: Promise<pg.QueryResult> | undefined;
       const send = (c: pg.QueryConfig): Promise<pg.QueryResult> => {
