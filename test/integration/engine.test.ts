@@ -161,7 +161,11 @@ describe('engine', () => {
     const done = await waitForTask(server, id);
     expect(done.status).toBe('COMPLETED');
     expect(done.output.step_runs).toEqual([1, 1, 1, 1]);
+    // the resumed attempt replayed the finished steps itself: no lease lost on the way (a pause
+    // gives its attempt back, so the resumed claim is attempt 1 again and must still load them)
+    expect(done.attempts).toBe(1);
     const types = await eventTypes(id);
     expect(types).toEqual(expect.arrayContaining(['WORKFLOW_PAUSING', 'WORKFLOW_PAUSED', 'WORKFLOW_RESUMED', 'WORKFLOW_COMPLETED']));
+    expect(types).not.toContain('WARNING');
   });
 });

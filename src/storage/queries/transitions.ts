@@ -135,11 +135,10 @@ export const startedEventSql = (attempt: string, worker: string): string =>
 
 /**
  * Whether task `id` (an SQL expression) has recorded a durable step: a claim tells the runner.
- * Steps are only written under a lease, i.e. by an attempt that was written: a task whose
- * `written` attempts (an SQL expression) are 0 has none, and skips the probe.
+ * (Not derivable from `attempt`: a pause or a shutdown release gives the attempt back, so a task
+ * with finished steps can be claimed as attempt 1 again.)
  */
-const hasStepsSql = (id: string, written: string): string =>
-  `CASE WHEN ${written} > 0 THEN EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = ${id}) ELSE false END AS has_steps`;
+const hasStepsSql = (id: string): string => `EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = ${id}) AS has_steps`;
 
 /**
  * The WORKFLOW_STARTED event a claim (and a directly dispatched insert) writes, as the statement
@@ -196,7 +195,7 @@ const startSql = (ids: string, fence: string, returning: string, select: string)
 // as an array they reach the rows through the primary key, whatever the statistics say
 const CLAIM_SQL = startSql(
   'ARRAY(SELECT taskgate_claimable($1::int))', '', CLAIM_RETURNING,
-  `u.*, ${hasStepsSql('u.id', 'u.attempt - 1')}, now() AS at`,
+  `u.*, ${hasStepsSql('u.id')}, now() AS at`,
 );
 
 /**
@@ -217,7 +216,7 @@ export async function tasksClaimAvailable(
 export type LockedTask = ClaimedTask & { last_seq: number };
 
 const LOCK_SQL = `SELECT ${CLAIMED_COLUMNS.map((c) => (c === 'attempt' ? 't.attempt + 1 AS attempt' : `t.${c}`)).join(', ')}, t.last_seq,
-         ${hasStepsSql('t.id', 't.attempt')}
+         ${hasStepsSql('t.id')}
     FROM tasks t WHERE t.id = ANY (ARRAY(SELECT taskgate_claimable($1::int)))
      -- the ids are locked already; locking them again here reads their latest version
      FOR UPDATE OF t`;
