@@ -144,7 +144,11 @@ describe('claim window during a shutdown', () => {
       input_schema: { type: 'object' }, output_schema: { type: 'object' },
       async handler(_input, ctx) {
         started.push(ctx.taskId);
-        await new Promise((resolve) => setTimeout(resolve, 5_000));
+        // stops as soon as it is aborted: the give-back then comes well inside the 1 s window
+        await new Promise((resolve, reject) => {
+          const timer = setTimeout(resolve, 5_000);
+          ctx.signal.addEventListener('abort', () => (clearTimeout(timer), reject(ctx.signal.reason)), { once: true });
+        });
         return {};
       },
     };
