@@ -56,6 +56,8 @@ export class Worker {
   #hinted = false;
   #state: State = 'stopped';
   #wakeAgain = false;
+  /** The claim loop in progress, if any: stop() waits for what it launches. */
+  #loop: Promise<void> | undefined;
   #wakeScheduled = false;
   /**
    * Claims are written at once (counted) until one finds tasks: a task that took the previous
@@ -158,7 +160,7 @@ export class Worker {
 
   /** Claims now if there are free slots (hints, finished attempts and polls call this). */
   wake(): void {
-    if (this.#state === 'idle') void this.#claimLoop();
+    if (this.#state === 'idle') this.#loop = this.#claimLoop();
     else if (this.#state === 'claiming') this.#wakeAgain = true;
   }
 
@@ -281,8 +283,13 @@ export class Worker {
     const graceOver = new Promise<void>((r) => (timer = setTimeout(r, this.#o.shutdownGraceMs)));
     await Promise.race([all(), graceOver]);
     clearTimeout(timer);
-    for (const a of this.#active.values()) a.controller.abort(new AttemptAborted('shutdown', 'worker shutting down'));
-    await all();
+    // a claim in flight (on PGlite, queued behind a claim window's transaction) may still launch
+    // attempts after these are aborted: wait for it, and shut down what it launched too
+    do {
+      for (const a of this.#active.values()) a.controller.abort(new AttemptAborted('shutdown', 'worker shutting down'));
+      await all();
+      await this.#loop;
+    } while (this.#active.size > 0);
     clearInterval(this.#heartbeatTimer);
     this.#state = 'stopped';
   }
