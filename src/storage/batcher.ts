@@ -1,7 +1,9 @@
 // The one batching mechanism behind group commit (submits, completions, attempt writes): items
 // queue while up to `maxInFlight` flushes run; each flush takes what queued meanwhile, so an idle
 // system flushes a lone item at once and a busy one shares each round trip and commit among many.
-// A failed batch is retried item by item, so one bad item cannot fail its neighbours.
+// A failed batch is retried item by item, so one bad item cannot fail its neighbours; an item
+// whose own flush lost a deadlock or a serialization conflict (transient by definition) is tried
+// once more before its error is passed on.
 
 interface Pending<I, O> {
   item: I;
@@ -72,13 +74,14 @@ export class Batcher<I, O> {
     });
   }
 
-  async #flush(batch: Pending<I, O>[]): Promise<void> {
+  async #flush(batch: Pending<I, O>[], retried = false): Promise<void> {
     let results: O[];
     try {
       results = await this.#o.flush(batch.map((p) => p.item));
     } catch (err) {
-      if (batch.length === 1) batch[0]!.reject(err);
-      else await Promise.all(batch.map((p) => this.#flush([p])));
+      if (batch.length > 1) await Promise.all(batch.map((p) => this.#flush([p])));
+      else if (!retried && isTransient(err)) await this.#flush(batch, true);
+      else batch[0]!.reject(err);
       return;
     }
     this.#flushes++;
@@ -86,3 +89,9 @@ export class Batcher<I, O> {
     batch.forEach((p, i) => p.resolve(results[i]!));
   }
 }
+
+/** deadlock_detected, serialization_failure: the transaction was rolled back and may simply run again. */
+const isTransient = (err: unknown): boolean => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+};

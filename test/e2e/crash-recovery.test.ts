@@ -1,6 +1,6 @@
 // The real `taskgate serve` process: SIGKILL in the middle of running tasks, restart, and every
 // task still completes exactly once; one PGlite data directory per live process; graceful SIGTERM.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +62,13 @@ beforeAll(async () => {
   if (pgUrl) {
     schema = `e2e_${randomBytes(5).toString('hex')}`;
   }
+});
+// a test that failed half-way must not leave its server claiming the next test's tasks (on
+// PostgreSQL the tests share one schema)
+afterEach(async () => {
+  const alive = children.filter((c) => c.child.exitCode === null && c.child.signalCode === null);
+  for (const c of alive) c.child.kill('SIGKILL');
+  await Promise.all(alive.map((c) => c.exited));
 });
 afterAll(async () => {
   for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGKILL');

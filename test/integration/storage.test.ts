@@ -321,6 +321,45 @@ describe('tasks table', () => {
     expect(after!.lease_expires_at!.getTime()).toBeGreaterThan(Date.now() + 30_000);
   });
 
+  it('a heartbeat never deadlocks with a transaction writing its tasks one by one', async () => {
+    if (tdb.db.kind !== 'pg') return; // one connection on PGlite: nothing runs concurrently
+    // A transaction writes one running task (a group commit: a step and its event), the heartbeat
+    // batch comes to wait for that row, then the transaction writes the other task. A batch that
+    // had locked the other row before waiting was a deadlock, which PostgreSQL broke after
+    // deadlock_timeout by failing one side. Which row a batch reaches first depends on its plan,
+    // so both orders are tried.
+    for (const order of ['forward', 'backward']) {
+      await drain();
+      await tasksInsertMany(tdb.db, [newTask(), newTask()]);
+      const claimed = await tasksClaimAvailable(tdb.db, { limit: 2, owner: 'hb-dl', leaseMs: 60_000 });
+      const ids = claimed.map((c) => c.task.id).sort();
+      if (order === 'backward') ids.reverse();
+      const [a, b] = ids;
+      const fence = (id: string) => ({ id, statuses: ['RUNNING'] as const, attempt: 1, leaseOwner: 'hb-dl' });
+      const progress = { type: 'PROGRESS', message: order, payload: null, agent_id: null };
+      let heartbeat: Promise<{ id: string }[]> | undefined;
+      await tdb.db.transaction(async (tx) => {
+        const { rows } = await tx.query<{ xid: string }>('SELECT txid_current()::text AS xid');
+        expect(await tasksTransition(tx, fence(b!), {}, [progress])).toBeDefined();
+        heartbeat = tasksHeartbeat(tdb.db, { owner: 'hb-dl', leaseMs: 120_000, tasks: [{ id: a!, attempt: 1 }, { id: b!, attempt: 1 }] });
+        for (let i = 0; ; i++) {
+          const waiting = await tdb.db.query(
+            `SELECT 1 FROM pg_locks WHERE locktype = 'transactionid' AND transactionid::text = $1 AND NOT granted`, [rows[0]!.xid],
+          );
+          if (waiting.rows.length) break;
+          if (i > 500) throw new Error('the heartbeat never waited for the row');
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        expect(await tasksTransition(tx, fence(a!), {}, [progress])).toBeDefined();
+      });
+      const renewed = await heartbeat!;
+      expect(renewed.map((r) => r.id).sort(), order).toEqual([a, b].sort());
+      for (const id of [a!, b!]) {
+        expect((await tasksGetById(tdb.db, id))!.lease_expires_at!.getTime()).toBeGreaterThan(Date.now() + 90_000);
+      }
+    }
+  });
+
   it('stores durable steps once, counting starts across attempts', async () => {
     await drain();
     const [t] = await tasksInsertMany(tdb.db, [newTask()]);

@@ -54,4 +54,26 @@ describe('Batcher', () => {
     const results = await Promise.allSettled([12, 13, 14].map((i) => batcher.submit(i)));
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
   });
+
+  it('runs a lone item again once when its flush lost a deadlock; other errors and a second loss pass through', async () => {
+    const failures = new Map<number, { code?: string }[]>([
+      [1, [{ code: '40P01' }]], // lost a deadlock once: runs again and succeeds
+      [2, [{ code: '40001' }, { code: '40001' }]], // lost twice: the second error is its own
+      [3, [{ code: '23505' }]], // a unique violation is not transient
+    ]);
+    const calls: number[] = [];
+    const batcher = new Batcher<number, number>({
+      maxInFlight: 1,
+      maxBatch: 1,
+      flush: async ([i]) => {
+        calls.push(i!);
+        const next = failures.get(i!)?.shift();
+        if (next) throw Object.assign(new Error(`failed ${i}`), next);
+        return [i!];
+      },
+    });
+    const results = await Promise.allSettled([1, 2, 3].map((i) => batcher.submit(i)));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected']);
+    expect(calls).toEqual([1, 1, 2, 2, 3]);
+  });
 });

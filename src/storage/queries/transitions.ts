@@ -258,21 +258,61 @@ export interface HeartbeatRow {
   pause_requested: boolean;
 }
 
-/** Renews the leases this worker still holds; tasks missing from the result lost their lease. */
+const HEARTBEAT_FENCE = `t.id = ANY ($1::text[]) AND t.id = h.id AND t.attempt = h.attempt AND t.lease_owner = $3 AND t.status = 'RUNNING'`;
+
+/**
+ * Renews the leases this worker still holds; tasks missing from the result lost their lease.
+ *
+ * The batch never waits for a row lock while holding others: a multi-row UPDATE locks its rows
+ * one by one, and a transaction of ours that wrote one of them (a step and its event, in a group
+ * commit) and then wants another the heartbeat already holds is a deadlock — PostgreSQL breaks
+ * it after deadlock_timeout by failing one side, and when that side was the group commit, every
+ * attempt in it failed and was retried. So the batch renews only the rows it can lock at once
+ * (SKIP LOCKED); a row someone is writing right now is renewed by a statement of its own, which
+ * holds nothing else while it waits.
+ */
 export async function tasksHeartbeat(
   db: Queryable,
   p: { owner: string; leaseMs: number; tasks: readonly { id: string; attempt: number }[] },
 ): Promise<HeartbeatRow[]> {
   if (p.tasks.length === 0) return [];
-  const res = await db.query<HeartbeatRow>(
-    `UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => $4::float8 / 1000)
-       FROM unnest($1::text[], $2::int[]) AS h(id, attempt)
-      WHERE t.id = ANY ($1::text[]) AND t.id = h.id AND t.attempt = h.attempt AND t.lease_owner = $3 AND t.status = 'RUNNING'
-      RETURNING t.id, t.attempt, t.cancel_requested, t.pause_requested`,
+  const res = await db.query<HeartbeatRow & { busy: boolean }>(
+    `WITH h AS (SELECT * FROM unnest($1::text[], $2::int[]) AS h(id, attempt)),
+     held AS (
+       SELECT t.id FROM tasks t, h WHERE ${HEARTBEAT_FENCE} FOR NO KEY UPDATE OF t SKIP LOCKED
+     ),
+     renewed AS (
+       UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => $4::float8 / 1000)
+         FROM held WHERE t.id = ANY ($1::text[]) AND t.id = held.id
+       RETURNING t.id, t.attempt, t.cancel_requested, t.pause_requested
+     )
+     SELECT id, attempt, cancel_requested, pause_requested, false AS busy FROM renewed
+     UNION ALL
+     SELECT t.id, t.attempt, t.cancel_requested, t.pause_requested, true AS busy FROM tasks t, h
+      WHERE ${HEARTBEAT_FENCE} AND t.id NOT IN (SELECT id FROM held)`,
     [p.tasks.map((t) => t.id), p.tasks.map((t) => t.attempt), p.owner, p.leaseMs],
     { name: 'tasks_heartbeat' },
   );
-  return res.rows;
+  const rows: HeartbeatRow[] = [];
+  const busy: { id: string; attempt: number }[] = [];
+  for (const r of res.rows) {
+    if (r.busy) busy.push({ id: r.id, attempt: r.attempt });
+    else rows.push({ id: r.id, attempt: r.attempt, cancel_requested: r.cancel_requested, pause_requested: r.pause_requested });
+  }
+  // rows locked by another transaction: one statement each, so a wait holds no other lock
+  const waited = await Promise.all(
+    busy.map((t) =>
+      db.query<HeartbeatRow>(
+        `UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $4::float8 / 1000)
+          WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'RUNNING'
+          RETURNING id, attempt, cancel_requested, pause_requested`,
+        [t.id, t.attempt, p.owner, p.leaseMs],
+        { name: 'tasks_heartbeat_one' },
+      ),
+    ),
+  );
+  for (const r of waited) rows.push(...r.rows);
+  return rows;
 }
 
 /** Running tasks whose lease ran out (their worker died or stalled). */
