@@ -299,19 +299,18 @@ export async function tasksHeartbeat(
     if (r.busy) busy.push({ id: r.id, attempt: r.attempt });
     else rows.push({ id: r.id, attempt: r.attempt, cancel_requested: r.cancel_requested, pause_requested: r.pause_requested });
   }
-  // rows locked by another transaction: one statement each, so a wait holds no other lock
-  const waited = await Promise.all(
-    busy.map((t) =>
-      db.query<HeartbeatRow>(
-        `UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $4::float8 / 1000)
-          WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'RUNNING'
-          RETURNING id, attempt, cancel_requested, pause_requested`,
-        [t.id, t.attempt, p.owner, p.leaseMs],
-        { name: 'tasks_heartbeat_one' },
-      ),
-    ),
-  );
-  for (const r of waited) rows.push(...r.rows);
+  // rows locked by another transaction (a commit of ours in flight, mostly): one statement each,
+  // one after the other, so a wait holds no other lock and takes one pool connection
+  for (const t of busy) {
+    const one = await db.query<HeartbeatRow>(
+      `UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $4::float8 / 1000)
+        WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'RUNNING'
+        RETURNING id, attempt, cancel_requested, pause_requested`,
+      [t.id, t.attempt, p.owner, p.leaseMs],
+      { name: 'tasks_heartbeat_one' },
+    );
+    rows.push(...one.rows);
+  }
   return rows;
 }
 
