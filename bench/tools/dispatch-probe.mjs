@@ -25,7 +25,7 @@ const server = await startTaskgate('probe-dispatch', store, {
 });
 const client = keepAliveClient(server.url);
 try {
-  await warmUp(client, server.url);
+  await warmUp(client, server.url, n);
   const t0 = wallMs();
   const { submitted, ids } = await submitPaced(client, n);
   await sleep(500);
