@@ -11,23 +11,18 @@ import { peerCases } from '../systems/peers.mjs';
 import { freshStore, getJson, keepAliveClient, startTaskgate } from '../systems/taskgate.mjs';
 
 export const GAP_MS = 5;
-/**
- * Untimed tasks first, for every system alike, as many as are measured: JIT and first-use costs
- * are not dispatch latency. With 20 (sessions 2–5), Taskgate's p99 over the next 500 tasks was
- * 9.8–14.6 ms; with 500, 5.9–6.1 (bench/tools/dispatch-probe.mjs, two runs each, session 6) —
- * the request path had not tiered up.
- */
-const warmupFor = (n) => n;
 const PROBE_BODY = JSON.stringify({ task_definition_id: 'bench_probe', input: {} });
 const TASKS_DIR = join(import.meta.dirname, '..', 'tasks');
 
 /**
- * Untimed warm-up (as for the peers): warmupFor(n) tasks GAP_MS apart, waits until they
- * completed, then lets the workers go idle for a second.
+ * Untimed warm-up, for every system alike (the peers get `warmup: n`): as many tasks as are then
+ * measured, GAP_MS apart; waits until they completed, then lets the workers go idle for a second.
+ * JIT and first-use costs are not dispatch latency: after 20 warm-up tasks (sessions 2–5)
+ * Taskgate's p99 over the next 500 was 9.8–14.6 ms, after 500 5.9–6.1 (dispatch-probe, session 6).
  */
 export async function warmUp(client, url, n) {
   const warmIds = [];
-  for (let i = 0; i < warmupFor(n); i++) {
+  for (let i = 0; i < n; i++) {
     const warm = await client.post('/api/v1/tasks', PROBE_BODY);
     if (warm.status !== 200 && warm.status !== 201) throw new Error(`submit bench_probe: ${warm.status} ${JSON.stringify(warm.json)}`);
     warmIds.push(warm.json.task_id);
@@ -110,7 +105,7 @@ export default {
     const cases = ['pg', 'pglite'].map((db) => ({ system: 'taskgate', db, run: () => taskgateRun(ctx, db, n) }));
     cases.push(
       ...peerCases(
-        () => ({ mode: 'dispatch', n, gapMs: GAP_MS, warmup: warmupFor(n), timeoutMs: 60_000, hardTimeoutMs: 180_000 }),
+        () => ({ mode: 'dispatch', n, gapMs: GAP_MS, warmup: n, timeoutMs: 60_000, hardTimeoutMs: 180_000 }),
         async (proc) => {
           const m = await proc.waitMessage((x) => x.type === 'result' || x.type === 'error', 180_000, 'dispatch result');
           if (m.type === 'error') throw new Error(m.error);

@@ -51,16 +51,14 @@ async function fill(store, rows) {
 }
 
 /**
- * Untimed requests before the measured ones, as many as are measured: a server's first 2,000 GETs
- * after its start ran at p50 0.87–1.22 / p99 5.4–5.9 ms, the next 2,000 at 0.56–0.74 / 3.7–5.2,
- * on a small table as on a large one and whatever the ids (V8 tiering up the request path; not
- * young-generation sizing: --min-semi-space-size=16 changed nothing). The scenario asks what the
- * table's size costs a running server, not what a cold start costs.
+ * `count` timed GETs after as many untimed ones: a server's first 2,000 GETs after its start ran
+ * at p50 0.87–1.22 / p99 5.4–5.9 ms, the next 2,000 at 0.56–0.74 / 3.7–5.2, on a small table as on
+ * a large one and whatever the ids (V8 tiering up the request path; not young-generation sizing:
+ * --min-semi-space-size=16 changed nothing). The scenario asks what the table's size costs a
+ * running server, not what a cold start costs.
  */
-const warmupFor = (count) => count;
-
 async function measure(name, url, path, maxK, count) {
-  const opts = { url, path, maxK, count, warmup: warmupFor(count), headers: { 'X-API-Key': ADMIN_KEY }, budgetMs: 120_000 };
+  const opts = { url, path, maxK, count, warmup: count, headers: { 'X-API-Key': ADMIN_KEY }, budgetMs: 120_000 };
   const { cmd, args } = loadGeneratorCommand(CLIENT, JSON.stringify(opts));
   const proc = startProcess(name, cmd, args, { ipc: true });
   try {
@@ -79,7 +77,7 @@ export default {
     const rows = ctx.quick ? 20_000 : 1_000_000;
     const count = ctx.quick ? 200 : 2_000;
     // the fill is the slow part and the runs only read: fill once per store, then every run
-    // restarts the server (a new process, warmed by warmupFor's requests) on the same data;
+    // restarts the server (a new process, warmed up by measure()) on the same data;
     // dropped after the last run
     const stores = new Map();
     return (ctx.quick ? ['pg'] : ['pg', 'pglite']).map((db) => ({
