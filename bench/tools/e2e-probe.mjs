@@ -9,7 +9,10 @@
 // counts. --waits samples pg_stat_activity every 2 ms (wait events per statement: lock and WAL
 // waits vs CPU). --statements logs every statement of the run (log_min_duration_statement = 0 on
 // the run's database) and sums them per prepared statement from the server log (PG_LOG, default
-// Debian's). Profile the server with BENCH_TASKGATE_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR'.
+// Debian's). Profile the server with BENCH_TASKGATE_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR';
+// --sql 'STATEMENT' (repeatable) runs on the run's database after the submits, before the workers
+// start (what-if experiments: drop an index, change a setting). --perf FILE records the whole machine with `perf record -a` while the tasks run (then e.g.
+// `perf report -i FILE --comm postgres --sort sym`).
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { disposeTemplates, ensureBuilt, freshStore, PORT_BASE, startTaskgate, submitMany } from '../systems/taskgate.mjs';
@@ -17,6 +20,7 @@ import { withPg } from '../lib/services.mjs';
 import { resourceSampler } from '../lib/proc.mjs';
 import { parseArgs } from 'node:util';
 import { sleep, wallMs } from '../lib/util.mjs';
+import { spawn } from 'node:child_process';
 
 const { values: args } = parseArgs({
   options: {
@@ -24,6 +28,8 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '100' },
     waits: { type: 'boolean', default: false },
     statements: { type: 'boolean', default: false },
+    perf: { type: 'string' },
+    sql: { type: 'string', multiple: true, default: [] },
   },
 });
 const n = Number(args.tasks);
@@ -81,11 +87,14 @@ try {
   const api = await startTaskgate('probe-api', store, { port: PORT_BASE + 50, role: 'api' });
   await submitMany(api.url, n, 64);
   await api.proc.stop();
+  for (const statement of args.sql) await withPg(db, (c) => c.query(statement));
   if (args.statements) await withPg(db, (c) => c.query(`ALTER DATABASE ${db} SET log_min_duration_statement = 0`));
   const logOffset = args.statements ? statSync(PG_LOG).size : 0;
 
   const before = await counters(db);
   const pgBefore = postgresCpuMs();
+  const perf = args.perf ? spawn('perf', ['record', '-a', '-q', '-o', args.perf], { stdio: 'inherit' }) : undefined;
+  if (perf) await sleep(300); // perf is recording once it has opened every CPU's buffer
   const server = await startTaskgate('probe-all', store, { port: PORT_BASE + 51, role: 'all', concurrency });
   const sampler = resourceSampler(server.proc.pid);
   sampler.start();
@@ -113,6 +122,10 @@ try {
   });
   const cpu = sampler.stop();
   const pgMs = postgresCpuMs() - pgBefore;
+  if (perf) {
+    perf.kill('SIGINT');
+    await new Promise((r) => perf.once('exit', r));
+  }
   sampling = false;
   await waitLoop;
   await server.proc.stop();
