@@ -413,7 +413,11 @@ export async function tasksCompleteMany(
 ): Promise<Map<string, StoredEvent[]>> {
   const written = new Map<string, StoredEvent[]>();
   if (rows.length === 0) return written;
-  const batch: Record<string, Record<string, unknown>> = {};
+  // the object is written as JSON text member by member: setting hundreds of task ids as keys on
+  // one JS object gave it a new hidden class per key (7 µs per task, 10 % of a worker's CPU with
+  // no-op tasks). A repeated id keeps its last member, in jsonb as in an object.
+  const ids: string[] = [];
+  let batch = '';
   for (const r of rows) {
     const x: Record<string, unknown> = { a: r.attempt, d: r.duration_ms };
     if (r.output !== undefined && r.output !== null) x.o = r.output;
@@ -422,12 +426,13 @@ export async function tasksCompleteMany(
     if (r.model_used !== null) x.m = r.model_used;
     if (r.provider !== null) x.p = r.provider;
     if (r.metadata !== null) x.md = r.metadata;
-    batch[r.id] = x;
+    batch += `${batch ? ',' : '{'}${JSON.stringify(r.id)}:${JSON.stringify(x)}`;
+    ids.push(r.id);
   }
   const locked = opts.locked === true;
   const res = await db.query<{ id: string; tenant_id: string; last_seq: number; started: Date; at: Date }>(
     locked ? COMPLETE_LOCKED_SQL : COMPLETE_LEASED_SQL,
-    [rows.map((r) => r.id), JSON.stringify(batch), owner],
+    [ids, `${batch}}`, owner],
     { name: locked ? 'tasks_complete_locked' : 'tasks_complete_many' },
   );
   const byId = new Map(rows.map((r) => [r.id, r]));
