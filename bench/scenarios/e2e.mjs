@@ -14,10 +14,11 @@ import { freshStore, getJson, startTaskgate, submitMany } from '../systems/taskg
 /**
  * Worker slots for Taskgate in this scenario, tuned like the peers' knobs (BullMQ concurrency,
  * graphile-worker's 500-job local queue, pg-boss batchSize): for short tasks a slot is an
- * in-process async call, and slots bound how many tasks one claim takes. Measured here (20,000
- * no-op tasks, 2 runs each): 50 → 4.1–4.5k, 100 → 5.6–7.7k, 200 → 5.7–6.0k, 500 → 4.8–5.9k tasks/s.
+ * in-process async call, and the free slots bound how many tasks one claim window takes.
+ * Measured here (3 × 3 runs, interleaved): 100 → 10.0–12.3k, 300 → 12.7–14.5k, 500 → 13.4–13.8k
+ * tasks/s (docs/benchmarks.md, "How the peers are configured, and why").
  */
-export const TASKGATE_E2E_CONCURRENCY = 100;
+export const TASKGATE_E2E_CONCURRENCY = 300;
 
 async function pgStats(databaseUrl) {
   const db = new URL(databaseUrl).pathname.slice(1);

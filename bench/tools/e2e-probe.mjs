@@ -2,7 +2,7 @@
 // One end-to-end run on PostgreSQL with the figures that explain it, for engine work between
 // full benchmark runs (not part of `npm run bench`):
 //
-//   node bench/tools/e2e-probe.mjs [--tasks 20000] [--concurrency 100] [--waits] [--statements]
+//   node bench/tools/e2e-probe.mjs [--tasks 20000] [--concurrency 300] [--waits] [--statements]
 //
 // Prints tasks/s (as the e2e scenario measures it), the server's and PostgreSQL's CPU per task
 // (µs; PostgreSQL = every `postgres` process on this machine, read from /proc), commits, and row
@@ -25,7 +25,7 @@ import { spawn } from 'node:child_process';
 const { values: args } = parseArgs({
   options: {
     tasks: { type: 'string', default: '20000' },
-    concurrency: { type: 'string', default: '100' },
+    concurrency: { type: 'string', default: '300' },
     waits: { type: 'boolean', default: false },
     statements: { type: 'boolean', default: false },
     perf: { type: 'string' },
