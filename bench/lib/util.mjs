@@ -18,6 +18,12 @@ export function percentile(values, p) {
   return sorted[rank];
 }
 
+/** `p50 … p90 … p99 … max … ms` of an unsorted array of milliseconds (the probes' report lines). */
+export function percentilesLine(values) {
+  const f = (p) => percentile(values, p).toFixed(2);
+  return `p50 ${f(50)}  p90 ${f(90)}  p99 ${f(99)}  max ${Math.max(...values).toFixed(2)} ms`;
+}
+
 export function median(values) {
   const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (v.length === 0) return Number.NaN;

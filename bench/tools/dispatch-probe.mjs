@@ -13,7 +13,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { disposeTemplates, freshStore, getJson, keepAliveClient, PORT_BASE, startTaskgate } from '../systems/taskgate.mjs';
-import { percentile, sleep, wallMs } from '../lib/util.mjs';
+import { percentilesLine, sleep, wallMs } from '../lib/util.mjs';
 import { submitPaced, warmUp } from '../scenarios/dispatch.mjs';
 
 const { values: args } = parseArgs({ options: { tasks: { type: 'string', default: '500' }, db: { type: 'string', default: 'pg' } } });
@@ -37,10 +37,7 @@ try {
     const created = Date.parse(t.created_at);
     rows.push({ total: start - submitted[i], before: created - submitted[i], after: start - created, at: submitted[i] - t0 });
   }
-  const line = (k) => {
-    const v = rows.map((r) => r[k]);
-    return `p50 ${percentile(v, 50).toFixed(2)}  p90 ${percentile(v, 90).toFixed(2)}  p99 ${percentile(v, 99).toFixed(2)}  max ${Math.max(...v).toFixed(1)} ms`;
-  };
+  const line = (k) => percentilesLine(rows.map((r) => r[k]));
   console.log(`submit → handler start     ${line('total')}`);
   console.log(`  submit → created_at      ${line('before')}`);
   console.log(`  created_at → handler     ${line('after')}`);

@@ -5,7 +5,7 @@
 //   node bench/tools/floor-probe.mjs [--requests 3000] [--commits 600]
 //
 // 1. HTTP ping-pong: a bare node:http server (its own process, not pinned) answering `{}`; one
-//    client on CPU 1 (as the scenarios pin their load generators), one request at a time over a
+//    client on the load generator's core (as the scenarios pin theirs), one request at a time over a
 //    keep-alive connection — the floor under `scale` and the HTTP hop of `dispatch`.
 // 2. The same server running one primary-key SELECT through a pg.Pool per request.
 // 3. One-row INSERTs, each its own durable commit, 5 ms apart (the dispatch scenario's pace) —
@@ -18,7 +18,8 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { ensureServices, freshDatabase, dropDatabase, benchName } from '../lib/services.mjs';
-import { percentile, sleep } from '../lib/util.mjs';
+import { percentilesLine, sleep } from '../lib/util.mjs';
+import { LOAD_CPU } from '../lib/load.mjs';
 
 const PORT = 18_181;
 
@@ -41,14 +42,10 @@ if (process.argv[2] === '--serve') {
   const { values: args } = parseArgs({
     options: { requests: { type: 'string', default: '3000' }, commits: { type: 'string', default: '600' } },
   });
-  const summary = (name, lat) =>
-    console.log(
-      `${name.padEnd(44)} p50 ${percentile(lat, 50).toFixed(2)}  p90 ${percentile(lat, 90).toFixed(2)}  ` +
-        `p99 ${percentile(lat, 99).toFixed(2)}  max ${Math.max(...lat).toFixed(2)} ms  (n=${lat.length})`,
-    );
-  // pin this process (the client) to CPU 1, like the scenarios' load generators
+  const summary = (name, lat) => console.log(`${name.padEnd(44)} ${percentilesLine(lat)}  (n=${lat.length})`);
+  // pin this process (the client) to the scenarios' load-generator core
   try {
-    execFileSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-p', '-c', String(LOAD_CPU), String(process.pid)], { stdio: 'ignore' });
   } catch {
     console.log('(taskset unavailable: client not pinned)');
   }

@@ -65,13 +65,14 @@ beforeAll(async () => {
 });
 // a test that failed half-way must not leave its server claiming the next test's tasks (on
 // PostgreSQL the tests share one schema)
-afterEach(async () => {
+async function killAlive(): Promise<void> {
   const alive = children.filter((c) => c.child.exitCode === null && c.child.signalCode === null);
   for (const c of alive) c.child.kill('SIGKILL');
   await Promise.all(alive.map((c) => c.exited));
-});
+}
+afterEach(killAlive);
 afterAll(async () => {
-  for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGKILL');
+  await killAlive();
   if (pgUrl && schema) {
     const admin = await openPg({ connectionString: pgUrl, maxConnections: 1 });
     await admin.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});

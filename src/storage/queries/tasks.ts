@@ -2,7 +2,7 @@
 // states its precondition in the WHERE clause and returns what it changed (zero rows = lost race).
 import type { Queryable } from '../db.js';
 import type { TaskStatus } from '../../domain/lifecycle.js';
-import { startedEvent, startedEventSql, type ClaimedTask, type ClaimResult } from './transitions.js';
+import { leaseUntilSql, startedEvent, startedEventSql, type ClaimedTask, type ClaimResult } from './transitions.js';
 
 export interface TaskRow {
   id: string;
@@ -103,7 +103,7 @@ const RUN_NOW_EXPR = {
   attempt: 'u.run_now::int',
   lease_owner: `CASE WHEN u.run_now THEN $${N + 6}::text END`,
   last_worker: `CASE WHEN u.run_now THEN $${N + 6}::text END`,
-  lease_expires_at: `CASE WHEN u.run_now THEN now() + make_interval(secs => $${N + 7}::float8 / 1000) END`,
+  lease_expires_at: `CASE WHEN u.run_now THEN ${leaseUntilSql(`$${N + 7}`)} END`,
   started_at: 'CASE WHEN u.run_now THEN now() END',
   last_seq: 'u.run_now::int',
 };
