@@ -13,6 +13,7 @@ import { stopAll } from './lib/proc.mjs';
 import { LOAD_CPU } from './lib/load.mjs';
 import { log, median, parseArgs, round, withTimeout } from './lib/util.mjs';
 import { formatTables } from './lib/report.mjs';
+import { checkTargets, formatTargets } from './lib/targets.mjs';
 import { PORT_BASE, buildInfo, disposeTemplates, ensureBuilt, template } from './systems/taskgate.mjs';
 import { dropStaleRedisKeys } from './systems/peers.mjs';
 import submit from './scenarios/submit.mjs';
@@ -154,10 +155,12 @@ const meta = {
   versions: peerVersions(),
   errors,
   build: buildInfo,
+  // issue 6's targets against this run's medians (bench/lib/targets.mjs); never an exit code
+  targets: checkTargets(all),
 };
 writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify(all, null, 2) + '\n');
 writeFileSync(join(RESULTS, 'latest-meta.json'), JSON.stringify(meta, null, 2) + '\n');
-process.stdout.write(formatTables(all, meta));
+process.stdout.write(formatTables(all, meta) + '\n' + formatTargets(meta.targets, meta));
 log(`wrote bench/results/latest.json (${all.length} rows) in ${meta.duration_s} s`);
 await disposeTemplates();
 stopAll();
