@@ -5,7 +5,7 @@
 // still gets its 200 only after its row is committed. A submit may bring work of its own for the
 // same transaction (its Idempotency-Key record), so key row and task row commit together.
 import type { Db, Queryable } from '../storage/db.js';
-import { directlyClaimed, tasksInsertMany, type NewTask, type RunNow } from '../storage/queries/tasks.js';
+import { directlyClaimed, runsNow, tasksInsertMany, type NewTask, type RunNow } from '../storage/queries/tasks.js';
 import type { ClaimResult } from '../storage/queries/transitions.js';
 import { Batcher } from '../storage/batcher.js';
 
@@ -84,7 +84,7 @@ export class SubmitBatcher {
   #reserve(tasks: NewTask[]): RunNow | undefined {
     const d = this.#dispatch;
     if (!d) return undefined;
-    const eligible = tasks.flatMap((t, i) => (t.run_at === null ? [i] : []));
+    const eligible = tasks.flatMap((t, i) => (runsNow(t) ? [i] : []));
     const n = eligible.length ? d.reserve(eligible.length) : 0;
     return n ? { indexes: new Set(eligible.slice(0, n)), owner: d.workerId, leaseMs: d.leaseMs } : undefined;
   }

@@ -87,7 +87,7 @@ export function buildTask(
   if (body.run_at !== undefined) {
     runAt = new Date(body.run_at);
     if (Number.isNaN(runAt.getTime())) throw new ApiError('VALIDATION_ERROR', 'run_at must be an RFC 3339 timestamp', { path: 'run_at' });
-  } else if (body.delay_ms) runAt = new Date(Date.now() + body.delay_ms);
+  }
 
   const metadata: Record<string, unknown> = { ...(body.metadata ?? {}) };
   const tags = Array.isArray(metadata.tags) ? metadata.tags.filter((t): t is string => typeof t === 'string' && t.length <= 128).slice(0, 50) : [];
@@ -112,6 +112,8 @@ export function buildTask(
     backoff_multiplier: multiplier,
     timeout_ms: timeoutMs,
     run_at: runAt,
+    // on the database clock, like created_at: see NewTask.delay_ms
+    delay_ms: runAt === null && body.delay_ms ? body.delay_ms : undefined,
     metadata,
     tags,
     workflow_instance_id: body.workflow_instance_id ?? body.workflowInstanceId ?? null,

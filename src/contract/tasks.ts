@@ -48,8 +48,13 @@ export const SubmitTaskBody = Type.Object(
     executionConfig: Type.Optional(
       Type.Object({ timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })), retryPolicy: Type.Optional(RetryPolicyBody) }),
     ),
-    run_at: Type.Optional(Type.String({ format: 'date-time' })),
-    delay_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 31_536_000_000 })),
+    run_at: Type.Optional(Type.String({ format: 'date-time', description: 'Start no earlier than this time (not with delay_ms).' })),
+    delay_ms: Type.Optional(
+      Type.Integer({
+        minimum: 0, maximum: 31_536_000_000,
+        description: "Start no earlier than this many ms after the task's created_at, on the database's clock (not with run_at).",
+      }),
+    ),
     metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     workflow_instance_id: Type.Optional(Type.String({ pattern: ID_REGEX })),
     workflowInstanceId: Type.Optional(Type.String({ pattern: ID_REGEX })),

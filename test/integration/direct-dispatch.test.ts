@@ -28,8 +28,10 @@ afterAll(async () => {
 });
 
 async function row(id: string) {
-  const res = await tdb.db.query<{ status: string; created_at: Date; started_at: Date | null; attempt: number }>(
-    'SELECT status, created_at, started_at, attempt FROM tasks WHERE id = $1', [id],
+  const res = await tdb.db.query<{ status: string; created_at: Date; run_at: Date; started_at: Date | null; attempt: number; delay_us: number }>(
+    `SELECT status, created_at, run_at, started_at, attempt, (extract(epoch FROM run_at - created_at) * 1e6)::float8 AS delay_us
+       FROM tasks WHERE id = $1`,
+    [id],
   );
   return res.rows[0]!;
 }
@@ -71,10 +73,15 @@ describe('direct dispatch', () => {
     expect((await waitForTask(server, first)).status).toBe('COMPLETED');
   });
 
-  it('never dispatches a delayed task directly', async () => {
+  it('never dispatches a delayed task directly; the delay counts from created_at, on the database clock', async () => {
     await until(() => server.worker!.activeCount === 0, 'an idle worker');
     const task_id = await server.submit({ task_definition_id: 'noop', input: {}, delay_ms: 300 });
-    expect((await row(task_id)).status).toBe('QUEUED');
+    const queued = await row(task_id);
+    expect(queued.status).toBe('QUEUED');
+    // exactly, to the microsecond: run_at and created_at come from the same statement's clock (a
+    // run_at computed on this host's clock was ~1 ms short of created_at + delay, and any skew
+    // between the hosts' clocks would have moved it further)
+    expect(queued.delay_us).toBe(300_000);
     const done = await waitForTask(server, task_id);
     expect(done.status).toBe('COMPLETED');
     const r = await row(task_id);

@@ -71,8 +71,14 @@ export interface NewTask {
   retry_interval_ms: number;
   backoff_multiplier: number;
   timeout_ms: number;
-  /** null = now() on the database clock */
+  /** null = now() on the database clock (plus `delay_ms`, if any) */
   run_at: Date | null;
+  /**
+   * Runs no earlier than this many ms after the insert, on the database clock (the clock of
+   * created_at and of the claim), so a delay does not depend on this host's clock agreeing with
+   * the database's. Only with run_at null.
+   */
+  delay_ms?: number;
   metadata: Record<string, unknown>;
   tags: string[];
   workflow_instance_id: string | null;
@@ -91,7 +97,7 @@ const ARRAY_TYPES: Record<(typeof INSERT_COLUMNS)[number], string> = {
   tags: 'jsonb', workflow_instance_id: 'text',
 };
 const SELECT_EXPR: Partial<Record<(typeof INSERT_COLUMNS)[number], string>> = {
-  run_at: 'coalesce(u.run_at, now())',
+  run_at: `coalesce(u.run_at, now() + make_interval(secs => coalesce(u.delay_ms, 0) / 1000.0))`,
   // text[] per row cannot travel inside an array parameter (Postgres arrays are rectangular)
   tags: 'ARRAY(SELECT jsonb_array_elements_text(u.tags))',
 };
@@ -118,8 +124,8 @@ const INSERT_SQL = `
   WITH t AS (
     INSERT INTO tasks (${INSERT_COLUMNS.join(', ')}, ${Object.keys(RUN_NOW_EXPR).join(', ')})
     SELECT ${INSERT_COLUMNS.map((c) => SELECT_EXPR[c] ?? `u.${c}`).join(', ')}, ${Object.values(RUN_NOW_EXPR).join(', ')}
-      FROM unnest(${INSERT_COLUMNS.map((c, i) => `$${i + 1}::${ARRAY_TYPES[c]}[]`).join(', ')}, $${N + 8}::boolean[])
-        AS u(${INSERT_COLUMNS.join(', ')}, run_now)
+      FROM unnest(${INSERT_COLUMNS.map((c, i) => `$${i + 1}::${ARRAY_TYPES[c]}[]`).join(', ')}, $${N + 8}::boolean[], $${N + 9}::float8[])
+        AS u(${INSERT_COLUMNS.join(', ')}, run_now, delay_ms)
     RETURNING id, tenant_id, status, created_at
   ), e AS (
     INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload, created_at)
@@ -137,9 +143,12 @@ const INSERT_SQL = `
 
 const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
 
+/** The task is runnable as soon as it is inserted (no run_at, no delay): it may be dispatched directly. */
+export const runsNow = (t: NewTask): boolean => t.run_at === null && !t.delay_ms;
+
 /** Tasks of a batch to insert already claimed (direct dispatch): which ones, by whom, for how long. */
 export interface RunNow {
-  /** Indexes into the batch; only tasks without a run_at. */
+  /** Indexes into the batch; only tasks that may run now (runsNow). */
   indexes: ReadonlySet<number>;
   owner: string;
   leaseMs: number;
@@ -171,7 +180,8 @@ export async function tasksInsertMany(db: Queryable, tasks: readonly NewTask[], 
   const s = [...sessions.values()];
   const params = [
     ...cols, ...[0, 1, 2, 3, 4].map((i) => s.map((row) => row[i])),
-    runNow?.owner ?? null, runNow?.leaseMs ?? 0, tasks.map((t, i) => (runNow?.indexes.has(i) ?? false) && t.run_at === null),
+    runNow?.owner ?? null, runNow?.leaseMs ?? 0, tasks.map((t, i) => (runNow?.indexes.has(i) ?? false) && runsNow(t)),
+    tasks.map((t) => t.delay_ms ?? null),
   ];
   const res = await db.query<{ id: string; created_at: Date }>(INSERT_SQL, params, { name: 'tasks_insert_many' });
   return res.rows;
