@@ -26,7 +26,6 @@ import { streamRoutes } from './api/routes/stream.js';
 import { timelineRoutes } from './api/routes/timeline.js';
 import { sessionRoutes } from './api/routes/sessions.js';
 import { ConnectionLimiter } from './auth/connection-limiter.js';
-import { openRedisRateLimits } from './auth/redis.js';
 import { Metrics } from './api/metrics.js';
 import { createLogger, taskLogger } from './logger.js';
 import { VERSION } from './version.js';
@@ -96,7 +95,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   }
   const db = opts.db ?? (await openDatabase(config, log));
   const ownsDb = !opts.db;
-  const shared = config.redisUrl ? openRedisRateLimits(config.redisUrl, log) : undefined;
+  // ioredis loads only when Redis is configured (~7 MB of RSS otherwise)
+  const shared = config.redisUrl ? (await import('./auth/redis.js')).openRedisRateLimits(config.redisUrl, log) : undefined;
   try {
     await migrate(db);
     // buckets shared from the first request on; a Redis that is down does not hold up the start

@@ -1,7 +1,7 @@
 // Anthropic Messages adapter on the official `@anthropic-ai/sdk`, always streaming. System
 // messages become the `system` field, tool results become user turns of tool_result blocks, and
 // consecutive same-role turns are merged (the API wants user/assistant alternation).
-import Anthropic from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
 import type { MessageParam, RawMessageStreamEvent, Tool } from '@anthropic-ai/sdk/resources/messages';
 import type { ProviderConfig } from '../../../config/llm.js';
 import { toProviderError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
@@ -48,11 +48,17 @@ export function toAnthropicWire(messages: ChatMessage[]): { system: string | und
 export class AnthropicProvider implements LlmProvider {
   readonly type = 'anthropic' as const;
   readonly name: string;
-  #client: Anthropic;
+  readonly #options: NonNullable<ConstructorParameters<typeof Anthropic>[0]>;
+  #client: Promise<Anthropic> | undefined;
 
   constructor(config: ProviderConfig, timeoutMs: number) {
     this.name = config.name;
-    this.#client = new Anthropic({ apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined });
+    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined };
+  }
+
+  /** The SDK loads on the first call: a server that never calls this provider never loads it. */
+  #sdk(): Promise<Anthropic> {
+    return (this.#client ??= import('@anthropic-ai/sdk').then((m) => new m.default(this.#options)));
   }
 
   async complete(req: LlmRequest, hooks: CallHooks): Promise<LlmResponse> {
@@ -66,7 +72,7 @@ export class AnthropicProvider implements LlmProvider {
     const usage = { input_tokens: 0, output_tokens: 0 };
     const blocks = new Map<number, ToolCall>();
     try {
-      const stream = await this.#client.messages.create(
+      const stream = await (await this.#sdk()).messages.create(
         { model: req.model, max_tokens: req.maxOutputTokens, messages, ...(system ? { system } : {}), ...(tools ? { tools } : {}), stream: true },
         { signal: hooks.signal },
       );

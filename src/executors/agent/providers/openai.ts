@@ -1,7 +1,7 @@
 // OpenAI-compatible Chat Completions adapter (OpenAI, vLLM, Ollama, LM Studio, OpenRouter) on the
 // official `openai` client, always streaming with usage. The SDK's own retries are off
 // (maxRetries 0): retry, backoff, failover and stall detection live in llm-client.ts.
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { ProviderConfig } from '../../../config/llm.js';
 import { toProviderError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
@@ -28,11 +28,17 @@ function toWire(messages: ChatMessage[]): ChatCompletionMessageParam[] {
 export class OpenAiProvider implements LlmProvider {
   readonly type = 'openai' as const;
   readonly name: string;
-  #client: OpenAI;
+  readonly #options: NonNullable<ConstructorParameters<typeof OpenAI>[0]>;
+  #client: Promise<OpenAI> | undefined;
 
   constructor(config: ProviderConfig, timeoutMs: number) {
     this.name = config.name;
-    this.#client = new OpenAI({ apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined });
+    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined };
+  }
+
+  /** The SDK loads on the first call: a server that never calls this provider never loads it. */
+  #sdk(): Promise<OpenAI> {
+    return (this.#client ??= import('openai').then((m) => new m.default(this.#options)));
   }
 
   async complete(req: LlmRequest, hooks: CallHooks): Promise<LlmResponse> {
@@ -45,7 +51,7 @@ export class OpenAiProvider implements LlmProvider {
     const usage = { input_tokens: 0, output_tokens: 0 };
     const calls: ToolCall[] = [];
     try {
-      const { data: stream, response } = await this.#client.chat.completions
+      const { data: stream, response } = await (await this.#sdk()).chat.completions
         .create(
           { model: req.model, messages: toWire(req.messages), ...(tools ? { tools } : {}), stream: true, stream_options: { include_usage: true } },
           { signal: hooks.signal },
