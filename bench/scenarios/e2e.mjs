@@ -9,7 +9,7 @@ import { resourceSampler } from '../lib/proc.mjs';
 import { withPg } from '../lib/services.mjs';
 import { sleep, wallMs } from '../lib/util.mjs';
 import { peerCases } from '../systems/peers.mjs';
-import { freshStore, getJson, startTaskgate, submitMany } from '../systems/taskgate.mjs';
+import { enqueueOverApi, freshStore, getJson, startTaskgate } from '../systems/taskgate.mjs';
 
 /**
  * Worker slots for Taskgate in this scenario, tuned like the peers' knobs (BullMQ concurrency,
@@ -50,12 +50,9 @@ async function pgliteStats(dataDir) {
 
 async function taskgateRun(ctx, db, n, timeoutMs) {
   const store = await freshStore(db);
-  let api;
   let all;
   try {
-    api = await startTaskgate(`taskgate-${db}-e2e-api`, store, { port: ctx.nextPort(), role: 'api' });
-    await submitMany(api.url, n, 64);
-    await api.proc.stop();
+    await enqueueOverApi(`taskgate-${db}-e2e-api`, store, ctx.nextPort(), n);
     all = await startTaskgate(`taskgate-${db}-e2e`, store, {
       port: ctx.nextPort(),
       role: 'all',
@@ -105,7 +102,6 @@ async function taskgateRun(ctx, db, n, timeoutMs) {
       { metric: 'rss_peak_mb', value: res.peakRssMb, unit: 'MiB' },
     ];
   } finally {
-    await api?.proc.stop();
     await all?.proc.stop();
     await store.dispose();
   }

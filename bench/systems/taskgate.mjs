@@ -157,6 +157,19 @@ export async function startTaskgate(name, store, { port, role = 'all', concurren
   return { proc, url, port };
 }
 
+/**
+ * Pre-enqueues `n` no-op tasks in `store` the way e2e needs them: over the API of a server with no
+ * workers (role api, on `port`), 64 submits in flight, then stops that server.
+ */
+export async function enqueueOverApi(name, store, port, n) {
+  const api = await startTaskgate(name, store, { port, role: 'api' });
+  try {
+    await submitMany(api.url, n, 64);
+  } finally {
+    await api.proc.stop();
+  }
+}
+
 /** Submits `n` noop tasks with up to `concurrency` in flight; returns their ids in order. */
 export async function submitMany(url, n, concurrency = 64, body = NOOP_BODY) {
   const ids = new Array(n);

@@ -11,11 +11,12 @@
 // the run's database) and sums them per prepared statement from the server log (PG_LOG, default
 // Debian's). Profile the server with BENCH_TASKGATE_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR';
 // --sql 'STATEMENT' (repeatable) runs on the run's database after the submits, before the workers
-// start (what-if experiments: drop an index, change a setting). --perf FILE records the whole machine with `perf record -a` while the tasks run (then e.g.
+// start (what-if experiments: drop an index, change a setting). --perf FILE records the whole
+// machine with `perf record -a` while the tasks run (then e.g.
 // `perf report -i FILE --comm postgres --sort sym`).
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { disposeTemplates, ensureBuilt, freshStore, PORT_BASE, startTaskgate, submitMany } from '../systems/taskgate.mjs';
+import { disposeTemplates, enqueueOverApi, ensureBuilt, freshStore, PORT_BASE, startTaskgate } from '../systems/taskgate.mjs';
 import { withPg } from '../lib/services.mjs';
 import { resourceSampler } from '../lib/proc.mjs';
 import { parseArgs } from 'node:util';
@@ -84,9 +85,7 @@ await ensureBuilt();
 const store = await freshStore('pg');
 const db = new URL(store.databaseUrl).pathname.slice(1);
 try {
-  const api = await startTaskgate('probe-api', store, { port: PORT_BASE + 50, role: 'api' });
-  await submitMany(api.url, n, 64);
-  await api.proc.stop();
+  await enqueueOverApi('probe-api', store, PORT_BASE + 50, n);
   for (const statement of args.sql) await withPg(db, (c) => c.query(statement));
   if (args.statements) await withPg(db, (c) => c.query(`ALTER DATABASE ${db} SET log_min_duration_statement = 0`));
   const logOffset = args.statements ? statSync(PG_LOG).size : 0;

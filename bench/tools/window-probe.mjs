@@ -10,7 +10,7 @@
 // (repeatable), then the windows; prints tasks/s from one connection and the milliseconds per
 // window (µs per task) of the lock, the completion and the commit.
 import { parseArgs } from 'node:util';
-import { disposeTemplates, ensureBuilt, freshStore, PORT_BASE, startTaskgate, submitMany } from '../systems/taskgate.mjs';
+import { disposeTemplates, enqueueOverApi, ensureBuilt, freshStore, PORT_BASE } from '../systems/taskgate.mjs';
 import { withPg } from '../lib/services.mjs';
 
 const { values: args } = parseArgs({
@@ -69,9 +69,7 @@ try {
   for (let run = 1; run <= Number(args.runs); run++) {
     const store = await freshStore('pg');
     try {
-      const api = await startTaskgate('window-probe-api', store, { port: PORT_BASE + 52, role: 'api' });
-      await submitMany(api.url, Number(args.tasks), 64);
-      await api.proc.stop();
+      await enqueueOverApi('window-probe-api', store, PORT_BASE + 52, Number(args.tasks));
       const dbName = new URL(store.databaseUrl).pathname.slice(1);
       for (const statement of args.sql) await withPg(dbName, (c) => c.query(statement));
       // the table as e2e finds it after the submits, minus autovacuum's timing

@@ -112,8 +112,8 @@ export function buildTask(
     backoff_multiplier: multiplier,
     timeout_ms: timeoutMs,
     run_at: runAt,
-    // on the database clock, like created_at: see NewTask.delay_ms
-    delay_ms: runAt === null && body.delay_ms ? body.delay_ms : undefined,
+    // on the database clock, like created_at: see NewTask.delay_ms (never sent with run_at)
+    delay_ms: body.delay_ms || undefined,
     metadata,
     tags,
     workflow_instance_id: body.workflow_instance_id ?? body.workflowInstanceId ?? null,

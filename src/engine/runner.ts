@@ -4,7 +4,7 @@ import type { Db } from '../storage/db.js';
 import type { GroupCommit } from '../storage/group-commit.js';
 import type { Completer } from './completer.js';
 import type { AttemptGate } from './claim-window.js';
-import { tasksTransition, sql, type EventSpec, type StoredEvent } from '../storage/queries/transitions.js';
+import { nowPlusMsSql, tasksTransition, sql, type EventSpec, type StoredEvent } from '../storage/queries/transitions.js';
 import type { ClaimedTask } from '../storage/queries/transitions.js';
 import { stepsFinish, stepsLoad, stepsStart } from '../storage/queries/steps.js';
 import { approvalsEnsure, approvalsGetById, type ApprovalRow } from '../storage/queries/approvals.js';
@@ -321,7 +321,7 @@ export class Runner {
       await this.#transition(
         task,
         active,
-        { status: 'QUEUED', lease_owner: null, lease_expires_at: null, error: errorText, run_at: sql(`now() + make_interval(secs => ${delay / 1000})`) },
+        { status: 'QUEUED', lease_owner: null, lease_expires_at: null, error: errorText, run_at: sql(nowPlusMsSql(String(delay))) },
         [
           { type: 'ERROR_OCCURRED', message: errorText, payload: { attempt: task.attempt, retryable: true } },
           { type: 'RETRYING', message: `retrying in ${delay} ms (attempt ${task.attempt + 1} of ${task.max_attempts})`, payload: { attempt: task.attempt, next_attempt: task.attempt + 1, delay_ms: delay } },

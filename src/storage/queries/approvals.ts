@@ -1,6 +1,7 @@
 // DML for approvals. Decisions are fenced on `status = 'pending'`: a decision that lost the race
 // (another decision, or the timeout) changes nothing.
 import type { Queryable } from '../db.js';
+import { nowPlusMsSql } from './transitions.js';
 
 export interface ApprovalRow {
   id: string;
@@ -25,7 +26,7 @@ export async function approvalsEnsure(
 ): Promise<{ row: ApprovalRow; created: boolean }> {
   const ins = await db.query<ApprovalRow>(
     `INSERT INTO approvals (id, tenant_id, task_id, step_name, message, payload, timeout_at)
-     VALUES ($1, $2, $3, $4, $5, $6::jsonb, now() + make_interval(secs => $7::float8 / 1000))
+     VALUES ($1, $2, $3, $4, $5, $6::jsonb, ${nowPlusMsSql('$7')})
      ON CONFLICT (task_id, step_name) DO NOTHING RETURNING *`,
     [a.id, a.tenantId, a.taskId, a.stepName, a.message, a.payload ? JSON.stringify(a.payload) : null, a.timeoutMs],
   );

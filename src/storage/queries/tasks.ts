@@ -2,7 +2,7 @@
 // states its precondition in the WHERE clause and returns what it changed (zero rows = lost race).
 import type { Queryable } from '../db.js';
 import type { TaskStatus } from '../../domain/lifecycle.js';
-import { leaseUntilSql, startedEvent, startedEventSql, type ClaimedTask, type ClaimResult } from './transitions.js';
+import { nowPlusMsSql, startedEvent, startedEventSql, type ClaimedTask, type ClaimResult } from './transitions.js';
 
 export interface TaskRow {
   id: string;
@@ -97,7 +97,7 @@ const ARRAY_TYPES: Record<(typeof INSERT_COLUMNS)[number], string> = {
   tags: 'jsonb', workflow_instance_id: 'text',
 };
 const SELECT_EXPR: Partial<Record<(typeof INSERT_COLUMNS)[number], string>> = {
-  run_at: `coalesce(u.run_at, now() + make_interval(secs => coalesce(u.delay_ms, 0) / 1000.0))`,
+  run_at: `coalesce(u.run_at, ${nowPlusMsSql('coalesce(u.delay_ms, 0)')})`,
   // text[] per row cannot travel inside an array parameter (Postgres arrays are rectangular)
   tags: 'ARRAY(SELECT jsonb_array_elements_text(u.tags))',
 };
@@ -109,7 +109,7 @@ const RUN_NOW_EXPR = {
   attempt: 'u.run_now::int',
   lease_owner: `CASE WHEN u.run_now THEN $${N + 6}::text END`,
   last_worker: `CASE WHEN u.run_now THEN $${N + 6}::text END`,
-  lease_expires_at: `CASE WHEN u.run_now THEN ${leaseUntilSql(`$${N + 7}`)} END`,
+  lease_expires_at: `CASE WHEN u.run_now THEN ${nowPlusMsSql(`$${N + 7}`)} END`,
   started_at: 'CASE WHEN u.run_now THEN now() END',
   last_seq: 'u.run_now::int',
 };

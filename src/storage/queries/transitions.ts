@@ -133,8 +133,11 @@ export async function tasksTransition(
 export const startedEventSql = (attempt: string, worker: string): string =>
   `'WORKFLOW_STARTED', 'Task started (attempt ' || ${attempt} || ')', jsonb_build_object('attempt', ${attempt}, 'worker_id', ${worker})`;
 
-/** The lease expiry of a lease taken or renewed now for `ms` milliseconds (an SQL expression). */
-export const leaseUntilSql = (ms: string): string => `now() + make_interval(secs => ${ms}::float8 / 1000)`;
+/**
+ * now() plus `ms` milliseconds (an SQL expression): lease expiries, delayed starts, retry backoff
+ * and approval timeouts, all on the database clock.
+ */
+export const nowPlusMsSql = (ms: string): string => `now() + make_interval(secs => ${ms}::float8 / 1000)`;
 
 /**
  * Whether task `id` (an SQL expression) has recorded a durable step: a claim tells the runner.
@@ -183,7 +186,7 @@ const CLAIM_RETURNING = [...CLAIMED_COLUMNS, 'last_seq'].map((c) => `t.${c}`).jo
 const startSql = (ids: string, fence: string, returning: string, select: string): string =>
   `WITH u AS (
      UPDATE tasks t SET status = 'RUNNING', attempt = t.attempt + 1, lease_owner = $2, last_worker = $2,
-            lease_expires_at = ${leaseUntilSql('$3')},
+            lease_expires_at = ${nowPlusMsSql('$3')},
             started_at = coalesce(t.started_at, now()), last_seq = t.last_seq + 1, updated_at = now()
       WHERE t.id = ANY (${ids})${fence}
      RETURNING ${returning}
@@ -285,7 +288,7 @@ export async function tasksHeartbeat(
        SELECT t.id FROM tasks t, h WHERE ${HEARTBEAT_FENCE} FOR NO KEY UPDATE OF t SKIP LOCKED
      ),
      renewed AS (
-       UPDATE tasks t SET lease_expires_at = ${leaseUntilSql('$4')}
+       UPDATE tasks t SET lease_expires_at = ${nowPlusMsSql('$4')}
          FROM held WHERE t.id = ANY ($1::text[]) AND t.id = held.id
        RETURNING t.id, t.attempt, t.cancel_requested, t.pause_requested
      )
@@ -306,7 +309,7 @@ export async function tasksHeartbeat(
   // one after the other, so a wait holds no other lock and takes one pool connection
   for (const t of busy) {
     const one = await db.query<HeartbeatRow>(
-      `UPDATE tasks SET lease_expires_at = ${leaseUntilSql('$4')}
+      `UPDATE tasks SET lease_expires_at = ${nowPlusMsSql('$4')}
         WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'RUNNING'
         RETURNING id, attempt, cancel_requested, pause_requested`,
       [t.id, t.attempt, p.owner, p.leaseMs],
