@@ -130,16 +130,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         },
         {
           db, hub, signals, registry, log: taskLogger(log.child({ component: 'worker' })),
-          onClaimed: (n) => {
-            metrics.tasksClaimed.inc(n);
-            metrics.activeAttempts.set(worker?.activeCount ?? 0);
-          },
-          onOutcome: (_t, status) => {
-            metrics.taskOutcomes.inc({ status });
-            metrics.activeAttempts.set(worker?.activeCount ?? 0);
-          },
+          onClaimed: (n) => metrics.tasksClaimed.inc(n),
+          onOutcome: (_t, status) => metrics.countOutcome(status),
         },
       );
+      metrics.activeAttemptsSource = () => worker?.activeCount ?? 0;
     }
 
     const app = await buildApp(

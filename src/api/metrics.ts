@@ -12,10 +12,25 @@ export class Metrics {
   readonly submitBatchSize = new Histogram({ name: 'taskgate_submit_batch_size', help: 'Tasks per submit transaction', buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers: [this.registry] });
   readonly tasksClaimed = new Counter({ name: 'taskgate_tasks_claimed_total', help: 'Attempts started', registers: [this.registry] });
   readonly taskOutcomes = new Counter({ name: 'taskgate_task_outcomes_total', help: 'Attempt outcomes', labelNames: ['status'], registers: [this.registry] });
-  readonly activeAttempts = new Gauge({ name: 'taskgate_worker_active_attempts', help: 'Attempts running in this process', registers: [this.registry] });
+  /** Counts attempts running in this process; read when the metrics are scraped (main.ts sets it). */
+  activeAttemptsSource: () => number = () => 0;
+  readonly activeAttempts: Gauge = new Gauge({
+    name: 'taskgate_worker_active_attempts', help: 'Attempts running in this process', registers: [this.registry],
+    collect: (): void => this.activeAttempts.set(this.activeAttemptsSource()),
+  });
   readonly streamClients = new Gauge({ name: 'taskgate_stream_clients', help: 'Open SSE/WebSocket streams', registers: [this.registry] });
+
+  /** taskOutcomes' child per status: an increment with a label object validates and hashes it every time. */
+  readonly #outcomeByStatus = new Map<string, { inc(): void }>();
 
   constructor(defaultMetrics = true) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'taskgate_' });
+  }
+
+  /** Counts one attempt outcome (a worker's hot path: once per task). */
+  countOutcome(status: string): void {
+    let child = this.#outcomeByStatus.get(status);
+    if (!child) this.#outcomeByStatus.set(status, (child = this.taskOutcomes.labels(status)));
+    child.inc();
   }
 }

@@ -6,17 +6,16 @@ import type { Completer } from './completer.js';
 import type { AttemptGate } from './claim-window.js';
 import { nowPlusMsSql, tasksTransition, sql, type EventSpec, type StoredEvent } from '../storage/queries/transitions.js';
 import type { ClaimedTask } from '../storage/queries/transitions.js';
-import { stepsFinish, stepsLoad, stepsStart } from '../storage/queries/steps.js';
-import { approvalsEnsure, approvalsGetById, type ApprovalRow } from '../storage/queries/approvals.js';
-import { newUuid } from '../domain/ids.js';
+import { stepsLoad } from '../storage/queries/steps.js';
+import { approvalsGetById } from '../storage/queries/approvals.js';
 import { backoffDelayMs, nextStatusAfter, type AttemptOutcome } from '../domain/lifecycle.js';
-import { EPHEMERAL_EVENT_TYPES } from '../contract/events.js';
 import type { EventHub } from '../events/hub.js';
 import {
-  PermanentError, RetryAfterError, type ApprovalDecision, type ExecutionResult, type StepOptions, type TaskContext, type TaskLogger, type TaskSpec,
+  PermanentError, RetryAfterError, type ApprovalDecision, type ExecutionResult, type Executor, type TaskContext, type TaskLogger, type TaskSpec,
 } from '../executors/types.js';
 import type { Registry } from '../executors/registry.js';
 import { AttemptAborted, AttemptControl, abortKindOf, type AbortKind } from './abort.js';
+import { AttemptContext, LeaseLost, type AttemptHost } from './attempt-context.js';
 
 export interface RunnerDeps {
   db: Db;
@@ -58,24 +57,23 @@ export interface ActiveAttempt {
   done: Promise<void>;
 }
 
-const decisionOf = (a: ApprovalRow): ApprovalDecision => ({
-  approval_id: a.id, approved: a.status === 'approved', feedback: a.feedback, modified_action: a.modified_action ?? null, approved_by: a.decided_by,
-});
-
 /** Denials end the task FAILED with this message (PRODUCT.md §3 Approvals). */
 export const approvalDenied = (d: ApprovalDecision): PermanentError => new PermanentError(`approval denied: ${d.feedback ?? 'no reason given'}`);
-
-class LeaseLost extends Error {
-  override name = 'LeaseLost';
-}
 
 const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err)) || 'unknown error';
 
 export class Runner {
   readonly #d: RunnerDeps;
+  /** What every attempt's context uses of this runner. */
+  readonly #host: AttemptHost;
 
   constructor(deps: RunnerDeps) {
     this.#d = deps;
+    this.#host = {
+      db: deps.db, commit: deps.commit, hub: deps.hub, workerId: deps.workerId, approvalTimeoutMs: deps.approvalTimeoutMs, log: deps.log,
+      leased: (active) => this.#leased(active),
+      transition: (task, active, events) => this.#transition(task, active, {}, events),
+    };
   }
 
   /** Starts an attempt of a claimed task, or of one locked by a claim window (`gate`). */
@@ -125,21 +123,12 @@ export class Runner {
     let outcome: { result?: ExecutionResult; error?: unknown };
     try {
       const spec = this.#spec(task);
-      const ctx = await this.#context(task, active);
+      // a task that never recorded a step (the claim tells) skips the read
+      const steps = task.has_steps === false ? undefined : await stepsLoad(this.#d.db, task.id);
+      const ctx = new AttemptContext(this.#host, task, active, steps);
       const executor = this.#executorFor(spec);
-      const run = async (): Promise<ExecutionResult> => {
-        if (spec.definition?.approval?.required || task.context?.require_approval === true) {
-          const d = await ctx.waitForApproval({
-            name: 'before-run',
-            message: `Approve running ${spec.definition?.name ?? 'this task'}`,
-            payload: { task_definition_id: task.task_definition_id, query: task.query || undefined, input: task.input ?? undefined },
-            timeoutMs: spec.definition?.approval?.timeout_ms,
-          });
-          if (!d.approved) throw approvalDenied(d);
-        }
-        return executor.run(spec, ctx);
-      };
-      outcome = await this.#raceWithGrace(run(), active.controller);
+      const needsApproval = spec.definition?.approval?.required || task.context?.require_approval === true;
+      outcome = await this.#raceWithGrace(needsApproval ? this.#approveThenRun(task, spec, ctx, executor) : executor.run(spec, ctx), active.controller);
     } catch (err) {
       outcome = { error: err };
     } finally {
@@ -148,6 +137,18 @@ export class Runner {
     // the slot frees now, so the next claim overlaps this outcome's (batched) write
     executed();
     await this.#finish(task, active, outcome, Date.now() - started);
+  }
+
+  /** The definition (or the task's context) asks for an approval before the executor runs. */
+  async #approveThenRun(task: ClaimedTask, spec: TaskSpec, ctx: TaskContext, executor: Executor): Promise<ExecutionResult> {
+    const d = await ctx.waitForApproval({
+      name: 'before-run',
+      message: `Approve running ${spec.definition?.name ?? 'this task'}`,
+      payload: { task_definition_id: task.task_definition_id, query: task.query || undefined, input: task.input ?? undefined },
+      timeoutMs: spec.definition?.approval?.timeout_ms,
+    });
+    if (!d.approved) throw approvalDenied(d);
+    return executor.run(spec, ctx);
   }
 
   #spec(task: ClaimedTask): TaskSpec {
@@ -184,100 +185,6 @@ export class Runner {
         graceTimer = setTimeout(() => settle({ error: control.reason }), this.#d.cancelGraceMs);
       });
     });
-  }
-
-  async #context(task: ClaimedTask, active: ActiveAttempt): Promise<TaskContext> {
-    const { db, workerId, hub, commit } = this.#d;
-    // a task that never recorded a step (the claim tells) skips the read
-    const steps = new Map(task.has_steps === false ? [] : (await stepsLoad(db, task.id)).map((s) => [s.name, s]));
-    const fence = { taskId: task.id, attempt: task.attempt, owner: workerId };
-    const lose = (): never => {
-      active.controller.abort(new AttemptAborted('lease_lost', 'lease lost'));
-      throw new LeaseLost('lease lost');
-    };
-    const emit = async (e: EventSpec): Promise<void> => {
-      if (EPHEMERAL_EVENT_TYPES.has(e.type)) {
-        hub.publishEphemeral({
-          workflow_id: task.id, type: e.type, agent_id: e.agent_id ?? null, message: e.message ?? null,
-          payload: e.payload ?? null, timestamp: new Date().toISOString(), seq: 0, stream_id: null,
-        });
-        return;
-      }
-      if (!(await this.#transition(task, active, {}, [e]))) lose();
-    };
-    const log = this.#d.log;
-    // (waitForApproval below is a method: `this` there is the context)
-    const leased = (a: ActiveAttempt) => this.#leased(a);
-    const approvalTimeoutMs = this.#d.approvalTimeoutMs;
-    let approvalCounter = 0;
-    const step = async <T>(name: string, fn: () => Promise<T> | T, options?: StepOptions): Promise<T> => {
-      const known = steps.get(name);
-      if (known?.done) return known.result as T;
-      active.controller.throwIfAborted();
-      if (active.pauseRequested) active.controller.abort(new AttemptAborted('pause', 'paused at a step boundary'));
-      active.controller.throwIfAborted();
-      if (!(await leased(active))) lose();
-      const runs = await commit.run((tx) => stepsStart(tx, { ...fence, name }));
-      if (runs === undefined) lose();
-      steps.set(name, { name, runs: runs!, done: false, result: null });
-      const value = await fn();
-      const stored = value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown);
-      const event = options?.event;
-      const written = await commit.run(async (tx) => {
-        if (!(await stepsFinish(tx, { ...fence, name, result: stored }))) return undefined;
-        if (!event) return [];
-        const res = await tasksTransition(tx, { id: task.id, statuses: ['RUNNING'], attempt: task.attempt, leaseOwner: workerId }, {}, [
-          { type: event.type, message: event.message ?? null, payload: event.payload ?? null, agent_id: event.agent_id ?? null },
-        ]);
-        return res?.events;
-      });
-      if (!written) lose();
-      hub.publish(written!);
-      steps.set(name, { name, runs: runs!, done: true, result: stored });
-      return stored as T;
-    };
-    return {
-      taskId: task.id, tenantId: task.tenant_id, userId: task.user_id, sessionId: task.session_id,
-      attempt: task.attempt, maxAttempts: task.max_attempts,
-      get signal() {
-        return active.controller.signal; // made on first read (AttemptControl)
-      },
-      traceparent: typeof task.metadata?.traceparent === 'string' ? task.metadata.traceparent : undefined,
-      log: {
-        info: (m, d) => log.info(m, { task_id: task.id, ...d }),
-        warn: (m, d) => log.warn(m, { task_id: task.id, ...d }),
-        error: (m, d) => log.error(m, { task_id: task.id, ...d }),
-      },
-      stepInfo: (name) => {
-        const s = steps.get(name);
-        return s ? { runs: s.runs, done: s.done } : undefined;
-      },
-      step,
-      async waitForApproval(request = {}) {
-        const name = `approval:${request.name ?? String(approvalCounter++)}`;
-        const known = steps.get(name);
-        if (known?.done) return known.result as ApprovalDecision;
-        if (!(await leased(active))) lose();
-        const { row, created } = await approvalsEnsure(db, {
-          id: newUuid(), tenantId: task.tenant_id, taskId: task.id, stepName: name, message: request.message ?? null,
-          payload: request.payload ?? null, timeoutMs: request.timeoutMs ?? approvalTimeoutMs,
-        });
-        if (created) {
-          await emit({
-            type: 'APPROVAL_REQUESTED',
-            // clients of the reference gateway look for a 36-character UUID after `id=`
-            message: `Approval required (id=${row.id})${request.message ? `: ${request.message}` : ''}`,
-            payload: { approval_id: row.id, ...(request.payload ?? {}), message: request.message ?? null, timeout_at: row.timeout_at },
-          });
-        }
-        if (row.status !== 'pending') return step(name, () => decisionOf(row));
-        active.awaitingApprovalId = row.id;
-        active.controller.abort(new AttemptAborted('suspend', 'waiting for approval'));
-        throw active.controller.reason;
-      },
-      progress: (message, payload) => emit({ type: 'PROGRESS', message, payload: payload ?? null }),
-      emit: (e) => emit({ type: e.type, message: e.message ?? null, payload: e.payload ?? null, agent_id: e.agent_id ?? null }),
-    };
   }
 
   async #finish(task: ClaimedTask, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number): Promise<void> {

@@ -266,6 +266,10 @@ describe('service routes and envelopes', () => {
     expect(r.body.status).toBe('ready');
     const m = await server.call('GET', '/metrics', undefined, { key: null });
     expect(m.text).toContain('taskgate_http_requests_total');
+    // the worker's counters: tasks above completed; the active-attempts gauge is read at scrape time
+    expect(m.text).toMatch(/^taskgate_task_outcomes_total\{status="COMPLETED"\} [1-9]\d*$/m);
+    expect(m.text).toMatch(/^taskgate_tasks_claimed_total [1-9]\d*$/m);
+    expect(m.text).toMatch(/^taskgate_worker_active_attempts \d+$/m);
     const o = await server.call('GET', '/openapi.json', undefined, { key: null });
     expect(o.body.openapi).toBe('3.1.0');
     expect(Object.keys(o.body.paths)).toEqual(expect.arrayContaining(['/api/v1/tasks', '/api/v1/tasks/{id}', '/api/v1/tasks/{id}/cancel', '/api/v1/definitions']));

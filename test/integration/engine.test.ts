@@ -45,12 +45,26 @@ const badOutput: TaskDefinition = {
   handler: () => ({ nope: true }),
 };
 
+// an executor may take the context apart: every member must work detached from it
+const destructured: TaskDefinition = {
+  id: 'test-destructured', name: 'destructured context', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object' }, output_schema: { type: 'object' },
+  async handler(_input, { step, stepInfo, progress, emit, log, signal, taskId, attempt, maxAttempts }) {
+    const before = stepInfo('double');
+    const doubled = await step('double', () => 21 * 2);
+    log.info('doubled', { doubled });
+    await progress('half way', { doubled });
+    await emit({ type: 'AGENT_THINKING', message: 'thinking' });
+    return { before: before ?? null, after: stepInfo('double'), doubled, taskId, attempt, maxAttempts, aborted: signal.aborted };
+  },
+};
+
 let tdb: TestDb;
 let server: TestServer;
 
 beforeAll(async () => {
   tdb = await openTestDb();
-  server = await startTestServer(tdb.db, { TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput], flags: { concurrency: '4' } });
+  server = await startTestServer(tdb.db, { TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, destructured], flags: { concurrency: '4' } });
 });
 afterAll(async () => {
   await server?.close();
@@ -73,6 +87,14 @@ describe('engine', () => {
     expect(types.at(-1)).toBe('STREAM_END');
     const seqs = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.seq);
     expect(seqs).toEqual(seqs.map((_: number, i: number) => i + 1));
+  });
+
+  it('gives executors a context whose members work when taken apart', async () => {
+    const id = await submit({ task_definition_id: 'test-destructured', input: {} });
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('COMPLETED');
+    expect(t.output).toEqual({ before: null, after: { runs: 1, done: true }, doubled: 42, taskId: id, attempt: 1, maxAttempts: expect.any(Number), aborted: false });
+    expect(await eventTypes(id)).toEqual(expect.arrayContaining(['PROGRESS', 'AGENT_THINKING', 'WORKFLOW_COMPLETED', 'STREAM_END']));
   });
 
   it('fails after the retry budget is spent', async () => {
