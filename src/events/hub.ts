@@ -2,7 +2,13 @@
 // with no gap and no duplicate: events published in this process are handed over directly when
 // they are the next in order, and anything else (a hint from another process, a subscriber
 // joining at an older seq, a gap) is read back from the persisted log, which stays the truth.
-// Cross-process hints travel over LISTEN/NOTIFY, coalesced into one NOTIFY per tick.
+// Cross-process hints travel over LISTEN/NOTIFY, coalesced into one NOTIFY per tick, and only
+// for tasks some other process follows: a process that opens a task's first subscription
+// announces its interest (again every INTEREST_REFRESH_MS while it lasts), and the others hint
+// only interesting tasks. A process with no remote followers — one serving alone, a worker under
+// a burst of short tasks — sends no hint at all (it sent one NOTIFY entry per task before). The
+// race between an announcement and events written before the writer heard it is closed by
+// reading the log again shortly after each announcement, and by a sweep at every refresh.
 import type { Db } from '../storage/db.js';
 import { eventsList } from '../storage/queries/events.js';
 import type { StoredEvent } from '../storage/queries/transitions.js';
@@ -12,6 +18,12 @@ export const EVENTS_CHANNEL = 'taskgate_events';
 /** NOTIFY payloads must stay under 8000 bytes. */
 const MAX_NOTIFY_BYTES = 7_000;
 const FETCH_PAGE = 500;
+/** How often a process re-announces the tasks it follows (and re-reads their logs). */
+const INTEREST_REFRESH_MS = 10_000;
+/** A remote interest not re-announced for this long is dropped. */
+const INTEREST_TTL_MS = 3.5 * INTEREST_REFRESH_MS;
+/** Re-reads of a newly followed task's log: events written before the writers heard of the interest. */
+const ANNOUNCE_REREAD_MS = [250, 2_000];
 
 export function toWireEvent(e: StoredEvent): TaskEvent {
   return {
@@ -67,6 +79,11 @@ export class EventHub {
   readonly #ownPrefix = `{"o":${JSON.stringify(this.#origin)},`;
   #pendingHints = new Map<string, number>();
   #pendingEphemeral: TaskEvent[] = [];
+  /** Tasks this process announces interest in at the next flush. */
+  #pendingInterest = new Set<string>();
+  /** Tasks other processes follow (their announcements), with when the interest lapses. */
+  readonly #remoteInterest = new Map<string, number>();
+  #refreshTimer: NodeJS.Timeout | undefined;
   #flushScheduled = false;
   #flushing = false;
   #unlisten: (() => Promise<void>) | undefined;
@@ -79,9 +96,13 @@ export class EventHub {
   async start(): Promise<void> {
     if (!this.#opts.crossProcess || this.#unlisten) return;
     this.#unlisten = await this.#db.listen(this.#opts.channel ?? EVENTS_CHANNEL, (payload) => this.#onHint(payload));
+    this.#refreshTimer = setInterval(() => this.#refresh(), INTEREST_REFRESH_MS);
+    this.#refreshTimer.unref();
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.#refreshTimer);
+    this.#refreshTimer = undefined;
     const u = this.#unlisten;
     this.#unlisten = undefined;
     await u?.();
@@ -96,21 +117,58 @@ export class EventHub {
 
   /** Hands freshly persisted events (of one or more tasks, each in seq order) to subscribers. */
   publish(events: readonly StoredEvent[]): void {
+    let hinted = false;
     for (const e of events) {
       const ch = this.#channels.get(e.task_id);
       if (ch) this.#onPersisted(ch, e);
-      if (this.#opts.crossProcess) this.#pendingHints.set(e.task_id, Math.max(this.#pendingHints.get(e.task_id) ?? 0, e.seq));
+      if (this.#followedElsewhere(e.task_id)) {
+        this.#pendingHints.set(e.task_id, Math.max(this.#pendingHints.get(e.task_id) ?? 0, e.seq));
+        hinted = true;
+      }
     }
-    if (this.#opts.crossProcess && events.length) this.#scheduleFlush();
+    if (hinted) this.#scheduleFlush();
   }
 
   /** Live-only events (LLM_PARTIAL): delivered to current subscribers, never stored. */
   publishEphemeral(event: TaskEvent): void {
     this.#deliverEphemeral(event);
-    if (this.#opts.crossProcess) {
+    if (this.#followedElsewhere(event.workflow_id)) {
       this.#pendingEphemeral.push(event);
       this.#scheduleFlush();
     }
+  }
+
+  /** Another process announced (and has not let lapse) an interest in this task's events. */
+  #followedElsewhere(taskId: string): boolean {
+    if (this.#remoteInterest.size === 0) return false;
+    const until = this.#remoteInterest.get(taskId);
+    if (until === undefined) return false;
+    if (until >= Date.now()) return true;
+    this.#remoteInterest.delete(taskId);
+    return false;
+  }
+
+  /** Announces interest in a task this process just started following, then re-reads its log. */
+  #announce(ch: Channel): void {
+    this.#pendingInterest.add(ch.taskId);
+    this.#scheduleFlush();
+    for (const ms of ANNOUNCE_REREAD_MS) {
+      setTimeout(() => {
+        if (this.#channels.get(ch.taskId) === ch) void this.#readForAll(ch, true);
+      }, ms).unref();
+    }
+  }
+
+  /** Every INTEREST_REFRESH_MS: re-announce what this process follows, re-read it, drop lapsed interests. */
+  #refresh(): void {
+    const now = Date.now();
+    for (const [taskId, until] of this.#remoteInterest) if (until < now) this.#remoteInterest.delete(taskId);
+    for (const ch of this.#channels.values()) {
+      this.#pendingInterest.add(ch.taskId);
+      // a hint lost with the listening connection (or sent before the writer heard of us)
+      void this.#readForAll(ch, true);
+    }
+    if (this.#pendingInterest.size) this.#scheduleFlush();
   }
 
   /** Subscribes to a task's events strictly after `afterSeq`; returns the unsubscribe function. */
@@ -119,6 +177,7 @@ export class EventHub {
     if (!ch) {
       ch = { taskId, tenantId, subs: new Set(), knownSeq: 0, reading: false, readAgain: false };
       this.#channels.set(taskId, ch);
+      if (this.#opts.crossProcess) this.#announce(ch);
     }
     const sub: Sub = { s: subscriber, lastSeq: afterSeq, catchingUp: false, closed: false };
     ch.subs.add(sub);
@@ -175,7 +234,7 @@ export class EventHub {
    * One log read per hinted channel, fanned out to every subscriber that is not catching up on
    * its own (a read per subscriber made 200 clients cost 200 queries per event).
    */
-  async #readForAll(ch: Channel): Promise<void> {
+  async #readForAll(ch: Channel, sweep = false): Promise<void> {
     if (ch.reading) {
       ch.readAgain = true;
       return;
@@ -185,7 +244,9 @@ export class EventHub {
       for (;;) {
         ch.readAgain = false;
         let from = Infinity;
-        for (const sub of ch.subs) if (!sub.catchingUp && !sub.closed && sub.lastSeq < ch.knownSeq) from = Math.min(from, sub.lastSeq);
+        // a sweep reads after every live subscriber, whatever this process has heard of
+        for (const sub of ch.subs) if (!sub.catchingUp && !sub.closed && (sweep || sub.lastSeq < ch.knownSeq)) from = Math.min(from, sub.lastSeq);
+        sweep = false;
         if (from === Infinity) {
           if (!ch.readAgain) break;
           continue;
@@ -219,13 +280,17 @@ export class EventHub {
   #onHint(payload: string): void {
     // this process's own hints come back too: skip them before parsing up to 7 KB of JSON
     if (payload.startsWith(this.#ownPrefix)) return;
-    let msg: { o?: string; h?: [string, number][]; e?: TaskEvent[] };
+    let msg: { o?: string; h?: [string, number][]; e?: TaskEvent[]; i?: string[] };
     try {
       msg = JSON.parse(payload) as typeof msg;
     } catch {
       return;
     }
     if (msg.o === this.#origin) return;
+    if (msg.i?.length) {
+      const until = Date.now() + INTEREST_TTL_MS;
+      for (const taskId of msg.i) if (typeof taskId === 'string') this.#remoteInterest.set(taskId, until);
+    }
     for (const [taskId, seq] of msg.h ?? []) {
       const ch = this.#channels.get(taskId);
       if (!ch) continue;
@@ -259,20 +324,30 @@ export class EventHub {
     this.#flushScheduled = false;
     const hints = [...this.#pendingHints.entries()];
     const ephemeral = this.#pendingEphemeral;
+    const interest = [...this.#pendingInterest];
     this.#pendingHints = new Map();
     this.#pendingEphemeral = [];
+    this.#pendingInterest = new Set();
     const payloads: string[] = [];
-    let batch: { o: string; h: [string, number][]; e: TaskEvent[] } = { o: this.#origin, h: [], e: [] };
+    let batch: { o: string; h: [string, number][]; e: TaskEvent[]; i: string[] } = { o: this.#origin, h: [], e: [], i: [] };
     const push = () => {
-      if (batch.h.length || batch.e.length) payloads.push(JSON.stringify(batch));
-      batch = { o: this.#origin, h: [], e: [] };
+      if (batch.h.length || batch.e.length || batch.i.length) payloads.push(JSON.stringify(batch));
+      batch = { o: this.#origin, h: [], e: [], i: [] };
     };
     let size = 40;
+    for (const taskId of interest) {
+      size += taskId.length + 4;
+      if (size > MAX_NOTIFY_BYTES) {
+        push();
+        size = 40 + taskId.length + 4;
+      }
+      batch.i.push(taskId);
+    }
     for (const h of hints) {
       size += h[0].length + 16;
       if (size > MAX_NOTIFY_BYTES) {
         push();
-        size = 40;
+        size = 40 + h[0].length + 16;
       }
       batch.h.push(h);
     }

@@ -4,6 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPg } from '../../src/storage/pg.js';
 import type { Db } from '../../src/storage/db.js';
+import { channelName } from '../../src/storage/db.js';
+import { EVENTS_CHANNEL, EventHub } from '../../src/events/hub.js';
 import { openTestDb, usingPostgres, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
 import { eventsOf, gates, isDone, openSse, progressDef } from './helpers.js';
@@ -68,6 +70,57 @@ describe.skipIf(!usingPostgres())('streams across processes (PostgreSQL)', () =>
     const seqs = ((await api.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[]).map((e) => e.seq);
     expect(first.frames.filter((f) => f.id).map((f) => Number(f.id))).toEqual(seqs);
     for (const o of others) expect(o.client.frames.filter((f) => f.id).map((f) => Number(f.id))).toEqual(seqs.filter((s) => s > o.from));
+  });
+
+  it('hints only tasks another process follows: none for unfollowed tasks, every event of a followed one', async () => {
+    const seen: { o: string; h?: [string, number][]; i?: string[] }[] = [];
+    const unlisten = await apiDb.listen(channelName(tdb.schema, EVENTS_CHANNEL), (p) => seen.push(JSON.parse(p)));
+    try {
+      const quiet: string[] = [];
+      for (let i = 0; i < 5; i++) quiet.push((await api.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} })).body.task_id);
+      for (const id of quiet) expect((await waitForTask(api, id)).status).toBe('COMPLETED');
+
+      const res = await api.call('POST', '/api/v1/tasks', { task_definition_id: 'test-progress', input: { count: 10, key: 'xphint', gated: true } });
+      const id = res.body.task_id as string;
+      await waitForTask(api, id, (t) => t.status === 'RUNNING');
+      const c = openSse(`${api.url}/api/v1/stream/sse?workflow_id=${id}`, { headers: { 'x-api-key': ADMIN_KEY } });
+      await c.waitFor((f) => f.event === 'WORKFLOW_STARTED');
+      gates.open('xphint:start');
+      await c.waitFor(isDone);
+      await c.ended;
+      const log = (await api.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[];
+      expect(eventsOf(c)).toEqual(log);
+
+      const hinted = new Map<string, number>();
+      for (const m of seen) for (const [t, seq] of m.h ?? []) hinted.set(t, Math.max(hinted.get(t) ?? 0, seq));
+      for (const q of quiet) expect(hinted.has(q), `unfollowed task ${q} was hinted`).toBe(false);
+      expect(seen.some((m) => m.i?.includes(id)), 'the API server announced its interest').toBe(true);
+      expect(hinted.get(id)).toBe(log.at(-1).seq);
+    } finally {
+      await unlisten();
+    }
+  });
+
+  it('a subscriber still gets events whose hint never came: its log is read again after it announces', async () => {
+    const hub = new EventHub(apiDb, { crossProcess: true, channel: channelName(tdb.schema, EVENTS_CHANNEL) });
+    await hub.start();
+    const taskId = `task_lost_hint_${Date.now()}`;
+    const got: number[] = [];
+    const stop = hub.subscribe(taskId, 'default', 0, { deliver: (e) => got.push(e.seq) });
+    try {
+      await new Promise((r) => setTimeout(r, 50)); // its first read found nothing
+      // written with no hint at all (as if the writer had not heard of the interest yet)
+      await apiDb.query(
+        `INSERT INTO task_events (task_id, seq, tenant_id, type, message) VALUES ($1, 1, 'default', 'PROGRESS', 'a'), ($1, 2, 'default', 'PROGRESS', 'b')`,
+        [taskId],
+      );
+      const deadline = Date.now() + 5_000;
+      while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(got).toEqual([1, 2]);
+    } finally {
+      stop();
+      await hub.stop();
+    }
   });
 
   it('WebSocket clients on the API server get the worker\'s events too', async () => {
