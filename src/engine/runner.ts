@@ -51,10 +51,19 @@ export interface ActiveAttempt {
   gate?: AttemptGate;
   /** Set when the attempt parks itself to wait for this approval. */
   awaitingApprovalId?: string;
-  /** Settles when the executor has returned: the worker slot is free, the outcome write may still be pending. */
-  executed: Promise<void>;
-  /** Settles when the outcome is written. */
+  /** Settles (never rejects) when the outcome is written. */
   done: Promise<void>;
+}
+
+/**
+ * What the worker hears of its attempts: one object for all of them (a promise and a callback per
+ * attempt and per hook cost a short task ~1 KB of garbage).
+ */
+export interface AttemptHooks {
+  /** The executor has returned: the worker slot is free, the outcome write may still be pending. Once per attempt. */
+  executed(active: ActiveAttempt): void;
+  /** The outcome is written (or the attempt gave up). Once per attempt, after executed(). */
+  done(active: ActiveAttempt): void;
 }
 
 /** Denials end the task FAILED with this message (PRODUCT.md §3 Approvals). */
@@ -77,16 +86,12 @@ export class Runner {
   }
 
   /** Starts an attempt of a claimed task, or of one locked by a claim window (`gate`). */
-  start(task: ClaimedTask, gate?: AttemptGate): ActiveAttempt {
-    const controller = new AttemptControl();
-    let executed!: () => void;
+  start(task: ClaimedTask, gate: AttemptGate | undefined, hooks: AttemptHooks): ActiveAttempt {
     const active: ActiveAttempt = {
-      taskId: task.id, attempt: task.attempt, controller, pauseRequested: false, leased: gate === undefined, gate,
-      executed: new Promise<void>((r) => (executed = r)), done: Promise.resolve(),
+      taskId: task.id, attempt: task.attempt, controller: new AttemptControl(), pauseRequested: false, leased: gate === undefined, gate,
+      done: undefined as unknown as Promise<void>,
     };
-    active.done = this.#run(task, active, executed)
-      .catch((err) => this.#d.log.error('runner crashed', { task_id: task.id, err: errorMessage(err) }))
-      .finally(executed);
+    active.done = this.#run(task, active, hooks);
     return active;
   }
 
@@ -114,29 +119,39 @@ export class Runner {
     return res !== undefined;
   }
 
-  async #run(task: ClaimedTask, active: ActiveAttempt, executed: () => void): Promise<void> {
-    const started = Date.now();
-    const timer = setTimeout(
-      () => active.controller.abort(new AttemptAborted('timeout', `task timed out after ${task.timeout_ms} ms`)),
-      task.timeout_ms,
-    );
-    let outcome: { result?: ExecutionResult; error?: unknown };
+  /** The attempt from start to written outcome; never rejects (the hooks run whatever happens). */
+  async #run(task: ClaimedTask, active: ActiveAttempt, hooks: AttemptHooks): Promise<void> {
+    let executed = false;
     try {
-      const spec = this.#spec(task);
-      // a task that never recorded a step (the claim tells) skips the read
-      const steps = task.has_steps === false ? undefined : await stepsLoad(this.#d.db, task.id);
-      const ctx = new AttemptContext(this.#host, task, active, steps);
-      const executor = this.#executorFor(spec);
-      const needsApproval = spec.definition?.approval?.required || task.context?.require_approval === true;
-      outcome = await this.#raceWithGrace(needsApproval ? this.#approveThenRun(task, spec, ctx, executor) : executor.run(spec, ctx), active.controller);
+      const started = Date.now();
+      const timer = setTimeout(
+        () => active.controller.abort(new AttemptAborted('timeout', `task timed out after ${task.timeout_ms} ms`)),
+        task.timeout_ms,
+      );
+      let outcome: { result?: ExecutionResult; error?: unknown };
+      try {
+        const spec = this.#spec(task);
+        // a task that never recorded a step (the claim tells) skips the read
+        const steps = task.has_steps === false ? undefined : await stepsLoad(this.#d.db, task.id);
+        const ctx = new AttemptContext(this.#host, task, active, steps);
+        const executor = this.#executorFor(spec);
+        const needsApproval = spec.definition?.approval?.required || task.context?.require_approval === true;
+        outcome = await this.#raceWithGrace(needsApproval ? this.#approveThenRun(task, spec, ctx, executor) : executor.run(spec, ctx), active.controller);
+      } catch (err) {
+        outcome = { error: err };
+      } finally {
+        clearTimeout(timer);
+      }
+      // the slot frees now, so the next claim overlaps this outcome's (batched) write
+      executed = true;
+      hooks.executed(active);
+      await this.#finish(task, active, outcome, Date.now() - started);
     } catch (err) {
-      outcome = { error: err };
+      this.#d.log.error('runner crashed', { task_id: task.id, err: errorMessage(err) });
     } finally {
-      clearTimeout(timer);
+      if (!executed) hooks.executed(active);
+      hooks.done(active);
     }
-    // the slot frees now, so the next claim overlaps this outcome's (batched) write
-    executed();
-    await this.#finish(task, active, outcome, Date.now() - started);
   }
 
   /** The definition (or the task's context) asks for an approval before the executor runs. */

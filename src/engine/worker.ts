@@ -7,7 +7,7 @@ import type { Signals } from '../events/signals.js';
 import type { Registry } from '../executors/registry.js';
 import type { TaskLogger } from '../executors/types.js';
 import type { ClaimedTask } from '../storage/queries/transitions.js';
-import { Runner, type ActiveAttempt } from './runner.js';
+import { Runner, type ActiveAttempt, type AttemptHooks } from './runner.js';
 import { GroupCommit } from '../storage/group-commit.js';
 import { Completer } from './completer.js';
 import { AttemptAborted } from './abort.js';
@@ -214,20 +214,24 @@ export class Worker {
   }
 
   #launch(task: ClaimedTask, reserved = false, gate?: AttemptGate): ActiveAttempt {
-    const attempt = this.#runner.start(task, gate);
-    this.#active.set(task.id, attempt);
     if (!reserved) this.#busySlots++;
-    void attempt.executed.then(() => {
+    const attempt = this.#runner.start(task, gate, this.#hooks);
+    // (executed() may run inside start(), done() never does: the outcome write awaits first)
+    this.#active.set(task.id, attempt);
+    return attempt;
+  }
+
+  readonly #hooks: AttemptHooks = {
+    executed: () => {
       this.#busySlots--;
       // a freed slot only needs a claim if work may be waiting: not when the last claim drained
       // the queue and nothing was announced since (the poll still sweeps up anything missed)
       if (!this.#drained || this.#hinted) this.#wakeSoon();
-    });
-    void attempt.done.finally(() => {
-      if (this.#active.get(task.id) === attempt) this.#active.delete(task.id);
-    });
-    return attempt;
-  }
+    },
+    done: (attempt) => {
+      if (this.#active.get(attempt.taskId) === attempt) this.#active.delete(attempt.taskId);
+    },
+  };
 
   #schedulePoll(): void {
     const jitter = 0.75 + Math.random() * 0.5;
