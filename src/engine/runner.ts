@@ -195,7 +195,8 @@ export class Runner {
         control.offAbort();
         resolve(out);
       };
-      run.then((result) => settle({ result }), (error: unknown) => settle({ error }));
+      // (an executor that returned a plain value or threw at once is handled like an async one)
+      Promise.resolve(run).then((result) => settle({ result }), (error: unknown) => settle({ error }));
       control.onAbort(() => {
         graceTimer = setTimeout(() => settle({ error: control.reason }), this.#d.cancelGraceMs);
       });

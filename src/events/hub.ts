@@ -154,7 +154,8 @@ export class EventHub {
     this.#scheduleFlush();
     for (const ms of ANNOUNCE_REREAD_MS) {
       setTimeout(() => {
-        if (this.#channels.get(ch.taskId) === ch) void this.#readForAll(ch, true);
+        // (not after stop(): the database may be closed by then)
+        if (this.#unlisten && this.#channels.get(ch.taskId) === ch) void this.#readForAll(ch, true);
       }, ms).unref();
     }
   }
