@@ -1,7 +1,7 @@
 // A worker process's engine: the dispatcher (claims up to its free slots, woken by hints and a
 // jittered poll), heartbeats for every running attempt in one statement, and the lease reaper.
 import type { Db } from '../storage/db.js';
-import { tasksClaimAvailable, tasksHeartbeat, type ClaimResult } from '../storage/queries/transitions.js';
+import { tasksClaimAvailable, tasksHeartbeat, tasksRunnableExist, type ClaimResult } from '../storage/queries/transitions.js';
 import type { EventHub } from '../events/hub.js';
 import type { Signals } from '../events/signals.js';
 import type { Registry } from '../executors/registry.js';
@@ -236,9 +236,27 @@ export class Worker {
   #schedulePoll(): void {
     const jitter = 0.75 + Math.random() * 0.5;
     this.#pollTimer = setTimeout(() => {
-      this.wake();
+      void this.#poll();
       if (this.#state !== 'stopped' && this.#state !== 'stopping') this.#schedulePoll();
     }, Math.round(this.#o.pollIntervalMs * jitter));
+  }
+
+  /**
+   * The periodic sweep for work no hint announced (delayed tasks coming due, a hint lost). A
+   * worker idle with the queue drained first asks whether anything is runnable, and claims only
+   * if so: while a claim is in flight direct dispatch steps aside, so an idle worker's polls sent
+   * a submit now and then through the queue, a claim round trip later.
+   */
+  async #poll(): Promise<void> {
+    if (this.#state === 'idle' && this.#drained && !this.#hinted) {
+      try {
+        if (!(await tasksRunnableExist(this.#d.db))) return;
+      } catch (err) {
+        this.#d.log.warn('poll failed', { err: (err as Error).message });
+        return;
+      }
+    }
+    this.wake();
   }
 
   async #heartbeat(): Promise<void> {

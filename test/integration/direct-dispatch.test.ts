@@ -39,8 +39,8 @@ async function row(id: string) {
 describe('direct dispatch', () => {
   it('inserts a task already claimed when the worker is idle, with the claim event as event 1', async () => {
     await until(() => server.worker!.activeCount === 0, 'an idle worker');
-    // the worker's first claim (at start) drained the queue; a poll may be claiming right now,
-    // so a submit can still take the queue path: try a few
+    // the worker's first claim (at start) drained the queue; a claim still in flight (a hint's)
+    // sends a submit the queue path: try a few
     let direct: string | undefined;
     for (let i = 0; i < 10 && !direct; i++) {
       const task_id = await server.submit({ task_definition_id: 'noop', input: {} });
@@ -88,3 +88,28 @@ describe('direct dispatch', () => {
     expect(r.started_at!.getTime() - r.created_at.getTime()).toBeGreaterThanOrEqual(300);
   });
 });
+
+describe('direct dispatch beside a fast poll', () => {
+  let polling: TestServer;
+  beforeAll(async () => {
+    // polls every ~10 ms: an idle worker's poll that claimed made submits take the queue path
+    polling = await startTestServer(tdb.db, { TASKGATE_POLL_INTERVAL_MS: '10' }, { flags: { concurrency: '1' } });
+  });
+  afterAll(async () => {
+    await polling?.close();
+  });
+
+  it('an idle worker\'s polls do not take submits off the direct path', async () => {
+    await until(() => polling.worker!.activeCount === 0, 'an idle worker');
+    const queued: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const id = await polling.submit({ task_definition_id: 'noop', input: {} });
+      await waitForTask(polling, id);
+      const r = await row(id);
+      if (r.started_at?.getTime() !== r.created_at.getTime()) queued.push(id);
+      await new Promise((resolve) => setTimeout(resolve, 3));
+    }
+    expect(queued).toEqual([]);
+  });
+});
+

@@ -218,6 +218,15 @@ export async function tasksClaimAvailable(
   return res.rows.map((row) => ({ task: row, events: [startedEvent(row, row.last_seq, row.attempt, p.owner, row.at)] }));
 }
 
+/**
+ * Whether a claim would find a runnable task now, without claiming it (a row the selection locks
+ * is released when the statement ends): an idle worker's poll asks this before it claims.
+ */
+export async function tasksRunnableExist(db: Queryable): Promise<boolean> {
+  const res = await db.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM taskgate_claimable(1)) AS found', [], { name: 'tasks_runnable_exist' });
+  return res.rows[0]?.found === true;
+}
+
 /** A task locked by a claim window: `attempt` is the attempt about to run (not yet written). */
 export type LockedTask = ClaimedTask & { last_seq: number };
 
