@@ -10,7 +10,7 @@
 // race between an announcement and events written before the writer heard it is closed by
 // reading the log again shortly after each announcement, and by a sweep at every refresh.
 import type { Db } from '../storage/db.js';
-import { eventsList } from '../storage/queries/events.js';
+import { eventsLatestSeqs, eventsList } from '../storage/queries/events.js';
 import type { StoredEvent } from '../storage/queries/transitions.js';
 import type { TaskEvent } from '../contract/events.js';
 
@@ -18,8 +18,10 @@ export const EVENTS_CHANNEL = 'taskgate_events';
 /** NOTIFY payloads must stay under 8000 bytes. */
 const MAX_NOTIFY_BYTES = 7_000;
 const FETCH_PAGE = 500;
-/** How often a process re-announces the tasks it follows (and re-reads their logs). */
+/** How often a process re-announces the tasks it follows (and sweeps their logs). */
 const INTEREST_REFRESH_MS = 10_000;
+/** Followed tasks per sweep statement. */
+const SWEEP_BATCH = 1_000;
 /** A remote interest not re-announced for this long is dropped. */
 const INTEREST_TTL_MS = 3.5 * INTEREST_REFRESH_MS;
 /** Re-reads of a newly followed task's log: events written before the writers heard of the interest. */
@@ -68,6 +70,8 @@ export interface EventHubOptions {
   crossProcess: boolean;
   channel?: string;
   onError?: (err: unknown) => void;
+  /** Re-announce and sweep interval (tests shorten it); default INTEREST_REFRESH_MS. */
+  refreshMs?: number;
 }
 
 export class EventHub {
@@ -96,7 +100,7 @@ export class EventHub {
   async start(): Promise<void> {
     if (!this.#opts.crossProcess || this.#unlisten) return;
     this.#unlisten = await this.#db.listen(this.#opts.channel ?? EVENTS_CHANNEL, (payload) => this.#onHint(payload));
-    this.#refreshTimer = setInterval(() => this.#refresh(), INTEREST_REFRESH_MS);
+    this.#refreshTimer = setInterval(() => this.#refresh(), this.#opts.refreshMs ?? INTEREST_REFRESH_MS);
     this.#refreshTimer.unref();
   }
 
@@ -160,16 +164,36 @@ export class EventHub {
     }
   }
 
-  /** Every INTEREST_REFRESH_MS: re-announce what this process follows, re-read it, drop lapsed interests. */
+  /** Every INTEREST_REFRESH_MS: re-announce what this process follows, sweep it, drop lapsed interests. */
   #refresh(): void {
     const now = Date.now();
     for (const [taskId, until] of this.#remoteInterest) if (until < now) this.#remoteInterest.delete(taskId);
-    for (const ch of this.#channels.values()) {
-      this.#pendingInterest.add(ch.taskId);
-      // a hint lost with the listening connection (or sent before the writer heard of us)
-      void this.#readForAll(ch, true);
-    }
+    const followed = [...this.#channels.values()];
+    for (const ch of followed) this.#pendingInterest.add(ch.taskId);
     if (this.#pendingInterest.size) this.#scheduleFlush();
+    if (followed.length) void this.#sweep(followed);
+  }
+
+  /**
+   * Finds followed tasks whose log went further than this process heard (a hint lost with the
+   * listening connection, or sent before the writer heard of us) with one statement per
+   * SWEEP_BATCH tasks, and reads only those.
+   */
+  async #sweep(followed: Channel[]): Promise<void> {
+    try {
+      for (let i = 0; i < followed.length; i += SWEEP_BATCH) {
+        const batch = followed.slice(i, i + SWEEP_BATCH);
+        const latest = await eventsLatestSeqs(this.#db, batch.map((ch) => ch.taskId));
+        for (const ch of batch) {
+          const seq = latest.get(ch.taskId);
+          if (seq === undefined || this.#channels.get(ch.taskId) !== ch) continue;
+          ch.knownSeq = Math.max(ch.knownSeq, seq);
+          void this.#readForAll(ch); // reads only if a live subscriber is behind
+        }
+      }
+    } catch (err) {
+      this.#opts.onError?.(err);
+    }
   }
 
   /** Subscribes to a task's events strictly after `afterSeq`; returns the unsubscribe function. */

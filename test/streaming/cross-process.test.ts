@@ -123,6 +123,28 @@ describe.skipIf(!usingPostgres())('streams across processes (PostgreSQL)', () =>
     }
   });
 
+  it('the periodic sweep finds events a long-followed task got without a hint', async () => {
+    const hub = new EventHub(apiDb, { crossProcess: true, channel: channelName(tdb.schema, EVENTS_CHANNEL), refreshMs: 400 });
+    await hub.start();
+    const taskIds = [0, 1, 2].map((i) => `task_swept_${i}_${Date.now()}`);
+    const got = new Map<string, number[]>(taskIds.map((id) => [id, []]));
+    const stops = taskIds.map((id) => hub.subscribe(id, 'default', 0, { deliver: (e) => got.get(id)!.push(e.seq) }));
+    try {
+      await new Promise((r) => setTimeout(r, 2_300)); // past the re-reads that follow the announcement
+      // the second task gets events with no hint: only the sweep can find them
+      await apiDb.query(
+        `INSERT INTO task_events (task_id, seq, tenant_id, type, message) VALUES ($1, 1, 'default', 'PROGRESS', 'a'), ($1, 2, 'default', 'PROGRESS', 'b')`,
+        [taskIds[1]],
+      );
+      const deadline = Date.now() + 3_000;
+      while (got.get(taskIds[1])!.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(Object.fromEntries(got)).toEqual({ [taskIds[0]!]: [], [taskIds[1]!]: [1, 2], [taskIds[2]!]: [] });
+    } finally {
+      for (const stop of stops) stop();
+      await hub.stop();
+    }
+  });
+
   it('WebSocket clients on the API server get the worker\'s events too', async () => {
     const { default: WebSocket } = await import('ws');
     const res = await api.call('POST', '/api/v1/tasks', { task_definition_id: 'test-progress', input: { count: 5, key: 'xpws', gated: true } });

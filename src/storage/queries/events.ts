@@ -21,3 +21,18 @@ export async function eventsCount(db: Queryable, p: { tenantId: string; taskId: 
   );
   return res.rows[0]?.n ?? 0;
 }
+
+/**
+ * The newest seq of each of `taskIds` that has events (a followed task's sweep, events/hub.ts):
+ * one primary-key probe per task in one statement.
+ */
+export async function eventsLatestSeqs(db: Queryable, taskIds: readonly string[]): Promise<Map<string, number>> {
+  const res = await db.query<{ task_id: string; seq: number | null }>(
+    `SELECT t.id AS task_id, (SELECT max(e.seq) FROM task_events e WHERE e.task_id = t.id) AS seq
+       FROM unnest($1::text[]) AS t(id)`,
+    [taskIds],
+  );
+  const out = new Map<string, number>();
+  for (const r of res.rows) if (r.seq !== null) out.set(r.task_id, r.seq);
+  return out;
+}
