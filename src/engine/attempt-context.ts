@@ -4,35 +4,24 @@
 // One object per attempt, and nothing else until an executor uses it: the methods are bound on
 // first read (so `const { step } = ctx` works) and the logger and step table are made on demand.
 // A context of closures cost ~2 KB of garbage per attempt, paid by every no-op task.
-import type { Db } from '../storage/db.js';
-import type { GroupCommit } from '../storage/group-commit.js';
 import { tasksTransition, type ClaimedTask, type EventSpec } from '../storage/queries/transitions.js';
 import { stepsFinish, stepsStart, type StepRow } from '../storage/queries/steps.js';
 import { approvalsEnsure, type ApprovalRow } from '../storage/queries/approvals.js';
 import { newUuid } from '../domain/ids.js';
 import { EPHEMERAL_EVENT_TYPES } from '../contract/events.js';
-import type { EventHub } from '../events/hub.js';
 import type {
   ApprovalDecision, ApprovalRequest, StepInfo, StepOptions, TaskContext, TaskEventInput, TaskLogger,
 } from '../executors/types.js';
 import { AttemptAborted } from './abort.js';
-import type { ActiveAttempt } from './runner.js';
+import type { ActiveAttempt, RunnerDeps } from './runner.js';
 
 /** What a context needs of its runner (engine/runner.ts), shared by all its attempts. */
-export interface AttemptHost {
-  readonly db: Db;
-  /** Step and event writes share commits through this. */
-  readonly commit: GroupCommit;
-  readonly hub: EventHub;
-  readonly workerId: string;
-  /** Default approval timeout (TASKGATE_APPROVAL_TIMEOUT_MS). */
-  readonly approvalTimeoutMs: number;
-  readonly log: TaskLogger;
+export type AttemptHost = Pick<RunnerDeps, 'db' | 'commit' | 'hub' | 'workerId' | 'approvalTimeoutMs' | 'log'> & {
   /** Waits until the attempt holds its lease; false if it lost the task meanwhile. */
   leased(active: ActiveAttempt): Promise<boolean>;
   /** Appends `events` with a transition fenced on the attempt's lease; false if fenced out. */
   transition(task: ClaimedTask, active: ActiveAttempt, events: EventSpec[]): Promise<boolean>;
-}
+};
 
 /** Thrown inside an attempt that lost its lease (its controller is aborted as lease_lost too). */
 export class LeaseLost extends Error {

@@ -79,7 +79,7 @@ export class Runner {
   constructor(deps: RunnerDeps) {
     this.#d = deps;
     this.#host = {
-      db: deps.db, commit: deps.commit, hub: deps.hub, workerId: deps.workerId, approvalTimeoutMs: deps.approvalTimeoutMs, log: deps.log,
+      ...deps,
       leased: (active) => this.#leased(active),
       transition: (task, active, events) => this.#transition(task, active, {}, events),
     };

@@ -159,7 +159,7 @@ export class EventHub {
     for (const ms of ANNOUNCE_REREAD_MS) {
       setTimeout(() => {
         // (not after stop(): the database may be closed by then)
-        if (this.#unlisten && this.#channels.get(ch.taskId) === ch) void this.#readForAll(ch, true);
+        if (this.#unlisten && this.#channels.get(ch.taskId) === ch) void this.#sweep([ch]);
       }, ms).unref();
     }
   }
@@ -259,7 +259,7 @@ export class EventHub {
    * One log read per hinted channel, fanned out to every subscriber that is not catching up on
    * its own (a read per subscriber made 200 clients cost 200 queries per event).
    */
-  async #readForAll(ch: Channel, sweep = false): Promise<void> {
+  async #readForAll(ch: Channel): Promise<void> {
     if (ch.reading) {
       ch.readAgain = true;
       return;
@@ -269,9 +269,7 @@ export class EventHub {
       for (;;) {
         ch.readAgain = false;
         let from = Infinity;
-        // a sweep reads after every live subscriber, whatever this process has heard of
-        for (const sub of ch.subs) if (!sub.catchingUp && !sub.closed && (sweep || sub.lastSeq < ch.knownSeq)) from = Math.min(from, sub.lastSeq);
-        sweep = false;
+        for (const sub of ch.subs) if (!sub.catchingUp && !sub.closed && sub.lastSeq < ch.knownSeq) from = Math.min(from, sub.lastSeq);
         if (from === Infinity) {
           if (!ch.readAgain) break;
           continue;
@@ -360,30 +358,25 @@ export class EventHub {
       batch = { o: this.#origin, h: [], e: [], i: [] };
     };
     let size = 40;
+    /** Makes room for an entry of `len` bytes: the batch so far goes out if it would not fit. */
+    const fit = (len: number) => {
+      size += len;
+      if (size <= MAX_NOTIFY_BYTES) return;
+      push();
+      size = 40 + len;
+    };
     for (const taskId of interest) {
-      size += taskId.length + 4;
-      if (size > MAX_NOTIFY_BYTES) {
-        push();
-        size = 40 + taskId.length + 4;
-      }
+      fit(taskId.length + 4);
       batch.i.push(taskId);
     }
     for (const h of hints) {
-      size += h[0].length + 16;
-      if (size > MAX_NOTIFY_BYTES) {
-        push();
-        size = 40 + h[0].length + 16;
-      }
+      fit(h[0].length + 16);
       batch.h.push(h);
     }
     for (const e of ephemeral) {
       const len = JSON.stringify(e).length;
       if (len > MAX_NOTIFY_BYTES - 100) continue; // too large to hint; partials are best-effort
-      size += len;
-      if (size > MAX_NOTIFY_BYTES) {
-        push();
-        size = 40 + len;
-      }
+      fit(len);
       batch.e.push(e);
     }
     push();
