@@ -3,7 +3,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/config/index.js';
+import { loadConfig, type Config } from '../../src/config/index.js';
 import { startServer, type Server } from '../../src/main.js';
 import { createLogger } from '../../src/logger.js';
 import type { Db } from '../../src/storage/db.js';
@@ -24,9 +24,10 @@ export interface TestServer extends Server {
 export async function startTestServer(
   db: Db,
   env: Record<string, string> = {},
-  opts: { definitions?: TaskDefinition[]; flags?: Record<string, string> } = {},
+  /** `config` overrides settings past their env bounds (e.g. a claim window no loaded machine outlasts). */
+  opts: { definitions?: TaskDefinition[]; flags?: Record<string, string>; config?: Partial<Config> } = {},
 ): Promise<TestServer> {
-  const config = loadConfig(opts.flags ?? {}, {
+  const loaded = loadConfig(opts.flags ?? {}, {
     TASKGATE_ADMIN_KEY: ADMIN_KEY,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     TASKGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'taskgate-test-')),
@@ -40,6 +41,7 @@ export async function startTestServer(
     TASKGATE_RATE_LIMIT_PER_MIN: '0',
     ...env,
   });
+  const config: Config = { ...loaded, ...opts.config };
   const server = await startServer(config, { db, logger: createLogger(config.logLevel) });
   for (const def of opts.definitions ?? []) server.registry.addDefinition(def, 'test');
   const call: TestServer['call'] = async (method, path, body, o = {}) => {

@@ -152,9 +152,10 @@ describe('claim window during a shutdown', () => {
         return {};
       },
     };
-    // no shutdown grace: stop() aborts at once, well inside the 1 s window, however loaded the machine
-    const env = { TASKGATE_CLAIM_WINDOW_MS: '1000', TASKGATE_SHUTDOWN_GRACE_MS: '0', TASKGATE_CANCEL_GRACE_MS: '100' };
-    let first: TestServer | undefined = await startTestServer(own.db, env, { definitions: [slow], flags: { concurrency: '2' } });
+    // no shutdown grace: stop() aborts at once; the window is set past the env's 1 s bound so that
+    // it cannot close first however loaded the machine (a 1 s window did, once, on a loaded CI run)
+    const env = { TASKGATE_SHUTDOWN_GRACE_MS: '0', TASKGATE_CANCEL_GRACE_MS: '100' };
+    let first: TestServer | undefined = await startTestServer(own.db, env, { definitions: [slow], flags: { concurrency: '2' }, config: { claimWindowMs: 60_000 } });
     let second: TestServer | undefined;
     try {
       await firstClaim(first);
