@@ -2,14 +2,14 @@
 // One end-to-end run on PostgreSQL with the figures that explain it, for engine work between
 // full benchmark runs (not part of `npm run bench`):
 //
-//   node bench/tools/e2e-probe.mjs [--tasks 20000] [--concurrency 300] [--waits] [--statements]
+//   node bench/tools/e2e-probe.mjs [--tasks 20000] [--concurrency 300] [--waits] [--statements] [--timeline [--slot MS]]
 //
 // Prints tasks/s (as the e2e scenario measures it), the server's and PostgreSQL's CPU per task
 // (µs; PostgreSQL = every `postgres` process on this machine, read from /proc), commits, and row
-// counts. --waits samples pg_stat_activity every 2 ms (wait events per statement: lock and WAL
-// waits vs CPU). --statements logs every statement of the run (log_min_duration_statement = 0 on
-// the run's database) and sums them per prepared statement from the server log (PG_LOG, default
-// Debian's). Profile the server with BENCH_TASKGATE_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR';
+// counts; --timeline adds the completion rate per `--slot` ms (default 100) from the first start. --waits samples
+// pg_stat_activity every 2 ms (wait events per statement: lock and WAL waits vs CPU).
+// --statements logs every statement of the run (log_min_duration_statement = 0 on the run's
+// database) and sums them per prepared statement from the server log (PG_LOG, default Debian's). Profile the server with BENCH_TASKGATE_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR';
 // --sql 'STATEMENT' (repeatable) runs on the run's database after the submits, before the workers
 // start (what-if experiments: drop an index, change a setting). --perf FILE records the whole
 // machine with `perf record -a` while the tasks run (then e.g.
@@ -31,6 +31,8 @@ const { values: args } = parseArgs({
     statements: { type: 'boolean', default: false },
     perf: { type: 'string' },
     sql: { type: 'string', multiple: true, default: [] },
+    timeline: { type: 'boolean', default: false },
+    slot: { type: 'string', default: '100' },
   },
 });
 const n = Number(args.tasks);
@@ -142,6 +144,14 @@ try {
   }, null, 1));
   if (waits.size) console.log([...waits].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `${String(v).padStart(6)}  ${k}`).join('\n'));
   if (args.statements) console.log(statementSummary(logOffset).join('\n'));
+  if (args.timeline) {
+    // completions per slot from the first start: how long the run takes to reach its pace
+    const slot = Number(args.slot);
+    const { rows } = await withPg(db, (c) => c.query(
+      `SELECT floor(extract(epoch FROM completed_at - $1::timestamptz) * 1000 / $2)::int AS slot, count(*)::int AS n
+         FROM tasks GROUP BY 1 ORDER BY 1`, [new Date(Number(st.first)).toISOString(), slot]));
+    console.log(rows.map((r) => `${String(r.slot * slot).padStart(6)} ms  ${String(Math.round((r.n * 1000) / slot)).padStart(6)} tasks/s`).join('\n'));
+  }
 } finally {
   await store.dispose();
   await disposeTemplates();
