@@ -4,6 +4,7 @@
 // the credentials hint reaches another Signals instance by NOTIFY.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
+import { until } from '../helpers/server.js';
 import { createApiKey, createApiKeyVerifier } from '../../src/auth/api-keys.js';
 import { apiKeysRevoke, tenantsInsert } from '../../src/storage/queries/tenants.js';
 import { Signals } from '../../src/events/signals.js';
@@ -12,13 +13,14 @@ import type { Queryable } from '../../src/storage/db.js';
 let tdb: TestDb;
 const TENANT = 'cache-tenant';
 
-/** The real database, counting the statements that go through it. */
-function counting(db: Queryable): Queryable & { count: number } {
+/** The real database, counting the statements that go through it (issued, and settled). */
+function counting(db: Queryable): Queryable & { count: number; settled: number } {
   const c = {
     count: 0,
+    settled: 0,
     query: ((sql: string, params?: readonly unknown[]) => {
       c.count++;
-      return db.query(sql, params);
+      return db.query(sql, params).finally(() => c.settled++);
     }) as Queryable['query'],
   };
   return c;
@@ -101,18 +103,23 @@ describe('API-key verifier cache', () => {
     const db = counting(tdb.db);
     const verify = createApiKeyVerifier(db, { cacheMs: 3_000 });
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const settle = () => new Promise((r) => setImmediate(r)); // the lookup's continuation caches what it read
     // times in thousands of ms: a loaded machine oversleeps by a few hundred (this once failed at 1,000)
     expect(await verify(key)).toBeDefined();
     await sleep(1_800); // second half of the entry's time
     expect(await verify(key)).toBeDefined(); // from the cache; a re-read starts behind it
-    await sleep(100);
+    // the re-read must have read the key before it is revoked (a fixed sleep here raced on a loaded machine)
+    await until(() => db.settled === 2, 'the background re-read');
+    await settle();
     expect(db.count).toBe(2);
     await apiKeysRevoke(tdb.db, { tenantId: TENANT, id: row.id }); // no invalidate: only re-reads can tell
     await sleep(1_050); // past the first entry's 3,000 ms: only the re-read's entry can answer
     expect(await verify(key)).toBeDefined();
     await sleep(900); // into that entry's second half: the next use re-reads and finds it revoked
     expect(await verify(key)).toBeDefined();
-    await sleep(300);
+    await until(() => db.settled === 3, 'the second re-read');
+    await settle();
+    expect(db.count).toBe(3);
     expect(await verify(key)).toBeUndefined();
   });
 
