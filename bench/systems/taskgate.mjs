@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync, cpSync, readdirSync, statSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProcess, runCommand } from '../lib/proc.mjs';
-import { benchName, freshDatabase, dropDatabase, pgUrl } from '../lib/services.mjs';
+import { benchName, dropStaleDatabases, freshDatabase, dropDatabase, pgUrl } from '../lib/services.mjs';
 import { log, waitUntil, sleep } from '../lib/util.mjs';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
@@ -93,6 +93,8 @@ export function template(db) {
         let env;
         let result;
         if (db === 'pg') {
+          // the probes (bench/tools) come here too: what died with a run before is dropped first
+          await dropStaleDatabases();
           await freshDatabase(PG_TEMPLATE);
           env = { DATABASE_URL: pgUrl(PG_TEMPLATE) };
           result = PG_TEMPLATE;
