@@ -2,14 +2,17 @@
 // One end-to-end run on PostgreSQL with the figures that explain it, for engine work between
 // full benchmark runs (not part of `npm run bench`):
 //
-//   node bench/tools/e2e-probe.mjs [--tasks 20000] [--concurrency 300] [--waits] [--statements] [--timeline [--slot MS]]
+//   node bench/tools/e2e-probe.mjs [--tasks 20000] [--concurrency 300] [--waits] [--statements]
+//                                  [--timeline [--slot MS]]
 //
 // Prints tasks/s (as the e2e scenario measures it), the server's and PostgreSQL's CPU per task
 // (µs; PostgreSQL = every `postgres` process on this machine, read from /proc), commits, and row
-// counts; --timeline adds the completion rate per `--slot` ms (default 100) from the first start. --waits samples
-// pg_stat_activity every 2 ms (wait events per statement: lock and WAL waits vs CPU).
-// --statements logs every statement of the run (log_min_duration_statement = 0 on the run's
-// database) and sums them per prepared statement from the server log (PG_LOG, default Debian's). Profile the server with BENCH_TASKGATE_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR';
+// counts. --timeline adds the completion rate per `--slot` ms (default 100) from the first
+// start (how long a run takes to reach its pace). --waits samples pg_stat_activity every 2 ms
+// (wait events per statement: lock and WAL waits vs CPU). --statements logs every statement of
+// the run (log_min_duration_statement = 0 on the run's database) and sums them per prepared
+// statement from the server log (PG_LOG, default Debian's). Profile the server with
+// BENCH_TASKGATE_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR';
 // --sql 'STATEMENT' (repeatable) runs on the run's database after the submits, before the workers
 // start (what-if experiments: drop an index, change a setting). --perf FILE records the whole
 // machine with `perf record -a` while the tasks run (then e.g.
