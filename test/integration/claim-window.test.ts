@@ -203,7 +203,9 @@ describe.runIf(usingPostgres())('claim window whose transaction fails (PostgreSQ
 
   beforeAll(async () => {
     db2 = await openTestDb();
-    server2 = await startTestServer(db2.db, { TASKGATE_CLAIM_WINDOW_MS: '1000' }, { definitions: [hold], flags: { concurrency: '2' } });
+    // the window must still be open when the test finds and kills its backend: 60 s (past the env's
+    // 1 s bound) however loaded the machine; the held attempt's progress() closes it once released
+    server2 = await startTestServer(db2.db, {}, { definitions: [hold], flags: { concurrency: '2' }, config: { claimWindowMs: 60_000 } });
     await firstClaim(server2);
   });
   afterAll(async () => {
