@@ -125,7 +125,8 @@ describe('taskgate serve process', { timeout: 240_000 }, () => {
 
   it('runs 1,000 sleep tasks of 20 ms with none lost and none run twice', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'taskgate-e2e-'));
-    const srv = await spawnServe(['--concurrency', '50'], baseEnv(dataDir, schema));
+    // nothing crashes here: a long lease, so a stall of a loaded machine cannot expire one and run a task twice
+    const srv = await spawnServe(['--concurrency', '50'], { ...baseEnv(dataDir, schema), TASKGATE_LEASE_MS: '30000' });
     children.push(srv);
     const ids: string[] = [];
     for (let i = 0; i < 1000; i += 50) {
