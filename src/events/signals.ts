@@ -1,8 +1,11 @@
 // Hints between processes: "new work is queued", "task X was asked to cancel or pause" and
 // "credential X changed" (an API key revoked, or `*`: a tenant's settings changed). In-process
-// listeners are called at once; other processes get one coalesced NOTIFY per kind per tick.
+// listeners are called at once; other processes get one coalesced NOTIFY per kind per tick (a
+// work NOTIFY carries its sender's token: the sender skips its own echo, which would only make
+// its worker claim again — and direct dispatch step aside while that claim is in flight).
 // Hints only shorten waits: workers also poll and heartbeat, and cached credentials expire on
 // their own, so nothing is lost when a NOTIFY is.
+import { randomBytes } from 'node:crypto';
 import { channelName, type Db } from '../storage/db.js';
 
 export const WORK_CHANNEL = 'taskgate_work';
@@ -26,6 +29,8 @@ export class Signals {
   #idPending: Record<IdKind, Set<string>> = { control: new Set(), credentials: new Set() };
   #flushScheduled = false;
   #unlisten: (() => Promise<void>)[] = [];
+  /** Sent as the work NOTIFY's payload, so this instance skips its own (its listeners ran at once). */
+  readonly #token = randomBytes(6).toString('base64url');
 
   constructor(db: Db, opts: SignalsOptions) {
     this.#db = db;
@@ -40,7 +45,11 @@ export class Signals {
   /** Starts receiving other processes' hints. */
   async start(): Promise<void> {
     if (!this.#opts.crossProcess || this.#unlisten.length) return;
-    this.#unlisten.push(await this.#db.listen(this.#channel(WORK_CHANNEL), () => this.#fireWork()));
+    this.#unlisten.push(
+      await this.#db.listen(this.#channel(WORK_CHANNEL), (p) => {
+        if (p !== this.#token) this.#fireWork();
+      }),
+    );
     for (const kind of Object.keys(ID_CHANNELS) as IdKind[]) {
       this.#unlisten.push(
         await this.#db.listen(this.#channel(ID_CHANNELS[kind]), (p) => {
@@ -120,7 +129,7 @@ export class Signals {
     this.#workPending = false;
     this.#idPending = { control: new Set(), credentials: new Set() };
     try {
-      if (work) await this.#db.notify(this.#channel(WORK_CHANNEL), '');
+      if (work) await this.#db.notify(this.#channel(WORK_CHANNEL), this.#token);
       for (const kind of Object.keys(ID_CHANNELS) as IdKind[]) {
         const ids = [...pending[kind]];
         // ids are ≤128 chars: 40 per NOTIFY stays under the 8000-byte payload limit

@@ -7,7 +7,8 @@ import type { Db } from '../../src/storage/db.js';
 import { channelName } from '../../src/storage/db.js';
 import { EVENTS_CHANNEL, EventHub } from '../../src/events/hub.js';
 import { openTestDb, usingPostgres, type TestDb } from '../helpers/db.js';
-import { ADMIN_KEY, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { ADMIN_KEY, startTestServer, until, waitForTask, type TestServer } from '../helpers/server.js';
+import { Signals } from '../../src/events/signals.js';
 import { eventsOf, gates, isDone, openSse, progressDef } from './helpers.js';
 
 describe.skipIf(!usingPostgres())('streams across processes (PostgreSQL)', () => {
@@ -161,5 +162,29 @@ describe.skipIf(!usingPostgres())('streams across processes (PostgreSQL)', () =>
     expect(await closed).toBe(1000);
     const log = (await api.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[];
     expect(messages.map((m) => m.seq)).toEqual(log.map((e) => e.seq));
+  });
+
+  it('a work hint reaches the other process and is not echoed back to its sender', async () => {
+    const a = new Signals(tdb.db, { crossProcess: true });
+    const b = new Signals(apiDb, { crossProcess: true });
+    await a.start();
+    await b.start();
+    try {
+      let [fa, fb] = [0, 0];
+      let marker = false;
+      a.onWork(() => fa++);
+      b.onWork(() => fb++);
+      a.onControl((id) => (marker ||= id === 'after-the-hint'));
+      a.work();
+      expect(fa).toBe(1); // in-process listeners run at once
+      await until(() => fb === 1, 'the hint in the other process');
+      // notifications reach a listener in commit order: once b's later one has reached a, so has a's own
+      b.control('after-the-hint');
+      await until(() => marker, "b's later notification at a");
+      expect([fa, fb]).toEqual([1, 1]); // an echo would have made a's worker claim a second time
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
   });
 });
