@@ -142,14 +142,11 @@ export class EventHub {
     }
   }
 
-  /** Another process announced (and has not let lapse) an interest in this task's events. */
+  /** Another process announced (and has not let lapse) an interest in this task's events; #refresh drops lapsed ones. */
   #followedElsewhere(taskId: string): boolean {
     if (this.#remoteInterest.size === 0) return false;
     const until = this.#remoteInterest.get(taskId);
-    if (until === undefined) return false;
-    if (until >= Date.now()) return true;
-    this.#remoteInterest.delete(taskId);
-    return false;
+    return until !== undefined && until >= Date.now();
   }
 
   /** Announces interest in a task this process just started following, then re-reads its log. */

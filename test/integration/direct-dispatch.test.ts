@@ -120,4 +120,3 @@ describe('direct dispatch beside a fast poll', () => {
     expect(queued).toEqual([]);
   });
 });
-

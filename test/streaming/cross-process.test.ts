@@ -115,8 +115,7 @@ describe.skipIf(!usingPostgres())('streams across processes (PostgreSQL)', () =>
         `INSERT INTO task_events (task_id, seq, tenant_id, type, message) VALUES ($1, 1, 'default', 'PROGRESS', 'a'), ($1, 2, 'default', 'PROGRESS', 'b')`,
         [taskId],
       );
-      const deadline = Date.now() + 5_000;
-      while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await until(() => got.length >= 2, 'the events without a hint', 5_000);
       expect(got).toEqual([1, 2]);
     } finally {
       stop();
@@ -137,8 +136,7 @@ describe.skipIf(!usingPostgres())('streams across processes (PostgreSQL)', () =>
         `INSERT INTO task_events (task_id, seq, tenant_id, type, message) VALUES ($1, 1, 'default', 'PROGRESS', 'a'), ($1, 2, 'default', 'PROGRESS', 'b')`,
         [taskIds[1]],
       );
-      const deadline = Date.now() + 3_000;
-      while (got.get(taskIds[1])!.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await until(() => got.get(taskIds[1]!)!.length >= 2, 'the swept events', 3_000);
       expect(Object.fromEntries(got)).toEqual({ [taskIds[0]!]: [], [taskIds[1]!]: [1, 2], [taskIds[2]!]: [] });
     } finally {
       for (const stop of stops) stop();
