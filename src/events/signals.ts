@@ -1,8 +1,9 @@
 // Hints between processes: "new work is queued", "task X was asked to cancel or pause" and
 // "credential X changed" (an API key revoked, or `*`: a tenant's settings changed). In-process
-// listeners are called at once; other processes get one coalesced NOTIFY per kind per tick (a
-// work NOTIFY carries its sender's token: the sender skips its own echo, which would only make
-// its worker claim again — and direct dispatch step aside while that claim is in flight).
+// listeners are called at once; other processes get one coalesced NOTIFY per kind per tick. Each
+// NOTIFY carries its sender's token and the sender skips its own echo: its listeners already ran,
+// and the echo would only make its worker claim again (direct dispatch steps aside while a claim
+// is in flight), heartbeat again for a cancel, or drop a cached credential twice.
 // Hints only shorten waits: workers also poll and heartbeat, and cached credentials expire on
 // their own, so nothing is lost when a NOTIFY is.
 import { randomBytes } from 'node:crypto';
@@ -29,8 +30,13 @@ export class Signals {
   #idPending: Record<IdKind, Set<string>> = { control: new Set(), credentials: new Set() };
   #flushScheduled = false;
   #unlisten: (() => Promise<void>)[] = [];
-  /** Sent as the work NOTIFY's payload, so this instance skips its own (its listeners ran at once). */
+  /**
+   * Sent with every NOTIFY, so this instance skips its own (its listeners ran at once): the work
+   * NOTIFY's whole payload; on the id channels the last element, `~token` (`~` is not an id
+   * character: a process of an earlier version fires it as an id that matches nothing).
+   */
   readonly #token = randomBytes(6).toString('base64url');
+  readonly #idTag = `~${this.#token}`;
 
   constructor(db: Db, opts: SignalsOptions) {
     this.#db = db;
@@ -53,7 +59,11 @@ export class Signals {
     for (const kind of Object.keys(ID_CHANNELS) as IdKind[]) {
       this.#unlisten.push(
         await this.#db.listen(this.#channel(ID_CHANNELS[kind]), (p) => {
-          for (const id of p.split(',')) if (id) this.#fireId(kind, id);
+          const ids = p.split(',');
+          const tag = ids.at(-1);
+          if (tag === this.#idTag) return;
+          // a tag is the sender's, not an id; a payload without one comes from an earlier version
+          for (const id of ids) if (id && id[0] !== '~') this.#fireId(kind, id);
         }),
       );
     }
@@ -132,8 +142,10 @@ export class Signals {
       if (work) await this.#db.notify(this.#channel(WORK_CHANNEL), this.#token);
       for (const kind of Object.keys(ID_CHANNELS) as IdKind[]) {
         const ids = [...pending[kind]];
-        // ids are ≤128 chars: 40 per NOTIFY stays under the 8000-byte payload limit
-        for (let i = 0; i < ids.length; i += 40) await this.#db.notify(this.#channel(ID_CHANNELS[kind]), ids.slice(i, i + 40).join(','));
+        // ids are ≤128 chars: 40 per NOTIFY (and the tag) stay under the 8000-byte payload limit
+        for (let i = 0; i < ids.length; i += 40) {
+          await this.#db.notify(this.#channel(ID_CHANNELS[kind]), [...ids.slice(i, i + 40), this.#idTag].join(','));
+        }
       }
     } catch (err) {
       this.#opts.onError?.(err);

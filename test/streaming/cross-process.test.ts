@@ -8,7 +8,7 @@ import { channelName } from '../../src/storage/db.js';
 import { EVENTS_CHANNEL, EventHub } from '../../src/events/hub.js';
 import { openTestDb, usingPostgres, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, startTestServer, until, waitForTask, type TestServer } from '../helpers/server.js';
-import { Signals } from '../../src/events/signals.js';
+import { CONTROL_CHANNEL, Signals } from '../../src/events/signals.js';
 import { eventsOf, gates, isDone, openSse, progressDef } from './helpers.js';
 
 describe.skipIf(!usingPostgres())('streams across processes (PostgreSQL)', () => {
@@ -162,24 +162,36 @@ describe.skipIf(!usingPostgres())('streams across processes (PostgreSQL)', () =>
     expect(messages.map((m) => m.seq)).toEqual(log.map((e) => e.seq));
   });
 
-  it('a work hint reaches the other process and is not echoed back to its sender', async () => {
+  it('hints of every kind reach the other process once and are not echoed back to their sender', async () => {
     const a = new Signals(tdb.db, { crossProcess: true });
     const b = new Signals(apiDb, { crossProcess: true });
     await a.start();
     await b.start();
     try {
-      let [fa, fb] = [0, 0];
-      let marker = false;
-      a.onWork(() => fa++);
-      b.onWork(() => fb++);
-      a.onControl((id) => (marker ||= id === 'after-the-hint'));
+      const fired = { a: [] as string[], b: [] as string[] };
+      for (const [s, log] of [[a, fired.a], [b, fired.b]] as const) {
+        s.onWork(() => log.push('work'));
+        s.onControl((id) => log.push(`control:${id}`));
+        s.onCredentials((id) => log.push(`credentials:${id}`));
+      }
       a.work();
-      expect(fa).toBe(1); // in-process listeners run at once
-      await until(() => fb === 1, 'the hint in the other process');
-      // notifications reach a listener in commit order: once b's later one has reached a, so has a's own
-      b.control('after-the-hint');
-      await until(() => marker, "b's later notification at a");
-      expect([fa, fb]).toEqual([1, 1]); // an echo would have made a's worker claim a second time
+      a.control('task_1');
+      a.credentials('key_1');
+      a.credentials('*');
+      // in-process listeners run at once
+      expect(fired.a).toEqual(['work', 'control:task_1', 'credentials:key_1', 'credentials:*']);
+      await until(() => fired.b.length === 4, 'the hints in the other process');
+      expect(fired.b.sort()).toEqual(['control:task_1', 'credentials:*', 'credentials:key_1', 'work']);
+      // notifications reach a listener in commit order: once b's later one has reached a, so have a's own
+      b.control('after-the-hints');
+      await until(() => fired.a.includes('control:after-the-hints'), "b's later notification at a");
+      // an echo would have made a's worker claim again, heartbeat again, drop its cached key again
+      expect(fired.a).toEqual(['work', 'control:task_1', 'credentials:key_1', 'credentials:*', 'control:after-the-hints']);
+      expect(fired.b).toHaveLength(5);
+      // a process of an earlier version sends bare ids (no sender tag): still heard
+      await apiDb.notify(channelName(tdb.schema, CONTROL_CHANNEL), 'task_2,task_3');
+      await until(() => fired.a.includes('control:task_3'), 'an untagged notification');
+      expect(fired.a.slice(-2)).toEqual(['control:task_2', 'control:task_3']);
     } finally {
       await a.stop();
       await b.stop();
