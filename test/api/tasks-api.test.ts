@@ -255,6 +255,19 @@ describe('control routes', () => {
     expect(bad.body.error.code).toBe('INVALID_TASK_STATE');
     expect((await server.call('POST', `/api/v1/tasks/${id}/cancel`, { force: 'yes' })).status).toBe(400);
   });
+
+  it('a delayed task paused and resumed before its run_at keeps its delay', async () => {
+    const r = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {}, delay_ms: 60_000 });
+    const id = r.body.task_id;
+    const runAt = (await server.call('GET', `/api/v1/tasks/${id}`)).body.run_at;
+    expect(new Date(runAt).getTime()).toBeGreaterThan(Date.now() + 50_000);
+    expect((await server.call('POST', `/api/v1/tasks/${id}/pause`)).body.status).toBe('PAUSED');
+    const resumed = await server.call('POST', `/api/v1/tasks/${id}/resume`);
+    expect(resumed.body.status).toBe('QUEUED');
+    const t = (await server.call('GET', `/api/v1/tasks/${id}`)).body;
+    expect([t.status, t.run_at]).toEqual(['QUEUED', runAt]);
+    expect((await server.call('POST', `/api/v1/tasks/${id}/cancel`)).body.status).toBe('CANCELLED');
+  });
 });
 
 describe('service routes and envelopes', () => {

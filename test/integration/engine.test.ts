@@ -129,7 +129,8 @@ describe('engine', () => {
     await waitForTask(server, id, (t) => t.status === 'RUNNING');
     const res = await server.call('POST', `/api/v1/tasks/${id}/cancel`, { reason: 'changed my mind' });
     expect(res.status).toBe(202);
-    expect(res.body).toMatchObject({ success: true, task_id: id });
+    // the answer carries the task's status: still RUNNING until the attempt stops
+    expect(res.body).toEqual({ success: true, message: expect.any(String), task_id: id, status: 'RUNNING' });
     const t = await waitForTask(server, id);
     expect(t.status).toBe('CANCELLED');
     const types = await eventTypes(id);
@@ -174,6 +175,7 @@ describe('engine', () => {
     await waitForTask(server, id, (t) => t.status === 'RUNNING');
     const p = await server.call('POST', `/api/v1/tasks/${id}/pause`, { reason: 'hold on' });
     expect(p.status).toBe(202);
+    expect(p.body.status).toBe('RUNNING'); // PAUSED once it reaches a step boundary
     const paused = await waitForTask(server, id, (t) => t.status === 'PAUSED' || t.status === 'COMPLETED');
     expect(paused.status).toBe('PAUSED');
     expect(server.worker!.activeCount).toBe(0);

@@ -192,7 +192,8 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
         statuses: ['RUNNING'],
         set: { cancel_requested: true, cancel_reason: reason, cancelled_by: by },
         events: [{ type: 'WORKFLOW_CANCELLING', message: 'Cancellation requested', payload: { reason, cancelled_by: by } }],
-        status: 'CANCELLING', message: 'Cancellation requested; the running attempt is being stopped', signal: 'control',
+        // the answer's status is the task's (RUNNING until the attempt stops): CANCELLING is an event, not a status
+        status: 'RUNNING', message: 'Cancellation requested; the running attempt is being stopped', signal: 'control',
       };
     });
     return reply.code(202).send(out);
@@ -223,7 +224,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
           statuses: ['RUNNING'],
           set: { pause_requested: true, pause_reason: reason, paused_by: by },
           events: [{ type: 'WORKFLOW_PAUSING', message: 'Pause requested; the task pauses at its next step boundary', payload: { reason, paused_by: by } }],
-          status: 'PAUSING', message: 'Pause requested; the task pauses at its next durable step boundary', signal: 'control',
+          status: 'RUNNING', message: 'Pause requested; the task pauses at its next durable step boundary', signal: 'control',
         };
       }
       throw new ApiError('INVALID_TASK_STATE', `cannot pause a task in status ${row.status}${row.pause_requested ? ' (pause already requested)' : ''}`, { status: row.status });
@@ -237,7 +238,8 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
       if (row.status === 'PAUSED') {
         return {
           statuses: ['PAUSED'],
-          set: { status: 'QUEUED', run_at: sql('now()'), pause_requested: false, pause_reason: null, paused_by: null, paused_at: null },
+          // a task paused before its run_at keeps its delay; one paused later runs at once
+          set: { status: 'QUEUED', run_at: sql('greatest(run_at, now())'), pause_requested: false, pause_reason: null, paused_by: null, paused_at: null },
           events: [{ type: 'WORKFLOW_RESUMED', message: 'Task resumed', payload: { resumed_by: by } }],
           status: 'QUEUED', message: 'Task resumed', signal: 'work',
         };
