@@ -73,4 +73,27 @@ describe('seed 004 compatibility routes', () => {
     expect(h.status).toBe(200);
     expect(h.body.status).toBe('healthy');
   });
+  it('carry the rate-limit headers of the canonical routes they call, and Retry-After on a 429', async () => {
+    const limited = await startTestServer(tdb.db, { TASKGATE_RATE_LIMIT_PER_MIN: '1', TASKGATE_RATE_LIMIT_BURST: '2', TASKGATE_ROLE: 'api' });
+    try {
+      const { key } = await newTenant(tdb.db);
+      const submits = [];
+      for (let i = 0; i < 3; i++) submits.push(await limited.call('POST', '/api/v1/task', { type: 'noop', args: {} }, { key }));
+      expect(submits.map((r) => r.status)).toEqual([201, 201, 429]);
+      expect(submits.map((r) => r.headers.get('x-ratelimit-remaining'))).toEqual(['1', '0', '0']);
+      for (const r of submits) {
+        expect(r.headers.get('x-ratelimit-limit')).toBe('1'); // per minute (the burst is 2)
+        expect(Number(r.headers.get('x-ratelimit-reset'))).toBeGreaterThan(Date.now() / 1000 - 1);
+      }
+      expect(Number(submits[2]!.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(submits[2]!.body).toMatchObject({ status: 'error' });
+      // control calls share the submit budget; reads have their own
+      expect((await limited.call('DELETE', `/api/v1/task/${submits[0]!.body.task_id}`, undefined, { key })).status).toBe(429);
+      const read = await limited.call('GET', `/api/v1/task/${submits[0]!.body.task_id}`, undefined, { key });
+      expect(read.status).toBe(200);
+      expect(read.headers.get('x-ratelimit-limit')).not.toBeNull();
+    } finally {
+      await limited.close();
+    }
+  });
 });

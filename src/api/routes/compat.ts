@@ -57,6 +57,15 @@ function forward(req: FastifyRequest): Record<string, string> {
   return out;
 }
 
+/** The canonical route counted the request: its rate-limit headers (and a 429's Retry-After) are this answer's. */
+const LIMIT_HEADERS = ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after'];
+function relayLimits(reply: FastifyReply, res: { headers: Record<string, unknown> }): void {
+  for (const h of LIMIT_HEADERS) {
+    const v = res.headers[h];
+    if (typeof v === 'string' || typeof v === 'number') reply.header(h, v);
+  }
+}
+
 interface Envelope {
   error?: { code: string; message: string; details?: { path?: string; reason?: string } };
 }
@@ -99,11 +108,9 @@ export async function compatRoutes(app: FastifyInstance): Promise<void> {
         ...(body.metadata ? { metadata: body.metadata } : {}), ...(body.metadata?.timeout ? { timeout_ms: body.metadata.timeout * 1000 } : {}),
       },
     });
+    relayLimits(reply, res);
     const out = res.json() as Envelope & { task_id?: string; created_at?: string };
-    if (res.statusCode !== 200) {
-      if (res.headers['retry-after']) reply.header('retry-after', res.headers['retry-after']);
-      return relayError(reply, res.statusCode, out);
-    }
+    if (res.statusCode !== 200) return relayError(reply, res.statusCode, out);
     const task = (await app.inject({ method: 'GET', url: `/api/v1/tasks/${out.task_id}`, headers: forward(req) })).json() as { run_at: string; created_at: string };
     const timeoutMs = (body.metadata?.timeout ?? 0) * 1000 || 30 * 60_000;
     return reply.code(201).send({
@@ -118,6 +125,7 @@ export async function compatRoutes(app: FastifyInstance): Promise<void> {
   }, async (req, reply) => {
     const { id } = req.params as { id: string };
     const res = await app.inject({ method: 'GET', url: `/api/v1/tasks/${id}`, headers: forward(req) });
+    relayLimits(reply, res);
     if (res.statusCode !== 200) return relayError(reply, res.statusCode, res.json() as Envelope, id);
     const t = res.json() as { status: string; output: unknown; result: string | null; error: string | null; created_at: string; updated_at: string };
     let progress = t.status === 'COMPLETED' ? 100 : 0;
@@ -138,6 +146,7 @@ export async function compatRoutes(app: FastifyInstance): Promise<void> {
   }, async (req, reply) => {
     const { id } = req.params as { id: string };
     const res = await app.inject({ method: 'POST', url: `/api/v1/tasks/${id}/cancel`, headers: { ...forward(req), 'content-type': 'application/json' }, payload: {} });
+    relayLimits(reply, res);
     const out = res.json() as Envelope & { status?: string };
     // seed 004 answers a task that cannot be cancelled with 400
     if (res.statusCode === 409) return reply.code(400).send(errorBody(out.error?.message ?? 'Task cannot be cancelled', id));
