@@ -80,7 +80,9 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
       headersTimeout: config.requestTimeoutMs > 0 ? Math.min(config.security.headersTimeoutMs, config.requestTimeoutMs) : config.security.headersTimeoutMs,
       connectionsCheckingInterval: 1000,
     },
-    return503OnClosing: true,
+    // requests still arriving on open keep-alive connections while the server closes get 503 in
+    // our envelope (the onRequest hook below), not Fastify's own body
+    return503OnClosing: false,
     requestIdHeader: false,
     genReqId: (req) => {
       const h = req.headers['x-request-id'];
@@ -107,10 +109,18 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   });
 
   app.decorateRequest('traceId', '');
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onRequest', async (req, reply) => {
     req.traceId = traceIdOf(req.raw);
     reply.header('x-request-id', String(req.id));
     reply.header('x-trace-id', req.traceId);
+    if (closing) {
+      // (Fastify has already set Connection: close) a load balancer retries it on another node
+      return reply.code(503).header('retry-after', '1').send(envelope('UNAVAILABLE', 'The server is shutting down', String(req.id)));
+    }
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';

@@ -1,0 +1,54 @@
+// A request that reaches a server already shutting down (on a keep-alive connection it still
+// serves) gets 503 in the standard error envelope, and the one before it is served normally.
+import { connect } from 'node:net';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { openTestDb, type TestDb } from '../helpers/db.js';
+import { ADMIN_KEY, startTestServer, type TestServer } from '../helpers/server.js';
+
+let tdb: TestDb;
+let server: TestServer | undefined;
+
+beforeAll(async () => {
+  tdb = await openTestDb();
+  server = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
+});
+afterAll(async () => {
+  await server?.close();
+  await tdb?.close();
+});
+
+it('answers a request arriving during shutdown with 503 UNAVAILABLE in the envelope', async () => {
+  const { port } = new URL(server!.url);
+  const socket = connect(Number(port), '127.0.0.1');
+  let raw = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (d: string) => (raw += d));
+  const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  // the first request's body is still coming when the shutdown starts: the connection is busy,
+  // so the server keeps it, and the second request (pipelined behind it) arrives while closing
+  const body = JSON.stringify({ task_definition_id: 'noop', input: {} });
+  const http = server!.app.server;
+  const firstArrived = new Promise((resolve) => http.once('request', resolve));
+  socket.write(
+    `POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nX-API-Key: ${ADMIN_KEY}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+  );
+  await firstArrived;
+  const closed = server!.close();
+  // the shutdown has begun once the server stops listening (its preClose hooks ran before)
+  while (http.listening) await new Promise((r) => setTimeout(r, 5));
+  socket.write(`${body.slice(5)}GET /api/v1/tasks HTTP/1.1\r\nHost: x\r\nX-API-Key: ${ADMIN_KEY}\r\nX-Request-ID: second-one\r\n\r\n`);
+  await ended;
+  await closed;
+  server = undefined;
+  const responses = raw.split(/(?=HTTP\/1\.1 )/);
+  expect(responses.map((r) => r.slice(0, 12))).toEqual(['HTTP/1.1 200', 'HTTP/1.1 503']);
+  const [head, payload] = responses[1]!.split('\r\n\r\n');
+  expect(head).toMatch(/\r\nconnection: close\r\n/i);
+  expect(head).toMatch(/\r\nretry-after: 1\r\n/i);
+  expect(JSON.parse(payload!)).toEqual({
+    error: { code: 'UNAVAILABLE', message: 'The server is shutting down' },
+    request_id: 'second-one',
+  });
+});
