@@ -13,7 +13,7 @@ import { bootstrap } from './auth/bootstrap.js';
 import { EventHub, EVENTS_CHANNEL } from './events/hub.js';
 import { Signals } from './events/signals.js';
 import { channelName, type Db } from './storage/db.js';
-import { Registry, functionExecutor } from './executors/registry.js';
+import { Registry, TenantDefinitionSync, functionExecutor } from './executors/registry.js';
 import { createHttpExecutor, httpRequest } from './executors/http.js';
 import { calculateOrderTotal, noop, sleep } from './executors/builtin/basic.js';
 import { dataAnalysis } from './executors/builtin/data-analysis.js';
@@ -97,6 +97,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const ownsDb = !opts.db;
   // ioredis loads only when Redis is configured (~7 MB of RSS otherwise)
   const shared = config.redisUrl ? (await import('./auth/redis.js')).openRedisRateLimits(config.redisUrl, log) : undefined;
+  let definitionSync: TenantDefinitionSync | undefined;
   try {
     await migrate(db);
     // buckets shared from the first request on; a Redis that is down does not hold up the start
@@ -116,6 +117,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     const signals = new Signals(db, { crossProcess, onError });
     await hub.start();
     await signals.start();
+    // tenants' own definitions (admin API): loaded before the first request or claim, then kept fresh
+    definitionSync = new TenantDefinitionSync(db, registry, { crossProcess, onError: (err) => log.warn({ err }, 'tenant definitions') });
+    await definitionSync.start();
     registry.addExecutor(agentExecutorFor(config, config.llm, { db, hub, signals, registry }));
     const metrics = new Metrics();
 
@@ -138,7 +142,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     }
 
     const app = await buildApp(
-      { config, db, hub, signals, catalog: registry, metrics, version: VERSION, readinessChecks: shared ? [shared.redis] : undefined, dispatch: worker },
+      { config, db, hub, signals, catalog: registry, definitions: definitionSync, metrics, version: VERSION, readinessChecks: shared ? [shared.redis] : undefined, dispatch: worker },
       {
         role: config.role, logger: log, rateLimiter: shared?.limiter,
         plugins: [
@@ -168,6 +172,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       (closing ??= (async () => {
         await app.close();
         await worker?.stop();
+        await definitionSync?.stop();
         await signals.stop();
         await hub.stop();
         await shared?.limiter.close();
@@ -175,6 +180,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       })());
     return { app, db, worker, registry, hub, signals, url, adminKey: boot.generatedKey, close };
   } catch (err) {
+    await definitionSync?.stop();
     await shared?.limiter.close().catch(() => {});
     if (ownsDb) await db.close().catch(() => {});
     throw err;

@@ -31,12 +31,26 @@ export interface DefinitionCatalog {
   hasExecutor(kind: string): boolean;
 }
 
+/** Tenants' own definitions (PUT/DELETE /api/v1/definitions/{id}; implemented by TenantDefinitionSync). */
+export interface DefinitionAdmin {
+  save(tenantId: string, id: string, body: Record<string, unknown>): Promise<
+    | { ok: true; created: boolean; definition: DefinitionView }
+    | { ok: false; reason: 'invalid'; message: string; path: string | undefined }
+    | { ok: false; reason: 'built_in' | 'limit'; message: string }
+  >;
+  /** False when the tenant has no definition by that id. */
+  remove(tenantId: string, id: string): Promise<boolean>;
+  isBuiltIn(id: string): boolean;
+}
+
 export interface AppDeps {
   config: Config;
   db: Db;
   hub: EventHub;
   signals: Signals;
   catalog: DefinitionCatalog;
+  /** Absent: PUT/DELETE of definitions answer 405. */
+  definitions?: DefinitionAdmin;
   metrics: Metrics;
   version: string;
   /** This process's worker, when it runs one: submits it can take at once skip the queue (direct dispatch). */

@@ -1,0 +1,267 @@
+// Tenant definitions through the admin API: PUT creates (201) or replaces (200), GET and the list
+// show them to their tenant only, tasks run on them end to end (http against a local upstream,
+// approval), DELETE removes them (queued tasks then fail cleanly), built-in ids are refused (409),
+// bad bodies are 4xx envelopes, and (PostgreSQL) another server on the same schema sees changes.
+import { createServer, type Server as HttpServer } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openPg } from '../../src/storage/pg.js';
+import type { Db } from '../../src/storage/db.js';
+import { openTestDb, usingPostgres, type TestDb } from '../helpers/db.js';
+import { newTenant, startTestServer, until, waitForTask, type TestServer } from '../helpers/server.js';
+import type { TaskDefinition } from '../../src/executors/types.js';
+
+const fileDef: TaskDefinition = {
+  id: 'test-file-def', name: 'from a tasks dir', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object' }, output_schema: {}, handler: () => ({ ok: true }),
+};
+
+let tdb: TestDb;
+let server: TestServer;
+let upstream: HttpServer;
+let upstreamUrl = '';
+const hits: { url: string; auth?: string; body: string }[] = [];
+
+beforeAll(async () => {
+  upstream = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      hits.push({ url: req.url!, auth: req.headers['x-upstream-token'] as string | undefined, body });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: true, path: req.url }));
+    });
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  upstreamUrl = `http://127.0.0.1:${(upstream.address() as { port: number }).port}`;
+  tdb = await openTestDb();
+  server = await startTestServer(tdb.db, { TASKGATE_HTTP_ALLOW_LIST: '127.0.0.0/8' }, { definitions: [fileDef] });
+});
+afterAll(async () => {
+  await server?.close();
+  await tdb?.close();
+  upstream?.close();
+});
+
+const put = (id: string, body: unknown, key?: string) => server.call('PUT', `/api/v1/definitions/${id}`, body, { key });
+const httpDef = (suffix = '') => ({
+  name: `Order lookup${suffix}`, description: 'fetches an order', version: '1.2.0', kind: 'http', type: 'INTEGRATION',
+  input_schema: { type: 'object', properties: { order: { type: 'string', maxLength: 20 } }, required: ['order'], additionalProperties: false },
+  output_schema: { type: 'object', required: ['status'] },
+  priority: 'high', timeout_ms: 10_000, retry_policy: { max_retries: 1, retry_interval_ms: 100 },
+  config: { method: 'GET', url: `${upstreamUrl}/orders/{{input.order}}`, headers: { 'x-upstream-token': 's3cret-token' } },
+});
+
+function expectEnvelope(res: { status: number; body: any; text: string }, status: number, code: string): void {
+  expect(res.status, res.text).toBe(status);
+  expect(res.body.error.code, res.text).toBe(code);
+  expect(typeof res.body.error.message).toBe('string');
+  expect(typeof res.body.request_id).toBe('string');
+}
+
+describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
+  it('creates (201), replaces (200), shows it in GET and the list, and never returns config', async () => {
+    const created = await put('orders.lookup', httpDef());
+    expect(created.status, created.text).toBe(201);
+    expect(created.body).toMatchObject({
+      id: 'orders.lookup', name: 'Order lookup', kind: 'http', type: 'INTEGRATION', version: '1.2.0', priority: 'high', timeout_ms: 10_000,
+      retry_policy: { max_retries: 1, retry_interval_ms: 100 }, approval: null,
+    });
+    expect(created.body.input_schema.required).toEqual(['order']);
+    expect(created.text).not.toContain('s3cret-token');
+    expect(created.body).not.toHaveProperty('config');
+
+    const replaced = await put('orders.lookup', httpDef(' v2'));
+    expect(replaced.status, replaced.text).toBe(200);
+    expect(replaced.body.name).toBe('Order lookup v2');
+
+    const got = await server.call('GET', '/api/v1/definitions/orders.lookup');
+    expect(got.status).toBe(200);
+    expect(got.body).toEqual(replaced.body);
+    expect(got.text).not.toContain('s3cret-token');
+
+    const list = await server.call('GET', '/api/v1/definitions?limit=100');
+    const ids = list.body.items.map((d: any) => d.id);
+    expect(ids).toContain('orders.lookup');
+    expect(ids).toContain('noop');
+    expect(list.body.items.find((d: any) => d.id === 'orders.lookup')).toEqual({
+      id: 'orders.lookup', name: 'Order lookup v2', description: 'fetches an order', type: 'INTEGRATION', kind: 'http', version: '1.2.0',
+    });
+    const filtered = await server.call('GET', '/api/v1/definitions?search=order%20lookup');
+    expect(filtered.body.items.map((d: any) => d.id)).toEqual(['orders.lookup']);
+  });
+
+  it('runs a task on an http definition end to end (config url template and headers)', async () => {
+    await put('orders.fetch', httpDef());
+    const id = await server.submit({ task_definition_id: 'orders.fetch', input: { order: 'A 1' } });
+    const t = await waitForTask(server, id);
+    expect(t.status, JSON.stringify(t)).toBe('COMPLETED');
+    expect(t.priority).toBe('high');
+    expect(t.output).toMatchObject({ status: 200, body: { ok: true, path: '/orders/A%201' } });
+    expect(hits.find((h) => h.url === '/orders/A%201')?.auth).toBe('s3cret-token');
+    // the definition's input_schema is enforced on submit
+    const bad = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'orders.fetch', input: { order: 7 } });
+    expectEnvelope(bad, 422, 'UNPROCESSABLE');
+  });
+
+  it('runs a task on an approval definition: it waits for the decision and completes with it', async () => {
+    const res = await put('ship.approval', { kind: 'approval', description: 'Ship it?', approval: { required: false, timeout_ms: 600_000 } });
+    expect(res.status, res.text).toBe(201);
+    const id = await server.submit({ task_definition_id: 'ship.approval', input: { message: 'ship order 7?' } });
+    let approvalId: string | undefined;
+    await until(async () => {
+      const events = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[];
+      approvalId = events.find((e) => e.type === 'APPROVAL_REQUESTED')?.payload?.approval_id;
+      return approvalId !== undefined;
+    }, 'APPROVAL_REQUESTED');
+    const d = await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: approvalId, approved: true, feedback: 'go' });
+    expect(d.status, d.text).toBe(200);
+    const t = await waitForTask(server, id);
+    expect(t.status).toBe('COMPLETED');
+    expect(t.output).toMatchObject({ approved: true, feedback: 'go' });
+  });
+
+  it('accepts an agent definition (config.prompt) without an LLM configured', async () => {
+    const res = await put('summarize', { kind: 'agent', input_schema: { type: 'object' }, config: { prompt: 'Summarize {{text}}', mode: 'simple', model_tier: 'small' } });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body).toMatchObject({ id: 'summarize', name: 'summarize', kind: 'agent', type: 'AGENT', version: '1.0.0', priority: 'medium' });
+  });
+
+  it('DELETE → 204, then 404 everywhere; a task queued before the delete fails cleanly when it runs', async () => {
+    await put('to-delete', { kind: 'http', config: { url: `${upstreamUrl}/never` } });
+    const queued = await server.submit({ task_definition_id: 'to-delete', input: {}, delay_ms: 400 });
+    const del = await server.call('DELETE', '/api/v1/definitions/to-delete');
+    expect(del.status, del.text).toBe(204);
+    expect(del.text).toBe('');
+    expectEnvelope(await server.call('GET', '/api/v1/definitions/to-delete'), 404, 'NOT_FOUND');
+    expectEnvelope(await server.call('DELETE', '/api/v1/definitions/to-delete'), 404, 'NOT_FOUND');
+    expectEnvelope(await server.call('POST', '/api/v1/tasks', { task_definition_id: 'to-delete', input: {} }), 404, 'NOT_FOUND');
+    expect((await server.call('GET', '/api/v1/definitions?limit=100')).body.items.map((d: any) => d.id)).not.toContain('to-delete');
+
+    const t = await waitForTask(server, queued);
+    expect(t.status).toBe('FAILED');
+    expect(t.error).toContain('task definition to-delete no longer exists');
+    expect(t.attempts).toBe(1);
+    expect(hits.some((h) => h.url === '/never')).toBe(false);
+  });
+
+  it('refuses shipped and --tasks-dir ids with 409 CONFLICT (PUT and DELETE)', async () => {
+    for (const id of ['noop', 'http_request', 'approval', 'test-file-def']) {
+      expectEnvelope(await put(id, { kind: 'approval' }), 409, 'CONFLICT');
+      expectEnvelope(await server.call('DELETE', `/api/v1/definitions/${id}`), 409, 'CONFLICT');
+    }
+    expect((await server.call('GET', '/api/v1/definitions/noop')).body.kind).toBe('function');
+  });
+
+  it('needs tasks:definitions:write (403 otherwise); that scope alone suffices', async () => {
+    const reader = await newTenant(tdb.db, ['tasks:definitions:read', 'tasks:definitions:list', 'tasks:execute']);
+    expectEnvelope(await put('scoped', { kind: 'approval' }, reader.key), 403, 'FORBIDDEN');
+    expectEnvelope(await server.call('DELETE', '/api/v1/definitions/scoped', undefined, { key: reader.key }), 403, 'FORBIDDEN');
+    const writer = await newTenant(tdb.db, ['tasks:definitions:write']);
+    expect((await put('scoped', { kind: 'approval' }, writer.key)).status).toBe(201);
+    expect((await server.call('DELETE', '/api/v1/definitions/scoped', undefined, { key: writer.key })).status).toBe(204);
+  });
+
+  it("keeps tenants apart: another tenant's definition is a 404, not listed, not submittable, not deletable", async () => {
+    const a = await newTenant(tdb.db, ['admin']);
+    const b = await newTenant(tdb.db, ['admin']);
+    expect((await put('tenant.private', { kind: 'approval', name: 'A only' }, a.key)).status).toBe(201);
+    expectEnvelope(await server.call('GET', '/api/v1/definitions/tenant.private', undefined, { key: b.key }), 404, 'NOT_FOUND');
+    const listB = await server.call('GET', '/api/v1/definitions?limit=100', undefined, { key: b.key });
+    expect(listB.body.items.map((d: any) => d.id)).not.toContain('tenant.private');
+    expect(listB.text).not.toContain('A only');
+    expectEnvelope(await server.call('POST', '/api/v1/tasks', { task_definition_id: 'tenant.private', input: {} }, { key: b.key }), 404, 'NOT_FOUND');
+    expectEnvelope(await server.call('DELETE', '/api/v1/definitions/tenant.private', undefined, { key: b.key }), 404, 'NOT_FOUND');
+    // B may use the same id: its own definition, A's is untouched
+    expect((await put('tenant.private', { kind: 'approval', name: 'B only' }, b.key)).status).toBe(201);
+    expect((await server.call('GET', '/api/v1/definitions/tenant.private', undefined, { key: a.key })).body.name).toBe('A only');
+    expect((await server.call('GET', '/api/v1/definitions/tenant.private', undefined, { key: b.key })).body.name).toBe('B only');
+    expect((await server.call('GET', '/api/v1/definitions/tenant.private')).status).toBe(404); // the default tenant
+  });
+
+  it('refuses bad bodies and ids with a 4xx envelope', async () => {
+    const cases: [string, unknown, number, string][] = [
+      ['bad.kind', { kind: 'shell' }, 400, 'VALIDATION_ERROR'],
+      ['bad.function', { kind: 'function' }, 400, 'VALIDATION_ERROR'],
+      ['bad.nokind', { name: 'x' }, 400, 'VALIDATION_ERROR'],
+      ['bad.schema', { kind: 'http', input_schema: { type: 'nonsense' } }, 400, 'VALIDATION_ERROR'],
+      ['bad.schema2', { kind: 'http', output_schema: { properties: { a: { minLength: -1 } } } }, 400, 'VALIDATION_ERROR'],
+      ['bad.schemaid', { kind: 'http', input_schema: { $id: 'https://example.com/s', type: 'object' } }, 400, 'VALIDATION_ERROR'],
+      ['bad.extra', { kind: 'http', handler: 'x' }, 400, 'VALIDATION_ERROR'],
+      ['bad.config', { kind: 'http', config: { prompt: 'hi' } }, 400, 'VALIDATION_ERROR'],
+      ['bad.config2', { kind: 'approval', config: { url: 'http://x' } }, 400, 'VALIDATION_ERROR'],
+      ['bad.config3', { kind: 'http', config: { shell: 'rm' } }, 400, 'VALIDATION_ERROR'],
+      ['bad.header', { kind: 'http', config: { headers: { 'bad header': 'x' } } }, 400, 'VALIDATION_ERROR'],
+      ['bad.header2', { kind: 'http', config: { headers: { 'x-a': 'line\r\nbreak' } } }, 400, 'VALIDATION_ERROR'],
+      ['bad.priority', { kind: 'http', priority: 'asap' }, 400, 'VALIDATION_ERROR'],
+      ['bad.timeout', { kind: 'http', timeout_ms: 0 }, 400, 'VALIDATION_ERROR'],
+      ['bad.retry', { kind: 'http', retry_policy: { max_retries: 1000 } }, 400, 'VALIDATION_ERROR'],
+      ['bad.idmismatch', { id: 'other', kind: 'http' }, 400, 'VALIDATION_ERROR'],
+      ['bad.array', [{ kind: 'http' }], 400, 'VALIDATION_ERROR'],
+      ['bad.big', { kind: 'http', description: 'x', input_schema: { type: 'object', description: 'x'.repeat(300_000) } }, 413, 'PAYLOAD_TOO_LARGE'],
+      ['bad%20id!', { kind: 'http' }, 400, 'VALIDATION_ERROR'],
+    ];
+    for (const [id, body, status, code] of cases) {
+      const res = await put(id, body);
+      expect(res.status, `${id}: ${res.text}`).toBe(status);
+      expect(res.body.error.code, id).toBe(code);
+      expect(typeof res.body.request_id).toBe('string');
+    }
+    const notJson = await server.call('PUT', '/api/v1/definitions/bad.media', 'kind=http', { headers: { 'content-type': 'text/plain' } });
+    expectEnvelope(notJson, 415, 'UNSUPPORTED_MEDIA_TYPE');
+    const broken = await server.call('PUT', '/api/v1/definitions/bad.json', '{"kind":', {});
+    expectEnvelope(broken, 400, 'VALIDATION_ERROR');
+    const listed = (await server.call('GET', '/api/v1/definitions?search=bad.&limit=100')).body.items;
+    expect(listed).toEqual([]);
+  });
+
+  it('documents PUT and DELETE in /openapi.json', async () => {
+    const doc = (await server.call('GET', '/openapi.json', undefined, { key: null })).body;
+    const path = doc.paths['/api/v1/definitions/{id}'];
+    expect(path.put.tags).toEqual(['definitions']);
+    expect(path.delete.tags).toEqual(['definitions']);
+    expect(Object.keys(path.put.responses)).toEqual(expect.arrayContaining(['200', '201', '400', '409']));
+    expect(Object.keys(path.delete.responses)).toEqual(expect.arrayContaining(['204', '404', '409']));
+    expect(JSON.stringify(path.put.requestBody)).toContain('approval');
+  });
+
+  it('loads stored definitions at start-up (a new server on the same database)', async () => {
+    const t = await newTenant(tdb.db, ['admin']);
+    expect((await put('persisted', { kind: 'approval', name: 'kept' }, t.key)).status).toBe(201);
+    const second = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
+    try {
+      const got = await second.call('GET', '/api/v1/definitions/persisted', undefined, { key: t.key });
+      expect(got.status, got.text).toBe(200);
+      expect(got.body.name).toBe('kept');
+      expect((await second.call('GET', '/api/v1/definitions/persisted')).status).toBe(404);
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+describe.skipIf(!usingPostgres())('across processes (PostgreSQL)', () => {
+  let otherDb: Db;
+  let other: TestServer;
+
+  beforeAll(async () => {
+    otherDb = await openPg({ connectionString: process.env.DATABASE_URL!, schema: tdb.schema, maxConnections: 5 });
+    other = await startTestServer(otherDb, { TASKGATE_ROLE: 'api' });
+  });
+  afterAll(async () => {
+    await other?.close();
+    await otherDb?.close();
+  });
+
+  it('a PUT and a DELETE on one server reach the other within seconds (NOTIFY hint)', async () => {
+    const t = await newTenant(tdb.db, ['admin']);
+    expect((await other.call('GET', '/api/v1/definitions/xp.def', undefined, { key: t.key })).status).toBe(404);
+    expect((await put('xp.def', { kind: 'approval', name: 'first' }, t.key)).status).toBe(201);
+    await until(async () => (await other.call('GET', '/api/v1/definitions/xp.def', undefined, { key: t.key })).status === 200, 'the PUT on the other server', 3_000);
+    expect((await put('xp.def', { kind: 'approval', name: 'second' }, t.key)).status).toBe(200);
+    await until(async () => (await other.call('GET', '/api/v1/definitions/xp.def', undefined, { key: t.key })).body.name === 'second', 'the replace on the other server', 3_000);
+    // and back: a submit on the other server is accepted, a delete there is seen here
+    expect((await other.call('POST', '/api/v1/tasks', { task_definition_id: 'xp.def', input: {} }, { key: t.key })).status).toBe(200);
+    expect((await other.call('DELETE', '/api/v1/definitions/xp.def', undefined, { key: t.key })).status).toBe(204);
+    await until(async () => (await server.call('GET', '/api/v1/definitions/xp.def', undefined, { key: t.key })).status === 404, 'the DELETE on the first server', 3_000);
+  });
+});
