@@ -25,13 +25,16 @@ export class DefinitionError extends Error {
 
 const DEF_ID = /^[A-Za-z0-9:_\-.]{1,128}$/;
 
-export function checkDefinition(def: TaskDefinition, source: string): TaskDefinition {
+/** Checks a definition and fills its defaults; `compile: false` leaves its schemas to compile on first use. */
+export function checkDefinition(def: TaskDefinition, source: string, opts: { compile?: boolean } = {}): TaskDefinition {
   if (!def || typeof def !== 'object') throw new DefinitionError(`${source}: no definition exported`);
   if (typeof def.id !== 'string' || !DEF_ID.test(def.id)) throw new DefinitionError(`${source}: definition id must match ${DEF_ID}`);
   if (typeof def.kind !== 'string') throw new DefinitionError(`${source}: definition ${def.id} has no kind`);
   if (def.kind === 'function' && typeof def.handler !== 'function') throw new DefinitionError(`${source}: function definition ${def.id} has no handler`);
-  compileSchema(def.input_schema ?? {});
-  compileSchema(def.output_schema ?? {});
+  if (opts.compile !== false) {
+    compileSchema(def.input_schema ?? {});
+    compileSchema(def.output_schema ?? {});
+  }
   return {
     ...def,
     name: def.name ?? def.id, description: def.description ?? '', version: def.version ?? '1.0.0',
@@ -145,7 +148,7 @@ function schemaIdPath(node: unknown, path: string): string | undefined {
  * schemas compile into one shared validator instance, where an `$id` is global (a second tenant,
  * or a replace, using it would be refused, and a `$ref` could reach another tenant's schema).
  */
-export function checkTenantDefinition(id: string, body: Record<string, unknown>): TaskDefinition {
+export function checkTenantDefinition(id: string, body: Record<string, unknown>, opts: { compile?: boolean } = {}): TaskDefinition {
   const kind = body.kind;
   if (typeof kind !== 'string' || !Object.hasOwn(DECLARATIVE_KINDS, kind)) {
     throw new DefinitionError(`kind must be one of ${Object.keys(DECLARATIVE_KINDS).join(', ')}`, 'kind');
@@ -157,6 +160,7 @@ export function checkTenantDefinition(id: string, body: Record<string, unknown>)
   for (const field of ['input_schema', 'output_schema'] as const) {
     const idPath = schemaIdPath(body[field], field);
     if (idPath) throw new DefinitionError(`${idPath} is not allowed in a tenant's definition`, idPath);
+    if (opts.compile === false) continue;
     try {
       compileSchema((body[field] ?? {}) as Record<string, unknown>);
     } catch (err) {
@@ -164,7 +168,7 @@ export function checkTenantDefinition(id: string, body: Record<string, unknown>)
     }
   }
   const { handler: _handler, ...rest } = body as Partial<TaskDefinition>;
-  return checkDefinition({ ...rest, id, kind } as TaskDefinition, `definition ${id}`);
+  return checkDefinition({ ...rest, id, kind } as TaskDefinition, `definition ${id}`, opts);
 }
 
 /** Definitions a tenant may hold at most: every process keeps every tenant's in memory. */
@@ -269,7 +273,7 @@ export class TenantDefinitionSync {
     defs.set(id, def);
     this.#registry.setTenantDefinitions(tenantId, defs);
     this.#stampsOf(tenantId).set(id, JSON.stringify(row.definition));
-    this.#hint(tenantId);
+    await this.#hint(tenantId);
     return { ok: true, created: row.created, definition: def };
   }
 
@@ -281,7 +285,7 @@ export class TenantDefinitionSync {
     defs.delete(id);
     this.#registry.setTenantDefinitions(tenantId, defs);
     this.#stamps.get(tenantId)?.delete(id);
-    if (deleted) this.#hint(tenantId);
+    if (deleted) await this.#hint(tenantId);
     return deleted;
   }
 
@@ -321,7 +325,8 @@ export class TenantDefinitionSync {
       const stamp = JSON.stringify(row.definition);
       const kept = oldStamps?.get(row.id) === stamp ? old?.get(row.id) : undefined;
       try {
-        defs.set(row.id, kept ?? checkTenantDefinition(row.id, row.definition));
+        // rows were checked when written: their schemas compile on first use, not here (start-up cost)
+        defs.set(row.id, kept ?? checkTenantDefinition(row.id, row.definition, { compile: false }));
         stamps.set(row.id, stamp);
       } catch (err) {
         this.#opts.onError?.(new Error(`tenant ${tenantId}: stored task definition ${row.id} is invalid and ignored`, { cause: err }));
@@ -348,9 +353,10 @@ export class TenantDefinitionSync {
     return next;
   }
 
-  #hint(tenantId: string): void {
+  /** Awaited before the write is answered: the hint then precedes the NOTIFY of any task submitted against it. */
+  async #hint(tenantId: string): Promise<void> {
     if (!this.#opts.crossProcess) return;
-    this.#db.notify(channelName(this.#db.schema, DEFINITIONS_CHANNEL), `${this.#token}:${tenantId}`).catch((err: unknown) => this.#opts.onError?.(err));
+    await this.#db.notify(channelName(this.#db.schema, DEFINITIONS_CHANNEL), `${this.#token}:${tenantId}`).catch((err: unknown) => this.#opts.onError?.(err));
   }
 }
 

@@ -9,6 +9,8 @@ import type { Db } from '../../src/storage/db.js';
 import { openTestDb, usingPostgres, type TestDb } from '../helpers/db.js';
 import { newTenant, startTestServer, until, waitForTask, type TestServer } from '../helpers/server.js';
 import type { TaskDefinition } from '../../src/executors/types.js';
+import { Registry, TenantDefinitionSync } from '../../src/executors/registry.js';
+import { tenantDefinitionsDelete, tenantDefinitionsUpsert } from '../../src/storage/queries/definitions.js';
 
 const fileDef: TaskDefinition = {
   id: 'test-file-def', name: 'from a tasks dir', description: '', version: '1', kind: 'function',
@@ -235,6 +237,37 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       expect((await second.call('GET', '/api/v1/definitions/persisted')).status).toBe(404);
     } finally {
       await second.close();
+    }
+  });
+});
+
+describe('TenantDefinitionSync', () => {
+  it('the periodic reload picks up rows written elsewhere (a lost hint heals), and skips an invalid row', async () => {
+    const t = await newTenant(tdb.db, ['admin']);
+    const registry = new Registry();
+    const errors: unknown[] = [];
+    const sync = new TenantDefinitionSync(tdb.db, registry, { crossProcess: false, refreshIntervalMs: 50, onError: (e) => errors.push(e) });
+    await sync.start();
+    try {
+      await tenantDefinitionsUpsert(tdb.db, { tenantId: t.tenantId, id: 'written.elsewhere', definition: { kind: 'approval', name: 'x' }, maxPerTenant: 10 });
+      await tenantDefinitionsUpsert(tdb.db, { tenantId: t.tenantId, id: 'stored.bad', definition: { kind: 'function' }, maxPerTenant: 10 });
+      await until(() => registry.get(t.tenantId, 'written.elsewhere') !== undefined, 'the reload to load the row');
+      const first = registry.get(t.tenantId, 'written.elsewhere');
+      expect(first).toMatchObject({ id: 'written.elsewhere', kind: 'approval', name: 'x', version: '1.0.0' });
+      expect(registry.get(t.tenantId, 'stored.bad')).toBeUndefined();
+      expect(String((errors[0] as Error).message)).toContain('stored.bad');
+      expect(registry.get('someone-else', 'written.elsewhere')).toBeUndefined();
+      // an unchanged row keeps its object across reloads (its schemas are not compiled again)
+      await sync.refreshAll();
+      expect(registry.get(t.tenantId, 'written.elsewhere')).toBe(first);
+      // the per-tenant cap: a create past it is refused, a replace is not
+      expect(await tenantDefinitionsUpsert(tdb.db, { tenantId: t.tenantId, id: 'third', definition: { kind: 'approval' }, maxPerTenant: 2 })).toBeUndefined();
+      expect(await tenantDefinitionsUpsert(tdb.db, { tenantId: t.tenantId, id: 'stored.bad', definition: { kind: 'approval' }, maxPerTenant: 2 })).toMatchObject({ created: false });
+      await tenantDefinitionsDelete(tdb.db, { tenantId: t.tenantId, id: 'written.elsewhere' });
+      await until(() => registry.get(t.tenantId, 'written.elsewhere') === undefined, 'the reload to drop the row');
+      expect(registry.get(t.tenantId, 'stored.bad')).toMatchObject({ kind: 'approval' });
+    } finally {
+      await sync.stop();
     }
   });
 });

@@ -48,6 +48,10 @@ const FIXTURES: Record<string, Fixture> = {
   'POST /api/v1/tasks/:id/resume': { request: (b) => ({ path: `/api/v1/tasks/${b.taskId}/resume`, body: {} }), crossTenant: 'not_found' },
   'GET /api/v1/definitions': { request: () => ({ path: '/api/v1/definitions' }), crossTenant: 'shared' },
   'GET /api/v1/definitions/:id': { request: () => ({ path: '/api/v1/definitions/noop' }), crossTenant: 'shared' },
+  // a PUT creates in the caller's own tenant (ids are per tenant), never touching B's; the DELETE
+  // aims at another of B's ids, which no PUT here creates elsewhere
+  'PUT /api/v1/definitions/:id': { request: () => ({ path: '/api/v1/definitions/victim-def', body: { kind: 'approval', name: 'pwned' } }), crossTenant: 'no_leak' },
+  'DELETE /api/v1/definitions/:id': { request: () => ({ path: '/api/v1/definitions/victim-def-2' }), crossTenant: 'not_found' },
   'GET /api/v1/auth/me': { request: () => ({ path: '/api/v1/auth/me' }), crossTenant: 'no_leak' },
   'POST /api/v1/auth/api-keys': { request: () => ({ path: '/api/v1/auth/api-keys', body: { name: 'gen', scopes: ['keys:manage'] } }), crossTenant: 'no_leak' },
   'GET /api/v1/auth/api-keys': { request: () => ({ path: '/api/v1/auth/api-keys?limit=100' }), crossTenant: 'no_leak' },
@@ -139,6 +143,9 @@ beforeAll(async () => {
   expect(task.status, task.text).toBe(200);
   const me = await server.call('GET', '/api/v1/auth/me', undefined, { key: b.key });
   victim = { tenantId: b.tenantId, key: b.key, keyId: me.body.subject, taskId: task.body.task_id, sessionId };
+  for (const id of ['victim-def', 'victim-def-2']) {
+    expect((await server.call('PUT', `/api/v1/definitions/${id}`, { kind: 'approval', name: 'victim' }, { key: b.key })).status).toBe(201);
+  }
   attacker = await newTenant(tdb.db, ['admin']);
 
   for (const scope of SCOPES) {
@@ -256,6 +263,9 @@ describe('tenant isolation on every route', () => {
     const session = await server.call('GET', `/api/v1/sessions/${victim.sessionId}`, undefined, { key: victim.key });
     expect(session.status).toBe(200);
     expect(session.body.title ?? null).not.toBe('pwned');
+    for (const id of ['victim-def', 'victim-def-2']) {
+      expect((await server.call('GET', `/api/v1/definitions/${id}`, undefined, { key: victim.key })).body.name).toBe('victim');
+    }
     const tenant = await server.call('GET', `/api/v1/admin/tenants/${victim.tenantId}`, undefined, { key: ADMIN_KEY });
     expect(tenant.body.rate_limit).toBeNull();
   });
