@@ -44,6 +44,8 @@ export interface SecurityConfig {
   readonly readRateLimitMultiplier: number;
   /** Redis unreachable: refuse limited requests (503) instead of letting them through. */
   readonly rateLimitFailClosed: boolean;
+  /** `/metrics` without credentials (a scraper on a private network); else it needs the `admin` scope. */
+  readonly metricsPublic: boolean;
   readonly idempotencyTtlMs: number;
   readonly idempotencyCleanupIntervalMs: number;
   readonly maxStreamsPerPrincipal: number;
@@ -118,6 +120,7 @@ export function loadSecurityConfig(env: Env): SecurityConfig {
     rateLimitBurst: int('TASKGATE_RATE_LIMIT_BURST', env.TASKGATE_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_BURST, 1, 1_000_000_000),
     readRateLimitMultiplier: int('TASKGATE_READ_RATE_LIMIT_MULTIPLIER', env.TASKGATE_READ_RATE_LIMIT_MULTIPLIER, DEFAULT_READ_RATE_LIMIT_MULTIPLIER, 1, 1000),
     rateLimitFailClosed: bool(env.TASKGATE_RATE_LIMIT_FAIL_CLOSED),
+    metricsPublic: bool(env.TASKGATE_METRICS_PUBLIC),
     idempotencyTtlMs: int('TASKGATE_IDEMPOTENCY_TTL_MS', env.TASKGATE_IDEMPOTENCY_TTL_MS, DEFAULT_IDEMPOTENCY_TTL_MS, 1000),
     idempotencyCleanupIntervalMs: int(
       'TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS', env.TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS, DEFAULT_IDEMPOTENCY_CLEANUP_INTERVAL_MS, 1000,

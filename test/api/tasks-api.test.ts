@@ -271,13 +271,27 @@ describe('control routes', () => {
 });
 
 describe('service routes and envelopes', () => {
-  it('health, readiness, metrics and OpenAPI need no auth', async () => {
+  it('TASKGATE_METRICS_PUBLIC=true serves /metrics without credentials (a scraper on a private network)', async () => {
+    const open = await startTestServer(tdb.db, { TASKGATE_METRICS_PUBLIC: 'true', TASKGATE_ROLE: 'api' });
+    try {
+      const m = await open.call('GET', '/metrics', undefined, { key: null });
+      expect([m.status, m.text.includes('taskgate_http_requests_total')]).toEqual([200, true]);
+    } finally {
+      await open.close();
+    }
+  });
+
+  it('health, readiness and OpenAPI need no auth; metrics need the admin scope', async () => {
     const h = await server.call('GET', '/health', undefined, { key: null });
     expect(h.body).toMatchObject({ status: 'healthy', version: expect.any(String), time: expect.any(String) });
     const r = await server.call('GET', '/readiness', undefined, { key: null });
     expect(r.status).toBe(200);
     expect(r.body.status).toBe('ready');
-    const m = await server.call('GET', '/metrics', undefined, { key: null });
+    expect((await server.call('GET', '/metrics', undefined, { key: null })).status).toBe(401);
+    const reader = await newTenant(tdb.db, ['tasks:read', 'tasks:list']);
+    expect((await server.call('GET', '/metrics', undefined, { key: reader.key })).status).toBe(403);
+    const m = await server.call('GET', '/metrics');
+    expect(m.status).toBe(200);
     expect(m.text).toContain('taskgate_http_requests_total');
     // the worker's counters: tasks above completed; the active-attempts gauge is read at scrape time
     expect(m.text).toMatch(/^taskgate_task_outcomes_total\{status="COMPLETED"\} [1-9]\d*$/m);

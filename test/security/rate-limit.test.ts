@@ -113,7 +113,7 @@ describe('over HTTP, in memory', () => {
     expect(list.body.total_count).toBe(6);
     // reads have their own budget
     expect((await server.call('GET', '/api/v1/auth/me', undefined, { key })).status).toBe(200);
-    const metrics = await server.call('GET', '/metrics', undefined, { key: null });
+    const metrics = await server.call('GET', '/metrics');
     expect(metrics.text).toMatch(/taskgate_rate_limited_total\{budget="write"\} [1-9]/);
   });
 
@@ -227,7 +227,7 @@ describe('Redis unreachable (REDIS_URL at a closed port)', () => {
       const { key } = await newTenant(tdb.db, ['admin']);
       const statuses = await burst([server], 15, key, 'POST', '/api/v1/auth/api-keys', { name: 'n', scopes: ['tasks:read'] });
       expect(statuses.every((s) => s === 201)).toBe(true);
-      const metrics = await server.call('GET', '/metrics', undefined, { key: null });
+      const metrics = await server.call('GET', '/metrics');
       expect(metrics.text).toMatch(/taskgate_rate_limit_store_errors_total\{outcome="allowed"\} (1[5-9]|[2-9]\d)/);
       const ready = await server.call('GET', '/readiness', undefined, { key: null });
       expect(ready.status).toBe(503);
@@ -247,7 +247,7 @@ describe('Redis unreachable (REDIS_URL at a closed port)', () => {
       expect(res.text).not.toContain('127.0.0.1:1');
       // public routes stay up
       expect((await server.call('GET', '/health', undefined, { key: null })).status).toBe(200);
-      const metrics = await server.call('GET', '/metrics', undefined, { key: null });
+      const metrics = await server.call('GET', '/metrics');
       expect(metrics.text).toMatch(/taskgate_rate_limit_store_errors_total\{outcome="refused"\} [1-9]/);
     } finally {
       await server.close();

@@ -57,6 +57,8 @@ const FIXTURES: Record<string, Fixture> = {
   'GET /api/v1/auth/api-keys': { request: () => ({ path: '/api/v1/auth/api-keys?limit=100' }), crossTenant: 'no_leak' },
   'GET /api/v1/auth/api-keys/:id': { request: (b) => ({ path: `/api/v1/auth/api-keys/${b.keyId}` }), crossTenant: 'not_found' },
   'DELETE /api/v1/auth/api-keys/:id': { request: (b) => ({ path: `/api/v1/auth/api-keys/${b.keyId}` }), crossTenant: 'not_found' },
+  // every tenant's aggregate figures: operators only
+  'GET /metrics': { request: () => ({ path: '/metrics' }), crossTenant: 'operator' },
   'POST /api/v1/admin/tenants': { request: () => ({ path: '/api/v1/admin/tenants', body: { name: 'generated' } }), crossTenant: 'operator' },
   'GET /api/v1/admin/tenants': { request: () => ({ path: '/api/v1/admin/tenants' }), crossTenant: 'operator' },
   'GET /api/v1/admin/tenants/:id': { request: (b) => ({ path: `/api/v1/admin/tenants/${b.tenantId}` }), crossTenant: 'operator' },

@@ -18,7 +18,7 @@ const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404
 
 export const SYSTEM_TENANT_ID = DEFAULT_TENANT_ID;
 
-function requireOperator(p: Principal): void {
+export function requireOperator(p: Principal): void {
   if (p.tenantId !== SYSTEM_TENANT_ID || !hasScope(p.scopes, 'admin')) {
     throw new ApiError('FORBIDDEN', `Tenant administration needs the admin scope in the system tenant (${SYSTEM_TENANT_ID})`, { required_scope: 'admin' });
   }

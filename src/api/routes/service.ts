@@ -1,9 +1,12 @@
-// Service routes: liveness, readiness, Prometheus metrics. No auth, no dependencies for /health.
-import type { FastifyInstance } from 'fastify';
+// Service routes: liveness, readiness, Prometheus metrics. No auth, no dependencies for /health;
+// /metrics (aggregate figures of every tenant) is for operators (admin in the system tenant) unless
+// TASKGATE_METRICS_PUBLIC.
+import type { FastifyContextConfig, FastifyInstance } from 'fastify';
 import { currentVersion, latestVersion } from '../../storage/migrate.js';
 import type { AppDeps } from '../deps.js';
+import { requireOperator } from './admin.js';
 
-export async function serviceRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db' | 'metrics' | 'version' | 'readinessChecks'>): Promise<void> {
+export async function serviceRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db' | 'metrics' | 'version' | 'readinessChecks' | 'config'>): Promise<void> {
   const health = async () => ({ status: 'healthy', version: deps.version, time: new Date().toISOString() });
   app.get('/health', { config: { public: true }, schema: { tags: ['service'], summary: 'Liveness' } }, health);
 
@@ -28,7 +31,10 @@ export async function serviceRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
   });
 
-  app.get('/metrics', { config: { public: true }, schema: { tags: ['service'], summary: 'Prometheus metrics', hide: true } }, async (_req, reply) => {
+  // never rate limited: a scraper must still see the figures while the limiter's store is down
+  const metricsAccess: FastifyContextConfig = deps.config.security.metricsPublic ? { public: true, rateLimit: false } : { scope: 'admin', rateLimit: false };
+  app.get('/metrics', { config: metricsAccess, schema: { tags: ['service'], summary: 'Prometheus metrics', hide: true } }, async (req, reply) => {
+    if (!deps.config.security.metricsPublic) requireOperator(req.principal);
     reply.header('content-type', deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });
