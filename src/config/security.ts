@@ -30,8 +30,8 @@ export interface JwtConfig {
   readonly algorithm: JwtAlgorithm;
   readonly secret: string | undefined;
   readonly jwksUrl: string | undefined;
-  readonly issuer: string | undefined;
-  readonly audience: string | undefined;
+  readonly issuer: string;
+  readonly audience: string;
   readonly clockToleranceS: number;
 }
 
@@ -99,12 +99,19 @@ function loadJwt(env: Env): JwtConfig | undefined {
       throw new ConfigError('TASKGATE_JWKS_URL must be https (plain http is accepted for loopback addresses only)');
     }
   }
+  // a token is accepted only for this deployment: from the configured issuer, for the configured
+  // audience (a token the same IdP minted for another service must not work here)
+  const issuer = nonEmpty(env.TASKGATE_JWT_ISSUER);
+  const audience = nonEmpty(env.TASKGATE_JWT_AUDIENCE);
+  if (!issuer || !audience) {
+    throw new ConfigError('JWT auth needs TASKGATE_JWT_ISSUER and TASKGATE_JWT_AUDIENCE: every token is checked against both');
+  }
   return Object.freeze({
     algorithm,
     secret,
     jwksUrl,
-    issuer: nonEmpty(env.TASKGATE_JWT_ISSUER),
-    audience: nonEmpty(env.TASKGATE_JWT_AUDIENCE),
+    issuer,
+    audience,
     clockToleranceS: int('TASKGATE_JWT_CLOCK_SKEW_S', env.TASKGATE_JWT_CLOCK_SKEW_S, DEFAULT_JWT_CLOCK_TOLERANCE_S, 0, 3600),
   });
 }

@@ -245,10 +245,10 @@ describe('streams per principal', () => {
 describe('logs', () => {
   it('never contain API keys, tokens or Authorization headers', async () => {
     const secret = 'log-test-secret-that-is-32-bytes-or-more';
-    const { server, logs } = await serverWithLogs({ LOG_LEVEL: 'debug', TASKGATE_JWT_SECRET: secret });
+    const { server, logs } = await serverWithLogs({ LOG_LEVEL: 'debug', TASKGATE_JWT_SECRET: secret, TASKGATE_JWT_ISSUER: 'https://idp.test', TASKGATE_JWT_AUDIENCE: 'taskgate' });
     try {
       const t = await newTenant(tdb.db);
-      const jwt = await new SignJWT({ tenant_id: t.tenantId, scopes: 'tasks:read' }).setProtectedHeader({ alg: 'HS256' }).setSubject('someone').setExpirationTime('5m')
+      const jwt = await new SignJWT({ tenant_id: t.tenantId, scopes: 'tasks:read' }).setProtectedHeader({ alg: 'HS256' }).setSubject('someone').setIssuer('https://idp.test').setAudience('taskgate').setExpirationTime('5m')
         .sign(createSecretKey(Buffer.from(secret)));
       const bogus = 'sk_BOGUSBOGUSBO_' + 'z'.repeat(43);
       const task = await fetch(`${server.url}/api/v1/tasks`, {

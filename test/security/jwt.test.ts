@@ -177,7 +177,7 @@ describe('RS256 and ES256 through a JWKS URL', () => {
 });
 
 describe('configuration and helpers', () => {
-  const base = { TASKGATE_DATA_DIR: '/tmp/x' };
+  const base = { TASKGATE_DATA_DIR: '/tmp/x', TASKGATE_JWT_ISSUER: ISSUER, TASKGATE_JWT_AUDIENCE: AUDIENCE };
   it.each<[string, Record<string, string>]>([
     ['both a secret and a JWKS URL', { TASKGATE_JWT_SECRET: SECRET, TASKGATE_JWKS_URL: 'https://idp.example/jwks' }],
     ['RS256 with only a secret', { TASKGATE_JWT_SECRET: SECRET, TASKGATE_JWT_ALGORITHM: 'RS256' }],
@@ -185,6 +185,8 @@ describe('configuration and helpers', () => {
     ['an unknown algorithm', { TASKGATE_JWT_SECRET: SECRET, TASKGATE_JWT_ALGORITHM: 'none' }],
     ['a JWKS over plain http to a remote host', { TASKGATE_JWKS_URL: 'http://idp.example/jwks' }],
     ['an algorithm without keys', { TASKGATE_JWT_ALGORITHM: 'HS256' }],
+    ['a secret without an issuer', { TASKGATE_JWT_SECRET: SECRET, TASKGATE_JWT_ISSUER: '' }],
+    ['a JWKS URL without an audience', { TASKGATE_JWKS_URL: 'https://idp.example/jwks', TASKGATE_JWT_AUDIENCE: ' ' }],
   ])('refuses %s', (_name, env) => {
     expect(() => loadConfig({}, { ...base, ...env })).toThrow(ConfigError);
   });
