@@ -130,7 +130,7 @@ export class Runner {
       );
       let outcome: { result?: ExecutionResult; error?: unknown };
       try {
-        const spec = this.#spec(task);
+        const spec = this.#spec(task) ?? (await this.#specAfterReload(task));
         // a task that never recorded a step (the claim tells) skips the read
         const steps = task.has_steps === false ? undefined : await stepsLoad(this.#d.db, task.id);
         const ctx = new AttemptContext(this.#host, task, active, steps);
@@ -166,13 +166,20 @@ export class Runner {
     return executor.run(spec, ctx);
   }
 
-  #spec(task: ClaimedTask): TaskSpec {
-    const definition = task.task_definition_id ? this.#d.registry.get(task.tenant_id, task.task_definition_id) : undefined;
-    if (task.kind === 'definition' && !definition) throw new PermanentError(`task definition ${task.task_definition_id} no longer exists`);
+  /** The task's spec; undefined when its definition is not (or not yet) known to this process. */
+  #spec(task: ClaimedTask, definition = task.task_definition_id ? this.#d.registry.get(task.tenant_id, task.task_definition_id) : undefined): TaskSpec | undefined {
+    if (task.kind === 'definition' && !definition) return undefined;
     return {
       id: task.id, kind: task.kind, definition, query: task.query, input: task.input, context: task.context,
       options: task.options, mode: task.mode, metadata: task.metadata,
     };
+  }
+
+  /** A tenant's definition created on another process a moment ago may not have reached this one yet. */
+  async #specAfterReload(task: ClaimedTask): Promise<TaskSpec> {
+    const spec = this.#spec(task, await this.#d.registry.getFresh(task.tenant_id, task.task_definition_id!));
+    if (!spec) throw new PermanentError(`task definition ${task.task_definition_id} no longer exists`);
+    return spec;
   }
 
   #executorFor(spec: TaskSpec) {

@@ -1,16 +1,11 @@
 // The catalogue of task definitions (shipped, modules from --tasks-dir, and each tenant's own from
-// the admin API) and the executors that run them by kind. TenantDefinitionSync keeps the tenants'
-// part in memory: get() is synchronous and on the submit path.
-import { randomBytes } from 'node:crypto';
+// the admin API) and the executors that run them by kind. TenantDefinitionSync
+// (tenant-definitions.ts) keeps the tenants' part in memory: get() is synchronous and on the submit
+// path.
 import { readdirSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { compileSchema, validateAgainst, type SchemaViolation } from './schema.js';
-import { channelName, type Db } from '../storage/db.js';
-import {
-  tenantDefinitionsDelete, tenantDefinitionsListAllTenants, tenantDefinitionsListByTenant, tenantDefinitionsUpsert,
-  type TenantDefinitionRow,
-} from '../storage/queries/definitions.js';
 import type { ExecutionResult, Executor, TaskDefinition } from './types.js';
 
 export class DefinitionError extends Error {
@@ -84,6 +79,25 @@ export class Registry {
     return [...this.#tenants.keys()];
   }
 
+  /** Reloads a tenant's own definitions from the database (TenantDefinitionSync sets it). */
+  #reloadTenant: ((tenantId: string) => Promise<void>) | undefined;
+
+  setTenantReloader(fn: (tenantId: string) => Promise<void>): void {
+    this.#reloadTenant = fn;
+  }
+
+  /**
+   * get() for a definition this process may not have heard of yet: a miss reloads the tenant's
+   * own definitions once (a worker can claim a task submitted on another process against a
+   * definition created there a moment earlier, before that process's hint is applied here).
+   */
+  async getFresh(tenantId: string, id: string): Promise<TaskDefinition | undefined> {
+    const def = this.get(tenantId, id);
+    if (def || !this.#reloadTenant) return def;
+    await this.#reloadTenant(tenantId);
+    return this.get(tenantId, id);
+  }
+
   /** Replaces the tenant's own set (an empty map forgets the tenant). Definitions must be checked. */
   setTenantDefinitions(tenantId: string, defs: Map<string, TaskDefinition>): void {
     if (defs.size) this.#tenants.set(tenantId, defs);
@@ -121,242 +135,6 @@ export class Registry {
       }
     }
     return loaded;
-  }
-}
-
-/** The kinds a tenant may define through the admin API, with the `config` keys each reads. */
-export const DECLARATIVE_KINDS: Readonly<Record<string, readonly string[]>> = {
-  http: ['method', 'url', 'headers'],
-  agent: ['prompt', 'system', 'mode', 'model_tier'],
-  approval: [],
-};
-
-/** The first string `$id` in a schema (dotted path), if any. */
-function schemaIdPath(node: unknown, path: string): string | undefined {
-  if (!node || typeof node !== 'object') return undefined;
-  for (const [k, v] of Object.entries(node)) {
-    if (k === '$id' && typeof v === 'string') return `${path}.$id`;
-    const found = schemaIdPath(v, `${path}.${k}`);
-    if (found) return found;
-  }
-  return undefined;
-}
-
-/**
- * Checks a tenant's definition (the admin API's body, or a stored row): a declarative kind, its
- * executor's config keys only, schemas that compile. Schemas may not carry `$id`: every tenant's
- * schemas compile into one shared validator instance, where an `$id` is global (a second tenant,
- * or a replace, using it would be refused, and a `$ref` could reach another tenant's schema).
- */
-export function checkTenantDefinition(id: string, body: Record<string, unknown>, opts: { compile?: boolean } = {}): TaskDefinition {
-  const kind = body.kind;
-  if (typeof kind !== 'string' || !Object.hasOwn(DECLARATIVE_KINDS, kind)) {
-    throw new DefinitionError(`kind must be one of ${Object.keys(DECLARATIVE_KINDS).join(', ')}`, 'kind');
-  }
-  const config = (body.config ?? {}) as Record<string, unknown>;
-  for (const key of Object.keys(config)) {
-    if (!DECLARATIVE_KINDS[kind]!.includes(key)) throw new DefinitionError(`config.${key} is not a setting of kind ${kind}`, `config.${key}`);
-  }
-  for (const field of ['input_schema', 'output_schema'] as const) {
-    const idPath = schemaIdPath(body[field], field);
-    if (idPath) throw new DefinitionError(`${idPath} is not allowed in a tenant's definition`, idPath);
-    if (opts.compile === false) continue;
-    try {
-      compileSchema((body[field] ?? {}) as Record<string, unknown>);
-    } catch (err) {
-      throw new DefinitionError(`${field}: ${(err as Error).message}`, field);
-    }
-  }
-  const { handler: _handler, ...rest } = body as Partial<TaskDefinition>;
-  return checkDefinition({ ...rest, id, kind } as TaskDefinition, `definition ${id}`, opts);
-}
-
-/** Definitions a tenant may hold at most: every process keeps every tenant's in memory. */
-export const MAX_TENANT_DEFINITIONS = 500;
-/** Default interval of the full reload of tenant definitions (heals a lost NOTIFY), ms. */
-export const DEFAULT_DEFINITIONS_REFRESH_MS = 15_000;
-export const DEFINITIONS_CHANNEL = 'taskgate_definitions';
-
-export type DefinitionSaveResult =
-  | { ok: true; created: boolean; definition: TaskDefinition }
-  | { ok: false; reason: 'invalid'; message: string; path: string | undefined }
-  | { ok: false; reason: 'built_in' | 'limit'; message: string };
-
-export interface TenantDefinitionSyncOptions {
-  /** LISTEN/NOTIFY between processes (server PostgreSQL). */
-  crossProcess: boolean;
-  /** Full reload interval, ms (±20 % jitter). Default DEFAULT_DEFINITIONS_REFRESH_MS. */
-  refreshIntervalMs?: number;
-  onError?: (err: unknown) => void;
-}
-
-/**
- * The tenants' definitions: saved to and deleted from the database, applied to the Registry in
- * this process at once, and hinted to the others by a NOTIFY carrying the tenant id (each reloads
- * that tenant: one indexed query). A full reload every ~15 s is the truth when a hint is lost.
- * Unchanged rows keep their definition object, so a reload does not compile their schemas again.
- */
-export class TenantDefinitionSync {
-  readonly #db: Db;
-  readonly #registry: Registry;
-  readonly #opts: TenantDefinitionSyncOptions;
-  /** tenant → id → the stored JSON it was built from. */
-  readonly #stamps = new Map<string, Map<string, string>>();
-  /**
-   * Bumped per tenant by every local write, every applied reload and every start of a tenant's
-   * reload: a reload applies only if its tenant's epoch did not move while it read.
-   */
-  readonly #epoch = new Map<string, number>();
-  readonly #token = randomBytes(6).toString('base64url');
-  #state: 'idle' | 'running' | 'stopped' = 'idle';
-  #timer: NodeJS.Timeout | undefined;
-  #unlisten: (() => Promise<void>) | undefined;
-
-  constructor(db: Db, registry: Registry, opts: TenantDefinitionSyncOptions) {
-    this.#db = db;
-    this.#registry = registry;
-    this.#opts = opts;
-  }
-
-  /** Loads every tenant's definitions, then listens for hints and reloads periodically. */
-  async start(): Promise<void> {
-    if (this.#state !== 'idle') return;
-    this.#state = 'running';
-    await this.refreshAll();
-    if (this.#opts.crossProcess) {
-      try {
-        this.#unlisten = await this.#db.listen(channelName(this.#db.schema, DEFINITIONS_CHANNEL), (p) => {
-          const at = p.indexOf(':');
-          if (at > 0 && p.slice(0, at) !== this.#token) void this.refreshTenant(p.slice(at + 1));
-        });
-      } catch (err) {
-        this.#opts.onError?.(err); // the periodic reload still converges
-      }
-    }
-    this.#scheduleRefresh();
-  }
-
-  async stop(): Promise<void> {
-    this.#state = 'stopped';
-    clearTimeout(this.#timer);
-    const unlisten = this.#unlisten;
-    this.#unlisten = undefined;
-    await unlisten?.().catch(() => {});
-  }
-
-  #scheduleRefresh(): void {
-    if (this.#state !== 'running') return;
-    const base = this.#opts.refreshIntervalMs ?? DEFAULT_DEFINITIONS_REFRESH_MS;
-    this.#timer = setTimeout(() => void this.refreshAll().finally(() => this.#scheduleRefresh()), base * (0.8 + Math.random() * 0.4));
-    this.#timer.unref();
-  }
-
-  isBuiltIn(id: string): boolean {
-    return this.#registry.isBuiltIn(id);
-  }
-
-  /** Creates or replaces the tenant's definition `id` from an admin API body. */
-  async save(tenantId: string, id: string, body: Record<string, unknown>): Promise<DefinitionSaveResult> {
-    if (this.#registry.isBuiltIn(id)) return { ok: false, reason: 'built_in', message: `task definition ${id} is built in (shipped or --tasks-dir) and cannot be changed` };
-    let def: TaskDefinition;
-    try {
-      def = checkTenantDefinition(id, body);
-    } catch (err) {
-      if (err instanceof DefinitionError) return { ok: false, reason: 'invalid', message: err.message, path: err.path };
-      throw err;
-    }
-    const { id: _id, ...stored } = body;
-    const row = await tenantDefinitionsUpsert(this.#db, { tenantId, id, definition: stored, maxPerTenant: MAX_TENANT_DEFINITIONS });
-    if (!row) return { ok: false, reason: 'limit', message: `a tenant holds at most ${MAX_TENANT_DEFINITIONS} task definitions; delete one first` };
-    this.#bump(tenantId);
-    const defs = new Map(this.#registry.tenantDefinitions(tenantId));
-    defs.set(id, def);
-    this.#registry.setTenantDefinitions(tenantId, defs);
-    this.#stampsOf(tenantId).set(id, JSON.stringify(row.definition));
-    await this.#hint(tenantId);
-    return { ok: true, created: row.created, definition: def };
-  }
-
-  /** Deletes the tenant's definition `id`; false when the tenant has none by that id. */
-  async remove(tenantId: string, id: string): Promise<boolean> {
-    const deleted = await tenantDefinitionsDelete(this.#db, { tenantId, id });
-    this.#bump(tenantId);
-    const defs = new Map(this.#registry.tenantDefinitions(tenantId));
-    defs.delete(id);
-    this.#registry.setTenantDefinitions(tenantId, defs);
-    this.#stamps.get(tenantId)?.delete(id);
-    if (deleted) await this.#hint(tenantId);
-    return deleted;
-  }
-
-  /** Reloads one tenant's definitions (on another process's hint). Never rejects. */
-  async refreshTenant(tenantId: string): Promise<void> {
-    const epoch = this.#bump(tenantId);
-    try {
-      const rows = await tenantDefinitionsListByTenant(this.#db, tenantId);
-      if (this.#epochOf(tenantId) === epoch) this.#apply(tenantId, rows);
-    } catch (err) {
-      this.#opts.onError?.(err);
-    }
-  }
-
-  /** Reloads every tenant's definitions (start-up, and periodically). Never rejects. */
-  async refreshAll(): Promise<void> {
-    const epochs = new Map(this.#epoch);
-    try {
-      const rows = await tenantDefinitionsListAllTenants(this.#db);
-      const byTenant = new Map<string, TenantDefinitionRow[]>();
-      for (const r of rows) byTenant.set(r.tenant_id, [...(byTenant.get(r.tenant_id) ?? []), r]);
-      for (const t of new Set([...byTenant.keys(), ...this.#registry.tenantIds()])) {
-        if (this.#epochOf(t) === (epochs.get(t) ?? 0)) this.#apply(t, byTenant.get(t) ?? []);
-      }
-    } catch (err) {
-      this.#opts.onError?.(err);
-    }
-  }
-
-  #apply(tenantId: string, rows: TenantDefinitionRow[]): void {
-    this.#bump(tenantId);
-    const old = this.#registry.tenantDefinitions(tenantId);
-    const oldStamps = this.#stamps.get(tenantId);
-    const defs = new Map<string, TaskDefinition>();
-    const stamps = new Map<string, string>();
-    for (const row of rows) {
-      const stamp = JSON.stringify(row.definition);
-      const kept = oldStamps?.get(row.id) === stamp ? old?.get(row.id) : undefined;
-      try {
-        // rows were checked when written: their schemas compile on first use, not here (start-up cost)
-        defs.set(row.id, kept ?? checkTenantDefinition(row.id, row.definition, { compile: false }));
-        stamps.set(row.id, stamp);
-      } catch (err) {
-        this.#opts.onError?.(new Error(`tenant ${tenantId}: stored task definition ${row.id} is invalid and ignored`, { cause: err }));
-      }
-    }
-    this.#registry.setTenantDefinitions(tenantId, defs);
-    if (stamps.size) this.#stamps.set(tenantId, stamps);
-    else this.#stamps.delete(tenantId);
-  }
-
-  #stampsOf(tenantId: string): Map<string, string> {
-    let m = this.#stamps.get(tenantId);
-    if (!m) this.#stamps.set(tenantId, (m = new Map()));
-    return m;
-  }
-
-  #epochOf(tenantId: string): number {
-    return this.#epoch.get(tenantId) ?? 0;
-  }
-
-  #bump(tenantId: string): number {
-    const next = this.#epochOf(tenantId) + 1;
-    this.#epoch.set(tenantId, next);
-    return next;
-  }
-
-  /** Awaited before the write is answered: the hint then precedes the NOTIFY of any task submitted against it. */
-  async #hint(tenantId: string): Promise<void> {
-    if (!this.#opts.crossProcess) return;
-    await this.#db.notify(channelName(this.#db.schema, DEFINITIONS_CHANNEL), `${this.#token}:${tenantId}`).catch((err: unknown) => this.#opts.onError?.(err));
   }
 }
 

@@ -9,8 +9,11 @@ import type { Db } from '../../src/storage/db.js';
 import { openTestDb, usingPostgres, type TestDb } from '../helpers/db.js';
 import { newTenant, startTestServer, until, waitForTask, type TestServer } from '../helpers/server.js';
 import type { TaskDefinition } from '../../src/executors/types.js';
-import { Registry, TenantDefinitionSync } from '../../src/executors/registry.js';
+import { Registry } from '../../src/executors/registry.js';
+import { TenantDefinitionSync } from '../../src/executors/tenant-definitions.js';
 import { tenantDefinitionsDelete, tenantDefinitionsUpsert } from '../../src/storage/queries/definitions.js';
+import { tasksInsertMany } from '../../src/storage/queries/tasks.js';
+import { newTaskId } from '../../src/domain/ids.js';
 
 const fileDef: TaskDefinition = {
   id: 'test-file-def', name: 'from a tasks dir', description: '', version: '1', kind: 'function',
@@ -103,6 +106,25 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
     // the definition's input_schema is enforced on submit
     const bad = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'orders.fetch', input: { order: 7 } });
     expectEnvelope(bad, 422, 'UNPROCESSABLE');
+  });
+
+  it('runs a task whose definition this process has not loaded yet (another process created both a moment ago)', async () => {
+    const t = await newTenant(tdb.db);
+    // what another API process does: the definition row, then a task against it; this process
+    // heard of neither (no hint, the periodic reload is seconds away)
+    const { id: _id, ...definition } = { id: 'late.fetch', ...httpDef(' late') };
+    await tenantDefinitionsUpsert(tdb.db, { tenantId: t.tenantId, id: 'late.fetch', definition, maxPerTenant: 10 });
+    expect(server.registry.get(t.tenantId, 'late.fetch')).toBeUndefined();
+    const id = newTaskId();
+    await tasksInsertMany(tdb.db, [{
+      id, tenant_id: t.tenantId, user_id: 'u', session_id: null, kind: 'definition', task_definition_id: 'late.fetch', query: '',
+      input: { order: 'late-1' }, context: {}, options: {}, mode: null, priority: 2, max_attempts: 1, retry_interval_ms: 1000, backoff_multiplier: 2,
+      timeout_ms: 10_000, run_at: new Date(), metadata: {}, tags: [], workflow_instance_id: null,
+    }]);
+    server.signals.work();
+    const done = await waitForTask(server, id, undefined, { key: t.key });
+    expect(done.status, JSON.stringify(done)).toBe('COMPLETED');
+    expect(done.output).toMatchObject({ status: 200, body: { path: '/orders/late-1' } });
   });
 
   it('runs a task on an approval definition: it waits for the decision and completes with it', async () => {
