@@ -34,6 +34,17 @@ export function compileSchema(schema: Record<string, unknown>): ValidateFunction
   return fn;
 }
 
+/**
+ * Forgets a schema's compiled validator: Ajv keeps every schema it compiled, so a tenant's
+ * definition that is replaced or deleted releases its schemas (a validator already in use keeps
+ * working).
+ */
+export function releaseSchema(schema: object): void {
+  cache.delete(schema);
+  ajv2020.removeSchema(schema);
+  ajv07.removeSchema(schema);
+}
+
 export interface SchemaViolation {
   path: string;
   reason: string;

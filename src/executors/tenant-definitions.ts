@@ -8,7 +8,8 @@ import {
   type TenantDefinitionRow,
 } from '../storage/queries/definitions.js';
 import { checkDefinition, DefinitionError, type Registry } from './registry.js';
-import { compileSchema } from './schema.js';
+import safeRegex from 'safe-regex2';
+import { compileSchema, releaseSchema } from './schema.js';
 import type { TaskDefinition } from './types.js';
 
 /** The kinds a tenant may define through the admin API, with the `config` keys each reads. */
@@ -18,12 +19,42 @@ export const DECLARATIVE_KINDS: Readonly<Record<string, readonly string[]>> = {
   approval: [],
 };
 
-/** The first string `$id` in a schema (dotted path), if any. */
-function schemaIdPath(node: unknown, path: string): string | undefined {
+/** Longest regular expression a tenant's schema may carry. */
+const MAX_PATTERN_LENGTH = 500;
+/** Keywords whose values are data, not subschemas: not searched for keywords. */
+const DATA_KEYWORDS = new Set(['const', 'enum', 'default', 'examples']);
+
+const unsafePattern = (p: string): string | undefined =>
+  p.length > MAX_PATTERN_LENGTH
+    ? `is longer than ${MAX_PATTERN_LENGTH} characters`
+    : safeRegex(p)
+      ? undefined
+      : 'may take exponential time (nested repetition): every tenant shares the event loop that runs it';
+
+/**
+ * The first thing a tenant's schema may not hold (dotted path and why): an `$id` (every tenant's
+ * schemas compile into one shared validator, where an `$id` is global: a second tenant or a
+ * replace using it would be refused, and a `$ref` could reach another tenant's schema), or a
+ * `pattern` / `patternProperties` regular expression that is too long or has nested repetition
+ * (catastrophic backtracking on a crafted input would stall every tenant's requests).
+ */
+function schemaViolation(node: unknown, path: string): { path: string; why: string } | undefined {
   if (!node || typeof node !== 'object') return undefined;
   for (const [k, v] of Object.entries(node)) {
-    if (k === '$id' && typeof v === 'string') return `${path}.$id`;
-    const found = schemaIdPath(v, `${path}.${k}`);
+    const at = `${path}.${k}`;
+    if (k === '$id' && typeof v === 'string') return { path: at, why: "is not allowed in a tenant's definition" };
+    if (k === 'pattern' && typeof v === 'string') {
+      const why = unsafePattern(v);
+      if (why) return { path: at, why };
+    }
+    if (k === 'patternProperties' && v && typeof v === 'object' && !Array.isArray(v)) {
+      for (const p of Object.keys(v)) {
+        const why = unsafePattern(p);
+        if (why) return { path: at, why: `key ${JSON.stringify(p.slice(0, 40))} ${why}` };
+      }
+    }
+    if (DATA_KEYWORDS.has(k)) continue;
+    const found = schemaViolation(v, at);
     if (found) return found;
   }
   return undefined;
@@ -31,9 +62,7 @@ function schemaIdPath(node: unknown, path: string): string | undefined {
 
 /**
  * Checks a tenant's definition (the admin API's body, or a stored row): a declarative kind, its
- * executor's config keys only, schemas that compile. Schemas may not carry `$id`: every tenant's
- * schemas compile into one shared validator instance, where an `$id` is global (a second tenant,
- * or a replace, using it would be refused, and a `$ref` could reach another tenant's schema).
+ * executor's config keys only, schemas that compile and hold nothing schemaViolation() refuses.
  */
 export function checkTenantDefinition(id: string, body: Record<string, unknown>, opts: { compile?: boolean } = {}): TaskDefinition {
   const kind = body.kind;
@@ -45,8 +74,8 @@ export function checkTenantDefinition(id: string, body: Record<string, unknown>,
     if (!DECLARATIVE_KINDS[kind]!.includes(key)) throw new DefinitionError(`config.${key} is not a setting of kind ${kind}`, `config.${key}`);
   }
   for (const field of ['input_schema', 'output_schema'] as const) {
-    const idPath = schemaIdPath(body[field], field);
-    if (idPath) throw new DefinitionError(`${idPath} is not allowed in a tenant's definition`, idPath);
+    const bad = schemaViolation(body[field], field);
+    if (bad) throw new DefinitionError(`${bad.path} ${bad.why}`, bad.path);
     if (opts.compile === false) continue;
     try {
       compileSchema((body[field] ?? {}) as Record<string, unknown>);
@@ -159,7 +188,7 @@ export class TenantDefinitionSync {
     this.#bump(tenantId);
     const defs = new Map(this.#registry.tenantDefinitions(tenantId));
     defs.set(id, def);
-    this.#registry.setTenantDefinitions(tenantId, defs);
+    this.#install(tenantId, defs);
     this.#stampsOf(tenantId).set(id, JSON.stringify(row.definition));
     await this.#hint(tenantId);
     return { ok: true, created: row.created, definition: def };
@@ -171,7 +200,7 @@ export class TenantDefinitionSync {
     this.#bump(tenantId);
     const defs = new Map(this.#registry.tenantDefinitions(tenantId));
     defs.delete(id);
-    this.#registry.setTenantDefinitions(tenantId, defs);
+    this.#install(tenantId, defs);
     this.#stamps.get(tenantId)?.delete(id);
     if (deleted) await this.#hint(tenantId);
     return deleted;
@@ -220,9 +249,21 @@ export class TenantDefinitionSync {
         this.#opts.onError?.(new Error(`tenant ${tenantId}: stored task definition ${row.id} is invalid and ignored`, { cause: err }));
       }
     }
-    this.#registry.setTenantDefinitions(tenantId, defs);
+    this.#install(tenantId, defs);
     if (stamps.size) this.#stamps.set(tenantId, stamps);
     else this.#stamps.delete(tenantId);
+  }
+
+  /** Puts the tenant's new set in the Registry and releases the compiled schemas of what it drops. */
+  #install(tenantId: string, defs: Map<string, TaskDefinition>): void {
+    const before = this.#registry.tenantDefinitions(tenantId);
+    this.#registry.setTenantDefinitions(tenantId, defs);
+    const still = new Set(defs.values());
+    for (const def of before?.values() ?? []) {
+      if (still.has(def)) continue;
+      releaseSchema(def.input_schema);
+      releaseSchema(def.output_schema);
+    }
   }
 
   #stampsOf(tenantId: string): Map<string, string> {

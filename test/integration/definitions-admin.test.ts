@@ -223,6 +223,10 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       ['bad.array', [{ kind: 'http' }], 400, 'VALIDATION_ERROR'],
       ['bad.big', { kind: 'http', description: 'x', input_schema: { type: 'object', description: 'x'.repeat(300_000) } }, 413, 'PAYLOAD_TOO_LARGE'],
       ['bad%20id!', { kind: 'http' }, 400, 'VALIDATION_ERROR'],
+      // regular expressions that could backtrack for ever on a crafted input (every tenant shares the event loop)
+      ['bad.redos', { kind: 'http', input_schema: { properties: { x: { type: 'string', pattern: '^(a+)+$' } } } }, 400, 'VALIDATION_ERROR'],
+      ['bad.redos2', { kind: 'http', output_schema: { patternProperties: { '(x*)*y': {} } } }, 400, 'VALIDATION_ERROR'],
+      ['bad.longpattern', { kind: 'http', input_schema: { properties: { x: { pattern: 'a'.repeat(501) } } } }, 400, 'VALIDATION_ERROR'],
     ];
     for (const [id, body, status, code] of cases) {
       const res = await put(id, body);
@@ -230,6 +234,13 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       expect(res.body.error.code, id).toBe(code);
       expect(typeof res.body.request_id).toBe('string');
     }
+    expect((await put('bad.redos', cases.find((c) => c[0] === 'bad.redos')![1])).body.error.message).toContain('input_schema.properties.x.pattern');
+    // a plain pattern is fine, and so is the word "pattern" as data or as a property name
+    const fine = await put('fine.pattern', {
+      kind: 'http', input_schema: { properties: { pattern: { type: 'string', pattern: '^[a-z0-9-]{1,40}$', default: '(a+)+' } }, patternProperties: { '^x-': {} } },
+    });
+    expect(fine.status, fine.text).toBe(201);
+    expect((await server.call('DELETE', '/api/v1/definitions/fine.pattern')).status).toBe(204);
     const notJson = await server.call('PUT', '/api/v1/definitions/bad.media', 'kind=http', { headers: { 'content-type': 'text/plain' } });
     expectEnvelope(notJson, 415, 'UNSUPPORTED_MEDIA_TYPE');
     const broken = await server.call('PUT', '/api/v1/definitions/bad.json', '{"kind":', {});

@@ -3,7 +3,7 @@ import { analyze, describeColumn, linearFit, parseCsv, pearson, dataAnalysis } f
 import { calculateOrderTotal } from '../../src/executors/builtin/basic.js';
 import { expandTemplate } from '../../src/executors/http.js';
 import { isBlockedAddress, assertPublicUrl } from '../../src/executors/ssrf.js';
-import { validateAgainst } from '../../src/executors/schema.js';
+import { compileSchema, releaseSchema, validateAgainst } from '../../src/executors/schema.js';
 import { checkDefinition, Registry } from '../../src/executors/registry.js';
 import { PermanentError } from '../../src/executors/types.js';
 
@@ -88,6 +88,18 @@ describe('schemas and registry', () => {
     expect(validateAgainst({ type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] }, {})).toEqual({ path: '/a', reason: "must have required property 'a'" });
     expect(validateAgainst({ $schema: 'http://json-schema.org/draft-07/schema#', type: 'string', format: 'email' }, 'nope')?.reason).toContain('email');
     expect(validateAgainst({ type: 'array', prefixItems: [{ type: 'string' }] }, [1])?.path).toBe('/0');
+  });
+  it("releases a compiled schema (a replaced tenant definition's): the next use compiles it afresh", () => {
+    for (const draft of [{}, { $schema: 'http://json-schema.org/draft-07/schema#' }]) {
+      const schema = { ...draft, type: 'object', required: ['a'] };
+      const first = compileSchema(schema);
+      expect(compileSchema(schema)).toBe(first); // cached
+      releaseSchema(schema);
+      // Ajv would hand back its own cached validator if it still held the schema
+      const second = compileSchema(schema);
+      expect(second).not.toBe(first);
+      expect([first({}), second({})]).toEqual([false, false]); // the released validator still works
+    }
   });
   it('refuses malformed definitions', () => {
     expect(() => checkDefinition({ id: 'bad id', kind: 'function' } as never, 'x')).toThrow(/id/);
