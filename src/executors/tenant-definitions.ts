@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { channelName, type Db } from '../storage/db.js';
 import {
   tenantDefinitionsDelete, tenantDefinitionsListAllTenants, tenantDefinitionsListByTenant, tenantDefinitionsUpsert,
-  type TenantDefinitionRow,
+  tenantDefinitionsVersionsAllTenants, versionOfRows, type TenantDefinitionRow,
 } from '../storage/queries/definitions.js';
 import { checkDefinition, DefinitionError, type Registry } from './registry.js';
 import safeRegex from 'safe-regex2';
@@ -89,8 +89,15 @@ export function checkTenantDefinition(id: string, body: Record<string, unknown>,
 
 /** Definitions a tenant may hold at most: every process keeps every tenant's in memory. */
 export const MAX_TENANT_DEFINITIONS = 500;
-/** Default interval of the full reload of tenant definitions (heals a lost NOTIFY), ms. */
+/** Default interval of the periodic check of tenant definitions (heals a lost NOTIFY), ms. */
 export const DEFAULT_DEFINITIONS_REFRESH_MS = 15_000;
+/**
+ * One periodic check in this many reads every row; the others compare each tenant's row count and
+ * newest update and reload only tenants that differ. (A replace whose transaction started before,
+ * but committed after, another one's the check already saw can hide behind that newest time: the
+ * full reload catches it, and the NOTIFY normally has long before.)
+ */
+export const FULL_RELOAD_EVERY = 8;
 export const DEFINITIONS_CHANNEL = 'taskgate_definitions';
 
 export type DefinitionSaveResult =
@@ -101,7 +108,7 @@ export type DefinitionSaveResult =
 export interface TenantDefinitionSyncOptions {
   /** LISTEN/NOTIFY between processes (server PostgreSQL). */
   crossProcess: boolean;
-  /** Full reload interval, ms (±20 % jitter). Default DEFAULT_DEFINITIONS_REFRESH_MS. */
+  /** Periodic check interval, ms (±20 % jitter). Default DEFAULT_DEFINITIONS_REFRESH_MS. */
   refreshIntervalMs?: number;
   onError?: (err: unknown) => void;
 }
@@ -109,7 +116,8 @@ export interface TenantDefinitionSyncOptions {
 /**
  * The tenants' definitions: saved to and deleted from the database, applied to the Registry in
  * this process at once, and hinted to the others by a NOTIFY carrying the tenant id (each reloads
- * that tenant: one indexed query). A full reload every ~15 s is the truth when a hint is lost.
+ * that tenant: one indexed query). A periodic check every ~15 s heals a lost hint: it reloads the
+ * tenants whose row count or newest update moved, and every FULL_RELOAD_EVERY-th check all of them.
  * Unchanged rows keep their definition object, so a reload does not compile their schemas again.
  */
 export class TenantDefinitionSync {
@@ -123,6 +131,9 @@ export class TenantDefinitionSync {
    * reload: a reload applies only if its tenant's epoch did not move while it read.
    */
   readonly #epoch = new Map<string, number>();
+  /** tenant → versionOfRows() of its last applied load (absent: no rows). */
+  readonly #versions = new Map<string, string>();
+  #checks = 0;
   readonly #token = randomBytes(6).toString('base64url');
   #state: 'idle' | 'running' | 'stopped' = 'idle';
   #timer: NodeJS.Timeout | undefined;
@@ -164,7 +175,8 @@ export class TenantDefinitionSync {
   #scheduleRefresh(): void {
     if (this.#state !== 'running') return;
     const base = this.#opts.refreshIntervalMs ?? DEFAULT_DEFINITIONS_REFRESH_MS;
-    this.#timer = setTimeout(() => void this.refreshAll().finally(() => this.#scheduleRefresh()), base * (0.8 + Math.random() * 0.4));
+    const check = () => (++this.#checks % FULL_RELOAD_EVERY === 0 ? this.refreshAll() : this.refreshChanged());
+    this.#timer = setTimeout(() => void check().finally(() => this.#scheduleRefresh()), base * (0.8 + Math.random() * 0.4));
     this.#timer.unref();
   }
 
@@ -232,8 +244,26 @@ export class TenantDefinitionSync {
     }
   }
 
+  /**
+   * Reloads the tenants whose definitions changed since their last load here (count or newest
+   * update differ), reading only their rows. Never rejects.
+   */
+  async refreshChanged(): Promise<void> {
+    try {
+      const now = await tenantDefinitionsVersionsAllTenants(this.#db);
+      for (const t of new Set([...now.keys(), ...this.#versions.keys(), ...this.#registry.tenantIds()])) {
+        if (now.get(t) !== this.#versions.get(t)) await this.refreshTenant(t);
+      }
+    } catch (err) {
+      this.#opts.onError?.(err);
+    }
+  }
+
   #apply(tenantId: string, rows: TenantDefinitionRow[]): void {
     this.#bump(tenantId);
+    const version = versionOfRows(rows);
+    if (version) this.#versions.set(tenantId, version);
+    else this.#versions.delete(tenantId);
     const old = this.#registry.tenantDefinitions(tenantId);
     const oldStamps = this.#stamps.get(tenantId);
     const defs = new Map<string, TaskDefinition>();

@@ -305,6 +305,47 @@ describe('TenantDefinitionSync', () => {
   });
 });
 
+describe('TenantDefinitionSync periodic check', () => {
+  it('reloads only tenants whose definitions changed (count or newest update), reading no rows otherwise', async () => {
+    const [a, b] = [await newTenant(tdb.db), await newTenant(tdb.db)];
+    await tenantDefinitionsUpsert(tdb.db, { tenantId: a.tenantId, id: 'a.one', definition: { kind: 'approval', name: 'a1' }, maxPerTenant: 10 });
+    await tenantDefinitionsUpsert(tdb.db, { tenantId: b.tenantId, id: 'b.one', definition: { kind: 'approval', name: 'b1' }, maxPerTenant: 10 });
+    // the statements that read definition rows, per tenant ('' = every tenant's)
+    const rowReads: string[] = [];
+    const counting = new Proxy(tdb.db, {
+      get(target, prop, receiver) {
+        if (prop !== 'query') return Reflect.get(target, prop, receiver);
+        return (sql: string, params?: unknown[], opts?: unknown) => {
+          if (/SELECT tenant_id, id, definition/.test(sql)) rowReads.push(String(params?.[0] ?? ''));
+          return target.query(sql, params as never, opts as never);
+        };
+      },
+    });
+    const registry = new Registry();
+    const sync = new TenantDefinitionSync(counting, registry, { crossProcess: false, refreshIntervalMs: 3_600_000 });
+    await sync.start(); // the start-up load reads every tenant's rows once
+    try {
+      expect(rowReads).toEqual(['']);
+      await sync.refreshChanged();
+      expect(rowReads).toEqual(['']); // nothing changed: no rows read
+      // a replace (same count, newer update) in tenant a; nothing in b
+      await tenantDefinitionsUpsert(tdb.db, { tenantId: a.tenantId, id: 'a.one', definition: { kind: 'approval', name: 'a1 v2' }, maxPerTenant: 10 });
+      await sync.refreshChanged();
+      expect(rowReads).toEqual(['', a.tenantId]);
+      expect(registry.get(a.tenantId, 'a.one')?.name).toBe('a1 v2');
+      // a delete in b (count moves); a unchanged
+      await tenantDefinitionsDelete(tdb.db, { tenantId: b.tenantId, id: 'b.one' });
+      await sync.refreshChanged();
+      expect(rowReads).toEqual(['', a.tenantId, b.tenantId]);
+      expect(registry.get(b.tenantId, 'b.one')).toBeUndefined();
+      await sync.refreshChanged();
+      expect(rowReads).toHaveLength(3);
+    } finally {
+      await sync.stop();
+    }
+  });
+});
+
 describe.skipIf(!usingPostgres())('across processes (PostgreSQL)', () => {
   let otherDb: Db;
   let other: TestServer;
