@@ -18,6 +18,7 @@ import type { Registry } from './executors/registry.js';
 import type { Executor } from './executors/types.js';
 import { createAgentExecutor, type RunChildTask } from './executors/agent/index.js';
 import { openaiRoutes, type FollowedEvent } from './api/routes/openai.js';
+import { RATE_LIMIT_HEADERS } from './api/rate-limit.js';
 
 interface Wiring {
   db: Db;
@@ -154,7 +155,7 @@ async function injectAs(req: FastifyRequest, method: 'POST', url: string, payloa
   if (res.statusCode >= 400) {
     const err = body?.error ?? {};
     const passOn: Record<string, string> = {};
-    for (const h of ['retry-after', 'www-authenticate', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) {
+    for (const h of ['www-authenticate', ...RATE_LIMIT_HEADERS]) {
       const v = res.headers[h];
       if (typeof v === 'string') passOn[h] = v;
     }

@@ -119,7 +119,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     await hub.start();
     await signals.start();
     // tenants' own definitions (admin API): loaded before the first request or claim, then kept fresh
-    definitionSync = new TenantDefinitionSync(db, registry, { crossProcess, onError: (err) => log.warn({ err }, 'tenant definitions') });
+    definitionSync = new TenantDefinitionSync(db, registry, { signals, onError: (err) => log.warn({ err }, 'tenant definitions') });
     await definitionSync.start();
     registry.addExecutor(agentExecutorFor(config, config.llm, { db, hub, signals, registry }));
     const metrics = new Metrics();
@@ -173,7 +173,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       (closing ??= (async () => {
         await app.close();
         await worker?.stop();
-        await definitionSync?.stop();
+        definitionSync?.stop();
         await signals.stop();
         await hub.stop();
         await shared?.limiter.close();
@@ -181,7 +181,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       })());
     return { app, db, worker, registry, hub, signals, url, adminKey: boot.generatedKey, close };
   } catch (err) {
-    await definitionSync?.stop();
+    definitionSync?.stop();
     await shared?.limiter.close().catch(() => {});
     if (ownsDb) await db.close().catch(() => {});
     throw err;

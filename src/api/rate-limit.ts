@@ -29,6 +29,9 @@ function counter(registry: Registry, name: string, help: string, labelNames: str
   return (registry.getSingleMetric(name) as Counter | undefined) ?? new Counter({ name, help, labelNames, registers: [registry] });
 }
 
+/** What a limited answer carries about its budget (routes that call another in-process pass them on). */
+export const RATE_LIMIT_HEADERS = ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after'] as const;
+
 export type Budget = 'read' | 'write';
 
 export function budgetOf(method: string): Budget {

@@ -1,5 +1,6 @@
-// Hints between processes: "new work is queued", "task X was asked to cancel or pause" and
-// "credential X changed" (an API key revoked, or `*`: a tenant's settings changed). In-process
+// Hints between processes: "new work is queued", "task X was asked to cancel or pause",
+// "credential X changed" (an API key revoked, or `*`: a tenant's settings changed) and "tenant X's
+// own task definitions changed" (other processes only: one Registry serves the process). In-process
 // listeners are called at once; other processes get one coalesced NOTIFY per kind per tick. Each
 // NOTIFY carries its sender's token and the sender skips its own echo: its listeners already ran,
 // and the echo would only make its worker claim again (direct dispatch steps aside while a claim
@@ -12,22 +13,24 @@ import { channelName, type Db } from '../storage/db.js';
 export const WORK_CHANNEL = 'taskgate_work';
 export const CONTROL_CHANNEL = 'taskgate_control';
 export const CREDENTIALS_CHANNEL = 'taskgate_credentials';
+export const DEFINITIONS_CHANNEL = 'taskgate_definitions';
 
 export interface SignalsOptions {
   crossProcess: boolean;
   onError?: (err: unknown) => void;
 }
 
-type IdKind = 'control' | 'credentials';
-const ID_CHANNELS: Record<IdKind, string> = { control: CONTROL_CHANNEL, credentials: CREDENTIALS_CHANNEL };
+type IdKind = 'control' | 'credentials' | 'definitions';
+const ID_CHANNELS: Record<IdKind, string> = { control: CONTROL_CHANNEL, credentials: CREDENTIALS_CHANNEL, definitions: DEFINITIONS_CHANNEL };
+const noIds = (): Record<IdKind, Set<string>> => ({ control: new Set(), credentials: new Set(), definitions: new Set() });
 
 export class Signals {
   readonly #db: Db;
   readonly #opts: SignalsOptions;
   readonly #workListeners = new Set<() => void>();
-  readonly #idListeners: Record<IdKind, Set<(id: string) => void>> = { control: new Set(), credentials: new Set() };
+  readonly #idListeners: Record<IdKind, Set<(id: string) => void>> = { control: new Set(), credentials: new Set(), definitions: new Set() };
   #workPending = false;
-  #idPending: Record<IdKind, Set<string>> = { control: new Set(), credentials: new Set() };
+  #idPending = noIds();
   #flushScheduled = false;
   #unlisten: (() => Promise<void>)[] = [];
   /**
@@ -91,6 +94,12 @@ export class Signals {
     return () => this.#idListeners.credentials.delete(fn);
   }
 
+  /** `fn` gets the id of a tenant whose own task definitions another process changed. */
+  onDefinitions(fn: (tenantId: string) => void): () => void {
+    this.#idListeners.definitions.add(fn);
+    return () => this.#idListeners.definitions.delete(fn);
+  }
+
   /** New tasks are runnable. */
   work(): void {
     this.#fireWork();
@@ -110,8 +119,13 @@ export class Signals {
     this.#signalId('credentials', keyId);
   }
 
-  #signalId(kind: IdKind, id: string): void {
-    this.#fireId(kind, id);
+  /** A tenant's own task definitions changed: for other processes (this one's Registry already has it). */
+  definitions(tenantId: string): void {
+    this.#signalId('definitions', tenantId, false);
+  }
+
+  #signalId(kind: IdKind, id: string, local = true): void {
+    if (local) this.#fireId(kind, id);
     if (this.#opts.crossProcess) {
       this.#idPending[kind].add(id);
       this.#schedule();
@@ -137,7 +151,7 @@ export class Signals {
     const work = this.#workPending;
     const pending = this.#idPending;
     this.#workPending = false;
-    this.#idPending = { control: new Set(), credentials: new Set() };
+    this.#idPending = noIds();
     try {
       if (work) await this.#db.notify(this.#channel(WORK_CHANNEL), this.#token);
       for (const kind of Object.keys(ID_CHANNELS) as IdKind[]) {

@@ -1,8 +1,8 @@
 // Tenants' own task definitions (PUT/DELETE /api/v1/definitions/{id}): declarative kinds only,
 // stored in tenant_definitions (migration 0008), kept in every process's Registry and fresh across
 // processes by a NOTIFY per changed tenant plus a periodic full reload.
-import { randomBytes } from 'node:crypto';
-import { channelName, type Db } from '../storage/db.js';
+import type { Db } from '../storage/db.js';
+import type { Signals } from '../events/signals.js';
 import {
   tenantDefinitionsDelete, tenantDefinitionsListAllTenants, tenantDefinitionsListByTenant, tenantDefinitionsUpsert,
   tenantDefinitionsVersionsAllTenants, versionOfRows, type TenantDefinitionRow,
@@ -98,7 +98,6 @@ export const DEFAULT_DEFINITIONS_REFRESH_MS = 15_000;
  * full reload catches it, and the NOTIFY normally has long before.)
  */
 export const FULL_RELOAD_EVERY = 8;
-export const DEFINITIONS_CHANNEL = 'taskgate_definitions';
 
 export type DefinitionSaveResult =
   | { ok: true; created: boolean; definition: TaskDefinition }
@@ -106,8 +105,8 @@ export type DefinitionSaveResult =
   | { ok: false; reason: 'built_in' | 'limit'; message: string };
 
 export interface TenantDefinitionSyncOptions {
-  /** LISTEN/NOTIFY between processes (server PostgreSQL). */
-  crossProcess: boolean;
+  /** Hints to and from other processes (Signals' definitions kind); none: this process only. */
+  signals?: Signals;
   /** Periodic check interval, ms (±20 % jitter). Default DEFAULT_DEFINITIONS_REFRESH_MS. */
   refreshIntervalMs?: number;
   onError?: (err: unknown) => void;
@@ -115,7 +114,7 @@ export interface TenantDefinitionSyncOptions {
 
 /**
  * The tenants' definitions: saved to and deleted from the database, applied to the Registry in
- * this process at once, and hinted to the others by a NOTIFY carrying the tenant id (each reloads
+ * this process at once, and hinted to the others through Signals with the tenant id (each reloads
  * that tenant: one indexed query). A periodic check every ~15 s heals a lost hint: it reloads the
  * tenants whose row count or newest update moved, and every FULL_RELOAD_EVERY-th check all of them.
  * Unchanged rows keep their definition object, so a reload does not compile their schemas again.
@@ -134,10 +133,9 @@ export class TenantDefinitionSync {
   /** tenant → versionOfRows() of its last applied load (absent: no rows). */
   readonly #versions = new Map<string, string>();
   #checks = 0;
-  readonly #token = randomBytes(6).toString('base64url');
   #state: 'idle' | 'running' | 'stopped' = 'idle';
   #timer: NodeJS.Timeout | undefined;
-  #unlisten: (() => Promise<void>) | undefined;
+  #unsubscribe: (() => void) | undefined;
 
   constructor(db: Db, registry: Registry, opts: TenantDefinitionSyncOptions) {
     this.#db = db;
@@ -151,25 +149,15 @@ export class TenantDefinitionSync {
     this.#state = 'running';
     this.#registry.setTenantReloader((tenantId) => this.refreshTenant(tenantId));
     await this.refreshAll();
-    if (this.#opts.crossProcess) {
-      try {
-        this.#unlisten = await this.#db.listen(channelName(this.#db.schema, DEFINITIONS_CHANNEL), (p) => {
-          const at = p.indexOf(':');
-          if (at > 0 && p.slice(0, at) !== this.#token) void this.refreshTenant(p.slice(at + 1));
-        });
-      } catch (err) {
-        this.#opts.onError?.(err); // the periodic reload still converges
-      }
-    }
+    this.#unsubscribe = this.#opts.signals?.onDefinitions((tenantId) => void this.refreshTenant(tenantId));
     this.#scheduleRefresh();
   }
 
-  async stop(): Promise<void> {
+  stop(): void {
     this.#state = 'stopped';
     clearTimeout(this.#timer);
-    const unlisten = this.#unlisten;
-    this.#unlisten = undefined;
-    await unlisten?.().catch(() => {});
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
   }
 
   #scheduleRefresh(): void {
@@ -202,7 +190,7 @@ export class TenantDefinitionSync {
     defs.set(id, def);
     this.#install(tenantId, defs);
     this.#stampsOf(tenantId).set(id, JSON.stringify(row.definition));
-    await this.#hint(tenantId);
+    this.#opts.signals?.definitions(tenantId);
     return { ok: true, created: row.created, definition: def };
   }
 
@@ -214,7 +202,7 @@ export class TenantDefinitionSync {
     defs.delete(id);
     this.#install(tenantId, defs);
     this.#stamps.get(tenantId)?.delete(id);
-    if (deleted) await this.#hint(tenantId);
+    if (deleted) this.#opts.signals?.definitions(tenantId);
     return deleted;
   }
 
@@ -235,7 +223,11 @@ export class TenantDefinitionSync {
     try {
       const rows = await tenantDefinitionsListAllTenants(this.#db);
       const byTenant = new Map<string, TenantDefinitionRow[]>();
-      for (const r of rows) byTenant.set(r.tenant_id, [...(byTenant.get(r.tenant_id) ?? []), r]);
+      for (const r of rows) {
+        const list = byTenant.get(r.tenant_id);
+        if (list) list.push(r);
+        else byTenant.set(r.tenant_id, [r]);
+      }
       for (const t of new Set([...byTenant.keys(), ...this.#registry.tenantIds()])) {
         if (this.#epochOf(t) === (epochs.get(t) ?? 0)) this.#apply(t, byTenant.get(t) ?? []);
       }
@@ -310,11 +302,5 @@ export class TenantDefinitionSync {
     const next = this.#epochOf(tenantId) + 1;
     this.#epoch.set(tenantId, next);
     return next;
-  }
-
-  /** Awaited before the write is answered: the hint then precedes the NOTIFY of any task submitted against it. */
-  async #hint(tenantId: string): Promise<void> {
-    if (!this.#opts.crossProcess) return;
-    await this.#db.notify(channelName(this.#db.schema, DEFINITIONS_CHANNEL), `${this.#token}:${tenantId}`).catch((err: unknown) => this.#opts.onError?.(err));
   }
 }

@@ -279,7 +279,7 @@ describe('TenantDefinitionSync', () => {
     const t = await newTenant(tdb.db, ['admin']);
     const registry = new Registry();
     const errors: unknown[] = [];
-    const sync = new TenantDefinitionSync(tdb.db, registry, { crossProcess: false, refreshIntervalMs: 50, onError: (e) => errors.push(e) });
+    const sync = new TenantDefinitionSync(tdb.db, registry, { refreshIntervalMs: 50, onError: (e) => errors.push(e) });
     await sync.start();
     try {
       await tenantDefinitionsUpsert(tdb.db, { tenantId: t.tenantId, id: 'written.elsewhere', definition: { kind: 'approval', name: 'x' }, maxPerTenant: 10 });
@@ -300,7 +300,7 @@ describe('TenantDefinitionSync', () => {
       await until(() => registry.get(t.tenantId, 'written.elsewhere') === undefined, 'the reload to drop the row');
       expect(registry.get(t.tenantId, 'stored.bad')).toMatchObject({ kind: 'approval' });
     } finally {
-      await sync.stop();
+      sync.stop();
     }
   });
 });
@@ -322,7 +322,7 @@ describe('TenantDefinitionSync periodic check', () => {
       },
     });
     const registry = new Registry();
-    const sync = new TenantDefinitionSync(counting, registry, { crossProcess: false, refreshIntervalMs: 3_600_000 });
+    const sync = new TenantDefinitionSync(counting, registry, { refreshIntervalMs: 3_600_000 });
     await sync.start(); // the start-up load reads every tenant's rows once
     try {
       expect(rowReads).toEqual(['']);
@@ -341,7 +341,7 @@ describe('TenantDefinitionSync periodic check', () => {
       await sync.refreshChanged();
       expect(rowReads).toHaveLength(3);
     } finally {
-      await sync.stop();
+      sync.stop();
     }
   });
 });

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { ID_REGEX } from '../../contract/tasks.js';
 import { ApiError } from '../../contract/errors.js';
+import { RATE_LIMIT_HEADERS } from '../rate-limit.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -58,9 +59,8 @@ function forward(req: FastifyRequest): Record<string, string> {
 }
 
 /** The canonical route counted the request: its rate-limit headers (and a 429's Retry-After) are this answer's. */
-const LIMIT_HEADERS = ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after'];
 function relayLimits(reply: FastifyReply, res: { headers: Record<string, unknown> }): void {
-  for (const h of LIMIT_HEADERS) {
+  for (const h of RATE_LIMIT_HEADERS) {
     const v = res.headers[h];
     if (typeof v === 'string' || typeof v === 'number') reply.header(h, v);
   }
