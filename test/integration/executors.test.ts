@@ -11,6 +11,7 @@ import { startTestServer, waitForTask, type TestServer } from '../helpers/server
 let tdb: TestDb;
 let open: TestServer;
 let guarded: TestServer;
+let guardedDb: TestDb;
 let upstream: HttpServer;
 let upstreamUrl = '';
 const hits: { method: string; url: string; body: string; traceparent?: string }[] = [];
@@ -56,6 +57,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await open?.close();
   await guarded?.close();
+  await guardedDb?.close();
   await tdb?.close();
   upstream?.close();
 });
@@ -105,7 +107,9 @@ describe('http executor', () => {
   });
 
   it('refuses loopback and private targets unless allow-listed (SSRF guard)', async () => {
-    guarded = await startTestServer(tdb.db, {});
+    // its own database: on a shared one the allow-listing server's worker may claim these tasks
+    guardedDb = await openTestDb();
+    guarded = await startTestServer(guardedDb.db, {});
     for (const url of [`${upstreamUrl}/echo`, 'http://localhost:1/', 'http://169.254.169.254/latest/meta-data', 'http://[::1]:1/', 'http://10.0.0.1/']) {
       const t = await run(guarded, { task_definition_id: 'http_request', input: { url }, retry_policy: { max_retries: 2, retry_interval_ms: 10 } });
       expect(t.status, url).toBe('FAILED');
