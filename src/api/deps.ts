@@ -26,6 +26,8 @@ export interface DefinitionView {
 /** The task-definition catalogue as the API sees it (implemented by executors/Registry). */
 export interface DefinitionCatalog {
   get(tenantId: string, id: string): DefinitionView | undefined;
+  /** get(), but a miss looks in the database (a definition created on another process a moment ago). */
+  getFresh(tenantId: string, id: string): Promise<DefinitionView | undefined>;
   list(tenantId: string): DefinitionView[];
   validateInput(def: DefinitionView, input: unknown): { path: string; reason: string } | undefined;
   hasExecutor(kind: string): boolean;

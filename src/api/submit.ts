@@ -22,6 +22,11 @@ function byteSize(value: unknown): number {
   return value === undefined ? 0 : Buffer.byteLength(JSON.stringify(value));
 }
 
+/** The definition a submit names (task_definition_id, or its aliases taskDefinitionId and type). */
+export function definitionIdOf(body: SubmitTaskBody): string | undefined {
+  return body.task_definition_id ?? body.taskDefinitionId ?? body.type;
+}
+
 export function buildTask(
   body: SubmitTaskBody,
   principal: Principal,
@@ -29,7 +34,7 @@ export function buildTask(
   limits: SubmitLimits,
   traceparent: string | undefined,
 ): NewTask {
-  const definitionId = body.task_definition_id ?? body.taskDefinitionId ?? body.type;
+  const definitionId = definitionIdOf(body);
   const hasQuery = body.query !== undefined;
   if (hasQuery && definitionId) throw new ApiError('VALIDATION_ERROR', 'send either query (agent task) or task_definition_id (definition task), not both');
   if (!hasQuery && !definitionId) throw new ApiError('VALIDATION_ERROR', 'query is required (or task_definition_id for a definition task)', { path: 'query', reason: 'is required' });

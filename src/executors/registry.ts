@@ -79,22 +79,26 @@ export class Registry {
     return [...this.#tenants.keys()];
   }
 
-  /** Reloads a tenant's own definitions from the database (TenantDefinitionSync sets it). */
-  #reloadTenant: ((tenantId: string) => Promise<void>) | undefined;
+  /**
+   * Looks a definition this process has not heard of up in the database, reloading its tenant's
+   * own definitions when it is there (TenantDefinitionSync sets it).
+   */
+  #lookUp: ((tenantId: string, id: string) => Promise<void>) | undefined;
 
-  setTenantReloader(fn: (tenantId: string) => Promise<void>): void {
-    this.#reloadTenant = fn;
+  setTenantLookUp(fn: (tenantId: string, id: string) => Promise<void>): void {
+    this.#lookUp = fn;
   }
 
   /**
-   * get() for a definition this process may not have heard of yet: a miss reloads the tenant's
-   * own definitions once (a worker can claim a task submitted on another process against a
-   * definition created there a moment earlier, before that process's hint is applied here).
+   * get() for a definition this process may not have heard of yet: another process created it a
+   * moment ago and its hint has not been applied here. A miss costs one primary-key lookup, and a
+   * reload of the tenant's own definitions if the id is stored. Used where a miss fails a request
+   * or a task: a submit, a definition's GET, a worker's claimed task.
    */
   async getFresh(tenantId: string, id: string): Promise<TaskDefinition | undefined> {
     const def = this.get(tenantId, id);
-    if (def || !this.#reloadTenant) return def;
-    await this.#reloadTenant(tenantId);
+    if (def || !this.#lookUp) return def;
+    await this.#lookUp(tenantId, id);
     return this.get(tenantId, id);
   }
 

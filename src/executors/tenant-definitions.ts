@@ -4,7 +4,7 @@
 import type { Db } from '../storage/db.js';
 import type { Signals } from '../events/signals.js';
 import {
-  tenantDefinitionsDelete, tenantDefinitionsListAllTenants, tenantDefinitionsListByTenant, tenantDefinitionsUpsert,
+  tenantDefinitionsDelete, tenantDefinitionsExists, tenantDefinitionsListAllTenants, tenantDefinitionsListByTenant, tenantDefinitionsUpsert,
   tenantDefinitionsVersionsAllTenants, versionOfRows, type TenantDefinitionRow,
 } from '../storage/queries/definitions.js';
 import { checkDefinition, DefinitionError, type Registry } from './registry.js';
@@ -147,7 +147,7 @@ export class TenantDefinitionSync {
   async start(): Promise<void> {
     if (this.#state !== 'idle') return;
     this.#state = 'running';
-    this.#registry.setTenantReloader((tenantId) => this.refreshTenant(tenantId));
+    this.#registry.setTenantLookUp((tenantId, id) => this.refreshIfStored(tenantId, id));
     await this.refreshAll();
     this.#unsubscribe = this.#opts.signals?.onDefinitions((tenantId) => void this.refreshTenant(tenantId));
     this.#scheduleRefresh();
@@ -215,6 +215,22 @@ export class TenantDefinitionSync {
     } catch (err) {
       this.#opts.onError?.(err);
     }
+  }
+
+  /**
+   * Reloads the tenant's definitions if `id` is among them in the database (one primary-key
+   * lookup otherwise: an unknown id costs no more). Never rejects.
+   */
+  async refreshIfStored(tenantId: string, id: string): Promise<void> {
+    if (this.#registry.isBuiltIn(id)) return;
+    let stored: boolean;
+    try {
+      stored = await tenantDefinitionsExists(this.#db, { tenantId, id });
+    } catch (err) {
+      this.#opts.onError?.(err);
+      return;
+    }
+    if (stored) await this.refreshTenant(tenantId);
   }
 
   /** Reloads every tenant's definitions (start-up, and periodically). Never rejects. */

@@ -127,6 +127,25 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
     expect(done.output).toMatchObject({ status: 200, body: { path: '/orders/late-1' } });
   });
 
+  it('accepts a submit and a GET of a definition this process has not heard of yet; an unknown id stays a 404', async () => {
+    const t = await newTenant(tdb.db);
+    // another API process created it a moment ago: the row is there, this process had no hint yet
+    await tenantDefinitionsUpsert(tdb.db, { tenantId: t.tenantId, id: 'late.approval', definition: { kind: 'approval', name: 'late' }, maxPerTenant: 10 });
+    expect(server.registry.get(t.tenantId, 'late.approval')).toBeUndefined();
+    const submitted = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'late.approval', input: { message: 'ok?' } }, { key: t.key });
+    expect(submitted.status, submitted.text).toBe(200);
+    await tenantDefinitionsUpsert(tdb.db, { tenantId: t.tenantId, id: 'late.second', definition: { kind: 'approval', name: 'second' }, maxPerTenant: 10 });
+    const shown = await server.call('GET', '/api/v1/definitions/late.second', undefined, { key: t.key });
+    expect(shown.status, shown.text).toBe(200);
+    expect(shown.body).toMatchObject({ id: 'late.second', name: 'second' });
+    expectEnvelope(await server.call('POST', '/api/v1/tasks', { task_definition_id: 'never.made', input: {} }, { key: t.key }), 404, 'NOT_FOUND');
+    expectEnvelope(await server.call('GET', '/api/v1/definitions/never.made', undefined, { key: t.key }), 404, 'NOT_FOUND');
+    // another tenant's stored definition stays invisible through the same path
+    const other = await newTenant(tdb.db);
+    expectEnvelope(await server.call('POST', '/api/v1/tasks', { task_definition_id: 'late.approval', input: {} }, { key: other.key }), 404, 'NOT_FOUND');
+    expectEnvelope(await server.call('GET', '/api/v1/definitions/late.second', undefined, { key: other.key }), 404, 'NOT_FOUND');
+  });
+
   it('runs a task on an approval definition: it waits for the decision and completes with it', async () => {
     const res = await put('ship.approval', { kind: 'approval', description: 'Ship it?', approval: { required: false, timeout_ms: 600_000 } });
     expect(res.status, res.text).toBe(201);
@@ -302,6 +321,17 @@ describe('TenantDefinitionSync', () => {
     } finally {
       sync.stop();
     }
+  });
+});
+
+describe('tenant definition cap', () => {
+  it('holds under concurrent creates (writes of one tenant are serialized)', async () => {
+    const t = await newTenant(tdb.db);
+    const results = await Promise.all(Array.from({ length: 60 }, (_, i) =>
+      tenantDefinitionsUpsert(tdb.db, { tenantId: t.tenantId, id: `burst.${i}`, definition: { kind: 'approval' }, maxPerTenant: 3 })));
+    expect(results.filter((r) => r !== undefined)).toHaveLength(3);
+    const count = await tdb.db.query<{ n: number }>('SELECT count(*)::int AS n FROM tenant_definitions WHERE tenant_id = $1', [t.tenantId]);
+    expect(count.rows[0]!.n).toBe(3);
   });
 });
 

@@ -120,7 +120,7 @@ export async function definitionRoutes(app: FastifyInstance, deps: AppDeps): Pro
     config: { scope: 'tasks:definitions:read' },
     schema: { tags: ['definitions'], summary: 'Get a task definition', params: IdParam, response: { 200: Detail, 400: ErrorResponse, 404: ErrorResponse } },
   }, async (req) => {
-    const def = deps.catalog.get(req.principal.tenantId, req.params.id);
+    const def = await deps.catalog.getFresh(req.principal.tenantId, req.params.id);
     if (!def) throw new ApiError('NOT_FOUND', `task definition ${req.params.id} not found`);
     return definitionDetail(def);
   });

@@ -13,7 +13,7 @@ import { tasksTransition, sql, type EventSpec } from '../../storage/queries/tran
 import { eventsList } from '../../storage/queries/events.js';
 import { toWireEvent } from '../../events/hub.js';
 import type { AppDeps } from '../deps.js';
-import { buildTask } from '../submit.js';
+import { buildTask, definitionIdOf } from '../submit.js';
 import { assertAgentTaskRunnable } from './openai.js';
 import { SubmitBatcher } from '../submit-batcher.js';
 import type { IdempotencyHandle, StoredResponse } from '../idempotency.js';
@@ -52,6 +52,9 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     respond: SubmitReply,
   ) {
     const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
+    // a definition this process has not heard of yet may have been created on another a moment ago
+    const definitionId = definitionIdOf(req.body);
+    if (definitionId && !deps.catalog.get(req.principal.tenantId, definitionId)) await deps.catalog.getFresh(req.principal.tenantId, definitionId);
     const task = buildTask(req.body, req.principal, deps.catalog, { maxObjectBytes: deps.config.maxObjectBytes, defaultTimeoutMs: deps.config.defaultTimeoutMs }, traceparent);
     assertAgentTaskRunnable(deps.config.llm, task, task.task_definition_id ? deps.catalog.get(task.tenant_id, task.task_definition_id)?.kind : undefined);
     const idem = req.idempotency;

@@ -1,6 +1,6 @@
 // DML for tenant task definitions (the admin API's). Every statement names its tenant; the
 // periodic reload of every tenant's set is the one exception, and it says so in its name.
-import type { Queryable } from '../db.js';
+import type { Db, Queryable } from '../db.js';
 
 export interface TenantDefinitionRow {
   tenant_id: string;
@@ -16,9 +16,21 @@ const COLUMNS = `tenant_id, id, definition, created_at, updated_at, (extract(epo
 
 /**
  * Creates or replaces a tenant's definition; `created` tells which. A create is refused (undefined)
- * when the tenant already holds `maxPerTenant` definitions; a replace never is.
+ * when the tenant already holds `maxPerTenant` definitions; a replace never is. Writes of one
+ * tenant's definitions are serialized (a transaction-scoped advisory lock taken before the count's
+ * snapshot), so concurrent creates cannot pass the cap together.
  */
 export async function tenantDefinitionsUpsert(
+  db: Db,
+  p: { tenantId: string; id: string; definition: Record<string, unknown>; maxPerTenant: number },
+): Promise<(TenantDefinitionRow & { created: boolean }) | undefined> {
+  return db.transaction(async (tx) => {
+    await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended('taskgate.tenant_definitions:' || $1, 0))`, [p.tenantId]);
+    return upsertUnderLock(tx, p);
+  });
+}
+
+async function upsertUnderLock(
   db: Queryable,
   p: { tenantId: string; id: string; definition: Record<string, unknown>; maxPerTenant: number },
 ): Promise<(TenantDefinitionRow & { created: boolean }) | undefined> {
@@ -32,6 +44,12 @@ export async function tenantDefinitionsUpsert(
     [p.tenantId, p.id, JSON.stringify(p.definition), p.maxPerTenant],
   );
   return res.rows[0];
+}
+
+/** Whether the tenant has a definition by that id (one primary-key lookup). */
+export async function tenantDefinitionsExists(db: Queryable, p: { tenantId: string; id: string }): Promise<boolean> {
+  const res = await db.query('SELECT 1 FROM tenant_definitions WHERE tenant_id = $1 AND id = $2', [p.tenantId, p.id]);
+  return res.rows.length > 0;
 }
 
 /** Deletes a tenant's definition; false when the tenant has none by that id. */
