@@ -22,15 +22,31 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Data directories this process holds. A lock file naming this process's pid is stale unless the
+ * directory is in here: in a container every start tends to get the same pid, so a lock left by
+ * the previous run names ours.
+ */
+const heldHere = new Set<string>();
+
 /** Takes the data directory's lock file or throws DataDirLockedError; returns its release. */
 export function lockDataDir(dataDir: string): () => void {
   const path = join(dataDir, LOCK_FILE);
+  const key = resolve(path);
+  if (heldHere.has(key)) {
+    throw new DataDirLockedError(`data directory ${resolve(dataDir)} is already open in this process`);
+  }
   for (let tries = 0; tries < 3; tries++) {
     try {
       const fd = openSync(path, 'wx', 0o600);
       writeSync(fd, String(process.pid));
       closeSync(fd);
+      heldHere.add(key);
+      let released = false;
       return () => {
+        if (released) return;
+        released = true;
+        heldHere.delete(key);
         try {
           if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
         } catch {

@@ -1,0 +1,95 @@
+// The `taskgate` command's commands (cli/main.ts is the entry point). `serve` and `migrate` reach
+// into main.ts; client commands use the SDK. Output goes through `io`, so tests run them in process.
+import { loadConfig, parseFlags } from '../config/index.js';
+import { migrate } from '../storage/migrate.js';
+import { openDatabase, startServer } from '../main.js';
+import { createLogger } from '../logger.js';
+import { VERSION } from '../version.js';
+import { ADMIN_HELP, runAdminCommand, type CliIo } from './admin.js';
+
+const HELP = `taskgate ${VERSION} — task gateway and durable execution engine
+
+Usage:
+  taskgate serve [--port 8080] [--host 127.0.0.1] [--data-dir ./.taskgate] [--role api|worker|all]
+                 [--concurrency 10] [--tasks-dir DIR]
+  taskgate migrate            apply database migrations and exit
+  taskgate version
+
+${ADMIN_HELP}
+
+Environment: DATABASE_URL (server PostgreSQL instead of embedded PGlite), PORT, HOST,
+TASKGATE_DATA_DIR, TASKGATE_LEASE_MS, TASKGATE_ADMIN_KEY, … (docs/configuration.md)`;
+
+async function serve(flags: Record<string, string | boolean>): Promise<void> {
+  const config = loadConfig(flags);
+  const log = createLogger(config.logLevel);
+  if (config.authDisabled) {
+    process.stderr.write('\n*** WARNING: authentication is DISABLED (loopback only). Do not expose this server. ***\n\n');
+  }
+  const server = await startServer(config, { logger: log, announce: (line) => process.stdout.write(line + '\n') });
+  log.info({ url: server.url, role: config.role, database: server.db.kind, concurrency: config.concurrency }, 'taskgate listening');
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn('second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      log.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, config.shutdownGraceMs + 15_000);
+    force.unref();
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+const processIo: CliIo = { out: (t) => process.stdout.write(t + '\n'), err: (t) => process.stderr.write(t + '\n') };
+
+async function migrateCmd(flags: Record<string, string | boolean>, io: CliIo): Promise<void> {
+  const config = loadConfig(flags);
+  const db = await openDatabase(config);
+  try {
+    const applied = await migrate(db);
+    io.out(applied.length ? `applied migrations: ${applied.join(', ')}` : 'database is up to date');
+  } finally {
+    await db.close();
+  }
+}
+
+/** Runs one command; sets process.exitCode on failure. `serve` runs until a signal stops it. */
+export async function run(argv: string[], io: CliIo = processIo): Promise<void> {
+  const { positional, flags } = parseFlags(argv);
+  const cmd = positional[0] ?? 'help';
+  switch (cmd) {
+    case 'serve':
+    case 'worker':
+      return serve(cmd === 'worker' ? { ...flags, role: 'worker' } : flags);
+    case 'tenants':
+    case 'keys':
+      process.exitCode = await runAdminCommand(cmd, positional.slice(1), flags, io);
+      return;
+    case 'migrate':
+      return migrateCmd(flags, io);
+    case 'version':
+    case '--version':
+      io.out(VERSION);
+      return;
+    case 'help':
+    case '--help':
+      io.out(HELP);
+      return;
+    default:
+      io.err(`unknown command: ${cmd}\n\n${HELP}`);
+      process.exitCode = 2;
+  }
+}

@@ -1,0 +1,66 @@
+// The `taskgate` command run in process (cli/commands.ts; main.ts only adds the exit code): help,
+// version, an unknown command, and `migrate` against an embedded data directory — first run
+// applies every migration, the next finds nothing to do, and a directory another PGlite holds is
+// refused. The spawned-process tests (test/e2e) cover `serve` and the signals.
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../../src/cli/commands.js';
+import { DataDirLockedError, openPglite } from '../../src/storage/pglite.js';
+import { VERSION } from '../../src/version.js';
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, io: { out: (t: string) => void out.push(t), err: (t: string) => void err.push(t) } };
+}
+
+beforeAll(() => {
+  // these runs must use the embedded database whatever the environment says
+  delete process.env.DATABASE_URL;
+});
+afterEach(() => {
+  process.exitCode = undefined;
+});
+
+describe('taskgate CLI', () => {
+  it('prints its version and its help; an unknown command is exit code 2 with the help', async () => {
+    const v = capture();
+    await run(['version'], v.io);
+    expect(v.out).toEqual([VERSION]);
+    const h = capture();
+    await run([], h.io);
+    expect(h.out[0]).toContain('Usage:');
+    expect(h.out[0]).toContain('taskgate migrate');
+    expect(h.out[0]).toContain('keys create');
+    const bad = capture();
+    await run(['frobnicate'], bad.io);
+    expect(process.exitCode).toBe(2);
+    expect(bad.err[0]).toMatch(/^unknown command: frobnicate\n\nUsage|unknown command: frobnicate/);
+    expect(bad.out).toEqual([]);
+  });
+
+  it('migrate applies every migration once, then has nothing to do; a held data directory is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'taskgate-cli-'));
+    const first = capture();
+    await run(['migrate', '--data-dir', dir], first.io);
+    expect(first.out[0]).toMatch(/^applied migrations: 1, 3, 4, 5, 6, 7, 8$/);
+    const second = capture();
+    await run(['migrate', '--data-dir', dir], second.io);
+    expect(second.out).toEqual(['database is up to date']);
+    const holder = await openPglite({ dataDir: dir });
+    try {
+      await expect(run(['migrate', '--data-dir', dir], capture().io)).rejects.toBeInstanceOf(DataDirLockedError);
+    } finally {
+      await holder.close();
+    }
+  });
+
+  it('a client command without a reachable server reports the failure, not a stack', async () => {
+    const c = capture();
+    await run(['keys', 'list', '--url', 'http://127.0.0.1:1', '--key', 'sk_nope'], c.io);
+    expect(process.exitCode).toBe(1);
+    expect(c.err.join('\n')).toMatch(/^taskgate: /);
+  });
+});
