@@ -1,0 +1,95 @@
+// The process logger: credentials never reach a log line (headers, nested keys, URL query
+// parameters), and a request's child logger costs nothing until it logs at an enabled level.
+import { describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { LazyChildLogger, createLogger, taskLogger } from '../../src/logger.js';
+
+function sink() {
+  const lines: Record<string, any>[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
+      done();
+    },
+  });
+  return { lines, stream };
+}
+
+describe('createLogger', () => {
+  it('redacts credentials in headers, nested keys and URLs', () => {
+    const { lines, stream } = sink();
+    const log = createLogger('info', stream);
+    log.info({
+      req: { method: 'GET', url: '/api/v1/stream/sse?workflow_id=t1&api_key=sk_live_secret&token=jwt.abc', id: 'r1', ip: '127.0.0.1' },
+      headers: { authorization: 'Bearer sk_live_secret', 'x-api-key': 'sk_live_secret' },
+      upstream: { password: 'hunter2', token: 'tok', apiKey: 'k', api_key: 'k2', authorization: 'Basic x' },
+    }, 'request');
+    expect(lines).toHaveLength(1);
+    const text = JSON.stringify(lines[0]);
+    for (const secret of ['sk_live_secret', 'hunter2', 'jwt.abc', '"tok"', '"k"', '"k2"', 'Basic x']) expect(text).not.toContain(secret);
+    expect(lines[0]!.req).toEqual({ method: 'GET', url: '/api/v1/stream/sse?workflow_id=t1&api_key=[REDACTED]&token=[REDACTED]', request_id: 'r1', remote: '127.0.0.1' });
+    expect(lines[0]!.headers.authorization).toBe('[REDACTED]');
+    expect(lines[0]!.service).toBe('taskgate');
+    expect(typeof lines[0]!.time).toBe('string');
+  });
+
+  it('serializes errors with their stack, and respects the level', () => {
+    const { lines, stream } = sink();
+    const log = createLogger('warn', stream);
+    log.info('dropped');
+    log.error({ err: new Error('boom') }, 'failed');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.err).toMatchObject({ type: 'Error', message: 'boom' });
+    expect(lines[0]!.err.stack).toContain('boom');
+  });
+});
+
+describe('LazyChildLogger', () => {
+  it('builds its bindings only when it first logs at an enabled level, then once', () => {
+    const { lines, stream } = sink();
+    const parent = createLogger('warn', stream);
+    let built = 0;
+    const child = new LazyChildLogger(parent, () => {
+      built++;
+      return { request_id: 'r9' };
+    });
+    child.info('below the level');
+    child.debug('below');
+    child.trace('below');
+    child.silent();
+    expect(child.isLevelEnabled('info')).toBe(false);
+    expect(child.level).toBe('warn');
+    expect(built).toBe(0);
+    child.warn('one');
+    child.error('two');
+    child.fatal('three');
+    expect(built).toBe(1);
+    expect(lines.map((l) => [l.msg, l.request_id])).toEqual([['one', 'r9'], ['two', 'r9'], ['three', 'r9']]);
+    expect(child.bindings()).toMatchObject({ request_id: 'r9' });
+    child.child({ step: 's' }).warn('grandchild');
+    expect(lines.at(-1)).toMatchObject({ msg: 'grandchild', request_id: 'r9', step: 's' });
+  });
+
+  it('a child with options of its own is built at once, and its level can be changed', () => {
+    const { lines, stream } = sink();
+    const parent = createLogger('warn', stream);
+    let built = 0;
+    const child = new LazyChildLogger(parent, () => (built++, { task: 't' }), { level: 'debug' });
+    expect(built).toBe(1);
+    child.debug('visible');
+    child.level = 'error';
+    child.warn('hidden now');
+    expect(lines.map((l) => l.msg)).toEqual(['visible']);
+  });
+});
+
+describe('taskLogger', () => {
+  it('maps a task handler’s log calls to the process logger with their data', () => {
+    const { lines, stream } = sink();
+    const log = taskLogger(createLogger('info', stream));
+    log.info('started', { n: 1 });
+    log.warn('slow');
+    log.error('failed', { code: 'E' });
+    expect(lines.map((l) => [l.level, l.msg, l.n ?? l.code])).toEqual([[30, 'started', 1], [40, 'slow', undefined], [50, 'failed', 'E']]);
+  });
+});
