@@ -23,6 +23,7 @@ import { definitionRoutes } from './routes/definitions.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { compatRoutes } from './routes/compat.js';
 import { serviceRoutes } from './routes/service.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -182,6 +183,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     await app.register(async (scope) => adminRoutes(scope, deps));
     await app.register(async (scope) => approvalRoutes(scope, deps));
     await app.register(compatRoutes);
+    await app.register(async (scope) => dashboardRoutes(scope));
     for (const plugin of opts.plugins ?? []) await app.register(plugin);
   }
   return app;

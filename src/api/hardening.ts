@@ -1,8 +1,16 @@
 // Browser-facing hardening: CORS for an allow-list of origins only (never `*` together with
 // credentials) and security headers on every response. JSON responses get a deny-all CSP; HTML
-// (the /docs UI, a dashboard) gets one that still lets same-origin scripts and styles run.
+// (the /docs UI) gets one that still lets same-origin scripts and styles run; a route may name a
+// stricter policy of its own for what it serves (`config.csp`: the dashboard's, no inline styles).
 import type { FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** This route's Content-Security-Policy for what it serves that is not JSON (its errors keep the deny-all one). */
+    csp?: string;
+  }
+}
 
 export const CORS_ALLOWED_HEADERS = ['Content-Type', 'Authorization', 'X-API-Key', 'Idempotency-Key', 'X-Request-ID', 'traceparent', 'Last-Event-ID'];
 export const CORS_EXPOSED_HEADERS = [
@@ -32,9 +40,10 @@ export function registerSecurityHeaders(app: FastifyInstance): void {
   app.addHook('onRequest', async (_req, reply) => {
     reply.headers(STATIC_HEADERS);
   });
-  app.addHook('onSend', async (_req, reply, payload) => {
+  app.addHook('onSend', async (req, reply, payload) => {
     const type = String(reply.getHeader('content-type') ?? '');
-    reply.header('content-security-policy', type.startsWith('text/html') || type.includes('javascript') || type.startsWith('text/css') ? HTML_CSP : JSON_CSP);
+    const page = type.startsWith('text/html') || type.includes('javascript') || type.startsWith('text/css');
+    reply.header('content-security-policy', page ? (req.routeOptions.config?.csp ?? HTML_CSP) : JSON_CSP);
     return payload;
   });
 }

@@ -183,9 +183,14 @@ describe('the route table', () => {
     expect(Object.fromEntries(documented), 'update the table in docs/security.md').toEqual(Object.fromEntries(actual));
   });
 
-  it('only health, readiness, metrics and the API docs are public', () => {
-    const publicRoutes = routeTable(server.app).filter((r) => r.access === 'public').map((r) => r.url);
-    for (const url of publicRoutes) expect(url, url).toMatch(/^(\/health|\/api\/v1\/health|\/readiness|\/metrics|\/openapi\.json|\/docs(\/.*)?|\*)$/);
+  it('only health, readiness, metrics, the API docs and the static dashboard are public', () => {
+    const publicRoutes = routeTable(server.app).filter((r) => r.access === 'public');
+    for (const { url } of publicRoutes) expect(url, url).toMatch(/^(\/health|\/api\/v1\/health|\/readiness|\/metrics|\/openapi\.json|\/docs(\/.*)?|\/|\/dashboard|\/dashboard\/:file|\*)$/);
+    // the dashboard's routes only read (GET/HEAD): its files hold no data, the API behind them checks every call
+    const dashboard = publicRoutes.filter((r) => r.url === '/' || r.url.startsWith('/dashboard'));
+    expect(dashboard.map((r) => `${r.method} ${r.url}`).sort()).toEqual(
+      ['GET /', 'GET /dashboard', 'GET /dashboard/:file', 'HEAD /', 'HEAD /dashboard', 'HEAD /dashboard/:file'],
+    );
   });
 });
 

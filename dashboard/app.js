@@ -1,0 +1,155 @@
+// The dashboard's entry: sign-in, the header, and a hash router (#/tasks, #/tasks/<id>,
+// #/submit, #/approvals, #/definitions, #/definitions/<id>). Each view renders into <main> and
+// returns a dispose function; leaving a view aborts its calls, timers and streams.
+import { api, clearKey, getKey, isAbort, onUnauthorized, setKey } from './api.js';
+import { h, mount, notice } from './dom.js';
+import { tasksView } from './tasks.js';
+import { taskDetailView } from './task-detail.js';
+import { submitView } from './submit.js';
+import { approvalsView } from './approvals.js';
+import { definitionsView, definitionDetailView } from './definitions.js';
+
+const main = document.getElementById('main');
+const nav = document.getElementById('nav');
+const who = document.getElementById('who');
+const signOutButton = document.getElementById('signout');
+
+/** The signed-in principal from GET /auth/me, or null. */
+let me = null;
+let dispose = () => {};
+let signInMessage = '';
+
+const ROUTES = [
+  [/^\/tasks\/?$/, (el, _m, q, ctx) => tasksView(el, q, ctx)],
+  [/^\/tasks\/([A-Za-z0-9:_\-.]{1,128})$/, (el, m, _q, ctx) => taskDetailView(el, m[1], ctx)],
+  [/^\/submit\/?$/, (el, _m, q, ctx) => submitView(el, q, ctx)],
+  [/^\/approvals\/?$/, (el, _m, q, ctx) => approvalsView(el, q, ctx)],
+  [/^\/definitions\/?$/, (el, _m, q, ctx) => definitionsView(el, q, ctx)],
+  [/^\/definitions\/([A-Za-z0-9:_\-.]{1,128})$/, (el, m, _q, ctx) => definitionDetailView(el, m[1], ctx)],
+];
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, '') || '/tasks';
+  const [path, query = ''] = raw.split('?');
+  let decoded = path;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    /* keep it raw: it will not match a route */
+  }
+  return { path: decoded, query: new URLSearchParams(query) };
+}
+
+function renderWho() {
+  nav.hidden = !me;
+  signOutButton.hidden = !me;
+  if (!me) {
+    mount(who);
+    return;
+  }
+  mount(who,
+    h('span', { class: 'who-tenant', title: 'tenant', text: me.tenant_id }),
+    ' · ',
+    h('span', { class: 'who-user', title: `user (${me.principal_type} ${me.subject})`, text: me.user_id }),
+    h('span', { class: 'who-scopes', title: 'scopes', text: me.scopes.join(' ') }),
+  );
+  const { path } = parseHash();
+  for (const a of nav.querySelectorAll('a')) {
+    const target = a.getAttribute('href').slice(1);
+    a.classList.toggle('active', path === target || path.startsWith(target + '/'));
+  }
+}
+
+function signInView() {
+  dispose();
+  dispose = () => {};
+  me = null;
+  renderWho();
+  const input = h('input', {
+    id: 'api-key', type: 'password', name: 'api-key', autocomplete: 'off', spellcheck: 'false', required: true,
+    placeholder: 'sk_…', 'aria-label': 'API key',
+  });
+  const error = h('div', { id: 'signin-error' });
+  const button = h('button', { type: 'submit', class: 'primary', text: 'Sign in' });
+  const form = h('form', { class: 'card signin', id: 'signin-form' },
+    h('h1', { text: 'Sign in' }),
+    h('p', { class: 'muted', text: 'Paste an API key. It is kept in this browser tab only (sessionStorage) and sent as X-API-Key; closing the tab or signing out forgets it.' }),
+    h('p', { class: 'muted', text: 'The admin key of a local server is in .taskgate/admin.key.' }),
+    h('label', { for: 'api-key', text: 'API key' }),
+    input,
+    button,
+    error,
+  );
+  if (signInMessage) mount(error, notice(signInMessage));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const key = input.value.trim();
+    if (!key) return;
+    button.disabled = true;
+    mount(error);
+    try {
+      const who = await api('GET', '/api/v1/auth/me', undefined, { key });
+      setKey(key);
+      me = who;
+      signInMessage = '';
+      if (!location.hash || location.hash === '#/signin') location.hash = '#/tasks';
+      else route();
+    } catch (err) {
+      mount(error, notice(err.message));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  mount(main, form);
+  input.focus();
+}
+
+function signOut(message = '') {
+  clearKey();
+  me = null;
+  signInMessage = message;
+  signInView();
+}
+
+function route() {
+  if (!me) return signInView();
+  dispose();
+  dispose = () => {};
+  renderWho();
+  const { path, query } = parseHash();
+  const controller = new AbortController();
+  const ctx = { signal: controller.signal, me, navigate: (hash) => { location.hash = hash; } };
+  const el = h('div', { class: 'view' });
+  mount(main, el);
+  const hit = ROUTES.map(([re, view]) => [re.exec(path), view]).find(([m]) => m);
+  if (!hit) {
+    mount(el, notice(`No page at ${path}`), h('p', {}, h('a', { href: '#/tasks', text: 'Go to tasks' })));
+    return;
+  }
+  const viewDispose = hit[1](el, hit[0], query, ctx);
+  dispose = () => {
+    controller.abort();
+    if (typeof viewDispose === 'function') viewDispose();
+  };
+}
+
+async function start() {
+  onUnauthorized((message) => signOut(message || 'Your key is no longer valid; sign in again.'));
+  signOutButton.addEventListener('click', () => signOut());
+  window.addEventListener('hashchange', () => route());
+  const key = getKey();
+  if (!key) return signInView();
+  try {
+    me = await api('GET', '/api/v1/auth/me');
+    route();
+  } catch (err) {
+    if (isAbort(err)) return;
+    // a 401 has signed out already; anything else (server down) keeps the key for a retry
+    if (err.status !== 401) {
+      signInMessage = err.message;
+      signInView();
+    }
+  }
+}
+
+start();

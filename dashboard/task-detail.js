@@ -1,0 +1,178 @@
+// #/tasks/<id>: the task (GET /tasks/{id}), its control state, its events live over SSE (fetch
+// with X-API-Key, resumed with Last-Event-ID after a drop, ended by `event: done`), and the
+// cancel / pause / resume buttons the status allows.
+import { api, apiPath, errorFrom, getKey, isAbort } from './api.js';
+import { badge, duration, fields, h, mount, notice, pre, TERMINAL, time } from './dom.js';
+import { followStream } from './sse.js';
+
+/** Events after which the task's row has changed (status, attempts, output). */
+const STATUS_EVENTS = /^(WORKFLOW_|STREAM_END|APPROVAL_|RETRYING|ERROR_OCCURRED)/;
+/** While the task is not finished, re-read it this often even if no event says so (ms). */
+const POLL_MS = 5000;
+
+export function taskDetailView(el, id, ctx) {
+  const enc = encodeURIComponent(id);
+  const header = h('div', { class: 'toolbar' }, h('h1', { class: 'mono', text: id }));
+  const actions = h('div', { class: 'actions', id: 'task-actions' });
+  const actionMsg = h('div', { id: 'action-message' });
+  const summary = h('div', { id: 'task-summary' }, h('p', { class: 'muted', text: 'Loading…' }));
+  const control = h('div', { id: 'control-state' });
+  const payloads = h('div', { id: 'task-payloads' });
+  const streamState = h('span', { id: 'stream-state', class: 'muted', text: 'connecting…' });
+  const eventList = h('ol', { id: 'events', class: 'events' });
+  const eventCount = h('span', { id: 'event-count', class: 'muted', text: '0 events' });
+
+  mount(el,
+    h('p', {}, h('a', { href: '#/tasks', text: '‹ Tasks' })),
+    header, actions, actionMsg,
+    h('div', { class: 'grid' },
+      h('section', { class: 'card' }, h('h2', { text: 'Task' }), summary),
+      h('section', { class: 'card' }, h('h2', { text: 'Control state' }), control)),
+    payloads,
+    h('section', { class: 'card' },
+      h('div', { class: 'toolbar' }, h('h2', { text: 'Events' }), streamState, eventCount),
+      eventList));
+
+  let task = null;
+  let controlState = null;
+  let refreshing = null;
+  let refreshAgain = false;
+
+  async function refresh() {
+    // one read at a time; a request during one runs once more after it
+    if (refreshing) {
+      refreshAgain = true;
+      return refreshing;
+    }
+    refreshing = (async () => {
+      try {
+        const [t, c] = await Promise.all([
+          api('GET', apiPath(`/tasks/${enc}`), undefined, { signal: ctx.signal }),
+          api('GET', apiPath(`/tasks/${enc}/control-state`), undefined, { signal: ctx.signal }),
+        ]);
+        task = t;
+        controlState = c;
+        render();
+      } catch (err) {
+        if (!isAbort(err)) mount(summary, notice(err.message));
+      }
+    })();
+    await refreshing;
+    refreshing = null;
+    if (refreshAgain && !ctx.signal.aborted) {
+      refreshAgain = false;
+      return refresh();
+    }
+  }
+
+  function render() {
+    mount(header, h('h1', { class: 'mono', text: task.task_id }), badge(task.status));
+    const em = task.execution_metadata ?? {};
+    const usage = task.usage;
+    mount(summary, fields([
+      ['Status', badge(task.status)],
+      task.task_definition_id ? ['Definition', h('a', { href: `#/definitions/${encodeURIComponent(task.task_definition_id)}`, text: task.task_definition_id })] : null,
+      task.query ? ['Query', h('div', { class: 'query-text', id: 'task-query', text: task.query })] : null,
+      ['Priority', task.priority],
+      ['Attempts', `${task.attempts} of ${task.max_attempts}`],
+      ['Created', time(task.created_at)],
+      task.run_at && task.run_at !== task.created_at ? ['Runs at', time(task.run_at)] : null,
+      ['Started', time(task.started_at)],
+      ['Completed', time(task.completed_at)],
+      ['Duration', duration(em.duration_ms)],
+      em.worker_id ? ['Worker', h('span', { class: 'mono', text: em.worker_id })] : null,
+      task.session_id ? ['Session', h('span', { class: 'mono', text: task.session_id })] : null,
+      task.mode ? ['Mode', task.mode] : null,
+      task.model_used ? ['Model', `${task.model_used}${task.provider ? ` (${task.provider})` : ''}`] : null,
+      usage ? ['Usage', `${usage.total_tokens ?? 0} tokens (in ${usage.input_tokens ?? 0}, out ${usage.output_tokens ?? 0}), $${Number(usage.estimated_cost ?? 0).toFixed(4)}`] : null,
+      task.workflow_instance_id ? ['Workflow instance', task.workflow_instance_id] : null,
+    ]));
+    mount(control, fields([
+      ['Paused', controlState.is_paused ? 'yes' : 'no'],
+      controlState.paused_at ? ['Paused at', time(controlState.paused_at)] : null,
+      controlState.pause_reason ? ['Pause reason', controlState.pause_reason] : null,
+      controlState.paused_by ? ['Paused by', controlState.paused_by] : null,
+      ['Cancelled', controlState.is_cancelled ? 'yes' : 'no'],
+      controlState.cancel_reason ? ['Cancel reason', controlState.cancel_reason] : null,
+      controlState.cancelled_by ? ['Cancelled by', controlState.cancelled_by] : null,
+      ['Awaiting approval', controlState.awaiting_approval ? h('a', { href: '#/approvals', text: 'yes — decide in Approvals' }) : 'no'],
+    ]));
+    const blocks = [
+      ['Error', task.error, 'error'],
+      ['Result', task.result],
+      ['Output', task.output ?? (task.result ? null : task.response)],
+      ['Input', task.input],
+      ['Context', task.context && Object.keys(task.context).length ? task.context : null],
+      ['Metadata', task.metadata && Object.keys(task.metadata).length ? task.metadata : null],
+    ].filter(([, v]) => v !== null && v !== undefined && v !== '');
+    mount(payloads, blocks.map(([title, value, kind]) =>
+      h('section', { class: `card${kind === 'error' ? ' card-error' : ''}`, dataset: { block: title.toLowerCase() } }, h('h2', { text: title }), pre(value))));
+    renderActions();
+  }
+
+  function renderActions() {
+    const s = task.status;
+    const finished = TERMINAL.has(s);
+    const canCancel = !finished;
+    const canPause = s === 'QUEUED' || (s === 'RUNNING' && !controlState.is_paused && !controlState.awaiting_approval);
+    const canResume = s === 'PAUSED' || (s === 'RUNNING' && controlState.is_paused);
+    if (!canCancel && !canPause && !canResume) {
+      mount(actions);
+      return;
+    }
+    const reason = h('input', { type: 'text', id: 'action-reason', placeholder: 'Reason (optional)', maxlength: 1000, 'aria-label': 'Reason' });
+    const button = (name, label, cls) => h('button', { type: 'button', id: `task-${name}`, class: cls, text: label, onclick: () => act(name, reason.value.trim()) });
+    mount(actions,
+      reason,
+      canPause ? button('pause', 'Pause', '') : null,
+      canResume ? button('resume', 'Resume', '') : null,
+      canCancel ? button('cancel', 'Cancel task', 'danger') : null);
+  }
+
+  async function act(name, reason) {
+    for (const b of actions.querySelectorAll('button')) b.disabled = true;
+    mount(actionMsg);
+    try {
+      const res = await api('POST', apiPath(`/tasks/${enc}/${name}`), reason ? { reason } : {}, { signal: ctx.signal });
+      mount(actionMsg, notice(res.message, 'info'));
+    } catch (err) {
+      if (isAbort(err)) return;
+      mount(actionMsg, notice(err.message));
+    }
+    await refresh();
+  }
+
+  let count = 0;
+  function addEvent(ev, frame) {
+    count++;
+    eventCount.textContent = `${count} event${count === 1 ? '' : 's'}`;
+    const item = h('li', { class: 'event', dataset: { type: String(ev.type ?? frame.event), seq: String(ev.seq ?? '') } },
+      h('span', { class: 'seq', text: ev.seq ? `#${ev.seq}` : '·' }),
+      h('span', { class: 'event-type', text: ev.type ?? frame.event }),
+      ev.timestamp ? time(ev.timestamp) : null,
+      ev.agent_id ? h('span', { class: 'tag', text: ev.agent_id }) : null,
+      ev.message ? h('span', { class: 'event-message', text: ev.message }) : null,
+      ev.payload && Object.keys(ev.payload).length ? h('details', {}, h('summary', { text: 'payload' }), pre(ev.payload)) : null);
+    eventList.append(item);
+    if (STATUS_EVENTS.test(String(ev.type ?? ''))) refresh();
+  }
+
+  const stateText = { connecting: 'connecting…', live: 'live', reconnecting: 'connection lost — reconnecting…', done: 'stream ended', error: 'stream error' };
+  followStream(apiPath('/stream/sse', { workflow_id: id }), {
+    headers: { 'X-API-Key': getKey() ?? '' },
+    signal: ctx.signal,
+    errorFrom,
+    onEvent: addEvent,
+    onState: (state, err) => {
+      streamState.textContent = err ? `${stateText[state]}: ${err.message}` : stateText[state];
+      streamState.dataset.state = state;
+      if (state === 'done') refresh();
+    },
+  });
+
+  refresh();
+  const poll = setInterval(() => {
+    if (task && !TERMINAL.has(task.status)) refresh();
+  }, POLL_MS);
+  return () => clearInterval(poll);
+}

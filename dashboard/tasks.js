@@ -1,0 +1,101 @@
+// #/tasks: GET /api/v1/tasks with status and definition filters, paging (limit/offset,
+// total_count) and an auto-refresh every 5 s that can be paused. Filters live in the hash, so
+// a filtered page can be bookmarked and the back button works.
+import { api, apiPath, isAbort } from './api.js';
+import { badge, h, hashWith, mount, notice, STATUSES, time } from './dom.js';
+
+export const REFRESH_MS = 5000;
+const PAGE_SIZES = [10, 20, 50, 100];
+/** Survives navigation within the tab: pausing once stays paused. */
+let autoRefresh = true;
+
+export function tasksView(el, query, ctx) {
+  const status = STATUSES.includes(query.get('status') ?? '') ? query.get('status') : '';
+  const definition = query.get('definition') ?? '';
+  const limit = PAGE_SIZES.includes(Number(query.get('limit'))) ? Number(query.get('limit')) : 20;
+  const offset = Math.max(0, Number.parseInt(query.get('offset') ?? '0', 10) || 0);
+  const go = (changes) => ctx.navigate(hashWith('/tasks', { status, definition, limit: limit === 20 ? '' : limit, offset, ...changes }));
+
+  const statusSelect = h('select', { id: 'filter-status', 'aria-label': 'Status', onchange: () => go({ status: statusSelect.value, offset: '' }) },
+    h('option', { value: '', text: 'Any status' }),
+    STATUSES.map((s) => h('option', { value: s, text: s, selected: s === status })));
+  const definitionSelect = h('select', { id: 'filter-definition', 'aria-label': 'Definition', onchange: () => go({ definition: definitionSelect.value, offset: '' }) },
+    h('option', { value: '', text: 'Any definition' }),
+    definition ? h('option', { value: definition, text: definition, selected: true }) : null);
+  const limitSelect = h('select', { id: 'filter-limit', 'aria-label': 'Page size', onchange: () => go({ limit: limitSelect.value, offset: '' }) },
+    PAGE_SIZES.map((n) => h('option', { value: n, text: `${n} per page`, selected: n === limit })));
+  const refreshToggle = h('input', { type: 'checkbox', id: 'auto-refresh', checked: autoRefresh });
+  const refreshNow = h('button', { type: 'button', id: 'refresh', text: 'Refresh', onclick: () => load() });
+  const updated = h('span', { class: 'muted', id: 'updated' });
+  const body = h('div', { id: 'tasks-body' }, h('p', { class: 'muted', text: 'Loading…' }));
+  const pager = h('div', { class: 'pager' });
+
+  mount(el,
+    h('div', { class: 'toolbar' },
+      h('h1', { text: 'Tasks' }),
+      h('a', { class: 'button primary', href: '#/submit', text: 'Submit a task' })),
+    h('div', { class: 'toolbar filters' },
+      statusSelect, definitionSelect, limitSelect,
+      h('label', { class: 'check' }, refreshToggle, 'Auto-refresh (5 s)'),
+      refreshNow, updated),
+    body, pager);
+
+  // definition ids for the filter (the first 100 are plenty for a picker; any id works in the hash)
+  api('GET', apiPath('/definitions', { limit: 100 }), undefined, { signal: ctx.signal }).then((res) => {
+    for (const d of res.items) {
+      if (d.id !== definition) definitionSelect.append(h('option', { value: d.id, text: d.name && d.name !== d.id ? `${d.id} — ${d.name}` : d.id }));
+    }
+  }, () => { /* the filter still works with what the hash names */ });
+
+  let inFlight = false;
+  async function load() {
+    if (inFlight) return;
+    inFlight = true;
+    try {
+      const res = await api('GET', apiPath('/tasks', { status, task_definition_id: definition, limit, offset }), undefined, { signal: ctx.signal });
+      renderTable(res);
+      updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    } catch (err) {
+      if (!isAbort(err)) mount(body, notice(err.message));
+    } finally {
+      inFlight = false;
+    }
+  }
+
+  function renderTable(res) {
+    if (res.tasks.length === 0) {
+      mount(body, h('p', { class: 'empty', text: offset > 0 ? 'No tasks on this page.' : 'No tasks match.' }));
+    } else {
+      mount(body, h('table', { class: 'table', id: 'tasks-table' },
+        h('thead', {}, h('tr', {}, ['Task', 'Status', 'Definition / query', 'Priority', 'Created', 'Completed', 'Tokens'].map((t) => h('th', { text: t })))),
+        h('tbody', {}, res.tasks.map((t) => h('tr', { class: 'row-link', dataset: { taskId: t.task_id }, onclick: (ev) => { if (!ev.target.closest('a')) ctx.navigate(`#/tasks/${encodeURIComponent(t.task_id)}`); } },
+          h('td', {}, h('a', { href: `#/tasks/${encodeURIComponent(t.task_id)}`, class: 'mono', text: t.task_id })),
+          h('td', {}, badge(t.status)),
+          h('td', { class: 'clip' }, t.task_definition_id ? h('span', { class: 'tag', text: t.task_definition_id }) : null, t.query ? h('span', { class: 'query', text: t.query }) : null),
+          h('td', { text: t.priority ?? '—' }),
+          h('td', {}, time(t.created_at)),
+          h('td', {}, time(t.completed_at)),
+          h('td', { class: 'num', text: t.total_token_usage?.total_tokens ? String(t.total_token_usage.total_tokens) : '—' }),
+        )))));
+    }
+    const first = res.tasks.length ? res.offset + 1 : 0;
+    const last = res.offset + res.tasks.length;
+    mount(pager,
+      h('button', { type: 'button', id: 'page-prev', text: '‹ Previous', disabled: offset === 0, onclick: () => go({ offset: Math.max(0, offset - limit) || '' }) }),
+      h('span', { id: 'page-info', text: `${first}–${last} of ${res.total_count}` }),
+      h('button', { type: 'button', id: 'page-next', text: 'Next ›', disabled: last >= res.total_count, onclick: () => go({ offset: offset + limit }) }));
+  }
+
+  let timer;
+  const schedule = () => {
+    clearInterval(timer);
+    if (autoRefresh) timer = setInterval(load, REFRESH_MS);
+  };
+  refreshToggle.addEventListener('change', () => {
+    autoRefresh = refreshToggle.checked;
+    schedule();
+  });
+  load();
+  schedule();
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,145 @@
+// The dashboard's files over HTTP from a real server: redirects, content types, its own strict
+// CSP, ETag/304, the allow-list (unknown files and traversal are 404 in the error envelope), no
+// auth, nothing secret in the files, and none of it in the OpenAPI document.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { openTestDb, type TestDb } from '../helpers/db.js';
+import { ADMIN_KEY, startTestServer, type TestServer } from '../helpers/server.js';
+import { DASHBOARD_CSP, DASHBOARD_DIR, DASHBOARD_FILES } from '../../src/api/routes/dashboard.js';
+
+let tdb: TestDb;
+let server: TestServer;
+
+beforeAll(async () => {
+  tdb = await openTestDb();
+  // rate limits on (the helpers turn them off): public files must not count against anything
+  server = await startTestServer(tdb.db, { TASKGATE_RATE_LIMIT_PER_MIN: '60' });
+});
+afterAll(async () => {
+  await server?.close();
+  await tdb?.close();
+});
+
+const get = (path: string, headers: Record<string, string> = {}) => server.call('GET', path, undefined, { key: null, headers });
+
+/** A request with the path sent exactly as written (fetch would normalize `..`). */
+function rawGet(path: string): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: hostname, port, path, method: 'GET' }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('dashboard routes', () => {
+  it('/ and /dashboard redirect to /dashboard/', async () => {
+    for (const path of ['/', '/dashboard']) {
+      const res = await get(path);
+      expect(res.status, path).toBe(302);
+      expect(res.headers.get('location'), path).toBe('/dashboard/');
+    }
+  });
+
+  it('/dashboard/ is the page, as UTF-8 HTML under the strict CSP, with no auth', async () => {
+    const res = await get('/dashboard/');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(res.headers.get('content-security-policy')).toBe(DASHBOARD_CSP);
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    expect(res.headers.get('cache-control')).toBe('no-cache');
+    expect(res.text).toContain('<script type="module" src="app.js"></script>');
+    expect(res.text).toContain('<link rel="stylesheet" href="app.css">');
+    // public routes carry no rate-limit budget
+    expect(res.headers.get('x-ratelimit-limit')).toBeNull();
+    // the page's CSP allows no inline script or style: none may be in it
+    expect(res.text).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+    expect(res.text).not.toMatch(/<style|\sstyle=|\son[a-z]+=/i);
+  });
+
+  it('the CSP is strict: nothing inline, nothing from elsewhere, no framing', () => {
+    expect(DASHBOARD_CSP).toBe(
+      "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    );
+    expect(DASHBOARD_CSP).not.toContain('unsafe');
+  });
+
+  it('scripts and the stylesheet have their content types; every listed file is served', async () => {
+    for (const name of DASHBOARD_FILES) {
+      const res = await get(`/dashboard/${name}`);
+      expect(res.status, name).toBe(200);
+      const type = name.endsWith('.js') ? 'text/javascript; charset=utf-8' : name.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/html; charset=utf-8';
+      expect(res.headers.get('content-type'), name).toBe(type);
+      expect(res.headers.get('x-content-type-options'), name).toBe('nosniff');
+      expect(res.text, name).toBe(readFileSync(new URL(name, DASHBOARD_DIR), 'utf8'));
+    }
+  });
+
+  it('the allow-list is exactly the files in dashboard/', () => {
+    expect([...DASHBOARD_FILES].sort()).toEqual(readdirSync(DASHBOARD_DIR).sort());
+  });
+
+  it('an ETag with Cache-Control: no-cache; If-None-Match answers 304 without a body', async () => {
+    const first = await get('/dashboard/app.js');
+    const etag = first.headers.get('etag')!;
+    expect(etag).toMatch(/^"[A-Za-z0-9_-]+"$/);
+    expect(first.headers.get('cache-control')).toBe('no-cache');
+    const again = await get('/dashboard/app.js', { 'if-none-match': etag });
+    expect(again.status).toBe(304);
+    expect(again.text).toBe('');
+    expect(again.headers.get('etag')).toBe(etag);
+    expect((await get('/dashboard/app.js', { 'if-none-match': `"other", W/${etag}` })).status).toBe(304);
+    expect((await get('/dashboard/app.js', { 'if-none-match': '"other"' })).status).toBe(200);
+    // each file has its own validator
+    expect((await get('/dashboard/', { 'if-none-match': etag })).status).toBe(200);
+    expect((await get('/dashboard/app.css')).headers.get('etag')).not.toBe(etag);
+  });
+
+  it('an unknown file is a 404 in the error envelope; no path escapes the folder', async () => {
+    const res = await get('/dashboard/nope.js');
+    expect(res.status).toBe(404);
+    expect(res.body).toMatchObject({ error: { code: 'NOT_FOUND' }, request_id: expect.any(String) });
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+    for (const path of ['/dashboard/..%2Fpackage.json', '/dashboard/%2E%2E%2Fsrc%2Fmain.ts', '/dashboard/../package.json', '/dashboard/.%2F..%2F.taskgate%2Fadmin.key', '/dashboard/app.js%00']) {
+      const r = await rawGet(path);
+      expect(r.status, path).toBe(404);
+      expect(r.body, path).not.toContain('"name": "taskgate"');
+      expect(JSON.parse(r.body).error.code, path).toBe('NOT_FOUND');
+    }
+  });
+
+  it('a wrong method is 405; the routes ignore credentials, good or bad', async () => {
+    expect((await server.call('POST', '/dashboard/app.js', {}, { key: null })).status).toBe(405);
+    expect((await server.call('GET', '/dashboard/', undefined, { key: 'sk_bogus_' + 'x'.repeat(43) })).status).toBe(200);
+    expect((await server.call('GET', '/dashboard/', undefined, { key: ADMIN_KEY })).status).toBe(200);
+  });
+
+  it('no file holds key material; the key is kept in sessionStorage only, sent as X-API-Key', () => {
+    const all = DASHBOARD_FILES.map((n) => readFileSync(new URL(n, DASHBOARD_DIR), 'utf8')).join('\n');
+    expect(all).not.toContain(ADMIN_KEY);
+    expect(all).not.toMatch(/(?<![A-Za-z0-9_])sk_[A-Za-z0-9_]{8,}/);
+    // (comments may name what the code avoids: the patterns are uses)
+    expect(all).not.toMatch(/localStorage\.|document\.cookie|\.innerHTML|\.outerHTML|insertAdjacentHTML\(|document\.write|eval\(|new Function|new EventSource\(/);
+    expect(all).not.toMatch(/[?&](api_key|token)=/);
+    expect(all).toContain('sessionStorage');
+    expect(all).toContain("'X-API-Key'");
+  });
+
+  it('the OpenAPI document lists none of them', async () => {
+    const doc = (await get('/openapi.json')).body;
+    const paths = Object.keys(doc.paths);
+    expect(paths.length).toBeGreaterThan(20);
+    expect(paths.filter((p) => p === '/' || p.startsWith('/dashboard'))).toEqual([]);
+  });
+
+  it('/docs keeps its own policy', async () => {
+    const csp = (await get('/docs/')).headers.get('content-security-policy');
+    expect(csp).not.toBe(DASHBOARD_CSP);
+    expect(csp).toContain("script-src 'self'");
+  });
+});
