@@ -1,6 +1,9 @@
 // Across servers (PostgreSQL only): a worker-role server runs the task and an SSE client is
 // connected to a separate API-role server on the same schema through its own pool; every event
 // reaches the client (LISTEN/NOTIFY hints, the persisted log as the truth), in order, then done.
+// The event hubs and signals of two processes on one database (a second pool on PostgreSQL, the
+// same PGlite otherwise: each hub and Signals tags what it sends and ignores its own echo) are
+// tested on both databases.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPg } from '../../src/storage/pg.js';
 import type { Db } from '../../src/storage/db.js';
@@ -9,6 +12,7 @@ import { EVENTS_CHANNEL, EventHub } from '../../src/events/hub.js';
 import { openTestDb, usingPostgres, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, startTestServer, until, waitForTask, type TestServer } from '../helpers/server.js';
 import { CONTROL_CHANNEL, Signals } from '../../src/events/signals.js';
+import type { StoredEvent } from '../../src/storage/queries/transitions.js';
 import { eventsOf, gates, isDone, openSse, progressDef } from './helpers.js';
 
 describe.skipIf(!usingPostgres())('streams across processes (PostgreSQL)', () => {
@@ -102,6 +106,86 @@ describe.skipIf(!usingPostgres())('streams across processes (PostgreSQL)', () =>
     }
   });
 
+  it('WebSocket clients on the API server get the worker\'s events too', async () => {
+    const { default: WebSocket } = await import('ws');
+    const res = await api.call('POST', '/api/v1/tasks', { task_definition_id: 'test-progress', input: { count: 5, key: 'xpws', gated: true } });
+    const id = res.body.task_id as string;
+    await waitForTask(api, id, (t) => t.status === 'RUNNING');
+    const ws = new WebSocket(`${api.url.replace('http', 'ws')}/api/v1/stream/ws?workflow_id=${id}&api_key=${ADMIN_KEY}`);
+    const messages: any[] = [];
+    const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+    ws.on('message', (d) => {
+      const m = JSON.parse(String(d));
+      messages.push(m);
+      if (m.type === 'WORKFLOW_STARTED') gates.open('xpws:start');
+    });
+    expect(await closed).toBe(1000);
+    const log = (await api.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[];
+    expect(messages.map((m) => m.seq)).toEqual(log.map((e) => e.seq));
+  });
+});
+
+describe('event hubs and signals of two processes on one database', () => {
+  let tdb: TestDb;
+  /** The other process's connection: its own pool on PostgreSQL, the same PGlite otherwise. */
+  let apiDb: Db;
+
+  beforeAll(async () => {
+    tdb = await openTestDb();
+    apiDb = usingPostgres() ? await openPg({ connectionString: process.env.DATABASE_URL!, schema: tdb.schema, maxConnections: 5 }) : tdb.db;
+  });
+  afterAll(async () => {
+    if (apiDb !== tdb?.db) await apiDb?.close();
+    await tdb?.close();
+  });
+
+  const insertEvents = (db: Db, taskId: string, seqs: number[]) =>
+    db.query(
+      `INSERT INTO task_events (task_id, seq, tenant_id, type, message) SELECT $1, s, 'default', 'PROGRESS', 'step ' || s FROM unnest($2::int[]) AS s`,
+      [taskId, seqs],
+    );
+  const stored = (taskId: string, seq: number): StoredEvent => ({
+    task_id: taskId, tenant_id: 'default', seq, type: 'PROGRESS', agent_id: null, message: `step ${seq}`, payload: null, created_at: new Date(),
+  });
+
+  it('a writer hints the tasks another process follows, and only those; the follower gets every event in order', async () => {
+    const channel = channelName(tdb.schema, EVENTS_CHANNEL);
+    const writer = new EventHub(tdb.db, { crossProcess: true, channel });
+    const reader = new EventHub(apiDb, { crossProcess: true, channel });
+    await writer.start();
+    await reader.start();
+    const seen: { o: string; h?: [string, number][]; i?: string[] }[] = [];
+    const unlisten = await apiDb.listen(channel, (p) => seen.push(JSON.parse(p)));
+    const followed = `task_followed_${Date.now()}`;
+    const quiet = `task_quiet_${Date.now()}`;
+    const got: number[] = [];
+    const stop = reader.subscribe(followed, 'default', 0, { deliver: (e) => got.push(e.seq) });
+    try {
+      await until(() => seen.some((m) => m.i?.includes(followed)), 'the reader to announce its interest');
+      // the writer hears the announcement on its own connection a moment later: write until it hints
+      const hinted = () => new Set(seen.flatMap((m) => (m.h ?? []).map(([t]) => t)));
+      let seq = 0;
+      await until(async () => {
+        seq++;
+        await insertEvents(tdb.db, followed, [seq]);
+        await insertEvents(tdb.db, quiet, [seq]);
+        writer.publish([stored(followed, seq), stored(quiet, seq)]);
+        await new Promise((r) => setTimeout(r, 10));
+        return hinted().has(followed);
+      }, 'a hint for the followed task');
+      await until(() => got.length >= seq, 'every event of the followed task', 5_000);
+      expect(got).toEqual(Array.from({ length: seq }, (_, i) => i + 1));
+      expect(hinted().has(quiet), 'an unfollowed task was hinted').toBe(false);
+      expect(writer.subscriberCount).toBe(0);
+      expect(reader.subscriberCount).toBe(1);
+    } finally {
+      stop();
+      await unlisten();
+      await reader.stop();
+      await writer.stop();
+    }
+  });
+
   it('a subscriber still gets events whose hint never came: its log is read again after it announces', async () => {
     const hub = new EventHub(apiDb, { crossProcess: true, channel: channelName(tdb.schema, EVENTS_CHANNEL) });
     await hub.start();
@@ -142,24 +226,6 @@ describe.skipIf(!usingPostgres())('streams across processes (PostgreSQL)', () =>
       for (const stop of stops) stop();
       await hub.stop();
     }
-  });
-
-  it('WebSocket clients on the API server get the worker\'s events too', async () => {
-    const { default: WebSocket } = await import('ws');
-    const res = await api.call('POST', '/api/v1/tasks', { task_definition_id: 'test-progress', input: { count: 5, key: 'xpws', gated: true } });
-    const id = res.body.task_id as string;
-    await waitForTask(api, id, (t) => t.status === 'RUNNING');
-    const ws = new WebSocket(`${api.url.replace('http', 'ws')}/api/v1/stream/ws?workflow_id=${id}&api_key=${ADMIN_KEY}`);
-    const messages: any[] = [];
-    const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
-    ws.on('message', (d) => {
-      const m = JSON.parse(String(d));
-      messages.push(m);
-      if (m.type === 'WORKFLOW_STARTED') gates.open('xpws:start');
-    });
-    expect(await closed).toBe(1000);
-    const log = (await api.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[];
-    expect(messages.map((m) => m.seq)).toEqual(log.map((e) => e.seq));
   });
 
   it('hints of every kind reach the other process once and are not echoed back to their sender', async () => {
