@@ -1,0 +1,221 @@
+// The dashboard end to end in Debian's Chromium (playwright-core, no downloaded browser) against a
+// real in-process server: sign-in (a wrong key's error, the admin key), a noop submitted through
+// the form reaching COMPLETED with its events, pause/resume/cancel of a delayed task with events
+// arriving live, an approval decided, attacker-controlled text rendered as text, and a revoked key
+// sending the user back to sign-in. Skipped without /usr/bin/chromium unless
+// TASKGATE_BROWSER_TESTS=required (CI), which fails instead. Every wait is for a condition.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { openTestDb, type TestDb } from '../helpers/db.js';
+import { ADMIN_KEY, startTestServer, until, waitForTask, type TestServer } from '../helpers/server.js';
+import { startFakeOpenAi, type FakeOpenAi } from '../helpers/fake-llm/index.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const REQUIRED = process.env.TASKGATE_BROWSER_TESTS === 'required';
+const AVAILABLE = existsSync(CHROMIUM);
+/** One condition's patience on a loaded 2-core machine (ms); a healthy run needs a fraction. */
+const WAIT_MS = 15_000;
+const XSS = '<img src=x onerror="window.__xss=1">';
+/** The payload as it appears inside pretty-printed JSON (its quotes escaped). */
+const XSS_IN_JSON = '<img src=x onerror=\\"window.__xss=1\\">';
+
+describe.runIf(REQUIRED && !AVAILABLE)('dashboard in a browser (required)', () => {
+  it('needs Chromium', () => {
+    throw new Error(`TASKGATE_BROWSER_TESTS=required but ${CHROMIUM} does not exist: apt-get install chromium`);
+  });
+});
+
+describe.runIf(AVAILABLE)('dashboard in a browser', () => {
+  let tdb: TestDb;
+  let oai: FakeOpenAi;
+  let server: TestServer;
+  let profile: string;
+  let context: BrowserContext;
+  let page: Page;
+  /** Script errors and CSP refusals seen by the page: none allowed. */
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    tdb = await openTestDb();
+    oai = await startFakeOpenAi();
+    server = await startTestServer(tdb.db, { OPENAI_API_KEY: 'sk-upstream', OPENAI_BASE_URL: oai.baseUrl });
+    profile = mkdtempSync(join(tmpdir(), 'taskgate-chromium-'));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    context.setDefaultTimeout(WAIT_MS);
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error' && /Content Security Policy|Refused to/i.test(msg.text())) problems.push(`console: ${msg.text()}`);
+    });
+  });
+  afterAll(async () => {
+    await context?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+    await server?.close();
+    await oai?.stop();
+    await tdb?.close();
+  });
+
+  // code run in the page is passed as strings: the project type-checks without the DOM library
+  const go = (hash: string) => page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
+  const text = (selector: string) => page.locator(selector).innerText();
+  const eventTypes = () => page.locator('#events li').evaluateAll((els) => els.map((e) => e.getAttribute('data-type')));
+
+  it('a wrong key shows the API error; the admin key signs in and is kept in sessionStorage only', async () => {
+    await page.goto(server.url + '/');
+    expect(new URL(page.url()).pathname).toBe('/dashboard/');
+    await page.locator('#api-key').fill('sk_AAAAAAAAAAAA_' + 'x'.repeat(43));
+    await page.locator('#signin-form button[type=submit]').click();
+    await page.locator('#signin-error', { hasText: 'Invalid, expired or revoked credentials' }).waitFor();
+    expect(await page.evaluate('sessionStorage.length')).toBe(0);
+
+    await page.locator('#api-key').fill(ADMIN_KEY);
+    await page.locator('#signin-form button[type=submit]').click();
+    await page.locator('#who .who-tenant', { hasText: 'default' }).waitFor();
+    expect(await text('#who .who-scopes')).toContain('admin');
+    await page.locator('#tasks-body').waitFor();
+    expect(await page.evaluate("[localStorage.length, sessionStorage.getItem('taskgate.apiKey')]")).toEqual([0, ADMIN_KEY]);
+    expect(page.url()).not.toContain(ADMIN_KEY);
+  });
+
+  it('a noop submitted through the form reaches COMPLETED with its events shown', async () => {
+    await go('#/submit');
+    await page.locator('#submit-definition').selectOption('noop');
+    await page.locator('#definition-schema').waitFor();
+    await page.locator('#submit-input').fill('{"oops": ');
+    await page.locator('#input-error', { hasText: 'Invalid JSON' }).waitFor();
+    await page.locator('#submit-button').click();
+    await page.locator('#submit-result', { hasText: 'not valid JSON' }).waitFor();
+    await page.locator('#submit-input').fill('{"hello": "world"}');
+    await page.locator('#submit-priority').selectOption('high');
+    await page.locator('#submit-button').click();
+
+    await page.waitForFunction('/^#\\/tasks\\/task_/.test(location.hash)');
+    const id = decodeURIComponent(new URL(page.url()).hash.slice('#/tasks/'.length));
+    await page.locator('#task-summary .badge[data-status=COMPLETED]').waitFor();
+    await page.locator('#stream-state[data-state=done]').waitFor();
+    const types = await eventTypes();
+    expect(types[0]).toBe('WORKFLOW_STARTED');
+    expect(types).toContain('WORKFLOW_COMPLETED');
+    expect(types.at(-1)).toBe('STREAM_END');
+    expect(await text('[data-block=input] pre')).toContain('"hello": "world"');
+
+    const task = (await server.call('GET', `/api/v1/tasks/${id}`)).body;
+    expect(task).toMatchObject({ status: 'COMPLETED', task_definition_id: 'noop', priority: 'high', input: { hello: 'world' } });
+    // the list shows it, with its badge
+    await go('#/tasks');
+    await page.locator(`#tasks-table tr[data-task-id="${id}"] .badge[data-status=COMPLETED]`).waitFor();
+  });
+
+  it('pause, resume and cancel a delayed task with the buttons; its events arrive live', async () => {
+    const id = await server.submit({ task_definition_id: 'sleep', input: { ms: 10 }, delay_ms: 3_600_000 });
+    await go(`#/tasks/${id}`);
+    await page.locator('#task-summary .badge[data-status=QUEUED]').waitFor();
+    await page.locator('#stream-state[data-state=live]').waitFor();
+    expect(await eventTypes()).toEqual([]);
+
+    await page.locator('#task-pause').click();
+    await page.locator('#task-summary .badge[data-status=PAUSED]').waitFor();
+    await page.locator('#events li[data-type=WORKFLOW_PAUSED]').waitFor();
+    await page.locator('#task-resume').click();
+    await page.locator('#task-summary .badge[data-status=QUEUED]').waitFor();
+    await page.locator('#events li[data-type=WORKFLOW_RESUMED]').waitFor();
+
+    await page.locator('#action-reason').fill('not needed');
+    await page.locator('#task-cancel').click();
+    await page.locator('#task-summary .badge[data-status=CANCELLED]').waitFor();
+    await page.locator('#events li[data-type=WORKFLOW_CANCELLED]').waitFor();
+    await page.locator('#stream-state[data-state=done]').waitFor();
+    // a finished task offers no buttons
+    expect(await page.locator('#task-actions button').count()).toBe(0);
+    expect(await text('#control-state')).toContain('not needed');
+    expect((await server.call('GET', `/api/v1/tasks/${id}`)).body.status).toBe('CANCELLED');
+  });
+
+  it('a pending approval is approved with feedback', async () => {
+    const id = await server.submit({ task_definition_id: 'approval', input: { message: 'Ship it?' } });
+    await until(async () => (await server.call('GET', '/api/v1/approvals?status=pending')).body.approvals.some((a: any) => a.workflow_id === id), 'the approval to be requested', WAIT_MS);
+    await go('#/approvals');
+    const card = page.locator(`section.approval[data-workflow-id="${id}"]`);
+    await card.locator('.feedback').fill('looks good');
+    await card.locator('button.approve').click();
+    await page.locator('#approvals-message', { hasText: 'Approval sent' }).waitFor();
+    await card.waitFor({ state: 'detached' });
+    const task = await waitForTask(server, id, undefined, { timeoutMs: WAIT_MS });
+    expect(task.status).toBe('COMPLETED');
+    expect(task.output).toMatchObject({ approved: true, feedback: 'looks good' });
+  });
+
+  it('attacker-controlled query, metadata and output render as text', async () => {
+    oai.script({ kind: 'text', text: `Answer: ${XSS}` });
+    const agent = await server.submit({ query: `Summarize ${XSS}`, metadata: { note: XSS, tags: [XSS] } });
+    const def = await server.submit({ task_definition_id: 'noop', input: { html: XSS }, metadata: { [XSS]: XSS } });
+    await waitForTask(server, agent, undefined, { timeoutMs: WAIT_MS });
+    await waitForTask(server, def, undefined, { timeoutMs: WAIT_MS });
+
+    const noImages = async () => expect(await page.evaluate("document.querySelectorAll('img').length")).toBe(0);
+    await go('#/tasks');
+    await page.locator(`#tasks-table tr[data-task-id="${agent}"] .query`, { hasText: XSS }).waitFor();
+    await noImages();
+    await go(`#/tasks/${agent}`);
+    await page.locator('#task-query', { hasText: `Summarize ${XSS}` }).waitFor();
+    await page.locator('[data-block=metadata] pre', { hasText: XSS_IN_JSON }).waitFor();
+    await page.locator('[data-block=result] pre', { hasText: `Answer: ${XSS}` }).waitFor();
+    await page.locator('#stream-state[data-state=done]').waitFor();
+    await noImages();
+    await go(`#/tasks/${def}`);
+    await page.locator('[data-block=input] pre', { hasText: XSS_IN_JSON }).waitFor();
+    await page.locator('#stream-state[data-state=done]').waitFor();
+    await noImages();
+    // an <img src=x> that had been created at any point would have run its onerror by now
+    expect(await page.evaluate('window.__xss')).toBeUndefined();
+  });
+
+  it('definitions: search and a detail with its schemas', async () => {
+    await go('#/definitions');
+    await page.locator('#definitions-table tr[data-definition-id=noop]').waitFor();
+    await page.locator('#definitions-search').fill('sleep');
+    await page.locator('#definitions-search').press('Enter');
+    // the unfiltered table goes, the searched one comes
+    await page.locator('#definitions-table tr[data-definition-id=noop]').waitFor({ state: 'detached' });
+    await page.locator('#definitions-table tr[data-definition-id=sleep]').waitFor();
+    expect(await page.locator('#definitions-table tbody tr').count()).toBe(1);
+    await page.locator('#definitions-table a', { hasText: 'sleep' }).click();
+    await page.locator('[data-block=input_schema] pre', { hasText: '"steps"' }).waitFor();
+  });
+
+  it("a refused control call shows the envelope's message; a key revoked mid-session returns to sign-in; sign-out forgets the key", async () => {
+    const created = await server.call('POST', '/api/v1/auth/api-keys', { name: 'browser', scopes: ['tasks:list', 'tasks:read', 'tasks:definitions:list'] });
+    expect(created.status).toBe(201);
+    await page.locator('#signout').click();
+    await page.locator('#api-key').fill(created.body.key);
+    await page.locator('#signin-form button[type=submit]').click();
+    await page.locator('#who .who-scopes', { hasText: 'tasks:list' }).waitFor();
+
+    // a read-only key: the server refuses the cancel, and the page says why
+    const id = await server.submit({ task_definition_id: 'noop', input: {}, delay_ms: 3_600_000 });
+    await go(`#/tasks/${id}`);
+    await page.locator('#task-cancel').click();
+    await page.locator('#action-message .notice-error', { hasText: 'Missing required scope: tasks:cancel' }).waitFor();
+    expect((await server.call('GET', `/api/v1/tasks/${id}`)).body.status).toBe('QUEUED');
+
+    expect((await server.call('DELETE', `/api/v1/auth/api-keys/${created.body.id}`)).status).toBe(204);
+    await go('#/definitions');
+    await page.locator('#signin-error', { hasText: 'Invalid, expired or revoked credentials' }).waitFor();
+    expect(await page.evaluate('sessionStorage.length')).toBe(0);
+
+    await page.locator('#api-key').fill(ADMIN_KEY);
+    await page.locator('#signin-form button[type=submit]').click();
+    await page.locator('#signout').click();
+    await page.locator('#api-key').waitFor();
+    expect(await page.evaluate('sessionStorage.length')).toBe(0);
+    expect(problems).toEqual([]);
+  });
+});
