@@ -62,17 +62,20 @@ describe('followStream', () => {
       const reader = res.body.getReader();
       let text = '';
       const body = new ReadableStream<Uint8Array>({
+        // one pull reads until it can answer: a pull that enqueues nothing is not called again
         async pull(controller) {
-          const end = text.indexOf('\n\n', text.indexOf('\nid: '));
-          if (text.includes('\nid: ') && end !== -1) {
-            controller.enqueue(new TextEncoder().encode(text.slice(0, end + 2)));
-            controller.error(new TypeError('network connection lost'));
-            void reader.cancel();
-            return;
+          for (;;) {
+            const end = text.includes('\nid: ') ? text.indexOf('\n\n', text.indexOf('\nid: ')) : -1;
+            if (end !== -1) {
+              controller.enqueue(new TextEncoder().encode(text.slice(0, end + 2)));
+              controller.error(new TypeError('network connection lost'));
+              void reader.cancel();
+              return;
+            }
+            const { value, done } = await reader.read();
+            if (done) return controller.error(new TypeError('ended early'));
+            text += new TextDecoder().decode(value);
           }
-          const { value, done } = await reader.read();
-          if (done) return controller.error(new TypeError('ended early'));
-          text += new TextDecoder().decode(value);
         },
       });
       return new Response(body, { status: res.status, headers: res.headers });
