@@ -97,7 +97,8 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     await page.locator('#submit-priority').selectOption('high');
     await page.locator('#submit-button').click();
 
-    await page.waitForFunction('/^#\\/tasks\\/task_/.test(location.hash)');
+    // polled on Playwright's side: a waitForFunction predicate is evaluated in the page, where the CSP forbids eval
+    await expect.poll(() => new URL(page.url()).hash, { timeout: 15_000 }).toMatch(/^#\/tasks\/task_/);
     const id = decodeURIComponent(new URL(page.url()).hash.slice('#/tasks/'.length));
     await page.locator('#task-summary .badge[data-status=COMPLETED]').waitFor();
     await page.locator('#stream-state[data-state=done]').waitFor();
