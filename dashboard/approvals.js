@@ -3,7 +3,7 @@
 import { api, apiPath, isAbort } from './api.js';
 import { h, hashWith, mount, notice, pre, time } from './dom.js';
 
-const FILTERS = ['pending', 'approved', 'denied'];
+const FILTERS = ['pending', 'approved', 'denied', 'cancelled'];
 
 export function approvalsView(el, query, ctx) {
   const status = FILTERS.includes(query.get('status') ?? '') ? query.get('status') : 'pending';

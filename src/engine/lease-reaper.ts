@@ -6,7 +6,7 @@ import type { TaskStatus } from '../domain/lifecycle.js';
 import type { EventHub } from '../events/hub.js';
 import type { Signals } from '../events/signals.js';
 import type { TaskLogger } from '../executors/types.js';
-import { approvalsListTimedOut } from '../storage/queries/approvals.js';
+import { approvalsCancelEnded, approvalsListTimedOut } from '../storage/queries/approvals.js';
 import { decideApproval } from '../events/approval-decisions.js';
 
 const BATCH = 100;
@@ -58,11 +58,18 @@ export class LeaseReaper {
     return (await this.#reapLeases()) + (await this.#expireApprovals());
   }
 
-  /** Pending approvals past their timeout are denied with reason `approval timeout`. */
+  /**
+   * Pending approvals past their timeout are denied with reason `approval timeout`; those whose
+   * task ended meanwhile are written `cancelled` (nothing waits for them).
+   */
   async #expireApprovals(): Promise<number> {
     const due = await approvalsListTimedOut(this.#d.db, BATCH);
     let n = 0;
     for (const a of due) {
+      if (a.status === 'cancelled') {
+        await approvalsCancelEnded(this.#d.db, a.id);
+        continue;
+      }
       const decided = await decideApproval(this.#d, { approvalId: a.id, approved: false, feedback: 'approval timeout', decidedBy: 'system' });
       if (decided) n++;
     }

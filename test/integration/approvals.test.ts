@@ -32,11 +32,11 @@ afterAll(async () => {
 
 const submit = async (body: Record<string, unknown>, key?: string) => (await server.call('POST', '/api/v1/tasks', body, { key })).body.task_id as string;
 
-async function waitForApprovalEvent(id: string): Promise<any> {
+async function waitForApprovalEvent(id: string, key?: string): Promise<any> {
   let found: any;
   const deadline = Date.now() + 20_000;
   while (!found) {
-    const events = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events;
+    const events = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`, undefined, { key })).body.events;
     found = events.find((e: any) => e.type === 'APPROVAL_REQUESTED');
     if (!found && Date.now() > deadline) throw new Error('no APPROVAL_REQUESTED');
     if (!found) await new Promise((r) => setTimeout(r, 20));
@@ -113,5 +113,46 @@ describe('approvals', () => {
     const c = await server.call('POST', `/api/v1/tasks/${id}/cancel`, { reason: 'nobody home' });
     expect(c.body.status).toBe('CANCELLED');
     expect((await waitForTask(server, id)).status).toBe('CANCELLED');
+  });
+
+  it("a task's end cancels its undecided approval: no longer pending, listed as cancelled, a decision is 409", async () => {
+    const t = await newTenant(tdb.db, ['admin']);
+    const id = await submit({ task_definition_id: 'approval', input: { message: 'still needed?' } }, t.key);
+    const ev = await waitForApprovalEvent(id, t.key);
+    const approvalId = ev.payload.approval_id as string;
+    const list = async (status: string) => (await server.call('GET', `/api/v1/approvals?status=${status}`, undefined, { key: t.key })).body.approvals as any[];
+    expect((await list('pending')).map((a) => a.approval_id)).toEqual([approvalId]);
+    await waitForTask(server, id, (x) => x.status === 'RUNNING', { key: t.key });
+    expect((await server.call('POST', `/api/v1/tasks/${id}/cancel`, {}, { key: t.key })).status).toBe(202);
+    expect((await waitForTask(server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
+
+    expect(await list('pending')).toEqual([]);
+    expect(await list('cancelled')).toMatchObject([{ approval_id: approvalId, workflow_id: id, status: 'cancelled' }]);
+    const decide = await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: approvalId, approved: true }, { key: t.key });
+    expect(decide.status, decide.text).toBe(409);
+    expect(decide.body.error.code).toBe('TASK_ALREADY_FINISHED');
+    expect(decide.body.error.message).toContain('CANCELLED');
+    // the refusal wrote it down; the task stays cancelled, with no decision event
+    const row = await tdb.db.query<{ status: string }>('SELECT status FROM approvals WHERE id = $1', [approvalId]);
+    expect(row.rows[0]!.status).toBe('cancelled');
+    expect((await waitForTask(server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
+    const events = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`, undefined, { key: t.key })).body.events as any[];
+    expect(events.some((e) => e.type === 'APPROVAL_DECISION')).toBe(false);
+  });
+
+  it('the timeout sweep writes an ended task\'s approval cancelled, not denied, and decides nothing', async () => {
+    const t = await newTenant(tdb.db, ['admin']);
+    const def: TaskDefinition = { ...twoPhase, id: 'test-timeout-after-cancel', approval: { required: true, timeout_ms: 1_500 } };
+    server.registry.addDefinition(def);
+    const id = await submit({ task_definition_id: 'test-timeout-after-cancel', input: {} }, t.key);
+    const ev = await waitForApprovalEvent(id, t.key);
+    await waitForTask(server, id, (x) => x.status === 'RUNNING', { key: t.key });
+    expect((await server.call('POST', `/api/v1/tasks/${id}/cancel`, {}, { key: t.key })).status).toBe(202);
+    expect((await waitForTask(server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
+    const stored = async () => (await tdb.db.query<{ status: string; feedback: string | null }>('SELECT status, feedback FROM approvals WHERE id = $1', [ev.payload.approval_id])).rows[0]!;
+    const deadline = Date.now() + 20_000;
+    while ((await stored()).status === 'pending' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await stored()).toEqual({ status: 'cancelled', feedback: null });
+    expect((await waitForTask(server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
   });
 });

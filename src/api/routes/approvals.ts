@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ApiError } from '../../contract/errors.js';
 import { ErrorResponse, ID_REGEX } from '../../contract/tasks.js';
-import { approvalsGet, approvalsList, type ApprovalRow } from '../../storage/queries/approvals.js';
+import { approvalsCancelEnded, approvalsGet, approvalsList, type ApprovalRow } from '../../storage/queries/approvals.js';
 import { tasksGet } from '../../storage/queries/tasks.js';
 import { decideApproval } from '../../events/approval-decisions.js';
 import type { AppDeps } from '../deps.js';
@@ -30,7 +30,7 @@ const DecisionResponse = Type.Object({
 
 const ListQuery = Type.Object(
   {
-    status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('approved'), Type.Literal('denied')])),
+    status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('approved'), Type.Literal('denied'), Type.Literal('cancelled')])),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
     offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
   },
@@ -66,11 +66,22 @@ export async function approvalRoutes(app: FastifyInstance, deps: AppDeps): Promi
     if (!task) throw new ApiError('NOT_FOUND', `workflow ${workflow_id} not found`);
     const existing = UUID_RE.test(approval_id) ? await approvalsGet(deps.db, { tenantId, id: approval_id }) : undefined;
     if (!existing || existing.task_id !== workflow_id) throw new ApiError('NOT_FOUND', `approval ${approval_id} not found for workflow ${workflow_id}`);
-    const decided = await decideApproval(deps, {
-      approvalId: approval_id, tenantId, approved, feedback: feedback ?? null, modifiedAction: modified_action,
-      decidedBy: approved_by ?? req.principal.userId,
-    });
-    if (!decided) throw new ApiError('INVALID_TASK_STATE', `approval ${approval_id} was already decided`, { status: existing.status });
+    const decided = existing.status === 'pending'
+      ? await decideApproval(deps, {
+        approvalId: approval_id, tenantId, approved, feedback: feedback ?? null, modifiedAction: modified_action,
+        decidedBy: approved_by ?? req.principal.userId,
+      })
+      : undefined;
+    if (!decided) {
+      // lost a race, or nothing to decide: say why from the approval as it is now
+      const now = (await approvalsGet(deps.db, { tenantId, id: approval_id })) ?? existing;
+      if (now.status === 'cancelled') {
+        await approvalsCancelEnded(deps.db, approval_id);
+        const ended = await tasksGet(deps.db, tenantId, workflow_id);
+        throw new ApiError('TASK_ALREADY_FINISHED', `workflow ${workflow_id} already finished${ended ? ` (${ended.status})` : ''}: its approval can no longer be decided`, { status: 'cancelled' });
+      }
+      throw new ApiError('INVALID_TASK_STATE', `approval ${approval_id} was already decided`, { status: now.status });
+    }
     return {
       status: 'sent', success: true, message: approved ? 'Approval sent' : 'Denial sent', workflow_id, approval_id,
     };

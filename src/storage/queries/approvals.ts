@@ -1,5 +1,7 @@
-// DML for approvals. Decisions are fenced on `status = 'pending'`: a decision that lost the race
-// (another decision, or the timeout) changes nothing.
+// DML for approvals. Decisions are fenced on `status = 'pending'` and on the task not having
+// ended: a decision that lost the race (another decision, the timeout, the task's end) changes
+// nothing. An approval whose task ended undecided reads as `cancelled` (APPROVAL_STATUS_SQL),
+// whether or not its row has been written so yet.
 import type { Queryable } from '../db.js';
 import { nowPlusMsSql } from './transitions.js';
 
@@ -8,7 +10,7 @@ export interface ApprovalRow {
   tenant_id: string;
   task_id: string;
   step_name: string;
-  status: 'pending' | 'approved' | 'denied';
+  status: 'pending' | 'approved' | 'denied' | 'cancelled';
   message: string | null;
   payload: Record<string, unknown> | null;
   feedback: string | null;
@@ -35,8 +37,17 @@ export async function approvalsEnsure(
   return { row: res.rows[0]!, created: false };
 }
 
+const TASK_ENDED = `t.status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT')`;
+/** An approval's status as clients see it: a pending one whose task ended is `cancelled`. */
+const APPROVAL_STATUS_SQL = `CASE WHEN a.status = 'pending' AND ${TASK_ENDED} THEN 'cancelled' ELSE a.status END`;
+const APPROVAL_COLUMNS = `a.id, a.tenant_id, a.task_id, a.step_name, ${APPROVAL_STATUS_SQL} AS status, a.message, a.payload, a.feedback,
+  a.modified_action, a.decided_by, a.requested_at, a.timeout_at, a.decided_at`;
+
 export async function approvalsGet(db: Queryable, p: { tenantId: string; id: string }): Promise<ApprovalRow | undefined> {
-  const res = await db.query<ApprovalRow>('SELECT * FROM approvals WHERE id = $1 AND tenant_id = $2', [p.id, p.tenantId]);
+  const res = await db.query<ApprovalRow>(
+    `SELECT ${APPROVAL_COLUMNS} FROM approvals a JOIN tasks t ON t.id = a.task_id WHERE a.id = $1 AND a.tenant_id = $2`,
+    [p.id, p.tenantId],
+  );
   return res.rows[0];
 }
 
@@ -50,8 +61,11 @@ export async function approvalsDecide(
   p: { id: string; tenantId?: string; approved: boolean; feedback: string | null; modifiedAction: unknown; decidedBy: string | null },
 ): Promise<ApprovalRow | undefined> {
   const res = await db.query<ApprovalRow>(
-    `UPDATE approvals SET status = $2, feedback = $3, modified_action = $4::jsonb, decided_by = $5, decided_at = now()
-      WHERE id = $1 AND status = 'pending' AND ($6::text IS NULL OR tenant_id = $6::text) RETURNING *`,
+    `UPDATE approvals a SET status = $2, feedback = $3, modified_action = $4::jsonb, decided_by = $5, decided_at = now()
+       FROM tasks t
+      WHERE a.id = $1 AND a.status = 'pending' AND ($6::text IS NULL OR a.tenant_id = $6::text)
+        AND t.id = a.task_id AND NOT (${TASK_ENDED})
+      RETURNING a.*`,
     [p.id, p.approved ? 'approved' : 'denied', p.feedback, p.modifiedAction === undefined ? null : JSON.stringify(p.modifiedAction), p.decidedBy, p.tenantId ?? null],
   );
   return res.rows[0];
@@ -62,18 +76,30 @@ export async function approvalsList(
   p: { tenantId: string; status?: string; limit: number; offset: number },
 ): Promise<ApprovalRow[]> {
   const res = await db.query<ApprovalRow>(
-    `SELECT * FROM approvals WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2::text)
-      ORDER BY requested_at DESC, id LIMIT $3 OFFSET $4`,
+    `SELECT ${APPROVAL_COLUMNS} FROM approvals a JOIN tasks t ON t.id = a.task_id
+      WHERE a.tenant_id = $1 AND ($2::text IS NULL OR ${APPROVAL_STATUS_SQL} = $2::text)
+      ORDER BY a.requested_at DESC, a.id LIMIT $3 OFFSET $4`,
     [p.tenantId, p.status ?? null, p.limit, p.offset],
   );
   return res.rows;
 }
 
-/** Pending approvals whose timeout passed. */
+/** Pending approvals whose timeout passed (with their status as clients see it: `cancelled` if the task ended). */
 export async function approvalsListTimedOut(db: Queryable, limit: number): Promise<ApprovalRow[]> {
   const res = await db.query<ApprovalRow>(
-    `SELECT * FROM approvals WHERE status = 'pending' AND timeout_at < now() ORDER BY timeout_at LIMIT $1`,
+    `SELECT ${APPROVAL_COLUMNS} FROM approvals a JOIN tasks t ON t.id = a.task_id
+      WHERE a.status = 'pending' AND a.timeout_at < now() ORDER BY a.timeout_at LIMIT $1`,
     [limit],
   );
   return res.rows;
+}
+
+/** Writes `cancelled` on a pending approval whose task has ended (it can no longer be decided). */
+export async function approvalsCancelEnded(db: Queryable, id: string): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE approvals a SET status = 'cancelled', decided_at = now() FROM tasks t
+      WHERE a.id = $1 AND a.status = 'pending' AND t.id = a.task_id AND ${TASK_ENDED}`,
+    [id],
+  );
+  return res.rowCount > 0;
 }
