@@ -1,6 +1,7 @@
 // Agent tasks end to end: a real Taskgate server (startServer, real PGlite, real worker) with the
 // fake OpenAI server configured as its provider, driven over HTTP like a client would.
 import OpenAI from 'openai';
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { startTestServer, waitForTask, type TestServer, ADMIN_KEY } from '../helpers/server.js';
@@ -175,6 +176,37 @@ describe('agent tasks over HTTP', () => {
     const types = (await events(task_id)).map((e) => e.type);
     expect(types.filter((t) => t === 'TOOL_INVOKED')).toHaveLength(2);
     expect(types.filter((t) => t === 'TOOL_OBSERVATION')).toHaveLength(2);
+  });
+
+  it("passes the submitting request's traceparent to the provider and to http_fetch", async () => {
+    const seen: (string | undefined)[] = [];
+    const upstream = createServer((req, res) => {
+      seen.push(req.headers.traceparent as string | undefined);
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('fetched');
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(upstream.address() as { port: number }).port}/page`;
+    // its own database: the main server's worker (no allow-list) must not take this task
+    const ownDb = await openTestDb();
+    const traced = await startTestServer(ownDb.db, { ...llmEnv(), TASKGATE_HTTP_ALLOW_LIST: '127.0.0.0/8' });
+    try {
+      oai.script(
+        { kind: 'tool_calls', calls: [{ id: 'f1', name: 'http_fetch', arguments: { url } }] },
+        { kind: 'text', text: 'The page says fetched.' },
+      );
+      const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      const res = await traced.call('POST', '/api/v1/tasks', { query: 'What does the page say?', mode: 'standard' }, { headers: { traceparent: tp } });
+      expect(res.status, res.text).toBe(200);
+      const task = await waitForTask(traced, res.body.task_id);
+      expect(task.status, JSON.stringify(task)).toBe('COMPLETED');
+      expect(oai.requests.map((r) => r.headers.traceparent)).toEqual([tp, tp]);
+      expect(seen).toEqual([tp]);
+    } finally {
+      await traced.close();
+      await ownDb.close();
+      upstream.close();
+    }
   });
 
   it('retries a 429 after its Retry-After', async () => {

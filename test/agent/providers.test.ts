@@ -98,9 +98,11 @@ describe('Anthropic adapter', () => {
       ],
       tools: [{ name: 'calculator', description: 'math', parameters: { type: 'object', properties: {} } }],
       signal: signal(),
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
       onDelta: (d) => deltas.push(d),
     });
     expect(res.text).toBe('Bonjour à tous');
+    expect(ant.requests[0]!.headers.traceparent).toBe('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
     expect(deltas.join('')).toBe('Bonjour à tous');
     expect(res.usage).toEqual({ input_tokens: 40, output_tokens: 4 });
     const got = ant.requests[0]!;

@@ -44,6 +44,8 @@ export interface CallInput {
   messages: ChatMessage[];
   tools?: ToolSpec[];
   signal: AbortSignal;
+  /** W3C traceparent of the submitting request, passed on to the provider. */
+  traceparent?: string;
   onDelta?: (text: string) => void;
   onRetry?: (info: RetryInfo) => void;
   onFailover?: (from: ModelRef, to: ModelRef, error: string) => void;
@@ -126,7 +128,7 @@ export class LlmClient {
     try {
       return await provider.complete(
         { model, messages: input.messages, tools: input.tools, maxOutputTokens: this.#config.maxOutputTokens },
-        { signal, onDelta: input.onDelta, onActivity: touch },
+        { signal, traceparent: input.traceparent, onDelta: input.onDelta, onActivity: touch },
       );
     } catch (err) {
       if (!input.signal.aborted && ctl.signal.aborted) throw ctl.signal.reason;

@@ -153,6 +153,7 @@ export class AgentRuntime {
         messages,
         tools: opts.tools,
         signal: this.ctx.signal,
+        traceparent: this.ctx.traceparent,
         onDelta: (delta) => fire(this.ctx.emit({ type: 'LLM_PARTIAL', agent_id: agentId, message: delta, payload: { call_id: name, delta, answer: opts.answer, attempt } })),
         onRetry: (info) => {
           attempt++;
@@ -212,7 +213,7 @@ export class AgentRuntime {
       else if (!tool) result = { ok: false, output: `error: unknown tool ${call.name}; available: ${[...tools.keys()].join(', ')}` };
       else {
         try {
-          result = { ok: true, output: await tool.run(args, { signal: this.ctx.signal, tenantId: this.ctx.tenantId, userId: this.ctx.userId, taskId: this.ctx.taskId, callKey: name }) };
+          result = { ok: true, output: await tool.run(args, { signal: this.ctx.signal, traceparent: this.ctx.traceparent, tenantId: this.ctx.tenantId, userId: this.ctx.userId, taskId: this.ctx.taskId, callKey: name }) };
         } catch (err) {
           if (this.ctx.signal.aborted) throw err;
           if (!(err instanceof ToolError) && !(err instanceof PermanentError)) throw err;

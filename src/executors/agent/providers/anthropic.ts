@@ -74,7 +74,7 @@ export class AnthropicProvider implements LlmProvider {
     try {
       const stream = await (await this.#sdk()).messages.create(
         { model: req.model, max_tokens: req.maxOutputTokens, messages, ...(system ? { system } : {}), ...(tools ? { tools } : {}), stream: true },
-        { signal: hooks.signal },
+        { signal: hooks.signal, ...(hooks.traceparent ? { headers: { traceparent: hooks.traceparent } } : {}) },
       );
       for await (const ev of stream as AsyncIterable<RawMessageStreamEvent>) {
         hooks.onActivity?.();

@@ -54,7 +54,7 @@ export class OpenAiProvider implements LlmProvider {
       const { data: stream, response } = await (await this.#sdk()).chat.completions
         .create(
           { model: req.model, messages: toWire(req.messages), ...(tools ? { tools } : {}), stream: true, stream_options: { include_usage: true } },
-          { signal: hooks.signal },
+          { signal: hooks.signal, ...(hooks.traceparent ? { headers: { traceparent: hooks.traceparent } } : {}) },
         )
         .withResponse();
       if (!(response.headers.get('content-type') ?? '').includes('text/event-stream')) {

@@ -46,6 +46,8 @@ export interface LlmResponse {
 
 export interface CallHooks {
   signal: AbortSignal;
+  /** W3C traceparent of the request that submitted the task: sent with the provider call. */
+  traceparent?: string;
   /** Each text delta as it arrives. */
   onDelta?: (text: string) => void;
   /** Called on every received stream event (feeds the stall detector). */

@@ -52,7 +52,7 @@ export function httpFetchTool(opts: HttpFetchOptions): AgentTool {
           url: args.url,
           method,
           body,
-          headers: { 'user-agent': 'taskgate-agent', accept: 'text/html,application/json,text/plain;q=0.9,*/*;q=0.5', ...(body ? { 'content-type': 'application/json' } : {}) },
+          headers: { 'user-agent': 'taskgate-agent', accept: 'text/html,application/json,text/plain;q=0.9,*/*;q=0.5', ...(body ? { 'content-type': 'application/json' } : {}), ...(ctx.traceparent ? { traceparent: ctx.traceparent } : {}) },
           timeoutMs: opts.timeoutMs,
           maxResponseBytes: opts.maxResponseBytes,
           allowList: opts.allowList,

@@ -4,6 +4,8 @@ import type { ToolSpec } from '../providers/types.js';
 
 export interface ToolContext {
   readonly signal: AbortSignal;
+  /** W3C traceparent of the submitting request, for outbound calls. */
+  readonly traceparent?: string;
   readonly tenantId: string;
   readonly userId: string;
   readonly taskId: string;
