@@ -312,6 +312,10 @@ describe('without a provider', () => {
       const chat = await bare.call('POST', '/v1/chat/completions', { model: 'taskgate', messages: [{ role: 'user', content: 'x' }] });
       expect(chat.status).toBe(422);
       expect(chat.body.error.code).toBe('llm_not_configured');
+      // a malformed request is a 400 first, as with a provider configured
+      const bad = await bare.call('POST', '/v1/chat/completions', { model: 'gpt-4o' });
+      expect(bad.status, bad.text).toBe(400);
+      expect(bad.body.error).toMatchObject({ type: 'invalid_request_error', param: 'messages' });
     } finally {
       await bare.close();
     }

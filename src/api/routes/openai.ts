@@ -128,11 +128,12 @@ export function listModels(llm: LlmConfig | undefined, created: number) {
   return out;
 }
 
-/** Validates a chat request and turns it into the agent task body. */
-export function chatToTask(llm: LlmConfig, body: ChatBody, sessionHeader: string | undefined): { task: SubmitTaskBody; model: string; stream: boolean; includeUsage: boolean } {
+/**
+ * Validates a chat request and turns it into the agent task body. A malformed request is a 400
+ * whether or not an LLM is configured; a well-formed one without an LLM is 422 llm_not_configured.
+ */
+export function chatToTask(llm: LlmConfig | undefined, body: ChatBody, sessionHeader: string | undefined): { task: SubmitTaskBody; model: string; stream: boolean; includeUsage: boolean } {
   if (typeof body.model !== 'string' || !body.model) throw invalid('you must provide a model parameter', 'model');
-  const fields = chatModelFields(llm, body.model);
-  if (!fields) throw new OpenAiError(404, `The model '${body.model}' does not exist`, 'invalid_request_error', 'model_not_found', 'model');
   if (!Array.isArray(body.messages) || body.messages.length === 0) throw invalid('messages must be a non-empty array', 'messages');
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw invalid('only n = 1 is supported', 'n');
   if ((Array.isArray(body.tools) && body.tools.length) || (Array.isArray(body.functions) && body.functions.length)) {
@@ -145,6 +146,9 @@ export function chatToTask(llm: LlmConfig, body: ChatBody, sessionHeader: string
   const last = messages[messages.length - 1]!;
   if (last.role !== 'user' || !last.content.trim()) throw invalid('the last message must be a non-empty user message', `messages[${messages.length - 1}]`);
   if (sessionHeader !== undefined && !new RegExp(ID_REGEX).test(sessionHeader)) throw invalid('X-Session-ID must match ' + ID_REGEX, 'X-Session-ID');
+  if (!llm) throw new OpenAiError(422, llmNotConfiguredMessage, 'invalid_request_error', 'llm_not_configured');
+  const fields = chatModelFields(llm, body.model);
+  if (!fields) throw new OpenAiError(404, `The model '${body.model}' does not exist`, 'invalid_request_error', 'model_not_found', 'model');
   const earlier = messages.slice(0, -1).filter((m) => ['system', 'developer', 'user', 'assistant'].includes(m.role));
   // with a session the server remembers the turns; only instructions are taken from the request
   const history = sessionHeader ? earlier.filter((m) => m.role === 'system' || m.role === 'developer') : earlier;
@@ -202,7 +206,6 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       schema: { tags: ['openai'], summary: 'Chat completion as an agent task (OpenAI-compatible, stream or not)', body: { type: 'object' } },
     }, async (req, reply) => {
       const principal = await principalOf(req);
-      if (!deps.llm) throw new OpenAiError(422, llmNotConfiguredMessage, 'invalid_request_error', 'llm_not_configured');
       const header = req.headers['x-session-id'];
       const chat = chatToTask(deps.llm, req.body ?? {}, typeof header === 'string' ? header : undefined);
       const { taskId, sessionId } = await deps.submitAgentTask(principal, chat.task, req);
