@@ -74,11 +74,14 @@ export function buildTask(
     }
   }
 
-  // top-level model fields win over the same keys in context
+  // top-level model fields win over the same keys in context — and the stored context says so,
+  // so a client reading it back sees the setting the task ran with
   const options: Record<string, unknown> = {};
   for (const k of AGENT_OPTION_KEYS) {
     const v = body[k] ?? context[k];
-    if (v !== undefined) options[k] = v;
+    if (v === undefined) continue;
+    options[k] = v;
+    if (body[k] !== undefined && k in context) context[k] = body[k];
   }
 
   const rp = body.retry_policy ?? body.executionConfig?.retryPolicy;
