@@ -2,6 +2,7 @@
 // everything (including unknown routes and wrong methods), auth, OpenAPI, and the routes.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
+import { AjvCompiler } from '@fastify/ajv-compiler';
 import swaggerUi from '@fastify/swagger-ui';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -68,6 +69,20 @@ function routeMatcher() {
   };
 }
 
+const validatorPool = AjvCompiler();
+
+/**
+ * Path, query and header values are strings on the wire and are converted to their schema's
+ * types (`?limit=5`); a JSON body is taken as sent: a value of the wrong type is a 400 naming it,
+ * never converted (`"timeout_ms": "5000"`, `"tags": [1]`) — what is stored is what was sent.
+ */
+function strictBodyValidators(...args: Parameters<typeof validatorPool>): ReturnType<typeof validatorPool> {
+  const [external, options] = args;
+  const coercing = validatorPool(external, options);
+  const strict = validatorPool(external, { ...options, customOptions: { ...options?.customOptions, coerceTypes: false } } as typeof options);
+  return ((route: { httpPart?: string }) => (route.httpPart === 'body' ? strict : coercing)(route as never)) as unknown as ReturnType<typeof validatorPool>;
+}
+
 export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
@@ -94,6 +109,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
       new LazyChildLogger(logger as Logger, () => ({ ...bindings, trace_id: traceIdOf(raw as IncomingMessage) }), options) as unknown as Logger,
     routerOptions: { maxParamLength: 256, ignoreTrailingSlash: true },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false } },
+    schemaController: { compilersFactory: { buildValidator: strictBodyValidators } },
   });
 
   const matcher = routeMatcher();

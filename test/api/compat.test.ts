@@ -39,6 +39,12 @@ describe('seed 004 compatibility routes', () => {
     const extra = await server.call('POST', '/api/v1/task', { type: 'noop', args: { a: 1 }, bogus: true });
     expect(extra.status).toBe(400);
     expect(extra.body.status).toBe('error');
+    // seed 004's schema types are checked as sent, not converted
+    for (const [metadata, field] of [[{ user_id: 5 }, 'user_id'], [{ tags: [1] }, 'tags'], [{ timeout: '10' }, 'timeout']] as const) {
+      const typed = await server.call('POST', '/api/v1/task', { type: 'noop', args: { a: 1 }, metadata });
+      expect(typed.status, JSON.stringify(metadata)).toBe(400);
+      expect(typed.body).toMatchObject({ status: 'error', message: 'Request validation failed', errors: [expect.stringContaining(field)] });
+    }
     const missing = await server.call('GET', '/api/v1/task/task_missing');
     expect(missing.status).toBe(404);
     expect(missing.body).toMatchObject({ task_id: 'task_missing', status: 'error' });

@@ -72,6 +72,11 @@ describe('POST /api/v1/tasks', () => {
       [{ task_definition_id: 'bad id!' }, /task_definition_id/],
       [{ query: 'x', context: { disable_ai: true }, model_tier: 'small' }, /disable_ai/],
       [{ task_definition_id: 'noop', input: {}, context: { big: 'x'.repeat(5000) } }, /context/],
+      // a JSON body is taken as sent: wrong types are refused, never converted
+      [{ task_definition_id: 'noop', input: {}, timeout_ms: '5000' }, /timeout_ms/],
+      [{ task_definition_id: 'noop', input: {}, priority: 3 }, /priority/],
+      [{ query: 'x', max_iterations: '5' }, /max_iterations/],
+      [{ query: 'x', enable_verification: 'true' }, /enable_verification/],
       [[1, 2], /body/],
     ];
     for (const [body, re] of cases) {
