@@ -39,6 +39,23 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_ASYNC_CONSTRAINT: 'VALIDATION_ERROR',
 };
 
+/** Socket-level failures of a database connection (Node's codes; several addresses make an AggregateError). */
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * The database could not be reached or went away mid-request (a restart, a failover, too many
+ * connections): nothing was done that the client cannot simply retry, so it is a 503, not a 500.
+ * SQLSTATE class 08 (connection exception), 57P01–57P03 (shutdown, cannot connect now), 53300.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown; errors?: unknown } | null;
+  if (!e || typeof e !== 'object') return false;
+  const code = typeof e.code === 'string' ? e.code : '';
+  if (CONNECTION_CODES.has(code) || code.startsWith('08') || ['57P01', '57P02', '57P03', '53300'].includes(code)) return true;
+  if (typeof e.message === 'string' && /^Connection terminated|timeout exceeded when trying to connect/.test(e.message)) return true;
+  return Array.isArray(e.errors) && e.errors.some(isDatabaseUnavailable);
+}
+
 export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
   const id = String(req.id);
   if (err instanceof ApiError) {
@@ -61,6 +78,6 @@ export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyRe
     return reply.code(ERRORS[code].status).send(envelope(code, fe.message || ERRORS[code].message, id));
   }
   req.log.error({ err }, 'request failed');
-  if (status === 503) return reply.code(503).send(envelope('UNAVAILABLE', ERRORS.UNAVAILABLE.message, id));
+  if (status === 503 || isDatabaseUnavailable(err)) return reply.code(503).header('retry-after', '1').send(envelope('UNAVAILABLE', ERRORS.UNAVAILABLE.message, id));
   return reply.code(500).send(envelope('INTERNAL_ERROR', ERRORS.INTERNAL_ERROR.message, id));
 }

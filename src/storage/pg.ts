@@ -51,18 +51,39 @@ export async function openPg(options: PgOptions): Promise<Db> {
   let listenConnecting: Promise<pg.Client> | undefined;
   let closed = false;
 
+  /**
+   * The LISTEN connection went away (a database restart, a terminated backend, a network cut):
+   * connect again, backing off from 0.5 s to 5 s, until it works or the Db is closed — hints sent
+   * meanwhile are lost, and the periodic re-reads of their listeners cover them.
+   */
+  function reconnectListener(delayMs = 500): void {
+    if (closed || listenClient || listenConnecting) return;
+    setTimeout(() => {
+      if (closed || listenClient || listenConnecting) return;
+      ensureListener().catch(() => reconnectListener(Math.min(delayMs * 2, 5_000)));
+    }, delayMs).unref();
+  }
+
   async function connectListener(): Promise<pg.Client> {
     const client = new pg.Client({ connectionString: options.connectionString, options: connOptions });
     client.on('notification', (msg) => {
       for (const fn of listeners.get(msg.channel) ?? []) fn(msg.payload ?? '');
     });
-    client.on('error', (err) => {
-      options.onError?.(err);
-      if (listenClient === client) listenClient = undefined;
-      if (!closed) setTimeout(() => void ensureListener().catch(() => {}), 500).unref();
-    });
-    await client.connect();
-    for (const channel of listeners.keys()) await client.query(`LISTEN "${channel}"`);
+    const lost = (err?: Error) => {
+      if (err) options.onError?.(err);
+      if (listenClient !== client) return;
+      listenClient = undefined;
+      reconnectListener();
+    };
+    client.on('error', lost);
+    client.on('end', () => lost());
+    try {
+      await client.connect();
+      for (const channel of listeners.keys()) await client.query(`LISTEN "${channel}"`);
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
     return client;
   }
 
