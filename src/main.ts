@@ -104,6 +104,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     // buckets shared from the first request on; a Redis that is down does not hold up the start
     if (shared && !(await shared.connected(REDIS_START_WAIT_MS))) log.warn('redis not reachable at start: rate limits fail open/closed until it is');
     const boot = await bootstrap(db, config.adminKey);
+    if (boot.adminKeyRevoked) log.warn('TASKGATE_ADMIN_KEY names a revoked API key: it stays revoked and does not authenticate; set a new one or unset it');
     if (boot.generatedKey) {
       mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
       const keyFile = join(config.dataDir, 'admin.key');

@@ -47,17 +47,29 @@ export async function createApiKey(
 
 type KeyRow = ApiKeyRow & { tenant_rate_limit: Principal['rateLimit'] };
 
-/** The principal for a presented key (by its SHA-256 hash) among candidate rows, compared in constant time. */
+/**
+ * The principal for a presented key (by its SHA-256 hash) among candidate rows, compared in
+ * constant time. If any row with that hash is revoked or expired the key is refused, whatever the
+ * others say: a secret once revoked stays revoked (rows come back in no fixed order).
+ */
 function match(presentedHash: Buffer, candidates: readonly KeyRow[], now: Date): { principal: Principal; expiresAt: Date | null } | undefined {
+  let found: KeyRow | undefined;
   for (const row of candidates) {
     const stored = Buffer.from(row.key_hash, 'hex');
     if (stored.length !== presentedHash.length || !timingSafeEqual(stored, presentedHash)) continue;
     if (row.revoked_at) return undefined;
     if (row.expires_at && row.expires_at.getTime() <= now.getTime()) return undefined;
-    const principal: Principal = { kind: 'api_key', tenantId: row.tenant_id, userId: row.user_id, subjectId: row.id, scopes: row.scopes, rateLimit: row.tenant_rate_limit };
-    return { principal, expiresAt: row.expires_at };
+    found ??= row;
   }
-  return undefined;
+  if (!found) return undefined;
+  const principal: Principal = { kind: 'api_key', tenantId: found.tenant_id, userId: found.user_id, subjectId: found.id, scopes: found.scopes, rateLimit: found.tenant_rate_limit };
+  return { principal, expiresAt: found.expires_at };
+}
+
+/** Whether a key with this secret was ever stored, in any state (active, revoked, expired). */
+export async function apiKeyEverStored(db: Queryable, key: string): Promise<{ revoked: boolean } | undefined> {
+  const res = await db.query<{ revoked: boolean }>('SELECT bool_or(revoked_at IS NOT NULL) AS revoked FROM api_keys WHERE key_hash = $1 HAVING count(*) > 0', [hashKey(key)]);
+  return res.rows[0];
 }
 
 const plausible = (key: string): boolean => key.length >= 8 && key.length <= 512;

@@ -102,7 +102,8 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
   const wrap = (q: PGlite | Parameters<Parameters<PGlite['transaction']>[0]>[0]): Queryable => ({
     async query<T>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
       const res = await q.query<T>(sql, params as unknown[] | undefined);
-      return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length };
+      // PGlite reports affectedRows 0 for a SELECT: its row count is then the rows it returned (as pg does)
+      return { rows: res.rows, rowCount: res.affectedRows || res.rows.length };
     },
   });
   const base = wrap(db);
