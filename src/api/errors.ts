@@ -56,6 +56,15 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return Array.isArray(e.errors) && e.errors.some(isDatabaseUnavailable);
 }
 
+/**
+ * SQLSTATE data exceptions a request's values can cause past validation (a number Ajv accepted as
+ * `Infinity`, a value out of a column's range, text the database cannot hold): the request's
+ * fault, so a 400 — never a 500. Class 22, the codes seen from values: invalid text
+ * representation, numeric out of range, untranslatable character, character not in repertoire,
+ * datetime out of range or invalid, string too long.
+ */
+const DATA_EXCEPTIONS = new Set(['22P02', '22003', '22P05', '22021', '22008', '22007', '22001']);
+
 export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
   const id = String(req.id);
   if (err instanceof ApiError) {
@@ -76,6 +85,10 @@ export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyRe
   if (status >= 400 && status < 500) {
     const code: ErrorCode = status === 404 ? 'NOT_FOUND' : status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : status === 429 ? 'RATE_LIMITED' : 'VALIDATION_ERROR';
     return reply.code(ERRORS[code].status).send(envelope(code, fe.message || ERRORS[code].message, id));
+  }
+  if (typeof fe.code === 'string' && DATA_EXCEPTIONS.has(fe.code)) {
+    req.log.warn({ err }, 'request refused by the database: a value it cannot take');
+    return reply.code(400).send(envelope('VALIDATION_ERROR', 'A value in the request is out of range or cannot be stored', id, { sqlstate: fe.code }));
   }
   req.log.error({ err }, 'request failed');
   if (status === 503 || isDatabaseUnavailable(err)) return reply.code(503).header('retry-after', '1').send(envelope('UNAVAILABLE', ERRORS.UNAVAILABLE.message, id));

@@ -2,6 +2,7 @@
 // they reach validators (which recurse) or the database.
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../contract/errors.js';
+import { hasUnstorable } from '../storage/storable.js';
 
 /** Depth of nested arrays/objects in JSON text, counted without parsing. */
 export function jsonDepth(text: string): number {
@@ -21,16 +22,22 @@ export function jsonDepth(text: string): number {
   return max;
 }
 
-const dropProto = (key: string, v: unknown): unknown => (key === '__proto__' ? undefined : v);
+class UnstorableString extends Error {}
+
+const revive = (key: string, v: unknown): unknown => {
+  if (hasUnstorable(key) || (typeof v === 'string' && hasUnstorable(v))) throw new UnstorableString();
+  return key === '__proto__' ? undefined : v;
+};
 
 /**
  * JSON.parse without `__proto__` keys (an own `__proto__` property turns into a prototype as soon
- * as something copies it with Object.assign). The reviver that drops them makes JSON.parse call
- * back for every value (4.2 vs 1.4 µs for a submit body, in a loop), so it runs only when the text could hold that
- * key: spelled out, or behind a \u escape.
+ * as something copies it with Object.assign), and refusing strings PostgreSQL cannot store (a NUL,
+ * an unpaired surrogate: only a \u escape can write either). The reviver makes JSON.parse call back
+ * for every value (4.2 vs 1.4 µs for a submit body, in a loop), so it runs only when the text
+ * could hold one of them: `__proto__` spelled out, or a \u escape.
  */
 export function parseJsonBody(text: string): unknown {
-  return text.includes('__proto__') || text.includes('\\u') ? JSON.parse(text, dropProto) : JSON.parse(text);
+  return text.includes('__proto__') || text.includes('\\u') ? JSON.parse(text, revive) : JSON.parse(text);
 }
 
 export function registerJsonParser(app: FastifyInstance, opts: { bodyLimit: number; maxDepth: number }): void {
@@ -42,6 +49,9 @@ export function registerJsonParser(app: FastifyInstance, opts: { bodyLimit: numb
     try {
       done(null, parseJsonBody(text));
     } catch (err) {
+      if (err instanceof UnstorableString) {
+        return done(new ApiError('VALIDATION_ERROR', 'JSON strings cannot hold a NUL character (\\u0000) or an unpaired surrogate'), undefined);
+      }
       done(new ApiError('VALIDATION_ERROR', `Invalid JSON body: ${(err as Error).message}`), undefined);
     }
   });

@@ -1,5 +1,6 @@
 // DML for durable steps. Writes are fenced on the attempt and lease owner, so a zombie worker
 // cannot record a step for an attempt that is no longer its own.
+import { storableJson } from '../storable.js';
 import type { Queryable } from '../db.js';
 
 export interface StepRow {
@@ -39,7 +40,7 @@ export async function stepsFinish(
   const res = await db.query(
     `UPDATE task_steps SET done = true, result = $5::jsonb, finished_at = now()
       WHERE task_id = $1 AND name = $2 AND NOT done AND ${FENCE}`,
-    [p.taskId, p.name, p.attempt, p.owner, JSON.stringify(p.result ?? null)],
+    [p.taskId, p.name, p.attempt, p.owner, storableJson(p.result ?? null)],
   );
   return res.rowCount > 0;
 }

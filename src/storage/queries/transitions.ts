@@ -1,6 +1,7 @@
 // Fenced task state changes with their events, each in one statement: the UPDATE states its
 // precondition (status, and for workers attempt + lease owner), allocates `seq` numbers from the
 // task row and appends the events in the same statement. Zero rows back means the race was lost.
+import { storableJson, storableText } from '../storable.js';
 import type { Queryable } from '../db.js';
 import type { TaskStatus } from '../../domain/lifecycle.js';
 import type { TaskRow } from './tasks.js';
@@ -88,7 +89,7 @@ export async function tasksTransition(
   const sets: string[] = [];
   for (const [col, value] of Object.entries(set)) {
     if (col === 'metadata_patch') {
-      params.push(JSON.stringify(value));
+      params.push(storableJson(value));
       sets.push(`metadata = metadata || $${params.length}::jsonb`);
       continue;
     }
@@ -98,12 +99,12 @@ export async function tasksTransition(
       continue;
     }
     const cast = SETTABLE[col];
-    params.push(cast === 'jsonb' && value !== null ? JSON.stringify(value) : value);
+    params.push(cast === 'jsonb' && value !== null ? storableJson(value) : typeof value === 'string' ? storableText(value) : value);
     sets.push(`${col} = $${params.length}${cast ? '::' + cast : ''}`);
   }
   const n = events.length;
   sets.push(`last_seq = last_seq + ${n}`, 'updated_at = now()');
-  params.push(JSON.stringify(events));
+  params.push(storableJson(events));
   const evParam = `$${params.length}::jsonb`;
 
   const res = await db.query<TaskRow & { new_events: StoredEvent[] | null }>(
@@ -448,7 +449,7 @@ export async function tasksCompleteMany(
     if (r.model_used !== null) x.m = r.model_used;
     if (r.provider !== null) x.p = r.provider;
     if (r.metadata !== null) x.md = r.metadata;
-    batch += `${batch ? ',' : '{'}${JSON.stringify(r.id)}:${JSON.stringify(x)}`;
+    batch += `${batch ? ',' : '{'}${JSON.stringify(r.id)}:${storableJson(x)}`;
     ids.push(r.id);
   }
   const locked = opts.locked === true;
