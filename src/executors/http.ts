@@ -1,6 +1,8 @@
-// The `http` executor: one HTTP call per task, described by the definition's config (method,
-// URL template, headers) and the input. The shipped `http_request` definition takes the whole
-// call from its input.
+// The `http` executor: one HTTP call per task. A definition with a config owns the call: its
+// method, URL template and headers (credentials, often) are fixed, and the input only fills the
+// template's {{input.…}} placeholders and gives the body — a submitter cannot send the
+// definition's headers elsewhere or change its method. The shipped `http_request` definition has
+// no config and takes the whole call from its input.
 import { httpCall } from './http-client.js';
 import { PermanentError, RetryAfterError, type Executor, type TaskDefinition } from './types.js';
 
@@ -23,7 +25,10 @@ export function expandTemplate(template: string, input: unknown): string {
   return template.replace(/\{\{\s*input\.([A-Za-z0-9_.]+)\s*\}\}/g, (_, path: string) => {
     let v: unknown = input;
     for (const part of path.split('.')) v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[part] : undefined;
-    return encodeURIComponent(v === undefined || v === null ? '' : String(v));
+    const text = v === undefined || v === null ? '' : String(v);
+    // encodeURIComponent leaves dots alone: a whole `..` segment would climb out of the template's path
+    if (text === '.' || text === '..') throw new PermanentError(`input.${path} cannot be "${text}" (a path segment of its own)`);
+    return encodeURIComponent(text);
   });
 }
 
@@ -33,11 +38,13 @@ export function createHttpExecutor(opts: HttpExecutorOptions): Executor {
     async run(task, ctx) {
       const def = task.definition;
       const input = (task.input ?? {}) as HttpInput;
-      const config = (def?.config ?? {}) as { method?: string; url?: string; headers?: Record<string, string> };
-      const url = config.url ? expandTemplate(config.url, input) : input.url;
-      if (!url) throw new PermanentError('no URL: the definition has no config.url and the input has no url');
-      const method = (config.method ?? input.method ?? 'GET').toUpperCase();
-      const headers: Record<string, string> = { 'user-agent': 'taskgate', ...config.headers, ...input.headers };
+      const config = def?.config as { method?: string; url?: string; headers?: Record<string, string> } | undefined;
+      // a configured definition's call is its own; only a definition without config (http_request) reads it from input
+      const call = config ? { url: config.url ? expandTemplate(config.url, input) : undefined, method: config.method, headers: config.headers } : input;
+      const url = call.url;
+      if (!url) throw new PermanentError(config ? 'no URL: the definition has no config.url' : 'no URL: the input has no url');
+      const method = (call.method ?? 'GET').toUpperCase();
+      const headers: Record<string, string> = { 'user-agent': 'taskgate', ...call.headers };
       if (ctx.traceparent) headers.traceparent = ctx.traceparent;
       let body: string | undefined;
       if (input.body !== undefined && method !== 'GET' && method !== 'HEAD') {

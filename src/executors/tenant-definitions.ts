@@ -73,6 +73,10 @@ export function checkTenantDefinition(id: string, body: Record<string, unknown>,
   for (const key of Object.keys(config)) {
     if (!DECLARATIVE_KINDS[kind]!.includes(key)) throw new DefinitionError(`config.${key} is not a setting of kind ${kind}`, `config.${key}`);
   }
+  if (kind === 'http' && (typeof config.url !== 'string' || !/^https?:\/\//i.test(config.url))) {
+    // the call belongs to the definition: input only fills its {{input.…}} placeholders and the body
+    throw new DefinitionError('kind http needs config.url, an http(s) URL (with {{input.field}} placeholders for values from the input)', 'config.url');
+  }
   for (const field of ['input_schema', 'output_schema'] as const) {
     const bad = schemaViolation(body[field], field);
     if (bad) throw new DefinitionError(`${bad.path} ${bad.why}`, bad.path);

@@ -24,14 +24,14 @@ let tdb: TestDb;
 let server: TestServer;
 let upstream: HttpServer;
 let upstreamUrl = '';
-const hits: { url: string; auth?: string; body: string }[] = [];
+const hits: { url: string; method?: string; injected?: string; auth?: string; body: string }[] = [];
 
 beforeAll(async () => {
   upstream = createServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
-      hits.push({ url: req.url!, auth: req.headers['x-upstream-token'] as string | undefined, body });
+      hits.push({ url: req.url!, method: req.method, injected: req.headers['x-injected'] as string | undefined, auth: req.headers['x-upstream-token'] as string | undefined, body });
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ ok: true, path: req.url }));
     });
@@ -106,6 +106,26 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
     // the definition's input_schema is enforced on submit
     const bad = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'orders.fetch', input: { order: 7 } });
     expectEnvelope(bad, 422, 'UNPROCESSABLE');
+  });
+
+  it("a submitter cannot take over an http definition's call: url, method and headers are the definition's", async () => {
+    const def = { ...httpDef(' open'), input_schema: { type: 'object' }, config: { ...httpDef().config, method: 'GET' } };
+    await put('orders.open', def);
+    const before = hits.length;
+    const id = await server.submit({
+      task_definition_id: 'orders.open',
+      input: { order: 'B2', url: 'http://127.0.0.1:9/collect', method: 'DELETE', headers: { 'x-upstream-token': 'forged', 'x-injected': 'yes' } },
+    });
+    const t = await waitForTask(server, id);
+    expect(t.status, JSON.stringify(t)).toBe('COMPLETED');
+    expect(t.output).toMatchObject({ status: 200, body: { path: '/orders/B2' } });
+    const hit = hits.slice(before).find((h) => h.url === '/orders/B2');
+    expect(hit).toMatchObject({ method: 'GET', auth: 's3cret-token', injected: undefined });
+    // a whole '..' segment would climb out of the template's path
+    const climb = await waitForTask(server, await server.submit({ task_definition_id: 'orders.open', input: { order: '..' }, retry_policy: { max_retries: 0 } }));
+    expect(climb.status).toBe('FAILED');
+    expect(climb.error).toContain('input.order cannot be ".."');
+    expect(hits.slice(before).map((h) => h.url)).toEqual(['/orders/B2']);
   });
 
   it('runs a task whose definition this process has not loaded yet (another process created both a moment ago)', async () => {
@@ -247,6 +267,14 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       ['bad.redos2', { kind: 'http', output_schema: { patternProperties: { '(x*)*y': {} } } }, 400, 'VALIDATION_ERROR'],
       ['bad.longpattern', { kind: 'http', input_schema: { properties: { x: { pattern: 'a'.repeat(501) } } } }, 400, 'VALIDATION_ERROR'],
     ];
+    // every http case but the URL ones has a valid config.url, so each is refused for its own reason
+    const withUrl = (b: unknown): unknown =>
+      b && typeof b === 'object' && !Array.isArray(b) && (b as any).kind === 'http' ? { ...b, config: { url: 'https://example.com/x', ...((b as any).config ?? {}) } } : b;
+    for (const c of cases) c[1] = withUrl(c[1]);
+    cases.push(
+      ['bad.nourl', { kind: 'http', config: { method: 'POST', headers: { authorization: 'Bearer s' } } }, 400, 'VALIDATION_ERROR'],
+      ['bad.fileurl', { kind: 'http', config: { url: 'file:///etc/passwd' } }, 400, 'VALIDATION_ERROR'],
+    );
     for (const [id, body, status, code] of cases) {
       const res = await put(id, body);
       expect(res.status, `${id}: ${res.text}`).toBe(status);
@@ -255,8 +283,9 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
     }
     expect((await put('bad.redos', cases.find((c) => c[0] === 'bad.redos')![1])).body.error.message).toContain('input_schema.properties.x.pattern');
     // a plain pattern is fine, and so is the word "pattern" as data or as a property name
+    expect((await put('bad.nourl', cases.find((c) => c[0] === 'bad.nourl')![1])).body.error.details).toMatchObject({ path: 'config.url' });
     const fine = await put('fine.pattern', {
-      kind: 'http', input_schema: { properties: { pattern: { type: 'string', pattern: '^[a-z0-9-]{1,40}$', default: '(a+)+' } }, patternProperties: { '^x-': {} } },
+      kind: 'http', config: { url: 'https://example.com/x' }, input_schema: { properties: { pattern: { type: 'string', pattern: '^[a-z0-9-]{1,40}$', default: '(a+)+' } }, patternProperties: { '^x-': {} } },
     });
     expect(fine.status, fine.text).toBe(201);
     expect((await server.call('DELETE', '/api/v1/definitions/fine.pattern')).status).toBe(204);
