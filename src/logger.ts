@@ -3,10 +3,34 @@
 import pino, { type Logger } from 'pino';
 import type { TaskLogger } from './executors/types.js';
 
-const SECRET_QUERY = /([?&](?:api_key|token|access_token)=)[^&#\s]*/gi;
+const SECRET_PARAMS = new Set(['api_key', 'token', 'access_token']);
 
+function paramName(raw: string): string {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' ')).toLowerCase();
+  } catch {
+    return raw.toLowerCase();
+  }
+}
+
+/**
+ * The URL with the values of credential query parameters replaced, matched by their decoded names
+ * (`api%5Fkey` is `api_key` to the query parser that authenticates it).
+ */
 export function redactUrl(url: string): string {
-  return url.replace(SECRET_QUERY, '$1[REDACTED]');
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const hash = url.indexOf('#', q);
+  const query = url.slice(q + 1, hash < 0 ? undefined : hash);
+  const redacted = query
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = eq < 0 ? pair : pair.slice(0, eq);
+      return SECRET_PARAMS.has(paramName(name)) ? `${name}=[REDACTED]` : pair;
+    })
+    .join('&');
+  return url.slice(0, q + 1) + redacted + (hash < 0 ? '' : url.slice(hash));
 }
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

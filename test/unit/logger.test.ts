@@ -2,7 +2,7 @@
 // parameters), and a request's child logger costs nothing until it logs at an enabled level.
 import { describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
-import { LazyChildLogger, createLogger, taskLogger } from '../../src/logger.js';
+import { LazyChildLogger, createLogger, redactUrl, taskLogger } from '../../src/logger.js';
 
 function sink() {
   const lines: Record<string, any>[] = [];
@@ -41,6 +41,18 @@ describe('createLogger', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]!.err).toMatchObject({ type: 'Error', message: 'boom' });
     expect(lines[0]!.err.stack).toContain('boom');
+  });
+});
+
+describe('redactUrl', () => {
+  it('redacts credential parameters by their decoded names, whatever their spelling', () => {
+    expect(redactUrl('/s?workflow_id=t&api%5Fkey=sk_1&API_KEY=sk_2&%74oken=j&access_token=a#frag')).toBe(
+      '/s?workflow_id=t&api%5Fkey=[REDACTED]&API_KEY=[REDACTED]&%74oken=[REDACTED]&access_token=[REDACTED]#frag',
+    );
+    expect(redactUrl('/s?token')).toBe('/s?token=[REDACTED]');
+    expect(redactUrl('/s?a=%E0%A4%A&token=x')).toBe('/s?a=%E0%A4%A&token=[REDACTED]');
+    expect(redactUrl('/api/v1/tasks?limit=5')).toBe('/api/v1/tasks?limit=5');
+    expect(redactUrl('/health')).toBe('/health');
   });
 });
 
