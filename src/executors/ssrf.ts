@@ -43,7 +43,9 @@ export async function assertPublicUrl(url: URL, allowList: readonly string[]): P
   if (addresses.length === 0) throw new PermanentError(`cannot resolve host ${host}`);
   for (const ip of addresses) {
     if (isBlockedAddress(ip) && !allowListMatches(allowList, host, ip)) {
-      throw new PermanentError(`refusing to call ${host} (${ip}): private, loopback or link-local address; allow it with TASKGATE_HTTP_ALLOW_LIST`);
+      // the address itself is not told: task errors are read by the tenant, and a name's private
+      // address is the operator's business (the host was given by the tenant, so naming it is not)
+      throw new PermanentError(`refusing to call ${host}: it is or resolves to a private, loopback or link-local address; allow it with TASKGATE_HTTP_ALLOW_LIST`);
     }
   }
 }
@@ -61,7 +63,7 @@ export function guardedLookup(allowList: readonly string[]) {
       (addrs) => {
         for (const a of addrs) {
           if (isBlockedAddress(a.address) && !allowListMatches(allowList, hostname, a.address)) {
-            const err = new Error(`refusing to connect to ${hostname} (${a.address}): private, loopback or link-local address`) as NodeJS.ErrnoException;
+            const err = new Error(`refusing to connect to ${hostname}: it resolves to a private, loopback or link-local address`) as NodeJS.ErrnoException;
             err.code = 'ESSRF';
             callback(err, all ? [] : '', 0);
             return;
