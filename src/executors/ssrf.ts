@@ -10,7 +10,12 @@ for (const [net, bits] of [
   ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16],
   ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
 ] as const) blocked.addSubnet(net, bits, 'ipv4');
-for (const [net, bits] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96]] as const) {
+// ::/96 also covers the unspecified address and IPv4-compatible ones; fec0::/10 is the deprecated
+// site-local range, 2002::/16 6to4 (it can carry a private IPv4 address), 64:ff9b:1::/48 local NAT64
+for (const [net, bits] of [
+  ['::', 96], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8], ['64:ff9b::', 96], ['64:ff9b:1::', 48],
+  ['100::', 64], ['2002::', 16],
+] as const) {
   blocked.addSubnet(net, bits, 'ipv6');
 }
 
