@@ -149,10 +149,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         role: config.role, logger: log, rateLimiter: shared?.limiter,
         plugins: [
           streamRoutes(
-            { db, hub, metrics, limiter: new ConnectionLimiter(config.security.maxStreamsPerPrincipal) },
+            { db, hub, metrics, signals, limiter: new ConnectionLimiter(config.security.maxStreamsPerPrincipal) },
             {
               pingIntervalMs: config.streamPingIntervalMs, maxBufferedBytes: config.streamMaxBufferedBytes,
               stallMs: config.streamStallMs, maxPerPrincipal: config.security.maxStreamsPerPrincipal,
+              jwtClockToleranceMs: (config.security.jwt?.clockToleranceS ?? 0) * 1000,
             },
           ),
           async (scope) => timelineRoutes(scope, { db }),

@@ -26,6 +26,11 @@ export interface StreamSink {
   shutdown(retryMs: number): void;
   /** Closes without a marker (read errors). */
   abort(): void;
+  /**
+   * The credential that opened the stream was revoked or expired: SSE sends a last `event: error`
+   * frame with the error envelope (code UNAUTHORIZED) and ends; a WebSocket closes with 1008.
+   */
+  unauthorized(envelope: { error: { code: string; message: string } }): void;
   /** Cuts the connection at once (a client that stopped reading); it resumes with Last-Event-ID. */
   drop(reason: string): void;
   /** Called once, whenever and however the client goes away. */
@@ -158,6 +163,10 @@ export class SseSink implements StreamSink {
     this.#end('aborted');
   }
 
+  unauthorized(envelope: { error: { code: string; message: string } }): void {
+    if (this.#write(`event: error\ndata: ${JSON.stringify(envelope)}\n\n`)) this.#end('unauthorized');
+  }
+
   drop(reason: string): void {
     if (this.#closed) return;
     this.#reason = reason;
@@ -249,6 +258,11 @@ export class WsSink implements StreamSink {
 
   abort(): void {
     this.#close(1011, 'stream failed', 'aborted');
+  }
+
+  unauthorized(envelope: { error: { code: string; message: string } }): void {
+    // 1008 policy violation; a close reason holds at most 123 bytes
+    this.#close(1008, `${envelope.error.code}: ${envelope.error.message}`.slice(0, 120), 'unauthorized');
   }
 
   drop(reason: string): void {

@@ -62,7 +62,10 @@ function match(presentedHash: Buffer, candidates: readonly KeyRow[], now: Date):
     found ??= row;
   }
   if (!found) return undefined;
-  const principal: Principal = { kind: 'api_key', tenantId: found.tenant_id, userId: found.user_id, subjectId: found.id, scopes: found.scopes, rateLimit: found.tenant_rate_limit };
+  const principal: Principal = {
+    kind: 'api_key', tenantId: found.tenant_id, userId: found.user_id, subjectId: found.id, scopes: found.scopes, rateLimit: found.tenant_rate_limit,
+    ...(found.expires_at ? { expiresAt: found.expires_at } : {}),
+  };
   return { principal, expiresAt: found.expires_at };
 }
 

@@ -59,6 +59,8 @@ export function createJwtVerifier(cfg: JwtConfig, db: Queryable): JwtVerifier {
     if (typeof tenantId !== 'string' || !CLAIM_ID.test(tenantId) || typeof sub !== 'string' || !CLAIM_ID.test(sub)) return undefined;
     const tenant = await tenantsGet(db, tenantId);
     if (!tenant) return undefined;
-    return { kind: 'jwt', tenantId, userId: sub, subjectId: sub, scopes: scopesFromClaims(payload), rateLimit: tenant.rate_limit };
+    // `exp` is required (jose checked it is a number)
+    const expiresAt = new Date(payload.exp! * 1000);
+    return { kind: 'jwt', tenantId, userId: sub, subjectId: sub, scopes: scopesFromClaims(payload), rateLimit: tenant.rate_limit, expiresAt };
   };
 }

@@ -20,6 +20,8 @@ export interface Principal {
   subjectId: string;
   scopes: readonly string[];
   rateLimit: { per_minute: number; burst: number } | null;
+  /** When the credential itself ends: the API key's `expires_at`, the JWT's `exp`; unset: never. */
+  expiresAt?: Date;
 }
 
 /** A new key's scopes must be a subset of its creator's (`admin` may grant anything). */

@@ -4,7 +4,7 @@
 // (it resumes with Last-Event-ID), so a slow client never slows the engine or the other clients.
 // docs/streaming.md is the protocol.
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
 import { Type, type Static } from 'typebox';
@@ -18,7 +18,11 @@ import { eventsList } from '../../storage/queries/events.js';
 import { tasksGet } from '../../storage/queries/tasks.js';
 import type { Metrics } from '../metrics.js';
 import { principalKey } from '../../auth/connection-limiter.js';
+import type { Signals } from '../../events/signals.js';
+import { apiKeysStates } from '../../storage/queries/tenants.js';
+import { envelope } from '../errors.js';
 import { SseSink, WsSink, type StreamSink } from '../stream-sinks.js';
+import { StreamCredentials, type CredentialCloseReason } from '../stream-credentials.js';
 
 /** Reconnect delay suggested to SSE clients when the server shuts down. */
 export const SHUTDOWN_RETRY_MS = 1_000;
@@ -31,6 +35,8 @@ export interface StreamDeps {
   metrics: Metrics;
   /** Per-principal cap (src/auth/connection-limiter.ts). */
   limiter: { acquire(key: string): (() => void) | undefined };
+  /** Credentials hints: an open stream whose API key is revoked is closed. */
+  signals: Pick<Signals, 'onCredentials'>;
 }
 
 /** Defaults and variables: src/config/index.ts (TASKGATE_STREAM_*). */
@@ -43,6 +49,10 @@ export interface StreamOptions {
   stallMs: number;
   /** Concurrent streams per principal (the limiter's cap, for the 429 message). */
   maxPerPrincipal: number;
+  /** How long past `exp` a JWT is still accepted (TASKGATE_JWT_CLOCK_SKEW_S): its streams close then. */
+  jwtClockToleranceMs?: number;
+  /** Re-read the API keys of open streams this often (default CREDENTIAL_SWEEP_MS, 30 s). */
+  credentialSweepMs?: number;
 }
 
 const StreamQuery = Type.Object(
@@ -65,6 +75,8 @@ interface StreamPlan {
   finalSeq: number | undefined;
   types: ReadonlySet<string> | undefined;
   release: () => void;
+  /** When the request arrived (ms): a credentials hint since then re-checks the key at once. */
+  requestStartMs: number;
 }
 
 function parseSeq(raw: unknown, name: string): number {
@@ -195,10 +207,23 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
   const { pingIntervalMs: pingMs, maxBufferedBytes: maxBytes, stallMs } = opts;
   const active = new Set<EventStream>();
   let pinger: NodeJS.Timeout | undefined;
+  let credentials: StreamCredentials | undefined;
 
-  function track(stream: EventStream, req: FastifyRequest, taskId: string): void {
+  const closeMessages: Record<CredentialCloseReason, string> = {
+    revoked: 'The credential of this stream was revoked: the stream is closed',
+    expired: 'The credential of this stream expired: the stream is closed',
+  };
+
+  function track(stream: EventStream, req: FastifyRequest, plan: StreamPlan): void {
+    const taskId = plan.taskId;
     active.add(stream);
     deps.metrics.streamClients.inc();
+    // authorised once, at connect: closed when its credential is revoked or expires
+    const unwatch = credentials?.watch(req.principal, plan.requestStartMs, (reason) => {
+      req.log.info({ workflow_id: taskId, subject: req.principal.subjectId, reason }, 'stream closed: its credential is no longer valid');
+      stream.sink.unauthorized(envelope('UNAUTHORIZED', closeMessages[reason], String(req.id), { reason }));
+    });
+    if (unwatch) stream.sink.onClose(unwatch);
     pinger ??= setInterval(() => {
       for (const s of active) s.sink.ping();
     }, pingMs).unref();
@@ -218,7 +243,8 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
   }
 
   /** Everything that can fail with an HTTP error, before the response turns into a stream. */
-  async function prepare(req: FastifyRequest): Promise<StreamPlan> {
+  async function prepare(req: FastifyRequest, reply: FastifyReply): Promise<StreamPlan> {
+    const requestStartMs = Date.now() - reply.elapsedTime;
     const q = req.query as StreamQuery;
     const afterSeq = Math.max(parseSeq(req.headers['last-event-id'], 'Last-Event-ID'), parseSeq(q.last_event_id, 'last_event_id'));
     const types = q.types?.split(',').map((t) => t.trim()).filter(Boolean);
@@ -230,7 +256,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
       throw new ApiError('RATE_LIMITED', `too many concurrent streams for this credential (at most ${opts.maxPerPrincipal})`, undefined, { 'retry-after': '1' });
     }
     return {
-      taskId: row.id, tenantId, afterSeq, release,
+      taskId: row.id, tenantId, afterSeq, release, requestStartMs,
       finalSeq: isTerminal(row.status) ? row.last_seq : undefined,
       types: types?.length ? new Set(types) : undefined,
     };
@@ -238,6 +264,13 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
 
   return async function streamPlugin(app: FastifyInstance): Promise<void> {
     await app.register(websocket, { options: { maxPayload: 4096 } });
+    credentials = new StreamCredentials({
+      lookup: (ids) => apiKeysStates(deps.db, ids),
+      onCredentials: (fn) => deps.signals.onCredentials(fn),
+      jwtGraceMs: opts.jwtClockToleranceMs,
+      sweepMs: opts.credentialSweepMs,
+      onError: (err) => app.log.warn({ err }, 'stream credentials: re-reading API keys failed (retried at the next hint or sweep)'),
+    });
     // @fastify/websocket hides every WebSocket route from the OpenAPI document; /stream/ws is part of
     // the API, so this scope's hook (which runs after the plugin's) shows it again
     app.addHook('onRoute', (route) => {
@@ -253,6 +286,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     });
 
     app.addHook('preClose', (done) => {
+      credentials?.stop();
       for (const s of [...active]) s.sink.shutdown(SHUTDOWN_RETRY_MS);
       if (pinger) clearInterval(pinger);
       pinger = undefined;
@@ -269,7 +303,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
         response: { 200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: Type.String() } } }, ...errors },
       },
     }, async (req, reply) => {
-      const plan = await prepare(req);
+      const plan = await prepare(req, reply);
       reply.hijack();
       const res = reply.raw;
       const headers: OutgoingHttpHeaders = {};
@@ -286,7 +320,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
       req.raw.socket.setNoDelay(true);
       const sink = new SseSink(res, maxBytes);
       sink.connected();
-      track(new EventStream(plan, sink, deps, stallMs), req, plan.taskId);
+      track(new EventStream(plan, sink, deps, stallMs), req, plan);
     });
 
     const plans = new WeakMap<FastifyRequest, StreamPlan>();
@@ -299,9 +333,9 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
         querystring: StreamQuery,
         response: { 101: { description: 'Switching Protocols: the WebSocket stream' }, ...errors },
       },
-      preHandler: async (req) => {
+      preHandler: async (req, reply) => {
         if (!req.ws) throw new ApiError('VALIDATION_ERROR', 'this endpoint needs a WebSocket upgrade (or use /api/v1/stream/sse)');
-        const plan = await prepare(req);
+        const plan = await prepare(req, reply);
         // if the upgrade never completes, the slot goes back with the socket
         req.raw.socket.once('close', plan.release);
         plans.set(req, plan);
@@ -309,7 +343,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     }, (socket, req) => {
       const plan = plans.get(req);
       if (!plan) return socket.close(1011, 'stream not prepared');
-      track(new EventStream(plan, new WsSink(socket, maxBytes), deps, stallMs), req, plan.taskId);
+      track(new EventStream(plan, new WsSink(socket, maxBytes), deps, stallMs), req, plan);
     });
   };
 }

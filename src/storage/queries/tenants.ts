@@ -114,3 +114,17 @@ export async function apiKeysGet(db: Queryable, p: { tenantId: string; id: strin
   const res = await db.query<ApiKeyRow>('SELECT * FROM api_keys WHERE id = $1 AND tenant_id = $2', [p.id, p.tenantId]);
   return res.rows[0];
 }
+
+/**
+ * Of these key ids, the ones that would still authenticate: not revoked, with their expiry (past
+ * expiries are returned too; the caller compares with its clock, as verification does), and only
+ * while their tenant exists. An id missing from the answer is gone.
+ */
+export async function apiKeysStates(db: Queryable, ids: readonly string[]): Promise<{ id: string; expires_at: Date | null }[]> {
+  const res = await db.query<{ id: string; expires_at: Date | null }>(
+    `SELECT k.id, k.expires_at FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+      WHERE k.id = ANY($1::text[]) AND k.revoked_at IS NULL`,
+    [ids],
+  );
+  return res.rows;
+}
