@@ -17,6 +17,7 @@ import { registerCors, registerSecurityHeaders } from './hardening.js';
 import { registerRateLimit } from './rate-limit.js';
 import { registerIdempotency } from './idempotency.js';
 import { MemoryRateLimiter, type RateLimiter } from '../auth/rate-limiter.js';
+import { AuthFailureLimiter } from '../auth/auth-failures.js';
 import { authKeyRoutes } from './routes/auth-keys.js';
 import { adminRoutes } from './routes/admin.js';
 import { taskRoutes } from './routes/tasks.js';
@@ -155,6 +156,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   }
   registerAuth(app, authenticate, {
     disabled: config.authDisabled,
+    failures: config.security.authFailuresPerMin > 0 ? new AuthFailureLimiter(config.security.authFailuresPerMin, config.security.authFailureBurst) : undefined,
     anonymous: { kind: 'anonymous', tenantId: 'default', userId: 'anonymous', subjectId: 'anonymous', scopes: ['admin'], rateLimit: null },
   });
   const sec = config.security;

@@ -2,6 +2,7 @@
 // its config: `{ scope: 'tasks:read' }`, `{ authenticated: true }` (any valid credential, e.g.
 // /auth/me), or `{ public: true }` for health, readiness, OpenAPI. A route that declares none of
 // them is treated as admin-only (fail closed) and logged at startup.
+import type { AuthFailureLimiter } from '../auth/auth-failures.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../contract/errors.js';
 import { createApiKeyVerifier, verifyApiKey } from '../auth/api-keys.js';
@@ -98,7 +99,9 @@ export function credentialFrom(req: FastifyRequest, queryAuth: boolean): string 
 
 const unauthorized = (message: string) => new ApiError('UNAUTHORIZED', message, undefined, { 'www-authenticate': WWW_AUTHENTICATE });
 
-export function registerAuth(app: FastifyInstance, authenticate: Authenticator, opts: { disabled: boolean; anonymous?: Principal }): void {
+export function registerAuth(
+  app: FastifyInstance, authenticate: Authenticator, opts: { disabled: boolean; anonymous?: Principal; failures?: AuthFailureLimiter },
+): void {
   app.decorateRequest('principal', null as unknown as Principal);
   const table: { method: string; route: { url: string; config?: unknown } }[] = [];
   routeTables.set(app, table);
@@ -118,8 +121,15 @@ export function registerAuth(app: FastifyInstance, authenticate: Authenticator, 
     } else {
       const credential = credentialFrom(req, cfg.queryAuth === true);
       if (!credential) throw unauthorized('Missing credentials: send X-API-Key or Authorization: Bearer');
+      const wait = opts.failures?.retryAfterMs(req.ip) ?? 0;
+      if (wait > 0) {
+        throw new ApiError('RATE_LIMITED', 'Too many failed authentication attempts from this address', undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
+      }
       const principal = await authenticate(credential);
-      if (!principal) throw unauthorized('Invalid, expired or revoked credentials');
+      if (!principal) {
+        opts.failures?.failed(req.ip);
+        throw unauthorized('Invalid, expired or revoked credentials');
+      }
       req.principal = principal;
     }
     const needed = cfg.scope ?? (cfg.authenticated ? undefined : 'admin');

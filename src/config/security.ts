@@ -16,6 +16,9 @@ export const DEFAULT_IDEMPOTENCY_CLEANUP_INTERVAL_MS = 600_000;
 export const DEFAULT_MAX_STREAMS_PER_PRINCIPAL = 1000;
 /** A verified API key is reused for 2 s without a lookup (revocations evict it sooner). */
 export const DEFAULT_AUTH_CACHE_MS = 2_000;
+/** Failed authentications a client address may make: 120 a minute, in bursts of up to 60. */
+export const DEFAULT_AUTH_FAILURES_PER_MIN = 120;
+export const DEFAULT_AUTH_FAILURE_BURST = 60;
 /** Time to receive a request's headers (slow-header clients are cut off after this). */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 /** Leeway for exp/nbf/iat of JWTs. */
@@ -54,6 +57,9 @@ export interface SecurityConfig {
    * request). Revocation evicts it at once on the revoking node and, by NOTIFY, on the others.
    */
   readonly authCacheMs: number;
+  /** Failed authentications per client address and minute before 429 (0: no limit), and the burst. */
+  readonly authFailuresPerMin: number;
+  readonly authFailureBurst: number;
   /** Capped at the request timeout (Node refuses a longer one). */
   readonly headersTimeoutMs: number;
 }
@@ -134,6 +140,8 @@ export function loadSecurityConfig(env: Env): SecurityConfig {
     ),
     maxStreamsPerPrincipal: int('TASKGATE_MAX_STREAMS_PER_PRINCIPAL', env.TASKGATE_MAX_STREAMS_PER_PRINCIPAL, DEFAULT_MAX_STREAMS_PER_PRINCIPAL, 1),
     authCacheMs: int('TASKGATE_AUTH_CACHE_MS', env.TASKGATE_AUTH_CACHE_MS, DEFAULT_AUTH_CACHE_MS, 0, 60_000),
+    authFailuresPerMin: int('TASKGATE_AUTH_FAILURES_PER_MIN', env.TASKGATE_AUTH_FAILURES_PER_MIN, DEFAULT_AUTH_FAILURES_PER_MIN, 0, 1_000_000),
+    authFailureBurst: int('TASKGATE_AUTH_FAILURE_BURST', env.TASKGATE_AUTH_FAILURE_BURST, DEFAULT_AUTH_FAILURE_BURST, 1, 1_000_000),
     headersTimeoutMs: int('TASKGATE_HEADERS_TIMEOUT_MS', env.TASKGATE_HEADERS_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, 1),
   });
 }

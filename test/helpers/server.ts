@@ -39,6 +39,8 @@ export async function startTestServer(
     TASKGATE_CANCEL_GRACE_MS: '1000',
     // functional tests submit in bursts; test/security turns rate limits back on where it tests them
     TASKGATE_RATE_LIMIT_PER_MIN: '0',
+    // suites that send bad credentials on purpose (route table, fuzz) would trip it; test/security turns it on
+    TASKGATE_AUTH_FAILURES_PER_MIN: '0',
     ...env,
   });
   const config: Config = { ...loaded, ...opts.config };
