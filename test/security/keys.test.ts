@@ -1,8 +1,12 @@
 // Key management and tenant administration over HTTP: keys shown once and stored as hashes, lists
 // never carry them, scopes ⊆ the creator's, revocation effective on the next request (other nodes: by NOTIFY, at most the cache bound),
-// expiry, operators only for tenant routes; and the same through the SDK and the CLI.
+// expiry, operators only for tenant routes; and the same through the SDK and the CLI. keys:manage
+// is bounded by the caller: no key outliving an expiring creator (API key or JWT), no revoking a
+// key holding scopes the caller lacks (an admin key, the bootstrap key).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSecretKey } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { SignJWT } from 'jose';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTestDb, type TestDb } from '../helpers/db.js';
@@ -176,6 +180,98 @@ describe('API keys', () => {
     expect(page.body).toMatchObject({ limit: 1, offset: 1 });
     expect(page.body.api_keys).toHaveLength(1);
     expect(page.body.total_count).toBeGreaterThan(1);
+  });
+});
+
+describe('keys:manage is bounded by the caller', () => {
+  const inAnHour = () => new Date(Math.floor(Date.now() / 1000) * 1000 + 3_600_000);
+
+  it('an expiring creator cannot create a key without expiry or expiring after it (400 naming the limit); up to its own expiry is fine', async () => {
+    const creatorExpiry = inAnHour();
+    const { body: manager } = await createKey({ name: 'short manager', scopes: ['keys:manage', 'tasks:read'], expires_at: creatorExpiry.toISOString() });
+    expect(manager.expires_at).toBe(creatorExpiry.toISOString());
+
+    const forever = await createKey({ name: 'forever', scopes: ['tasks:read'] }, manager.key);
+    expect(forever.status, forever.text).toBe(400);
+    expect(forever.body.error).toMatchObject({ code: 'VALIDATION_ERROR', details: { path: 'expires_at', max_expires_at: creatorExpiry.toISOString() } });
+    expect(forever.body.error.message).toContain(creatorExpiry.toISOString());
+
+    const later = await createKey({ name: 'later', scopes: ['tasks:read'], expires_at: new Date(creatorExpiry.getTime() + 1000).toISOString() }, manager.key);
+    expect(later.status, later.text).toBe(400);
+    expect(later.body.error).toMatchObject({ code: 'VALIDATION_ERROR', details: { path: 'expires_at', max_expires_at: creatorExpiry.toISOString() } });
+
+    const same = await createKey({ name: 'same', scopes: ['tasks:read'], expires_at: creatorExpiry.toISOString() }, manager.key);
+    expect(same.status, same.text).toBe(201);
+    expect(same.body.expires_at).toBe(creatorExpiry.toISOString());
+    const sooner = new Date(creatorExpiry.getTime() - 60_000).toISOString();
+    const earlier = await createKey({ name: 'earlier', scopes: ['tasks:read'], expires_at: sooner }, manager.key);
+    expect(earlier.status, earlier.text).toBe(201);
+    expect(earlier.body.expires_at).toBe(sooner);
+  });
+
+  it('a creator without expiry still creates keys without expiry', async () => {
+    const { body: manager } = await createKey({ name: 'lasting manager', scopes: ['keys:manage', 'tasks:read'] });
+    const res = await createKey({ name: 'lasting child', scopes: ['tasks:read'] }, manager.key);
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.expires_at).toBeNull();
+  });
+
+  it("an expiring operator's tenant keys are bounded the same way", async () => {
+    const creatorExpiry = inAnHour();
+    const { key } = await createApiKey(tdb.db, { tenantId: 'default', userId: 'op', name: 'short operator', scopes: ['admin'], expiresAt: creatorExpiry });
+    const other = await newTenant(tdb.db, ['admin']);
+    const res = await server.call('POST', `/api/v1/admin/tenants/${other.tenantId}/api-keys`, { name: 'x', scopes: ['tasks:read'] }, { key });
+    expect(res.status, res.text).toBe(400);
+    expect(res.body.error.details).toMatchObject({ path: 'expires_at', max_expires_at: creatorExpiry.toISOString() });
+  });
+
+  it("a JWT creator's keys cannot outlive the token's exp", async () => {
+    const secret = 'keys-test-secret-that-is-at-least-32-bytes';
+    const jwtServer = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api', TASKGATE_JWT_SECRET: secret, TASKGATE_JWT_ISSUER: 'https://issuer.test', TASKGATE_JWT_AUDIENCE: 'taskgate' });
+    try {
+      const exp = Math.floor(Date.now() / 1000) + 600;
+      const token = await new SignJWT({ sub: 'jwt-manager', tenant_id: 'default', scopes: 'keys:manage tasks:read', iss: 'https://issuer.test', aud: 'taskgate', exp })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .sign(createSecretKey(Buffer.from(secret)));
+      const post = (body: unknown) => jwtServer.call('POST', '/api/v1/auth/api-keys', body, { key: null, headers: { authorization: `Bearer ${token}` } });
+      const expIso = new Date(exp * 1000).toISOString();
+      const forever = await post({ name: 'jwt child', scopes: ['tasks:read'] });
+      expect(forever.status, forever.text).toBe(400);
+      expect(forever.body.error.details).toMatchObject({ path: 'expires_at', max_expires_at: expIso });
+      const later = await post({ name: 'jwt child', scopes: ['tasks:read'], expires_at: new Date(exp * 1000 + 60_000).toISOString() });
+      expect(later.status, later.text).toBe(400);
+      const ok = await post({ name: 'jwt child', scopes: ['tasks:read'], expires_at: expIso });
+      expect(ok.status, ok.text).toBe(201);
+      expect(ok.body.expires_at).toBe(expIso);
+    } finally {
+      await jwtServer.close();
+    }
+  });
+
+  it("a manager cannot revoke a key holding scopes it lacks (an admin key, the bootstrap key): 403 naming them, and the key keeps working", async () => {
+    const { body: manager } = await createKey({ name: 'revoking manager', scopes: ['keys:manage', 'tasks:read'] });
+    const { body: admin } = await createKey({ name: 'another admin', scopes: ['admin'] });
+    const { body: wider } = await createKey({ name: 'wider', scopes: ['tasks:read', 'tasks:execute'] });
+    const { body: narrow } = await createKey({ name: 'narrow', scopes: ['tasks:read'] });
+    const bootstrapId = (await server.call('GET', '/api/v1/auth/me')).body.subject as string;
+
+    for (const [target, missing] of [[admin.id, ['admin']], [bootstrapId, ['admin']], [wider.id, ['tasks:execute']]] as const) {
+      const res = await server.call('DELETE', `/api/v1/auth/api-keys/${target}`, undefined, { key: manager.key });
+      expect(res.status, `${target}: ${res.text}`).toBe(403);
+      expect(res.body.error).toMatchObject({ code: 'FORBIDDEN', details: { required_scope: missing[0], missing_scopes: missing } });
+      for (const m of missing) expect(res.body.error.message).toContain(m);
+      expect((await server.call('GET', `/api/v1/auth/api-keys/${target}`)).body.status).toBe('active');
+    }
+    expect((await server.call('GET', '/api/v1/auth/me', undefined, { key: admin.key })).status).toBe(200);
+    expect((await server.call('GET', '/api/v1/auth/me')).status).toBe(200);
+
+    // a key within the manager's scopes, and the manager itself, it may revoke
+    expect((await server.call('DELETE', `/api/v1/auth/api-keys/${narrow.id}`, undefined, { key: manager.key })).status).toBe(204);
+    expect((await server.call('GET', '/api/v1/auth/me', undefined, { key: narrow.key })).status).toBe(401);
+    // admin covers every scope
+    expect((await server.call('DELETE', `/api/v1/auth/api-keys/${wider.id}`)).status).toBe(204);
+    expect((await server.call('DELETE', `/api/v1/auth/api-keys/${admin.id}`)).status).toBe(204);
+    expect((await server.call('DELETE', `/api/v1/auth/api-keys/${manager.id}`, undefined, { key: manager.key })).status).toBe(204);
   });
 });
 

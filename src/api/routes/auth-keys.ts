@@ -1,6 +1,8 @@
 // /api/v1/auth: the caller's identity and its tenant's API keys (PRODUCT.md §3 "Auth and keys").
-// A key is shown once, at creation; lists never carry it. A new key's scopes must be a subset of
-// its creator's. Revocation is read by every request (no cache), so it holds on every node at once.
+// A key is shown once, at creation; lists never carry it. `keys:manage` is bounded by the caller's
+// own credential: a new key's scopes must be a subset of the creator's and it cannot outlive the
+// creator's expiry, and only a key whose scopes the caller holds can be revoked (so no manager can
+// lock out an admin). Revocation reaches every node's key cache and open streams by Signals.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -22,18 +24,43 @@ export function keyView(row: ApiKeyRow, now: Date = new Date()): ApiKeyView {
   };
 }
 
-/** Checks a requested expiry and the scopes against what the caller may grant. */
-export function checkGrant(caller: Pick<Principal, 'scopes'>, scopes: readonly string[], expiresAt: string | undefined): Date | null {
+/**
+ * Checks a requested expiry and the scopes against what the caller may grant. A caller whose own
+ * credential expires (a key's expires_at, a JWT's exp) cannot create a key that outlives it: a
+ * later expiry, or none, is a 400 naming the latest allowed (never silently shortened).
+ */
+export function checkGrant(caller: Pick<Principal, 'scopes' | 'expiresAt'>, scopes: readonly string[], expiresAt: string | undefined): Date | null {
   const refused = ungrantable(caller.scopes, scopes);
   if (refused.length) {
     throw new ApiError('FORBIDDEN', `Cannot grant scopes you do not hold: ${refused.join(', ')}`, { required_scope: refused[0], ungrantable_scopes: refused });
   }
-  if (expiresAt === undefined) return null;
+  const limit = caller.expiresAt;
+  if (expiresAt === undefined) {
+    if (!limit) return null;
+    throw new ApiError('VALIDATION_ERROR', `expires_at is required: your credential expires at ${limit.toISOString()} and a key you create cannot outlive it`, {
+      path: 'expires_at', reason: 'required: the caller expires', max_expires_at: limit.toISOString(),
+    });
+  }
   const at = new Date(expiresAt);
   if (Number.isNaN(at.getTime()) || at.getTime() <= Date.now()) {
     throw new ApiError('VALIDATION_ERROR', 'expires_at must be a future RFC 3339 timestamp', { path: 'expires_at', reason: 'invalid value' });
   }
+  if (limit && at.getTime() > limit.getTime()) {
+    throw new ApiError('VALIDATION_ERROR', `expires_at must not be later than your own credential's expiry (${limit.toISOString()})`, {
+      path: 'expires_at', reason: "after the caller's expiry", max_expires_at: limit.toISOString(),
+    });
+  }
   return at;
+}
+
+/** A key may be revoked only by a caller holding every scope it holds (`admin` holds all). */
+export function checkRevoke(caller: Pick<Principal, 'scopes'>, target: Pick<ApiKeyRow, 'id' | 'scopes'>): void {
+  const missing = ungrantable(caller.scopes, target.scopes);
+  if (missing.length) {
+    throw new ApiError('FORBIDDEN', `Cannot revoke API key ${target.id}: it holds scopes you do not hold: ${missing.join(', ')}`, {
+      required_scope: missing[0], missing_scopes: missing,
+    });
+  }
 }
 
 export async function authKeyRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db' | 'config' | 'signals'>): Promise<void> {
@@ -79,9 +106,17 @@ export async function authKeyRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
 
   r.delete('/api/v1/auth/api-keys/:id', {
     config: { scope: 'keys:manage' },
-    schema: { tags: ['auth'], summary: 'Revoke an API key (refused from the next request on; on other API nodes within milliseconds, at most TASKGATE_AUTH_CACHE_MS)', params: IdParam, response: { 204: Type.Null(), ...errors } },
+    schema: {
+      tags: ['auth'], params: IdParam, response: { 204: Type.Null(), ...errors },
+      summary: 'Revoke an API key (refused from the next request on; on other API nodes within milliseconds, at most TASKGATE_AUTH_CACHE_MS; its open streams are closed)',
+      description: "Only a key whose scopes are all the caller's (`admin` covers every scope): otherwise 403 naming the missing scopes.",
+    },
   }, async (req, reply) => {
     const tenantId = req.principal.tenantId;
+    const target = await apiKeysGet(deps.db, { tenantId, id: req.params.id });
+    if (!target) throw new ApiError('NOT_FOUND', `API key ${req.params.id} not found`);
+    // a key's scopes never change, so the check holds for the revoke that follows
+    checkRevoke(req.principal, target);
     if (!(await apiKeysRevoke(deps.db, { tenantId, id: req.params.id }))) throw new ApiError('NOT_FOUND', `API key ${req.params.id} not found`);
     deps.signals.credentials(req.params.id);
     return reply.code(204).send(null);
