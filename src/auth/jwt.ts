@@ -54,6 +54,8 @@ export function createJwtVerifier(cfg: JwtConfig, db: Queryable): JwtVerifier {
       }
       return undefined;
     }
+    // jose checks iat is a number, not that it has passed: a token issued in the future is refused
+    if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + cfg.clockToleranceS) return undefined;
     const tenantId = payload.tenant_id;
     const sub = payload.sub;
     if (typeof tenantId !== 'string' || !CLAIM_ID.test(tenantId) || typeof sub !== 'string' || !CLAIM_ID.test(sub)) return undefined;

@@ -109,6 +109,9 @@ describe('HS256 with TASKGATE_JWT_SECRET', () => {
     expect((await me(hs, await hs256(claims({ nbf: now() + 10 })))).status).toBe(200);
     expect((await me(hs, await hs256(claims({ exp: now() - 120 })))).status).toBe(401);
     expect((await me(hs, await hs256(claims({ nbf: now() + 120 })))).status).toBe(401);
+    expect((await me(hs, await hs256(claims({ iat: now() + 10 })))).status).toBe(200);
+    // issued in the future beyond the skew: refused (jose checks only that iat is a number)
+    expect((await me(hs, await hs256(claims({ iat: now() + 3000, exp: now() + 3300 })))).status).toBe(401);
   });
 
   it.each<[string, () => Promise<string>]>([
