@@ -6,7 +6,6 @@
 // streams set up while a hint arrived are tested without a server.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSecretKey } from 'node:crypto';
-import WebSocket from 'ws';
 import { SignJWT } from 'jose';
 import { openPg } from '../../src/storage/pg.js';
 import type { Db } from '../../src/storage/db.js';
@@ -15,7 +14,7 @@ import { StreamCredentials } from '../../src/api/stream-credentials.js';
 import type { Principal } from '../../src/auth/scopes.js';
 import { openTestDb, usingPostgres, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
-import { gates, isDone, openSse, type SseClient } from '../streaming/helpers.js';
+import { gates, isDone, openSse, openWs as openWsAt, type SseClient } from '../streaming/helpers.js';
 
 const SECRET = 'stream-revocation-secret-at-least-32-bytes';
 const ISSUER = 'https://issuer.example.test';
@@ -72,38 +71,7 @@ function framesAfterError(c: SseClient) {
   return i < 0 ? undefined : c.frames.slice(i + 1);
 }
 
-interface WsRun {
-  messages: any[];
-  close: Promise<{ code: number; reason: string; at: number }>;
-  opened: Promise<void>;
-  waitFor(pred: (m: any) => boolean): Promise<any>;
-}
-
-function openWs(s: TestServer, id: string, headers: Record<string, string>): WsRun {
-  const ws = new WebSocket(`${s.url.replace(/^http/, 'ws')}/api/v1/stream/ws?workflow_id=${id}`, { headers });
-  const messages: any[] = [];
-  const waiters: { pred: (m: any) => boolean; resolve: (m: any) => void }[] = [];
-  ws.on('message', (data) => {
-    const m = JSON.parse(String(data));
-    messages.push(m);
-    for (let i = waiters.length - 1; i >= 0; i--) if (waiters[i]!.pred(m)) waiters.splice(i, 1)[0]!.resolve(m);
-  });
-  return {
-    messages,
-    opened: new Promise((resolve, reject) => {
-      ws.on('open', () => resolve());
-      ws.on('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
-    }),
-    close: new Promise((resolve) => {
-      ws.on('close', (code, reason) => resolve({ code, reason: String(reason), at: Date.now() }));
-      ws.on('error', () => {});
-    }),
-    waitFor: (pred) => {
-      const hit = messages.find(pred);
-      return hit ? Promise.resolve(hit) : new Promise((resolve) => waiters.push({ pred, resolve }));
-    },
-  };
-}
+const openWs = (s: TestServer, id: string, headers: Record<string, string>) => openWsAt(s.url, `workflow_id=${id}`, headers);
 
 const isProgress = (msg: string) => (m: any) => m.type === 'PROGRESS' && m.message === msg;
 

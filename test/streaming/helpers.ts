@@ -1,5 +1,6 @@
 // A raw SSE client over node:http (light enough for a thousand at once), gates that let a test
 // definition wait for the test, and the definitions the streaming tests run.
+import WebSocket from 'ws';
 import http from 'node:http';
 import type { TaskDefinition } from '../../src/executors/types.js';
 
@@ -191,3 +192,40 @@ export const partialDef: TaskDefinition = {
     return {};
   },
 };
+
+export interface WsRun {
+  ws: WebSocket;
+  messages: any[];
+  opened: Promise<void>;
+  close: Promise<{ code: number; reason: string; at: number }>;
+  waitFor(pred: (m: any) => boolean): Promise<any>;
+}
+
+/** A WebSocket stream client: every message kept in order, waits by predicate, its close. */
+export function openWs(baseUrl: string, query: string, headers: Record<string, string>): WsRun {
+  const ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/api/v1/stream/ws?${query}`, { headers });
+  const messages: any[] = [];
+  const waiters: { pred: (m: any) => boolean; resolve: (m: any) => void }[] = [];
+  ws.on('message', (data) => {
+    const m = JSON.parse(String(data));
+    messages.push(m);
+    for (let i = waiters.length - 1; i >= 0; i--) if (waiters[i]!.pred(m)) waiters.splice(i, 1)[0]!.resolve(m);
+  });
+  const opened = new Promise<void>((resolve, reject) => {
+    ws.on('open', () => resolve());
+    ws.on('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+  });
+  opened.catch(() => {});
+  return {
+    ws, messages, opened,
+    close: new Promise((resolve) => {
+      ws.on('close', (code, reason) => resolve({ code, reason: String(reason), at: Date.now() }));
+      ws.on('error', () => {});
+    }),
+    waitFor: (pred) => {
+      const hit = messages.find(pred);
+      return hit ? Promise.resolve(hit) : new Promise((resolve) => waiters.push({ pred, resolve }));
+    },
+  };
+}
+

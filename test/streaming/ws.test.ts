@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
-import { gates, partialDef, progressDef } from './helpers.js';
+import { gates, openWs as openWsAt, partialDef, progressDef } from './helpers.js';
 
 let tdb: TestDb;
 let server: TestServer;
@@ -18,34 +18,7 @@ afterAll(async () => {
   await tdb?.close();
 });
 
-interface WsRun {
-  messages: any[];
-  close: Promise<{ code: number; reason: string }>;
-  ws: WebSocket;
-  waitFor(pred: (m: any) => boolean): Promise<any>;
-}
-
-function openWs(query: string, headers: Record<string, string> = { 'x-api-key': ADMIN_KEY }): WsRun {
-  const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/api/v1/stream/ws?${query}`, { headers });
-  const messages: any[] = [];
-  const waiters: { pred: (m: any) => boolean; resolve: (m: any) => void }[] = [];
-  ws.on('message', (data) => {
-    const m = JSON.parse(String(data));
-    messages.push(m);
-    for (let i = waiters.length - 1; i >= 0; i--) if (waiters[i]!.pred(m)) waiters.splice(i, 1)[0]!.resolve(m);
-  });
-  const close = new Promise<{ code: number; reason: string }>((resolve) => {
-    ws.on('close', (code, reason) => resolve({ code, reason: String(reason) }));
-    ws.on('error', () => {});
-  });
-  return {
-    messages, close, ws,
-    waitFor: (pred) => {
-      const hit = messages.find(pred);
-      return hit ? Promise.resolve(hit) : new Promise((resolve) => waiters.push({ pred, resolve }));
-    },
-  };
-}
+const openWs = (query: string, headers: Record<string, string> = { 'x-api-key': ADMIN_KEY }) => openWsAt(server.url, query, headers);
 
 /** Resolves with the HTTP status of a refused upgrade. */
 function refusedWith(query: string, headers: Record<string, string> = { 'x-api-key': ADMIN_KEY }): Promise<{ status: number; body: string }> {
