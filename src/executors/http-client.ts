@@ -29,6 +29,16 @@ export async function httpCall(call: HttpCall): Promise<HttpResult> {
   } catch {
     throw new PermanentError(`invalid URL: ${call.url}`);
   }
+  // a call Node refuses to send is refused for good (it would throw the same on every retry)
+  if (call.method !== undefined && !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(call.method)) throw new PermanentError(`invalid HTTP method: ${JSON.stringify(call.method)}`);
+  for (const [name, value] of Object.entries(call.headers ?? {})) {
+    try {
+      http.validateHeaderName(name);
+      http.validateHeaderValue(name, value);
+    } catch (err) {
+      throw new PermanentError(`invalid header ${JSON.stringify(name)}: ${(err as Error).message}`);
+    }
+  }
   await assertPublicUrl(url, call.allowList);
   const mod = url.protocol === 'https:' ? https : http;
   return new Promise<HttpResult>((resolve, reject) => {

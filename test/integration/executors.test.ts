@@ -97,6 +97,18 @@ describe('http executor', () => {
     expect(missing.error).toContain('404');
   });
 
+  it('fails a call Node cannot send (a bad header name or value) at once instead of retrying it', async () => {
+    for (const input of [
+      { url: `${upstreamUrl}/echo`, headers: { 'bad header': 'x' } },
+      { url: `${upstreamUrl}/echo`, headers: { 'x-a': 'line\r\nbreak' } },
+    ]) {
+      const t = await run(open, { task_definition_id: 'http_request', input, retry_policy: { max_retries: 3, retry_interval_ms: 10 } });
+      expect(t.status, JSON.stringify(input)).toBe('FAILED');
+      expect(t.attempts, JSON.stringify(input)).toBe(1);
+      expect(t.error).toMatch(/invalid (header|HTTP method)/);
+    }
+  });
+
   it('caps the response size and times out slow calls', async () => {
     const big = await run(open, { task_definition_id: 'http_request', input: { url: `${upstreamUrl}/big` }, retry_policy: { max_retries: 0 } });
     expect(big.status).toBe('FAILED');
