@@ -21,6 +21,8 @@ export interface Decision {
   feedback: string | null;
   modifiedAction?: unknown;
   decidedBy: string | null;
+  /** Who actually called (`api_key:<key id>`, `jwt:<sub>`; `system` for the timeout sweep): decidedBy may be a label the caller chose (`approved_by`). */
+  principal?: string;
 }
 
 /** Returns the decided row, or undefined if it was not pending (already decided) or not found. */
@@ -32,7 +34,7 @@ export async function decideApproval(deps: DecisionDeps, d: Decision): Promise<A
   const event = {
     type: 'APPROVAL_DECISION',
     message: `Approval ${row.id} ${d.approved ? 'approved' : 'denied'}${d.feedback ? `: ${d.feedback}` : ''}`,
-    payload: { approval_id: row.id, approved: d.approved, feedback: d.feedback, modified_action: d.modifiedAction ?? null, decided_by: d.decidedBy },
+    payload: { approval_id: row.id, approved: d.approved, feedback: d.feedback, modified_action: d.modifiedAction ?? null, decided_by: d.decidedBy, decided_by_principal: d.principal ?? 'system' },
   };
   // parked for this approval: back to the queue with the event
   let res = await tasksTransition(

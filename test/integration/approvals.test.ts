@@ -69,8 +69,11 @@ describe('approvals', () => {
     const again = await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: approvalId, approved: false });
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe('INVALID_TASK_STATE');
-    const types = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.type);
-    expect(types).toEqual(expect.arrayContaining(['APPROVAL_REQUESTED', 'APPROVAL_DECISION', 'WORKFLOW_COMPLETED']));
+    const events = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[];
+    expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['APPROVAL_REQUESTED', 'APPROVAL_DECISION', 'WORKFLOW_COMPLETED']));
+    // approved_by is the caller's label; the event also records who actually called
+    const me = (await server.call('GET', '/api/v1/auth/me')).body;
+    expect(events.find((e) => e.type === 'APPROVAL_DECISION').payload).toMatchObject({ decided_by: 'alice', decided_by_principal: `api_key:${me.subject}` });
   });
 
   it('context.require_approval gates a definition task; denial fails it with the feedback', async () => {

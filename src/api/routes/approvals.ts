@@ -70,6 +70,7 @@ export async function approvalRoutes(app: FastifyInstance, deps: AppDeps): Promi
       ? await decideApproval(deps, {
         approvalId: approval_id, tenantId, approved, feedback: feedback ?? null, modifiedAction: modified_action,
         decidedBy: approved_by ?? req.principal.userId,
+        principal: `${req.principal.kind}:${req.principal.subjectId}`,
       })
       : undefined;
     if (!decided) {
