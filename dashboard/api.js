@@ -42,6 +42,11 @@ export function onUnauthorized(fn) {
   unauthorizedHandler = fn;
 }
 
+/** A 401 seen outside api() (the event stream): signs out like one seen by api(). */
+export function unauthorized(message) {
+  unauthorizedHandler(message);
+}
+
 /** Builds an ApiError from a non-2xx response, reading the envelope when there is one. */
 export async function errorFrom(res) {
   let body;

@@ -78,7 +78,9 @@ function pause(ms, signal) {
  * goes to `onEvent(event, frame)`; `onState('connecting'|'live'|'reconnecting'|'done'|'error', detail)`
  * reports the link. A dropped connection (network error or the body ending without `done`) is
  * retried after `retry:` ms (default 1 s, doubling to 10 s), resuming with Last-Event-ID. An HTTP
- * error answer is final: `onState('error', ApiError-like {status, message})`.
+ * error answer is final: `onState('error', ApiError-like {status, message})`; so is an
+ * `event: error` frame carrying an error envelope instead of an event (the stream's credential was revoked or expired:
+ * status 401 for UNAUTHORIZED).
  */
 export async function followStream(url, opts) {
   const { headers = {}, onEvent, onState = () => {}, signal, fetchImpl = fetch, errorFrom } = opts;
@@ -117,6 +119,15 @@ export async function followStream(url, opts) {
             event = JSON.parse(frame.data);
           } catch {
             event = { type: frame.event, message: frame.data };
+          }
+          // the server closing the stream on us (the key was revoked or expired): an error envelope,
+          // not an event (a task's ERROR_OCCURRED is also named `error`, but is an event with a seq) —
+          // final, like an HTTP error
+          if (frame.event === 'error' && event?.seq === undefined && typeof event?.error?.code === 'string') {
+            reader.cancel().catch(() => {});
+            const err = { status: event.error.code === 'UNAUTHORIZED' ? 401 : 0, code: event.error.code, message: event.error.message };
+            onState('error', err);
+            return { ended: false, error: err, lastEventId };
           }
           failures = 0;
           onEvent(event, frame);

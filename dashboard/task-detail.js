@@ -1,7 +1,7 @@
 // #/tasks/<id>: the task (GET /tasks/{id}), its control state, its events live over SSE (fetch
 // with X-API-Key, resumed with Last-Event-ID after a drop, ended by `event: done`), and the
 // cancel / pause / resume buttons the status allows.
-import { api, apiPath, errorFrom, getKey, isAbort } from './api.js';
+import { api, apiPath, errorFrom, getKey, isAbort, unauthorized as signOutWith } from './api.js';
 import { badge, duration, fields, h, mount, notice, pre, TERMINAL, time } from './dom.js';
 import { followStream } from './sse.js';
 
@@ -167,6 +167,8 @@ export function taskDetailView(el, id, ctx) {
       streamState.textContent = err ? `${stateText[state]}: ${err.message}` : stateText[state];
       streamState.dataset.state = state;
       if (state === 'done') refresh();
+      // the key stopped working while the stream was open: back to sign-in, as any 401 does
+      if (err?.status === 401) signOutWith(err.message);
     },
   });
 

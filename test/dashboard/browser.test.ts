@@ -207,9 +207,11 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     await page.locator('#action-message .notice-error', { hasText: 'Missing required scope: tasks:cancel' }).waitFor();
     expect((await server.call('GET', `/api/v1/tasks/${id}`)).body.status).toBe('QUEUED');
 
+    // revoked while its task page streams: the server closes the stream, and the page signs out
     expect((await server.call('DELETE', `/api/v1/auth/api-keys/${created.body.id}`)).status).toBe(204);
+    await page.locator('#signin-error', { hasText: 'The credential of this stream was revoked' }).waitFor();
     await go('#/definitions');
-    await page.locator('#signin-error', { hasText: 'Invalid, expired or revoked credentials' }).waitFor();
+    await page.locator('#signin-error', { hasText: /revoked/ }).waitFor();
     expect(await page.evaluate('sessionStorage.length')).toBe(0);
 
     await page.locator('#api-key').fill(ADMIN_KEY);

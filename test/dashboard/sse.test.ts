@@ -103,6 +103,31 @@ describe('followStream', () => {
     expect(seen.at(-1).type).toBe('STREAM_END');
   });
 
+  it('a stream closed because its key was revoked is final: error state with 401, no reconnect', async () => {
+    const created = await server.call('POST', '/api/v1/auth/api-keys', { name: 'doomed', scopes: ['tasks:read'] });
+    expect(created.status, created.text).toBe(201);
+    const id = await server.submit({ task_definition_id: 'sleep', input: { ms: 8_000, steps: 4 } });
+    const states: [string, any][] = [];
+    let requests = 0;
+    const fetchImpl = (url: string, init: RequestInit) => {
+      requests++;
+      return fetch(new URL(url, server.url), init);
+    };
+    const following = sse.followStream(`/api/v1/stream/sse?workflow_id=${id}`, {
+      headers: { 'X-API-Key': created.body.key }, fetchImpl, onEvent: () => {},
+      onState: (s: string, e: unknown) => {
+        states.push([s, e]);
+        if (s === 'live') void server.call('DELETE', `/api/v1/auth/api-keys/${created.body.id}`);
+      },
+    });
+    const result = await following;
+    expect(result.ended).toBe(false);
+    expect(result.error).toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
+    expect(states.at(-1)![0]).toBe('error');
+    expect(states.map(([s]) => s)).not.toContain('reconnecting');
+    expect(requests).toBe(1);
+  });
+
   it('an HTTP error is final and reported with the envelope message', async () => {
     const { errorFrom } = { errorFrom: async (res: Response) => ({ status: res.status, message: ((await res.json()) as any).error.message }) };
     const states: [string, any][] = [];
