@@ -71,6 +71,7 @@ export const SubmitTaskResponse = Type.Object({
   message: Type.String(),
   created_at: Type.String(),
 });
+export type SubmitTaskResponse = Static<typeof SubmitTaskResponse>;
 
 export const SubmitStreamResponse = Type.Object({
   task_id: Type.String(),
@@ -78,6 +79,7 @@ export const SubmitStreamResponse = Type.Object({
   session_id: Type.Union([Type.String(), Type.Null()]),
   stream_url: Type.String(),
 });
+export type SubmitStreamResponse = Static<typeof SubmitStreamResponse>;
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -87,6 +89,7 @@ export const Usage = Type.Object({
   total_tokens: Type.Number(),
   estimated_cost: Type.Number(),
 });
+export type Usage = Static<typeof Usage>;
 
 export const TaskView = Type.Object({
   task_id: Type.String(),
@@ -157,6 +160,7 @@ export const TaskListItem = Type.Object({
     completion_tokens: Type.Number(),
   }),
 });
+export type TaskListItem = Static<typeof TaskListItem>;
 
 export const ListTasksResponse = Type.Object({
   tasks: Type.Array(TaskListItem),
@@ -164,6 +168,7 @@ export const ListTasksResponse = Type.Object({
   limit: Type.Integer(),
   offset: Type.Integer(),
 });
+export type ListTasksResponse = Static<typeof ListTasksResponse>;
 
 export const EventsQuery = Type.Object(
   {
@@ -185,6 +190,7 @@ export const TaskEventSchema = Type.Object({
 });
 
 export const EventsResponse = Type.Object({ events: Type.Array(TaskEventSchema), count: Type.Integer() });
+export type EventsResponse = Static<typeof EventsResponse>;
 
 export const ControlBody = Type.Object(
   { reason: Type.Optional(Type.String({ maxLength: 1000 })), force: Type.Optional(Type.Boolean()) },
@@ -198,6 +204,19 @@ export const ControlResponse = Type.Object({
   task_id: Type.String(),
   status: Type.String(),
 });
+export type ControlResponse = Static<typeof ControlResponse>;
+
+export const ControlState = Type.Object({
+  is_paused: Type.Boolean(),
+  is_cancelled: Type.Boolean(),
+  paused_at: Nullable(Type.String()),
+  pause_reason: Nullable(Type.String()),
+  paused_by: Nullable(Type.String()),
+  cancel_reason: Nullable(Type.String()),
+  cancelled_by: Nullable(Type.String()),
+  awaiting_approval: Type.Boolean(),
+});
+export type ControlState = Static<typeof ControlState>;
 
 export const ErrorResponse = Type.Object({
   error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }),

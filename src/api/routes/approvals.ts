@@ -1,9 +1,9 @@
 // /api/v1/approvals: decide a pending approval (resumes or fails the waiting task) and list them.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
 import { ApiError } from '../../contract/errors.js';
-import { ErrorResponse, ID_REGEX } from '../../contract/tasks.js';
+import { ApprovalDecisionBody, ApprovalDecisionResponse, ApprovalList, ApprovalListQuery } from '../../contract/approvals.js';
+import { ErrorResponse } from '../../contract/tasks.js';
 import { approvalsCancelEnded, approvalsGet, approvalsList, type ApprovalRow } from '../../storage/queries/approvals.js';
 import { tasksGet } from '../../storage/queries/tasks.js';
 import { decideApproval } from '../../events/approval-decisions.js';
@@ -11,31 +11,6 @@ import type { AppDeps } from '../deps.js';
 import { iso } from '../task-view.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-const DecisionBody = Type.Object(
-  {
-    workflow_id: Type.String({ pattern: ID_REGEX }),
-    approval_id: Type.String({ pattern: ID_REGEX }),
-    approved: Type.Boolean(),
-    feedback: Type.Optional(Type.String({ maxLength: 10_000 })),
-    modified_action: Type.Optional(Type.Unknown()),
-    approved_by: Type.Optional(Type.String({ maxLength: 200 })),
-  },
-  { additionalProperties: false },
-);
-
-const DecisionResponse = Type.Object({
-  status: Type.String(), success: Type.Boolean(), message: Type.String(), workflow_id: Type.String(), approval_id: Type.String(),
-});
-
-const ListQuery = Type.Object(
-  {
-    status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('approved'), Type.Literal('denied'), Type.Literal('cancelled')])),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
-  },
-  { additionalProperties: false },
-);
 
 export function approvalView(a: ApprovalRow) {
   return {
@@ -58,7 +33,7 @@ export async function approvalRoutes(app: FastifyInstance, deps: AppDeps): Promi
 
   r.post('/api/v1/approvals/decision', {
     config: { scope: 'approvals:decide' },
-    schema: { tags: ['approvals'], summary: 'Approve or deny a pending approval', body: DecisionBody, response: { 200: DecisionResponse, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse } },
+    schema: { tags: ['approvals'], summary: 'Approve or deny a pending approval', body: ApprovalDecisionBody, response: { 200: ApprovalDecisionResponse, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse } },
   }, async (req) => {
     const { workflow_id, approval_id, approved, feedback, modified_action, approved_by } = req.body;
     const tenantId = req.principal.tenantId;
@@ -90,7 +65,7 @@ export async function approvalRoutes(app: FastifyInstance, deps: AppDeps): Promi
 
   r.get('/api/v1/approvals', {
     config: { scope: 'tasks:read' },
-    schema: { tags: ['approvals'], summary: "List the tenant's approvals (status=pending for those waiting)", querystring: ListQuery },
+    schema: { tags: ['approvals'], summary: "List the tenant's approvals (status=pending for those waiting)", querystring: ApprovalListQuery, response: { 200: ApprovalList, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse } },
   }, async (req) => {
     const rows = await approvalsList(deps.db, { tenantId: req.principal.tenantId, status: req.query.status, limit: req.query.limit ?? 50, offset: req.query.offset ?? 0 });
     return { approvals: rows.map(approvalView), count: rows.length };

@@ -4,81 +4,12 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ApiError } from '../../contract/errors.js';
-import { ErrorResponse, IdParam, ID_REGEX } from '../../contract/tasks.js';
+import { DefinitionBody, DefinitionDetail, DefinitionList, DefinitionListQuery } from '../../contract/definitions.js';
+import { ErrorResponse, IdParam } from '../../contract/tasks.js';
 import type { AppDeps, DefinitionView } from '../deps.js';
 
 /** A stored definition's JSON at most, bytes (each process keeps every tenant's in memory). */
 export const MAX_DEFINITION_BYTES = 256 * 1024;
-
-const JsonSchemaObject = Type.Record(Type.String(), Type.Unknown(), {
-  description: 'JSON Schema 2020-12 (draft-07 when `$schema` says so); must compile; no `$id`',
-});
-const DefinitionConfig = Type.Object(
-  {
-    method: Type.Optional(Type.Union(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD'].map((m) => Type.Literal(m)), { description: 'http' })),
-    url: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'http: URL template with {{input.path}} placeholders (SSRF-guarded at run time)' })),
-    headers: Type.Optional(Type.Record(
-      Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$" }),
-      Type.String({ maxLength: 8192, pattern: '^[\\t\\x20-\\x7e\\x80-\\xff]*$' }),
-      { additionalProperties: false, maxProperties: 50, description: 'http: request headers; write-only (never returned: they may hold credentials)' },
-    )),
-    prompt: Type.Optional(Type.String({ minLength: 1, maxLength: 20_000, description: 'agent: prompt template with {{field}} placeholders from the input' })),
-    system: Type.Optional(Type.String({ maxLength: 20_000, description: 'agent: system prompt' })),
-    mode: Type.Optional(Type.Union([Type.Literal('simple'), Type.Literal('standard'), Type.Literal('complex'), Type.Literal('supervisor')], { description: 'agent' })),
-    model_tier: Type.Optional(Type.Union([Type.Literal('small'), Type.Literal('medium'), Type.Literal('large')], { description: 'agent' })),
-  },
-  { additionalProperties: false, description: "Executor settings; each kind takes only its own keys (approval: none). Write-only: responses leave config out." },
-);
-const DefinitionBody = Type.Object(
-  {
-    id: Type.Optional(Type.String({ pattern: ID_REGEX, description: 'if given, must equal the path id' })),
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-    description: Type.Optional(Type.String({ maxLength: 2000 })),
-    version: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    kind: Type.Union([Type.Literal('http'), Type.Literal('agent'), Type.Literal('approval')], { description: 'declarative kinds only' }),
-    type: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'seed 003 classification, shown in listings' })),
-    input_schema: Type.Optional(JsonSchemaObject),
-    output_schema: Type.Optional(JsonSchemaObject),
-    priority: Type.Optional(Type.Union([Type.Literal('low'), Type.Literal('medium'), Type.Literal('high'), Type.Literal('urgent')])),
-    timeout_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })),
-    retry_policy: Type.Optional(Type.Object(
-      {
-        max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
-        retry_interval_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000 })),
-        backoff_multiplier: Type.Optional(Type.Number({ minimum: 1, maximum: 10 })),
-      },
-      { additionalProperties: false },
-    )),
-    approval: Type.Optional(Type.Object(
-      { required: Type.Boolean(), timeout_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86_400_000 })) },
-      { additionalProperties: false },
-    )),
-    config: Type.Optional(DefinitionConfig),
-  },
-  { additionalProperties: false },
-);
-
-const ListQuery = Type.Object(
-  {
-    type: Type.Optional(Type.String({ maxLength: 64 })),
-    search: Type.Optional(Type.String({ maxLength: 200 })),
-    page: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
-  },
-  { additionalProperties: false },
-);
-
-const Summary = Type.Object({ id: Type.String(), name: Type.String(), description: Type.String(), type: Type.String(), kind: Type.String(), version: Type.String() });
-const Detail = Type.Object({
-  id: Type.String(), name: Type.String(), description: Type.String(), type: Type.String(), kind: Type.String(), version: Type.String(),
-  input_schema: Type.Unknown(), output_schema: Type.Unknown(), priority: Type.String(), timeout_ms: Type.Union([Type.Number(), Type.Null()]),
-  retry_policy: Type.Unknown(), approval: Type.Unknown(),
-});
-const ListResponse = Type.Object({
-  items: Type.Array(Summary),
-  pagination: Type.Object({ page: Type.Integer(), limit: Type.Integer(), total_items: Type.Integer(), total_pages: Type.Integer() }),
-});
 
 export function definitionSummary(d: DefinitionView) {
   return { id: d.id, name: d.name, description: d.description, type: d.type ?? d.kind.toUpperCase(), kind: d.kind, version: d.version };
@@ -100,7 +31,7 @@ export async function definitionRoutes(app: FastifyInstance, deps: AppDeps): Pro
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   r.get('/api/v1/definitions', {
     config: { scope: 'tasks:definitions:list' },
-    schema: { tags: ['definitions'], summary: 'List task definitions', querystring: ListQuery, response: { 200: ListResponse, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse } },
+    schema: { tags: ['definitions'], summary: 'List task definitions', querystring: DefinitionListQuery, response: { 200: DefinitionList, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse } },
   }, async (req) => {
     const { type, search, page, offset, limit = 20 } = req.query;
     const needle = search?.toLowerCase();
@@ -118,7 +49,7 @@ export async function definitionRoutes(app: FastifyInstance, deps: AppDeps): Pro
 
   r.get('/api/v1/definitions/:id', {
     config: { scope: 'tasks:definitions:read' },
-    schema: { tags: ['definitions'], summary: 'Get a task definition', params: IdParam, response: { 200: Detail, 400: ErrorResponse, 404: ErrorResponse } },
+    schema: { tags: ['definitions'], summary: 'Get a task definition', params: IdParam, response: { 200: DefinitionDetail, 400: ErrorResponse, 404: ErrorResponse } },
   }, async (req) => {
     const def = await deps.catalog.getFresh(req.principal.tenantId, req.params.id);
     if (!def) throw new ApiError('NOT_FOUND', `task definition ${req.params.id} not found`);
@@ -137,7 +68,7 @@ export async function definitionRoutes(app: FastifyInstance, deps: AppDeps): Pro
       tags: ['definitions'], summary: "Create or replace one of the tenant's task definitions (http, agent, approval)",
       description: 'Creates (201) or replaces (200) the definition; shipped and --tasks-dir ids answer 409 CONFLICT. Other processes see the change within seconds.',
       params: IdParam, body: DefinitionBody,
-      response: { 200: Detail, 201: Detail, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse },
+      response: { 200: DefinitionDetail, 201: DefinitionDetail, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse },
     },
   }, async (req, reply) => {
     const { id } = req.params;

@@ -3,9 +3,10 @@
 // totals roll up from the session's tasks at read time. Another tenant's session is a 404.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type, type TSchema } from 'typebox';
+import { Type } from 'typebox';
+import { SessionHistory, SessionList, SessionTitleBody, SessionTitleResponse, SessionTurns, SessionView } from '../../contract/sessions.js';
 import { ApiError } from '../../contract/errors.js';
-import { ErrorResponse, IdParam, TaskEventSchema } from '../../contract/tasks.js';
+import { ErrorResponse, IdParam } from '../../contract/tasks.js';
 import { toWireEvent } from '../../events/hub.js';
 import type { Db } from '../../storage/db.js';
 import {
@@ -19,34 +20,7 @@ export const MAX_SESSION_TITLE_CHARS = 60;
 /** A turns page may carry at most this many events (the reference answers 413 beyond it). */
 export const MAX_TURN_EVENTS = 5_000;
 
-const N = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
-const Obj = Type.Record(Type.String(), Type.Unknown());
-
-const SessionView = Type.Object({
-  session_id: Type.String(),
-  user_id: Type.String(),
-  title: N(Type.String()),
-  context: Obj,
-  token_budget: N(Type.Integer()),
-  tokens_used: Type.Integer(),
-  cost_usd: Type.Number(),
-  task_count: Type.Integer(),
-  created_at: Type.String(),
-  updated_at: Type.String(),
-  expires_at: N(Type.String()),
-  is_research_session: Type.Boolean(),
-  research_strategy: N(Type.String()),
-});
-const SessionSummary = Type.Object({
-  ...SessionView.properties,
-  total_cost_usd: Type.Number(),
-  successful_tasks: Type.Integer(),
-  failed_tasks: Type.Integer(),
-  last_activity_at: N(Type.String()),
-  latest_task_query: N(Type.String()),
-  latest_task_status: N(Type.String()),
-});
 const Page = (max: number, def: number) => Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: max, default: def })),
@@ -54,18 +28,6 @@ const Page = (max: number, def: number) => Type.Object(
   },
   { additionalProperties: false },
 );
-const HistoryItem = Type.Object({
-  task_id: Type.String(), workflow_id: Type.String(), query: Type.String(), status: Type.String(), mode: N(Type.String()),
-  task_definition_id: N(Type.String()), result: N(Type.String()), error_message: N(Type.String()),
-  total_tokens: Type.Integer(), total_cost_usd: Type.Number(), duration_ms: N(Type.Integer()),
-  agents_used: Type.Integer(), tools_invoked: Type.Integer(),
-  created_at: Type.String(), started_at: N(Type.String()), completed_at: N(Type.String()), metadata: Obj,
-});
-const Turn = Type.Object({
-  turn: Type.Integer(), task_id: Type.String(), user_query: Type.String(), final_output: Type.String(), timestamp: Type.String(),
-  events: Type.Array(TaskEventSchema),
-  metadata: Type.Object({ tokens_used: Type.Integer(), execution_time_ms: Type.Integer(), agents_involved: Type.Array(Type.String()) }),
-});
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0)) || 0;
 
@@ -117,7 +79,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: { db: Db }): Pro
     config: { scope: 'sessions:read' },
     schema: {
       tags: ['sessions'], summary: "The tenant's sessions, newest first", querystring: Page(100, 20),
-      response: { 200: Type.Object({ sessions: Type.Array(SessionSummary), total_count: Type.Integer() }), ...errors },
+      response: { 200: SessionList, ...errors },
     },
   }, async (req) => {
     const limit = req.query.limit ?? 20;
@@ -149,7 +111,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: { db: Db }): Pro
     config: { scope: 'sessions:read' },
     schema: {
       tags: ['sessions'], summary: "The session's tasks, oldest first", params: IdParam, querystring: Page(1000, 100),
-      response: { 200: Type.Object({ session_id: Type.String(), tasks: Type.Array(HistoryItem), total: Type.Integer() }), ...errors },
+      response: { 200: SessionHistory, ...errors },
     },
   }, async (req) => {
     const s = await load(req.principal.tenantId, req.params.id);
@@ -171,7 +133,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: { db: Db }): Pro
     schema: {
       tags: ['sessions'], summary: 'The session as turns (one per task) with their events', params: IdParam,
       querystring: Type.Object({ ...Page(100, 10).properties, include_payload: Type.Optional(Type.Boolean({ default: false })) }, { additionalProperties: false }),
-      response: { 200: Type.Object({ session_id: Type.String(), count: Type.Integer(), turns: Type.Array(Turn) }), ...errors, 413: ErrorResponse },
+      response: { 200: SessionTurns, ...errors, 413: ErrorResponse },
     },
   }, async (req) => {
     const s = await load(req.principal.tenantId, req.params.id);
@@ -215,8 +177,8 @@ export async function sessionRoutes(app: FastifyInstance, deps: { db: Db }): Pro
     config: { scope: 'sessions:write' },
     schema: {
       tags: ['sessions'], summary: "Rename a session (at most 60 characters)", params: IdParam,
-      body: Type.Object({ title: Type.String({ maxLength: 10_000 }) }, { additionalProperties: false }),
-      response: { 200: Type.Object({ session_id: Type.String(), title: Type.String(), updated_at: Type.String() }), ...errors },
+      body: SessionTitleBody,
+      response: { 200: SessionTitleResponse, ...errors },
     },
   }, async (req) => {
     const title = cleanTitle(req.body.title);

@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { ApiError } from '../../contract/errors.js';
 import {
-  ControlBody, ControlResponse, ErrorResponse, EventsQuery, EventsResponse, IdParam, ListTasksQuery, ListTasksResponse,
+  ControlBody, ControlResponse, ControlState, ErrorResponse, EventsQuery, EventsResponse, IdParam, ListTasksQuery, ListTasksResponse,
   SubmitStreamResponse, SubmitTaskBody, SubmitTaskResponse, TaskView,
 } from '../../contract/tasks.js';
 import { isTerminal, parseStatus, type TaskStatus } from '../../domain/lifecycle.js';
@@ -262,7 +262,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
 
   r.get('/api/v1/tasks/:id/control-state', {
     config: { scope: 'tasks:read' },
-    schema: { tags: ['control'], summary: "A task's pause/cancel/approval state", params: IdParam },
+    schema: { tags: ['control'], summary: "A task's pause/cancel/approval state", params: IdParam, response: { 200: ControlState, 400: ErrorResponse, 404: ErrorResponse } },
   }, async (req) => {
     const row = await load(req.principal.tenantId, req.params.id);
     return {

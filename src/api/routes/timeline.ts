@@ -3,7 +3,7 @@
 // resumed, approvals, finished — with per-attempt summaries and counts in `stats`.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type, type Static, type TSchema } from 'typebox';
+import { TimelineResponse, type AttemptSummary, type TimelineEntry } from '../../contract/timeline.js';
 import { ApiError } from '../../contract/errors.js';
 import { ErrorResponse, IdParam } from '../../contract/tasks.js';
 import type { Db } from '../../storage/db.js';
@@ -16,57 +16,7 @@ import { iso } from '../task-view.js';
 const PAGE = 1_000;
 export const MAX_TIMELINE_EVENTS = 50_000;
 
-const N = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
-
-export const TimelineEntry = Type.Object({
-  workflow_id: Type.String(),
-  seq: Type.Integer(),
-  type: Type.String({ description: 'CLAIMED, STEP_FINISHED, ATTEMPT_FAILED, RETRY_SCHEDULED, LEASE_LOST, RELEASED, PAUSE_REQUESTED, PAUSED, RESUMED, APPROVAL_REQUESTED, APPROVAL_DECIDED, CANCEL_REQUESTED, CANCELLED, COMPLETED, FAILED, TIMED_OUT, WARNING' }),
-  message: Type.String(),
-  timestamp: Type.String(),
-  attempt: N(Type.Integer()),
-  worker_id: N(Type.String()),
-  details: Type.Record(Type.String(), Type.Unknown()),
-});
-type Entry = Static<typeof TimelineEntry>;
-
-const AttemptSummary = Type.Object({
-  attempt: Type.Integer(),
-  worker_id: N(Type.String()),
-  started_at: Type.String(),
-  ended_at: N(Type.String()),
-  duration_ms: N(Type.Integer()),
-  outcome: Type.String({ description: 'running, completed, failed, retried, lease_lost, released, paused, suspended (waited for an approval), cancelled, timed_out' }),
-  steps_finished: Type.Integer(),
-});
-type AttemptSummary = Static<typeof AttemptSummary>;
-
-const TimelineResponse = Type.Object({
-  workflow_id: Type.String(),
-  events: Type.Array(TimelineEntry),
-  stats: Type.Object({
-    total: Type.Integer({ description: 'Timeline entries' }),
-    events: Type.Integer({ description: 'Persisted events read' }),
-    status: Type.String(),
-    attempts: Type.Integer({ description: "The task's attempt counter (a pause or a shutdown release does not count one)" }),
-    claims: Type.Integer({ description: 'Times a worker started the task' }),
-    created_at: Type.String(),
-    started_at: N(Type.String()),
-    completed_at: N(Type.String()),
-    duration_ms: N(Type.Integer({ description: 'First start to completion (or now while unfinished)' })),
-    queue_ms: N(Type.Integer({ description: 'Submit to first start' })),
-    steps_finished: Type.Integer(),
-    retries: Type.Integer(),
-    lease_losses: Type.Integer(),
-    pauses: Type.Integer(),
-    resumes: Type.Integer(),
-    approvals_requested: Type.Integer(),
-    approvals_decided: Type.Integer(),
-    counts: Type.Record(Type.String(), Type.Integer(), { description: 'Persisted events by type' }),
-    attempt_history: Type.Array(AttemptSummary),
-    truncated: Type.Boolean(),
-  }),
-});
+type Entry = TimelineEntry;
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 const int = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? Math.trunc(v) : null);

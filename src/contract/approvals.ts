@@ -1,0 +1,54 @@
+// Wire schemas of the approval routes (PRODUCT.md §3 "Approvals"): the API validates and documents
+// with them, the SDK is typed from them.
+import { Type, type Static, type TSchema } from 'typebox';
+import { ID_REGEX } from './tasks.js';
+
+const N = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+export const ApprovalDecisionBody = Type.Object(
+  {
+    workflow_id: Type.String({ pattern: ID_REGEX }),
+    approval_id: Type.String({ pattern: ID_REGEX }),
+    approved: Type.Boolean(),
+    feedback: Type.Optional(Type.String({ maxLength: 10_000 })),
+    modified_action: Type.Optional(Type.Unknown()),
+    approved_by: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type ApprovalDecisionBody = Static<typeof ApprovalDecisionBody>;
+
+export const ApprovalDecisionResponse = Type.Object({
+  status: Type.String(), success: Type.Boolean(), message: Type.String(), workflow_id: Type.String(), approval_id: Type.String(),
+});
+export type ApprovalDecisionResponse = Static<typeof ApprovalDecisionResponse>;
+
+export const ApprovalStatus = Type.Union([Type.Literal('pending'), Type.Literal('approved'), Type.Literal('denied'), Type.Literal('cancelled')]);
+export type ApprovalStatus = Static<typeof ApprovalStatus>;
+
+export const ApprovalListQuery = Type.Object(
+  {
+    status: Type.Optional(ApprovalStatus),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ApprovalView = Type.Object({
+  approval_id: Type.String(),
+  workflow_id: Type.String(),
+  status: ApprovalStatus,
+  message: N(Type.String()),
+  payload: Type.Unknown(),
+  feedback: N(Type.String()),
+  modified_action: Type.Unknown(),
+  decided_by: N(Type.String()),
+  requested_at: N(Type.String()),
+  timeout_at: N(Type.String()),
+  decided_at: N(Type.String()),
+});
+export type ApprovalView = Static<typeof ApprovalView>;
+
+export const ApprovalList = Type.Object({ approvals: Type.Array(ApprovalView), count: Type.Integer() });
+export type ApprovalList = Static<typeof ApprovalList>;
