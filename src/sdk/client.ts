@@ -1,32 +1,64 @@
-// A small fetch-based client for the Taskgate HTTP API (runs in Node ≥ 20 and browsers). It speaks
-// the canonical routes with the shapes in src/contract; every non-2xx answer becomes a TaskgateError.
+// A fetch-based client for the Taskgate HTTP API (runs in Node ≥ 20 and browsers): the canonical
+// routes with the shapes in src/contract, and what the reference gateway's Python SDK offers on top
+// of them — submit and get a handle, wait for the end, follow the live stream with resume, control,
+// sessions, approvals, definitions. Every non-2xx answer becomes a TaskgateError subclass
+// (errors.ts). Requests time out (`timeoutMs`); reads, and writes sent with an Idempotency-Key, are
+// retried after a network failure, a 429 or a 502/503/504, honouring Retry-After.
 import type { ErrorEnvelope } from '../contract/errors.js';
 import type {
   ApiKeyList, ApiKeyView, CreateApiKeyBody, CreatedApiKey, CreateTenantBody, CreateTenantKeyBody, Me, TenantList, TenantView,
   UpdateTenantBody,
 } from '../contract/auth.js';
-import { TaskgateError } from './errors.js';
+import type { ApprovalDecisionBody, ApprovalDecisionResponse, ApprovalList, ApprovalStatus } from '../contract/approvals.js';
+import type { DefinitionBody, DefinitionDetail, DefinitionList } from '../contract/definitions.js';
+import type { TaskEvent } from '../contract/events.js';
+import type { SessionHistory, SessionList, SessionTitleResponse, SessionTurns, SessionView } from '../contract/sessions.js';
+import type {
+  ControlResponse, ControlState, EventsResponse, ListTasksQuery, ListTasksResponse, SubmitStreamResponse, SubmitTaskBody,
+  SubmitTaskResponse, TaskListItem, TaskView,
+} from '../contract/tasks.js';
+import type { TimelineResponse } from '../contract/timeline.js';
+import {
+  AuthenticationError, errorForStatus, NetworkError, RequestTimeoutError, TaskgateError, TaskTimeoutError, type NotFoundKind,
+} from './errors.js';
+import { TaskHandle } from './handle.js';
+import { followEventStream, type OpenResult, type StreamState } from './sse.js';
 
 export const DEFAULT_BASE_URL = 'http://127.0.0.1:8080';
+/** A task in one of these statuses will not change again. */
+export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT']);
 
 export interface ClientOptions {
   /** Default http://127.0.0.1:8080. */
   baseUrl?: string;
-  /** Sent as X-API-Key; a JWT is sent as `Authorization: Bearer`. */
+  /** Sent as X-API-Key; a JWT (it has dots) is sent as `Authorization: Bearer`. */
   apiKey?: string;
-  /** Replaces the global fetch (tests, proxies). */
+  /** Replaces the global fetch (proxies, tests). */
   fetch?: typeof fetch;
   /** Extra headers on every request. */
   headers?: Record<string, string>;
+  /** Per-request timeout, ms (default 30,000; 0 = none). Streams are not timed out. */
+  timeoutMs?: number;
+  /** Retries of a retryable failure (default 2; 0 = none). See `request`. */
+  maxRetries?: number;
 }
 
-export interface RequestOptions {
+export interface CallOptions {
+  signal?: AbortSignal;
+  /** This call's timeout, ms (replaces the client's). */
+  timeoutMs?: number;
+}
+
+export interface RequestOptions extends CallOptions {
   body?: unknown;
   query?: Record<string, string | number | boolean | undefined>;
   headers?: Record<string, string>;
   /** Sent as Idempotency-Key (POST): a retry with the same key is answered from the first response. */
   idempotencyKey?: string;
-  signal?: AbortSignal;
+  /** What a 404 means here (TaskNotFoundError, SessionNotFoundError). */
+  notFound?: NotFoundKind;
+  /** This call's retries (replaces the client's maxRetries). */
+  maxRetries?: number;
 }
 
 export interface PageOptions {
@@ -34,55 +66,399 @@ export interface PageOptions {
   offset?: number;
 }
 
+export interface SubmitOptions extends CallOptions {
+  /** Sent as Idempotency-Key: resubmitting with it returns the first task instead of a new one (and makes the call retryable). */
+  idempotencyKey?: string;
+  /** W3C trace context, propagated to the task's executors and outbound calls. */
+  traceparent?: string;
+}
+
+export interface WaitOptions {
+  /** Give up after this many ms with TaskTimeoutError (default: wait for ever). */
+  timeoutMs?: number;
+  /** Longest pause between two status reads, ms (default 2,000). The first reads come sooner: 100 ms, doubling. */
+  pollIntervalMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface StreamOptions {
+  /** Only these event types (or their SSE names); the stream still ends with the task. */
+  types?: readonly string[];
+  /** Resume strictly after this event (its `seq`). */
+  lastEventId?: number | string;
+  /** Stops the stream (the iteration simply ends). */
+  signal?: AbortSignal;
+  /** Failed connections in a row before the stream throws (default 10). */
+  maxReconnects?: number;
+  /** The link's state: connecting, live, reconnecting, done. */
+  onState?: (state: StreamState) => void;
+}
+
+/** A streamed event: the persisted event JSON plus the SSE name it was sent under. */
+export type StreamEvent = TaskEvent & { event: string };
+
+const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+const MAX_RETRY_WAIT_MS = 30_000;
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Retry-After as ms (delta-seconds or an HTTP date), if sent and sane. */
+function retryAfterMs(res: Response): number | undefined {
+  const h = res.headers.get('retry-after');
+  if (!h) return undefined;
+  const s = Number(h);
+  if (Number.isFinite(s) && s >= 0) return s * 1000;
+  const at = Date.parse(h);
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
+}
+
+const enc = encodeURIComponent;
+
 export class TaskgateClient {
   readonly baseUrl: string;
   readonly #apiKey: string | undefined;
   readonly #fetch: typeof fetch;
   readonly #headers: Record<string, string>;
+  readonly #timeoutMs: number;
+  readonly #maxRetries: number;
 
   constructor(opts: ClientOptions = {}) {
     this.baseUrl = (opts.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
     this.#apiKey = opts.apiKey;
     this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.#headers = opts.headers ?? {};
+    this.#timeoutMs = opts.timeoutMs ?? 30_000;
+    this.#maxRetries = opts.maxRetries ?? 2;
   }
 
-  /** Any route: resolves with the parsed JSON body (undefined for 204). */
-  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+  #authHeaders(): Record<string, string> {
+    if (!this.#apiKey) return {};
+    return this.#apiKey.includes('.') ? { authorization: `Bearer ${this.#apiKey}` } : { 'x-api-key': this.#apiKey };
+  }
+
+  #url(path: string, query?: RequestOptions['query']): URL {
     const url = new URL(this.baseUrl + path);
-    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const headers: Record<string, string> = { accept: 'application/json', ...this.#headers, ...opts.headers };
-    if (this.#apiKey) {
-      if (this.#apiKey.includes('.')) headers.authorization = `Bearer ${this.#apiKey}`;
-      else headers['x-api-key'] = this.#apiKey;
-    }
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    return url;
+  }
+
+  /**
+   * Any route: resolves with the parsed JSON body (undefined for 204). A network failure, a 429 or
+   * a 502/503/504 is retried up to `maxRetries` times (after Retry-After when sent, else 250 ms
+   * doubling, with jitter) for GET/HEAD/DELETE and for a request with an Idempotency-Key; a 429
+   * also for any other POST (the server refused it before doing anything).
+   */
+  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    const url = this.#url(path, opts.query);
+    const headers: Record<string, string> = { accept: 'application/json', ...this.#headers, ...opts.headers, ...this.#authHeaders() };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
     if (opts.idempotencyKey) headers['idempotency-key'] = opts.idempotencyKey;
-    let res: Response;
-    try {
-      res = await this.#fetch(url, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body), signal: opts.signal });
-    } catch (err) {
-      throw new TaskgateError({ status: 0, code: 'NETWORK_ERROR', message: `cannot reach ${this.baseUrl}: ${(err as Error).message}`, cause: err });
+    const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    const safe = method === 'GET' || method === 'HEAD' || method === 'DELETE' || Boolean(opts.idempotencyKey);
+    const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
+    const maxRetries = opts.maxRetries ?? this.#maxRetries;
+    for (let attempt = 0; ; attempt++) {
+      const timeout = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
+      const signal = timeout && opts.signal ? AbortSignal.any([timeout, opts.signal]) : (timeout ?? opts.signal);
+      let res: Response;
+      let text: string;
+      try {
+        res = await this.#fetch(url, { method, headers, body, signal });
+        text = await res.text();
+      } catch (err) {
+        if (opts.signal?.aborted) throw opts.signal.reason;
+        const error = timeout?.aborted
+          ? new RequestTimeoutError({ status: 0, code: 'REQUEST_TIMEOUT', message: `${method} ${path}: no answer within ${timeoutMs} ms`, cause: err })
+          : new NetworkError({ status: 0, code: 'NETWORK_ERROR', message: `cannot reach ${this.baseUrl}: ${(err as Error).message}`, cause: err });
+        if (!safe || attempt >= maxRetries) throw error;
+        await sleep(this.#backoff(attempt), opts.signal);
+        continue;
+      }
+      if (res.ok) {
+        try {
+          return (text ? JSON.parse(text) : undefined) as T;
+        } catch (err) {
+          throw new TaskgateError({ status: res.status, code: 'BAD_RESPONSE', message: `${method} ${path}: the answer is not JSON`, cause: err });
+        }
+      }
+      const error = this.#errorFrom(res, text, opts.notFound);
+      if (attempt < maxRetries && RETRYABLE_STATUS.has(res.status) && (safe || res.status === 429)) {
+        const after = retryAfterMs(res);
+        if (after === undefined || after <= MAX_RETRY_WAIT_MS) {
+          await sleep(after ?? this.#backoff(attempt), opts.signal);
+          continue;
+        }
+      }
+      throw error;
     }
-    const text = await res.text();
-    let parsed: unknown;
+  }
+
+  #backoff(attempt: number): number {
+    return Math.min(250 * 2 ** attempt, 5_000) * (0.5 + Math.random() / 2);
+  }
+
+  #errorFrom(res: Response, text: string, notFound?: NotFoundKind): TaskgateError {
+    let parsed: Partial<ErrorEnvelope> | undefined;
     try {
-      parsed = text ? JSON.parse(text) : undefined;
+      parsed = text ? (JSON.parse(text) as Partial<ErrorEnvelope>) : undefined;
     } catch {
       parsed = undefined;
     }
-    if (res.ok) return parsed as T;
-    const env = (parsed as Partial<ErrorEnvelope> | undefined)?.error;
-    const retryAfter = Number(res.headers.get('retry-after'));
-    throw new TaskgateError({
+    const env = parsed?.error;
+    const after = retryAfterMs(res);
+    return errorForStatus({
       status: res.status,
       code: env?.code ?? 'BAD_RESPONSE',
       message: env?.message ?? `HTTP ${res.status}`,
       details: env?.details,
-      requestId: (parsed as Partial<ErrorEnvelope> | undefined)?.request_id ?? res.headers.get('x-request-id') ?? undefined,
-      retryAfterS: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
+      requestId: parsed?.request_id ?? res.headers.get('x-request-id') ?? undefined,
+      retryAfterS: after !== undefined && after > 0 ? Math.ceil(after / 1000) : undefined,
+    }, notFound);
+  }
+
+  // ---- tasks ----
+
+  /** Submits a task (agent: `query`; definition: `task_definition_id` + `input`) and returns its handle. */
+  async submitTask(body: SubmitTaskBody, opts: SubmitOptions = {}): Promise<TaskHandle> {
+    const out = await this.request<SubmitTaskResponse>('POST', '/api/v1/tasks', { ...this.#submitOpts(opts), body });
+    return new TaskHandle(this, out);
+  }
+
+  /** Submits a task and returns its handle with the URL of its event stream (one round trip fewer than submit, then stream). */
+  async submitAndStream(body: SubmitTaskBody, opts: SubmitOptions = {}): Promise<{ handle: TaskHandle; streamUrl: string }> {
+    const out = await this.request<SubmitStreamResponse>('POST', '/api/v1/tasks/stream', { ...this.#submitOpts(opts), body });
+    const handle = new TaskHandle(this, { ...out, status: 'QUEUED', message: 'Task submitted', created_at: undefined });
+    return { handle, streamUrl: new URL(out.stream_url, this.baseUrl + '/').toString() };
+  }
+
+  #submitOpts(opts: SubmitOptions): RequestOptions {
+    return {
+      idempotencyKey: opts.idempotencyKey, signal: opts.signal, timeoutMs: opts.timeoutMs,
+      headers: opts.traceparent ? { traceparent: opts.traceparent } : undefined,
+    };
+  }
+
+  /** A handle for a task submitted earlier (nothing is fetched). */
+  task(taskId: string): TaskHandle {
+    return new TaskHandle(this, { task_id: taskId, workflow_id: taskId, session_id: null });
+  }
+
+  getStatus(taskId: string, opts: CallOptions = {}): Promise<TaskView> {
+    return this.request('GET', `/api/v1/tasks/${enc(taskId)}`, { ...opts, notFound: 'task' });
+  }
+
+  /** One page of the caller's tasks, newest first. */
+  listTasks(query: ListTasksQuery = {}, opts: CallOptions = {}): Promise<ListTasksResponse> {
+    return this.request('GET', '/api/v1/tasks', { ...opts, query: { ...query } });
+  }
+
+  /** Every task matching the filters, page after page (newest first). */
+  async *iterTasks(query: Omit<ListTasksQuery, 'offset' | 'page'> = {}, opts: CallOptions = {}): AsyncGenerator<TaskListItem> {
+    const limit = query.limit ?? 100;
+    for (let offset = 0; ; offset += limit) {
+      const page = await this.listTasks({ ...query, limit, offset }, opts);
+      yield* page.tasks;
+      if (page.tasks.length < limit) return;
+    }
+  }
+
+  /** One page of a task's persisted events, oldest first. */
+  getEvents(taskId: string, page: PageOptions = {}, opts: CallOptions = {}): Promise<EventsResponse> {
+    return this.request('GET', `/api/v1/tasks/${enc(taskId)}/events`, { ...opts, query: { ...page }, notFound: 'task' });
+  }
+
+  getTimeline(taskId: string, opts: CallOptions = {}): Promise<TimelineResponse> {
+    return this.request('GET', `/api/v1/tasks/${enc(taskId)}/timeline`, { ...opts, notFound: 'task' });
+  }
+
+  /** Asks the task to stop (`force`: at once, not at its next step). 409 (ConflictError) once it has ended. */
+  cancel(taskId: string, opts: CallOptions & { reason?: string; force?: boolean } = {}): Promise<ControlResponse> {
+    const { reason, force, ...call } = opts;
+    return this.request('POST', `/api/v1/tasks/${enc(taskId)}/cancel`, { ...call, body: { reason, force }, notFound: 'task' });
+  }
+
+  pause(taskId: string, opts: CallOptions & { reason?: string } = {}): Promise<ControlResponse> {
+    const { reason, ...call } = opts;
+    return this.request('POST', `/api/v1/tasks/${enc(taskId)}/pause`, { ...call, body: { reason }, notFound: 'task' });
+  }
+
+  resume(taskId: string, opts: CallOptions & { reason?: string } = {}): Promise<ControlResponse> {
+    const { reason, ...call } = opts;
+    return this.request('POST', `/api/v1/tasks/${enc(taskId)}/resume`, { ...call, body: { reason }, notFound: 'task' });
+  }
+
+  getControlState(taskId: string, opts: CallOptions = {}): Promise<ControlState> {
+    return this.request('GET', `/api/v1/tasks/${enc(taskId)}/control-state`, { ...opts, notFound: 'task' });
+  }
+
+  /**
+   * Resolves with the task's view once it has ended (COMPLETED, FAILED, CANCELLED or TIMEOUT —
+   * whichever it is; `TaskHandle.result()` throws for the last three). Reads the status after
+   * 100 ms, then at doubling intervals up to `pollIntervalMs`. TaskTimeoutError after `timeoutMs`.
+   */
+  async wait(taskId: string, opts: WaitOptions = {}): Promise<TaskView> {
+    const { timeoutMs, pollIntervalMs = 2_000, signal } = opts;
+    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    let interval = Math.min(100, pollIntervalMs);
+    for (;;) {
+      const task = await this.getStatus(taskId, { signal });
+      if (TERMINAL_STATUSES.has(task.status)) return task;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new TaskTimeoutError({
+          status: 0, code: 'WAIT_TIMEOUT', message: `task ${taskId} is still ${task.status} after ${timeoutMs} ms`, details: { status: task.status },
+        });
+      }
+      await sleep(Math.min(interval, left), signal);
+      interval = Math.min(interval * 2, pollIntervalMs);
+    }
+  }
+
+  /**
+   * A task's events, replayed from the first (or after `lastEventId`) then live, until the task
+   * has ended and its last event was sent — then the iteration ends. Server-Sent Events with the
+   * credential in a header; a dropped connection is resumed after the last event received, so no
+   * event is lost or repeated. `LLM_PARTIAL` deltas are live-only (not replayed after a reconnect).
+   */
+  async *stream(workflowId: string, opts: StreamOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
+    const query: Record<string, string> = { workflow_id: workflowId };
+    if (opts.types?.length) query.types = opts.types.join(',');
+    const url = this.#url('/api/v1/stream/sse', query);
+    const open = async (lastEventId: string | null, signal: AbortSignal | undefined): Promise<OpenResult> => {
+      const headers: Record<string, string> = { ...this.#headers, ...this.#authHeaders(), accept: 'text/event-stream' };
+      if (lastEventId !== null) headers['last-event-id'] = lastEventId;
+      let res: Response;
+      try {
+        res = await this.#fetch(url, { headers, signal });
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        return { ok: false, retry: true, error: new NetworkError({ status: 0, code: 'NETWORK_ERROR', message: `cannot reach ${this.baseUrl}: ${(err as Error).message}`, cause: err }) };
+      }
+      if (res.ok && res.body) return { ok: true, body: res.body };
+      const error = this.#errorFrom(res, await res.text().catch(() => ''), 'task');
+      if (RETRYABLE_STATUS.has(res.status)) return { ok: false, retry: true, error, afterMs: retryAfterMs(res) };
+      return { ok: false, error };
+    };
+    const frames = followEventStream(open, {
+      lastEventId: opts.lastEventId === undefined ? null : String(opts.lastEventId),
+      signal: opts.signal,
+      maxReconnects: opts.maxReconnects,
+      onState: opts.onState,
+      // the server ending the stream on us (its credential was revoked or expired) sends an error
+      // envelope, not an event, under the name `error` (a task's ERROR_OCCURRED is also `error`, but
+      // an event with a seq; the frame's id is no help: it carries over from the frame before)
+      closing: (frame) => {
+        if (frame.event !== 'error') return undefined;
+        let data: { seq?: unknown; error?: Partial<ErrorEnvelope['error']> } | undefined;
+        try {
+          data = JSON.parse(frame.data) as typeof data;
+        } catch {
+          return undefined;
+        }
+        const env = data?.error;
+        if (data?.seq !== undefined || typeof env?.code !== 'string') return undefined;
+        const init = { code: env.code, message: env.message ?? env.code };
+        return env.code === 'UNAUTHORIZED' ? new AuthenticationError({ status: 401, ...init }) : new TaskgateError({ status: 0, ...init });
+      },
+    });
+    try {
+      for await (const frame of frames) {
+        yield { ...(JSON.parse(frame.data) as TaskEvent), event: frame.event };
+      }
+    } catch (err) {
+      if (err instanceof TaskgateError) throw err;
+      throw new NetworkError({ status: 0, code: 'NETWORK_ERROR', message: `the stream of ${workflowId} failed: ${(err as Error).message}`, cause: err });
+    }
+  }
+
+  // ---- sessions ----
+
+  listSessions(page: PageOptions = {}, opts: CallOptions = {}): Promise<SessionList> {
+    return this.request('GET', '/api/v1/sessions', { ...opts, query: { ...page } });
+  }
+
+  getSession(sessionId: string, opts: CallOptions = {}): Promise<SessionView> {
+    return this.request('GET', `/api/v1/sessions/${enc(sessionId)}`, { ...opts, notFound: 'session' });
+  }
+
+  /** The session's tasks, oldest first. */
+  getSessionHistory(sessionId: string, page: PageOptions = {}, opts: CallOptions = {}): Promise<SessionHistory> {
+    return this.request('GET', `/api/v1/sessions/${enc(sessionId)}/history`, { ...opts, query: { ...page }, notFound: 'session' });
+  }
+
+  /** The session as conversation turns (one per task) with their events. */
+  getSessionEvents(sessionId: string, page: PageOptions & { includePayload?: boolean } = {}, opts: CallOptions = {}): Promise<SessionTurns> {
+    const { includePayload, ...rest } = page;
+    return this.request('GET', `/api/v1/sessions/${enc(sessionId)}/events`, {
+      ...opts, query: { ...rest, include_payload: includePayload }, notFound: 'session',
     });
   }
+
+  /** Renames a session (at most 60 characters after control characters are removed). */
+  updateSessionTitle(sessionId: string, title: string, opts: CallOptions = {}): Promise<SessionTitleResponse> {
+    return this.request('PATCH', `/api/v1/sessions/${enc(sessionId)}`, { ...opts, body: { title }, notFound: 'session' });
+  }
+
+  /** Soft-deletes a session (deleting it again is not an error). */
+  async deleteSession(sessionId: string, opts: CallOptions = {}): Promise<void> {
+    await this.request('DELETE', `/api/v1/sessions/${enc(sessionId)}`, { ...opts, notFound: 'session' });
+  }
+
+  // ---- approvals ----
+
+  listApprovals(query: PageOptions & { status?: ApprovalStatus } = {}, opts: CallOptions = {}): Promise<ApprovalList> {
+    return this.request('GET', '/api/v1/approvals', { ...opts, query: { ...query } });
+  }
+
+  /** Approves or denies a pending approval; 409 (ConflictError) if it was decided or its task ended. */
+  decideApproval(body: ApprovalDecisionBody, opts: CallOptions = {}): Promise<ApprovalDecisionResponse> {
+    return this.request('POST', '/api/v1/approvals/decision', { ...opts, body });
+  }
+
+  // ---- definitions ----
+
+  listDefinitions(query: PageOptions & { page?: number; type?: string; search?: string } = {}, opts: CallOptions = {}): Promise<DefinitionList> {
+    return this.request('GET', '/api/v1/definitions', { ...opts, query: { ...query } });
+  }
+
+  getDefinition(id: string, opts: CallOptions = {}): Promise<DefinitionDetail> {
+    return this.request('GET', `/api/v1/definitions/${enc(id)}`, opts);
+  }
+
+  /** Creates or replaces one of the tenant's declarative definitions (http, agent, approval). */
+  putDefinition(id: string, body: DefinitionBody, opts: CallOptions = {}): Promise<DefinitionDetail> {
+    return this.request('PUT', `/api/v1/definitions/${enc(id)}`, { ...opts, body });
+  }
+
+  async deleteDefinition(id: string, opts: CallOptions = {}): Promise<void> {
+    await this.request('DELETE', `/api/v1/definitions/${enc(id)}`, opts);
+  }
+
+  // ---- service ----
+
+  health(opts: CallOptions = {}): Promise<{ status: string; version: string; time: string }> {
+    return this.request('GET', '/health', opts);
+  }
+
+  /** ServerError (503) when the service is not ready. */
+  readiness(opts: CallOptions = {}): Promise<{ status: string }> {
+    return this.request('GET', '/readiness', { ...opts, maxRetries: 0 });
+  }
+
+  // ---- keys and tenants ----
 
   /** The calling credential: tenant, user, scopes, rate limit. */
   me(): Promise<Me> {
@@ -99,12 +475,12 @@ export class TaskgateClient {
   }
 
   getApiKey(id: string): Promise<ApiKeyView> {
-    return this.request('GET', `/api/v1/auth/api-keys/${encodeURIComponent(id)}`);
+    return this.request('GET', `/api/v1/auth/api-keys/${enc(id)}`);
   }
 
   /** Revokes a key of the caller's tenant; it stops working on the next request. */
   async revokeApiKey(id: string): Promise<void> {
-    await this.request('DELETE', `/api/v1/auth/api-keys/${encodeURIComponent(id)}`);
+    await this.request('DELETE', `/api/v1/auth/api-keys/${enc(id)}`);
   }
 
   /** Operators only (admin scope in the system tenant). */
@@ -117,15 +493,15 @@ export class TaskgateClient {
   }
 
   getTenant(id: string): Promise<TenantView> {
-    return this.request('GET', `/api/v1/admin/tenants/${encodeURIComponent(id)}`);
+    return this.request('GET', `/api/v1/admin/tenants/${enc(id)}`);
   }
 
   updateTenant(id: string, body: UpdateTenantBody): Promise<TenantView> {
-    return this.request('PATCH', `/api/v1/admin/tenants/${encodeURIComponent(id)}`, { body });
+    return this.request('PATCH', `/api/v1/admin/tenants/${enc(id)}`, { body });
   }
 
   /** Creates a key in any tenant (operators only); the returned `key` is shown only this once. */
   createTenantApiKey(tenantId: string, body: CreateTenantKeyBody, opts: { idempotencyKey?: string } = {}): Promise<CreatedApiKey> {
-    return this.request('POST', `/api/v1/admin/tenants/${encodeURIComponent(tenantId)}/api-keys`, { body, ...opts });
+    return this.request('POST', `/api/v1/admin/tenants/${enc(tenantId)}/api-keys`, { body, ...opts });
   }
 }

@@ -1,8 +1,28 @@
-// Public SDK surface (`taskgate/sdk`): the HTTP client, its error, and the wire types it speaks.
-export { TaskgateClient, DEFAULT_BASE_URL, type ClientOptions, type RequestOptions, type PageOptions } from './client.js';
-export { TaskgateError } from './errors.js';
+// Public SDK surface (`taskgate/sdk`): the HTTP client, task handles, the event-stream reader, the
+// errors, and the wire types they speak.
+export {
+  TaskgateClient, DEFAULT_BASE_URL, TERMINAL_STATUSES,
+  type CallOptions, type ClientOptions, type PageOptions, type RequestOptions, type StreamEvent, type StreamOptions, type SubmitOptions,
+  type WaitOptions,
+} from './client.js';
+export { TaskHandle, type Submitted } from './handle.js';
+export { SseParser, followEventStream, type EventFrame, type SseFrame, type StreamState } from './sse.js';
+export {
+  TaskgateError, AuthenticationError, PermissionDeniedError, ValidationError, NotFoundError, TaskNotFoundError, SessionNotFoundError,
+  ConflictError, RateLimitError, ServerError, NetworkError, RequestTimeoutError, TaskTimeoutError, TaskFailedError, errorForStatus,
+  type ClientErrorCode,
+} from './errors.js';
 export type {
   ApiKeyList, ApiKeyView, CreateApiKeyBody, CreatedApiKey, CreateTenantBody, CreateTenantKeyBody, Me, Scope, TenantList, TenantView,
   UpdateTenantBody,
 } from '../contract/auth.js';
+export type { ApprovalDecisionBody, ApprovalDecisionResponse, ApprovalList, ApprovalStatus, ApprovalView } from '../contract/approvals.js';
+export type { DefinitionBody, DefinitionDetail, DefinitionList, DefinitionSummary } from '../contract/definitions.js';
 export type { ErrorCode, ErrorEnvelope } from '../contract/errors.js';
+export type { EventType, TaskEvent } from '../contract/events.js';
+export type { SessionHistory, SessionList, SessionSummary, SessionTitleResponse, SessionTurns, SessionView } from '../contract/sessions.js';
+export type {
+  ControlResponse, ControlState, EventsResponse, ListTasksQuery, ListTasksResponse, SubmitStreamResponse, SubmitTaskBody,
+  SubmitTaskResponse, TaskListItem, TaskView, Usage,
+} from '../contract/tasks.js';
+export type { TimelineResponse } from '../contract/timeline.js';

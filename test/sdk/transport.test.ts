@@ -1,0 +1,195 @@
+// The SDK's transport against a scripted HTTP server (what a proxy, an overloaded or a dying server
+// can answer, which the real one cannot be made to on cue): retries and their limits, timeouts,
+// network failures, answers that are not JSON, credentials, and the stream's own failure paths.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  AuthenticationError, NetworkError, RateLimitError, RequestTimeoutError, ServerError, SseParser, TaskgateClient, TaskgateError,
+  type StreamEvent,
+} from '../../src/sdk/index.js';
+
+type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
+let server: Server;
+let base: string;
+let handler: Handler;
+let seen: { method: string; url: string; headers: IncomingMessage['headers'] }[];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    seen.push({ method: req.method!, url: req.url!, headers: req.headers });
+    req.resume();
+    req.on('end', () => handler(req, res, seen.length));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+beforeEach(() => {
+  seen = [];
+});
+
+const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+};
+const envelope = (code: string, message = code) => ({ error: { code, message }, request_id: 'req-1' });
+const client = (o: Partial<ConstructorParameters<typeof TaskgateClient>[0]> = {}) => new TaskgateClient({ baseUrl: base, apiKey: 'sk_test', ...o });
+
+describe('SDK transport: retries', () => {
+  it('a GET is retried after 503 (Retry-After honoured) until it succeeds', async () => {
+    handler = (_q, res, n) => (n < 3 ? json(res, 503, envelope('UNAVAILABLE'), { 'retry-after': '0' }) : json(res, 200, { status: 'healthy' }));
+    expect(await client().health()).toEqual({ status: 'healthy' });
+    expect(seen).toHaveLength(3);
+  });
+
+  it('a POST without an Idempotency-Key is not retried after a 503 or a network failure; with one it is', async () => {
+    handler = (_q, res) => json(res, 503, envelope('UNAVAILABLE'), { 'retry-after': '0' });
+    const err = await client().submitTask({ query: 'x' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ServerError);
+    expect(err).toMatchObject({ status: 503, code: 'UNAVAILABLE', requestId: 'req-1' });
+    expect(seen).toHaveLength(1);
+
+    seen = [];
+    handler = (_q, res, n) => (n < 2 ? json(res, 503, envelope('UNAVAILABLE'), { 'retry-after': '0' }) : json(res, 200, { task_id: 't1', workflow_id: 't1', session_id: null, status: 'QUEUED' }));
+    const handle = await client().submitTask({ query: 'x' }, { idempotencyKey: 'k1' });
+    expect(handle.taskId).toBe('t1');
+    expect(seen.map((s) => s.headers['idempotency-key'])).toEqual(['k1', 'k1']);
+
+    seen = [];
+    handler = (_q, res) => res.socket!.destroy();
+    await expect(client().submitTask({ query: 'x' })).rejects.toBeInstanceOf(NetworkError);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('any request is retried after a 429 (nothing was done); RateLimitError with retryAfterS once retries run out', async () => {
+    handler = (_q, res) => json(res, 429, envelope('RATE_LIMITED'), { 'retry-after': '0' });
+    const err = await client({ maxRetries: 2 }).submitTask({ query: 'x' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RateLimitError);
+    expect(seen).toHaveLength(3);
+
+    seen = [];
+    handler = (_q, res) => json(res, 429, envelope('RATE_LIMITED'), { 'retry-after': '120' });
+    const late = await client().listTasks().catch((e: unknown) => e);
+    expect(late).toMatchObject({ status: 429, retryAfterS: 120 });
+    expect(seen).toHaveLength(1); // a wait that long is the caller's to decide
+  });
+
+  it('maxRetries 0 turns retries off', async () => {
+    handler = (_q, res) => json(res, 503, envelope('UNAVAILABLE'), { 'retry-after': '0' });
+    await expect(client({ maxRetries: 0 }).listTasks()).rejects.toBeInstanceOf(ServerError);
+    expect(seen).toHaveLength(1);
+  });
+});
+
+describe('SDK transport: failures and credentials', () => {
+  it('no answer within timeoutMs: RequestTimeoutError (per client and per call)', async () => {
+    handler = () => {}; // never answers
+    const err = await client({ timeoutMs: 100, maxRetries: 0 }).listTasks().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RequestTimeoutError);
+    expect(err).toMatchObject({ status: 0, code: 'REQUEST_TIMEOUT' });
+    await expect(client({ maxRetries: 0 }).getStatus('t', { timeoutMs: 50 })).rejects.toBeInstanceOf(RequestTimeoutError);
+  });
+
+  it('an unreachable server: NetworkError; an abort: the signal\'s reason', async () => {
+    const closed = new TaskgateClient({ baseUrl: 'http://127.0.0.1:1', maxRetries: 0 });
+    await expect(closed.health()).rejects.toMatchObject({ name: 'NetworkError', code: 'NETWORK_ERROR', status: 0 });
+    handler = () => {};
+    const ac = new AbortController();
+    const p = client().listTasks({}, { signal: ac.signal });
+    ac.abort(new Error('stop'));
+    await expect(p).rejects.toThrow('stop');
+  });
+
+  it('an answer that is not JSON: BAD_RESPONSE; a 5xx without an envelope: ServerError', async () => {
+    handler = (_q, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<html>proxy</html>');
+    };
+    await expect(client().listTasks()).rejects.toMatchObject({ code: 'BAD_RESPONSE', status: 200 });
+    handler = (_q, res) => {
+      res.writeHead(500);
+      res.end('oops');
+    };
+    const err = await client({ maxRetries: 0 }).listTasks().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ServerError);
+    expect(err).toMatchObject({ code: 'BAD_RESPONSE', message: 'HTTP 500' });
+  });
+
+  it('an API key goes in X-API-Key, a JWT as a Bearer token; never in the URL', async () => {
+    handler = (_q, res) => json(res, 200, { tasks: [], total_count: 0, limit: 20, offset: 0 });
+    await client({ apiKey: 'sk_abc' }).listTasks();
+    await client({ apiKey: 'aaa.bbb.ccc' }).listTasks();
+    expect(seen[0]!.headers['x-api-key']).toBe('sk_abc');
+    expect(seen[1]!.headers.authorization).toBe('Bearer aaa.bbb.ccc');
+    expect(seen.every((s) => !s.url.includes('sk_abc') && !s.url.includes('aaa.bbb'))).toBe(true);
+  });
+});
+
+describe('SDK transport: the stream', () => {
+  const frame = (seq: number, type = 'PROGRESS') => `id: ${seq}\nevent: ${type}\ndata: ${JSON.stringify({ workflow_id: 't', type, seq, timestamp: 'x' })}\n\n`;
+  const collect = async (it: AsyncIterable<StreamEvent>) => {
+    const out: StreamEvent[] = [];
+    for await (const e of it) out.push(e);
+    return out;
+  };
+
+  it('a 503 at connect is retried after Retry-After; the server\'s retry: hint paces reconnects after a cut', async () => {
+    handler = (req, res, n) => {
+      if (n === 1) return json(res, 503, envelope('UNAVAILABLE'), { 'retry-after': '0' });
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      if (n === 2) return res.end(`: connected\nretry: 10\n\n${frame(1)}${frame(2)}`); // ends without done
+      expect(req.headers['last-event-id']).toBe('2');
+      res.end(`${frame(3, 'STREAM_END')}event: done\ndata: [DONE]\n\n`);
+    };
+    const events = await collect(client().stream('t'));
+    expect(events.map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(seen).toHaveLength(3);
+  });
+
+  it('an error envelope in an `event: error` frame (credential revoked) ends the stream with AuthenticationError; ERROR_OCCURRED does not', async () => {
+    handler = (_q, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`${frame(1, 'error')}event: error\ndata: ${JSON.stringify(envelope('UNAUTHORIZED', 'revoked'))}\n\n`);
+    };
+    const got: StreamEvent[] = [];
+    const err = await (async () => {
+      for await (const e of client().stream('t')) got.push(e);
+    })().catch((e: unknown) => e);
+    expect(got.map((e) => e.event)).toEqual(['error']);
+    expect(err).toBeInstanceOf(AuthenticationError);
+    expect((err as TaskgateError).message).toBe('revoked');
+    expect(seen).toHaveLength(1);
+  });
+
+  it('gives up after maxReconnects failed connections in a row, with NetworkError', async () => {
+    handler = (_q, res) => res.socket!.destroy();
+    const err = await collect(client().stream('t', { maxReconnects: 2 })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NetworkError);
+    expect(seen).toHaveLength(3);
+  }, 15_000);
+
+  it('a refusal (401, 404) is final at once', async () => {
+    handler = (_q, res) => json(res, 401, envelope('UNAUTHORIZED'));
+    await expect(collect(client().stream('t'))).rejects.toBeInstanceOf(AuthenticationError);
+    expect(seen).toHaveLength(1);
+  });
+});
+
+describe('SseParser', () => {
+  it('parses fields, multi-line data, comments and retry; CRLF split across chunks; ignores an id with NUL', () => {
+    const p = new SseParser();
+    const frames = [...p.push(': hi\r'), ...p.push('\nid: 7\r\nevent: x\r\ndata: a\r\ndata: b\r\n\r'), ...p.push('\nretry: 50\n'), ...p.push('id: 8\0\ndata\n\n')];
+    expect(frames).toEqual([
+      { kind: 'comment', text: 'hi' },
+      { kind: 'event', event: 'x', data: 'a\nb', id: '7' },
+      { kind: 'retry', ms: 50 },
+      { kind: 'event', event: 'message', data: '', id: '7' },
+    ]);
+    expect(p.lastEventId).toBe('7');
+    expect(p.push('retry: soon\n\n')).toEqual([]);
+  });
+});
