@@ -159,7 +159,8 @@ export class TaskgateClient {
    * Any route: resolves with the parsed JSON body (undefined for 204). A network failure, a 429 or
    * a 502/503/504 is retried up to `maxRetries` times (after Retry-After when sent, else 250 ms
    * doubling, with jitter) for GET/HEAD/DELETE and for a request with an Idempotency-Key; a 429
-   * also for any other POST (the server refused it before doing anything).
+   * also for any other POST (the server refused it before doing anything); a 409
+   * IDEMPOTENCY_KEY_IN_PROGRESS for a keyed request (its first try, cut off, is still running).
    */
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const url = this.#url(path, opts.query);
@@ -195,7 +196,9 @@ export class TaskgateClient {
         }
       }
       const error = this.#errorFrom(res, text, opts.notFound);
-      if (attempt < maxRetries && RETRYABLE_STATUS.has(res.status) && (safe || res.status === 429)) {
+      // a keyed write whose first try is still in flight (the network failed us, not the server): ask again
+      const inFlight = res.status === 409 && opts.idempotencyKey !== undefined && error.code === 'IDEMPOTENCY_KEY_IN_PROGRESS';
+      if (attempt < maxRetries && ((RETRYABLE_STATUS.has(res.status) && (safe || res.status === 429)) || inFlight)) {
         const after = retryAfterMs(res);
         if (after === undefined || after <= MAX_RETRY_WAIT_MS) {
           await sleep(after ?? this.#backoff(attempt), opts.signal);

@@ -63,6 +63,16 @@ describe('SDK transport: retries', () => {
     handler = (_q, res) => res.socket!.destroy();
     await expect(client().submitTask({ query: 'x' })).rejects.toBeInstanceOf(NetworkError);
     expect(seen).toHaveLength(1);
+
+    // the keyed retry of a cut-off submit finds the first still in flight (409): it asks again
+    seen = [];
+    handler = (_q, res, n) => {
+      if (n === 1) return res.socket!.destroy();
+      if (n === 2) return json(res, 409, envelope('IDEMPOTENCY_KEY_IN_PROGRESS'));
+      json(res, 200, { task_id: 't2', workflow_id: 't2', session_id: null, status: 'QUEUED' });
+    };
+    expect((await client().submitTask({ query: 'x' }, { idempotencyKey: 'k2' })).taskId).toBe('t2');
+    expect(seen).toHaveLength(3);
   });
 
   it('any request is retried after a 429 (nothing was done); RateLimitError with retryAfterS once retries run out', async () => {
