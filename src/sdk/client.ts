@@ -243,8 +243,7 @@ export class TaskgateClient {
   /** Submits a task and returns its handle with the URL of its event stream (one round trip fewer than submit, then stream). */
   async submitAndStream(body: SubmitTaskBody, opts: SubmitOptions = {}): Promise<{ handle: TaskHandle; streamUrl: string }> {
     const out = await this.request<SubmitStreamResponse>('POST', '/api/v1/tasks/stream', { ...this.#submitOpts(opts), body });
-    const handle = new TaskHandle(this, { ...out, status: 'QUEUED', message: 'Task submitted', created_at: undefined });
-    return { handle, streamUrl: new URL(out.stream_url, this.baseUrl + '/').toString() };
+    return { handle: new TaskHandle(this, out), streamUrl: new URL(out.stream_url, this.baseUrl + '/').toString() };
   }
 
   #submitOpts(opts: SubmitOptions): RequestOptions {

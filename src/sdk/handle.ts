@@ -4,7 +4,7 @@ import type { ControlResponse, ControlState, TaskView } from '../contract/tasks.
 import type { CallOptions, StreamEvent, StreamOptions, TaskgateClient, WaitOptions } from './client.js';
 import { TaskFailedError } from './errors.js';
 
-/** What the submit answered (POST /api/v1/tasks; /tasks/stream answers without status and created_at). */
+/** What the submit answered (POST /api/v1/tasks; /tasks/stream answers with stream_url instead of status, message and created_at). */
 export interface Submitted {
   task_id: string;
   workflow_id: string;
@@ -12,6 +12,7 @@ export interface Submitted {
   status?: string;
   message?: string;
   created_at?: string;
+  stream_url?: string;
 }
 
 export class TaskHandle {

@@ -210,6 +210,8 @@ describe('SDK: streaming', () => {
     const { handle, streamUrl } = await client.submitAndStream({ task_definition_id: 'test-progress', input: { count: 1, key: 'sdk-sas' } });
     expect(streamUrl).toContain(`workflow_id=${handle.workflowId}`);
     expect(new URL(streamUrl).origin).toBe(new URL(server.url).origin);
+    expect(handle.submitted).toMatchObject({ task_id: handle.taskId, stream_url: expect.stringContaining('/api/v1/stream/sse') });
+    expect(handle.submitted.status).toBeUndefined(); // this route does not say; nothing is made up
     const events = await collect(handle.stream());
     expect(events.map((e) => e.type)).toEqual(['WORKFLOW_STARTED', 'PROGRESS', 'WORKFLOW_COMPLETED', 'STREAM_END']);
   });
