@@ -5,7 +5,8 @@ import { migrate } from '../storage/migrate.js';
 import { openDatabase, startServer } from '../main.js';
 import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
-import { ADMIN_HELP, runAdminCommand, type CliIo } from './admin.js';
+import { ADMIN_HELP, runAdminCommand } from './admin.js';
+import { processIo, type CliIo } from './shared.js';
 
 const HELP = `taskgate ${VERSION} — task gateway and durable execution engine
 
@@ -52,8 +53,6 @@ async function serve(flags: Record<string, string | boolean>): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }
-
-const processIo: CliIo = { out: (t) => process.stdout.write(t + '\n'), err: (t) => process.stderr.write(t + '\n') };
 
 async function migrateCmd(flags: Record<string, string | boolean>, io: CliIo): Promise<void> {
   const config = loadConfig(flags);

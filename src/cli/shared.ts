@@ -1,0 +1,77 @@
+// What the client commands (admin.ts, tasks.ts) share: the io they write through, flag readers,
+// the SDK client built from --url/--key, a plain-text table, and how a failure becomes an exit code.
+import { readFileSync } from 'node:fs';
+import { loadClientConfig } from '../config/client.js';
+import { TaskgateClient, TaskgateError } from '../sdk/index.js';
+
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  /** Where TASKGATE_URL, TASKGATE_API_KEY, TASKGATE_DATA_DIR come from (default: the process environment). */
+  env?: Record<string, string | undefined>;
+  fetch?: typeof fetch;
+}
+
+/** The real terminal (commands run in tests get an io of their own). */
+export const processIo: CliIo = { out: (t) => process.stdout.write(t + '\n'), err: (t) => process.stderr.write(t + '\n') };
+
+/** A command line the command cannot run: exit code 2 and the help. */
+export class UsageError extends Error {}
+
+export type Flags = Record<string, string | boolean>;
+
+export function need(flags: Flags, name: string): string {
+  const v = flags[name];
+  if (typeof v !== 'string' || v.trim() === '') throw new UsageError(`--${name} is required`);
+  return v.trim();
+}
+
+export function optInt(flags: Flags, name: string): number | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new UsageError(`--${name} must be an integer`);
+  return n;
+}
+
+export function optStr(flags: Flags, name: string): string | undefined {
+  const v = flags[name];
+  return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
+}
+
+/** The SDK client for --url/TASKGATE_URL with the key from --key, TASKGATE_API_KEY or <data-dir>/admin.key. */
+export function cliClient(flags: Flags, io: CliIo): TaskgateClient {
+  const cfg = loadClientConfig(flags, io.env);
+  let apiKey = cfg.apiKey;
+  if (!apiKey) {
+    try {
+      apiKey = readFileSync(cfg.keyFile, 'utf8').trim() || undefined;
+    } catch {
+      throw new UsageError(`no API key: pass --key, set TASKGATE_API_KEY, or run where ${cfg.keyFile} exists`);
+    }
+  }
+  return new TaskgateClient({ baseUrl: cfg.url, apiKey, fetch: io.fetch });
+}
+
+export function table(rows: Record<string, unknown>[], columns: string[]): string {
+  const cells = rows.map((r) => columns.map((c) => (r[c] === null || r[c] === undefined ? '-' : Array.isArray(r[c]) ? (r[c] as unknown[]).join(',') : String(r[c]))));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
+  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(columns.map((c) => c.toUpperCase())), ...cells.map(line)].join('\n');
+}
+
+/**
+ * The exit code of a command that threw: 2 with `help` for a UsageError, 1 with
+ * `taskgate: CODE (HTTP n): message` for an SDK error; anything else is rethrown (main.ts prints it).
+ */
+export function exitCodeFor(err: unknown, io: CliIo, help: string): number {
+  if (err instanceof UsageError) {
+    io.err(`taskgate: ${err.message}\n\n${help}`);
+    return 2;
+  }
+  if (err instanceof TaskgateError) {
+    io.err(`taskgate: ${err.code}${err.status ? ` (HTTP ${err.status})` : ''}: ${err.message}`);
+    return 1;
+  }
+  throw err;
+}
