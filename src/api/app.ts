@@ -84,6 +84,13 @@ function strictBodyValidators(...args: Parameters<typeof validatorPool>): Return
   return ((route: { httpPart?: string }) => (route.httpPart === 'body' ? strict : coercing)(route as never)) as unknown as ReturnType<typeof validatorPool>;
 }
 
+/** Fastify's trustProxy from TASKGATE_TRUST_PROXY: a hop count trusts that many proxies nearest the server. */
+function trustProxyOption(t: number | readonly string[] | undefined): boolean | string[] | ((addr: string, hop: number) => boolean) {
+  if (t === undefined) return false;
+  if (typeof t === 'number') return (_addr, hop) => hop < t;
+  return [...t];
+}
+
 export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
@@ -100,6 +107,8 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     // requests still arriving on open keep-alive connections while the server closes get 503 in
     // our envelope (the onRequest hook below), not Fastify's own body
     return503OnClosing: false,
+    // the client address behind reverse proxies named by TASKGATE_TRUST_PROXY (off: the socket's)
+    trustProxy: trustProxyOption(config.security.trustProxy),
     requestIdHeader: false,
     genReqId: (req) => {
       const h = req.headers['x-request-id'];

@@ -1,5 +1,6 @@
 // Security and traffic-control settings (JWT, rate limits, idempotency, stream caps, header
 // timeout), read once with the rest of the configuration. docs/security.md explains each one.
+import { isIP } from 'node:net';
 import { ConfigError } from './index.js';
 
 /** Submit/control budget per principal: 60 requests a minute… */
@@ -62,6 +63,12 @@ export interface SecurityConfig {
   readonly authFailureBurst: number;
   /** Capped at the request timeout (Node refuses a longer one). */
   readonly headersTimeoutMs: number;
+  /**
+   * Reverse proxies whose X-Forwarded-For is believed, for the client address (failed-auth limits,
+   * logs): a hop count, or addresses/CIDRs (and the names loopback, linklocal, uniquelocal).
+   * Undefined: the connection's own address, the header ignored.
+   */
+  readonly trustProxy: number | readonly string[] | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -122,6 +129,34 @@ function loadJwt(env: Env): JwtConfig | undefined {
   });
 }
 
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** TASKGATE_TRUST_PROXY: off (unset), a hop count 1–10, or a list of proxy addresses/CIDRs. */
+export function parseTrustProxy(raw: string | undefined): number | readonly string[] | undefined {
+  const v = raw?.trim();
+  if (!v || v === 'false' || v === '0') return undefined;
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    if (hops > 10) throw new ConfigError(`TASKGATE_TRUST_PROXY hop count must be 1-10, got ${v}`);
+    return hops;
+  }
+  if (v === 'true') {
+    // every client could then choose its own address (X-Forwarded-For is theirs to write)
+    throw new ConfigError('TASKGATE_TRUST_PROXY=true would believe any client\'s X-Forwarded-For: give the proxies\' addresses (10.0.0.0/8, loopback, …) or a hop count');
+  }
+  const entries = v.split(',').map((e) => e.trim()).filter(Boolean);
+  for (const e of entries) {
+    if (PROXY_NAMES.has(e)) continue;
+    const [addr, prefix, extra] = e.split('/');
+    const family = isIP(addr ?? '');
+    const okPrefix = prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32));
+    if (!family || !okPrefix || extra !== undefined) {
+      throw new ConfigError(`TASKGATE_TRUST_PROXY: ${e} is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal`);
+    }
+  }
+  return Object.freeze(entries);
+}
+
 function bool(raw: string | undefined): boolean {
   return raw !== undefined && ['1', 'true', 'yes', 'on'].includes(raw.toLowerCase());
 }
@@ -140,6 +175,7 @@ export function loadSecurityConfig(env: Env): SecurityConfig {
     ),
     maxStreamsPerPrincipal: int('TASKGATE_MAX_STREAMS_PER_PRINCIPAL', env.TASKGATE_MAX_STREAMS_PER_PRINCIPAL, DEFAULT_MAX_STREAMS_PER_PRINCIPAL, 1),
     authCacheMs: int('TASKGATE_AUTH_CACHE_MS', env.TASKGATE_AUTH_CACHE_MS, DEFAULT_AUTH_CACHE_MS, 0, 60_000),
+    trustProxy: parseTrustProxy(env.TASKGATE_TRUST_PROXY),
     authFailuresPerMin: int('TASKGATE_AUTH_FAILURES_PER_MIN', env.TASKGATE_AUTH_FAILURES_PER_MIN, DEFAULT_AUTH_FAILURES_PER_MIN, 0, 1_000_000),
     authFailureBurst: int('TASKGATE_AUTH_FAILURE_BURST', env.TASKGATE_AUTH_FAILURE_BURST, DEFAULT_AUTH_FAILURE_BURST, 1, 1_000_000),
     headersTimeoutMs: int('TASKGATE_HEADERS_TIMEOUT_MS', env.TASKGATE_HEADERS_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, 1),

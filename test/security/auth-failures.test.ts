@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, startTestServer, type TestServer } from '../helpers/server.js';
 import { AuthFailureLimiter } from '../../src/auth/auth-failures.js';
+import { parseTrustProxy } from '../../src/config/security.js';
 
 let tdb: TestDb;
 let server: TestServer;
@@ -36,6 +37,47 @@ describe('failed authentications per address', () => {
     // one token a second at 60 a minute
     await new Promise((r) => setTimeout(r, 1_100));
     expect((await server.call('GET', '/api/v1/tasks', undefined, { key: ADMIN_KEY })).status).toBe(200);
+  });
+});
+
+describe('behind a reverse proxy (TASKGATE_TRUST_PROXY)', () => {
+  const fail = (srv: TestServer, forwardedFor: string, i: number) =>
+    srv.call('GET', '/api/v1/tasks', undefined, { key: `sk_madeUpPrefix_${'z'.repeat(40)}${i}`, headers: { 'x-forwarded-for': forwardedFor } });
+
+  it('trusted: each forwarded client has its own bucket; untrusted (the default): X-Forwarded-For is ignored', async () => {
+    const db2 = await openTestDb();
+    const proxied = await startTestServer(db2.db, { TASKGATE_AUTH_FAILURES_PER_MIN: '60', TASKGATE_AUTH_FAILURE_BURST: '2', TASKGATE_TRUST_PROXY: 'loopback' });
+    try {
+      for (let i = 0; i < 2; i++) expect((await fail(proxied, '203.0.113.7', i)).status).toBe(401);
+      expect((await fail(proxied, '203.0.113.7', 9)).status).toBe(429);
+      // another client behind the same proxy is not blocked with it
+      expect((await fail(proxied, '203.0.113.8', 0)).status).toBe(401);
+    } finally {
+      await proxied.close();
+      await db2.close();
+    }
+    const db3 = await openTestDb();
+    const direct = await startTestServer(db3.db, { TASKGATE_AUTH_FAILURES_PER_MIN: '60', TASKGATE_AUTH_FAILURE_BURST: '2' });
+    try {
+      // a client cannot pick a fresh address per try by writing the header itself
+      expect((await fail(direct, '198.51.100.1', 0)).status).toBe(401);
+      expect((await fail(direct, '198.51.100.2', 1)).status).toBe(401);
+      expect((await fail(direct, '198.51.100.3', 2)).status).toBe(429);
+    } finally {
+      await direct.close();
+      await db3.close();
+    }
+  });
+
+  it('refuses settings that would trust any client', () => {
+    expect(parseTrustProxy(undefined)).toBeUndefined();
+    expect(parseTrustProxy('false')).toBeUndefined();
+    expect(parseTrustProxy('2')).toBe(2);
+    expect(parseTrustProxy('10.0.0.0/8, loopback ,::1')).toEqual(['10.0.0.0/8', 'loopback', '::1']);
+    expect(() => parseTrustProxy('true')).toThrow(/X-Forwarded-For/);
+    expect(() => parseTrustProxy('11')).toThrow(/1-10/);
+    expect(() => parseTrustProxy('10.0.0.0/33')).toThrow(/not an IP address/);
+    expect(() => parseTrustProxy('proxy.internal')).toThrow(/not an IP address/);
   });
 });
 
