@@ -1,6 +1,12 @@
-// The dashboard's API client. The key the user pasted lives in sessionStorage only (gone when the
-// tab closes; never localStorage, never a URL) and goes out as X-API-Key on every call. Errors
-// arrive as the API's envelope {error: {code, message, details}, request_id}; a 401 signs out.
+// The dashboard's session and its way to the API. The key the user pasted lives in sessionStorage
+// only (gone when the tab closes; never localStorage, never a URL). Every call goes through the
+// SDK's TaskgateClient — ./index.js is the compiled dist/sdk/index.js, served beside these files —
+// which sends the key in a header, turns error envelopes into typed errors and reads event streams
+// with resume. An AuthenticationError (a 401, or a stream the server closed because its key was
+// revoked or expired) signs out.
+import { AuthenticationError, TaskgateClient } from './index.js';
+
+export { AuthenticationError };
 
 const KEY_ITEM = 'taskgate.apiKey';
 
@@ -24,81 +30,62 @@ export function clearKey() {
   }
 }
 
-/** An API error: the envelope's code and message, the HTTP status and the request id. */
-export class ApiError extends Error {
-  constructor(status, code, message, details, requestId) {
-    super(message);
-    this.name = 'ApiError';
-    this.status = status;
-    this.code = code;
-    this.details = details;
-    this.requestId = requestId;
-  }
-}
-
 let unauthorizedHandler = () => {};
-/** Called with the error's message whenever the API answers 401 (the key stopped working). */
+/** Called with the error's message whenever the key stops working (a 401, or a stream closed on a revoked key). */
 export function onUnauthorized(fn) {
   unauthorizedHandler = fn;
 }
 
-/** A 401 seen outside api() (the event stream): signs out like one seen by api(). */
-export function unauthorized(message) {
-  unauthorizedHandler(message);
+/** The dashboard's calls carry the key header and nothing else: no cookies, no HTTP cache. */
+function dashboardFetch(input, init) {
+  return fetch(input, { ...init, cache: 'no-store', credentials: 'omit' });
 }
 
-/** Builds an ApiError from a non-2xx response, reading the envelope when there is one. */
-export async function errorFrom(res) {
-  let body;
-  try {
-    body = await res.json();
-  } catch {
-    body = undefined;
+/**
+ * The SDK's client, signing out on an AuthenticationError from any call or stream. Every SDK call
+ * goes through `request` (the documented way to any route), streams through `stream`.
+ */
+class SessionClient extends TaskgateClient {
+  async request(method, path, opts) {
+    try {
+      return await super.request(method, path, opts);
+    } catch (err) {
+      if (err instanceof AuthenticationError) unauthorizedHandler(err.message);
+      throw err;
+    }
   }
-  const e = body && typeof body === 'object' ? body.error : undefined;
-  const message = e && typeof e.message === 'string' ? e.message : `HTTP ${res.status} ${res.statusText}`.trim();
-  return new ApiError(res.status, e?.code ?? `HTTP_${res.status}`, message, e?.details, body?.request_id ?? res.headers.get('x-request-id'));
+
+  async *stream(workflowId, opts) {
+    try {
+      yield* super.stream(workflowId, opts);
+    } catch (err) {
+      if (err instanceof AuthenticationError) unauthorizedHandler(err.message);
+      throw err;
+    }
+  }
+}
+
+const options = (key) => ({ baseUrl: location.origin, apiKey: key || undefined, fetch: dashboardFetch });
+
+/** A client with the stored key, made for each use: once signed out, no object holds the key. */
+export function client() {
+  return new SessionClient(options(getKey()));
+}
+
+/** Checks a key before it is kept (sign-in): its principal, or the API's error — which signs nothing out. */
+export function principalOf(key) {
+  return new TaskgateClient(options(key)).me();
+}
+
+/** Query parameters without the empty ones (an unset filter is not sent, rather than sent empty). */
+export function withoutEmpty(params) {
+  return Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== ''));
 }
 
 /** A random Idempotency-Key (crypto.randomUUID needs a secure context; getRandomValues does not). */
 export function newIdempotencyKey() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return 'dash-' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-/**
- * Calls the API. `key` overrides the stored key (sign-in checks a key before keeping it).
- * Resolves to the parsed JSON body (undefined for 204); rejects with ApiError.
- */
-export async function api(method, path, body, opts = {}) {
-  const key = opts.key ?? getKey();
-  const headers = { Accept: 'application/json' };
-  if (key) headers['X-API-Key'] = key;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  Object.assign(headers, opts.headers ?? {});
-  let res;
-  try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store', credentials: 'omit', signal: opts.signal });
-  } catch (err) {
-    if (err?.name === 'AbortError') throw err;
-    throw new ApiError(0, 'NETWORK_ERROR', 'The server cannot be reached', undefined, null);
-  }
-  if (!res.ok) {
-    const err = await errorFrom(res);
-    if (res.status === 401 && !opts.key) unauthorizedHandler(err.message);
-    throw err;
-  }
-  if (res.status === 204) return undefined;
-  const text = await res.text();
-  return text ? JSON.parse(text) : undefined;
-}
-
-/** `/api/v1/…` with query parameters (empty ones dropped). */
-export function apiPath(path, params = {}) {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
-  const s = q.toString();
-  return `/api/v1${path}${s ? `?${s}` : ''}`;
 }
 
 /** An AbortError is how a view that was left stops its calls: not worth showing. */

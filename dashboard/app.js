@@ -1,7 +1,7 @@
 // The dashboard's entry: sign-in, the header, and a hash router (#/tasks, #/tasks/<id>,
 // #/submit, #/approvals, #/definitions, #/definitions/<id>). Each view renders into <main> and
 // returns a dispose function; leaving a view aborts its calls, timers and streams.
-import { api, clearKey, getKey, isAbort, onUnauthorized, setKey } from './api.js';
+import { AuthenticationError, clearKey, client, getKey, isAbort, onUnauthorized, principalOf, setKey } from './api.js';
 import { h, mount, notice } from './dom.js';
 import { tasksView } from './tasks.js';
 import { taskDetailView } from './task-detail.js';
@@ -88,7 +88,7 @@ function signInView() {
     button.disabled = true;
     mount(error);
     try {
-      const who = await api('GET', '/api/v1/auth/me', undefined, { key });
+      const who = await principalOf(key);
       setKey(key);
       me = who;
       signInMessage = '';
@@ -140,12 +140,12 @@ async function start() {
   const key = getKey();
   if (!key) return signInView();
   try {
-    me = await api('GET', '/api/v1/auth/me');
+    me = await client().me();
     route();
   } catch (err) {
     if (isAbort(err)) return;
     // a 401 has signed out already; anything else (server down) keeps the key for a retry
-    if (err.status !== 401) {
+    if (!(err instanceof AuthenticationError)) {
       signInMessage = err.message;
       signInView();
     }

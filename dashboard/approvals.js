@@ -1,6 +1,6 @@
 // #/approvals: GET /api/v1/approvals?status=… (pending by default); each pending one can be
 // approved or denied with optional feedback (POST /api/v1/approvals/decision).
-import { api, apiPath, isAbort } from './api.js';
+import { client, isAbort } from './api.js';
 import { h, hashWith, mount, notice, pre, time } from './dom.js';
 
 const FILTERS = ['pending', 'approved', 'denied', 'cancelled'];
@@ -18,7 +18,7 @@ export function approvalsView(el, query, ctx) {
 
   async function load() {
     try {
-      const res = await api('GET', apiPath('/approvals', { status, limit: 100 }), undefined, { signal: ctx.signal });
+      const res = await client().listApprovals({ status, limit: 100 }, { signal: ctx.signal });
       if (res.approvals.length === 0) {
         mount(list, h('p', { class: 'empty', text: status === 'pending' ? 'Nothing waits for a decision.' : `No ${status} approvals.` }));
         return;
@@ -38,7 +38,7 @@ export function approvalsView(el, query, ctx) {
       const body = { workflow_id: a.workflow_id, approval_id: a.approval_id, approved };
       if (feedback.value.trim()) body.feedback = feedback.value.trim();
       try {
-        const res = await api('POST', apiPath('/approvals/decision'), body, { signal: ctx.signal });
+        const res = await client().decideApproval(body, { signal: ctx.signal });
         mount(message, notice(`${res.message} for ${a.workflow_id}.`, 'info'));
         await load();
       } catch (err) {

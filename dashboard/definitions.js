@@ -1,6 +1,6 @@
 // #/definitions: the definitions the caller's tenant can use (GET /api/v1/definitions, searched
 // and paged), and #/definitions/<id>: one with its schemas and defaults.
-import { api, apiPath, isAbort } from './api.js';
+import { client, isAbort, withoutEmpty } from './api.js';
 import { duration, fields, h, hashWith, mount, notice, pre } from './dom.js';
 
 const PAGE = 25;
@@ -18,7 +18,7 @@ export function definitionsView(el, query, ctx) {
   });
   mount(el, h('h1', { text: 'Definitions' }), form, body, pager);
 
-  api('GET', apiPath('/definitions', { search, page, limit: PAGE }), undefined, { signal: ctx.signal }).then((res) => {
+  client().listDefinitions(withoutEmpty({ search, page, limit: PAGE }), { signal: ctx.signal }).then((res) => {
     if (res.items.length === 0) {
       mount(body, h('p', { class: 'empty', text: search ? 'No definition matches.' : 'No definitions.' }));
     } else {
@@ -45,7 +45,7 @@ export function definitionsView(el, query, ctx) {
 export function definitionDetailView(el, id, ctx) {
   const body = h('div', { id: 'definition-detail' }, h('p', { class: 'muted', text: 'Loading…' }));
   mount(el, h('p', {}, h('a', { href: '#/definitions', text: '‹ Definitions' })), h('h1', { class: 'mono', text: id }), body);
-  api('GET', apiPath(`/definitions/${encodeURIComponent(id)}`), undefined, { signal: ctx.signal }).then((d) => {
+  client().getDefinition(id, { signal: ctx.signal }).then((d) => {
     const rp = d.retry_policy;
     mount(body,
       h('div', { class: 'toolbar' }, h('a', { class: 'button primary', href: hashWith('/submit', { definition: d.id }), text: 'Submit a task with it' })),

@@ -1,14 +1,15 @@
 // #/submit: a definition task (picked from GET /api/v1/definitions, its input_schema shown, the
 // input as JSON checked here before sending) or a free-text agent query; priority and an optional
 // delay. POST /api/v1/tasks with an Idempotency-Key per attempt, then on to the new task.
-import { api, apiPath, isAbort, newIdempotencyKey } from './api.js';
+import { client, isAbort, newIdempotencyKey } from './api.js';
 import { h, mount, notice, pre } from './dom.js';
 
 /** Reads every definition the caller can see, a page of 100 at a time (a tenant holds at most 500 of its own). */
 export async function allDefinitions(signal) {
   const items = [];
+  const c = client();
   for (let page = 1; page <= 20; page++) {
-    const res = await api('GET', apiPath('/definitions', { limit: 100, page }), undefined, { signal });
+    const res = await c.listDefinitions({ limit: 100, page }, { signal });
     items.push(...res.items);
     if (page >= res.pagination.total_pages) break;
   }
@@ -88,7 +89,7 @@ export function submitView(el, query, ctx) {
     detailController = new AbortController();
     const signal = AbortSignal.any ? AbortSignal.any([ctx.signal, detailController.signal]) : detailController.signal;
     try {
-      const d = await api('GET', apiPath(`/definitions/${encodeURIComponent(id)}`), undefined, { signal });
+      const d = await client().getDefinition(id, { signal });
       mount(definitionInfo,
         d.description ? h('p', { class: 'muted', text: d.description }) : null,
         h('details', { open: true, id: 'definition-schema' }, h('summary', { text: 'input_schema' }), pre(d.input_schema)));
@@ -128,8 +129,8 @@ export function submitView(el, query, ctx) {
     if (delay.value !== '') body.delay_ms = Number(delay.value);
     button.disabled = true;
     try {
-      const res = await api('POST', apiPath('/tasks'), body, { signal: ctx.signal, headers: { 'Idempotency-Key': idempotencyKey } });
-      ctx.navigate(`#/tasks/${encodeURIComponent(res.task_id)}`);
+      const task = await client().submitTask(body, { idempotencyKey, signal: ctx.signal });
+      ctx.navigate(`#/tasks/${encodeURIComponent(task.taskId)}`);
     } catch (err) {
       if (isAbort(err)) return;
       const d = err.details;

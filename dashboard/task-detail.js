@@ -1,17 +1,21 @@
-// #/tasks/<id>: the task (GET /tasks/{id}), its control state, its events live over SSE (fetch
-// with X-API-Key, resumed with Last-Event-ID after a drop, ended by `event: done`), and the
-// cancel / pause / resume buttons the status allows.
-import { api, apiPath, errorFrom, getKey, isAbort, unauthorized as signOutWith } from './api.js';
+// #/tasks/<id>: the task (GET /tasks/{id}), its control state, its events live through the SDK's
+// client.stream() (SSE over fetch with the key in a header, resumed with Last-Event-ID after a drop,
+// ended with the task), and the cancel / pause / resume buttons the status allows.
+import { client, isAbort } from './api.js';
 import { badge, duration, fields, h, mount, notice, pre, TERMINAL, time } from './dom.js';
-import { followStream } from './sse.js';
 
 /** Events after which the task's row has changed (status, attempts, output). */
 const STATUS_EVENTS = /^(WORKFLOW_|STREAM_END|APPROVAL_|RETRYING|ERROR_OCCURRED)/;
 /** While the task is not finished, re-read it this often even if no event says so (ms). */
 const POLL_MS = 5000;
+/** The buttons' calls; each answers `{message}`. */
+const ACTIONS = {
+  pause: (api, id, opts) => api.pause(id, opts),
+  resume: (api, id, opts) => api.resume(id, opts),
+  cancel: (api, id, opts) => api.cancel(id, opts),
+};
 
 export function taskDetailView(el, id, ctx) {
-  const enc = encodeURIComponent(id);
   const header = h('div', { class: 'toolbar' }, h('h1', { class: 'mono', text: id }));
   const actions = h('div', { class: 'actions', id: 'task-actions' });
   const actionMsg = h('div', { id: 'action-message' });
@@ -46,10 +50,8 @@ export function taskDetailView(el, id, ctx) {
     }
     refreshing = (async () => {
       try {
-        const [t, c] = await Promise.all([
-          api('GET', apiPath(`/tasks/${enc}`), undefined, { signal: ctx.signal }),
-          api('GET', apiPath(`/tasks/${enc}/control-state`), undefined, { signal: ctx.signal }),
-        ]);
+        const api = client();
+        const [t, c] = await Promise.all([api.getStatus(id, { signal: ctx.signal }), api.getControlState(id, { signal: ctx.signal })]);
         task = t;
         controlState = c;
         render();
@@ -133,7 +135,7 @@ export function taskDetailView(el, id, ctx) {
     for (const b of actions.querySelectorAll('button')) b.disabled = true;
     mount(actionMsg);
     try {
-      const res = await api('POST', apiPath(`/tasks/${enc}/${name}`), reason ? { reason } : {}, { signal: ctx.signal });
+      const res = await ACTIONS[name](client(), id, { reason: reason || undefined, signal: ctx.signal });
       mount(actionMsg, notice(res.message, 'info'));
     } catch (err) {
       if (isAbort(err)) return;
@@ -143,12 +145,13 @@ export function taskDetailView(el, id, ctx) {
   }
 
   let count = 0;
-  function addEvent(ev, frame) {
+  /** A streamed event: the persisted event's JSON plus `event`, the SSE name it came under. */
+  function addEvent(ev) {
     count++;
     eventCount.textContent = `${count} event${count === 1 ? '' : 's'}`;
-    const item = h('li', { class: 'event', dataset: { type: String(ev.type ?? frame.event), seq: String(ev.seq ?? '') } },
+    const item = h('li', { class: 'event', dataset: { type: String(ev.type ?? ev.event), seq: String(ev.seq ?? '') } },
       h('span', { class: 'seq', text: ev.seq ? `#${ev.seq}` : '·' }),
-      h('span', { class: 'event-type', text: ev.type ?? frame.event }),
+      h('span', { class: 'event-type', text: ev.type ?? ev.event }),
       ev.timestamp ? time(ev.timestamp) : null,
       ev.agent_id ? h('span', { class: 'tag', text: ev.agent_id }) : null,
       ev.message ? h('span', { class: 'event-message', text: ev.message }) : null,
@@ -158,19 +161,29 @@ export function taskDetailView(el, id, ctx) {
   }
 
   const stateText = { connecting: 'connecting…', live: 'live', reconnecting: 'connection lost — reconnecting…', done: 'stream ended', error: 'stream error' };
-  followStream(apiPath('/stream/sse', { workflow_id: id }), {
-    headers: { 'X-API-Key': getKey() ?? '' },
-    signal: ctx.signal,
-    errorFrom,
-    onEvent: addEvent,
-    onState: (state, err) => {
-      streamState.textContent = err ? `${stateText[state]}: ${err.message}` : stateText[state];
-      streamState.dataset.state = state;
-      if (state === 'done') refresh();
-      // the key stopped working while the stream was open: back to sign-in, as any 401 does
-      if (err?.status === 401) signOutWith(err.message);
-    },
-  });
+  const showState = (state, message) => {
+    streamState.textContent = message ? `${stateText[state]}: ${message}` : stateText[state];
+    streamState.dataset.state = state;
+  };
+  (async () => {
+    try {
+      const events = client().stream(id, {
+        signal: ctx.signal,
+        // while the page is open a lost connection is retried for good (1 s doubling to 10 s), as
+        // the state line says: a server restart may outlast the SDK's 10 tries (about 75 s)
+        maxReconnects: Infinity,
+        onState: (state) => {
+          showState(state);
+          if (state === 'done') refresh();
+        },
+      });
+      for await (const ev of events) addEvent(ev);
+    } catch (err) {
+      // final: the task is unknown or not the key's tenant's, or the key was revoked or expired
+      // (AuthenticationError: the client has signed out, which left this view)
+      if (!ctx.signal.aborted && !isAbort(err)) showState('error', err.message);
+    }
+  })();
 
   refresh();
   const poll = setInterval(() => {

@@ -1,7 +1,7 @@
 // #/tasks: GET /api/v1/tasks with status and definition filters, paging (limit/offset,
 // total_count) and an auto-refresh every 5 s that can be paused. Filters live in the hash, so
 // a filtered page can be bookmarked and the back button works.
-import { api, apiPath, isAbort } from './api.js';
+import { client, isAbort, withoutEmpty } from './api.js';
 import { badge, h, hashWith, mount, notice, STATUSES, time } from './dom.js';
 
 export const REFRESH_MS = 5000;
@@ -41,7 +41,7 @@ export function tasksView(el, query, ctx) {
     body, pager);
 
   // definition ids for the filter (the first 100 are plenty for a picker; any id works in the hash)
-  api('GET', apiPath('/definitions', { limit: 100 }), undefined, { signal: ctx.signal }).then((res) => {
+  client().listDefinitions({ limit: 100 }, { signal: ctx.signal }).then((res) => {
     for (const d of res.items) {
       if (d.id !== definition) definitionSelect.append(h('option', { value: d.id, text: d.name && d.name !== d.id ? `${d.id} — ${d.name}` : d.id }));
     }
@@ -52,7 +52,7 @@ export function tasksView(el, query, ctx) {
     if (inFlight) return;
     inFlight = true;
     try {
-      const res = await api('GET', apiPath('/tasks', { status, task_definition_id: definition, limit, offset }), undefined, { signal: ctx.signal });
+      const res = await client().listTasks(withoutEmpty({ status, task_definition_id: definition, limit, offset }), { signal: ctx.signal });
       renderTable(res);
       updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
     } catch (err) {

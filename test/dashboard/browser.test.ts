@@ -1,11 +1,14 @@
 // The dashboard end to end in Debian's Chromium (playwright-core, no downloaded browser) against a
 // real in-process server: sign-in (a wrong key's error, the admin key), a noop submitted through
 // the form reaching COMPLETED with its events, pause/resume/cancel of a delayed task with events
-// arriving live, an approval decided, attacker-controlled text rendered as text, and a revoked key
-// sending the user back to sign-in. Skipped without /usr/bin/chromium unless
+// arriving live, a stream cut by the network resumed with Last-Event-ID, an approval decided,
+// attacker-controlled text rendered as text, and a revoked key sending the user back to sign-in —
+// all through the SDK's served modules, with the key in headers and never in a URL. Skipped without /usr/bin/chromium unless
 // TASKGATE_BROWSER_TESTS=required (CI), which fails instead. Every wait is for a condition.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -37,6 +40,8 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
   let page: Page;
   /** Script errors and CSP refusals seen by the page: none allowed. */
   const problems: string[] = [];
+  /** Every URL the page asked for, and whether its API calls carried a key header. */
+  const requests: { url: string; keyHeader: boolean }[] = [];
 
   beforeAll(async () => {
     tdb = await openTestDb();
@@ -54,6 +59,7 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     page.on('console', (msg) => {
       if (msg.type() === 'error' && /Content Security Policy|Refused to/i.test(msg.text())) problems.push(`console: ${msg.text()}`);
     });
+    page.on('request', (req) => requests.push({ url: req.url(), keyHeader: 'x-api-key' in req.headers() }));
   });
   afterAll(async () => {
     await context?.close();
@@ -140,6 +146,39 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     expect((await server.call('GET', `/api/v1/tasks/${id}`)).body.status).toBe('CANCELLED');
   });
 
+  it('a stream the network cuts is resumed with Last-Event-ID: what happened meanwhile is shown once, in order', async () => {
+    // the server side of each of the page's event streams: what it resumed from, and its socket
+    const streams: { lastEventId: string | undefined; socket: Socket }[] = [];
+    const onRequest = (req: IncomingMessage) => {
+      if (req.url?.startsWith('/api/v1/stream/sse')) streams.push({ lastEventId: req.headers['last-event-id'] as string | undefined, socket: req.socket });
+    };
+    server.app.server.on('request', onRequest);
+    try {
+      const id = await server.submit({ task_definition_id: 'sleep', input: { ms: 10 }, delay_ms: 3_600_000 });
+      await go(`#/tasks/${id}`);
+      await page.locator('#stream-state[data-state=live]').waitFor();
+      expect((await server.call('POST', `/api/v1/tasks/${id}/pause`, {})).status).toBe(202);
+      await page.locator('#events li[data-type=WORKFLOW_PAUSED]').waitFor();
+
+      // the connection drops; the page says so and, while it waits to reconnect, the task goes on
+      expect(streams).toHaveLength(1);
+      streams[0]!.socket.destroy();
+      await page.locator('#stream-state[data-state=reconnecting]').waitFor();
+      expect((await server.call('POST', `/api/v1/tasks/${id}/resume`, {})).status).toBe(202);
+      expect((await server.call('POST', `/api/v1/tasks/${id}/cancel`, {})).status).toBe(202);
+      await page.locator('#stream-state[data-state=done]').waitFor();
+
+      const log = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as { seq: number; type: string }[];
+      const shown = await page.locator('#events li').evaluateAll((els) => els.map((e) => [Number(e.getAttribute('data-seq')), e.getAttribute('data-type')]));
+      expect(shown).toEqual(log.map((e) => [e.seq, e.type]));
+      expect(log.map((e) => e.type)).toEqual(expect.arrayContaining(['WORKFLOW_PAUSED', 'WORKFLOW_RESUMED', 'WORKFLOW_CANCELLED']));
+      expect(streams.map((s) => s.lastEventId)).toEqual([undefined, String(log[0]!.seq)]);
+      await page.locator('#task-summary .badge[data-status=CANCELLED]').waitFor();
+    } finally {
+      server.app.server.off('request', onRequest);
+    }
+  });
+
   it('a pending approval is approved with feedback', async () => {
     const id = await server.submit({ task_definition_id: 'approval', input: { message: 'Ship it?' } });
     await until(async () => (await server.call('GET', '/api/v1/approvals?status=pending')).body.approvals.some((a: any) => a.workflow_id === id), 'the approval to be requested', WAIT_MS);
@@ -220,5 +259,11 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     await page.locator('#api-key').waitFor();
     expect(await page.evaluate('sessionStorage.length')).toBe(0);
     expect(problems).toEqual([]);
+
+    // the key went in a header on every API call and stream, never in a URL
+    expect(requests.filter((r) => r.url.includes(ADMIN_KEY) || r.url.includes(created.body.key))).toEqual([]);
+    const api = requests.filter((r) => new URL(r.url).pathname.startsWith('/api/v1/'));
+    expect(api.some((r) => new URL(r.url).pathname === '/api/v1/stream/sse')).toBe(true);
+    expect(api.filter((r) => !r.keyHeader).map((r) => r.url)).toEqual([]);
   });
 });

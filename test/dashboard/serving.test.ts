@@ -1,15 +1,22 @@
 // The dashboard's files over HTTP from a real server: redirects, content types, its own strict
-// CSP, ETag/304, the allow-list (unknown files and traversal are 404 in the error envelope), no
-// auth, nothing secret in the files, and none of it in the OpenAPI document.
+// CSP, ETag/304, the allow-lists (its own files and the SDK's compiled modules; unknown files and
+// traversal are 404 in the error envelope), no auth, nothing secret in the files, and none of it in
+// the OpenAPI document. (test/dashboard/sdk.test.ts: the SDK modules' import graph and freshness.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, startTestServer, type TestServer } from '../helpers/server.js';
-import { DASHBOARD_CSP, DASHBOARD_DIR, DASHBOARD_FILES } from '../../src/api/routes/dashboard.js';
+import { DASHBOARD_CSP, DASHBOARD_DIR, DASHBOARD_FILES, DASHBOARD_SDK_FILES, SDK_DIR } from '../../src/api/routes/dashboard.js';
 
 let tdb: TestDb;
 let server: TestServer;
+
+/** Every served name under /dashboard/ with the file it comes from. */
+const SERVED: [string, URL][] = [
+  ...DASHBOARD_FILES.map((n): [string, URL] => [n, new URL(n, DASHBOARD_DIR)]),
+  ...DASHBOARD_SDK_FILES.map((n): [string, URL] => [n, new URL(n, SDK_DIR)]),
+];
 
 beforeAll(async () => {
   tdb = await openTestDb();
@@ -69,19 +76,23 @@ describe('dashboard routes', () => {
     expect(DASHBOARD_CSP).not.toContain('unsafe');
   });
 
-  it('scripts and the stylesheet have their content types; every listed file is served', async () => {
-    for (const name of DASHBOARD_FILES) {
+  it('scripts and the stylesheet have their content types; every listed file is served, the SDK\'s from dist/sdk', async () => {
+    for (const [name, file] of SERVED) {
       const res = await get(`/dashboard/${name}`);
       expect(res.status, name).toBe(200);
       const type = name.endsWith('.js') ? 'text/javascript; charset=utf-8' : name.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/html; charset=utf-8';
       expect(res.headers.get('content-type'), name).toBe(type);
       expect(res.headers.get('x-content-type-options'), name).toBe('nosniff');
-      expect(res.text, name).toBe(readFileSync(new URL(name, DASHBOARD_DIR), 'utf8'));
+      expect(res.headers.get('content-security-policy'), name).toBe(DASHBOARD_CSP);
+      expect(res.headers.get('cache-control'), name).toBe('no-cache');
+      expect(res.text, name).toBe(readFileSync(file, 'utf8'));
     }
   });
 
-  it('the allow-list is exactly the files in dashboard/', () => {
+  it('the allow-list is exactly the files in dashboard/; the SDK\'s modules are compiled ones, none named like a dashboard file', () => {
     expect([...DASHBOARD_FILES].sort()).toEqual(readdirSync(DASHBOARD_DIR).sort());
+    expect(DASHBOARD_SDK_FILES.filter((n) => (DASHBOARD_FILES as readonly string[]).includes(n))).toEqual([]);
+    for (const name of DASHBOARD_SDK_FILES) expect(readdirSync(new URL('../../src/sdk/', import.meta.url)), name).toContain(name.replace(/\.js$/, '.ts'));
   });
 
   it('an ETag with Cache-Control: no-cache; If-None-Match answers 304 without a body', async () => {
@@ -98,6 +109,9 @@ describe('dashboard routes', () => {
     // each file has its own validator
     expect((await get('/dashboard/', { 'if-none-match': etag })).status).toBe(200);
     expect((await get('/dashboard/app.css')).headers.get('etag')).not.toBe(etag);
+    // the SDK's modules revalidate the same way
+    const sdk = await get('/dashboard/client.js');
+    expect((await get('/dashboard/client.js', { 'if-none-match': sdk.headers.get('etag')! })).status).toBe(304);
   });
 
   it('an unknown file is a 404 in the error envelope; no path escapes the folder', async () => {
@@ -105,7 +119,12 @@ describe('dashboard routes', () => {
     expect(res.status).toBe(404);
     expect(res.body).toMatchObject({ error: { code: 'NOT_FOUND' }, request_id: expect.any(String) });
     expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
-    for (const path of ['/dashboard/..%2Fpackage.json', '/dashboard/%2E%2E%2Fsrc%2Fmain.ts', '/dashboard/../package.json', '/dashboard/.%2F..%2F.taskgate%2Fadmin.key', '/dashboard/app.js%00']) {
+    const paths = [
+      '/dashboard/..%2Fpackage.json', '/dashboard/%2E%2E%2Fsrc%2Fmain.ts', '/dashboard/../package.json', '/dashboard/.%2F..%2F.taskgate%2Fadmin.key', '/dashboard/app.js%00',
+      // dist/sdk serves its five modules only: no source maps, declarations or other compiled files
+      '/dashboard/client.js.map', '/dashboard/index.d.ts', '/dashboard/sdk/index.js', '/dashboard/..%2Fmain.js', '/dashboard/..%2F..%2Fdist%2Fmain.js',
+    ];
+    for (const path of paths) {
       const r = await rawGet(path);
       expect(r.status, path).toBe(404);
       expect(r.body, path).not.toContain('"name": "taskgate"');
@@ -120,14 +139,16 @@ describe('dashboard routes', () => {
   });
 
   it('no file holds key material; the key is kept in sessionStorage only, sent as X-API-Key', () => {
-    const all = DASHBOARD_FILES.map((n) => readFileSync(new URL(n, DASHBOARD_DIR), 'utf8')).join('\n');
+    const all = SERVED.map(([, file]) => readFileSync(file, 'utf8')).join('\n');
     expect(all).not.toContain(ADMIN_KEY);
     expect(all).not.toMatch(/(?<![A-Za-z0-9_])sk_[A-Za-z0-9_]{8,}/);
     // (comments may name what the code avoids: the patterns are uses)
     expect(all).not.toMatch(/localStorage\.|document\.cookie|\.innerHTML|\.outerHTML|insertAdjacentHTML\(|document\.write|eval\(|new Function|new EventSource\(/);
     expect(all).not.toMatch(/[?&](api_key|token)=/);
     expect(all).toContain('sessionStorage');
-    expect(all).toContain("'X-API-Key'");
+    // the dashboard hands the key to the SDK's client, which sends it in a header (a JWT as Bearer)
+    expect(readFileSync(new URL('api.js', DASHBOARD_DIR), 'utf8')).toMatch(/new (Session|Taskgate)Client\(/);
+    expect(readFileSync(new URL('client.js', SDK_DIR), 'utf8')).toContain("'x-api-key'");
   });
 
   it('the OpenAPI document lists none of them', async () => {

@@ -1,7 +1,8 @@
-// The operator dashboard (PRODUCT.md §6): static files from dashboard/, read into memory once at
-// registration and served from a fixed allow-list (no path is ever built from a request). Public
-// like /docs: the pages hold no data; every figure they show comes from the API with the key
-// the user pastes in. Hidden from the OpenAPI document.
+// The operator dashboard (PRODUCT.md §6): static files from dashboard/ plus the SDK's compiled
+// browser modules from dist/sdk/ (the dashboard talks to the API through the SDK only), read into
+// memory once at registration and served from fixed allow-lists (no path is ever built from a
+// request). Public like /docs: the pages hold no data; every figure they show comes from the API
+// with the key the user pastes in. Hidden from the OpenAPI document.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -10,11 +11,26 @@ import { ApiError } from '../../contract/errors.js';
 /** Resolves to the repository's dashboard/ from src/api/routes and from dist/api/routes alike. */
 export const DASHBOARD_DIR = new URL('../../../dashboard/', import.meta.url);
 
+/**
+ * The compiled SDK, `npm run build`'s dist/sdk/ — from the repository root, so the same folder
+ * whether the server runs from dist/ (npm start, an installed package) or from src/ under vitest
+ * (`npm test` builds first). Registration fails, naming `npm run build`, when it is missing.
+ */
+export const SDK_DIR = new URL('../../../dist/sdk/', import.meta.url);
+
 /** Everything dashboard/ serves; a file not listed here is a 404 (test/dashboard checks the folder matches). */
 export const DASHBOARD_FILES = [
-  'index.html', 'app.css', 'app.js', 'api.js', 'dom.js', 'sse.js',
+  'index.html', 'app.css', 'app.js', 'api.js', 'dom.js',
   'tasks.js', 'task-detail.js', 'submit.js', 'approvals.js', 'definitions.js',
 ] as const;
+
+/**
+ * The SDK modules the dashboard imports: dist/sdk/index.js and every module it imports (`import
+ * type`s are erased, so nothing of src/contract). Served as /dashboard/<name> by the same route as
+ * the dashboard's own files — the compiled modules import each other as `./client.js`, so they only
+ * need to sit together. test/dashboard checks this list is closed under their imports.
+ */
+export const DASHBOARD_SDK_FILES = ['index.js', 'client.js', 'handle.js', 'sse.js', 'errors.js'] as const;
 
 /** The dashboard's own policy: scripts and styles from the server only, no inline code or styles, calls to itself only. */
 export const DASHBOARD_CSP =
@@ -33,17 +49,39 @@ interface Asset {
   etag: string;
 }
 
-function load(dir: URL, name: string): Asset {
-  let body: Buffer;
+function read(dir: URL, name: string): Buffer {
   try {
-    body = readFileSync(new URL(name, dir));
+    return readFileSync(new URL(name, dir));
   } catch (err) {
     throw new Error(`dashboard file ${name} is missing from ${dir.pathname}`, { cause: err });
   }
+}
+
+function asset(name: string, body: Buffer): Asset {
   const type = TYPES[name.slice(name.lastIndexOf('.') + 1)];
   if (!type) throw new Error(`dashboard file ${name} has no known content type`);
   // strong validator: the content's hash (a restart with the same files keeps browsers' copies valid)
   return { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+}
+
+/** Every served file by its name under /dashboard/; throws when one is missing (for the SDK's, naming `npm run build`). */
+function loadAssets(dir: URL = DASHBOARD_DIR, sdkDir: URL = SDK_DIR): Map<string, Asset> {
+  const assets = new Map<string, Asset>(DASHBOARD_FILES.map((name) => [name, asset(name, read(dir, name))]));
+  for (const name of DASHBOARD_SDK_FILES) {
+    if (assets.has(name)) throw new Error(`dashboard/${name} and the SDK's ${name} would both be /dashboard/${name}: rename the dashboard's`);
+    let body: Buffer;
+    try {
+      body = readFileSync(new URL(name, sdkDir));
+    } catch (err) {
+      throw new Error(
+        `the dashboard serves the compiled SDK, but ${name} is missing from ${sdkDir.pathname}: run \`npm run build\` ` +
+          '(npm start and npm test do; a bare `npx vitest` does not)',
+        { cause: err },
+      );
+    }
+    assets.set(name, asset(name, body));
+  }
+  return assets;
 }
 
 /** True when If-None-Match names this ETag (or `*`); weak and strong forms compare equal (RFC 9110 §13.1.2). */
@@ -63,9 +101,8 @@ function send(req: FastifyRequest, reply: FastifyReply, asset: Asset) {
   return reply.type(asset.type).send(asset.body);
 }
 
-export async function dashboardRoutes(app: FastifyInstance, opts: { dir?: URL } = {}): Promise<void> {
-  const dir = opts.dir ?? DASHBOARD_DIR;
-  const assets = new Map<string, Asset>(DASHBOARD_FILES.map((name) => [name, load(dir, name)]));
+export async function dashboardRoutes(app: FastifyInstance, opts: { dir?: URL; sdkDir?: URL } = {}): Promise<void> {
+  const assets = loadAssets(opts.dir, opts.sdkDir);
   const index = assets.get('index.html')!;
   const config = { public: true, csp: DASHBOARD_CSP };
   const schema = { hide: true };
