@@ -1,5 +1,6 @@
 // The `taskgate` command's commands (cli/main.ts is the entry point). `serve` and `migrate` reach
-// into main.ts; client commands use the SDK. Output goes through `io`, so tests run them in process.
+// into main.ts; client commands (admin.ts, tasks.ts) use the SDK. Output goes through `io`, so
+// tests run them in process.
 import { loadConfig, parseFlags } from '../config/index.js';
 import { migrate } from '../storage/migrate.js';
 import { openDatabase, startServer } from '../main.js';
@@ -7,6 +8,7 @@ import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
 import { ADMIN_HELP, runAdminCommand } from './admin.js';
 import { processIo, type CliIo } from './shared.js';
+import { runTasksCommand, TASKS_HELP } from './tasks.js';
 
 const HELP = `taskgate ${VERSION} — task gateway and durable execution engine
 
@@ -17,6 +19,8 @@ Usage:
   taskgate version
 
 ${ADMIN_HELP}
+
+${TASKS_HELP}
 
 Environment: DATABASE_URL (server PostgreSQL instead of embedded PGlite), PORT, HOST,
 TASKGATE_DATA_DIR, TASKGATE_LEASE_MS, TASKGATE_ADMIN_KEY, … (docs/configuration.md)`;
@@ -76,6 +80,9 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<void> 
     case 'tenants':
     case 'keys':
       process.exitCode = await runAdminCommand(cmd, positional.slice(1), flags, io);
+      return;
+    case 'tasks':
+      process.exitCode = await runTasksCommand(positional.slice(1), flags, io);
       return;
     case 'migrate':
       return migrateCmd(flags, io);

@@ -10,9 +10,11 @@ export interface CliIo {
   /** Where TASKGATE_URL, TASKGATE_API_KEY, TASKGATE_DATA_DIR come from (default: the process environment). */
   env?: Record<string, string | undefined>;
   fetch?: typeof fetch;
+  /** Aborting it stops a command that follows a task (watch, wait, submit --wait/--follow) as Ctrl-C does. */
+  signal?: AbortSignal;
 }
 
-/** The real terminal (commands run in tests get an io of their own). */
+/** The real terminal: only with this io do commands take over SIGINT. */
 export const processIo: CliIo = { out: (t) => process.stdout.write(t + '\n'), err: (t) => process.stderr.write(t + '\n') };
 
 /** A command line the command cannot run: exit code 2 and the help. */

@@ -34,6 +34,7 @@ describe('taskgate CLI', () => {
     expect(h.out[0]).toContain('Usage:');
     expect(h.out[0]).toContain('taskgate migrate');
     expect(h.out[0]).toContain('keys create');
+    expect(h.out[0]).toContain('taskgate tasks submit');
     const bad = capture();
     await run(['frobnicate'], bad.io);
     expect(process.exitCode).toBe(2);
