@@ -110,10 +110,12 @@ export class Runner {
     }
   }
 
-  async #transition(task: ClaimedTask, active: ActiveAttempt, set: Parameters<typeof tasksTransition>[2], events: EventSpec[]): Promise<boolean> {
+  async #transition(
+    task: ClaimedTask, active: ActiveAttempt, set: Parameters<typeof tasksTransition>[2], events: EventSpec[], fence: { pauseRequested?: boolean } = {},
+  ): Promise<boolean> {
     if (!(await this.#leased(active))) return false;
     const res = await this.#d.commit.run((tx) =>
-      tasksTransition(tx, { id: task.id, statuses: ['RUNNING'], attempt: task.attempt, leaseOwner: this.#d.workerId }, set, events),
+      tasksTransition(tx, { id: task.id, statuses: ['RUNNING'], attempt: task.attempt, leaseOwner: this.#d.workerId, ...fence }, set, events),
     );
     if (res) this.#d.hub.publish(res.events);
     return res !== undefined;
@@ -330,13 +332,28 @@ export class Runner {
     }
   }
 
+  /**
+   * Pauses at a step boundary — only while the pause is still requested. One withdrawn after this
+   * attempt stopped for it (a resume while RUNNING) leaves nothing to pause: the task goes back to
+   * the queue instead, this attempt not counted, and continues from its finished steps.
+   */
   async #pause(task: ClaimedTask, active: ActiveAttempt): Promise<void> {
-    await this.#transition(
+    const paused = await this.#transition(
       task,
       active,
       { status: 'PAUSED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, pause_requested: false, paused_at: sql('now()') },
       [{ type: 'WORKFLOW_PAUSED', message: 'Task paused', payload: { attempt: task.attempt } }],
+      { pauseRequested: true },
     );
+    if (paused) return;
+    const requeued = await this.#transition(
+      task,
+      active,
+      { status: 'QUEUED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, run_at: sql('now()') },
+      [],
+      { pauseRequested: false },
+    );
+    if (requeued) this.#d.onRequeue?.();
   }
 }
 

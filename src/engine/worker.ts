@@ -276,7 +276,8 @@ export class Worker {
           continue;
         }
         if (row.cancel_requested) a.controller.abort(new AttemptAborted('cancel', 'cancelled'));
-        else if (row.pause_requested) a.pauseRequested = true;
+        // follows the row both ways: a pause withdrawn (resume while RUNNING) is no longer carried out
+        else a.pauseRequested = row.pause_requested;
       }
     } catch (err) {
       this.#d.log.warn('heartbeat failed', { err: (err as Error).message });

@@ -170,6 +170,21 @@ describe('engine', () => {
     expect(types.filter((x: string) => x === 'PROGRESS')).toHaveLength(3);
   });
 
+  it('a pause withdrawn while the task runs (resume before its next step) is not carried out', async () => {
+    const id = await submit({ task_definition_id: 'sleep', input: { ms: 400, steps: 3 } });
+    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    expect((await server.call('POST', `/api/v1/tasks/${id}/pause`, { reason: 'hold on' })).body.status).toBe('RUNNING');
+    await new Promise((r) => setTimeout(r, 150)); // the worker has heard of the pause (control hint)
+    const w = await server.call('POST', `/api/v1/tasks/${id}/resume`, {});
+    expect(w.status).toBe(202);
+    expect(w.body).toMatchObject({ status: 'RUNNING', message: 'Pause request withdrawn' });
+    const done = await waitForTask(server, id);
+    expect(done.status).toBe('COMPLETED');
+    const types = await eventTypes(id);
+    expect(types).toEqual(expect.arrayContaining(['WORKFLOW_PAUSING', 'WORKFLOW_RESUMED', 'WORKFLOW_COMPLETED']));
+    expect(types).not.toContain('WORKFLOW_PAUSED');
+  });
+
   it('pauses a running task at a step boundary and resumes it without re-running finished steps', async () => {
     const id = await submit({ task_definition_id: 'sleep', input: { ms: 150, steps: 4 } });
     await waitForTask(server, id, (t) => t.status === 'RUNNING');

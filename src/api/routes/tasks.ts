@@ -252,7 +252,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
           statuses: ['RUNNING'],
           set: { pause_requested: false, pause_reason: null, paused_by: null },
           events: [{ type: 'WORKFLOW_RESUMED', message: 'Pause withdrawn', payload: { resumed_by: by } }],
-          status: 'RUNNING', message: 'Pause request withdrawn',
+          status: 'RUNNING', message: 'Pause request withdrawn', signal: 'control',
         };
       }
       throw new ApiError('INVALID_TASK_STATE', `cannot resume a task in status ${row.status}`, { status: row.status });

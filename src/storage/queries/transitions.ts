@@ -36,6 +36,8 @@ export interface Fence {
   leaseExpired?: boolean;
   /** Only while the task waits (no lease) for this approval. */
   awaitingApprovalId?: string;
+  /** Only while a pause is (or is not) requested: a withdrawn pause must not be carried out. */
+  pauseRequested?: boolean;
 }
 
 /** A raw SQL expression for a SET clause, e.g. `now()`. Only ever built from constants here. */
@@ -85,6 +87,7 @@ export async function tasksTransition(
     params.push(fence.awaitingApprovalId);
     where.push(`awaiting_approval_id = $${params.length}::uuid AND lease_owner IS NULL`);
   }
+  if (fence.pauseRequested !== undefined) where.push(fence.pauseRequested ? 'pause_requested' : 'NOT pause_requested');
 
   const sets: string[] = [];
   for (const [col, value] of Object.entries(set)) {
