@@ -127,6 +127,20 @@ function retryAfterMs(res: Response): number | undefined {
 
 const enc = encodeURIComponent;
 
+/** Aborts when either does (AbortSignal.any where the runtime has it: Node 20.3, browsers of 2023-24). */
+function eitherSignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([a, b]);
+  const c = new AbortController();
+  for (const s of [a, b]) {
+    if (s.aborted) {
+      c.abort(s.reason);
+      break;
+    }
+    s.addEventListener('abort', () => c.abort(s.reason), { once: true });
+  }
+  return c.signal;
+}
+
 export class TaskgateClient {
   readonly baseUrl: string;
   readonly #apiKey: string | undefined;
@@ -173,7 +187,7 @@ export class TaskgateClient {
     const maxRetries = opts.maxRetries ?? this.#maxRetries;
     for (let attempt = 0; ; attempt++) {
       const timeout = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
-      const signal = timeout && opts.signal ? AbortSignal.any([timeout, opts.signal]) : (timeout ?? opts.signal);
+      const signal = timeout && opts.signal ? eitherSignal(timeout, opts.signal) : (timeout ?? opts.signal);
       let res: Response;
       let text: string;
       try {
@@ -463,47 +477,47 @@ export class TaskgateClient {
   // ---- keys and tenants ----
 
   /** The calling credential: tenant, user, scopes, rate limit. */
-  me(): Promise<Me> {
-    return this.request('GET', '/api/v1/auth/me');
+  me(opts: CallOptions = {}): Promise<Me> {
+    return this.request('GET', '/api/v1/auth/me', opts);
   }
 
   /** Creates a key in the caller's tenant; the returned `key` is shown only this once. */
-  createApiKey(body: CreateApiKeyBody, opts: { idempotencyKey?: string } = {}): Promise<CreatedApiKey> {
+  createApiKey(body: CreateApiKeyBody, opts: CallOptions & { idempotencyKey?: string } = {}): Promise<CreatedApiKey> {
     return this.request('POST', '/api/v1/auth/api-keys', { body, ...opts });
   }
 
-  listApiKeys(page: PageOptions = {}): Promise<ApiKeyList> {
-    return this.request('GET', '/api/v1/auth/api-keys', { query: { ...page } });
+  listApiKeys(page: PageOptions = {}, opts: CallOptions = {}): Promise<ApiKeyList> {
+    return this.request('GET', '/api/v1/auth/api-keys', { ...opts, query: { ...page } });
   }
 
-  getApiKey(id: string): Promise<ApiKeyView> {
-    return this.request('GET', `/api/v1/auth/api-keys/${enc(id)}`);
+  getApiKey(id: string, opts: CallOptions = {}): Promise<ApiKeyView> {
+    return this.request('GET', `/api/v1/auth/api-keys/${enc(id)}`, opts);
   }
 
   /** Revokes a key of the caller's tenant; it stops working on the next request. */
-  async revokeApiKey(id: string): Promise<void> {
-    await this.request('DELETE', `/api/v1/auth/api-keys/${enc(id)}`);
+  async revokeApiKey(id: string, opts: CallOptions = {}): Promise<void> {
+    await this.request('DELETE', `/api/v1/auth/api-keys/${enc(id)}`, opts);
   }
 
   /** Operators only (admin scope in the system tenant). */
-  createTenant(body: CreateTenantBody, opts: { idempotencyKey?: string } = {}): Promise<TenantView> {
+  createTenant(body: CreateTenantBody, opts: CallOptions & { idempotencyKey?: string } = {}): Promise<TenantView> {
     return this.request('POST', '/api/v1/admin/tenants', { body, ...opts });
   }
 
-  listTenants(page: PageOptions = {}): Promise<TenantList> {
-    return this.request('GET', '/api/v1/admin/tenants', { query: { ...page } });
+  listTenants(page: PageOptions = {}, opts: CallOptions = {}): Promise<TenantList> {
+    return this.request('GET', '/api/v1/admin/tenants', { ...opts, query: { ...page } });
   }
 
-  getTenant(id: string): Promise<TenantView> {
-    return this.request('GET', `/api/v1/admin/tenants/${enc(id)}`);
+  getTenant(id: string, opts: CallOptions = {}): Promise<TenantView> {
+    return this.request('GET', `/api/v1/admin/tenants/${enc(id)}`, opts);
   }
 
-  updateTenant(id: string, body: UpdateTenantBody): Promise<TenantView> {
-    return this.request('PATCH', `/api/v1/admin/tenants/${enc(id)}`, { body });
+  updateTenant(id: string, body: UpdateTenantBody, opts: CallOptions = {}): Promise<TenantView> {
+    return this.request('PATCH', `/api/v1/admin/tenants/${enc(id)}`, { ...opts, body });
   }
 
   /** Creates a key in any tenant (operators only); the returned `key` is shown only this once. */
-  createTenantApiKey(tenantId: string, body: CreateTenantKeyBody, opts: { idempotencyKey?: string } = {}): Promise<CreatedApiKey> {
+  createTenantApiKey(tenantId: string, body: CreateTenantKeyBody, opts: CallOptions & { idempotencyKey?: string } = {}): Promise<CreatedApiKey> {
     return this.request('POST', `/api/v1/admin/tenants/${enc(tenantId)}/api-keys`, { body, ...opts });
   }
 }

@@ -114,6 +114,21 @@ describe('SDK transport: failures and credentials', () => {
     await expect(p).rejects.toThrow('stop');
   });
 
+  it('without AbortSignal.any (older browsers) the timeout and the caller\'s signal still both apply', async () => {
+    const any = AbortSignal.any;
+    (AbortSignal as { any?: unknown }).any = undefined;
+    try {
+      handler = () => {};
+      await expect(client({ timeoutMs: 80, maxRetries: 0 }).listTasks({}, { signal: new AbortController().signal })).rejects.toBeInstanceOf(RequestTimeoutError);
+      const ac = new AbortController();
+      const p = client({ timeoutMs: 10_000 }).listTasks({}, { signal: ac.signal });
+      ac.abort(new Error('stop'));
+      await expect(p).rejects.toThrow('stop');
+    } finally {
+      AbortSignal.any = any;
+    }
+  });
+
   it('an answer that is not JSON: BAD_RESPONSE; a 5xx without an envelope: ServerError', async () => {
     handler = (_q, res) => {
       res.writeHead(200, { 'content-type': 'text/html' });
