@@ -9,27 +9,7 @@ import {
 import type { TaskDefinition } from '../../src/executors/types.js';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, newTenant, startTestServer, type TestServer } from '../helpers/server.js';
-import { gates, progressDef } from '../streaming/helpers.js';
-
-const failDef: TaskDefinition = {
-  id: 'test-fail', name: 'fail', description: '', version: '1', kind: 'function',
-  input_schema: { type: 'object' }, output_schema: { type: 'object' }, retry_policy: { max_retries: 0 },
-  async handler() {
-    throw new Error('it broke');
-  },
-};
-
-/** Waits at gate `<key>` (abortable), then answers. */
-const gatedDef: TaskDefinition = {
-  id: 'test-gated', name: 'gated', description: '', version: '1', kind: 'function',
-  input_schema: { type: 'object', properties: { key: { type: 'string' } }, required: ['key'] }, output_schema: { type: 'object' },
-  async handler(input: { key: string }, ctx) {
-    await ctx.step('before', () => 1);
-    await Promise.race([gates.wait(input.key), new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)))]);
-    await ctx.step('after', () => 2);
-    return { key: input.key };
-  },
-};
+import { failingDef, gatedDef, gates, progressDef } from '../streaming/helpers.js';
 
 const approvalDef: TaskDefinition = {
   id: 'test-approve', name: 'approve', description: '', version: '1', kind: 'function',
@@ -46,7 +26,7 @@ let client: TaskgateClient;
 
 beforeAll(async () => {
   tdb = await openTestDb();
-  server = await startTestServer(tdb.db, {}, { definitions: [progressDef, failDef, gatedDef, approvalDef] });
+  server = await startTestServer(tdb.db, {}, { definitions: [progressDef, failingDef, gatedDef, approvalDef] });
   client = new TaskgateClient({ baseUrl: server.url, apiKey: ADMIN_KEY });
 });
 afterAll(async () => {

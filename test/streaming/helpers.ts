@@ -178,6 +178,27 @@ export const progressDef: TaskDefinition = {
   },
 };
 
+/** Fails at once, without retries ("it broke"). */
+export const failingDef: TaskDefinition = {
+  id: 'test-fail', name: 'fail', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object' }, output_schema: { type: 'object' }, retry_policy: { max_retries: 0 },
+  async handler() {
+    throw new Error('it broke');
+  },
+};
+
+/** A step, then waits at gate `<key>` (or until cancelled), then another step; outputs `{key}`. */
+export const gatedDef: TaskDefinition = {
+  id: 'test-gated', name: 'gated', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object', properties: { key: { type: 'string' } }, required: ['key'] }, output_schema: { type: 'object' },
+  async handler(input: { key: string }, ctx) {
+    await ctx.step('before', () => 1);
+    await Promise.race([gates.wait(input.key), new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)))]);
+    await ctx.step('after', () => 2);
+    return { key: input.key };
+  },
+};
+
 /** LLM_PARTIAL (live only) between persisted events: waits at `<key>:a`, emits PROGRESS, waits at `<key>:b`, streams. */
 export const partialDef: TaskDefinition = {
   id: 'test-partial', name: 'partial', description: '', version: '1', kind: 'function',

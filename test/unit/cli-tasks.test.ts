@@ -10,27 +10,8 @@ import { run } from '../../src/cli/commands.js';
 import type { TaskDefinition } from '../../src/executors/types.js';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, startTestServer, until, type TestServer } from '../helpers/server.js';
-import { gates, progressDef } from '../streaming/helpers.js';
+import { failingDef, gatedDef, gates, progressDef } from '../streaming/helpers.js';
 import { startFakeOpenAi, type FakeOpenAi } from '../helpers/fake-llm/index.js';
-
-const failDef: TaskDefinition = {
-  id: 'cli-fail', name: 'fail', description: '', version: '1', kind: 'function',
-  input_schema: { type: 'object' }, output_schema: { type: 'object' }, retry_policy: { max_retries: 0 },
-  async handler() {
-    throw new Error('it broke');
-  },
-};
-
-/** Runs until cancelled (abortable wait at gate `<key>`). */
-const gatedDef: TaskDefinition = {
-  id: 'cli-gated', name: 'gated', description: '', version: '1', kind: 'function',
-  input_schema: { type: 'object', properties: { key: { type: 'string' } }, required: ['key'] }, output_schema: { type: 'object' },
-  async handler(input: { key: string }, ctx) {
-    await ctx.step('before', () => 1);
-    await Promise.race([gates.wait(input.key), new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)))]);
-    return { key: input.key };
-  },
-};
 
 /** An event with a payload and no message. */
 const noteDef: TaskDefinition = {
@@ -51,7 +32,7 @@ beforeAll(async () => {
   tdb = await openTestDb();
   oai = await startFakeOpenAi();
   const llm = { OPENAI_API_KEY: 'sk-upstream', OPENAI_BASE_URL: oai.baseUrl };
-  server = await startTestServer(tdb.db, llm, { definitions: [progressDef, failDef, gatedDef, noteDef] });
+  server = await startTestServer(tdb.db, llm, { definitions: [progressDef, failingDef, gatedDef, noteDef] });
   env = { TASKGATE_URL: server.url, TASKGATE_API_KEY: ADMIN_KEY };
 });
 afterAll(async () => {
@@ -123,10 +104,10 @@ describe('taskgate tasks: submit', () => {
     expect(JSON.parse(ok.out.slice(1).join('\n'))).toEqual({ count: 1 });
     expect(ok.err[0]).toMatch(/^Submitted test-progress task task_\w+; waiting for its end/);
 
-    const failed = await tasks(['submit', '--definition', 'cli-fail', '--wait']);
+    const failed = await tasks(['submit', '--definition', 'test-fail', '--wait']);
     expect(failed.code).toBe(1);
     expect(failed.out).toEqual([expect.stringMatching(/^FAILED task_\w+: .*it broke/)]);
-    const failedJson = await tasks(['submit', '--definition', 'cli-fail', '--wait', '--json']);
+    const failedJson = await tasks(['submit', '--definition', 'test-fail', '--wait', '--json']);
     expect(failedJson.code).toBe(1);
     expect(JSON.parse(failedJson.out.join('\n'))).toMatchObject({ status: 'FAILED', error: expect.stringContaining('it broke') });
   });
@@ -143,7 +124,7 @@ describe('taskgate tasks: submit', () => {
     const end = r.out.findIndex((l) => l.startsWith('5  STREAM_END'));
     expect(r.out[end + 1]).toMatch(/^COMPLETED task_\w+$/);
 
-    const j = await tasks(['submit', '--definition', 'cli-fail', '--follow', '--json']);
+    const j = await tasks(['submit', '--definition', 'test-fail', '--follow', '--json']);
     expect(j.code).toBe(1);
     const events = j.out.map((l) => JSON.parse(l) as { type: string; seq: number; event?: string });
     expect(events.at(-1)!.type).toBe('STREAM_END');
@@ -165,14 +146,14 @@ describe('taskgate tasks: reading', () => {
     const got = (await tasks(['get', b])).out;
     expect(got).toContain(`query         ${long}`);
     expect(got).toEqual(expect.arrayContaining([expect.stringMatching(/^usage +25 tokens \(\S+\)$/), 'result        Rayleigh', '              scattering.']));
-    const c = idIn((await tasks(['submit', '--definition', 'cli-fail', '--session', session, '--wait'])).out[0]!);
+    const c = idIn((await tasks(['submit', '--definition', 'test-fail', '--session', session, '--wait'])).out[0]!);
     await tasks(['submit', '--definition', 'test-progress', '--input', '{"count":0,"key":"l3"}']);
 
     const l = await tasks(['list', '--session', session]);
     expect(l.code).toBe(0);
     expect(l.out[0]!.split(/\s{2,}/)).toEqual(['TASK_ID', 'STATUS', 'PRIORITY', 'DEFINITION/QUERY', 'CREATED_AT']);
     expect(l.out).toHaveLength(4);
-    expect(l.out[1]).toMatch(new RegExp(`^${c} +FAILED +medium +cli-fail +\\d{4}-`));
+    expect(l.out[1]).toMatch(new RegExp(`^${c} +FAILED +medium +test-fail +\\d{4}-`));
     expect(l.out[2]).toMatch(new RegExp(`^${b} +COMPLETED +medium +"why is the sky blue and not green, aske…" +\\d{4}-`));
     expect(l.out[3]).toMatch(new RegExp(`^${a} +COMPLETED +urgent +test-progress +\\d{4}-`));
 
@@ -225,7 +206,7 @@ describe('taskgate tasks: reading', () => {
 
 describe('taskgate tasks: waiting and control', () => {
   it('wait exits 3 when --timeout-ms runs out; pause, resume and cancel steer the task; wait then exits 1', async () => {
-    const id = (await tasks(['submit', '--definition', 'cli-gated', '--input', '{"key":"cli-ctl"}'])).out[0]!;
+    const id = (await tasks(['submit', '--definition', 'test-gated', '--input', '{"key":"cli-ctl"}'])).out[0]!;
     const w = await tasks(['wait', id, '--timeout-ms', '300']);
     expect(w.code).toBe(3);
     expect(w.out).toEqual([]);
@@ -250,7 +231,7 @@ describe('taskgate tasks: waiting and control', () => {
   });
 
   it('an interrupt (Ctrl-C; io.signal in process) stops watch and wait with exit 130, and the task goes on', async () => {
-    const id = (await tasks(['submit', '--definition', 'cli-gated', '--input', '{"key":"cli-int"}'])).out[0]!;
+    const id = (await tasks(['submit', '--definition', 'test-gated', '--input', '{"key":"cli-int"}'])).out[0]!;
     const ac = new AbortController();
     const w = tasks(['watch', id], { signal: ac.signal });
     await until(() => w.out.some((l) => l.includes('WORKFLOW_STARTED')), 'the first event');
@@ -260,12 +241,12 @@ describe('taskgate tasks: waiting and control', () => {
     expect(r.err).toEqual([`Stopped following ${id}; the task goes on (taskgate tasks cancel ${id} stops it).`]);
     const waited = await tasks(['wait', id], { signal: AbortSignal.abort() });
     expect(waited.code).toBe(130);
-    const followed = tasks(['submit', '--definition', 'cli-gated', '--input', '{"key":"cli-int2"}', '--follow'], { signal: ac.signal });
+    const followed = tasks(['submit', '--definition', 'test-gated', '--input', '{"key":"cli-int2"}', '--follow'], { signal: ac.signal });
     expect((await followed).code).toBe(130);
 
     expect(JSON.parse((await tasks(['get', id, '--json'])).out.join('\n')).status).toBe('RUNNING');
     expect((await tasks(['cancel', id, '--force'])).code).toBe(0);
-    const other = (await tasks(['list', '--definition', 'cli-gated', '--status', 'QUEUED,RUNNING', '--json'])).out.join('\n');
+    const other = (await tasks(['list', '--definition', 'test-gated', '--status', 'QUEUED,RUNNING', '--json'])).out.join('\n');
     for (const t of JSON.parse(other).tasks as { task_id: string }[]) expect((await tasks(['cancel', t.task_id, '--force'])).code).toBe(0);
   });
 });
