@@ -1,6 +1,6 @@
 // API keys: `sk_<12-char lookup prefix>_<43-char secret>` (256 bits of entropy). Only a SHA-256
 // hash is stored; a request's key is found by its non-secret prefix and compared in constant time.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import crypto, { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Queryable } from '../storage/db.js';
 import { apiKeysFindByPrefixes, apiKeysInsert, type ApiKeyRow } from '../storage/queries/tenants.js';
 import { Batcher } from '../storage/batcher.js';
@@ -9,8 +9,16 @@ import type { Principal } from './scopes.js';
 
 const KEY_RE = /^sk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{20,})$/;
 
-/** A key's SHA-256: bytes for comparing and caching, hex (hashKey) as stored. */
+/** A key's SHA-256: bytes for comparing, hex (hashKey) as stored. */
 const hashBytes = (key: string): Buffer => createHash('sha256').update(key).digest();
+
+/**
+ * The same digest as base64, the verifier cache's key, computed on every authenticated request:
+ * one-shot crypto.hash where Node has it (20.12+) takes 0.7 µs against 3.3 µs for a Hash object
+ * and its Buffer's base64.
+ */
+const oneShot = (crypto as { hash?: (alg: string, data: string, enc: 'base64') => string }).hash;
+const digestBase64 = oneShot ? (key: string): string => oneShot('sha256', key, 'base64') : (key: string): string => hashBytes(key).toString('base64');
 
 export function hashKey(key: string): string {
   return hashBytes(key).toString('hex');
@@ -133,9 +141,9 @@ export function createApiKeyVerifier(db: Queryable, opts: { maxInFlight?: number
   });
   const verify = (key: string): Promise<Principal | undefined> => {
     if (!plausible(key)) return Promise.resolve(undefined);
-    const hash = hashBytes(key);
+    const id = digestBase64(key);
+    const hash = (): Buffer => Buffer.from(id, 'base64');
     if (cacheMs > 0) {
-      const id = hash.toString('base64');
       const hit = cache.get(id);
       const now = Date.now();
       if (hit && hit.until > now) {
@@ -143,12 +151,12 @@ export function createApiKeyVerifier(db: Queryable, opts: { maxInFlight?: number
         // traffic never waits for a lookup (the entry is still never older than cacheMs)
         if (hit.until - now < cacheMs / 2 && !refreshing.has(id)) {
           refreshing.add(id);
-          batcher.submit({ key, hash }).catch(() => refreshing.delete(id));
+          batcher.submit({ key, hash: hash() }).catch(() => refreshing.delete(id));
         }
         return Promise.resolve(hit.principal);
       }
     }
-    return batcher.submit({ key, hash });
+    return batcher.submit({ key, hash: hash() });
   };
   return Object.assign(verify, {
     invalidate(keyId: string) {
