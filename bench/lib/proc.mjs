@@ -3,7 +3,7 @@
 // tracked and killed on exit, on errors and on SIGINT/SIGTERM.
 
 import { spawn } from 'node:child_process';
-import { readFileSync, mkdirSync, createWriteStream } from 'node:fs';
+import { readFileSync, readdirSync, mkdirSync, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { sleep, withTimeout } from './util.mjs';
 
@@ -193,4 +193,22 @@ export function runCommand(cmd, args, { env = {}, cwd, timeoutMs = 300_000 } = {
 
 export function stopAll() {
   killAll('SIGKILL');
+}
+
+/** CPU time (ms) of every postgres process, from /proc/<pid>/stat (utime + stime, 10 ms ticks). */
+export function postgresCpuMs() {
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      if (!stat.slice(stat.indexOf('(') + 1, close).startsWith('postgres')) continue;
+      const f = stat.slice(close + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // the process ended while we read
+    }
+  }
+  return ticks * 10;
 }

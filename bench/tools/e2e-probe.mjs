@@ -18,10 +18,10 @@
 // machine with `perf record -a` while the tasks run (then e.g.
 // `perf report -i FILE --comm postgres --sort sym`).
 
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { disposeTemplates, enqueueOverApi, ensureBuilt, freshStore, PORT_BASE, startTaskgate } from '../systems/taskgate.mjs';
 import { withPg } from '../lib/services.mjs';
-import { resourceSampler } from '../lib/proc.mjs';
+import { postgresCpuMs, resourceSampler } from '../lib/proc.mjs';
 import { parseArgs } from 'node:util';
 import { sleep, wallMs } from '../lib/util.mjs';
 import { spawn } from 'node:child_process';
@@ -42,23 +42,6 @@ const n = Number(args.tasks);
 const concurrency = Number(args.concurrency);
 const PG_LOG = process.env.PG_LOG ?? '/var/log/postgresql/postgresql-15-main.log';
 
-/** CPU time (ms) of every postgres process, from /proc/<pid>/stat (utime + stime, 10 ms ticks). */
-function postgresCpuMs() {
-  let ticks = 0;
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      if (!stat.slice(stat.indexOf('(') + 1, close).startsWith('postgres')) continue;
-      const f = stat.slice(close + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // the process ended while we read
-    }
-  }
-  return ticks * 10;
-}
 
 async function counters(db) {
   return withPg(db, async (c) => {
