@@ -1,30 +1,19 @@
 // Seed 004's task endpoint shapes, translated onto the canonical routes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestDb, type TestDb } from '../helpers/db.js';
-import { newTenant, startTestServer, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { newTenant, startTestServer, useTestServer } from '../helpers/server.js';
 
-let tdb: TestDb;
-let server: TestServer;
-
-beforeAll(async () => {
-  tdb = await openTestDb();
-  server = await startTestServer(tdb.db);
-});
-afterAll(async () => {
-  await server?.close();
-  await tdb?.close();
-});
+const fixture = useTestServer();
 
 describe('seed 004 compatibility routes', () => {
   it('POST /api/v1/task → 201 accepted; GET shows progress and result', async () => {
-    const res = await server.call('POST', '/api/v1/task', { type: 'data_analysis', args: { data_source: 'a,b\n1,2\n2,4', analysis_type: 'correlation' }, priority: 'high', metadata: { source: 'api', tags: ['x'] } });
+    const res = await fixture.server.call('POST', '/api/v1/task', { type: 'data_analysis', args: { data_source: 'a,b\n1,2\n2,4', analysis_type: 'correlation' }, priority: 'high', metadata: { source: 'api', tags: ['x'] } });
     expect(res.status).toBe(201);
     expect(res.body).toEqual({ task_id: expect.stringMatching(/^task_/), status: 'accepted', message: expect.any(String), timestamp: expect.any(String), estimated_completion: expect.any(String) });
     const id = res.body.task_id;
     let t: any;
     const deadline = Date.now() + 20_000;
     do {
-      t = (await server.call('GET', `/api/v1/task/${id}`)).body;
+      t = (await fixture.server.call('GET', `/api/v1/task/${id}`)).body;
       if (t.status === 'completed') break;
       await new Promise((r) => setTimeout(r, 25));
     } while (Date.now() < deadline);
@@ -33,56 +22,56 @@ describe('seed 004 compatibility routes', () => {
   });
 
   it('uses its own error shape: validation 400 with errors, unknown 404, bad id 400', async () => {
-    const bad = await server.call('POST', '/api/v1/task', { type: 'data_analysis', args: { analysis_type: 'nope', data_source: 'x' } });
+    const bad = await fixture.server.call('POST', '/api/v1/task', { type: 'data_analysis', args: { analysis_type: 'nope', data_source: 'x' } });
     expect(bad.status).toBe(400);
     expect(bad.body).toMatchObject({ status: 'error', message: 'Request validation failed', errors: [expect.stringContaining('analysis_type')], timestamp: expect.any(String) });
-    const extra = await server.call('POST', '/api/v1/task', { type: 'noop', args: { a: 1 }, bogus: true });
+    const extra = await fixture.server.call('POST', '/api/v1/task', { type: 'noop', args: { a: 1 }, bogus: true });
     expect(extra.status).toBe(400);
     expect(extra.body.status).toBe('error');
     // seed 004's schema types are checked as sent, not converted
     for (const [metadata, field] of [[{ user_id: 5 }, 'user_id'], [{ tags: [1] }, 'tags'], [{ timeout: '10' }, 'timeout']] as const) {
-      const typed = await server.call('POST', '/api/v1/task', { type: 'noop', args: { a: 1 }, metadata });
+      const typed = await fixture.server.call('POST', '/api/v1/task', { type: 'noop', args: { a: 1 }, metadata });
       expect(typed.status, JSON.stringify(metadata)).toBe(400);
       expect(typed.body).toMatchObject({ status: 'error', message: 'Request validation failed', errors: [expect.stringContaining(field)] });
     }
-    const missing = await server.call('GET', '/api/v1/task/task_missing');
+    const missing = await fixture.server.call('GET', '/api/v1/task/task_missing');
     expect(missing.status).toBe(404);
     expect(missing.body).toMatchObject({ task_id: 'task_missing', status: 'error' });
-    expect((await server.call('GET', '/api/v1/task/bad%20id')).status).toBe(400);
-    const unauth = await server.call('GET', '/api/v1/task/task_x', undefined, { key: null });
+    expect((await fixture.server.call('GET', '/api/v1/task/bad%20id')).status).toBe(400);
+    const unauth = await fixture.server.call('GET', '/api/v1/task/task_x', undefined, { key: null });
     expect(unauth.status).toBe(401);
     expect(unauth.body.status).toBe('error');
   });
 
   it('DELETE cancels; a finished task cannot be cancelled (400); foreign tasks are 404', async () => {
-    const res = await server.call('POST', '/api/v1/task', { type: 'sleep', args: { ms: 60_000 } });
+    const res = await fixture.server.call('POST', '/api/v1/task', { type: 'sleep', args: { ms: 60_000 } });
     const id = res.body.task_id;
-    const other = await newTenant(tdb.db);
-    expect((await server.call('DELETE', `/api/v1/task/${id}`, undefined, { key: other.key })).status).toBe(404);
-    const del = await server.call('DELETE', `/api/v1/task/${id}`);
+    const other = await newTenant(fixture.tdb.db);
+    expect((await fixture.server.call('DELETE', `/api/v1/task/${id}`, undefined, { key: other.key })).status).toBe(404);
+    const del = await fixture.server.call('DELETE', `/api/v1/task/${id}`);
     expect(del.status).toBe(200);
     expect(del.body).toMatchObject({ task_id: id, status: 'cancelled' });
     const deadline = Date.now() + 20_000;
     let status = '';
     while (Date.now() < deadline && status !== 'cancelled') {
-      status = (await server.call('GET', `/api/v1/task/${id}`)).body.status;
+      status = (await fixture.server.call('GET', `/api/v1/task/${id}`)).body.status;
       if (status !== 'cancelled') await new Promise((r) => setTimeout(r, 25));
     }
     expect(status).toBe('cancelled');
-    const again = await server.call('DELETE', `/api/v1/task/${id}`);
+    const again = await fixture.server.call('DELETE', `/api/v1/task/${id}`);
     expect(again.status).toBe(400);
     expect(again.body.status).toBe('error');
   });
 
   it('GET /api/v1/health needs no auth', async () => {
-    const h = await server.call('GET', '/api/v1/health', undefined, { key: null });
+    const h = await fixture.server.call('GET', '/api/v1/health', undefined, { key: null });
     expect(h.status).toBe(200);
     expect(h.body.status).toBe('healthy');
   });
   it('carry the rate-limit headers of the canonical routes they call, and Retry-After on a 429', async () => {
-    const limited = await startTestServer(tdb.db, { TASKGATE_RATE_LIMIT_PER_MIN: '1', TASKGATE_RATE_LIMIT_BURST: '2', TASKGATE_ROLE: 'api' });
+    const limited = await startTestServer(fixture.tdb.db, { TASKGATE_RATE_LIMIT_PER_MIN: '1', TASKGATE_RATE_LIMIT_BURST: '2', TASKGATE_ROLE: 'api' });
     try {
-      const { key } = await newTenant(tdb.db);
+      const { key } = await newTenant(fixture.tdb.db);
       const submits = [];
       for (let i = 0; i < 3; i++) submits.push(await limited.call('POST', '/api/v1/task', { type: 'noop', args: {} }, { key }));
       expect(submits.map((r) => r.status)).toEqual([201, 201, 429]);

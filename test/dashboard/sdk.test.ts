@@ -3,27 +3,16 @@
 // is as current as src/sdk, a missing build fails at registration naming `npm run build`, and the
 // served bytes, run in Node against a real server, end a stream whose key is revoked with
 // AuthenticationError (what signs the task page out). The SDK itself is tested in test/sdk/*.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Fastify from 'fastify';
-import { openTestDb, type TestDb } from '../helpers/db.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { useTestServer } from '../helpers/server.js';
 import { DASHBOARD_DIR, DASHBOARD_FILES, DASHBOARD_SDK_FILES, SDK_DIR, dashboardRoutes } from '../../src/api/routes/dashboard.js';
 import * as srcSdk from '../../src/sdk/index.js';
 
-let tdb: TestDb;
-let server: TestServer;
-
-beforeAll(async () => {
-  tdb = await openTestDb();
-  server = await startTestServer(tdb.db);
-});
-afterAll(async () => {
-  await server?.close();
-  await tdb?.close();
-});
+const fixture = useTestServer();
 
 /** The specifiers a module imports or re-exports (static and dynamic). */
 function specifiers(code: string): string[] {
@@ -79,7 +68,7 @@ describe('the SDK modules the dashboard is served', () => {
     const dir = mkdtempSync(join('.tmp', 'served-sdk-'));
     try {
       for (const name of DASHBOARD_SDK_FILES) {
-        const res = await server.call('GET', `/dashboard/${name}`, undefined, { key: null });
+        const res = await fixture.server.call('GET', `/dashboard/${name}`, undefined, { key: null });
         expect(res.status, name).toBe(200);
         writeFileSync(join(dir, name), res.text);
         // (not served; beside them only so that the test runner finds the map their last line names)
@@ -87,21 +76,21 @@ describe('the SDK modules the dashboard is served', () => {
       }
       const sdk = await import(pathToFileURL(join(process.cwd(), dir, 'index.js')).href);
 
-      const created = await server.call('POST', '/api/v1/auth/api-keys', { name: 'doomed', scopes: ['tasks:read'] });
+      const created = await fixture.server.call('POST', '/api/v1/auth/api-keys', { name: 'doomed', scopes: ['tasks:read'] });
       expect(created.status, created.text).toBe(201);
-      const id = await server.submit({ task_definition_id: 'sleep', input: { ms: 8_000, steps: 4 } });
+      const id = await fixture.server.submit({ task_definition_id: 'sleep', input: { ms: 8_000, steps: 4 } });
       let requests = 0;
       const counting: typeof fetch = (input, init) => {
         requests++;
         return fetch(input, init);
       };
-      const client = new sdk.TaskgateClient({ baseUrl: server.url, apiKey: created.body.key, fetch: counting });
+      const client = new sdk.TaskgateClient({ baseUrl: fixture.server.url, apiKey: created.body.key, fetch: counting });
       const states: string[] = [];
       const err = await (async () => {
         for await (const _ of client.stream(id, {
           onState: (s: string) => {
             states.push(s);
-            if (s === 'live') void server.call('DELETE', `/api/v1/auth/api-keys/${created.body.id}`);
+            if (s === 'live') void fixture.server.call('DELETE', `/api/v1/auth/api-keys/${created.body.id}`);
           },
         })) { /* events until the key goes */ }
       })().then(() => undefined, (e: unknown) => e);

@@ -2,15 +2,11 @@
 // CSP, ETag/304, the allow-lists (its own files and the SDK's compiled modules; unknown files and
 // traversal are 404 in the error envelope), no auth, nothing secret in the files, and none of it in
 // the OpenAPI document. (test/dashboard/sdk.test.ts: the SDK modules' import graph and freshness.)
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { openTestDb, type TestDb } from '../helpers/db.js';
-import { ADMIN_KEY, startTestServer, type TestServer } from '../helpers/server.js';
+import { ADMIN_KEY, useTestServer } from '../helpers/server.js';
 import { DASHBOARD_CSP, DASHBOARD_DIR, DASHBOARD_FILES, DASHBOARD_SDK_FILES, SDK_DIR } from '../../src/api/routes/dashboard.js';
-
-let tdb: TestDb;
-let server: TestServer;
 
 /** Every served name under /dashboard/ with the file it comes from. */
 const SERVED: [string, URL][] = [
@@ -18,21 +14,14 @@ const SERVED: [string, URL][] = [
   ...DASHBOARD_SDK_FILES.map((n): [string, URL] => [n, new URL(n, SDK_DIR)]),
 ];
 
-beforeAll(async () => {
-  tdb = await openTestDb();
-  // rate limits on (the helpers turn them off): public files must not count against anything
-  server = await startTestServer(tdb.db, { TASKGATE_RATE_LIMIT_PER_MIN: '60' });
-});
-afterAll(async () => {
-  await server?.close();
-  await tdb?.close();
-});
+// rate limits on (the helpers turn them off): public files must not count against anything
+const fixture = useTestServer({ TASKGATE_RATE_LIMIT_PER_MIN: '60' });
 
-const get = (path: string, headers: Record<string, string> = {}) => server.call('GET', path, undefined, { key: null, headers });
+const get = (path: string, headers: Record<string, string> = {}) => fixture.server.call('GET', path, undefined, { key: null, headers });
 
 /** A request with the path sent exactly as written (fetch would normalize `..`). */
 function rawGet(path: string): Promise<{ status: number; body: string }> {
-  const { hostname, port } = new URL(server.url);
+  const { hostname, port } = new URL(fixture.server.url);
   return new Promise((resolve, reject) => {
     const req = request({ host: hostname, port, path, method: 'GET' }, (res) => {
       let body = '';
@@ -133,9 +122,9 @@ describe('dashboard routes', () => {
   });
 
   it('a wrong method is 405; the routes ignore credentials, good or bad', async () => {
-    expect((await server.call('POST', '/dashboard/app.js', {}, { key: null })).status).toBe(405);
-    expect((await server.call('GET', '/dashboard/', undefined, { key: 'sk_bogus_' + 'x'.repeat(43) })).status).toBe(200);
-    expect((await server.call('GET', '/dashboard/', undefined, { key: ADMIN_KEY })).status).toBe(200);
+    expect((await fixture.server.call('POST', '/dashboard/app.js', {}, { key: null })).status).toBe(405);
+    expect((await fixture.server.call('GET', '/dashboard/', undefined, { key: 'sk_bogus_' + 'x'.repeat(43) })).status).toBe(200);
+    expect((await fixture.server.call('GET', '/dashboard/', undefined, { key: ADMIN_KEY })).status).toBe(200);
   });
 
   it('no file holds key material; the key is kept in sessionStorage only, sent as X-API-Key', () => {

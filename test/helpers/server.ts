@@ -3,6 +3,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { startServer, type Server } from '../../src/main.js';
 import { createLogger } from '../../src/logger.js';
@@ -11,6 +12,7 @@ import { tenantsInsert } from '../../src/storage/queries/tenants.js';
 import { createApiKey } from '../../src/auth/api-keys.js';
 import { newTenantId } from '../../src/domain/ids.js';
 import type { TaskDefinition } from '../../src/executors/types.js';
+import { openTestDb, type TestDb } from './db.js';
 
 export const ADMIN_KEY = 'sk_test_admin_key_0123456789abcdef';
 
@@ -21,12 +23,14 @@ export interface TestServer extends Server {
   call(method: string, path: string, body?: unknown, opts?: { key?: string | null; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers; text: string }>;
 }
 
-export async function startTestServer(
-  db: Db,
-  env: Record<string, string> = {},
-  /** `config` overrides settings past their env bounds (e.g. a claim window no loaded machine outlasts). */
-  opts: { definitions?: TaskDefinition[]; flags?: Record<string, string>; config?: Partial<Config> } = {},
-): Promise<TestServer> {
+export interface TestServerOptions {
+  definitions?: TaskDefinition[];
+  flags?: Record<string, string>;
+  /** Overrides settings past their env bounds (e.g. a claim window no loaded machine outlasts). */
+  config?: Partial<Config>;
+}
+
+export async function startTestServer(db: Db, env: Record<string, string> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
   const loaded = loadConfig(opts.flags ?? {}, {
     TASKGATE_ADMIN_KEY: ADMIN_KEY,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
@@ -67,6 +71,42 @@ export async function startTestServer(
     return res.body.task_id as string;
   };
   return Object.assign(server, { call, submit });
+}
+
+/** A file's database and the server on it, as `useTestServer` fills them in its beforeAll. */
+export interface TestServerFixture {
+  readonly tdb: TestDb;
+  readonly server: TestServer;
+}
+
+/**
+ * The usual file fixture: registers a beforeAll that opens a database and starts a server on it
+ * (`env` and `opts` as for startTestServer) and an afterAll that closes the server, then the
+ * database. Read the fields in tests and hooks; before the beforeAll has run they throw.
+ */
+export function useTestServer(env: Record<string, string> = {}, opts: TestServerOptions = {}): TestServerFixture {
+  let tdb: TestDb | undefined;
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    tdb = await openTestDb();
+    server = await startTestServer(tdb.db, env, opts);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await tdb?.close();
+  });
+  const ready = <T>(value: T | undefined, name: string): T => {
+    if (value === undefined) throw new Error(`useTestServer: ${name} is read before its beforeAll has run`);
+    return value;
+  };
+  return {
+    get tdb() {
+      return ready(tdb, 'tdb');
+    },
+    get server() {
+      return ready(server, 'server');
+    },
+  };
 }
 
 /** A fresh tenant with a key holding `scopes` (tenant isolation without a new database). */

@@ -1,8 +1,7 @@
 // Approvals: a task waits durably (no worker slot), the decision resumes or fails it, a timeout
 // denies; the `approval` kind is a purely human task.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestDb, type TestDb } from '../helpers/db.js';
-import { newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { newTenant, useTestServer, waitForTask } from '../helpers/server.js';
 import type { TaskDefinition } from '../../src/executors/types.js';
 
 const sideEffects: string[] = [];
@@ -18,25 +17,15 @@ const twoPhase: TaskDefinition = {
   },
 };
 
-let tdb: TestDb;
-let server: TestServer;
+const fixture = useTestServer({}, { definitions: [twoPhase], flags: { concurrency: '2' } });
 
-beforeAll(async () => {
-  tdb = await openTestDb();
-  server = await startTestServer(tdb.db, {}, { definitions: [twoPhase], flags: { concurrency: '2' } });
-});
-afterAll(async () => {
-  await server?.close();
-  await tdb?.close();
-});
-
-const submit = async (body: Record<string, unknown>, key?: string) => (await server.call('POST', '/api/v1/tasks', body, { key })).body.task_id as string;
+const submit = async (body: Record<string, unknown>, key?: string) => (await fixture.server.call('POST', '/api/v1/tasks', body, { key })).body.task_id as string;
 
 async function waitForApprovalEvent(id: string, key?: string): Promise<any> {
   let found: any;
   const deadline = Date.now() + 20_000;
   while (!found) {
-    const events = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`, undefined, { key })).body.events;
+    const events = (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`, undefined, { key })).body.events;
     found = events.find((e: any) => e.type === 'APPROVAL_REQUESTED');
     if (!found && Date.now() > deadline) throw new Error('no APPROVAL_REQUESTED');
     if (!found) await new Promise((r) => setTimeout(r, 20));
@@ -51,36 +40,36 @@ describe('approvals', () => {
     const approvalId = ev.payload.approval_id;
     expect(approvalId).toMatch(/^[0-9a-f-]{36}$/);
     expect(ev.message).toContain(`id=${approvalId}`);
-    const parked = await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    const parked = await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
     expect(parked.status).toBe('RUNNING');
-    await waitForTask(server, id, () => server.worker!.activeCount === 0);
-    const cs = (await server.call('GET', `/api/v1/tasks/${id}/control-state`)).body;
+    await waitForTask(fixture.server, id, () => fixture.server.worker!.activeCount === 0);
+    const cs = (await fixture.server.call('GET', `/api/v1/tasks/${id}/control-state`)).body;
     expect(cs.awaiting_approval).toBe(true);
-    const pending = (await server.call('GET', '/api/v1/approvals?status=pending')).body;
+    const pending = (await fixture.server.call('GET', '/api/v1/approvals?status=pending')).body;
     expect(pending.approvals.map((a: any) => a.approval_id)).toContain(approvalId);
 
-    const res = await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: approvalId, approved: true, modified_action: { plan: 'B' }, approved_by: 'alice' });
+    const res = await fixture.server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: approvalId, approved: true, modified_action: { plan: 'B' }, approved_by: 'alice' });
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ status: 'sent', success: true, message: expect.any(String), workflow_id: id, approval_id: approvalId });
-    const t = await waitForTask(server, id);
+    const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('COMPLETED');
     expect(t.output).toEqual({ shipped: true, action: { plan: 'B' } });
     expect(sideEffects.filter((s) => s === 'prepare')).toHaveLength(1);
-    const again = await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: approvalId, approved: false });
+    const again = await fixture.server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: approvalId, approved: false });
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe('INVALID_TASK_STATE');
-    const events = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[];
+    const events = (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[];
     expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['APPROVAL_REQUESTED', 'APPROVAL_DECISION', 'WORKFLOW_COMPLETED']));
     // approved_by is the caller's label; the event also records who actually called
-    const me = (await server.call('GET', '/api/v1/auth/me')).body;
+    const me = (await fixture.server.call('GET', '/api/v1/auth/me')).body;
     expect(events.find((e) => e.type === 'APPROVAL_DECISION').payload).toMatchObject({ decided_by: 'alice', decided_by_principal: `api_key:${me.subject}` });
   });
 
   it('context.require_approval gates a definition task; denial fails it with the feedback', async () => {
     const id = await submit({ task_definition_id: 'noop', input: {}, context: { require_approval: true } });
     const ev = await waitForApprovalEvent(id);
-    await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: ev.payload.approval_id, approved: false, feedback: 'too risky' });
-    const t = await waitForTask(server, id);
+    await fixture.server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: ev.payload.approval_id, approved: false, feedback: 'too risky' });
+    const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('FAILED');
     expect(t.error).toBe('approval denied: too risky');
   });
@@ -88,74 +77,74 @@ describe('approvals', () => {
   it('the approval kind completes with the decision as output', async () => {
     const id = await submit({ task_definition_id: 'approval', input: { message: 'deploy v2?' } });
     const ev = await waitForApprovalEvent(id);
-    await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: ev.payload.approval_id, approved: true, feedback: 'go', modified_action: { version: 'v2.1' } });
-    const t = await waitForTask(server, id);
+    await fixture.server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: ev.payload.approval_id, approved: true, feedback: 'go', modified_action: { version: 'v2.1' } });
+    const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('COMPLETED');
     expect(t.output).toEqual({ approved: true, feedback: 'go', modified_action: { version: 'v2.1' }, approved_by: 'admin' });
   });
 
   it('a timeout denies with reason "approval timeout"', async () => {
     const def: TaskDefinition = { ...twoPhase, id: 'test-quick-timeout', approval: { required: true, timeout_ms: 50 } };
-    server.registry.addDefinition(def);
+    fixture.server.registry.addDefinition(def);
     const id = await submit({ task_definition_id: 'test-quick-timeout', input: {} });
-    const t = await waitForTask(server, id);
+    const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('FAILED');
     expect(t.error).toBe('approval denied: approval timeout');
   });
 
   it('validates decisions: 400 missing ids, 404 unknown or foreign, cancel of a parked task', async () => {
-    expect((await server.call('POST', '/api/v1/approvals/decision', { approved: true })).status).toBe(400);
+    expect((await fixture.server.call('POST', '/api/v1/approvals/decision', { approved: true })).status).toBe(400);
     const id = await submit({ task_definition_id: 'approval', input: {} });
     const ev = await waitForApprovalEvent(id);
-    expect((await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: '00000000-0000-0000-0000-000000000000', approved: true })).status).toBe(404);
-    expect((await server.call('POST', '/api/v1/approvals/decision', { workflow_id: 'task_nope', approval_id: ev.payload.approval_id, approved: true })).status).toBe(404);
-    const other = await newTenant(tdb.db);
-    expect((await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: ev.payload.approval_id, approved: true }, { key: other.key })).status).toBe(404);
-    expect((await server.call('GET', '/api/v1/approvals?status=pending', undefined, { key: other.key })).body.count).toBe(0);
-    await waitForTask(server, id, (t) => t.status === 'RUNNING');
-    const c = await server.call('POST', `/api/v1/tasks/${id}/cancel`, { reason: 'nobody home' });
+    expect((await fixture.server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: '00000000-0000-0000-0000-000000000000', approved: true })).status).toBe(404);
+    expect((await fixture.server.call('POST', '/api/v1/approvals/decision', { workflow_id: 'task_nope', approval_id: ev.payload.approval_id, approved: true })).status).toBe(404);
+    const other = await newTenant(fixture.tdb.db);
+    expect((await fixture.server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: ev.payload.approval_id, approved: true }, { key: other.key })).status).toBe(404);
+    expect((await fixture.server.call('GET', '/api/v1/approvals?status=pending', undefined, { key: other.key })).body.count).toBe(0);
+    await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
+    const c = await fixture.server.call('POST', `/api/v1/tasks/${id}/cancel`, { reason: 'nobody home' });
     expect(c.body.status).toBe('CANCELLED');
-    expect((await waitForTask(server, id)).status).toBe('CANCELLED');
+    expect((await waitForTask(fixture.server, id)).status).toBe('CANCELLED');
   });
 
   it("a task's end cancels its undecided approval: no longer pending, listed as cancelled, a decision is 409", async () => {
-    const t = await newTenant(tdb.db, ['admin']);
+    const t = await newTenant(fixture.tdb.db, ['admin']);
     const id = await submit({ task_definition_id: 'approval', input: { message: 'still needed?' } }, t.key);
     const ev = await waitForApprovalEvent(id, t.key);
     const approvalId = ev.payload.approval_id as string;
-    const list = async (status: string) => (await server.call('GET', `/api/v1/approvals?status=${status}`, undefined, { key: t.key })).body.approvals as any[];
+    const list = async (status: string) => (await fixture.server.call('GET', `/api/v1/approvals?status=${status}`, undefined, { key: t.key })).body.approvals as any[];
     expect((await list('pending')).map((a) => a.approval_id)).toEqual([approvalId]);
-    await waitForTask(server, id, (x) => x.status === 'RUNNING', { key: t.key });
-    expect((await server.call('POST', `/api/v1/tasks/${id}/cancel`, {}, { key: t.key })).status).toBe(202);
-    expect((await waitForTask(server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
+    await waitForTask(fixture.server, id, (x) => x.status === 'RUNNING', { key: t.key });
+    expect((await fixture.server.call('POST', `/api/v1/tasks/${id}/cancel`, {}, { key: t.key })).status).toBe(202);
+    expect((await waitForTask(fixture.server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
 
     expect(await list('pending')).toEqual([]);
     expect(await list('cancelled')).toMatchObject([{ approval_id: approvalId, workflow_id: id, status: 'cancelled' }]);
-    const decide = await server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: approvalId, approved: true }, { key: t.key });
+    const decide = await fixture.server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: approvalId, approved: true }, { key: t.key });
     expect(decide.status, decide.text).toBe(409);
     expect(decide.body.error.code).toBe('TASK_ALREADY_FINISHED');
     expect(decide.body.error.message).toContain('CANCELLED');
     // the refusal wrote it down; the task stays cancelled, with no decision event
-    const row = await tdb.db.query<{ status: string }>('SELECT status FROM approvals WHERE id = $1', [approvalId]);
+    const row = await fixture.tdb.db.query<{ status: string }>('SELECT status FROM approvals WHERE id = $1', [approvalId]);
     expect(row.rows[0]!.status).toBe('cancelled');
-    expect((await waitForTask(server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
-    const events = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`, undefined, { key: t.key })).body.events as any[];
+    expect((await waitForTask(fixture.server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
+    const events = (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`, undefined, { key: t.key })).body.events as any[];
     expect(events.some((e) => e.type === 'APPROVAL_DECISION')).toBe(false);
   });
 
   it('the timeout sweep writes an ended task\'s approval cancelled, not denied, and decides nothing', async () => {
-    const t = await newTenant(tdb.db, ['admin']);
+    const t = await newTenant(fixture.tdb.db, ['admin']);
     const def: TaskDefinition = { ...twoPhase, id: 'test-timeout-after-cancel', approval: { required: true, timeout_ms: 1_500 } };
-    server.registry.addDefinition(def);
+    fixture.server.registry.addDefinition(def);
     const id = await submit({ task_definition_id: 'test-timeout-after-cancel', input: {} }, t.key);
     const ev = await waitForApprovalEvent(id, t.key);
-    await waitForTask(server, id, (x) => x.status === 'RUNNING', { key: t.key });
-    expect((await server.call('POST', `/api/v1/tasks/${id}/cancel`, {}, { key: t.key })).status).toBe(202);
-    expect((await waitForTask(server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
-    const stored = async () => (await tdb.db.query<{ status: string; feedback: string | null }>('SELECT status, feedback FROM approvals WHERE id = $1', [ev.payload.approval_id])).rows[0]!;
+    await waitForTask(fixture.server, id, (x) => x.status === 'RUNNING', { key: t.key });
+    expect((await fixture.server.call('POST', `/api/v1/tasks/${id}/cancel`, {}, { key: t.key })).status).toBe(202);
+    expect((await waitForTask(fixture.server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
+    const stored = async () => (await fixture.tdb.db.query<{ status: string; feedback: string | null }>('SELECT status, feedback FROM approvals WHERE id = $1', [ev.payload.approval_id])).rows[0]!;
     const deadline = Date.now() + 20_000;
     while ((await stored()).status === 'pending' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await stored()).toEqual({ status: 'cancelled', feedback: null });
-    expect((await waitForTask(server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
+    expect((await waitForTask(fixture.server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
   });
 });

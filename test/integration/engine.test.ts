@@ -1,8 +1,7 @@
 // The engine end to end on a real database: claim order, retries with backoff, timeouts,
 // cancellation of running tasks, durable steps across retries, delayed tasks, output validation.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestDb, type TestDb } from '../helpers/db.js';
-import { startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { useTestServer, waitForTask } from '../helpers/server.js';
 import { PermanentError, type TaskDefinition } from '../../src/executors/types.js';
 
 const attemptsSeen = new Map<string, number>();
@@ -59,25 +58,15 @@ const destructured: TaskDefinition = {
   },
 };
 
-let tdb: TestDb;
-let server: TestServer;
+const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, destructured], flags: { concurrency: '4' } });
 
-beforeAll(async () => {
-  tdb = await openTestDb();
-  server = await startTestServer(tdb.db, { TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, destructured], flags: { concurrency: '4' } });
-});
-afterAll(async () => {
-  await server?.close();
-  await tdb?.close();
-});
-
-const submit = (body: Record<string, unknown>) => server.submit(body);
-const eventTypes = async (id: string) => (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.type);
+const submit = (body: Record<string, unknown>) => fixture.server.submit(body);
+const eventTypes = async (id: string) => (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.type);
 
 describe('engine', () => {
   it('retries failures with backoff and does not re-run finished durable steps', async () => {
     const id = await submit({ task_definition_id: 'test-flaky', input: { failTimes: 2, key: 'a' }, retry_policy: { max_retries: 3, retry_interval_ms: 20, backoff_multiplier: 2 } });
-    const t = await waitForTask(server, id);
+    const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('COMPLETED');
     expect(t.attempts).toBe(3);
     expect(t.output).toEqual({ attempts: 3 });
@@ -85,13 +74,13 @@ describe('engine', () => {
     const types = await eventTypes(id);
     expect(types.filter((x: string) => x === 'RETRYING')).toHaveLength(2);
     expect(types.at(-1)).toBe('STREAM_END');
-    const seqs = (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.seq);
+    const seqs = (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.seq);
     expect(seqs).toEqual(seqs.map((_: number, i: number) => i + 1));
   });
 
   it('gives executors a context whose members work when taken apart', async () => {
     const id = await submit({ task_definition_id: 'test-destructured', input: {} });
-    const t = await waitForTask(server, id);
+    const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('COMPLETED');
     expect(t.output).toEqual({ before: null, after: { runs: 1, done: true }, doubled: 42, taskId: id, attempt: 1, maxAttempts: expect.any(Number), aborted: false });
     expect(await eventTypes(id)).toEqual(expect.arrayContaining(['PROGRESS', 'AGENT_THINKING', 'WORKFLOW_COMPLETED', 'STREAM_END']));
@@ -99,7 +88,7 @@ describe('engine', () => {
 
   it('fails after the retry budget is spent', async () => {
     const id = await submit({ task_definition_id: 'test-flaky', input: { failTimes: 5, key: 'b' }, retry_policy: { max_retries: 1, retry_interval_ms: 10 } });
-    const t = await waitForTask(server, id);
+    const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('FAILED');
     expect(t.attempts).toBe(2);
     expect(t.error).toBe('planned failure 2');
@@ -110,7 +99,7 @@ describe('engine', () => {
 
   it('does not retry a PermanentError', async () => {
     const id = await submit({ task_definition_id: 'test-permanent', input: {}, retry_policy: { max_retries: 5, retry_interval_ms: 10 } });
-    const t = await waitForTask(server, id);
+    const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('FAILED');
     expect(t.attempts).toBe(1);
     expect(t.error).toContain('do not retry');
@@ -118,7 +107,7 @@ describe('engine', () => {
 
   it('times out: the AbortSignal fires and the status is TIMEOUT once retries are spent', async () => {
     const id = await submit({ task_definition_id: 'sleep', input: { ms: 10_000 }, timeout_ms: 100, retry_policy: { max_retries: 1, retry_interval_ms: 10 } });
-    const t = await waitForTask(server, id);
+    const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('TIMEOUT');
     expect(t.attempts).toBe(2);
     expect(t.error).toContain('timed out');
@@ -126,30 +115,30 @@ describe('engine', () => {
 
   it('cancels a running task through its AbortSignal', async () => {
     const id = await submit({ task_definition_id: 'sleep', input: { ms: 30_000 } });
-    await waitForTask(server, id, (t) => t.status === 'RUNNING');
-    const res = await server.call('POST', `/api/v1/tasks/${id}/cancel`, { reason: 'changed my mind' });
+    await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
+    const res = await fixture.server.call('POST', `/api/v1/tasks/${id}/cancel`, { reason: 'changed my mind' });
     expect(res.status).toBe(202);
     // the answer carries the task's status: still RUNNING until the attempt stops
     expect(res.body).toEqual({ success: true, message: expect.any(String), task_id: id, status: 'RUNNING' });
-    const t = await waitForTask(server, id);
+    const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('CANCELLED');
     const types = await eventTypes(id);
     expect(types).toEqual(expect.arrayContaining(['WORKFLOW_CANCELLING', 'WORKFLOW_CANCELLED', 'STREAM_END']));
-    const state = (await server.call('GET', `/api/v1/tasks/${id}/control-state`)).body;
+    const state = (await fixture.server.call('GET', `/api/v1/tasks/${id}/control-state`)).body;
     expect(state).toMatchObject({ is_cancelled: true, cancel_reason: 'changed my mind', is_paused: false, awaiting_approval: false });
   });
 
   it('forces CANCELLED after the grace period when the executor ignores its signal', async () => {
     const id = await submit({ task_definition_id: 'test-stubborn', input: {} });
-    await waitForTask(server, id, (t) => t.status === 'RUNNING');
-    await server.call('POST', `/api/v1/tasks/${id}/cancel`, {});
-    const t = await waitForTask(server, id);
+    await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
+    await fixture.server.call('POST', `/api/v1/tasks/${id}/cancel`, {});
+    const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('CANCELLED');
   });
 
   it('fails a task whose output does not match its output_schema', async () => {
     const id = await submit({ task_definition_id: 'test-bad-output', input: {} });
-    const t = await waitForTask(server, id);
+    const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('FAILED');
     expect(t.error).toContain('output_schema');
   });
@@ -157,14 +146,14 @@ describe('engine', () => {
   it('runs delayed tasks no earlier than run_at', async () => {
     const before = Date.now();
     const id = await submit({ task_definition_id: 'noop', input: {}, delay_ms: 400 });
-    const t = await waitForTask(server, id);
+    const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('COMPLETED');
     expect(new Date(t.started_at).getTime()).toBeGreaterThanOrEqual(before + 350);
   });
 
   it('sleep with steps reports how often each step ran', async () => {
     const id = await submit({ task_definition_id: 'sleep', input: { ms: 5, steps: 3 } });
-    const t = await waitForTask(server, id);
+    const t = await waitForTask(fixture.server, id);
     expect(t.output).toEqual({ steps: 3, step_runs: [1, 1, 1] });
     const types = await eventTypes(id);
     expect(types.filter((x: string) => x === 'PROGRESS')).toHaveLength(3);
@@ -172,13 +161,13 @@ describe('engine', () => {
 
   it('a pause withdrawn while the task runs (resume before its next step) is not carried out', async () => {
     const id = await submit({ task_definition_id: 'sleep', input: { ms: 400, steps: 3 } });
-    await waitForTask(server, id, (t) => t.status === 'RUNNING');
-    expect((await server.call('POST', `/api/v1/tasks/${id}/pause`, { reason: 'hold on' })).body.status).toBe('RUNNING');
+    await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
+    expect((await fixture.server.call('POST', `/api/v1/tasks/${id}/pause`, { reason: 'hold on' })).body.status).toBe('RUNNING');
     await new Promise((r) => setTimeout(r, 150)); // the worker has heard of the pause (control hint)
-    const w = await server.call('POST', `/api/v1/tasks/${id}/resume`, {});
+    const w = await fixture.server.call('POST', `/api/v1/tasks/${id}/resume`, {});
     expect(w.status).toBe(202);
     expect(w.body).toMatchObject({ status: 'RUNNING', message: 'Pause request withdrawn' });
-    const done = await waitForTask(server, id);
+    const done = await waitForTask(fixture.server, id);
     expect(done.status).toBe('COMPLETED');
     const types = await eventTypes(id);
     expect(types).toEqual(expect.arrayContaining(['WORKFLOW_PAUSING', 'WORKFLOW_RESUMED', 'WORKFLOW_COMPLETED']));
@@ -187,17 +176,17 @@ describe('engine', () => {
 
   it('pauses a running task at a step boundary and resumes it without re-running finished steps', async () => {
     const id = await submit({ task_definition_id: 'sleep', input: { ms: 150, steps: 4 } });
-    await waitForTask(server, id, (t) => t.status === 'RUNNING');
-    const p = await server.call('POST', `/api/v1/tasks/${id}/pause`, { reason: 'hold on' });
+    await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
+    const p = await fixture.server.call('POST', `/api/v1/tasks/${id}/pause`, { reason: 'hold on' });
     expect(p.status).toBe(202);
     expect(p.body.status).toBe('RUNNING'); // PAUSED once it reaches a step boundary
-    const paused = await waitForTask(server, id, (t) => t.status === 'PAUSED' || t.status === 'COMPLETED');
+    const paused = await waitForTask(fixture.server, id, (t) => t.status === 'PAUSED' || t.status === 'COMPLETED');
     expect(paused.status).toBe('PAUSED');
-    expect(server.worker!.activeCount).toBe(0);
-    expect((await server.call('POST', `/api/v1/tasks/${id}/pause`, {})).status).toBe(409);
-    const r = await server.call('POST', `/api/v1/tasks/${id}/resume`, {});
+    expect(fixture.server.worker!.activeCount).toBe(0);
+    expect((await fixture.server.call('POST', `/api/v1/tasks/${id}/pause`, {})).status).toBe(409);
+    const r = await fixture.server.call('POST', `/api/v1/tasks/${id}/resume`, {});
     expect(r.status).toBe(202);
-    const done = await waitForTask(server, id);
+    const done = await waitForTask(fixture.server, id);
     expect(done.status).toBe('COMPLETED');
     expect(done.output.step_runs).toEqual([1, 1, 1, 1]);
     // the resumed attempt replayed the finished steps itself: no lease lost on the way (a pause

@@ -1,42 +1,33 @@
 // Failed authentications per client address (TASKGATE_AUTH_FAILURES_PER_MIN / _BURST): past the
 // burst, an address gets 429 with Retry-After before its credential is looked up, and it recovers
 // at the refill rate. Requests without a credential are not counted.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestDb, type TestDb } from '../helpers/db.js';
-import { ADMIN_KEY, startTestServer, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { openTestDb } from '../helpers/db.js';
+import { ADMIN_KEY, startTestServer, useTestServer, type TestServer } from '../helpers/server.js';
 import { AuthFailureLimiter } from '../../src/auth/auth-failures.js';
 import { parseTrustProxy } from '../../src/config/security.js';
 
-let tdb: TestDb;
-let server: TestServer;
-beforeAll(async () => {
-  tdb = await openTestDb();
-  server = await startTestServer(tdb.db, { TASKGATE_AUTH_FAILURES_PER_MIN: '60', TASKGATE_AUTH_FAILURE_BURST: '5' });
-});
-afterAll(async () => {
-  await server?.close();
-  await tdb?.close();
-});
+const fixture = useTestServer({ TASKGATE_AUTH_FAILURES_PER_MIN: '60', TASKGATE_AUTH_FAILURE_BURST: '5' });
 
 describe('failed authentications per address', () => {
   it('answers 429 with Retry-After past the burst, before looking the credential up, and recovers', async () => {
-    for (let i = 0; i < 3; i++) expect((await server.call('GET', '/api/v1/tasks', undefined, { key: null })).status).toBe(401); // not counted
+    for (let i = 0; i < 3; i++) expect((await fixture.server.call('GET', '/api/v1/tasks', undefined, { key: null })).status).toBe(401); // not counted
     for (let i = 0; i < 5; i++) {
-      const res = await server.call('GET', '/api/v1/tasks', undefined, { key: `sk_madeUpPrefix_${'x'.repeat(40)}${i}` });
+      const res = await fixture.server.call('GET', '/api/v1/tasks', undefined, { key: `sk_madeUpPrefix_${'x'.repeat(40)}${i}` });
       expect(res.status).toBe(401);
     }
-    const blocked = await server.call('GET', '/api/v1/tasks', undefined, { key: `sk_madeUpPrefix_${'y'.repeat(40)}` });
+    const blocked = await fixture.server.call('GET', '/api/v1/tasks', undefined, { key: `sk_madeUpPrefix_${'y'.repeat(40)}` });
     expect(blocked.status).toBe(429);
     expect(blocked.body.error.code).toBe('RATE_LIMITED');
     expect(blocked.body.error.message).toMatch(/failed authentication/);
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     // the address as a whole waits (its valid keys too: the limiter runs before any lookup)
-    expect((await server.call('GET', '/api/v1/tasks', undefined, { key: ADMIN_KEY })).status).toBe(429);
+    expect((await fixture.server.call('GET', '/api/v1/tasks', undefined, { key: ADMIN_KEY })).status).toBe(429);
     // public routes are not affected
-    expect((await server.call('GET', '/health', undefined, { key: null })).status).toBe(200);
+    expect((await fixture.server.call('GET', '/health', undefined, { key: null })).status).toBe(200);
     // one token a second at 60 a minute
     await new Promise((r) => setTimeout(r, 1_100));
-    expect((await server.call('GET', '/api/v1/tasks', undefined, { key: ADMIN_KEY })).status).toBe(200);
+    expect((await fixture.server.call('GET', '/api/v1/tasks', undefined, { key: ADMIN_KEY })).status).toBe(200);
   });
 });
 

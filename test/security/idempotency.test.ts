@@ -2,42 +2,31 @@
 // Idempotent-Replayed: true; another body → 422; in flight → 409; refused requests store nothing;
 // scoped to tenant + principal + route; ≤ 255 chars; 24 h expiry with cleanup; the key row commits
 // in the task's own transaction; 50 concurrent submits with one key create exactly one task.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { openTestDb, type TestDb } from '../helpers/db.js';
-import { newTenant, startTestServer, type TestServer } from '../helpers/server.js';
+import { newTenant, useTestServer } from '../helpers/server.js';
 import { cleanupExpired, requestHash } from '../../src/api/idempotency.js';
 import { SubmitBatcher } from '../../src/api/submit-batcher.js';
 import { idempotencyKeysComplete, idempotencyKeysInsert } from '../../src/storage/queries/idempotency.js';
 import { newTaskId } from '../../src/domain/ids.js';
 import type { NewTask } from '../../src/storage/queries/tasks.js';
 
-let tdb: TestDb;
-let server: TestServer;
-
-beforeAll(async () => {
-  tdb = await openTestDb();
-  server = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api', TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS: '1000' });
-});
-afterAll(async () => {
-  await server?.close();
-  await tdb?.close();
-});
+const fixture = useTestServer({ TASKGATE_ROLE: 'api', TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS: '1000' });
 
 const taskCount = async (tenantId: string) =>
-  (await tdb.db.query<{ n: number }>('SELECT count(*)::int AS n FROM tasks WHERE tenant_id = $1', [tenantId])).rows[0]!.n;
+  (await fixture.tdb.db.query<{ n: number }>('SELECT count(*)::int AS n FROM tasks WHERE tenant_id = $1', [tenantId])).rows[0]!.n;
 const post = (path: string, body: unknown, key: string, idem?: string) =>
-  server.call('POST', path, body, { key, headers: idem === undefined ? {} : { 'idempotency-key': idem } });
+  fixture.server.call('POST', path, body, { key, headers: idem === undefined ? {} : { 'idempotency-key': idem } });
 const noop = (input: Record<string, unknown> = {}) => ({ task_definition_id: 'noop', input });
 
 async function principalOf(key: string): Promise<string> {
-  const me = await server.call('GET', '/api/v1/auth/me', undefined, { key });
+  const me = await fixture.server.call('GET', '/api/v1/auth/me', undefined, { key });
   return `${me.body.principal_type}:${me.body.subject}`;
 }
 
 describe('replay', () => {
   it('stores the first response and replays it byte for byte, creating one task', async () => {
-    const t = await newTenant(tdb.db);
+    const t = await newTenant(fixture.tdb.db);
     const first = await post('/api/v1/tasks', noop({ n: 1 }), t.key, 'order-1');
     expect(first.status).toBe(200);
     expect(first.headers.get('idempotent-replayed')).toBeNull();
@@ -50,12 +39,12 @@ describe('replay', () => {
     expect(again.headers.get('x-request-id')).not.toBe(first.headers.get('x-request-id'));
     expect(await taskCount(t.tenantId)).toBe(1);
 
-    const row = await tdb.db.query<{ state: string; response_body: string }>('SELECT state, response_body FROM idempotency_keys WHERE key = $1 AND tenant_id = $2', ['order-1', t.tenantId]);
+    const row = await fixture.tdb.db.query<{ state: string; response_body: string }>('SELECT state, response_body FROM idempotency_keys WHERE key = $1 AND tenant_id = $2', ['order-1', t.tenantId]);
     expect(row.rows[0]).toMatchObject({ state: 'done', response_body: first.text });
   });
 
   it('replays 201 and its Link header for /tasks/stream', async () => {
-    const t = await newTenant(tdb.db);
+    const t = await newTenant(fixture.tdb.db);
     const first = await post('/api/v1/tasks/stream', noop(), t.key, 'stream-1');
     const again = await post('/api/v1/tasks/stream', noop(), t.key, 'stream-1');
     expect([first.status, again.status]).toEqual([201, 201]);
@@ -64,14 +53,14 @@ describe('replay', () => {
   });
 
   it('the same body with keys in another order is the same request', async () => {
-    const t = await newTenant(tdb.db);
+    const t = await newTenant(fixture.tdb.db);
     const a = await post('/api/v1/tasks', JSON.stringify({ task_definition_id: 'noop', input: { a: 1, b: 2 } }), t.key, 'order-k');
     const b = await post('/api/v1/tasks', JSON.stringify({ input: { b: 2, a: 1 }, task_definition_id: 'noop' }), t.key, 'order-k');
     expect(b.text).toBe(a.text);
   });
 
   it('control calls replay too (a repeated cancel does not turn into 409)', async () => {
-    const t = await newTenant(tdb.db);
+    const t = await newTenant(fixture.tdb.db);
     const task = await post('/api/v1/tasks', { ...noop(), delay_ms: 3_600_000 }, t.key);
     const path = `/api/v1/tasks/${task.body.task_id}/cancel`;
     const first = await post(path, { reason: 'changed my mind' }, t.key, 'cancel-1');
@@ -83,29 +72,29 @@ describe('replay', () => {
   });
 
   it('a new API key is replayed without its secret (secrets are never stored)', async () => {
-    const t = await newTenant(tdb.db);
+    const t = await newTenant(fixture.tdb.db);
     const first = await post('/api/v1/auth/api-keys', { name: 'ci', scopes: ['tasks:read'] }, t.key, 'key-1');
     expect(first.status).toBe(201);
     const again = await post('/api/v1/auth/api-keys', { name: 'ci', scopes: ['tasks:read'] }, t.key, 'key-1');
     expect(again.status).toBe(201);
     expect(again.headers.get('idempotent-replayed')).toBe('true');
     expect(again.body).toEqual({ ...first.body, key: null });
-    const stored = await tdb.db.query<{ response_body: string }>('SELECT response_body FROM idempotency_keys WHERE tenant_id = $1', [t.tenantId]);
+    const stored = await fixture.tdb.db.query<{ response_body: string }>('SELECT response_body FROM idempotency_keys WHERE tenant_id = $1', [t.tenantId]);
     expect(stored.rows.map((r) => r.response_body).join()).not.toContain(first.body.key);
-    const list = await server.call('GET', '/api/v1/auth/api-keys', undefined, { key: t.key });
+    const list = await fixture.server.call('GET', '/api/v1/auth/api-keys', undefined, { key: t.key });
     expect(list.body.api_keys.filter((k: { name: string }) => k.name === 'ci')).toHaveLength(1);
   });
 
   it('a GET ignores the header', async () => {
-    const t = await newTenant(tdb.db);
-    const res = await server.call('GET', '/api/v1/auth/me', undefined, { key: t.key, headers: { 'idempotency-key': 'x'.repeat(300) } });
+    const t = await newTenant(fixture.tdb.db);
+    const res = await fixture.server.call('GET', '/api/v1/auth/me', undefined, { key: t.key, headers: { 'idempotency-key': 'x'.repeat(300) } });
     expect(res.status).toBe(200);
   });
 });
 
 describe('refusals', () => {
   it('the same key with a different body → 422 IDEMPOTENCY_KEY_REUSED, nothing created', async () => {
-    const t = await newTenant(tdb.db);
+    const t = await newTenant(fixture.tdb.db);
     await post('/api/v1/tasks', noop({ n: 1 }), t.key, 'k');
     const res = await post('/api/v1/tasks', noop({ n: 2 }), t.key, 'k');
     expect(res.status).toBe(422);
@@ -114,7 +103,7 @@ describe('refusals', () => {
   });
 
   it('a request refused by validation stores nothing: the corrected retry with the same key works', async () => {
-    const t = await newTenant(tdb.db);
+    const t = await newTenant(fixture.tdb.db);
     const bad = await post('/api/v1/tasks', { task_definition_id: 'noop', priority: 7 }, t.key, 'fix-me');
     expect(bad.status).toBe(400);
     const unknown = await post('/api/v1/tasks', { task_definition_id: 'no-such-definition' }, t.key, 'fix-me');
@@ -125,10 +114,10 @@ describe('refusals', () => {
   });
 
   it('while the first request is in flight → 409 IDEMPOTENCY_KEY_IN_PROGRESS with Retry-After', async () => {
-    const t = await newTenant(tdb.db);
+    const t = await newTenant(fixture.tdb.db);
     const body = noop({ slow: true });
     // the state a concurrent first request leaves while it runs
-    await idempotencyKeysInsert(tdb.db, {
+    await idempotencyKeysInsert(fixture.tdb.db, {
       tenantId: t.tenantId, principal: await principalOf(t.key), route: 'POST /api/v1/tasks', key: 'busy',
       requestHash: requestHash('POST', '/api/v1/tasks', body), lockToken: 'other-request', lockMs: 60_000, ttlMs: 86_400_000,
     });
@@ -140,8 +129,8 @@ describe('refusals', () => {
   });
 
   it('a claim whose request died (lock expired) is taken over', async () => {
-    const t = await newTenant(tdb.db);
-    await idempotencyKeysInsert(tdb.db, {
+    const t = await newTenant(fixture.tdb.db);
+    await idempotencyKeysInsert(fixture.tdb.db, {
       tenantId: t.tenantId, principal: await principalOf(t.key), route: 'POST /api/v1/tasks', key: 'crashed',
       requestHash: requestHash('POST', '/api/v1/tasks', noop()), lockToken: 'dead-request', lockMs: -1, ttlMs: 86_400_000,
     });
@@ -156,7 +145,7 @@ describe('refusals', () => {
     ['a UUID', randomUUID(), 200],
     ['inner spaces', 'order 42 retry', 200],
   ])('a key of %s → %s', async (_name, key, status) => {
-    const t = await newTenant(tdb.db);
+    const t = await newTenant(fixture.tdb.db);
     const res = await post('/api/v1/tasks', noop(), t.key, key);
     expect(res.status).toBe(status);
     if (status === 400) {
@@ -166,9 +155,9 @@ describe('refusals', () => {
   });
 
   it('refuses empty and non-ASCII keys', async () => {
-    const t = await newTenant(tdb.db);
+    const t = await newTenant(fixture.tdb.db);
     for (const key of ['', 'ключ', 'tab\there']) {
-      const res = await server.app.inject({
+      const res = await fixture.server.app.inject({
         method: 'POST', url: '/api/v1/tasks', payload: noop(),
         headers: { 'x-api-key': t.key, 'idempotency-key': Buffer.from(key, 'utf8').toString('latin1') },
       });
@@ -179,8 +168,8 @@ describe('refusals', () => {
 
 describe('scope', () => {
   it('is per principal and per route', async () => {
-    const t = await newTenant(tdb.db);
-    const other = await newTenant(tdb.db);
+    const t = await newTenant(fixture.tdb.db);
+    const other = await newTenant(fixture.tdb.db);
     const a = await post('/api/v1/tasks', noop(), t.key, 'shared-key');
     const b = await post('/api/v1/tasks', noop(), other.key, 'shared-key');
     expect(b.headers.get('idempotent-replayed')).toBeNull();
@@ -194,7 +183,7 @@ describe('scope', () => {
 
 describe('atomicity and concurrency', () => {
   it('50 concurrent submits with the same key create exactly one task', async () => {
-    const t = await newTenant(tdb.db);
+    const t = await newTenant(fixture.tdb.db);
     const results = await Promise.all(Array.from({ length: 50 }, () => post('/api/v1/tasks', noop({ race: 1 }), t.key, 'race')));
     const ok = results.filter((r) => r.status === 200);
     const busy = results.filter((r) => r.status === 409);
@@ -210,8 +199,8 @@ describe('atomicity and concurrency', () => {
   });
 
   it('the key row commits in the transaction that inserts the task (both or neither)', async () => {
-    const t = await newTenant(tdb.db);
-    const batcher = new SubmitBatcher(tdb.db, { maxInFlight: 1, afterCommit: () => {} });
+    const t = await newTenant(fixture.tdb.db);
+    const batcher = new SubmitBatcher(fixture.tdb.db, { maxInFlight: 1, afterCommit: () => {} });
     const task = (): NewTask => ({
       id: newTaskId(), tenant_id: t.tenantId, user_id: 'u', session_id: null, kind: 'definition', task_definition_id: 'noop', query: '',
       input: {}, context: {}, options: {}, mode: null, priority: 2, max_attempts: 1, retry_interval_ms: 0, backoff_multiplier: 1,
@@ -219,7 +208,7 @@ describe('atomicity and concurrency', () => {
     });
     const scope = { tenantId: t.tenantId, principal: 'api_key:x', route: 'POST /api/v1/tasks' };
     const claim = async (key: string) =>
-      idempotencyKeysInsert(tdb.db, { ...scope, key, requestHash: 'h', lockToken: 'mine', lockMs: 60_000, ttlMs: 86_400_000 });
+      idempotencyKeysInsert(fixture.tdb.db, { ...scope, key, requestHash: 'h', lockToken: 'mine', lockMs: 60_000, ttlMs: 86_400_000 });
     const complete = (key: string, lockToken: string) => async (tx: Parameters<typeof idempotencyKeysComplete>[0]) => {
       if (!(await idempotencyKeysComplete(tx, { ...scope, key, lockToken, statusCode: 200, headers: {}, body: '{}' }))) throw new Error('lost the claim');
     };
@@ -234,18 +223,18 @@ describe('atomicity and concurrency', () => {
     const results = await Promise.allSettled([batcher.submit(orphan, complete('stolen', 'not-mine')), batcher.submit(companion)]);
     expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled']);
 
-    const ids = (await tdb.db.query<{ id: string }>('SELECT id FROM tasks WHERE tenant_id = $1', [t.tenantId])).rows.map((r) => r.id);
+    const ids = (await fixture.tdb.db.query<{ id: string }>('SELECT id FROM tasks WHERE tenant_id = $1', [t.tenantId])).rows.map((r) => r.id);
     expect(ids.sort()).toEqual([good.id, companion.id].sort());
-    const states = await tdb.db.query<{ key: string; state: string }>('SELECT key, state FROM idempotency_keys WHERE tenant_id = $1 ORDER BY key', [t.tenantId]);
+    const states = await fixture.tdb.db.query<{ key: string; state: string }>('SELECT key, state FROM idempotency_keys WHERE tenant_id = $1 ORDER BY key', [t.tenantId]);
     expect(states.rows).toEqual([{ key: 'good', state: 'done' }, { key: 'stolen', state: 'in_flight' }]);
   });
 });
 
 describe('retention', () => {
   it('an expired record no longer counts, and the periodic cleanup deletes it', async () => {
-    const t = await newTenant(tdb.db);
+    const t = await newTenant(fixture.tdb.db);
     const principal = await principalOf(t.key);
-    await idempotencyKeysInsert(tdb.db, {
+    await idempotencyKeysInsert(fixture.tdb.db, {
       tenantId: t.tenantId, principal, route: 'POST /api/v1/tasks', key: 'old',
       requestHash: requestHash('POST', '/api/v1/tasks', noop({ v: 1 })), lockToken: 'l', lockMs: 1000, ttlMs: -1,
     });
@@ -254,16 +243,16 @@ describe('retention', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('idempotent-replayed')).toBeNull();
 
-    await idempotencyKeysInsert(tdb.db, {
+    await idempotencyKeysInsert(fixture.tdb.db, {
       tenantId: t.tenantId, principal, route: 'POST /api/v1/tasks', key: 'older', requestHash: 'h', lockToken: 'l', lockMs: 1000, ttlMs: -1,
     });
-    const left = async () => (await tdb.db.query('SELECT 1 FROM idempotency_keys WHERE tenant_id = $1 AND key = $2', [t.tenantId, 'older'])).rows.length;
+    const left = async () => (await fixture.tdb.db.query('SELECT 1 FROM idempotency_keys WHERE tenant_id = $1 AND key = $2', [t.tenantId, 'older'])).rows.length;
     // the server's janitor runs every second here (TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS)
     const deadline = Date.now() + 30_000;
     while ((await left()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(await left()).toBe(0);
-    expect(await cleanupExpired(tdb.db)).toBe(0);
+    expect(await cleanupExpired(fixture.tdb.db)).toBe(0);
     // records not yet expired stay
-    expect((await tdb.db.query('SELECT 1 FROM idempotency_keys WHERE tenant_id = $1 AND key = $2', [t.tenantId, 'old'])).rows).toHaveLength(1);
+    expect((await fixture.tdb.db.query('SELECT 1 FROM idempotency_keys WHERE tenant_id = $1 AND key = $2', [t.tenantId, 'old'])).rows).toHaveLength(1);
   });
 });

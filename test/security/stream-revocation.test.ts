@@ -12,8 +12,8 @@ import type { Db } from '../../src/storage/db.js';
 import type { TaskDefinition } from '../../src/executors/types.js';
 import { StreamCredentials } from '../../src/api/stream-credentials.js';
 import type { Principal } from '../../src/auth/scopes.js';
-import { openTestDb, usingPostgres, type TestDb } from '../helpers/db.js';
-import { ADMIN_KEY, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { usingPostgres } from '../helpers/db.js';
+import { ADMIN_KEY, startTestServer, useTestServer, waitForTask, type TestServer } from '../helpers/server.js';
 import { gates, isDone, openSse, openWs as openWsAt, type SseClient } from '../streaming/helpers.js';
 
 const SECRET = 'stream-revocation-secret-at-least-32-bytes';
@@ -33,21 +33,10 @@ const twoPhaseDef: TaskDefinition = {
   },
 };
 
-let tdb: TestDb;
-let server: TestServer;
-
-beforeAll(async () => {
-  tdb = await openTestDb();
-  server = await startTestServer(
-    tdb.db,
-    { TASKGATE_JWT_SECRET: SECRET, TASKGATE_JWT_ISSUER: ISSUER, TASKGATE_JWT_AUDIENCE: AUDIENCE, TASKGATE_JWT_CLOCK_SKEW_S: '0' },
-    { definitions: [twoPhaseDef] },
-  );
-});
-afterAll(async () => {
-  await server?.close();
-  await tdb?.close();
-});
+const fixture = useTestServer(
+  { TASKGATE_JWT_SECRET: SECRET, TASKGATE_JWT_ISSUER: ISSUER, TASKGATE_JWT_AUDIENCE: AUDIENCE, TASKGATE_JWT_CLOCK_SKEW_S: '0' },
+  { definitions: [twoPhaseDef] },
+);
 
 async function newKey(s: TestServer, scopes: string[] = ['tasks:read'], expiresAt?: Date): Promise<{ id: string; key: string }> {
   const res = await s.call('POST', '/api/v1/auth/api-keys', { name: 'streamer', scopes, ...(expiresAt ? { expires_at: expiresAt.toISOString() } : {}) });
@@ -77,21 +66,21 @@ const isProgress = (msg: string) => (m: any) => m.type === 'PROGRESS' && m.messa
 
 describe('revoking an API key closes its open streams', () => {
   it('SSE: the revoked key gets a final UNAUTHORIZED error frame and the stream ends; another key on the same task gets the rest', async () => {
-    const doomed = await newKey(server);
-    const other = await newKey(server);
-    const id = await startTwoPhase(server, 'sse-revoke');
-    const a = openSse(sseUrl(server, id), { headers: { 'x-api-key': doomed.key } });
-    const b = openSse(sseUrl(server, id), { headers: { 'x-api-key': other.key } });
+    const doomed = await newKey(fixture.server);
+    const other = await newKey(fixture.server);
+    const id = await startTwoPhase(fixture.server, 'sse-revoke');
+    const a = openSse(sseUrl(fixture.server, id), { headers: { 'x-api-key': doomed.key } });
+    const b = openSse(sseUrl(fixture.server, id), { headers: { 'x-api-key': other.key } });
     let aEndedAt = 0;
     void a.ended.then(() => (aEndedAt = Date.now()));
     await a.waitFor((f) => f.event === 'PROGRESS');
     await b.waitFor((f) => f.event === 'PROGRESS');
 
     // a tenant-wide hint (`*`) re-reads the key: still valid, the stream stays open
-    expect((await server.call('PATCH', '/api/v1/admin/tenants/default', { rate_limit: null })).status).toBe(200);
+    expect((await fixture.server.call('PATCH', '/api/v1/admin/tenants/default', { rate_limit: null })).status).toBe(200);
 
     const revokedAt = Date.now();
-    expect((await server.call('DELETE', `/api/v1/auth/api-keys/${doomed.id}`)).status).toBe(204);
+    expect((await fixture.server.call('DELETE', `/api/v1/auth/api-keys/${doomed.id}`)).status).toBe(204);
     await a.ended;
     expect(aEndedAt - revokedAt).toBeLessThan(3_000);
     const err = errorFrame(a);
@@ -108,22 +97,22 @@ describe('revoking an API key closes its open streams', () => {
     // the revoked stream never saw the second phase
     expect(progress(a)).toEqual(['before']);
     // and the key cannot open a new one
-    const again = openSse(sseUrl(server, id), { headers: { 'x-api-key': doomed.key } });
+    const again = openSse(sseUrl(fixture.server, id), { headers: { 'x-api-key': doomed.key } });
     expect(await again.status).toBe(401);
   });
 
   it('WebSocket: the revoked key is closed with 1008 and a reason; another key on the same task gets the rest', async () => {
-    const doomed = await newKey(server);
-    const other = await newKey(server);
-    const id = await startTwoPhase(server, 'ws-revoke');
-    const a = openWs(server, id, { 'x-api-key': doomed.key });
-    const b = openWs(server, id, { 'x-api-key': other.key });
+    const doomed = await newKey(fixture.server);
+    const other = await newKey(fixture.server);
+    const id = await startTwoPhase(fixture.server, 'ws-revoke');
+    const a = openWs(fixture.server, id, { 'x-api-key': doomed.key });
+    const b = openWs(fixture.server, id, { 'x-api-key': other.key });
     await Promise.all([a.opened, b.opened]);
     await a.waitFor(isProgress('before'));
     await b.waitFor(isProgress('before'));
 
     const revokedAt = Date.now();
-    expect((await server.call('DELETE', `/api/v1/auth/api-keys/${doomed.id}`)).status).toBe(204);
+    expect((await fixture.server.call('DELETE', `/api/v1/auth/api-keys/${doomed.id}`)).status).toBe(204);
     const closed = await a.close;
     expect(closed.code).toBe(1008);
     expect(closed.reason).toContain('UNAUTHORIZED');
@@ -142,9 +131,9 @@ describe('revoking an API key closes its open streams', () => {
 describe('credentials that expire while their stream is open', () => {
   it('SSE: a key whose expires_at passes is closed then with UNAUTHORIZED (reason expired)', async () => {
     const expiresAt = new Date(Date.now() + 2_000);
-    const short = await newKey(server, ['tasks:read'], expiresAt);
-    const id = await startTwoPhase(server, 'sse-expire');
-    const c = openSse(sseUrl(server, id), { headers: { 'x-api-key': short.key } });
+    const short = await newKey(fixture.server, ['tasks:read'], expiresAt);
+    const id = await startTwoPhase(fixture.server, 'sse-expire');
+    const c = openSse(sseUrl(fixture.server, id), { headers: { 'x-api-key': short.key } });
     expect(await c.status).toBe(200);
     await c.waitFor((f) => f.event === 'PROGRESS');
     await c.ended;
@@ -158,9 +147,9 @@ describe('credentials that expire while their stream is open', () => {
 
   it('WebSocket: a key whose expires_at passes is closed then with 1008', async () => {
     const expiresAt = new Date(Date.now() + 2_000);
-    const short = await newKey(server, ['tasks:read'], expiresAt);
-    const id = await startTwoPhase(server, 'ws-expire');
-    const w = openWs(server, id, { 'x-api-key': short.key });
+    const short = await newKey(fixture.server, ['tasks:read'], expiresAt);
+    const id = await startTwoPhase(fixture.server, 'ws-expire');
+    const w = openWs(fixture.server, id, { 'x-api-key': short.key });
     await w.opened;
     await w.waitFor(isProgress('before'));
     const closed = await w.close;
@@ -175,8 +164,8 @@ describe('credentials that expire while their stream is open', () => {
     const token = await new SignJWT({ sub: 'stream-user', tenant_id: 'default', scopes: 'tasks:read', iss: ISSUER, aud: AUDIENCE, exp })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .sign(createSecretKey(Buffer.from(SECRET)));
-    const id = await startTwoPhase(server, 'jwt-expire');
-    const c = openSse(sseUrl(server, id), { headers: { authorization: `Bearer ${token}` } });
+    const id = await startTwoPhase(fixture.server, 'jwt-expire');
+    const c = openSse(sseUrl(fixture.server, id), { headers: { authorization: `Bearer ${token}` } });
     expect(await c.status).toBe(200);
     await c.waitFor((f) => f.event === 'PROGRESS');
     await c.ended;
@@ -191,7 +180,7 @@ describe.skipIf(!usingPostgres())('across servers (PostgreSQL)', () => {
   let api: TestServer;
 
   beforeAll(async () => {
-    apiDb = await openPg({ connectionString: process.env.DATABASE_URL!, schema: tdb.schema, maxConnections: 5 });
+    apiDb = await openPg({ connectionString: process.env.DATABASE_URL!, schema: fixture.tdb.schema, maxConnections: 5 });
     api = await startTestServer(apiDb, { TASKGATE_ROLE: 'api' }, { definitions: [twoPhaseDef] });
   });
   afterAll(async () => {
@@ -200,9 +189,9 @@ describe.skipIf(!usingPostgres())('across servers (PostgreSQL)', () => {
   });
 
   it('a key revoked on server A closes its SSE and WebSocket streams on server B; another key stays open', async () => {
-    const doomed = await newKey(server);
-    const other = await newKey(server);
-    const id = await startTwoPhase(server, 'xp-revoke');
+    const doomed = await newKey(fixture.server);
+    const other = await newKey(fixture.server);
+    const id = await startTwoPhase(fixture.server, 'xp-revoke');
     const a = openSse(sseUrl(api, id), { headers: { 'x-api-key': doomed.key } });
     const w = openWs(api, id, { 'x-api-key': doomed.key });
     const b = openSse(sseUrl(api, id), { headers: { 'x-api-key': other.key } });
@@ -211,7 +200,7 @@ describe.skipIf(!usingPostgres())('across servers (PostgreSQL)', () => {
     await w.waitFor(isProgress('before'));
 
     const revokedAt = Date.now();
-    expect((await server.call('DELETE', `/api/v1/auth/api-keys/${doomed.id}`, undefined, { key: ADMIN_KEY })).status).toBe(204);
+    expect((await fixture.server.call('DELETE', `/api/v1/auth/api-keys/${doomed.id}`, undefined, { key: ADMIN_KEY })).status).toBe(204);
     await a.ended;
     const closed = await w.close;
     expect(Date.now() - revokedAt).toBeLessThan(3_000);

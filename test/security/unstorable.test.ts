@@ -2,9 +2,8 @@
 // request carrying one is a 400, never a 500; an executor producing one (an upstream body, a
 // handler's output or error) completes with U+FFFD in its place instead of failing the statement
 // that writes it — which, in a claim window, writes its neighbours' completions too.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestDb, type TestDb } from '../helpers/db.js';
-import { startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { useTestServer, waitForTask } from '../helpers/server.js';
 import type { TaskDefinition } from '../../src/executors/types.js';
 import { storableJson, storableText } from '../../src/storage/storable.js';
 
@@ -19,18 +18,9 @@ const poison: TaskDefinition = {
   },
 };
 
-let tdb: TestDb;
-let server: TestServer;
-beforeAll(async () => {
-  tdb = await openTestDb();
-  server = await startTestServer(tdb.db, {}, { definitions: [poison] });
-});
-afterAll(async () => {
-  await server?.close();
-  await tdb?.close();
-});
+const fixture = useTestServer({}, { definitions: [poison] });
 
-const raw = (method: string, path: string, text: string) => server.call(method, path, text, { headers: { 'content-type': 'application/json' } });
+const raw = (method: string, path: string, text: string) => fixture.server.call(method, path, text, { headers: { 'content-type': 'application/json' } });
 
 describe('values the database cannot store', () => {
   it('a request body holding a NUL or an unpaired surrogate is a 400 (values and keys, every route)', async () => {
@@ -50,33 +40,33 @@ describe('values the database cannot store', () => {
     // an escaped backslash before u0000 is plain text, and a surrogate pair is a character
     const ok = await raw('POST', '/api/v1/tasks', String.raw`{"task_definition_id":"noop","input":{"a":"\\u0000","e":"\ud83d\ude00"}}`);
     expect(ok.status, ok.text).toBe(200);
-    const t = await waitForTask(server, ok.body.task_id);
+    const t = await waitForTask(fixture.server, ok.body.task_id);
     expect(t.input).toEqual({ a: '\\u0000', e: '😀' });
   });
 
   it('a number the database cannot take in a query is a 400', async () => {
     for (const q of ['limit=1e309', 'limit=-1e309', 'offset=1e309', 'limit=Infinity']) {
-      const res = await server.call('GET', `/api/v1/tasks?${q}`);
+      const res = await fixture.server.call('GET', `/api/v1/tasks?${q}`);
       expect(res.status, q).toBe(400);
       expect(res.body.error.code, q).toBe('VALIDATION_ERROR');
     }
-    expect((await server.call('GET', '/api/v1/sessions?limit=1e309')).status).toBe(400);
+    expect((await fixture.server.call('GET', '/api/v1/sessions?limit=1e309')).status).toBe(400);
   });
 
   it('an executor output, error, event or step result holding them is stored with U+FFFD; neighbours unharmed', async () => {
     const ids = [];
-    for (let i = 0; i < 6; i++) ids.push(await server.submit({ task_definition_id: i % 2 ? 'noop' : 'test-unstorable', input: {}, retry_policy: { max_retries: 0 } }));
-    const failing = await server.submit({ task_definition_id: 'test-unstorable', input: { fail: true }, retry_policy: { max_retries: 0 } });
+    for (let i = 0; i < 6; i++) ids.push(await fixture.server.submit({ task_definition_id: i % 2 ? 'noop' : 'test-unstorable', input: {}, retry_policy: { max_retries: 0 } }));
+    const failing = await fixture.server.submit({ task_definition_id: 'test-unstorable', input: { fail: true }, retry_policy: { max_retries: 0 } });
     for (const id of ids) {
-      const t = await waitForTask(server, id);
+      const t = await waitForTask(fixture.server, id);
       expect(t.status, JSON.stringify(t)).toBe('COMPLETED');
       expect(t.attempts).toBe(1);
     }
-    const done = await waitForTask(server, ids[0]!);
+    const done = await waitForTask(fixture.server, ids[0]!);
     expect(done.output).toEqual({ text: 'a\ufffdb', lone: 'x\ufffdy', 'key\ufffd': 1, pair: '😀' });
-    const events = (await server.call('GET', `/api/v1/tasks/${ids[0]}/events?limit=50`)).body.events as any[];
+    const events = (await fixture.server.call('GET', `/api/v1/tasks/${ids[0]}/events?limit=50`)).body.events as any[];
     expect(events.find((e) => e.type === 'PROGRESS')?.message).toBe('progress with nul\ufffd');
-    const failed = await waitForTask(server, failing);
+    const failed = await waitForTask(fixture.server, failing);
     expect(failed.status).toBe('FAILED');
     expect(failed.error).toContain('failed with nul\ufffd and \ufffd');
   });

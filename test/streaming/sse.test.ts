@@ -1,31 +1,21 @@
 // SSE end to end on a real server: replay then live, resume strictly after Last-Event-ID (also
 // across random disconnects), the types filter, live-only LLM_PARTIAL, errors before the stream
 // starts, query-parameter auth, and the retry hint on shutdown.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestDb, type TestDb } from '../helpers/db.js';
-import { ADMIN_KEY, newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { ADMIN_KEY, newTenant, startTestServer, useTestServer, waitForTask } from '../helpers/server.js';
 import { eventsOf, gates, isDone, openSse, partialDef, progressDef, type SseClient } from './helpers.js';
 
-let tdb: TestDb;
-let server: TestServer;
 const auth = { 'x-api-key': ADMIN_KEY };
 
-beforeAll(async () => {
-  tdb = await openTestDb();
-  server = await startTestServer(tdb.db, { TASKGATE_STREAM_PING_MS: '100', TASKGATE_RATE_LIMIT_PER_MIN: '0' }, { definitions: [progressDef, partialDef] });
-});
-afterAll(async () => {
-  await server?.close();
-  await tdb?.close();
-});
+const fixture = useTestServer({ TASKGATE_STREAM_PING_MS: '100', TASKGATE_RATE_LIMIT_PER_MIN: '0' }, { definitions: [progressDef, partialDef] });
 
-const sseUrl = (id: string, query = '') => `${server.url}/api/v1/stream/sse?workflow_id=${encodeURIComponent(id)}${query}`;
+const sseUrl = (id: string, query = '') => `${fixture.server.url}/api/v1/stream/sse?workflow_id=${encodeURIComponent(id)}${query}`;
 const submit = async (def: string, input: Record<string, unknown>) => {
-  const res = await server.call('POST', '/api/v1/tasks', { task_definition_id: def, input });
+  const res = await fixture.server.call('POST', '/api/v1/tasks', { task_definition_id: def, input });
   expect(res.status, res.text).toBe(200);
   return res.body.task_id as string;
 };
-const persisted = async (id: string) => (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[];
+const persisted = async (id: string) => (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[];
 const finished = async (c: SseClient) => {
   await c.waitFor(isDone);
   await c.ended;
@@ -36,7 +26,7 @@ const ids = (c: SseClient) => c.frames.filter((f) => f.id !== undefined).map((f)
 describe('SSE stream', () => {
   it('replays, then streams live: `: connected` first, every persisted event once in seq order, then done', async () => {
     const id = await submit('test-progress', { count: 5, key: 'live', gated: true });
-    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
     const c = openSse(sseUrl(id), { headers: auth });
     expect(await c.status).toBe(200);
     const h = await c.headers;
@@ -59,7 +49,7 @@ describe('SSE stream', () => {
 
   it('sends `: ping` comments while the task is quiet', async () => {
     const id = await submit('test-progress', { count: 1, key: 'ping', gated: true });
-    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
     const c = openSse(sseUrl(id), { headers: auth });
     await c.waitFor((f) => f.comments.includes('ping'));
     gates.open('ping:start');
@@ -70,7 +60,7 @@ describe('SSE stream', () => {
 
   it('a client that connects after the task ended gets the replay and done', async () => {
     const id = await submit('test-progress', { count: 3, key: 'after' });
-    await waitForTask(server, id);
+    await waitForTask(fixture.server, id);
     const c = await finished(openSse(sseUrl(id), { headers: auth }));
     expect(eventsOf(c)).toEqual(await persisted(id));
     expect(c.frames.at(-1)?.event).toBe('done');
@@ -78,7 +68,7 @@ describe('SSE stream', () => {
 
   it('resumes strictly after Last-Event-ID or last_event_id (the later of the two wins)', async () => {
     const id = await submit('test-progress', { count: 6, key: 'resume' });
-    await waitForTask(server, id);
+    await waitForTask(fixture.server, id);
     const last = (await persisted(id)).at(-1).seq as number;
     const header = await finished(openSse(sseUrl(id), { headers: { ...auth, 'last-event-id': '3' } }));
     expect(ids(header)[0]).toBe(4);
@@ -92,7 +82,7 @@ describe('SSE stream', () => {
 
   it('random disconnects and resumes deliver every persisted event exactly once, in order, ending with done', async () => {
     const id = await submit('test-progress', { count: 60, key: 'chaos', gated: true });
-    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
     let seed = 42;
     const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
     const received: number[] = [];
@@ -122,14 +112,14 @@ describe('SSE stream', () => {
 
   it('the types filter sends only the named types (by type or SSE name) and still ends with done', async () => {
     const id = await submit('test-progress', { count: 4, key: 'types' });
-    await waitForTask(server, id);
+    await waitForTask(fixture.server, id);
     const c = await finished(openSse(sseUrl(id, '&types=PROGRESS,workflow.paused'), { headers: auth }));
     expect(c.frames.map((f) => f.event)).toEqual(['PROGRESS', 'PROGRESS', 'PROGRESS', 'PROGRESS', 'done']);
   });
 
   it('LLM_PARTIAL is live-only: mapped names, no id line, never stored, not a resume point', async () => {
     const id = await submit('test-partial', { key: 'p1' });
-    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
     const c = openSse(sseUrl(id), { headers: auth });
     await c.waitFor((f) => f.event === 'WORKFLOW_STARTED');
     gates.open('p1:a');
@@ -166,43 +156,43 @@ describe('SSE stream', () => {
       expect(body.request_id).toBeTruthy();
     };
     await expectError(sseUrl('task_does_not_exist'), auth, 404, 'NOT_FOUND');
-    const other = await newTenant(tdb.db, ['tasks:read']);
+    const other = await newTenant(fixture.tdb.db, ['tasks:read']);
     await expectError(sseUrl(id), { 'x-api-key': other.key }, 404, 'NOT_FOUND');
     await expectError(sseUrl('bad id!'), auth, 400, 'VALIDATION_ERROR');
-    await expectError(`${server.url}/api/v1/stream/sse`, auth, 400, 'VALIDATION_ERROR');
+    await expectError(`${fixture.server.url}/api/v1/stream/sse`, auth, 400, 'VALIDATION_ERROR');
     await expectError(sseUrl(id, '&last_event_id=abc'), auth, 400, 'VALIDATION_ERROR');
     await expectError(sseUrl(id), {}, 401, 'UNAUTHORIZED');
-    const noScope = await newTenant(tdb.db, ['tasks:execute']);
+    const noScope = await newTenant(fixture.tdb.db, ['tasks:execute']);
     await expectError(sseUrl(id), { 'x-api-key': noScope.key }, 403, 'FORBIDDEN');
   });
 
   it('accepts the credential as api_key or token query parameter on the stream only', async () => {
     const id = await submit('test-progress', { count: 1, key: 'qauth' });
-    await waitForTask(server, id);
+    await waitForTask(fixture.server, id);
     const byApiKey = await finished(openSse(sseUrl(id, `&api_key=${ADMIN_KEY}`)));
     expect(byApiKey.frames.at(-1)?.event).toBe('done');
     const byToken = await finished(openSse(sseUrl(id, `&token=${ADMIN_KEY}`)));
     expect(byToken.frames.at(-1)?.event).toBe('done');
     const wrong = openSse(sseUrl(id, '&api_key=sk_wrong'));
     expect(await wrong.status).toBe(401);
-    const elsewhere = await server.call('GET', `/api/v1/tasks/${id}?api_key=${ADMIN_KEY}`, undefined, { key: null });
+    const elsewhere = await fixture.server.call('GET', `/api/v1/tasks/${id}?api_key=${ADMIN_KEY}`, undefined, { key: null });
     expect(elsewhere.status).toBe(401);
   });
 
   it('the 307 from /tasks/{id}/stream leads to a working stream with the same parameters', async () => {
     const id = await submit('test-progress', { count: 2, key: 'redirect' });
-    await waitForTask(server, id);
-    const res = await server.call('GET', `/api/v1/tasks/${id}/stream?types=PROGRESS`);
+    await waitForTask(fixture.server, id);
+    const res = await fixture.server.call('GET', `/api/v1/tasks/${id}/stream?types=PROGRESS`);
     expect(res.status).toBe(307);
-    const c = await finished(openSse(server.url + res.headers.get('location'), { headers: auth }));
+    const c = await finished(openSse(fixture.server.url + res.headers.get('location'), { headers: auth }));
     expect(c.frames.map((f) => f.event)).toEqual(['PROGRESS', 'PROGRESS', 'done']);
   });
 
   it('on shutdown, open streams get a retry hint and are closed; the client resumes elsewhere', async () => {
-    const api = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api', TASKGATE_RATE_LIMIT_PER_MIN: '0' });
+    const api = await startTestServer(fixture.tdb.db, { TASKGATE_ROLE: 'api', TASKGATE_RATE_LIMIT_PER_MIN: '0' });
     try {
       const id = await submit('test-progress', { count: 3, key: 'shutdown', gated: true });
-      await waitForTask(server, id, (t) => t.status === 'RUNNING');
+      await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
       const c = openSse(`${api.url}/api/v1/stream/sse?workflow_id=${id}`, { headers: auth });
       const started = await c.waitFor((f) => f.event === 'WORKFLOW_STARTED');
       await api.close();

@@ -1,8 +1,7 @@
 // GET /tasks/{id}/timeline: the attempt-level history from the persisted log — real runs (steps,
 // retries, pause/resume) on a server, and lease loss and approvals from a crafted log.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestDb, type TestDb } from '../helpers/db.js';
-import { newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { newTenant, useTestServer, waitForTask } from '../helpers/server.js';
 import { buildTimeline } from '../../src/api/routes/timeline.js';
 import type { TaskDefinition } from '../../src/executors/types.js';
 import type { StoredEvent } from '../../src/storage/queries/transitions.js';
@@ -22,21 +21,11 @@ const failOnce: TaskDefinition = {
   },
 };
 
-let tdb: TestDb;
-let server: TestServer;
+const fixture = useTestServer({ TASKGATE_RATE_LIMIT_PER_MIN: '0' }, { definitions: [failOnce] });
 
-beforeAll(async () => {
-  tdb = await openTestDb();
-  server = await startTestServer(tdb.db, { TASKGATE_RATE_LIMIT_PER_MIN: '0' }, { definitions: [failOnce] });
-});
-afterAll(async () => {
-  await server?.close();
-  await tdb?.close();
-});
-
-const submit = (body: Record<string, unknown>) => server.submit(body);
+const submit = (body: Record<string, unknown>) => fixture.server.submit(body);
 const timeline = async (id: string) => {
-  const res = await server.call('GET', `/api/v1/tasks/${id}/timeline`);
+  const res = await fixture.server.call('GET', `/api/v1/tasks/${id}/timeline`);
   expect(res.status, res.text).toBe(200);
   return res.body;
 };
@@ -44,7 +33,7 @@ const timeline = async (id: string) => {
 describe('timeline', () => {
   it('a multi-step run: claimed by a worker, each step finished, completed', async () => {
     const id = await submit({ task_definition_id: 'sleep', input: { ms: 1, steps: 3 } });
-    await waitForTask(server, id);
+    await waitForTask(fixture.server, id);
     const t = await timeline(id);
     expect(t.workflow_id).toBe(id);
     expect(t.events.map((e: any) => e.type)).toEqual(['CLAIMED', 'STEP_FINISHED', 'STEP_FINISHED', 'STEP_FINISHED', 'COMPLETED']);
@@ -59,7 +48,7 @@ describe('timeline', () => {
 
   it('a retried run: the failure, the scheduled retry and the second claim', async () => {
     const id = await submit({ task_definition_id: 'test-fail-once', input: { key: 'a' }, retry_policy: { max_retries: 2, retry_interval_ms: 10 } });
-    await waitForTask(server, id);
+    await waitForTask(fixture.server, id);
     const t = await timeline(id);
     expect(t.events.map((e: any) => e.type)).toEqual(['CLAIMED', 'STEP_FINISHED', 'ATTEMPT_FAILED', 'RETRY_SCHEDULED', 'CLAIMED', 'STEP_FINISHED', 'COMPLETED']);
     expect(t.events[2]).toMatchObject({ message: 'planned failure', attempt: 1, details: { retryable: true } });
@@ -70,11 +59,11 @@ describe('timeline', () => {
 
   it('a paused and resumed run', async () => {
     const id = await submit({ task_definition_id: 'sleep', input: { ms: 100, steps: 40 } });
-    await waitForTask(server, id, (x) => x.status === 'RUNNING');
-    expect((await server.call('POST', `/api/v1/tasks/${id}/pause`, { reason: 'lunch' })).status).toBe(202);
-    await waitForTask(server, id, (x) => x.status === 'PAUSED');
-    expect((await server.call('POST', `/api/v1/tasks/${id}/resume`, {})).status).toBe(202);
-    await waitForTask(server, id);
+    await waitForTask(fixture.server, id, (x) => x.status === 'RUNNING');
+    expect((await fixture.server.call('POST', `/api/v1/tasks/${id}/pause`, { reason: 'lunch' })).status).toBe(202);
+    await waitForTask(fixture.server, id, (x) => x.status === 'PAUSED');
+    expect((await fixture.server.call('POST', `/api/v1/tasks/${id}/resume`, {})).status).toBe(202);
+    await waitForTask(fixture.server, id);
     const t = await timeline(id);
     const types = t.events.map((e: any) => e.type);
     const at = (type: string) => types.indexOf(type);
@@ -89,10 +78,10 @@ describe('timeline', () => {
   });
 
   it('404 for unknown and foreign tasks', async () => {
-    expect((await server.call('GET', '/api/v1/tasks/task_nope/timeline')).status).toBe(404);
+    expect((await fixture.server.call('GET', '/api/v1/tasks/task_nope/timeline')).status).toBe(404);
     const id = await submit({ task_definition_id: 'noop', input: {} });
-    const other = await newTenant(tdb.db, ['tasks:read']);
-    expect((await server.call('GET', `/api/v1/tasks/${id}/timeline`, undefined, { key: other.key })).status).toBe(404);
+    const other = await newTenant(fixture.tdb.db, ['tasks:read']);
+    expect((await fixture.server.call('GET', `/api/v1/tasks/${id}/timeline`, undefined, { key: other.key })).status).toBe(404);
   });
 
   it('lease loss, requeue and an approval, from a crafted log', () => {

@@ -1,28 +1,17 @@
 // The WebSocket stream with the `ws` package as the client: one event JSON per message, the same
 // replay/resume/filter rules as SSE, close 1000 after the task ends, HTTP errors before upgrading.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { openTestDb, type TestDb } from '../helpers/db.js';
-import { ADMIN_KEY, newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { ADMIN_KEY, newTenant, useTestServer, waitForTask } from '../helpers/server.js';
 import { gates, openWs as openWsAt, partialDef, progressDef } from './helpers.js';
 
-let tdb: TestDb;
-let server: TestServer;
+const fixture = useTestServer({ TASKGATE_RATE_LIMIT_PER_MIN: '0' }, { definitions: [progressDef, partialDef] });
 
-beforeAll(async () => {
-  tdb = await openTestDb();
-  server = await startTestServer(tdb.db, { TASKGATE_RATE_LIMIT_PER_MIN: '0' }, { definitions: [progressDef, partialDef] });
-});
-afterAll(async () => {
-  await server?.close();
-  await tdb?.close();
-});
-
-const openWs = (query: string, headers: Record<string, string> = { 'x-api-key': ADMIN_KEY }) => openWsAt(server.url, query, headers);
+const openWs = (query: string, headers: Record<string, string> = { 'x-api-key': ADMIN_KEY }) => openWsAt(fixture.server.url, query, headers);
 
 /** Resolves with the HTTP status of a refused upgrade. */
 function refusedWith(query: string, headers: Record<string, string> = { 'x-api-key': ADMIN_KEY }): Promise<{ status: number; body: string }> {
-  const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/api/v1/stream/ws?${query}`, { headers });
+  const ws = new WebSocket(`${fixture.server.url.replace(/^http/, 'ws')}/api/v1/stream/ws?${query}`, { headers });
   return new Promise((resolve, reject) => {
     ws.on('open', () => reject(new Error('upgrade unexpectedly accepted')));
     ws.on('error', () => {});
@@ -35,16 +24,16 @@ function refusedWith(query: string, headers: Record<string, string> = { 'x-api-k
 }
 
 const submit = async (def: string, input: Record<string, unknown>) => {
-  const res = await server.call('POST', '/api/v1/tasks', { task_definition_id: def, input });
+  const res = await fixture.server.call('POST', '/api/v1/tasks', { task_definition_id: def, input });
   expect(res.status, res.text).toBe(200);
   return res.body.task_id as string;
 };
-const persisted = async (id: string) => (await server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[];
+const persisted = async (id: string) => (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as any[];
 
 describe('WebSocket stream', () => {
   it('round trip: replay then live, one event JSON per message, closed with 1000 after STREAM_END', async () => {
     const id = await submit('test-partial', { key: 'ws1' });
-    await waitForTask(server, id, (t) => t.status === 'RUNNING');
+    await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
     const run = openWs(`workflow_id=${id}`);
     await run.waitFor((m) => m.type === 'WORKFLOW_STARTED');
     gates.open('ws1:a');
@@ -62,7 +51,7 @@ describe('WebSocket stream', () => {
 
   it('resumes after last_event_id, filters by types, and authenticates with api_key in the query', async () => {
     const id = await submit('test-progress', { count: 5, key: 'ws2' });
-    await waitForTask(server, id);
+    await waitForTask(fixture.server, id);
     const resumed = openWs(`workflow_id=${id}&last_event_id=3`);
     expect((await resumed.close).code).toBe(1000);
     expect(resumed.messages[0].seq).toBe(4);
@@ -76,7 +65,7 @@ describe('WebSocket stream', () => {
     const unknown = await refusedWith('workflow_id=task_nope');
     expect(unknown.status).toBe(404);
     expect(JSON.parse(unknown.body).error.code).toBe('NOT_FOUND');
-    const other = await newTenant(tdb.db, ['tasks:read']);
+    const other = await newTenant(fixture.tdb.db, ['tasks:read']);
     expect((await refusedWith(`workflow_id=${id}`, { 'x-api-key': other.key })).status).toBe(404);
     expect((await refusedWith(`workflow_id=${id}`, {})).status).toBe(401);
     expect((await refusedWith('workflow_id=bad%20id')).status).toBe(400);
