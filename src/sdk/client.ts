@@ -378,7 +378,7 @@ export class TaskgateClient {
       // an event with a seq; the frame's id is no help: it carries over from the frame before)
       closing: (frame) => {
         if (frame.event !== 'error') return undefined;
-        let data: { seq?: unknown; error?: Partial<ErrorEnvelope['error']> } | undefined;
+        let data: { seq?: unknown; error?: Partial<ErrorEnvelope['error']>; request_id?: string } | undefined;
         try {
           data = JSON.parse(frame.data) as typeof data;
         } catch {
@@ -386,7 +386,7 @@ export class TaskgateClient {
         }
         const env = data?.error;
         if (data?.seq !== undefined || typeof env?.code !== 'string') return undefined;
-        const init = { code: env.code, message: env.message ?? env.code };
+        const init = { code: env.code, message: env.message ?? env.code, requestId: data?.request_id };
         return env.code === 'UNAUTHORIZED' ? new AuthenticationError({ status: 401, ...init }) : new TaskgateError({ status: 0, ...init });
       },
     });

@@ -19,7 +19,7 @@ export class TaskHandle {
   readonly taskId: string;
   readonly workflowId: string;
   readonly sessionId: string | null;
-  /** The submit's answer, as received (empty for `client.task(id)`). */
+  /** The submit's answer, as received (for `client.task(id)`: the ids only, `session_id` null — unknown until `status()`). */
   readonly submitted: Readonly<Submitted>;
   readonly #client: TaskgateClient;
 

@@ -124,7 +124,8 @@ export async function* followEventStream(
   let retryMs = opts.retryMs ?? 1_000;
   let failures = 0;
   while (!signal?.aborted) {
-    onState?.(failures ? 'reconnecting' : 'connecting');
+    // a reconnect was reported when the connection failed (below), once
+    if (failures === 0) onState?.('connecting');
     let opened: OpenResult;
     try {
       opened = await open(lastEventId, signal);

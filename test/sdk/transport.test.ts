@@ -170,9 +170,12 @@ describe('SDK transport: the stream', () => {
       expect(req.headers['last-event-id']).toBe('2');
       res.end(`${frame(3, 'STREAM_END')}event: done\ndata: [DONE]\n\n`);
     };
-    const events = await collect(client().stream('t'));
+    const states: string[] = [];
+    const events = await collect(client().stream('t', { onState: (st) => states.push(st) }));
     expect(events.map((e) => e.seq)).toEqual([1, 2, 3]);
     expect(seen).toHaveLength(3);
+    // each reconnect reported once, when its connection failed
+    expect(states).toEqual(['connecting', 'reconnecting', 'live', 'reconnecting', 'live', 'done']);
   });
 
   it('an error envelope in an `event: error` frame (credential revoked) ends the stream with AuthenticationError; ERROR_OCCURRED does not', async () => {
@@ -187,6 +190,7 @@ describe('SDK transport: the stream', () => {
     expect(got.map((e) => e.event)).toEqual(['error']);
     expect(err).toBeInstanceOf(AuthenticationError);
     expect((err as TaskgateError).message).toBe('revoked');
+    expect((err as TaskgateError).requestId).toBe('req-1');
     expect(seen).toHaveLength(1);
   });
 
