@@ -266,7 +266,13 @@ describe('SDK: sessions, approvals, definitions', () => {
       if (!pending) await new Promise((r) => setTimeout(r, 50));
     }
     expect(pending).toMatchObject({ status: 'pending', message: 'ship it?' });
-    expect((await handle.controlState()).awaiting_approval).toBe(true);
+    // the task parks itself (awaiting_approval) just after it asked: the approval may be listed a moment before
+    let parked = false;
+    for (let i = 0; i < 200 && !parked; i++) {
+      parked = (await handle.controlState()).awaiting_approval;
+      if (!parked) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(parked).toBe(true);
     const out = await client.decideApproval({ workflow_id: handle.workflowId, approval_id: pending!.approval_id, approved: true, feedback: 'go' });
     expect(out).toMatchObject({ status: 'sent', success: true });
     expect(await handle.result(fast)).toEqual({ approved: true, feedback: 'go' });
