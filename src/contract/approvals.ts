@@ -1,9 +1,8 @@
 // Wire schemas of the approval routes (PRODUCT.md §3 "Approvals"): the API validates and documents
 // with them, the SDK is typed from them.
-import { Type, type Static, type TSchema } from 'typebox';
-import { ID_REGEX } from './tasks.js';
+import { Type, type Static } from 'typebox';
+import { ID_REGEX, Nullable } from './tasks.js';
 
-const N = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
 export const ApprovalDecisionBody = Type.Object(
   {
@@ -39,14 +38,14 @@ export const ApprovalView = Type.Object({
   approval_id: Type.String(),
   workflow_id: Type.String(),
   status: ApprovalStatus,
-  message: N(Type.String()),
+  message: Nullable(Type.String()),
   payload: Type.Unknown(),
-  feedback: N(Type.String()),
+  feedback: Nullable(Type.String()),
   modified_action: Type.Unknown(),
-  decided_by: N(Type.String()),
-  requested_at: N(Type.String()),
-  timeout_at: N(Type.String()),
-  decided_at: N(Type.String()),
+  decided_by: Nullable(Type.String()),
+  requested_at: Nullable(Type.String()),
+  timeout_at: Nullable(Type.String()),
+  decided_at: Nullable(Type.String()),
 });
 export type ApprovalView = Static<typeof ApprovalView>;
 

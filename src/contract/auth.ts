@@ -1,7 +1,7 @@
 // Wire schemas of the key-management and tenant-administration routes (PRODUCT.md §3 "Auth and
 // keys"). Shared by the routes (validation, OpenAPI) and the SDK (types).
 import { Type, type Static } from 'typebox';
-import { ID_REGEX } from './tasks.js';
+import { ID_REGEX, Nullable } from './tasks.js';
 
 /** Scopes a principal can hold (PRODUCT.md §1). `admin` implies every other scope. */
 export const SCOPES = [
@@ -12,7 +12,6 @@ export const SCOPES = [
 export type Scope = (typeof SCOPES)[number];
 
 const ScopeName = Type.Enum([...SCOPES], { description: 'A scope name' });
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' });
 
 export const Page = Type.Object(

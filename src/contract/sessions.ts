@@ -1,25 +1,24 @@
 // Wire schemas of the session routes (PRODUCT.md §3 "Sessions", shapes of the reference gateway):
 // the API validates and documents with them, the SDK is typed from them.
-import { Type, type Static, type TSchema } from 'typebox';
-import { TaskEventSchema } from './tasks.js';
+import { Type, type Static } from 'typebox';
+import { Nullable, TaskEventSchema } from './tasks.js';
 
-const N = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Obj = Type.Record(Type.String(), Type.Unknown());
 
 export const SessionView = Type.Object({
   session_id: Type.String(),
   user_id: Type.String(),
-  title: N(Type.String()),
+  title: Nullable(Type.String()),
   context: Obj,
-  token_budget: N(Type.Integer()),
+  token_budget: Nullable(Type.Integer()),
   tokens_used: Type.Integer(),
   cost_usd: Type.Number(),
   task_count: Type.Integer(),
   created_at: Type.String(),
   updated_at: Type.String(),
-  expires_at: N(Type.String()),
+  expires_at: Nullable(Type.String()),
   is_research_session: Type.Boolean(),
-  research_strategy: N(Type.String()),
+  research_strategy: Nullable(Type.String()),
 });
 export type SessionView = Static<typeof SessionView>;
 
@@ -28,9 +27,9 @@ export const SessionSummary = Type.Object({
   total_cost_usd: Type.Number(),
   successful_tasks: Type.Integer(),
   failed_tasks: Type.Integer(),
-  last_activity_at: N(Type.String()),
-  latest_task_query: N(Type.String()),
-  latest_task_status: N(Type.String()),
+  last_activity_at: Nullable(Type.String()),
+  latest_task_query: Nullable(Type.String()),
+  latest_task_status: Nullable(Type.String()),
 });
 export type SessionSummary = Static<typeof SessionSummary>;
 
@@ -38,11 +37,11 @@ export const SessionList = Type.Object({ sessions: Type.Array(SessionSummary), t
 export type SessionList = Static<typeof SessionList>;
 
 export const SessionHistoryItem = Type.Object({
-  task_id: Type.String(), workflow_id: Type.String(), query: Type.String(), status: Type.String(), mode: N(Type.String()),
-  task_definition_id: N(Type.String()), result: N(Type.String()), error_message: N(Type.String()),
-  total_tokens: Type.Integer(), total_cost_usd: Type.Number(), duration_ms: N(Type.Integer()),
+  task_id: Type.String(), workflow_id: Type.String(), query: Type.String(), status: Type.String(), mode: Nullable(Type.String()),
+  task_definition_id: Nullable(Type.String()), result: Nullable(Type.String()), error_message: Nullable(Type.String()),
+  total_tokens: Type.Integer(), total_cost_usd: Type.Number(), duration_ms: Nullable(Type.Integer()),
   agents_used: Type.Integer(), tools_invoked: Type.Integer(),
-  created_at: Type.String(), started_at: N(Type.String()), completed_at: N(Type.String()), metadata: Obj,
+  created_at: Type.String(), started_at: Nullable(Type.String()), completed_at: Nullable(Type.String()), metadata: Obj,
 });
 export const SessionHistory = Type.Object({ session_id: Type.String(), tasks: Type.Array(SessionHistoryItem), total: Type.Integer() });
 export type SessionHistory = Static<typeof SessionHistory>;

@@ -1,6 +1,6 @@
 // Wire schemas of the task routes (PRODUCT.md §3). One source: Fastify validates with them,
 // handlers are typed from them, and /openapi.json is generated from them.
-import { Type, type Static } from 'typebox';
+import { Type, type Static, type TSchema } from 'typebox';
 
 export const MAX_QUERY_CHARS = 10_000;
 export const ID_REGEX = '^[A-Za-z0-9:_\\-.]{1,128}$';
@@ -81,7 +81,8 @@ export const SubmitStreamResponse = Type.Object({
 });
 export type SubmitStreamResponse = Static<typeof SubmitStreamResponse>;
 
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+/** `T | null` on the wire (every contract file's nullable fields). */
+export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
 export const Usage = Type.Object({
   input_tokens: Type.Number(),

@@ -1,7 +1,7 @@
 // Wire schema of GET /api/v1/tasks/{id}/timeline (PRODUCT.md §3): the attempt-level history.
-import { Type, type Static, type TSchema } from 'typebox';
+import { Type, type Static } from 'typebox';
+import { Nullable } from './tasks.js';
 
-const N = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
 export const TimelineEntry = Type.Object({
   workflow_id: Type.String(),
@@ -9,18 +9,18 @@ export const TimelineEntry = Type.Object({
   type: Type.String({ description: 'CLAIMED, STEP_FINISHED, ATTEMPT_FAILED, RETRY_SCHEDULED, LEASE_LOST, RELEASED, PAUSE_REQUESTED, PAUSED, RESUMED, APPROVAL_REQUESTED, APPROVAL_DECIDED, CANCEL_REQUESTED, CANCELLED, COMPLETED, FAILED, TIMED_OUT, WARNING' }),
   message: Type.String(),
   timestamp: Type.String(),
-  attempt: N(Type.Integer()),
-  worker_id: N(Type.String()),
+  attempt: Nullable(Type.Integer()),
+  worker_id: Nullable(Type.String()),
   details: Type.Record(Type.String(), Type.Unknown()),
 });
 export type TimelineEntry = Static<typeof TimelineEntry>;
 
 export const AttemptSummary = Type.Object({
   attempt: Type.Integer(),
-  worker_id: N(Type.String()),
+  worker_id: Nullable(Type.String()),
   started_at: Type.String(),
-  ended_at: N(Type.String()),
-  duration_ms: N(Type.Integer()),
+  ended_at: Nullable(Type.String()),
+  duration_ms: Nullable(Type.Integer()),
   outcome: Type.String({ description: 'running, completed, failed, retried, lease_lost, released, paused, suspended (waited for an approval), cancelled, timed_out' }),
   steps_finished: Type.Integer(),
 });
@@ -36,10 +36,10 @@ export const TimelineResponse = Type.Object({
     attempts: Type.Integer({ description: "The task's attempt counter (a pause or a shutdown release does not count one)" }),
     claims: Type.Integer({ description: 'Times a worker started the task' }),
     created_at: Type.String(),
-    started_at: N(Type.String()),
-    completed_at: N(Type.String()),
-    duration_ms: N(Type.Integer({ description: 'First start to completion (or now while unfinished)' })),
-    queue_ms: N(Type.Integer({ description: 'Submit to first start' })),
+    started_at: Nullable(Type.String()),
+    completed_at: Nullable(Type.String()),
+    duration_ms: Nullable(Type.Integer({ description: 'First start to completion (or now while unfinished)' })),
+    queue_ms: Nullable(Type.Integer({ description: 'Submit to first start' })),
     steps_finished: Type.Integer(),
     retries: Type.Integer(),
     lease_losses: Type.Integer(),
