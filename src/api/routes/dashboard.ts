@@ -75,7 +75,7 @@ function loadAssets(dir: URL = DASHBOARD_DIR, sdkDir: URL = SDK_DIR): Map<string
     } catch (err) {
       throw new Error(
         `the dashboard serves the compiled SDK, but ${name} is missing from ${sdkDir.pathname}: run \`npm run build\` ` +
-          '(npm start and npm test do; a bare `npx vitest` does not)',
+          '(npm start and npm test do)',
         { cause: err },
       );
     }
