@@ -197,7 +197,7 @@ export class TaskgateClient {
         if (opts.signal?.aborted) throw opts.signal.reason;
         const error = timeout?.aborted
           ? new RequestTimeoutError({ status: 0, code: 'REQUEST_TIMEOUT', message: `${method} ${path}: no answer within ${timeoutMs} ms`, cause: err })
-          : new NetworkError({ status: 0, code: 'NETWORK_ERROR', message: `cannot reach ${this.baseUrl}: ${(err as Error).message}`, cause: err });
+          : this.#unreachable(err);
         if (!safe || attempt >= maxRetries) throw error;
         await sleep(this.#backoff(attempt), opts.signal);
         continue;
@@ -209,11 +209,11 @@ export class TaskgateClient {
           throw new TaskgateError({ status: res.status, code: 'BAD_RESPONSE', message: `${method} ${path}: the answer is not JSON`, cause: err });
         }
       }
-      const error = this.#errorFrom(res, text, opts.notFound);
+      const after = retryAfterMs(res);
+      const error = this.#errorFrom(res, text, after, opts.notFound);
       // a keyed write whose first try is still in flight (the network failed us, not the server): ask again
       const inFlight = res.status === 409 && opts.idempotencyKey !== undefined && error.code === 'IDEMPOTENCY_KEY_IN_PROGRESS';
       if (attempt < maxRetries && ((RETRYABLE_STATUS.has(res.status) && (safe || res.status === 429)) || inFlight)) {
-        const after = retryAfterMs(res);
         if (after === undefined || after <= MAX_RETRY_WAIT_MS) {
           await sleep(after ?? this.#backoff(attempt), opts.signal);
           continue;
@@ -227,7 +227,13 @@ export class TaskgateClient {
     return Math.min(250 * 2 ** attempt, 5_000) * (0.5 + Math.random() / 2);
   }
 
-  #errorFrom(res: Response, text: string, notFound?: NotFoundKind): TaskgateError {
+  /** A fetch that failed without an answer. */
+  #unreachable(err: unknown): NetworkError {
+    return new NetworkError({ status: 0, code: 'NETWORK_ERROR', message: `cannot reach ${this.baseUrl}: ${(err as Error).message}`, cause: err });
+  }
+
+  /** The typed error of a non-2xx answer (`after`: its Retry-After in ms, read once by the caller). */
+  #errorFrom(res: Response, text: string, after: number | undefined, notFound?: NotFoundKind): TaskgateError {
     let parsed: Partial<ErrorEnvelope> | undefined;
     try {
       parsed = text ? (JSON.parse(text) as Partial<ErrorEnvelope>) : undefined;
@@ -235,7 +241,6 @@ export class TaskgateClient {
       parsed = undefined;
     }
     const env = parsed?.error;
-    const after = retryAfterMs(res);
     return errorForStatus({
       status: res.status,
       code: env?.code ?? 'BAD_RESPONSE',
@@ -361,11 +366,12 @@ export class TaskgateClient {
         res = await this.#fetch(url, { headers, signal });
       } catch (err) {
         if (signal?.aborted) throw err;
-        return { ok: false, retry: true, error: new NetworkError({ status: 0, code: 'NETWORK_ERROR', message: `cannot reach ${this.baseUrl}: ${(err as Error).message}`, cause: err }) };
+        return { ok: false, retry: true, error: this.#unreachable(err) };
       }
       if (res.ok && res.body) return { ok: true, body: res.body };
-      const error = this.#errorFrom(res, await res.text().catch(() => ''), 'task');
-      if (RETRYABLE_STATUS.has(res.status)) return { ok: false, retry: true, error, afterMs: retryAfterMs(res) };
+      const after = retryAfterMs(res);
+      const error = this.#errorFrom(res, await res.text().catch(() => ''), after, 'task');
+      if (RETRYABLE_STATUS.has(res.status)) return { ok: false, retry: true, error, afterMs: after };
       return { ok: false, error };
     };
     const frames = followEventStream(open, {

@@ -49,11 +49,12 @@ interface Asset {
   etag: string;
 }
 
-function read(dir: URL, name: string): Buffer {
+/** The file's bytes; a missing one throws `missing` (its message says what to do). */
+function read(dir: URL, name: string, missing = `dashboard file ${name} is missing from ${dir.pathname}`): Buffer {
   try {
     return readFileSync(new URL(name, dir));
   } catch (err) {
-    throw new Error(`dashboard file ${name} is missing from ${dir.pathname}`, { cause: err });
+    throw new Error(missing, { cause: err });
   }
 }
 
@@ -69,17 +70,8 @@ function loadAssets(dir: URL = DASHBOARD_DIR, sdkDir: URL = SDK_DIR): Map<string
   const assets = new Map<string, Asset>(DASHBOARD_FILES.map((name) => [name, asset(name, read(dir, name))]));
   for (const name of DASHBOARD_SDK_FILES) {
     if (assets.has(name)) throw new Error(`dashboard/${name} and the SDK's ${name} would both be /dashboard/${name}: rename the dashboard's`);
-    let body: Buffer;
-    try {
-      body = readFileSync(new URL(name, sdkDir));
-    } catch (err) {
-      throw new Error(
-        `the dashboard serves the compiled SDK, but ${name} is missing from ${sdkDir.pathname}: run \`npm run build\` ` +
-          '(npm start and npm test do)',
-        { cause: err },
-      );
-    }
-    assets.set(name, asset(name, body));
+    const missing = `the dashboard serves the compiled SDK, but ${name} is missing from ${sdkDir.pathname}: run \`npm run build\` (npm start and npm test do)`;
+    assets.set(name, asset(name, read(sdkDir, name, missing)));
   }
   return assets;
 }
