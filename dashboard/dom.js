@@ -55,7 +55,8 @@ export function pre(value, cls = 'code') {
 }
 
 const STATUSES = ['QUEUED', 'RUNNING', 'PAUSED', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT'];
-export const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT']);
+/** Statuses a task does not leave: the SDK's own set (./index.js is the compiled dist/sdk). */
+export { TERMINAL_STATUSES as TERMINAL } from './index.js';
 export { STATUSES };
 
 /** A status badge; the class comes from a fixed list, never from the server's text. */

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnServe, runServeExpectingExit, freePort, type ServeProcess } from '../helpers/process.js';
 import { openPg } from '../../src/storage/pg.js';
+import { TERMINAL_STATUSES } from '../../src/domain/lifecycle.js';
 
 const KEY = 'sk_e2e_admin_key_0123456789abcdef';
 const pgUrl = process.env.DATABASE_URL;
@@ -47,7 +48,7 @@ async function waitAll(url: string, ids: string[], timeoutMs = 60_000): Promise<
     for (const id of ids) {
       if (done.has(id)) continue;
       const r = await api(url, 'GET', `/api/v1/tasks/${id}`);
-      if (['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT'].includes(r.body?.status)) done.set(id, r.body);
+      if (TERMINAL_STATUSES.has(r.body?.status)) done.set(id, r.body);
     }
     if (Date.now() > deadline) throw new Error(`only ${done.size}/${ids.length} tasks finished`);
     if (done.size < ids.length) await new Promise((r) => setTimeout(r, 100));
@@ -194,7 +195,7 @@ describe('taskgate serve process', { timeout: 240_000 }, () => {
       // until this process is taken down too, or the task has ended
       while (srv.child.exitCode === null && srv.child.signalCode === null) {
         const t = await api(srv.url, 'GET', `/api/v1/tasks/${id}`).catch(() => undefined);
-        if (t && ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT'].includes(t.body?.status)) {
+        if (t && TERMINAL_STATUSES.has(t.body?.status)) {
           final = t.body;
           break;
         }

@@ -11,6 +11,7 @@ import type { Db } from '../../src/storage/db.js';
 import { tenantsInsert } from '../../src/storage/queries/tenants.js';
 import { createApiKey } from '../../src/auth/api-keys.js';
 import { newTenantId } from '../../src/domain/ids.js';
+import { TERMINAL_STATUSES } from '../../src/domain/lifecycle.js';
 import type { TaskDefinition } from '../../src/executors/types.js';
 import { openTestDb, type TestDb } from './db.js';
 
@@ -121,7 +122,7 @@ export async function newTenant(db: Db, scopes: string[] = ['admin']): Promise<{
 export async function waitForTask(
   server: TestServer,
   taskId: string,
-  done: (t: any) => boolean = (t) => ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT'].includes(t.status),
+  done: (t: any) => boolean = (t) => TERMINAL_STATUSES.has(t.status),
   opts: { key?: string; timeoutMs?: number } = {},
 ): Promise<any> {
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
