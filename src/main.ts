@@ -20,6 +20,7 @@ import { calculateOrderTotal, noop, sleep } from './executors/builtin/basic.js';
 import { dataAnalysis } from './executors/builtin/data-analysis.js';
 import { approvalDefinition, approvalExecutor } from './executors/approval.js';
 import { Worker } from './engine/worker.js';
+import { RetentionSweeper } from './engine/retention.js';
 import { buildApp } from './api/app.js';
 import { agentExecutorFor, openaiPluginFor } from './agent-wiring.js';
 import { llmTemplates } from './executors/builtin/llm-templates.js';
@@ -63,6 +64,8 @@ export interface Server {
   app: FastifyInstance;
   db: Db;
   worker: Worker | undefined;
+  /** The retention sweep, in worker processes when TASKGATE_TASK_RETENTION is set. */
+  retention: RetentionSweeper | undefined;
   registry: Registry;
   hub: EventHub;
   signals: Signals;
@@ -142,6 +145,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       );
       metrics.activeAttemptsSource = () => worker?.activeCount ?? 0;
     }
+    const retention = config.role !== 'api' && config.taskRetentionMs > 0
+      ? new RetentionSweeper(
+        { retentionMs: config.taskRetentionMs, intervalMs: config.retentionIntervalMs },
+        { db, log: taskLogger(log.child({ component: 'retention' })), onDeleted: (kind, n) => metrics.retentionDeleted.inc({ kind }, n) },
+      )
+      : undefined;
 
     const app = await buildApp(
       { config, db, hub, signals, catalog: registry, definitions: definitionSync, metrics, version: VERSION, readinessChecks: shared ? [shared.redis] : undefined, dispatch: worker },
@@ -169,19 +178,21 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       await app.ready();
     }
     worker?.start();
+    retention?.start();
 
     let closing: Promise<void> | undefined;
     const close = () =>
       (closing ??= (async () => {
         await app.close();
         await worker?.stop();
+        await retention?.stop();
         definitionSync?.stop();
         await signals.stop();
         await hub.stop();
         await shared?.limiter.close();
         if (ownsDb) await db.close();
       })());
-    return { app, db, worker, registry, hub, signals, url, adminKey: boot.generatedKey, close };
+    return { app, db, worker, retention, registry, hub, signals, url, adminKey: boot.generatedKey, close };
   } catch (err) {
     definitionSync?.stop();
     await shared?.limiter.close().catch(() => {});

@@ -18,6 +18,9 @@ export class Metrics {
     name: 'taskgate_worker_active_attempts', help: 'Attempts running in this process', registers: [this.registry],
     collect: (): void => this.activeAttempts.set(this.activeAttemptsSource()),
   });
+  readonly retentionDeleted = new Counter({
+    name: 'taskgate_retention_deleted_total', help: 'Rows deleted by the retention sweep', labelNames: ['kind'], registers: [this.registry],
+  });
   readonly streamClients = new Gauge({ name: 'taskgate_stream_clients', help: 'Open SSE/WebSocket streams', registers: [this.registry] });
 
   /** taskOutcomes' child per status: an increment with a label object validates and hashes it every time. */

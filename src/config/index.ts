@@ -46,6 +46,8 @@ export const DEFAULT_STREAM_BUFFER_BYTES = 1_048_576;
 export const DEFAULT_STREAM_STALL_MS = 15_000;
 /** A pending approval is denied with reason `approval timeout` after this. */
 export const DEFAULT_APPROVAL_TIMEOUT_MS = 3_600_000;
+/** How often the retention sweep runs when TASKGATE_TASK_RETENTION is set. */
+export const DEFAULT_RETENTION_INTERVAL_MS = 600_000;
 
 export type Role = 'api' | 'worker' | 'all';
 
@@ -72,6 +74,12 @@ export interface Config {
   readonly claimWindowMs: number | undefined;
   readonly defaultTimeoutMs: number;
   readonly approvalTimeoutMs: number;
+  /**
+   * Ended tasks (with their events, steps, approvals) and soft-deleted sessions older than this are
+   * deleted (engine/retention.ts); 0 = keep everything (the default).
+   */
+  readonly taskRetentionMs: number;
+  readonly retentionIntervalMs: number;
   readonly tasksDir: string | undefined;
   readonly adminKey: string | undefined;
   readonly bodyLimitBytes: number;
@@ -155,6 +163,19 @@ function list(raw: string | undefined): string[] {
   return (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 }
 
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `30d`, `12h`, `90m`, `45s`, `500ms` → ms; `0`, `off` or unset → 0. A bare number is refused (which unit?). */
+export function parseDuration(name: string, raw: string | undefined): number {
+  if (raw === undefined || raw === '' || raw === '0' || raw.toLowerCase() === 'off') return 0;
+  const m = /^(\d+)\s*(ms|s|m|h|d)$/.exec(raw.trim());
+  const ms = m ? Number(m[1]) * DURATION_UNITS_MS[m[2]!]! : NaN;
+  if (!Number.isSafeInteger(ms) || ms <= 0) {
+    throw new ConfigError(`${name} must be a duration such as 30d, 12h, 90m or 45s, or 0 / off to keep everything; got ${raw}`);
+  }
+  return ms;
+}
+
 function str(raw: string | boolean | undefined): string | undefined {
   return typeof raw === 'string' && raw !== '' ? raw : undefined;
 }
@@ -197,6 +218,8 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     claimWindowMs: env.TASKGATE_CLAIM_WINDOW_MS === undefined ? undefined : int('TASKGATE_CLAIM_WINDOW_MS', env.TASKGATE_CLAIM_WINDOW_MS, DEFAULT_CLAIM_WINDOW_MS, 0, 1000),
     defaultTimeoutMs: int('TASKGATE_DEFAULT_TIMEOUT_MS', env.TASKGATE_DEFAULT_TIMEOUT_MS, DEFAULT_TASK_TIMEOUT_MS, 1),
     approvalTimeoutMs: int('TASKGATE_APPROVAL_TIMEOUT_MS', env.TASKGATE_APPROVAL_TIMEOUT_MS, DEFAULT_APPROVAL_TIMEOUT_MS, 1),
+    taskRetentionMs: parseDuration('TASKGATE_TASK_RETENTION', env.TASKGATE_TASK_RETENTION),
+    retentionIntervalMs: int('TASKGATE_RETENTION_INTERVAL_MS', env.TASKGATE_RETENTION_INTERVAL_MS, DEFAULT_RETENTION_INTERVAL_MS, 100),
     tasksDir: str(flags['tasks-dir']) ?? str(env.TASKGATE_TASKS_DIR),
     adminKey: str(env.TASKGATE_ADMIN_KEY),
     bodyLimitBytes: int('TASKGATE_BODY_LIMIT_BYTES', env.TASKGATE_BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT_BYTES, 1024),

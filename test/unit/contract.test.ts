@@ -60,6 +60,22 @@ describe('config', () => {
     expect(() => loadConfig({}, { TASKGATE_AUTH_DISABLED: 'true', HOST: '0.0.0.0' })).toThrow(/loopback/);
     expect(loadConfig({}, { TASKGATE_AUTH_DISABLED: 'true' }).authDisabled).toBe(true);
   });
+  it('reads the task retention as a duration with a unit, off by default', () => {
+    const retention = (v?: string) => loadConfig({}, v === undefined ? {} : { TASKGATE_TASK_RETENTION: v }).taskRetentionMs;
+    expect(retention()).toBe(0);
+    expect(retention('0')).toBe(0);
+    expect(retention('off')).toBe(0);
+    expect(retention('30d')).toBe(30 * 86_400_000);
+    expect(retention('12h')).toBe(12 * 3_600_000);
+    expect(retention('90m')).toBe(90 * 60_000);
+    expect(retention('45s')).toBe(45_000);
+    expect(retention('1500ms')).toBe(1500);
+    for (const bad of ['30', '-1d', '1.5d', 'd', '30 days', '0d', '99999999999999d']) {
+      expect(() => retention(bad), bad).toThrow(/TASKGATE_TASK_RETENTION must be a duration/);
+    }
+    expect(loadConfig({}, {}).retentionIntervalMs).toBe(600_000);
+    expect(() => loadConfig({}, { TASKGATE_RETENTION_INTERVAL_MS: '5' })).toThrow(/TASKGATE_RETENTION_INTERVAL_MS/);
+  });
 });
 
 describe('log redaction', () => {

@@ -45,6 +45,12 @@ export async function tenantsList(db: Queryable, p: { limit: number; offset: num
   return res.rows;
 }
 
+/** Tenant ids after `after` in id order, `limit` at a time (walks every tenant without OFFSET). */
+export async function tenantsIdsAfter(db: Queryable, p: { after: string; limit: number }): Promise<string[]> {
+  const res = await db.query<{ id: string }>('SELECT id FROM tenants WHERE id > $1 ORDER BY id LIMIT $2', [p.after, p.limit]);
+  return res.rows.map((r) => r.id);
+}
+
 export async function apiKeysInsert(
   db: Queryable,
   k: Omit<ApiKeyRow, 'revoked_at' | 'last_used_at' | 'created_at'>,
