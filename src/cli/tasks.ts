@@ -213,12 +213,15 @@ async function submit(flags: Flags, io: CliIo, json: boolean): Promise<number> {
   const client = cliClient(flags, io);
   const handle = await client.submitTask(body, { idempotencyKey: optStr(flags, 'idempotency-key') });
   const what = body.task_definition_id ? `${body.task_definition_id} task` : 'agent task';
+  // a replayed submit's answer is the first one's: the task may have moved on since
+  const now = handle.replayed ? (await handle.status()).status : (handle.submitted.status ?? 'QUEUED');
+  const said = handle.replayed ? `Already submitted with this idempotency key: ${what} ${handle.taskId} (now ${now})` : `Submitted ${what} ${handle.taskId}`;
   if (!wait && !following) {
-    io.out(json ? JSON.stringify(handle.submitted, null, 2) : handle.taskId);
-    if (!json) io.err(`Submitted ${what} ${handle.taskId} (${handle.submitted.status ?? 'QUEUED'}).`);
+    io.out(json ? JSON.stringify(handle.replayed ? { ...handle.submitted, replayed: true, status: now } : handle.submitted, null, 2) : handle.taskId);
+    if (!json) io.err(handle.replayed ? `${said}.` : `${said} (${now}).`);
     return 0;
   }
-  if (!json) io.err(`Submitted ${what} ${handle.taskId}; ${wait ? 'waiting for its end' : 'following its events'} (Ctrl-C stops ${wait ? 'waiting' : 'following'}).`);
+  if (!json) io.err(`${said}; ${wait ? 'waiting for its end' : 'following its events'} (Ctrl-C stops ${wait ? 'waiting' : 'following'}).`);
   return wait ? waitFor(client, handle.taskId, timeoutMs, io, json) : follow(client, handle.taskId, { timeoutMs, outcome: true }, io, json);
 }
 

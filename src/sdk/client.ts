@@ -59,6 +59,8 @@ export interface RequestOptions extends CallOptions {
   notFound?: NotFoundKind;
   /** This call's retries (replaces the client's maxRetries). */
   maxRetries?: number;
+  /** Sees the successful answer (its headers) before its body is returned. */
+  onResponse?: (res: Response) => void;
 }
 
 export interface PageOptions {
@@ -203,6 +205,7 @@ export class TaskgateClient {
         continue;
       }
       if (res.ok) {
+        opts.onResponse?.(res);
         try {
           return (text ? JSON.parse(text) : undefined) as T;
         } catch (err) {
@@ -255,14 +258,18 @@ export class TaskgateClient {
 
   /** Submits a task (agent: `query`; definition: `task_definition_id` + `input`) and returns its handle. */
   async submitTask(body: SubmitTaskBody, opts: SubmitOptions = {}): Promise<TaskHandle> {
-    const out = await this.request<SubmitTaskResponse>('POST', '/api/v1/tasks', { ...this.#submitOpts(opts), body });
-    return new TaskHandle(this, out);
+    let replayed = false;
+    const onResponse = (res: Response) => (replayed = res.headers.get('idempotent-replayed') === 'true');
+    const out = await this.request<SubmitTaskResponse>('POST', '/api/v1/tasks', { ...this.#submitOpts(opts), body, onResponse });
+    return new TaskHandle(this, out, replayed);
   }
 
   /** Submits a task and returns its handle with the URL of its event stream (one round trip fewer than submit, then stream). */
   async submitAndStream(body: SubmitTaskBody, opts: SubmitOptions = {}): Promise<{ handle: TaskHandle; streamUrl: string }> {
-    const out = await this.request<SubmitStreamResponse>('POST', '/api/v1/tasks/stream', { ...this.#submitOpts(opts), body });
-    return { handle: new TaskHandle(this, out), streamUrl: new URL(out.stream_url, this.baseUrl + '/').toString() };
+    let replayed = false;
+    const onResponse = (res: Response) => (replayed = res.headers.get('idempotent-replayed') === 'true');
+    const out = await this.request<SubmitStreamResponse>('POST', '/api/v1/tasks/stream', { ...this.#submitOpts(opts), body, onResponse });
+    return { handle: new TaskHandle(this, out, replayed), streamUrl: new URL(out.stream_url, this.baseUrl + '/').toString() };
   }
 
   #submitOpts(opts: SubmitOptions): RequestOptions {

@@ -21,11 +21,17 @@ export class TaskHandle {
   readonly sessionId: string | null;
   /** The submit's answer, as received (for `client.task(id)`: the ids only, `session_id` null — unknown until `status()`). */
   readonly submitted: Readonly<Submitted>;
+  /**
+   * The submit was answered from an earlier one with the same Idempotency-Key (Idempotent-Replayed):
+   * `submitted` is that first answer, and the task may have moved on since — ask `status()`.
+   */
+  readonly replayed: boolean;
   readonly #client: TaskgateClient;
 
-  constructor(client: TaskgateClient, submitted: Submitted) {
+  constructor(client: TaskgateClient, submitted: Submitted, replayed = false) {
     this.#client = client;
     this.submitted = submitted;
+    this.replayed = replayed;
     this.taskId = submitted.task_id;
     this.workflowId = submitted.workflow_id;
     this.sessionId = submitted.session_id;

@@ -104,6 +104,7 @@ describe('SDK: tasks', () => {
     const a = await client.submitTask(body, { idempotencyKey: 'sdk-idem-1' });
     const b = await client.submitTask(body, { idempotencyKey: 'sdk-idem-1' });
     expect(b.taskId).toBe(a.taskId);
+    expect([a.replayed, b.replayed]).toEqual([false, true]);
     const conflict = await client.submitTask({ ...body, priority: 'high' }, { idempotencyKey: 'sdk-idem-1' }).catch((e: unknown) => e);
     expect(conflict).toBeInstanceOf(ValidationError);
     expect((conflict as ValidationError).code).toBe('IDEMPOTENCY_KEY_REUSED');

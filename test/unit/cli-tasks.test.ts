@@ -73,8 +73,12 @@ describe('taskgate tasks: submit', () => {
     const id = s.out[0]!;
     expect(s.err).toEqual([`Submitted test-progress task ${id} (QUEUED).`]);
     const again = await tasks(['submit', '--definition', 'test-progress', '--input', '{"count":2,"key":"cli-basic"}', '--idempotency-key', 'cli-k1', '--json']);
-    expect(JSON.parse(again.out.join('\n'))).toMatchObject({ task_id: id, workflow_id: id });
+    expect(JSON.parse(again.out.join('\n'))).toMatchObject({ task_id: id, workflow_id: id, replayed: true });
     expect((await tasks(['wait', id])).code).toBe(0);
+    // a replay says so, with the task's status now rather than the first answer's QUEUED
+    const replay = await tasks(['submit', '--definition', 'test-progress', '--input', '{"count":2,"key":"cli-basic"}', '--idempotency-key', 'cli-k1']);
+    expect(replay.out).toEqual([id]);
+    expect(replay.err).toEqual([`Already submitted with this idempotency key: test-progress task ${id} (now COMPLETED).`]);
 
     const g = await tasks(['get', id]);
     expect(g.code).toBe(0);
