@@ -2,6 +2,9 @@
 // Every option, its variable, flag and default is listed in docs/configuration.md.
 import { LlmConfigError, loadLlmConfig, type LlmConfig } from './llm.js';
 import { loadSecurityConfig, type SecurityConfig } from './security.js';
+import { bool, ConfigError, int, list, num, oneOf, parseDuration, str } from './parse.js';
+
+export { ConfigError, parseDuration } from './parse.js';
 
 export const DEFAULT_PORT = 8080;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -50,6 +53,8 @@ export const DEFAULT_APPROVAL_TIMEOUT_MS = 3_600_000;
 export const DEFAULT_RETENTION_INTERVAL_MS = 600_000;
 
 export type Role = 'api' | 'worker' | 'all';
+/** pino's levels. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export interface Config {
   readonly port: number;
@@ -107,10 +112,6 @@ export interface Config {
   readonly streamStallMs: number;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
 type Flags = Record<string, string | boolean>;
 
 /** Parses `--name value`, `--name=value` and bare `--flag` into a map. */
@@ -139,57 +140,15 @@ export function parseFlags(argv: readonly string[]): { positional: string[]; fla
   return { positional, flags };
 }
 
-function int(name: string, raw: string | boolean | undefined, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got ${String(raw)}`);
-  return n;
-}
-
-function num(name: string, raw: string | undefined, fallback: number): number {
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n)) throw new ConfigError(`${name} must be a number, got ${raw}`);
-  return n;
-}
-
-function bool(raw: string | boolean | undefined): boolean {
-  if (raw === true) return true;
-  if (raw === undefined || raw === false) return false;
-  return ['1', 'true', 'yes', 'on'].includes(raw.toLowerCase());
-}
-
-function list(raw: string | undefined): string[] {
-  return (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-}
-
-const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** `30d`, `12h`, `90m`, `45s`, `500ms` → ms; `0`, `off` or unset → 0. A bare number is refused (which unit?). */
-export function parseDuration(name: string, raw: string | undefined): number {
-  if (raw === undefined || raw === '' || raw === '0' || raw.toLowerCase() === 'off') return 0;
-  const m = /^(\d+)\s*(ms|s|m|h|d)$/.exec(raw.trim());
-  const ms = m ? Number(m[1]) * DURATION_UNITS_MS[m[2]!]! : NaN;
-  if (!Number.isSafeInteger(ms) || ms <= 0) {
-    throw new ConfigError(`${name} must be a duration such as 30d, 12h, 90m or 45s, or 0 / off to keep everything; got ${raw}`);
-  }
-  return ms;
-}
-
-function str(raw: string | boolean | undefined): string | undefined {
-  return typeof raw === 'string' && raw !== '' ? raw : undefined;
-}
-
 /** Literal loopback addresses only: `127.0.0.1.example.com` is a name that can resolve anywhere. */
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 export function loadConfig(flags: Flags = {}, env: Record<string, string | undefined> = process.env): Config {
-  const role = (str(flags.role) ?? env.TASKGATE_ROLE ?? 'all') as Role;
-  if (!['api', 'worker', 'all'].includes(role)) throw new ConfigError(`--role must be api, worker or all, got ${role}`);
+  const role = oneOf('--role/TASKGATE_ROLE', str(flags.role) ?? env.TASKGATE_ROLE, ['api', 'worker', 'all'], 'all');
   const host = str(flags.host) ?? env.HOST ?? DEFAULT_HOST;
-  const authDisabled = bool(flags['no-auth']) || bool(env.TASKGATE_AUTH_DISABLED);
+  const authDisabled = bool('--no-auth', flags['no-auth']) || bool('TASKGATE_AUTH_DISABLED', env.TASKGATE_AUTH_DISABLED);
   if (authDisabled && !isLoopbackHost(host)) {
     throw new ConfigError(`auth can only be disabled when bound to a loopback address (host is ${host})`);
   }
@@ -215,7 +174,7 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     reaperIntervalMs: int('TASKGATE_REAPER_INTERVAL_MS', env.TASKGATE_REAPER_INTERVAL_MS, Math.min(DEFAULT_REAPER_INTERVAL_MS, leaseMs), 10),
     shutdownGraceMs: int('TASKGATE_SHUTDOWN_GRACE_MS', env.TASKGATE_SHUTDOWN_GRACE_MS, DEFAULT_SHUTDOWN_GRACE_MS, 0),
     cancelGraceMs: int('TASKGATE_CANCEL_GRACE_MS', env.TASKGATE_CANCEL_GRACE_MS, DEFAULT_CANCEL_GRACE_MS, 0),
-    claimWindowMs: env.TASKGATE_CLAIM_WINDOW_MS === undefined ? undefined : int('TASKGATE_CLAIM_WINDOW_MS', env.TASKGATE_CLAIM_WINDOW_MS, DEFAULT_CLAIM_WINDOW_MS, 0, 1000),
+    claimWindowMs: str(env.TASKGATE_CLAIM_WINDOW_MS) === undefined ? undefined : int('TASKGATE_CLAIM_WINDOW_MS', env.TASKGATE_CLAIM_WINDOW_MS, DEFAULT_CLAIM_WINDOW_MS, 0, 1000),
     defaultTimeoutMs: int('TASKGATE_DEFAULT_TIMEOUT_MS', env.TASKGATE_DEFAULT_TIMEOUT_MS, DEFAULT_TASK_TIMEOUT_MS, 1),
     approvalTimeoutMs: int('TASKGATE_APPROVAL_TIMEOUT_MS', env.TASKGATE_APPROVAL_TIMEOUT_MS, DEFAULT_APPROVAL_TIMEOUT_MS, 1),
     taskRetentionMs: parseDuration('TASKGATE_TASK_RETENTION', env.TASKGATE_TASK_RETENTION),
@@ -230,11 +189,11 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     httpTimeoutMs: int('TASKGATE_HTTP_TIMEOUT_MS', env.TASKGATE_HTTP_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, 1),
     httpMaxResponseBytes: int('TASKGATE_HTTP_MAX_RESPONSE_BYTES', env.TASKGATE_HTTP_MAX_RESPONSE_BYTES, DEFAULT_HTTP_MAX_RESPONSE_BYTES, 1),
     httpAllowList: list(env.TASKGATE_HTTP_ALLOW_LIST),
-    taxRate: num('TASKGATE_TAX_RATE', env.TASKGATE_TAX_RATE, DEFAULT_TAX_RATE),
-    logLevel: env.LOG_LEVEL ?? 'info',
+    taxRate: num('TASKGATE_TAX_RATE', env.TASKGATE_TAX_RATE, DEFAULT_TAX_RATE, 0, 1),
+    logLevel: oneOf('LOG_LEVEL', env.LOG_LEVEL, LOG_LEVELS, 'info'),
     authDisabled,
     corsOrigins: list(env.TASKGATE_CORS_ORIGINS),
-    listenNotify: !bool(env.TASKGATE_DISABLE_LISTEN),
+    listenNotify: !bool('TASKGATE_DISABLE_LISTEN', env.TASKGATE_DISABLE_LISTEN),
     llm,
     security: loadSecurityConfig(env),
     streamPingIntervalMs: int('TASKGATE_STREAM_PING_MS', env.TASKGATE_STREAM_PING_MS, DEFAULT_STREAM_PING_MS, 10),

@@ -1,7 +1,7 @@
 // Security and traffic-control settings (JWT, rate limits, idempotency, stream caps, header
 // timeout), read once with the rest of the configuration. docs/security.md explains each one.
 import { isIP } from 'node:net';
-import { ConfigError } from './index.js';
+import { bool, ConfigError, int } from './parse.js';
 
 /** Submit/control budget per principal: 60 requests a minute… */
 export const DEFAULT_RATE_LIMIT_PER_MIN = 60;
@@ -72,13 +72,6 @@ export interface SecurityConfig {
 }
 
 type Env = Record<string, string | undefined>;
-
-function int(name: string, raw: string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got ${raw}`);
-  return n;
-}
 
 const nonEmpty = (raw: string | undefined): string | undefined => (raw !== undefined && raw.trim() !== '' ? raw.trim() : undefined);
 
@@ -157,18 +150,14 @@ export function parseTrustProxy(raw: string | undefined): number | readonly stri
   return Object.freeze(entries);
 }
 
-function bool(raw: string | undefined): boolean {
-  return raw !== undefined && ['1', 'true', 'yes', 'on'].includes(raw.toLowerCase());
-}
-
 export function loadSecurityConfig(env: Env): SecurityConfig {
   return Object.freeze({
     jwt: loadJwt(env),
     rateLimitPerMin: int('TASKGATE_RATE_LIMIT_PER_MIN', env.TASKGATE_RATE_LIMIT_PER_MIN, DEFAULT_RATE_LIMIT_PER_MIN, 0, 1_000_000_000),
     rateLimitBurst: int('TASKGATE_RATE_LIMIT_BURST', env.TASKGATE_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_BURST, 1, 1_000_000_000),
     readRateLimitMultiplier: int('TASKGATE_READ_RATE_LIMIT_MULTIPLIER', env.TASKGATE_READ_RATE_LIMIT_MULTIPLIER, DEFAULT_READ_RATE_LIMIT_MULTIPLIER, 1, 1000),
-    rateLimitFailClosed: bool(env.TASKGATE_RATE_LIMIT_FAIL_CLOSED),
-    metricsPublic: bool(env.TASKGATE_METRICS_PUBLIC),
+    rateLimitFailClosed: bool('TASKGATE_RATE_LIMIT_FAIL_CLOSED', env.TASKGATE_RATE_LIMIT_FAIL_CLOSED),
+    metricsPublic: bool('TASKGATE_METRICS_PUBLIC', env.TASKGATE_METRICS_PUBLIC),
     idempotencyTtlMs: int('TASKGATE_IDEMPOTENCY_TTL_MS', env.TASKGATE_IDEMPOTENCY_TTL_MS, DEFAULT_IDEMPOTENCY_TTL_MS, 1000),
     idempotencyCleanupIntervalMs: int(
       'TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS', env.TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS, DEFAULT_IDEMPOTENCY_CLEANUP_INTERVAL_MS, 1000,

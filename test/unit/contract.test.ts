@@ -60,6 +60,23 @@ describe('config', () => {
     expect(() => loadConfig({}, { TASKGATE_AUTH_DISABLED: 'true', HOST: '0.0.0.0' })).toThrow(/loopback/);
     expect(loadConfig({}, { TASKGATE_AUTH_DISABLED: 'true' }).authDisabled).toBe(true);
   });
+  it('refuses a value it cannot read instead of quietly meaning something else', () => {
+    for (const v of ['1', 'TRUE', 'yes', 'on']) expect(loadConfig({}, { TASKGATE_DISABLE_LISTEN: v }).listenNotify, v).toBe(false);
+    for (const v of ['0', 'false', 'No', 'off', '']) expect(loadConfig({}, { TASKGATE_DISABLE_LISTEN: v }).listenNotify, v).toBe(true);
+    expect(() => loadConfig({}, { TASKGATE_METRICS_PUBLIC: 'enabled' })).toThrow(/TASKGATE_METRICS_PUBLIC must be true or false/);
+    expect(() => loadConfig({}, { TASKGATE_AUTH_DISABLED: 'y' })).toThrow(/TASKGATE_AUTH_DISABLED/);
+    expect(() => loadConfig({}, { TASKGATE_RATE_LIMIT_FAIL_CLOSED: 'maybe' })).toThrow(/TASKGATE_RATE_LIMIT_FAIL_CLOSED/);
+    expect(loadConfig({}, { TASKGATE_METRICS_PUBLIC: 'true' }).security.metricsPublic).toBe(true);
+    expect(() => loadConfig({}, { TASKGATE_TAX_RATE: '-1' })).toThrow(/TASKGATE_TAX_RATE must be a number between 0 and 1/);
+    expect(() => loadConfig({}, { TASKGATE_TAX_RATE: '8' })).toThrow(/TASKGATE_TAX_RATE/);
+    expect(loadConfig({}, { TASKGATE_TAX_RATE: '0.2' }).taxRate).toBe(0.2);
+    expect(() => loadConfig({}, { LOG_LEVEL: 'verbose' })).toThrow(/LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent/);
+    expect(loadConfig({}, { LOG_LEVEL: 'debug' }).logLevel).toBe('debug');
+    expect(() => loadConfig({}, { TASKGATE_ROLE: 'both' })).toThrow(/--role\/TASKGATE_ROLE must be one of api, worker, all/);
+    // empty counts as unset everywhere, the claim window included (unset: off on PGlite)
+    expect(loadConfig({}, { TASKGATE_CLAIM_WINDOW_MS: '' }).claimWindowMs).toBeUndefined();
+    expect(loadConfig({}, { TASKGATE_CLAIM_WINDOW_MS: '0' }).claimWindowMs).toBe(0);
+  });
   it('reads the task retention as a duration with a unit, off by default', () => {
     const retention = (v?: string) => loadConfig({}, v === undefined ? {} : { TASKGATE_TASK_RETENTION: v }).taskRetentionMs;
     expect(retention()).toBe(0);
