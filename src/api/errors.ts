@@ -1,6 +1,9 @@
 // Turns anything thrown while handling a request into the standard error envelope.
 // 5xx bodies never carry internals: the message is generic and the detail goes to the log.
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, ERRORS, type ErrorCode, type ErrorEnvelope } from '../contract/errors.js';
 
 export function envelope(code: ErrorCode, message: string, requestId: string, details?: Record<string, unknown>): ErrorEnvelope {
@@ -93,4 +96,26 @@ export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyRe
   req.log.error({ err }, 'request failed');
   if (status === 503 || isDatabaseUnavailable(err)) return reply.code(503).header('retry-after', '1').send(envelope('UNAVAILABLE', ERRORS.UNAVAILABLE.message, id));
   return reply.code(500).send(envelope('INTERNAL_ERROR', ERRORS.INTERNAL_ERROR.message, id));
+}
+
+/**
+ * What Node's HTTP parser refuses before a request exists — headers or a body that did not arrive
+ * in time, headers over the size cap, bytes that are not HTTP — answered in the envelope (with a
+ * fresh request id) instead of Fastify's own body, and the connection closed. A reset connection
+ * gets nothing: there is no one to answer.
+ */
+export function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const code: ErrorCode = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : 'VALIDATION_ERROR';
+  const { status } = ERRORS[code];
+  const requestId = randomUUID();
+  const body = JSON.stringify(envelope(code, code === 'VALIDATION_ERROR' ? 'Malformed HTTP request' : ERRORS[code].message, requestId));
+  this.log.debug({ err, request_id: requestId, status }, 'client error before a request');
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `X-Request-ID: ${requestId}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }

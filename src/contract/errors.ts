@@ -7,6 +7,7 @@ export const ERRORS = {
   FORBIDDEN: { status: 403, message: 'Missing required scope' },
   NOT_FOUND: { status: 404, message: 'Not found' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time' },
   TASK_ALREADY_FINISHED: { status: 409, message: 'The task has already finished' },
   INVALID_TASK_STATE: { status: 409, message: 'The task is not in a state that allows this' },
   IDEMPOTENCY_KEY_IN_PROGRESS: { status: 409, message: 'A request with this Idempotency-Key is still in progress' },
@@ -17,6 +18,7 @@ export const ERRORS = {
   UNPROCESSABLE: { status: 422, message: 'Input does not match the task definition schema' },
   LLM_NOT_CONFIGURED: { status: 422, message: 'No LLM provider is configured' },
   RATE_LIMITED: { status: 429, message: 'Rate limit exceeded' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'Request headers are too large' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error' },
   UNAVAILABLE: { status: 503, message: 'Service unavailable' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -167,7 +167,40 @@ describe('header timeout', () => {
         socket.on('close', () => resolve(got));
         socket.on('error', reject);
       });
-      expect(answer).toMatch(/^HTTP\/1\.1 408/);
+      expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+      // in the standard envelope, with the request id it names in a header
+      const [head, body] = answer.split('\r\n\r\n');
+      const requestId = /\r\nX-Request-ID: ([0-9a-f-]{36})\r\n/.exec(head!)?.[1];
+      expect(requestId).toBeDefined();
+      expect(head).toMatch(/\r\nConnection: close/);
+      expect(JSON.parse(body!)).toEqual({ error: { code: 'REQUEST_TIMEOUT', message: expect.any(String) }, request_id: requestId });
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('requests Node refuses before they exist', () => {
+  const rawAnswer = (port: number, bytes: string) =>
+    new Promise<string>((resolve, reject) => {
+      let got = '';
+      const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
+      socket.on('data', (d) => (got += d.toString()));
+      socket.on('close', () => resolve(got));
+      socket.on('error', reject);
+    });
+  it('answers oversized headers with 431 and bytes that are not HTTP with 400, in the envelope', async () => {
+    const server = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
+    try {
+      const { port } = server.app.server.address() as { port: number };
+      const big = await rawAnswer(port, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+      expect(big).toMatch(/^HTTP\/1\.1 431 /);
+      expect(JSON.parse(big.split('\r\n\r\n')[1]!).error.code).toBe('HEADERS_TOO_LARGE');
+      const junk = await rawAnswer(port, 'NOT HTTP AT ALL\r\n\r\n');
+      expect(junk).toMatch(/^HTTP\/1\.1 400 /);
+      expect(JSON.parse(junk.split('\r\n\r\n')[1]!)).toMatchObject({ error: { code: 'VALIDATION_ERROR', message: 'Malformed HTTP request' } });
+      // the server goes on serving
+      expect((await fetch(server.url + '/health')).status).toBe(200);
     } finally {
       await server.close();
     }
