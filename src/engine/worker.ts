@@ -83,6 +83,11 @@ export class Worker {
     return this.#active.size;
   }
 
+  /** Whether this process's attempt of `taskId` will pause at its next step boundary (undefined: not running here). */
+  pauseRequested(taskId: string): boolean | undefined {
+    return this.#active.get(taskId)?.pauseRequested;
+  }
+
   get state(): State {
     return this.#state;
   }

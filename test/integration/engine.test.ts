@@ -1,8 +1,9 @@
 // The engine end to end on a real database: claim order, retries with backoff, timeouts,
 // cancellation of running tasks, durable steps across retries, delayed tasks, output validation.
 import { describe, expect, it } from 'vitest';
-import { useTestServer, waitForTask } from '../helpers/server.js';
+import { until, useTestServer, waitForTask } from '../helpers/server.js';
 import { PermanentError, type TaskDefinition } from '../../src/executors/types.js';
+import { gates } from '../streaming/helpers.js';
 
 const attemptsSeen = new Map<string, number>();
 const bodyRuns = new Map<string, number>();
@@ -32,6 +33,25 @@ const permanent: TaskDefinition = {
   },
 };
 
+/** Step `one`, then waits at gate `<key>` (no step boundary meanwhile), then steps `two` and `three`; counts each step body's runs. */
+const stepRuns = new Map<string, number>();
+const pausable: TaskDefinition = {
+  id: 'test-pausable', name: 'pausable', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object', properties: { key: { type: 'string' } }, required: ['key'] }, output_schema: { type: 'object' },
+  async handler(input: { key: string }, ctx) {
+    const body = (name: string) => () => {
+      const k = `${input.key}:${name}`;
+      stepRuns.set(k, (stepRuns.get(k) ?? 0) + 1);
+      return stepRuns.get(k);
+    };
+    await ctx.step('one', body('one'));
+    await gates.wait(input.key);
+    await ctx.step('two', body('two'));
+    await ctx.step('three', body('three'));
+    return { runs: ['one', 'two', 'three'].map((n) => stepRuns.get(`${input.key}:${n}`) ?? 0) };
+  },
+};
+
 const stubborn: TaskDefinition = {
   id: 'test-stubborn', name: 'ignores abort', description: '', version: '1', kind: 'function',
   input_schema: { type: 'object' }, output_schema: { type: 'object' },
@@ -58,7 +78,7 @@ const destructured: TaskDefinition = {
   },
 };
 
-const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, destructured], flags: { concurrency: '4' } });
+const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, destructured, pausable], flags: { concurrency: '4' } });
 
 const submit = (body: Record<string, unknown>) => fixture.server.submit(body);
 const eventTypes = async (id: string) => (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.type);
@@ -160,35 +180,43 @@ describe('engine', () => {
   });
 
   it('a pause withdrawn while the task runs (resume before its next step) is not carried out', async () => {
-    const id = await submit({ task_definition_id: 'sleep', input: { ms: 400, steps: 3 } });
-    await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
+    const key = 'withdrawn';
+    const id = await submit({ task_definition_id: pausable.id, input: { key } });
+    await until(() => stepRuns.get(`${key}:one`) === 1, 'step one');
     expect((await fixture.server.call('POST', `/api/v1/tasks/${id}/pause`, { reason: 'hold on' })).body.status).toBe('RUNNING');
-    await new Promise((r) => setTimeout(r, 150)); // the worker has heard of the pause (control hint)
+    await until(() => fixture.server.worker!.pauseRequested(id) === true, 'the worker to hear of the pause (control hint)');
     const w = await fixture.server.call('POST', `/api/v1/tasks/${id}/resume`, {});
     expect(w.status).toBe(202);
     expect(w.body).toMatchObject({ status: 'RUNNING', message: 'Pause request withdrawn' });
+    await until(() => fixture.server.worker!.pauseRequested(id) === false, 'the worker to hear of the withdrawal');
+    gates.open(key);
     const done = await waitForTask(fixture.server, id);
     expect(done.status).toBe('COMPLETED');
+    expect(done.output.runs).toEqual([1, 1, 1]);
     const types = await eventTypes(id);
     expect(types).toEqual(expect.arrayContaining(['WORKFLOW_PAUSING', 'WORKFLOW_RESUMED', 'WORKFLOW_COMPLETED']));
     expect(types).not.toContain('WORKFLOW_PAUSED');
   });
 
   it('pauses a running task at a step boundary and resumes it without re-running finished steps', async () => {
-    const id = await submit({ task_definition_id: 'sleep', input: { ms: 150, steps: 4 } });
-    await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
+    const key = 'paused';
+    const id = await submit({ task_definition_id: pausable.id, input: { key } });
+    await until(() => stepRuns.get(`${key}:one`) === 1, 'step one');
     const p = await fixture.server.call('POST', `/api/v1/tasks/${id}/pause`, { reason: 'hold on' });
     expect(p.status).toBe(202);
     expect(p.body.status).toBe('RUNNING'); // PAUSED once it reaches a step boundary
+    await until(() => fixture.server.worker!.pauseRequested(id) === true, 'the worker to hear of the pause (control hint)');
+    gates.open(key); // the next step boundary: step two
     const paused = await waitForTask(fixture.server, id, (t) => t.status === 'PAUSED' || t.status === 'COMPLETED');
     expect(paused.status).toBe('PAUSED');
+    expect(stepRuns.get(`${key}:two`)).toBeUndefined();
     expect(fixture.server.worker!.activeCount).toBe(0);
     expect((await fixture.server.call('POST', `/api/v1/tasks/${id}/pause`, {})).status).toBe(409);
     const r = await fixture.server.call('POST', `/api/v1/tasks/${id}/resume`, {});
     expect(r.status).toBe(202);
     const done = await waitForTask(fixture.server, id);
     expect(done.status).toBe('COMPLETED');
-    expect(done.output.step_runs).toEqual([1, 1, 1, 1]);
+    expect(done.output.runs).toEqual([1, 1, 1]);
     // the resumed attempt replayed the finished steps itself: no lease lost on the way (a pause
     // gives its attempt back, so the resumed claim is attempt 1 again and must still load them)
     expect(done.attempts).toBe(1);
