@@ -196,6 +196,19 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
         },
         security: [{ apiKey: [] }, { bearer: [] }],
       },
+      // @fastify/swagger marks every declared body required; a route that accepts none (the
+      // control routes) says `'x-body-optional': true` in its schema, made requestBody.required: false here
+      transformObject: (doc) => {
+        if (!('openapiObject' in doc)) return doc.swaggerObject;
+        for (const path of Object.values(doc.openapiObject.paths ?? {})) {
+          for (const op of Object.values(path ?? {}) as ({ 'x-body-optional'?: boolean; requestBody?: { required?: boolean } } | undefined)[]) {
+            if (!op?.['x-body-optional']) continue;
+            if (op.requestBody) op.requestBody.required = false;
+            delete op['x-body-optional'];
+          }
+        }
+        return doc.openapiObject;
+      },
     });
     app.addHook('onRoute', (route) => {
       if (route.url.startsWith('/docs')) route.config = { ...(route.config ?? {}), public: true } as typeof route.config;

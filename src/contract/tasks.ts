@@ -223,3 +223,50 @@ export const ErrorResponse = Type.Object({
   error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }),
   request_id: Type.String(),
 });
+
+/** What each error status means, as /openapi.json describes it (docs/errors.md has the codes). */
+const ERROR_STATUS_TEXT: Record<number, string> = {
+  400: 'The request is invalid',
+  401: 'Missing, invalid, expired or revoked credentials (with WWW-Authenticate)',
+  403: 'The credential lacks the scope (or the standing) this route needs',
+  404: "Not found (another tenant's objects are not found either)",
+  405: 'Not allowed on this server',
+  409: 'Conflict with the current state (or an Idempotency-Key still in progress)',
+  413: 'Too large: the request body (or, for session events, the answer)',
+  415: 'Content-Type must be application/json',
+  422: 'Unprocessable (or an Idempotency-Key reused with another request)',
+  429: 'Rate limited: too many requests, failed authentications from this address, or open streams (with Retry-After)',
+  500: 'Internal server error',
+  503: 'Unavailable: the server is shutting down or a dependency is down (with Retry-After)',
+  504: 'Timed out',
+};
+
+export type RouteAccessKind = 'public' | 'authenticated' | 'scope';
+
+/**
+ * The error answers of a route, to spread into its schema's `response` (and so into
+ * /openapi.json): what the app answers on every route of the kind, plus the route's own `own`
+ * statuses. `schema` is the error body (default: the envelope). From src/api:
+ * - every route: 500, and 503 (shutting down: app.ts; the database unreachable: errors.ts);
+ * - behind a credential (auth.ts): 401, and 429 (failed authentications from the address, rate
+ *   limits, stream caps); `scope` routes 403 too (`authenticated` ones check no scope);
+ * - a method whose body Fastify parses (POST, PUT, PATCH, DELETE; json-parser.ts): 400 (malformed,
+ *   too deep, schema), 413 (over the body limit), 415 (not application/json);
+ * - a POST behind a credential (idempotency.ts): 400 (malformed Idempotency-Key), 409 (the key
+ *   still in flight), 422 (the key used with another request).
+ */
+export function errorResponses<S extends TSchema = typeof ErrorResponse>(
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+  access: RouteAccessKind,
+  own: readonly number[] = [],
+  schema: S = ErrorResponse as unknown as S,
+): Record<number, S> {
+  const statuses = new Set<number>([...own, 500, 503]);
+  if (access !== 'public') [401, 429].forEach((s) => statuses.add(s));
+  if (access === 'scope') statuses.add(403);
+  if (method !== 'GET') [400, 413, 415].forEach((s) => statuses.add(s));
+  if (method === 'POST' && access !== 'public') [400, 409, 422].forEach((s) => statuses.add(s));
+  const out: Record<number, S> = {};
+  for (const status of [...statuses].sort((a, b) => a - b)) out[status] = { ...schema, description: ERROR_STATUS_TEXT[status] ?? 'Error' };
+  return out;
+}

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ApiError } from '../../contract/errors.js';
 import { CreateTenantBody, CreateTenantKeyBody, CreatedApiKey, Page, TenantList, TenantView, UpdateTenantBody } from '../../contract/auth.js';
-import { ErrorResponse, IdParam } from '../../contract/tasks.js';
+import { errorResponses, IdParam } from '../../contract/tasks.js';
 import { createApiKey } from '../../auth/api-keys.js';
 import { DEFAULT_TENANT_ID } from '../../auth/bootstrap.js';
 import { hasScope, type Principal } from '../../auth/scopes.js';
@@ -13,8 +13,6 @@ import { newTenantId } from '../../domain/ids.js';
 import { tenantsCount, tenantsGet, tenantsInsert, tenantsList, tenantsUpdate, type TenantRow } from '../../storage/queries/tenants.js';
 import type { AppDeps } from '../deps.js';
 import { checkGrant, keyView } from './auth-keys.js';
-
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 429: ErrorResponse };
 
 export const SYSTEM_TENANT_ID = DEFAULT_TENANT_ID;
 
@@ -33,7 +31,7 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
 
   r.post('/api/v1/admin/tenants', {
     config: { scope: 'admin' },
-    schema: { tags: ['admin'], summary: 'Create a tenant', body: CreateTenantBody, response: { 201: TenantView, ...errors, 409: ErrorResponse } },
+    schema: { tags: ['admin'], summary: 'Create a tenant', body: CreateTenantBody, response: { 201: TenantView, ...errorResponses('POST', 'scope', [409]) } },
   }, async (req, reply) => {
     requireOperator(req.principal);
     const id = req.body.tenant_id ?? newTenantId();
@@ -47,7 +45,7 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
 
   r.get('/api/v1/admin/tenants', {
     config: { scope: 'admin' },
-    schema: { tags: ['admin'], summary: 'List tenants', querystring: Page, response: { 200: TenantList, ...errors } },
+    schema: { tags: ['admin'], summary: 'List tenants', querystring: Page, response: { 200: TenantList, ...errorResponses('GET', 'scope', [400]) } },
   }, async (req) => {
     requireOperator(req.principal);
     const limit = req.query.limit ?? 50;
@@ -58,7 +56,7 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
 
   r.get('/api/v1/admin/tenants/:id', {
     config: { scope: 'admin' },
-    schema: { tags: ['admin'], summary: 'Get a tenant', params: IdParam, response: { 200: TenantView, ...errors } },
+    schema: { tags: ['admin'], summary: 'Get a tenant', params: IdParam, response: { 200: TenantView, ...errorResponses('GET', 'scope', [400, 404]) } },
   }, async (req) => {
     requireOperator(req.principal);
     const row = await tenantsGet(deps.db, req.params.id);
@@ -68,7 +66,7 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
 
   r.patch('/api/v1/admin/tenants/:id', {
     config: { scope: 'admin' },
-    schema: { tags: ['admin'], summary: "Rename a tenant or change its rate limit (null: back to the default)", params: IdParam, body: UpdateTenantBody, response: { 200: TenantView, ...errors } },
+    schema: { tags: ['admin'], summary: "Rename a tenant or change its rate limit (null: back to the default)", params: IdParam, body: UpdateTenantBody, response: { 200: TenantView, ...errorResponses('PATCH', 'scope', [404]) } },
   }, async (req) => {
     requireOperator(req.principal);
     const row = await tenantsUpdate(deps.db, { id: req.params.id, name: req.body.name?.trim(), rate_limit: req.body.rate_limit });
@@ -79,7 +77,7 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
 
   r.post('/api/v1/admin/tenants/:id/api-keys', {
     config: { scope: 'admin', idempotencyRedact: ['key'] },
-    schema: { tags: ['admin'], summary: "Create an API key in a tenant (shown once)", params: IdParam, body: CreateTenantKeyBody, response: { 201: CreatedApiKey, ...errors } },
+    schema: { tags: ['admin'], summary: "Create an API key in a tenant (shown once)", params: IdParam, body: CreateTenantKeyBody, response: { 201: CreatedApiKey, ...errorResponses('POST', 'scope', [404]) } },
   }, async (req, reply) => {
     requireOperator(req.principal);
     if (!(await tenantsGet(deps.db, req.params.id))) throw new ApiError('NOT_FOUND', `tenant ${req.params.id} not found`);

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ApiError } from '../../contract/errors.js';
 import { ApprovalDecisionBody, ApprovalDecisionResponse, ApprovalList, ApprovalListQuery } from '../../contract/approvals.js';
-import { ErrorResponse } from '../../contract/tasks.js';
+import { errorResponses } from '../../contract/tasks.js';
 import { approvalsCancelEnded, approvalsGet, approvalsList, type ApprovalRow } from '../../storage/queries/approvals.js';
 import { tasksGet } from '../../storage/queries/tasks.js';
 import { decideApproval } from '../../events/approval-decisions.js';
@@ -33,7 +33,7 @@ export async function approvalRoutes(app: FastifyInstance, deps: AppDeps): Promi
 
   r.post('/api/v1/approvals/decision', {
     config: { scope: 'approvals:decide' },
-    schema: { tags: ['approvals'], summary: 'Approve or deny a pending approval', body: ApprovalDecisionBody, response: { 200: ApprovalDecisionResponse, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse } },
+    schema: { tags: ['approvals'], summary: 'Approve or deny a pending approval', body: ApprovalDecisionBody, response: { 200: ApprovalDecisionResponse, ...errorResponses('POST', 'scope', [404, 409]) } },
   }, async (req) => {
     const { workflow_id, approval_id, approved, feedback, modified_action, approved_by } = req.body;
     const tenantId = req.principal.tenantId;
@@ -65,7 +65,7 @@ export async function approvalRoutes(app: FastifyInstance, deps: AppDeps): Promi
 
   r.get('/api/v1/approvals', {
     config: { scope: 'tasks:read' },
-    schema: { tags: ['approvals'], summary: "List the tenant's approvals (status=pending for those waiting)", querystring: ApprovalListQuery, response: { 200: ApprovalList, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse } },
+    schema: { tags: ['approvals'], summary: "List the tenant's approvals (status=pending for those waiting)", querystring: ApprovalListQuery, response: { 200: ApprovalList, ...errorResponses('GET', 'scope', [400]) } },
   }, async (req) => {
     const rows = await approvalsList(deps.db, { tenantId: req.principal.tenantId, status: req.query.status, limit: req.query.limit ?? 50, offset: req.query.offset ?? 0 });
     return { approvals: rows.map(approvalView), count: rows.length };

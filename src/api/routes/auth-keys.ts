@@ -8,13 +8,11 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ApiError } from '../../contract/errors.js';
 import { ApiKeyList, ApiKeyView, CreateApiKeyBody, CreatedApiKey, Me, Page } from '../../contract/auth.js';
-import { ErrorResponse, IdParam } from '../../contract/tasks.js';
+import { errorResponses, IdParam } from '../../contract/tasks.js';
 import { createApiKey } from '../../auth/api-keys.js';
 import { ungrantable, type Principal } from '../../auth/scopes.js';
 import { apiKeysCount, apiKeysGet, apiKeysListPage, apiKeysRevoke, type ApiKeyRow } from '../../storage/queries/tenants.js';
 import type { AppDeps } from '../deps.js';
-
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 429: ErrorResponse };
 
 export function keyView(row: ApiKeyRow, now: Date = new Date()): ApiKeyView {
   const status = row.revoked_at ? 'revoked' : row.expires_at && row.expires_at.getTime() <= now.getTime() ? 'expired' : 'active';
@@ -69,7 +67,7 @@ export async function authKeyRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
 
   r.get('/api/v1/auth/me', {
     config: { authenticated: true },
-    schema: { tags: ['auth'], summary: 'Who am I: tenant, user, scopes and rate limit of the credential', response: { 200: Me, ...errors } },
+    schema: { tags: ['auth'], summary: 'Who am I: tenant, user, scopes and rate limit of the credential', response: { 200: Me, ...errorResponses('GET', 'authenticated') } },
   }, async (req) => {
     const p = req.principal;
     const base = p.rateLimit ?? { per_minute: security.rateLimitPerMin, burst: security.rateLimitBurst };
@@ -82,7 +80,7 @@ export async function authKeyRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
 
   r.post('/api/v1/auth/api-keys', {
     config: { scope: 'keys:manage', idempotencyRedact: ['key'] },
-    schema: { tags: ['auth'], summary: "Create an API key in the caller's tenant (shown once)", body: CreateApiKeyBody, response: { 201: CreatedApiKey, ...errors } },
+    schema: { tags: ['auth'], summary: "Create an API key in the caller's tenant (shown once)", body: CreateApiKeyBody, response: { 201: CreatedApiKey, ...errorResponses('POST', 'scope') } },
   }, async (req, reply) => {
     const expiresAt = checkGrant(req.principal, req.body.scopes, req.body.expires_at);
     const { key, row } = await createApiKey(deps.db, {
@@ -94,7 +92,7 @@ export async function authKeyRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
 
   r.get('/api/v1/auth/api-keys', {
     config: { scope: 'keys:manage' },
-    schema: { tags: ['auth'], summary: "The tenant's API keys (never the keys themselves)", querystring: Page, response: { 200: ApiKeyList, ...errors } },
+    schema: { tags: ['auth'], summary: "The tenant's API keys (never the keys themselves)", querystring: Page, response: { 200: ApiKeyList, ...errorResponses('GET', 'scope', [400]) } },
   }, async (req) => {
     const limit = req.query.limit ?? 50;
     const offset = req.query.offset ?? 0;
@@ -107,7 +105,7 @@ export async function authKeyRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
   r.delete('/api/v1/auth/api-keys/:id', {
     config: { scope: 'keys:manage' },
     schema: {
-      tags: ['auth'], params: IdParam, response: { 204: Type.Null(), ...errors },
+      tags: ['auth'], params: IdParam, response: { 204: Type.Null(), ...errorResponses('DELETE', 'scope', [404]) },
       summary: 'Revoke an API key (refused from the next request on; on other API nodes within milliseconds, at most TASKGATE_AUTH_CACHE_MS; its open streams are closed)',
       description: "Only a key whose scopes are all the caller's (`admin` covers every scope): otherwise 403 naming the missing scopes.",
     },
@@ -124,7 +122,7 @@ export async function authKeyRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
 
   r.get('/api/v1/auth/api-keys/:id', {
     config: { scope: 'keys:manage' },
-    schema: { tags: ['auth'], summary: 'One API key (never the key itself)', params: IdParam, response: { 200: ApiKeyView, ...errors } },
+    schema: { tags: ['auth'], summary: 'One API key (never the key itself)', params: IdParam, response: { 200: ApiKeyView, ...errorResponses('GET', 'scope', [400, 404]) } },
   }, async (req) => {
     const row = await apiKeysGet(deps.db, { tenantId: req.principal.tenantId, id: req.params.id });
     if (!row) throw new ApiError('NOT_FOUND', `API key ${req.params.id} not found`);

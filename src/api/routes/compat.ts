@@ -4,7 +4,7 @@
 // (through app.inject, so auth, limits, idempotency and validation are the same code).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { ID_REGEX } from '../../contract/tasks.js';
+import { ErrorResponse, errorResponses, ID_REGEX } from '../../contract/tasks.js';
 import { ApiError } from '../../contract/errors.js';
 import { RATE_LIMIT_HEADERS } from '../rate-limit.js';
 
@@ -37,6 +37,35 @@ const SubmitBody = Type.Object(
   },
   { additionalProperties: false },
 );
+
+/** Seed 004's error body (errorBody below). */
+const CompatError = Type.Object({
+  task_id: Type.Optional(Type.String()),
+  status: Type.Literal('error'),
+  message: Type.String(),
+  errors: Type.Optional(Type.Array(Type.String())),
+  timestamp: Type.String(),
+});
+/** Errors are seed 004's body; only a server shutting down answers before the route, in the envelope. */
+const CompatErrorOrEnvelope = Type.Union([CompatError, ErrorResponse]);
+const compatErrors = (method: 'GET' | 'POST' | 'DELETE', own: number[]) => ({
+  ...errorResponses(method, 'scope', own, CompatError),
+  503: { ...CompatErrorOrEnvelope, description: 'Unavailable: the server is shutting down or a dependency is down (with Retry-After)' },
+});
+const CompatTaskId = Type.Object({ id: Type.String({ pattern: ID_REGEX }) });
+const CompatSubmitted = Type.Object({
+  task_id: Type.String(), status: Type.Literal('accepted'), message: Type.String(), timestamp: Type.String(), estimated_completion: Type.String(),
+});
+const CompatTaskStatus = Type.Object({
+  task_id: Type.String(),
+  status: Type.Union([Type.Literal('pending'), Type.Literal('processing'), Type.Literal('completed'), Type.Literal('failed'), Type.Literal('cancelled')]),
+  progress: Type.Integer({ minimum: 0, maximum: 100 }),
+  result: Type.Unknown(),
+  error: Type.Union([Type.String(), Type.Null()]),
+  created_at: Type.String(),
+  updated_at: Type.String(),
+});
+const CompatCancelled = Type.Object({ task_id: Type.String(), status: Type.Literal('cancelled'), message: Type.String(), timestamp: Type.String() });
 
 const STATUS: Record<string, string> = {
   QUEUED: 'pending', PAUSED: 'pending', RUNNING: 'processing', COMPLETED: 'completed', FAILED: 'failed', TIMEOUT: 'failed', CANCELLED: 'cancelled',
@@ -79,6 +108,9 @@ function relayError(reply: FastifyReply, status: number, body: Envelope, taskId?
 }
 
 export async function compatRoutes(app: FastifyInstance): Promise<void> {
+  // the response schemas document seed 004's bodies; the bodies are sent as built, key order
+  // included (a schema serializer would put an error's optional task_id after its timestamp)
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: { instancePath?: string; message?: string }[] }, req, reply) => {
     const raw = err instanceof ApiError ? err.status : err.statusCode;
     const status = raw && raw >= 400 && raw < 500 ? raw : raw === 503 ? 503 : 500;
@@ -92,13 +124,27 @@ export async function compatRoutes(app: FastifyInstance): Promise<void> {
     return reply.code(status).send(errorBody(message, id, errors));
   });
 
-  app.get('/api/v1/health', { config: { public: true }, schema: { tags: ['compat'], summary: 'Health (seed 004)' } }, async () => ({
+  app.get('/api/v1/health', {
+    config: { public: true },
+    schema: {
+      tags: ['compat'], summary: 'Health (seed 004)',
+      response: {
+        200: Type.Object({ status: Type.Literal('healthy'), timestamp: Type.String() }),
+        ...errorResponses('GET', 'public', [], CompatError),
+        503: { ...CompatErrorOrEnvelope, description: 'Unavailable: the server is shutting down (with Retry-After)' },
+      },
+    },
+  }, async () => ({
     status: 'healthy', timestamp: now(),
   }));
 
   app.post('/api/v1/task', {
     config: { scope: 'tasks:execute', rateLimit: false },
-    schema: { tags: ['compat'], summary: 'Submit a typed task (seed 004)', body: SubmitBody },
+    schema: {
+      tags: ['compat'], summary: 'Submit a typed task (seed 004)', body: SubmitBody,
+      // the canonical submit's 422 UNPROCESSABLE (input vs the definition's schema) is seed 004's 400
+      response: { 201: CompatSubmitted, ...compatErrors('POST', [404]) },
+    },
   }, async (req, reply) => {
     const body = req.body as { type: string; args: Record<string, unknown>; priority?: string; metadata?: Record<string, unknown> & { timeout?: number } };
     const res = await app.inject({
@@ -121,7 +167,7 @@ export async function compatRoutes(app: FastifyInstance): Promise<void> {
 
   app.get('/api/v1/task/:id', {
     config: { scope: 'tasks:read', rateLimit: false },
-    schema: { tags: ['compat'], summary: 'Task status (seed 004)', params: Type.Object({ id: Type.String({ pattern: ID_REGEX }) }) },
+    schema: { tags: ['compat'], summary: 'Task status (seed 004)', params: CompatTaskId, response: { 200: CompatTaskStatus, ...compatErrors('GET', [400, 404]) } },
   }, async (req, reply) => {
     const { id } = req.params as { id: string };
     const res = await app.inject({ method: 'GET', url: `/api/v1/tasks/${id}`, headers: forward(req) });
@@ -142,7 +188,11 @@ export async function compatRoutes(app: FastifyInstance): Promise<void> {
 
   app.delete('/api/v1/task/:id', {
     config: { scope: 'tasks:cancel', rateLimit: false },
-    schema: { tags: ['compat'], summary: 'Cancel a task (seed 004)', params: Type.Object({ id: Type.String({ pattern: ID_REGEX }) }) },
+    schema: {
+      tags: ['compat'], summary: 'Cancel a task (seed 004)',
+      description: 'A task that has already finished answers 400. An Idempotency-Key is passed on to the canonical cancel (422 when reused with another request).',
+      params: CompatTaskId, response: { 200: CompatCancelled, ...compatErrors('DELETE', [400, 404, 422]) },
+    },
   }, async (req, reply) => {
     const { id } = req.params as { id: string };
     const res = await app.inject({ method: 'POST', url: `/api/v1/tasks/${id}/cancel`, headers: { ...forward(req), 'content-type': 'application/json' }, payload: {} });

@@ -5,7 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ApiError } from '../../contract/errors.js';
 import { DefinitionBody, DefinitionDetail, DefinitionList, DefinitionListQuery } from '../../contract/definitions.js';
-import { ErrorResponse, IdParam } from '../../contract/tasks.js';
+import { errorResponses, IdParam } from '../../contract/tasks.js';
 import type { AppDeps, DefinitionView } from '../deps.js';
 
 /** A stored definition's JSON at most, bytes (each process keeps every tenant's in memory). */
@@ -31,7 +31,7 @@ export async function definitionRoutes(app: FastifyInstance, deps: AppDeps): Pro
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   r.get('/api/v1/definitions', {
     config: { scope: 'tasks:definitions:list' },
-    schema: { tags: ['definitions'], summary: 'List task definitions', querystring: DefinitionListQuery, response: { 200: DefinitionList, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse } },
+    schema: { tags: ['definitions'], summary: 'List task definitions', querystring: DefinitionListQuery, response: { 200: DefinitionList, ...errorResponses('GET', 'scope', [400]) } },
   }, async (req) => {
     const { type, search, page, offset, limit = 20 } = req.query;
     const needle = search?.toLowerCase();
@@ -49,7 +49,7 @@ export async function definitionRoutes(app: FastifyInstance, deps: AppDeps): Pro
 
   r.get('/api/v1/definitions/:id', {
     config: { scope: 'tasks:definitions:read' },
-    schema: { tags: ['definitions'], summary: 'Get a task definition', params: IdParam, response: { 200: DefinitionDetail, 400: ErrorResponse, 404: ErrorResponse } },
+    schema: { tags: ['definitions'], summary: 'Get a task definition', params: IdParam, response: { 200: DefinitionDetail, ...errorResponses('GET', 'scope', [400, 404]) } },
   }, async (req) => {
     const def = await deps.catalog.getFresh(req.principal.tenantId, req.params.id);
     if (!def) throw new ApiError('NOT_FOUND', `task definition ${req.params.id} not found`);
@@ -68,7 +68,7 @@ export async function definitionRoutes(app: FastifyInstance, deps: AppDeps): Pro
       tags: ['definitions'], summary: "Create or replace one of the tenant's task definitions (http, agent, approval)",
       description: 'Creates (201) or replaces (200) the definition; shipped and --tasks-dir ids answer 409 CONFLICT. Other processes see the change within seconds.',
       params: IdParam, body: DefinitionBody,
-      response: { 200: DefinitionDetail, 201: DefinitionDetail, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse },
+      response: { 200: DefinitionDetail, 201: DefinitionDetail, ...errorResponses('PUT', 'scope', [405, 409]) },
     },
   }, async (req, reply) => {
     const { id } = req.params;
@@ -92,7 +92,7 @@ export async function definitionRoutes(app: FastifyInstance, deps: AppDeps): Pro
       tags: ['definitions'], summary: "Delete one of the tenant's task definitions",
       description: 'Tasks already submitted against it fail when they run ("task definition … no longer exists").',
       params: IdParam,
-      response: { 204: Type.Null(), 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
+      response: { 204: Type.Null(), ...errorResponses('DELETE', 'scope', [400, 404, 405, 409]) },
     },
   }, async (req, reply) => {
     const { id } = req.params;

@@ -2,8 +2,9 @@
 // (JSON and SSE chunks). Each chat call is an agent task — visible, cancellable, accounted — and
 // errors use OpenAI's {error: {message, type, code}} shape so any OpenAI client library works.
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import { ApiError, type ErrorCode } from '../../contract/errors.js';
-import { ID_REGEX, type SubmitTaskBody } from '../../contract/tasks.js';
+import { ErrorResponse, errorResponses, ID_REGEX, type SubmitTaskBody } from '../../contract/tasks.js';
 import type { TaskEvent } from '../../contract/events.js';
 import type { Principal } from '../../auth/scopes.js';
 import { MODEL_TIERS, ModelRouteError, knownModels, llmNotConfiguredMessage, resolveModel, type LlmConfig, type ModelTier } from '../../config/llm.js';
@@ -44,6 +45,29 @@ export interface OpenAiRouteDeps {
 interface OpenAiErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
 }
+
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+const OpenAiErrorSchema = Type.Object({ error: Type.Object({ message: Type.String(), type: Type.String(), param: NullableString, code: NullableString }) });
+/** OpenAI's error body; only a server shutting down answers before the route, in the envelope. */
+const openAiErrors = (method: 'GET' | 'POST', own: number[]) => ({
+  ...errorResponses(method, 'scope', own, OpenAiErrorSchema),
+  503: { ...Type.Union([OpenAiErrorSchema, ErrorResponse]), description: 'Unavailable: the server is shutting down or a dependency is down (with Retry-After)' },
+});
+const ModelSchema = Type.Object({ id: Type.String(), object: Type.Literal('model'), created: Type.Integer(), owned_by: Type.String() });
+const ChatCompletionSchema = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('chat.completion'),
+  created: Type.Integer(),
+  model: Type.String(),
+  system_fingerprint: Type.Null(),
+  choices: Type.Array(Type.Object({
+    index: Type.Integer(),
+    message: Type.Object({ role: Type.Literal('assistant'), content: Type.String(), refusal: Type.Null() }),
+    logprobs: Type.Null(),
+    finish_reason: Type.String(),
+  })),
+  usage: Type.Object({ prompt_tokens: Type.Integer(), completion_tokens: Type.Integer(), total_tokens: Type.Integer() }),
+});
 
 export class OpenAiError extends Error {
   constructor(readonly status: number, message: string, readonly type: string, readonly code: string | null, readonly param: string | null = null) {
@@ -182,6 +206,8 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
   const principalOf = (req: FastifyRequest) => (deps.authenticate ? deps.authenticate(req) : Promise.resolve(req.principal));
 
   return async function plugin(app: FastifyInstance): Promise<void> {
+    // the response schemas document OpenAI's bodies; the bodies are sent as built, untouched by a schema serializer
+    app.setSerializerCompiler(() => (data) => JSON.stringify(data));
     app.setErrorHandler((err, req, reply) => {
       const { status, body, headers } = toOpenAiError(err);
       if (status >= 500) req.log.error({ err }, 'openai route failed');
@@ -189,12 +215,21 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       return reply.code(status).send(body);
     });
 
-    app.get('/v1/models', { config: { scope: 'tasks:read' }, schema: { tags: ['openai'], summary: 'List models (OpenAI-compatible)' } }, async (req) => {
+    app.get('/v1/models', {
+      config: { scope: 'tasks:read' },
+      schema: {
+        tags: ['openai'], summary: 'List models (OpenAI-compatible)',
+        response: { 200: Type.Object({ object: Type.Literal('list'), data: Type.Array(ModelSchema) }), ...openAiErrors('GET', []) },
+      },
+    }, async (req) => {
       await principalOf(req);
       return { object: 'list', data: listModels(deps.llm, created) };
     });
 
-    app.get<{ Params: { id: string } }>('/v1/models/:id', { config: { scope: 'tasks:read' }, schema: { tags: ['openai'], summary: 'Get a model (OpenAI-compatible)' } }, async (req) => {
+    app.get<{ Params: { id: string } }>('/v1/models/:id', {
+      config: { scope: 'tasks:read' },
+      schema: { tags: ['openai'], summary: 'Get a model (OpenAI-compatible)', response: { 200: ModelSchema, ...openAiErrors('GET', [404]) } },
+    }, async (req) => {
       await principalOf(req);
       const model = listModels(deps.llm, created).find((m) => m.id === req.params.id);
       if (!model) throw new OpenAiError(404, `The model '${req.params.id}' does not exist`, 'invalid_request_error', 'model_not_found', 'model');
@@ -203,7 +238,17 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
 
     app.post<{ Body: ChatBody }>('/v1/chat/completions', {
       config: { scope: 'tasks:execute' },
-      schema: { tags: ['openai'], summary: 'Chat completion as an agent task (OpenAI-compatible, stream or not)', body: { type: 'object' } },
+      schema: {
+        tags: ['openai'], summary: 'Chat completion as an agent task (OpenAI-compatible, stream or not)', body: { type: 'object' },
+        response: {
+          200: {
+            description: 'The completion; with `stream: true`, `chat.completion.chunk` frames as Server-Sent Events ending with `data: [DONE]`',
+            content: { 'application/json': { schema: ChatCompletionSchema }, 'text/event-stream': { schema: Type.String() } },
+          },
+          // 404: an unknown model; 409: the task was cancelled; 504: it timed out
+          ...openAiErrors('POST', [404, 504]),
+        },
+      },
     }, async (req, reply) => {
       const principal = await principalOf(req);
       const header = req.headers['x-session-id'];

@@ -2,15 +2,34 @@
 // /metrics (aggregate figures of every tenant) is for operators (admin in the system tenant) unless
 // TASKGATE_METRICS_PUBLIC.
 import type { FastifyContextConfig, FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { ErrorResponse, errorResponses } from '../../contract/tasks.js';
 import { currentVersion, latestVersion } from '../../storage/migrate.js';
 import type { AppDeps } from '../deps.js';
 import { requireOperator } from './admin.js';
 
+const Health = Type.Object({ status: Type.Literal('healthy'), version: Type.String(), time: Type.String() });
+const Readiness = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
+  checks: Type.Record(Type.String(), Type.String(), { description: 'database, migrations (and redis when configured): `ok`, or what is wrong' }),
+});
+
 export async function serviceRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db' | 'metrics' | 'version' | 'readinessChecks' | 'config'>): Promise<void> {
   const health = async () => ({ status: 'healthy', version: deps.version, time: new Date().toISOString() });
-  app.get('/health', { config: { public: true }, schema: { tags: ['service'], summary: 'Liveness' } }, health);
+  app.get('/health', { config: { public: true }, schema: { tags: ['service'], summary: 'Liveness', response: { 200: Health, ...errorResponses('GET', 'public') } } }, health);
 
-  app.get('/readiness', { config: { public: true }, schema: { tags: ['service'], summary: 'Readiness: database reachable and migrations current' } }, async (_req, reply) => {
+  app.get('/readiness', {
+    config: { public: true },
+    schema: {
+      tags: ['service'], summary: 'Readiness: database reachable and migrations current',
+      response: {
+        200: Readiness,
+        ...errorResponses('GET', 'public'),
+        // a failed check answers its report; a server shutting down, the envelope
+        503: Type.Union([Readiness, ErrorResponse], { description: 'Not ready: a check failed (the report says which), or the server is shutting down' }),
+      },
+    },
+  }, async (_req, reply) => {
     const checks: Record<string, string> = {};
     try {
       const v = await currentVersion(deps.db);

@@ -6,7 +6,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { SessionHistory, SessionList, SessionTitleBody, SessionTitleResponse, SessionTurns, SessionView } from '../../contract/sessions.js';
 import { ApiError } from '../../contract/errors.js';
-import { ErrorResponse, IdParam } from '../../contract/tasks.js';
+import { errorResponses, IdParam } from '../../contract/tasks.js';
 import { toWireEvent } from '../../events/hub.js';
 import type { Db } from '../../storage/db.js';
 import {
@@ -20,7 +20,6 @@ export const MAX_SESSION_TITLE_CHARS = 60;
 /** A turns page may carry at most this many events (the reference answers 413 beyond it). */
 export const MAX_TURN_EVENTS = 5_000;
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
 const Page = (max: number, def: number) => Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: max, default: def })),
@@ -79,7 +78,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: { db: Db }): Pro
     config: { scope: 'sessions:read' },
     schema: {
       tags: ['sessions'], summary: "The tenant's sessions, newest first", querystring: Page(100, 20),
-      response: { 200: SessionList, ...errors },
+      response: { 200: SessionList, ...errorResponses('GET', 'scope', [400]) },
     },
   }, async (req) => {
     const limit = req.query.limit ?? 20;
@@ -104,14 +103,14 @@ export async function sessionRoutes(app: FastifyInstance, deps: { db: Db }): Pro
 
   r.get('/api/v1/sessions/:id', {
     config: { scope: 'sessions:read' },
-    schema: { tags: ['sessions'], summary: 'A session with its token and cost totals', params: IdParam, response: { 200: SessionView, ...errors } },
+    schema: { tags: ['sessions'], summary: 'A session with its token and cost totals', params: IdParam, response: { 200: SessionView, ...errorResponses('GET', 'scope', [400, 404]) } },
   }, async (req) => sessionView(await load(req.principal.tenantId, req.params.id)));
 
   r.get('/api/v1/sessions/:id/history', {
     config: { scope: 'sessions:read' },
     schema: {
       tags: ['sessions'], summary: "The session's tasks, oldest first", params: IdParam, querystring: Page(1000, 100),
-      response: { 200: SessionHistory, ...errors },
+      response: { 200: SessionHistory, ...errorResponses('GET', 'scope', [400, 404]) },
     },
   }, async (req) => {
     const s = await load(req.principal.tenantId, req.params.id);
@@ -133,7 +132,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: { db: Db }): Pro
     schema: {
       tags: ['sessions'], summary: 'The session as turns (one per task) with their events', params: IdParam,
       querystring: Type.Object({ ...Page(100, 10).properties, include_payload: Type.Optional(Type.Boolean({ default: false })) }, { additionalProperties: false }),
-      response: { 200: SessionTurns, ...errors, 413: ErrorResponse },
+      response: { 200: SessionTurns, ...errorResponses('GET', 'scope', [400, 404, 413]) },
     },
   }, async (req) => {
     const s = await load(req.principal.tenantId, req.params.id);
@@ -178,7 +177,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: { db: Db }): Pro
     schema: {
       tags: ['sessions'], summary: "Rename a session (at most 60 characters)", params: IdParam,
       body: SessionTitleBody,
-      response: { 200: SessionTitleResponse, ...errors },
+      response: { 200: SessionTitleResponse, ...errorResponses('PATCH', 'scope', [404]) },
     },
   }, async (req) => {
     const title = cleanTitle(req.body.title);
@@ -193,7 +192,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: { db: Db }): Pro
 
   r.delete('/api/v1/sessions/:id', {
     config: { scope: 'sessions:write' },
-    schema: { tags: ['sessions'], summary: 'Delete a session (soft; repeating it is fine)', params: IdParam, response: { 204: Type.Null(), ...errors } },
+    schema: { tags: ['sessions'], summary: 'Delete a session (soft; repeating it is fine)', params: IdParam, response: { 204: Type.Null(), ...errorResponses('DELETE', 'scope', [404]) } },
   }, async (req, reply) => {
     if (!(await sessionsSoftDelete(db, { tenantId: req.principal.tenantId, id: req.params.id }))) {
       throw new ApiError('NOT_FOUND', `session ${req.params.id} not found`);

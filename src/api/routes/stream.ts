@@ -10,7 +10,7 @@ import websocket from '@fastify/websocket';
 import { Type, type Static } from 'typebox';
 import { ApiError } from '../../contract/errors.js';
 import { FINAL_EVENT_TYPES, sseEventName, type TaskEvent } from '../../contract/events.js';
-import { ErrorResponse, ID_REGEX } from '../../contract/tasks.js';
+import { errorResponses, ID_REGEX } from '../../contract/tasks.js';
 import { isTerminal } from '../../domain/lifecycle.js';
 import { toWireEvent, type EventHub } from '../../events/hub.js';
 import type { Db } from '../../storage/db.js';
@@ -277,7 +277,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
       if (route.websocket && route.schema) route.schema.hide = false;
     });
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
-    const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 429: ErrorResponse };
+    const errors = errorResponses('GET', 'scope', [400, 404]);
 
     // an upgrade refused before @fastify/websocket's own hook ran (auth, rate limits: onRequest
     // hooks of the root scope) would otherwise leave its socket open

@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { ApiError } from '../../contract/errors.js';
 import {
-  ControlBody, ControlResponse, ControlState, ErrorResponse, EventsQuery, EventsResponse, IdParam, ListTasksQuery, ListTasksResponse,
+  ControlBody, ControlResponse, ControlState, errorResponses, EventsQuery, EventsResponse, IdParam, ListTasksQuery, ListTasksResponse,
   SubmitStreamResponse, SubmitTaskBody, SubmitTaskResponse, TaskView,
 } from '../../contract/tasks.js';
 import { isTerminal, parseStatus, type TaskStatus } from '../../domain/lifecycle.js';
@@ -18,8 +18,6 @@ import { assertAgentTaskRunnable } from './openai.js';
 import { SubmitBatcher } from '../submit-batcher.js';
 import type { IdempotencyHandle, StoredResponse } from '../idempotency.js';
 import { iso, taskListItem, taskView } from '../task-view.js';
-
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
 
 export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -80,7 +78,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
 
   r.post('/api/v1/tasks', {
     config: { scope: 'tasks:execute' },
-    schema: { tags: ['tasks'], summary: 'Submit a task', body: SubmitTaskBody, response: { 200: SubmitTaskResponse, ...errors, 422: ErrorResponse } },
+    schema: { tags: ['tasks'], summary: 'Submit a task', body: SubmitTaskBody, response: { 200: SubmitTaskResponse, ...errorResponses('POST', 'scope', [404, 422]) } },
   }, async (req, reply) => {
     const out = await submit(req, submitted);
     return reply.code(200).headers(out.headers).send(out.body as Static<typeof SubmitTaskResponse>);
@@ -88,7 +86,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
 
   r.post('/api/v1/tasks/stream', {
     config: { scope: 'tasks:execute' },
-    schema: { tags: ['tasks'], summary: 'Submit a task and get its stream URL', body: SubmitTaskBody, response: { 201: SubmitStreamResponse, ...errors, 422: ErrorResponse } },
+    schema: { tags: ['tasks'], summary: 'Submit a task and get its stream URL', body: SubmitTaskBody, response: { 201: SubmitStreamResponse, ...errorResponses('POST', 'scope', [404, 422]) } },
   }, async (req, reply) => {
     const out = await submit(req, submittedForStream);
     return reply.code(201).headers(out.headers).send(out.body as Static<typeof SubmitStreamResponse>);
@@ -96,7 +94,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
 
   r.get('/api/v1/tasks/:id', {
     config: { scope: 'tasks:read' },
-    schema: { tags: ['tasks'], summary: 'Get a task', params: IdParam, response: { 200: TaskView, ...errors } },
+    schema: { tags: ['tasks'], summary: 'Get a task', params: IdParam, response: { 200: TaskView, ...errorResponses('GET', 'scope', [400, 404]) } },
   }, async (req, reply) => {
     const row = await load(req.principal.tenantId, req.params.id);
     reply.header('x-workflow-id', row.id);
@@ -105,7 +103,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
 
   r.get('/api/v1/tasks', {
     config: { scope: 'tasks:list' },
-    schema: { tags: ['tasks'], summary: 'List tasks, newest first', querystring: ListTasksQuery, response: { 200: ListTasksResponse, ...errors } },
+    schema: { tags: ['tasks'], summary: 'List tasks, newest first', querystring: ListTasksQuery, response: { 200: ListTasksResponse, ...errorResponses('GET', 'scope', [400]) } },
   }, async (req) => {
     const q = req.query;
     const limit = q.limit ?? 20;
@@ -128,7 +126,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
 
   r.get('/api/v1/tasks/:id/events', {
     config: { scope: 'tasks:read' },
-    schema: { tags: ['tasks'], summary: "A task's persisted events", params: IdParam, querystring: EventsQuery, response: { 200: EventsResponse, ...errors } },
+    schema: { tags: ['tasks'], summary: "A task's persisted events", params: IdParam, querystring: EventsQuery, response: { 200: EventsResponse, ...errorResponses('GET', 'scope', [400, 404]) } },
   }, async (req) => {
     const row = await load(req.principal.tenantId, req.params.id);
     const events = await eventsList(deps.db, { tenantId: row.tenant_id, taskId: row.id, limit: req.query.limit ?? 50, offset: req.query.offset ?? 0 });
@@ -137,7 +135,19 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
 
   r.get('/api/v1/tasks/:id/stream', {
     config: { scope: 'tasks:read' },
-    schema: { tags: ['streaming'], summary: 'Redirects (307) to the SSE stream', params: IdParam, querystring: Type.Object({}, { additionalProperties: true }) },
+    schema: {
+      tags: ['streaming'], summary: 'Redirects (307) to the SSE stream',
+      description: 'Checks the task exists, then redirects to `/api/v1/stream/sse?workflow_id=<id>` with the query passed on (its other parameters: `last_event_id`, `types`, …).',
+      params: IdParam, querystring: Type.Object({}, { additionalProperties: true }),
+      response: {
+        // no body at all (send(), not send(null)): typed undefined, documented without content
+        307: Type.Unsafe<undefined>({
+          type: 'null', description: 'Temporary Redirect to the SSE stream (no body)',
+          headers: { location: Type.String({ description: '`/api/v1/stream/sse?workflow_id=<id>` plus the query sent here' }) },
+        }),
+        ...errorResponses('GET', 'scope', [400, 404]),
+      },
+    },
   }, async (req, reply) => {
     await load(req.principal.tenantId, req.params.id);
     const qs = new URLSearchParams({ workflow_id: req.params.id });
@@ -170,7 +180,9 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
   };
   const controlSchema = (summary: string) => ({
     tags: ['control'], summary, params: IdParam, body: ControlBody,
-    response: { 202: ControlResponse, ...errors, 409: ErrorResponse },
+    // the body may be left out (app.ts's swagger transformObject turns this into requestBody.required: false)
+    'x-body-optional': true,
+    response: { 202: ControlResponse, ...errorResponses('POST', 'scope', [404, 409]) },
   });
 
   r.post('/api/v1/tasks/:id/cancel', { config: { scope: 'tasks:cancel' }, preValidation: emptyBodyIsObject, schema: controlSchema('Cancel a task') }, async (req, reply) => {
@@ -262,7 +274,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
 
   r.get('/api/v1/tasks/:id/control-state', {
     config: { scope: 'tasks:read' },
-    schema: { tags: ['control'], summary: "A task's pause/cancel/approval state", params: IdParam, response: { 200: ControlState, 400: ErrorResponse, 404: ErrorResponse } },
+    schema: { tags: ['control'], summary: "A task's pause/cancel/approval state", params: IdParam, response: { 200: ControlState, ...errorResponses('GET', 'scope', [400, 404]) } },
   }, async (req) => {
     const row = await load(req.principal.tenantId, req.params.id);
     return {

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { TimelineResponse, type AttemptSummary, type TimelineEntry } from '../../contract/timeline.js';
 import { ApiError } from '../../contract/errors.js';
-import { ErrorResponse, IdParam } from '../../contract/tasks.js';
+import { errorResponses, IdParam } from '../../contract/tasks.js';
 import type { Db } from '../../storage/db.js';
 import { eventsList } from '../../storage/queries/events.js';
 import { tasksGet, type TaskRow } from '../../storage/queries/tasks.js';
@@ -163,7 +163,7 @@ export async function timelineRoutes(app: FastifyInstance, deps: { db: Db }): Pr
     config: { scope: 'tasks:read' },
     schema: {
       tags: ['tasks'], summary: "A task's attempt-level history", params: IdParam,
-      response: { 200: TimelineResponse, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse },
+      response: { 200: TimelineResponse, ...errorResponses('GET', 'scope', [400, 404]) },
     },
   }, async (req, reply) => {
     const task = await tasksGet(deps.db, req.principal.tenantId, req.params.id);
