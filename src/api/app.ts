@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { randomHex } from '../domain/ids.js';
 import { LazyChildLogger } from '../logger.js';
 import type { AppDeps } from './deps.js';
-import { clientErrorHandler, envelope, errorHandler } from './errors.js';
+import { clientErrorHandler, envelope, errorHandler, frameworkErrors } from './errors.js';
 import { registerJsonParser } from './json-parser.js';
 import { createAuthenticator, registerAuth, type Authenticator } from './auth.js';
 import { registerCors, registerSecurityHeaders } from './hardening.js';
@@ -109,6 +109,8 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     return503OnClosing: false,
     // a request Node's parser refuses (header timeout, oversized headers, not HTTP) in our envelope
     clientErrorHandler,
+    // and a path the router refuses (bad percent-encoding, a parameter over maxParamLength)
+    frameworkErrors,
     // the client address behind reverse proxies named by TASKGATE_TRUST_PROXY (off: the socket's)
     trustProxy: trustProxyOption(config.security.trustProxy),
     requestIdHeader: false,

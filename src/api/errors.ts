@@ -119,3 +119,18 @@ export function clientErrorHandler(this: FastifyInstance, err: Error & { code?: 
   }
   socket.destroy(err);
 }
+
+/**
+ * Fastify's router refusals before a route is found — a path segment that is not valid percent
+ * encoding (FST_ERR_BAD_URL), a path parameter over maxParamLength (FST_ERR_MAX_PARAM_LENGTH,
+ * Fastify's own 414) — are malformed paths: 400 VALIDATION_ERROR in the envelope.
+ */
+export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A path segment is too long' : 'The path is not valid URL encoding';
+  void reply
+    .code(400)
+    .header('x-request-id', req.id)
+    .header('x-content-type-options', 'nosniff')
+    .type('application/json; charset=utf-8')
+    .send(JSON.stringify(envelope('VALIDATION_ERROR', message, req.id, { location: 'path', reason: err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'too long' : 'bad encoding' })));
+}

@@ -199,6 +199,13 @@ describe('requests Node refuses before they exist', () => {
       const junk = await rawAnswer(port, 'NOT HTTP AT ALL\r\n\r\n');
       expect(junk).toMatch(/^HTTP\/1\.1 400 /);
       expect(JSON.parse(junk.split('\r\n\r\n')[1]!)).toMatchObject({ error: { code: 'VALIDATION_ERROR', message: 'Malformed HTTP request' } });
+      // paths the router refuses: a parameter over the length cap, bad percent-encoding
+      for (const path of [`/api/v1/tasks/${'a'.repeat(300)}`, '/api/v1/tasks/%zz']) {
+        const res = await fetch(server.url + path, { headers: { 'x-api-key': ADMIN_KEY } });
+        expect(res.status, path).toBe(400);
+        const body = (await res.json()) as any;
+        expect(body).toMatchObject({ error: { code: 'VALIDATION_ERROR', details: { location: 'path' } }, request_id: res.headers.get('x-request-id') });
+      }
       // the server goes on serving
       expect((await fetch(server.url + '/health')).status).toBe(200);
     } finally {
