@@ -39,7 +39,7 @@ export async function openDatabase(config: Config, log?: Logger): Promise<Db> {
       const admin = await openPg({ connectionString: config.databaseUrl, maxConnections: 1, onError });
       await admin.exec(`CREATE SCHEMA IF NOT EXISTS "${config.databaseSchema}"`).finally(() => admin.close());
     }
-    return openPg({ connectionString: config.databaseUrl, schema: config.databaseSchema, onError });
+    return openPg({ connectionString: config.databaseUrl, schema: config.databaseSchema, maxConnections: config.databasePoolSize, onError });
   }
   return openPglite({ dataDir: config.dataDir });
 }

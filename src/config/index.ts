@@ -9,6 +9,8 @@ export { ConfigError, parseDuration } from './parse.js';
 export const DEFAULT_PORT = 8080;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_DATA_DIR = './.taskgate';
+/** PostgreSQL pool per process: 2 cores rarely benefit from more. */
+export const DEFAULT_DB_POOL_SIZE = 20;
 /** Worker slots per process. */
 export const DEFAULT_CONCURRENCY = 10;
 /** Lease length; heartbeats renew it every third of it. */
@@ -64,6 +66,8 @@ export interface Config {
   readonly databaseUrl: string | undefined;
   /** PostgreSQL schema to use instead of public (TASKGATE_DB_SCHEMA); created if missing. */
   readonly databaseSchema: string | undefined;
+  /** Connections in the PostgreSQL pool of each process (TASKGATE_DB_POOL_SIZE); LISTEN takes one more. */
+  readonly databasePoolSize: number;
   readonly redisUrl: string | undefined;
   readonly role: Role;
   readonly concurrency: number;
@@ -166,6 +170,7 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     dataDir: str(flags['data-dir']) ?? env.TASKGATE_DATA_DIR ?? DEFAULT_DATA_DIR,
     databaseUrl: str(flags['database-url']) ?? str(env.DATABASE_URL),
     databaseSchema: str(env.TASKGATE_DB_SCHEMA),
+    databasePoolSize: int('TASKGATE_DB_POOL_SIZE', env.TASKGATE_DB_POOL_SIZE, DEFAULT_DB_POOL_SIZE, 1, 1000),
     redisUrl: str(env.REDIS_URL),
     role,
     concurrency: int('--concurrency', flags.concurrency ?? env.TASKGATE_CONCURRENCY, DEFAULT_CONCURRENCY, 1, 10_000),

@@ -11,7 +11,7 @@ export interface PgOptions {
   connectionString: string;
   /** search_path for every connection (tests isolate by schema). */
   schema?: string;
-  /** Pool size; 2 cores rarely benefit from more than ~20 connections. */
+  /** Pool size (default 20, config's DEFAULT_DB_POOL_SIZE); the LISTEN connection comes on top. */
   maxConnections?: number;
   onError?: (err: Error) => void;
 }
@@ -30,6 +30,9 @@ function pipelined<T>(client: pg.PoolClient, issue: () => T): T {
   }
 }
 
+/** Every connection's application_name: an operator finds ours in pg_stat_activity. */
+const APPLICATION_NAME = 'taskgate';
+
 export async function openPg(options: PgOptions): Promise<Db> {
   if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) throw new Error(`invalid schema name ${options.schema}`);
   const connOptions = options.schema ? `-c search_path=${options.schema}` : undefined;
@@ -37,6 +40,7 @@ export async function openPg(options: PgOptions): Promise<Db> {
     connectionString: options.connectionString,
     max: options.maxConnections ?? 20,
     options: connOptions,
+    application_name: APPLICATION_NAME,
     // statements issued back to back on one client go out without waiting for each other's
     // answers (transaction() relies on it); a lone query behaves exactly as without
     pipeline: true,
@@ -65,7 +69,7 @@ export async function openPg(options: PgOptions): Promise<Db> {
   }
 
   async function connectListener(): Promise<pg.Client> {
-    const client = new pg.Client({ connectionString: options.connectionString, options: connOptions });
+    const client = new pg.Client({ connectionString: options.connectionString, options: connOptions, application_name: APPLICATION_NAME });
     client.on('notification', (msg) => {
       for (const fn of listeners.get(msg.channel) ?? []) fn(msg.payload ?? '');
     });

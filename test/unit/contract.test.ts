@@ -76,6 +76,8 @@ describe('config', () => {
     // empty counts as unset everywhere, the claim window included (unset: off on PGlite)
     expect(loadConfig({}, { TASKGATE_CLAIM_WINDOW_MS: '' }).claimWindowMs).toBeUndefined();
     expect(loadConfig({}, { TASKGATE_CLAIM_WINDOW_MS: '0' }).claimWindowMs).toBe(0);
+    expect(loadConfig({}, {}).databasePoolSize).toBe(20);
+    expect(() => loadConfig({}, { TASKGATE_DB_POOL_SIZE: '0' })).toThrow(/TASKGATE_DB_POOL_SIZE must be an integer between 1 and 1000/);
   });
   it('reads the task retention as a duration with a unit, off by default', () => {
     const retention = (v?: string) => loadConfig({}, v === undefined ? {} : { TASKGATE_TASK_RETENTION: v }).taskRetentionMs;
