@@ -22,8 +22,9 @@ import e2e from './scenarios/e2e.mjs';
 import dispatch from './scenarios/dispatch.mjs';
 import stream from './scenarios/stream.mjs';
 import scale from './scenarios/scale.mjs';
+import compat from './scenarios/compat.mjs';
 
-const SCENARIOS = [submit, e2e, dispatch, stream, scale];
+const SCENARIOS = [submit, e2e, dispatch, stream, scale, compat];
 // `memory` rows are taken where the load already is: idle and under-load RSS in `submit`,
 // RSS holding 1,000 SSE clients in `stream`; `--only memory` runs those two.
 const ALIASES = { memory: ['submit', 'stream'] };

@@ -7,6 +7,7 @@ const KEY_METRICS = {
   dispatch: ['p50_ms', 'p99_ms'],
   stream: ['p50_ms_1', 'p99_ms_1', 'p50_ms_1000', 'p99_ms_1000'],
   scale: ['get_p99_ms', 'list_p99_ms'],
+  compat: ['rps', 'p97_5_ms'],
   memory: ['rss_idle_mb', 'rss_load_mb'],
 };
 const ORDER = ['taskgate', 'fastify-insert', 'fastify-bare', 'bullmq', 'graphile-worker', 'pg-boss'];

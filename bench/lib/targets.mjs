@@ -1,4 +1,4 @@
-// Issue 6's targets, checked against one run's medians (the rows run.mjs writes to latest.json):
+// Issue 6's targets (and seed 004's latency bar), checked against one run's medians (the rows run.mjs writes to latest.json):
 // every full run prints whether each one is met, so the verdict is the run's, not a reading of
 // the tables by hand. A verdict never fails the run (timings are not errors).
 
@@ -62,6 +62,13 @@ export function checkTargets(all) {
       met: v <= 5,
     }));
   }
+  // seed 004's bar ("100+ concurrent requests, < 500 ms for 95 %"), on its own route
+  const compatP975 = value('compat', 'taskgate', 'pg', 'p97_5_ms');
+  const compatFailed = value('compat', 'taskgate', 'pg', 'failed_requests');
+  check('seed 004: POST /api/v1/task at 128 connections, p97.5 < 500 ms, none failed', [compatP975, compatFailed], () => ({
+    measured: `${num(compatP975)} ms, ${num(compatFailed)} failed`,
+    met: compatP975 < 500 && compatFailed === 0,
+  }));
   return checks;
 }
 
@@ -74,7 +81,7 @@ const VERDICT = { true: 'met', false: '**missed**', null: '—' };
 export function formatTargets(checks, meta) {
   const quick = meta.mode === 'quick';
   const out = [
-    `### Against issue 6's targets (Taskgate on PostgreSQL, medians of this run)`,
+    `### Against issue 6's targets and seed 004's bar (Taskgate on PostgreSQL, medians of this run)`,
     ...(quick ? ['', '`--quick` sizes and one run: no verdicts; the targets are judged on a full run.'] : []),
     '',
     '| target | measured | |',

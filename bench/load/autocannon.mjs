@@ -39,6 +39,7 @@ try {
     result: {
       rps: ok / r.duration,
       p50_ms: r.latency.p50,
+      p97_5_ms: r.latency.p97_5,
       p99_ms: r.latency.p99,
       mean_ms: r.latency.average,
       ok,

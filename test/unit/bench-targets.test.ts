@@ -24,6 +24,8 @@ const run = (): ResultRow[] => [
   row('scale', 'taskgate', 'pg', 'rows', 1_000_000),
   row('scale', 'taskgate', 'pg', 'get_p99_ms', 4.99),
   row('scale', 'taskgate', 'pg', 'list_p99_ms', 5.01),
+  row('compat', 'taskgate', 'pg', 'p97_5_ms', 499),
+  row('compat', 'taskgate', 'pg', 'failed_requests', 0),
 ];
 
 const verdicts = (rows: ResultRow[]) => Object.fromEntries(checkTargets(rows).map((c) => [c.target, c.met]));
@@ -41,6 +43,7 @@ describe('bench targets (issue 6)', () => {
       'dispatch at or below BullMQ on Redis (p50 and p99)': false,
       'GET /tasks/{id} p99 ≤ 5 ms at 1,000,000 rows': true,
       'filtered list p99 ≤ 5 ms at 1,000,000 rows': false,
+      'seed 004: POST /api/v1/task at 128 connections, p97.5 < 500 ms, none failed': true,
     });
     expect(checks.find((c) => c.target.startsWith('end-to-end'))!.measured).toBe('0.75× (30,000 vs graphile-worker on pg 40,000 tasks/s)');
   });
@@ -55,6 +58,9 @@ describe('bench targets (issue 6)', () => {
     expect(v['durable submit p99 ≤ 25 ms at 64 connections']).toBeNull();
     expect(v['GET /tasks/{id} p99 ≤ 5 ms at 1,000,000 rows']).toBeNull();
     expect(v['durable submit ≥ 1.5× fastify-insert (req/s)']).toBe(true);
+    const failing = run();
+    failing.find((r) => r.scenario === 'compat' && r.metric === 'failed_requests')!.value = 1;
+    expect(verdicts(failing)['seed 004: POST /api/v1/task at 128 connections, p97.5 < 500 ms, none failed']).toBe(false);
     expect(verdicts([])).toEqual(Object.fromEntries(Object.keys(v).map((k) => [k, null])));
   });
 
@@ -62,7 +68,7 @@ describe('bench targets (issue 6)', () => {
     const text = formatTargets(checkTargets(run()), { mode: 'full' });
     expect(text).toContain('| end-to-end no-op tasks/s ≥ 1.2× the best peer | 0.75× (30,000 vs graphile-worker on pg 40,000 tasks/s) | **missed** |');
     expect(text).toContain('| dispatch p99 ≤ 5 ms | 4.5 ms | met |');
-    expect(text.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| target')).length).toBe(9);
+    expect(text.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| target')).length).toBe(10);
     expect(text).not.toContain('no verdicts');
     const quick = formatTargets(checkTargets(run()), { mode: 'quick' });
     expect(quick).toContain('no verdicts');
