@@ -7,7 +7,7 @@ import { runLoad } from '../lib/load.mjs';
 import { AUTH, freshStore, startTaskgate } from '../systems/taskgate.mjs';
 
 export const COMPAT_CONNECTIONS = 128;
-const BODY = JSON.stringify({ type: 'noop', args: {}, priority: 'medium', metadata: { user_id: 'bench', source: 'bench', tags: ['seed-004'] } });
+const BODY = JSON.stringify({ type: 'noop', args: {}, priority: 'medium', metadata: { user_id: 'bench', source: 'api', tags: ['seed-004'] } });
 
 export default {
   name: 'compat',
