@@ -19,6 +19,12 @@ describe('seed 004 compatibility routes', () => {
     } while (Date.now() < deadline);
     expect(t).toMatchObject({ task_id: id, status: 'completed', progress: 100, error: null, created_at: expect.any(String), updated_at: expect.any(String) });
     expect(t.result.correlation.a.b).toBe(1);
+    // estimated: created + 30 minutes, or + metadata.timeout seconds
+    const created = Date.parse((await fixture.server.call('GET', `/api/v1/tasks/${id}`)).body.created_at);
+    expect(Date.parse(res.body.estimated_completion) - created).toBe(30 * 60_000);
+    const timed = await fixture.server.call('POST', '/api/v1/task', { type: 'noop', args: {}, metadata: { timeout: 90 } });
+    const timedCreated = Date.parse((await fixture.server.call('GET', `/api/v1/tasks/${timed.body.task_id}`)).body.created_at);
+    expect(Date.parse(timed.body.estimated_completion) - timedCreated).toBe(90_000);
   });
 
   it('uses its own error shape: validation 400 with errors, unknown 404, bad id 400', async () => {
