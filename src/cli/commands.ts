@@ -1,11 +1,12 @@
 // The `taskgate` command's commands (cli/main.ts is the entry point). `serve` and `migrate` reach
 // into main.ts; client commands (admin.ts, tasks.ts) use the SDK. Output goes through `io`, so
 // tests run them in process.
-import { loadConfig, parseFlags } from '../config/index.js';
+import { loadConfig, parseDuration, parseFlags } from '../config/index.js';
 import { migrate } from '../storage/migrate.js';
 import { openDatabase, startServer } from '../main.js';
 import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
+import { RetentionSweeper } from '../engine/retention.js';
 import { ADMIN_HELP, runAdminCommand } from './admin.js';
 import { processIo, type CliIo } from './shared.js';
 import { runTasksCommand, TASKS_HELP } from './tasks.js';
@@ -16,6 +17,9 @@ Usage:
   taskgate serve [--port 8080] [--host 127.0.0.1] [--data-dir ./.taskgate] [--role api|worker|all]
                  [--concurrency 10] [--tasks-dir DIR]
   taskgate migrate            apply database migrations and exit
+  taskgate prune [--older-than 30d]
+                              delete tasks that ended (and sessions deleted) longer ago than that
+                              (default: TASKGATE_TASK_RETENTION), once, and exit
   taskgate version
 
 ${ADMIN_HELP}
@@ -69,6 +73,26 @@ async function migrateCmd(flags: Record<string, string | boolean>, io: CliIo): P
   }
 }
 
+/** One retention sweep now (engine/retention.ts), e.g. from cron where no worker sweeps. */
+async function prune(flags: Record<string, string | boolean>, io: CliIo): Promise<void> {
+  const config = loadConfig(flags);
+  const raw = flags['older-than'];
+  const retentionMs = raw === undefined ? config.taskRetentionMs : parseDuration('--older-than', typeof raw === 'string' ? raw : '');
+  if (!(retentionMs > 0)) {
+    io.err('taskgate prune: say how old, e.g. --older-than 30d (or set TASKGATE_TASK_RETENTION)');
+    process.exitCode = 2;
+    return;
+  }
+  const db = await openDatabase(config);
+  try {
+    const log = { info() {}, warn() {}, error() {} };
+    const swept = await new RetentionSweeper({ retentionMs, intervalMs: config.retentionIntervalMs }, { db, log }).sweepOnce();
+    io.out(`deleted ${swept.tasks} ended task(s) and ${swept.sessions} deleted session(s) older than ${typeof raw === 'string' ? raw : 'TASKGATE_TASK_RETENTION'}`);
+  } finally {
+    await db.close();
+  }
+}
+
 /** Runs one command; sets process.exitCode on failure. `serve` runs until a signal stops it. */
 export async function run(argv: string[], io: CliIo = processIo): Promise<void> {
   const { positional, flags } = parseFlags(argv);
@@ -86,6 +110,8 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<void> 
       return;
     case 'migrate':
       return migrateCmd(flags, io);
+    case 'prune':
+      return prune(flags, io);
     case 'version':
     case '--version':
       io.out(VERSION);

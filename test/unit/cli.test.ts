@@ -59,6 +59,43 @@ describe('taskgate CLI', () => {
     }
   });
 
+  it('prune deletes what ended longer ago than --older-than, once; without an age it is a usage error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'taskgate-cli-'));
+    await run(['migrate', '--data-dir', dir], capture().io);
+    const db = await openPglite({ dataDir: dir });
+    try {
+      await db.query(`INSERT INTO tenants (id, name) VALUES ('t_prune', 'prune')`);
+      const task = (id: string, status: string, daysAgo: number) =>
+        db.query(
+          `INSERT INTO tasks (id, tenant_id, user_id, kind, task_definition_id, status, max_attempts, retry_interval_ms, backoff_multiplier, timeout_ms, created_at, completed_at)
+           VALUES ($1, 't_prune', 'u', 'definition', 'noop', $2, 1, 1000, 2, 1000, now() - $3 * interval '1 day', CASE WHEN $2 = 'QUEUED' THEN NULL ELSE now() - $3 * interval '1 day' END)`,
+          [id, status, daysAgo],
+        );
+      await task('task_old', 'COMPLETED', 3);
+      await task('task_new', 'COMPLETED', 0);
+      await task('task_live', 'QUEUED', 3);
+      await db.query(`INSERT INTO task_events (task_id, seq, tenant_id, type) VALUES ('task_old', 1, 't_prune', 'WORKFLOW_COMPLETED')`);
+    } finally {
+      await db.close();
+    }
+    const usage = capture();
+    await run(['prune', '--data-dir', dir], usage.io);
+    expect(process.exitCode).toBe(2);
+    expect(usage.err[0]).toMatch(/--older-than 30d/);
+    process.exitCode = undefined;
+    const done = capture();
+    await run(['prune', '--older-than', '2d', '--data-dir', dir], done.io);
+    expect(done.out).toEqual(['deleted 1 ended task(s) and 0 deleted session(s) older than 2d']);
+    const after = await openPglite({ dataDir: dir });
+    try {
+      expect((await after.query<{ id: string }>('SELECT id FROM tasks ORDER BY id')).rows.map((r) => r.id)).toEqual(['task_live', 'task_new']);
+      expect((await after.query('SELECT 1 FROM task_events')).rows).toHaveLength(0);
+    } finally {
+      await after.close();
+    }
+    await expect(run(['prune', '--older-than', '30', '--data-dir', dir], capture().io)).rejects.toThrow(/--older-than must be a duration/);
+  });
+
   it('a client command without a reachable server reports the failure, not a stack', async () => {
     const c = capture();
     await run(['keys', 'list', '--url', 'http://127.0.0.1:1', '--key', 'sk_nope'], c.io);
