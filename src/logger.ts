@@ -24,14 +24,17 @@ export function redactUrl(url: string): string {
   const query = url.slice(q + 1, hash < 0 ? undefined : hash);
   // every request's URL is logged at info: most queries name no credential, even encoded
   if (!/api|token|%/i.test(query)) return url;
+  // `;` separates pairs too for some parsers (and for whoever reads the log): split on both,
+  // keeping each separator (split with a capture group puts them at the odd indexes)
   const redacted = query
-    .split('&')
-    .map((pair) => {
+    .split(/([&;])/)
+    .map((pair, i) => {
+      if (i % 2 === 1) return pair;
       const eq = pair.indexOf('=');
       const name = eq < 0 ? pair : pair.slice(0, eq);
       return SECRET_PARAMS.has(paramName(name)) ? `${name}=[REDACTED]` : pair;
     })
-    .join('&');
+    .join('');
   return url.slice(0, q + 1) + redacted + (hash < 0 ? '' : url.slice(hash));
 }
 

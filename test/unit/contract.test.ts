@@ -100,5 +100,7 @@ describe('config', () => {
 describe('log redaction', () => {
   it('hides credentials in URLs', () => {
     expect(redactUrl('/api/v1/stream/sse?workflow_id=t&api_key=sk_secret&token=abc')).toBe('/api/v1/stream/sse?workflow_id=t&api_key=[REDACTED]&token=[REDACTED]');
+    // `;` as a pair separator (the audit's `?workflow_id=T;api_key=sk_…`)
+    expect(redactUrl('/api/v1/stream/sse?workflow_id=t;api_key=sk_secret&x=1;token=abc')).toBe('/api/v1/stream/sse?workflow_id=t;api_key=[REDACTED]&x=1;token=[REDACTED]');
   });
 });
