@@ -144,6 +144,19 @@ export function parseFlags(argv: readonly string[]): { positional: string[]; fla
   return { positional, flags };
 }
 
+/**
+ * TASKGATE_ADMIN_KEY must be a key the API can accept: 16–512 characters of `A-Z a-z 0-9 _ -`
+ * (a key with a dot is read as a JWT; shorter than 8 is never looked up; under 16 is guessable).
+ * Anything else would be stored and then refuse every request, locking the operator out.
+ */
+function adminKey(raw: string | undefined): string | undefined {
+  const key = str(raw);
+  if (key !== undefined && !/^[A-Za-z0-9_-]{16,512}$/.test(key)) {
+    throw new ConfigError('TASKGATE_ADMIN_KEY must be 16–512 characters of A-Z, a-z, 0-9, _ and - (e.g. sk_ and 32 random characters); a key with a dot is read as a JWT');
+  }
+  return key;
+}
+
 /** Literal loopback addresses only: `127.0.0.1.example.com` is a name that can resolve anywhere. */
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
@@ -185,7 +198,7 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     taskRetentionMs: parseDuration('TASKGATE_TASK_RETENTION', env.TASKGATE_TASK_RETENTION),
     retentionIntervalMs: int('TASKGATE_RETENTION_INTERVAL_MS', env.TASKGATE_RETENTION_INTERVAL_MS, DEFAULT_RETENTION_INTERVAL_MS, 100),
     tasksDir: str(flags['tasks-dir']) ?? str(env.TASKGATE_TASKS_DIR),
-    adminKey: str(env.TASKGATE_ADMIN_KEY),
+    adminKey: adminKey(env.TASKGATE_ADMIN_KEY),
     bodyLimitBytes: int('TASKGATE_BODY_LIMIT_BYTES', env.TASKGATE_BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT_BYTES, 1024),
     maxJsonDepth: int('TASKGATE_MAX_JSON_DEPTH', env.TASKGATE_MAX_JSON_DEPTH, DEFAULT_MAX_JSON_DEPTH, 2, 1000),
     maxObjectBytes: int('TASKGATE_MAX_OBJECT_BYTES', env.TASKGATE_MAX_OBJECT_BYTES, DEFAULT_MAX_OBJECT_BYTES, 1024),

@@ -76,6 +76,11 @@ describe('config', () => {
     // empty counts as unset everywhere, the claim window included (unset: off on PGlite)
     expect(loadConfig({}, { TASKGATE_CLAIM_WINDOW_MS: '' }).claimWindowMs).toBeUndefined();
     expect(loadConfig({}, { TASKGATE_CLAIM_WINDOW_MS: '0' }).claimWindowMs).toBe(0);
+    // an admin key the API could never accept would lock the operator out of a fresh install
+    for (const bad of ['abc123', 'my.admin.secret-2026', 'short_key_15chr', 'has space in the key!!']) {
+      expect(() => loadConfig({}, { TASKGATE_ADMIN_KEY: bad }), bad).toThrow(/TASKGATE_ADMIN_KEY must be 16–512 characters/);
+    }
+    expect(loadConfig({}, { TASKGATE_ADMIN_KEY: 'sk_test_admin_key_0123456789abcdef' }).adminKey).toBe('sk_test_admin_key_0123456789abcdef');
     expect(loadConfig({}, {}).databasePoolSize).toBe(20);
     expect(() => loadConfig({}, { TASKGATE_DB_POOL_SIZE: '0' })).toThrow(/TASKGATE_DB_POOL_SIZE must be an integer between 1 and 1000/);
   });
