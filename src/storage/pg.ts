@@ -13,7 +13,66 @@ export interface PgOptions {
   schema?: string;
   /** Pool size (default 20, config's DEFAULT_DB_POOL_SIZE); the LISTEN connection comes on top. */
   maxConnections?: number;
+  /**
+   * How long opening one connection may take (TCP, TLS, authentication) before it fails (default
+   * 5 s): a host that accepts and never answers fails the start and each request (503) instead of
+   * hanging. Statements themselves have no time limit.
+   */
+  connectTimeoutMs?: number;
+  /** Where the connection string came from, for start-up errors (e.g. `DATABASE_URL`). */
+  source?: string;
   onError?: (err: Error) => void;
+}
+
+/** Default for PgOptions.connectTimeoutMs. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * The database named by a connection string cannot be used at start: the string is not a
+ * postgres: URL, or the first connection failed (unknown host, refused, timed out, no such role or
+ * database, authentication). One line, never the password; the CLI prints it without a stack.
+ */
+export class DatabaseConnectError extends Error {
+  override name = 'DatabaseConnectError';
+}
+
+/** `host:port/db` of a postgres: URL, without user or password; refuses other schemes and non-URLs. */
+export function describeConnectionString(connectionString: string, source?: string): { where: string; password: string } {
+  const from = source ? ` (${source})` : '';
+  let url: URL;
+  try {
+    url = new URL(connectionString);
+  } catch {
+    throw new DatabaseConnectError(`database URL${from} is not a valid URL; expected postgres://user[:password]@host[:port]/database`);
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new DatabaseConnectError(`database URL${from} has scheme ${url.protocol.replace(/:$/, '')}; expected postgres:// or postgresql://`);
+  }
+  const host = url.searchParams.get('host') || url.hostname || 'localhost';
+  const port = url.searchParams.get('port') || url.port || '5432';
+  let db: string;
+  try {
+    db = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  } catch {
+    db = url.pathname.replace(/^\//, '');
+  }
+  let password = '';
+  try {
+    password = decodeURIComponent(url.password);
+  } catch {
+    password = url.password;
+  }
+  return { where: `${host}:${port}/${db || decodeURIComponent(url.username) || '?'}`, password };
+}
+
+/** The reason of a failed first connection, one line (several addresses tried make an AggregateError). */
+function connectReason(err: unknown): string {
+  const e = err as { message?: unknown; code?: unknown; errors?: unknown; cause?: unknown } | null;
+  if (!e || typeof e !== 'object') return String(err);
+  let msg = typeof e.message === 'string' ? e.message : '';
+  if (!msg && Array.isArray(e.errors) && e.errors.length) msg = connectReason(e.errors[0]);
+  if (!msg && typeof e.code === 'string') msg = e.code;
+  return (msg || String(err)).split('\n')[0]!;
 }
 
 /**
@@ -35,20 +94,33 @@ const APPLICATION_NAME = 'taskgate';
 
 export async function openPg(options: PgOptions): Promise<Db> {
   if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) throw new Error(`invalid schema name ${options.schema}`);
+  const { where, password } = describeConnectionString(options.connectionString, options.source);
   const connOptions = options.schema ? `-c search_path=${options.schema}` : undefined;
+  // every connection: a bounded connect (a stalled host fails instead of hanging) and TCP
+  // keepalive (a peer gone without a FIN or RST is noticed on an idle or LISTEN connection)
+  const connectionTimeoutMillis = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.maxConnections ?? 20,
     options: connOptions,
     application_name: APPLICATION_NAME,
+    connectionTimeoutMillis,
+    keepAlive: true,
     // statements issued back to back on one client go out without waiting for each other's
     // answers (transaction() relies on it); a lone query behaves exactly as without
     pipeline: true,
   } as pg.PoolConfig);
   pool.on('error', (err) => options.onError?.(err));
   // fail fast with a clear error if the server is not there
-  const probe = await pool.connect();
-  probe.release();
+  try {
+    const probe = await pool.connect();
+    probe.release();
+  } catch (err) {
+    await pool.end().catch(() => {});
+    let reason = connectReason(err);
+    if (password) reason = reason.split(password).join('***');
+    throw new DatabaseConnectError(`cannot connect to PostgreSQL at ${where}${options.source ? ` (${options.source})` : ''}: ${reason}`, { cause: err });
+  }
 
   const listeners = new Map<string, Set<(payload: string) => void>>();
   let listenClient: pg.Client | undefined;
@@ -69,7 +141,9 @@ export async function openPg(options: PgOptions): Promise<Db> {
   }
 
   async function connectListener(): Promise<pg.Client> {
-    const client = new pg.Client({ connectionString: options.connectionString, options: connOptions, application_name: APPLICATION_NAME });
+    const client = new pg.Client({
+      connectionString: options.connectionString, options: connOptions, application_name: APPLICATION_NAME, connectionTimeoutMillis, keepAlive: true,
+    });
     client.on('notification', (msg) => {
       for (const fn of listeners.get(msg.channel) ?? []) fn(msg.payload ?? '');
     });
