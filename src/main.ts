@@ -36,10 +36,10 @@ export async function openDatabase(config: Config, log?: Logger): Promise<Db> {
   if (config.databaseUrl) {
     const onError = (err: Error) => log?.warn({ err }, 'database connection error');
     if (config.databaseSchema) {
-      const admin = await openPg({ connectionString: config.databaseUrl, maxConnections: 1, onError });
+      const admin = await openPg({ connectionString: config.databaseUrl, maxConnections: 1, onError, source: 'DATABASE_URL' });
       await admin.exec(`CREATE SCHEMA IF NOT EXISTS "${config.databaseSchema}"`).finally(() => admin.close());
     }
-    return openPg({ connectionString: config.databaseUrl, schema: config.databaseSchema, maxConnections: config.databasePoolSize, onError });
+    return openPg({ connectionString: config.databaseUrl, schema: config.databaseSchema, maxConnections: config.databasePoolSize, onError, source: 'DATABASE_URL' });
   }
   return openPglite({ dataDir: config.dataDir });
 }
