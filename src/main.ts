@@ -37,7 +37,14 @@ export async function openDatabase(config: Config, log?: Logger): Promise<Db> {
     const onError = (err: Error) => log?.warn({ err }, 'database connection error');
     if (config.databaseSchema) {
       const admin = await openPg({ connectionString: config.databaseUrl, maxConnections: 1, onError, source: 'DATABASE_URL' });
-      await admin.exec(`CREATE SCHEMA IF NOT EXISTS "${config.databaseSchema}"`).finally(() => admin.close());
+      // IF NOT EXISTS is not atomic: concurrent starters can both try to create it, and the loser
+      // fails with 23505 (pg_namespace's unique index) or 42P06 — it exists, which is all we need
+      await admin.exec(`CREATE SCHEMA IF NOT EXISTS "${config.databaseSchema}"`)
+        .catch((err: unknown) => {
+          const code = (err as { code?: unknown } | null)?.code;
+          if (code !== '23505' && code !== '42P06') throw err;
+        })
+        .finally(() => admin.close());
     }
     return openPg({ connectionString: config.databaseUrl, schema: config.databaseSchema, maxConnections: config.databasePoolSize, onError, source: 'DATABASE_URL' });
   }
@@ -84,6 +91,17 @@ export interface StartOptions {
   noListen?: boolean;
   /** Print the bootstrap key to stdout (the CLI does; tests do not). */
   announce?: (line: string) => void;
+}
+
+/**
+ * Redis in /readiness: it makes an API process unready only when rate limits fail closed (then
+ * limited routes really answer 503 without it); failing open, or on a worker (which limits
+ * nothing), an unreachable Redis is reported as degraded — a Redis blip must not take every
+ * process out of its load balancer while requests still succeed.
+ */
+function redisReadiness(config: Config, redis: (() => Promise<void>) | undefined): { readinessChecks?: (() => Promise<void>)[]; advisoryChecks?: (() => Promise<void>)[] } {
+  if (!redis) return {};
+  return config.role !== 'worker' && config.security.rateLimitFailClosed ? { readinessChecks: [redis] } : { advisoryChecks: [redis] };
 }
 
 /** How long a start waits for Redis before serving without it (fail open/closed meanwhile). */
@@ -153,7 +171,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       : undefined;
 
     const app = await buildApp(
-      { config, db, hub, signals, catalog: registry, definitions: definitionSync, metrics, version: VERSION, readinessChecks: shared ? [shared.redis] : undefined, dispatch: worker },
+      { config, db, hub, signals, catalog: registry, definitions: definitionSync, metrics, version: VERSION, ...redisReadiness(config, shared?.redis), dispatch: worker },
       {
         role: config.role, logger: log, rateLimiter: shared?.limiter,
         plugins: [

@@ -59,4 +59,6 @@ export interface AppDeps {
   dispatch?: LocalDispatch;
   /** Extra readiness checks (Redis, …); database and migrations are always checked. */
   readinessChecks?: (() => Promise<void>)[];
+  /** Checks /readiness reports (`degraded: …` when failing) without answering 503 for them. */
+  advisoryChecks?: (() => Promise<void>)[];
 }

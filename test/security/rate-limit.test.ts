@@ -183,7 +183,7 @@ describe.skipIf(!REDIS_URL)('in Redis (REDIS_URL)', () => {
     b = await startTestServer(tdb.db, { ...SLOW, REDIS_URL: REDIS_URL!, TASKGATE_READ_RATE_LIMIT_MULTIPLIER: '1', TASKGATE_ROLE: 'api' });
     // the client connects in the background: wait until both report Redis ready
     for (const s of [a, b]) {
-      for (let i = 0; (await s.call('GET', '/readiness', undefined, { key: null })).status !== 200; i++) {
+      for (let i = 0; (await s.call('GET', '/readiness', undefined, { key: null })).body?.checks?.redis !== 'ok'; i++) {
         if (i > 200) throw new Error('redis never became ready');
         await new Promise((r) => setTimeout(r, 25));
       }
@@ -221,7 +221,7 @@ describe.skipIf(!REDIS_URL)('in Redis (REDIS_URL)', () => {
 describe('Redis unreachable (REDIS_URL at a closed port)', () => {
   const DOWN = { ...SLOW, REDIS_URL: 'redis://127.0.0.1:1', TASKGATE_ROLE: 'api' };
 
-  it('fails open by default: requests pass, the failure is counted, readiness says not ready', async () => {
+  it('fails open by default: requests pass, the failure is counted, readiness stays ready and says Redis is degraded', async () => {
     const server = await startTestServer(tdb.db, DOWN);
     try {
       const { key } = await newTenant(tdb.db, ['admin']);
@@ -229,9 +229,10 @@ describe('Redis unreachable (REDIS_URL at a closed port)', () => {
       expect(statuses.every((s) => s === 201)).toBe(true);
       const metrics = await server.call('GET', '/metrics');
       expect(metrics.text).toMatch(/taskgate_rate_limit_store_errors_total\{outcome="allowed"\} (1[5-9]|[2-9]\d)/);
+      // requests still succeed: taking the process out of its load balancer would be the outage
       const ready = await server.call('GET', '/readiness', undefined, { key: null });
-      expect(ready.status).toBe(503);
-      expect(ready.body.checks.redis).not.toBe('ok');
+      expect(ready.status).toBe(200);
+      expect(ready.body).toMatchObject({ status: 'ready', checks: { database: 'ok', redis: expect.stringMatching(/^degraded: /) } });
     } finally {
       await server.close();
     }
@@ -249,8 +250,21 @@ describe('Redis unreachable (REDIS_URL at a closed port)', () => {
       expect((await server.call('GET', '/health', undefined, { key: null })).status).toBe(200);
       const metrics = await server.call('GET', '/metrics');
       expect(metrics.text).toMatch(/taskgate_rate_limit_store_errors_total\{outcome="refused"\} [1-9]/);
+      // here Redis gates the limited routes, so the process is not ready without it
+      const ready = await server.call('GET', '/readiness', undefined, { key: null });
+      expect(ready.status).toBe(503);
+      expect(ready.body.checks.redis).not.toMatch(/^(ok|degraded)/);
     } finally {
       await server.close();
+    }
+    // a worker limits nothing: Redis never makes it unready
+    const worker = await startTestServer(tdb.db, { ...DOWN, TASKGATE_RATE_LIMIT_FAIL_CLOSED: 'true', TASKGATE_ROLE: 'worker' });
+    try {
+      const ready = await worker.call('GET', '/readiness', undefined, { key: null });
+      expect(ready.status).toBe(200);
+      expect(ready.body.checks.redis).toMatch(/^degraded: /);
+    } finally {
+      await worker.close();
     }
   });
 });

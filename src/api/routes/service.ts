@@ -11,10 +11,10 @@ import { requireOperator } from './admin.js';
 const Health = Type.Object({ status: Type.Literal('healthy'), version: Type.String(), time: Type.String() });
 const Readiness = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
-  checks: Type.Record(Type.String(), Type.String(), { description: 'database, migrations (and redis when configured): `ok`, or what is wrong' }),
+  checks: Type.Record(Type.String(), Type.String(), { description: 'database, migrations (and redis when configured): `ok`, or what is wrong; `degraded: …` for a check that does not make the process unready (Redis while rate limits fail open)' }),
 });
 
-export async function serviceRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db' | 'metrics' | 'version' | 'readinessChecks' | 'config'>): Promise<void> {
+export async function serviceRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db' | 'metrics' | 'version' | 'readinessChecks' | 'advisoryChecks' | 'config'>): Promise<void> {
   const health = async () => ({ status: 'healthy', version: deps.version, time: new Date().toISOString() });
   app.get('/health', { config: { public: true }, schema: { tags: ['service'], summary: 'Liveness', response: { 200: Health, ...errorResponses('GET', 'public') } } }, health);
 
@@ -38,15 +38,19 @@ export async function serviceRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
     } catch {
       checks.database = 'unreachable';
     }
-    for (const [i, check] of (deps.readinessChecks ?? []).entries()) {
+    let ready = checks.database === 'ok' && checks.migrations === 'ok';
+    const extra = [...(deps.readinessChecks ?? []).map((c) => [c, true] as const), ...(deps.advisoryChecks ?? []).map((c) => [c, false] as const)];
+    for (const [i, [check, gating]] of extra.entries()) {
+      const name = check.name || `check_${i}`;
       try {
         await check();
-        checks[check.name || `check_${i}`] = 'ok';
+        checks[name] = 'ok';
       } catch (err) {
-        checks[check.name || `check_${i}`] = (err as Error).message;
+        // an advisory check's failure is reported, not a reason to take the process out of service
+        checks[name] = gating ? (err as Error).message : `degraded: ${(err as Error).message}`;
+        if (gating) ready = false;
       }
     }
-    const ready = Object.values(checks).every((c) => c === 'ok');
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
   });
 
