@@ -163,6 +163,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       );
       metrics.activeAttemptsSource = () => worker?.activeCount ?? 0;
     }
+    if (config.taskRetentionMs > 0 && config.role === 'api') {
+      log.warn('TASKGATE_TASK_RETENTION is set on an api process: only worker processes (or `taskgate prune`) delete old tasks');
+    }
+    if (config.taskRetentionMs > 0 && config.taskRetentionMs < config.security.idempotencyTtlMs) {
+      log.warn({ retention_ms: config.taskRetentionMs, idempotency_ttl_ms: config.security.idempotencyTtlMs }, 'TASKGATE_TASK_RETENTION is shorter than the idempotency TTL: a replayed submit can name a task already deleted');
+    }
     const retention = config.role !== 'api' && config.taskRetentionMs > 0
       ? new RetentionSweeper(
         { retentionMs: config.taskRetentionMs, intervalMs: config.retentionIntervalMs },

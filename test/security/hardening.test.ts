@@ -180,6 +180,26 @@ describe('header timeout', () => {
   });
 });
 
+describe('retention settings an operator could get wrong', () => {
+  it('warns when TASKGATE_TASK_RETENTION is set on an api process (which never sweeps) or is shorter than the idempotency TTL', async () => {
+    const { server, logs } = await serverWithLogs({ TASKGATE_TASK_RETENTION: '2h', LOG_LEVEL: 'warn' });
+    try {
+      expect(server.retention).toBeUndefined();
+      expect(logs()).toContain('TASKGATE_TASK_RETENTION is set on an api process');
+      expect(logs()).toContain('shorter than the idempotency TTL');
+    } finally {
+      await server.close();
+    }
+    const quiet = await serverWithLogs({ TASKGATE_TASK_RETENTION: '30d', TASKGATE_ROLE: 'worker', LOG_LEVEL: 'warn' });
+    try {
+      expect(quiet.server.retention).toBeDefined();
+      expect(quiet.logs()).not.toContain('TASKGATE_TASK_RETENTION');
+    } finally {
+      await quiet.server.close();
+    }
+  });
+});
+
 describe('requests Node refuses before they exist', () => {
   const rawAnswer = (port: number, bytes: string) =>
     new Promise<string>((resolve, reject) => {
