@@ -1,5 +1,6 @@
 // Forward-only numbered SQL migrations (migrations/NNNN_name.sql), applied in one transaction
-// under an advisory lock so concurrent starters do not race. A database migrated by a newer
+// under an advisory lock so concurrent starters do not race; an up-to-date database is recognised
+// with read-only queries first (no DDL, no lock: a data-only role can start). A database migrated by a newer
 // Taskgate than this one is refused.
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -47,20 +48,35 @@ export function latestVersion(migrations: Migration[] = loadMigrations()): numbe
   return migrations.at(-1)?.version ?? 0;
 }
 
-/** Applies pending migrations; returns the versions applied. */
+function refuseTooNew(applied: Set<number>, migrations: Migration[]): void {
+  const newest = Math.max(0, ...applied);
+  if (newest > latestVersion(migrations)) {
+    throw new SchemaTooNewError(
+      `database schema is at version ${newest}, newer than this Taskgate knows (${latestVersion(migrations)}); upgrade Taskgate`,
+    );
+  }
+}
+
+/**
+ * Applies pending migrations; returns the versions applied. A database already at the latest
+ * version is recognised with read-only queries first — no DDL, no advisory lock — so that a role
+ * with only data rights (no CREATE on the schema) can start against a migrated database.
+ */
 export async function migrate(db: Db, migrations: Migration[] = loadMigrations()): Promise<number[]> {
+  const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass('taskgate_migrations') IS NOT NULL AS ok`);
+  if (exists.rows[0]?.ok) {
+    const res = await db.query<{ version: number }>('SELECT version FROM taskgate_migrations');
+    const applied = new Set(res.rows.map((r) => r.version));
+    refuseTooNew(applied, migrations);
+    if (migrations.every((m) => applied.has(m.version))) return [];
+  }
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
     await tx.query(`CREATE TABLE IF NOT EXISTS taskgate_migrations (
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
     const res = await tx.query<{ version: number }>('SELECT version FROM taskgate_migrations');
     const applied = new Set(res.rows.map((r) => r.version));
-    const newest = Math.max(0, ...applied);
-    if (newest > latestVersion(migrations)) {
-      throw new SchemaTooNewError(
-        `database schema is at version ${newest}, newer than this Taskgate knows (${latestVersion(migrations)}); upgrade Taskgate`,
-      );
-    }
+    refuseTooNew(applied, migrations);
     const done: number[] = [];
     for (const m of migrations) {
       if (applied.has(m.version)) continue;
