@@ -226,7 +226,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     await app.register(async (scope) => authKeyRoutes(scope, deps));
     await app.register(async (scope) => adminRoutes(scope, deps));
     await app.register(async (scope) => approvalRoutes(scope, deps));
-    await app.register(compatRoutes);
+    await app.register(async (scope) => compatRoutes(scope, deps));
     await app.register(async (scope) => dashboardRoutes(scope));
     for (const plugin of opts.plugins ?? []) await app.register(plugin);
   }

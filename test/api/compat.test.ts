@@ -1,8 +1,22 @@
 // Seed 004's task endpoint shapes, translated onto the canonical routes.
 import { describe, expect, it } from 'vitest';
-import { newTenant, startTestServer, useTestServer } from '../helpers/server.js';
+import { newTenant, startTestServer, until, useTestServer, waitForTask } from '../helpers/server.js';
+import type { TaskDefinition } from '../../src/executors/types.js';
+import { gates } from '../streaming/helpers.js';
 
-const fixture = useTestServer();
+/** Reports `done` of 500 steps as PROGRESS events (more than a page of events), then waits at gate `<key>`. */
+const stepper: TaskDefinition = {
+  id: 'test-compat-steps', name: 'steps', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object', properties: { key: { type: 'string' }, done: { type: 'integer' } }, required: ['key', 'done'] },
+  output_schema: { type: 'object' },
+  async handler(input: { key: string; done: number }, ctx) {
+    for (let step = 1; step <= input.done; step++) await ctx.progress(`step ${step}`, { step, steps: 500 });
+    await gates.wait(input.key);
+    return {};
+  },
+};
+
+const fixture = useTestServer({}, { definitions: [stepper] });
 
 describe('seed 004 compatibility routes', () => {
   it('POST /api/v1/task → 201 accepted; GET shows progress and result', async () => {
@@ -25,6 +39,21 @@ describe('seed 004 compatibility routes', () => {
     const timed = await fixture.server.call('POST', '/api/v1/task', { type: 'noop', args: {}, metadata: { timeout: 90 } });
     const timedCreated = Date.parse((await fixture.server.call('GET', `/api/v1/tasks/${timed.body.task_id}`)).body.created_at);
     expect(Date.parse(timed.body.estimated_completion) - timedCreated).toBe(90_000);
+  });
+
+  it('GET reports the newest step progress, also past the first page of events', async () => {
+    const res = await fixture.server.call('POST', '/api/v1/task', { type: stepper.id, args: { key: 'compat-steps', done: 260 } });
+    expect(res.status).toBe(201);
+    const id = res.body.task_id;
+    await until(async () => (await fixture.server.call('GET', `/api/v1/task/${id}`)).body.progress === 52, 'progress 260 of 500 steps');
+    const t = (await fixture.server.call('GET', `/api/v1/task/${id}`)).body;
+    expect(t).toMatchObject({ status: 'processing', progress: 52 });
+    // another tenant sees nothing of it
+    const other = await newTenant(fixture.tdb.db, ['admin']);
+    expect((await fixture.server.call('GET', `/api/v1/task/${id}`, undefined, { key: other.key })).status).toBe(404);
+    gates.open('compat-steps');
+    await waitForTask(fixture.server, id);
+    expect((await fixture.server.call('GET', `/api/v1/task/${id}`)).body).toMatchObject({ status: 'completed', progress: 100 });
   });
 
   it('uses its own error shape: validation 400 with errors, unknown 404, bad id 400', async () => {

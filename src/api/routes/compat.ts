@@ -7,6 +7,8 @@ import { Type } from 'typebox';
 import { ErrorResponse, errorResponses, ID_REGEX } from '../../contract/tasks.js';
 import { ApiError } from '../../contract/errors.js';
 import { RATE_LIMIT_HEADERS } from '../rate-limit.js';
+import type { Queryable } from '../../storage/db.js';
+import { eventsLatestStepProgress } from '../../storage/queries/events.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -107,7 +109,7 @@ function relayError(reply: FastifyReply, status: number, body: Envelope, taskId?
   return reply.code(code).send(errorBody(code === 400 && errors ? 'Request validation failed' : e?.message ?? 'Request failed', taskId, errors));
 }
 
-export async function compatRoutes(app: FastifyInstance): Promise<void> {
+export async function compatRoutes(app: FastifyInstance, deps: { db: Queryable }): Promise<void> {
   // the response schemas document seed 004's bodies; the bodies are sent as built, key order
   // included (a schema serializer would put an error's optional task_id after its timestamp)
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
@@ -177,9 +179,10 @@ export async function compatRoutes(app: FastifyInstance): Promise<void> {
     const t = res.json() as { status: string; output: unknown; result: string | null; error: string | null; created_at: string; updated_at: string };
     let progress = t.status === 'COMPLETED' ? 100 : 0;
     if (t.status === 'RUNNING' || t.status === 'PAUSED') {
-      const ev = (await app.inject({ method: 'GET', url: `/api/v1/tasks/${id}/events?limit=200`, headers: forward(req) })).json() as { events: { type: string; payload: { step?: number; steps?: number } | null }[] };
-      const last = ev.events.filter((e) => e.type === 'PROGRESS' && e.payload?.steps).at(-1);
-      if (last?.payload?.step && last.payload.steps) progress = Math.min(99, Math.round((last.payload.step / last.payload.steps) * 100));
+      // the newest step progress (the task was just read as this caller's, so its tenant is theirs);
+      // reading the first page of events froze progress once a task had more than a page of them
+      const last = await eventsLatestStepProgress(deps.db, { tenantId: req.principal.tenantId, taskId: id });
+      if (last && Number(last.steps) > 0) progress = Math.max(0, Math.min(99, Math.round((Number(last.step) / Number(last.steps)) * 100)));
     }
     return {
       task_id: id, status: STATUS[t.status] ?? 'pending', progress, result: t.result ?? t.output ?? null, error: t.error,

@@ -14,6 +14,20 @@ export async function eventsList(
   return res.rows;
 }
 
+/**
+ * The payload of the task's newest PROGRESS event that names `step` and `steps` (seed 004's
+ * progress), found by a backward scan of the task's primary-key range.
+ */
+export async function eventsLatestStepProgress(db: Queryable, p: { tenantId: string; taskId: string }): Promise<{ step: number; steps: number } | undefined> {
+  const res = await db.query<{ payload: { step: number; steps: number } }>(
+    `SELECT payload FROM task_events
+      WHERE task_id = $1 AND tenant_id = $2 AND type = 'PROGRESS' AND payload ? 'step' AND payload ? 'steps'
+      ORDER BY seq DESC LIMIT 1`,
+    [p.taskId, p.tenantId],
+  );
+  return res.rows[0]?.payload;
+}
+
 export async function eventsCount(db: Queryable, p: { tenantId: string; taskId: string }): Promise<number> {
   const res = await db.query<{ n: number }>(
     'SELECT count(*)::int AS n FROM task_events WHERE task_id = $1 AND tenant_id = $2',
