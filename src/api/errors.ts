@@ -126,11 +126,14 @@ export function clientErrorHandler(this: FastifyInstance, err: Error & { code?: 
  * Fastify's own 414) — are malformed paths: 400 VALIDATION_ERROR in the envelope.
  */
 export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
-  const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A path segment is too long' : 'The path is not valid URL encoding';
+  const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
   void reply
     .code(400)
     .header('x-request-id', req.id)
     .header('x-content-type-options', 'nosniff')
     .type('application/json; charset=utf-8')
-    .send(JSON.stringify(envelope('VALIDATION_ERROR', message, req.id, { location: 'path', reason: err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'too long' : 'bad encoding' })));
+    .send(JSON.stringify(envelope(
+      'VALIDATION_ERROR', tooLong ? 'A path segment is too long' : 'The path is not valid URL encoding', req.id,
+      { location: 'path', reason: tooLong ? 'too long' : 'bad encoding' },
+    )));
 }

@@ -77,7 +77,8 @@ async function migrateCmd(flags: Record<string, string | boolean>, io: CliIo): P
 async function prune(flags: Record<string, string | boolean>, io: CliIo): Promise<void> {
   const config = loadConfig(flags);
   const raw = flags['older-than'];
-  const retentionMs = raw === undefined ? config.taskRetentionMs : parseDuration('--older-than', typeof raw === 'string' ? raw : '');
+  const age = typeof raw === 'string' ? raw : undefined;
+  const retentionMs = raw === undefined ? config.taskRetentionMs : parseDuration('--older-than', age);
   if (!(retentionMs > 0)) {
     io.err('taskgate prune: say how old, e.g. --older-than 30d (or set TASKGATE_TASK_RETENTION)');
     process.exitCode = 2;
@@ -85,9 +86,8 @@ async function prune(flags: Record<string, string | boolean>, io: CliIo): Promis
   }
   const db = await openDatabase(config);
   try {
-    const log = { info() {}, warn() {}, error() {} };
-    const swept = await new RetentionSweeper({ retentionMs, intervalMs: config.retentionIntervalMs }, { db, log }).sweepOnce();
-    io.out(`deleted ${swept.tasks} ended task(s) and ${swept.sessions} deleted session(s) older than ${typeof raw === 'string' ? raw : 'TASKGATE_TASK_RETENTION'}`);
+    const swept = await new RetentionSweeper({ retentionMs, intervalMs: config.retentionIntervalMs }, { db }).sweepOnce();
+    io.out(`deleted ${swept.tasks} ended task(s) and ${swept.sessions} deleted session(s) older than ${age ?? 'TASKGATE_TASK_RETENTION'}`);
   } finally {
     await db.close();
   }

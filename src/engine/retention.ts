@@ -24,7 +24,8 @@ export interface RetentionOptions {
 
 export interface RetentionDeps {
   db: Db;
-  log: TaskLogger;
+  /** Sweep results and scheduled sweeps' failures (none: a one-off sweep reports them itself). */
+  log?: TaskLogger;
   /** Called after each batch with what it deleted (metrics). */
   onDeleted?: (kind: 'tasks' | 'sessions', n: number) => void;
 }
@@ -68,7 +69,7 @@ export class RetentionSweeper {
     const jitter = 0.75 + Math.random() * 0.5;
     this.#timer = setTimeout(() => {
       this.#running = this.sweepOnce()
-        .catch((err: unknown) => this.#d.log.warn('retention sweep failed (retried at the next one)', { err: (err as Error).message }))
+        .catch((err: unknown) => this.#d.log?.warn('retention sweep failed (retried at the next one)', { err: (err as Error).message }))
         .finally(() => {
           if (this.#state === 'started') this.#schedule();
         });
@@ -91,7 +92,7 @@ export class RetentionSweeper {
     }
     result.sessions = await this.#drain('sessions', () => sessionsDeleteRemoved(this.#d.db, { olderThanMs, limit }));
     if (result.tasks || result.sessions) {
-      this.#d.log.info('retention: deleted ended tasks and removed sessions past their age', { ...result, retention_ms: olderThanMs });
+      this.#d.log?.info('retention: deleted ended tasks and removed sessions past their age', { ...result, retention_ms: olderThanMs });
     }
     return result;
   }

@@ -50,19 +50,17 @@ export function describeConnectionString(connectionString: string, source?: stri
   }
   const host = url.searchParams.get('host') || url.hostname || 'localhost';
   const port = url.searchParams.get('port') || url.port || '5432';
-  let db: string;
+  const db = decoded(url.pathname.replace(/^\//, ''));
+  return { where: `${host}:${port}/${db || decoded(url.username) || '?'}`, password: decoded(url.password) };
+}
+
+/** A URL component percent-decoded, or as written when it is not valid percent-encoding. */
+function decoded(component: string): string {
   try {
-    db = decodeURIComponent(url.pathname.replace(/^\//, ''));
+    return decodeURIComponent(component);
   } catch {
-    db = url.pathname.replace(/^\//, '');
+    return component;
   }
-  let password = '';
-  try {
-    password = decodeURIComponent(url.password);
-  } catch {
-    password = url.password;
-  }
-  return { where: `${host}:${port}/${db || decodeURIComponent(url.username) || '?'}`, password };
 }
 
 /** The reason of a failed first connection, one line (several addresses tried make an AggregateError). */
@@ -98,14 +96,16 @@ export async function openPg(options: PgOptions): Promise<Db> {
   const connOptions = options.schema ? `-c search_path=${options.schema}` : undefined;
   // every connection: a bounded connect (a stalled host fails instead of hanging) and TCP
   // keepalive (a peer gone without a FIN or RST is noticed on an idle or LISTEN connection)
-  const connectionTimeoutMillis = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const pool = new pg.Pool({
+  const connection = {
     connectionString: options.connectionString,
-    max: options.maxConnections ?? 20,
     options: connOptions,
     application_name: APPLICATION_NAME,
-    connectionTimeoutMillis,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     keepAlive: true,
+  };
+  const pool = new pg.Pool({
+    ...connection,
+    max: options.maxConnections ?? 20,
     // statements issued back to back on one client go out without waiting for each other's
     // answers (transaction() relies on it); a lone query behaves exactly as without
     pipeline: true,
@@ -141,9 +141,7 @@ export async function openPg(options: PgOptions): Promise<Db> {
   }
 
   async function connectListener(): Promise<pg.Client> {
-    const client = new pg.Client({
-      connectionString: options.connectionString, options: connOptions, application_name: APPLICATION_NAME, connectionTimeoutMillis, keepAlive: true,
-    });
+    const client = new pg.Client(connection);
     client.on('notification', (msg) => {
       for (const fn of listeners.get(msg.channel) ?? []) fn(msg.payload ?? '');
     });

@@ -123,10 +123,9 @@ describe('retention', () => {
     for (let i = 0; i < 5; i++) ids.push(await completedNoop(key));
     await age(ids, 3);
     const batches: number[] = [];
-    const log = { info() {}, warn() {}, error() {} };
     const sweeper = new RetentionSweeper(
       { retentionMs: 2 * DAY_MS, intervalMs: 50, batchSize: 2, batchPauseMs: 1 },
-      { db: db(), log, onDeleted: (kind, n) => kind === 'tasks' && batches.push(n) },
+      { db: db(), onDeleted: (kind, n) => kind === 'tasks' && batches.push(n) },
     );
     sweeper.start();
     await until(async () => (await db().query('SELECT 1 FROM tasks WHERE id = ANY ($1)', [ids])).rows.length === 0, 'the sweeper to delete the aged tasks');

@@ -2,9 +2,12 @@
 // age are deleted in small batches. Ages are measured on the database's clock, the one that wrote
 // completed_at and deleted_at.
 import type { Queryable } from '../db.js';
+import { TERMINAL_STATUSES } from '../../domain/lifecycle.js';
+
+const ENDED = [...TERMINAL_STATUSES];
 
 /**
- * Deletes up to `limit` of `tenantId`'s tasks that ended (COMPLETED, FAILED, CANCELLED, TIMEOUT)
+ * Deletes up to `limit` of `tenantId`'s tasks that ended (a terminal status: domain/lifecycle.ts)
  * more than `olderThanMs` ago, with their events; steps and approvals go with them (ON DELETE
  * CASCADE). Returns how many tasks it deleted.
  *
@@ -18,7 +21,7 @@ export async function tasksDeleteEnded(db: Queryable, p: { tenantId: string; old
      doomed AS (
        SELECT t.id FROM tasks t, cutoff
         WHERE t.tenant_id = $1 AND t.created_at < cutoff.at AND t.completed_at < cutoff.at
-          AND t.status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT')
+          AND t.status = ANY ($4::text[])
         ORDER BY t.created_at
         LIMIT $3
         FOR UPDATE OF t SKIP LOCKED
@@ -26,7 +29,7 @@ export async function tasksDeleteEnded(db: Queryable, p: { tenantId: string; old
        DELETE FROM task_events WHERE task_id = ANY (ARRAY(SELECT id FROM doomed))
      )
      DELETE FROM tasks WHERE id = ANY (ARRAY(SELECT id FROM doomed)) RETURNING id`,
-    [p.tenantId, p.olderThanMs, p.limit],
+    [p.tenantId, p.olderThanMs, p.limit, ENDED],
     { name: 'tasks_delete_ended' },
   );
   return res.rowCount;
