@@ -66,6 +66,8 @@ export class Worker {
   #claimedSinceStart = false;
   #pollTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
+  #heartbeatRunning: Promise<void> | undefined;
+  #heartbeatNext: Promise<void> | undefined;
   #unsubscribe: (() => void)[] = [];
 
   constructor(options: WorkerOptions, deps: WorkerDeps) {
@@ -264,7 +266,27 @@ export class Worker {
     this.wake();
   }
 
-  async #heartbeat(): Promise<void> {
+  /**
+   * One heartbeat at a time: a heartbeat asked for while one is in flight (the timer's, a control
+   * hint's) runs once after it, and every caller waits for that one. Two in flight could be
+   * answered out of order — an older answer processed after a newer one set an attempt's pause
+   * flag back for a whole interval — and on a slow database the timer would stack statements on
+   * the pool.
+   */
+  #heartbeat(): Promise<void> {
+    if (this.#heartbeatNext) return this.#heartbeatNext;
+    if (!this.#heartbeatRunning) {
+      this.#heartbeatRunning = this.#heartbeatOnce().finally(() => (this.#heartbeatRunning = undefined));
+      return this.#heartbeatRunning;
+    }
+    this.#heartbeatNext = this.#heartbeatRunning.then(() => {
+      this.#heartbeatNext = undefined;
+      return this.#heartbeat();
+    });
+    return this.#heartbeatNext;
+  }
+
+  async #heartbeatOnce(): Promise<void> {
     if (this.#active.size === 0) return;
     const running = [...this.#active.values()].filter((a) => a.leased);
     if (running.length === 0) return;

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { until, useTestServer, waitForTask } from '../helpers/server.js';
 import { PermanentError, type TaskDefinition } from '../../src/executors/types.js';
 import { gates } from '../streaming/helpers.js';
+import { usingPostgres } from '../helpers/db.js';
 
 const attemptsSeen = new Map<string, number>();
 const bodyRuns = new Map<string, number>();
@@ -196,6 +197,49 @@ describe('engine', () => {
     const types = await eventTypes(id);
     expect(types).toEqual(expect.arrayContaining(['WORKFLOW_PAUSING', 'WORKFLOW_RESUMED', 'WORKFLOW_COMPLETED']));
     expect(types).not.toContain('WORKFLOW_PAUSED');
+  });
+
+  it.skipIf(!usingPostgres())('runs one heartbeat at a time: hints while one waits are folded into one more (PostgreSQL)', async () => {
+    // Heartbeats answered out of order could set a pause flag back; stacked ones hold the pool.
+    // A transaction holds the running task's row, so each heartbeat statement waits on it.
+    const key = 'heartbeat-serial';
+    const id = await submit({ task_definition_id: pausable.id, input: { key } });
+    await until(() => stepRuns.get(`${key}:one`) === 1, 'step one');
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let lockerPid = 0;
+    const locker = fixture.server.db.transaction(async (tx) => {
+      lockerPid = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      await tx.query('SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE', [id]);
+      await released;
+    });
+    await until(() => lockerPid !== 0, 'the row lock');
+    // statements waiting on the locker, directly or queued behind another waiter's tuple lock
+    const waiting = async () => {
+      const { rows } = await fixture.server.db.query<{ pid: number; by: number[] }>(
+        "SELECT pid, pg_blocking_pids(pid) AS by FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+      );
+      const blocked = new Set([lockerPid]);
+      for (let grew = true; grew; ) {
+        grew = false;
+        for (const r of rows) if (!blocked.has(r.pid) && r.by.some((p) => blocked.has(p))) grew = Boolean(blocked.add(r.pid));
+      }
+      return blocked.size - 1;
+    };
+    for (let i = 0; i < 5; i++) {
+      fixture.server.signals.control(id);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await until(async () => (await waiting()) > 0, 'a heartbeat waiting on the row');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await waiting()).toBe(1);
+    release();
+    await locker;
+    // the waiting heartbeat and the one folded behind it renewed the lease: the task runs on
+    gates.open(key);
+    const done = await waitForTask(fixture.server, id);
+    expect(done.status).toBe('COMPLETED');
+    expect(done.output.runs).toEqual([1, 1, 1]);
   });
 
   it('pauses a running task at a step boundary and resumes it without re-running finished steps', async () => {
