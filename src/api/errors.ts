@@ -110,7 +110,9 @@ export function clientErrorHandler(this: FastifyInstance, err: Error & { code?: 
   const { status } = ERRORS[code];
   const requestId = randomUUID();
   const body = JSON.stringify(envelope(code, code === 'VALIDATION_ERROR' ? 'Malformed HTTP request' : ERRORS[code].message, requestId));
-  this.log.debug({ err, request_id: requestId, status }, 'client error before a request');
+  // the parser's error carries the bytes it read (`rawPacket`: headers, credentials and all), so
+  // only its code and message are logged
+  this.log.debug({ err: { code: err.code, message: err.message }, request_id: requestId, status }, 'client error before a request');
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +

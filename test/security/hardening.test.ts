@@ -200,15 +200,17 @@ describe('retention settings an operator could get wrong', () => {
   });
 });
 
+/** Writes `bytes` to a fresh connection and resolves with everything answered until it closes. */
+const rawAnswer = (port: number, bytes: string) =>
+  new Promise<string>((resolve, reject) => {
+    let got = '';
+    const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
+    socket.on('data', (d) => (got += d.toString()));
+    socket.on('close', () => resolve(got));
+    socket.on('error', reject);
+  });
+
 describe('requests Node refuses before they exist', () => {
-  const rawAnswer = (port: number, bytes: string) =>
-    new Promise<string>((resolve, reject) => {
-      let got = '';
-      const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
-      socket.on('data', (d) => (got += d.toString()));
-      socket.on('close', () => resolve(got));
-      socket.on('error', reject);
-    });
   it('answers oversized headers with 431 and bytes that are not HTTP with 400, in the envelope', async () => {
     const server = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
     try {
@@ -326,7 +328,16 @@ describe('logs', () => {
         [`/nope?token=${jwt}`, { cookie: `session=${t.key}` }],
       ];
       for (const [path, headers] of requests) await fetch(server.url + path, { headers });
+      // requests Node's parser refuses (logged at debug): the error carries the raw bytes read
+      const { port } = server.app.server.address() as { port: number };
+      const refused = [
+        `GET /api/v1/auth/me HTTP/1.1\r\nHost: x\r\nX-API-Key: ${t.key}\r\nAuthorization: Bearer ${jwt}\r\nBad Header: y\r\n\r\n`,
+        `GET /api/v1/auth/me HTTP/1.1\r\nHost: x\r\nX-API-Key: ${t.key}\r\nCookie: ${'c'.repeat(20_000)}\r\n\r\n`,
+      ];
+      for (const bytes of refused) expect(await rawAnswer(port, bytes)).toMatch(/^HTTP\/1\.1 4\d\d /);
       const text = logs();
+      expect(text).toContain('client error before a request');
+      expect(text).not.toContain('rawPacket');
       expect(text).toContain('incoming request');
       expect(text).toContain('[REDACTED]');
       for (const s of [t.key, jwt, bogus, secret, t.key.slice(16), jwt.split('.')[2]!]) expect(text).not.toContain(s);
