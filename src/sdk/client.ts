@@ -23,6 +23,7 @@ import {
 } from './errors.js';
 import { TaskHandle } from './handle.js';
 import { followEventStream, type OpenResult, type StreamState } from './sse.js';
+import { eitherSignal, MAX_RETRY_WAIT_MS, RETRYABLE_STATUS, retryAfterMs, sleep } from './transport.js';
 
 export const DEFAULT_BASE_URL = 'http://127.0.0.1:8080';
 /** A task in one of these statuses will not change again. */
@@ -99,49 +100,7 @@ export interface StreamOptions {
 /** A streamed event: the persisted event JSON plus the SSE name it was sent under. */
 export type StreamEvent = TaskEvent & { event: string };
 
-const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
-const MAX_RETRY_WAIT_MS = 30_000;
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-/** Retry-After as ms (delta-seconds or an HTTP date), if sent and sane. */
-function retryAfterMs(res: Response): number | undefined {
-  const h = res.headers.get('retry-after');
-  if (!h) return undefined;
-  const s = Number(h);
-  if (Number.isFinite(s) && s >= 0) return s * 1000;
-  const at = Date.parse(h);
-  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
-}
-
 const enc = encodeURIComponent;
-
-/** Aborts when either does (AbortSignal.any where the runtime has it: Node 20.3, browsers of 2023-24). */
-function eitherSignal(a: AbortSignal, b: AbortSignal): AbortSignal {
-  if (typeof AbortSignal.any === 'function') return AbortSignal.any([a, b]);
-  const c = new AbortController();
-  for (const s of [a, b]) {
-    if (s.aborted) {
-      c.abort(s.reason);
-      break;
-    }
-    s.addEventListener('abort', () => c.abort(s.reason), { once: true });
-  }
-  return c.signal;
-}
 
 export class TaskgateClient {
   readonly baseUrl: string;

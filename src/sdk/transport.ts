@@ -1,0 +1,46 @@
+// The SDK's transport helpers: pauses that an AbortSignal ends, Retry-After, signals combined, and
+// which answers are worth another try. No Node-only API (the SDK runs in browsers too).
+
+/** Answers that mean "not now": the request can be tried again (429 for any request, the rest when it is safe to repeat). */
+export const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+/** A Retry-After longer than this is the caller's to wait out, not a retry's. */
+export const MAX_RETRY_WAIT_MS = 30_000;
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Retry-After as ms (delta-seconds or an HTTP date), if sent and sane. */
+export function retryAfterMs(res: Response): number | undefined {
+  const h = res.headers.get('retry-after');
+  if (!h) return undefined;
+  const s = Number(h);
+  if (Number.isFinite(s) && s >= 0) return s * 1000;
+  const at = Date.parse(h);
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
+}
+
+/** Aborts when either does (AbortSignal.any where the runtime has it: Node 20.3, browsers of 2023-24). */
+export function eitherSignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([a, b]);
+  const c = new AbortController();
+  for (const s of [a, b]) {
+    if (s.aborted) {
+      c.abort(s.reason);
+      break;
+    }
+    s.addEventListener('abort', () => c.abort(s.reason), { once: true });
+  }
+  return c.signal;
+}
