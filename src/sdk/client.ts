@@ -102,6 +102,12 @@ export type StreamEvent = TaskEvent & { event: string };
 
 const enc = encodeURIComponent;
 
+/** A failure that says nothing about the task: no answer, or the server (or its proxy) asking to come back. */
+function isTransient(err: unknown): err is TaskgateError {
+  if (err instanceof NetworkError || err instanceof RequestTimeoutError) return true;
+  return err instanceof TaskgateError && RETRYABLE_STATUS.has(err.status);
+}
+
 export class TaskgateClient {
   readonly baseUrl: string;
   readonly #apiKey: string | undefined;
@@ -294,22 +300,39 @@ export class TaskgateClient {
   /**
    * Resolves with the task's view once it has ended (COMPLETED, FAILED, CANCELLED or TIMEOUT —
    * whichever it is; `TaskHandle.result()` throws for the last three). Reads the status after
-   * 100 ms, then at doubling intervals up to `pollIntervalMs`. TaskTimeoutError after `timeoutMs`.
+   * 100 ms, then at doubling intervals up to `pollIntervalMs`. A read that gets no answer (network
+   * failure, request timeout) or a 429/502/503/504 does not end the wait: the next read comes after
+   * the usual interval or the answer's Retry-After, so a server restart is ridden out; any other
+   * refusal (401, 404, …) is thrown at once. TaskTimeoutError after `timeoutMs`, its `cause` the
+   * last failed read if the server was not answering.
    */
   async wait(taskId: string, opts: WaitOptions = {}): Promise<TaskView> {
     const { timeoutMs, pollIntervalMs = 2_000, signal } = opts;
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     let interval = Math.min(100, pollIntervalMs);
+    let status: string | undefined;
     for (;;) {
-      const task = await this.getStatus(taskId, { signal });
-      if (TERMINAL_STATUSES.has(task.status)) return task;
+      let pauseMs = interval;
+      let failed: TaskgateError | undefined;
+      try {
+        const task = await this.getStatus(taskId, { signal });
+        if (TERMINAL_STATUSES.has(task.status)) return task;
+        status = task.status;
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        failed = err;
+        if (err.retryAfterS !== undefined) pauseMs = Math.max(pauseMs, err.retryAfterS * 1000);
+      }
       const left = deadline - Date.now();
       if (left <= 0) {
         throw new TaskTimeoutError({
-          status: 0, code: 'WAIT_TIMEOUT', message: `task ${taskId} is still ${task.status} after ${timeoutMs} ms`, details: { status: task.status },
+          status: 0, code: 'WAIT_TIMEOUT', details: { status: status ?? null }, cause: failed,
+          message: failed
+            ? `task ${taskId} has not been seen to end within ${timeoutMs} ms (last seen ${status ?? 'never'}; the last read failed: ${failed.message})`
+            : `task ${taskId} is still ${status} after ${timeoutMs} ms`,
         });
       }
-      await sleep(Math.min(interval, left), signal);
+      await sleep(Math.min(pauseMs, left), signal);
       interval = Math.min(interval * 2, pollIntervalMs);
     }
   }

@@ -6,18 +6,18 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   AuthenticationError, NetworkError, RateLimitError, RequestTimeoutError, ServerError, SseParser, TaskgateClient, TaskgateError,
-  type StreamEvent,
+  TaskNotFoundError, TaskTimeoutError, type StreamEvent,
 } from '../../src/sdk/index.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
 let server: Server;
 let base: string;
 let handler: Handler;
-let seen: { method: string; url: string; headers: IncomingMessage['headers'] }[];
+let seen: { method: string; url: string; headers: IncomingMessage['headers']; at: number }[];
 
 beforeAll(async () => {
   server = createServer((req, res) => {
-    seen.push({ method: req.method!, url: req.url!, headers: req.headers });
+    seen.push({ method: req.method!, url: req.url!, headers: req.headers, at: performance.now() });
     req.resume();
     req.on('end', () => handler(req, res, seen.length));
   });
@@ -151,6 +151,79 @@ describe('SDK transport: failures and credentials', () => {
     expect(seen[0]!.headers['x-api-key']).toBe('sk_abc');
     expect(seen[1]!.headers.authorization).toBe('Bearer aaa.bbb.ccc');
     expect(seen.every((s) => !s.url.includes('sk_abc') && !s.url.includes('aaa.bbb'))).toBe(true);
+  });
+});
+
+describe('SDK transport: wait()', () => {
+  const view = (status: string) => ({ task_id: 't1', workflow_id: 't1', session_id: null, status });
+  const listen = (srv: Server, port = 0) => new Promise<number>((r) => srv.listen(port, '127.0.0.1', () => r((srv.address() as AddressInfo).port)));
+  const shut = (srv: Server) => {
+    srv.closeAllConnections();
+    return new Promise((r) => srv.close(r));
+  };
+
+  it('rides out a server restart: refused connections, then 503 and 502, until the task has ended', async () => {
+    // the first server answers once (RUNNING), then goes away; a new one on the same port comes back
+    // after the client has met four refused connections, answering 503, 502, then COMPLETED
+    const first = createServer((_q, res) => {
+      json(res, 200, view('RUNNING'), { connection: 'close' });
+      first.close();
+    });
+    const port = await listen(first);
+    let restarted: Server | undefined;
+    let refused = 0;
+    const answers: number[] = [];
+    const restart = async () => {
+      restarted = createServer((_q, res) => {
+        answers.push(answers.length < 2 ? [503, 502][answers.length]! : 200);
+        if (answers.length === 1) return json(res, 503, envelope('UNAVAILABLE'), { 'retry-after': '0' });
+        if (answers.length === 2) return res.writeHead(502).end('bad gateway');
+        json(res, 200, view('COMPLETED'));
+      });
+      await listen(restarted, port);
+    };
+    const watching: typeof fetch = async (input, init) => {
+      try {
+        return await fetch(input, init);
+      } catch (err) {
+        if (++refused === 4) await restart();
+        throw err;
+      }
+    };
+    try {
+      // maxRetries 0: every failure reaches wait() itself
+      const c = new TaskgateClient({ baseUrl: `http://127.0.0.1:${port}`, fetch: watching, maxRetries: 0 });
+      expect((await c.wait('t1', { pollIntervalMs: 20, timeoutMs: 20_000 })).status).toBe('COMPLETED');
+      expect(refused).toBe(4);
+      expect(answers).toEqual([503, 502, 200]);
+    } finally {
+      await shut(first);
+      if (restarted) await shut(restarted);
+    }
+  });
+
+  it('a 503\'s Retry-After paces the next read', async () => {
+    handler = (_q, res, n) => (n === 1 ? json(res, 503, envelope('UNAVAILABLE'), { 'retry-after': '1' }) : json(res, 200, view('COMPLETED')));
+    expect((await client({ maxRetries: 0 }).wait('t1', { pollIntervalMs: 20 })).status).toBe('COMPLETED');
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.at - seen[0]!.at).toBeGreaterThanOrEqual(990);
+  });
+
+  it('a refusal (404, 401) ends the wait at once; no answer until the deadline is TaskTimeoutError with the last failure as cause', async () => {
+    handler = (_q, res) => json(res, 404, envelope('NOT_FOUND'));
+    await expect(client().wait('t1', { pollIntervalMs: 20 })).rejects.toBeInstanceOf(TaskNotFoundError);
+    expect(seen).toHaveLength(1);
+    handler = (_q, res) => json(res, 401, envelope('UNAUTHORIZED'));
+    await expect(client().wait('t1', { pollIntervalMs: 20 })).rejects.toBeInstanceOf(AuthenticationError);
+    expect(seen).toHaveLength(2);
+
+    const gone = createServer();
+    const port = await listen(gone);
+    await shut(gone);
+    const err = await new TaskgateClient({ baseUrl: `http://127.0.0.1:${port}`, maxRetries: 0 }).wait('t1', { pollIntervalMs: 20, timeoutMs: 200 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskTimeoutError);
+    expect(err).toMatchObject({ code: 'WAIT_TIMEOUT', details: { status: null } });
+    expect((err as TaskTimeoutError).cause).toBeInstanceOf(NetworkError);
   });
 });
 
