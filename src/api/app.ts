@@ -81,7 +81,31 @@ function strictBodyValidators(...args: Parameters<typeof validatorPool>): Return
   const [external, options] = args;
   const coercing = validatorPool(external, options);
   const strict = validatorPool(external, { ...options, customOptions: { ...options?.customOptions, coerceTypes: false } } as typeof options);
-  return ((route: { httpPart?: string }) => (route.httpPart === 'body' ? strict : coercing)(route as never)) as unknown as ReturnType<typeof validatorPool>;
+  return ((route: { httpPart?: string }) =>
+    route.httpPart === 'body' ? strict(route as never) : finiteNumbers(coercing(route as never) as Validate)) as unknown as ReturnType<typeof validatorPool>;
+}
+
+type Validate = ((data: unknown) => unknown) & { errors?: unknown };
+
+/**
+ * Ajv converts `?limit=Infinity` (and `1e309`) to a number that passes `integer` and `maximum`
+ * (strictNumbers covers only values that arrive as numbers): a converted value that is not finite
+ * is refused here, naming the parameter, before it reaches SQL or the serializer.
+ */
+function finiteNumbers(validate: Validate): Validate {
+  const checked: Validate = (data) => {
+    const ok = validate(data);
+    checked.errors = validate.errors;
+    if (ok !== true || typeof data !== 'object' || data === null) return ok;
+    for (const [name, value] of Object.entries(data)) {
+      if ([value].flat().some((v) => typeof v === 'number' && !Number.isFinite(v))) {
+        checked.errors = [{ instancePath: `/${name}`, schemaPath: '#/type', keyword: 'type', params: { type: 'number' }, message: 'must be a finite number' }];
+        return false;
+      }
+    }
+    return ok;
+  };
+  return checked;
 }
 
 /** Fastify's trustProxy from TASKGATE_TRUST_PROXY: a hop count trusts that many proxies nearest the server. */
@@ -122,7 +146,8 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     childLoggerFactory: (logger, bindings, options, raw) =>
       new LazyChildLogger(logger as Logger, () => ({ ...bindings, trace_id: traceIdOf(raw as IncomingMessage) }), options) as unknown as Logger,
     routerOptions: { maxParamLength: 256, ignoreTrailingSlash: true },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false } },
+    // strictNumbers: `?limit=Infinity` (and a body's 1e309) is not a number: a 400 here, not a value reaching SQL
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false, strictNumbers: true } },
     schemaController: { compilersFactory: { buildValidator: strictBodyValidators } },
   });
 

@@ -4,40 +4,68 @@ import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../contract/errors.js';
 import { hasUnstorable } from '../storage/storable.js';
 
-/** Depth of nested arrays/objects in JSON text, counted without parsing. */
-export function jsonDepth(text: string): number {
+/**
+ * One pass over JSON text, without parsing: the depth of nested arrays/objects, and whether a
+ * number in it could be too large for a double (309+ integer digits, or an exponent of 3+ digits)
+ * — JSON.parse makes such a number Infinity, which would be stored as null.
+ */
+export function scanJson(text: string): { depth: number; mayOverflow: boolean } {
   let depth = 0;
   let max = 0;
   let inString = false;
+  let digits = 0;
+  let mayOverflow = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
       if (c === 92) i++; // backslash: skip the escaped char
       else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
+      continue;
+    }
+    if (c >= 48 && c <= 57) {
+      if (++digits >= 309) mayOverflow = true;
+      continue;
+    }
+    digits = 0;
+    if (c === 34) inString = true;
     else if (c === 123 || c === 91) {
       if (++depth > max) max = depth;
     } else if (c === 125 || c === 93) depth--;
+    else if (c === 101 || c === 69) {
+      // an exponent: e, an optional sign, then its digits
+      let j = i + 1;
+      if (text.charCodeAt(j) === 43 || text.charCodeAt(j) === 45) j++;
+      let n = 0;
+      while (j < text.length && text.charCodeAt(j) >= 48 && text.charCodeAt(j) <= 57) j++, n++;
+      if (n >= 3) mayOverflow = true;
+      i = j - 1;
+    }
   }
-  return max;
+  return { depth: max, mayOverflow };
 }
 
+/** Depth of nested arrays/objects in JSON text, counted without parsing. */
+export const jsonDepth = (text: string): number => scanJson(text).depth;
+
 class UnstorableString extends Error {}
+class NumberOutOfRange extends Error {}
 
 const revive = (key: string, v: unknown): unknown => {
   if (hasUnstorable(key) || (typeof v === 'string' && hasUnstorable(v))) throw new UnstorableString();
+  if (typeof v === 'number' && !Number.isFinite(v)) throw new NumberOutOfRange();
   return key === '__proto__' ? undefined : v;
 };
 
 /**
  * JSON.parse without `__proto__` keys (an own `__proto__` property turns into a prototype as soon
  * as something copies it with Object.assign), and refusing strings PostgreSQL cannot store (a NUL,
- * an unpaired surrogate: only a \u escape can write either). The reviver makes JSON.parse call back
- * for every value (4.2 vs 1.4 µs for a submit body, in a loop), so it runs only when the text
- * could hold one of them: `__proto__` spelled out, or a \u escape.
+ * an unpaired surrogate: only a \u escape can write either) and numbers a double cannot hold
+ * (JSON.parse makes them Infinity, stored as null). The reviver makes JSON.parse call back for
+ * every value (4.2 vs 1.4 µs for a submit body, in a loop), so it runs only when the text could
+ * hold one of them: `__proto__` spelled out, a \u escape, or a number scanJson finds too long.
  */
-export function parseJsonBody(text: string): unknown {
-  return text.includes('__proto__') || text.includes('\\u') ? JSON.parse(text, revive) : JSON.parse(text);
+export function parseJsonBody(text: string, mayOverflow = scanJson(text).mayOverflow): unknown {
+  return mayOverflow || text.includes('__proto__') || text.includes('\\u') ? JSON.parse(text, revive) : JSON.parse(text);
 }
 
 export function registerJsonParser(app: FastifyInstance, opts: { bodyLimit: number; maxDepth: number }): void {
@@ -45,10 +73,14 @@ export function registerJsonParser(app: FastifyInstance, opts: { bodyLimit: numb
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: opts.bodyLimit }, (_req, body, done) => {
     const text = body as unknown as string;
     if (text.trim() === '') return done(null, undefined);
-    if (jsonDepth(text) > opts.maxDepth) return done(new ApiError('VALIDATION_ERROR', `JSON nesting deeper than ${opts.maxDepth} levels`), undefined);
+    const scan = scanJson(text);
+    if (scan.depth > opts.maxDepth) return done(new ApiError('VALIDATION_ERROR', `JSON nesting deeper than ${opts.maxDepth} levels`), undefined);
     try {
-      done(null, parseJsonBody(text));
+      done(null, parseJsonBody(text, scan.mayOverflow));
     } catch (err) {
+      if (err instanceof NumberOutOfRange) {
+        return done(new ApiError('VALIDATION_ERROR', 'JSON numbers must be finite doubles (at most about 1.8e308)'), undefined);
+      }
       if (err instanceof UnstorableString) {
         return done(new ApiError('VALIDATION_ERROR', 'JSON strings cannot hold a NUL character (\\u0000) or an unpaired surrogate'), undefined);
       }

@@ -413,3 +413,31 @@ describe('dev mode', () => {
     }
   });
 });
+
+describe('numbers that are not finite', () => {
+  it('are a 400 naming the parameter in a query string or a body, never reaching SQL or the serializer', async () => {
+    const server = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
+    try {
+      const get = (path: string) => fetch(server.url + path, { headers: { 'x-api-key': ADMIN_KEY } });
+      for (const path of [
+        '/api/v1/definitions?offset=Infinity', '/api/v1/definitions?limit=Infinity', '/api/v1/tasks?limit=Infinity',
+        '/api/v1/tasks?offset=-Infinity', '/api/v1/tasks?page=Infinity', '/api/v1/sessions?limit=1e309', '/api/v1/approvals?offset=NaN',
+      ]) {
+        const res = await get(path);
+        const body = (await res.json()) as { error: { code: string; details?: Record<string, unknown> } };
+        expect([path, res.status]).toEqual([path, 400]);
+        expect(body.error.code).toBe('VALIDATION_ERROR');
+        expect(body.error.details?.sqlstate).toBeUndefined();
+        expect(JSON.stringify(body.error)).toContain(path.split('?')[1]!.split('=')[0]);
+      }
+      // in a body: a typed field, and free-form input a double cannot hold (it would be stored as null)
+      for (const body of ['{"task_definition_id":"noop","delay_ms":1e309}', '{"task_definition_id":"noop","input":{"n":-1e400}}']) {
+        const res = await fetch(`${server.url}/api/v1/tasks`, { method: 'POST', headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' }, body });
+        expect([body, res.status]).toEqual([body, 400]);
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe('VALIDATION_ERROR');
+      }
+    } finally {
+      await server.close();
+    }
+  });
+});

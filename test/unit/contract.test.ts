@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { ERRORS } from '../../src/contract/errors.js';
 import { sseEventName } from '../../src/contract/events.js';
-import { jsonDepth, parseJsonBody } from '../../src/api/json-parser.js';
+import { jsonDepth, parseJsonBody, scanJson } from '../../src/api/json-parser.js';
 import { loadConfig, parseFlags, ConfigError } from '../../src/config/index.js';
 import { redactUrl } from '../../src/logger.js';
 
@@ -42,6 +42,15 @@ describe('json depth', () => {
       expect(Object.assign({}, v)).not.toHaveProperty('admin');
     }
     expect(parseJsonBody('"\\u00e9t\\u00e9"')).toBe('été');
+    // numbers a double cannot hold would parse as Infinity (stored as null): refused
+    for (const text of ['{"x":1e309}', '[-1E+400]', `{"a":{"b":${'9'.repeat(309)}}}`]) {
+      expect(scanJson(text).mayOverflow).toBe(true);
+      expect(() => parseJsonBody(text)).toThrow();
+    }
+    for (const text of ['{"x":1e308,"y":-2.5E-300,"z":true}', `{"s":"1e999 ${'9'.repeat(400)}"}`, `[${'9'.repeat(308)}]`]) {
+      expect(parseJsonBody(text)).toEqual(JSON.parse(text));
+    }
+    expect(scanJson('{"s":"1e999"}').mayOverflow).toBe(false);
     expect(() => parseJsonBody('{"a":')).toThrow();
   });
 });
