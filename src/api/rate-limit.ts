@@ -1,8 +1,9 @@
 // Per-principal rate limits on every authenticated route (PRODUCT.md §3). Two buckets per
 // principal: `write` (submits, control calls and every other non-GET) at the configured budget
 // (default 60/min, burst 10, or the tenant's override), and `read` (GET: status reads, lists,
-// stream connects) at `readMultiplier` times that. Public routes (health, readiness, metrics,
-// docs) are not limited. The store failing → fail open (counted, warned) or closed (503).
+// events) at `readMultiplier` times that. Public routes (health, readiness, metrics, docs) and
+// stream connects (bounded by the per-principal stream cap instead) are not limited. The store
+// failing → fail open (counted, warned) or closed (503).
 import type { FastifyInstance } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import { ApiError } from '../contract/errors.js';

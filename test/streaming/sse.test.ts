@@ -161,6 +161,9 @@ describe('SSE stream', () => {
     await expectError(sseUrl('bad id!'), auth, 400, 'VALIDATION_ERROR');
     await expectError(`${fixture.server.url}/api/v1/stream/sse`, auth, 400, 'VALIDATION_ERROR');
     await expectError(sseUrl(id, '&last_event_id=abc'), auth, 400, 'VALIDATION_ERROR');
+    // past the largest seq an event can have (a 32-bit integer column): refused, not a stream that dies
+    await expectError(sseUrl(id, '&last_event_id=2147483648'), auth, 400, 'VALIDATION_ERROR');
+    await expectError(sseUrl(id), { ...auth, 'last-event-id': '999999999999999' }, 400, 'VALIDATION_ERROR');
     await expectError(sseUrl(id), {}, 401, 'UNAUTHORIZED');
     const noScope = await newTenant(fixture.tdb.db, ['tasks:execute']);
     await expectError(sseUrl(id), { 'x-api-key': noScope.key }, 403, 'FORBIDDEN');

@@ -79,10 +79,15 @@ interface StreamPlan {
   requestStartMs: number;
 }
 
+const MAX_SEQ = 2_147_483_647;
+
 function parseSeq(raw: unknown, name: string): number {
   if (raw === undefined || raw === '') return 0;
   const s = typeof raw === 'string' ? raw.trim() : '';
-  if (!/^\d{1,15}$/.test(s)) throw new ApiError('VALIDATION_ERROR', `${name} must be an event seq number`, { path: name, reason: 'invalid value' });
+  // seq is a 32-bit integer column: a larger position is no event's
+  if (!/^\d{1,10}$/.test(s) || Number(s) > MAX_SEQ) {
+    throw new ApiError('VALIDATION_ERROR', `${name} must be an event seq number (0 to ${MAX_SEQ})`, { path: name, reason: 'invalid value' });
+  }
   return Number(s);
 }
 
