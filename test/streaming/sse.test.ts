@@ -189,6 +189,12 @@ describe('SSE stream', () => {
     expect(res.status).toBe(307);
     const c = await finished(openSse(fixture.server.url + res.headers.get('location'), { headers: auth }));
     expect(c.frames.map((f) => f.event)).toEqual(['PROGRESS', 'PROGRESS', 'done']);
+    // an EventSource sends no headers: the redirect takes the query credential and passes it on
+    const byQuery = await fixture.server.call('GET', `/api/v1/tasks/${id}/stream?api_key=${ADMIN_KEY}`, undefined, { key: null });
+    expect(byQuery.status).toBe(307);
+    const q = await finished(openSse(fixture.server.url + byQuery.headers.get('location')));
+    expect(q.frames.at(-1)?.event).toBe('done');
+    expect((await fixture.server.call('GET', `/api/v1/tasks/${id}/stream?api_key=sk_wrong`, undefined, { key: null })).status).toBe(401);
   });
 
   it('on shutdown, open streams get a retry hint and are closed; the client resumes elsewhere', async () => {

@@ -134,7 +134,9 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
   });
 
   r.get('/api/v1/tasks/:id/stream', {
-    config: { scope: 'tasks:read' },
+    // an EventSource pointed here sends no headers: the credential may come in the query, and the
+    // redirect passes it on with the rest of the query
+    config: { scope: 'tasks:read', queryAuth: true },
     schema: {
       tags: ['streaming'], summary: 'Redirects (307) to the SSE stream',
       description: 'Checks the task exists, then redirects to `/api/v1/stream/sse?workflow_id=<id>` with the query passed on (its other parameters: `last_event_id`, `types`, …).',
