@@ -1,7 +1,7 @@
 // Embedded PostgreSQL (PGlite) adapter. PGlite is single-connection and single-process: a lock
 // file in the data directory makes a second live process refuse to start, while a lock left by a
 // killed process (its pid no longer alive) is taken over.
-import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './db.js';
@@ -90,6 +90,10 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     release = lockDataDir(options.dataDir);
     pgDir = join(options.dataDir, 'pgdata');
+    // the database files are readable only by us, whatever the directory around them allows (as
+    // PostgreSQL insists on for its data directory): PGlite would create this one 0755
+    mkdirSync(pgDir, { recursive: true, mode: 0o700 });
+    chmodSync(pgDir, 0o700);
   }
   let db: PGlite;
   try {

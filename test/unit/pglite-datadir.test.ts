@@ -2,7 +2,7 @@
 // data directory's lock — one live process per directory, a lock left by a dead one taken over.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataDirLockedError, lockDataDir, openPglite, writeSecretFile } from '../../src/storage/pglite.js';
@@ -16,6 +16,22 @@ function deadPid(): number {
 }
 
 describe('PGlite data directory', () => {
+  it('keeps the database files private in a directory the operator made readable', async () => {
+    // PostgreSQL refuses a data directory others can read; PGlite would create one 0755
+    const dir = fresh();
+    chmodSync(dir, 0o755);
+    mkdirSync(join(dir, 'pgdata'), { mode: 0o755 });
+    const db = await openPglite({ dataDir: dir });
+    try {
+      expect(statSync(join(dir, 'pgdata')).mode & 0o777).toBe(0o700);
+    } finally {
+      await db.close();
+    }
+    const other = join(fresh(), 'made-by-us');
+    await (await openPglite({ dataDir: other })).close();
+    expect(statSync(join(other, 'pgdata')).mode & 0o777).toBe(0o700);
+  });
+
   it('keeps committed rows across a close and a reopen; the directory and its lock are private', async () => {
     const dir = join(fresh(), 'data');
     const db = await openPglite({ dataDir: dir });
