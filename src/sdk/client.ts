@@ -357,7 +357,13 @@ export class TaskgateClient {
         if (signal?.aborted) throw err;
         return { ok: false, retry: true, error: this.#unreachable(err) };
       }
-      if (res.ok && res.body) return { ok: true, body: res.body };
+      // only an event stream counts as connected (a captive portal's or proxy's 200 page does not)
+      if (res.ok && res.body && /^text\/event-stream\b/i.test(res.headers.get('content-type') ?? '')) return { ok: true, body: res.body };
+      if (res.ok) {
+        await res.body?.cancel().catch(() => {});
+        const error = new TaskgateError({ status: res.status, code: 'BAD_RESPONSE', message: `the stream of ${workflowId}: the answer is not an event stream (${res.headers.get('content-type') ?? 'no content-type'})` });
+        return { ok: false, retry: true, error };
+      }
       const after = retryAfterMs(res);
       const error = this.#errorFrom(res, await res.text().catch(() => ''), after, 'task');
       if (RETRYABLE_STATUS.has(res.status)) return { ok: false, retry: true, error, afterMs: after };

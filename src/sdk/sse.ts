@@ -77,7 +77,7 @@ export interface FollowOptions {
   /** Resume strictly after this event id (the last `seq` seen). */
   lastEventId?: string | null;
   signal?: AbortSignal;
-  /** Consecutive failed connections before giving up (default 10; a frame received resets the count). */
+  /** Consecutive failed connections before giving up (default 10; a connection that opens resets the count). */
   maxReconnects?: number;
   /** First wait before reconnecting, ms (default 1,000; the server's `retry:` replaces it); doubles per failure up to 10 s. */
   retryMs?: number;
@@ -111,8 +111,9 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
  * Follows an event stream until the server's `event: done` (then returns) or `signal` aborts (then
  * returns too). Yields each event frame; `open(lastEventId)` makes one connection and says how it
  * went (it throws only when `signal` aborted it). A connection that fails mid-way, or a body that
- * ends without `done`, is opened again after the last id seen; after `maxReconnects` failures in a
- * row the last failure is thrown. `closing(frame)` lets the caller turn a frame into a final error.
+ * ends without `done`, is opened again after the last id seen; after `maxReconnects` attempts in a
+ * row that failed to open, the last failure is thrown. An opened connection resets the count and
+ * the backoff. `closing(frame)` lets the caller turn a frame into a final error.
  */
 export async function* followEventStream(
   open: (lastEventId: string | null, signal: AbortSignal | undefined) => Promise<OpenResult>,
@@ -140,6 +141,9 @@ export async function* followEventStream(
       lastError = opened.error;
       waitMs = opened.afterMs;
     } else {
+      // the connection was made: only failed ones count (a proxy that cuts idle streams every
+      // 1.5 s, with the task quietly waiting, ended the stream after 11 cuts and backed off to 4 s)
+      failures = 0;
       onState?.('live');
       const parser = new SseParser();
       const decoder = new TextDecoder();
@@ -168,7 +172,6 @@ export async function* followEventStream(
             const final = closing?.(frame);
             if (final) throw final;
             if (frame.id !== null) lastEventId = frame.id;
-            failures = 0;
             yield frame;
           }
         }

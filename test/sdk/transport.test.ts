@@ -2,7 +2,7 @@
 // can answer, which the real one cannot be made to on cue): retries and their limits, timeouts,
 // network failures, answers that are not JSON, credentials, and the stream's own failure paths.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   AuthenticationError, NetworkError, RateLimitError, RequestTimeoutError, ServerError, SseParser, TaskgateClient, TaskgateError,
@@ -273,6 +273,53 @@ describe('SDK transport: the stream', () => {
     expect(err).toBeInstanceOf(NetworkError);
     expect(seen).toHaveLength(3);
   }, 15_000);
+
+  it('a connection that opened is not a failed reconnect: a proxy cutting every quiet stream does not exhaust maxReconnects', async () => {
+    // upstream: a task quietly waiting (`: connected`, then nothing) on the first five connections; the sixth ends it.
+    // The proxy ends each connection as soon as the stream has opened, as one cutting idle streams does.
+    handler = (_q, res, n) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      if (n <= 5) return res.write(': connected\nretry: 20\n\n');
+      res.end(`: connected\n\n${frame(1, 'STREAM_END')}event: done\ndata: [DONE]\n\n`);
+    };
+    const upstream = new URL(base);
+    const proxy = createTcpServer((down) => {
+      const up = connect(Number(upstream.port), upstream.hostname);
+      let relayed = '';
+      up.on('data', (chunk: Buffer) => {
+        relayed += chunk.toString();
+        if (relayed.includes(': connected')) {
+          down.end(chunk);
+          up.destroy();
+        } else down.write(chunk);
+      });
+      down.pipe(up);
+      up.on('error', () => down.destroy());
+      down.on('error', () => up.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const states: string[] = [];
+      const proxied = client({ baseUrl: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` });
+      const events = await collect(proxied.stream('t', { maxReconnects: 2, onState: (st) => states.push(st) }));
+      expect(events.map((e) => e.type)).toEqual(['STREAM_END']);
+      expect(seen).toHaveLength(6);
+      expect(states).toEqual(['connecting', ...Array<string>(5).fill('live').flatMap((l) => [l, 'reconnecting']), 'live', 'done']);
+    } finally {
+      await new Promise((r) => proxy.close(r));
+    }
+  });
+
+  it('a 200 that is not an event stream (a proxy\'s page) is a failed connection, BAD_RESPONSE when they run out', async () => {
+    handler = (_q, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<html>sign in to the wifi</html>');
+    };
+    const err = await collect(client().stream('t', { maxReconnects: 0 })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskgateError);
+    expect(err).toMatchObject({ status: 200, code: 'BAD_RESPONSE' });
+    expect(seen).toHaveLength(1);
+  });
 
   it('a refusal (401, 404) is final at once', async () => {
     handler = (_q, res) => json(res, 401, envelope('UNAUTHORIZED'));
