@@ -19,7 +19,7 @@ import type {
 } from '../contract/tasks.js';
 import type { TimelineResponse } from '../contract/timeline.js';
 import {
-  AuthenticationError, errorForStatus, NetworkError, RequestTimeoutError, TaskgateError, TaskTimeoutError, type NotFoundKind,
+  AuthenticationError, errorForStatus, NetworkError, RequestTimeoutError, TaskgateError, TaskTimeoutError, ValidationError, type NotFoundKind,
 } from './errors.js';
 import { TaskHandle } from './handle.js';
 import { followEventStream, type OpenResult, type StreamState } from './sse.js';
@@ -102,6 +102,28 @@ export type StreamEvent = TaskEvent & { event: string };
 
 const enc = encodeURIComponent;
 
+/**
+ * The base URL without trailing slashes, or ValidationError (INVALID_OPTION) at construction: a
+ * bare `127.0.0.1:8080` otherwise failed every call with a TypeError, and `localhost:8080` parses
+ * as a URL of scheme `localhost:`.
+ */
+function checkBaseUrl(raw: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  const bad = (why: string) => new ValidationError({ status: 0, code: 'INVALID_OPTION', message: `baseUrl ${why}`, details: { path: 'baseUrl' } });
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw bad(`${JSON.stringify(raw)} is not a URL starting with http:// or https:// (e.g. http://127.0.0.1:8080)`);
+  }
+  // (never echoed: it holds a password)
+  if (url.username || url.password) throw bad('must not carry credentials: pass the key as apiKey');
+  if (url.search || url.hash) throw bad(`${JSON.stringify(raw)} must not have a query or fragment: paths are appended to it`);
+  return raw.replace(/\/+$/, '');
+}
+
 /** A failure that says nothing about the task: no answer, or the server (or its proxy) asking to come back. */
 function isTransient(err: unknown): err is TaskgateError {
   if (err instanceof NetworkError || err instanceof RequestTimeoutError) return true;
@@ -117,7 +139,7 @@ export class TaskgateClient {
   readonly #maxRetries: number;
 
   constructor(opts: ClientOptions = {}) {
-    this.baseUrl = (opts.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
+    this.baseUrl = checkBaseUrl(opts.baseUrl ?? DEFAULT_BASE_URL);
     this.#apiKey = opts.apiKey;
     this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.#headers = opts.headers ?? {};

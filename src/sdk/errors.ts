@@ -5,7 +5,7 @@ import type { ErrorCode } from '../contract/errors.js';
 import type { TaskView } from '../contract/tasks.js';
 
 /** Codes the SDK itself gives, beside the server's. */
-export type ClientErrorCode = 'NETWORK_ERROR' | 'BAD_RESPONSE' | 'REQUEST_TIMEOUT' | 'WAIT_TIMEOUT' | 'TASK_FAILED';
+export type ClientErrorCode = 'NETWORK_ERROR' | 'BAD_RESPONSE' | 'REQUEST_TIMEOUT' | 'WAIT_TIMEOUT' | 'TASK_FAILED' | 'INVALID_OPTION';
 
 export interface TaskgateErrorInit {
   status: number;
@@ -46,7 +46,7 @@ export class AuthenticationError extends TaskgateError {
 export class PermissionDeniedError extends TaskgateError {
   override name = 'PermissionDeniedError';
 }
-/** 400, 413, 415, 422: the request was refused as sent (`details` says which field and why). */
+/** 400, 413, 415, 422: the request was refused as sent (`details` says which field and why); status 0, INVALID_OPTION: a client option is unusable. */
 export class ValidationError extends TaskgateError {
   override name = 'ValidationError';
 }

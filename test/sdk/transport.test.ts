@@ -6,7 +6,7 @@ import { connect, createServer as createTcpServer, type AddressInfo } from 'node
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   AuthenticationError, NetworkError, RateLimitError, RequestTimeoutError, ServerError, SseParser, TaskgateClient, TaskgateError,
-  TaskNotFoundError, TaskTimeoutError, type StreamEvent,
+  TaskNotFoundError, TaskTimeoutError, ValidationError, type StreamEvent,
 } from '../../src/sdk/index.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
@@ -142,6 +142,32 @@ describe('SDK transport: failures and credentials', () => {
     const err = await client({ maxRetries: 0 }).listTasks().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ServerError);
     expect(err).toMatchObject({ code: 'BAD_RESPONSE', message: 'HTTP 500' });
+  });
+
+  it('a baseUrl that is not an http(s) URL is refused at construction with ValidationError naming it', () => {
+    for (const baseUrl of ['127.0.0.1:18210', 'localhost:8080', 'ftp://example.com', '', 'http://h:8080/?a=1']) {
+      const err = (() => {
+        try {
+          return new TaskgateClient({ baseUrl });
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(ValidationError);
+      expect(err).toMatchObject({ status: 0, code: 'INVALID_OPTION', details: { path: 'baseUrl' } });
+      expect((err as Error).message).toContain(JSON.stringify(baseUrl));
+    }
+    expect(() => new TaskgateClient({ baseUrl: '127.0.0.1:18210' })).toThrow(/http:\/\/ or https:\/\//);
+    const withPassword = (() => {
+      try {
+        return new TaskgateClient({ baseUrl: 'https://me:s3cret@example.com' });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(withPassword).toBeInstanceOf(ValidationError);
+    expect((withPassword as Error).message).not.toContain('s3cret');
+    expect(new TaskgateClient({ baseUrl: 'https://example.com/taskgate//' }).baseUrl).toBe('https://example.com/taskgate');
   });
 
   it('an API key goes in X-API-Key, a JWT as a Bearer token; never in the URL', async () => {
