@@ -68,9 +68,25 @@ export function parseJsonBody(text: string, mayOverflow = scanJson(text).mayOver
   return mayOverflow || text.includes('__proto__') || text.includes('\\u') ? JSON.parse(text, revive) : JSON.parse(text);
 }
 
+/**
+ * A `Content-Encoding` other than `identity` (gzip, br, …): the body is not decompressed, so it
+ * would be parsed as the compressed bytes — or, mislabelled, accepted as plain JSON. Checked here
+ * because this parser runs only for requests with a body: others pay nothing.
+ */
+function isEncoded(header: string | string[] | undefined): boolean {
+  if (header === undefined) return false;
+  return String(header).split(',').some((coding) => {
+    const c = coding.trim().toLowerCase();
+    return c !== '' && c !== 'identity';
+  });
+}
+
 export function registerJsonParser(app: FastifyInstance, opts: { bodyLimit: number; maxDepth: number }): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: opts.bodyLimit }, (_req, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: opts.bodyLimit }, (req, body, done) => {
+    if (isEncoded(req.headers['content-encoding'])) {
+      return done(new ApiError('UNSUPPORTED_MEDIA_TYPE', 'Compressed request bodies are not accepted: send the JSON without Content-Encoding (or with identity)'), undefined);
+    }
     const text = body as unknown as string;
     if (text.trim() === '') return done(null, undefined);
     const scan = scanJson(text);
