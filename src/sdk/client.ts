@@ -23,7 +23,7 @@ import {
 } from './errors.js';
 import { TaskHandle } from './handle.js';
 import { followEventStream, type OpenResult, type StreamState } from './sse.js';
-import { eitherSignal, MAX_RETRY_WAIT_MS, RETRYABLE_STATUS, retryAfterMs, sleep } from './transport.js';
+import { eitherSignal, failureText, MAX_RETRY_WAIT_MS, RETRYABLE_STATUS, retryAfterMs, sleep } from './transport.js';
 
 export const DEFAULT_BASE_URL = 'http://127.0.0.1:8080';
 /** A task in one of these statuses will not change again. */
@@ -219,7 +219,7 @@ export class TaskgateClient {
 
   /** A fetch that failed without an answer. */
   #unreachable(err: unknown): NetworkError {
-    return new NetworkError({ status: 0, code: 'NETWORK_ERROR', message: `cannot reach ${this.baseUrl}: ${(err as Error).message}`, cause: err });
+    return new NetworkError({ status: 0, code: 'NETWORK_ERROR', message: `cannot reach ${this.baseUrl}: ${failureText(err)}`, cause: err });
   }
 
   /** The typed error of a non-2xx answer (`after`: its Retry-After in ms, read once by the caller). */
@@ -419,7 +419,7 @@ export class TaskgateClient {
       }
     } catch (err) {
       if (err instanceof TaskgateError) throw err;
-      throw new NetworkError({ status: 0, code: 'NETWORK_ERROR', message: `the stream of ${workflowId} failed: ${(err as Error).message}`, cause: err });
+      throw new NetworkError({ status: 0, code: 'NETWORK_ERROR', message: `the stream of ${workflowId} failed: ${failureText(err)}`, cause: err });
     }
   }
 

@@ -44,3 +44,33 @@ export function eitherSignal(a: AbortSignal, b: AbortSignal): AbortSignal {
   }
   return c.signal;
 }
+
+type CodedError = Error & { code?: unknown; address?: unknown; port?: unknown; hostname?: unknown; errors?: unknown };
+
+/**
+ * What a failed fetch says beneath its bare "fetch failed": the innermost code in the cause chain
+ * (ECONNREFUSED, ENOTFOUND, ERR_SSL_…, UND_ERR_SOCKET) with the address or host it concerns, else
+ * the innermost message. A browser's fetch has no cause: its own message is all there is.
+ */
+export function failureText(err: unknown): string {
+  let coded: CodedError | undefined;
+  let inner: unknown = err;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    inner = e;
+    if (typeof (e as CodedError).code === 'string') coded = e as CodedError;
+  }
+  if (!coded) return inner instanceof Error ? inner.message : String(inner);
+  const code = coded.code as string;
+  // (an AggregateError from trying each address of a name: the addresses are in its errors)
+  const parts = Array.isArray(coded.errors) ? (coded.errors as CodedError[]) : [coded];
+  const where = parts.map(whereOf).filter(Boolean).join(', ') || (typeof coded.hostname === 'string' ? coded.hostname : '');
+  if (where) return `${code} ${where}`;
+  const msg = coded.message;
+  return msg && !msg.includes(code) && !msg.includes('\n') && msg.length <= 120 ? `${code} (${msg})` : code;
+}
+
+function whereOf(e: CodedError): string {
+  if (typeof e.address !== 'string') return '';
+  const host = e.address.includes(':') ? `[${e.address}]` : e.address;
+  return typeof e.port === 'number' ? `${host}:${e.port}` : host;
+}

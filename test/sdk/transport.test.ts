@@ -114,6 +114,28 @@ describe('SDK transport: failures and credentials', () => {
     await expect(p).rejects.toThrow('stop');
   });
 
+  it('a NetworkError names what failed beneath "fetch failed": the code and the address, the original kept as cause', async () => {
+    const gone = createServer();
+    await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
+    const port = (gone.address() as AddressInfo).port;
+    await new Promise((r) => gone.close(r));
+    const refused = await new TaskgateClient({ baseUrl: `http://127.0.0.1:${port}`, maxRetries: 0 }).health().catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(NetworkError);
+    expect((refused as Error).message).toBe(`cannot reach http://127.0.0.1:${port}: ECONNREFUSED 127.0.0.1:${port}`);
+    expect((refused as Error).cause).toBeInstanceOf(TypeError);
+
+    const unknown = await new TaskgateClient({ baseUrl: 'http://taskgate.invalid', maxRetries: 0 }).health().catch((e: unknown) => e);
+    expect((unknown as Error).message).toMatch(/^cannot reach http:\/\/taskgate\.invalid: (ENOTFOUND|EAI_AGAIN) taskgate\.invalid$/);
+
+    // https to a plain-HTTP port: the TLS handshake fails
+    const tls = await client({ baseUrl: base.replace('http:', 'https:'), maxRetries: 0 }).health().catch((e: unknown) => e);
+    expect((tls as Error).message).toMatch(/^cannot reach https:\/\/127\.0\.0\.1:\d+: ERR_SSL_\w+$/);
+
+    handler = (_q, res) => res.socket!.destroy();
+    const cut = await client({ maxRetries: 0 }).health().catch((e: unknown) => e);
+    expect((cut as Error).message).toMatch(/: UND_ERR_SOCKET \(other side closed\)$/);
+  });
+
   it('without AbortSignal.any (older browsers) the timeout and the caller\'s signal still both apply', async () => {
     const any = AbortSignal.any;
     (AbortSignal as { any?: unknown }).any = undefined;
