@@ -23,7 +23,7 @@ import {
 } from './errors.js';
 import { TaskHandle } from './handle.js';
 import { followEventStream, type OpenResult, type StreamState } from './sse.js';
-import { eitherSignal, failureText, MAX_RETRY_WAIT_MS, RETRYABLE_STATUS, retryAfterMs, sleep } from './transport.js';
+import { eitherSignal, failureText, jittered, MAX_RETRY_WAIT_MS, RETRYABLE_STATUS, retryAfterMs, sleep } from './transport.js';
 
 export const DEFAULT_BASE_URL = 'http://127.0.0.1:8080';
 /** A task in one of these statuses will not change again. */
@@ -205,7 +205,7 @@ export class TaskgateClient {
       const inFlight = res.status === 409 && opts.idempotencyKey !== undefined && error.code === 'IDEMPOTENCY_KEY_IN_PROGRESS';
       if (attempt < maxRetries && ((RETRYABLE_STATUS.has(res.status) && (safe || res.status === 429)) || inFlight)) {
         if (after === undefined || after <= MAX_RETRY_WAIT_MS) {
-          await sleep(after ?? this.#backoff(attempt), opts.signal);
+          await sleep(after === undefined ? this.#backoff(attempt) : jittered(after), opts.signal);
           continue;
         }
       }
@@ -343,7 +343,7 @@ export class TaskgateClient {
       } catch (err) {
         if (!isTransient(err)) throw err;
         failed = err;
-        if (err.retryAfterS !== undefined) pauseMs = Math.max(pauseMs, err.retryAfterS * 1000);
+        if (err.retryAfterS !== undefined) pauseMs = Math.max(pauseMs, jittered(err.retryAfterS * 1000));
       }
       const left = deadline - Date.now();
       if (left <= 0) {
@@ -388,7 +388,7 @@ export class TaskgateClient {
       }
       const after = retryAfterMs(res);
       const error = this.#errorFrom(res, await res.text().catch(() => ''), after, 'task');
-      if (RETRYABLE_STATUS.has(res.status)) return { ok: false, retry: true, error, afterMs: after };
+      if (RETRYABLE_STATUS.has(res.status)) return { ok: false, retry: true, error, afterMs: after === undefined ? undefined : jittered(after) };
       return { ok: false, error };
     };
     const frames = followEventStream(open, {

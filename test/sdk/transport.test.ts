@@ -88,6 +88,28 @@ describe('SDK transport: retries', () => {
     expect(seen).toHaveLength(1); // a wait that long is the caller's to decide
   });
 
+  it('retries after Retry-After are spread (jitter), never sooner: 20 submits refused together do not come back together', async () => {
+    const first = new Map<string, number>();
+    const gaps: number[] = [];
+    handler = (req, res, n) => {
+      const key = String(req.headers['idempotency-key']);
+      const at = seen[n - 1]!.at;
+      if (!first.has(key)) {
+        first.set(key, at);
+        return json(res, 429, envelope('RATE_LIMITED'), { 'retry-after': '1' });
+      }
+      gaps.push(at - first.get(key)!);
+      json(res, 200, { task_id: key, workflow_id: key, session_id: null, status: 'QUEUED' });
+    };
+    const c = client();
+    await Promise.all(Array.from({ length: 20 }, (_, i) => c.submitTask({ query: 'x' }, { idempotencyKey: `burst-${i}` })));
+    expect(gaps).toHaveLength(20);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(990);
+    expect(Math.max(...gaps)).toBeLessThan(1_250 + 750); // (the slack: a loaded machine's latency)
+    // 20 draws from 0–250 ms: a spread under 100 ms has a chance of about 1e-6; without jitter it is a few ms
+    expect(Math.max(...gaps) - Math.min(...gaps)).toBeGreaterThan(100);
+  });
+
   it('maxRetries 0 turns retries off', async () => {
     handler = (_q, res) => json(res, 503, envelope('UNAVAILABLE'), { 'retry-after': '0' });
     await expect(client({ maxRetries: 0 }).listTasks()).rejects.toBeInstanceOf(ServerError);
