@@ -5,12 +5,12 @@ import swagger from '@fastify/swagger';
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import swaggerUi from '@fastify/swagger-ui';
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { randomHex } from '../domain/ids.js';
 import { LazyChildLogger } from '../logger.js';
 import type { AppDeps } from './deps.js';
-import { clientErrorHandler, envelope, errorHandler, frameworkErrors } from './errors.js';
+import { clientErrorHandler, envelope, errorHandler, expectationFailed, frameworkErrors } from './errors.js';
 import { registerJsonParser } from './json-parser.js';
 import { createAuthenticator, registerAuth, type Authenticator } from './auth.js';
 import { registerCors, registerSecurityHeaders } from './hardening.js';
@@ -35,6 +35,12 @@ declare module 'fastify' {
 
 const REQUEST_ID_RE = /^[A-Za-z0-9:_\-.]{1,128}$/;
 const TRACEPARENT_RE = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/** A request's id: the client's `X-Request-ID` when it is a valid id, else a new UUID. */
+function requestIdOf(req: IncomingMessage): string {
+  const h = req.headers['x-request-id'];
+  return typeof h === 'string' && REQUEST_ID_RE.test(h) ? h : randomUUID();
+}
 
 /** The W3C trace id of a request: from its `traceparent`, else a new one. Computed once, kept on the raw request. */
 function traceIdOf(raw: IncomingMessage & { taskgateTraceId?: string }): string {
@@ -138,10 +144,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     // the client address behind reverse proxies named by TASKGATE_TRUST_PROXY (off: the socket's)
     trustProxy: trustProxyOption(config.security.trustProxy),
     requestIdHeader: false,
-    genReqId: (req) => {
-      const h = req.headers['x-request-id'];
-      return typeof h === 'string' && REQUEST_ID_RE.test(h) ? h : randomUUID();
-    },
+    genReqId: requestIdOf,
     // every request's log lines carry its request id and trace id; the child is built on first use
     childLoggerFactory: (logger, bindings, options, raw) =>
       new LazyChildLogger(logger as Logger, () => ({ ...bindings, trace_id: traceIdOf(raw as IncomingMessage) }), options) as unknown as Logger,
@@ -150,6 +153,9 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false, strictNumbers: true } },
     schemaController: { compilersFactory: { buildValidator: strictBodyValidators } },
   });
+
+  // an Expect Node cannot meet (anything but 100-continue): our 417 envelope, not Node's empty one
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => expectationFailed(res, requestIdOf(req)));
 
   const matcher = routeMatcher();
   app.addHook('onRoute', (route) => matcher.add(route.method, route.url));

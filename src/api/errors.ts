@@ -1,7 +1,7 @@
 // Turns anything thrown while handling a request into the standard error envelope.
 // 5xx bodies never carry internals: the message is generic and the detail goes to the log.
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, ERRORS, type ErrorCode, type ErrorEnvelope } from '../contract/errors.js';
@@ -99,6 +99,22 @@ export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyRe
 }
 
 /**
+ * An envelope answer for a connection Node handles before Fastify has a request: status, headers
+ * (a fresh request id unless one is given, nosniff, Connection: close) and the JSON body.
+ */
+export function preRequestAnswer(code: ErrorCode, message: string, requestId: string = randomUUID()): { status: number; headers: Record<string, string>; body: string } {
+  const { status } = ERRORS[code];
+  const body = JSON.stringify(envelope(code, message, requestId));
+  return {
+    status, body,
+    headers: {
+      'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)),
+      'X-Request-ID': requestId, 'X-Content-Type-Options': 'nosniff', Connection: 'close',
+    },
+  };
+}
+
+/**
  * What Node's HTTP parser refuses before a request exists — headers or a body that did not arrive
  * in time, headers over the size cap, bytes that are not HTTP — answered in the envelope (with a
  * fresh request id) instead of Fastify's own body, and the connection closed. A reset connection
@@ -107,19 +123,25 @@ export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyRe
 export function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const code: ErrorCode = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : 'VALIDATION_ERROR';
-  const { status } = ERRORS[code];
-  const requestId = randomUUID();
-  const body = JSON.stringify(envelope(code, code === 'VALIDATION_ERROR' ? 'Malformed HTTP request' : ERRORS[code].message, requestId));
+  const answer = preRequestAnswer(code, code === 'VALIDATION_ERROR' ? 'Malformed HTTP request' : ERRORS[code].message);
   // the parser's error carries the bytes it read (`rawPacket`: headers, credentials and all), so
   // only its code and message are logged
-  this.log.debug({ err: { code: err.code, message: err.message }, request_id: requestId, status }, 'client error before a request');
+  this.log.debug({ err: { code: err.code, message: err.message }, request_id: answer.headers['X-Request-ID'], status: answer.status }, 'client error before a request');
   if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `X-Request-ID: ${requestId}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
-    );
+    const head = Object.entries(answer.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    socket.write(`HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\n${head}\r\n${answer.body}`);
   }
   socket.destroy(err);
+}
+
+/**
+ * An `Expect` other than `100-continue` (Node's 'checkExpectation'): the 417 in the envelope
+ * instead of Node's empty body, and the connection closed — the body the client holds back is
+ * never read. `100-continue` never gets here (Node answers it and the request goes on).
+ */
+export function expectationFailed(res: ServerResponse, requestId: string): void {
+  const answer = preRequestAnswer('EXPECTATION_FAILED', 'Only the expectation 100-continue is supported', requestId);
+  res.writeHead(answer.status, answer.headers).end(answer.body);
 }
 
 /**

@@ -14,6 +14,7 @@ export const ERRORS = {
   CONFLICT: { status: 409, message: 'Conflict' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Content-Type must be application/json' },
+  EXPECTATION_FAILED: { status: 417, message: 'Expectation failed' },
   IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'This Idempotency-Key was used with a different request' },
   UNPROCESSABLE: { status: 422, message: 'Input does not match the task definition schema' },
   LLM_NOT_CONFIGURED: { status: 422, message: 'No LLM provider is configured' },

@@ -3,6 +3,7 @@
 // of what RFC 3339 can write (read back alike on PGlite and PostgreSQL).
 import { describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
+import { connect, type Socket } from 'node:net';
 import { ADMIN_KEY, useTestServer } from '../helpers/server.js';
 
 const fx = useTestServer({ TASKGATE_ROLE: 'api' });
@@ -29,5 +30,55 @@ describe('Content-Encoding on a request body', () => {
       const res = await fx.server.call('POST', '/api/v1/tasks', noop, { headers });
       expect(res.status, JSON.stringify(headers)).toBe(200);
     }
+  });
+});
+
+/** A raw connection: `send` writes bytes, `until(re)` resolves with everything read once it matches. */
+function rawConnection(port: number): Promise<{ socket: Socket; send(bytes: string): void; until(re: RegExp): Promise<string>; closed: Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const waiters: { re: RegExp; done: (s: string) => void }[] = [];
+    const socket = connect(port, '127.0.0.1');
+    const closed = new Promise<string>((r) => socket.on('close', () => r(got)));
+    socket.on('data', (d) => {
+      got += d.toString();
+      for (const w of waiters.splice(0)) (w.re.test(got) ? w.done(got) : waiters.push(w));
+    });
+    socket.on('error', reject);
+    socket.on('connect', () => resolve({
+      socket, closed,
+      send: (bytes) => socket.write(bytes),
+      until: (re) => new Promise((done) => (re.test(got) ? done(got) : waiters.push({ re, done }))),
+    }));
+  });
+}
+
+describe('Expect', () => {
+  const port = () => (fx.server.app.server.address() as { port: number }).port;
+  const head = (expect: string, body: string) =>
+    `POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nX-API-Key: ${ADMIN_KEY}\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-ID: req-expect-1\r\nExpect: ${expect}\r\n\r\n`;
+
+  it('answers an expectation other than 100-continue with 417 in the envelope and closes', async () => {
+    const c = await rawConnection(port());
+    c.send(head('999-nope', JSON.stringify(noop)));
+    const got = await c.closed;
+    expect(got).toMatch(/^HTTP\/1\.1 417 /);
+    expect(got.toLowerCase()).toContain('x-request-id: req-expect-1');
+    expect(got.toLowerCase()).toContain('content-type: application/json');
+    expect(JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4))).toEqual({
+      error: { code: 'EXPECTATION_FAILED', message: 'Only the expectation 100-continue is supported' }, request_id: 'req-expect-1',
+    });
+  });
+
+  it('keeps 100-continue working: 100, then the body, then the 200', async () => {
+    const body = JSON.stringify(noop);
+    const c = await rawConnection(port());
+    c.send(head('100-continue', body));
+    expect(await c.until(/\r\n\r\n/)).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+    c.send(body);
+    const got = await c.until(/"task_id"/);
+    expect(got).toMatch(/HTTP\/1\.1 200 OK/);
+    c.socket.destroy();
   });
 });
