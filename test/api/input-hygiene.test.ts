@@ -82,3 +82,19 @@ describe('Expect', () => {
     c.socket.destroy();
   });
 });
+
+describe('session titles', () => {
+  it('lose bidirectional controls as well as control characters, zero-width space and BOM', async () => {
+    const sid = 'sess-hygiene-title';
+    expect((await fx.server.call('POST', '/api/v1/tasks', { ...noop, session_id: sid })).status).toBe(200);
+    const bidi = ['\u202A', '\u202B', '\u202C', '\u202D', '\u202E', '\u2066', '\u2067', '\u2068', '\u2069', '\u200E', '\u200F', '\u061C'];
+    const res = await fx.server.call('PATCH', `/api/v1/sessions/${sid}`, { title: ` \uFEFF${bidi.join('')}Trip\u200B plan\u0007 \u202Egnp.exe\u202C\t` });
+    expect(res.status).toBe(200);
+    expect(res.body.title).toBe('Trip plan gnp.exe');
+    expect((await fx.server.call('GET', `/api/v1/sessions/${sid}`)).body.title).toBe('Trip plan gnp.exe');
+    // a title of nothing but them is empty: 400
+    expect((await fx.server.call('PATCH', `/api/v1/sessions/${sid}`, { title: bidi.join('') })).status).toBe(400);
+    // the zero-width joiner (emoji sequences) stays
+    expect((await fx.server.call('PATCH', `/api/v1/sessions/${sid}`, { title: 'family \u{1F468}\u200D\u{1F469}' })).body.title).toBe('family \u{1F468}\u200D\u{1F469}');
+  });
+});

@@ -59,9 +59,17 @@ function metadataOf(t: SessionTaskRow): Record<string, unknown> {
   return rest;
 }
 
-/** Removes control characters (and zero-width space / BOM), then surrounding whitespace. */
+/**
+ * Invisible characters a title must not keep: control characters (Cc), zero-width space, BOM, and
+ * the bidirectional controls (LRM/RLM U+200E–F, ALM U+061C, embeddings and overrides U+202A–E,
+ * isolates U+2066–9) — an override left open reverses the text shown after the title wherever it
+ * is displayed. Not all of \p{Cf}: the zero-width joiner holds emoji sequences together.
+ */
+const TITLE_INVISIBLES = /[\p{Cc}\u200B\uFEFF\u200E\u200F\u061C\u202A-\u202E\u2066-\u2069]/gu;
+
+/** Removes control characters (and zero-width space, BOM, bidirectional controls), then surrounding whitespace. */
 export function cleanTitle(raw: string): string {
-  return raw.replace(/[\p{Cc}\u200B\uFEFF]/gu, '').trim();
+  return raw.replace(TITLE_INVISIBLES, '').trim();
 }
 
 export async function sessionRoutes(app: FastifyInstance, deps: { db: Db }): Promise<void> {
