@@ -56,8 +56,8 @@ export interface RequestOptions extends CallOptions {
   headers?: Record<string, string>;
   /** Sent as Idempotency-Key (POST): a retry with the same key is answered from the first response. */
   idempotencyKey?: string;
-  /** What a 404 means here (TaskNotFoundError, SessionNotFoundError). */
-  notFound?: NotFoundKind;
+  /** What a 404 means here (TaskNotFoundError, SessionNotFoundError); a function tells from the envelope's message. */
+  notFound?: NotFoundKind | ((message: string) => NotFoundKind | undefined);
   /** This call's retries (replaces the client's maxRetries). */
   maxRetries?: number;
   /** Sees the successful answer (its headers) before its body is returned. */
@@ -185,7 +185,7 @@ export class TaskgateClient {
       } catch (err) {
         if (opts.signal?.aborted) throw opts.signal.reason;
         const error = timeout?.aborted
-          ? new RequestTimeoutError({ status: 0, code: 'REQUEST_TIMEOUT', message: `${method} ${path}: no answer within ${timeoutMs} ms`, cause: err })
+          ? new RequestTimeoutError({ status: 0, code: 'CLIENT_TIMEOUT', message: `${method} ${path}: no answer within ${timeoutMs} ms`, cause: err })
           : this.#unreachable(err);
         if (!safe || attempt >= maxRetries) throw error;
         await sleep(this.#backoff(attempt), opts.signal);
@@ -223,7 +223,7 @@ export class TaskgateClient {
   }
 
   /** The typed error of a non-2xx answer (`after`: its Retry-After in ms, read once by the caller). */
-  #errorFrom(res: Response, text: string, after: number | undefined, notFound?: NotFoundKind): TaskgateError {
+  #errorFrom(res: Response, text: string, after: number | undefined, notFound?: RequestOptions['notFound']): TaskgateError {
     let parsed: Partial<ErrorEnvelope> | undefined;
     try {
       parsed = text ? (JSON.parse(text) as Partial<ErrorEnvelope>) : undefined;
@@ -231,6 +231,7 @@ export class TaskgateClient {
       parsed = undefined;
     }
     const env = parsed?.error;
+    const kind = typeof notFound === 'function' ? notFound(env?.message ?? '') : notFound;
     return errorForStatus({
       status: res.status,
       code: env?.code ?? 'BAD_RESPONSE',
@@ -238,7 +239,7 @@ export class TaskgateClient {
       details: env?.details,
       requestId: parsed?.request_id ?? res.headers.get('x-request-id') ?? undefined,
       retryAfterS: after !== undefined && after > 0 ? Math.ceil(after / 1000) : undefined,
-    }, notFound);
+    }, kind);
   }
 
   // ---- tasks ----
@@ -462,9 +463,14 @@ export class TaskgateClient {
     return this.request('GET', '/api/v1/approvals', { ...opts, query: { ...query } });
   }
 
-  /** Approves or denies a pending approval; 409 (ConflictError) if it was decided or its task ended. */
+  /**
+   * Approves or denies a pending approval; 409 (ConflictError) if it was decided or its task ended.
+   * 404: TaskNotFoundError for an unknown (or foreign) workflow, NotFoundError for an unknown approval.
+   */
   decideApproval(body: ApprovalDecisionBody, opts: CallOptions = {}): Promise<ApprovalDecisionResponse> {
-    return this.request('POST', '/api/v1/approvals/decision', { ...opts, body });
+    // the route answers 404 for either, saying which: `workflow … not found` or `approval … not found for workflow …`
+    const notFound = (message: string) => (message.startsWith('workflow ') ? 'task' as const : undefined);
+    return this.request('POST', '/api/v1/approvals/decision', { ...opts, body, notFound });
   }
 
   // ---- definitions ----

@@ -4,8 +4,12 @@
 import type { ErrorCode } from '../contract/errors.js';
 import type { TaskView } from '../contract/tasks.js';
 
-/** Codes the SDK itself gives, beside the server's. */
-export type ClientErrorCode = 'NETWORK_ERROR' | 'BAD_RESPONSE' | 'REQUEST_TIMEOUT' | 'WAIT_TIMEOUT' | 'TASK_FAILED' | 'INVALID_OPTION';
+/**
+ * Codes the SDK itself gives, beside the server's — never one of the server's (src/contract/errors.ts),
+ * so a code names one cause: the SDK's own timeout is CLIENT_TIMEOUT, the server's 408 REQUEST_TIMEOUT.
+ */
+export const CLIENT_ERROR_CODES = ['NETWORK_ERROR', 'BAD_RESPONSE', 'CLIENT_TIMEOUT', 'WAIT_TIMEOUT', 'TASK_FAILED', 'INVALID_OPTION'] as const;
+export type ClientErrorCode = (typeof CLIENT_ERROR_CODES)[number];
 
 export interface TaskgateErrorInit {
   status: number;
@@ -78,7 +82,7 @@ export class ServerError extends TaskgateError {
 export class NetworkError extends TaskgateError {
   override name = 'NetworkError';
 }
-/** No answer within the request's `timeoutMs`. */
+/** CLIENT_TIMEOUT: no answer within the request's `timeoutMs` (the server's own 408, REQUEST_TIMEOUT, is a plain TaskgateError). */
 export class RequestTimeoutError extends TaskgateError {
   override name = 'RequestTimeoutError';
 }
@@ -99,7 +103,7 @@ export class TaskFailedError extends TaskgateError {
 /** What a 404 is about, for the subclass it becomes. */
 export type NotFoundKind = 'task' | 'session';
 
-/** The error for an HTTP answer that is not 2xx. */
+/** The error for an HTTP answer that is not 2xx (405, 408, 417, 431, … : the base class, with the server's code). */
 export function errorForStatus(p: TaskgateErrorInit, notFound?: NotFoundKind): TaskgateError {
   const s = p.status;
   if (s === 401) return new AuthenticationError(p);

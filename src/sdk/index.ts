@@ -10,7 +10,7 @@ export { SseParser, followEventStream, type EventFrame, type SseFrame, type Stre
 export {
   TaskgateError, AuthenticationError, PermissionDeniedError, ValidationError, NotFoundError, TaskNotFoundError, SessionNotFoundError,
   ConflictError, RateLimitError, ServerError, NetworkError, RequestTimeoutError, TaskTimeoutError, TaskFailedError, errorForStatus,
-  type ClientErrorCode,
+  CLIENT_ERROR_CODES, type ClientErrorCode,
 } from './errors.js';
 export type {
   ApiKeyList, ApiKeyView, CreateApiKeyBody, CreatedApiKey, CreateTenantBody, CreateTenantKeyBody, Me, Scope, TenantList, TenantView,

@@ -279,6 +279,12 @@ describe('SDK: sessions, approvals, definitions', () => {
     expect(await handle.result(fast)).toEqual({ approved: true, feedback: 'go' });
     const twice = await client.decideApproval({ workflow_id: handle.workflowId, approval_id: pending!.approval_id, approved: false }).catch((e: unknown) => e);
     expect(twice).toBeInstanceOf(ConflictError);
+    // a 404 about the task is TaskNotFoundError; one about the approval (of a real task) is not
+    const noTask = await client.decideApproval({ workflow_id: 'task_nope', approval_id: pending!.approval_id, approved: true }).catch((e: unknown) => e);
+    expect(noTask).toBeInstanceOf(TaskNotFoundError);
+    const noApproval = await client.decideApproval({ workflow_id: handle.workflowId, approval_id: '00000000-0000-4000-8000-000000000000', approved: true }).catch((e: unknown) => e);
+    expect(noApproval).toBeInstanceOf(NotFoundError);
+    expect(noApproval).not.toBeInstanceOf(TaskNotFoundError);
   });
 
   it('definitions: put, get, list, delete', async () => {

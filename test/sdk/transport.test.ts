@@ -6,8 +6,9 @@ import { connect, createServer as createTcpServer, type AddressInfo } from 'node
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   AuthenticationError, NetworkError, RateLimitError, RequestTimeoutError, ServerError, SseParser, TaskgateClient, TaskgateError,
-  TaskNotFoundError, TaskTimeoutError, ValidationError, type StreamEvent,
+  TaskNotFoundError, TaskTimeoutError, ValidationError, CLIENT_ERROR_CODES, type StreamEvent,
 } from '../../src/sdk/index.js';
+import { ERRORS } from '../../src/contract/errors.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
 let server: Server;
@@ -122,7 +123,7 @@ describe('SDK transport: failures and credentials', () => {
     handler = () => {}; // never answers
     const err = await client({ timeoutMs: 100, maxRetries: 0 }).listTasks().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RequestTimeoutError);
-    expect(err).toMatchObject({ status: 0, code: 'REQUEST_TIMEOUT' });
+    expect(err).toMatchObject({ status: 0, code: 'CLIENT_TIMEOUT' });
     await expect(client({ maxRetries: 0 }).getStatus('t', { timeoutMs: 50 })).rejects.toBeInstanceOf(RequestTimeoutError);
   });
 
@@ -171,6 +172,16 @@ describe('SDK transport: failures and credentials', () => {
     } finally {
       AbortSignal.any = any;
     }
+  });
+
+  it('the server\'s 408 (REQUEST_TIMEOUT) cannot be taken for the SDK\'s own timeout (CLIENT_TIMEOUT); no SDK code is a server code', async () => {
+    handler = (_q, res) => json(res, 408, envelope('REQUEST_TIMEOUT'), { connection: 'close' });
+    const err = await client({ maxRetries: 0 }).listTasks().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskgateError);
+    expect(err).not.toBeInstanceOf(RequestTimeoutError);
+    expect(err).toMatchObject({ status: 408, code: 'REQUEST_TIMEOUT' });
+    const serverCodes = new Set(Object.keys(ERRORS));
+    expect(CLIENT_ERROR_CODES.filter((c) => serverCodes.has(c))).toEqual([]);
   });
 
   it('an answer that is not JSON: BAD_RESPONSE; a 5xx without an envelope: ServerError', async () => {
