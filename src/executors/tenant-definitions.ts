@@ -8,8 +8,7 @@ import {
   tenantDefinitionsVersionsAllTenants, versionOfRows, type TenantDefinitionRow,
 } from '../storage/queries/definitions.js';
 import { checkDefinition, DefinitionError, type Registry } from './registry.js';
-import safeRegex from 'safe-regex2';
-import { compileSchema, releaseSchema } from './schema.js';
+import { compileSchema, ENDLESS_RECURSION, markTenantSchema, releaseSchema, validateAgainst } from './schema.js';
 import type { TaskDefinition } from './types.js';
 
 /** The kinds a tenant may define through the admin API, with the `config` keys each reads. */
@@ -21,40 +20,46 @@ export const DECLARATIVE_KINDS: Readonly<Record<string, readonly string[]>> = {
 
 /** Longest regular expression a tenant's schema may carry. */
 const MAX_PATTERN_LENGTH = 500;
+/**
+ * Objects and arrays a tenant's schema (input or output) may hold, data keywords' values aside.
+ * Compiling is synchronous on the shared event loop and grows faster than the schema: ~0.3–0.6 s
+ * for 500 on a 2-core machine (3,000 properties took 5 s and then overflowed the stack).
+ */
+export const MAX_SCHEMA_NODES = 500;
 /** Keywords whose values are data, not subschemas: not searched for keywords. */
 const DATA_KEYWORDS = new Set(['const', 'enum', 'default', 'examples']);
+/** Values every schema is tried on once compiled: a `$ref` cycle that consumes nothing shows on all of them. */
+const PROBES: readonly unknown[] = [null, true, 0, '', [], {}];
 
-const unsafePattern = (p: string): string | undefined =>
-  p.length > MAX_PATTERN_LENGTH
-    ? `is longer than ${MAX_PATTERN_LENGTH} characters`
-    : safeRegex(p)
-      ? undefined
-      : 'may take exponential time (nested repetition): every tenant shares the event loop that runs it';
+const longPattern = (p: string): string | undefined =>
+  p.length > MAX_PATTERN_LENGTH ? `is longer than ${MAX_PATTERN_LENGTH} characters` : undefined;
 
 /**
  * The first thing a tenant's schema may not hold (dotted path and why): an `$id` (every tenant's
  * schemas compile into one shared validator, where an `$id` is global: a second tenant or a
- * replace using it would be refused, and a `$ref` could reach another tenant's schema), or a
- * `pattern` / `patternProperties` regular expression that is too long or has nested repetition
- * (catastrophic backtracking on a crafted input would stall every tenant's requests).
+ * replace using it would be refused, and a `$ref` could reach another tenant's schema), a
+ * `pattern` / `patternProperties` regular expression over MAX_PATTERN_LENGTH (patterns run on RE2,
+ * see schema.ts: their syntax is checked when the schema compiles), or more than MAX_SCHEMA_NODES
+ * objects and arrays (`budget` counts them down across the walk).
  */
-function schemaViolation(node: unknown, path: string): { path: string; why: string } | undefined {
+function schemaViolation(node: unknown, path: string, budget = { nodes: MAX_SCHEMA_NODES }): { path: string; why: string } | undefined {
   if (!node || typeof node !== 'object') return undefined;
+  if (--budget.nodes < 0) return { path, why: `makes the schema larger than ${MAX_SCHEMA_NODES} objects and arrays` };
   for (const [k, v] of Object.entries(node)) {
     const at = `${path}.${k}`;
     if (k === '$id' && typeof v === 'string') return { path: at, why: "is not allowed in a tenant's definition" };
     if (k === 'pattern' && typeof v === 'string') {
-      const why = unsafePattern(v);
+      const why = longPattern(v);
       if (why) return { path: at, why };
     }
     if (k === 'patternProperties' && v && typeof v === 'object' && !Array.isArray(v)) {
       for (const p of Object.keys(v)) {
-        const why = unsafePattern(p);
+        const why = longPattern(p);
         if (why) return { path: at, why: `key ${JSON.stringify(p.slice(0, 40))} ${why}` };
       }
     }
     if (DATA_KEYWORDS.has(k)) continue;
-    const found = schemaViolation(v, at);
+    const found = schemaViolation(v, at, budget);
     if (found) return found;
   }
   return undefined;
@@ -78,13 +83,18 @@ export function checkTenantDefinition(id: string, body: Record<string, unknown>,
     throw new DefinitionError('kind http needs config.url, an http(s) URL (with {{input.field}} placeholders for values from the input)', 'config.url');
   }
   for (const field of ['input_schema', 'output_schema'] as const) {
-    const bad = schemaViolation(body[field], field);
+    const schema = body[field];
+    const bad = schemaViolation(schema, field);
     if (bad) throw new DefinitionError(`${bad.path} ${bad.why}`, bad.path);
+    if (schema && typeof schema === 'object') markTenantSchema(schema);
     if (opts.compile === false) continue;
     try {
-      compileSchema((body[field] ?? {}) as Record<string, unknown>);
+      compileSchema((schema ?? {}) as Record<string, unknown>);
     } catch (err) {
       throw new DefinitionError(`${field}: ${(err as Error).message}`, field);
+    }
+    if (PROBES.some((v) => validateAgainst((schema ?? {}) as Record<string, unknown>, v)?.reason === ENDLESS_RECURSION)) {
+      throw new DefinitionError(`${field}: ${ENDLESS_RECURSION} (a $ref cycle that never descends into the value)`, field);
     }
   }
   const { handler: _handler, ...rest } = body as Partial<TaskDefinition>;

@@ -262,10 +262,16 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       ['bad.array', [{ kind: 'http' }], 400, 'VALIDATION_ERROR'],
       ['bad.big', { kind: 'http', description: 'x', input_schema: { type: 'object', description: 'x'.repeat(300_000) } }, 413, 'PAYLOAD_TOO_LARGE'],
       ['bad%20id!', { kind: 'http' }, 400, 'VALIDATION_ERROR'],
-      // regular expressions that could backtrack for ever on a crafted input (every tenant shares the event loop)
-      ['bad.redos', { kind: 'http', input_schema: { properties: { x: { type: 'string', pattern: '^(a+)+$' } } } }, 400, 'VALIDATION_ERROR'],
-      ['bad.redos2', { kind: 'http', output_schema: { patternProperties: { '(x*)*y': {} } } }, 400, 'VALIDATION_ERROR'],
+      // patterns run on RE2 (linear time): lookaround and backreferences are not its syntax
+      ['bad.lookbehind', { kind: 'http', input_schema: { properties: { x: { type: 'string', pattern: '(?<=a)b' } } } }, 400, 'VALIDATION_ERROR'],
+      ['bad.backref', { kind: 'http', output_schema: { patternProperties: { '(x)\\1': {} } } }, 400, 'VALIDATION_ERROR'],
+      ['bad.regex', { kind: 'http', input_schema: { properties: { x: { pattern: '([a-z' } } } }, 400, 'VALIDATION_ERROR'],
       ['bad.longpattern', { kind: 'http', input_schema: { properties: { x: { pattern: 'a'.repeat(501) } } } }, 400, 'VALIDATION_ERROR'],
+      // compiling is synchronous on the shared event loop: a schema of more than 500 objects is refused
+      ['bad.huge', { kind: 'http', input_schema: { type: 'object', properties: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`p${i}`, { type: 'integer' }])) } }, 400, 'VALIDATION_ERROR'],
+      // a $ref cycle that never descends into the value: every validation would overflow the stack
+      ['bad.cycle', { kind: 'approval', output_schema: { $ref: '#' } }, 400, 'VALIDATION_ERROR'],
+      ['bad.cycle2', { kind: 'http', input_schema: { $defs: { a: { allOf: [{ $ref: '#/$defs/a' }] } }, $ref: '#/$defs/a' } }, 400, 'VALIDATION_ERROR'],
     ];
     // every http case but the URL ones has a valid config.url, so each is refused for its own reason
     const withUrl = (b: unknown): unknown =>
@@ -281,7 +287,9 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       expect(res.body.error.code, id).toBe(code);
       expect(typeof res.body.request_id).toBe('string');
     }
-    expect((await put('bad.redos', cases.find((c) => c[0] === 'bad.redos')![1])).body.error.message).toContain('input_schema.properties.x.pattern');
+    expect((await put('bad.regex', cases.find((c) => c[0] === 'bad.regex')![1])).body.error.message).toMatch(/^input_schema: .*missing closing \]/);
+    expect((await put('bad.huge', cases.find((c) => c[0] === 'bad.huge')![1])).body.error.message).toContain('larger than 500 objects and arrays');
+    expect((await put('bad.cycle', cases.find((c) => c[0] === 'bad.cycle')![1])).body.error.message).toContain('refers back to itself');
     // a plain pattern is fine, and so is the word "pattern" as data or as a property name
     expect((await put('bad.nourl', cases.find((c) => c[0] === 'bad.nourl')![1])).body.error.details).toMatchObject({ path: 'config.url' });
     const fine = await put('fine.pattern', {
@@ -295,6 +303,35 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
     expectEnvelope(broken, 400, 'VALIDATION_ERROR');
     const listed = (await server.call('GET', '/api/v1/definitions?search=bad.&limit=100')).body.items;
     expect(listed).toEqual([]);
+  });
+
+  it("runs tenants' patterns in linear time, and validates with own properties only; a cycle only some values enter is a 400", async () => {
+    const def = {
+      kind: 'approval',
+      input_schema: {
+        type: 'object', required: ['constructor'],
+        properties: { s: { type: 'string', pattern: '^(a|a)*$' }, n: { $ref: '#/$defs/loop' } },
+        $defs: { loop: { if: { const: 5 }, then: { $ref: '#/$defs/loop' } } },
+      },
+    };
+    expect((await put('linear.patterns', def)).status).toBe(201);
+    try {
+      // backtracking would try 2^40 ways before failing; RE2 answers at once
+      const slow = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'linear.patterns', input: { constructor: 1, s: `${'a'.repeat(40)}!` } });
+      expect(slow.status).toBe(422);
+      expect(slow.body.error.details).toMatchObject({ path: '/s' });
+      // an inherited name does not meet `required`
+      const inherited = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'linear.patterns', input: { s: 'aa' } });
+      expect(inherited.status).toBe(422);
+      expect(inherited.body.error.details).toMatchObject({ path: '/constructor' });
+      const loop = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'linear.patterns', input: { constructor: 1, n: 5 } });
+      expect(loop.status).toBe(422);
+      expect(loop.body.error.message).toContain('refers back to itself');
+      const fine = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'linear.patterns', input: { constructor: 1, s: 'aaaa', n: 4 } });
+      expect(fine.status, fine.text).toBe(200);
+    } finally {
+      expect((await server.call('DELETE', '/api/v1/definitions/linear.patterns')).status).toBe(204);
+    }
   });
 
   it('documents PUT and DELETE in /openapi.json', async () => {
