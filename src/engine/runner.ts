@@ -233,8 +233,13 @@ export class Runner {
       errorText = errorMessage(o.error);
       if (o.error instanceof RetryAfterError) retryAfterMs = o.error.delayMs;
     } else {
-      const violation = def && task.kind === 'definition' ? this.#d.registry.validateOutput(def, o.result!.output) : undefined;
-      if (violation) {
+      const unstorable = unstorableResult(o.result!);
+      const violation = unstorable || !def || task.kind !== 'definition' ? undefined : this.#d.registry.validateOutput(def, o.result!.output);
+      if (unstorable) {
+        // a cycle or a BigInt: the completion's statement would throw, for the whole batch it is in
+        outcome = { kind: 'failed', permanent: true };
+        errorText = `output cannot be stored as JSON: ${unstorable}`;
+      } else if (violation) {
         outcome = { kind: 'failed', permanent: true };
         errorText = `output does not match the definition's output_schema at ${violation.path}: ${violation.reason}`;
       } else outcome = { kind: 'completed' };
@@ -358,3 +363,16 @@ export class Runner {
 }
 
 export type { StoredEvent };
+
+/**
+ * Why an executor's result cannot be written as JSON (a cycle, a BigInt, a throwing toJSON), or
+ * undefined. Serializes what the completion will: outputs are small next to the attempt's work.
+ */
+function unstorableResult(r: ExecutionResult): string | undefined {
+  try {
+    JSON.stringify([r.output, r.usage, r.metadata]);
+    return undefined;
+  } catch (err) {
+    return errorMessage(err);
+  }
+}

@@ -11,11 +11,9 @@ import type {
 } from '../contract/auth.js';
 import type { ApprovalDecisionBody, ApprovalDecisionResponse, ApprovalList, ApprovalStatus } from '../contract/approvals.js';
 import type { DefinitionBody, DefinitionDetail, DefinitionList } from '../contract/definitions.js';
-import type { TaskEvent } from '../contract/events.js';
 import type { SessionHistory, SessionList, SessionTitleResponse, SessionTurns, SessionView } from '../contract/sessions.js';
 import type {
-  ControlResponse, ControlState, EventsResponse, ListTasksQuery, ListTasksResponse, SubmitStreamResponse, SubmitTaskBody,
-  SubmitTaskResponse, TaskListItem, TaskView,
+  ControlResponse, ControlState, ListTasksQuery, SubmitStreamResponse, SubmitTaskBody, SubmitTaskResponse,
 } from '../contract/tasks.js';
 import type { TimelineResponse } from '../contract/timeline.js';
 import {
@@ -24,6 +22,7 @@ import {
 import { TaskHandle } from './handle.js';
 import { followEventStream, type OpenResult, type StreamState } from './sse.js';
 import { eitherSignal, failureText, jittered, MAX_RETRY_WAIT_MS, RETRYABLE_STATUS, retryAfterMs, sleep } from './transport.js';
+import type { EventsResponse, ListTasksResponse, StreamEvent, TaskEvent, TaskListItem, TaskView } from './types.js';
 
 export const DEFAULT_BASE_URL = 'http://127.0.0.1:8080';
 /** A task in one of these statuses will not change again. */
@@ -97,8 +96,7 @@ export interface StreamOptions {
   onState?: (state: StreamState) => void;
 }
 
-/** A streamed event: the persisted event JSON plus the SSE name it was sent under. */
-export type StreamEvent = TaskEvent & { event: string };
+export type { StreamEvent };
 
 const enc = encodeURIComponent;
 

@@ -2,7 +2,7 @@
 // the subclasses name the usual cases after the reference gateway's Python SDK, so callers can
 // `catch (e) { if (e instanceof RateLimitError) … }` instead of comparing status codes.
 import type { ErrorCode } from '../contract/errors.js';
-import type { TaskView } from '../contract/tasks.js';
+import type { TaskView } from './types.js';
 
 /**
  * Codes the SDK itself gives, beside the server's — never one of the server's (src/contract/errors.ts),

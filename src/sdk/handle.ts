@@ -1,8 +1,9 @@
 // A submitted task, as the reference gateway's Python SDK hands it back: its ids, and the calls that
 // follow it (status, wait, result, stream) and steer it (cancel, pause, resume).
-import type { ControlResponse, ControlState, TaskView } from '../contract/tasks.js';
+import type { ControlResponse, ControlState } from '../contract/tasks.js';
 import type { CallOptions, StreamEvent, StreamOptions, TaskgateClient, WaitOptions } from './client.js';
 import { TaskFailedError } from './errors.js';
+import type { TaskView } from './types.js';
 
 /** What the submit answered (POST /api/v1/tasks; /tasks/stream answers with stream_url instead of status, message and created_at). */
 export interface Submitted {

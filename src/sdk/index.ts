@@ -19,10 +19,10 @@ export type {
 export type { ApprovalDecisionBody, ApprovalDecisionResponse, ApprovalList, ApprovalStatus, ApprovalView } from '../contract/approvals.js';
 export type { DefinitionBody, DefinitionDetail, DefinitionList, DefinitionSummary } from '../contract/definitions.js';
 export type { ErrorCode, ErrorEnvelope } from '../contract/errors.js';
-export type { EventType, TaskEvent } from '../contract/events.js';
+export type { EventType } from '../contract/events.js';
 export type { SessionHistory, SessionList, SessionSummary, SessionTitleResponse, SessionTurns, SessionView } from '../contract/sessions.js';
 export type {
-  ControlResponse, ControlState, EventsResponse, ListTasksQuery, ListTasksResponse, SubmitStreamResponse, SubmitTaskBody,
-  SubmitTaskResponse, TaskListItem, TaskView, Usage,
+  ControlResponse, ControlState, ListTasksQuery, SubmitStreamResponse, SubmitTaskBody, SubmitTaskResponse, Usage,
 } from '../contract/tasks.js';
+export type { EventsResponse, ListTasksResponse, Open, TaskEvent, TaskListItem, TaskStatus, TaskView } from './types.js';
 export type { TimelineResponse } from '../contract/timeline.js';

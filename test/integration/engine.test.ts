@@ -65,6 +65,18 @@ const badOutput: TaskDefinition = {
   handler: () => ({ nope: true }),
 };
 
+// an output JSON cannot hold (a cycle, a BigInt): the handler's bug, not the engine's
+const unserializable: TaskDefinition = {
+  id: 'test-unserializable', name: 'unserializable output', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object', properties: { kind: { enum: ['cycle', 'bigint'] } } }, output_schema: {},
+  handler: (input: { kind: string }) => {
+    if (input.kind === 'bigint') return { n: 1n };
+    const o: Record<string, unknown> = { a: 1 };
+    o.self = o;
+    return o;
+  },
+};
+
 // an executor may take the context apart: every member must work detached from it
 const destructured: TaskDefinition = {
   id: 'test-destructured', name: 'destructured context', description: '', version: '1', kind: 'function',
@@ -79,7 +91,7 @@ const destructured: TaskDefinition = {
   },
 };
 
-const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, destructured, pausable], flags: { concurrency: '4' } });
+const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, unserializable, destructured, pausable], flags: { concurrency: '4' } });
 
 const submit = (body: Record<string, unknown>) => fixture.server.submit(body);
 const eventTypes = async (id: string) => (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.type);
@@ -162,6 +174,20 @@ describe('engine', () => {
     const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('FAILED');
     expect(t.error).toContain('output_schema');
+  });
+
+  it('fails a task whose output JSON cannot hold, at once and alone: the tasks completing beside it complete', async () => {
+    const ids = await Promise.all([
+      submit({ task_definition_id: unserializable.id, input: { kind: 'cycle' } }),
+      submit({ task_definition_id: unserializable.id, input: { kind: 'bigint' } }),
+      ...Array.from({ length: 6 }, () => submit({ task_definition_id: 'noop', input: {} })),
+    ]);
+    const done = await Promise.all(ids.map((id) => waitForTask(fixture.server, id)));
+    expect(done.map((t) => t.status)).toEqual(['FAILED', 'FAILED', ...Array(6).fill('COMPLETED')]);
+    for (const t of done.slice(0, 2)) {
+      expect(t.error).toMatch(/output cannot be stored as JSON/);
+      expect(t.attempts).toBe(1);
+    }
   });
 
   it('runs delayed tasks no earlier than run_at', async () => {

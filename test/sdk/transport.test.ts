@@ -332,6 +332,16 @@ describe('SDK transport: the stream', () => {
     expect(states).toEqual(['connecting', 'reconnecting', 'live', 'reconnecting', 'live', 'done']);
   });
 
+  it('a streamed LLM_PARTIAL carries its text as delta, an LLM_OUTPUT as response', async () => {
+    const data = (seq: number, type: string, extra: Record<string, string>) => JSON.stringify({ workflow_id: 't', type, seq, timestamp: 'x', message: 'Hel', ...extra });
+    handler = (_q, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`event: thread.message.delta\ndata: ${data(0, 'LLM_PARTIAL', { delta: 'Hel' })}\n\nid: 1\nevent: thread.message.completed\ndata: ${data(1, 'LLM_OUTPUT', { response: 'Hello' })}\n\n${frame(2, 'STREAM_END')}event: done\ndata: [DONE]\n\n`);
+    };
+    const events = await collect(client().stream('t'));
+    expect(events.map((e) => [e.type, e.delta, e.response])).toEqual([['LLM_PARTIAL', 'Hel', undefined], ['LLM_OUTPUT', undefined, 'Hello'], ['STREAM_END', undefined, undefined]]);
+  });
+
   it('an error envelope in an `event: error` frame (credential revoked) ends the stream with AuthenticationError; ERROR_OCCURRED does not', async () => {
     handler = (_q, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
