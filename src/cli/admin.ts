@@ -2,15 +2,9 @@
 // talking HTTP to a running server (--url), with the key from --key, TASKGATE_API_KEY or the
 // server's <data-dir>/admin.key.
 import type { CreatedApiKey, Scope } from '../sdk/index.js';
+import { commandHelp } from './args.js';
 import { cliClient, exitCodeFor, need, optInt, optStr, table, UsageError, type CliIo, type Flags } from './shared.js';
-
-export const ADMIN_HELP = `Client commands (talk to a running server):
-  taskgate tenants create --name NAME [--id ID] [--rate-per-min N --burst N]
-  taskgate tenants list [--limit 50] [--offset 0]
-  taskgate keys create --name NAME --scopes tasks:read,tasks:execute [--tenant ID] [--expires-at RFC3339] [--user ID]
-  taskgate keys list [--limit 50] [--offset 0]
-  taskgate keys revoke KEY_ID
-Options: --url http://127.0.0.1:8080 (TASKGATE_URL), --key KEY (TASKGATE_API_KEY; default <data-dir>/admin.key), --json`;
+import { ADMIN_HELP, GROUPS } from './specs.js';
 
 function printKey(io: CliIo, k: CreatedApiKey, json: boolean): void {
   if (json) return io.out(JSON.stringify(k, null, 2));
@@ -63,6 +57,7 @@ export async function runAdminCommand(group: string, args: string[], flags: Flag
     }
     throw new UsageError(`unknown command: ${group} ${sub ?? ''}`.trim());
   } catch (err) {
-    return exitCodeFor(err, io, ADMIN_HELP);
+    const spec = sub !== undefined && Object.hasOwn(GROUPS, group) && Object.hasOwn(GROUPS[group]!.commands, sub) ? GROUPS[group]!.commands[sub] : undefined;
+    return exitCodeFor(err, io, spec ? commandHelp(spec) : ADMIN_HELP);
   }
 }

@@ -1,26 +1,33 @@
-// The `taskgate` command's commands (cli/main.ts is the entry point). `serve` and `migrate` reach
-// into main.ts; client commands (admin.ts, tasks.ts) use the SDK. Output goes through `io`, so
-// tests run them in process.
-import { loadConfig, parseDuration, parseFlags } from '../config/index.js';
+// The `taskgate` command's commands (cli/main.ts is the entry point). The line is read against
+// the command's declared arguments and flags (specs.ts, args.ts) before anything runs. `serve` and
+// `migrate` reach into main.ts; client commands (admin.ts, tasks.ts) use the SDK. Output goes
+// through `io`, so tests run them in process.
+import { loadConfig, parseDuration } from '../config/index.js';
 import { migrate } from '../storage/migrate.js';
 import { openDatabase, startServer } from '../main.js';
 import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
 import { RetentionSweeper } from '../engine/retention.js';
-import { ADMIN_HELP, runAdminCommand } from './admin.js';
-import { processIo, type CliIo } from './shared.js';
-import { runTasksCommand, TASKS_HELP } from './tasks.js';
+import { runAdminCommand } from './admin.js';
+import { check, commandHelp, scan, type CommandSpec } from './args.js';
+import { processIo, UsageError, type CliIo, type Flags } from './shared.js';
+import { ADMIN_HELP, GROUPS, SERVER_COMMANDS, TASKS_HELP, VALUE_FLAGS } from './specs.js';
+import { runTasksCommand } from './tasks.js';
 
 const HELP = `taskgate ${VERSION} — task gateway and durable execution engine
 
 Usage:
-  taskgate serve [--port 8080] [--host 127.0.0.1] [--data-dir ./.taskgate] [--role api|worker|all]
-                 [--concurrency 10] [--tasks-dir DIR]
-  taskgate migrate            apply database migrations and exit
-  taskgate prune [--older-than 30d]
+  taskgate serve [--port 8080] [--host 127.0.0.1] [--data-dir ./.taskgate] [--database-url URL]
+                 [--role api|worker|all] [--concurrency 10] [--tasks-dir DIR] [--no-auth]
+  taskgate worker [the options of serve but --role]
+                              serve --role worker: runs tasks; serves /health, /readiness, /metrics
+  taskgate migrate [--data-dir DIR] [--database-url URL]
+                              apply database migrations and exit
+  taskgate prune [--older-than 30d] [--data-dir DIR] [--database-url URL]
                               delete tasks that ended (and sessions deleted) longer ago than that
                               (default: TASKGATE_TASK_RETENTION), once, and exit
   taskgate version
+  taskgate help [COMMAND]     this help, or one command's (also: taskgate COMMAND --help or -h)
 
 ${ADMIN_HELP}
 
@@ -29,7 +36,7 @@ ${TASKS_HELP}
 Environment: DATABASE_URL (server PostgreSQL instead of embedded PGlite), PORT, HOST,
 TASKGATE_DATA_DIR, TASKGATE_LEASE_MS, TASKGATE_ADMIN_KEY, … (docs/configuration.md)`;
 
-async function serve(flags: Record<string, string | boolean>): Promise<void> {
+async function serve(flags: Flags): Promise<void> {
   const config = loadConfig(flags);
   const log = createLogger(config.logLevel);
   if (config.authDisabled) {
@@ -62,7 +69,7 @@ async function serve(flags: Record<string, string | boolean>): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-async function migrateCmd(flags: Record<string, string | boolean>, io: CliIo): Promise<void> {
+async function migrateCmd(flags: Flags, io: CliIo): Promise<void> {
   const config = loadConfig(flags);
   const db = await openDatabase(config);
   try {
@@ -74,7 +81,7 @@ async function migrateCmd(flags: Record<string, string | boolean>, io: CliIo): P
 }
 
 /** One retention sweep now (engine/retention.ts), e.g. from cron where no worker sweeps. */
-async function prune(flags: Record<string, string | boolean>, io: CliIo): Promise<void> {
+async function prune(flags: Flags, io: CliIo): Promise<void> {
   const config = loadConfig(flags);
   const raw = flags['older-than'];
   const age = typeof raw === 'string' ? raw : undefined;
@@ -93,35 +100,67 @@ async function prune(flags: Record<string, string | boolean>, io: CliIo): Promis
   }
 }
 
-/** Runs one command; sets process.exitCode on failure. `serve` runs until a signal stops it. */
+/** What the words name: a command (with how many words name it), a group's help, or the top-level help. */
+type Resolved = { spec: CommandSpec; path: number } | { help: string; problem?: string; bare?: boolean };
+
+function resolve(words: readonly string[]): Resolved {
+  const [first, second] = words;
+  if (first === undefined) return { help: HELP };
+  const top = SERVER_COMMANDS[first];
+  if (top) return { spec: top, path: 1 };
+  const group = GROUPS[first];
+  if (!group) return { help: HELP, problem: `unknown command: ${first}` };
+  if (second === undefined) return { help: group.help, problem: `taskgate ${first} needs a command`, bare: true };
+  if (second === 'help') return { help: group.help };
+  const spec = group.commands[second];
+  return spec ? { spec, path: 2 } : { help: group.help, problem: `unknown command: ${first} ${second}` };
+}
+
+/** A usage error: the message and the help that goes with it on stderr, exit code 2. */
+function usage(io: CliIo, message: string, help: string): void {
+  io.err(`taskgate: ${message}\n\n${help}`);
+  process.exitCode = 2;
+}
+
+/**
+ * Runs one command; sets process.exitCode on failure (2: a usage error, which runs nothing).
+ * `--help`/`-h` anywhere prints the named command's help and runs nothing. `serve` runs until a
+ * signal stops it.
+ */
 export async function run(argv: string[], io: CliIo = processIo): Promise<void> {
-  const { positional, flags } = parseFlags(argv);
-  const cmd = positional[0] ?? 'help';
-  switch (cmd) {
+  if (argv.length === 1 && argv[0] === '--version') return io.out(VERSION);
+  const scanned = scan(argv, VALUE_FLAGS);
+  const asksHelp = scanned.words[0] === 'help';
+  const found = resolve(asksHelp ? scanned.words.slice(1) : scanned.words);
+  if (!('spec' in found)) {
+    if (found.problem && !(found.bare && (asksHelp || scanned.help))) return usage(io, found.problem, found.help);
+    if (!asksHelp && !scanned.help && scanned.flags.length) return usage(io, `unknown option ${scanned.flags[0]!.written}: give a command first`, HELP);
+    return io.out(found.help);
+  }
+  const { spec, path } = found;
+  if (asksHelp || scanned.help) {
+    if (asksHelp && scanned.words.length > path + 1) return usage(io, `unexpected argument '${scanned.words[path + 1]}'`, HELP);
+    return io.out(commandHelp(spec));
+  }
+  let flags: Flags;
+  let args: string[];
+  try {
+    ({ flags, args } = check(spec, scanned, path));
+  } catch (err) {
+    if (err instanceof UsageError) return usage(io, err.message, commandHelp(spec));
+    throw err;
+  }
+  switch (spec.name) {
     case 'serve':
     case 'worker':
-      return serve(cmd === 'worker' ? { ...flags, role: 'worker' } : flags);
-    case 'tenants':
-    case 'keys':
-      process.exitCode = await runAdminCommand(cmd, positional.slice(1), flags, io);
-      return;
-    case 'tasks':
-      process.exitCode = await runTasksCommand(positional.slice(1), flags, io);
-      return;
+      return serve(spec.name === 'worker' ? { ...flags, role: 'worker' } : flags);
     case 'migrate':
       return migrateCmd(flags, io);
     case 'prune':
       return prune(flags, io);
     case 'version':
-    case '--version':
-      io.out(VERSION);
-      return;
-    case 'help':
-    case '--help':
-      io.out(HELP);
-      return;
-    default:
-      io.err(`unknown command: ${cmd}\n\n${HELP}`);
-      process.exitCode = 2;
+      return io.out(VERSION);
   }
+  const [group, sub] = scanned.words as [string, string];
+  process.exitCode = group === 'tasks' ? await runTasksCommand([sub, ...args], flags, io) : await runAdminCommand(group, [sub, ...args], flags, io);
 }

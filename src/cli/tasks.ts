@@ -4,19 +4,9 @@
 // FAILED/CANCELLED/TIMEOUT, 2 usage, 3 --timeout-ms ran out, 130 Ctrl-C (the task goes on).
 import { readFileSync } from 'node:fs';
 import { TaskTimeoutError, type StreamEvent, type SubmitTaskBody, type TaskgateClient, type TaskView } from '../sdk/index.js';
+import { commandHelp } from './args.js';
 import { cliClient, exitCodeFor, optInt, optStr, processIo, table, UsageError, type CliIo, type Flags } from './shared.js';
-
-export const TASKS_HELP = `Task commands (talk to a running server):
-  taskgate tasks submit (--query TEXT | --definition ID [--input JSON | --input @file.json]) [--session ID]
-                        [--priority low|medium|high|urgent] [--idempotency-key K] [--wait | --follow] [--timeout-ms N]
-  taskgate tasks get TASK_ID
-  taskgate tasks list [--status S] [--session ID] [--definition ID] [--tag T] [--limit 20] [--offset 0]
-  taskgate tasks events TASK_ID [--limit 50] [--offset 0]
-  taskgate tasks watch TASK_ID [--types A,B] [--last-event-id N]   the live events, until the task ends
-  taskgate tasks wait TASK_ID [--timeout-ms N]     exit 0 COMPLETED, 1 FAILED/CANCELLED/TIMEOUT, 3 time ran out
-  taskgate tasks cancel|pause|resume TASK_ID [--reason TEXT] [--force (cancel only)]
-Options: --url, --key as above, --json (the API's JSON; watch and --follow: one event per line).
-Ctrl-C stops watch, wait, --wait and --follow (exit 130); the task goes on.`;
+import { GROUPS, TASKS_HELP } from './specs.js';
 
 export const EXIT_TASK_FAILED = 1;
 export const EXIT_WAIT_TIMEOUT = 3;
@@ -26,14 +16,10 @@ export const EXIT_INTERRUPTED = 130;
 const PRIORITIES = ['low', 'medium', 'high', 'urgent'];
 /** Longest query shown in a `list` row, characters. */
 const LIST_QUERY_CHARS = 40;
-const SUBCOMMANDS = new Set(['submit', 'get', 'list', 'events', 'watch', 'wait', 'cancel', 'pause', 'resume']);
+const TASK_COMMANDS = GROUPS.tasks!.commands;
 
-/** A switch: `--json` is true; a value after it is refused (parseFlags took the next word, e.g. a task id, as its value). */
-function flag(flags: Flags, name: string): boolean {
-  const v = flags[name];
-  if (v === undefined || v === true) return v === true;
-  throw new UsageError(`--${name} takes no value (got "${v}"): put it after the arguments`);
-}
+/** A switch (cli/args.ts has refused a value for it). */
+const flag = (flags: Flags, name: string): boolean => flags[name] === true;
 
 function parseInput(raw: string | boolean | undefined): unknown {
   if (raw === undefined) return undefined;
@@ -225,23 +211,16 @@ async function submit(flags: Flags, io: CliIo, json: boolean): Promise<number> {
   return wait ? waitFor(client, handle.taskId, timeoutMs, io, json) : follow(client, handle.taskId, { timeoutMs, outcome: true }, io, json);
 }
 
-/** Runs `tasks …`; returns the process exit code. */
+/**
+ * Runs `tasks SUB TASK_ID?`, read against its spec by cli/args.ts (commands.ts run()): the
+ * arguments are there and every flag is one the subcommand takes. Returns the process exit code.
+ */
 export async function runTasksCommand(args: string[], flags: Flags, io: CliIo): Promise<number> {
-  const [sub, taskId, ...extra] = args;
+  const [sub, taskId] = args;
+  const spec = sub !== undefined && Object.hasOwn(TASK_COMMANDS, sub) ? TASK_COMMANDS[sub] : undefined;
   try {
-    if ((sub === undefined && flags.help === true) || sub === 'help') {
-      io.out(TASKS_HELP);
-      return 0;
-    }
-    if (sub === undefined || !SUBCOMMANDS.has(sub)) throw new UsageError(`unknown command: tasks ${sub ?? ''}`.trim());
+    if (!spec) throw new UsageError(`unknown command: tasks ${sub ?? ''}`.trim());
     const json = flag(flags, 'json');
-    if (sub === 'submit' || sub === 'list') {
-      if (taskId !== undefined) throw new UsageError(`unexpected argument: ${taskId}`);
-    } else {
-      if (taskId === undefined) throw new UsageError(`usage: taskgate tasks ${sub} TASK_ID`);
-      if (extra.length) throw new UsageError(`unexpected argument: ${extra[0]}`);
-    }
-    if (sub !== 'cancel' && flags.force !== undefined) throw new UsageError('--force goes with cancel');
     const page = { limit: optInt(flags, 'limit'), offset: optInt(flags, 'offset') };
     switch (sub) {
       case 'submit':
@@ -290,6 +269,6 @@ export async function runTasksCommand(args: string[], flags: Flags, io: CliIo): 
       }
     }
   } catch (err) {
-    return exitCodeFor(err, io, TASKS_HELP);
+    return exitCodeFor(err, io, spec ? commandHelp(spec) : TASKS_HELP);
   }
 }

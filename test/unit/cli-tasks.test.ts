@@ -256,11 +256,11 @@ describe('taskgate tasks: waiting and control', () => {
 });
 
 describe('taskgate tasks: failures', () => {
-  it('usage errors exit 2 with the help: bad --input JSON, an unreadable @file, --query with --definition, no task id, --json with a value', async () => {
+  it("usage errors exit 2 with the subcommand's help: bad --input JSON, an unreadable @file, --query with --definition, no task id, a stray argument", async () => {
     const bad = await tasks(['submit', '--definition', 'test-progress', '--input', '{"count":']);
     expect(bad.code).toBe(2);
     expect(bad.err[0]).toMatch(/^taskgate: --input is not valid JSON: /);
-    expect(bad.err[0]).toContain('taskgate tasks submit');
+    expect(bad.err[0]).toContain('Usage: taskgate tasks submit');
     const missing = await tasks(['submit', '--definition', 'test-progress', '--input', '@/nonexistent/input.json']);
     expect(missing.code).toBe(2);
     expect(missing.err[0]).toMatch(/^taskgate: --input @\/nonexistent\/input.json: cannot read \/nonexistent\/input.json \(ENOENT\)/);
@@ -271,13 +271,13 @@ describe('taskgate tasks: failures', () => {
       ['submit', '--definition', 'test-progress', '--timeout-ms', '5'],
       ['submit', '--definition', 'test-progress', '--wait', '--follow'],
       ['get'],
-      ['get', '--json', 'task_x'],
+      ['get', 'task_x', '--json', 'task_y'],
       ['pause', 'task_x', '--force'],
       ['frobnicate'],
     ]) {
       const r = await tasks(args);
       expect({ args, code: r.code, out: r.out }).toEqual({ args, code: 2, out: [] });
-      expect(r.err[0]).toMatch(/^taskgate: .+\n\nTask commands/);
+      expect(r.err[0]).toMatch(args[0] === 'frobnicate' ? /^taskgate: .+\n\nTask commands/ : new RegExp(`^taskgate: .+\\n\\nUsage: taskgate tasks ${args[0]}`));
     }
     const list = await tasks(['list', '--definition', 'test-progress', '--json']);
     expect(JSON.parse(list.out.join('\n')).tasks.every((t: { task_definition_id: string }) => t.task_definition_id === 'test-progress')).toBe(true);

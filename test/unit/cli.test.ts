@@ -38,7 +38,7 @@ describe('taskgate CLI', () => {
     const bad = capture();
     await run(['frobnicate'], bad.io);
     expect(process.exitCode).toBe(2);
-    expect(bad.err[0]).toMatch(/^unknown command: frobnicate\n\nUsage|unknown command: frobnicate/);
+    expect(bad.err[0]).toMatch(/^taskgate: unknown command: frobnicate\n\ntaskgate .*\n\nUsage:/);
     expect(bad.out).toEqual([]);
   });
 
