@@ -23,6 +23,7 @@ import { TaskHandle } from './handle.js';
 import { followEventStream, type OpenResult, type StreamState } from './sse.js';
 import { eitherSignal, failureText, jittered, MAX_RETRY_WAIT_MS, RETRYABLE_STATUS, retryAfterMs, sleep } from './transport.js';
 import type { EventsResponse, ListTasksResponse, StreamEvent, TaskEvent, TaskListItem, TaskView } from './types.js';
+import { SDK_VERSION } from './version.js';
 
 export const DEFAULT_BASE_URL = 'http://127.0.0.1:8080';
 /** A task in one of these statuses will not change again. */
@@ -122,6 +123,18 @@ function checkBaseUrl(raw: string): string {
   return raw.replace(/\/+$/, '');
 }
 
+/**
+ * `User-Agent: taskgate-sdk/<version>` outside browsers (the server's logs then tell SDK traffic
+ * apart), unless `headers` sets one. Not in a browser: the header would need a CORS allowance the
+ * server does not give (its preflight would fail every call), and Chrome drops it anyway.
+ */
+function userAgent(headers: Record<string, string> | undefined): Record<string, string> {
+  const runtime = (globalThis as { process?: { versions?: { node?: unknown } } }).process;
+  if (typeof runtime?.versions?.node !== 'string') return {};
+  if (Object.keys(headers ?? {}).some((k) => k.toLowerCase() === 'user-agent')) return {};
+  return { 'user-agent': `taskgate-sdk/${SDK_VERSION}` };
+}
+
 /** A failure that says nothing about the task: no answer, or the server (or its proxy) asking to come back. */
 function isTransient(err: unknown): err is TaskgateError {
   if (err instanceof NetworkError || err instanceof RequestTimeoutError) return true;
@@ -140,7 +153,7 @@ export class TaskgateClient {
     this.baseUrl = checkBaseUrl(opts.baseUrl ?? DEFAULT_BASE_URL);
     this.#apiKey = opts.apiKey;
     this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
-    this.#headers = opts.headers ?? {};
+    this.#headers = { ...userAgent(opts.headers), ...opts.headers };
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
     this.#maxRetries = opts.maxRetries ?? 2;
   }

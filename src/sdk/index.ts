@@ -6,6 +6,7 @@ export {
   type WaitOptions,
 } from './client.js';
 export { TaskHandle, type Submitted } from './handle.js';
+export { SDK_VERSION } from './version.js';
 export { SseParser, followEventStream, type EventFrame, type SseFrame, type StreamState } from './sse.js';
 export {
   TaskgateError, AuthenticationError, PermissionDeniedError, ValidationError, NotFoundError, TaskNotFoundError, SessionNotFoundError,

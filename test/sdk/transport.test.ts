@@ -1,12 +1,13 @@
 // The SDK's transport against a scripted HTTP server (what a proxy, an overloaded or a dying server
 // can answer, which the real one cannot be made to on cue): retries and their limits, timeouts,
 // network failures, answers that are not JSON, credentials, and the stream's own failure paths.
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   AuthenticationError, NetworkError, RateLimitError, RequestTimeoutError, ServerError, SseParser, TaskgateClient, TaskgateError,
-  TaskNotFoundError, TaskTimeoutError, ValidationError, CLIENT_ERROR_CODES, type StreamEvent,
+  TaskNotFoundError, TaskTimeoutError, ValidationError, CLIENT_ERROR_CODES, SDK_VERSION, type StreamEvent,
 } from '../../src/sdk/index.js';
 import { ERRORS } from '../../src/contract/errors.js';
 
@@ -223,6 +224,20 @@ describe('SDK transport: failures and credentials', () => {
     expect(withPassword).toBeInstanceOf(ValidationError);
     expect((withPassword as Error).message).not.toContain('s3cret');
     expect(new TaskgateClient({ baseUrl: 'https://example.com/taskgate//' }).baseUrl).toBe('https://example.com/taskgate');
+  });
+
+  it('sends User-Agent: taskgate-sdk/<version> (package.json\'s) on requests and streams, unless headers set one', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(SDK_VERSION).toBe(version);
+    handler = (req, res) => {
+      if (!req.url!.startsWith('/api/v1/stream/sse')) return json(res, 200, { status: 'healthy' });
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end('event: done\ndata: [DONE]\n\n');
+    };
+    await client().health();
+    for await (const _ of client().stream('t'));
+    await client({ headers: { 'User-Agent': 'my-app/2' } }).health();
+    expect(seen.map((s) => s.headers['user-agent'])).toEqual([`taskgate-sdk/${version}`, `taskgate-sdk/${version}`, 'my-app/2']);
   });
 
   it('an API key goes in X-API-Key, a JWT as a Bearer token; never in the URL', async () => {
