@@ -17,8 +17,12 @@ export interface CliIo {
 /** The real terminal: only with this io do commands take over SIGINT. */
 export const processIo: CliIo = { out: (t) => process.stdout.write(t + '\n'), err: (t) => process.stderr.write(t + '\n') };
 
-/** A command line the command cannot run: exit code 2 and the help. */
-export class UsageError extends Error {}
+/** A command line the command cannot run: exit code 2 and the help (`help: false`: the message alone, when the help would not help). */
+export class UsageError extends Error {
+  constructor(message: string, readonly options: { help?: boolean } = {}) {
+    super(message);
+  }
+}
 
 export type Flags = Record<string, string | boolean>;
 
@@ -44,6 +48,7 @@ export function optStr(flags: Flags, name: string): string | undefined {
 /** The SDK client for --url/TASKGATE_URL with the key from --key, TASKGATE_API_KEY or <data-dir>/admin.key. */
 export function cliClient(flags: Flags, io: CliIo): TaskgateClient {
   const cfg = loadClientConfig(flags, io.env);
+  const baseUrl = serverUrl(cfg.url, typeof flags.url === 'string' ? '--url' : 'TASKGATE_URL');
   let apiKey = cfg.apiKey;
   if (!apiKey) {
     try {
@@ -52,7 +57,20 @@ export function cliClient(flags: Flags, io: CliIo): TaskgateClient {
       throw new UsageError(`no API key: pass --key, set TASKGATE_API_KEY, or run where ${cfg.keyFile} exists`);
     }
   }
-  return new TaskgateClient({ baseUrl: cfg.url, apiKey, fetch: io.fetch });
+  return new TaskgateClient({ baseUrl, apiKey, fetch: io.fetch });
+}
+
+/** The server's URL, refused unless it is http:// or https:// (`--url 127.0.0.1:8080` ended in a TypeError's stack). */
+function serverUrl(raw: string, from: string): string {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(raw).protocol;
+  } catch {
+    /* not a URL at all */
+  }
+  if (protocol === 'http:' || protocol === 'https:') return raw;
+  const shown = raw.replace(/^([^/]*\/\/)?[^/@]*@/, '$1…@'); // never a password
+  throw new UsageError(`${from} ${shown}: the server's URL needs http:// or https://, e.g. ${raw.includes('://') ? 'http://127.0.0.1:8080' : `http://${shown}`}`, { help: false });
 }
 
 export function table(rows: Record<string, unknown>[], columns: string[]): string {
@@ -68,7 +86,7 @@ export function table(rows: Record<string, unknown>[], columns: string[]): strin
  */
 export function exitCodeFor(err: unknown, io: CliIo, help: string): number {
   if (err instanceof UsageError) {
-    io.err(`taskgate: ${err.message}\n\n${help}`);
+    io.err(err.options.help === false ? `taskgate: ${err.message}` : `taskgate: ${err.message}\n\n${help}`);
     return 2;
   }
   if (err instanceof TaskgateError) {

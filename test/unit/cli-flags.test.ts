@@ -3,7 +3,7 @@
 // are usage errors (exit 2) that run nothing — `tasks list --key` ran with the admin key, and
 // `--stauts FAILED` listed every task; a word a switch cannot take is named as such; switches never
 // take the next word; and every flag the README, the docs and the help texts show is one the
-// command declares.
+// command declares. A server URL without http:// or https:// is a usage error too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -115,6 +115,21 @@ describe('unknown flags and flags without their value', () => {
     const r = await cli(['tasks', 'get', '--json', taskId]);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.out).task_id).toBe(taskId);
+  });
+});
+
+describe('the server URL', () => {
+  it('one without http:// or https:// is a one-line usage error (exit 2) saying so, not a TypeError stack', async () => {
+    const bare = await cli(['tasks', 'get', 'task_x', '--url', '127.0.0.1:18210', '--key', 'sk_x']);
+    expect({ code: bare.code, out: bare.out }).toEqual({ code: 2, out: '' });
+    expect(bare.err).toBe("taskgate: --url 127.0.0.1:18210: the server's URL needs http:// or https://, e.g. http://127.0.0.1:18210");
+    const fromEnv = await cli(['keys', 'list'], { TASKGATE_URL: 'localhost:8080', TASKGATE_API_KEY: 'sk_x' });
+    expect(fromEnv.code).toBe(2);
+    expect(firstLine(fromEnv)).toBe("taskgate: TASKGATE_URL localhost:8080: the server's URL needs http:// or https://, e.g. http://localhost:8080");
+    const other = await cli(['tasks', 'list', '--url', 'ftp://me:s3cret@example.com']);
+    expect(other.code).toBe(2);
+    expect(firstLine(other)).toBe("taskgate: --url ftp://…@example.com: the server's URL needs http:// or https://, e.g. http://127.0.0.1:8080");
+    expect((await cli(['tasks', 'list', '--url', `${server.url}/`, '--json'])).code).toBe(0);
   });
 });
 
