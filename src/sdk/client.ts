@@ -17,123 +17,25 @@ import type {
 } from '../contract/tasks.js';
 import type { TimelineResponse } from '../contract/timeline.js';
 import {
-  AuthenticationError, errorForStatus, NetworkError, RequestTimeoutError, TaskgateError, TaskTimeoutError, ValidationError, type NotFoundKind,
+  AuthenticationError, errorForStatus, NetworkError, RequestTimeoutError, TaskgateError, TaskTimeoutError,
 } from './errors.js';
 import { TaskHandle } from './handle.js';
-import { followEventStream, type OpenResult, type StreamState } from './sse.js';
-import { eitherSignal, failureText, jittered, MAX_RETRY_WAIT_MS, RETRYABLE_STATUS, retryAfterMs, sleep } from './transport.js';
+import { followEventStream, type OpenResult } from './sse.js';
+import {
+  checkBaseUrl, eitherSignal, failureText, jittered, MAX_RETRY_WAIT_MS, RETRYABLE_STATUS, retryAfterMs, sleep, userAgent,
+} from './transport.js';
 import type { EventsResponse, ListTasksResponse, StreamEvent, TaskEvent, TaskListItem, TaskView } from './types.js';
-import { SDK_VERSION } from './version.js';
+import type { CallOptions, ClientOptions, PageOptions, RequestOptions, StreamOptions, SubmitOptions, WaitOptions } from './options.js';
+
+export type {
+  CallOptions, ClientOptions, PageOptions, RequestOptions, StreamOptions, StreamEvent, SubmitOptions, WaitOptions,
+};
 
 export const DEFAULT_BASE_URL = 'http://127.0.0.1:8080';
 /** A task in one of these statuses will not change again. */
 export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT']);
 
-export interface ClientOptions {
-  /** Default http://127.0.0.1:8080. */
-  baseUrl?: string;
-  /** Sent as X-API-Key; a JWT (it has dots) is sent as `Authorization: Bearer`. */
-  apiKey?: string;
-  /** Replaces the global fetch (proxies, tests). */
-  fetch?: typeof fetch;
-  /** Extra headers on every request. */
-  headers?: Record<string, string>;
-  /** Per-request timeout, ms (default 30,000; 0 = none). Streams are not timed out. */
-  timeoutMs?: number;
-  /** Retries of a retryable failure (default 2; 0 = none). See `request`. */
-  maxRetries?: number;
-}
-
-export interface CallOptions {
-  signal?: AbortSignal;
-  /** This call's timeout, ms (replaces the client's). */
-  timeoutMs?: number;
-}
-
-export interface RequestOptions extends CallOptions {
-  body?: unknown;
-  query?: Record<string, string | number | boolean | undefined>;
-  headers?: Record<string, string>;
-  /** Sent as Idempotency-Key (POST): a retry with the same key is answered from the first response. */
-  idempotencyKey?: string;
-  /** What a 404 means here (TaskNotFoundError, SessionNotFoundError); a function tells from the envelope's message. */
-  notFound?: NotFoundKind | ((message: string) => NotFoundKind | undefined);
-  /** This call's retries (replaces the client's maxRetries). */
-  maxRetries?: number;
-  /** Sees the successful answer (its headers) before its body is returned. */
-  onResponse?: (res: Response) => void;
-}
-
-export interface PageOptions {
-  limit?: number;
-  offset?: number;
-}
-
-export interface SubmitOptions extends CallOptions {
-  /** Sent as Idempotency-Key: resubmitting with it returns the first task instead of a new one (and makes the call retryable). */
-  idempotencyKey?: string;
-  /** W3C trace context, propagated to the task's executors and outbound calls. */
-  traceparent?: string;
-}
-
-export interface WaitOptions {
-  /** Give up after this many ms with TaskTimeoutError (default: wait for ever). */
-  timeoutMs?: number;
-  /** Longest pause between two status reads, ms (default 2,000). The first reads come sooner: 100 ms, doubling. */
-  pollIntervalMs?: number;
-  signal?: AbortSignal;
-}
-
-export interface StreamOptions {
-  /** Only these event types (or their SSE names); the stream still ends with the task. */
-  types?: readonly string[];
-  /** Resume strictly after this event (its `seq`). */
-  lastEventId?: number | string;
-  /** Stops the stream (the iteration simply ends). */
-  signal?: AbortSignal;
-  /** Failed connections in a row before the stream throws (default 10). */
-  maxReconnects?: number;
-  /** The link's state: connecting, live, reconnecting, done. */
-  onState?: (state: StreamState) => void;
-}
-
-export type { StreamEvent };
-
 const enc = encodeURIComponent;
-
-/**
- * The base URL without trailing slashes, or ValidationError (INVALID_OPTION) at construction: a
- * bare `127.0.0.1:8080` otherwise failed every call with a TypeError, and `localhost:8080` parses
- * as a URL of scheme `localhost:`.
- */
-function checkBaseUrl(raw: string): string {
-  let url: URL | undefined;
-  try {
-    url = new URL(raw);
-  } catch {
-    url = undefined;
-  }
-  const bad = (why: string) => new ValidationError({ status: 0, code: 'INVALID_OPTION', message: `baseUrl ${why}`, details: { path: 'baseUrl' } });
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw bad(`${JSON.stringify(raw)} is not a URL starting with http:// or https:// (e.g. http://127.0.0.1:8080)`);
-  }
-  // (never echoed: it holds a password)
-  if (url.username || url.password) throw bad('must not carry credentials: pass the key as apiKey');
-  if (url.search || url.hash) throw bad(`${JSON.stringify(raw)} must not have a query or fragment: paths are appended to it`);
-  return raw.replace(/\/+$/, '');
-}
-
-/**
- * `User-Agent: taskgate-sdk/<version>` outside browsers (the server's logs then tell SDK traffic
- * apart), unless `headers` sets one. Not in a browser: the header would need a CORS allowance the
- * server does not give (its preflight would fail every call), and Chrome drops it anyway.
- */
-function userAgent(headers: Record<string, string> | undefined): Record<string, string> {
-  const runtime = (globalThis as { process?: { versions?: { node?: unknown } } }).process;
-  if (typeof runtime?.versions?.node !== 'string') return {};
-  if (Object.keys(headers ?? {}).some((k) => k.toLowerCase() === 'user-agent')) return {};
-  return { 'user-agent': `taskgate-sdk/${SDK_VERSION}` };
-}
 
 /** A failure that says nothing about the task: no answer, or the server (or its proxy) asking to come back. */
 function isTransient(err: unknown): err is TaskgateError {

@@ -1,5 +1,8 @@
-// The SDK's transport helpers: pauses that an AbortSignal ends, Retry-After, signals combined, and
-// which answers are worth another try. No Node-only API (the SDK runs in browsers too).
+// The SDK's transport helpers: the base URL and default headers, pauses that an AbortSignal ends,
+// Retry-After and its jitter, signals combined, which answers are worth another try, and what a
+// failed fetch says. No Node-only API (the SDK runs in browsers too).
+import { ValidationError } from './errors.js';
+import { SDK_VERSION } from './version.js';
 
 /** Answers that mean "not now": the request can be tried again (429 for any request, the rest when it is safe to repeat). */
 export const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
@@ -81,4 +84,38 @@ function whereOf(e: CodedError): string {
   if (typeof e.address !== 'string') return '';
   const host = e.address.includes(':') ? `[${e.address}]` : e.address;
   return typeof e.port === 'number' ? `${host}:${e.port}` : host;
+}
+
+/**
+ * The base URL without trailing slashes, or ValidationError (INVALID_OPTION) at construction: a
+ * bare `127.0.0.1:8080` otherwise failed every call with a TypeError, and `localhost:8080` parses
+ * as a URL of scheme `localhost:`.
+ */
+export function checkBaseUrl(raw: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  const bad = (why: string) => new ValidationError({ status: 0, code: 'INVALID_OPTION', message: `baseUrl ${why}`, details: { path: 'baseUrl' } });
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw bad(`${JSON.stringify(raw)} is not a URL starting with http:// or https:// (e.g. http://127.0.0.1:8080)`);
+  }
+  // (never echoed: it holds a password)
+  if (url.username || url.password) throw bad('must not carry credentials: pass the key as apiKey');
+  if (url.search || url.hash) throw bad(`${JSON.stringify(raw)} must not have a query or fragment: paths are appended to it`);
+  return raw.replace(/\/+$/, '');
+}
+
+/**
+ * `User-Agent: taskgate-sdk/<version>` outside browsers (the server's logs then tell SDK traffic
+ * apart), unless `headers` sets one. Not in a browser: the header would need a CORS allowance the
+ * server does not give (its preflight would fail every call), and Chrome drops it anyway.
+ */
+export function userAgent(headers: Record<string, string> | undefined): Record<string, string> {
+  const runtime = (globalThis as { process?: { versions?: { node?: unknown } } }).process;
+  if (typeof runtime?.versions?.node !== 'string') return {};
+  if (Object.keys(headers ?? {}).some((k) => k.toLowerCase() === 'user-agent')) return {};
+  return { 'user-agent': `taskgate-sdk/${SDK_VERSION}` };
 }
