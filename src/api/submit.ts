@@ -7,6 +7,7 @@ import { newSessionId, newTaskId } from '../domain/ids.js';
 import type { NewTask } from '../storage/queries/tasks.js';
 import type { Principal } from '../auth/scopes.js';
 import type { DefinitionCatalog } from './deps.js';
+import { parseInstant } from './task-view.js';
 
 const AGENT_OPTION_KEYS = [
   'model_tier', 'model_override', 'provider_override', 'research_strategy', 'max_iterations', 'max_concurrent_agents', 'enable_verification',
@@ -91,11 +92,7 @@ export function buildTask(
   const multiplier = rp?.backoff_multiplier ?? rp?.backoffMultiplier ?? defRp?.backoff_multiplier ?? DEFAULT_RETRY_POLICY.backoffMultiplier;
   const timeoutMs = body.timeout_ms ?? body.executionConfig?.timeout ?? def?.timeout_ms ?? limits.defaultTimeoutMs;
 
-  let runAt: Date | null = null;
-  if (body.run_at !== undefined) {
-    runAt = new Date(body.run_at);
-    if (Number.isNaN(runAt.getTime())) throw new ApiError('VALIDATION_ERROR', 'run_at must be an RFC 3339 timestamp', { path: 'run_at' });
-  }
+  const runAt = body.run_at === undefined ? null : parseInstant(body.run_at, 'run_at');
 
   const metadata: Record<string, unknown> = { ...(body.metadata ?? {}) };
   const tags = Array.isArray(metadata.tags) ? metadata.tags.filter((t): t is string => typeof t === 'string' && t.length <= 128).slice(0, 50) : [];

@@ -1,10 +1,29 @@
 // Stored rows → wire shapes (PRODUCT.md §3). Timestamps are RFC 3339 UTC.
+import { ApiError } from '../contract/errors.js';
 import { priorityFromRank } from '../domain/lifecycle.js';
 import type { TaskRow } from '../storage/queries/tasks.js';
 import type { TaskView } from '../contract/tasks.js';
 
 export const iso = (d: Date | string | null | undefined): string | null =>
   d === null || d === undefined ? null : (d instanceof Date ? d : new Date(d)).toISOString();
+
+/** The instants RFC 3339 can write in UTC — four-digit years: 0000-01-01T00:00:00Z … 9999-12-31T23:59:59.999Z. */
+const FIRST_INSTANT_MS = Date.parse('0000-01-01T00:00:00.000Z');
+const LAST_INSTANT_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
+/**
+ * A timestamp input (`run_at`, `expires_at`) as a Date, or a 400 naming `field`. An offset can
+ * carry a valid RFC 3339 text past the four-digit years (`9999-12-31T23:59:59-23:59` is year
+ * 10000 in UTC), which `iso` would then answer as `+010000-…`: refused, like text that is no time.
+ */
+export function parseInstant(text: string, field: string): Date {
+  const at = new Date(text);
+  if (Number.isNaN(at.getTime())) throw new ApiError('VALIDATION_ERROR', `${field} must be an RFC 3339 timestamp`, { path: field, reason: 'invalid value' });
+  if (at.getTime() < FIRST_INSTANT_MS || at.getTime() > LAST_INSTANT_MS) {
+    throw new ApiError('VALIDATION_ERROR', `${field} must be between 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z`, { path: field, reason: 'out of range' });
+  }
+  return at;
+}
 
 function parseJson(text: string | null): unknown {
   if (!text) return null;

@@ -78,6 +78,52 @@ export function lockDataDir(dataDir: string): () => void {
   throw new DataDirLockedError(`could not take the lock on ${resolve(dataDir)}`);
 }
 
+/** OID of timestamptz, the only date/time type in the schema. */
+const TIMESTAMPTZ = 1184;
+
+/** PostgreSQL's ISO output of a timestamptz: 5+ digit years, seconds in the offset, ` BC`. */
+const PG_TIMESTAMPTZ = /^(\d{4,})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d+))?([+-])(\d\d)(?::(\d\d))?(?::(\d\d))?( BC)?$/;
+
+/**
+ * A timestamptz as PostgreSQL writes it, read as pg does. PGlite's own parser is `new Date(text)`,
+ * whose legacy parsing takes years 0–99 as 1900/2000s (`0049-01-01` read back as 2049) and gives
+ * up on ` BC` and 5-digit years; the fields are set one by one here (setUTCFullYear keeps 0–99).
+ */
+export function parseTimestamptz(text: string): Date | number {
+  // the usual shape (years 1000–9999, UTC, as the session's TimeZone writes): new Date reads it
+  // right, ~4× faster than the fields below (0.8 vs 3.1 µs)
+  const c = text.charCodeAt(0);
+  if (c >= 49 && c <= 57 && text.charCodeAt(4) === 45 && text.endsWith('+00')) return new Date(text);
+  if (text === 'infinity') return Infinity;
+  if (text === '-infinity') return -Infinity;
+  const m = PG_TIMESTAMPTZ.exec(text);
+  if (!m) return new Date(text);
+  const year = Number(m[1]);
+  const d = new Date(0);
+  d.setUTCFullYear(m[12] ? 1 - year : year, Number(m[2]) - 1, Number(m[3]));
+  d.setUTCHours(Number(m[4]), Number(m[5]), Number(m[6]), m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0);
+  const offsetS = Number(m[9]) * 3600 + Number(m[10] ?? 0) * 60 + Number(m[11] ?? 0);
+  return new Date(d.getTime() - (m[8] === '-' ? -1 : 1) * offsetS * 1000);
+}
+
+const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
+
+/**
+ * A Date as timestamptz input PostgreSQL accepts for every year a Date can hold, as pg writes it:
+ * PGlite's toISOString() writes year 0 as `0000` and years past 9999 as `+010000`, both refused
+ * (a 400 on PGlite where PostgreSQL stores them); here 1 BC is `0001 … BC` and 10000 is `10000`.
+ */
+export function serializeTimestamptz(value: unknown): string {
+  if (value === Infinity) return 'infinity';
+  if (value === -Infinity) return '-infinity';
+  if (typeof value === 'string') return value;
+  const d = value instanceof Date ? value : new Date(value as number);
+  if (Number.isNaN(d.getTime())) throw new RangeError('Invalid time value');
+  const y = d.getUTCFullYear();
+  return `${pad(y < 1 ? 1 - y : y, 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:` +
+    `${pad(d.getUTCSeconds())}.${pad(d.getUTCMilliseconds(), 3)}+00:00${y < 1 ? ' BC' : ''}`;
+}
+
 export interface PgliteOptions {
   /** Directory for the database files; undefined for an in-memory database (tests). */
   dataDir?: string;
@@ -97,7 +143,12 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
   }
   let db: PGlite;
   try {
-    db = await PGlite.create({ dataDir: pgDir });
+    db = await PGlite.create({
+      dataDir: pgDir,
+      // timestamps read and written as the pg adapter does, so both backends agree on every year
+      parsers: { [TIMESTAMPTZ]: parseTimestamptz },
+      serializers: { [TIMESTAMPTZ]: serializeTimestamptz },
+    });
   } catch (err) {
     release?.();
     throw err;

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
 import { connect, type Socket } from 'node:net';
 import { ADMIN_KEY, useTestServer } from '../helpers/server.js';
+import { parseTimestamptz } from '../../src/storage/pglite.js';
 
 const fx = useTestServer({ TASKGATE_ROLE: 'api' });
 const noop = { task_definition_id: 'noop', input: {} };
@@ -96,5 +97,48 @@ describe('session titles', () => {
     expect((await fx.server.call('PATCH', `/api/v1/sessions/${sid}`, { title: bidi.join('') })).status).toBe(400);
     // the zero-width joiner (emoji sequences) stays
     expect((await fx.server.call('PATCH', `/api/v1/sessions/${sid}`, { title: 'family \u{1F468}\u200D\u{1F469}' })).body.title).toBe('family \u{1F468}\u200D\u{1F469}');
+  });
+});
+
+describe('timestamps at the edges of RFC 3339', () => {
+  const runAt = async (run_at: string) => {
+    const res = await fx.server.call('POST', '/api/v1/tasks', { ...noop, run_at });
+    if (res.status !== 200) return res;
+    return fx.server.call('GET', `/api/v1/tasks/${res.body.task_id}`);
+  };
+
+  it('stores and reads back run_at in years 0000–0099 and the last millisecond of 9999 alike on both backends', async () => {
+    for (const [sent, back] of [
+      ['0049-01-01T00:00:00Z', '0049-01-01T00:00:00.000Z'],
+      ['0001-03-01T10:20:30.456Z', '0001-03-01T10:20:30.456Z'],
+      ['0099-12-31T23:59:59Z', '0099-12-31T23:59:59.000Z'],
+      ['0000-01-01T00:00:00Z', '0000-01-01T00:00:00.000Z'], // 1 BC to PostgreSQL
+      ['0001-01-01T00:00:00+01:00', '0000-12-31T23:00:00.000Z'],
+      ['1000-06-15T12:00:00.5Z', '1000-06-15T12:00:00.500Z'],
+      ['9999-12-31T23:59:59.999Z', '9999-12-31T23:59:59.999Z'],
+    ]) {
+      const res = await runAt(sent!);
+      expect([sent, res.status, res.body?.run_at]).toEqual([sent, 200, back]);
+    }
+  });
+
+  it('refuses instants RFC 3339 cannot write in UTC (an offset past year 9999 or before 0000): 400 naming the field', async () => {
+    for (const sent of ['9999-12-31T23:59:59-23:59', '0000-01-01T00:00:00+00:01']) {
+      const res = await runAt(sent);
+      expect([sent, res.status, res.body.error.code, res.body.error.details]).toEqual([sent, 400, 'VALIDATION_ERROR', { path: 'run_at', reason: 'out of range' }]);
+    }
+    const key = await fx.server.call('POST', '/api/v1/auth/api-keys', { name: 'far', scopes: ['tasks:read'], expires_at: '9999-12-31T23:59:59-23:59' });
+    expect([key.status, key.body.error.details]).toEqual([400, { path: 'expires_at', reason: 'out of range' }]);
+    expect((await fx.server.call('POST', '/api/v1/auth/api-keys', { name: 'late', scopes: ['tasks:read'], expires_at: '9999-12-31T23:59:59Z' })).status).toBe(201);
+  });
+
+  it("PGlite's reader takes PostgreSQL's text as pg does: BC, 5-digit years, offsets with seconds, infinity", () => {
+    expect(parseTimestamptz('0001-12-31 23:00:00+00 BC')).toEqual(new Date('0000-12-31T23:00:00.000Z'));
+    expect(parseTimestamptz('0049-01-01 00:00:00.123456+00')).toEqual(new Date('0049-01-01T00:00:00.123Z'));
+    expect(parseTimestamptz('10000-01-01 23:58:59+00')).toEqual(new Date('+010000-01-01T23:58:59.000Z'));
+    expect(parseTimestamptz('1890-01-01 12:00:00+00:53:28')).toEqual(new Date('1890-01-01T11:06:32.000Z'));
+    expect(parseTimestamptz('2026-01-01 00:00:00.5-03')).toEqual(new Date('2026-01-01T03:00:00.500Z'));
+    expect(parseTimestamptz('2026-05-01 12:34:56.789+00')).toEqual(new Date('2026-05-01T12:34:56.789Z'));
+    expect([parseTimestamptz('infinity'), parseTimestamptz('-infinity')]).toEqual([Infinity, -Infinity]);
   });
 });

@@ -13,6 +13,7 @@ import { createApiKey } from '../../auth/api-keys.js';
 import { ungrantable, type Principal } from '../../auth/scopes.js';
 import { apiKeysCount, apiKeysGet, apiKeysListPage, apiKeysRevoke, type ApiKeyRow } from '../../storage/queries/tenants.js';
 import type { AppDeps } from '../deps.js';
+import { parseInstant } from '../task-view.js';
 
 export function keyView(row: ApiKeyRow, now: Date = new Date()): ApiKeyView {
   const status = row.revoked_at ? 'revoked' : row.expires_at && row.expires_at.getTime() <= now.getTime() ? 'expired' : 'active';
@@ -39,8 +40,8 @@ export function checkGrant(caller: Pick<Principal, 'scopes' | 'expiresAt'>, scop
       path: 'expires_at', reason: 'required: the caller expires', max_expires_at: limit.toISOString(),
     });
   }
-  const at = new Date(expiresAt);
-  if (Number.isNaN(at.getTime()) || at.getTime() <= Date.now()) {
+  const at = parseInstant(expiresAt, 'expires_at');
+  if (at.getTime() <= Date.now()) {
     throw new ApiError('VALIDATION_ERROR', 'expires_at must be a future RFC 3339 timestamp', { path: 'expires_at', reason: 'invalid value' });
   }
   if (limit && at.getTime() > limit.getTime()) {
