@@ -118,32 +118,6 @@ export interface Config {
 
 type Flags = Record<string, string | boolean>;
 
-/** Parses `--name value`, `--name=value` and bare `--flag` into a map. */
-export function parseFlags(argv: readonly string[]): { positional: string[]; flags: Flags } {
-  const positional: string[] = [];
-  const flags: Flags = {};
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('--')) {
-      positional.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    if (eq > 0) {
-      flags[arg.slice(2, eq)] = arg.slice(eq + 1);
-    } else {
-      const next = argv[i + 1];
-      if (next !== undefined && !next.startsWith('--')) {
-        flags[arg.slice(2)] = next;
-        i++;
-      } else {
-        flags[arg.slice(2)] = true;
-      }
-    }
-  }
-  return { positional, flags };
-}
-
 /**
  * TASKGATE_ADMIN_KEY must be a key the API can accept: 16–512 characters of `A-Z a-z 0-9 _ -`
  * (a key with a dot is read as a JWT; shorter than 8 is never looked up; under 16 is guessable).

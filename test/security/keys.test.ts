@@ -13,7 +13,7 @@ import { openTestDb, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, newTenant, startTestServer, type TestServer } from '../helpers/server.js';
 import { createApiKey, hashKey } from '../../src/auth/api-keys.js';
 import { TaskgateClient, TaskgateError } from '../../src/sdk/index.js';
-import { runAdminCommand } from '../../src/cli/admin.js';
+import { run } from '../../src/cli/commands.js';
 import { DEFAULT_AUTH_CACHE_MS } from '../../src/config/security.js';
 
 let tdb: TestDb;
@@ -342,9 +342,10 @@ describe('SDK and CLI', () => {
   async function cli(args: string[], env: Record<string, string>) {
     const out: string[] = [];
     const err: string[] = [];
-    const { parseFlags } = await import('../../src/config/index.js');
-    const { positional, flags } = parseFlags(args);
-    const code = await runAdminCommand(positional[0]!, positional.slice(1), flags, { out: (t) => out.push(t), err: (t) => err.push(t), env });
+    // the CLI's entry point: its argument checks included
+    await run(args, { out: (t) => void out.push(t), err: (t) => void err.push(t), env });
+    const code = Number(process.exitCode ?? 0);
+    process.exitCode = undefined;
     return { code, out: out.join('\n'), err: err.join('\n') };
   }
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ERRORS } from '../../src/contract/errors.js';
 import { sseEventName } from '../../src/contract/events.js';
 import { jsonDepth, parseJsonBody, scanJson } from '../../src/api/json-parser.js';
-import { loadConfig, parseFlags, ConfigError } from '../../src/config/index.js';
+import { loadConfig, ConfigError } from '../../src/config/index.js';
 import { redactUrl } from '../../src/logger.js';
 
 describe('docs/errors.md', () => {
@@ -56,8 +56,7 @@ describe('json depth', () => {
 });
 
 describe('config', () => {
-  it('parses flags and applies defaults', () => {
-    expect(parseFlags(['serve', '--port', '9', '--role=worker', '--no-auth'])).toEqual({ positional: ['serve'], flags: { port: '9', role: 'worker', 'no-auth': true } });
+  it('applies defaults', () => {
     const c = loadConfig({}, {});
     expect(c).toMatchObject({ port: 8080, host: '127.0.0.1', role: 'all', concurrency: 10, dataDir: './.taskgate', leaseMs: 30_000 });
     expect(Object.isFrozen(c)).toBe(true);
