@@ -1,7 +1,8 @@
 // The errors an SDK call throws. Every one is a TaskgateError (the server's error envelope, typed);
 // the subclasses name the usual cases after the reference gateway's Python SDK, so callers can
 // `catch (e) { if (e instanceof RateLimitError) … }` instead of comparing status codes.
-import type { ErrorCode } from '../contract/errors.js';
+import type { ErrorCode, ErrorEnvelope } from '../contract/errors.js';
+import type { EventFrame } from './sse.js';
 import type { TaskView } from './types.js';
 
 /**
@@ -114,4 +115,54 @@ export function errorForStatus(p: TaskgateErrorInit, notFound?: NotFoundKind): T
   if (s === 400 || s === 413 || s === 415 || s === 422) return new ValidationError(p);
   if (s >= 500) return new ServerError(p);
   return new TaskgateError(p);
+}
+
+/**
+ * The error an `event: error` frame carries when the server ends an open stream on us (its
+ * credential was revoked or expired): an error envelope, not an event. A task's ERROR_OCCURRED is
+ * also sent as `error`, but is an event with a seq (the frame's id is no help: it carries over from
+ * the frame before), so it gives undefined.
+ */
+export function errorFromStreamFrame(frame: EventFrame): TaskgateError | undefined {
+  if (frame.event !== 'error') return undefined;
+  let data: { seq?: unknown; error?: Partial<ErrorEnvelope['error']>; request_id?: string } | undefined;
+  try {
+    data = JSON.parse(frame.data) as typeof data;
+  } catch {
+    return undefined;
+  }
+  const env = data?.error;
+  if (data?.seq !== undefined || typeof env?.code !== 'string') return undefined;
+  const init = { code: env.code, message: env.message ?? env.code, requestId: data?.request_id };
+  return env.code === 'UNAUTHORIZED' ? new AuthenticationError({ status: 401, ...init }) : new TaskgateError({ status: 0, ...init });
+}
+
+type CodedError = Error & { code?: unknown; address?: unknown; port?: unknown; hostname?: unknown; errors?: unknown };
+
+/**
+ * What a failed fetch says beneath its bare "fetch failed": the innermost code in the cause chain
+ * (ECONNREFUSED, ENOTFOUND, ERR_SSL_…, UND_ERR_SOCKET) with the address or host it concerns, else
+ * the innermost message. A browser's fetch has no cause: its own message is all there is.
+ */
+export function failureText(err: unknown): string {
+  let coded: CodedError | undefined;
+  let inner: unknown = err;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    inner = e;
+    if (typeof (e as CodedError).code === 'string') coded = e as CodedError;
+  }
+  if (!coded) return inner instanceof Error ? inner.message : String(inner);
+  const code = coded.code as string;
+  // (an AggregateError from trying each address of a name: the addresses are in its errors)
+  const parts = Array.isArray(coded.errors) ? (coded.errors as CodedError[]) : [coded];
+  const where = parts.map(whereOf).filter(Boolean).join(', ') || (typeof coded.hostname === 'string' ? coded.hostname : '');
+  if (where) return `${code} ${where}`;
+  const msg = coded.message;
+  return msg && !msg.includes(code) && !msg.includes('\n') && msg.length <= 120 ? `${code} (${msg})` : code;
+}
+
+function whereOf(e: CodedError): string {
+  if (typeof e.address !== 'string') return '';
+  const host = e.address.includes(':') ? `[${e.address}]` : e.address;
+  return typeof e.port === 'number' ? `${host}:${e.port}` : host;
 }

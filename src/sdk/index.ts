@@ -1,12 +1,11 @@
 // Public SDK surface (`taskgate/sdk`): the HTTP client, task handles, the event-stream reader, the
 // errors, and the wire types they speak.
 export {
-  TaskgateClient, DEFAULT_BASE_URL, TERMINAL_STATUSES,
+  TaskgateClient, DEFAULT_BASE_URL, SDK_VERSION, TERMINAL_STATUSES,
   type CallOptions, type ClientOptions, type PageOptions, type RequestOptions, type StreamEvent, type StreamOptions, type SubmitOptions,
   type WaitOptions,
 } from './client.js';
 export { TaskHandle, type Submitted } from './handle.js';
-export { SDK_VERSION } from './version.js';
 export { SseParser, followEventStream, type EventFrame, type SseFrame, type StreamState } from './sse.js';
 export {
   TaskgateError, AuthenticationError, PermissionDeniedError, ValidationError, NotFoundError, TaskNotFoundError, SessionNotFoundError,
