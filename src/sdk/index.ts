@@ -1,5 +1,8 @@
 // Public SDK surface (`taskgate/sdk`): the HTTP client, task handles, the event-stream reader, the
 // errors, and the wire types they speak.
+// The runtime modules are these five: index, client, handle, sse, errors — the dashboard serves
+// exactly them (DASHBOARD_SDK_FILES, src/api/routes/dashboard.ts), so a new runtime module must be
+// added there too (type-only modules such as options.ts and types.ts need not).
 export {
   TaskgateClient, DEFAULT_BASE_URL, SDK_VERSION, TERMINAL_STATUSES,
   type CallOptions, type ClientOptions, type PageOptions, type RequestOptions, type StreamEvent, type StreamOptions, type SubmitOptions,
