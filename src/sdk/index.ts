@@ -1,10 +1,11 @@
 // Public SDK surface (`taskgate/sdk`): the HTTP client, task handles, the event-stream reader, the
 // errors, and the wire types they speak.
-// The runtime modules are these five: index, client, handle, sse, errors — the dashboard serves
-// exactly them (DASHBOARD_SDK_FILES, src/api/routes/dashboard.ts), so a new runtime module must be
-// added there too (type-only modules such as options.ts and types.ts need not).
+// The runtime modules are these six: index, client, transport, handle, sse, errors — the dashboard
+// serves exactly them (DASHBOARD_SDK_FILES, src/api/routes/dashboard.ts), so a new runtime module
+// must be added there too (type-only modules such as options.ts and types.ts need not).
+export { SDK_VERSION } from './transport.js';
 export {
-  TaskgateClient, DEFAULT_BASE_URL, SDK_VERSION, TERMINAL_STATUSES,
+  TaskgateClient, DEFAULT_BASE_URL, TERMINAL_STATUSES,
   type CallOptions, type ClientOptions, type PageOptions, type RequestOptions, type StreamEvent, type StreamOptions, type SubmitOptions,
   type WaitOptions,
 } from './client.js';

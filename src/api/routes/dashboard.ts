@@ -30,7 +30,7 @@ export const DASHBOARD_FILES = [
  * the dashboard's own files — the compiled modules import each other as `./client.js`, so they only
  * need to sit together. test/dashboard checks this list is closed under their imports.
  */
-export const DASHBOARD_SDK_FILES = ['index.js', 'client.js', 'handle.js', 'sse.js', 'errors.js'] as const;
+export const DASHBOARD_SDK_FILES = ['index.js', 'client.js', 'transport.js', 'handle.js', 'sse.js', 'errors.js'] as const;
 
 /** The dashboard's own policy: scripts and styles from the server only, no inline code or styles, calls to itself only. */
 export const DASHBOARD_CSP =

@@ -1,0 +1,102 @@
+// The SDK's transport rules, apart from the client that applies them: which answers are retried
+// and after how long (Retry-After, with jitter), cancellable sleeps, the base URL check, the
+// User-Agent. Runs in Node ≥ 20 and browsers (the dashboard serves this file: DASHBOARD_SDK_FILES).
+import { NetworkError, RequestTimeoutError, TaskgateError, ValidationError } from './errors.js';
+
+/**
+ * The SDK's version, sent as `User-Agent: taskgate-sdk/<version>`: a constant (the SDK runs in
+ * browsers, with no package.json to read); test/sdk keeps it equal to package.json's.
+ */
+export const SDK_VERSION = '0.1.0';
+
+/** Answers that mean "not now": the request can be tried again (429 for any request, the rest when it is safe to repeat). */
+export const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+/** A Retry-After longer than this is the caller's to wait out, not a retry's. */
+export const MAX_RETRY_WAIT_MS = 30_000;
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Retry-After as ms (delta-seconds or an HTTP date), if sent and sane. */
+export function retryAfterMs(res: Response): number | undefined {
+  const h = res.headers.get('retry-after');
+  if (!h) return undefined;
+  const s = Number(h);
+  if (Number.isFinite(s) && s >= 0) return s * 1000;
+  const at = Date.parse(h);
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
+}
+
+/**
+ * A Retry-After wait plus up to 20 % more (at least up to 250 ms), never less: 20 clients refused by
+ * one burst limit otherwise all came back in the same millisecond, and were refused together again.
+ */
+export function jittered(retryAfterMs: number): number {
+  return retryAfterMs + Math.random() * Math.max(250, retryAfterMs * 0.2);
+}
+
+/** Aborts when either does (AbortSignal.any where the runtime has it: Node 20.3, browsers of 2023-24). */
+export function eitherSignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([a, b]);
+  const c = new AbortController();
+  for (const s of [a, b]) {
+    if (s.aborted) {
+      c.abort(s.reason);
+      break;
+    }
+    s.addEventListener('abort', () => c.abort(s.reason), { once: true });
+  }
+  return c.signal;
+}
+
+/**
+ * The base URL without trailing slashes, or ValidationError (INVALID_OPTION) at construction: a
+ * bare `127.0.0.1:8080` otherwise failed every call with a TypeError, and `localhost:8080` parses
+ * as a URL of scheme `localhost:`.
+ */
+export function checkBaseUrl(raw: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  const bad = (why: string) => new ValidationError({ status: 0, code: 'INVALID_OPTION', message: `baseUrl ${why}`, details: { path: 'baseUrl' } });
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw bad(`${JSON.stringify(raw)} is not a URL starting with http:// or https:// (e.g. http://127.0.0.1:8080)`);
+  }
+  // (never echoed: it holds a password)
+  if (url.username || url.password) throw bad('must not carry credentials: pass the key as apiKey');
+  if (url.search || url.hash) throw bad(`${JSON.stringify(raw)} must not have a query or fragment: paths are appended to it`);
+  return raw.replace(/\/+$/, '');
+}
+
+/**
+ * `User-Agent: taskgate-sdk/<version>` outside browsers (the server's logs then tell SDK traffic
+ * apart), unless `headers` sets one. Not in a browser: the header would need a CORS allowance the
+ * server does not give (its preflight would fail every call), and Chrome drops it anyway.
+ */
+export function userAgent(headers: Record<string, string> | undefined): Record<string, string> {
+  const runtime = (globalThis as { process?: { versions?: { node?: unknown } } }).process;
+  if (typeof runtime?.versions?.node !== 'string') return {};
+  if (Object.keys(headers ?? {}).some((k) => k.toLowerCase() === 'user-agent')) return {};
+  return { 'user-agent': `taskgate-sdk/${SDK_VERSION}` };
+}
+
+/** A failure that says nothing about the task: no answer, or the server (or its proxy) asking to come back. */
+export function isTransient(err: unknown): err is TaskgateError {
+  if (err instanceof NetworkError || err instanceof RequestTimeoutError) return true;
+  return err instanceof TaskgateError && RETRYABLE_STATUS.has(err.status);
+}
