@@ -13,7 +13,7 @@ import { openTestDb, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, newTenant, startTestServer, type TestServer } from '../helpers/server.js';
 import { createApiKey, hashKey } from '../../src/auth/api-keys.js';
 import { TaskgateClient, TaskgateError } from '../../src/sdk/index.js';
-import { run } from '../../src/cli/commands.js';
+import { runCli } from '../helpers/cli.js';
 import { DEFAULT_AUTH_CACHE_MS } from '../../src/config/security.js';
 
 let tdb: TestDb;
@@ -339,15 +339,7 @@ describe('SDK and CLI', () => {
     expect(down).toMatchObject({ status: 0, code: 'NETWORK_ERROR' });
   });
 
-  async function cli(args: string[], env: Record<string, string>) {
-    const out: string[] = [];
-    const err: string[] = [];
-    // the CLI's entry point: its argument checks included
-    await run(args, { out: (t) => void out.push(t), err: (t) => void err.push(t), env });
-    const code = Number(process.exitCode ?? 0);
-    process.exitCode = undefined;
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  }
+  const cli = runCli;
 
   it('taskgate tenants create|list and keys create|list|revoke', async () => {
     // the key comes from <data-dir>/admin.key when neither --key nor TASKGATE_API_KEY is given

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../../src/cli/commands.js';
+import { runCli, type CliRun } from '../helpers/cli.js';
 import { check, scan, type CommandSpec } from '../../src/cli/args.js';
 import { ADMIN_HELP, GROUPS, SERVER_COMMANDS, TASKS_HELP, VALUE_FLAGS } from '../../src/cli/specs.js';
 import { openTestDb, type TestDb } from '../helpers/db.js';
@@ -34,20 +34,8 @@ afterAll(async () => {
   await tdb?.close();
 });
 
-interface Ran {
-  code: number;
-  out: string;
-  err: string;
-}
-
-async function cli(args: string[], runEnv: Record<string, string> = env): Promise<Ran> {
-  const out: string[] = [];
-  const err: string[] = [];
-  await run(args, { out: (t) => void out.push(t), err: (t) => void err.push(t), env: runEnv });
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = undefined;
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+type Ran = CliRun;
+const cli = (args: string[], runEnv: Record<string, string> = env): Promise<Ran> => runCli(args, runEnv);
 
 /** The first line of what a usage error printed (the help follows it). */
 const firstLine = (r: Ran) => r.err.split('\n')[0];

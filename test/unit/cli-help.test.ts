@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../../src/cli/commands.js';
+import { runCli } from '../helpers/cli.js';
 import { GROUPS } from '../../src/cli/specs.js';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, startTestServer, type TestServer } from '../helpers/server.js';
@@ -75,14 +75,7 @@ afterAll(async () => {
   await tdb?.close();
 });
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  await run(args, { out: (t) => void out.push(t), err: (t) => void err.push(t), env });
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = undefined;
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const cli = (args: string[]) => runCli(args, env);
 
 describe('help for every command and group', () => {
   it('each client subcommand answers --help and -h with its own usage and options, running nothing', async () => {
