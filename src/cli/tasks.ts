@@ -3,7 +3,7 @@
 // line for watch and --follow). Exit codes: 0 done (or COMPLETED), 1 an error or a task that ended
 // FAILED/CANCELLED/TIMEOUT, 2 usage, 3 --timeout-ms ran out, 130 Ctrl-C (the task goes on).
 import { readFileSync } from 'node:fs';
-import { TaskTimeoutError, type StreamEvent, type SubmitTaskBody, type TaskgateClient, type TaskView } from '../sdk/index.js';
+import { TaskTimeoutError, type StreamEvent, type TaskgateError, type SubmitTaskBody, type TaskgateClient, type TaskView } from '../sdk/index.js';
 import { commandHelp } from './args.js';
 import { cliClient, exitCodeFor, optInt, optStr, processIo, table, UsageError, type CliIo, type Flags } from './shared.js';
 import { GROUPS, TASKS_HELP } from './specs.js';
@@ -137,10 +137,23 @@ function interrupted(io: CliIo, taskId: string): number {
   return EXIT_INTERRUPTED;
 }
 
+/**
+ * wait()'s onRetry for a person at a terminal: one line when the server stops answering (it is
+ * restarting, or gone), not one per read; the wait goes on until the task ends, --timeout or Ctrl-C.
+ */
+function stillWaiting(io: CliIo, taskId: string): (err: TaskgateError) => void {
+  let said = false;
+  return (err) => {
+    if (said) return;
+    said = true;
+    io.err(`taskgate: ${err.code}: ${err.message} — still waiting for ${taskId} (Ctrl-C stops waiting; the task goes on)`);
+  };
+}
+
 async function waitFor(client: TaskgateClient, taskId: string, timeoutMs: number | undefined, io: CliIo, json: boolean): Promise<number> {
   const stop = interruption(io);
   try {
-    return printOutcome(io, await client.wait(taskId, { timeoutMs, signal: stop.signal }), json);
+    return printOutcome(io, await client.wait(taskId, { timeoutMs, signal: stop.signal, onRetry: stillWaiting(io, taskId) }), json);
   } catch (err) {
     if (stop.signal.aborted) return interrupted(io, taskId);
     if (err instanceof TaskTimeoutError) {

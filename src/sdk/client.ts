@@ -249,6 +249,7 @@ export class TaskgateClient {
       } catch (err) {
         if (!isTransient(err)) throw err;
         failed = err;
+        opts.onRetry?.(err);
         if (err.retryAfterS !== undefined) pauseMs = Math.max(pauseMs, jittered(err.retryAfterS * 1000));
       }
       const left = deadline - Date.now();

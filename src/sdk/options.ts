@@ -1,5 +1,5 @@
 // The options the client and its calls take (every one optional, with its unit and default).
-import type { NotFoundKind } from './errors.js';
+import type { NotFoundKind, TaskgateError } from './errors.js';
 import type { StreamState } from './sse.js';
 
 export interface ClientOptions {
@@ -55,6 +55,11 @@ export interface WaitOptions {
   /** Longest pause between two status reads, ms (default 2,000). The first reads come sooner: 100 ms, doubling. */
   pollIntervalMs?: number;
   signal?: AbortSignal;
+  /**
+   * Called when a status read gets no answer or a 429/502/503/504 and the wait goes on (the error
+   * says why): for telling a person the server is away rather than waiting in silence.
+   */
+  onRetry?: (err: TaskgateError) => void;
 }
 
 export interface StreamOptions {

@@ -289,9 +289,14 @@ describe('SDK transport: wait()', () => {
     try {
       // maxRetries 0: every failure reaches wait() itself
       const c = new TaskgateClient({ baseUrl: `http://127.0.0.1:${port}`, fetch: watching, maxRetries: 0 });
-      expect((await c.wait('t1', { pollIntervalMs: 20, timeoutMs: 20_000 })).status).toBe('COMPLETED');
+      const retried: string[] = [];
+      const done = await c.wait('t1', { pollIntervalMs: 20, timeoutMs: 20_000, onRetry: (err) => retried.push(err.code) });
+      expect(done.status).toBe('COMPLETED');
       expect(refused).toBe(4);
       expect(answers).toEqual([503, 502, 200]);
+      // each read that failed was told to onRetry, with why
+      expect(retried).toEqual(['NETWORK_ERROR', 'NETWORK_ERROR', 'NETWORK_ERROR', 'NETWORK_ERROR', 'UNAVAILABLE', retried[5]]);
+      expect(retried).toHaveLength(6);
     } finally {
       await shut(first);
       if (restarted) await shut(restarted);

@@ -293,4 +293,12 @@ describe('taskgate tasks: failures', () => {
     expect(denied.code).toBe(1);
     expect(denied.err).toEqual([expect.stringMatching(/^taskgate: UNAUTHORIZED \(HTTP 401\): /)]);
   });
+
+  it('wait says once that the server does not answer, then goes on waiting (here until --timeout-ms: exit 3)', async () => {
+    const away = await tasks(['wait', 'task_somewhere', '--timeout-ms', '1500'], { env: { TASKGATE_URL: 'http://127.0.0.1:1', TASKGATE_API_KEY: ADMIN_KEY } });
+    expect(away.code).toBe(3);
+    expect(away.err).toHaveLength(2);
+    expect(away.err[0]).toMatch(/^taskgate: NETWORK_ERROR: cannot reach http:\/\/127\.0\.0\.1:1: .* still waiting for task_somewhere/);
+    expect(away.err[1]).toMatch(/^taskgate: WAIT_TIMEOUT: /);
+  });
 });
