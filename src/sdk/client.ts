@@ -136,7 +136,7 @@ export class TaskgateClient {
       parsed = undefined;
     }
     const env = parsed?.error;
-    const kind = typeof notFound === 'function' ? notFound(env?.message ?? '') : notFound;
+    const kind = typeof notFound === 'function' ? notFound(env ?? {}) : notFound;
     return errorForStatus({
       status: res.status,
       code: env?.code ?? 'BAD_RESPONSE',
@@ -359,8 +359,8 @@ export class TaskgateClient {
    * 404: TaskNotFoundError for an unknown (or foreign) workflow, NotFoundError for an unknown approval.
    */
   decideApproval(body: ApprovalDecisionBody, opts: CallOptions = {}): Promise<ApprovalDecisionResponse> {
-    // the route answers 404 for either, saying which: `workflow … not found` or `approval … not found for workflow …`
-    const notFound = (message: string) => (message.startsWith('workflow ') ? 'task' as const : undefined);
+    // the route answers 404 for either, saying which in details.path (workflow_id or approval_id)
+    const notFound = (e: { details?: Record<string, unknown> }) => (e.details?.path === 'workflow_id' ? 'task' as const : undefined);
     return this.request('POST', '/api/v1/approvals/decision', { ...opts, body, notFound });
   }
 

@@ -29,8 +29,8 @@ export interface RequestOptions extends CallOptions {
   headers?: Record<string, string>;
   /** Sent as Idempotency-Key (POST): a retry with the same key is answered from the first response. */
   idempotencyKey?: string;
-  /** What a 404 means here (TaskNotFoundError, SessionNotFoundError); a function tells from the envelope's message. */
-  notFound?: NotFoundKind | ((message: string) => NotFoundKind | undefined);
+  /** What a 404 means here (TaskNotFoundError, SessionNotFoundError); a function tells from the envelope's error. */
+  notFound?: NotFoundKind | ((error: { message?: string; details?: Record<string, unknown> }) => NotFoundKind | undefined);
   /** This call's retries (replaces the client's maxRetries). */
   maxRetries?: number;
   /** Sees the successful answer (its headers) before its body is returned. */

@@ -282,9 +282,11 @@ describe('SDK: sessions, approvals, definitions', () => {
     // a 404 about the task is TaskNotFoundError; one about the approval (of a real task) is not
     const noTask = await client.decideApproval({ workflow_id: 'task_nope', approval_id: pending!.approval_id, approved: true }).catch((e: unknown) => e);
     expect(noTask).toBeInstanceOf(TaskNotFoundError);
+    expect((noTask as TaskNotFoundError).details).toEqual({ path: 'workflow_id' });
     const noApproval = await client.decideApproval({ workflow_id: handle.workflowId, approval_id: '00000000-0000-4000-8000-000000000000', approved: true }).catch((e: unknown) => e);
     expect(noApproval).toBeInstanceOf(NotFoundError);
     expect(noApproval).not.toBeInstanceOf(TaskNotFoundError);
+    expect((noApproval as NotFoundError).details).toEqual({ path: 'approval_id' });
   });
 
   it('definitions: put, get, list, delete', async () => {

@@ -38,9 +38,10 @@ export async function approvalRoutes(app: FastifyInstance, deps: AppDeps): Promi
     const { workflow_id, approval_id, approved, feedback, modified_action, approved_by } = req.body;
     const tenantId = req.principal.tenantId;
     const task = await tasksGet(deps.db, tenantId, workflow_id);
-    if (!task) throw new ApiError('NOT_FOUND', `workflow ${workflow_id} not found`);
+    // details.path says which of the two ids was not found (clients tell a missing task apart)
+    if (!task) throw new ApiError('NOT_FOUND', `workflow ${workflow_id} not found`, { path: 'workflow_id' });
     const existing = UUID_RE.test(approval_id) ? await approvalsGet(deps.db, { tenantId, id: approval_id }) : undefined;
-    if (!existing || existing.task_id !== workflow_id) throw new ApiError('NOT_FOUND', `approval ${approval_id} not found for workflow ${workflow_id}`);
+    if (!existing || existing.task_id !== workflow_id) throw new ApiError('NOT_FOUND', `approval ${approval_id} not found for workflow ${workflow_id}`, { path: 'approval_id' });
     const decided = existing.status === 'pending'
       ? await decideApproval(deps, {
         approvalId: approval_id, tenantId, approved, feedback: feedback ?? null, modifiedAction: modified_action,
