@@ -6,11 +6,12 @@ import { AjvCompiler } from '@fastify/ajv-compiler';
 import swaggerUi from '@fastify/swagger-ui';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { randomHex } from '../domain/ids.js';
 import { LazyChildLogger } from '../logger.js';
 import type { AppDeps } from './deps.js';
-import { clientErrorHandler, envelope, errorHandler, expectationFailed, frameworkErrors } from './errors.js';
+import { clientErrorHandler, connectRefused, envelope, errorHandler, expectationFailed, frameworkErrors } from './errors.js';
 import { registerJsonParser } from './json-parser.js';
 import { createAuthenticator, registerAuth, type Authenticator } from './auth.js';
 import { registerCors, registerSecurityHeaders } from './hardening.js';
@@ -156,6 +157,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
 
   // an Expect Node cannot meet (anything but 100-continue): our 417 envelope, not Node's empty one
   app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => expectationFailed(res, requestIdOf(req)));
+  app.server.on('connect', (req: IncomingMessage, socket: Duplex) => connectRefused(socket, requestIdOf(req)));
 
   const matcher = routeMatcher();
   app.addHook('onRoute', (route) => matcher.add(route.method, route.url));

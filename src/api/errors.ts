@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, ERRORS, type ErrorCode, type ErrorEnvelope } from '../contract/errors.js';
 
@@ -127,11 +128,24 @@ export function clientErrorHandler(this: FastifyInstance, err: Error & { code?: 
   // the parser's error carries the bytes it read (`rawPacket`: headers, credentials and all), so
   // only its code and message are logged
   this.log.debug({ err: { code: err.code, message: err.message }, request_id: answer.headers['X-Request-ID'], status: answer.status }, 'client error before a request');
-  if (socket.writable) {
-    const head = Object.entries(answer.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-    socket.write(`HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\n${head}\r\n${answer.body}`);
-  }
+  writeRaw(socket, answer);
   socket.destroy(err);
+}
+
+/** A pre-request answer written on the bare socket: no ServerResponse exists for it. */
+function writeRaw(socket: Duplex, answer: ReturnType<typeof preRequestAnswer>): void {
+  if (!socket.writable) return;
+  const head = Object.entries(answer.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  socket.write(`HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\n${head}\r\n${answer.body}`);
+}
+
+/**
+ * A `CONNECT` request (Node's 'connect' event: the server is asked to be a proxy): 405 in the
+ * envelope, then the connection closed. Without a listener Node closed it with no answer at all.
+ */
+export function connectRefused(socket: Duplex, requestId: string): void {
+  writeRaw(socket, preRequestAnswer('METHOD_NOT_ALLOWED', 'CONNECT is not supported: this server is not a proxy', requestId));
+  socket.end();
 }
 
 /**

@@ -221,6 +221,11 @@ describe('requests Node refuses before they exist', () => {
       const junk = await rawAnswer(port, 'NOT HTTP AT ALL\r\n\r\n');
       expect(junk).toMatch(/^HTTP\/1\.1 400 /);
       expect(JSON.parse(junk.split('\r\n\r\n')[1]!)).toMatchObject({ error: { code: 'VALIDATION_ERROR', message: 'Malformed HTTP request' } });
+      // CONNECT asks the server to be a proxy: a 405 in the envelope (Node closed it unanswered)
+      const tunnel = await rawAnswer(port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nX-Request-ID: connect-1\r\n\r\n');
+      expect(tunnel).toMatch(/^HTTP\/1\.1 405 /);
+      expect(tunnel).toContain('X-Request-ID: connect-1');
+      expect(JSON.parse(tunnel.split('\r\n\r\n')[1]!)).toMatchObject({ error: { code: 'METHOD_NOT_ALLOWED' }, request_id: 'connect-1' });
       // paths the router refuses: a parameter over the length cap, bad percent-encoding
       for (const path of [`/api/v1/tasks/${'a'.repeat(300)}`, '/api/v1/tasks/%zz']) {
         const res = await fetch(server.url + path, { headers: { 'x-api-key': ADMIN_KEY } });
