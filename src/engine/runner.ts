@@ -231,7 +231,7 @@ export class Runner {
     } else if (o.error !== undefined) {
       outcome = { kind: 'failed', permanent: o.error instanceof PermanentError };
       errorText = errorMessage(o.error);
-      if (o.error instanceof RetryAfterError) retryAfterMs = o.error.delayMs;
+      if (o.error instanceof RetryAfterError) retryAfterMs = retryAfterDelay(o.error.delayMs);
     } else {
       const unstorable = unstorableResult(o.result!);
       const violation = unstorable || !def || task.kind !== 'definition' ? undefined : this.#d.registry.validateOutput(def, o.result!.output);
@@ -375,4 +375,16 @@ function unstorableResult(r: ExecutionResult): string | undefined {
   } catch (err) {
     return errorMessage(err);
   }
+}
+
+/** The longest an executor's Retry-After may park a task: an upstream's say-so is not a lease on the queue for years. */
+export const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * A RetryAfterError's delay as the engine waits it: at most MAX_RETRY_AFTER_MS (a provider's
+ * `Retry-After: 10000000000000` once overflowed the database's interval, crashing the attempt's
+ * write and leaving the task RUNNING until its lease ran out), and 0 for what is not a delay.
+ */
+function retryAfterDelay(ms: number): number {
+  return Number.isFinite(ms) && ms > 0 ? Math.min(Math.round(ms), MAX_RETRY_AFTER_MS) : 0;
 }

@@ -2,9 +2,10 @@
 // cancellation of running tasks, durable steps across retries, delayed tasks, output validation.
 import { describe, expect, it } from 'vitest';
 import { until, useTestServer, waitForTask } from '../helpers/server.js';
-import { PermanentError, type TaskDefinition } from '../../src/executors/types.js';
+import { PermanentError, RetryAfterError, type TaskDefinition } from '../../src/executors/types.js';
 import { gates } from '../streaming/helpers.js';
 import { usingPostgres } from '../helpers/db.js';
+import { MAX_RETRY_AFTER_MS } from '../../src/engine/runner.js';
 
 const attemptsSeen = new Map<string, number>();
 const bodyRuns = new Map<string, number>();
@@ -65,6 +66,15 @@ const badOutput: TaskDefinition = {
   handler: () => ({ nope: true }),
 };
 
+// an upstream asking for a retry in 300 years (a provider's Retry-After: 10000000000000)
+const farRetry: TaskDefinition = {
+  id: 'test-far-retry', name: 'far retry', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object' }, output_schema: {},
+  handler: () => {
+    throw new RetryAfterError('upstream says come back much later', 1e13);
+  },
+};
+
 // an output JSON cannot hold (a cycle, a BigInt): the handler's bug, not the engine's
 const unserializable: TaskDefinition = {
   id: 'test-unserializable', name: 'unserializable output', description: '', version: '1', kind: 'function',
@@ -91,7 +101,7 @@ const destructured: TaskDefinition = {
   },
 };
 
-const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, unserializable, destructured, pausable], flags: { concurrency: '4' } });
+const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, unserializable, farRetry, destructured, pausable], flags: { concurrency: '4' } });
 
 const submit = (body: Record<string, unknown>) => fixture.server.submit(body);
 const eventTypes = async (id: string) => (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.type);
@@ -188,6 +198,17 @@ describe('engine', () => {
       expect(t.error).toMatch(/output cannot be stored as JSON/);
       expect(t.attempts).toBe(1);
     }
+  });
+
+  it("caps an executor's Retry-After at a day: the task is queued again, not stuck RUNNING", async () => {
+    const id = await submit({ task_definition_id: farRetry.id, input: {}, retry_policy: { max_retries: 2, retry_interval_ms: 10 } });
+    const t = await waitForTask(fixture.server, id, (x) => x.status === 'QUEUED' && x.attempts === 1);
+    const wait = new Date(t.run_at).getTime() - Date.now();
+    expect(wait).toBeGreaterThan(MAX_RETRY_AFTER_MS - 60_000);
+    expect(wait).toBeLessThanOrEqual(MAX_RETRY_AFTER_MS);
+    const retrying = (await fixture.server.call('GET', `/api/v1/tasks/${id}/events`)).body.events.find((e: any) => e.type === 'RETRYING');
+    expect(retrying.payload.delay_ms).toBe(MAX_RETRY_AFTER_MS);
+    expect((await fixture.server.call('POST', `/api/v1/tasks/${id}/cancel`, {})).status).toBe(202);
   });
 
   it('runs delayed tasks no earlier than run_at', async () => {
