@@ -208,6 +208,9 @@ describe('chat completions', () => {
       [{ model: 'taskgate', messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function', function: { name: 'f' } }] }, 400, 'unsupported_parameter'],
       [{ model: 'taskgate', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 400, 'unsupported_content'],
       [{ model: 'taskgate', messages: [{ role: 'user', content: 'x' }], n: 2 }, 400, null],
+      [{ model: 'taskgate', messages: [{ role: 'user', content: [{ type: 'text' }] }] }, 400, null],
+      [{ model: 'taskgate', messages: [{ role: 'user', content: 'x' }], research_strategy: 5 }, 400, null],
+      [{ model: 'taskgate', messages: [{ role: 'user', content: 'x' }], mode: ['simple'] }, 400, null],
     ];
     for (const [body, status, code] of cases) {
       const res = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer sk-good', 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -215,6 +218,7 @@ describe('chat completions', () => {
       const json = (await res.json()) as { error: { type: string; code: string | null } };
       expect(json.error.type).toBe('invalid_request_error');
       expect(json.error.code).toBe(code);
+      expect(JSON.stringify(json)).not.toContain('got text');
     }
     const bad = await client.chat.completions.create({ model: 'taskgate', messages: [{ role: 'user', content: 'x' }] }, { headers: { 'X-Session-ID': 'bad id!' } }).catch((e) => e);
     expect(bad).toBeInstanceOf(OpenAI.BadRequestError);

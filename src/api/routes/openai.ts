@@ -110,9 +110,12 @@ function textOf(content: unknown, index: number): string {
   if (content === null || content === undefined) return '';
   if (Array.isArray(content)) {
     return content
-      .map((part: { type?: unknown; text?: unknown }) => {
-        if (part?.type === 'text' && typeof part.text === 'string') return part.text;
-        throw invalid(`messages[${index}].content: only text parts are supported, got ${String(part?.type)}`, `messages[${index}].content`, 'unsupported_content');
+      .map((part: { type?: unknown; text?: unknown }, j) => {
+        if (part?.type !== 'text') {
+          throw invalid(`messages[${index}].content: only text parts are supported, got ${String(part?.type)}`, `messages[${index}].content`, 'unsupported_content');
+        }
+        if (typeof part.text !== 'string') throw invalid(`messages[${index}].content[${j}].text must be a string`, `messages[${index}].content[${j}].text`);
+        return part.text;
       })
       .join('');
   }
@@ -167,6 +170,10 @@ export function chatToTask(llm: LlmConfig | undefined, body: ChatBody, sessionHe
     if (typeof m?.role !== 'string') throw invalid(`messages[${i}].role is required`, `messages[${i}].role`);
     return { role: m.role, content: textOf(m.content, i) };
   });
+  for (const name of ['mode', 'research_strategy'] as const) {
+    // its values are the canonical submit's to check; a value that is not even a string is refused here, not dropped
+    if (body[name] !== undefined && body[name] !== null && typeof body[name] !== 'string') throw invalid(`${name} must be a string`, name);
+  }
   const last = messages[messages.length - 1]!;
   if (last.role !== 'user' || !last.content.trim()) throw invalid('the last message must be a non-empty user message', `messages[${messages.length - 1}]`);
   if (sessionHeader !== undefined && !new RegExp(ID_REGEX).test(sessionHeader)) throw invalid('X-Session-ID must match ' + ID_REGEX, 'X-Session-ID');
