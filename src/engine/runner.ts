@@ -11,7 +11,7 @@ import { approvalsGetById } from '../storage/queries/approvals.js';
 import { backoffDelayMs, nextStatusAfter, type AttemptOutcome } from '../domain/lifecycle.js';
 import type { EventHub } from '../events/hub.js';
 import {
-  PermanentError, RetryAfterError, type ApprovalDecision, type ExecutionResult, type Executor, type TaskContext, type TaskLogger, type TaskSpec,
+  PermanentError, RetryAfterError, usageSpent, type ApprovalDecision, type ExecutionResult, type Executor, type TaskContext, type TaskLogger, type TaskSpec,
 } from '../executors/types.js';
 import type { Registry } from '../executors/registry.js';
 import { AttemptAborted, AttemptControl, abortKindOf, type AbortKind } from './abort.js';
@@ -287,14 +287,14 @@ export class Runner {
         return;
       }
       case 'CANCELLED':
-        set = { ...common, status: 'CANCELLED' };
+        set = { ...common, status: 'CANCELLED', ...spentOf(o.error) };
         events = [
           { type: 'WORKFLOW_CANCELLED', message: task.cancel_reason ? `Task cancelled: ${task.cancel_reason}` : 'Task cancelled', payload: { attempt: task.attempt } },
           { type: 'STREAM_END', message: 'Stream ended', payload: { status: 'CANCELLED' } },
         ];
         break;
       default:
-        set = { ...common, status: next.status, error: errorText };
+        set = { ...common, status: next.status, error: errorText, ...spentOf(o.error) };
         events = [
           { type: 'ERROR_OCCURRED', message: errorText, payload: { attempt: task.attempt, retryable: false } },
           { type: 'WORKFLOW_FAILED', message: errorText, payload: { status: next.status, attempt: task.attempt } },
@@ -387,4 +387,10 @@ export const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;
  */
 function retryAfterDelay(ms: number): number {
   return Number.isFinite(ms) && ms > 0 ? Math.min(Math.round(ms), MAX_RETRY_AFTER_MS) : 0;
+}
+
+/** The usage an ended attempt's error carries (executors/types.ts withUsage), as the transition's `usage`. */
+function spentOf(err: unknown): { usage?: Record<string, number> } {
+  const usage = usageSpent(err);
+  return usage ? { usage: usage as unknown as Record<string, number> } : {};
 }

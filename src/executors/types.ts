@@ -150,3 +150,20 @@ export class RetryAfterError extends Error {
     super(message);
   }
 }
+
+const SPENT = Symbol('taskgate.usage');
+
+/**
+ * Marks an attempt's error with what the attempt spent before it failed (LLM calls already paid
+ * for): the engine records it as the task's usage when the task ends FAILED or CANCELLED, as a
+ * completion records the result's. Returns the error.
+ */
+export function withUsage<E>(err: E, usage: TaskUsage): E {
+  if (err !== null && typeof err === 'object') Object.defineProperty(err, SPENT, { value: usage, configurable: true });
+  return err;
+}
+
+/** What withUsage marked on an error, if anything. */
+export function usageSpent(err: unknown): TaskUsage | undefined {
+  return err !== null && typeof err === 'object' ? (err as { [SPENT]?: TaskUsage })[SPENT] : undefined;
+}

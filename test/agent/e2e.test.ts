@@ -160,6 +160,15 @@ describe('agent tasks over HTTP', () => {
     expect(oai.requests).toHaveLength(1);
   });
 
+  it('a task that fails after paying for calls reports what it spent (the call that crossed the budget)', async () => {
+    oai.script({ kind: 'text', text: 'too long', usage: { prompt_tokens: 150, completion_tokens: 10 } });
+    const { task_id } = await submit({ query: 'spend it all', mode: 'simple', context: { token_budget: 100 } });
+    const failed = await waitForTask(server, task_id);
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error).toMatch(/budget exceeded/);
+    expect(failed.usage).toMatchObject({ input_tokens: 150, output_tokens: 10, total_tokens: 160 });
+  });
+
   it('runs a tool round trip and a run_task child task', async () => {
     oai.script(
       { kind: 'tool_calls', calls: [{ id: 'c1', name: 'calculator', arguments: { expression: '19.99 * 3' } }] },

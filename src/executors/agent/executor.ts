@@ -2,10 +2,10 @@
 // prompt) with an LLM in one of four modes, with tools, session memory, a token budget, and usage
 // and cost per call and per task. Library choice: see providers/openai.ts and docs/agents.md.
 import { ModelRouteError, llmNotConfiguredMessage, resolveModel, type LlmConfig, type ModelRoute } from '../../config/llm.js';
-import { PermanentError, type ExecutionResult, type Executor, type TaskContext, type TaskSpec } from '../types.js';
+import { PermanentError, withUsage, type ExecutionResult, type Executor, type TaskContext, type TaskSpec } from '../types.js';
 import { clientHistory, historyMessages, type LoadSessionHistory, type RecordSessionUsage, type SessionMemory } from './history.js';
 import { LlmClient } from './llm-client.js';
-import { MODE_RUNNERS, verify, type ModeInput } from './modes.js';
+import { MODE_RUNNERS, verify, type ModeInput, type ModeOutput } from './modes.js';
 import { AGENT_SYSTEM } from './prompts.js';
 import { AgentRuntime } from './runtime.js';
 import { resolveAgentOptions, type AgentOptions } from './strategy.js';
@@ -133,13 +133,20 @@ export function createAgentExecutor(deps: AgentExecutorDeps): Executor {
       const account = ctx.sessionId && deps.recordSessionUsage ? { sessionId: ctx.sessionId, record: deps.recordSessionUsage } : undefined;
       const rt = new AgentRuntime(ctx, llm, client, route.candidates, tools, budget, options.maxConcurrentAgents, account);
 
-      const out = await MODE_RUNNERS[options.mode](rt, input, !options.verification);
-      let text = out.text;
+      let out: ModeOutput;
+      let text: string;
       let verification: Record<string, unknown> | undefined;
-      if (options.verification) {
-        const v = await verify(rt, input, text);
-        text = v.text;
-        verification = { approved: v.approved, feedback: v.feedback, revised: v.revised };
+      try {
+        out = await MODE_RUNNERS[options.mode](rt, input, !options.verification);
+        text = out.text;
+        if (options.verification) {
+          const v = await verify(rt, input, text);
+          text = v.text;
+          verification = { approved: v.approved, feedback: v.feedback, revised: v.revised };
+        }
+      } catch (err) {
+        // the calls made before the failure (a budget crossed, a provider giving up) were paid for
+        throw withUsage(err, rt.ledger.totals());
       }
       const last = rt.ledger.calls[rt.ledger.calls.length - 1];
       return {
