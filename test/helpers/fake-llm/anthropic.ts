@@ -4,9 +4,22 @@ import type { ServerResponse } from 'node:http';
 import { FakeServer, sse, type RecordedRequest } from './server.js';
 import type { FakeToolCall } from './openai.js';
 
+/** Token counts as sent; strings and odd numbers let tests play a misbehaving provider. */
+export interface FakeAnthropicUsage {
+  input_tokens: number | string;
+  output_tokens: number | string;
+}
+
 export type AnthropicStep =
-  | { kind: 'text'; text: string; chunks?: string[]; usage?: { input_tokens: number; output_tokens: number } }
-  | { kind: 'tool_calls'; calls: FakeToolCall[]; text?: string; usage?: { input_tokens: number; output_tokens: number } }
+  | {
+      kind: 'text';
+      text: string;
+      chunks?: string[];
+      usage?: FakeAnthropicUsage;
+      /** Streaming only: after this many text deltas, close the stream normally (no message_delta, no message_stop). */
+      cutAfter?: number;
+    }
+  | { kind: 'tool_calls'; calls: FakeToolCall[]; text?: string; usage?: FakeAnthropicUsage }
   | { kind: 'error'; status: number; headers?: Record<string, string>; type?: string; message?: string }
   | { kind: 'stall' };
 
@@ -55,11 +68,16 @@ async function handle(req: RecordedRequest, res: ServerResponse, step: Anthropic
     message: { id: 'msg_fake', type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: usage.input_tokens, output_tokens: 1 } },
   });
   ev(res, 'ping', {});
-  blocks.forEach((b, index) => {
+  const cutAfter = step.kind === 'text' ? step.cutAfter : undefined;
+  let sent = 0;
+  for (const [index, b] of blocks.entries()) {
     if (b.type === 'text') {
       ev(res, 'content_block_start', { index, content_block: { type: 'text', text: '' } });
       const parts = step.kind === 'text' && step.chunks ? step.chunks : (b as { text: string }).text.match(/\S+\s*|\s+/g) ?? [];
-      for (const t of parts) ev(res, 'content_block_delta', { index, delta: { type: 'text_delta', text: t } });
+      for (const t of parts) {
+        if (cutAfter !== undefined && sent++ === cutAfter) return void res.end();
+        ev(res, 'content_block_delta', { index, delta: { type: 'text_delta', text: t } });
+      }
     } else {
       const tu = b as { id: string; name: string; input: unknown };
       ev(res, 'content_block_start', { index, content_block: { type: 'tool_use', id: tu.id, name: tu.name, input: {} } });
@@ -68,7 +86,7 @@ async function handle(req: RecordedRequest, res: ServerResponse, step: Anthropic
       for (const part of [json.slice(0, mid), json.slice(mid)]) if (part) ev(res, 'content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: part } });
     }
     ev(res, 'content_block_stop', { index });
-  });
+  }
   ev(res, 'message_delta', { delta: { stop_reason: stopReason, stop_sequence: null }, usage: { output_tokens: usage.output_tokens } });
   ev(res, 'message_stop', {});
   res.end();

@@ -9,13 +9,21 @@ export interface FakeToolCall {
   arguments: Record<string, unknown> | string;
 }
 
+/** Token counts as sent; strings and odd numbers let tests play a misbehaving provider. */
+export interface FakeOpenAiUsage {
+  prompt_tokens: number | string;
+  completion_tokens: number | string;
+}
+
 export type OpenAiStep =
   | {
       kind: 'text';
       text: string;
       /** How the text is split into stream deltas; default: words. */
       chunks?: string[];
-      usage?: { prompt_tokens: number; completion_tokens: number };
+      usage?: FakeOpenAiUsage;
+      /** Streaming only: after this many deltas, close the stream normally with no finish chunk and no [DONE]. */
+      cutAfter?: number;
       /** Streaming only: after this many deltas, wait for `resume` before sending the rest. */
       pauseAfter?: number;
       resume?: Promise<void>;
@@ -24,7 +32,7 @@ export type OpenAiStep =
       /** Answer one JSON completion even when the request asked for a stream. */
       ignoreStream?: boolean;
     }
-  | { kind: 'tool_calls'; calls: FakeToolCall[]; text?: string; usage?: { prompt_tokens: number; completion_tokens: number } }
+  | { kind: 'tool_calls'; calls: FakeToolCall[]; text?: string; usage?: FakeOpenAiUsage }
   | { kind: 'error'; status: number; headers?: Record<string, string>; message?: string; type?: string; code?: string }
   /** Sends the headers and `chunks` deltas, then never another byte. */
   | { kind: 'stall'; chunks?: string[] }
@@ -48,8 +56,8 @@ function chunk(req: RecordedRequest, delta: Record<string, unknown>, finish: str
   });
 }
 
-function usageOf(u: { prompt_tokens: number; completion_tokens: number }) {
-  return { ...u, total_tokens: u.prompt_tokens + u.completion_tokens };
+function usageOf(u: FakeOpenAiUsage) {
+  return { ...u, total_tokens: Number(u.prompt_tokens) + Number(u.completion_tokens) };
 }
 
 function toolCallsWire(calls: FakeToolCall[]) {
@@ -101,6 +109,7 @@ async function handle(req: RecordedRequest, res: ServerResponse, step: OpenAiSte
   if (step.kind === 'text') {
     const parts = step.chunks ?? words(step.text);
     for (let i = 0; i < parts.length; i++) {
+      if (step.cutAfter !== undefined && i === step.cutAfter) return void res.end();
       if (step.pauseAfter !== undefined && i === step.pauseAfter) await Promise.race([step.resume, req.closed]);
       if (step.gates?.[i]) await Promise.race([step.gates[i], req.closed]);
       if (!sse(res, chunk(req, { content: parts[i] }))) return;

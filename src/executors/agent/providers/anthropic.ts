@@ -4,7 +4,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import type { MessageParam, RawMessageStreamEvent, Tool } from '@anthropic-ai/sdk/resources/messages';
 import type { ProviderConfig } from '../../../config/llm.js';
-import { toProviderError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
+import { tokenCount, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
 
 type Block = Exclude<MessageParam['content'], string>[number];
 
@@ -48,11 +48,13 @@ export function toAnthropicWire(messages: ChatMessage[]): { system: string | und
 export class AnthropicProvider implements LlmProvider {
   readonly type = 'anthropic' as const;
   readonly name: string;
+  readonly #apiKey: string;
   readonly #options: NonNullable<ConstructorParameters<typeof Anthropic>[0]>;
   #client: Promise<Anthropic> | undefined;
 
   constructor(config: ProviderConfig, timeoutMs: number) {
     this.name = config.name;
+    this.#apiKey = config.apiKey;
     this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined };
   }
 
@@ -69,6 +71,7 @@ export class AnthropicProvider implements LlmProvider {
     let text = '';
     let finishReason = 'end_turn';
     let model = req.model;
+    let stopped = false;
     const usage = { input_tokens: 0, output_tokens: 0 };
     const blocks = new Map<number, ToolCall>();
     try {
@@ -81,8 +84,8 @@ export class AnthropicProvider implements LlmProvider {
         switch (ev.type) {
           case 'message_start':
             model = ev.message.model || model;
-            usage.input_tokens = ev.message.usage.input_tokens ?? 0;
-            usage.output_tokens = ev.message.usage.output_tokens ?? 0;
+            usage.input_tokens = tokenCount(ev.message.usage?.input_tokens);
+            usage.output_tokens = tokenCount(ev.message.usage?.output_tokens);
             break;
           case 'content_block_start':
             if (ev.content_block.type === 'tool_use') blocks.set(ev.index, { id: ev.content_block.id, name: ev.content_block.name, arguments: '' });
@@ -98,8 +101,11 @@ export class AnthropicProvider implements LlmProvider {
             break;
           case 'message_delta':
             if (ev.delta.stop_reason) finishReason = ev.delta.stop_reason;
-            if (ev.usage?.output_tokens !== undefined && ev.usage.output_tokens !== null) usage.output_tokens = ev.usage.output_tokens;
-            if (typeof ev.usage?.input_tokens === 'number') usage.input_tokens = ev.usage.input_tokens;
+            if (ev.usage?.output_tokens !== undefined && ev.usage.output_tokens !== null) usage.output_tokens = tokenCount(ev.usage.output_tokens);
+            if (ev.usage?.input_tokens !== undefined && ev.usage.input_tokens !== null) usage.input_tokens = tokenCount(ev.usage.input_tokens);
+            break;
+          case 'message_stop':
+            stopped = true;
             break;
           default:
             break;
@@ -107,10 +113,12 @@ export class AnthropicProvider implements LlmProvider {
       }
     } catch (err) {
       if (hooks.signal.aborted) throw hooks.signal.reason ?? err;
-      throw toProviderError(this.name, err);
+      throw toProviderError(this.name, err, this.#apiKey);
     }
     // the SDK stream ends quietly when aborted mid-iteration: a truncated answer is not an answer
     if (hooks.signal.aborted) throw hooks.signal.reason;
+    // nor is a stream the server closed before message_stop (a dropped connection)
+    if (!stopped) throw truncatedStreamError(this.name);
     const toolCalls = [...blocks.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => ({ ...c, arguments: c.arguments || '{}' }));
     return { text, toolCalls, usage, finishReason: finishReason === 'tool_use' ? 'tool_calls' : finishReason, model };
   }

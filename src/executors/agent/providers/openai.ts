@@ -4,7 +4,7 @@
 import type OpenAI from 'openai';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { ProviderConfig } from '../../../config/llm.js';
-import { toProviderError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
+import { tokenCount, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
 
 function toWire(messages: ChatMessage[]): ChatCompletionMessageParam[] {
   return messages.map((m): ChatCompletionMessageParam => {
@@ -28,11 +28,13 @@ function toWire(messages: ChatMessage[]): ChatCompletionMessageParam[] {
 export class OpenAiProvider implements LlmProvider {
   readonly type = 'openai' as const;
   readonly name: string;
+  readonly #apiKey: string;
   readonly #options: NonNullable<ConstructorParameters<typeof OpenAI>[0]>;
   #client: Promise<OpenAI> | undefined;
 
   constructor(config: ProviderConfig, timeoutMs: number) {
     this.name = config.name;
+    this.#apiKey = config.apiKey;
     this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined };
   }
 
@@ -46,7 +48,7 @@ export class OpenAiProvider implements LlmProvider {
       ? req.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters } }))
       : undefined;
     let text = '';
-    let finishReason = 'stop';
+    let finishReason: string | undefined;
     let model = req.model;
     const usage = { input_tokens: 0, output_tokens: 0 };
     const calls: ToolCall[] = [];
@@ -65,8 +67,8 @@ export class OpenAiProvider implements LlmProvider {
         hooks.onActivity?.();
         if (chunk.model) model = chunk.model;
         if (chunk.usage) {
-          usage.input_tokens = chunk.usage.prompt_tokens ?? 0;
-          usage.output_tokens = chunk.usage.completion_tokens ?? 0;
+          usage.input_tokens = tokenCount(chunk.usage.prompt_tokens);
+          usage.output_tokens = tokenCount(chunk.usage.completion_tokens);
         }
         const choice = chunk.choices?.[0];
         if (!choice) continue;
@@ -85,10 +87,12 @@ export class OpenAiProvider implements LlmProvider {
       }
     } catch (err) {
       if (hooks.signal.aborted) throw hooks.signal.reason ?? err;
-      throw toProviderError(this.name, err);
+      throw toProviderError(this.name, err, this.#apiKey);
     }
     // the SDK stream ends quietly when aborted mid-iteration: a truncated answer is not an answer
     if (hooks.signal.aborted) throw hooks.signal.reason;
+    // nor is a stream the server closed before a chunk with finish_reason (a dropped connection)
+    if (finishReason === undefined) throw truncatedStreamError(this.name);
     const toolCalls = calls.filter(Boolean).map((c, i) => ({ ...c, id: c.id || `call_${i}` }));
     return { text, toolCalls, usage, finishReason, model };
   }
@@ -104,7 +108,7 @@ export class OpenAiProvider implements LlmProvider {
     return {
       text,
       toolCalls,
-      usage: { input_tokens: body.usage?.prompt_tokens ?? 0, output_tokens: body.usage?.completion_tokens ?? 0 },
+      usage: { input_tokens: tokenCount(body.usage?.prompt_tokens), output_tokens: tokenCount(body.usage?.completion_tokens) },
       finishReason: choice?.finish_reason ?? 'stop',
       model: body.model || model,
     };

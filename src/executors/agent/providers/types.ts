@@ -92,12 +92,38 @@ export function isRetryableStatus(status: number | undefined): boolean {
   return status === undefined || status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
-/** Maps an SDK error (both SDKs share the shape: status + headers) to a ProviderError. */
-export function toProviderError(provider: string, err: unknown): ProviderError {
+/** Largest token count we accept from a provider: far above any real call, far below bigint's limit. */
+export const MAX_USAGE_TOKENS = 1e12;
+
+/**
+ * A provider-reported token count as a non-negative safe integer: finite numbers and numeric
+ * strings are rounded and capped at MAX_USAGE_TOKENS; anything else (negative, NaN, objects) is 0.
+ * Usage feeds budgets and bigint columns, so a provider's -1e6, "10" or 1e308 must not reach them.
+ */
+export function tokenCount(v: unknown): number {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  if (!Number.isFinite(n) || n <= 0) return 0;
+  return Math.min(Math.round(n), MAX_USAGE_TOKENS);
+}
+
+/** The ProviderError for a stream that closed without its final event (finish_reason, message_stop). */
+export function truncatedStreamError(provider: string): ProviderError {
+  return new ProviderError(`${provider}: stream ended before the answer was complete`, true, undefined, undefined);
+}
+
+/**
+ * Maps an SDK error (both SDKs share the shape: status + headers) to a ProviderError. `apiKey`,
+ * when given, is replaced by [REDACTED] in the message: providers echo a wrong key back ("Incorrect
+ * API key provided: …") and the message lands in task errors and events. The cause is then
+ * dropped, since its message still holds the key.
+ */
+export function toProviderError(provider: string, err: unknown, apiKey?: string): ProviderError {
   if (err instanceof ProviderError) return err;
   const e = err as { status?: unknown; headers?: unknown; message?: unknown };
   const status = typeof e?.status === 'number' ? e.status : undefined;
   const headers = e?.headers instanceof Headers ? e.headers : undefined;
-  const msg = typeof e?.message === 'string' ? e.message : String(err);
-  return new ProviderError(`${provider}: ${status ? `HTTP ${status}: ` : ''}${msg}`, isRetryableStatus(status), status, retryAfterMs(headers), { cause: err });
+  let msg = typeof e?.message === 'string' ? e.message : String(err);
+  const leaks = !!apiKey && msg.includes(apiKey);
+  if (leaks) msg = msg.split(apiKey).join('[REDACTED]');
+  return new ProviderError(`${provider}: ${status ? `HTTP ${status}: ` : ''}${msg}`, isRetryableStatus(status), status, retryAfterMs(headers), leaks ? undefined : { cause: err });
 }

@@ -1,0 +1,98 @@
+// Providers that misbehave: a stream cut off before its final event, nonsense usage numbers, and
+// an error message echoing the API key. Against the fake servers speaking the real protocols.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadLlmConfig, type LlmConfig } from '../../src/config/llm.js';
+import { LlmClient } from '../../src/executors/agent/llm-client.js';
+import { PermanentError } from '../../src/executors/types.js';
+import { startFakeAnthropic, startFakeOpenAi, type FakeAnthropic, type FakeOpenAi } from '../helpers/fake-llm/index.js';
+
+const OPENAI_KEY = 'sk-SECRETKEY123456';
+const ANTHROPIC_KEY = 'sk-ant-SECRETKEY654321';
+let oai: FakeOpenAi;
+let ant: FakeAnthropic;
+let config: LlmConfig;
+
+beforeAll(async () => {
+  oai = await startFakeOpenAi();
+  ant = await startFakeAnthropic();
+  config = loadLlmConfig({ OPENAI_API_KEY: OPENAI_KEY, OPENAI_BASE_URL: oai.baseUrl, ANTHROPIC_API_KEY: ANTHROPIC_KEY, ANTHROPIC_BASE_URL: ant.baseUrl })!;
+});
+afterAll(async () => {
+  await oai.stop();
+  await ant.stop();
+});
+beforeEach(() => {
+  oai.reset();
+  ant.reset();
+});
+
+const noSleep = async () => {};
+const openai = [{ provider: 'openai', model: 'm' }];
+const anthropic = [{ provider: 'anthropic', model: 'claude' }];
+const ask = { messages: [{ role: 'user' as const, content: 'q' }] };
+
+describe('a stream cut off before its final event', () => {
+  it('OpenAI: two deltas then a normal close (no finish_reason, no [DONE]) is retried, not accepted', async () => {
+    oai.script({ kind: 'text', text: 'partial answer and more', cutAfter: 2 }, { kind: 'text', text: 'the whole answer' });
+    const retries: string[] = [];
+    const res = await new LlmClient(config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal, onRetry: (r) => retries.push(r.error) });
+    expect(res.text).toBe('the whole answer');
+    expect(res.finishReason).toBe('stop');
+    expect(retries).toEqual(['openai: stream ended before the answer was complete']);
+    expect(oai.requests.length).toBe(2);
+  });
+
+  it('Anthropic: deltas then a close without message_stop is retried, not accepted', async () => {
+    ant.script({ kind: 'text', text: 'partial answer and more', cutAfter: 2 }, { kind: 'text', text: 'the whole answer' });
+    const retries: string[] = [];
+    const res = await new LlmClient(config, { sleep: noSleep }).call(anthropic, { ...ask, signal: new AbortController().signal, onRetry: (r) => retries.push(r.error) });
+    expect(res.text).toBe('the whole answer');
+    expect(res.finishReason).toBe('end_turn');
+    expect(retries).toEqual(['anthropic: stream ended before the answer was complete']);
+  });
+});
+
+describe('provider usage numbers become non-negative safe integers', () => {
+  const cases: [unknown, unknown, number, number][] = [
+    [-1_000_000, 5, 0, 5],
+    ['10', '5', 10, 5],
+    [1e308, 1.5, 1e12, 2],
+    ['abc', { n: 3 }, 0, 0],
+  ];
+  for (const [inp, out, wantIn, wantOut] of cases) {
+    it(`OpenAI stream and JSON paths: ${JSON.stringify([inp, out])} → ${wantIn}, ${wantOut}`, async () => {
+      const usage = { prompt_tokens: inp, completion_tokens: out } as { prompt_tokens: number; completion_tokens: number };
+      oai.script({ kind: 'text', text: 'a', usage }, { kind: 'text', text: 'b', usage, ignoreStream: true });
+      const client = new LlmClient(config, { sleep: noSleep });
+      for (const text of ['a', 'b']) {
+        const res = await client.call(openai, { ...ask, signal: new AbortController().signal });
+        expect(res.text).toBe(text);
+        expect(res.usage).toEqual({ input_tokens: wantIn, output_tokens: wantOut });
+        expect(Number.isSafeInteger(res.usage.input_tokens) && Number.isSafeInteger(res.usage.output_tokens)).toBe(true);
+      }
+    });
+    it(`Anthropic stream: ${JSON.stringify([inp, out])} → ${wantIn}, ${wantOut}`, async () => {
+      ant.script({ kind: 'text', text: 'a', usage: { input_tokens: inp, output_tokens: out } as { input_tokens: number; output_tokens: number } });
+      const res = await new LlmClient(config, { sleep: noSleep }).call(anthropic, { ...ask, signal: new AbortController().signal });
+      expect(res.usage).toEqual({ input_tokens: wantIn, output_tokens: wantOut });
+    });
+  }
+});
+
+describe('the configured API key never reaches task errors', () => {
+  it('OpenAI: a 400 echoing the key is reported with [REDACTED] in its place', async () => {
+    oai.script({ kind: 'error', status: 400, message: `Incorrect API key provided: Bearer ${OPENAI_KEY}`, type: 'invalid_request_error' });
+    const err = await new LlmClient(config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    const msg = (err as Error).message;
+    expect(msg).toContain('Incorrect API key provided: Bearer [REDACTED]');
+    expect(JSON.stringify(err, Object.getOwnPropertyNames(err)) + String((err as Error).cause && ((err as Error).cause as Error).message)).not.toContain(OPENAI_KEY);
+  });
+
+  it('Anthropic: a 401 echoing the key is reported with [REDACTED] in its place', async () => {
+    ant.script({ kind: 'error', status: 401, type: 'authentication_error', message: `invalid x-api-key ${ANTHROPIC_KEY}` });
+    const err = await new LlmClient(config, { sleep: noSleep }).call(anthropic, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
+    expect((err as Error).message).toContain('[REDACTED]');
+    expect((err as Error).message).not.toContain(ANTHROPIC_KEY);
+  });
+});
