@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadLlmConfig, type LlmConfig } from '../../src/config/llm.js';
 import { LlmClient } from '../../src/executors/agent/llm-client.js';
+import { MAX_RESPONSE_CHARS } from '../../src/executors/agent/providers/types.js';
 import { PermanentError } from '../../src/executors/types.js';
 import { startFakeAnthropic, startFakeOpenAi, type FakeAnthropic, type FakeOpenAi } from '../helpers/fake-llm/index.js';
 
@@ -94,5 +95,43 @@ describe('the configured API key never reaches task errors', () => {
     const err = await new LlmClient(config, { sleep: noSleep }).call(anthropic, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
     expect((err as Error).message).toContain('[REDACTED]');
     expect((err as Error).message).not.toContain(ANTHROPIC_KEY);
+  });
+});
+
+describe('an answer past MAX_RESPONSE_CHARS', () => {
+  const piece = 'a'.repeat(64 * 1024);
+  const chunks = Array.from({ length: MAX_RESPONSE_CHARS / piece.length + 2 }, () => piece);
+  const huge = chunks.join('');
+  const tooLarge = (name: string) => `${name}: answer exceeds the limit of ${MAX_RESPONSE_CHARS} characters`;
+
+  it('OpenAI stream: fails the call permanently, once, and closes the connection', async () => {
+    oai.script({ kind: 'text', text: huge, chunks }, { kind: 'text', text: 'never asked' });
+    const err = await new LlmClient(config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toContain(tooLarge('openai'));
+    await oai.requests[0]!.closed;
+    expect(oai.requests.length).toBe(1);
+  });
+
+  it('OpenAI JSON completion: the same', async () => {
+    oai.script({ kind: 'text', text: huge, ignoreStream: true });
+    const err = await new LlmClient(config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toContain(tooLarge('openai'));
+    expect(oai.requests.length).toBe(1);
+  });
+
+  it('Anthropic stream: the same', async () => {
+    ant.script({ kind: 'text', text: huge, chunks });
+    const err = await new LlmClient(config, { sleep: noSleep }).call(anthropic, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toContain(tooLarge('anthropic'));
+    expect(ant.requests.length).toBe(1);
+  });
+
+  it('an answer just under the limit is accepted', async () => {
+    oai.script({ kind: 'text', text: huge.slice(0, MAX_RESPONSE_CHARS), chunks: chunks.slice(0, MAX_RESPONSE_CHARS / piece.length) });
+    const res = await new LlmClient(config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal });
+    expect(res.text.length).toBe(MAX_RESPONSE_CHARS);
   });
 });

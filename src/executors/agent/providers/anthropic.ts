@@ -4,7 +4,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import type { MessageParam, RawMessageStreamEvent, Tool } from '@anthropic-ai/sdk/resources/messages';
 import type { ProviderConfig } from '../../../config/llm.js';
-import { tokenCount, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
+import { checkResponseSize, tokenCount, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
 
 type Block = Exclude<MessageParam['content'], string>[number];
 
@@ -72,6 +72,7 @@ export class AnthropicProvider implements LlmProvider {
     let finishReason = 'end_turn';
     let model = req.model;
     let stopped = false;
+    let chars = 0;
     const usage = { input_tokens: 0, output_tokens: 0 };
     const blocks = new Map<number, ToolCall>();
     try {
@@ -91,6 +92,10 @@ export class AnthropicProvider implements LlmProvider {
             if (ev.content_block.type === 'tool_use') blocks.set(ev.index, { id: ev.content_block.id, name: ev.content_block.name, arguments: '' });
             break;
           case 'content_block_delta':
+            if (ev.delta.type === 'text_delta' || ev.delta.type === 'input_json_delta') {
+              chars += ev.delta.type === 'text_delta' ? ev.delta.text.length : ev.delta.partial_json.length;
+              checkResponseSize(this.name, chars);
+            }
             if (ev.delta.type === 'text_delta') {
               text += ev.delta.text;
               hooks.onDelta?.(ev.delta.text);

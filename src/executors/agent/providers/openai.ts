@@ -4,7 +4,7 @@
 import type OpenAI from 'openai';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { ProviderConfig } from '../../../config/llm.js';
-import { tokenCount, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
+import { checkResponseSize, tokenCount, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
 
 function toWire(messages: ChatMessage[]): ChatCompletionMessageParam[] {
   return messages.map((m): ChatCompletionMessageParam => {
@@ -50,6 +50,7 @@ export class OpenAiProvider implements LlmProvider {
     let text = '';
     let finishReason: string | undefined;
     let model = req.model;
+    let chars = 0;
     const usage = { input_tokens: 0, output_tokens: 0 };
     const calls: ToolCall[] = [];
     try {
@@ -74,6 +75,8 @@ export class OpenAiProvider implements LlmProvider {
         if (!choice) continue;
         if (choice.finish_reason) finishReason = choice.finish_reason;
         const delta = choice.delta;
+        chars += (delta?.content?.length ?? 0) + (delta?.tool_calls ?? []).reduce((n, tc) => n + (tc.function?.arguments?.length ?? 0), 0);
+        checkResponseSize(this.name, chars);
         if (delta?.content) {
           text += delta.content;
           hooks.onDelta?.(delta.content);
@@ -101,10 +104,11 @@ export class OpenAiProvider implements LlmProvider {
     hooks.onActivity?.();
     const choice = body.choices?.[0];
     const text = choice?.message?.content ?? '';
-    if (text) hooks.onDelta?.(text);
     const toolCalls = (choice?.message?.tool_calls ?? []).flatMap((tc, i) =>
       tc.type === 'function' ? [{ id: tc.id || `call_${i}`, name: tc.function.name, arguments: tc.function.arguments ?? '' }] : [],
     );
+    checkResponseSize(this.name, text.length + toolCalls.reduce((n, tc) => n + tc.arguments.length, 0));
+    if (text) hooks.onDelta?.(text);
     return {
       text,
       toolCalls,

@@ -106,6 +106,20 @@ export function tokenCount(v: unknown): number {
   return Math.min(Math.round(n), MAX_USAGE_TOKENS);
 }
 
+/**
+ * Most characters (text plus tool-call arguments) one LLM answer may have: 4 MiB, about 1M tokens,
+ * far beyond any model's output limit. Unbounded, a 20 MB answer was stored whole and 80 MB ran
+ * PGlite out of memory and looped through retries.
+ */
+export const MAX_RESPONSE_CHARS = 4 * 1024 * 1024;
+
+/** Throws the permanent ProviderError for an answer past MAX_RESPONSE_CHARS (not retried: it would pay again). */
+export function checkResponseSize(provider: string, chars: number): void {
+  if (chars > MAX_RESPONSE_CHARS) {
+    throw new ProviderError(`${provider}: answer exceeds the limit of ${MAX_RESPONSE_CHARS} characters`, false, undefined, undefined);
+  }
+}
+
 /** The ProviderError for a stream that closed without its final event (finish_reason, message_stop). */
 export function truncatedStreamError(provider: string): ProviderError {
   return new ProviderError(`${provider}: stream ended before the answer was complete`, true, undefined, undefined);
