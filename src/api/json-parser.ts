@@ -44,9 +44,6 @@ export function scanJson(text: string): { depth: number; mayOverflow: boolean } 
   return { depth: max, mayOverflow };
 }
 
-/** Depth of nested arrays/objects in JSON text, counted without parsing. */
-export const jsonDepth = (text: string): number => scanJson(text).depth;
-
 class UnstorableString extends Error {}
 class NumberOutOfRange extends Error {}
 

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { ERRORS } from '../../src/contract/errors.js';
 import { sseEventName } from '../../src/contract/events.js';
-import { jsonDepth, parseJsonBody, scanJson } from '../../src/api/json-parser.js';
+import { parseJsonBody, scanJson } from '../../src/api/json-parser.js';
+
+const depth = (text: string) => scanJson(text).depth;
 import { loadConfig, ConfigError } from '../../src/config/index.js';
 import { redactUrl } from '../../src/logger.js';
 
@@ -26,10 +28,10 @@ describe('wire names', () => {
 
 describe('json depth', () => {
   it('counts nesting without being fooled by strings', () => {
-    expect(jsonDepth('{}')).toBe(1);
-    expect(jsonDepth('{"a":[{"b":1}]}')).toBe(3);
-    expect(jsonDepth('{"a":"[[[[\\"[["}')).toBe(1);
-    expect(jsonDepth('['.repeat(100) + ']'.repeat(100))).toBe(100);
+    expect(depth('{}')).toBe(1);
+    expect(depth('{"a":[{"b":1}]}')).toBe(3);
+    expect(depth('{"a":"[[[[\\"[["}')).toBe(1);
+    expect(depth('['.repeat(100) + ']'.repeat(100))).toBe(100);
   });
   it('parses bodies without any __proto__ key, however it is spelled', () => {
     const plain = '{"task_definition_id":"noop","input":{"a":[1,{"b":"x"}],"s":"\\"q\\""}}';
