@@ -1,31 +1,14 @@
 // Providers that misbehave: a stream cut off before its final event, nonsense usage numbers, and
 // an error message echoing the API key. Against the fake servers speaking the real protocols.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { loadLlmConfig, type LlmConfig } from '../../src/config/llm.js';
+import { describe, expect, it } from 'vitest';
 import { LlmClient } from '../../src/executors/agent/llm-client.js';
 import { MAX_RESPONSE_CHARS } from '../../src/executors/agent/providers/types.js';
 import { PermanentError } from '../../src/executors/types.js';
-import { startFakeAnthropic, startFakeOpenAi, type FakeAnthropic, type FakeOpenAi } from '../helpers/fake-llm/index.js';
+import { useFakeProviders } from '../helpers/fake-llm/providers.js';
 
 const OPENAI_KEY = 'sk-SECRETKEY123456';
 const ANTHROPIC_KEY = 'sk-ant-SECRETKEY654321';
-let oai: FakeOpenAi;
-let ant: FakeAnthropic;
-let config: LlmConfig;
-
-beforeAll(async () => {
-  oai = await startFakeOpenAi();
-  ant = await startFakeAnthropic();
-  config = loadLlmConfig({ OPENAI_API_KEY: OPENAI_KEY, OPENAI_BASE_URL: oai.baseUrl, ANTHROPIC_API_KEY: ANTHROPIC_KEY, ANTHROPIC_BASE_URL: ant.baseUrl })!;
-});
-afterAll(async () => {
-  await oai.stop();
-  await ant.stop();
-});
-beforeEach(() => {
-  oai.reset();
-  ant.reset();
-});
+const fake = useFakeProviders({ openai: OPENAI_KEY, anthropic: ANTHROPIC_KEY });
 
 const noSleep = async () => {};
 const openai = [{ provider: 'openai', model: 'm' }];
@@ -34,19 +17,19 @@ const ask = { messages: [{ role: 'user' as const, content: 'q' }] };
 
 describe('a stream cut off before its final event', () => {
   it('OpenAI: two deltas then a normal close (no finish_reason, no [DONE]) is retried, not accepted', async () => {
-    oai.script({ kind: 'text', text: 'partial answer and more', cutAfter: 2 }, { kind: 'text', text: 'the whole answer' });
+    fake.oai.script({ kind: 'text', text: 'partial answer and more', cutAfter: 2 }, { kind: 'text', text: 'the whole answer' });
     const retries: string[] = [];
-    const res = await new LlmClient(config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal, onRetry: (r) => retries.push(r.error) });
+    const res = await new LlmClient(fake.config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal, onRetry: (r) => retries.push(r.error) });
     expect(res.text).toBe('the whole answer');
     expect(res.finishReason).toBe('stop');
     expect(retries).toEqual(['openai: stream ended before the answer was complete']);
-    expect(oai.requests.length).toBe(2);
+    expect(fake.oai.requests.length).toBe(2);
   });
 
   it('Anthropic: deltas then a close without message_stop is retried, not accepted', async () => {
-    ant.script({ kind: 'text', text: 'partial answer and more', cutAfter: 2 }, { kind: 'text', text: 'the whole answer' });
+    fake.ant.script({ kind: 'text', text: 'partial answer and more', cutAfter: 2 }, { kind: 'text', text: 'the whole answer' });
     const retries: string[] = [];
-    const res = await new LlmClient(config, { sleep: noSleep }).call(anthropic, { ...ask, signal: new AbortController().signal, onRetry: (r) => retries.push(r.error) });
+    const res = await new LlmClient(fake.config, { sleep: noSleep }).call(anthropic, { ...ask, signal: new AbortController().signal, onRetry: (r) => retries.push(r.error) });
     expect(res.text).toBe('the whole answer');
     expect(res.finishReason).toBe('end_turn');
     expect(retries).toEqual(['anthropic: stream ended before the answer was complete']);
@@ -63,8 +46,8 @@ describe('provider usage numbers become non-negative safe integers', () => {
   for (const [inp, out, wantIn, wantOut] of cases) {
     it(`OpenAI stream and JSON paths: ${JSON.stringify([inp, out])} → ${wantIn}, ${wantOut}`, async () => {
       const usage = { prompt_tokens: inp, completion_tokens: out } as { prompt_tokens: number; completion_tokens: number };
-      oai.script({ kind: 'text', text: 'a', usage }, { kind: 'text', text: 'b', usage, ignoreStream: true });
-      const client = new LlmClient(config, { sleep: noSleep });
+      fake.oai.script({ kind: 'text', text: 'a', usage }, { kind: 'text', text: 'b', usage, ignoreStream: true });
+      const client = new LlmClient(fake.config, { sleep: noSleep });
       for (const text of ['a', 'b']) {
         const res = await client.call(openai, { ...ask, signal: new AbortController().signal });
         expect(res.text).toBe(text);
@@ -73,8 +56,8 @@ describe('provider usage numbers become non-negative safe integers', () => {
       }
     });
     it(`Anthropic stream: ${JSON.stringify([inp, out])} → ${wantIn}, ${wantOut}`, async () => {
-      ant.script({ kind: 'text', text: 'a', usage: { input_tokens: inp, output_tokens: out } as { input_tokens: number; output_tokens: number } });
-      const res = await new LlmClient(config, { sleep: noSleep }).call(anthropic, { ...ask, signal: new AbortController().signal });
+      fake.ant.script({ kind: 'text', text: 'a', usage: { input_tokens: inp, output_tokens: out } as { input_tokens: number; output_tokens: number } });
+      const res = await new LlmClient(fake.config, { sleep: noSleep }).call(anthropic, { ...ask, signal: new AbortController().signal });
       expect(res.usage).toEqual({ input_tokens: wantIn, output_tokens: wantOut });
     });
   }
@@ -82,8 +65,8 @@ describe('provider usage numbers become non-negative safe integers', () => {
 
 describe('the configured API key never reaches task errors', () => {
   it('OpenAI: a 400 echoing the key is reported with [REDACTED] in its place', async () => {
-    oai.script({ kind: 'error', status: 400, message: `Incorrect API key provided: Bearer ${OPENAI_KEY}`, type: 'invalid_request_error' });
-    const err = await new LlmClient(config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
+    fake.oai.script({ kind: 'error', status: 400, message: `Incorrect API key provided: Bearer ${OPENAI_KEY}`, type: 'invalid_request_error' });
+    const err = await new LlmClient(fake.config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentError);
     const msg = (err as Error).message;
     expect(msg).toContain('Incorrect API key provided: Bearer [REDACTED]');
@@ -91,8 +74,8 @@ describe('the configured API key never reaches task errors', () => {
   });
 
   it('Anthropic: a 401 echoing the key is reported with [REDACTED] in its place', async () => {
-    ant.script({ kind: 'error', status: 401, type: 'authentication_error', message: `invalid x-api-key ${ANTHROPIC_KEY}` });
-    const err = await new LlmClient(config, { sleep: noSleep }).call(anthropic, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
+    fake.ant.script({ kind: 'error', status: 401, type: 'authentication_error', message: `invalid x-api-key ${ANTHROPIC_KEY}` });
+    const err = await new LlmClient(fake.config, { sleep: noSleep }).call(anthropic, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
     expect((err as Error).message).toContain('[REDACTED]');
     expect((err as Error).message).not.toContain(ANTHROPIC_KEY);
   });
@@ -105,33 +88,33 @@ describe('an answer past MAX_RESPONSE_CHARS', () => {
   const tooLarge = (name: string) => `${name}: answer exceeds the limit of ${MAX_RESPONSE_CHARS} characters`;
 
   it('OpenAI stream: fails the call permanently, once, and closes the connection', async () => {
-    oai.script({ kind: 'text', text: huge, chunks }, { kind: 'text', text: 'never asked' });
-    const err = await new LlmClient(config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
+    fake.oai.script({ kind: 'text', text: huge, chunks }, { kind: 'text', text: 'never asked' });
+    const err = await new LlmClient(fake.config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentError);
     expect((err as Error).message).toContain(tooLarge('openai'));
-    await oai.requests[0]!.closed;
-    expect(oai.requests.length).toBe(1);
+    await fake.oai.requests[0]!.closed;
+    expect(fake.oai.requests.length).toBe(1);
   });
 
   it('OpenAI JSON completion: the same', async () => {
-    oai.script({ kind: 'text', text: huge, ignoreStream: true });
-    const err = await new LlmClient(config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
+    fake.oai.script({ kind: 'text', text: huge, ignoreStream: true });
+    const err = await new LlmClient(fake.config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentError);
     expect((err as Error).message).toContain(tooLarge('openai'));
-    expect(oai.requests.length).toBe(1);
+    expect(fake.oai.requests.length).toBe(1);
   });
 
   it('Anthropic stream: the same', async () => {
-    ant.script({ kind: 'text', text: huge, chunks });
-    const err = await new LlmClient(config, { sleep: noSleep }).call(anthropic, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
+    fake.ant.script({ kind: 'text', text: huge, chunks });
+    const err = await new LlmClient(fake.config, { sleep: noSleep }).call(anthropic, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentError);
     expect((err as Error).message).toContain(tooLarge('anthropic'));
-    expect(ant.requests.length).toBe(1);
+    expect(fake.ant.requests.length).toBe(1);
   });
 
   it('an answer just under the limit is accepted', async () => {
-    oai.script({ kind: 'text', text: huge.slice(0, MAX_RESPONSE_CHARS), chunks: chunks.slice(0, MAX_RESPONSE_CHARS / piece.length) });
-    const res = await new LlmClient(config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal });
+    fake.oai.script({ kind: 'text', text: huge.slice(0, MAX_RESPONSE_CHARS), chunks: chunks.slice(0, MAX_RESPONSE_CHARS / piece.length) });
+    const res = await new LlmClient(fake.config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal });
     expect(res.text.length).toBe(MAX_RESPONSE_CHARS);
   });
 });
