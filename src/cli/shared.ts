@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { loadClientConfig } from '../config/client.js';
 import { TaskgateClient, TaskgateError } from '../sdk/index.js';
+import { baseUrlProblem } from '../sdk/transport.js';
 
 export interface CliIo {
   out: (text: string) => void;
@@ -60,17 +61,11 @@ export function cliClient(flags: Flags, io: CliIo): TaskgateClient {
   return new TaskgateClient({ baseUrl, apiKey, fetch: io.fetch });
 }
 
-/** The server's URL, refused unless it is http:// or https:// (`--url 127.0.0.1:8080` ended in a TypeError's stack). */
+/** The server's URL, refused as the SDK would refuse it (`--url 127.0.0.1:8080` ended in a TypeError's stack). */
 function serverUrl(raw: string, from: string): string {
-  let protocol: string | undefined;
-  try {
-    protocol = new URL(raw).protocol;
-  } catch {
-    /* not a URL at all */
-  }
-  if (protocol === 'http:' || protocol === 'https:') return raw;
-  const shown = raw.replace(/^([^/]*\/\/)?[^/@]*@/, '$1…@'); // never a password
-  throw new UsageError(`${from} ${shown}: the server's URL needs http:// or https://, e.g. ${raw.includes('://') ? 'http://127.0.0.1:8080' : `http://${shown}`}`, { help: false });
+  const problem = baseUrlProblem(raw);
+  if (problem) throw new UsageError(`${from} ${problem}`, { help: false });
+  return raw;
 }
 
 export function table(rows: Record<string, unknown>[], columns: string[]): string {

@@ -67,20 +67,29 @@ export function eitherSignal(a: AbortSignal, b: AbortSignal): AbortSignal {
  * as a URL of scheme `localhost:`.
  */
 export function checkBaseUrl(raw: string): string {
+  const problem = baseUrlProblem(raw);
+  if (problem) throw new ValidationError({ status: 0, code: 'INVALID_OPTION', message: `baseUrl ${problem}`, details: { path: 'baseUrl' } });
+  return raw.replace(/\/+$/, '');
+}
+
+/**
+ * Why `raw` cannot be a server's base URL, starting with the URL as given (a password in it shown
+ * as `…`), or undefined. The CLI says the same of --url / TASKGATE_URL.
+ */
+export function baseUrlProblem(raw: string): string | undefined {
   let url: URL | undefined;
   try {
     url = new URL(raw);
   } catch {
     url = undefined;
   }
-  const bad = (why: string) => new ValidationError({ status: 0, code: 'INVALID_OPTION', message: `baseUrl ${why}`, details: { path: 'baseUrl' } });
+  const shown = raw.replace(/^([^/]*\/\/)?[^/@]*@/, '$1…@') || '(empty)';
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw bad(`${JSON.stringify(raw)} is not a URL starting with http:// or https:// (e.g. http://127.0.0.1:8080)`);
+    return `${shown}: the server's URL needs http:// or https://, e.g. ${raw.includes('://') ? 'http://127.0.0.1:8080' : `http://${shown}`}`;
   }
-  // (never echoed: it holds a password)
-  if (url.username || url.password) throw bad('must not carry credentials: pass the key as apiKey');
-  if (url.search || url.hash) throw bad(`${JSON.stringify(raw)} must not have a query or fragment: paths are appended to it`);
-  return raw.replace(/\/+$/, '');
+  if (url.username || url.password) return `${shown}: must not carry credentials (pass the API key on its own)`;
+  if (url.search || url.hash) return `${shown}: must not have a query or fragment (paths are appended to it)`;
+  return undefined;
 }
 
 /**

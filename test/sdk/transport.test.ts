@@ -211,7 +211,7 @@ describe('SDK transport: failures and credentials', () => {
       })();
       expect(err).toBeInstanceOf(ValidationError);
       expect(err).toMatchObject({ status: 0, code: 'INVALID_OPTION', details: { path: 'baseUrl' } });
-      expect((err as Error).message).toContain(JSON.stringify(baseUrl));
+      expect((err as Error).message).toContain(`baseUrl ${baseUrl || '(empty)'}: `);
     }
     expect(() => new TaskgateClient({ baseUrl: '127.0.0.1:18210' })).toThrow(/http:\/\/ or https:\/\//);
     const withPassword = (() => {
@@ -223,6 +223,8 @@ describe('SDK transport: failures and credentials', () => {
     })();
     expect(withPassword).toBeInstanceOf(ValidationError);
     expect((withPassword as Error).message).not.toContain('s3cret');
+    // without a scheme `me:s3cret@…` parses as a URL of scheme `me:`: still never echoed
+    expect(() => new TaskgateClient({ baseUrl: 'me:s3cret@example.com:8080' })).toThrow('baseUrl …@example.com:8080: ');
     expect(new TaskgateClient({ baseUrl: 'https://example.com/taskgate//' }).baseUrl).toBe('https://example.com/taskgate');
   });
 

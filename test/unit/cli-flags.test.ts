@@ -117,6 +117,10 @@ describe('the server URL', () => {
     const other = await cli(['tasks', 'list', '--url', 'ftp://me:s3cret@example.com']);
     expect(other.code).toBe(2);
     expect(firstLine(other)).toBe("taskgate: --url ftp://…@example.com: the server's URL needs http:// or https://, e.g. http://127.0.0.1:8080");
+    // the SDK's other refusals are usage errors too, the password never shown
+    const creds = await cli(['tasks', 'list', '--url', 'http://me:s3cret@127.0.0.1:1', '--key', 'sk_x']);
+    expect(creds.code).toBe(2);
+    expect(firstLine(creds)).toBe('taskgate: --url http://…@127.0.0.1:1: must not carry credentials (pass the API key on its own)');
     expect((await cli(['tasks', 'list', '--url', `${server.url}/`, '--json'])).code).toBe(0);
   });
 });
