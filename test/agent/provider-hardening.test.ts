@@ -118,3 +118,32 @@ describe('an answer past MAX_RESPONSE_CHARS', () => {
     expect(res.text.length).toBe(MAX_RESPONSE_CHARS);
   });
 });
+
+describe("a 200 that is not the provider's protocol (a base URL pointing at the wrong server)", () => {
+  const html = { kind: 'raw', contentType: 'text/html; charset=utf-8', body: '<!doctype html><title>Login</title>' } as const;
+  const call = (tier: typeof openai) => new LlmClient(fake.config, { sleep: noSleep }).call(tier, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
+
+  it('OpenAI: an HTML page fails the call at once, not after every retry', async () => {
+    fake.oai.script(html, html, html);
+    const err = await call(openai);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toContain("openai: HTTP 200 with content-type text/html; charset=utf-8, not the provider's protocol (is the base URL right?)");
+    expect(fake.oai.requests.length).toBe(1);
+  });
+
+  it('OpenAI: JSON that is no chat completion (or no JSON at all) is refused, not taken for an empty answer', async () => {
+    fake.oai.script({ kind: 'raw', contentType: 'application/json', body: '{"status":"ok"}' });
+    expect(((await call(openai)) as Error).message).toContain('openai: HTTP 200 with a JSON body that is no chat completion');
+    fake.oai.script({ kind: 'raw', contentType: 'application/json', body: '<html>' });
+    expect(((await call(openai)) as Error).message).toContain('openai: HTTP 200 with a JSON body that is no chat completion');
+    expect(fake.oai.requests.length).toBe(2);
+  });
+
+  it('Anthropic: an answer that is not an event stream fails the call at once', async () => {
+    fake.ant.script({ kind: 'raw', contentType: 'application/json', body: '{"hello":"world"}' }, { kind: 'text', text: 'never asked' });
+    const err = await call(anthropic as typeof openai);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toContain('anthropic: HTTP 200 with content-type application/json, not');
+    expect(fake.ant.requests.length).toBe(1);
+  });
+});

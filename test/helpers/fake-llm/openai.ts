@@ -1,7 +1,7 @@
 // A fake OpenAI Chat Completions server (POST /v1/chat/completions): JSON and SSE streaming,
 // tool calls, usage (including stream_options.include_usage), errors with Retry-After, stalls.
 import type { ServerResponse } from 'node:http';
-import { FakeServer, sse, type RecordedRequest } from './server.js';
+import { FakeServer, sendRaw, sse, type RawStep, type RecordedRequest } from './server.js';
 
 export interface FakeToolCall {
   id?: string;
@@ -37,7 +37,8 @@ export type OpenAiStep =
   /** Sends the headers and `chunks` deltas, then never another byte. */
   | { kind: 'stall'; chunks?: string[] }
   /** Drops the connection before any response. */
-  | { kind: 'drop' };
+  | { kind: 'drop' }
+  | RawStep;
 
 const DEFAULT_USAGE = { prompt_tokens: 10, completion_tokens: 5 };
 
@@ -69,6 +70,7 @@ function toolCallsWire(calls: FakeToolCall[]) {
 }
 
 async function handle(req: RecordedRequest, res: ServerResponse, step: OpenAiStep): Promise<void> {
+  if (step.kind === 'raw') return sendRaw(res, step);
   if (step.kind === 'drop') {
     res.socket?.destroy();
     return;

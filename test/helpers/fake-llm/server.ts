@@ -122,3 +122,16 @@ export function sse(res: ServerResponse, data: string, event?: string): boolean 
   res.write(`${event ? `event: ${event}\n` : ''}data: ${data}\n\n`);
   return true;
 }
+
+/** A reply in no provider's protocol: status (200 by default), content type and body as given. */
+export interface RawStep {
+  kind: 'raw';
+  status?: number;
+  contentType: string;
+  body: string;
+}
+
+export function sendRaw(res: ServerResponse, step: RawStep): void {
+  res.writeHead(step.status ?? 200, { 'content-type': step.contentType });
+  res.end(step.body);
+}

@@ -4,7 +4,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import type { MessageParam, RawMessageStreamEvent, Tool } from '@anthropic-ai/sdk/resources/messages';
 import type { ProviderConfig } from '../../../config/llm.js';
-import { checkResponseSize, tokenCount, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
+import { checkResponseSize, notProtocolError, tokenCount, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
 
 type Block = Exclude<MessageParam['content'], string>[number];
 
@@ -55,7 +55,7 @@ export class AnthropicProvider implements LlmProvider {
   constructor(config: ProviderConfig, timeoutMs: number) {
     this.name = config.name;
     this.#apiKey = config.apiKey;
-    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined };
+    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined, logLevel: 'off' };
   }
 
   /** The SDK loads on the first call: a server that never calls this provider never loads it. */
@@ -76,10 +76,17 @@ export class AnthropicProvider implements LlmProvider {
     const usage = { input_tokens: 0, output_tokens: 0 };
     const blocks = new Map<number, ToolCall>();
     try {
-      const stream = await (await this.#sdk()).messages.create(
-        { model: req.model, max_tokens: req.maxOutputTokens, messages, ...(system ? { system } : {}), ...(tools ? { tools } : {}), stream: true },
-        { signal: hooks.signal, ...(hooks.traceparent ? { headers: { traceparent: hooks.traceparent } } : {}) },
-      );
+      const { data: stream, response } = await (await this.#sdk()).messages
+        .create(
+          { model: req.model, max_tokens: req.maxOutputTokens, messages, ...(system ? { system } : {}), ...(tools ? { tools } : {}), stream: true },
+          { signal: hooks.signal, ...(hooks.traceparent ? { headers: { traceparent: hooks.traceparent } } : {}) },
+        )
+        .withResponse();
+      const type = response.headers.get('content-type') ?? '';
+      if (!type.includes('text/event-stream')) {
+        void response.body?.cancel().catch(() => {});
+        throw notProtocolError(this.name, `content-type ${type || '(none)'}`);
+      }
       for await (const ev of stream as AsyncIterable<RawMessageStreamEvent>) {
         hooks.onActivity?.();
         switch (ev.type) {

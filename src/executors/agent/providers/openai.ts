@@ -4,7 +4,7 @@
 import type OpenAI from 'openai';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { ProviderConfig } from '../../../config/llm.js';
-import { checkResponseSize, tokenCount, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
+import { checkResponseSize, notProtocolError, tokenCount, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
 
 function toWire(messages: ChatMessage[]): ChatCompletionMessageParam[] {
   return messages.map((m): ChatCompletionMessageParam => {
@@ -35,7 +35,7 @@ export class OpenAiProvider implements LlmProvider {
   constructor(config: ProviderConfig, timeoutMs: number) {
     this.name = config.name;
     this.#apiKey = config.apiKey;
-    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined };
+    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined, logLevel: 'off' };
   }
 
   /** The SDK loads on the first call: a server that never calls this provider never loads it. */
@@ -60,9 +60,16 @@ export class OpenAiProvider implements LlmProvider {
           { signal: hooks.signal, ...(hooks.traceparent ? { headers: { traceparent: hooks.traceparent } } : {}) },
         )
         .withResponse();
-      if (!(response.headers.get('content-type') ?? '').includes('text/event-stream')) {
+      const type = response.headers.get('content-type') ?? '';
+      if (!type.includes('text/event-stream')) {
         // a server that ignores `stream` answers one JSON completion
-        return this.#fromJson((await response.json()) as ChatCompletion, req.model, hooks);
+        if (!/json/i.test(type)) {
+          void response.body?.cancel().catch(() => {});
+          throw notProtocolError(this.name, `content-type ${type || '(none)'}`);
+        }
+        const body = (await response.json().catch(() => undefined)) as ChatCompletion | undefined;
+        if (!Array.isArray(body?.choices)) throw notProtocolError(this.name, 'a JSON body that is no chat completion');
+        return this.#fromJson(body, req.model, hooks);
       }
       for await (const chunk of stream as AsyncIterable<ChatCompletionChunk>) {
         hooks.onActivity?.();

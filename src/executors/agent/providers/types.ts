@@ -126,6 +126,15 @@ export function truncatedStreamError(provider: string): ProviderError {
 }
 
 /**
+ * The ProviderError for a 200 that does not speak the provider's protocol (an HTML page, a JSON
+ * body that is no completion): a base URL pointing at the wrong server, not a passing fault — so
+ * it is not retried (it fails over like a 4xx) instead of costing every retry of every attempt.
+ */
+export function notProtocolError(provider: string, what: string): ProviderError {
+  return new ProviderError(`${provider}: HTTP 200 with ${what}, not the provider's protocol (is the base URL right?)`, false, 200, undefined);
+}
+
+/**
  * Maps an SDK error (both SDKs share the shape: status + headers) to a ProviderError. `apiKey`,
  * when given, is replaced by [REDACTED] in the message: providers echo a wrong key back ("Incorrect
  * API key provided: …") and the message lands in task errors and events. The cause is then
