@@ -1,5 +1,6 @@
 // Runs one attempt of a claimed task: builds its context (durable steps, events, AbortSignal),
 // calls the executor, enforces the timeout, and writes the outcome with a fenced transition.
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Db } from '../storage/db.js';
 import type { GroupCommit } from '../storage/group-commit.js';
 import type { Completer } from './completer.js';
@@ -147,7 +148,7 @@ export class Runner {
       // the slot frees now, so the next claim overlaps this outcome's (batched) write
       executed = true;
       hooks.executed(active);
-      await this.#finish(task, active, outcome, Date.now() - started);
+      await this.#finishRetrying(task, active, outcome, Date.now() - started);
     } catch (err) {
       this.#d.log.error('runner crashed', { task_id: task.id, err: errorMessage(err) });
     } finally {
@@ -210,6 +211,25 @@ export class Runner {
         graceTimer = setTimeout(() => settle({ error: control.reason }), this.#d.cancelGraceMs);
       });
     });
+  }
+
+  /**
+   * Writes the outcome, trying again after a failed write (a dropped connection, a failover)
+   * while the heartbeats keep the lease: left to the lease instead, a task that succeeded ran
+   * again — or, on its last attempt, FAILED "lease expired" with its result thrown away. The
+   * writes are fenced, so one that committed unseen makes the next a lost race, not a second outcome.
+   */
+  async #finishRetrying(task: ClaimedTask, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number): Promise<void> {
+    for (let i = 0; ; i++) {
+      try {
+        return await this.#finish(task, active, o, durationMs);
+      } catch (err) {
+        const wait = OUTCOME_WRITE_RETRY_MS[i];
+        if (wait === undefined) throw err;
+        this.#d.log.warn('writing the outcome failed; trying again', { task_id: task.id, attempt: task.attempt, retry_in_ms: wait, err: errorMessage(err) });
+        await delay(wait);
+      }
+    }
   }
 
   async #finish(task: ClaimedTask, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number): Promise<void> {
@@ -376,6 +396,9 @@ function unstorableResult(r: ExecutionResult): string | undefined {
     return errorMessage(err);
   }
 }
+
+/** Waits between tries of a failed outcome write: about 4 s in all, well inside a lease. */
+const OUTCOME_WRITE_RETRY_MS = [100, 300, 1000, 3000];
 
 /** The longest an executor's Retry-After may park a task: an upstream's say-so is not a lease on the queue for years. */
 export const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;

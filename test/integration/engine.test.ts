@@ -101,7 +101,17 @@ const destructured: TaskDefinition = {
   },
 };
 
-const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, unserializable, farRetry, destructured, pausable], flags: { concurrency: '4' } });
+// sleeps past the claim window, so its completion is written under a lease (the completer's path)
+const sleepy: TaskDefinition = {
+  id: 'test-sleepy', name: 'sleepy', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object', properties: { ms: { type: 'integer' }, failWrites: { type: 'integer' } } }, output_schema: {},
+  handler: async (input: { ms: number }) => {
+    await new Promise((r) => setTimeout(r, input.ms));
+    return { slept: input.ms };
+  },
+};
+
+const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, unserializable, farRetry, destructured, pausable, sleepy], flags: { concurrency: '4' } });
 
 const submit = (body: Record<string, unknown>) => fixture.server.submit(body);
 const eventTypes = async (id: string) => (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.type);
@@ -177,6 +187,35 @@ describe('engine', () => {
     await fixture.server.call('POST', `/api/v1/tasks/${id}/cancel`, {});
     const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('CANCELLED');
+  });
+
+  it('writes an outcome whose first writes failed (a database blip) instead of leaving the task to its lease', async () => {
+    // a real failure of the real statement: a trigger refusing the first `failWrites` completions
+    // of such tasks (a sequence counts them: nextval survives the rollback of the failed write)
+    const db = fixture.tdb.db;
+    await db.exec(`
+      CREATE SEQUENCE test_write_failures;
+      CREATE FUNCTION test_fail_writes() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.status = 'COMPLETED' AND NEW.input ? 'failWrites' THEN
+          IF nextval('test_write_failures') <= (NEW.input->>'failWrites')::int THEN
+            RAISE EXCEPTION 'injected write failure';
+          END IF;
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER test_fail_writes BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION test_fail_writes();`);
+    try {
+      const id = await submit({ task_definition_id: sleepy.id, input: { ms: 50, failWrites: 2 }, retry_policy: { max_retries: 0 } });
+      // before: RUNNING until the lease (30 s) ran out, then FAILED "lease expired on the last attempt"
+      const t = await waitForTask(fixture.server, id, undefined, { timeoutMs: 15_000 });
+      expect({ status: t.status, attempts: t.attempts, output: t.output }).toEqual({ status: 'COMPLETED', attempts: 1, output: { slept: 50 } });
+      const tries = await db.query<{ last_value: string }>('SELECT last_value FROM test_write_failures');
+      expect(Number(tries.rows[0]!.last_value)).toBe(3);
+      expect((await eventTypes(id)).filter((x: string) => x === 'WORKFLOW_COMPLETED')).toHaveLength(1);
+    } finally {
+      await db.exec('DROP TRIGGER test_fail_writes ON tasks; DROP FUNCTION test_fail_writes(); DROP SEQUENCE test_write_failures;');
+    }
   });
 
   it('fails a task whose output does not match its output_schema', async () => {
