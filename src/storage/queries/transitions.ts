@@ -38,6 +38,8 @@ export interface Fence {
   awaitingApprovalId?: string;
   /** Only while a pause is (or is not) requested: a withdrawn pause must not be carried out. */
   pauseRequested?: boolean;
+  /** Only while a cancel is (or is not) requested. */
+  cancelRequested?: boolean;
 }
 
 /** A raw SQL expression for a SET clause, e.g. `now()`. Only ever built from constants here. */
@@ -88,6 +90,7 @@ export async function tasksTransition(
     where.push(`awaiting_approval_id = $${params.length}::uuid AND lease_owner IS NULL`);
   }
   if (fence.pauseRequested !== undefined) where.push(fence.pauseRequested ? 'pause_requested' : 'NOT pause_requested');
+  if (fence.cancelRequested !== undefined) where.push(fence.cancelRequested ? 'cancel_requested' : 'NOT cancel_requested');
 
   const sets: string[] = [];
   for (const [col, value] of Object.entries(set)) {
