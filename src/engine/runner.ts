@@ -28,6 +28,8 @@ export interface RunnerDeps {
   registry: Registry;
   workerId: string;
   cancelGraceMs: number;
+  /** TASKGATE_LEASE_MS: how long a failed outcome write is tried again. */
+  leaseMs: number;
   /** Default approval timeout (TASKGATE_APPROVAL_TIMEOUT_MS). */
   approvalTimeoutMs: number;
   log: TaskLogger;
@@ -112,7 +114,7 @@ export class Runner {
   }
 
   async #transition(
-    task: ClaimedTask, active: ActiveAttempt, set: Parameters<typeof tasksTransition>[2], events: EventSpec[], fence: { pauseRequested?: boolean } = {},
+    task: ClaimedTask, active: ActiveAttempt, set: Parameters<typeof tasksTransition>[2], events: EventSpec[], fence: { pauseRequested?: boolean; cancelRequested?: boolean } = {},
   ): Promise<boolean> {
     if (!(await this.#leased(active))) return false;
     const res = await this.#d.commit.run((tx) =>
@@ -214,26 +216,31 @@ export class Runner {
   }
 
   /**
-   * Writes the outcome, trying again after a failed write (a dropped connection, a failover)
-   * while the heartbeats keep the lease: left to the lease instead, a task that succeeded ran
-   * again — or, on its last attempt, FAILED "lease expired" with its result thrown away. The
-   * writes are fenced, so one that committed unseen makes the next a lost race, not a second outcome.
+   * Writes the outcome, trying again after a failed write (a dropped connection, a database
+   * restart) for up to a lease's length while the heartbeats keep the lease: left to the lease
+   * instead, a task that succeeded ran again — or, on its last attempt, FAILED "lease expired"
+   * with its result thrown away. The writes are fenced, so one that committed unseen, or one
+   * after the lease was lost anyway, changes nothing. What the attempt's end was is decided
+   * once: a shutdown asked for meanwhile must not turn a finished result into a release — it
+   * stops the tries instead (the task is then left to its lease).
    */
   async #finishRetrying(task: ClaimedTask, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number): Promise<void> {
+    const kind = abortKindOf(active.controller);
+    const giveUpAt = Date.now() + this.#d.leaseMs;
     for (let i = 0; ; i++) {
       try {
-        return await this.#finish(task, active, o, durationMs);
+        return await this.#finish(task, active, o, durationMs, kind);
       } catch (err) {
-        const wait = OUTCOME_WRITE_RETRY_MS[i];
-        if (wait === undefined) throw err;
+        const wait = Math.min(OUTCOME_WRITE_RETRY_BASE_MS * 2 ** i, OUTCOME_WRITE_RETRY_MAX_MS);
+        const now = abortKindOf(active.controller);
+        if (Date.now() + wait > giveUpAt || (now !== kind && (now === 'shutdown' || now === 'lease_lost'))) throw err;
         this.#d.log.warn('writing the outcome failed; trying again', { task_id: task.id, attempt: task.attempt, retry_in_ms: wait, err: errorMessage(err) });
         await delay(wait);
       }
     }
   }
 
-  async #finish(task: ClaimedTask, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number): Promise<void> {
-    const kind: AbortKind | undefined = abortKindOf(active.controller);
+  async #finish(task: ClaimedTask, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number, kind: AbortKind | undefined): Promise<void> {
     if (kind === 'lease_lost' || (o.error instanceof LeaseLost)) return; // someone else owns the task now
     // shutting down: a claim window still open leaves the task as it found it (nothing to write)
     if (kind === 'shutdown') return active.gate?.giveBack() ? undefined : this.#release(task, active);
@@ -275,16 +282,16 @@ export class Runner {
           this.#d.random,
         ),
       );
-      await this.#transition(
+      const failed: EventSpec = { type: 'ERROR_OCCURRED', message: errorText, payload: { attempt: task.attempt, retryable: true } };
+      const retried = await this.#transition(
         task,
         active,
         { status: 'QUEUED', lease_owner: null, lease_expires_at: null, error: errorText, run_at: sql(nowPlusMsSql(String(delay))) },
-        [
-          { type: 'ERROR_OCCURRED', message: errorText, payload: { attempt: task.attempt, retryable: true } },
-          { type: 'RETRYING', message: `retrying in ${delay} ms (attempt ${task.attempt + 1} of ${task.max_attempts})`, payload: { attempt: task.attempt, next_attempt: task.attempt + 1, delay_ms: delay } },
-        ],
+        [failed, { type: 'RETRYING', message: `retrying in ${delay} ms (attempt ${task.attempt + 1} of ${task.max_attempts})`, payload: { attempt: task.attempt, next_attempt: task.attempt + 1, delay_ms: delay } }],
+        { cancelRequested: false, pauseRequested: false },
       );
-      this.#d.onOutcome?.(task, 'RETRY');
+      if (retried) this.#d.onOutcome?.(task, 'RETRY');
+      else await this.#stopInsteadOfRetry(task, active, failed, errorText, delay, o.error);
       return;
     }
 
@@ -323,6 +330,36 @@ export class Runner {
     }
     await this.#transition(task, active, set, events);
     this.#d.onOutcome?.(task, next.status);
+  }
+
+  /**
+   * A cancel or a pause asked for while the attempt was failing (before its signal reached the
+   * attempt) is carried out instead of the retry: requeued with the request still set, the task
+   * ran its remaining attempts until a heartbeat noticed — a cancel answered 202 then ignored.
+   * The failed attempt counts; a paused task keeps the retry's delay for its resume.
+   */
+  async #stopInsteadOfRetry(task: ClaimedTask, active: ActiveAttempt, failed: EventSpec, errorText: string | null, delay: number, err: unknown): Promise<void> {
+    const base = { lease_owner: null, lease_expires_at: null };
+    const cancelled = await this.#transition(
+      task,
+      active,
+      { ...base, status: 'CANCELLED', completed_at: sql('now()'), ...spentOf(err) },
+      [
+        failed,
+        { type: 'WORKFLOW_CANCELLED', message: 'Task cancelled', payload: { attempt: task.attempt } },
+        { type: 'STREAM_END', message: 'Stream ended', payload: { status: 'CANCELLED' } },
+      ],
+      { cancelRequested: true },
+    );
+    if (cancelled) return this.#d.onOutcome?.(task, 'CANCELLED');
+    const paused = await this.#transition(
+      task,
+      active,
+      { ...base, status: 'PAUSED', error: errorText, run_at: sql(nowPlusMsSql(String(delay))), pause_requested: false, paused_at: sql('now()') },
+      [failed, { type: 'WORKFLOW_PAUSED', message: 'Task paused', payload: { attempt: task.attempt } }],
+      { cancelRequested: false, pauseRequested: true },
+    );
+    if (paused) this.#d.onOutcome?.(task, 'PAUSED');
   }
 
   /** Shutdown: give the task back without counting the attempt. */
@@ -397,8 +434,9 @@ function unstorableResult(r: ExecutionResult): string | undefined {
   }
 }
 
-/** Waits between tries of a failed outcome write: about 4 s in all, well inside a lease. */
-const OUTCOME_WRITE_RETRY_MS = [100, 300, 1000, 3000];
+/** Waits between tries of a failed outcome write: 100, 200, 400 … ms, then every 2 s, for up to a lease. */
+const OUTCOME_WRITE_RETRY_BASE_MS = 100;
+const OUTCOME_WRITE_RETRY_MAX_MS = 2_000;
 
 /** The longest an executor's Retry-After may park a task: an upstream's say-so is not a lease on the queue for years. */
 export const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;

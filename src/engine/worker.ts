@@ -75,7 +75,7 @@ export class Worker {
     this.#d = deps;
     this.#runner = new Runner({
       db: deps.db, commit: new GroupCommit(deps.db), completer: new Completer(deps.db, options.workerId), hub: deps.hub, registry: deps.registry, workerId: options.workerId,
-      cancelGraceMs: options.cancelGraceMs, approvalTimeoutMs: options.approvalTimeoutMs, log: deps.log, onOutcome: deps.onOutcome,
+      cancelGraceMs: options.cancelGraceMs, leaseMs: options.leaseMs, approvalTimeoutMs: options.approvalTimeoutMs, log: deps.log, onOutcome: deps.onOutcome,
       onRequeue: () => this.#hint(),
     });
     this.#reaper = new LeaseReaper({ db: deps.db, hub: deps.hub, signals: deps.signals, intervalMs: options.reaperIntervalMs, log: deps.log });

@@ -111,7 +111,19 @@ const sleepy: TaskDefinition = {
   },
 };
 
-const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, unserializable, farRetry, destructured, pausable, sleepy], flags: { concurrency: '4' } });
+// on attempt 1, a cancel or pause is asked for (written as the API writes it, but with no hint
+// to the worker: one that lands while the attempt is failing) and the attempt fails right after
+const failsAfterControl: TaskDefinition = {
+  id: 'test-fails-after-control', name: 'fails after a control request', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object', properties: { action: { enum: ['cancel', 'pause'] } }, required: ['action'] }, output_schema: {},
+  handler: async (input: { action: string }, ctx) => {
+    if (ctx.attempt > 1) return { attempt: ctx.attempt };
+    await fixture.tdb.db.query(`UPDATE tasks SET ${input.action}_requested = true WHERE id = $1`, [ctx.taskId]);
+    throw new Error('failed just after the request');
+  },
+};
+
+const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, unserializable, farRetry, destructured, pausable, sleepy, failsAfterControl], flags: { concurrency: '4' } });
 
 const submit = (body: Record<string, unknown>) => fixture.server.submit(body);
 const eventTypes = async (id: string) => (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.type);
@@ -187,6 +199,26 @@ describe('engine', () => {
     await fixture.server.call('POST', `/api/v1/tasks/${id}/cancel`, {});
     const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('CANCELLED');
+  });
+
+  it('a cancel that lands while an attempt is failing cancels the task instead of its retry', async () => {
+    const id = await submit({ task_definition_id: failsAfterControl.id, input: { action: 'cancel' }, retry_policy: { max_retries: 3, retry_interval_ms: 10 } });
+    // before: QUEUED with the cancel still asked for, and attempt 2 ran (COMPLETED here)
+    const t = await waitForTask(fixture.server, id);
+    expect({ status: t.status, attempts: t.attempts }).toEqual({ status: 'CANCELLED', attempts: 1 });
+    const types = await eventTypes(id);
+    expect(types).not.toContain('RETRYING');
+    expect(types.slice(-3)).toEqual(['ERROR_OCCURRED', 'WORKFLOW_CANCELLED', 'STREAM_END']);
+  });
+
+  it('a pause that lands while an attempt is failing pauses the task, the failed attempt counted, and a resume runs the next', async () => {
+    const id = await submit({ task_definition_id: failsAfterControl.id, input: { action: 'pause' }, retry_policy: { max_retries: 3, retry_interval_ms: 10 } });
+    const paused = await waitForTask(fixture.server, id, (t) => t.status !== 'RUNNING' && t.status !== 'QUEUED');
+    expect({ status: paused.status, attempts: paused.attempts }).toEqual({ status: 'PAUSED', attempts: 1 });
+    expect((await fixture.server.call('POST', `/api/v1/tasks/${id}/resume`, {})).status).toBe(202);
+    const t = await waitForTask(fixture.server, id);
+    expect({ status: t.status, attempts: t.attempts, output: t.output }).toEqual({ status: 'COMPLETED', attempts: 2, output: { attempt: 2 } });
+    expect((await eventTypes(id)).filter((x: string) => x === 'WORKFLOW_PAUSED')).toHaveLength(1);
   });
 
   it('writes an outcome whose first writes failed (a database blip) instead of leaving the task to its lease', async () => {
