@@ -80,6 +80,23 @@ describe('SSE stream', () => {
     expect(atEnd.frames.map((f) => f.event)).toEqual(['done']);
   });
 
+  it('resuming past the end of a running task gets the events still to come and ends with done (the resume point is capped at the log)', async () => {
+    const id = await submit('test-progress', { count: 2, key: 'beyond', gated: true });
+    await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
+    const beyond = openSse(sseUrl(id, '&last_event_id=1000'), { headers: auth });
+    const filtered = openSse(sseUrl(id, '&types=PROGRESS'), { headers: { ...auth, 'last-event-id': '1000' } });
+    expect(await beyond.status).toBe(200);
+    expect(await filtered.status).toBe(200); // both have read the task's position: what follows is live
+    gates.open('beyond:start');
+    await Promise.all([finished(beyond), finished(filtered)]);
+    const log = await persisted(id);
+    expect(log[0].type).toBe('WORKFLOW_STARTED'); // written before the clients connected, so not theirs
+    expect(ids(beyond)).toEqual(log.slice(1).map((e) => e.seq));
+    expect(beyond.frames.at(-1)?.event).toBe('done');
+    // STREAM_END filtered out: done still ends the stream
+    expect(filtered.frames.map((f) => f.event)).toEqual(['PROGRESS', 'PROGRESS', 'done']);
+  });
+
   it('random disconnects and resumes deliver every persisted event exactly once, in order, ending with done', async () => {
     const id = await submit('test-progress', { count: 60, key: 'chaos', gated: true });
     await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');

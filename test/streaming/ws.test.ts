@@ -60,6 +60,19 @@ describe('WebSocket stream', () => {
     expect(filtered.messages.map((m) => m.type)).toEqual(Array(5).fill('PROGRESS'));
   });
 
+  it('resuming past the end of a running task gets the events still to come and closes with 1000 when it ends', async () => {
+    const id = await submit('test-progress', { count: 2, key: 'ws-beyond', gated: true });
+    await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
+    // e.g. a last_event_id taken from another, longer task
+    const run = openWs(`workflow_id=${id}&last_event_id=1000`);
+    await run.opened;
+    gates.open('ws-beyond:start');
+    expect((await run.close).code).toBe(1000);
+    const log = await persisted(id);
+    expect(run.messages).toEqual(log.slice(1));
+    expect(run.messages.at(-1).type).toBe('STREAM_END');
+  });
+
   it('refuses before upgrading: 404 unknown or foreign, 401 without credentials, 400 malformed id', async () => {
     const id = await submit('test-progress', { count: 1, key: 'ws3' });
     const unknown = await refusedWith('workflow_id=task_nope');

@@ -261,7 +261,10 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
       throw new ApiError('RATE_LIMITED', `too many concurrent streams for this credential (at most ${opts.maxPerPrincipal})`, undefined, { 'retry-after': '1' });
     }
     return {
-      taskId: row.id, tenantId, afterSeq, release, requestStartMs,
+      // no client has seen an event that does not exist yet: a resume point past the log (one taken
+      // from another, longer task) starts at its end, so the live events, STREAM_END included, end
+      // the stream; left as sent, the hub delivers nothing at or below it and the stream never ended
+      taskId: row.id, tenantId, afterSeq: Math.min(afterSeq, row.last_seq), release, requestStartMs,
       finalSeq: isTerminal(row.status) ? row.last_seq : undefined,
       types: types?.length ? new Set(types) : undefined,
     };
