@@ -1,13 +1,17 @@
 // Browser-facing hardening: CORS for an allow-list of origins only (never `*` together with
 // credentials) and security headers on every response. JSON responses get a deny-all CSP; HTML
 // (the /docs UI) gets one that still lets same-origin scripts and styles run; a route may name a
-// stricter policy of its own for what it serves (`config.csp`: the dashboard's, no inline styles).
+// stricter policy of its own for what it serves (`config.csp`: the dashboard's, no inline styles),
+// which then covers every answer of that route but its JSON errors — 304s and redirects too.
 import type { FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** This route's Content-Security-Policy for what it serves that is not JSON (its errors keep the deny-all one). */
+    /**
+     * This route's Content-Security-Policy for every answer that is not JSON (its errors keep the
+     * deny-all one) — also those without a content type: a 304 or a redirect.
+     */
     csp?: string;
   }
 }
@@ -41,11 +45,21 @@ export function registerSecurityHeaders(app: FastifyInstance): void {
     reply.headers(STATIC_HEADERS);
   });
   app.addHook('onSend', async (req, reply, payload) => {
-    const type = String(reply.getHeader('content-type') ?? '');
-    const page = type.startsWith('text/html') || type.includes('javascript') || type.startsWith('text/css');
-    reply.header('content-security-policy', page ? (req.routeOptions.config?.csp ?? HTML_CSP) : JSON_CSP);
+    reply.header('content-security-policy', policyOf(req.routeOptions.config?.csp, String(reply.getHeader('content-type') ?? '')));
     return payload;
   });
+}
+
+/**
+ * The CSP of one answer. A route's own policy is chosen by the route, not the content type: a 304
+ * has none, and Chromium merges a 304's headers into the cached page — a 304 under the deny-all
+ * policy left a reloaded dashboard blank, its scripts and stylesheet refused.
+ */
+function policyOf(routeCsp: string | undefined, type: string): string {
+  if (type.includes('json')) return JSON_CSP;
+  if (routeCsp) return routeCsp;
+  const page = type.startsWith('text/html') || type.includes('javascript') || type.startsWith('text/css');
+  return page ? HTML_CSP : JSON_CSP;
 }
 
 /**

@@ -1,5 +1,6 @@
 // The dashboard end to end in Debian's Chromium (playwright-core, no downloaded browser) against a
-// real in-process server: sign-in (a wrong key's error, the admin key), a noop submitted through
+// real in-process server: sign-in (a wrong key's error, the admin key), a reload from the browser's
+// cache (304s), a noop submitted through
 // the form reaching COMPLETED with its events, pause/resume/cancel of a delayed task with events
 // arriving live, a stream cut by the network resumed with Last-Event-ID, an approval decided,
 // attacker-controlled text rendered as text, and a revoked key sending the user back to sign-in —
@@ -89,6 +90,29 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     await page.locator('#tasks-body').waitFor();
     expect(await page.evaluate("[localStorage.length, sessionStorage.getItem('taskgate.apiKey')]")).toEqual([0, ADMIN_KEY]);
     expect(page.url()).not.toContain(ADMIN_KEY);
+  });
+
+  it('a reload revalidates the cached files (304s) and the page still works, signed in', async () => {
+    // what the browser asked the server for: revalidations carry If-None-Match
+    const revalidated: string[] = [];
+    const onRequest = (req: IncomingMessage) => {
+      if (req.url?.startsWith('/dashboard/') && req.headers['if-none-match']) revalidated.push(req.url);
+    };
+    server.app.server.on('request', onRequest);
+    try {
+      await page.reload();
+      await page.locator('#who .who-tenant', { hasText: 'default' }).waitFor();
+      await page.locator('#tasks-body').waitFor();
+      // a second visit through the redirect, from the cache again
+      await page.goto(server.url + '/');
+      await page.locator('#tasks-body').waitFor();
+    } finally {
+      server.app.server.off('request', onRequest);
+    }
+    expect(revalidated).toEqual(expect.arrayContaining(['/dashboard/', '/dashboard/app.js', '/dashboard/app.css']));
+    // the stylesheet applies (a refused one leaves the header unstyled)
+    expect(await page.evaluate("getComputedStyle(document.querySelector('.topbar')).display")).toBe('flex');
+    expect(problems).toEqual([]);
   });
 
   it('a noop submitted through the form reaches COMPLETED with its events shown', async () => {

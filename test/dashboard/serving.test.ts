@@ -39,6 +39,8 @@ describe('dashboard routes', () => {
       const res = await get(path);
       expect(res.status, path).toBe(302);
       expect(res.headers.get('location'), path).toBe('/dashboard/');
+      // the dashboard's policy, like every answer of its routes but a JSON error
+      expect(res.headers.get('content-security-policy'), path).toBe(DASHBOARD_CSP);
     }
   });
 
@@ -93,6 +95,13 @@ describe('dashboard routes', () => {
     expect(again.status).toBe(304);
     expect(again.text).toBe('');
     expect(again.headers.get('etag')).toBe(etag);
+    // Chromium merges a 304's headers into its cached copy: under any other policy the page's
+    // next load would refuse its own scripts and stylesheet
+    expect(again.headers.get('content-security-policy')).toBe(DASHBOARD_CSP);
+    const page = await get('/dashboard/');
+    const pageAgain = await get('/dashboard/', { 'if-none-match': page.headers.get('etag')! });
+    expect(pageAgain.status).toBe(304);
+    expect(pageAgain.headers.get('content-security-policy')).toBe(DASHBOARD_CSP);
     expect((await get('/dashboard/app.js', { 'if-none-match': `"other", W/${etag}` })).status).toBe(304);
     expect((await get('/dashboard/app.js', { 'if-none-match': '"other"' })).status).toBe(200);
     // each file has its own validator
