@@ -1,8 +1,9 @@
 // The WebSocket stream with the `ws` package as the client: one event JSON per message, the same
-// replay/resume/filter rules as SSE, close 1000 after the task ends, HTTP errors before upgrading.
+// replay/resume/filter rules as SSE, close 1000 after the task ends, 1012 on server shutdown, HTTP
+// errors before upgrading.
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { ADMIN_KEY, newTenant, useTestServer, waitForTask } from '../helpers/server.js';
+import { ADMIN_KEY, newTenant, startTestServer, useTestServer, waitForTask } from '../helpers/server.js';
 import { gates, openWs as openWsAt, partialDef, progressDef } from './helpers.js';
 
 const fixture = useTestServer({ TASKGATE_RATE_LIMIT_PER_MIN: '0' }, { definitions: [progressDef, partialDef] });
@@ -71,6 +72,24 @@ describe('WebSocket stream', () => {
     const log = await persisted(id);
     expect(run.messages).toEqual(log.slice(1));
     expect(run.messages.at(-1).type).toBe('STREAM_END');
+  });
+
+  it('on shutdown, an open stream is closed with 1012 (server restarting); the client resumes elsewhere', async () => {
+    const api = await startTestServer(fixture.tdb.db, { TASKGATE_ROLE: 'api', TASKGATE_RATE_LIMIT_PER_MIN: '0' });
+    try {
+      const id = await submit('test-progress', { count: 3, key: 'ws-shutdown', gated: true });
+      await waitForTask(fixture.server, id, (t) => t.status === 'RUNNING');
+      const run = openWsAt(api.url, `workflow_id=${id}`, { 'x-api-key': ADMIN_KEY });
+      const started = await run.waitFor((m) => m.type === 'WORKFLOW_STARTED');
+      await api.close();
+      expect(await run.close).toMatchObject({ code: 1012, reason: 'server restarting' });
+      gates.open('ws-shutdown:start');
+      const resumed = openWs(`workflow_id=${id}&last_event_id=${started.seq}`);
+      expect((await resumed.close).code).toBe(1000);
+      expect([...run.messages, ...resumed.messages]).toEqual(await persisted(id));
+    } finally {
+      await api.close();
+    }
   });
 
   it('refuses before upgrading: 404 unknown or foreign, 401 without credentials, 400 malformed id', async () => {

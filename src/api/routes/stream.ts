@@ -271,7 +271,26 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
   }
 
   return async function streamPlugin(app: FastifyInstance): Promise<void> {
-    await app.register(websocket, { options: { maxPayload: 4096 } });
+    /**
+     * Server shutdown, as @fastify/websocket's `preClose`: its default closed every WebSocket with
+     * no code (clients saw 1005) before a hook of ours could send 1012. The plugin leaves closing its
+     * clients and its server to this hook; close waits for them (a client that does not answer the
+     * close is cut after 2 s).
+     */
+    const shutdown = (done: () => void): void => {
+      credentials?.stop();
+      for (const s of [...active]) s.sink.shutdown(SHUTDOWN_RETRY_MS);
+      if (pinger) clearInterval(pinger);
+      pinger = undefined;
+      // a WebSocket whose stream has not started yet
+      for (const ws of app.websocketServer.clients) {
+        if (ws.readyState !== ws.OPEN) continue;
+        ws.close(1012, 'server restarting');
+        setTimeout(() => ws.terminate(), 2_000).unref();
+      }
+      app.websocketServer.close(() => done());
+    };
+    await app.register(websocket, { options: { maxPayload: 4096 }, preClose: (done) => shutdown(done) });
     credentials = new StreamCredentials({
       lookup: (ids) => apiKeysStates(deps.db, ids),
       onCredentials: (fn) => deps.signals.onCredentials(fn),
@@ -291,14 +310,6 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     // hooks of the root scope) would otherwise leave its socket open
     app.addHook('onResponse', async (req, reply) => {
       if (req.headers.upgrade?.toLowerCase() === 'websocket' && reply.statusCode !== 101 && !req.raw.socket.destroyed) req.raw.socket.destroy();
-    });
-
-    app.addHook('preClose', (done) => {
-      credentials?.stop();
-      for (const s of [...active]) s.sink.shutdown(SHUTDOWN_RETRY_MS);
-      if (pinger) clearInterval(pinger);
-      pinger = undefined;
-      done();
     });
 
     r.get('/api/v1/stream/sse', {
