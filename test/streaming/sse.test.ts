@@ -1,6 +1,7 @@
 // SSE end to end on a real server: replay then live, resume strictly after Last-Event-ID (also
 // across random disconnects), the types filter, live-only LLM_PARTIAL, errors before the stream
-// starts, query-parameter auth, and the retry hint on shutdown.
+// starts, HEAD refused, query-parameter auth, and the retry hint on shutdown.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ADMIN_KEY, newTenant, startTestServer, useTestServer, waitForTask } from '../helpers/server.js';
 import { eventsOf, gates, isDone, openSse, partialDef, progressDef, type SseClient } from './helpers.js';
@@ -184,6 +185,22 @@ describe('SSE stream', () => {
     await expectError(sseUrl(id), {}, 401, 'UNAUTHORIZED');
     const noScope = await newTenant(fixture.tdb.db, ['tasks:execute']);
     await expectError(sseUrl(id), { 'x-api-key': noScope.key }, 403, 'FORBIDDEN');
+  });
+
+  it('refuses HEAD with 405 and Allow: GET (no stream to hold open), the exception docs/security.md names', async () => {
+    const id = await submit('test-progress', { count: 1, key: 'head' });
+    const head = await fixture.server.call('HEAD', `/api/v1/stream/sse?workflow_id=${id}`);
+    expect(head.status).toBe(405);
+    expect(head.headers.get('allow')).toBe('GET');
+    expect(head.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(head.headers.get('x-request-id')).toBeTruthy();
+    // the same refusal to a method whose answer has a body: the standard envelope
+    const post = await fixture.server.call('POST', `/api/v1/stream/sse?workflow_id=${id}`, {});
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET');
+    expect(post.body).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: 'Method POST not allowed on /api/v1/stream/sse' }, request_id: post.headers.get('x-request-id') });
+    const doc = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8').replace(/\s+/g, ' ');
+    expect(/`HEAD` mirrors each `GET`[^.]*/.exec(doc)?.[0]).toMatch(/except `GET \/api\/v1\/stream\/sse`.*405/);
   });
 
   it('accepts the credential as api_key or token query parameter on the stream only', async () => {

@@ -313,6 +313,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     });
 
     r.get('/api/v1/stream/sse', {
+      // no HEAD: the GET handler would open a stream and hold a slot for it (405 with Allow: GET, docs/security.md)
       exposeHeadRoute: false,
       config: { scope: 'tasks:read', queryAuth: true, rateLimit: false },
       schema: {
