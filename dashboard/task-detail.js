@@ -17,7 +17,12 @@ const ACTIONS = {
 
 export function taskDetailView(el, id, ctx) {
   const header = h('div', { class: 'toolbar' }, h('h1', { class: 'mono', text: id }));
-  const actions = h('div', { class: 'actions', id: 'task-actions' });
+  // built once: a refresh (every 5 s while unfinished, and on each status event) only shows or
+  // hides the buttons, so a reason being typed keeps its text and the focus
+  const reason = h('input', { type: 'text', id: 'action-reason', placeholder: 'Reason (optional)', maxlength: 1000, 'aria-label': 'Reason' });
+  const button = (name, label, cls) => h('button', { type: 'button', id: `task-${name}`, class: cls, text: label, hidden: true, onclick: () => act(name, reason.value.trim()) });
+  const buttons = { pause: button('pause', 'Pause', ''), resume: button('resume', 'Resume', ''), cancel: button('cancel', 'Cancel task', 'danger') };
+  const actions = h('div', { class: 'actions', id: 'task-actions', hidden: true }, reason, Object.values(buttons));
   const actionMsg = h('div', { id: 'action-message' });
   const summary = h('div', { id: 'task-summary' }, h('p', { class: 'muted', text: 'Loading…' }));
   const control = h('div', { id: 'control-state' });
@@ -118,30 +123,30 @@ export function taskDetailView(el, id, ctx) {
     const canCancel = !finished;
     const canPause = s === 'QUEUED' || (s === 'RUNNING' && !controlState.is_paused && !controlState.awaiting_approval);
     const canResume = s === 'PAUSED' || (s === 'RUNNING' && controlState.is_paused);
-    if (!canCancel && !canPause && !canResume) {
-      mount(actions);
-      return;
-    }
-    const reason = h('input', { type: 'text', id: 'action-reason', placeholder: 'Reason (optional)', maxlength: 1000, 'aria-label': 'Reason' });
-    const button = (name, label, cls) => h('button', { type: 'button', id: `task-${name}`, class: cls, text: label, onclick: () => act(name, reason.value.trim()) });
-    mount(actions,
-      reason,
-      canPause ? button('pause', 'Pause', '') : null,
-      canResume ? button('resume', 'Resume', '') : null,
-      canCancel ? button('cancel', 'Cancel task', 'danger') : null);
+    buttons.pause.hidden = !canPause;
+    buttons.resume.hidden = !canResume;
+    buttons.cancel.hidden = !canCancel;
+    actions.hidden = !canCancel && !canPause && !canResume;
   }
 
-  async function act(name, reason) {
-    for (const b of actions.querySelectorAll('button')) b.disabled = true;
+  async function act(name, why) {
+    for (const b of Object.values(buttons)) b.disabled = true;
     mount(actionMsg);
     try {
-      const res = await ACTIONS[name](client(), id, { reason: reason || undefined, signal: ctx.signal });
+      const res = await ACTIONS[name](client(), id, { reason: why || undefined, signal: ctx.signal });
       mount(actionMsg, notice(res.message, 'info'));
+      reason.value = '';
     } catch (err) {
       if (isAbort(err)) return;
       mount(actionMsg, notice(err.message));
     }
     await refresh();
+    for (const b of Object.values(buttons)) b.disabled = false;
+    // Pause gives way to Resume: the keyboard stays in the actions rather than falling to <body>
+    const clicked = buttons[name];
+    if (clicked.hidden && (document.activeElement === clicked || document.activeElement === document.body)) {
+      Object.values(buttons).find((b) => !b.hidden)?.focus();
+    }
   }
 
   let count = 0;

@@ -165,9 +165,29 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     await page.locator('#events li[data-type=WORKFLOW_CANCELLED]').waitFor();
     await page.locator('#stream-state[data-state=done]').waitFor();
     // a finished task offers no buttons
-    expect(await page.locator('#task-actions button').count()).toBe(0);
+    await page.locator('#task-actions').waitFor({ state: 'hidden' });
+    expect(await page.locator('#task-actions button:visible').count()).toBe(0);
     expect(await text('#control-state')).toContain('not needed');
     expect((await server.call('GET', `/api/v1/tasks/${id}`)).body.status).toBe('CANCELLED');
+  });
+
+  it('a reason being typed survives the refreshes: its text and the focus stay while the buttons change', async () => {
+    const id = await server.submit({ task_definition_id: 'sleep', input: { ms: 10 }, delay_ms: 3_600_000 });
+    await go(`#/tasks/${id}`);
+    await page.locator('#task-pause').waitFor();
+    await page.locator('#stream-state[data-state=live]').waitFor();
+    await page.locator('#action-reason').focus();
+    await page.keyboard.type('half typed');
+    // paused elsewhere: the event re-reads the task and redraws the page (Resume for Pause)
+    expect((await server.call('POST', `/api/v1/tasks/${id}/pause`, {})).status).toBe(202);
+    await page.locator('#task-summary .badge[data-status=PAUSED]').waitFor();
+    await page.locator('#task-resume').waitFor();
+    expect(await page.locator('#task-pause').isVisible()).toBe(false);
+    expect(await page.evaluate('[document.activeElement.id, document.activeElement.value]')).toEqual(['action-reason', 'half typed']);
+    await page.keyboard.type(', now done');
+    await page.locator('#task-cancel').click();
+    await page.locator('#task-summary .badge[data-status=CANCELLED]').waitFor();
+    await page.locator('#control-state', { hasText: 'half typed, now done' }).waitFor();
   });
 
   it('a stream the network cuts is resumed with Last-Event-ID: what happened meanwhile is shown once, in order', async () => {
