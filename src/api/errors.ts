@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, ERRORS, type ErrorCode, type ErrorEnvelope } from '../contract/errors.js';
+import { isDatabaseUnavailable } from '../storage/unavailable.js';
 
 export function envelope(code: ErrorCode, message: string, requestId: string, details?: Record<string, unknown>): ErrorEnvelope {
   return { error: { code, message, ...(details ? { details } : {}) }, request_id: requestId };
@@ -42,23 +43,6 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_BAD_URL: 'VALIDATION_ERROR',
   FST_ERR_ASYNC_CONSTRAINT: 'VALIDATION_ERROR',
 };
-
-/** Socket-level failures of a database connection (Node's codes; several addresses make an AggregateError). */
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
-
-/**
- * The database could not be reached or went away mid-request (a restart, a failover, too many
- * connections): nothing was done that the client cannot simply retry, so it is a 503, not a 500.
- * SQLSTATE class 08 (connection exception), 57P01–57P03 (shutdown, cannot connect now), 53300.
- */
-export function isDatabaseUnavailable(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown; errors?: unknown } | null;
-  if (!e || typeof e !== 'object') return false;
-  const code = typeof e.code === 'string' ? e.code : '';
-  if (CONNECTION_CODES.has(code) || code.startsWith('08') || ['57P01', '57P02', '57P03', '53300'].includes(code)) return true;
-  if (typeof e.message === 'string' && /^Connection terminated|timeout exceeded when trying to connect/.test(e.message)) return true;
-  return Array.isArray(e.errors) && e.errors.some(isDatabaseUnavailable);
-}
 
 /**
  * SQLSTATE data exceptions a request's values can cause past validation (a number Ajv accepted as

@@ -21,6 +21,8 @@ export type AttemptHost = Pick<RunnerDeps, 'db' | 'commit' | 'hub' | 'workerId' 
   leased(active: ActiveAttempt): Promise<boolean>;
   /** Appends `events` with a transition fenced on the attempt's lease; false if fenced out. */
   transition(task: ClaimedTask, active: ActiveAttempt, events: EventSpec[]): Promise<boolean>;
+  /** Runs one of the attempt's writes, trying it again while the database cannot be reached. */
+  durable<T>(active: ActiveAttempt, what: string, write: () => Promise<T>): Promise<T>;
 };
 
 /** Thrown inside an attempt that lost its lease (its controller is aborted as lease_lost too). */
@@ -133,7 +135,7 @@ export class AttemptContext implements TaskContext {
       });
       return;
     }
-    if (!(await this.#host.transition(task, this.#active, [e]))) this.#lose();
+    if (!(await this.#host.durable(this.#active, 'writing an event', () => this.#host.transition(task, this.#active, [e])))) this.#lose();
   }
 
   #stepInfo(name: string): StepInfo | undefined {
@@ -142,7 +144,7 @@ export class AttemptContext implements TaskContext {
   }
 
   async #step<T>(name: string, fn: () => Promise<T> | T, options?: StepOptions): Promise<T> {
-    const { commit, hub, workerId } = this.#host;
+    const { commit, hub, workerId, durable } = this.#host;
     const task = this.#task;
     const active = this.#active;
     const known = this.#steps?.get(name);
@@ -152,21 +154,23 @@ export class AttemptContext implements TaskContext {
     active.controller.throwIfAborted();
     if (!(await this.#host.leased(active))) this.#lose();
     const fence = this.#fence;
-    const runs = await commit.run((tx) => stepsStart(tx, { ...fence, name }));
+    const runs = await durable(active, 'starting a step', () => commit.run((tx) => stepsStart(tx, { ...fence, name })));
     if (runs === undefined) this.#lose();
     const steps = (this.#steps ??= new Map());
     steps.set(name, { name, runs, done: false, result: null });
     const value = await fn();
     const stored = value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown);
     const event = options?.event;
-    const written = await commit.run(async (tx) => {
-      if (!(await stepsFinish(tx, { ...fence, name, result: stored }))) return undefined;
-      if (!event) return [];
-      const res = await tasksTransition(tx, { id: task.id, statuses: ['RUNNING'], attempt: task.attempt, leaseOwner: workerId }, {}, [
-        { type: event.type, message: event.message ?? null, payload: event.payload ?? null, agent_id: event.agent_id ?? null },
-      ]);
-      return res?.events;
-    });
+    const written = await durable(active, 'recording a step', () =>
+      commit.run(async (tx) => {
+        if (!(await stepsFinish(tx, { ...fence, name, result: stored }))) return undefined;
+        if (!event) return [];
+        const res = await tasksTransition(tx, { id: task.id, statuses: ['RUNNING'], attempt: task.attempt, leaseOwner: workerId }, {}, [
+          { type: event.type, message: event.message ?? null, payload: event.payload ?? null, agent_id: event.agent_id ?? null },
+        ]);
+        return res?.events;
+      }),
+    );
     if (!written) this.#lose();
     hub.publish(written);
     steps.set(name, { name, runs, done: true, result: stored });
@@ -180,10 +184,12 @@ export class AttemptContext implements TaskContext {
     const task = this.#task;
     const active = this.#active;
     if (!(await this.#host.leased(active))) this.#lose();
-    const { row, created } = await approvalsEnsure(this.#host.db, {
-      id: newUuid(), tenantId: task.tenant_id, taskId: task.id, stepName: name, message: request.message ?? null,
-      payload: request.payload ?? null, timeoutMs: request.timeoutMs ?? this.#host.approvalTimeoutMs,
-    });
+    const { row, created } = await this.#host.durable(active, 'requesting an approval', () =>
+      approvalsEnsure(this.#host.db, {
+        id: newUuid(), tenantId: task.tenant_id, taskId: task.id, stepName: name, message: request.message ?? null,
+        payload: request.payload ?? null, timeoutMs: request.timeoutMs ?? this.#host.approvalTimeoutMs,
+      }),
+    );
     if (created) {
       await this.#append({
         type: 'APPROVAL_REQUESTED',

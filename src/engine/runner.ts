@@ -1,6 +1,5 @@
 // Runs one attempt of a claimed task: builds its context (durable steps, events, AbortSignal),
 // calls the executor, enforces the timeout, and writes the outcome with a fenced transition.
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Db } from '../storage/db.js';
 import type { GroupCommit } from '../storage/group-commit.js';
 import type { Completer } from './completer.js';
@@ -16,6 +15,8 @@ import {
 } from '../executors/types.js';
 import type { Registry } from '../executors/registry.js';
 import { AttemptAborted, AttemptControl, abortKindOf, type AbortKind } from './abort.js';
+import { retryThroughOutage } from './outage.js';
+import { isDatabaseUnavailable } from '../storage/unavailable.js';
 import { AttemptContext, LeaseLost, type AttemptHost } from './attempt-context.js';
 
 export interface RunnerDeps {
@@ -28,7 +29,7 @@ export interface RunnerDeps {
   registry: Registry;
   workerId: string;
   cancelGraceMs: number;
-  /** TASKGATE_LEASE_MS: how long a failed outcome write is tried again. */
+  /** TASKGATE_LEASE_MS: how long a failed write is tried again (engine/outage.ts). */
   leaseMs: number;
   /** Default approval timeout (TASKGATE_APPROVAL_TIMEOUT_MS). */
   approvalTimeoutMs: number;
@@ -85,6 +86,7 @@ export class Runner {
       ...deps,
       leased: (active) => this.#leased(active),
       transition: (task, active, events) => this.#transition(task, active, {}, events),
+      durable: (active, what, write) => this.#durable(active, what, write),
     };
   }
 
@@ -137,7 +139,7 @@ export class Runner {
       try {
         const spec = this.#spec(task) ?? (await this.#specAfterReload(task));
         // a task that never recorded a step (the claim tells) skips the read
-        const steps = task.has_steps === false ? undefined : await stepsLoad(this.#d.db, task.id);
+        const steps = task.has_steps === false ? undefined : await this.#durable(active, 'loading the steps', () => stepsLoad(this.#d.db, task.id));
         const ctx = new AttemptContext(this.#host, task, active, steps);
         const executor = this.#executorFor(spec);
         const needsApproval = spec.definition?.approval?.required || task.context?.require_approval === true;
@@ -226,18 +228,30 @@ export class Runner {
    */
   async #finishRetrying(task: ClaimedTask, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number): Promise<void> {
     const kind = abortKindOf(active.controller);
-    const giveUpAt = Date.now() + this.#d.leaseMs;
-    for (let i = 0; ; i++) {
-      try {
-        return await this.#finish(task, active, o, durationMs, kind);
-      } catch (err) {
-        const wait = Math.min(OUTCOME_WRITE_RETRY_BASE_MS * 2 ** i, OUTCOME_WRITE_RETRY_MAX_MS);
+    return retryThroughOutage(() => this.#finish(task, active, o, durationMs, kind), {
+      forMs: this.#d.leaseMs,
+      retryable: () => true,
+      stop: () => {
         const now = abortKindOf(active.controller);
-        if (Date.now() + wait > giveUpAt || (now !== kind && (now === 'shutdown' || now === 'lease_lost'))) throw err;
-        this.#d.log.warn('writing the outcome failed; trying again', { task_id: task.id, attempt: task.attempt, retry_in_ms: wait, err: errorMessage(err) });
-        await delay(wait);
-      }
-    }
+        return now !== kind && (now === 'shutdown' || now === 'lease_lost');
+      },
+      onRetry: (err, wait) => this.#d.log.warn('writing the outcome failed; trying again', { task_id: task.id, attempt: task.attempt, retry_in_ms: wait, err: errorMessage(err) }),
+    });
+  }
+
+  /**
+   * A write of a running attempt (a step record, an event, an approval request) while the
+   * database cannot be reached: tried again for up to a lease, unless the attempt is aborted
+   * meanwhile — an attempt failed by a database restart counted against its task's retries, and
+   * failed a task without any left although its own work had gone fine.
+   */
+  #durable<T>(active: ActiveAttempt, what: string, write: () => Promise<T>): Promise<T> {
+    return retryThroughOutage(write, {
+      forMs: this.#d.leaseMs,
+      retryable: isDatabaseUnavailable,
+      stop: () => active.controller.signal.aborted,
+      onRetry: (err, wait) => this.#d.log.warn(`${what} failed: database unavailable; trying again`, { task_id: active.taskId, attempt: active.attempt, retry_in_ms: wait, err: errorMessage(err) }),
+    });
   }
 
   async #finish(task: ClaimedTask, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number, kind: AbortKind | undefined): Promise<void> {
@@ -433,10 +447,6 @@ function unstorableResult(r: ExecutionResult): string | undefined {
     return errorMessage(err);
   }
 }
-
-/** Waits between tries of a failed outcome write: 100, 200, 400 … ms, then every 2 s, for up to a lease. */
-const OUTCOME_WRITE_RETRY_BASE_MS = 100;
-const OUTCOME_WRITE_RETRY_MAX_MS = 2_000;
 
 /** The longest an executor's Retry-After may park a task: an upstream's say-so is not a lease on the queue for years. */
 export const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;

@@ -6,7 +6,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import Fastify from 'fastify';
 import pg from 'pg';
 import { DatabaseConnectError, openPg } from '../../src/storage/pg.js';
-import { errorHandler, isDatabaseUnavailable } from '../../src/api/errors.js';
+import { errorHandler } from '../../src/api/errors.js';
+import { isDatabaseUnavailable } from '../../src/storage/unavailable.js';
 
 let server: Server;
 let port = 0;

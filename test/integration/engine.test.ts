@@ -5,6 +5,7 @@ import { until, useTestServer, waitForTask } from '../helpers/server.js';
 import { PermanentError, RetryAfterError, type TaskDefinition } from '../../src/executors/types.js';
 import { gates } from '../streaming/helpers.js';
 import { usingPostgres } from '../helpers/db.js';
+import type { Db } from '../../src/storage/db.js';
 import { MAX_RETRY_AFTER_MS } from '../../src/engine/runner.js';
 
 const attemptsSeen = new Map<string, number>();
@@ -101,15 +102,43 @@ const destructured: TaskDefinition = {
   },
 };
 
-// sleeps past the claim window, so its completion is written under a lease (the completer's path)
+// sleeps past the claim window, so its completion is written under a lease (the completer's
+// path); with `steps`, records that many durable steps, each with a PROGRESS event
 const sleepy: TaskDefinition = {
   id: 'test-sleepy', name: 'sleepy', description: '', version: '1', kind: 'function',
-  input_schema: { type: 'object', properties: { ms: { type: 'integer' }, failWrites: { type: 'integer' } } }, output_schema: {},
-  handler: async (input: { ms: number }) => {
+  input_schema: { type: 'object', properties: { ms: { type: 'integer' }, steps: { type: 'integer' }, failWrites: { type: 'integer' } } }, output_schema: {},
+  handler: async (input: { ms: number; steps?: number }, ctx) => {
     await new Promise((r) => setTimeout(r, input.ms));
+    for (let i = 0; i < (input.steps ?? 0); i++) await ctx.step(`s${i}`, () => i, { event: { type: 'PROGRESS', message: `step ${i}` } });
     return { slept: input.ms };
   },
 };
+
+/**
+ * Makes the first `failWrites` writes of `table` rows whose task's input has `failWrites` fail
+ * with `errcode`, through a real trigger (a sequence counts them: nextval survives the rollback of
+ * the failed write). `when` narrows the rows (SQL over NEW). Returns the clean-up.
+ */
+async function injectWriteFailures(db: Db, o: { table: string; op: 'INSERT' | 'UPDATE'; when: string; taskId: string; errcode: string }): Promise<{ tries: () => Promise<number>; remove: () => Promise<void> }> {
+  await db.exec(`
+    CREATE SEQUENCE test_write_failures;
+    CREATE FUNCTION test_fail_writes() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE planned int;
+    BEGIN
+      IF ${o.when} THEN
+        SELECT (input->>'failWrites')::int INTO planned FROM tasks WHERE id = ${o.taskId};
+        IF planned IS NOT NULL AND nextval('test_write_failures') <= planned THEN
+          RAISE EXCEPTION 'injected write failure' USING ERRCODE = '${o.errcode}';
+        END IF;
+      END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER test_fail_writes BEFORE ${o.op} ON ${o.table} FOR EACH ROW EXECUTE FUNCTION test_fail_writes();`);
+  return {
+    tries: async () => Number((await db.query<{ last_value: string }>('SELECT last_value FROM test_write_failures')).rows[0]!.last_value),
+    remove: () => db.exec(`DROP TRIGGER test_fail_writes ON ${o.table}; DROP FUNCTION test_fail_writes(); DROP SEQUENCE test_write_failures;`),
+  };
+}
 
 // on attempt 1, a cancel or pause is asked for (written as the API writes it, but with no hint
 // to the worker: one that lands while the attempt is failing) and the attempt fails right after
@@ -222,31 +251,31 @@ describe('engine', () => {
   });
 
   it('writes an outcome whose first writes failed (a database blip) instead of leaving the task to its lease', async () => {
-    // a real failure of the real statement: a trigger refusing the first `failWrites` completions
-    // of such tasks (a sequence counts them: nextval survives the rollback of the failed write)
-    const db = fixture.tdb.db;
-    await db.exec(`
-      CREATE SEQUENCE test_write_failures;
-      CREATE FUNCTION test_fail_writes() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.status = 'COMPLETED' AND NEW.input ? 'failWrites' THEN
-          IF nextval('test_write_failures') <= (NEW.input->>'failWrites')::int THEN
-            RAISE EXCEPTION 'injected write failure';
-          END IF;
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER test_fail_writes BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION test_fail_writes();`);
+    const failures = await injectWriteFailures(fixture.tdb.db, { table: 'tasks', op: 'UPDATE', when: "NEW.status = 'COMPLETED'", taskId: 'NEW.id', errcode: 'P0001' });
     try {
       const id = await submit({ task_definition_id: sleepy.id, input: { ms: 50, failWrites: 2 }, retry_policy: { max_retries: 0 } });
-      // before: RUNNING until the lease (30 s) ran out, then FAILED "lease expired on the last attempt"
+      // before: RUNNING until the lease ran out, then FAILED "lease expired on the last attempt"
       const t = await waitForTask(fixture.server, id, undefined, { timeoutMs: 15_000 });
       expect({ status: t.status, attempts: t.attempts, output: t.output }).toEqual({ status: 'COMPLETED', attempts: 1, output: { slept: 50 } });
-      const tries = await db.query<{ last_value: string }>('SELECT last_value FROM test_write_failures');
-      expect(Number(tries.rows[0]!.last_value)).toBe(3);
+      expect(await failures.tries()).toBe(3);
       expect((await eventTypes(id)).filter((x: string) => x === 'WORKFLOW_COMPLETED')).toHaveLength(1);
     } finally {
-      await db.exec('DROP TRIGGER test_fail_writes ON tasks; DROP FUNCTION test_fail_writes(); DROP SEQUENCE test_write_failures;');
+      await failures.remove();
+    }
+  });
+
+  it('an attempt whose step cannot be recorded while the database is unreachable records it once it is back, and goes on', async () => {
+    // 57P01 admin_shutdown: what a restarting PostgreSQL answers
+    const failures = await injectWriteFailures(fixture.tdb.db, { table: 'task_events', op: 'INSERT', when: "NEW.type = 'PROGRESS'", taskId: 'NEW.task_id', errcode: '57P01' });
+    try {
+      const id = await submit({ task_definition_id: sleepy.id, input: { ms: 1, steps: 2, failWrites: 2 }, retry_policy: { max_retries: 0 } });
+      // before: the step's failed write failed the attempt, and with no retries left, the task
+      const t = await waitForTask(fixture.server, id, undefined, { timeoutMs: 15_000 });
+      expect({ status: t.status, attempts: t.attempts }).toEqual({ status: 'COMPLETED', attempts: 1 });
+      expect(await failures.tries()).toBe(4);
+      expect((await eventTypes(id)).filter((x: string) => x === 'PROGRESS')).toHaveLength(2);
+    } finally {
+      await failures.remove();
     }
   });
 

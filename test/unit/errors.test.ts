@@ -1,6 +1,6 @@
 // Which failures are "the database is away" (503 UNAVAILABLE, retry) rather than a bug (500).
 import { describe, expect, it } from 'vitest';
-import { isDatabaseUnavailable } from '../../src/api/errors.js';
+import { isDatabaseUnavailable } from '../../src/storage/unavailable.js';
 
 const sys = (code: string) => Object.assign(new Error(code), { code });
 
