@@ -143,6 +143,9 @@ export function registerAuth(
  * Takes one of the principal's stream slots for the life of this response (SSE, WebSocket);
  * 429 RATE_LIMITED when the principal already has its maximum open. The slot is released when
  * the connection closes.
+ * @deprecated No route uses it: the stream routes take their slot in src/api/routes/stream.ts
+ * (`prepare()`, which answers what docs/security.md describes). Only a test in
+ * test/security/hardening.test.ts calls it; remove the two together.
  */
 export function acquireStreamSlot(limiter: ConnectionLimiter, req: FastifyRequest, reply: FastifyReply): () => void {
   const release = limiter.acquire(principalKey(req.principal));

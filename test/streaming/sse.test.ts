@@ -1,10 +1,11 @@
 // SSE end to end on a real server: replay then live, resume strictly after Last-Event-ID (also
 // across random disconnects), the types filter, live-only LLM_PARTIAL, errors before the stream
-// starts, HEAD refused, query-parameter auth, and the retry hint on shutdown.
+// starts, HEAD refused, the per-credential stream cap, query-parameter auth, and the retry hint on
+// shutdown.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ADMIN_KEY, newTenant, startTestServer, useTestServer, waitForTask } from '../helpers/server.js';
-import { eventsOf, gates, isDone, openSse, partialDef, progressDef, type SseClient } from './helpers.js';
+import { eventsOf, gates, isDone, openSse, openWs, partialDef, progressDef, type SseClient } from './helpers.js';
 
 const auth = { 'x-api-key': ADMIN_KEY };
 
@@ -201,6 +202,28 @@ describe('SSE stream', () => {
     expect(post.body).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: 'Method POST not allowed on /api/v1/stream/sse' }, request_id: post.headers.get('x-request-id') });
     const doc = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8').replace(/\s+/g, ' ');
     expect(/`HEAD` mirrors each `GET`[^.]*/.exec(doc)?.[0]).toMatch(/except `GET \/api\/v1\/stream\/sse`.*405/);
+  });
+
+  it('a credential at its stream cap gets 429 RATE_LIMITED with details.max_streams and Retry-After, on both routes', async () => {
+    const api = await startTestServer(fixture.tdb.db, { TASKGATE_ROLE: 'api', TASKGATE_MAX_STREAMS_PER_PRINCIPAL: '1' });
+    const open = openSse(`${api.url}/api/v1/stream/sse?workflow_id=${await submit('test-progress', { count: 1, key: 'cap', gated: true })}`, { headers: auth });
+    try {
+      const id = await submit('test-progress', { count: 1, key: 'cap2' });
+      expect(await open.status).toBe(200);
+      const refused = openSse(`${api.url}/api/v1/stream/sse?workflow_id=${id}`, { headers: auth });
+      expect(await refused.status).toBe(429);
+      expect((await refused.headers)['retry-after']).toBe('1');
+      await refused.ended;
+      const body = JSON.parse(refused.body());
+      expect(body.error).toEqual({
+        code: 'RATE_LIMITED', message: 'too many concurrent streams for this credential (at most 1)', details: { max_streams: 1 },
+      });
+      await expect(openWs(api.url, `workflow_id=${id}`, auth).opened).rejects.toThrow('upgrade refused: 429');
+    } finally {
+      open.close();
+      gates.open('cap:start');
+      await api.close();
+    }
   });
 
   it('accepts the credential as api_key or token query parameter on the stream only', async () => {

@@ -258,7 +258,8 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     if (!row) throw new ApiError('NOT_FOUND', `workflow ${q.workflow_id} not found`);
     const release = deps.limiter.acquire(principalKey(req.principal));
     if (!release) {
-      throw new ApiError('RATE_LIMITED', `too many concurrent streams for this credential (at most ${opts.maxPerPrincipal})`, undefined, { 'retry-after': '1' });
+      const max = opts.maxPerPrincipal;
+      throw new ApiError('RATE_LIMITED', `too many concurrent streams for this credential (at most ${max})`, { max_streams: max }, { 'retry-after': '1' });
     }
     return {
       // no client has seen an event that does not exist yet: a resume point past the log (one taken
