@@ -63,6 +63,7 @@ export function tasksView(el, query, ctx) {
   }
 
   function renderTable(res) {
+    const focus = focusedRow();
     if (res.tasks.length === 0) {
       mount(body, h('p', { class: 'empty', text: offset > 0 ? 'No tasks on this page.' : 'No tasks match.' }));
     } else {
@@ -78,12 +79,25 @@ export function tasksView(el, query, ctx) {
           h('td', { class: 'num', text: t.total_token_usage?.total_tokens ? String(t.total_token_usage.total_tokens) : '—' }),
         )))));
     }
+    if (focus) refocus(focus);
     const first = res.tasks.length ? res.offset + 1 : 0;
     const last = res.offset + res.tasks.length;
     mount(pager,
       h('button', { type: 'button', id: 'page-prev', text: '‹ Previous', disabled: offset === 0, onclick: () => go({ offset: Math.max(0, offset - limit) || '' }) }),
       h('span', { id: 'page-info', text: `${first}–${last} of ${res.total_count}` }),
       h('button', { type: 'button', id: 'page-next', text: 'Next ›', disabled: last >= res.total_count, onclick: () => go({ offset: offset + limit }) }));
+  }
+
+  // Each refresh redraws the table; a keyboard user's focus on a task's link would fall to <body>
+  // every 5 s. It goes back to the same task's link (by id), or the row now in that place.
+  function focusedRow() {
+    const row = body.contains(document.activeElement) ? document.activeElement.closest('tr[data-task-id]') : null;
+    return row ? { id: row.dataset.taskId, index: row.sectionRowIndex } : null;
+  }
+  function refocus({ id, index }) {
+    const rows = [...body.querySelectorAll('tr[data-task-id]')];
+    const row = rows.find((r) => r.dataset.taskId === id) ?? rows[Math.min(index, rows.length - 1)];
+    row?.querySelector('a')?.focus({ preventScroll: true });
   }
 
   let timer;

@@ -145,6 +145,20 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     await page.locator(`#tasks-table tr[data-task-id="${id}"] .badge[data-status=COMPLETED]`).waitFor();
   });
 
+  it("the list's auto-refresh keeps the keyboard on the task link it was on", async () => {
+    for (let i = 0; i < 2; i++) await server.submit({ task_definition_id: 'noop', input: {}, delay_ms: 3_600_000 });
+    await go('#/tasks');
+    await page.locator('#tasks-table tbody tr:nth-child(3) a').waitFor();
+    expect(await page.locator('#auto-refresh').isChecked()).toBe(true);
+    const link = page.locator('#tasks-table tbody tr:nth-child(2) a');
+    const id = await link.innerText();
+    await link.focus();
+    // the next refresh (every 5 s) redraws the table and writes the time again
+    await page.evaluate("document.getElementById('updated').textContent = ''");
+    await page.locator('#updated', { hasText: 'Updated' }).waitFor();
+    expect(await page.evaluate("[document.activeElement.tagName, document.activeElement.closest('tr')?.dataset.taskId, document.activeElement.isConnected]")).toEqual(['A', id, true]);
+  });
+
   it('pause, resume and cancel a delayed task with the buttons; its events arrive live', async () => {
     const id = await server.submit({ task_definition_id: 'sleep', input: { ms: 10 }, delay_ms: 3_600_000 });
     await go(`#/tasks/${id}`);
