@@ -9,7 +9,8 @@ import {
 } from '../../contract/tasks.js';
 import { isTerminal, parseStatus, type TaskStatus } from '../../domain/lifecycle.js';
 import { tasksGet, tasksListPage, type NewTask, type TaskRow } from '../../storage/queries/tasks.js';
-import { tasksTransition, sql, type EventSpec } from '../../storage/queries/transitions.js';
+import { tasksTransition, sql, type EventSpec, type Fence } from '../../storage/queries/transitions.js';
+import { approvalsCancelForEndedTask } from '../../storage/queries/approvals.js';
 import { eventsList } from '../../storage/queries/events.js';
 import { toWireEvent } from '../../events/hub.js';
 import type { AppDeps } from '../deps.js';
@@ -157,16 +158,34 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     return reply.code(307).header('location', `/api/v1/stream/sse?${qs.toString()}`).send();
   });
 
-  /** Applies the first control transition whose precondition holds; re-reads on a lost race. */
-  async function control(
-    tenantId: string,
-    id: string,
-    decide: (row: TaskRow) => { statuses: TaskStatus[]; set: Parameters<typeof tasksTransition>[2]; events: EventSpec[]; status: string; message: string; signal?: 'work' | 'control' },
-  ) {
+  interface ControlPlan {
+    statuses: TaskStatus[];
+    /** The rest of the precondition the plan was read from, beyond the status. */
+    fence?: Pick<Fence, 'awaitingApprovalId' | 'pauseRequested' | 'cancelRequested'>;
+    set: Parameters<typeof tasksTransition>[2];
+    events: EventSpec[];
+    status: string;
+    message: string;
+    signal?: 'work' | 'control';
+  }
+
+  /**
+   * Applies the first control transition whose precondition holds; re-reads on a lost race. A plan
+   * that ends the task writes its pending approvals `cancelled` in the same transaction, after the
+   * task's row (the order a decision locks them in): a decision comes wholly before or after it.
+   */
+  async function control(tenantId: string, id: string, decide: (row: TaskRow) => ControlPlan) {
     for (let i = 0; i < 5; i++) {
       const row = await load(tenantId, id);
       const plan = decide(row);
-      const res = await tasksTransition(deps.db, { id, tenantId, statuses: plan.statuses }, plan.set, plan.events);
+      const fence = { id, tenantId, statuses: plan.statuses, ...plan.fence };
+      const res = isTerminal(plan.status as TaskStatus)
+        ? await deps.db.transaction(async (tx) => {
+          const ended = await tasksTransition(tx, fence, plan.set, plan.events);
+          if (ended) await approvalsCancelForEndedTask(tx, id);
+          return ended;
+        })
+        : await tasksTransition(deps.db, fence, plan.set, plan.events);
       if (!res) continue; // the task moved meanwhile: decide again
       deps.hub.publish(res.events);
       if (plan.signal === 'work') deps.signals.work();
@@ -192,18 +211,19 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     const by = req.principal.userId;
     const out = await control(req.principal.tenantId, req.params.id, (row) => {
       if (isTerminal(row.status)) throw new ApiError('TASK_ALREADY_FINISHED', `task ${row.id} already finished with status ${row.status}`, { status: row.status });
-      const cancelled = (from: TaskStatus[]) => ({
+      const cancelled = (from: TaskStatus[], fence?: ControlPlan['fence']): ControlPlan => ({
         statuses: from,
+        fence,
         set: { status: 'CANCELLED', cancel_requested: true, cancel_reason: reason, cancelled_by: by, lease_owner: null, lease_expires_at: null, completed_at: sql('now()') },
         events: [
           { type: 'WORKFLOW_CANCELLED', message: reason ? `Task cancelled: ${reason}` : 'Task cancelled', payload: { reason, cancelled_by: by, forced: row.status === 'RUNNING' } },
           { type: 'STREAM_END', message: 'Stream ended', payload: { status: 'CANCELLED' } },
         ],
-        status: 'CANCELLED', message: 'Task cancelled', signal: 'control' as const,
+        status: 'CANCELLED', message: 'Task cancelled', signal: 'control',
       });
       if (row.status === 'QUEUED' || row.status === 'PAUSED') return cancelled([row.status]);
-      // parked for an approval: no worker holds it, so it ends now
-      if (row.status === 'RUNNING' && row.awaiting_approval_id && !row.lease_owner) return cancelled(['RUNNING']);
+      // parked for an approval: no worker holds it, so it ends now (unless a decision requeued it meanwhile)
+      if (row.status === 'RUNNING' && row.awaiting_approval_id && !row.lease_owner) return cancelled(['RUNNING'], { awaitingApprovalId: row.awaiting_approval_id });
       if (req.body?.force) return cancelled(['RUNNING']);
       return {
         statuses: ['RUNNING'],
@@ -231,6 +251,8 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
       if (row.status === 'RUNNING' && row.awaiting_approval_id && !row.lease_owner) {
         return {
           statuses: ['RUNNING'],
+          // still parked: a decision may have requeued it (and a worker claimed it) since the read
+          fence: { awaitingApprovalId: row.awaiting_approval_id },
           set: { status: 'PAUSED', pause_reason: reason, paused_by: by, paused_at: sql('now()'), awaiting_approval_id: null },
           events: [{ type: 'WORKFLOW_PAUSED', message: 'Task paused while waiting for approval', payload: { reason, paused_by: by } }],
           status: 'PAUSED', message: 'Task paused',

@@ -1,7 +1,8 @@
 // DML for approvals. Decisions are fenced on `status = 'pending'` and on the task not having
 // ended: a decision that lost the race (another decision, the timeout, the task's end) changes
 // nothing. An approval whose task ended undecided reads as `cancelled` (APPROVAL_STATUS_SQL),
-// whether or not its row has been written so yet.
+// whether or not its row has been written so yet. Writers that touch both rows lock the task's
+// first, then the approval's (approvalsLockTask, the cancel route): one order, no deadlock.
 import type { Queryable } from '../db.js';
 import { nowPlusMsSql } from './transitions.js';
 
@@ -56,6 +57,23 @@ export async function approvalsGetById(db: Queryable, id: string): Promise<Appro
   return res.rows[0];
 }
 
+/**
+ * Locks the task of approval `id` until the transaction ends (FOR NO KEY UPDATE: event inserts,
+ * whose foreign key takes KEY SHARE, do not wait), so the decision written next and its effect on
+ * the task commit with the task as it is now; a concurrent cancel waits, or ran already. Returns
+ * the task's status, or undefined for an unknown (or foreign) approval.
+ */
+export async function approvalsLockTask(tx: Queryable, p: { id: string; tenantId?: string }): Promise<{ status: string } | undefined> {
+  const res = await tx.query<{ status: string }>(
+    `SELECT t.status FROM tasks t
+      WHERE t.id = (SELECT a.task_id FROM approvals a WHERE a.id = $1 AND ($2::text IS NULL OR a.tenant_id = $2::text))
+        FOR NO KEY UPDATE OF t`,
+    [p.id, p.tenantId ?? null],
+  );
+  return res.rows[0];
+}
+
+/** Decides a pending approval of a task that has not ended; call it after approvalsLockTask, in its transaction. */
 export async function approvalsDecide(
   db: Queryable,
   p: { id: string; tenantId?: string; approved: boolean; feedback: string | null; modifiedAction: unknown; decidedBy: string | null },
@@ -102,4 +120,17 @@ export async function approvalsCancelEnded(db: Queryable, id: string): Promise<b
     [id],
   );
   return res.rowCount > 0;
+}
+
+/**
+ * Writes `cancelled` on the pending approvals of task `taskId` once it has ended: the cancel route
+ * runs it in the transaction that ends the task, so no decision lands between the two.
+ */
+export async function approvalsCancelForEndedTask(db: Queryable, taskId: string): Promise<number> {
+  const res = await db.query(
+    `UPDATE approvals a SET status = 'cancelled', decided_at = now() FROM tasks t
+      WHERE a.task_id = $1 AND a.status = 'pending' AND t.id = a.task_id AND ${TASK_ENDED}`,
+    [taskId],
+  );
+  return res.rowCount;
 }
