@@ -22,7 +22,7 @@ export function definitionsView(el, query, ctx) {
     if (res.items.length === 0) {
       mount(body, h('p', { class: 'empty', text: search ? 'No definition matches.' : 'No definitions.' }));
     } else {
-      mount(body, h('table', { class: 'table', id: 'definitions-table' },
+      mount(body, h('div', { class: 'table-scroll' }, h('table', { class: 'table', id: 'definitions-table' },
         h('thead', {}, h('tr', {}, ['Id', 'Name', 'Kind', 'Type', 'Version', 'Description'].map((t) => h('th', { text: t })))),
         h('tbody', {}, res.items.map((d) => h('tr', { dataset: { definitionId: d.id } },
           h('td', {}, h('a', { href: `#/definitions/${encodeURIComponent(d.id)}`, class: 'mono', text: d.id })),
@@ -30,7 +30,7 @@ export function definitionsView(el, query, ctx) {
           h('td', { text: d.kind }),
           h('td', { text: d.type }),
           h('td', { text: d.version }),
-          h('td', { class: 'clip', text: d.description }))))));
+          h('td', { class: 'clip', text: d.description })))))));
     }
     const { total_pages: pages, total_items: total } = res.pagination;
     mount(pager,

@@ -67,7 +67,7 @@ export function tasksView(el, query, ctx) {
     if (res.tasks.length === 0) {
       mount(body, h('p', { class: 'empty', text: offset > 0 ? 'No tasks on this page.' : 'No tasks match.' }));
     } else {
-      mount(body, h('table', { class: 'table', id: 'tasks-table' },
+      mount(body, h('div', { class: 'table-scroll' }, h('table', { class: 'table', id: 'tasks-table' },
         h('thead', {}, h('tr', {}, ['Task', 'Status', 'Definition / query', 'Priority', 'Created', 'Completed', 'Tokens'].map((t) => h('th', { text: t })))),
         h('tbody', {}, res.tasks.map((t) => h('tr', { class: 'row-link', dataset: { taskId: t.task_id }, onclick: (ev) => { if (!ev.target.closest('a')) ctx.navigate(`#/tasks/${encodeURIComponent(t.task_id)}`); } },
           h('td', {}, h('a', { href: `#/tasks/${encodeURIComponent(t.task_id)}`, class: 'mono', text: t.task_id })),
@@ -77,7 +77,7 @@ export function tasksView(el, query, ctx) {
           h('td', {}, time(t.created_at)),
           h('td', {}, time(t.completed_at)),
           h('td', { class: 'num', text: t.total_token_usage?.total_tokens ? String(t.total_token_usage.total_tokens) : '—' }),
-        )))));
+        ))))));
     }
     if (focus) refocus(focus);
     const first = res.tasks.length ? res.offset + 1 : 0;

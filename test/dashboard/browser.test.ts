@@ -159,6 +159,33 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     expect(await page.evaluate("[document.activeElement.tagName, document.activeElement.closest('tr')?.dataset.taskId, document.activeElement.isConnected]")).toEqual(['A', id, true]);
   });
 
+  it('at 375 px wide no page is wider than the screen: the header wraps, tables scroll in their box, long ids break', async () => {
+    const id = await server.submit({ task_definition_id: 'noop', input: {}, delay_ms: 3_600_000 });
+    /** How far the page reaches past the screen's right edge (px). */
+    const overflow = () => page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth') as Promise<number>;
+    await page.setViewportSize({ width: 375, height: 800 });
+    try {
+      await go('#/tasks');
+      await page.locator(`#tasks-table tr[data-task-id="${id}"]`).waitFor();
+      expect(await overflow(), '#/tasks').toBe(0);
+      // the table is wider than a phone: it scrolls inside its box
+      expect(await page.evaluate("(() => { const b = document.querySelector('#tasks-table').parentElement; return b.scrollWidth > b.clientWidth && getComputedStyle(b).overflowX; })()")).toBe('auto');
+      await go(`#/tasks/${id}`);
+      await page.locator('#task-summary .badge[data-status=QUEUED]').waitFor();
+      expect(await overflow(), 'task page').toBe(0);
+      expect(await page.evaluate("(() => { const h = document.querySelector('main h1'); return h.scrollWidth - h.clientWidth; })()")).toBe(0);
+      // each page once what it loads has arrived
+      const pages: [string, string][] = [['#/submit', '#submit-definition option[value=noop]'], ['#/approvals', '#approvals-body :is(.empty, section)'], ['#/definitions', '#definitions-table']];
+      for (const [hash, loaded] of pages) {
+        await go(hash);
+        await page.locator(loaded).first().waitFor({ state: 'attached' });
+        expect(await overflow(), hash).toBe(0);
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 720 });
+    }
+  });
+
   it('pause, resume and cancel a delayed task with the buttons; its events arrive live', async () => {
     const id = await server.submit({ task_definition_id: 'sleep', input: { ms: 10 }, delay_ms: 3_600_000 });
     await go(`#/tasks/${id}`);
