@@ -3,11 +3,10 @@
 // /auth/me), or `{ public: true }` for health, readiness, OpenAPI. A route that declares none of
 // them is treated as admin-only (fail closed) and logged at startup.
 import type { AuthFailureLimiter } from '../auth/auth-failures.js';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../contract/errors.js';
 import { createApiKeyVerifier, verifyApiKey } from '../auth/api-keys.js';
 import { createJwtVerifier, looksLikeJwt } from '../auth/jwt.js';
-import { ConnectionLimiter, principalKey } from '../auth/connection-limiter.js';
 import { hasScope, type Principal, type Scope } from '../auth/scopes.js';
 import type { JwtConfig } from '../config/security.js';
 import type { Queryable } from '../storage/db.js';
@@ -137,21 +136,4 @@ export function registerAuth(
       throw new ApiError('FORBIDDEN', `Missing required scope: ${needed}`, { required_scope: needed });
     }
   });
-}
-
-/**
- * Takes one of the principal's stream slots for the life of this response (SSE, WebSocket);
- * 429 RATE_LIMITED when the principal already has its maximum open. The slot is released when
- * the connection closes.
- * @deprecated No route uses it: the stream routes take their slot in src/api/routes/stream.ts
- * (`prepare()`, which answers what docs/security.md describes). Only a test in
- * test/security/hardening.test.ts calls it; remove the two together.
- */
-export function acquireStreamSlot(limiter: ConnectionLimiter, req: FastifyRequest, reply: FastifyReply): () => void {
-  const release = limiter.acquire(principalKey(req.principal));
-  if (!release) {
-    throw new ApiError('RATE_LIMITED', `Too many open streams: at most ${limiter.maxPerKey} per principal`, { max_streams: limiter.maxPerKey }, { 'retry-after': '5' });
-  }
-  reply.raw.once('close', release);
-  return release;
 }
