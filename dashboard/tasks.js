@@ -6,6 +6,11 @@ import { badge, h, hashWith, mount, notice, STATUSES, time } from './dom.js';
 
 export const REFRESH_MS = 5000;
 const PAGE_SIZES = [10, 20, 50, 100];
+/**
+ * The API counts at most this many rows past `offset` and reports a larger total as offset + it,
+ * a lower bound (docs/api.md, GET /api/v1/tasks): shown as "1000+", not as the exact total.
+ */
+const COUNT_AHEAD = 1000;
 /** Survives navigation within the tab: pausing once stays paused. */
 let autoRefresh = true;
 
@@ -28,7 +33,12 @@ export function tasksView(el, query, ctx) {
   const refreshNow = h('button', { type: 'button', id: 'refresh', text: 'Refresh', onclick: () => load() });
   const updated = h('span', { class: 'muted', id: 'updated' });
   const body = h('div', { id: 'tasks-body' }, h('p', { class: 'muted', text: 'Loading…' }));
-  const pager = h('div', { class: 'pager' });
+  // built once and updated in place (a refresh keeps a focused button focused)
+  let prevOffset = 0;
+  const prev = h('button', { type: 'button', id: 'page-prev', text: '‹ Previous', disabled: offset === 0, onclick: () => go({ offset: prevOffset || '' }) });
+  const pageInfo = h('span', { id: 'page-info' });
+  const next = h('button', { type: 'button', id: 'page-next', text: 'Next ›', disabled: true, onclick: () => go({ offset: offset + limit }) });
+  const pager = h('div', { class: 'pager', hidden: true }, prev, pageInfo, next);
 
   mount(el,
     h('div', { class: 'toolbar' },
@@ -80,12 +90,22 @@ export function tasksView(el, query, ctx) {
         ))))));
     }
     if (focus) refocus(focus);
-    const first = res.tasks.length ? res.offset + 1 : 0;
-    const last = res.offset + res.tasks.length;
-    mount(pager,
-      h('button', { type: 'button', id: 'page-prev', text: '‹ Previous', disabled: offset === 0, onclick: () => go({ offset: Math.max(0, offset - limit) || '' }) }),
-      h('span', { id: 'page-info', text: `${first}–${last} of ${res.total_count}` }),
-      h('button', { type: 'button', id: 'page-next', text: 'Next ›', disabled: last >= res.total_count, onclick: () => go({ offset: offset + limit }) }));
+    renderPager(res);
+  }
+
+  function renderPager({ tasks, total_count: count }) {
+    const total = count - offset >= COUNT_AHEAD ? `${count}+` : String(count);
+    const last = offset + tasks.length;
+    pager.hidden = false;
+    if (tasks.length) {
+      pageInfo.textContent = `${offset + 1}–${last} of ${total}`;
+      prevOffset = Math.max(0, offset - limit);
+    } else {
+      // past the end (an old link, or tasks deleted meanwhile): Previous leads to the last page
+      pageInfo.textContent = offset > 0 ? `past the end: ${total} task${count === 1 ? '' : 's'}` : 'none';
+      prevOffset = count > 0 ? Math.floor((count - 1) / limit) * limit : 0;
+    }
+    next.disabled = last >= count;
   }
 
   // Each refresh redraws the table; a keyboard user's focus on a task's link would fall to <body>

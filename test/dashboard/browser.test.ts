@@ -16,6 +16,8 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, startTestServer, until, waitForTask, type TestServer } from '../helpers/server.js';
 import { startFakeOpenAi, type FakeOpenAi } from '../helpers/fake-llm/index.js';
+import { tasksInsertMany } from '../../src/storage/queries/tasks.js';
+import { newTaskId } from '../../src/domain/ids.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const REQUIRED = process.env.TASKGATE_BROWSER_TESTS === 'required';
@@ -301,6 +303,29 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     await noImages();
     // an <img src=x> that had been created at any point would have run its onerror by now
     expect(await page.evaluate('window.__xss')).toBeUndefined();
+  });
+
+  it("the pager shows the API's lower-bound count as such, and past the end leads back to the last page", async () => {
+    // 1,205 rows of a definition of their own straight into the admin's tenant (delayed: no worker touches them)
+    const rows = Array.from({ length: 1_205 }, () => ({
+      id: newTaskId(), tenant_id: 'default', user_id: 'u', session_id: null, kind: 'definition' as const, task_definition_id: 'pager-rows', query: '',
+      input: {}, context: {}, options: {}, mode: null, priority: 2, max_attempts: 1, retry_interval_ms: 1000, backoff_multiplier: 2,
+      timeout_ms: 60_000, run_at: new Date(Date.now() + 3_600_000), metadata: {}, tags: [], workflow_instance_id: null,
+    }));
+    for (let i = 0; i < rows.length; i += 256) await tasksInsertMany(tdb.db, rows.slice(i, i + 256));
+    // the API counts 1,000 rows past the offset: at offset 0 that is a lower bound
+    await go('#/tasks?definition=pager-rows');
+    await page.locator('#page-info', { hasText: '1–20 of 1000+' }).waitFor();
+    await go('#/tasks?definition=pager-rows&offset=300');
+    await page.locator('#page-info', { hasText: '301–320 of 1205' }).waitFor();
+    expect(await text('#page-info')).toBe('301–320 of 1205');
+    await go('#/tasks?definition=pager-rows&offset=6000');
+    await page.locator('#page-info', { hasText: 'past the end: 1205 tasks' }).waitFor();
+    expect(await page.locator('#page-next').isDisabled()).toBe(true);
+    await page.locator('#page-prev').click();
+    await page.locator('#page-info', { hasText: '1201–1205 of 1205' }).waitFor();
+    expect(new URL(page.url()).hash).toBe('#/tasks?definition=pager-rows&offset=1200');
+    expect(await page.locator('#page-next').isDisabled()).toBe(true);
   });
 
   it('definitions: search and a detail with its schemas', async () => {
