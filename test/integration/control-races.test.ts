@@ -1,10 +1,24 @@
-// Control requests racing each other: an approval decision against a cancel. Each request's answer
-// must match what the task recorded, whichever order the database put them in.
+// Control requests racing each other: an approval decision against a cancel, pauses and resumes
+// against each other. Each request's answer must match what the task recorded, whichever order
+// the database put them in, as if a client had sent them one after another.
 import { describe, expect, it } from 'vitest';
 import { newTenant, useTestServer, until, waitForTask } from '../helpers/server.js';
 import { usingPostgres } from '../helpers/db.js';
+import { gates } from '../streaming/helpers.js';
+import type { TaskDefinition } from '../../src/executors/types.js';
 
-const fixture = useTestServer({}, { flags: { concurrency: '4' } });
+// runs until the test opens its gate, with no step boundary to pause at, deaf to its AbortSignal
+const held: TaskDefinition = {
+  id: 'test-held', name: 'held', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object', properties: { key: { type: 'string' } }, required: ['key'] }, output_schema: { type: 'object' },
+  async handler(input: { key: string }) {
+    await gates.wait(input.key);
+    return {};
+  },
+};
+
+// a cancelled attempt that has not stopped stays RUNNING (cancel requested) for the whole test
+const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '600000' }, { definitions: [held], flags: { concurrency: '4' } });
 
 const call = (key: string, method: string, path: string, body?: unknown) => fixture.server.call(method, path, body, { key });
 const eventTypes = async (key: string, id: string): Promise<string[]> =>
@@ -127,5 +141,102 @@ describe('an approval decision racing a cancel', () => {
     expect(await storedApproval(approvalId)).toBe('cancelled');
     expect(await eventTypes(t.key, id)).not.toContain('APPROVAL_DECISION');
     expect((await waitForTask(fixture.server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
+  });
+});
+
+/** Submits a `held` task and waits until a worker runs it. */
+async function runningHeld(key: string, gate: string): Promise<string> {
+  const id = await fixture.server.submit({ task_definition_id: held.id, input: { key: gate } }, { key });
+  await waitForTask(fixture.server, id, (x) => x.status === 'RUNNING', { key });
+  return id;
+}
+
+/**
+ * Sends `n` requests while a transaction holds task `id`'s row: each reads the task, then waits to
+ * write it. Released once at least `n` statements wait on the row (a heartbeat may be one of them,
+ * so at least n − 1 requests read the same task), then answers them all. PostgreSQL only.
+ */
+async function sendWhileRowHeld(id: string, n: number, send: () => ReturnType<typeof call>) {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let lockerPid = 0;
+  const locker = fixture.tdb.db.transaction(async (tx) => {
+    lockerPid = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    await tx.query('SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE', [id]);
+    await released;
+  });
+  await until(() => lockerPid !== 0, 'the task row lock');
+  const answers = Array.from({ length: n }, send);
+  // waiting on the locker, directly or queued behind another waiter's tuple lock
+  const waiting = async () => {
+    const { rows } = await fixture.tdb.db.query<{ pid: number; by: number[] }>(
+      "SELECT pid, pg_blocking_pids(pid) AS by FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+    );
+    const blocked = new Set([lockerPid]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const r of rows) if (!blocked.has(r.pid) && r.by.some((p) => blocked.has(p))) grew = Boolean(blocked.add(r.pid));
+    }
+    return blocked.size - 1;
+  };
+  await until(async () => (await waiting()) >= n, `${n} writes waiting on the task row`);
+  release();
+  await locker;
+  return Promise.all(answers);
+}
+
+describe('pause and resume racing each other on a running task', () => {
+  it.skipIf(!usingPostgres())('pauses that all read the task before any wrote it: one is taken, the others are 409 (PostgreSQL)', async () => {
+    const t = await newTenant(fixture.tdb.db);
+    const id = await runningHeld(t.key, 'pause-held-row');
+    const answers = await sendWhileRowHeld(id, 4, () => call(t.key, 'POST', `/api/v1/tasks/${id}/pause`, {}));
+    expect(answers.map((a) => a.status).sort()).toEqual([202, 409, 409, 409]);
+    expect(answers.filter((a) => a.status === 409).map((a) => a.body.error.message)).toEqual(Array(3).fill(expect.stringContaining('pause already requested')));
+    expect((await eventTypes(t.key, id)).filter((e) => e === 'WORKFLOW_PAUSING')).toHaveLength(1);
+
+    // and resumes that all read the requested pause: one withdraws it, the others find nothing to resume
+    const resumes = await sendWhileRowHeld(id, 4, () => call(t.key, 'POST', `/api/v1/tasks/${id}/resume`, {}));
+    expect(resumes.map((a) => a.status).sort()).toEqual([202, 409, 409, 409]);
+    expect((await eventTypes(t.key, id)).filter((e) => e === 'WORKFLOW_RESUMED')).toHaveLength(1);
+    gates.open('pause-held-row');
+    await waitForTask(fixture.server, id, undefined, { key: t.key });
+  });
+
+
+  it('of ten parallel pauses one is taken (202, one WORKFLOW_PAUSING); the others are 409 pause already requested', async () => {
+    const t = await newTenant(fixture.tdb.db);
+    const id = await runningHeld(t.key, 'pause-ten');
+    const answers = await Promise.all(Array.from({ length: 10 }, () => call(t.key, 'POST', `/api/v1/tasks/${id}/pause`, {})));
+    const taken = answers.filter((a) => a.status === 202);
+    expect(taken, JSON.stringify(answers.map((a) => a.status))).toHaveLength(1);
+    expect(taken[0]!.body.status).toBe('RUNNING');
+    for (const a of answers.filter((x) => x.status !== 202)) {
+      expect(a.status, a.text).toBe(409);
+      expect(a.body.error.code).toBe('INVALID_TASK_STATE');
+    }
+    expect((await eventTypes(t.key, id)).filter((e) => e === 'WORKFLOW_PAUSING')).toHaveLength(1);
+    gates.open('pause-ten');
+    await waitForTask(fixture.server, id, undefined, { key: t.key });
+  });
+
+  it('25 pauses and 25 resumes in parallel: every 202 wrote its event, and the events alternate as a sequence would', async () => {
+    const t = await newTenant(fixture.tdb.db);
+    const id = await runningHeld(t.key, 'pause-storm');
+    const sent = Array.from({ length: 50 }, (_, i) => (i % 2 ? 'resume' : 'pause'));
+    const answers = await Promise.all(sent.map(async (action) => ({ action, res: await call(t.key, 'POST', `/api/v1/tasks/${id}/${action}`, {}) })));
+    for (const { res } of answers) {
+      expect([202, 409], res.text).toContain(res.status);
+      // INVALID_TASK_STATE as a sequence would answer; CONFLICT if the state flipped under it five times
+      if (res.status === 409) expect(['INVALID_TASK_STATE', 'CONFLICT']).toContain(res.body.error.code);
+    }
+    const taken = (action: string) => answers.filter((a) => a.action === action && a.res.status === 202).length;
+    const control = (await eventTypes(t.key, id)).filter((e) => e === 'WORKFLOW_PAUSING' || e === 'WORKFLOW_RESUMED');
+    expect(control.filter((e) => e === 'WORKFLOW_PAUSING')).toHaveLength(taken('pause'));
+    expect(control.filter((e) => e === 'WORKFLOW_RESUMED')).toHaveLength(taken('resume'));
+    expect(control, 'requested, withdrawn, requested, …').toEqual(control.map((_, i) => (i % 2 ? 'WORKFLOW_RESUMED' : 'WORKFLOW_PAUSING')));
+    const cs = (await call(t.key, 'GET', `/api/v1/tasks/${id}/control-state`)).body;
+    expect(cs.pause_reason === null && cs.paused_by === null).toBe(control.length % 2 === 0);
+    gates.open('pause-storm');
+    await waitForTask(fixture.server, id, undefined, { key: t.key });
   });
 });

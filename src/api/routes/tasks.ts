@@ -261,6 +261,8 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
       if (row.status === 'RUNNING' && !row.pause_requested && !row.cancel_requested) {
         return {
           statuses: ['RUNNING'],
+          // as read: a pause that came first makes this one a 409, as it would one sent after it
+          fence: { pauseRequested: false, cancelRequested: false },
           set: { pause_requested: true, pause_reason: reason, paused_by: by },
           events: [{ type: 'WORKFLOW_PAUSING', message: 'Pause requested; the task pauses at its next step boundary', payload: { reason, paused_by: by } }],
           status: 'RUNNING', message: 'Pause requested; the task pauses at its next durable step boundary', signal: 'control',
@@ -286,6 +288,8 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
       if (row.status === 'RUNNING' && row.pause_requested) {
         return {
           statuses: ['RUNNING'],
+          // still requested: a resume that withdrew it first makes this one a 409
+          fence: { pauseRequested: true },
           set: { pause_requested: false, pause_reason: null, paused_by: null },
           events: [{ type: 'WORKFLOW_RESUMED', message: 'Pause withdrawn', payload: { resumed_by: by } }],
           status: 'RUNNING', message: 'Pause request withdrawn', signal: 'control',
