@@ -188,6 +188,41 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     }
   });
 
+  it('text on buttons and badges reaches a 4.5:1 contrast, light and dark', async () => {
+    const paused = await server.submit({ task_definition_id: 'noop', input: {}, delay_ms: 3_600_000 });
+    expect((await server.call('POST', `/api/v1/tasks/${paused}/pause`, {})).status).toBe(202);
+    // each element's text colour and the first opaque background behind it, as rgb() strings
+    const colours = `[...document.querySelectorAll('.button.primary, .badge')].map((el) => {
+      let bg = el;
+      while (bg && /^rgba\\(.*, 0\\)$|^transparent$/.test(getComputedStyle(bg).backgroundColor)) bg = bg.parentElement;
+      return [el.textContent, getComputedStyle(el).color, bg ? getComputedStyle(bg).backgroundColor : 'rgb(255, 255, 255)'];
+    })`;
+    const luminance = (rgb: string) => {
+      const [r, g, b] = rgb.match(/\d+(\.\d+)?/g)!.slice(0, 3).map((v) => Number(v) / 255).map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+      return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
+    };
+    const ratio = (a: string, b: string) => {
+      const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+      return (hi! + 0.05) / (lo! + 0.05);
+    };
+    const low: string[] = [];
+    try {
+      for (const colorScheme of ['light', 'dark'] as const) {
+        await page.emulateMedia({ colorScheme });
+        await go('#/tasks');
+        await page.locator(`#tasks-table tr[data-task-id="${paused}"] .badge[data-status=PAUSED]`).waitFor();
+        await page.locator('#tasks-table .badge[data-status=COMPLETED]').first().waitFor();
+        const seen = (await page.evaluate(colours)) as [string, string, string][];
+        low.push(...seen.filter(([, fg, bg]) => ratio(fg, bg) < 4.5).map(([t, fg, bg]) => `${colorScheme} ${t}: ${fg} on ${bg} ${ratio(fg, bg).toFixed(2)}:1`));
+        expect(seen.map(([t]) => t)).toEqual(expect.arrayContaining(['Submit a task', 'PAUSED', 'COMPLETED']));
+      }
+      expect([...new Set(low)]).toEqual([]);
+    } finally {
+      await page.emulateMedia({ colorScheme: null });
+      await server.call('POST', `/api/v1/tasks/${paused}/cancel`, {});
+    }
+  });
+
   it('pause, resume and cancel a delayed task with the buttons; its events arrive live', async () => {
     const id = await server.submit({ task_definition_id: 'sleep', input: { ms: 10 }, delay_ms: 3_600_000 });
     await go(`#/tasks/${id}`);
