@@ -240,3 +240,35 @@ describe('pause and resume racing each other on a running task', () => {
     await waitForTask(fixture.server, id, undefined, { key: t.key });
   });
 });
+
+describe('repeated cancels of a running task whose attempt has not stopped', () => {
+  const expectOneCancelling = async (key: string, id: string, answers: Awaited<ReturnType<typeof call>>[]) => {
+    for (const a of answers) {
+      expect(a.status, a.text).toBe(202);
+      expect(a.body.status).toBe('RUNNING');
+    }
+    expect((await eventTypes(key, id)).filter((e) => e === 'WORKFLOW_CANCELLING')).toHaveLength(1);
+    expect(answers.filter((a) => a.body.message.startsWith('Cancellation already requested'))).toHaveLength(answers.length - 1);
+  };
+
+  it('five parallel cancels: all 202, one WORKFLOW_CANCELLING; a later one is 202 with no new event', async () => {
+    const t = await newTenant(fixture.tdb.db);
+    const id = await runningHeld(t.key, 'cancel-five');
+    const answers = await Promise.all(Array.from({ length: 5 }, () => call(t.key, 'POST', `/api/v1/tasks/${id}/cancel`, { reason: 'stop' })));
+    await expectOneCancelling(t.key, id, answers);
+    const again = await call(t.key, 'POST', `/api/v1/tasks/${id}/cancel`, {});
+    await expectOneCancelling(t.key, id, [...answers, again]);
+    expect((await call(t.key, 'GET', `/api/v1/tasks/${id}/control-state`)).body).toMatchObject({ is_cancelled: true, cancel_reason: 'stop' });
+    gates.open('cancel-five');
+    expect((await waitForTask(fixture.server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
+  });
+
+  it.skipIf(!usingPostgres())('cancels that all read the task before any wrote it: one WORKFLOW_CANCELLING (PostgreSQL)', async () => {
+    const t = await newTenant(fixture.tdb.db);
+    const id = await runningHeld(t.key, 'cancel-held-row');
+    const answers = await sendWhileRowHeld(id, 4, () => call(t.key, 'POST', `/api/v1/tasks/${id}/cancel`, {}));
+    await expectOneCancelling(t.key, id, answers);
+    gates.open('cancel-held-row');
+    expect((await waitForTask(fixture.server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
+  });
+});

@@ -168,16 +168,23 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     message: string;
     signal?: 'work' | 'control';
   }
+  /** An answer that writes nothing: the request asks for what the task already has. */
+  interface ControlAnswer {
+    unchanged: true;
+    status: string;
+    message: string;
+  }
 
   /**
    * Applies the first control transition whose precondition holds; re-reads on a lost race. A plan
    * that ends the task writes its pending approvals `cancelled` in the same transaction, after the
    * task's row (the order a decision locks them in): a decision comes wholly before or after it.
    */
-  async function control(tenantId: string, id: string, decide: (row: TaskRow) => ControlPlan) {
+  async function control(tenantId: string, id: string, decide: (row: TaskRow) => ControlPlan | ControlAnswer) {
     for (let i = 0; i < 5; i++) {
       const row = await load(tenantId, id);
       const plan = decide(row);
+      if ('unchanged' in plan) return { success: true, message: plan.message, task_id: id, status: plan.status };
       const fence = { id, tenantId, statuses: plan.statuses, ...plan.fence };
       const res = isTerminal(plan.status as TaskStatus)
         ? await deps.db.transaction(async (tx) => {
@@ -225,8 +232,12 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
       // parked for an approval: no worker holds it, so it ends now (unless a decision requeued it meanwhile)
       if (row.status === 'RUNNING' && row.awaiting_approval_id && !row.lease_owner) return cancelled(['RUNNING'], { awaitingApprovalId: row.awaiting_approval_id });
       if (req.body?.force) return cancelled(['RUNNING']);
+      // asked already: still a 202 (a cancel is idempotent until the task ends), with no new event
+      if (row.cancel_requested) return { unchanged: true, status: row.status, message: 'Cancellation already requested; the running attempt is being stopped' };
       return {
         statuses: ['RUNNING'],
+        // as read: a cancel that came first makes this one the repeat above
+        fence: { cancelRequested: false },
         set: { cancel_requested: true, cancel_reason: reason, cancelled_by: by },
         events: [{ type: 'WORKFLOW_CANCELLING', message: 'Cancellation requested', payload: { reason, cancelled_by: by } }],
         // the answer's status is the task's (RUNNING until the attempt stops): CANCELLING is an event, not a status
