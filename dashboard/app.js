@@ -19,14 +19,25 @@ let me = null;
 let dispose = () => {};
 let signInMessage = '';
 
+/** [path, view, the page's title] */
 const ROUTES = [
-  [/^\/tasks\/?$/, (el, _m, q, ctx) => tasksView(el, q, ctx)],
-  [/^\/tasks\/([A-Za-z0-9:_\-.]{1,128})$/, (el, m, _q, ctx) => taskDetailView(el, m[1], ctx)],
-  [/^\/submit\/?$/, (el, _m, q, ctx) => submitView(el, q, ctx)],
-  [/^\/approvals\/?$/, (el, _m, q, ctx) => approvalsView(el, q, ctx)],
-  [/^\/definitions\/?$/, (el, _m, q, ctx) => definitionsView(el, q, ctx)],
-  [/^\/definitions\/([A-Za-z0-9:_\-.]{1,128})$/, (el, m, _q, ctx) => definitionDetailView(el, m[1], ctx)],
+  [/^\/tasks\/?$/, (el, _m, q, ctx) => tasksView(el, q, ctx), () => 'Tasks'],
+  [/^\/tasks\/([A-Za-z0-9:_\-.]{1,128})$/, (el, m, _q, ctx) => taskDetailView(el, m[1], ctx), (m) => `Task ${m[1]}`],
+  [/^\/submit\/?$/, (el, _m, q, ctx) => submitView(el, q, ctx), () => 'Submit a task'],
+  [/^\/approvals\/?$/, (el, _m, q, ctx) => approvalsView(el, q, ctx), () => 'Approvals'],
+  [/^\/definitions\/?$/, (el, _m, q, ctx) => definitionsView(el, q, ctx), () => 'Definitions'],
+  [/^\/definitions\/([A-Za-z0-9:_\-.]{1,128})$/, (el, m, _q, ctx) => definitionDetailView(el, m[1], ctx), (m) => `Definition ${m[1]}`],
 ];
+
+const setTitle = (page) => { document.title = `${page} · Taskgate`; };
+
+/** The page's heading takes the keyboard focus (or <main>, without one). */
+function focusHeading() {
+  const heading = main.querySelector('h1');
+  if (!heading) return main.focus();
+  heading.tabIndex = -1;
+  heading.focus();
+}
 
 function parseHash() {
   const raw = location.hash.replace(/^#/, '') || '/tasks';
@@ -65,6 +76,7 @@ function signInView() {
   dispose = () => {};
   me = null;
   renderWho();
+  setTitle('Sign in');
   const input = h('input', {
     id: 'api-key', type: 'password', name: 'api-key', autocomplete: 'off', spellcheck: 'false', required: true,
     placeholder: 'sk_…', 'aria-label': 'API key',
@@ -117,25 +129,39 @@ function route() {
   dispose = () => {};
   renderWho();
   const { path, query } = parseHash();
+  // what held the keyboard goes with the previous page (after a sign-in, the form; after a filter
+  // change, its select): then the new page's heading takes it rather than <body>. From the header
+  // (a nav link) or on a first load, the focus stays where it is.
+  const focusWasInMain = main.contains(document.activeElement);
   const controller = new AbortController();
   const ctx = { signal: controller.signal, me, navigate: (hash) => { location.hash = hash; } };
   const el = h('div', { class: 'view' });
   mount(main, el);
-  const hit = ROUTES.map(([re, view]) => [re.exec(path), view]).find(([m]) => m);
+  const hit = ROUTES.map(([re, view, title]) => [re.exec(path), view, title]).find(([m]) => m);
   if (!hit) {
-    mount(el, notice(`No page at ${path}`), h('p', {}, h('a', { href: '#/tasks', text: 'Go to tasks' })));
+    setTitle('No such page');
+    mount(el, h('h1', { text: 'No such page' }), notice(`No page at ${path}`), h('p', {}, h('a', { href: '#/tasks', text: 'Go to tasks' })));
+    if (focusWasInMain) focusHeading();
     return;
   }
-  const viewDispose = hit[1](el, hit[0], query, ctx);
+  const [match, view, title] = hit;
+  setTitle(title(match));
+  const viewDispose = view(el, match, query, ctx);
   dispose = () => {
     controller.abort();
     if (typeof viewDispose === 'function') viewDispose();
   };
+  if (focusWasInMain) focusHeading();
 }
 
 async function start() {
   onUnauthorized((message) => signOut(message || 'Your key is no longer valid; sign in again.'));
   signOutButton.addEventListener('click', () => signOut());
+  // the skip link's #main would be taken for a route: it moves the focus itself
+  document.getElementById('skip-link').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    focusHeading();
+  });
   window.addEventListener('hashchange', () => route());
   const key = getKey();
   if (!key) return signInView();

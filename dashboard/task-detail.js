@@ -16,7 +16,9 @@ const ACTIONS = {
 };
 
 export function taskDetailView(el, id, ctx) {
-  const header = h('div', { class: 'toolbar' }, h('h1', { class: 'mono', text: id }));
+  // the heading stays (it may hold the focus); only the badge beside it is redrawn
+  const statusBadge = h('span');
+  const header = h('div', { class: 'toolbar' }, h('h1', { class: 'mono', text: id }), statusBadge);
   // built once: a refresh (every 5 s while unfinished, and on each status event) only shows or
   // hides the buttons, so a reason being typed keeps its text and the focus
   const reason = h('input', { type: 'text', id: 'action-reason', placeholder: 'Reason (optional)', maxlength: 1000, 'aria-label': 'Reason' });
@@ -73,7 +75,7 @@ export function taskDetailView(el, id, ctx) {
   }
 
   function render() {
-    mount(header, h('h1', { class: 'mono', text: task.task_id }), badge(task.status));
+    mount(statusBadge, badge(task.status));
     const em = task.execution_metadata ?? {};
     const usage = task.usage;
     mount(summary, fields([

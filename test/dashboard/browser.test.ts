@@ -117,6 +117,34 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     expect(problems).toEqual([]);
   });
 
+  it('by keyboard: sign-in with Enter lands on the heading, a skip link leads past the header; each page has its title', async () => {
+    const focused = () => page.evaluate('[document.activeElement.tagName, document.activeElement.textContent]');
+    await page.locator('#signout').click();
+    await page.locator('#api-key').waitFor();
+    expect(await page.title()).toBe('Sign in · Taskgate');
+    await page.keyboard.type(ADMIN_KEY);
+    await page.keyboard.press('Enter');
+    await page.locator('#tasks-body').waitFor();
+    expect(await focused()).toEqual(['H1', 'Tasks']);
+    expect(await page.title()).toBe('Tasks · Taskgate');
+
+    // on a fresh load the first Tab reaches the skip link; Enter moves to the heading, the route stays
+    await page.reload();
+    await page.locator('#tasks-body').waitFor();
+    await page.keyboard.press('Tab');
+    expect(await focused()).toEqual(['A', 'Skip to content']);
+    expect(await page.locator('#skip-link').isVisible()).toBe(true);
+    await page.keyboard.press('Enter');
+    expect(await focused()).toEqual(['H1', 'Tasks']);
+    expect(new URL(page.url()).hash).toBe('#/tasks');
+
+    for (const [hash, title] of [['#/submit', 'Submit a task'], ['#/approvals', 'Approvals'], ['#/definitions', 'Definitions'], ['#/definitions/noop', 'Definition noop'], ['#/tasks/task_x', 'Task task_x'], ['#/nowhere', 'No such page']]) {
+      await go(hash!);
+      await expect.poll(() => page.title()).toBe(`${title} · Taskgate`);
+    }
+    await go('#/tasks');
+  });
+
   it('a noop submitted through the form reaches COMPLETED with its events shown', async () => {
     await go('#/submit');
     await page.locator('#submit-definition').selectOption('noop');
