@@ -391,6 +391,32 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     expect(await page.locator('#page-next').isDisabled()).toBe(true);
   });
 
+  it('long unbroken text breaks: a 2,000-character approval message, a 128-character definition id with a 200-character name', async () => {
+    const overflow = () => page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth') as Promise<number>;
+    const defId = 'd'.repeat(128);
+    expect((await server.call('PUT', `/api/v1/definitions/${defId}`, { kind: 'approval', name: 'N'.repeat(200) })).status).toBe(201);
+    const id = await server.submit({ task_definition_id: 'approval', input: { message: 'M'.repeat(2_000) } });
+    try {
+      await until(async () => (await server.call('GET', '/api/v1/approvals?status=pending')).body.approvals.some((a: any) => a.workflow_id === id), 'the approval to be requested', WAIT_MS);
+      await go('#/approvals');
+      await page.locator(`section.approval[data-workflow-id="${id}"] .approval-message`).waitFor();
+      expect(await overflow(), '#/approvals').toBe(0);
+      await go('#/tasks');
+      await page.locator(`#filter-definition option[value="${defId}"]`).waitFor({ state: 'attached' });
+      expect(await overflow(), '#/tasks').toBe(0);
+      expect(await page.locator('#filter-definition').evaluate((el) => el.getBoundingClientRect().width)).toBeLessThanOrEqual(400);
+      await go('#/submit');
+      await page.locator(`#submit-definition option[value="${defId}"]`).waitFor({ state: 'attached' });
+      expect(await page.locator('#submit-definition').evaluate((el) => el.getBoundingClientRect().width)).toBeLessThanOrEqual(400);
+      await go(`#/definitions/${defId}`);
+      await page.locator('#definition-detail section').first().waitFor();
+      expect(await overflow(), 'definition page').toBe(0);
+    } finally {
+      await server.call('POST', `/api/v1/tasks/${id}/cancel`, {});
+      await server.call('DELETE', `/api/v1/definitions/${defId}`);
+    }
+  });
+
   it('definitions: search and a detail with its schemas', async () => {
     await go('#/definitions');
     await page.locator('#definitions-table tr[data-definition-id=noop]').waitFor();
