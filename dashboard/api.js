@@ -65,11 +65,28 @@ class SessionClient extends TaskgateClient {
   }
 }
 
-const options = (key) => ({ baseUrl: location.origin, apiKey: key || undefined, fetch: dashboardFetch });
+const options = (key, observe) => ({
+  baseUrl: location.origin, apiKey: key || undefined,
+  fetch: observe ? (input, init) => dashboardFetch(input, init).then((res) => { observe(res); return res; }) : dashboardFetch,
+});
 
-/** A client with the stored key, made for each use: once signed out, no object holds the key. */
-export function client() {
-  return new SessionClient(options(getKey()));
+/**
+ * A client with the stored key, made for each use: once signed out, no object holds the key.
+ * `observe(response)`, if given, sees the answer to each try of each call — including those the
+ * SDK retries itself (a 429 it waits out), which its own options do not report for a submit.
+ */
+export function client(observe) {
+  return new SessionClient(options(getKey(), observe));
+}
+
+/** The wait an answer's Retry-After asks for, in whole seconds (delta-seconds or an HTTP date), or undefined. */
+export function retryAfterSeconds(res) {
+  const header = res.headers.get('retry-after');
+  if (!header) return undefined;
+  const s = Number(header);
+  if (Number.isFinite(s) && s >= 0) return Math.ceil(s);
+  const at = Date.parse(header);
+  return Number.isFinite(at) ? Math.max(0, Math.ceil((at - Date.now()) / 1000)) : undefined;
 }
 
 /** Checks a key before it is kept (sign-in): its principal, or the API's error — which signs nothing out. */

@@ -1,7 +1,7 @@
 // #/submit: a definition task (picked from GET /api/v1/definitions, its input_schema shown, the
 // input as JSON checked here before sending) or a free-text agent query; priority and an optional
 // delay. POST /api/v1/tasks with an Idempotency-Key per attempt, then on to the new task.
-import { client, isAbort, newIdempotencyKey } from './api.js';
+import { client, isAbort, newIdempotencyKey, retryAfterSeconds } from './api.js';
 import { h, mount, notice, pre } from './dom.js';
 
 /** Reads every definition the caller can see, a page of 100 at a time (a tenant holds at most 500 of its own). */
@@ -111,6 +111,7 @@ export function submitView(el, query, ctx) {
   let idempotencyKey = newIdempotencyKey();
   form.addEventListener('input', () => { idempotencyKey = newIdempotencyKey(); });
 
+  let waiting = null;
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     mount(result);
@@ -128,15 +129,42 @@ export function submitView(el, query, ctx) {
     if (priority.value) body.priority = priority.value;
     if (delay.value !== '') body.delay_ms = Number(delay.value);
     button.disabled = true;
+    waiting = rateLimitNotice(result);
     try {
-      const task = await client().submitTask(body, { idempotencyKey, signal: ctx.signal });
+      const task = await client(waiting.observe).submitTask(body, { idempotencyKey, signal: ctx.signal });
       ctx.navigate(`#/tasks/${encodeURIComponent(task.taskId)}`);
     } catch (err) {
       if (isAbort(err)) return;
       const d = err.details;
       mount(result, notice(d && (d.path !== undefined || d.reason) ? `${err.message} (at ${d.path || '/'}: ${d.reason ?? ''})` : err.message));
     } finally {
+      waiting.stop();
       button.disabled = false;
     }
   });
+  return () => waiting?.stop();
+}
+
+/**
+ * While the SDK waits out a 429 (Retry-After, up to 30 s) before trying the submit again, says so
+ * with a countdown instead of showing nothing but a disabled button. `observe` sees each answer.
+ */
+function rateLimitNotice(el) {
+  let countdown;
+  const stop = () => clearInterval(countdown);
+  const observe = (res) => {
+    stop();
+    if (res.status !== 429) return mount(el);
+    let left = retryAfterSeconds(res) ?? 1;
+    const line = h('span', { id: 'submit-waiting' });
+    const show = () => { line.textContent = left > 0 ? `Rate limited: retrying in ${left} s…` : 'Rate limited: retrying…'; };
+    show();
+    mount(el, h('div', { class: 'notice notice-info', role: 'status' }, line));
+    countdown = setInterval(() => {
+      left -= 1;
+      show();
+      if (left <= 0) stop();
+    }, 1000);
+  };
+  return { observe, stop };
 }

@@ -251,6 +251,40 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     }
   });
 
+  it('a rate-limited submit says it waits to retry, then goes through', async () => {
+    // the first try answered 429 Retry-After: 2 (the SDK waits it out and tries again); the retry is
+    // held until the page has been seen saying so
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let tries = 0;
+    await page.route('**/api/v1/tasks', async (route) => {
+      if (route.request().method() !== 'POST') return route.continue();
+      if (++tries === 1) {
+        return route.fulfill({
+          status: 429, headers: { 'retry-after': '2', 'content-type': 'application/json' },
+          body: JSON.stringify({ error: { code: 'RATE_LIMITED', message: 'Rate limit exceeded' }, request_id: 'req_test' }),
+        });
+      }
+      await released;
+      return route.continue();
+    });
+    try {
+      await go('#/submit');
+      await page.locator('#submit-definition option[value=noop]').waitFor({ state: 'attached' });
+      await page.locator('#submit-definition').selectOption('noop');
+      await page.locator('#submit-button').click();
+      await page.locator('#submit-waiting').waitFor();
+      expect(await text('#submit-waiting')).toMatch(/^Rate limited: retrying( in [12] s)?…$/);
+      expect(await page.locator('#submit-button').isDisabled()).toBe(true);
+      release();
+      await expect.poll(() => new URL(page.url()).hash, { timeout: WAIT_MS }).toMatch(/^#\/tasks\/task_/);
+      expect(tries).toBe(2);
+    } finally {
+      release();
+      await page.unroute('**/api/v1/tasks');
+    }
+  });
+
   it('pause, resume and cancel a delayed task with the buttons; its events arrive live', async () => {
     const id = await server.submit({ task_definition_id: 'sleep', input: { ms: 10 }, delay_ms: 3_600_000 });
     await go(`#/tasks/${id}`);
