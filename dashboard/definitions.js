@@ -10,7 +10,7 @@ export function definitionsView(el, query, ctx) {
   const page = Math.max(1, Number.parseInt(query.get('page') ?? '1', 10) || 1);
   const box = h('input', { type: 'search', id: 'definitions-search', placeholder: 'Search id, name or description', value: search, 'aria-label': 'Search', maxlength: 200 });
   const body = h('div', { id: 'definitions-body' }, h('p', { class: 'muted', text: 'Loading…' }));
-  const pager = h('div', { class: 'pager' });
+  const pager = h('div', { class: 'pager', id: 'definitions-pager' });
   const form = h('form', { class: 'toolbar filters', role: 'search' }, box, h('button', { type: 'submit', text: 'Search' }));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -19,7 +19,12 @@ export function definitionsView(el, query, ctx) {
   mount(el, h('h1', { text: 'Definitions' }), form, body, pager);
 
   client().listDefinitions(withoutEmpty({ search, page, limit: PAGE }), { signal: ctx.signal }).then((res) => {
-    if (res.items.length === 0) {
+    const { total_pages: pages, total_items: total } = res.pagination;
+    const pastEnd = res.items.length === 0 && total > 0;
+    if (pastEnd) {
+      // an old link, or definitions deleted meanwhile
+      mount(body, h('p', { class: 'empty', text: `Page ${page} is past the end: ${total} definition${total === 1 ? '' : 's'}.` }));
+    } else if (res.items.length === 0) {
       mount(body, h('p', { class: 'empty', text: search ? 'No definition matches.' : 'No definitions.' }));
     } else {
       mount(body, h('div', { class: 'table-scroll' }, h('table', { class: 'table', id: 'definitions-table' },
@@ -32,11 +37,12 @@ export function definitionsView(el, query, ctx) {
           h('td', { text: d.version }),
           h('td', { class: 'clip', text: d.description })))))));
     }
-    const { total_pages: pages, total_items: total } = res.pagination;
+    // past the end, Previous leads to the last page
+    const previous = res.items.length === 0 ? Math.max(pages, 1) : page - 1;
     mount(pager,
-      h('button', { type: 'button', text: '‹ Previous', disabled: page <= 1, onclick: () => ctx.navigate(hashWith('/definitions', { search, page: page - 1 > 1 ? page - 1 : '' })) }),
-      h('span', { text: `page ${Math.min(page, Math.max(pages, 1))} of ${Math.max(pages, 1)} (${total} definitions)` }),
-      h('button', { type: 'button', text: 'Next ›', disabled: page >= pages, onclick: () => ctx.navigate(hashWith('/definitions', { search, page: page + 1 })) }));
+      h('button', { type: 'button', class: 'prev', text: '‹ Previous', disabled: page <= 1, onclick: () => ctx.navigate(hashWith('/definitions', { search, page: previous > 1 ? previous : '' })) }),
+      h('span', { text: pastEnd ? `past the end (${pages} page${pages === 1 ? '' : 's'})` : `page ${Math.min(page, Math.max(pages, 1))} of ${Math.max(pages, 1)} (${total} definitions)` }),
+      h('button', { type: 'button', class: 'next', text: 'Next ›', disabled: page >= pages, onclick: () => ctx.navigate(hashWith('/definitions', { search, page: page + 1 })) }));
   }, (err) => {
     if (!isAbort(err)) mount(body, notice(err.message));
   });

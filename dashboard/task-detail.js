@@ -15,6 +15,16 @@ const ACTIONS = {
   cancel: (api, id, opts) => api.cancel(id, opts),
 };
 
+/**
+ * True while the task waits for its run_at (a delay, a retry's backoff). The server moves run_at to
+ * now() whenever it queues a task again (after an approval, a resume, a lost lease), so a run_at
+ * later than created_at alone does not mean the task was delayed.
+ */
+function waitsUntil(task) {
+  if (!task.run_at || (task.status !== 'QUEUED' && task.status !== 'PAUSED')) return false;
+  return Date.parse(task.run_at) > Date.parse(task.updated_at ?? task.created_at);
+}
+
 export function taskDetailView(el, id, ctx) {
   // the heading stays (it may hold the focus); only the badge beside it is redrawn
   const statusBadge = h('span');
@@ -85,7 +95,7 @@ export function taskDetailView(el, id, ctx) {
       ['Priority', task.priority],
       ['Attempts', `${task.attempts} of ${task.max_attempts}`],
       ['Created', time(task.created_at)],
-      task.run_at && task.run_at !== task.created_at ? ['Runs at', time(task.run_at)] : null,
+      waitsUntil(task) ? ['Runs at', time(task.run_at)] : null,
       ['Started', time(task.started_at)],
       ['Completed', time(task.completed_at)],
       ['Duration', duration(em.duration_ms)],

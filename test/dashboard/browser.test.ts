@@ -451,6 +451,34 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
     }
   });
 
+  it('"Runs at" only for a task waiting for its time; a definitions page past the end leads back to the last', async () => {
+    const delayed = await server.submit({ task_definition_id: 'noop', input: {}, delay_ms: 3_600_000 });
+    // no delay, but queued again after its approval: its run_at is later than its created_at
+    const now = await server.submit({ task_definition_id: 'approval', input: { message: 'Go?' } });
+    await until(async () => (await server.call('GET', '/api/v1/approvals?status=pending')).body.approvals.some((a: any) => a.workflow_id === now), 'the approval to be requested', WAIT_MS);
+    const approval = (await server.call('GET', '/api/v1/approvals?status=pending')).body.approvals.find((a: any) => a.workflow_id === now);
+    expect((await server.call('POST', '/api/v1/approvals/decision', { workflow_id: now, approval_id: approval.approval_id, approved: true })).status).toBe(200);
+    await waitForTask(server, now, undefined, { timeoutMs: WAIT_MS });
+    const labels = () => page.locator('#task-summary dt').allInnerTexts();
+    await go(`#/tasks/${delayed}`);
+    await page.locator('#task-summary .badge[data-status=QUEUED]').waitFor();
+    expect(await labels()).toContain('Runs at');
+    await go(`#/tasks/${now}`);
+    await page.locator('#task-summary .badge[data-status=COMPLETED]').waitFor();
+    expect(await labels()).not.toContain('Runs at');
+    await server.call('POST', `/api/v1/tasks/${delayed}/cancel`, {});
+
+    await go('#/definitions?page=99');
+    await page.locator('#definitions-body .empty').waitFor();
+    const pages = (await server.call('GET', '/api/v1/definitions?limit=25')).body.pagination;
+    expect(await text('#definitions-body .empty')).toBe(`Page 99 is past the end: ${pages.total_items} definitions.`);
+    expect(await text('#definitions-pager span')).toBe(`past the end (${pages.total_pages} page${pages.total_pages === 1 ? '' : 's'})`);
+    expect(await page.locator('#definitions-pager button.next').isDisabled()).toBe(true);
+    await page.locator('#definitions-pager button.prev').click();
+    await page.locator('#definitions-table').waitFor();
+    expect(new URL(page.url()).hash).toBe(pages.total_pages > 1 ? `#/definitions?page=${pages.total_pages}` : '#/definitions');
+  });
+
   it('definitions: search and a detail with its schemas', async () => {
     await go('#/definitions');
     await page.locator('#definitions-table tr[data-definition-id=noop]').waitFor();
