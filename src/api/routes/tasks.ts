@@ -184,7 +184,11 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     for (let i = 0; i < 5; i++) {
       const row = await load(tenantId, id);
       const plan = decide(row);
-      if ('unchanged' in plan) return { success: true, message: plan.message, task_id: id, status: plan.status };
+      if ('unchanged' in plan) {
+        // the worker is told again: the first request's hint may not have reached it
+        deps.signals.control(id);
+        return { success: true, message: plan.message, task_id: id, status: plan.status };
+      }
       const fence = { id, tenantId, statuses: plan.statuses, ...plan.fence };
       const res = isTerminal(plan.status as TaskStatus)
         ? await deps.db.transaction(async (tx) => {
