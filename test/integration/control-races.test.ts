@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { newTenant, useTestServer, until, waitForTask } from '../helpers/server.js';
 import { usingPostgres } from '../helpers/db.js';
+import { holdRow } from '../helpers/row-lock.js';
 import { gates } from '../streaming/helpers.js';
 import type { TaskDefinition } from '../../src/executors/types.js';
 
@@ -34,22 +35,7 @@ async function parkedApproval(key: string): Promise<{ id: string; approvalId: st
   return { id, approvalId: pending.find((a) => a.workflow_id === id)!.approval_id };
 }
 
-/**
- * A transaction holding approval `approvalId`'s row, so a statement that writes it waits; and
- * which backends wait on a given one (directly), to know a request reached its lock.
- */
-async function holdApproval(approvalId: string) {
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  let pid = 0;
-  const done = fixture.tdb.db.transaction(async (tx) => {
-    pid = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-    await tx.query('SELECT 1 FROM approvals WHERE id = $1 FOR UPDATE', [approvalId]);
-    await released;
-  });
-  await until(() => pid !== 0, 'the approval row lock');
-  return { pid, release: async () => (release(), await done) };
-}
+/** Which backend waits on `pid` directly, to know a request reached its lock. */
 async function waitingOn(pid: number): Promise<number | undefined> {
   const { rows } = await fixture.tdb.db.query<{ pid: number }>(
     "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND $1::int = ANY (pg_blocking_pids(pid))", [pid],
@@ -108,7 +94,7 @@ describe('an approval decision racing a cancel', () => {
   it.skipIf(!usingPostgres())('decision first: a cancel arriving while it is written waits, then cancels the requeued task (PostgreSQL)', async () => {
     const t = await newTenant(fixture.tdb.db);
     const { id, approvalId } = await parkedApproval(t.key);
-    const lock = await holdApproval(approvalId);
+    const lock = await holdRow(fixture.tdb.db, 'approvals', approvalId);
     const decision = call(t.key, 'POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: approvalId, approved: true });
     await until(async () => (await waitingOn(lock.pid)) !== undefined, 'the decision to wait on the approval row');
     const decider = (await waitingOn(lock.pid))!;
@@ -127,7 +113,7 @@ describe('an approval decision racing a cancel', () => {
   it.skipIf(!usingPostgres())('cancel first: a decision arriving while it is written waits, then is refused 409 (PostgreSQL)', async () => {
     const t = await newTenant(fixture.tdb.db);
     const { id, approvalId } = await parkedApproval(t.key);
-    const lock = await holdApproval(approvalId);
+    const lock = await holdRow(fixture.tdb.db, 'approvals', approvalId);
     const cancel = call(t.key, 'POST', `/api/v1/tasks/${id}/cancel`, {});
     await answeredOrWaiting(cancel, lock.pid);
     const canceller = await waitingOn(lock.pid);
@@ -157,31 +143,10 @@ async function runningHeld(key: string, gate: string): Promise<string> {
  * so at least n − 1 requests read the same task), then answers them all. PostgreSQL only.
  */
 async function sendWhileRowHeld(id: string, n: number, send: () => ReturnType<typeof call>) {
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  let lockerPid = 0;
-  const locker = fixture.tdb.db.transaction(async (tx) => {
-    lockerPid = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-    await tx.query('SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE', [id]);
-    await released;
-  });
-  await until(() => lockerPid !== 0, 'the task row lock');
+  const lock = await holdRow(fixture.tdb.db, 'tasks', id);
   const answers = Array.from({ length: n }, send);
-  // waiting on the locker, directly or queued behind another waiter's tuple lock
-  const waiting = async () => {
-    const { rows } = await fixture.tdb.db.query<{ pid: number; by: number[] }>(
-      "SELECT pid, pg_blocking_pids(pid) AS by FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
-    );
-    const blocked = new Set([lockerPid]);
-    for (let grew = true; grew; ) {
-      grew = false;
-      for (const r of rows) if (!blocked.has(r.pid) && r.by.some((p) => blocked.has(p))) grew = Boolean(blocked.add(r.pid));
-    }
-    return blocked.size - 1;
-  };
-  await until(async () => (await waiting()) >= n, `${n} writes waiting on the task row`);
-  release();
-  await locker;
+  await until(async () => (await lock.waiting()) >= n, `${n} writes waiting on the task row`);
+  await lock.release();
   return Promise.all(answers);
 }
 

@@ -5,6 +5,7 @@ import { until, useTestServer, waitForTask } from '../helpers/server.js';
 import { PermanentError, RetryAfterError, type TaskDefinition } from '../../src/executors/types.js';
 import { gates } from '../streaming/helpers.js';
 import { usingPostgres } from '../helpers/db.js';
+import { holdRow } from '../helpers/row-lock.js';
 import type { Db } from '../../src/storage/db.js';
 import { MAX_RETRY_AFTER_MS } from '../../src/engine/runner.js';
 
@@ -352,36 +353,15 @@ describe('engine', () => {
     const key = 'heartbeat-serial';
     const id = await submit({ task_definition_id: pausable.id, input: { key } });
     await until(() => stepRuns.get(`${key}:one`) === 1, 'step one');
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    let lockerPid = 0;
-    const locker = fixture.server.db.transaction(async (tx) => {
-      lockerPid = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-      await tx.query('SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE', [id]);
-      await released;
-    });
-    await until(() => lockerPid !== 0, 'the row lock');
-    // statements waiting on the locker, directly or queued behind another waiter's tuple lock
-    const waiting = async () => {
-      const { rows } = await fixture.server.db.query<{ pid: number; by: number[] }>(
-        "SELECT pid, pg_blocking_pids(pid) AS by FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
-      );
-      const blocked = new Set([lockerPid]);
-      for (let grew = true; grew; ) {
-        grew = false;
-        for (const r of rows) if (!blocked.has(r.pid) && r.by.some((p) => blocked.has(p))) grew = Boolean(blocked.add(r.pid));
-      }
-      return blocked.size - 1;
-    };
+    const lock = await holdRow(fixture.server.db, 'tasks', id);
     for (let i = 0; i < 5; i++) {
       fixture.server.signals.control(id);
       await new Promise((r) => setTimeout(r, 20));
     }
-    await until(async () => (await waiting()) > 0, 'a heartbeat waiting on the row');
+    await until(async () => (await lock.waiting()) > 0, 'a heartbeat waiting on the row');
     await new Promise((r) => setTimeout(r, 200));
-    expect(await waiting()).toBe(1);
-    release();
-    await locker;
+    expect(await lock.waiting()).toBe(1);
+    await lock.release();
     // the waiting heartbeat and the one folded behind it renewed the lease: the task runs on
     gates.open(key);
     const done = await waitForTask(fixture.server, id);
