@@ -27,7 +27,8 @@ export async function httpCall(call: HttpCall): Promise<HttpResult> {
   try {
     url = new URL(call.url);
   } catch {
-    throw new PermanentError(`invalid URL: ${call.url}`);
+    // the URL is not told: expanded from a definition's write-only config.url it may hold its credentials
+    throw new PermanentError('invalid URL: not an absolute URL');
   }
   // a call Node refuses to send is refused for good (it would throw the same on every retry)
   if (call.method !== undefined && !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(call.method)) throw new PermanentError(`invalid HTTP method: ${JSON.stringify(call.method)}`);

@@ -43,6 +43,9 @@ export function createHttpExecutor(opts: HttpExecutorOptions): Executor {
       const call = config ? { url: config.url ? expandTemplate(config.url, input) : undefined, method: config.method, headers: config.headers } : input;
       const url = call.url;
       if (!url) throw new PermanentError(config ? 'no URL: the definition has no config.url' : 'no URL: the input has no url');
+      // config is write-only (its URL may carry credentials) and a submitter can break the URL
+      // through a placeholder (`{"region": "eu%"}` in the host): the error must not show it
+      if (config && !URL.canParse(url)) throw new PermanentError("the definition's url is invalid after its placeholders were filled: not an absolute URL");
       const method = (call.method ?? 'GET').toUpperCase();
       const headers: Record<string, string> = { 'user-agent': 'taskgate', ...call.headers };
       if (ctx.traceparent) headers.traceparent = ctx.traceparent;

