@@ -279,7 +279,7 @@ export class Runner {
       if (unstorable) {
         // a cycle or a BigInt: the completion's statement would throw, for the whole batch it is in
         outcome = { kind: 'failed', permanent: true };
-        errorText = `output cannot be stored as JSON: ${unstorable}`;
+        errorText = unstorable;
       } else if (violation) {
         outcome = { kind: 'failed', permanent: true };
         errorText = `output does not match the definition's output_schema at ${violation.path}: ${violation.reason}`;
@@ -435,17 +435,29 @@ export class Runner {
 
 export type { StoredEvent };
 
+/** The most characters an attempt's result (output, usage, metadata) may take as JSON. */
+export const MAX_OUTPUT_CHARS = 16 * 1024 * 1024;
+
 /**
- * Why an executor's result cannot be written as JSON (a cycle, a BigInt, a throwing toJSON), or
- * undefined. Serializes what the completion will: outputs are small next to the attempt's work.
+ * Why an executor's result cannot be written, or undefined: JSON cannot hold it (a cycle, a
+ * BigInt, a throwing toJSON — or Infinity/NaN, which JSON.stringify would silently write as null:
+ * an order total of 1e308 × 2 completed as `"total": null`), or it is over MAX_OUTPUT_CHARS (a
+ * 57 MB correlation matrix ran PGlite out of memory). Serializes what the completion will:
+ * outputs are small next to the attempt's work.
  */
 function unstorableResult(r: ExecutionResult): string | undefined {
+  let chars: number;
   try {
-    JSON.stringify([r.output, r.usage, r.metadata]);
-    return undefined;
+    chars = JSON.stringify([r.output, r.usage, r.metadata], finiteNumbers).length;
   } catch (err) {
-    return errorMessage(err);
+    return `output cannot be stored as JSON: ${errorMessage(err)}`;
   }
+  return chars > MAX_OUTPUT_CHARS ? `output is ${chars} characters as JSON, over the limit of ${MAX_OUTPUT_CHARS}` : undefined;
+}
+
+function finiteNumbers(key: string, value: unknown): unknown {
+  if (typeof value === 'number' && !Number.isFinite(value)) throw new Error(`${key ? `"${key}" is ` : ''}${value}, a number JSON cannot hold`);
+  return value;
 }
 
 /** The longest an executor's Retry-After may park a task: an upstream's say-so is not a lease on the queue for years. */

@@ -7,7 +7,7 @@ import { gates } from '../streaming/helpers.js';
 import { usingPostgres } from '../helpers/db.js';
 import { holdRow } from '../helpers/row-lock.js';
 import type { Db } from '../../src/storage/db.js';
-import { MAX_RETRY_AFTER_MS } from '../../src/engine/runner.js';
+import { MAX_OUTPUT_CHARS, MAX_RETRY_AFTER_MS } from '../../src/engine/runner.js';
 
 const attemptsSeen = new Map<string, number>();
 const bodyRuns = new Map<string, number>();
@@ -80,9 +80,10 @@ const farRetry: TaskDefinition = {
 // an output JSON cannot hold (a cycle, a BigInt): the handler's bug, not the engine's
 const unserializable: TaskDefinition = {
   id: 'test-unserializable', name: 'unserializable output', description: '', version: '1', kind: 'function',
-  input_schema: { type: 'object', properties: { kind: { enum: ['cycle', 'bigint'] } } }, output_schema: {},
+  input_schema: { type: 'object', properties: { kind: { enum: ['cycle', 'bigint', 'huge'] } } }, output_schema: {},
   handler: (input: { kind: string }) => {
     if (input.kind === 'bigint') return { n: 1n };
+    if (input.kind === 'huge') return { text: 'x'.repeat(MAX_OUTPUT_CHARS) };
     const o: Record<string, unknown> = { a: 1 };
     o.self = o;
     return o;
@@ -299,6 +300,19 @@ describe('engine', () => {
       expect(t.error).toMatch(/output cannot be stored as JSON/);
       expect(t.attempts).toBe(1);
     }
+  });
+
+  it('fails a task whose output holds a number JSON cannot (Infinity would be stored as null), or is over MAX_OUTPUT_CHARS', async () => {
+    // seed 003's order total over amounts a double cannot sum: it completed with "total": null
+    const overflow = await submit({ task_definition_id: 'calculate-order-total', input: { orderId: 'o', items: [{ id: 'a', quantity: 1e308, price: 1e308 }] } });
+    const huge = await submit({ task_definition_id: unserializable.id, input: { kind: 'huge' } });
+    const [o, h] = [await waitForTask(fixture.server, overflow), await waitForTask(fixture.server, huge)];
+    expect({ status: o.status, error: o.error, output: o.output ?? null }).toEqual({
+      status: 'FAILED', error: 'output cannot be stored as JSON: "subtotal" is Infinity, a number JSON cannot hold', output: null,
+    });
+    expect({ status: h.status, error: h.error, attempts: h.attempts }).toEqual({
+      status: 'FAILED', error: `output is ${MAX_OUTPUT_CHARS + '[{"text":""},null,null]'.length} characters as JSON, over the limit of ${MAX_OUTPUT_CHARS}`, attempts: 1,
+    });
   });
 
   it("caps an executor's Retry-After at a day: the task is queued again, not stuck RUNNING", async () => {

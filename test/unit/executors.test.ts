@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { analyze, describeColumn, linearFit, parseCsv, pearson, dataAnalysis } from '../../src/executors/builtin/data-analysis.js';
+import { analyze, describeColumn, linearFit, parseCsv, pearson, dataAnalysis, MAX_CORRELATION_COLUMNS } from '../../src/executors/builtin/data-analysis.js';
 import { calculateOrderTotal } from '../../src/executors/builtin/basic.js';
 import { expandTemplate } from '../../src/executors/http.js';
 import { isBlockedAddress, assertPublicUrl } from '../../src/executors/ssrf.js';
@@ -45,6 +45,21 @@ describe('data_analysis', () => {
     const out = analyze({ data_source: 'inline', data: rows, analysis_type: 'correlation', parameters: { columns: ['sales', 'cost'] } }) as any;
     expect(out.correlation.sales.sales).toBe(1);
     expect(out.pairs[0].r).toBeGreaterThan(0.95);
+  });
+  it('refuses a correlation over more than MAX_CORRELATION_COLUMNS columns (its answer grows with their square)', () => {
+    const n = MAX_CORRELATION_COLUMNS + 1;
+    const names = Array.from({ length: n }, (_, i) => `c${i}`);
+    const data = [names, ...[1, 2, 3].map((k) => names.map((_, i) => (i * k) % 7))];
+    expect(() => analyze({ data_source: 'inline', data, analysis_type: 'correlation' })).toThrow(`correlation takes at most ${MAX_CORRELATION_COLUMNS} numeric columns, the data has ${n}`);
+    const some = analyze({ data_source: 'inline', data, analysis_type: 'correlation', parameters: { columns: ['c1', 'c2'] } }) as any;
+    expect(some.pairs).toEqual([{ a: 'c1', b: 'c2', r: 1 }]);
+  });
+  it("keeps a column named __proto__ (assigned by key it set the statistics object's prototype)", () => {
+    const out = analyze({ data_source: '"__proto__",constructor\n1,2\n3,4', analysis_type: 'summary' }) as any;
+    expect(Object.keys(out.statistics)).toEqual(['__proto__', 'constructor']);
+    expect(JSON.parse(JSON.stringify(out)).statistics.__proto__).toMatchObject({ count: 2, mean: 2 });
+    const corr = analyze({ data_source: '"__proto__",b\n1,2\n3,5', analysis_type: 'correlation' }) as any;
+    expect(Object.keys(corr.correlation)).toEqual(['__proto__', 'b']);
   });
   it('predicts by linear extrapolation', () => {
     const out = analyze({ data_source: 'inline', data: rows, analysis_type: 'prediction', parameters: { x: 'month', y: 'sales', horizon: 2 } }) as any;

@@ -145,6 +145,9 @@ function pairs(rows: Row[], x: string | undefined, y: string): { xs: number[]; y
   return { xs, ys };
 }
 
+/** Columns a correlation matrix may span (its answer grows with their square). */
+export const MAX_CORRELATION_COLUMNS = 100;
+
 export function analyze(input: Input): Record<string, unknown> {
   const rows = toRows(input);
   if (rows.length === 0) throw new PermanentError('the data has no rows');
@@ -155,11 +158,10 @@ export function analyze(input: Input): Record<string, unknown> {
 
   switch (input.analysis_type) {
     case 'summary': {
-      const stats: Record<string, unknown> = {};
-      for (const c of wanted) {
-        const values = rows.map((r) => asNumber(r[c])).filter((v): v is number => v !== undefined);
-        stats[c] = describeColumn(values);
-      }
+      // built as entries: a column named __proto__ assigned by key would set the object's prototype
+      const stats = Object.fromEntries(
+        wanted.map((c) => [c, describeColumn(rows.map((r) => asNumber(r[c])).filter((v): v is number => v !== undefined))]),
+      );
       return { ...base, statistics: stats };
     }
     case 'trend':
@@ -186,26 +188,32 @@ export function analyze(input: Input): Record<string, unknown> {
     }
     case 'correlation': {
       if (wanted.length < 2) throw new PermanentError('correlation needs at least two numeric columns');
-      const matrix: Record<string, Record<string, number | null>> = {};
-      const pairsOut: { a: string; b: string; r: number | null }[] = [];
-      for (const a of wanted) {
-        matrix[a] = {};
-        for (const b of wanted) {
-          const xs: number[] = [];
-          const ys: number[] = [];
-          for (const r of rows) {
-            const av = asNumber(r[a]);
-            const bv = asNumber(r[b]);
-            if (av !== undefined && bv !== undefined) {
-              xs.push(av);
-              ys.push(bv);
-            }
-          }
-          const r = xs.length >= 2 ? pearson(xs, ys) : null;
-          matrix[a]![b] = r === null ? null : round(r);
-          if (a < b) pairsOut.push({ a, b, r: r === null ? null : round(r) });
-        }
+      // the matrix grows with the square of the columns: 2,500 one-digit columns (a 29 KB input)
+      // made a 57 MB answer and held the event loop for seconds at a time
+      if (wanted.length > MAX_CORRELATION_COLUMNS) {
+        throw new PermanentError(`correlation takes at most ${MAX_CORRELATION_COLUMNS} numeric columns, the data has ${wanted.length}: choose some with parameters.columns`);
       }
+      const known = new Map<string, number | null>();
+      const coefficient = (a: string, b: string): number | null => {
+        const key = a < b ? JSON.stringify([a, b]) : JSON.stringify([b, a]);
+        if (known.has(key)) return known.get(key)!;
+        const xs: number[] = [];
+        const ys: number[] = [];
+        for (const r of rows) {
+          const av = asNumber(r[a]);
+          const bv = asNumber(r[b]);
+          if (av !== undefined && bv !== undefined) {
+            xs.push(av);
+            ys.push(bv);
+          }
+        }
+        const r = xs.length >= 2 ? pearson(xs, ys) : null;
+        const value = r === null ? null : round(r);
+        known.set(key, value);
+        return value;
+      };
+      const matrix = Object.fromEntries(wanted.map((a) => [a, Object.fromEntries(wanted.map((b) => [b, coefficient(a, b)]))]));
+      const pairsOut = wanted.flatMap((a) => wanted.filter((b) => a < b).map((b) => ({ a, b, r: coefficient(a, b) })));
       return { ...base, correlation: matrix, pairs: pairsOut };
     }
   }
