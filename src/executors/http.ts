@@ -54,11 +54,14 @@ export function createHttpExecutor(opts: HttpExecutorOptions): Executor {
         body = typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
         if (typeof input.body !== 'string') headers['content-type'] ??= 'application/json';
       }
+      // a configured definition's input only fills placeholders and gives the body: its timeout_ms
+      // went unchecked into the timer ("abc" → NaN, fired at once after sending, then retried)
+      const timeoutMs = config ? opts.timeoutMs : Math.min(input.timeout_ms ?? opts.timeoutMs, opts.timeoutMs);
       // only a definitive answer is stored as the durable step: 429/5xx and network errors retry
       const res = await ctx.step('http', async () => {
         const r = await httpCall({
           url, method, headers, body,
-          timeoutMs: Math.min(input.timeout_ms ?? opts.timeoutMs, opts.timeoutMs),
+          timeoutMs,
           maxResponseBytes: opts.maxResponseBytes, allowList: opts.allowList, signal: ctx.signal,
         });
         if (r.status === 429 || r.status >= 500) {

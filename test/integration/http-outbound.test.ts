@@ -61,3 +61,17 @@ describe('a configured definition whose url a placeholder made invalid', () => {
     }
   });
 });
+
+describe("a configured definition's call and input.timeout_ms", () => {
+  it('ignores it (the input only fills placeholders and gives the body): one POST, answered', async () => {
+    const { key } = await newTenant(fixture.tdb.db);
+    await putDefinition(key, 'slow.post', { method: 'POST', url: `${upstreamUrl}/slow-post` });
+    for (const timeout_ms of ['abc', -5, 0, 1]) {
+      const before = hitsOn('/slow-post');
+      const { task } = await runAs(key, { task_definition_id: 'slow.post', input: { timeout_ms, body: { n: 1 } } });
+      expect(task.status, `${timeout_ms}: ${task.error}`).toBe('COMPLETED');
+      expect(task.output.body, String(timeout_ms)).toBe('done');
+      expect(hitsOn('/slow-post') - before, String(timeout_ms)).toBe(1);
+    }
+  });
+});
