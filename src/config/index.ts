@@ -1,5 +1,6 @@
 // Configuration is read once, from flags and the environment, into one frozen Config.
 // Every option, its variable, flag and default is listed in docs/configuration.md.
+import { httpAllowList } from './allow-list.js';
 import { LlmConfigError, loadLlmConfig, type LlmConfig } from './llm.js';
 import { loadSecurityConfig, type SecurityConfig } from './security.js';
 import { bool, ConfigError, int, list, num, oneOf, parseDuration, str } from './parse.js';
@@ -180,7 +181,7 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     keepAliveTimeoutMs: int('TASKGATE_KEEP_ALIVE_TIMEOUT_MS', env.TASKGATE_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, 0),
     httpTimeoutMs: int('TASKGATE_HTTP_TIMEOUT_MS', env.TASKGATE_HTTP_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, 1),
     httpMaxResponseBytes: int('TASKGATE_HTTP_MAX_RESPONSE_BYTES', env.TASKGATE_HTTP_MAX_RESPONSE_BYTES, DEFAULT_HTTP_MAX_RESPONSE_BYTES, 1),
-    httpAllowList: list(env.TASKGATE_HTTP_ALLOW_LIST),
+    httpAllowList: httpAllowList('TASKGATE_HTTP_ALLOW_LIST', env.TASKGATE_HTTP_ALLOW_LIST),
     taxRate: num('TASKGATE_TAX_RATE', env.TASKGATE_TAX_RATE, DEFAULT_TAX_RATE, 0, 1),
     logLevel: oneOf('LOG_LEVEL', env.LOG_LEVEL, LOG_LEVELS, 'info'),
     authDisabled,

@@ -3,6 +3,7 @@
 // (TASKGATE_HTTP_ALLOW_LIST: host names, IPs or CIDRs).
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
+import { parseAllowListEntry } from '../config/allow-list.js';
 import { PermanentError } from './types.js';
 
 const blocked = new BlockList();
@@ -23,10 +24,11 @@ function allowListMatches(allow: readonly string[], host: string, ip: string): b
   const family = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
   for (const entry of allow) {
     if (entry === host || entry === ip) return true;
-    const [net, bitsRaw] = entry.split('/');
-    if (bitsRaw && net && isIP(net)) {
+    // the start refused unreadable entries (config/allow-list.ts); one given here anyway matches nothing
+    const parsed = parseAllowListEntry(entry);
+    if (parsed.kind === 'cidr') {
       const list = new BlockList();
-      list.addSubnet(net, Number(bitsRaw), isIP(net) === 6 ? 'ipv6' : 'ipv4');
+      list.addSubnet(parsed.net, parsed.bits, parsed.family);
       if (list.check(ip, family)) return true;
     }
   }
