@@ -22,6 +22,8 @@ export interface HttpResult {
   body: string;
 }
 
+const FRAMING_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'host', 'upgrade', 'keep-alive', 'te', 'trailer', 'expect']);
+
 export async function httpCall(call: HttpCall): Promise<HttpResult> {
   let url: URL;
   try {
@@ -33,6 +35,9 @@ export async function httpCall(call: HttpCall): Promise<HttpResult> {
   // a call Node refuses to send is refused for good (it would throw the same on every retry)
   if (call.method !== undefined && !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(call.method)) throw new PermanentError(`invalid HTTP method: ${JSON.stringify(call.method)}`);
   for (const [name, value] of Object.entries(call.headers ?? {})) {
+    // the client frames the message: `content-length: 0` with a body that is itself a request made
+    // the upstream read two (request smuggling); hop-by-hop and proxy headers are not the task's either
+    if (FRAMING_HEADERS.has(name.toLowerCase()) || /^proxy-/i.test(name)) throw new PermanentError(`header ${JSON.stringify(name)} cannot be set: the HTTP client sets the message framing and connection headers`);
     try {
       http.validateHeaderName(name);
       http.validateHeaderValue(name, value);

@@ -75,3 +75,46 @@ describe("a configured definition's call and input.timeout_ms", () => {
     }
   });
 });
+
+describe('framing, hop-by-hop and proxy headers', () => {
+  const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n';
+  it.each([
+    ['content-length', '0'], ['Transfer-Encoding', 'chunked'], ['CONNECTION', 'keep-alive'], ['host', 'other.example'],
+    ['upgrade', 'websocket'], ['keep-alive', 'timeout=5'], ['TE', 'trailers'], ['trailer', 'x-a'], ['expect', '100-continue'],
+    ['Proxy-Authorization', 'Basic eA=='],
+  ])('refuses %s in an http_request input before anything is sent', async (name, value) => {
+    const { key } = await newTenant(fixture.tdb.db);
+    const before = hits.length;
+    const { task } = await runAs(key, {
+      task_definition_id: 'http_request', retry_policy: { max_retries: 2, retry_interval_ms: 10 },
+      input: { url: `${upstreamUrl}/framing`, method: 'POST', headers: { [name]: value }, body: smuggled },
+    });
+    expect(task.status).toBe('FAILED');
+    expect(task.attempts).toBe(1);
+    expect(task.error).toContain(`header "${name}" cannot be set`);
+    expect(hits.length - before).toBe(0);
+    expect(hitsOn('/smuggled')).toBe(0);
+  });
+
+  it("refuses them in a definition's config headers too", async () => {
+    const { key } = await newTenant(fixture.tdb.db);
+    const res = await fixture.server.call('PUT', '/api/v1/definitions/framed', {
+      kind: 'http', input_schema: { type: 'object' }, config: { method: 'POST', url: `${upstreamUrl}/framed`, headers: { 'Content-Length': '0' } },
+    }, { key });
+    expect(res.status, res.text).toBe(201);
+    const { task } = await runAs(key, { task_definition_id: 'framed', input: { body: smuggled } });
+    expect(task.status).toBe('FAILED');
+    expect(task.error).toContain('header "Content-Length" cannot be set');
+    expect(hitsOn('/framed')).toBe(0);
+    expect(hitsOn('/smuggled')).toBe(0);
+  });
+
+  it('still sends ordinary headers', async () => {
+    const { key } = await newTenant(fixture.tdb.db);
+    const { task } = await runAs(key, {
+      task_definition_id: 'http_request', input: { url: `${upstreamUrl}/plain`, method: 'POST', headers: { 'x-contentlength': '1', 'content-type': 'text/plain' }, body: 'hi' },
+    });
+    expect(task.status, task.error).toBe('COMPLETED');
+    expect(hits.filter((h) => h.url === '/plain').map((h) => h.body)).toEqual(['hi']);
+  });
+});
