@@ -22,8 +22,9 @@ for (const [net, bits] of [
 
 function allowListMatches(allow: readonly string[], host: string, ip: string): boolean {
   const family = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
+  const name = hostKey(host);
   for (const entry of allow) {
-    if (entry === host || entry === ip) return true;
+    if (hostKey(entry) === name || entry === ip) return true;
     // the start refused unreadable entries (config/allow-list.ts); one given here anyway matches nothing
     const parsed = parseAllowListEntry(entry);
     if (parsed.kind === 'cidr') {
@@ -34,6 +35,9 @@ function allowListMatches(allow: readonly string[], host: string, ip: string): b
   }
   return false;
 }
+
+/** Host names compare without case and without a final dot (`Example.internal.` is `example.internal`). */
+const hostKey = (h: string): string => h.toLowerCase().replace(/\.$/, '');
 
 export function isBlockedAddress(ip: string): boolean {
   // IPv4-mapped IPv6 (::ffff:a.b.c.d) is judged as the IPv4 address it carries

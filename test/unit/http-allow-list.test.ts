@@ -30,6 +30,11 @@ describe('TASKGATE_HTTP_ALLOW_LIST at start', () => {
     await expect(assertPublicUrl(new URL('http://10.1.2.3/'), allow)).rejects.toThrow(/refusing to call 10.1.2.3/);
   });
 
+  it('matches host names without case and without a final dot', async () => {
+    const allow = load('Localhost., My-Service.internal').httpAllowList;
+    await expect(assertPublicUrl(new URL('http://localhost:1/'), allow)).resolves.toBeUndefined();
+  });
+
   it('a list that skipped the start check cannot make the guard throw anything but its refusal', async () => {
     await expect(assertPublicUrl(new URL('http://10.0.0.1/'), ['10.0.0.0/99', '::1/200', '127.0.0.0/abc'])).rejects.toThrow(/refusing to call 10.0.0.1/);
   });
