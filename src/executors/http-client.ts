@@ -24,6 +24,9 @@ export interface HttpResult {
 
 const FRAMING_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'host', 'upgrade', 'keep-alive', 'te', 'trailer', 'expect']);
 
+/** A header the HTTP client sets itself (message framing, connection, proxy): a task may not. */
+export const isFramingHeader = (name: string): boolean => FRAMING_HEADERS.has(name.toLowerCase()) || /^proxy-/i.test(name);
+
 export async function httpCall(call: HttpCall): Promise<HttpResult> {
   let url: URL;
   try {
@@ -37,7 +40,7 @@ export async function httpCall(call: HttpCall): Promise<HttpResult> {
   for (const [name, value] of Object.entries(call.headers ?? {})) {
     // the client frames the message: `content-length: 0` with a body that is itself a request made
     // the upstream read two (request smuggling); hop-by-hop and proxy headers are not the task's either
-    if (FRAMING_HEADERS.has(name.toLowerCase()) || /^proxy-/i.test(name)) throw new PermanentError(`header ${JSON.stringify(name)} cannot be set: the HTTP client sets the message framing and connection headers`);
+    if (isFramingHeader(name)) throw new PermanentError(`header ${JSON.stringify(name)} cannot be set: the HTTP client sets the message framing and connection headers`);
     try {
       http.validateHeaderName(name);
       http.validateHeaderValue(name, value);

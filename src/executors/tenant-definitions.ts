@@ -10,6 +10,7 @@ import {
 import { checkDefinition, DefinitionError, type Registry } from './registry.js';
 import { compileSchema, ENDLESS_RECURSION, markTenantSchema, releaseSchema, validateAgainst } from './schema.js';
 import type { TaskDefinition } from './types.js';
+import { isFramingHeader } from './http-client.js';
 
 /** The kinds a tenant may define through the admin API, with the `config` keys each reads. */
 export const DECLARATIVE_KINDS: Readonly<Record<string, readonly string[]>> = {
@@ -81,6 +82,10 @@ export function checkTenantDefinition(id: string, body: Record<string, unknown>,
   if (kind === 'http' && (typeof config.url !== 'string' || !/^https?:\/\//i.test(config.url))) {
     // the call belongs to the definition: input only fills its {{input.…}} placeholders and the body
     throw new DefinitionError('kind http needs config.url, an http(s) URL (with {{input.field}} placeholders for values from the input)', 'config.url');
+  }
+  for (const name of Object.keys((config.headers ?? {}) as Record<string, unknown>)) {
+    // refused at run time anyway (http-client.ts): say so when the definition is written
+    if (isFramingHeader(name)) throw new DefinitionError(`config.headers.${name} cannot be set: the HTTP client sets the message framing and connection headers`, `config.headers.${name}`);
   }
   for (const field of ['input_schema', 'output_schema'] as const) {
     const schema = body[field];
