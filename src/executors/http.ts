@@ -63,6 +63,10 @@ export function createHttpExecutor(opts: HttpExecutorOptions): Executor {
           url, method, headers, body,
           timeoutMs,
           maxResponseBytes: opts.maxResponseBytes, allowList: opts.allowList, signal: ctx.signal,
+        }).catch((err: unknown) => {
+          // nor its host ("refusing to call …", "cannot resolve host …", a socket error's name)
+          if (config && err instanceof Error) err.message = err.message.split(new URL(url).hostname).join("the definition's host");
+          throw err;
         });
         if (r.status === 429 || r.status >= 500) {
           const retryAfter = Number(r.headers['retry-after']);

@@ -60,6 +60,21 @@ describe('a configured definition whose url a placeholder made invalid', () => {
       expect(text).not.toContain('api.example.com');
     }
   });
+
+  it("fails without telling the host when the call is refused or cannot resolve: the host is the config's too", async () => {
+    const { key } = await newTenant(fixture.tdb.db);
+    // .invalid never resolves (RFC 2606); 10.0.0.1 is private and not allow-listed here
+    await putDefinition(key, 'unresolvable', { url: 'http://internal-billing.invalid/v1' });
+    await putDefinition(key, 'private', { url: 'http://10.0.0.1/v1' });
+    const unresolvable = await runAs(key, { task_definition_id: 'unresolvable', input: {} });
+    expect(unresolvable.task.error).toBe("cannot resolve host the definition's host");
+    const refused = await runAs(key, { task_definition_id: 'private', input: {} });
+    expect(refused.task.error).toMatch(/^refusing to call the definition's host: /);
+    for (const text of [JSON.stringify(unresolvable), JSON.stringify(refused)]) {
+      expect(text).not.toContain('internal-billing');
+      expect(text).not.toContain('10.0.0.1');
+    }
+  });
 });
 
 describe("a configured definition's call and input.timeout_ms", () => {
