@@ -329,10 +329,7 @@ export class Runner {
       }
       case 'CANCELLED':
         set = { ...common, status: 'CANCELLED', ...spentOf(o.error) };
-        events = [
-          { type: 'WORKFLOW_CANCELLED', message: task.cancel_reason ? `Task cancelled: ${task.cancel_reason}` : 'Task cancelled', payload: { attempt: task.attempt } },
-          { type: 'STREAM_END', message: 'Stream ended', payload: { status: 'CANCELLED' } },
-        ];
+        events = cancelledEvents(task);
         break;
       default:
         set = { ...common, status: next.status, error: errorText, ...spentOf(o.error) };
@@ -358,11 +355,7 @@ export class Runner {
       task,
       active,
       { ...base, status: 'CANCELLED', completed_at: sql('now()'), ...spentOf(err) },
-      [
-        failed,
-        { type: 'WORKFLOW_CANCELLED', message: 'Task cancelled', payload: { attempt: task.attempt } },
-        { type: 'STREAM_END', message: 'Stream ended', payload: { status: 'CANCELLED' } },
-      ],
+      [failed, ...cancelledEvents(task)],
       { cancelRequested: true },
     );
     if (cancelled) return this.#d.onOutcome?.(task, 'CANCELLED');
@@ -435,6 +428,14 @@ export class Runner {
 
 export type { StoredEvent };
 
+/** The events of an attempt that ends its task CANCELLED. */
+function cancelledEvents(task: ClaimedTask): EventSpec[] {
+  return [
+    { type: 'WORKFLOW_CANCELLED', message: task.cancel_reason ? `Task cancelled: ${task.cancel_reason}` : 'Task cancelled', payload: { attempt: task.attempt } },
+    { type: 'STREAM_END', message: 'Stream ended', payload: { status: 'CANCELLED' } },
+  ];
+}
+
 /** The most characters an attempt's result (output, usage, metadata) may take as JSON. */
 export const MAX_OUTPUT_CHARS = 16 * 1024 * 1024;
 
@@ -446,9 +447,13 @@ export const MAX_OUTPUT_CHARS = 16 * 1024 * 1024;
  * outputs are small next to the attempt's work.
  */
 function unstorableResult(r: ExecutionResult): string | undefined {
+  const result = [r.output, r.usage, r.metadata];
   let chars: number;
   try {
-    chars = JSON.stringify([r.output, r.usage, r.metadata], finiteNumbers).length;
+    const text = JSON.stringify(result);
+    // a non-finite number shows as null: only then is the result walked again to look for one
+    if (text.includes('null')) JSON.stringify(result, finiteNumbers);
+    chars = text.length;
   } catch (err) {
     return `output cannot be stored as JSON: ${errorMessage(err)}`;
   }

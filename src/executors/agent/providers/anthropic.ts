@@ -4,7 +4,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import type { MessageParam, RawMessageStreamEvent, Tool } from '@anthropic-ai/sdk/resources/messages';
 import type { ProviderConfig } from '../../../config/llm.js';
-import { checkResponseSize, notProtocolError, tokenCount, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
+import { checkResponseSize, tokenCount, wrongContentType, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
 
 type Block = Exclude<MessageParam['content'], string>[number];
 
@@ -83,10 +83,7 @@ export class AnthropicProvider implements LlmProvider {
         )
         .withResponse();
       const type = response.headers.get('content-type') ?? '';
-      if (!type.includes('text/event-stream')) {
-        void response.body?.cancel().catch(() => {});
-        throw notProtocolError(this.name, `content-type ${type || '(none)'}`);
-      }
+      if (!type.includes('text/event-stream')) throw wrongContentType(this.name, response);
       for await (const ev of stream as AsyncIterable<RawMessageStreamEvent>) {
         hooks.onActivity?.();
         switch (ev.type) {

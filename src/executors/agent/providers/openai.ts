@@ -4,7 +4,7 @@
 import type OpenAI from 'openai';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { ProviderConfig } from '../../../config/llm.js';
-import { checkResponseSize, notProtocolError, tokenCount, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
+import { checkResponseSize, notProtocolError, tokenCount, wrongContentType, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
 
 function toWire(messages: ChatMessage[]): ChatCompletionMessageParam[] {
   return messages.map((m): ChatCompletionMessageParam => {
@@ -63,10 +63,7 @@ export class OpenAiProvider implements LlmProvider {
       const type = response.headers.get('content-type') ?? '';
       if (!type.includes('text/event-stream')) {
         // a server that ignores `stream` answers one JSON completion
-        if (!/json/i.test(type)) {
-          void response.body?.cancel().catch(() => {});
-          throw notProtocolError(this.name, `content-type ${type || '(none)'}`);
-        }
+        if (!/json/i.test(type)) throw wrongContentType(this.name, response);
         const body = (await response.json().catch(() => undefined)) as ChatCompletion | undefined;
         if (!Array.isArray(body?.choices)) throw notProtocolError(this.name, 'a JSON body that is no chat completion');
         return this.#fromJson(body, req.model, hooks);

@@ -125,6 +125,13 @@ export function truncatedStreamError(provider: string): ProviderError {
   return new ProviderError(`${provider}: stream ended before the answer was complete`, true, undefined, undefined);
 }
 
+/** notProtocolError for an answer of the wrong content type; its body, never read, is let go. */
+export function wrongContentType(provider: string, response: Response): ProviderError {
+  void response.body?.cancel().catch(() => {});
+  const type = response.headers.get('content-type');
+  return notProtocolError(provider, `content-type ${type || '(none)'}`);
+}
+
 /**
  * The ProviderError for a 200 that does not speak the provider's protocol (an HTML page, a JSON
  * body that is no completion): a base URL pointing at the wrong server, not a passing fault — so
