@@ -109,21 +109,66 @@ interface TakeCommand {
   taskgateTakeToken(key: string, capacity: number, cost: number, perMs: number): Promise<[number, string]>;
 }
 
-/** Buckets in Redis, shared by every node pointing at it. */
+/** After a failed take, how long until the next probe of a Redis that is down or not answering. */
+const PROBE_INTERVAL_MS = 1_000;
+
+/**
+ * Buckets in Redis, shared by every node pointing at it. A failed take (refused, or no answer
+ * within the client's command timeout) marks the store down: until a background PING answers,
+ * takes reject at once instead of each waiting out the timeout on a Redis that hangs with its
+ * connection open (the rate-limit hook then fails open or closed without delay).
+ */
 export class RedisRateLimiter implements RateLimiter {
   readonly #redis: Redis & TakeCommand;
   readonly #prefix: string;
+  readonly #now: () => number;
+  #down = false;
+  #nextProbeMs = 0;
+  #probing = false;
 
   /** `redis` should fail fast when disconnected (enableOfflineQueue: false), or takes would hang. */
-  constructor(redis: Redis, opts: { prefix?: string } = {}) {
+  constructor(redis: Redis, opts: { prefix?: string; now?: () => number } = {}) {
     redis.defineCommand('taskgateTakeToken', { numberOfKeys: 1, lua: TAKE_LUA });
     this.#redis = redis as Redis & TakeCommand;
     this.#prefix = opts.prefix ?? 'taskgate:rl:';
+    this.#now = opts.now ?? Date.now;
+    // a (re)connection that passed the client's ready check answers again
+    redis.on('ready', () => {
+      this.#down = false;
+    });
   }
 
   async take(key: string, limit: BucketLimit): Promise<TakeResult> {
-    const [allowed, units] = await this.#redis.taskgateTakeToken(this.#prefix + key, limit.burst * UNITS_PER_TOKEN, UNITS_PER_TOKEN, limit.perMinute);
-    return outcome(Number(units), allowed === 1, limit);
+    if (this.#down) {
+      this.#probe();
+      throw new Error('rate-limit store unavailable (its last command failed; probing again in the background)');
+    }
+    try {
+      const [allowed, units] = await this.#redis.taskgateTakeToken(this.#prefix + key, limit.burst * UNITS_PER_TOKEN, UNITS_PER_TOKEN, limit.perMinute);
+      return outcome(Number(units), allowed === 1, limit);
+    } catch (err) {
+      if (!this.#down) {
+        this.#down = true;
+        this.#nextProbeMs = this.#now() + PROBE_INTERVAL_MS;
+      }
+      throw err;
+    }
+  }
+
+  /** One PING at a time, at most once a second: its answer brings the store back. */
+  #probe(): void {
+    if (this.#probing || this.#now() < this.#nextProbeMs) return;
+    this.#probing = true;
+    this.#redis.ping().then(
+      () => {
+        this.#down = false;
+      },
+      () => {
+        this.#nextProbeMs = this.#now() + PROBE_INTERVAL_MS;
+      },
+    ).finally(() => {
+      this.#probing = false;
+    });
   }
 
   async close(): Promise<void> {

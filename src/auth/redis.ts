@@ -1,5 +1,6 @@
 // The Redis connection behind shared rate limits. It fails fast instead of queueing while Redis is
-// away (no offline queue, 500 ms per command), so a request is never held up by a dead Redis:
+// away (no offline queue, 500 ms per command; after a failure the limiter stops asking until a
+// PING answers), so a request is never held up by a dead or hung Redis:
 // the rate-limit hook then fails open or closed as configured, and /readiness reports it.
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';

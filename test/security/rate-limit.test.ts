@@ -2,6 +2,7 @@
 // with X-RateLimit-* and Retry-After, separate read and write budgets, per principal, per-tenant
 // overrides; two app instances sharing Redis allow one budget, not two; Redis down fails open
 // (counted) or closed (503) as configured. Budgets use 1/min so no token refills mid-test.
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, newTenant, startTestServer, type TestServer } from '../helpers/server.js';
@@ -265,6 +266,81 @@ describe('Redis unreachable (REDIS_URL at a closed port)', () => {
       expect(ready.body.checks.redis).toMatch(/^degraded: /);
     } finally {
       await worker.close();
+    }
+  });
+});
+
+/**
+ * A Redis that hangs with its connection open (stopped, partitioned): it passes the client's
+ * connection handshake and ready check (HELLO, CLIENT SETINFO, INFO), then answers nothing until
+ * `resume()` — when, like a Redis woken from SIGSTOP, it answers everything asked meanwhile in
+ * order (a take is always allowed: this is no bucket, only a protocol).
+ */
+async function hangingRedis() {
+  const commands: string[] = [];
+  const sockets = new Set<Socket>();
+  const pending = new Map<Socket, string[]>();
+  let answering = false;
+  const reply = (name: string) => (name === 'PING' ? '+PONG\r\n' : '*2\r\n:1\r\n$6\r\n540000\r\n');
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    pending.set(socket, []);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('data', (buf) => {
+      for (const m of buf.toString('latin1').matchAll(/\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n/g)) {
+        const name = m[1]!.toUpperCase();
+        commands.push(name);
+        if (name === 'HELLO') socket.write("-ERR unknown command 'HELLO'\r\n"); // an older Redis: RESP2
+        else if (name === 'CLIENT') socket.write('+OK\r\n');
+        else if (name === 'INFO') {
+          const info = '# Server\r\nredis_version:7.0.0\r\nloading:0\r\n';
+          socket.write(`$${info.length}\r\n${info}\r\n`);
+        } else if (answering) socket.write(reply(name));
+        else pending.get(socket)!.push(name);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    commands,
+    resume() {
+      answering = true;
+      for (const s of sockets) for (const name of pending.get(s)!.splice(0)) s.write(reply(name));
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe('Redis hanging with its connection open', () => {
+  it('one take waits out the command timeout, the next ones fail open at once; a background PING brings it back', async () => {
+    const redis = await hangingRedis();
+    const server = await startTestServer(tdb.db, { ...SLOW, REDIS_URL: redis.url, TASKGATE_ROLE: 'api' });
+    try {
+      const { key } = await newTenant(tdb.db, ['admin']);
+      // connected and through the ready check: readiness's PING times out instead of being refused
+      for (let i = 0; !/timed out/i.test((await server.call('GET', '/readiness', undefined, { key: null })).body?.checks?.redis ?? ''); i++) {
+        if (i > 100) throw new Error('the client never got ready');
+      }
+      const takes = () => redis.commands.filter((c) => c === 'EVALSHA' || c === 'EVAL').length;
+      const statuses = await burst([server], 20, key);
+      expect(statuses.every((s) => s === 200)).toBe(true);
+      // without the breaker each of the 20 requests sent its take and waited 500 ms for it
+      expect(takes()).toBe(1);
+      redis.resume();
+      // the probe (at most once a second) gets its PONG and the next request asks Redis again
+      for (let i = 0; takes() === 1; i++) {
+        if (i > 100) throw new Error('the limiter never tried Redis again');
+        await server.call('GET', '/api/v1/auth/me', undefined, { key });
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(redis.commands).toContain('PING');
+    } finally {
+      await server.close();
+      await redis.close();
     }
   });
 });
