@@ -51,6 +51,10 @@ export interface LlmConfig {
   /** Ordered candidates per tier: the first is used, the rest are failovers. */
   readonly tiers: Readonly<Record<ModelTier, readonly ModelRef[]>>;
   readonly defaultTier: ModelTier;
+  /**
+   * USD per million tokens by model name. A null-prototype object: look names up with
+   * `priceFor` (own keys only), never `in` — `constructor` or `__proto__` are not models.
+   */
   readonly prices: Readonly<Record<string, ModelPrice>>;
   /** Default session token budget; 0 = unlimited. */
   readonly tokenBudget: number;
@@ -185,7 +189,8 @@ function readFile(path: string): Raw {
 }
 
 function parsePrices(raw: unknown): Record<string, ModelPrice> {
-  const prices: Record<string, ModelPrice> = { ...DEFAULT_PRICES };
+  // null prototype: a model name such as __proto__ or constructor is a key like any other
+  const prices: Record<string, ModelPrice> = Object.assign(Object.create(null) as Record<string, ModelPrice>, DEFAULT_PRICES);
   if (raw === undefined) return prices;
   if (!isObj(raw)) throw new LlmConfigError('prices must map model names to {input, output}');
   for (const [model, p] of Object.entries(raw)) {
@@ -279,7 +284,7 @@ export function resolveModel(config: LlmConfig, req: ModelRequest): ModelRoute {
   const model = req.model_override ?? undefined;
   if (model !== undefined) {
     const known = knownModels(config).filter((r) => r.model === model);
-    const priced = model in config.prices;
+    const priced = priceFor(config, model) !== undefined;
     if (known.length === 0 && !priced) throw new ModelRouteError('UNKNOWN_MODEL', `unknown model_override ${model}`);
     if (provider !== undefined) return { tier, candidates: [{ provider, model }] };
     if (known.length) return { tier, candidates: known };
@@ -300,9 +305,14 @@ export function resolveModel(config: LlmConfig, req: ModelRequest): ModelRoute {
   return { tier, candidates };
 }
 
+/** The configured price of `model` (own entries only), undefined when it has none. */
+export function priceFor(config: LlmConfig, model: string): ModelPrice | undefined {
+  return Object.hasOwn(config.prices, model) ? config.prices[model] : undefined;
+}
+
 /** USD cost of one call at the configured prices (0 for unpriced models). */
 export function priceOf(config: LlmConfig, model: string, inputTokens: number, outputTokens: number): number {
-  const p = config.prices[model];
+  const p = priceFor(config, model);
   if (!p) return 0;
   return (inputTokens * p.input + outputTokens * p.output) / 1_000_000;
 }

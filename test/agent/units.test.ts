@@ -49,6 +49,12 @@ describe('strategy', () => {
     expect(resolveAgentOptions({ ...base, context: { react_max_iterations: 4 } }).maxIterations).toBe(4);
   });
 
+  it('ignores a research_strategy that only Object.prototype knows (constructor, toString)', () => {
+    for (const name of ['constructor', 'toString', '__proto__']) {
+      expect(resolveAgentOptions({ ...base, context: { research_strategy: name } })).toMatchObject({ strategy: undefined, mode: 'simple' });
+    }
+  });
+
   it('chooses a mode from the query when none is given', () => {
     expect(autoMode('hello', undefined)).toBe('simple');
     expect(autoMode('what is 17 * 23?', undefined)).toBe('standard');

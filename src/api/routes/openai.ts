@@ -7,7 +7,7 @@ import { ApiError, type ErrorCode } from '../../contract/errors.js';
 import { ErrorResponse, errorResponses, ID_REGEX, type SubmitTaskBody } from '../../contract/tasks.js';
 import type { TaskEvent } from '../../contract/events.js';
 import type { Principal } from '../../auth/scopes.js';
-import { MODEL_TIERS, ModelRouteError, knownModels, llmNotConfiguredMessage, resolveModel, type LlmConfig, type ModelTier } from '../../config/llm.js';
+import { MODEL_TIERS, ModelRouteError, knownModels, llmNotConfiguredMessage, priceFor, resolveModel, type LlmConfig, type ModelTier } from '../../config/llm.js';
 
 /** The model id that means "the default tier"; `taskgate-<tier>` picks a tier. */
 export const TASKGATE_MODEL = 'taskgate';
@@ -139,7 +139,7 @@ export function chatModelFields(llm: LlmConfig, model: string): Pick<SubmitTaskB
   if (model === TASKGATE_MODEL) return {};
   const tier = model.startsWith(`${TASKGATE_MODEL}-`) ? model.slice(TASKGATE_MODEL.length + 1) : undefined;
   if (tier && MODEL_TIERS.includes(tier as ModelTier)) return { model_tier: tier as ModelTier };
-  if (knownModels(llm).some((r) => r.model === model) || model in llm.prices) return { model_override: model };
+  if (knownModels(llm).some((r) => r.model === model) || priceFor(llm, model) !== undefined) return { model_override: model };
   return undefined;
 }
 

@@ -64,7 +64,7 @@ export function resolveAgentOptions(
   const o = spec.options ?? {};
   const c = spec.context ?? {};
   const strategyRaw = pick(o, c, 'research_strategy', isStr);
-  const strategy = strategyRaw && strategyRaw in RESEARCH_PRESETS ? (strategyRaw as ResearchStrategy) : undefined;
+  const strategy = strategyRaw && Object.hasOwn(RESEARCH_PRESETS, strategyRaw) ? (strategyRaw as ResearchStrategy) : undefined;
   const preset = strategy ? RESEARCH_PRESETS[strategy] : undefined;
   const modeRaw = spec.mode ?? pick(o, c, 'mode', isStr);
   const requested = AGENT_MODES.includes(modeRaw as AgentMode) ? (modeRaw as AgentMode) : undefined;

@@ -44,18 +44,27 @@ export class UsageLedger {
     return { input_tokens: input, output_tokens: output, total_tokens: input + output, estimated_cost: roundUsd(this.calls.reduce((n, c) => n + c.cost, 0)) };
   }
 
+  /**
+   * Keyed by the model names providers report, so built on a Map and returned with a null
+   * prototype: a model called `__proto__` or `constructor` is an entry, not Object.prototype.
+   */
   breakdown(): Record<string, ModelBreakdownEntry> {
     const total = this.totalTokens;
-    const out: Record<string, ModelBreakdownEntry> = {};
+    const byModel = new Map<string, ModelBreakdownEntry>();
     for (const c of this.calls) {
-      const e = (out[c.model] ??= { provider: c.provider, executions: 0, input_tokens: 0, output_tokens: 0, total_tokens: 0, cost_usd: 0, percentage: 0 });
+      let e = byModel.get(c.model);
+      if (!e) byModel.set(c.model, (e = { provider: c.provider, executions: 0, input_tokens: 0, output_tokens: 0, total_tokens: 0, cost_usd: 0, percentage: 0 }));
       e.executions++;
       e.input_tokens += c.input_tokens;
       e.output_tokens += c.output_tokens;
       e.total_tokens += c.input_tokens + c.output_tokens;
       e.cost_usd = roundUsd(e.cost_usd + c.cost);
     }
-    for (const e of Object.values(out)) e.percentage = total ? Math.round((e.total_tokens / total) * 10_000) / 100 : 0;
+    const out = Object.create(null) as Record<string, ModelBreakdownEntry>;
+    for (const [model, e] of byModel) {
+      e.percentage = total ? Math.round((e.total_tokens / total) * 10_000) / 100 : 0;
+      out[model] = e;
+    }
     return out;
   }
 }

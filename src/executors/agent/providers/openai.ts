@@ -52,7 +52,9 @@ export class OpenAiProvider implements LlmProvider {
     let model = req.model;
     let chars = 0;
     const usage = { input_tokens: 0, output_tokens: 0 };
-    const calls: ToolCall[] = [];
+    // by the provider's `index`, whatever it sends: an array slot `__proto__` or `length` was
+    // Array.prototype or a number, and an index of 1e9 a billion-long sparse array
+    const calls = new Map<unknown, ToolCall>();
     try {
       const { data: stream, response } = await (await this.#sdk()).chat.completions
         .create(
@@ -86,7 +88,8 @@ export class OpenAiProvider implements LlmProvider {
           hooks.onDelta?.(delta.content);
         }
         for (const tc of delta?.tool_calls ?? []) {
-          const slot = (calls[tc.index] ??= { id: '', name: '', arguments: '' });
+          let slot = calls.get(tc.index);
+          if (!slot) calls.set(tc.index, (slot = { id: '', name: '', arguments: '' }));
           if (tc.id) slot.id = tc.id;
           if (tc.function?.name) slot.name += tc.function.name;
           if (tc.function?.arguments) slot.arguments += tc.function.arguments;
@@ -100,7 +103,8 @@ export class OpenAiProvider implements LlmProvider {
     if (hooks.signal.aborted) throw hooks.signal.reason;
     // nor is a stream the server closed before a chunk with finish_reason (a dropped connection)
     if (finishReason === undefined) throw truncatedStreamError(this.name);
-    const toolCalls = calls.filter(Boolean).map((c, i) => ({ ...c, id: c.id || `call_${i}` }));
+    const byIndex = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' ? a - b : 0);
+    const toolCalls = [...calls.entries()].sort((a, b) => byIndex(a[0], b[0])).map(([, c], i) => ({ ...c, id: c.id || `call_${i}` }));
     return { text, toolCalls, usage, finishReason, model };
   }
 

@@ -1,0 +1,109 @@
+// Model names, usage, cost and the session account of agent tasks, end to end: a real Taskgate
+// server (real database, real worker) whose provider is the fake OpenAI server, driven over HTTP.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { openTestDb, type TestDb } from '../helpers/db.js';
+import { newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { startFakeOpenAi, type FakeOpenAi } from '../helpers/fake-llm/index.js';
+
+let tdb: TestDb;
+let oai: FakeOpenAi;
+let server: TestServer;
+
+/** Tiers and prices as a deployment would write them; `local-model` is served but has no price. */
+function llmFile(baseUrl: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'tg-acct-')), 'llm.json');
+  writeFileSync(path, JSON.stringify({
+    providers: [{ name: 'openai', type: 'openai', base_url: baseUrl, api_key: 'sk-upstream', models: ['local-model'] }],
+    tiers: { small: ['gpt-4o-mini'], medium: ['gpt-4o'], large: ['gpt-4.1'] },
+    prices: { 'gpt-4o': { input: 2.5, output: 10 } },
+  }));
+  return path;
+}
+
+beforeAll(async () => {
+  tdb = await openTestDb();
+  oai = await startFakeOpenAi();
+  server = await startTestServer(tdb.db, { TASKGATE_LLM_CONFIG: llmFile(oai.baseUrl) });
+}, 60_000);
+afterAll(async () => {
+  await server?.close();
+  await oai?.stop();
+  await tdb?.close();
+});
+beforeEach(() => oai.reset());
+
+/** One streamed OpenAI answer whose chunks report `model` (a provider names the snapshot it ran). */
+function reportingModel(model: string, text: string, usage: { prompt_tokens: number; completion_tokens: number }) {
+  const frame = (o: Record<string, unknown>) => `data: ${JSON.stringify({ id: 'chatcmpl-x', object: 'chat.completion.chunk', created: 1, model, ...o })}\n\n`;
+  const body =
+    frame({ choices: [{ index: 0, delta: { role: 'assistant', content: text }, finish_reason: null }] }) +
+    frame({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }) +
+    frame({ choices: [], usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } }) +
+    'data: [DONE]\n\n';
+  return { kind: 'raw' as const, contentType: 'text/event-stream', body };
+}
+
+describe('model names that are also Object.prototype properties', () => {
+  it('__proto__, constructor and toString are unknown models (400 / 404), and nothing is polluted', async () => {
+    for (const model of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      const res = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', model_override: model });
+      expect(res.status, `${model}: ${res.text}`).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'VALIDATION_ERROR', details: { path: 'model_override' } });
+      const chat = await server.call('POST', '/v1/chat/completions', { model, messages: [{ role: 'user', content: 'hi' }] });
+      expect(chat.status, `${model}: ${chat.text}`).toBe(404);
+      expect(chat.body.error).toMatchObject({ code: 'model_not_found', param: 'model' });
+    }
+    expect(oai.requests).toHaveLength(0);
+    expect(Object.prototype).not.toHaveProperty('executions');
+    // another tenant's ordinary submit still works
+    const other = await newTenant(tdb.db);
+    const ok = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple' }, { key: other.key });
+    expect(ok.status, ok.text).toBe(200);
+    expect((await waitForTask(server, ok.body.task_id, undefined, { key: other.key })).status).toBe('COMPLETED');
+  });
+
+  it('a provider that reports such a name gets its own model_breakdown entry, cost 0, no pollution', async () => {
+    oai.script(reportingModel('__proto__', 'odd', { prompt_tokens: 10, completion_tokens: 5 }));
+    const { body } = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', model_override: 'local-model' });
+    const task = await waitForTask(server, body.task_id);
+    expect(task.status, task.error).toBe('COMPLETED');
+    expect(Object.prototype).not.toHaveProperty('executions');
+    expect(Object.hasOwn(task.metadata.model_breakdown, '__proto__')).toBe(true);
+    expect(task.metadata.model_breakdown['__proto__']).toMatchObject({ executions: 1, total_tokens: 15, cost_usd: 0 });
+    expect(task.usage).toEqual({ input_tokens: 10, output_tokens: 5, total_tokens: 15, estimated_cost: 0 });
+  });
+
+  it('a tool call whose index is __proto__ or length is a tool call, not a write to Array.prototype', async () => {
+    const frame = (delta: Record<string, unknown>, finish: string | null = null) =>
+      `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    const body =
+      frame({ tool_calls: [{ index: '__proto__', id: 'p1', type: 'function', function: { name: 'calculator', arguments: '{"expression":"1+1"}' } }] }) +
+      frame({ tool_calls: [{ index: 'length', id: 'p2', type: 'function', function: { name: 'calculator', arguments: '{"expression":"2+2"}' } }] }) +
+      frame({}, 'tool_calls') + 'data: [DONE]\n\n';
+    oai.script({ kind: 'raw', contentType: 'text/event-stream', body }, { kind: 'text', text: 'two and four' });
+    const { body: sub } = await server.call('POST', '/api/v1/tasks', { query: 'add', mode: 'standard' });
+    const task = await waitForTask(server, sub.task_id);
+    expect(task.status, task.error).toBe('COMPLETED');
+    expect(Object.hasOwn(Array.prototype, 'arguments')).toBe(false);
+    expect(Object.hasOwn(Array.prototype, 'id')).toBe(false);
+    expect(oai.requests[1]!.body.messages.filter((m: { role: string }) => m.role === 'tool').map((m: { content: string }) => m.content)).toEqual(['2', '4']);
+  });
+
+  it('a provider reporting "constructor" for an unpriced model costs 0, not NaN, and the session keeps counting', async () => {
+    oai.script(reportingModel('constructor', 'odd', { prompt_tokens: 10, completion_tokens: 5 }));
+    const first = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', model_override: 'local-model' });
+    const task = await waitForTask(server, first.body.task_id);
+    expect(task.status, task.error).toBe('COMPLETED');
+    expect(task.usage.estimated_cost).toBe(0);
+    oai.script({ kind: 'text', text: 'priced', usage: { prompt_tokens: 1000, completion_tokens: 100 } });
+    const second = await server.call('POST', '/api/v1/tasks', { query: 'again', mode: 'simple', session_id: first.body.session_id });
+    expect((await waitForTask(server, second.body.task_id)).status).toBe('COMPLETED');
+    const { rows } = await tdb.db.query<{ cost_usd: number }>('SELECT cost_usd FROM sessions WHERE id = $1', [first.body.session_id]);
+    expect(rows[0]!.cost_usd).toBeCloseTo(0.0035, 10);
+    const session = await server.call('GET', `/api/v1/sessions/${first.body.session_id}`);
+    expect(session.body.cost_usd).toBeCloseTo(0.0035, 10);
+  });
+});
