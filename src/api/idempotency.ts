@@ -46,20 +46,22 @@ export interface StoredResponse {
 export class IdempotencyHandle {
   readonly scope: IdempotencyScope;
   readonly lockToken: string;
+  readonly ttlMs: number;
   /** The body stored by saveInTx, sent instead of the serialized reply so both are the same bytes. */
   savedBody: string | undefined;
   settled = false;
 
-  constructor(scope: IdempotencyScope, lockToken: string) {
+  constructor(scope: IdempotencyScope, lockToken: string, ttlMs: number) {
     this.scope = scope;
     this.lockToken = lockToken;
+    this.ttlMs = ttlMs;
   }
 
   /** Stores the response inside the transaction that creates what it describes. */
   async saveInTx(tx: Queryable, res: StoredResponse): Promise<void> {
     const body = JSON.stringify(res.body);
     const headers = { ...lowerKeys(res.headers), 'content-type': 'application/json; charset=utf-8' };
-    const ok = await idempotencyKeysComplete(tx, { ...this.scope, lockToken: this.lockToken, statusCode: res.status, headers, body });
+    const ok = await idempotencyKeysComplete(tx, { ...this.scope, lockToken: this.lockToken, statusCode: res.status, headers, body, ttlMs: this.ttlMs });
     if (!ok) throw new ApiError('IDEMPOTENCY_KEY_IN_PROGRESS', 'This Idempotency-Key was taken over by another request');
     this.savedBody = body;
   }
@@ -111,17 +113,17 @@ export function registerIdempotency(app: FastifyInstance, opts: IdempotencyOptio
       key,
     };
     const hash = requestHash(req.method, req.url, req.body);
-    const claim = { ...scope, requestHash: hash, lockToken: randomBytes(16).toString('hex'), lockMs: opts.lockMs, ttlMs: opts.ttlMs };
+    const claim = { ...scope, requestHash: hash, lockToken: randomBytes(16).toString('hex'), lockMs: opts.lockMs };
     for (let i = 0; i < 3; i++) {
       if (await idempotencyKeysInsert(db, claim)) {
-        req.idempotency = new IdempotencyHandle(scope, claim.lockToken);
+        req.idempotency = new IdempotencyHandle(scope, claim.lockToken, opts.ttlMs);
         return;
       }
       const row = await idempotencyKeysGet(db, scope);
       if (!row) continue; // released meanwhile: try to claim again
       if (row.expired || row.lock_expired) {
         if (await idempotencyKeysTakeOver(db, claim)) {
-          req.idempotency = new IdempotencyHandle(scope, claim.lockToken);
+          req.idempotency = new IdempotencyHandle(scope, claim.lockToken, opts.ttlMs);
           return;
         }
         continue;
@@ -152,7 +154,7 @@ export function registerIdempotency(app: FastifyInstance, opts: IdempotencyOptio
       let body = payload === null || payload === undefined ? '' : payload.toString();
       const redact = req.routeOptions.config.idempotencyRedact;
       if (redact?.length) body = redacted(body, redact);
-      await idempotencyKeysComplete(db, { ...h.scope, lockToken: h.lockToken, statusCode: reply.statusCode, headers, body }).catch((err: unknown) =>
+      await idempotencyKeysComplete(db, { ...h.scope, lockToken: h.lockToken, statusCode: reply.statusCode, headers, body, ttlMs: h.ttlMs }).catch((err: unknown) =>
         req.log.warn({ err }, 'could not store the idempotent response; a retry with this key will run again'),
       );
       return payload;

@@ -4,7 +4,8 @@
 // in the task's own transaction; 50 concurrent submits with one key create exactly one task.
 import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { newTenant, useTestServer } from '../helpers/server.js';
+import { newTenant, until, useTestServer } from '../helpers/server.js';
+import { usingPostgres } from '../helpers/db.js';
 import { cleanupExpired, requestHash } from '../../src/api/idempotency.js';
 import { SubmitBatcher } from '../../src/api/submit-batcher.js';
 import { idempotencyKeysComplete, idempotencyKeysInsert } from '../../src/storage/queries/idempotency.js';
@@ -119,7 +120,7 @@ describe('refusals', () => {
     // the state a concurrent first request leaves while it runs
     await idempotencyKeysInsert(fixture.tdb.db, {
       tenantId: t.tenantId, principal: await principalOf(t.key), route: 'POST /api/v1/tasks', key: 'busy',
-      requestHash: requestHash('POST', '/api/v1/tasks', body), lockToken: 'other-request', lockMs: 60_000, ttlMs: 86_400_000,
+      requestHash: requestHash('POST', '/api/v1/tasks', body), lockToken: 'other-request', lockMs: 60_000,
     });
     const res = await post('/api/v1/tasks', body, t.key, 'busy');
     expect(res.status).toBe(409);
@@ -132,7 +133,7 @@ describe('refusals', () => {
     const t = await newTenant(fixture.tdb.db);
     await idempotencyKeysInsert(fixture.tdb.db, {
       tenantId: t.tenantId, principal: await principalOf(t.key), route: 'POST /api/v1/tasks', key: 'crashed',
-      requestHash: requestHash('POST', '/api/v1/tasks', noop()), lockToken: 'dead-request', lockMs: -1, ttlMs: 86_400_000,
+      requestHash: requestHash('POST', '/api/v1/tasks', noop()), lockToken: 'dead-request', lockMs: -1,
     });
     const res = await post('/api/v1/tasks', noop(), t.key, 'crashed');
     expect(res.status).toBe(200);
@@ -208,9 +209,9 @@ describe('atomicity and concurrency', () => {
     });
     const scope = { tenantId: t.tenantId, principal: 'api_key:x', route: 'POST /api/v1/tasks' };
     const claim = async (key: string) =>
-      idempotencyKeysInsert(fixture.tdb.db, { ...scope, key, requestHash: 'h', lockToken: 'mine', lockMs: 60_000, ttlMs: 86_400_000 });
+      idempotencyKeysInsert(fixture.tdb.db, { ...scope, key, requestHash: 'h', lockToken: 'mine', lockMs: 60_000 });
     const complete = (key: string, lockToken: string) => async (tx: Parameters<typeof idempotencyKeysComplete>[0]) => {
-      if (!(await idempotencyKeysComplete(tx, { ...scope, key, lockToken, statusCode: 200, headers: {}, body: '{}' }))) throw new Error('lost the claim');
+      if (!(await idempotencyKeysComplete(tx, { ...scope, key, lockToken, statusCode: 200, headers: {}, body: '{}', ttlMs: 86_400_000 }))) throw new Error('lost the claim');
     };
 
     await claim('good');
@@ -234,18 +235,19 @@ describe('retention', () => {
   it('an expired record no longer counts, and the periodic cleanup deletes it', async () => {
     const t = await newTenant(fixture.tdb.db);
     const principal = await principalOf(t.key);
-    await idempotencyKeysInsert(fixture.tdb.db, {
-      tenantId: t.tenantId, principal, route: 'POST /api/v1/tasks', key: 'old',
-      requestHash: requestHash('POST', '/api/v1/tasks', noop({ v: 1 })), lockToken: 'l', lockMs: 1000, ttlMs: -1,
-    });
+    // a response stored longer ago than the TTL
+    const stored = async (key: string, hash: string) => {
+      const scope = { tenantId: t.tenantId, principal, route: 'POST /api/v1/tasks', key };
+      await idempotencyKeysInsert(fixture.tdb.db, { ...scope, requestHash: hash, lockToken: 'l', lockMs: 1000 });
+      await idempotencyKeysComplete(fixture.tdb.db, { ...scope, lockToken: 'l', statusCode: 200, headers: {}, body: '{}', ttlMs: -1 });
+    };
+    await stored('old', requestHash('POST', '/api/v1/tasks', noop({ v: 1 })));
     // another body with the expired key: a new request, not a 422
     const res = await post('/api/v1/tasks', noop({ v: 2 }), t.key, 'old');
     expect(res.status).toBe(200);
     expect(res.headers.get('idempotent-replayed')).toBeNull();
 
-    await idempotencyKeysInsert(fixture.tdb.db, {
-      tenantId: t.tenantId, principal, route: 'POST /api/v1/tasks', key: 'older', requestHash: 'h', lockToken: 'l', lockMs: 1000, ttlMs: -1,
-    });
+    await stored('older', 'h');
     const left = async () => (await fixture.tdb.db.query('SELECT 1 FROM idempotency_keys WHERE tenant_id = $1 AND key = $2', [t.tenantId, 'older'])).rows.length;
     // the server's janitor runs every second here (TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS)
     const deadline = Date.now() + 30_000;
@@ -254,5 +256,41 @@ describe('retention', () => {
     expect(await cleanupExpired(fixture.tdb.db)).toBe(0);
     // records not yet expired stay
     expect((await fixture.tdb.db.query('SELECT 1 FROM idempotency_keys WHERE tenant_id = $1 AND key = $2', [t.tenantId, 'old'])).rows).toHaveLength(1);
+  });
+});
+
+describe.skipIf(!usingPostgres())('a TTL shorter than a request (PostgreSQL: a table lock holds the first one)', () => {
+  const short = useTestServer({ TASKGATE_ROLE: 'api', TASKGATE_IDEMPOTENCY_TTL_MS: '1000' });
+
+  it('the claim of a request still in flight is not handed to another body when the TTL passes; the TTL counts from the stored response', async () => {
+    const t = await newTenant(short.tdb.db);
+    const send = (input: Record<string, unknown>) =>
+      short.server.call('POST', '/api/v1/tasks', noop(input), { key: t.key, headers: { 'idempotency-key': 'slow' } });
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let locked = false;
+    const holder = short.tdb.db.transaction(async (tx) => {
+      await tx.query('LOCK TABLE tasks IN EXCLUSIVE MODE');
+      locked = true;
+      await released;
+    });
+    await until(() => locked, 'the table lock');
+    const first = send({ slow: 1 });
+    await until(async () => (await short.tdb.db.query('SELECT 1 FROM idempotency_keys WHERE tenant_id = $1', [t.tenantId])).rows.length > 0, 'the first claim');
+    await new Promise((r) => setTimeout(r, 1_500)); // past the TTL, well inside the claim's lock
+    const second = send({ slow: 2 });
+    // before the fix the second request took the key over and then waited on the lock too
+    await Promise.race([second, new Promise((r) => setTimeout(r, 2_000))]);
+    release();
+    await holder;
+    const [a, b] = await Promise.all([first, second]);
+    expect(a.status).toBe(200);
+    expect(b.status).toBe(422);
+    expect(b.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect(await short.tdb.db.query('SELECT input FROM tasks WHERE tenant_id = $1', [t.tenantId]).then((r) => r.rows.map((x) => x.input))).toEqual([{ slow: 1 }]);
+    // stored just now: replayed for a TTL from here, though claimed more than a TTL ago
+    const again = await send({ slow: 1 });
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.text).toBe(a.text);
   });
 });

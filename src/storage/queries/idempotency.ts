@@ -23,7 +23,7 @@ export interface IdempotencyRow {
   response_body: string | null;
   created_at: Date;
   expires_at: Date;
-  /** Computed by the lookup: the row is past expires_at. */
+  /** Computed by the lookup: the row is past expires_at (in flight: its lock's end; done: stored + TTL). */
   expired?: boolean;
   /** Computed by the lookup: an in-flight row whose lock ran out. */
   lock_expired?: boolean;
@@ -35,13 +35,13 @@ const pk = (s: IdempotencyScope) => [s.tenantId, s.principal, s.route, s.key];
 /** Claims the key for a new request; undefined when a row already exists. */
 export async function idempotencyKeysInsert(
   db: Queryable,
-  p: IdempotencyScope & { requestHash: string; lockToken: string; lockMs: number; ttlMs: number },
+  p: IdempotencyScope & { requestHash: string; lockToken: string; lockMs: number },
 ): Promise<IdempotencyRow | undefined> {
   const res = await db.query<IdempotencyRow>(
     `INSERT INTO idempotency_keys (tenant_id, principal, route, key, request_hash, state, lock_token, locked_until, expires_at)
-     VALUES ($1, $2, $3, $4, $5, 'in_flight', $6, now() + $7 * interval '1 millisecond', now() + $8 * interval '1 millisecond')
+     VALUES ($1, $2, $3, $4, $5, 'in_flight', $6, now() + $7 * interval '1 millisecond', now() + $7 * interval '1 millisecond')
      ON CONFLICT DO NOTHING RETURNING *`,
-    [...pk(p), p.requestHash, p.lockToken, p.lockMs, p.ttlMs],
+    [...pk(p), p.requestHash, p.lockToken, p.lockMs],
   );
   return res.rows[0];
 }
@@ -55,19 +55,23 @@ export async function idempotencyKeysGet(db: Queryable, s: IdempotencyScope): Pr
   return res.rows[0];
 }
 
-/** Takes over an expired row, or an in-flight row whose request died; undefined when it lost the race. */
+/**
+ * Takes over an expired row: a stored response past its TTL, or an in-flight claim whose lock ran
+ * out (its request died). An in-flight row expires with its lock, never before it, so a short TTL
+ * cannot hand a key still being served to another request. Undefined when it lost the race.
+ */
 export async function idempotencyKeysTakeOver(
   db: Queryable,
-  p: IdempotencyScope & { requestHash: string; lockToken: string; lockMs: number; ttlMs: number },
+  p: IdempotencyScope & { requestHash: string; lockToken: string; lockMs: number },
 ): Promise<IdempotencyRow | undefined> {
   const res = await db.query<IdempotencyRow>(
     `UPDATE idempotency_keys
         SET request_hash = $5, state = 'in_flight', lock_token = $6, locked_until = now() + $7 * interval '1 millisecond',
             status_code = NULL, response_headers = NULL, response_body = NULL, created_at = now(),
-            expires_at = now() + $8 * interval '1 millisecond'
+            expires_at = now() + $7 * interval '1 millisecond'
       WHERE ${PK} AND (expires_at <= now() OR (state = 'in_flight' AND locked_until <= now()))
       RETURNING *`,
-    [...pk(p), p.requestHash, p.lockToken, p.lockMs, p.ttlMs],
+    [...pk(p), p.requestHash, p.lockToken, p.lockMs],
   );
   return res.rows[0];
 }
@@ -75,12 +79,13 @@ export async function idempotencyKeysTakeOver(
 /** Stores the response of the request holding the lock; false when it no longer holds it. */
 export async function idempotencyKeysComplete(
   db: Queryable,
-  p: IdempotencyScope & { lockToken: string; statusCode: number; headers: Record<string, string>; body: string },
+  p: IdempotencyScope & { lockToken: string; statusCode: number; headers: Record<string, string>; body: string; ttlMs: number },
 ): Promise<boolean> {
   const res = await db.query(
-    `UPDATE idempotency_keys SET state = 'done', status_code = $6, response_headers = $7::jsonb, response_body = $8
+    `UPDATE idempotency_keys SET state = 'done', status_code = $6, response_headers = $7::jsonb, response_body = $8,
+            expires_at = statement_timestamp() + $9 * interval '1 millisecond'
       WHERE ${PK} AND state = 'in_flight' AND lock_token = $5`,
-    [...pk(p), p.lockToken, p.statusCode, JSON.stringify(p.headers), p.body],
+    [...pk(p), p.lockToken, p.statusCode, JSON.stringify(p.headers), p.body, p.ttlMs],
   );
   return res.rowCount > 0;
 }
