@@ -120,9 +120,15 @@ export function registerAuth(
     } else {
       const credential = credentialFrom(req, cfg.queryAuth === true);
       if (!credential) throw unauthorized('Missing credentials: send X-API-Key or Authorization: Bearer');
-      const wait = opts.failures?.retryAfterMs(req.ip) ?? 0;
-      if (wait > 0) {
-        throw new ApiError('RATE_LIMITED', 'Too many failed authentication attempts from this address', undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
+      const refused = opts.failures?.refusal(req.ip);
+      if (refused) {
+        // a limited response carries X-RateLimit-* (PRODUCT §3): here the address's failure budget
+        throw new ApiError('RATE_LIMITED', 'Too many failed authentication attempts from this address', undefined, {
+          'retry-after': String(Math.max(1, Math.ceil(refused.retryAfterMs / 1000))),
+          'x-ratelimit-limit': String(opts.failures!.perMinute),
+          'x-ratelimit-remaining': '0',
+          'x-ratelimit-reset': String(Math.ceil((Date.now() + refused.resetMs) / 1000)),
+        });
       }
       const principal = await authenticate(credential);
       if (!principal) {

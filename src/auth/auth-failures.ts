@@ -24,10 +24,22 @@ export class AuthFailureLimiter {
     return units;
   }
 
+  /** Failed authentications allowed per minute (the refill rate). */
+  get perMinute(): number {
+    return this.#limit.perMinute;
+  }
+
+  /** Why `ip` is refused now (when it may try again, when its bucket is full); undefined when it may try. */
+  refusal(ip: string): { retryAfterMs: number; resetMs: number } | undefined {
+    const units = this.#units(ip, this.now());
+    if (units >= UNITS_PER_TOKEN) return undefined;
+    const { retryAfterMs, resetMs } = outcome(units, false, this.#limit);
+    return { retryAfterMs, resetMs };
+  }
+
   /** Milliseconds until `ip` may try again; 0 when it may now. */
   retryAfterMs(ip: string): number {
-    const units = this.#units(ip, this.now());
-    return units >= UNITS_PER_TOKEN ? 0 : outcome(units, false, this.#limit).retryAfterMs;
+    return this.refusal(ip)?.retryAfterMs ?? 0;
   }
 
   /** Counts one failed authentication from `ip`. */

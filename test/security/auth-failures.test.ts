@@ -21,6 +21,10 @@ describe('failed authentications per address', () => {
     expect(blocked.body.error.code).toBe('RATE_LIMITED');
     expect(blocked.body.error.message).toMatch(/failed authentication/);
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // like every limited answer, it says which budget: this address's failed authentications
+    expect(blocked.headers.get('x-ratelimit-limit')).toBe('60');
+    expect(blocked.headers.get('x-ratelimit-remaining')).toBe('0');
+    expect(Number(blocked.headers.get('x-ratelimit-reset'))).toBeGreaterThanOrEqual(Math.floor(Date.now() / 1000));
     // the address as a whole waits (its valid keys too: the limiter runs before any lookup)
     expect((await fixture.server.call('GET', '/api/v1/tasks', undefined, { key: ADMIN_KEY })).status).toBe(429);
     // public routes are not affected
