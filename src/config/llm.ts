@@ -310,9 +310,13 @@ export function priceFor(config: LlmConfig, model: string): ModelPrice | undefin
   return Object.hasOwn(config.prices, model) ? config.prices[model] : undefined;
 }
 
-/** USD cost of one call at the configured prices (0 for unpriced models). */
+/**
+ * USD cost of one call at the configured prices: 0 for unpriced models, and 0 rather than a
+ * NaN or Infinity (added to a session's cost_usd, one NaN made it NaN for good).
+ */
 export function priceOf(config: LlmConfig, model: string, inputTokens: number, outputTokens: number): number {
   const p = priceFor(config, model);
   if (!p) return 0;
-  return (inputTokens * p.input + outputTokens * p.output) / 1_000_000;
+  const usd = (inputTokens * p.input + outputTokens * p.output) / 1_000_000;
+  return Number.isFinite(usd) ? usd : 0;
 }

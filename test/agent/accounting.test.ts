@@ -7,6 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
 import { startFakeOpenAi, type FakeOpenAi } from '../helpers/fake-llm/index.js';
+import { agentSessionAddUsage } from '../../src/storage/queries/agent.js';
 
 let tdb: TestDb;
 let oai: FakeOpenAi;
@@ -105,5 +106,27 @@ describe('model names that are also Object.prototype properties', () => {
     expect(rows[0]!.cost_usd).toBeCloseTo(0.0035, 10);
     const session = await server.call('GET', `/api/v1/sessions/${first.body.session_id}`);
     expect(session.body.cost_usd).toBeCloseTo(0.0035, 10);
+  });
+});
+
+describe('a session account never holds a non-finite cost', () => {
+  it('agentSessionAddUsage ignores NaN/Infinity; a row poisoned earlier heals and shows its tasks again', async () => {
+    oai.script({ kind: 'text', text: 'ok', usage: { prompt_tokens: 1000, completion_tokens: 100 } });
+    const { body } = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple' });
+    expect((await waitForTask(server, body.task_id)).status).toBe('COMPLETED');
+    const sessionId = body.session_id as string;
+    const read = async () => (await tdb.db.query<{ tenant_id: string; cost_usd: number; tokens_used: string }>(
+      'SELECT tenant_id, cost_usd, tokens_used::text FROM sessions WHERE id = $1', [sessionId])).rows[0]!;
+    const { tenant_id: tenantId } = await read();
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      await agentSessionAddUsage(tdb.db, { tenantId, sessionId, tokens: bad, costUsd: bad });
+    }
+    expect(await read()).toMatchObject({ cost_usd: 0.0035, tokens_used: '1100' });
+
+    await tdb.db.query(`UPDATE sessions SET cost_usd = 'NaN' WHERE id = $1`, [sessionId]);
+    expect((await server.call('GET', `/api/v1/sessions/${sessionId}`)).body.cost_usd).toBe(0.0035);
+    await agentSessionAddUsage(tdb.db, { tenantId, sessionId, tokens: 10, costUsd: 0.001 });
+    expect((await read()).cost_usd).toBe(0.001);
+    expect((await server.call('GET', `/api/v1/sessions/${sessionId}`)).body.cost_usd).toBe(0.0035);
   });
 });

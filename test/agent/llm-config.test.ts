@@ -112,5 +112,9 @@ describe('resolveModel', () => {
   it('prices calls per million tokens', () => {
     expect(priceOf(c, 'gpt-4o', 1_000_000, 500_000)).toBeCloseTo(2.5 + 5, 10);
     expect(priceOf(c, 'unpriced', 1000, 1000)).toBe(0);
+    // inherited names are not models, and a non-finite product is no cost a session can add
+    expect(priceOf(c, 'constructor', 1000, 1000)).toBe(0);
+    expect(priceOf(c, 'gpt-4o', NaN, 1000)).toBe(0);
+    expect(priceOf(c, 'gpt-4o', Infinity, 0)).toBe(0);
   });
 });

@@ -55,15 +55,24 @@ export async function agentSessionSetBudget(db: Queryable, p: { tenantId: string
   return res.rowCount > 0;
 }
 
-/** Adds one LLM call's tokens and cost to its session; false when the session does not exist. */
+/** A count or amount the account may add: finite and non-negative, else 0. */
+const addable = (v: number): number => (Number.isFinite(v) && v > 0 ? v : 0);
+
+/**
+ * Adds one LLM call's tokens and cost to its session; false when the session does not exist.
+ * Never adds a non-finite value (NaN + x is NaN, and GREATEST(NaN, …) is NaN for good), and a
+ * cost_usd that is already NaN or ±Infinity restarts from 0 (the view then shows the tasks' sum).
+ */
 export async function agentSessionAddUsage(
   db: Queryable,
   p: { tenantId: string; sessionId: string; tokens: number; costUsd: number },
 ): Promise<boolean> {
   const res = await db.query(
-    `UPDATE sessions SET tokens_used = tokens_used + $3, cost_usd = cost_usd + $4, updated_at = now()
+    `UPDATE sessions SET tokens_used = tokens_used + $3,
+            cost_usd = CASE WHEN cost_usd IN ('NaN', 'Infinity', '-Infinity') THEN 0 ELSE cost_usd END + $4,
+            updated_at = now()
       WHERE tenant_id = $1 AND id = $2`,
-    [p.tenantId, p.sessionId, p.tokens, p.costUsd],
+    [p.tenantId, p.sessionId, Math.round(addable(p.tokens)), addable(p.costUsd)],
   );
   return res.rowCount > 0;
 }

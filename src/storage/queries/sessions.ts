@@ -40,7 +40,7 @@ const ROLLUP_SELECT = `
   SELECT s.tenant_id, s.id, s.user_id, s.title, s.context, s.token_budget, s.is_research_session, s.research_strategy,
          s.created_at, s.updated_at, s.expires_at, s.deleted_at,
          GREATEST(s.tokens_used::float8, coalesce(u.tokens, 0)) AS tokens_used,
-         GREATEST(s.cost_usd, coalesce(u.cost, 0)) AS cost_usd,
+         GREATEST(CASE WHEN s.cost_usd IN ('NaN', 'Infinity', '-Infinity') THEN 0 ELSE s.cost_usd END, coalesce(u.cost, 0)) AS cost_usd,
          coalesce(u.n, 0) AS task_count,
          coalesce(u.ok, 0) AS successful_tasks,
          coalesce(u.failed, 0) AS failed_tasks,
