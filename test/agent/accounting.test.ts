@@ -130,3 +130,24 @@ describe('a session account never holds a non-finite cost', () => {
     expect((await server.call('GET', `/api/v1/sessions/${sessionId}`)).body.cost_usd).toBe(0.0035);
   });
 });
+
+describe('cost of a call the provider answers under another name', () => {
+  it('a gpt-4o request answered as gpt-4o-2024-08-06 costs gpt-4o prices, on the task and on the session', async () => {
+    oai.script(reportingModel('gpt-4o-2024-08-06', 'dated', { prompt_tokens: 1200, completion_tokens: 300 }));
+    const { body } = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple' });
+    const task = await waitForTask(server, body.task_id);
+    expect(task.status, task.error).toBe('COMPLETED');
+    expect(oai.requests[0]!.body.model).toBe('gpt-4o');
+    const cost = (1200 * 2.5 + 300 * 10) / 1e6;
+    expect(task.usage).toEqual({ input_tokens: 1200, output_tokens: 300, total_tokens: 1500, estimated_cost: cost });
+    // model_used and model_breakdown name the model that answered
+    expect(task.model_used).toBe('gpt-4o-2024-08-06');
+    expect(task.metadata.model_breakdown).toEqual({
+      'gpt-4o-2024-08-06': { provider: 'openai', executions: 1, input_tokens: 1200, output_tokens: 300, total_tokens: 1500, cost_usd: cost, percentage: 100 },
+    });
+    const session = await server.call('GET', `/api/v1/sessions/${body.session_id}`);
+    expect(session.body).toMatchObject({ tokens_used: 1500, cost_usd: cost });
+    const { rows } = await tdb.db.query<{ cost_usd: number }>('SELECT cost_usd FROM sessions WHERE id = $1', [body.session_id]);
+    expect(rows[0]!.cost_usd).toBe(cost);
+  });
+});

@@ -53,6 +53,8 @@ export interface CallInput {
 
 export interface CallOutput extends LlmResponse {
   provider: string;
+  /** The candidate's model name as routed and sent; `model` is the one the provider reports. */
+  requestedModel: string;
   /** Attempts made in total, across providers. */
   attempts: number;
 }
@@ -94,7 +96,7 @@ export class LlmClient {
         attempts++;
         try {
           const res = await this.#attempt(provider, cand.model, input);
-          return { ...res, provider: provider.name, attempts };
+          return { ...res, provider: provider.name, requestedModel: cand.model, attempts };
         } catch (err) {
           if (input.signal.aborted) throw input.signal.reason ?? err;
           last = toProviderError(provider.name, err);

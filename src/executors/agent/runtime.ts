@@ -1,6 +1,6 @@
 // One task's agent runtime: every LLM call and tool call is a durable step (a replay reads the
 // stored result and never pays twice), with its events, usage, cost and the session token budget.
-import { priceOf, type LlmConfig, type ModelRef } from '../../config/llm.js';
+import { priceFor, priceOf, type LlmConfig, type ModelRef } from '../../config/llm.js';
 import { PermanentError, type TaskContext } from '../types.js';
 import type { LlmClient } from './llm-client.js';
 import type { ChatMessage, ToolCall, ToolSpec } from './providers/types.js';
@@ -164,12 +164,16 @@ export class AgentRuntime {
       });
       const res = await call.finally(() => this.flush().catch(() => undefined));
       await this.flush();
-      const cost = roundUsd(priceOf(this.config, res.model, res.usage.input_tokens, res.usage.output_tokens));
+      // priced under the name we asked for: OpenAI answers a gpt-4o request as gpt-4o-2024-08-06,
+      // which has no price of its own; the reported name counts when the requested one has none
+      const pricedAs = priceFor(this.config, res.requestedModel) ? res.requestedModel : res.model;
+      const cost = roundUsd(priceOf(this.config, pricedAs, res.usage.input_tokens, res.usage.output_tokens));
       const usage = { ...res.usage, total_tokens: res.usage.input_tokens + res.usage.output_tokens, estimated_cost: cost };
       await this.emit('LLM_OUTPUT', agentId, clip(res.text, EVENT_TEXT_CHARS), {
         call_id: name,
         provider: res.provider,
         model: res.model,
+        requested_model: res.requestedModel,
         usage,
         finish_reason: res.finishReason,
         tool_calls: res.toolCalls.map((t) => ({ id: t.id, name: t.name, arguments: clip(t.arguments, 1_000) })),
