@@ -10,6 +10,8 @@ export type ProviderType = 'openai' | 'anthropic';
 
 /** Default session token budget: 0 = unlimited unless the session sets one. */
 export const DEFAULT_TOKEN_BUDGET = 0;
+/** Largest session token budget: sessions.token_budget is a PostgreSQL integer (2^31 − 1). */
+export const MAX_SESSION_TOKEN_BUDGET = 2_147_483_647;
 /** Earlier session turns sent as history, in estimated tokens (4 chars ≈ 1 token). */
 export const DEFAULT_HISTORY_BUDGET_TOKENS = 8_000;
 /** Whole-call deadline for one LLM request, first byte to last. */
@@ -319,4 +321,14 @@ export function priceOf(config: LlmConfig, model: string, inputTokens: number, o
   if (!p) return 0;
   const usd = (inputTokens * p.input + outputTokens * p.output) / 1_000_000;
   return Number.isFinite(usd) ? usd : 0;
+}
+
+/**
+ * Why `context.token_budget` cannot be stored as a session budget, or undefined when it can
+ * (absent or null count as not given). Checked at submit (400) and again by the executor.
+ */
+export function tokenBudgetProblem(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_SESSION_TOKEN_BUDGET) return undefined;
+  return `context.token_budget must be an integer from 0 to ${MAX_SESSION_TOKEN_BUDGET} (tokens; 0 = unlimited), got ${JSON.stringify(v)?.slice(0, 40)}`;
 }

@@ -151,3 +151,21 @@ describe('cost of a call the provider answers under another name', () => {
     expect(rows[0]!.cost_usd).toBe(cost);
   });
 });
+
+describe('context.token_budget at submit', () => {
+  it('is an integer from 0 to 2147483647, else 400 naming context.token_budget; nothing is queued', async () => {
+    for (const bad of [3_000_000_000, 2_147_483_648, -1, 1.5, '200', true, { n: 1 }]) {
+      const res = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', context: { token_budget: bad } });
+      expect(res.status, `${JSON.stringify(bad)}: ${res.text}`).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'VALIDATION_ERROR', details: { path: 'context.token_budget' } });
+      expect(res.body.error.message).toContain('2147483647');
+    }
+    const edge = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', context: { token_budget: 2_147_483_647 } });
+    expect(edge.status, edge.text).toBe(200);
+    expect((await waitForTask(server, edge.body.task_id)).status).toBe('COMPLETED');
+    const session = await server.call('GET', `/api/v1/sessions/${edge.body.session_id}`);
+    expect(session.body.token_budget).toBe(2_147_483_647);
+    const absent = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', context: { token_budget: null } });
+    expect(absent.status, absent.text).toBe(200);
+  });
+});

@@ -267,6 +267,18 @@ describe('session memory and budget', () => {
     expect(fake.oai.requests).toHaveLength(0);
   });
 
+  it('a queued task whose context.token_budget no session can hold fails once, without a database error', async () => {
+    const set: number[] = [];
+    const deps = { setSessionBudget: async (_t: string, _s: string, b: number) => void set.push(b) };
+    for (const bad of [3_000_000_000, -5, '200']) {
+      const err = await executor(deps).run(spec('q', { mode: 'simple', context: { token_budget: bad } }), new MemoryTaskContext('t', 'ten', 'u', 's')).catch((e) => e);
+      expect(err).toBeInstanceOf(PermanentError);
+      expect(err.message).toContain('context.token_budget must be an integer from 0 to 2147483647');
+    }
+    expect(set).toEqual([]);
+    expect(fake.oai.requests).toHaveLength(0);
+  });
+
   it('refuses to start a call when the budget is already spent', async () => {
     const loadSessionHistory = async () => ({ turns: [], tokens_used: 1000, token_budget: 1000 });
     const err = await executor({ loadSessionHistory }).run(spec('q', { mode: 'simple' }), new MemoryTaskContext('t', 'ten', 'u', 's')).catch((e) => e);

@@ -7,7 +7,7 @@ import { ApiError, type ErrorCode } from '../../contract/errors.js';
 import { ErrorResponse, errorResponses, ID_REGEX, type SubmitTaskBody } from '../../contract/tasks.js';
 import type { TaskEvent } from '../../contract/events.js';
 import type { Principal } from '../../auth/scopes.js';
-import { MODEL_TIERS, ModelRouteError, knownModels, llmNotConfiguredMessage, priceFor, resolveModel, type LlmConfig, type ModelTier } from '../../config/llm.js';
+import { MODEL_TIERS, ModelRouteError, knownModels, llmNotConfiguredMessage, priceFor, resolveModel, tokenBudgetProblem, type LlmConfig, type ModelTier } from '../../config/llm.js';
 
 /** The model id that means "the default tier"; `taskgate-<tier>` picks a tier. */
 export const TASKGATE_MODEL = 'taskgate';
@@ -332,12 +332,14 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
 
 /**
  * The submit-time check for tasks an agent runs (free-text tasks and `agent` definitions):
- * 422 LLM_NOT_CONFIGURED without a provider, 400 for an unknown model_override/provider_override.
- * Shared by POST /api/v1/tasks and the chat route.
+ * 400 for a context.token_budget no session can hold, 422 LLM_NOT_CONFIGURED without a provider,
+ * 400 for an unknown model_override/provider_override. Shared by POST /api/v1/tasks and the chat route.
  */
 export function assertAgentTaskRunnable(llm: LlmConfig | undefined, task: { kind: string; options: Record<string, unknown>; context: Record<string, unknown> }, definitionKind?: string): void {
   const runsAgent = task.kind === 'agent' ? task.context?.disable_ai !== true : definitionKind === 'agent';
   if (!runsAgent) return;
+  const budgetProblem = tokenBudgetProblem(task.context?.token_budget);
+  if (budgetProblem) throw new ApiError('VALIDATION_ERROR', budgetProblem, { path: 'context.token_budget', reason: 'invalid value' });
   if (!llm) throw new ApiError('LLM_NOT_CONFIGURED', llmNotConfiguredMessage);
   const o = task.options ?? {};
   const str = (v: unknown) => (typeof v === 'string' ? v : undefined);

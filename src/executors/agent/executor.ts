@@ -1,7 +1,7 @@
 // The `agent` executor: runs a free-text query (or a declarative agent definition's rendered
 // prompt) with an LLM in one of four modes, with tools, session memory, a token budget, and usage
 // and cost per call and per task. Library choice: see providers/openai.ts and docs/agents.md.
-import { ModelRouteError, llmNotConfiguredMessage, resolveModel, type LlmConfig, type ModelRoute } from '../../config/llm.js';
+import { ModelRouteError, llmNotConfiguredMessage, resolveModel, tokenBudgetProblem, type LlmConfig, type ModelRoute } from '../../config/llm.js';
 import { PermanentError, withUsage, type ExecutionResult, type Executor, type TaskContext, type TaskSpec } from '../types.js';
 import { clientHistory, historyMessages, type LoadSessionHistory, type RecordSessionUsage, type SessionMemory } from './history.js';
 import { LlmClient } from './llm-client.js';
@@ -112,7 +112,10 @@ export function createAgentExecutor(deps: AgentExecutorDeps): Executor {
         throw err;
       }
       const ownBudget = task.context?.token_budget;
-      if (ctx.sessionId && deps.setSessionBudget && typeof ownBudget === 'number' && Number.isInteger(ownBudget) && ownBudget >= 0) {
+      // refused at submit; a task queued before that check fails once instead of retrying a DB error
+      const budgetProblem = tokenBudgetProblem(ownBudget);
+      if (budgetProblem) throw new PermanentError(budgetProblem);
+      if (ctx.sessionId && deps.setSessionBudget && typeof ownBudget === 'number') {
         await deps.setSessionBudget(ctx.tenantId, ctx.sessionId, ownBudget);
       }
       // read on every attempt (no step: two writes saved before the first call); the budget
