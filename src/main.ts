@@ -37,14 +37,22 @@ export async function openDatabase(config: Config, log?: Logger): Promise<Db> {
     const onError = (err: Error) => log?.warn({ err }, 'database connection error');
     if (config.databaseSchema) {
       const admin = await openPg({ connectionString: config.databaseUrl, maxConnections: 1, onError, source: 'DATABASE_URL' });
-      // IF NOT EXISTS is not atomic: concurrent starters can both try to create it, and the loser
-      // fails with 23505 (pg_namespace's unique index) or 42P06 — it exists, which is all we need
-      await admin.exec(`CREATE SCHEMA IF NOT EXISTS "${config.databaseSchema}"`)
-        .catch((err: unknown) => {
-          const code = (err as { code?: unknown } | null)?.code;
-          if (code !== '23505' && code !== '42P06') throw err;
-        })
-        .finally(() => admin.close());
+      try {
+        // created only when missing: CREATE SCHEMA needs CREATE on the database even with IF NOT
+        // EXISTS, which a data-only role on a migrated database does not have. (The name is a
+        // plain identifier, checked by loadConfig.)
+        const found = await admin.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [config.databaseSchema]);
+        if (found.rows.length === 0) {
+          // IF NOT EXISTS is not atomic: concurrent starters can both try to create it, and the
+          // loser fails with 23505 (pg_namespace's unique index) or 42P06 — it exists, all we need
+          await admin.exec(`CREATE SCHEMA IF NOT EXISTS "${config.databaseSchema}"`).catch((err: unknown) => {
+            const code = (err as { code?: unknown } | null)?.code;
+            if (code !== '23505' && code !== '42P06') throw err;
+          });
+        }
+      } finally {
+        await admin.close();
+      }
     }
     return openPg({ connectionString: config.databaseUrl, schema: config.databaseSchema, maxConnections: config.databasePoolSize, onError, source: 'DATABASE_URL' });
   }

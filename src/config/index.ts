@@ -3,7 +3,7 @@
 import { httpAllowList } from './allow-list.js';
 import { LlmConfigError, loadLlmConfig, type LlmConfig } from './llm.js';
 import { loadSecurityConfig, type SecurityConfig } from './security.js';
-import { bool, ConfigError, int, list, num, oneOf, parseDuration, str } from './parse.js';
+import { bool, ConfigError, int, list, MAX_JITTERED_TIMER_MS, MAX_TIMER_MS, num, oneOf, parseDuration, str } from './parse.js';
 
 export { ConfigError, parseDuration } from './parse.js';
 
@@ -54,6 +54,10 @@ export const DEFAULT_STREAM_STALL_MS = 15_000;
 export const DEFAULT_APPROVAL_TIMEOUT_MS = 3_600_000;
 /** How often the retention sweep runs when TASKGATE_TASK_RETENTION is set. */
 export const DEFAULT_RETENTION_INTERVAL_MS = 600_000;
+/** The longest default task timeout: what a task's own `timeout_ms` may ask (src/contract/tasks.ts). */
+const MAX_TASK_TIMEOUT_MS = 86_400_000;
+/** The longest default approval timeout: what an approval's own `timeout_ms` may ask (src/contract/definitions.ts). */
+const MAX_APPROVAL_TIMEOUT_MS = 30 * 86_400_000;
 
 export type Role = 'api' | 'worker' | 'all';
 /** pino's levels. */
@@ -132,6 +136,18 @@ function adminKey(raw: string | undefined): string | undefined {
   return key;
 }
 
+/**
+ * TASKGATE_DB_SCHEMA: a plain lower-case identifier (as PostgreSQL folds unquoted names), so it
+ * never needs quoting in a statement or a search_path — checked before any statement uses it.
+ */
+function databaseSchema(raw: string | undefined): string | undefined {
+  const schema = str(raw);
+  if (schema !== undefined && (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema) || schema.startsWith('pg_'))) {
+    throw new ConfigError(`TASKGATE_DB_SCHEMA must be 1–63 characters of a-z, 0-9 and _, not starting with a digit or pg_; got ${JSON.stringify(schema)}`);
+  }
+  return schema;
+}
+
 /** Literal loopback addresses only: `127.0.0.1.example.com` is a name that can resolve anywhere. */
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
@@ -144,7 +160,7 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
   if (authDisabled && !isLoopbackHost(host)) {
     throw new ConfigError(`auth can only be disabled when bound to a loopback address (host is ${host})`);
   }
-  const leaseMs = int('TASKGATE_LEASE_MS', env.TASKGATE_LEASE_MS, DEFAULT_LEASE_MS, 100);
+  const leaseMs = int('TASKGATE_LEASE_MS', env.TASKGATE_LEASE_MS, DEFAULT_LEASE_MS, 100, MAX_TIMER_MS);
   let llm: LlmConfig | undefined;
   try {
     llm = loadLlmConfig(env);
@@ -157,29 +173,29 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     host,
     dataDir: str(flags['data-dir']) ?? env.TASKGATE_DATA_DIR ?? DEFAULT_DATA_DIR,
     databaseUrl: str(flags['database-url']) ?? str(env.DATABASE_URL),
-    databaseSchema: str(env.TASKGATE_DB_SCHEMA),
+    databaseSchema: databaseSchema(env.TASKGATE_DB_SCHEMA),
     databasePoolSize: int('TASKGATE_DB_POOL_SIZE', env.TASKGATE_DB_POOL_SIZE, DEFAULT_DB_POOL_SIZE, 1, 1000),
     redisUrl: str(env.REDIS_URL),
     role,
     concurrency: int('--concurrency', flags.concurrency ?? env.TASKGATE_CONCURRENCY, DEFAULT_CONCURRENCY, 1, 10_000),
     leaseMs,
-    pollIntervalMs: int('TASKGATE_POLL_INTERVAL_MS', env.TASKGATE_POLL_INTERVAL_MS, DEFAULT_POLL_INTERVAL_MS, 10),
-    reaperIntervalMs: int('TASKGATE_REAPER_INTERVAL_MS', env.TASKGATE_REAPER_INTERVAL_MS, Math.min(DEFAULT_REAPER_INTERVAL_MS, leaseMs), 10),
-    shutdownGraceMs: int('TASKGATE_SHUTDOWN_GRACE_MS', env.TASKGATE_SHUTDOWN_GRACE_MS, DEFAULT_SHUTDOWN_GRACE_MS, 0),
-    cancelGraceMs: int('TASKGATE_CANCEL_GRACE_MS', env.TASKGATE_CANCEL_GRACE_MS, DEFAULT_CANCEL_GRACE_MS, 0),
+    pollIntervalMs: int('TASKGATE_POLL_INTERVAL_MS', env.TASKGATE_POLL_INTERVAL_MS, DEFAULT_POLL_INTERVAL_MS, 10, MAX_JITTERED_TIMER_MS),
+    reaperIntervalMs: int('TASKGATE_REAPER_INTERVAL_MS', env.TASKGATE_REAPER_INTERVAL_MS, Math.min(DEFAULT_REAPER_INTERVAL_MS, leaseMs), 10, MAX_JITTERED_TIMER_MS),
+    shutdownGraceMs: int('TASKGATE_SHUTDOWN_GRACE_MS', env.TASKGATE_SHUTDOWN_GRACE_MS, DEFAULT_SHUTDOWN_GRACE_MS, 0, MAX_TIMER_MS),
+    cancelGraceMs: int('TASKGATE_CANCEL_GRACE_MS', env.TASKGATE_CANCEL_GRACE_MS, DEFAULT_CANCEL_GRACE_MS, 0, MAX_TIMER_MS),
     claimWindowMs: str(env.TASKGATE_CLAIM_WINDOW_MS) === undefined ? undefined : int('TASKGATE_CLAIM_WINDOW_MS', env.TASKGATE_CLAIM_WINDOW_MS, DEFAULT_CLAIM_WINDOW_MS, 0, 1000),
-    defaultTimeoutMs: int('TASKGATE_DEFAULT_TIMEOUT_MS', env.TASKGATE_DEFAULT_TIMEOUT_MS, DEFAULT_TASK_TIMEOUT_MS, 1),
-    approvalTimeoutMs: int('TASKGATE_APPROVAL_TIMEOUT_MS', env.TASKGATE_APPROVAL_TIMEOUT_MS, DEFAULT_APPROVAL_TIMEOUT_MS, 1),
+    defaultTimeoutMs: int('TASKGATE_DEFAULT_TIMEOUT_MS', env.TASKGATE_DEFAULT_TIMEOUT_MS, DEFAULT_TASK_TIMEOUT_MS, 1, MAX_TASK_TIMEOUT_MS),
+    approvalTimeoutMs: int('TASKGATE_APPROVAL_TIMEOUT_MS', env.TASKGATE_APPROVAL_TIMEOUT_MS, DEFAULT_APPROVAL_TIMEOUT_MS, 1, MAX_APPROVAL_TIMEOUT_MS),
     taskRetentionMs: parseDuration('TASKGATE_TASK_RETENTION', env.TASKGATE_TASK_RETENTION),
-    retentionIntervalMs: int('TASKGATE_RETENTION_INTERVAL_MS', env.TASKGATE_RETENTION_INTERVAL_MS, DEFAULT_RETENTION_INTERVAL_MS, 100),
+    retentionIntervalMs: int('TASKGATE_RETENTION_INTERVAL_MS', env.TASKGATE_RETENTION_INTERVAL_MS, DEFAULT_RETENTION_INTERVAL_MS, 100, MAX_JITTERED_TIMER_MS),
     tasksDir: str(flags['tasks-dir']) ?? str(env.TASKGATE_TASKS_DIR),
     adminKey: adminKey(env.TASKGATE_ADMIN_KEY),
     bodyLimitBytes: int('TASKGATE_BODY_LIMIT_BYTES', env.TASKGATE_BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT_BYTES, 1024),
     maxJsonDepth: int('TASKGATE_MAX_JSON_DEPTH', env.TASKGATE_MAX_JSON_DEPTH, DEFAULT_MAX_JSON_DEPTH, 2, 1000),
     maxObjectBytes: int('TASKGATE_MAX_OBJECT_BYTES', env.TASKGATE_MAX_OBJECT_BYTES, DEFAULT_MAX_OBJECT_BYTES, 1024),
-    requestTimeoutMs: int('TASKGATE_REQUEST_TIMEOUT_MS', env.TASKGATE_REQUEST_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, 0),
-    keepAliveTimeoutMs: int('TASKGATE_KEEP_ALIVE_TIMEOUT_MS', env.TASKGATE_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, 0),
-    httpTimeoutMs: int('TASKGATE_HTTP_TIMEOUT_MS', env.TASKGATE_HTTP_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, 1),
+    requestTimeoutMs: int('TASKGATE_REQUEST_TIMEOUT_MS', env.TASKGATE_REQUEST_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, 0, MAX_TIMER_MS),
+    keepAliveTimeoutMs: int('TASKGATE_KEEP_ALIVE_TIMEOUT_MS', env.TASKGATE_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, 0, MAX_TIMER_MS),
+    httpTimeoutMs: int('TASKGATE_HTTP_TIMEOUT_MS', env.TASKGATE_HTTP_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, 1, MAX_TIMER_MS),
     httpMaxResponseBytes: int('TASKGATE_HTTP_MAX_RESPONSE_BYTES', env.TASKGATE_HTTP_MAX_RESPONSE_BYTES, DEFAULT_HTTP_MAX_RESPONSE_BYTES, 1),
     httpAllowList: httpAllowList('TASKGATE_HTTP_ALLOW_LIST', env.TASKGATE_HTTP_ALLOW_LIST),
     taxRate: num('TASKGATE_TAX_RATE', env.TASKGATE_TAX_RATE, DEFAULT_TAX_RATE, 0, 1),
@@ -189,9 +205,9 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     listenNotify: !bool('TASKGATE_DISABLE_LISTEN', env.TASKGATE_DISABLE_LISTEN),
     llm,
     security: loadSecurityConfig(env),
-    streamPingIntervalMs: int('TASKGATE_STREAM_PING_MS', env.TASKGATE_STREAM_PING_MS, DEFAULT_STREAM_PING_MS, 10),
+    streamPingIntervalMs: int('TASKGATE_STREAM_PING_MS', env.TASKGATE_STREAM_PING_MS, DEFAULT_STREAM_PING_MS, 10, MAX_TIMER_MS),
     streamMaxBufferedBytes: int('TASKGATE_STREAM_BUFFER_BYTES', env.TASKGATE_STREAM_BUFFER_BYTES, DEFAULT_STREAM_BUFFER_BYTES, 1024),
-    streamStallMs: int('TASKGATE_STREAM_STALL_MS', env.TASKGATE_STREAM_STALL_MS, DEFAULT_STREAM_STALL_MS, 10),
+    streamStallMs: int('TASKGATE_STREAM_STALL_MS', env.TASKGATE_STREAM_STALL_MS, DEFAULT_STREAM_STALL_MS, 10, MAX_TIMER_MS),
   };
   return Object.freeze(config);
 }

@@ -7,6 +7,13 @@ export class ConfigError extends Error {
 
 type Raw = string | boolean | undefined;
 
+/** The longest delay a Node timer honours (2^31 − 1 ms, about 24.8 days): a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;
+/** The longest interval that may be stretched by +25 % jitter and still be one timer. */
+export const MAX_JITTERED_TIMER_MS = Math.floor(MAX_TIMER_MS / 1.25);
+/** 100 years: past it `now() - interval` leaves PostgreSQL's timestamp range. */
+const MAX_DURATION_MS = 36_500 * 86_400_000;
+
 export function int(name: string, raw: Raw, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
@@ -56,8 +63,8 @@ export function parseDuration(name: string, raw: string | undefined): number {
   if (raw === undefined || raw === '' || raw === '0' || raw.toLowerCase() === 'off') return 0;
   const m = /^(\d+)\s*(ms|s|m|h|d)$/.exec(raw.trim());
   const ms = m ? Number(m[1]) * DURATION_UNITS_MS[m[2]!]! : NaN;
-  if (!Number.isSafeInteger(ms) || ms <= 0) {
-    throw new ConfigError(`${name} must be a duration such as 30d, 12h, 90m or 45s, or 0 / off to keep everything; got ${raw}`);
+  if (!Number.isSafeInteger(ms) || ms <= 0 || ms > MAX_DURATION_MS) {
+    throw new ConfigError(`${name} must be a duration such as 30d, 12h, 90m or 45s (at most 36500d), or 0 / off to keep everything; got ${raw}`);
   }
   return ms;
 }

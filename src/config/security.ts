@@ -1,7 +1,7 @@
 // Security and traffic-control settings (JWT, rate limits, idempotency, stream caps, header
 // timeout), read once with the rest of the configuration. docs/security.md explains each one.
 import { isIP } from 'node:net';
-import { bool, ConfigError, int } from './parse.js';
+import { bool, ConfigError, int, MAX_TIMER_MS } from './parse.js';
 
 /** Submit/control budget per principal: 60 requests a minute… */
 export const DEFAULT_RATE_LIMIT_PER_MIN = 60;
@@ -11,6 +11,8 @@ export const DEFAULT_RATE_LIMIT_BURST = 10;
 export const DEFAULT_READ_RATE_LIMIT_MULTIPLIER = 10;
 /** Idempotency records are kept (and replayed) for 24 h. */
 export const DEFAULT_IDEMPOTENCY_TTL_MS = 86_400_000;
+/** A year: stored responses are kept no longer (a larger interval overflows timestamps). */
+const MAX_IDEMPOTENCY_TTL_MS = 365 * 86_400_000;
 /** Expired idempotency records are deleted this often. */
 export const DEFAULT_IDEMPOTENCY_CLEANUP_INTERVAL_MS = 600_000;
 /** Concurrent SSE/WebSocket streams per principal and API process. */
@@ -158,15 +160,15 @@ export function loadSecurityConfig(env: Env): SecurityConfig {
     readRateLimitMultiplier: int('TASKGATE_READ_RATE_LIMIT_MULTIPLIER', env.TASKGATE_READ_RATE_LIMIT_MULTIPLIER, DEFAULT_READ_RATE_LIMIT_MULTIPLIER, 1, 1000),
     rateLimitFailClosed: bool('TASKGATE_RATE_LIMIT_FAIL_CLOSED', env.TASKGATE_RATE_LIMIT_FAIL_CLOSED),
     metricsPublic: bool('TASKGATE_METRICS_PUBLIC', env.TASKGATE_METRICS_PUBLIC),
-    idempotencyTtlMs: int('TASKGATE_IDEMPOTENCY_TTL_MS', env.TASKGATE_IDEMPOTENCY_TTL_MS, DEFAULT_IDEMPOTENCY_TTL_MS, 1000),
+    idempotencyTtlMs: int('TASKGATE_IDEMPOTENCY_TTL_MS', env.TASKGATE_IDEMPOTENCY_TTL_MS, DEFAULT_IDEMPOTENCY_TTL_MS, 1000, MAX_IDEMPOTENCY_TTL_MS),
     idempotencyCleanupIntervalMs: int(
-      'TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS', env.TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS, DEFAULT_IDEMPOTENCY_CLEANUP_INTERVAL_MS, 1000,
+      'TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS', env.TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS, DEFAULT_IDEMPOTENCY_CLEANUP_INTERVAL_MS, 1000, MAX_TIMER_MS,
     ),
     maxStreamsPerPrincipal: int('TASKGATE_MAX_STREAMS_PER_PRINCIPAL', env.TASKGATE_MAX_STREAMS_PER_PRINCIPAL, DEFAULT_MAX_STREAMS_PER_PRINCIPAL, 1),
     authCacheMs: int('TASKGATE_AUTH_CACHE_MS', env.TASKGATE_AUTH_CACHE_MS, DEFAULT_AUTH_CACHE_MS, 0, 60_000),
     trustProxy: parseTrustProxy(env.TASKGATE_TRUST_PROXY),
     authFailuresPerMin: int('TASKGATE_AUTH_FAILURES_PER_MIN', env.TASKGATE_AUTH_FAILURES_PER_MIN, DEFAULT_AUTH_FAILURES_PER_MIN, 0, 1_000_000),
     authFailureBurst: int('TASKGATE_AUTH_FAILURE_BURST', env.TASKGATE_AUTH_FAILURE_BURST, DEFAULT_AUTH_FAILURE_BURST, 1, 1_000_000),
-    headersTimeoutMs: int('TASKGATE_HEADERS_TIMEOUT_MS', env.TASKGATE_HEADERS_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, 1),
+    headersTimeoutMs: int('TASKGATE_HEADERS_TIMEOUT_MS', env.TASKGATE_HEADERS_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, 1, MAX_TIMER_MS),
   });
 }

@@ -2,6 +2,7 @@
 // NOT EXISTS, which is not atomic — the losers used to fail with 23505 on pg_namespace. Made
 // deterministic: a transaction creates the schema and holds it uncommitted while 8 starts queue
 // behind its row in the unique index; when it commits, every one of them must still succeed.
+// And a role with no CREATE on the database starts on a schema that exists already.
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -53,6 +54,40 @@ describe.skipIf(!usingPostgres())('concurrent starts on a new TASKGATE_DB_SCHEMA
         expect(rows[0]!.s).toBe(schema);
         await r.db.close();
       }
+    }
+  });
+});
+
+describe.skipIf(!usingPostgres())('a data-only role on an existing TASKGATE_DB_SCHEMA', () => {
+  const existing = `t_data_${randomBytes(5).toString('hex')}`;
+  const role = `tg_data_${randomBytes(5).toString('hex')}`;
+  const asAdmin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  afterAll(async () => {
+    await asAdmin(`DROP SCHEMA IF EXISTS "${existing}" CASCADE`);
+    await asAdmin(`DROP ROLE IF EXISTS "${role}"`);
+  });
+
+  it('starts without CREATE on the database (CREATE SCHEMA IF NOT EXISTS needs it even when the schema exists)', async () => {
+    await asAdmin(`CREATE SCHEMA "${existing}"`);
+    await asAdmin(`CREATE ROLE "${role}" LOGIN`);
+    await asAdmin(`GRANT USAGE ON SCHEMA "${existing}" TO "${role}"`);
+    const asRole = new URL(url);
+    asRole.username = role;
+    asRole.password = '';
+    const db = await openDatabase(loadConfig({}, { DATABASE_URL: asRole.toString(), TASKGATE_DB_SCHEMA: existing }));
+    try {
+      const { rows } = await db.query<{ s: string; u: string }>('SELECT current_schema() AS s, current_user AS u');
+      expect(rows[0]).toEqual({ s: existing, u: role });
+    } finally {
+      await db.close();
     }
   });
 });

@@ -92,6 +92,21 @@ describe('config', () => {
     }
     expect(loadConfig({}, { TASKGATE_ADMIN_KEY: 'sk_test_admin_key_0123456789abcdef' }).adminKey).toBe('sk_test_admin_key_0123456789abcdef');
     expect(loadConfig({}, {}).databasePoolSize).toBe(20);
+    // a Node timer longer than 2^31 − 1 ms fires after 1 ms: a monthly sweep ran a thousand times a second
+    expect(() => loadConfig({}, { TASKGATE_RETENTION_INTERVAL_MS: '3000000000' })).toThrow(/TASKGATE_RETENTION_INTERVAL_MS must be an integer between 100 and 1717986917/);
+    expect(() => loadConfig({}, { TASKGATE_IDEMPOTENCY_CLEANUP_INTERVAL_MS: '3000000000' })).toThrow(/between 1000 and 2147483647/);
+    expect(() => loadConfig({}, { TASKGATE_POLL_INTERVAL_MS: '2147483647' })).toThrow(/TASKGATE_POLL_INTERVAL_MS/);
+    expect(() => loadConfig({}, { TASKGATE_REQUEST_TIMEOUT_MS: '2147483648' })).toThrow(/TASKGATE_REQUEST_TIMEOUT_MS/);
+    expect(() => loadConfig({}, { TASKGATE_DEFAULT_TIMEOUT_MS: '86400001' })).toThrow(/TASKGATE_DEFAULT_TIMEOUT_MS/);
+    expect(loadConfig({}, { TASKGATE_RETENTION_INTERVAL_MS: '1717986917' }).retentionIntervalMs).toBe(1_717_986_917);
+    // ten thousand years of retention made every sweep fail on a timestamp out of range
+    expect(() => loadConfig({}, { TASKGATE_TASK_RETENTION: '3650000d' })).toThrow(/at most 36500d/);
+    expect(loadConfig({}, { TASKGATE_TASK_RETENTION: '36500d' }).taskRetentionMs).toBe(36_500 * 86_400_000);
+    // the schema name reaches SQL: only a plain identifier gets that far
+    for (const bad of ['x"; CREATE TABLE public.pwned(i int); --', 'a"b', 'MySchema', 'a'.repeat(64), '1abc', 'pg_temp', 'a-b']) {
+      expect(() => loadConfig({}, { TASKGATE_DB_SCHEMA: bad }), bad).toThrow(/TASKGATE_DB_SCHEMA must be 1–63 characters/);
+    }
+    expect(loadConfig({}, { TASKGATE_DB_SCHEMA: 'tg_one' }).databaseSchema).toBe('tg_one');
     expect(() => loadConfig({}, { TASKGATE_DB_POOL_SIZE: '0' })).toThrow(/TASKGATE_DB_POOL_SIZE must be an integer between 1 and 1000/);
   });
   it('reads the task retention as a duration with a unit, off by default', () => {
