@@ -50,7 +50,11 @@ export class Worker {
   /** Attempts not yet written (heartbeats cover them); slots count only those still executing. */
   readonly #active = new Map<string, ActiveAttempt>();
   #busySlots = 0;
-  /** The last claim took fewer tasks than it asked for: nothing runnable was left behind it. */
+  /**
+   * The last claim took fewer tasks than it asked for, and nothing was announced since that no
+   * claim has looked at: nothing runnable waits. Direct dispatch needs it; a wake-up that finds
+   * every slot busy (a hint it could not claim for) and a failed claim clear it.
+   */
   #drained = false;
   /** New work was announced since the last claim started (a hint, a requeue). */
   #hinted = false;
@@ -179,7 +183,13 @@ export class Worker {
         this.#hinted = false;
         for (;;) {
           const free = this.#o.concurrency - this.#busySlots;
-          if (free <= 0 || this.#state !== 'claiming') break;
+          if (this.#state !== 'claiming') break;
+          if (free <= 0) {
+            // every slot busy: what a hint announced waits, unclaimed and unseen. Not drained, so
+            // the next freed slot claims (executed()) and no submit is dispatched ahead of it.
+            this.#drained = false;
+            break;
+          }
           const claimed = this.#windowed ? await this.#claimWindow(free) : await this.#claim(free);
           if (claimed) {
             this.#claimedSinceStart = true;
@@ -190,6 +200,8 @@ export class Worker {
         }
       } while (this.#wakeAgain && this.#state === 'claiming');
     } catch (err) {
+      // whatever the claim would have taken may still wait
+      this.#drained = false;
       this.#d.log.error('claim failed', { err: (err as Error).message });
     } finally {
       if (this.#state === 'claiming') this.#state = 'idle';
