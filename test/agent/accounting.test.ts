@@ -167,5 +167,21 @@ describe('context.token_budget at submit', () => {
     expect(session.body.token_budget).toBe(2_147_483_647);
     const absent = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', context: { token_budget: null } });
     expect(absent.status, absent.text).toBe(200);
+    expect((await waitForTask(server, absent.body.task_id)).status).toBe('COMPLETED');
+  });
+});
+
+describe('session cost in the views', () => {
+  it('is rounded to 1e-8 USD like task costs (0.1 + 0.2 shows 0.3)', async () => {
+    oai.script({ kind: 'text', text: 'a', usage: { prompt_tokens: 40_000, completion_tokens: 0 } });
+    const first = await server.call('POST', '/api/v1/tasks', { query: 'one', mode: 'simple' });
+    expect((await waitForTask(server, first.body.task_id)).usage.estimated_cost).toBe(0.1);
+    oai.script({ kind: 'text', text: 'b', usage: { prompt_tokens: 80_000, completion_tokens: 0 } });
+    const second = await server.call('POST', '/api/v1/tasks', { query: 'two', mode: 'simple', session_id: first.body.session_id });
+    expect((await waitForTask(server, second.body.task_id)).usage.estimated_cost).toBe(0.2);
+    const sid = first.body.session_id as string;
+    expect((await server.call('GET', `/api/v1/sessions/${sid}`)).body.cost_usd).toBe(0.3);
+    const list = await server.call('GET', '/api/v1/sessions?limit=100');
+    expect(list.body.sessions.find((s: { session_id: string }) => s.session_id === sid)).toMatchObject({ cost_usd: 0.3, total_cost_usd: 0.3 });
   });
 });

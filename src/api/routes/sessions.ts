@@ -14,6 +14,7 @@ import {
   type SessionRollupRow, type SessionTaskRow,
 } from '../../storage/queries/sessions.js';
 import { iso } from '../task-view.js';
+import { roundUsd } from '../../executors/agent/usage.js';
 
 /** Longest title, in characters, after control characters are removed (reference gateway: 60). */
 export const MAX_SESSION_TITLE_CHARS = 60;
@@ -29,6 +30,8 @@ const Page = (max: number, def: number) => Type.Object(
 );
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0)) || 0;
+/** USD as task costs show it: sums of per-call costs carry float noise (0.1 + 0.2 = 0.30000000000000004). */
+const usd = (v: unknown): number => roundUsd(num(v));
 
 function sessionView(s: SessionRollupRow) {
   return {
@@ -38,7 +41,7 @@ function sessionView(s: SessionRollupRow) {
     context: s.context ?? {},
     token_budget: s.token_budget,
     tokens_used: Math.round(num(s.tokens_used)),
-    cost_usd: num(s.cost_usd),
+    cost_usd: usd(s.cost_usd),
     task_count: num(s.task_count),
     created_at: iso(s.created_at)!,
     updated_at: iso(s.updated_at)!,
@@ -98,7 +101,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: { db: Db }): Pro
     return {
       sessions: rows.map((s) => ({
         ...sessionView(s),
-        total_cost_usd: num(s.cost_usd),
+        total_cost_usd: usd(s.cost_usd),
         successful_tasks: num(s.successful_tasks),
         failed_tasks: num(s.failed_tasks),
         last_activity_at: iso(s.last_activity_at),
@@ -127,7 +130,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: { db: Db }): Pro
       session_id: s.id,
       tasks: tasks.map((t) => ({
         task_id: t.id, workflow_id: t.id, query: t.query ?? '', status: t.status, mode: t.mode, task_definition_id: t.task_definition_id,
-        result: t.result, error_message: t.error, total_tokens: Math.round(num(t.total_tokens)), total_cost_usd: num(t.total_cost_usd),
+        result: t.result, error_message: t.error, total_tokens: Math.round(num(t.total_tokens)), total_cost_usd: usd(t.total_cost_usd),
         duration_ms: durationMs(t), agents_used: num(t.agents_used), tools_invoked: num(t.tools_invoked),
         created_at: iso(t.created_at)!, started_at: iso(t.started_at), completed_at: iso(t.completed_at), metadata: metadataOf(t),
       })),
