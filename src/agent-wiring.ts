@@ -143,8 +143,21 @@ export function agentExecutorFor(config: Config, llm: LlmConfig | undefined, w: 
   });
 }
 
-/** Re-issues a request to a canonical route in-process with the caller's credentials. */
-async function injectAs(req: FastifyRequest, method: 'POST', url: string, payload: unknown): Promise<Record<string, any>> {
+/** The rate-limit headers of an in-process answer, to pass on to the caller. */
+function limitHeaders(headers: Record<string, unknown>, names: readonly string[] = RATE_LIMIT_HEADERS): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of names) {
+    const v = headers[h];
+    if (typeof v === 'string') out[h] = v;
+  }
+  return out;
+}
+
+/**
+ * Re-issues a request to a canonical route in-process with the caller's credentials; answers its
+ * body and rate-limit headers, or throws its error with them (and WWW-Authenticate).
+ */
+async function injectAs(req: FastifyRequest, method: 'POST', url: string, payload: unknown): Promise<{ body: Record<string, any>; headers: Record<string, string> }> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   for (const h of ['authorization', 'x-api-key', 'traceparent', 'x-request-id']) {
     const v = req.headers[h];
@@ -154,14 +167,10 @@ async function injectAs(req: FastifyRequest, method: 'POST', url: string, payloa
   const body = res.json() as Record<string, any>;
   if (res.statusCode >= 400) {
     const err = body?.error ?? {};
-    const passOn: Record<string, string> = {};
-    for (const h of ['www-authenticate', ...RATE_LIMIT_HEADERS]) {
-      const v = res.headers[h];
-      if (typeof v === 'string') passOn[h] = v;
-    }
+    const passOn = limitHeaders(res.headers, ['www-authenticate', ...RATE_LIMIT_HEADERS]);
     throw new ApiError((err.code ?? 'INTERNAL_ERROR') as ErrorCode, err.message, err.details, passOn);
   }
-  return body;
+  return { body, headers: limitHeaders(res.headers) };
 }
 
 /** The OpenAI-compatible routes over the canonical submit/cancel routes and the event hub. */
@@ -169,8 +178,8 @@ export function openaiPluginFor(llm: LlmConfig | undefined, w: Wiring) {
   return openaiRoutes({
     llm,
     submitAgentTask: async (_p, body: SubmitTaskBody, req) => {
-      const out = await injectAs(req, 'POST', '/api/v1/tasks', body);
-      return { taskId: String(out.task_id), sessionId: out.session_id ?? null };
+      const { body: out, headers } = await injectAs(req, 'POST', '/api/v1/tasks', body);
+      return { taskId: String(out.task_id), sessionId: out.session_id ?? null, headers };
     },
     followTask: (p, taskId, signal) => followTask(w.hub, p.tenantId, taskId, signal),
     getTask: async (p, taskId) => {

@@ -185,3 +185,36 @@ describe('session cost in the views', () => {
     expect(list.body.sessions.find((s: { session_id: string }) => s.session_id === sid)).toMatchObject({ cost_usd: 0.3, total_cost_usd: 0.3 });
   });
 });
+
+describe('rate limits of /v1/chat/completions', () => {
+  let rdb: TestDb;
+  let limited: TestServer;
+  beforeAll(async () => {
+    rdb = await openTestDb();
+    // 1 token a minute: no refill within the test, so counts are exact
+    limited = await startTestServer(rdb.db, { TASKGATE_LLM_CONFIG: llmFile(oai.baseUrl), TASKGATE_RATE_LIMIT_PER_MIN: '1', TASKGATE_RATE_LIMIT_BURST: '10' });
+  }, 60_000);
+  afterAll(async () => {
+    await limited?.close();
+    await rdb?.close();
+  });
+
+  it('a chat call takes one token, like a submit; the inner 429 reaches the client with its headers', async () => {
+    const { key } = await newTenant(rdb.db);
+    const remaining = (res: { headers: Headers }) => Number(res.headers.get('x-ratelimit-remaining'));
+    const first = await limited.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} }, { key });
+    expect(first.status, first.text).toBe(200);
+    expect(remaining(first)).toBe(9);
+    const chat = await limited.call('POST', '/v1/chat/completions', { model: 'taskgate', messages: [{ role: 'user', content: 'hi' }] }, { key });
+    expect(chat.status, chat.text).toBe(200);
+    expect(remaining(chat)).toBe(8);
+    const next = await limited.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} }, { key });
+    expect(remaining(next)).toBe(7);
+    for (let i = 0; i < 7; i++) expect((await limited.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} }, { key })).status).toBe(200);
+    const refused = await limited.call('POST', '/v1/chat/completions', { model: 'taskgate', messages: [{ role: 'user', content: 'hi' }] }, { key });
+    expect(refused.status, refused.text).toBe(429);
+    expect(refused.body.error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limit_exceeded' });
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(refused.headers.get('x-ratelimit-remaining')).toBe('0');
+  });
+});

@@ -30,8 +30,12 @@ export interface ChatTaskView {
 
 export interface OpenAiRouteDeps {
   llm: LlmConfig | undefined;
-  /** Submits an agent task exactly as POST /api/v1/tasks does (validation, sessions, limits). */
-  submitAgentTask(principal: Principal, body: SubmitTaskBody, req: FastifyRequest): Promise<{ taskId: string; sessionId: string | null }>;
+  /**
+   * Submits an agent task exactly as POST /api/v1/tasks does (validation, sessions, limits: the
+   * chat route itself is not rate limited, so a call takes one token, the submit's). `headers`:
+   * the submit's rate-limit headers, passed on to the client.
+   */
+  submitAgentTask(principal: Principal, body: SubmitTaskBody, req: FastifyRequest): Promise<{ taskId: string; sessionId: string | null; headers?: Record<string, string> }>;
   /** Replays the task's events from the first, then follows live ones, ending after STREAM_END. */
   followTask(principal: Principal, taskId: string, signal: AbortSignal): AsyncIterable<FollowedEvent>;
   getTask(principal: Principal, taskId: string): Promise<ChatTaskView | undefined>;
@@ -244,7 +248,8 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
     });
 
     app.post<{ Body: ChatBody }>('/v1/chat/completions', {
-      config: { scope: 'tasks:execute' },
+      // limited once, by the submit it makes (whose 429 and headers are passed on)
+      config: { scope: 'tasks:execute', rateLimit: false },
       schema: {
         tags: ['openai'], summary: 'Chat completion as an agent task (OpenAI-compatible, stream or not)', body: { type: 'object' },
         response: {
@@ -260,9 +265,9 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       const principal = await principalOf(req);
       const header = req.headers['x-session-id'];
       const chat = chatToTask(deps.llm, req.body ?? {}, typeof header === 'string' ? header : undefined);
-      const { taskId, sessionId } = await deps.submitAgentTask(principal, chat.task, req);
+      const { taskId, sessionId, headers: limits } = await deps.submitAgentTask(principal, chat.task, req);
       const id = `chatcmpl-${taskId}`;
-      const headers: Record<string, string> = { 'x-workflow-id': taskId, ...(sessionId ? { 'x-session-id': sessionId } : {}) };
+      const headers: Record<string, string> = { ...limits, 'x-workflow-id': taskId, ...(sessionId ? { 'x-session-id': sessionId } : {}) };
 
       // a client that goes away cancels its task
       const gone = new AbortController();
