@@ -36,7 +36,7 @@ export function lockDataDir(dataDir: string): () => void {
   if (heldHere.has(key)) {
     throw new DataDirLockedError(`data directory ${resolve(dataDir)} is already open in this process`);
   }
-  for (let tries = 0; tries < 3; tries++) {
+  for (let tries = 0; tries < TAKEOVER_TRIES; tries++) {
     try {
       const fd = openSync(path, 'wx', 0o600);
       writeSync(fd, String(process.pid));
@@ -55,27 +55,77 @@ export function lockDataDir(dataDir: string): () => void {
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      let holder = NaN;
+      let seen: string;
       try {
-        holder = Number(readFileSync(path, 'utf8').trim());
+        seen = readFileSync(path, 'utf8');
       } catch {
         continue; // removed between our open and read: try again
       }
+      const holder = Number(seen.trim());
       if (holder !== process.pid && pidAlive(holder)) {
         throw new DataDirLockedError(
           `data directory ${resolve(dataDir)} is in use by another taskgate process (pid ${holder}); ` +
             'PGlite allows one process per data directory — stop it, or use DATABASE_URL for several processes',
         );
       }
-      // stale lock from a process that is gone
-      try {
-        unlinkSync(path);
-      } catch {
-        /* raced with another starter; loop */
-      }
+      // a stale lock from a process that is gone: removed by one starter at a time, and only if it
+      // still is the lock we judged stale — else two starters could each remove the other's new lock
+      if (!removeStaleLock(path, seen)) sleepSync(TAKEOVER_WAIT_MS);
     }
   }
-  throw new DataDirLockedError(`could not take the lock on ${resolve(dataDir)}`);
+  throw new DataDirLockedError(
+    `could not take the lock on ${resolve(dataDir)}: another start kept taking over its stale lock ` +
+      `(if none is running, remove ${resolve(path)}.takeover)`,
+  );
+}
+
+const TAKEOVER_TRIES = 200;
+const TAKEOVER_WAIT_MS = 10;
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * Removes the lock file at `path` if it still holds `seen`, under a takeover marker created
+ * exclusively (`<lock>.takeover`, holding the taker's pid). False when another starter holds the
+ * marker (a marker whose writer is dead is cleared for the next try).
+ */
+function removeStaleLock(path: string, seen: string): boolean {
+  const marker = `${path}.takeover`;
+  let fd: number;
+  try {
+    fd = openSync(marker, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    try {
+      const taker = readFileSync(marker, 'utf8').trim();
+      // empty: its writer is between create and write — busy, unless that writer is gone for good
+      // (our own pid: a previous run of a container, as for the lock itself — we take no marker twice)
+      if (taker !== '' && (taker === String(process.pid) || !pidAlive(Number(taker)))) unlinkSync(marker);
+    } catch {
+      /* gone meanwhile */
+    }
+    return false;
+  }
+  try {
+    writeSync(fd, String(process.pid));
+    closeSync(fd);
+    let now: string | undefined;
+    try {
+      now = readFileSync(path, 'utf8');
+    } catch {
+      /* removed meanwhile */
+    }
+    if (now === seen) unlinkSync(path);
+    return true;
+  } finally {
+    try {
+      unlinkSync(marker);
+    } catch {
+      /* already gone */
+    }
+  }
 }
 
 /** OID of timestamptz, the only date/time type in the schema. */

@@ -86,6 +86,24 @@ describe('PGlite data directory', () => {
     expect(readFileSync(lock, 'utf8')).toBe(String(process.ppid));
   });
 
+  it('takes over a stale lock only under the takeover marker: never while another starter holds it, and clears a dead one', () => {
+    const dir = fresh();
+    const lock = join(dir, 'taskgate.lock');
+    const marker = `${lock}.takeover`;
+    const dead = String(deadPid());
+    writeFileSync(lock, dead);
+    // a live starter is taking it over: waiting for it, not removing the lock it may have just written
+    writeFileSync(marker, String(process.ppid));
+    expect(() => lockDataDir(dir)).toThrow(/another start kept taking over its stale lock/);
+    expect(readFileSync(lock, 'utf8')).toBe(dead);
+    // that starter died mid-takeover: its marker is cleared and the stale lock taken over
+    writeFileSync(marker, String(deadPid()));
+    const release = lockDataDir(dir);
+    expect(readFileSync(lock, 'utf8')).toBe(String(process.pid));
+    expect(existsSync(marker)).toBe(false);
+    release();
+  });
+
   it('writes secret files readable by the owner only', () => {
     const path = join(fresh(), 'admin.key');
     writeSecretFile(path, 'sk_secret');
