@@ -17,6 +17,7 @@ import type { Signals } from './events/signals.js';
 import type { Registry } from './executors/registry.js';
 import type { Executor } from './executors/types.js';
 import { createAgentExecutor, type RunChildTask } from './executors/agent/index.js';
+import { historyReadChars } from './executors/agent/history.js';
 import { openaiRoutes, type FollowedEvent } from './api/routes/openai.js';
 import { RATE_LIMIT_HEADERS } from './api/rate-limit.js';
 
@@ -126,7 +127,7 @@ export function agentExecutorFor(config: Config, llm: LlmConfig | undefined, w: 
     llm,
     loadSessionHistory: async (tenantId, sessionId, beforeTaskId) => {
       const [turns, account] = await Promise.all([
-        agentSessionTurns(w.db, { tenantId, sessionId, beforeTaskId }),
+        agentSessionTurns(w.db, { tenantId, sessionId, beforeTaskId, ...(llm ? { maxChars: historyReadChars(llm.historyBudgetTokens) } : {}) }),
         agentSessionAccount(w.db, { tenantId, sessionId }),
       ]);
       return { turns, tokens_used: account?.tokens_used ?? 0, token_budget: account?.token_budget ?? null };

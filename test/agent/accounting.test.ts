@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
 import { startFakeOpenAi, type FakeOpenAi } from '../helpers/fake-llm/index.js';
-import { agentSessionAddUsage } from '../../src/storage/queries/agent.js';
+import { agentSessionAddUsage, agentSessionTurns } from '../../src/storage/queries/agent.js';
 
 let tdb: TestDb;
 let oai: FakeOpenAi;
@@ -216,5 +216,23 @@ describe('rate limits of /v1/chat/completions', () => {
     expect(refused.body.error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limit_exceeded' });
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(refused.headers.get('x-ratelimit-remaining')).toBe('0');
+  });
+});
+
+describe('session history read', () => {
+  it('reads each earlier turn cut to what the history budget could use, in SQL', async () => {
+    const long = 'x'.repeat(100_000);
+    oai.script({ kind: 'text', text: long, chunks: [long] });
+    const first = await server.call('POST', '/api/v1/tasks', { query: 'write a lot', mode: 'simple' });
+    expect((await waitForTask(server, first.body.task_id)).status).toBe('COMPLETED');
+    const sessionId = first.body.session_id as string;
+    const { rows } = await tdb.db.query<{ tenant_id: string }>('SELECT tenant_id FROM sessions WHERE id = $1', [sessionId]);
+    const turns = await agentSessionTurns(tdb.db, { tenantId: rows[0]!.tenant_id, sessionId, beforeTaskId: 'task_none', maxChars: 1_001 });
+    expect(turns.map((t) => [t.query, t.result.length])).toEqual([['write a lot', 1_001]]);
+    // a turn over the budget is dropped from the prompt as before (8,000 tokens = 32,000 chars)
+    oai.script({ kind: 'text', text: 'short' });
+    const second = await server.call('POST', '/api/v1/tasks', { query: 'and now?', mode: 'simple', session_id: sessionId });
+    expect((await waitForTask(server, second.body.task_id)).status).toBe('COMPLETED');
+    expect(oai.requests[1]!.body.messages.slice(1)).toEqual([{ role: 'user', content: 'and now?' }]);
   });
 });

@@ -23,7 +23,18 @@ export type LoadSessionHistory = (tenantId: string, sessionId: string, beforeTas
 /** Adds one LLM call's usage to the session's account (tokens_used, cost_usd). */
 export type RecordSessionUsage = (tenantId: string, sessionId: string, usage: { tokens: number; cost_usd: number }) => Promise<void>;
 
-const tokensOf = (s: string) => Math.ceil(s.length / 4);
+/** Characters per estimated token (history budget and prompt estimates). */
+export const CHARS_PER_TOKEN = 4;
+
+const tokensOf = (s: string) => Math.ceil(s.length / CHARS_PER_TOKEN);
+
+/**
+ * Characters of a stored query or answer worth reading for a history of `budgetTokens`: one more
+ * than the budget holds, so a text cut there still counts over the budget and its turn is dropped.
+ */
+export function historyReadChars(budgetTokens: number): number {
+  return Math.floor(budgetTokens) * CHARS_PER_TOKEN + 1;
+}
 
 /** Keeps the newest turns that fit in `budgetTokens` (4 chars ≈ 1 token), returned oldest first. */
 export function historyMessages(turns: readonly SessionTurn[], budgetTokens: number): ChatMessage[] {

@@ -11,23 +11,29 @@ export interface SessionTurnRow {
   result: string;
 }
 
+/** Longest text PostgreSQL's left() takes a count for (int4). */
+const MAX_LEFT_CHARS = 2_147_483_647;
+
 /**
  * Completed agent turns of a session created before `beforeTaskId` (or all of them when that task
- * is unknown), oldest first, at most `limit` of the newest.
+ * is unknown), oldest first, at most `limit` of the newest. `maxChars` cuts each query and result
+ * in SQL (a result may be 4 MiB, and 50 of them were read to keep a few): pass the history
+ * budget's characters + 1, so a cut turn is still over the budget and dropped as a whole one was.
  */
 export async function agentSessionTurns(
   db: Queryable,
-  p: { tenantId: string; sessionId: string; beforeTaskId: string; limit?: number },
+  p: { tenantId: string; sessionId: string; beforeTaskId: string; limit?: number; maxChars?: number },
 ): Promise<SessionTurnRow[]> {
+  const maxChars = Math.max(0, Math.min(MAX_LEFT_CHARS, Math.floor(p.maxChars ?? MAX_LEFT_CHARS)));
   const res = await db.query<SessionTurnRow>(
-    `SELECT id AS task_id, query, result FROM (
+    `SELECT id AS task_id, left(query, $5) AS query, left(result, $5) AS result FROM (
        SELECT id, query, result, created_at FROM tasks
         WHERE tenant_id = $1 AND session_id = $2 AND id <> $3 AND kind = 'agent'
           AND status = 'COMPLETED' AND result IS NOT NULL AND query <> ''
           AND created_at <= coalesce((SELECT created_at FROM tasks WHERE id = $3 AND tenant_id = $1), now())
         ORDER BY created_at DESC, id DESC LIMIT $4
      ) t ORDER BY created_at, id`,
-    [p.tenantId, p.sessionId, p.beforeTaskId, p.limit ?? SESSION_HISTORY_MAX_TURNS],
+    [p.tenantId, p.sessionId, p.beforeTaskId, p.limit ?? SESSION_HISTORY_MAX_TURNS, maxChars],
   );
   return res.rows;
 }
