@@ -4,7 +4,8 @@
 // shutdown.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ADMIN_KEY, newTenant, startTestServer, useTestServer, waitForTask } from '../helpers/server.js';
+import { ADMIN_KEY, newTenant, startTestServer, until, useTestServer, waitForTask } from '../helpers/server.js';
+import { usingPostgres } from '../helpers/db.js';
 import { eventsOf, gates, isDone, openSse, openWs, partialDef, progressDef, type SseClient } from './helpers.js';
 
 const auth = { 'x-api-key': ADMIN_KEY };
@@ -270,5 +271,36 @@ describe('SSE stream', () => {
     } finally {
       await api.close();
     }
+  });
+});
+
+describe.skipIf(!usingPostgres())('a finished task deleted while its stream replays (PostgreSQL: a table lock holds the read)', () => {
+  it('ends the stream instead of waiting live for events that can never come', async () => {
+    const id = await submit('noop', {});
+    await waitForTask(fixture.server, id, (t) => t.status === 'COMPLETED');
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let pid = 0;
+    // retention deleting the task between the stream's read of the task and its read of the log
+    const deleter = fixture.tdb.db.transaction(async (tx) => {
+      pid = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      await tx.query('LOCK TABLE task_events IN ACCESS EXCLUSIVE MODE');
+      await released;
+      await tx.query('DELETE FROM task_events WHERE task_id = $1', [id]);
+      await tx.query('DELETE FROM tasks WHERE id = $1', [id]);
+    });
+    await until(() => pid !== 0, 'the lock');
+    const c = openSse(sseUrl(id), { headers: auth });
+    await until(
+      async () => (await fixture.tdb.db.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))', [pid])).rows.length > 0,
+      'the stream waiting on the lock',
+    );
+    release();
+    await deleter;
+    // before the fix: `: ping` every 100 ms for as long as the client stayed
+    const ended = await Promise.race([c.ended.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
+    c.close();
+    expect(ended).toBe(true);
+    expect(c.frames.at(-1)).toMatchObject({ event: 'done' });
   });
 });

@@ -148,7 +148,9 @@ class EventStream {
       if (this.#closed) return false;
       if (rows.length < REPLAY_PAGE) break;
     }
-    if (finalSeq !== undefined && this.#last >= finalSeq) {
+    // an ended task writes nothing more: its log is complete, or (short of finalSeq) was deleted
+    // meanwhile by retention — either way nothing is left to wait for
+    if (finalSeq !== undefined) {
       this.#sink.finish();
       return false;
     }
