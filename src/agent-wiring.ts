@@ -11,7 +11,9 @@ import { DEFAULT_RETRY_POLICY, priorityRank, type Priority } from './domain/life
 import { newTaskId } from './domain/ids.js';
 import type { Db } from './storage/db.js';
 import { tasksGet, tasksInsertMany, tasksList } from './storage/queries/tasks.js';
-import { agentSessionAccount, agentSessionAddUsage, agentSessionSetBudget, agentSessionTurns } from './storage/queries/agent.js';
+import {
+  agentSessionAccount, agentSessionAddUsage, agentSessionReleaseTokens, agentSessionReserveTokens, agentSessionSetBudget, agentSessionTurns,
+} from './storage/queries/agent.js';
 import type { EventHub } from './events/hub.js';
 import type { Signals } from './events/signals.js';
 import type { Registry } from './executors/registry.js';
@@ -136,7 +138,11 @@ export function agentExecutorFor(config: Config, llm: LlmConfig | undefined, w: 
       await agentSessionSetBudget(w.db, { tenantId, sessionId, tokenBudget });
     },
     recordSessionUsage: async (tenantId, sessionId, u) => {
-      await agentSessionAddUsage(w.db, { tenantId, sessionId, tokens: u.tokens, costUsd: u.cost_usd });
+      await agentSessionAddUsage(w.db, { tenantId, sessionId, tokens: u.tokens, costUsd: u.cost_usd, reservedTokens: u.reserved_tokens });
+    },
+    reserveSessionTokens: (tenantId, sessionId, tokens, budget) => agentSessionReserveTokens(w.db, { tenantId, sessionId, tokens, budget }),
+    releaseSessionTokens: async (tenantId, sessionId, tokens) => {
+      await agentSessionReleaseTokens(w.db, { tenantId, sessionId, tokens });
     },
     runChildTask: childTaskRunner(config, w),
     listDefinitions: async (tenantId) => w.registry.list(tenantId).map((d) => ({ id: d.id, description: d.description, input_schema: d.input_schema })),

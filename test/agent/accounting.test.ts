@@ -8,6 +8,8 @@ import { openTestDb, type TestDb } from '../helpers/db.js';
 import { newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
 import { startFakeOpenAi, type FakeOpenAi } from '../helpers/fake-llm/index.js';
 import { agentSessionAddUsage, agentSessionTurns } from '../../src/storage/queries/agent.js';
+import { estimateTokens } from '../../src/executors/agent/runtime.js';
+import { AGENT_SYSTEM } from '../../src/executors/agent/prompts.js';
 
 let tdb: TestDb;
 let oai: FakeOpenAi;
@@ -234,5 +236,41 @@ describe('session history read', () => {
     const second = await server.call('POST', '/api/v1/tasks', { query: 'and now?', mode: 'simple', session_id: sessionId });
     expect((await waitForTask(server, second.body.task_id)).status).toBe('COMPLETED');
     expect(oai.requests[1]!.body.messages.slice(1)).toEqual([{ role: 'user', content: 'and now?' }]);
+  });
+});
+
+describe('session token budget across concurrent tasks', () => {
+  it('five parallel tasks on a 200-token session: one call is made, the others fail with the budget error', async () => {
+    const query = 'please spend tokens '.repeat(10);
+    const est = estimateTokens([{ role: 'system', content: AGENT_SYSTEM }, { role: 'user', content: query }]);
+    // one call's estimate fits the budget, two do not
+    expect(est).toBeGreaterThan(100);
+    expect(est).toBeLessThanOrEqual(200);
+    oai.otherwise(() => ({ kind: 'text', text: 'spent', usage: { prompt_tokens: 140, completion_tokens: 10 } }));
+    const sid = `sess-race-${Date.now()}`;
+    const submits = await Promise.all(
+      Array.from({ length: 5 }, () => server.call('POST', '/api/v1/tasks', { query, mode: 'simple', session_id: sid, context: { token_budget: 200 } })),
+    );
+    for (const s of submits) expect(s.status, s.text).toBe(200);
+    const tasks = await Promise.all(submits.map((s) => waitForTask(server, s.body.task_id)));
+    const completed = tasks.filter((t) => t.status === 'COMPLETED');
+    const failed = tasks.filter((t) => t.status === 'FAILED');
+    expect(completed).toHaveLength(1);
+    expect(failed).toHaveLength(4);
+    for (const t of failed) expect(t.error).toMatch(/^session token budget exceeded: \d+ of 200 tokens used/);
+    expect(oai.requests).toHaveLength(1);
+    // the reservation was settled to the call's real usage, and the refused ones left nothing behind
+    const { rows } = await tdb.db.query<{ tokens_used: string }>('SELECT tokens_used::text FROM sessions WHERE id = $1', [sid]);
+    expect(rows[0]!.tokens_used).toBe('150');
+    expect((await server.call('GET', `/api/v1/sessions/${sid}`)).body).toMatchObject({ tokens_used: 150, token_budget: 200 });
+  });
+
+  it('a call that fails gives its reservation back', async () => {
+    oai.otherwise(() => ({ kind: 'error', status: 400, message: 'bad request' }));
+    const { body } = await server.call('POST', '/api/v1/tasks', { query: 'fail', mode: 'simple', context: { token_budget: 1000 } });
+    const task = await waitForTask(server, body.task_id);
+    expect(task.status).toBe('FAILED');
+    const { rows } = await tdb.db.query<{ tokens_used: string }>('SELECT tokens_used::text FROM sessions WHERE id = $1', [body.session_id]);
+    expect(rows[0]!.tokens_used).toBe('0');
   });
 });

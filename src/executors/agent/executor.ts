@@ -3,7 +3,9 @@
 // and cost per call and per task. Library choice: see providers/openai.ts and docs/agents.md.
 import { ModelRouteError, llmNotConfiguredMessage, resolveModel, tokenBudgetProblem, type LlmConfig, type ModelRoute } from '../../config/llm.js';
 import { PermanentError, withUsage, type ExecutionResult, type Executor, type TaskContext, type TaskSpec } from '../types.js';
-import { clientHistory, historyMessages, type LoadSessionHistory, type RecordSessionUsage, type SessionMemory } from './history.js';
+import {
+  clientHistory, historyMessages, type LoadSessionHistory, type RecordSessionUsage, type ReleaseSessionTokens, type ReserveSessionTokens, type SessionMemory,
+} from './history.js';
 import { LlmClient } from './llm-client.js';
 import { MODE_RUNNERS, verify, type ModeInput, type ModeOutput } from './modes.js';
 import { AGENT_SYSTEM } from './prompts.js';
@@ -25,6 +27,10 @@ export interface AgentExecutorDeps {
   setSessionBudget?: (tenantId: string, sessionId: string, tokenBudget: number) => Promise<void>;
   /** Rolls every LLM call's tokens and cost into its session (tokens_used, cost_usd). */
   recordSessionUsage?: RecordSessionUsage;
+  /** Reserves each call's estimate on the session before it is made (budget across concurrent tasks). */
+  reserveSessionTokens?: ReserveSessionTokens;
+  /** Gives back a reservation whose call failed. */
+  releaseSessionTokens?: ReleaseSessionTokens;
   /** Enables the run_task tool (and context.disable_ai templates). */
   runChildTask?: RunChildTask;
   /** Definitions listed in run_task's description so the model knows what it can run. */
@@ -133,7 +139,9 @@ export function createAgentExecutor(deps: AgentExecutorDeps): Executor {
       const definitions = options.mode !== 'simple' && deps.runChildTask && deps.listDefinitions ? await deps.listDefinitions(ctx.tenantId).catch(() => []) : [];
       const tools = options.mode === 'simple' ? new Map<string, AgentTool>() : buildTools(deps, definitions);
       const budget = { limit: memory.token_budget ?? llm.tokenBudget, usedBefore: memory.tokens_used };
-      const account = ctx.sessionId && deps.recordSessionUsage ? { sessionId: ctx.sessionId, record: deps.recordSessionUsage } : undefined;
+      const account = ctx.sessionId && deps.recordSessionUsage
+        ? { sessionId: ctx.sessionId, record: deps.recordSessionUsage, reserve: deps.reserveSessionTokens, release: deps.releaseSessionTokens }
+        : undefined;
       const rt = new AgentRuntime(ctx, llm, client, route.candidates, tools, budget, options.maxConcurrentAgents, account);
 
       let out: ModeOutput;

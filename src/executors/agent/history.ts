@@ -20,8 +20,20 @@ export interface SessionMemory {
 /** Loads the completed turns of a session that precede `beforeTaskId`, and its token account. */
 export type LoadSessionHistory = (tenantId: string, sessionId: string, beforeTaskId: string) => Promise<SessionMemory>;
 
-/** Adds one LLM call's usage to the session's account (tokens_used, cost_usd). */
-export type RecordSessionUsage = (tenantId: string, sessionId: string, usage: { tokens: number; cost_usd: number }) => Promise<void>;
+/**
+ * Adds one LLM call's usage to the session's account (tokens_used, cost_usd), settling the
+ * call's reservation (`reserved_tokens`, already counted) in the same write.
+ */
+export type RecordSessionUsage = (tenantId: string, sessionId: string, usage: { tokens: number; cost_usd: number; reserved_tokens?: number }) => Promise<void>;
+
+/**
+ * Reserves a call's estimated tokens on the session before it is made, atomically against
+ * `budget`; undefined when the session does not exist (the call goes ahead unreserved).
+ */
+export type ReserveSessionTokens = (tenantId: string, sessionId: string, tokens: number, budget: number) => Promise<{ reserved: boolean; tokensUsed: number } | undefined>;
+
+/** Gives back a reservation whose call failed. */
+export type ReleaseSessionTokens = (tenantId: string, sessionId: string, tokens: number) => Promise<void>;
 
 /** Characters per estimated token (history budget and prompt estimates). */
 export const CHARS_PER_TOKEN = 4;

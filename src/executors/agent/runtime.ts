@@ -2,6 +2,7 @@
 // stored result and never pays twice), with its events, usage, cost and the session token budget.
 import { priceFor, priceOf, type LlmConfig, type ModelRef } from '../../config/llm.js';
 import { PermanentError, type TaskContext } from '../types.js';
+import type { RecordSessionUsage, ReleaseSessionTokens, ReserveSessionTokens } from './history.js';
 import type { LlmClient } from './llm-client.js';
 import type { ChatMessage, ToolCall, ToolSpec } from './providers/types.js';
 import { ToolError, clip, type AgentTool } from './tools/types.js';
@@ -29,7 +30,10 @@ export interface StoredTool {
 
 export interface SessionAccount {
   sessionId: string;
-  record: (tenantId: string, sessionId: string, usage: { tokens: number; cost_usd: number }) => Promise<void>;
+  record: RecordSessionUsage;
+  /** With a budget, each call reserves its estimate first (see ReserveSessionTokens). */
+  reserve?: ReserveSessionTokens;
+  release?: ReleaseSessionTokens;
 }
 
 export interface BudgetState {
@@ -48,6 +52,10 @@ export function estimateTokens(messages: readonly ChatMessage[]): number {
   let chars = 0;
   for (const m of messages) chars += m.content.length + ('toolCalls' in m && m.toolCalls ? JSON.stringify(m.toolCalls).length : 0);
   return Math.ceil(chars / 4);
+}
+
+function budgetExceeded(used: number, limit: number, extra: number): PermanentError {
+  return new PermanentError(`session token budget exceeded: ${used} of ${limit} tokens used` + (extra ? `, the next LLM call needs about ${extra} more` : ''));
 }
 
 /** Emits without waiting (token deltas must not slow the stream); an emit failure is not the call's. */
@@ -124,11 +132,26 @@ export class AgentRuntime {
 
   #checkBudget(extra: number): void {
     const { limit } = this.budget;
-    if (limit > 0 && this.tokensUsed + extra > limit) {
-      throw new PermanentError(
-        `session token budget exceeded: ${this.tokensUsed} of ${limit} tokens used` + (extra ? `, the next LLM call needs about ${extra} more` : ''),
-      );
-    }
+    if (limit > 0 && this.tokensUsed + extra > limit) throw budgetExceeded(this.tokensUsed, limit, extra);
+  }
+
+  /**
+   * Reserves the call's estimate on the session, in the database, so that concurrent tasks of
+   * one session cannot all pass the check above on the same stale tokens_used. Answers the
+   * tokens reserved (0: no budget, no account, or no session row).
+   */
+  async #reserve(estimate: number): Promise<number> {
+    const { limit } = this.budget;
+    const account = this.account;
+    if (limit <= 0 || !account?.reserve || estimate <= 0) return 0;
+    const r = await account.reserve(this.ctx.tenantId, account.sessionId, estimate, limit);
+    if (!r) return 0;
+    if (!r.reserved) throw budgetExceeded(r.tokensUsed, limit, estimate);
+    return estimate;
+  }
+
+  async #release(tokens: number): Promise<void> {
+    if (tokens > 0 && this.account?.release) await this.account.release(this.ctx.tenantId, this.account.sessionId, tokens).catch(() => undefined);
   }
 
   /**
@@ -137,65 +160,81 @@ export class AgentRuntime {
    */
   async callLlm(agentId: string, name: string, messages: ChatMessage[], opts: { tools?: ToolSpec[]; answer: boolean }): Promise<StoredCall> {
     const done = this.ctx.stepInfo(name)?.done === true;
-    if (!done) this.#checkBudget(estimateTokens(messages));
+    const estimate = estimateTokens(messages);
+    if (!done) this.#checkBudget(estimate);
     const stored = await this.ctx.step<StoredCall>(name, async () => {
-      const before = this.tokensUsed;
-      const last = messages[messages.length - 1];
-      this.queue('AGENT_THINKING', agentId, `${agentId} is thinking`, { call_id: name });
-      this.queue('LLM_PROMPT', agentId, clip(last?.content ?? '', EVENT_TEXT_CHARS), {
-        call_id: name,
-        messages: messages.length,
-        tools: opts.tools?.map((t) => t.name) ?? [],
-        candidates: this.candidates.map((c) => `${c.provider}/${c.model}`),
-      });
-      let attempt = 1;
-      const call = this.client.call(this.candidates, {
-        messages,
-        tools: opts.tools,
-        signal: this.ctx.signal,
-        traceparent: this.ctx.traceparent,
-        onDelta: (delta) => fire(this.ctx.emit({ type: 'LLM_PARTIAL', agent_id: agentId, message: delta, payload: { call_id: name, delta, answer: opts.answer, attempt } })),
-        onRetry: (info) => {
-          attempt++;
-          fire(this.emit('RETRYING', agentId, `LLM call retry ${info.attempt} on ${info.provider} in ${info.delayMs} ms: ${info.error}`, { call_id: name, ...info }));
-        },
-        onFailover: (from, to, error) =>
-          fire(this.emit('WARNING', agentId, `failing over from ${from.provider}/${from.model} to ${to.provider}/${to.model}: ${error}`, { call_id: name, from, to })),
-      });
-      const res = await call.finally(() => this.flush().catch(() => undefined));
-      await this.flush();
-      // priced under the name we asked for: OpenAI answers a gpt-4o request as gpt-4o-2024-08-06,
-      // which has no price of its own; the reported name counts when the requested one has none
-      const pricedAs = priceFor(this.config, res.requestedModel) ? res.requestedModel : res.model;
-      const cost = roundUsd(priceOf(this.config, pricedAs, res.usage.input_tokens, res.usage.output_tokens));
-      const usage = { ...res.usage, total_tokens: res.usage.input_tokens + res.usage.output_tokens, estimated_cost: cost };
-      await this.emit('LLM_OUTPUT', agentId, clip(res.text, EVENT_TEXT_CHARS), {
-        call_id: name,
-        provider: res.provider,
-        model: res.model,
-        requested_model: res.requestedModel,
-        usage,
-        finish_reason: res.finishReason,
-        tool_calls: res.toolCalls.map((t) => ({ id: t.id, name: t.name, arguments: clip(t.arguments, 1_000) })),
-        attempts: res.attempts,
-      });
-      if (this.account) await this.account.record(this.ctx.tenantId, this.account.sessionId, { tokens: usage.total_tokens, cost_usd: cost });
-      this.#freshTokens += usage.total_tokens;
-      const after = before + usage.total_tokens;
-      const { limit } = this.budget;
-      if (limit > 0 && before < limit * BUDGET_THRESHOLD_RATIO && after >= limit * BUDGET_THRESHOLD_RATIO) {
-        await this.emit('BUDGET_THRESHOLD', agentId, `session used ${Math.round((after / limit) * 100)} % of its ${limit}-token budget`, {
-          tokens_used: after,
-          token_budget: limit,
-          percent: Math.round((after / limit) * 1000) / 10,
-        });
+      const reservation = { tokens: await this.#reserve(estimate) };
+      try {
+        return await this.#call(agentId, name, messages, opts, reservation);
+      } catch (err) {
+        // not settled: the call failed (or its usage could not be written), give the estimate back
+        await this.#release(reservation.tokens);
+        throw err;
       }
-      return { text: res.text, toolCalls: res.toolCalls, usage, model: res.model, provider: res.provider, finishReason: res.finishReason };
     });
     this.llmCalls++;
     this.ledger.record({ provider: stored.provider, model: stored.model, input_tokens: stored.usage.input_tokens, output_tokens: stored.usage.output_tokens, cost: stored.usage.estimated_cost });
     this.#checkBudget(0);
     return stored;
+  }
+
+  /** The body of an LLM step: events, the call, its cost, and the session's account. */
+  async #call(agentId: string, name: string, messages: ChatMessage[], opts: { tools?: ToolSpec[]; answer: boolean }, reservation: { tokens: number }): Promise<StoredCall> {
+    const before = this.tokensUsed;
+    const last = messages[messages.length - 1];
+    this.queue('AGENT_THINKING', agentId, `${agentId} is thinking`, { call_id: name });
+    this.queue('LLM_PROMPT', agentId, clip(last?.content ?? '', EVENT_TEXT_CHARS), {
+      call_id: name,
+      messages: messages.length,
+      tools: opts.tools?.map((t) => t.name) ?? [],
+      candidates: this.candidates.map((c) => `${c.provider}/${c.model}`),
+    });
+    let attempt = 1;
+    const call = this.client.call(this.candidates, {
+      messages,
+      tools: opts.tools,
+      signal: this.ctx.signal,
+      traceparent: this.ctx.traceparent,
+      onDelta: (delta) => fire(this.ctx.emit({ type: 'LLM_PARTIAL', agent_id: agentId, message: delta, payload: { call_id: name, delta, answer: opts.answer, attempt } })),
+      onRetry: (info) => {
+        attempt++;
+        fire(this.emit('RETRYING', agentId, `LLM call retry ${info.attempt} on ${info.provider} in ${info.delayMs} ms: ${info.error}`, { call_id: name, ...info }));
+      },
+      onFailover: (from, to, error) =>
+        fire(this.emit('WARNING', agentId, `failing over from ${from.provider}/${from.model} to ${to.provider}/${to.model}: ${error}`, { call_id: name, from, to })),
+    });
+    const res = await call.finally(() => this.flush().catch(() => undefined));
+    await this.flush();
+    // priced under the name we asked for: OpenAI answers a gpt-4o request as gpt-4o-2024-08-06,
+    // which has no price of its own; the reported name counts when the requested one has none
+    const pricedAs = priceFor(this.config, res.requestedModel) ? res.requestedModel : res.model;
+    const cost = roundUsd(priceOf(this.config, pricedAs, res.usage.input_tokens, res.usage.output_tokens));
+    const usage = { ...res.usage, total_tokens: res.usage.input_tokens + res.usage.output_tokens, estimated_cost: cost };
+    await this.emit('LLM_OUTPUT', agentId, clip(res.text, EVENT_TEXT_CHARS), {
+      call_id: name,
+      provider: res.provider,
+      model: res.model,
+      requested_model: res.requestedModel,
+      usage,
+      finish_reason: res.finishReason,
+      tool_calls: res.toolCalls.map((t) => ({ id: t.id, name: t.name, arguments: clip(t.arguments, 1_000) })),
+      attempts: res.attempts,
+    });
+    if (this.account) {
+      await this.account.record(this.ctx.tenantId, this.account.sessionId, { tokens: usage.total_tokens, cost_usd: cost, reserved_tokens: reservation.tokens });
+      reservation.tokens = 0; // settled
+    }
+    this.#freshTokens += usage.total_tokens;
+    const after = before + usage.total_tokens;
+    const { limit } = this.budget;
+    if (limit > 0 && before < limit * BUDGET_THRESHOLD_RATIO && after >= limit * BUDGET_THRESHOLD_RATIO) {
+      await this.emit('BUDGET_THRESHOLD', agentId, `session used ${Math.round((after / limit) * 100)} % of its ${limit}-token budget`, {
+        tokens_used: after,
+        token_budget: limit,
+        percent: Math.round((after / limit) * 1000) / 10,
+      });
+    }
+    return { text: res.text, toolCalls: res.toolCalls, usage, model: res.model, provider: res.provider, finishReason: res.finishReason };
   }
 
   /** One tool call as durable step `name`; tool failures become observations the model reads. */

@@ -64,21 +64,64 @@ export async function agentSessionSetBudget(db: Queryable, p: { tenantId: string
 /** A count or amount the account may add: finite and non-negative, else 0. */
 const addable = (v: number): number => (Number.isFinite(v) && v > 0 ? v : 0);
 
+export interface SessionReservation {
+  /** false: the estimate did not fit; nothing was reserved. */
+  reserved: boolean;
+  /** tokens_used after the reservation, or as it stood when refused (in-flight reservations included). */
+  tokensUsed: number;
+}
+
 /**
- * Adds one LLM call's tokens and cost to its session; false when the session does not exist.
- * Never adds a non-finite value (NaN + x is NaN, and GREATEST(NaN, …) is NaN for good), and a
- * cost_usd that is already NaN or ±Infinity restarts from 0 (the view then shows the tasks' sum).
+ * Reserves `tokens` of a session's budget before an LLM call, atomically: tokens_used grows by
+ * the estimate only while tokens_used + tokens ≤ budget, so concurrent tasks of one session never
+ * start calls whose estimates exceed it. Settled by agentSessionAddUsage (reservedTokens) or
+ * given back by agentSessionReleaseTokens. undefined when the session does not exist.
+ */
+export async function agentSessionReserveTokens(
+  db: Queryable,
+  p: { tenantId: string; sessionId: string; tokens: number; budget: number },
+): Promise<SessionReservation | undefined> {
+  const res = await db.query<{ reserved: boolean; tokens_used: number }>(
+    `WITH r AS (
+       UPDATE sessions SET tokens_used = tokens_used + $3
+        WHERE tenant_id = $1 AND id = $2 AND tokens_used + $3 <= $4
+        RETURNING tokens_used::float8 AS tokens_used
+     )
+     SELECT true AS reserved, tokens_used FROM r
+     UNION ALL
+     SELECT false AS reserved, tokens_used::float8 FROM sessions
+      WHERE tenant_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM r)`,
+    [p.tenantId, p.sessionId, Math.ceil(addable(p.tokens)), Math.floor(addable(p.budget))],
+  );
+  const row = res.rows[0];
+  return row ? { reserved: row.reserved, tokensUsed: Number(row.tokens_used) } : undefined;
+}
+
+/** Gives back a reservation whose call was not made or failed (never below 0). */
+export async function agentSessionReleaseTokens(db: Queryable, p: { tenantId: string; sessionId: string; tokens: number }): Promise<boolean> {
+  const res = await db.query(
+    'UPDATE sessions SET tokens_used = GREATEST(0, tokens_used - $3) WHERE tenant_id = $1 AND id = $2',
+    [p.tenantId, p.sessionId, Math.ceil(addable(p.tokens))],
+  );
+  return res.rowCount > 0;
+}
+
+/**
+ * Adds one LLM call's tokens and cost to its session, settling the call's reservation
+ * (`reservedTokens`, already in tokens_used) in the same write; false when the session does not
+ * exist. Never adds a non-finite value (NaN + x is NaN, and GREATEST(NaN, …) is NaN for good),
+ * and a cost_usd that is already NaN or ±Infinity restarts from 0 (the view then shows the tasks' sum).
  */
 export async function agentSessionAddUsage(
   db: Queryable,
-  p: { tenantId: string; sessionId: string; tokens: number; costUsd: number },
+  p: { tenantId: string; sessionId: string; tokens: number; costUsd: number; reservedTokens?: number },
 ): Promise<boolean> {
   const res = await db.query(
-    `UPDATE sessions SET tokens_used = tokens_used + $3,
+    `UPDATE sessions SET tokens_used = GREATEST(0, tokens_used + $3 - $5),
             cost_usd = CASE WHEN cost_usd IN ('NaN', 'Infinity', '-Infinity') THEN 0 ELSE cost_usd END + $4,
             updated_at = now()
       WHERE tenant_id = $1 AND id = $2`,
-    [p.tenantId, p.sessionId, Math.round(addable(p.tokens)), addable(p.costUsd)],
+    [p.tenantId, p.sessionId, Math.round(addable(p.tokens)), addable(p.costUsd), Math.ceil(addable(p.reservedTokens ?? 0))],
   );
   return res.rowCount > 0;
 }
