@@ -135,10 +135,16 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     const boot = await bootstrap(db, config.adminKey);
     if (boot.adminKeyRevoked) log.warn('TASKGATE_ADMIN_KEY names a revoked API key: it stays revoked and does not authenticate; set a new one or unset it');
     if (boot.generatedKey) {
-      mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
       const keyFile = join(config.dataDir, 'admin.key');
-      writeSecretFile(keyFile, boot.generatedKey + '\n');
-      opts.announce?.(`Created tenant "${boot.tenantId}" and an admin API key (shown once, also saved to ${keyFile}):\n  ${boot.generatedKey}`);
+      let saved = `also saved to ${keyFile}`;
+      try {
+        mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+        writeSecretFile(keyFile, boot.generatedKey + '\n');
+      } catch (err) {
+        // the key is committed already: losing the file must not lose the only copy shown
+        saved = `NOT saved: ${keyFile}: ${(err as Error).message}`;
+      }
+      opts.announce?.(`Created tenant "${boot.tenantId}" and an admin API key (shown once, ${saved}):\n  ${boot.generatedKey}`);
     }
 
     const registry = await createRegistry(config);

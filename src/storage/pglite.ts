@@ -6,8 +6,25 @@ import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './db.js';
 
-export class DataDirLockedError extends Error {
+/** The data directory cannot be used (not a directory, no permission, locked): a one-line start error. */
+export class DataDirError extends Error {
+  override name = 'DataDirError';
+}
+
+export class DataDirLockedError extends DataDirError {
   override name = 'DataDirLockedError';
+}
+
+/** A file-system failure on the data directory, as one line naming the setting. */
+function dataDirProblem(dataDir: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'it, or a path inside it, is a file, not a directory'
+    : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
+    : code === 'EROFS' ? 'read-only file system'
+    : code === 'ENOSPC' ? 'no space left on the device'
+    : undefined;
+  if (!why) return err;
+  return new DataDirError(`data directory ${resolve(dataDir)} (TASKGATE_DATA_DIR / --data-dir) cannot be used: ${why}`, { cause: err });
 }
 
 const LOCK_FILE = 'taskgate.lock';
@@ -183,13 +200,18 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
   let release: (() => void) | undefined;
   let pgDir: string | undefined;
   if (options.dataDir) {
-    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-    release = lockDataDir(options.dataDir);
-    pgDir = join(options.dataDir, 'pgdata');
-    // the database files are readable only by us, whatever the directory around them allows (as
-    // PostgreSQL insists on for its data directory): PGlite would create this one 0755
-    mkdirSync(pgDir, { recursive: true, mode: 0o700 });
-    chmodSync(pgDir, 0o700);
+    try {
+      mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+      release = lockDataDir(options.dataDir);
+      pgDir = join(options.dataDir, 'pgdata');
+      // the database files are readable only by us, whatever the directory around them allows (as
+      // PostgreSQL insists on for its data directory): PGlite would create this one 0755
+      mkdirSync(pgDir, { recursive: true, mode: 0o700 });
+      chmodSync(pgDir, 0o700);
+    } catch (err) {
+      release?.();
+      throw dataDirProblem(options.dataDir, err);
+    }
   }
   let db: PGlite;
   try {

@@ -3,6 +3,9 @@
 // never the password.
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CLI, freePort, runServeExpectingExit } from '../helpers/process.js';
 import { usingPostgres } from '../helpers/db.js';
 
@@ -51,5 +54,16 @@ describe('a DATABASE_URL that cannot be used', () => {
     const serve = await runServeExpectingExit(['--port', '0'], { DATABASE_URL: url.toString(), TASKGATE_DB_SCHEMA: 'tg_never_created' });
     expect(serve.code).toBe(1);
     expectOneLine(serve.output, /^taskgate: cannot connect to PostgreSQL at .+ \(DATABASE_URL\): .*role "taskgate_no_such_role" does not exist/);
+  });
+});
+
+describe('a data directory that cannot be used (PGlite)', () => {
+  it('a file where the directory should be: exit 1 with one line naming the setting, no stack', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'taskgate-datadir-')), 'not-a-dir');
+    writeFileSync(file, 'x');
+    // DATABASE_URL emptied: the PostgreSQL pass of the CI sets it for every test
+    const serve = await runServeExpectingExit(['--port', '0'], { DATABASE_URL: '', TASKGATE_DATA_DIR: file });
+    expect(serve.code).toBe(1);
+    expectOneLine(serve.output, /^taskgate: data directory .*not-a-dir \(TASKGATE_DATA_DIR \/ --data-dir\) cannot be used: it, or a path inside it, is a file, not a directory$/);
   });
 });
