@@ -35,6 +35,24 @@ export class SchemaTooNewError extends Error {
   override name = 'SchemaTooNewError';
 }
 
+/** A migration could not take its table locks while other sessions held them (every try). */
+export class MigrationLockError extends Error {
+  override name = 'MigrationLockError';
+}
+
+export interface MigrateOptions {
+  /**
+   * How long one statement waits for a table lock (`lock_timeout`). A migration waiting on a lock
+   * queues every later query on that table behind it: bounded, the running service stalls for at
+   * most this long per try instead of for as long as the longest open transaction.
+   */
+  lockTimeoutMs?: number;
+  /** Tries before giving up, 1 s apart and doubling (the whole migration rolls back each time). */
+  tries?: number;
+}
+
+const LOCK_NOT_AVAILABLE = '55P03';
+
 export async function currentVersion(db: Db): Promise<number> {
   const exists = await db.query<{ ok: boolean }>(
     `SELECT to_regclass('taskgate_migrations') IS NOT NULL AS ok`,
@@ -62,7 +80,7 @@ function refuseTooNew(applied: Set<number>, migrations: Migration[]): void {
  * version is recognised with read-only queries first — no DDL, no advisory lock — so that a role
  * with only data rights (no CREATE on the schema) can start against a migrated database.
  */
-export async function migrate(db: Db, migrations: Migration[] = loadMigrations()): Promise<number[]> {
+export async function migrate(db: Db, migrations: Migration[] = loadMigrations(), opts: MigrateOptions = {}): Promise<number[]> {
   const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass('taskgate_migrations') IS NOT NULL AS ok`);
   if (exists.rows[0]?.ok) {
     const res = await db.query<{ version: number }>('SELECT version FROM taskgate_migrations');
@@ -70,8 +88,30 @@ export async function migrate(db: Db, migrations: Migration[] = loadMigrations()
     refuseTooNew(applied, migrations);
     if (migrations.every((m) => applied.has(m.version))) return [];
   }
+  const lockTimeoutMs = opts.lockTimeoutMs ?? 5_000;
+  const tries = opts.tries ?? 6;
+  for (let i = 1; ; i++) {
+    try {
+      return await applyPending(db, migrations, lockTimeoutMs);
+    } catch (err) {
+      if ((err as { code?: unknown } | null)?.code !== LOCK_NOT_AVAILABLE) throw err;
+      if (i >= tries) {
+        throw new MigrationLockError(
+          `migrations could not lock their tables in ${tries} tries of ${lockTimeoutMs} ms: other sessions hold them ` +
+            `(${(err as Error).message}); end long transactions (pg_stat_activity) and run \`taskgate migrate\` again`,
+          { cause: err },
+        );
+      }
+      await new Promise((r) => setTimeout(r, 1_000 * 2 ** (i - 1)));
+    }
+  }
+}
+
+async function applyPending(db: Db, migrations: Migration[], lockTimeoutMs: number): Promise<number[]> {
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
+    // after the advisory lock: another migrator may take as long as it needs
+    await tx.query(`SET LOCAL lock_timeout = ${Math.trunc(lockTimeoutMs)}`);
     await tx.query(`CREATE TABLE IF NOT EXISTS taskgate_migrations (
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
     const res = await tx.query<{ version: number }>('SELECT version FROM taskgate_migrations');
