@@ -18,6 +18,8 @@ describe('calculator', () => {
   ])('%s = %d', (expr, want) => expect(evaluate(expr)).toBeCloseTo(want, 12));
 
   it.each(['2 +', '(1', 'foo(1)', '1 / 0', 'process.exit()', '1 2', 'x'.repeat(1001)])('refuses %s', (expr) => expect(() => evaluate(expr)).toThrow());
+  it.each(['constructor(5)', 'valueOf(1)', '__proto__', 'hasOwnProperty(1)', 'toString'])('%s is an unknown symbol, not an inherited property', (expr) =>
+    expect(() => evaluate(expr)).toThrow(/unknown symbol/));
 });
 
 describe('templates', () => {

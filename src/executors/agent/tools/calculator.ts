@@ -58,8 +58,9 @@ export function evaluate(expression: string): number {
     }
     if (/^(\d|\.\d)/.test(t)) return Number(t);
     const name = t.toLowerCase();
-    if (name in CONSTS && peek() !== '(') return CONSTS[name]!;
-    const fn = FUNCS[name];
+    // own names only: `constructor(5)` and `toString` are no functions of ours
+    if (Object.hasOwn(CONSTS, name) && peek() !== '(') return CONSTS[name]!;
+    const fn = Object.hasOwn(FUNCS, name) ? FUNCS[name] : undefined;
     if (!fn) throw new ToolError(`unknown symbol "${t}"`);
     expect('(');
     const args: number[] = [];
