@@ -36,7 +36,7 @@ export interface RunnerDeps {
   log: TaskLogger;
   random?: () => number;
   onOutcome?: (task: ClaimedTask, status: string) => void;
-  /** A task went back to the queue (wake the dispatcher). */
+  /** A task went back to the queue, runnable now or after a retry's backoff (wake the dispatchers). */
   onRequeue?: () => void;
 }
 
@@ -304,8 +304,11 @@ export class Runner {
         [failed, { type: 'RETRYING', message: `retrying in ${delay} ms (attempt ${task.attempt + 1} of ${task.max_attempts})`, payload: { attempt: task.attempt, next_attempt: task.attempt + 1, delay_ms: delay } }],
         { cancelRequested: false, pauseRequested: false },
       );
-      if (retried) this.#d.onOutcome?.(task, 'RETRY');
-      else await this.#stopInsteadOfRetry(task, active, failed, errorText, delay, o.error);
+      if (retried) {
+        this.#d.onOutcome?.(task, 'RETRY');
+        // back in the queue, due after its backoff: dispatchers that drained it must learn when
+        this.#d.onRequeue?.();
+      } else await this.#stopInsteadOfRetry(task, active, failed, errorText, delay, o.error);
       return;
     }
 

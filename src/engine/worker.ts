@@ -1,7 +1,7 @@
 // A worker process's engine: the dispatcher (claims up to its free slots, woken by hints and a
 // jittered poll), heartbeats for every running attempt in one statement, and the lease reaper.
 import type { Db } from '../storage/db.js';
-import { tasksClaimAvailable, tasksHeartbeat, tasksRunnableExist, type ClaimResult } from '../storage/queries/transitions.js';
+import { tasksClaimAvailable, tasksHeartbeat, tasksNextRunAt, tasksRunnableExist, type ClaimResult } from '../storage/queries/transitions.js';
 import type { EventHub } from '../events/hub.js';
 import type { Signals } from '../events/signals.js';
 import type { Registry } from '../executors/registry.js';
@@ -42,6 +42,9 @@ export interface WorkerDeps {
 
 type State = 'stopped' | 'idle' | 'claiming' | 'stopping';
 
+/** The longest a timer may be set for (Node's limit, ~24.8 days); a later run_at is read again then. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class Worker {
   readonly #o: WorkerOptions;
   readonly #d: WorkerDeps;
@@ -53,7 +56,7 @@ export class Worker {
   /**
    * The last claim took fewer tasks than it asked for, and nothing was announced since that no
    * claim has looked at: nothing runnable waits. Direct dispatch needs it; a wake-up that finds
-   * every slot busy (a hint it could not claim for) and a failed claim clear it.
+   * every slot busy (a hint it could not claim for), a failed claim and the due timer clear it.
    */
   #drained = false;
   /** New work was announced since the last claim started (a hint, a requeue). */
@@ -69,6 +72,16 @@ export class Worker {
    */
   #claimedSinceStart = false;
   #pollTimer: NodeJS.Timeout | undefined;
+  /**
+   * Fires when the earliest queued task that was not yet runnable (a delay, a retry's backoff)
+   * comes due, as read after the last claim that drained the queue: the queue is not drained then.
+   */
+  #dueTimer: NodeJS.Timeout | undefined;
+  /** When #dueTimer fires (Date.now() ms). */
+  #dueAt = 0;
+  /** The read of the next run_at in flight (stop() waits for it); another was asked for meanwhile. */
+  #dueReading: Promise<void> | undefined;
+  #dueReadAgain = false;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #heartbeatRunning: Promise<void> | undefined;
   #heartbeatNext: Promise<void> | undefined;
@@ -80,7 +93,9 @@ export class Worker {
     this.#runner = new Runner({
       db: deps.db, commit: new GroupCommit(deps.db), completer: new Completer(deps.db, options.workerId), hub: deps.hub, registry: deps.registry, workerId: options.workerId,
       cancelGraceMs: options.cancelGraceMs, leaseMs: options.leaseMs, approvalTimeoutMs: options.approvalTimeoutMs, log: deps.log, onOutcome: deps.onOutcome,
-      onRequeue: () => this.#hint(),
+      // a retry (due after its backoff), a withdrawn pause, an approval decided before the park:
+      // every dispatcher claims, or learns when it comes due (this one at once, others by NOTIFY)
+      onRequeue: () => this.#d.signals.work(),
     });
     this.#reaper = new LeaseReaper({ db: deps.db, hub: deps.hub, signals: deps.signals, intervalMs: options.reaperIntervalMs, log: deps.log });
   }
@@ -199,6 +214,7 @@ export class Worker {
           if (this.#drained) break;
         }
       } while (this.#wakeAgain && this.#state === 'claiming');
+      if (this.#drained) this.#watchNextDue();
     } catch (err) {
       // whatever the claim would have taken may still wait
       this.#drained = false;
@@ -206,6 +222,49 @@ export class Worker {
     } finally {
       if (this.#state === 'claiming') this.#state = 'idle';
     }
+  }
+
+  /**
+   * After a claim that drained the queue: arms the due timer for the earliest task not runnable
+   * yet. One read at a time; one asked for meanwhile runs after it (it may see a newer task).
+   */
+  #watchNextDue(): void {
+    if (this.#dueReading) {
+      this.#dueReadAgain = true;
+      return;
+    }
+    this.#dueReading = tasksNextRunAt(this.#d.db)
+      .then(
+        (inMs) => this.#armDue(inMs),
+        (err: unknown) => this.#d.log.warn('reading the next run_at failed', { err: (err as Error).message }),
+      )
+      .finally(() => {
+        this.#dueReading = undefined;
+        if (this.#dueReadAgain && this.#state !== 'stopping' && this.#state !== 'stopped') {
+          this.#dueReadAgain = false;
+          this.#watchNextDue();
+        }
+      });
+  }
+
+  /**
+   * Sets the due timer `inMs` from now unless it is set to fire sooner: a read that no longer
+   * sees a task (it came due meanwhile, or was claimed) must not move its wake-up later.
+   */
+  #armDue(inMs: number | undefined): void {
+    if (inMs === undefined || this.#state === 'stopping' || this.#state === 'stopped') return;
+    // +1: the timer's whole milliseconds never fire before the run_at they were read for
+    const delay = Math.min(Math.max(0, Math.ceil(inMs)) + 1, MAX_TIMER_MS);
+    const at = Date.now() + delay;
+    if (this.#dueTimer && this.#dueAt <= at) return;
+    clearTimeout(this.#dueTimer);
+    this.#dueAt = at;
+    this.#dueTimer = setTimeout(() => {
+      this.#dueTimer = undefined;
+      this.#drained = false;
+      this.#hint();
+    }, delay);
+    this.#dueTimer.unref();
   }
 
   get #windowed(): boolean {
@@ -337,6 +396,8 @@ export class Worker {
     if (this.#state === 'stopped' || this.#state === 'stopping') return;
     this.#state = 'stopping';
     clearTimeout(this.#pollTimer);
+    clearTimeout(this.#dueTimer);
+    this.#dueTimer = undefined;
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
     await this.#reaper.stop();
@@ -352,6 +413,7 @@ export class Worker {
       await all();
       await this.#loop;
     } while (this.#active.size > 0);
+    await this.#dueReading;
     clearInterval(this.#heartbeatTimer);
     this.#state = 'stopped';
   }

@@ -1,6 +1,6 @@
 // Dispatch order and wake-ups on a real server, with a poll (TASKGATE_POLL_INTERVAL_MS 60 s) that
-// cannot run within any test: a freed slot claims what waits, and a higher-priority task waiting
-// is not overtaken by a direct dispatch.
+// cannot run within any test: a freed slot claims what waits, a higher-priority task waiting is
+// not overtaken by a direct dispatch, and delayed tasks and retries start when they come due.
 // Order is asserted from the handlers' own start order; waits are bounded polls.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
@@ -29,6 +29,11 @@ const definitions = [
   }),
   def('test-mark', (input: { key: string }) => {
     started.push(input.key);
+    return {};
+  }),
+  def('test-fail-once', (input: { key: string }, ctx) => {
+    started.push(`${input.key}#${ctx.attempt}`);
+    if (ctx.attempt === 1) throw new Error('first attempt fails');
     return {};
   }),
 ];
@@ -94,6 +99,34 @@ describe('one slot', () => {
     const low = await submit(server, { task_definition_id: 'test-mark', input: { key: 'low' }, priority: 'low' });
     expect(await startOrder(['urgent', 'low'])).toEqual(['block', 'urgent', 'low']);
     expect((await waitForTask(server, low)).status).toBe('COMPLETED');
+  });
+
+  it('a delayed task starts when it comes due, not at the next poll', async () => {
+    await idle(server);
+    const delayed = await submit(server, { task_definition_id: 'test-mark', input: { key: 'delayed' }, priority: 'urgent', delay_ms: 300 });
+    expect(await startOrder(['delayed'])).toEqual(['delayed']);
+    // (a claim window writes started_at with its commit)
+    expect((await waitForTask(server, delayed)).status).toBe('COMPLETED');
+    const r = await row(delayed);
+    expect(r.started_at!.getTime() - r.created_at.getTime()).toBeGreaterThanOrEqual(300);
+  });
+
+  it('wakes for the earliest delayed task whatever its priority', async () => {
+    await idle(server);
+    await submit(server, { task_definition_id: 'test-mark', input: { key: 'urgent-later' }, priority: 'urgent', delay_ms: 2000 });
+    await submit(server, { task_definition_id: 'test-mark', input: { key: 'low-sooner' }, priority: 'low', delay_ms: 300 });
+    expect(await startOrder(['low-sooner', 'urgent-later'])).toEqual(['low-sooner', 'urgent-later']);
+  });
+
+  it('a retry starts when its backoff has passed, not at the next poll', async () => {
+    await idle(server);
+    const id = await submit(server, {
+      task_definition_id: 'test-fail-once', input: { key: 'retry' }, priority: 'urgent', retry_policy: { max_retries: 1, retry_interval_ms: 200 },
+    });
+    expect(await startOrder(['retry#1', 'retry#2'])).toEqual(['retry#1', 'retry#2']);
+    const done = await waitForTask(server, id);
+    expect(done).toMatchObject({ status: 'COMPLETED' });
+    expect((await row(id)).attempt).toBe(2);
   });
 });
 

@@ -3,7 +3,7 @@
 // task row and appends the events in the same statement. Zero rows back means the race was lost.
 import { storableJson, storableText } from '../storable.js';
 import type { Queryable } from '../db.js';
-import type { TaskStatus } from '../../domain/lifecycle.js';
+import { PRIORITIES, priorityRank, type TaskStatus } from '../../domain/lifecycle.js';
 import type { TaskRow } from './tasks.js';
 
 export interface EventSpec {
@@ -349,12 +349,20 @@ export async function tasksListExpiredLeases(
   return res.rows;
 }
 
-/** The earliest future run_at among queued tasks, so the dispatcher can wake exactly then. */
-export async function tasksNextRunAt(db: Queryable): Promise<Date | undefined> {
-  const res = await db.query<{ run_at: Date }>(
-    `SELECT run_at FROM tasks WHERE status = 'QUEUED' AND run_at > now() ORDER BY priority, run_at LIMIT 1`,
-  );
-  return res.rows[0]?.run_at;
+// One ordered probe of the claim index per priority rank: `ORDER BY priority, run_at LIMIT 1`
+// answered the earliest run_at of the most urgent priority that had one, not the earliest of all,
+// and walked past every due entry of the priorities before it
+const NEXT_RUN_AT_SQL = `SELECT (extract(epoch FROM least(${PRIORITIES.map(priorityRank)
+  .map((p) => `(SELECT min(run_at) FROM tasks WHERE status = 'QUEUED' AND priority = ${p} AND run_at > now())`)
+  .join(', ')}) - now()) * 1000)::float8 AS in_ms`;
+
+/**
+ * How long until the earliest queued task that is not runnable yet (a delay, a retry's backoff)
+ * becomes runnable, in ms on the database's clock; undefined if none. The dispatcher wakes then.
+ */
+export async function tasksNextRunAt(db: Queryable): Promise<number | undefined> {
+  const res = await db.query<{ in_ms: number | null }>(NEXT_RUN_AT_SQL, [], { name: 'tasks_next_run_at' });
+  return res.rows[0]?.in_ms ?? undefined;
 }
 
 export interface CompletionInput {
