@@ -131,10 +131,8 @@ export class Runner {
     let executed = false;
     try {
       const started = Date.now();
-      const timer = setTimeout(
-        () => active.controller.abort(new AttemptAborted('timeout', `task timed out after ${task.timeout_ms} ms`)),
-        task.timeout_ms,
-      );
+      const timeOut = () => active.controller.abort(new AttemptAborted('timeout', `task timed out after ${task.timeout_ms} ms`));
+      const timer = setTimeout(timeOut, task.timeout_ms);
       let outcome: { result?: ExecutionResult; error?: unknown };
       try {
         const spec = this.#spec(task) ?? (await this.#specAfterReload(task));
@@ -149,6 +147,9 @@ export class Runner {
       } finally {
         clearTimeout(timer);
       }
+      // a handler that held the event loop past its deadline (CPU-bound, never yielding) kept the
+      // timer from firing, and its outcome would have stood: the deadline passed, so it timed out
+      if (!active.controller.aborted && Date.now() - started > task.timeout_ms) timeOut();
       // the slot frees now, so the next claim overlaps this outcome's (batched) write
       executed = true;
       hooks.executed(active);

@@ -1,6 +1,7 @@
 // Dispatch order and wake-ups on a real server, with a poll (TASKGATE_POLL_INTERVAL_MS 60 s) that
 // cannot run within any test: a freed slot claims what waits, a higher-priority task waiting is
 // not overtaken by a direct dispatch, and delayed tasks and retries start when they come due.
+// Also: a handler that blocks the event loop past its deadline ends TIMEOUT.
 // Order is asserted from the handlers' own start order; waits are bounded polls.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
@@ -34,6 +35,13 @@ const definitions = [
   def('test-fail-once', (input: { key: string }, ctx) => {
     started.push(`${input.key}#${ctx.attempt}`);
     if (ctx.attempt === 1) throw new Error('first attempt fails');
+    return {};
+  }),
+  // never yields: its timeout's timer cannot fire while it runs
+  def('test-spin', (input: { key: string; ms: number }) => {
+    started.push(input.key);
+    const end = Date.now() + input.ms;
+    while (Date.now() < end) { /* busy */ }
     return {};
   }),
 ];
@@ -127,6 +135,15 @@ describe('one slot', () => {
     const done = await waitForTask(server, id);
     expect(done).toMatchObject({ status: 'COMPLETED' });
     expect((await row(id)).attempt).toBe(2);
+  });
+
+  it('a handler that holds the event loop past its deadline times out', async () => {
+    await idle(server);
+    const id = await submit(server, {
+      task_definition_id: 'test-spin', input: { key: 'spin', ms: 500 }, timeout_ms: 100, retry_policy: { max_retries: 0 },
+    });
+    const done = await waitForTask(server, id);
+    expect(done).toMatchObject({ status: 'TIMEOUT', error: 'task timed out after 100 ms' });
   });
 });
 
