@@ -13,6 +13,7 @@ import { Completer } from './completer.js';
 import { AttemptAborted } from './abort.js';
 import { LeaseReaper } from './lease-reaper.js';
 import { ClaimWindow, type AttemptGate } from './claim-window.js';
+import { currentVersion, latestVersion } from '../storage/migrate.js';
 
 export interface WorkerOptions {
   workerId: string;
@@ -53,6 +54,13 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export const NEXT_RUN_AT_READ_GAP_MS = 10;
 
+/**
+ * Every this many polls (~10 s at the default interval) the worker checks the database's schema
+ * version: a newer Taskgate migrated it during a rolling upgrade, and this older worker would
+ * fail the tasks it cannot run (a definition kind, a column it does not know) — it stops claiming.
+ */
+export const SCHEMA_CHECK_EVERY_POLLS = 10;
+
 export class Worker {
   readonly #o: WorkerOptions;
   readonly #d: WorkerDeps;
@@ -80,6 +88,9 @@ export class Worker {
    */
   #claimedSinceStart = false;
   #pollTimer: NodeJS.Timeout | undefined;
+  #polls = 0;
+  /** The schema is newer than this build knows: no claims, no direct dispatch (running attempts finish). */
+  #schemaAhead = false;
   /**
    * Fires when the earliest queued task that was not yet runnable (a delay, a retry's backoff)
    * comes due, as read after the last claim that drained the queue: the queue is not drained then.
@@ -136,7 +147,7 @@ export class Worker {
    * asked for), so a direct task never overtakes one that is waiting; 0 otherwise.
    */
   reserve(max: number): number {
-    if (this.#state !== 'idle' || !this.#drained) return 0;
+    if (this.#state !== 'idle' || !this.#drained || this.#schemaAhead) return 0;
     const n = Math.max(0, Math.min(max, this.#o.concurrency - this.#busySlots));
     this.#busySlots += n;
     return n;
@@ -207,6 +218,10 @@ export class Worker {
         for (;;) {
           const free = this.#o.concurrency - this.#busySlots;
           if (this.#state !== 'claiming') break;
+          if (this.#schemaAhead) {
+            this.#drained = false; // and no direct dispatch either
+            break;
+          }
           if (free <= 0) {
             // every slot busy: what a hint announced waits, unclaimed and unseen. Not drained, so
             // the next freed slot claims (executed()) and no submit is dispatched ahead of it.
@@ -336,6 +351,7 @@ export class Worker {
    * a submit now and then through the queue, a claim round trip later.
    */
   async #poll(): Promise<void> {
+    if (++this.#polls % SCHEMA_CHECK_EVERY_POLLS === 0) await this.#checkSchema();
     if (this.#state === 'idle' && this.#drained && !this.#hinted) {
       try {
         if (!(await tasksRunnableExist(this.#d.db))) return;
@@ -345,6 +361,30 @@ export class Worker {
       }
     }
     this.wake();
+  }
+
+  /** Whether this worker stopped claiming because the database's schema is newer than it knows. */
+  get schemaAhead(): boolean {
+    return this.#schemaAhead;
+  }
+
+  async #checkSchema(): Promise<void> {
+    let version: number;
+    try {
+      version = await currentVersion(this.#d.db);
+    } catch (err) {
+      this.#d.log.warn('schema version check failed', { err: (err as Error).message });
+      return;
+    }
+    const ahead = version > latestVersion();
+    if (ahead && !this.#schemaAhead) {
+      this.#d.log.warn(
+        `database schema is at version ${version}, newer than this Taskgate knows (${latestVersion()}): ` +
+          'this worker claims no more tasks (its running attempts finish); stop it and run the new version',
+      );
+    }
+    if (!ahead && this.#schemaAhead) this.#d.log.info('database schema is one this worker knows again: claiming');
+    this.#schemaAhead = ahead;
   }
 
   /**
