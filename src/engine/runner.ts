@@ -375,12 +375,14 @@ export class Runner {
 
   /** Shutdown: give the task back without counting the attempt. */
   async #release(task: ClaimedTask, active: ActiveAttempt): Promise<void> {
-    await this.#transition(
+    const released = await this.#transition(
       task,
       active,
       { status: 'QUEUED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, run_at: sql('now()') },
       [{ type: 'WARNING', message: 'worker shutting down; task released back to the queue', payload: { attempt: task.attempt } }],
     );
+    // the other processes' workers take it now, not at their next poll (a deploy's hand-off)
+    if (released) this.#d.onRequeue?.();
   }
 
   /** Parks the task for an approval: still RUNNING for clients, but holding no lease or slot. */

@@ -40,6 +40,8 @@ export class Signals {
    */
   readonly #token = randomBytes(6).toString('base64url');
   readonly #idTag = `~${this.#token}`;
+  /** The NOTIFYs scheduled last, until sent. */
+  #flushing: Promise<void> | undefined;
 
   constructor(db: Db, opts: SignalsOptions) {
     this.#db = db;
@@ -73,6 +75,8 @@ export class Signals {
   }
 
   async stop(): Promise<void> {
+    // what was signalled last (a shutting-down worker's released tasks) still reaches the others
+    await this.#flushing;
     const fns = this.#unlisten;
     this.#unlisten = [];
     for (const f of fns) await f();
@@ -143,7 +147,7 @@ export class Signals {
   #schedule(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    setImmediate(() => void this.#flush());
+    this.#flushing = new Promise<void>((resolve) => setImmediate(() => void this.#flush().finally(resolve)));
   }
 
   async #flush(): Promise<void> {
