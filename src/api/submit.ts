@@ -95,7 +95,8 @@ export function buildTask(
   const runAt = body.run_at === undefined ? null : parseInstant(body.run_at, 'run_at');
 
   const metadata: Record<string, unknown> = { ...(body.metadata ?? {}) };
-  const tags = Array.isArray(metadata.tags) ? metadata.tags.filter((t): t is string => typeof t === 'string' && t.length <= 128).slice(0, 50) : [];
+  // checked by the schema (strings, at most MAX_TAGS of MAX_TAG_CHARS); the compat route's too
+  const tags = Array.isArray(metadata.tags) ? (metadata.tags as string[]) : [];
   if (traceparent) metadata.traceparent = traceparent;
 
   const sessionId = body.session_id ?? (kind === 'agent' ? newSessionId() : null);

@@ -2,6 +2,10 @@
 // handlers are typed from them, and /openapi.json is generated from them.
 import { Type, type Static, type TSchema } from 'typebox';
 
+/** Tags a task may carry (metadata.tags), and their length: what the tag index holds. */
+export const MAX_TAGS = 50;
+export const MAX_TAG_CHARS = 128;
+
 export const MAX_QUERY_CHARS = 10_000;
 export const ID_REGEX = '^[A-Za-z0-9:_\\-.]{1,128}$';
 
@@ -55,13 +59,26 @@ export const SubmitTaskBody = Type.Object(
         description: "Start no earlier than this many ms after the task's created_at, on the database's clock (not with run_at).",
       }),
     ),
-    metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    metadata: Type.Optional(
+      Type.Object(
+        {
+          tags: Type.Optional(
+            Type.Array(Type.String({ maxLength: MAX_TAG_CHARS }), {
+              maxItems: MAX_TAGS, description: `Labels to filter the list by (?tag=): at most ${MAX_TAGS}, each at most ${MAX_TAG_CHARS} characters.`,
+            }),
+          ),
+        },
+        { additionalProperties: true, description: 'Free keys, kept as given; `tags` is indexed.' },
+      ),
+    ),
     workflow_instance_id: Type.Optional(Type.String({ pattern: ID_REGEX })),
     workflowInstanceId: Type.Optional(Type.String({ pattern: ID_REGEX })),
   },
   { additionalProperties: false },
 );
-export type SubmitTaskBody = Static<typeof SubmitTaskBody>;
+/** `metadata`: free keys kept as given (the schema's `additionalProperties: true`), `tags` checked. */
+export type TaskMetadata = { tags?: string[]; [key: string]: unknown };
+export type SubmitTaskBody = Omit<Static<typeof SubmitTaskBody>, 'metadata'> & { metadata?: TaskMetadata };
 
 export const SubmitTaskResponse = Type.Object({
   task_id: Type.String(),

@@ -78,6 +78,11 @@ describe('POST /api/v1/tasks', () => {
       [{ query: 'x', max_iterations: '5' }, /max_iterations/],
       [{ query: 'x', enable_verification: 'true' }, /enable_verification/],
       [[1, 2], /body/],
+      // tags are what the list filters on: one the index could not hold is refused, not dropped
+      [{ task_definition_id: 'noop', input: {}, metadata: { tags: [1] } }, /metadata\.tags/],
+      [{ task_definition_id: 'noop', input: {}, metadata: { tags: 'urgent' } }, /metadata\.tags/],
+      [{ task_definition_id: 'noop', input: {}, metadata: { tags: ['x'.repeat(129)] } }, /metadata\.tags/],
+      [{ task_definition_id: 'noop', input: {}, metadata: { tags: Array.from({ length: 51 }, (_, i) => `t${i}`) } }, /metadata\.tags/],
     ];
     for (const [body, re] of cases) {
       const res = await server.call('POST', '/api/v1/tasks', body);
