@@ -1,5 +1,5 @@
 // The one coded error table: every error the API returns has a code, an HTTP status and a
-// default message. docs/errors.md lists the same table; test/unit/errors-doc.test.ts keeps them in sync.
+// default message. docs/errors.md lists the same table; test/unit/contract.test.ts keeps them in sync.
 
 export const ERRORS = {
   VALIDATION_ERROR: { status: 400, message: 'The request is invalid' },

@@ -397,11 +397,14 @@ describe('engine', () => {
     expect(stepRuns.get(`${key}:two`)).toBeUndefined();
     expect(fixture.server.worker!.activeCount).toBe(0);
     expect((await fixture.server.call('POST', `/api/v1/tasks/${id}/pause`, {})).status).toBe(409);
-    const r = await fixture.server.call('POST', `/api/v1/tasks/${id}/resume`, {});
+    const r = await fixture.server.call('POST', `/api/v1/tasks/${id}/resume`, { reason: 'go on' });
     expect(r.status).toBe(202);
     const done = await waitForTask(fixture.server, id);
     expect(done.status).toBe('COMPLETED');
     expect(done.output.runs).toEqual([1, 1, 1]);
+    // the resume's reason is kept, as the pause's is
+    const events = (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as { type: string; payload: unknown }[];
+    expect(events.find((e) => e.type === 'WORKFLOW_RESUMED')?.payload).toEqual({ reason: 'go on', resumed_by: expect.any(String) });
     // the resumed attempt replayed the finished steps itself: no lease lost on the way (a pause
     // gives its attempt back, so the resumed claim is attempt 1 again and must still load them)
     expect(done.attempts).toBe(1);

@@ -290,13 +290,14 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
 
   r.post('/api/v1/tasks/:id/resume', { config: { scope: 'tasks:cancel' }, preValidation: emptyBodyIsObject, schema: controlSchema('Resume a paused task') }, async (req, reply) => {
     const by = req.principal.userId;
+    const reason = req.body?.reason ?? null;
     const out = await control(req.principal.tenantId, req.params.id, (row) => {
       if (row.status === 'PAUSED') {
         return {
           statuses: ['PAUSED'],
           // a task paused before its run_at keeps its delay; one paused later runs at once
           set: { status: 'QUEUED', run_at: sql('greatest(run_at, now())'), pause_requested: false, pause_reason: null, paused_by: null, paused_at: null },
-          events: [{ type: 'WORKFLOW_RESUMED', message: 'Task resumed', payload: { resumed_by: by } }],
+          events: [{ type: 'WORKFLOW_RESUMED', message: 'Task resumed', payload: { reason, resumed_by: by } }],
           status: 'QUEUED', message: 'Task resumed', signal: 'work',
         };
       }
@@ -306,7 +307,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
           // still requested: a resume that withdrew it first makes this one a 409
           fence: { pauseRequested: true },
           set: { pause_requested: false, pause_reason: null, paused_by: null },
-          events: [{ type: 'WORKFLOW_RESUMED', message: 'Pause withdrawn', payload: { resumed_by: by } }],
+          events: [{ type: 'WORKFLOW_RESUMED', message: 'Pause withdrawn', payload: { reason, resumed_by: by } }],
           status: 'RUNNING', message: 'Pause request withdrawn', signal: 'control',
         };
       }
