@@ -235,13 +235,17 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
       // control routes) says `'x-body-optional': true` in its schema, made requestBody.required: false here
       transformObject: (doc) => {
         if (!('openapiObject' in doc)) return doc.swaggerObject;
-        for (const path of Object.values(doc.openapiObject.paths ?? {})) {
-          for (const op of Object.values(path ?? {}) as ({ 'x-body-optional'?: boolean; requestBody?: { required?: boolean } } | undefined)[]) {
-            if (!op?.['x-body-optional']) continue;
-            if (op.requestBody) op.requestBody.required = false;
-            delete op['x-body-optional'];
+        for (const [url, path] of Object.entries(doc.openapiObject.paths ?? {})) {
+          for (const [method, op] of Object.entries(path ?? {}) as [string, OpenApiOperation | undefined][]) {
+            if (!op || typeof op !== 'object') continue;
+            if (op['x-body-optional']) {
+              if (op.requestBody) op.requestBody.required = false;
+              delete op['x-body-optional'];
+            }
+            describeHeaders(url, method, op);
           }
         }
+        doc.openapiObject.components = { ...doc.openapiObject.components, headers: OPENAPI_HEADERS };
         return doc.openapiObject;
       },
     });
@@ -264,4 +268,54 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     for (const plugin of opts.plugins ?? []) await app.register(plugin);
   }
   return app;
+}
+
+type OpenApiOperation = {
+  'x-body-optional'?: boolean;
+  requestBody?: { required?: boolean };
+  parameters?: object[];
+  security?: unknown[];
+  responses?: Record<string, { headers?: Record<string, object> }>;
+};
+
+/** Headers of the API's answers (docs/api.md, docs/security.md), shared by the operations. */
+const OPENAPI_HEADERS: Record<string, object> = {
+  'X-RateLimit-Limit': { description: "The principal's budget per minute (reads or writes)", schema: { type: 'integer' } },
+  'X-RateLimit-Remaining': { description: 'Requests left in the bucket', schema: { type: 'integer' } },
+  'X-RateLimit-Reset': { description: 'When the bucket is full again (unix seconds)', schema: { type: 'integer' } },
+  'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'integer' } },
+  'X-Workflow-ID': { description: 'The task id (as task_id / workflow_id in the body)', schema: { type: 'string' } },
+  'X-Session-ID': { description: "The task's session, when it has one", schema: { type: 'string' } },
+  'Idempotent-Replayed': { description: '`true` on a replay of the response stored under the Idempotency-Key', schema: { type: 'string' } },
+};
+const ref = (name: string) => ({ $ref: `#/components/headers/${name}` });
+
+/**
+ * What the schemas cannot say: the Idempotency-Key every authenticated POST takes, and the headers
+ * its answers carry — rate-limit headers on limited routes, Retry-After on 429/503, the submit's ids.
+ */
+function describeHeaders(url: string, method: string, op: OpenApiOperation): void {
+  const limited = url.startsWith('/api/v1/') || url.startsWith('/v1/');
+  if (!limited) return;
+  if (method === 'post') {
+    (op.parameters ??= []).push({
+      name: 'Idempotency-Key', in: 'header', required: false,
+      description: 'Replays the first 2xx answer of the same request for 24 h; another request under the key is 422, one still in flight 409',
+      schema: { type: 'string', minLength: 1, maxLength: 255 },
+    });
+  }
+  for (const [status, res] of Object.entries(op.responses ?? {})) {
+    if (typeof res !== 'object' || res === null || '$ref' in res) continue;
+    const headers: Record<string, object> = { ...(res.headers ?? {}) };
+    if (/^2/.test(status) || status === '429') {
+      for (const h of ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset']) headers[h] ??= ref(h);
+    }
+    if (status === '429' || status === '503') headers['Retry-After'] ??= ref('Retry-After');
+    if (method === 'post' && /^2/.test(status)) headers['Idempotent-Replayed'] ??= ref('Idempotent-Replayed');
+    if (method === 'post' && (url === '/api/v1/tasks' || url === '/api/v1/tasks/stream') && /^2/.test(status)) {
+      headers['X-Workflow-ID'] ??= ref('X-Workflow-ID');
+      headers['X-Session-ID'] ??= ref('X-Session-ID');
+    }
+    res.headers = headers;
+  }
 }

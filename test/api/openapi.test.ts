@@ -281,6 +281,27 @@ describe('the audit, item by item', () => {
     expectDeclared(doc, 'GET', '/api/v1/definitions/:id', asAnswer(def), 'definition without tasks:definitions:read');
   });
 
+  it('headers the schemas cannot say: Idempotency-Key on every POST, rate-limit headers, Retry-After, the submit ids', async () => {
+    const full = doc as Doc & { components: { headers: Record<string, unknown> }; paths: Record<string, Record<string, { parameters?: { name: string; in: string }[] }>> };
+    for (const [url, path] of Object.entries(full.paths)) {
+      if (!url.startsWith('/api/v1/') && !url.startsWith('/v1/')) continue;
+      if (path.post) expect(path.post.parameters?.some((p) => p.name === 'Idempotency-Key' && p.in === 'header'), `POST ${url}`).toBe(true);
+    }
+    const submit = operation(doc, 'POST', '/api/v1/tasks');
+    expect(Object.keys(submit.responses['200']!.headers!)).toEqual(
+      expect.arrayContaining(['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset', 'X-Workflow-ID', 'X-Session-ID', 'Idempotent-Replayed']),
+    );
+    expect(Object.keys(submit.responses['429']!.headers!)).toEqual(expect.arrayContaining(['Retry-After', 'X-RateLimit-Reset']));
+    expect(full.components.headers).toHaveProperty('X-Workflow-ID');
+    // what they describe is what the server sends
+    const res = await fx.server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} }, { headers: { 'idempotency-key': 'openapi-headers' } });
+    expect(res.headers.get('x-workflow-id')).toBe(res.body.task_id);
+    const again = await fx.server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} }, { headers: { 'idempotency-key': 'openapi-headers' } });
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    // public routes are not limited and take no key
+    expect(operation(doc, 'GET', '/health').responses['200']!.headers ?? {}).not.toHaveProperty('X-RateLimit-Limit');
+  });
+
   it('/readiness: 503 with its report when a check fails', async () => {
     const { server, tdb } = fx;
     expect(declared(doc, 'GET', '/readiness')).toEqual(expect.arrayContaining(['200', '503']));
