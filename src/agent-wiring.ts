@@ -21,7 +21,7 @@ import type { Executor } from './executors/types.js';
 import { createAgentExecutor, type RunChildTask } from './executors/agent/index.js';
 import { historyReadChars } from './executors/agent/history.js';
 import { openaiRoutes, type FollowedEvent } from './api/routes/openai.js';
-import { RATE_LIMIT_HEADERS } from './api/rate-limit.js';
+import { RATE_LIMIT_HEADERS, unlimitedHeader } from './api/rate-limit.js';
 
 interface Wiring {
   db: Db;
@@ -164,8 +164,10 @@ function limitHeaders(headers: Record<string, unknown>, names: readonly string[]
  * Re-issues a request to a canonical route in-process with the caller's credentials; answers its
  * body and rate-limit headers, or throws its error with them (and WWW-Authenticate).
  */
-async function injectAs(req: FastifyRequest, method: 'POST', url: string, payload: unknown): Promise<{ body: Record<string, any>; headers: Record<string, string> }> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
+async function injectAs(
+  req: FastifyRequest, method: 'POST', url: string, payload: unknown, opts: { unlimited?: boolean } = {},
+): Promise<{ body: Record<string, any>; headers: Record<string, string> }> {
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...(opts.unlimited ? unlimitedHeader() : {}) };
   for (const h of ['authorization', 'x-api-key', 'traceparent', 'x-request-id']) {
     const v = req.headers[h];
     if (typeof v === 'string') headers[h] = v;
@@ -196,7 +198,8 @@ export function openaiPluginFor(llm: LlmConfig | undefined, w: Wiring) {
       return { status: row.status, result: row.result, error: row.error, usage, model_used: row.model_used };
     },
     cancelTask: async (_p, taskId, reason, req) => {
-      await injectAs(req, 'POST', `/api/v1/tasks/${encodeURIComponent(taskId)}/cancel`, { reason }).catch(() => undefined);
+      // not refused for the caller's budget: a client at its limit that goes away stops its task too
+      await injectAs(req, 'POST', `/api/v1/tasks/${encodeURIComponent(taskId)}/cancel`, { reason }, { unlimited: true }).catch(() => undefined);
     },
   });
 }

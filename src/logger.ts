@@ -47,7 +47,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       redact: {
         paths: [
           'req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie', 'headers.authorization',
-          'headers["x-api-key"]', '*.authorization', '*.apiKey', '*.api_key', '*.password', '*.token',
+          'headers["x-api-key"]', 'req.headers["x-taskgate-unlimited"]', 'headers["x-taskgate-unlimited"]',
+          '*.authorization', '*.apiKey', '*.api_key', '*.password', '*.token',
         ],
         censor: '[REDACTED]',
       },

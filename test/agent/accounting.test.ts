@@ -219,6 +219,28 @@ describe('rate limits of /v1/chat/completions', () => {
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(refused.headers.get('x-ratelimit-remaining')).toBe('0');
   });
+
+  it("a client at its limit that disconnects still cancels its task (the cancel is the server's, not a request of its budget)", async () => {
+    const { key } = await newTenant(rdb.db, ['admin']);
+    oai.script({ kind: 'text', text: 'a b c d', pauseAfter: 1, resume: new Promise<void>(() => undefined) });
+    const ctl = new AbortController();
+    const res = await fetch(`${limited.url}/v1/chat/completions`, {
+      method: 'POST', signal: ctl.signal, headers: { 'content-type': 'application/json', 'x-api-key': key },
+      body: JSON.stringify({ model: 'taskgate', messages: [{ role: 'user', content: 'long' }], stream: true }),
+    });
+    expect(res.status).toBe(200);
+    const taskId = res.headers.get('x-workflow-id')!;
+    const reader = res.body!.getReader();
+    for (let text = ''; !text.includes('"content"'); ) text += new TextDecoder().decode((await reader.read()).value);
+    // spend the rest of the write budget (the chat's submit took one of the 10)
+    for (let i = 0; i < 9; i++) expect((await limited.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} }, { key })).status).toBe(200);
+    expect((await limited.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} }, { key })).status).toBe(429);
+    ctl.abort();
+    // read from the database: polling over HTTP would spend this key's read budget
+    const status = async () => (await rdb.db.query<{ status: string }>('SELECT status FROM tasks WHERE id = $1', [taskId])).rows[0]?.status;
+    for (let i = 0; (await status()) === 'RUNNING' && i < 500; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await status()).toBe('CANCELLED');
+  });
 });
 
 describe('session history read', () => {
