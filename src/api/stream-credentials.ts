@@ -5,11 +5,10 @@
 // authenticate. Expiries (a key's expires_at, a JWT's exp) close by timer. A sweep re-reads every
 // tracked key every 30 s, so a lost NOTIFY delays a close but never skips it. Nothing runs per event.
 import type { Principal } from '../auth/scopes.js';
+import { MAX_TIMER_MS } from '../domain/time.js';
 
 /** How often every key with an open stream is re-read (ms): the bound when a hint is lost. */
 export const CREDENTIAL_SWEEP_MS = 30_000;
-/** setTimeout's longest delay (~24.8 days); a later expiry re-arms. */
-const MAX_TIMER_MS = 2_147_483_647;
 /** Key ids per lookup statement. */
 const LOOKUP_CHUNK = 1_000;
 

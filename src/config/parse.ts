@@ -7,7 +7,7 @@ export class ConfigError extends Error {
 
 type Raw = string | boolean | undefined;
 
-/** The longest delay a Node timer honours (2^31 − 1 ms, about 24.8 days): a longer one fires after 1 ms. */
+/** The longest delay a Node timer honours (2^31 − 1 ms, about 24.8 days): a longer one fires after 1 ms (domain/time.ts's twin: config imports nothing from the project). */
 export const MAX_TIMER_MS = 2_147_483_647;
 /** The longest interval that may be stretched by +25 % jitter and still be one timer. */
 export const MAX_JITTERED_TIMER_MS = Math.floor(MAX_TIMER_MS / 1.25);

@@ -1,2 +1,3 @@
 export * from './lifecycle.js';
 export * from './ids.js';
+export * from './time.js';

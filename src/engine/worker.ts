@@ -14,6 +14,7 @@ import { AttemptAborted } from './abort.js';
 import { LeaseReaper } from './lease-reaper.js';
 import { ClaimWindow, type AttemptGate } from './claim-window.js';
 import { currentVersion, latestVersion } from '../storage/migrate.js';
+import { MAX_TIMER_MS } from '../domain/time.js';
 
 export interface WorkerOptions {
   workerId: string;
@@ -43,8 +44,6 @@ export interface WorkerDeps {
 
 type State = 'stopped' | 'idle' | 'claiming' | 'stopping';
 
-/** The longest a timer may be set for (Node's limit, ~24.8 days); a later run_at is read again then. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Reads of the next run_at asked for within this long of the last one are one read at its end. A
@@ -279,6 +278,7 @@ export class Worker {
   #armDue(inMs: number | undefined): void {
     if (inMs === undefined || this.#state === 'stopping' || this.#state === 'stopped') return;
     // +1: the timer's whole milliseconds never fire before the run_at they were read for
+    // a run_at further off than a timer can wait is read again when the capped timer fires
     const delay = Math.min(Math.max(0, Math.ceil(inMs)) + 1, MAX_TIMER_MS);
     const at = Date.now() + delay;
     if (this.#dueTimer && this.#dueAt <= at) return;
