@@ -3,17 +3,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { newTenant, startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
-import { startFakeOpenAi, type FakeOpenAi } from '../helpers/fake-llm/index.js';
+import { useAgentServer } from '../helpers/agent-server.js';
 import { agentSessionAddUsage, agentSessionTurns } from '../../src/storage/queries/agent.js';
 import { estimateTokens } from '../../src/executors/agent/runtime.js';
 import { AGENT_SYSTEM } from '../../src/executors/agent/prompts.js';
-
-let tdb: TestDb;
-let oai: FakeOpenAi;
-let server: TestServer;
 
 /** Tiers and prices as a deployment would write them; `local-model` is served but has no price. */
 function llmFile(baseUrl: string): string {
@@ -26,17 +22,7 @@ function llmFile(baseUrl: string): string {
   return path;
 }
 
-beforeAll(async () => {
-  tdb = await openTestDb();
-  oai = await startFakeOpenAi();
-  server = await startTestServer(tdb.db, { TASKGATE_LLM_CONFIG: llmFile(oai.baseUrl) });
-}, 60_000);
-afterAll(async () => {
-  await server?.close();
-  await oai?.stop();
-  await tdb?.close();
-});
-beforeEach(() => oai.reset());
+const fx = useAgentServer((baseUrl) => ({ TASKGATE_LLM_CONFIG: llmFile(baseUrl) }));
 
 /** One streamed OpenAI answer whose chunks report `model` (a provider names the snapshot it ran). */
 function reportingModel(model: string, text: string, usage: { prompt_tokens: number; completion_tokens: number }) {
@@ -52,26 +38,26 @@ function reportingModel(model: string, text: string, usage: { prompt_tokens: num
 describe('model names that are also Object.prototype properties', () => {
   it('__proto__, constructor and toString are unknown models (400 / 404), and nothing is polluted', async () => {
     for (const model of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
-      const res = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', model_override: model });
+      const res = await fx.server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', model_override: model });
       expect(res.status, `${model}: ${res.text}`).toBe(400);
       expect(res.body.error).toMatchObject({ code: 'VALIDATION_ERROR', details: { path: 'model_override' } });
-      const chat = await server.call('POST', '/v1/chat/completions', { model, messages: [{ role: 'user', content: 'hi' }] });
+      const chat = await fx.server.call('POST', '/v1/chat/completions', { model, messages: [{ role: 'user', content: 'hi' }] });
       expect(chat.status, `${model}: ${chat.text}`).toBe(404);
       expect(chat.body.error).toMatchObject({ code: 'model_not_found', param: 'model' });
     }
-    expect(oai.requests).toHaveLength(0);
+    expect(fx.oai.requests).toHaveLength(0);
     expect(Object.prototype).not.toHaveProperty('executions');
     // another tenant's ordinary submit still works
-    const other = await newTenant(tdb.db);
-    const ok = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple' }, { key: other.key });
+    const other = await newTenant(fx.tdb.db);
+    const ok = await fx.server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple' }, { key: other.key });
     expect(ok.status, ok.text).toBe(200);
-    expect((await waitForTask(server, ok.body.task_id, undefined, { key: other.key })).status).toBe('COMPLETED');
+    expect((await waitForTask(fx.server, ok.body.task_id, undefined, { key: other.key })).status).toBe('COMPLETED');
   });
 
   it('a provider that reports such a name gets its own model_breakdown entry, cost 0, no pollution', async () => {
-    oai.script(reportingModel('__proto__', 'odd', { prompt_tokens: 10, completion_tokens: 5 }));
-    const { body } = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', model_override: 'local-model' });
-    const task = await waitForTask(server, body.task_id);
+    fx.oai.script(reportingModel('__proto__', 'odd', { prompt_tokens: 10, completion_tokens: 5 }));
+    const { body } = await fx.server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', model_override: 'local-model' });
+    const task = await waitForTask(fx.server, body.task_id);
     expect(task.status, task.error).toBe('COMPLETED');
     expect(Object.prototype).not.toHaveProperty('executions');
     expect(Object.hasOwn(task.metadata.model_breakdown, '__proto__')).toBe(true);
@@ -86,60 +72,60 @@ describe('model names that are also Object.prototype properties', () => {
       frame({ tool_calls: [{ index: '__proto__', id: 'p1', type: 'function', function: { name: 'calculator', arguments: '{"expression":"1+1"}' } }] }) +
       frame({ tool_calls: [{ index: 'length', id: 'p2', type: 'function', function: { name: 'calculator', arguments: '{"expression":"2+2"}' } }] }) +
       frame({}, 'tool_calls') + 'data: [DONE]\n\n';
-    oai.script({ kind: 'raw', contentType: 'text/event-stream', body }, { kind: 'text', text: 'two and four' });
-    const { body: sub } = await server.call('POST', '/api/v1/tasks', { query: 'add', mode: 'standard' });
-    const task = await waitForTask(server, sub.task_id);
+    fx.oai.script({ kind: 'raw', contentType: 'text/event-stream', body }, { kind: 'text', text: 'two and four' });
+    const { body: sub } = await fx.server.call('POST', '/api/v1/tasks', { query: 'add', mode: 'standard' });
+    const task = await waitForTask(fx.server, sub.task_id);
     expect(task.status, task.error).toBe('COMPLETED');
     expect(Object.hasOwn(Array.prototype, 'arguments')).toBe(false);
     expect(Object.hasOwn(Array.prototype, 'id')).toBe(false);
-    expect(oai.requests[1]!.body.messages.filter((m: { role: string }) => m.role === 'tool').map((m: { content: string }) => m.content)).toEqual(['2', '4']);
+    expect(fx.oai.requests[1]!.body.messages.filter((m: { role: string }) => m.role === 'tool').map((m: { content: string }) => m.content)).toEqual(['2', '4']);
   });
 
   it('a provider reporting "constructor" for an unpriced model costs 0, not NaN, and the session keeps counting', async () => {
-    oai.script(reportingModel('constructor', 'odd', { prompt_tokens: 10, completion_tokens: 5 }));
-    const first = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', model_override: 'local-model' });
-    const task = await waitForTask(server, first.body.task_id);
+    fx.oai.script(reportingModel('constructor', 'odd', { prompt_tokens: 10, completion_tokens: 5 }));
+    const first = await fx.server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', model_override: 'local-model' });
+    const task = await waitForTask(fx.server, first.body.task_id);
     expect(task.status, task.error).toBe('COMPLETED');
     expect(task.usage.estimated_cost).toBe(0);
-    oai.script({ kind: 'text', text: 'priced', usage: { prompt_tokens: 1000, completion_tokens: 100 } });
-    const second = await server.call('POST', '/api/v1/tasks', { query: 'again', mode: 'simple', session_id: first.body.session_id });
-    expect((await waitForTask(server, second.body.task_id)).status).toBe('COMPLETED');
-    const { rows } = await tdb.db.query<{ cost_usd: number }>('SELECT cost_usd FROM sessions WHERE id = $1', [first.body.session_id]);
+    fx.oai.script({ kind: 'text', text: 'priced', usage: { prompt_tokens: 1000, completion_tokens: 100 } });
+    const second = await fx.server.call('POST', '/api/v1/tasks', { query: 'again', mode: 'simple', session_id: first.body.session_id });
+    expect((await waitForTask(fx.server, second.body.task_id)).status).toBe('COMPLETED');
+    const { rows } = await fx.tdb.db.query<{ cost_usd: number }>('SELECT cost_usd FROM sessions WHERE id = $1', [first.body.session_id]);
     expect(rows[0]!.cost_usd).toBeCloseTo(0.0035, 10);
-    const session = await server.call('GET', `/api/v1/sessions/${first.body.session_id}`);
+    const session = await fx.server.call('GET', `/api/v1/sessions/${first.body.session_id}`);
     expect(session.body.cost_usd).toBeCloseTo(0.0035, 10);
   });
 });
 
 describe('a session account never holds a non-finite cost', () => {
   it('agentSessionAddUsage ignores NaN/Infinity; a row poisoned earlier heals and shows its tasks again', async () => {
-    oai.script({ kind: 'text', text: 'ok', usage: { prompt_tokens: 1000, completion_tokens: 100 } });
-    const { body } = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple' });
-    expect((await waitForTask(server, body.task_id)).status).toBe('COMPLETED');
+    fx.oai.script({ kind: 'text', text: 'ok', usage: { prompt_tokens: 1000, completion_tokens: 100 } });
+    const { body } = await fx.server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple' });
+    expect((await waitForTask(fx.server, body.task_id)).status).toBe('COMPLETED');
     const sessionId = body.session_id as string;
-    const read = async () => (await tdb.db.query<{ tenant_id: string; cost_usd: number; tokens_used: string }>(
+    const read = async () => (await fx.tdb.db.query<{ tenant_id: string; cost_usd: number; tokens_used: string }>(
       'SELECT tenant_id, cost_usd, tokens_used::text FROM sessions WHERE id = $1', [sessionId])).rows[0]!;
     const { tenant_id: tenantId } = await read();
     for (const bad of [NaN, Infinity, -Infinity]) {
-      await agentSessionAddUsage(tdb.db, { tenantId, sessionId, tokens: bad, costUsd: bad });
+      await agentSessionAddUsage(fx.tdb.db, { tenantId, sessionId, tokens: bad, costUsd: bad });
     }
     expect(await read()).toMatchObject({ cost_usd: 0.0035, tokens_used: '1100' });
 
-    await tdb.db.query(`UPDATE sessions SET cost_usd = 'NaN' WHERE id = $1`, [sessionId]);
-    expect((await server.call('GET', `/api/v1/sessions/${sessionId}`)).body.cost_usd).toBe(0.0035);
-    await agentSessionAddUsage(tdb.db, { tenantId, sessionId, tokens: 10, costUsd: 0.001 });
+    await fx.tdb.db.query(`UPDATE sessions SET cost_usd = 'NaN' WHERE id = $1`, [sessionId]);
+    expect((await fx.server.call('GET', `/api/v1/sessions/${sessionId}`)).body.cost_usd).toBe(0.0035);
+    await agentSessionAddUsage(fx.tdb.db, { tenantId, sessionId, tokens: 10, costUsd: 0.001 });
     expect((await read()).cost_usd).toBe(0.001);
-    expect((await server.call('GET', `/api/v1/sessions/${sessionId}`)).body.cost_usd).toBe(0.0035);
+    expect((await fx.server.call('GET', `/api/v1/sessions/${sessionId}`)).body.cost_usd).toBe(0.0035);
   });
 });
 
 describe('cost of a call the provider answers under another name', () => {
   it('a gpt-4o request answered as gpt-4o-2024-08-06 costs gpt-4o prices, on the task and on the session', async () => {
-    oai.script(reportingModel('gpt-4o-2024-08-06', 'dated', { prompt_tokens: 1200, completion_tokens: 300 }));
-    const { body } = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple' });
-    const task = await waitForTask(server, body.task_id);
+    fx.oai.script(reportingModel('gpt-4o-2024-08-06', 'dated', { prompt_tokens: 1200, completion_tokens: 300 }));
+    const { body } = await fx.server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple' });
+    const task = await waitForTask(fx.server, body.task_id);
     expect(task.status, task.error).toBe('COMPLETED');
-    expect(oai.requests[0]!.body.model).toBe('gpt-4o');
+    expect(fx.oai.requests[0]!.body.model).toBe('gpt-4o');
     const cost = (1200 * 2.5 + 300 * 10) / 1e6;
     expect(task.usage).toEqual({ input_tokens: 1200, output_tokens: 300, total_tokens: 1500, estimated_cost: cost });
     // model_used and model_breakdown name the model that answered
@@ -147,9 +133,9 @@ describe('cost of a call the provider answers under another name', () => {
     expect(task.metadata.model_breakdown).toEqual({
       'gpt-4o-2024-08-06': { provider: 'openai', executions: 1, input_tokens: 1200, output_tokens: 300, total_tokens: 1500, cost_usd: cost, percentage: 100 },
     });
-    const session = await server.call('GET', `/api/v1/sessions/${body.session_id}`);
+    const session = await fx.server.call('GET', `/api/v1/sessions/${body.session_id}`);
     expect(session.body).toMatchObject({ tokens_used: 1500, cost_usd: cost });
-    const { rows } = await tdb.db.query<{ cost_usd: number }>('SELECT cost_usd FROM sessions WHERE id = $1', [body.session_id]);
+    const { rows } = await fx.tdb.db.query<{ cost_usd: number }>('SELECT cost_usd FROM sessions WHERE id = $1', [body.session_id]);
     expect(rows[0]!.cost_usd).toBe(cost);
   });
 });
@@ -157,33 +143,33 @@ describe('cost of a call the provider answers under another name', () => {
 describe('context.token_budget at submit', () => {
   it('is an integer from 0 to 2147483647, else 400 naming context.token_budget; nothing is queued', async () => {
     for (const bad of [3_000_000_000, 2_147_483_648, -1, 1.5, '200', true, { n: 1 }]) {
-      const res = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', context: { token_budget: bad } });
+      const res = await fx.server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', context: { token_budget: bad } });
       expect(res.status, `${JSON.stringify(bad)}: ${res.text}`).toBe(400);
       expect(res.body.error).toMatchObject({ code: 'VALIDATION_ERROR', details: { path: 'context.token_budget' } });
       expect(res.body.error.message).toContain('2147483647');
     }
-    const edge = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', context: { token_budget: 2_147_483_647 } });
+    const edge = await fx.server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', context: { token_budget: 2_147_483_647 } });
     expect(edge.status, edge.text).toBe(200);
-    expect((await waitForTask(server, edge.body.task_id)).status).toBe('COMPLETED');
-    const session = await server.call('GET', `/api/v1/sessions/${edge.body.session_id}`);
+    expect((await waitForTask(fx.server, edge.body.task_id)).status).toBe('COMPLETED');
+    const session = await fx.server.call('GET', `/api/v1/sessions/${edge.body.session_id}`);
     expect(session.body.token_budget).toBe(2_147_483_647);
-    const absent = await server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', context: { token_budget: null } });
+    const absent = await fx.server.call('POST', '/api/v1/tasks', { query: 'hi', mode: 'simple', context: { token_budget: null } });
     expect(absent.status, absent.text).toBe(200);
-    expect((await waitForTask(server, absent.body.task_id)).status).toBe('COMPLETED');
+    expect((await waitForTask(fx.server, absent.body.task_id)).status).toBe('COMPLETED');
   });
 });
 
 describe('session cost in the views', () => {
   it('is rounded to 1e-8 USD like task costs (0.1 + 0.2 shows 0.3)', async () => {
-    oai.script({ kind: 'text', text: 'a', usage: { prompt_tokens: 40_000, completion_tokens: 0 } });
-    const first = await server.call('POST', '/api/v1/tasks', { query: 'one', mode: 'simple' });
-    expect((await waitForTask(server, first.body.task_id)).usage.estimated_cost).toBe(0.1);
-    oai.script({ kind: 'text', text: 'b', usage: { prompt_tokens: 80_000, completion_tokens: 0 } });
-    const second = await server.call('POST', '/api/v1/tasks', { query: 'two', mode: 'simple', session_id: first.body.session_id });
-    expect((await waitForTask(server, second.body.task_id)).usage.estimated_cost).toBe(0.2);
+    fx.oai.script({ kind: 'text', text: 'a', usage: { prompt_tokens: 40_000, completion_tokens: 0 } });
+    const first = await fx.server.call('POST', '/api/v1/tasks', { query: 'one', mode: 'simple' });
+    expect((await waitForTask(fx.server, first.body.task_id)).usage.estimated_cost).toBe(0.1);
+    fx.oai.script({ kind: 'text', text: 'b', usage: { prompt_tokens: 80_000, completion_tokens: 0 } });
+    const second = await fx.server.call('POST', '/api/v1/tasks', { query: 'two', mode: 'simple', session_id: first.body.session_id });
+    expect((await waitForTask(fx.server, second.body.task_id)).usage.estimated_cost).toBe(0.2);
     const sid = first.body.session_id as string;
-    expect((await server.call('GET', `/api/v1/sessions/${sid}`)).body.cost_usd).toBe(0.3);
-    const list = await server.call('GET', '/api/v1/sessions?limit=100');
+    expect((await fx.server.call('GET', `/api/v1/sessions/${sid}`)).body.cost_usd).toBe(0.3);
+    const list = await fx.server.call('GET', '/api/v1/sessions?limit=100');
     expect(list.body.sessions.find((s: { session_id: string }) => s.session_id === sid)).toMatchObject({ cost_usd: 0.3, total_cost_usd: 0.3 });
   });
 });
@@ -194,7 +180,7 @@ describe('rate limits of /v1/chat/completions', () => {
   beforeAll(async () => {
     rdb = await openTestDb();
     // 1 token a minute: no refill within the test, so counts are exact
-    limited = await startTestServer(rdb.db, { TASKGATE_LLM_CONFIG: llmFile(oai.baseUrl), TASKGATE_RATE_LIMIT_PER_MIN: '1', TASKGATE_RATE_LIMIT_BURST: '10' });
+    limited = await startTestServer(rdb.db, { TASKGATE_LLM_CONFIG: llmFile(fx.oai.baseUrl), TASKGATE_RATE_LIMIT_PER_MIN: '1', TASKGATE_RATE_LIMIT_BURST: '10' });
   }, 60_000);
   afterAll(async () => {
     await limited?.close();
@@ -222,7 +208,7 @@ describe('rate limits of /v1/chat/completions', () => {
 
   it("a client at its limit that disconnects still cancels its task (the cancel is the server's, not a request of its budget)", async () => {
     const { key } = await newTenant(rdb.db, ['admin']);
-    oai.script({ kind: 'text', text: 'a b c d', pauseAfter: 1, resume: new Promise<void>(() => undefined) });
+    fx.oai.script({ kind: 'text', text: 'a b c d', pauseAfter: 1, resume: new Promise<void>(() => undefined) });
     const ctl = new AbortController();
     const res = await fetch(`${limited.url}/v1/chat/completions`, {
       method: 'POST', signal: ctl.signal, headers: { 'content-type': 'application/json', 'x-api-key': key },
@@ -246,18 +232,18 @@ describe('rate limits of /v1/chat/completions', () => {
 describe('session history read', () => {
   it('reads each earlier turn cut to what the history budget could use, in SQL', async () => {
     const long = 'x'.repeat(100_000);
-    oai.script({ kind: 'text', text: long, chunks: [long] });
-    const first = await server.call('POST', '/api/v1/tasks', { query: 'write a lot', mode: 'simple' });
-    expect((await waitForTask(server, first.body.task_id)).status).toBe('COMPLETED');
+    fx.oai.script({ kind: 'text', text: long, chunks: [long] });
+    const first = await fx.server.call('POST', '/api/v1/tasks', { query: 'write a lot', mode: 'simple' });
+    expect((await waitForTask(fx.server, first.body.task_id)).status).toBe('COMPLETED');
     const sessionId = first.body.session_id as string;
-    const { rows } = await tdb.db.query<{ tenant_id: string }>('SELECT tenant_id FROM sessions WHERE id = $1', [sessionId]);
-    const turns = await agentSessionTurns(tdb.db, { tenantId: rows[0]!.tenant_id, sessionId, beforeTaskId: 'task_none', maxChars: 1_001 });
+    const { rows } = await fx.tdb.db.query<{ tenant_id: string }>('SELECT tenant_id FROM sessions WHERE id = $1', [sessionId]);
+    const turns = await agentSessionTurns(fx.tdb.db, { tenantId: rows[0]!.tenant_id, sessionId, beforeTaskId: 'task_none', maxChars: 1_001 });
     expect(turns.map((t) => [t.query, t.result.length])).toEqual([['write a lot', 1_001]]);
     // a turn over the budget is dropped from the prompt as before (8,000 tokens = 32,000 chars)
-    oai.script({ kind: 'text', text: 'short' });
-    const second = await server.call('POST', '/api/v1/tasks', { query: 'and now?', mode: 'simple', session_id: sessionId });
-    expect((await waitForTask(server, second.body.task_id)).status).toBe('COMPLETED');
-    expect(oai.requests[1]!.body.messages.slice(1)).toEqual([{ role: 'user', content: 'and now?' }]);
+    fx.oai.script({ kind: 'text', text: 'short' });
+    const second = await fx.server.call('POST', '/api/v1/tasks', { query: 'and now?', mode: 'simple', session_id: sessionId });
+    expect((await waitForTask(fx.server, second.body.task_id)).status).toBe('COMPLETED');
+    expect(fx.oai.requests[1]!.body.messages.slice(1)).toEqual([{ role: 'user', content: 'and now?' }]);
   });
 });
 
@@ -268,31 +254,31 @@ describe('session token budget across concurrent tasks', () => {
     // one call's estimate fits the budget, two do not
     expect(est).toBeGreaterThan(100);
     expect(est).toBeLessThanOrEqual(200);
-    oai.otherwise(() => ({ kind: 'text', text: 'spent', usage: { prompt_tokens: 140, completion_tokens: 10 } }));
+    fx.oai.otherwise(() => ({ kind: 'text', text: 'spent', usage: { prompt_tokens: 140, completion_tokens: 10 } }));
     const sid = `sess-race-${Date.now()}`;
     const submits = await Promise.all(
-      Array.from({ length: 5 }, () => server.call('POST', '/api/v1/tasks', { query, mode: 'simple', session_id: sid, context: { token_budget: 200 } })),
+      Array.from({ length: 5 }, () => fx.server.call('POST', '/api/v1/tasks', { query, mode: 'simple', session_id: sid, context: { token_budget: 200 } })),
     );
     for (const s of submits) expect(s.status, s.text).toBe(200);
-    const tasks = await Promise.all(submits.map((s) => waitForTask(server, s.body.task_id)));
+    const tasks = await Promise.all(submits.map((s) => waitForTask(fx.server, s.body.task_id)));
     const completed = tasks.filter((t) => t.status === 'COMPLETED');
     const failed = tasks.filter((t) => t.status === 'FAILED');
     expect(completed).toHaveLength(1);
     expect(failed).toHaveLength(4);
     for (const t of failed) expect(t.error).toMatch(/^session token budget exceeded: \d+ of 200 tokens used/);
-    expect(oai.requests).toHaveLength(1);
+    expect(fx.oai.requests).toHaveLength(1);
     // the reservation was settled to the call's real usage, and the refused ones left nothing behind
-    const { rows } = await tdb.db.query<{ tokens_used: string }>('SELECT tokens_used::text FROM sessions WHERE id = $1', [sid]);
+    const { rows } = await fx.tdb.db.query<{ tokens_used: string }>('SELECT tokens_used::text FROM sessions WHERE id = $1', [sid]);
     expect(rows[0]!.tokens_used).toBe('150');
-    expect((await server.call('GET', `/api/v1/sessions/${sid}`)).body).toMatchObject({ tokens_used: 150, token_budget: 200 });
+    expect((await fx.server.call('GET', `/api/v1/sessions/${sid}`)).body).toMatchObject({ tokens_used: 150, token_budget: 200 });
   });
 
   it('a call that fails gives its reservation back', async () => {
-    oai.otherwise(() => ({ kind: 'error', status: 400, message: 'bad request' }));
-    const { body } = await server.call('POST', '/api/v1/tasks', { query: 'fail', mode: 'simple', context: { token_budget: 1000 } });
-    const task = await waitForTask(server, body.task_id);
+    fx.oai.otherwise(() => ({ kind: 'error', status: 400, message: 'bad request' }));
+    const { body } = await fx.server.call('POST', '/api/v1/tasks', { query: 'fail', mode: 'simple', context: { token_budget: 1000 } });
+    const task = await waitForTask(fx.server, body.task_id);
     expect(task.status).toBe('FAILED');
-    const { rows } = await tdb.db.query<{ tokens_used: string }>('SELECT tokens_used::text FROM sessions WHERE id = $1', [body.session_id]);
+    const { rows } = await fx.tdb.db.query<{ tokens_used: string }>('SELECT tokens_used::text FROM sessions WHERE id = $1', [body.session_id]);
     expect(rows[0]!.tokens_used).toBe('0');
   });
 });

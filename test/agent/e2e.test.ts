@@ -2,45 +2,30 @@
 // fake OpenAI server configured as its provider, driven over HTTP like a client would.
 import OpenAI from 'openai';
 import { createServer } from 'node:http';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { openTestDb, type TestDb } from '../helpers/db.js';
+import { describe, expect, it } from 'vitest';
+import { openTestDb } from '../helpers/db.js';
 import { startTestServer, waitForTask, type TestServer, ADMIN_KEY } from '../helpers/server.js';
-import { startFakeOpenAi, type FakeOpenAi } from '../helpers/fake-llm/index.js';
+import { useAgentServer } from '../helpers/agent-server.js';
 
-let tdb: TestDb;
-let oai: FakeOpenAi;
-let server: TestServer;
+const openaiEnv = (baseUrl: string) => ({ OPENAI_API_KEY: 'sk-upstream', OPENAI_BASE_URL: baseUrl });
+const fx = useAgentServer(openaiEnv);
 
-const llmEnv = () => ({ OPENAI_API_KEY: 'sk-upstream', OPENAI_BASE_URL: oai.baseUrl });
-
-beforeAll(async () => {
-  tdb = await openTestDb();
-  oai = await startFakeOpenAi();
-  server = await startTestServer(tdb.db, llmEnv());
-}, 60_000);
-afterAll(async () => {
-  await server?.close();
-  await oai?.stop();
-  await tdb?.close();
-});
-beforeEach(() => oai.reset());
-
-async function submit(body: Record<string, unknown>, srv: TestServer = server) {
+async function submit(body: Record<string, unknown>, srv: TestServer = fx.server) {
   const res = await srv.call('POST', '/api/v1/tasks', body);
   expect(res.status, res.text).toBe(200);
   return res.body as { task_id: string; session_id: string };
 }
 
 async function events(taskId: string): Promise<any[]> {
-  const res = await server.call('GET', `/api/v1/tasks/${taskId}/events?limit=200`);
+  const res = await fx.server.call('GET', `/api/v1/tasks/${taskId}/events?limit=200`);
   return res.body.events;
 }
 
 describe('agent tasks over HTTP', () => {
   it('completes a query with the provider answer, usage, cost, model and events', async () => {
-    oai.script({ kind: 'text', text: 'The answer is 42.', usage: { prompt_tokens: 1200, completion_tokens: 300 } });
+    fx.oai.script({ kind: 'text', text: 'The answer is 42.', usage: { prompt_tokens: 1200, completion_tokens: 300 } });
     const { task_id, session_id } = await submit({ query: 'What is the answer?', mode: 'simple' });
-    const task = await waitForTask(server, task_id);
+    const task = await waitForTask(fx.server, task_id);
     expect(task.status).toBe('COMPLETED');
     expect(task.result).toBe('The answer is 42.');
     // gpt-4o (medium tier default): 1200 × $2.50/M + 300 × $10/M
@@ -49,8 +34,8 @@ describe('agent tasks over HTTP', () => {
     expect(task.provider).toBe('openai');
     expect(task.metadata.model_breakdown['gpt-4o']).toMatchObject({ executions: 1, total_tokens: 1500, cost_usd: 0.006, percentage: 100 });
     expect(task.metadata).toMatchObject({ mode: 'simple', mode_source: 'request' });
-    expect(oai.requests[0]!.body.model).toBe('gpt-4o');
-    expect(oai.requests[0]!.headers.authorization).toBe('Bearer sk-upstream');
+    expect(fx.oai.requests[0]!.body.model).toBe('gpt-4o');
+    expect(fx.oai.requests[0]!.headers.authorization).toBe('Bearer sk-upstream');
 
     const types = (await events(task_id)).map((e) => e.type);
     expect(types).toEqual(expect.arrayContaining(['WORKFLOW_STARTED', 'AGENT_STARTED', 'LLM_PROMPT', 'LLM_OUTPUT', 'AGENT_COMPLETED', 'WORKFLOW_COMPLETED', 'STREAM_END']));
@@ -59,9 +44,9 @@ describe('agent tasks over HTTP', () => {
     const out = (await events(task_id)).find((e) => e.type === 'LLM_OUTPUT');
     expect(out.payload.usage).toEqual({ input_tokens: 1200, output_tokens: 300, total_tokens: 1500, estimated_cost: 0.006 });
 
-    const list = await server.call('GET', `/api/v1/tasks?session_id=${session_id}`);
+    const list = await fx.server.call('GET', `/api/v1/tasks?session_id=${session_id}`);
     expect(list.body.tasks[0].total_token_usage).toEqual({ total_tokens: 1500, cost_usd: 0.006, prompt_tokens: 1200, completion_tokens: 300 });
-    const { rows } = await tdb.db.query<{ tokens_used: string; cost_usd: number }>('SELECT tokens_used::text, cost_usd FROM sessions WHERE id = $1', [session_id]);
+    const { rows } = await fx.tdb.db.query<{ tokens_used: string; cost_usd: number }>('SELECT tokens_used::text, cost_usd FROM sessions WHERE id = $1', [session_id]);
     expect(rows[0]).toEqual({ tokens_used: '1500', cost_usd: 0.006 });
   });
 
@@ -69,9 +54,9 @@ describe('agent tasks over HTTP', () => {
     let open!: () => void;
     let finish!: () => void;
     const gates = { 0: new Promise<void>((r) => (open = r)), 3: new Promise<void>((r) => (finish = r)) };
-    oai.script({ kind: 'text', text: 'alpha beta gamma delta', gates });
+    fx.oai.script({ kind: 'text', text: 'alpha beta gamma delta', gates });
     const { task_id } = await submit({ query: 'stream me', mode: 'simple' });
-    const res = await fetch(`${server.url}/api/v1/stream/sse?workflow_id=${task_id}`, { headers: { 'x-api-key': ADMIN_KEY } });
+    const res = await fetch(`${fx.server.url}/api/v1/stream/sse?workflow_id=${task_id}`, { headers: { 'x-api-key': ADMIN_KEY } });
     expect(res.status).toBe(200);
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
     let buf = '';
@@ -118,27 +103,27 @@ describe('agent tasks over HTTP', () => {
     // the top-level field wins over context's, and the stored context shows what the task ran with
     const a = await submit({ query: 'q', mode: 'simple', model_tier: 'small', context: { model_tier: 'large', topic: 't' } });
     const b = await submit({ query: 'q', mode: 'simple', model_override: 'gpt-4.1' });
-    const ta = await waitForTask(server, a.task_id);
-    await waitForTask(server, b.task_id);
-    expect(oai.requests.map((r) => r.body.model).sort()).toEqual(['gpt-4.1', 'gpt-4o-mini']);
+    const ta = await waitForTask(fx.server, a.task_id);
+    await waitForTask(fx.server, b.task_id);
+    expect(fx.oai.requests.map((r) => r.body.model).sort()).toEqual(['gpt-4.1', 'gpt-4o-mini']);
     expect(ta.context).toEqual({ model_tier: 'small', topic: 't' });
-    const bad = await server.call('POST', '/api/v1/tasks', { query: 'q', model_override: 'gpt-99' });
+    const bad = await fx.server.call('POST', '/api/v1/tasks', { query: 'q', model_override: 'gpt-99' });
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatchObject({ code: 'VALIDATION_ERROR', details: { path: 'model_override' } });
-    const badProvider = await server.call('POST', '/api/v1/tasks', { query: 'q', provider_override: 'gemini' });
+    const badProvider = await fx.server.call('POST', '/api/v1/tasks', { query: 'q', provider_override: 'gemini' });
     expect(badProvider.status).toBe(400);
     expect(badProvider.body.error.message).toContain('gemini');
   });
 
   it('a second task in the same session sends the first turn as history', async () => {
-    oai.script({ kind: 'text', text: 'Nice to meet you, Ada.' });
+    fx.oai.script({ kind: 'text', text: 'Nice to meet you, Ada.' });
     const first = await submit({ query: 'My name is Ada.', mode: 'simple' });
-    await waitForTask(server, first.task_id);
-    oai.script({ kind: 'text', text: 'Your name is Ada.' });
+    await waitForTask(fx.server, first.task_id);
+    fx.oai.script({ kind: 'text', text: 'Your name is Ada.' });
     const second = await submit({ query: 'What is my name?', mode: 'simple', session_id: first.session_id });
-    const task = await waitForTask(server, second.task_id);
+    const task = await waitForTask(fx.server, second.task_id);
     expect(task.result).toBe('Your name is Ada.');
-    expect(oai.requests[1]!.body.messages.slice(1)).toEqual([
+    expect(fx.oai.requests[1]!.body.messages.slice(1)).toEqual([
       { role: 'user', content: 'My name is Ada.' },
       { role: 'assistant', content: 'Nice to meet you, Ada.' },
       { role: 'user', content: 'What is my name?' },
@@ -146,42 +131,42 @@ describe('agent tasks over HTTP', () => {
   });
 
   it('enforces a session token budget: BUDGET_THRESHOLD at 80 %, then a clear failure', async () => {
-    oai.script({ kind: 'text', text: 'ok', usage: { prompt_tokens: 80, completion_tokens: 5 } });
+    fx.oai.script({ kind: 'text', text: 'ok', usage: { prompt_tokens: 80, completion_tokens: 5 } });
     const first = await submit({ query: 'spend', mode: 'simple', context: { token_budget: 100 } });
-    expect((await waitForTask(server, first.task_id)).status).toBe('COMPLETED');
+    expect((await waitForTask(fx.server, first.task_id)).status).toBe('COMPLETED');
     const threshold = (await events(first.task_id)).find((e) => e.type === 'BUDGET_THRESHOLD');
     expect(threshold.payload).toEqual({ tokens_used: 85, token_budget: 100, percent: 85 });
-    const session = await server.call('GET', `/api/v1/sessions/${first.session_id}`);
+    const session = await fx.server.call('GET', `/api/v1/sessions/${first.session_id}`);
     expect(session.body).toMatchObject({ token_budget: 100, tokens_used: 85 });
     const second = await submit({ query: 'spend more', mode: 'simple', session_id: first.session_id });
-    const failed = await waitForTask(server, second.task_id);
+    const failed = await waitForTask(fx.server, second.task_id);
     expect(failed.status).toBe('FAILED');
     expect(failed.error).toMatch(/^session token budget exceeded: 85 of 100 tokens used/);
-    expect(oai.requests).toHaveLength(1);
+    expect(fx.oai.requests).toHaveLength(1);
   });
 
   it('a task that fails after paying for calls reports what it spent (the call that crossed the budget)', async () => {
-    oai.script({ kind: 'text', text: 'too long', usage: { prompt_tokens: 150, completion_tokens: 10 } });
+    fx.oai.script({ kind: 'text', text: 'too long', usage: { prompt_tokens: 150, completion_tokens: 10 } });
     const { task_id } = await submit({ query: 'spend it all', mode: 'simple', context: { token_budget: 100 } });
-    const failed = await waitForTask(server, task_id);
+    const failed = await waitForTask(fx.server, task_id);
     expect(failed.status).toBe('FAILED');
     expect(failed.error).toMatch(/budget exceeded/);
     expect(failed.usage).toMatchObject({ input_tokens: 150, output_tokens: 10, total_tokens: 160 });
   });
 
   it('runs a tool round trip and a run_task child task', async () => {
-    oai.script(
+    fx.oai.script(
       { kind: 'tool_calls', calls: [{ id: 'c1', name: 'calculator', arguments: { expression: '19.99 * 3' } }] },
       { kind: 'tool_calls', calls: [{ id: 'c2', name: 'run_task', arguments: { task_definition_id: 'calculate-order-total', input: { orderId: 'o-1', items: [{ id: 'a', quantity: 3, price: 19.99 }], taxRate: 0.1 } } }] },
       { kind: 'text', text: 'Total with tax: 65.97' },
     );
     const { task_id } = await submit({ query: 'Price 3 items at 19.99 with 10% tax', mode: 'standard' });
-    const task = await waitForTask(server, task_id);
+    const task = await waitForTask(fx.server, task_id);
     expect(task.status).toBe('COMPLETED');
     expect(task.result).toBe('Total with tax: 65.97');
-    expect(oai.requests[1]!.body.messages.at(-1)).toEqual({ role: 'tool', tool_call_id: 'c1', content: '59.97' });
-    expect(JSON.parse(oai.requests[2]!.body.messages.at(-1).content)).toEqual({ subtotal: 59.97, tax: 6, total: 65.97 });
-    const children = await server.call('GET', `/api/v1/tasks?workflow_instance_id=${task_id}`);
+    expect(fx.oai.requests[1]!.body.messages.at(-1)).toEqual({ role: 'tool', tool_call_id: 'c1', content: '59.97' });
+    expect(JSON.parse(fx.oai.requests[2]!.body.messages.at(-1).content)).toEqual({ subtotal: 59.97, tax: 6, total: 65.97 });
+    const children = await fx.server.call('GET', `/api/v1/tasks?workflow_instance_id=${task_id}`);
     expect(children.body.tasks).toHaveLength(1);
     expect(children.body.tasks[0]).toMatchObject({ task_definition_id: 'calculate-order-total', status: 'COMPLETED' });
     const types = (await events(task_id)).map((e) => e.type);
@@ -200,9 +185,9 @@ describe('agent tasks over HTTP', () => {
     const url = `http://127.0.0.1:${(upstream.address() as { port: number }).port}/page`;
     // its own database: the main server's worker (no allow-list) must not take this task
     const ownDb = await openTestDb();
-    const traced = await startTestServer(ownDb.db, { ...llmEnv(), TASKGATE_HTTP_ALLOW_LIST: '127.0.0.0/8' });
+    const traced = await startTestServer(ownDb.db, { ...openaiEnv(fx.oai.baseUrl), TASKGATE_HTTP_ALLOW_LIST: '127.0.0.0/8' });
     try {
-      oai.script(
+      fx.oai.script(
         { kind: 'tool_calls', calls: [{ id: 'f1', name: 'http_fetch', arguments: { url } }] },
         { kind: 'text', text: 'The page says fetched.' },
       );
@@ -211,7 +196,7 @@ describe('agent tasks over HTTP', () => {
       expect(res.status, res.text).toBe(200);
       const task = await waitForTask(traced, res.body.task_id);
       expect(task.status, JSON.stringify(task)).toBe('COMPLETED');
-      expect(oai.requests.map((r) => r.headers.traceparent)).toEqual([tp, tp]);
+      expect(fx.oai.requests.map((r) => r.headers.traceparent)).toEqual([tp, tp]);
       expect(seen).toEqual([tp]);
     } finally {
       await traced.close();
@@ -221,54 +206,54 @@ describe('agent tasks over HTTP', () => {
   });
 
   it('retries a 429 after its Retry-After', async () => {
-    oai.script({ kind: 'error', status: 429, headers: { 'retry-after': '1' }, type: 'rate_limit_error' }, { kind: 'text', text: 'after the wait' });
+    fx.oai.script({ kind: 'error', status: 429, headers: { 'retry-after': '1' }, type: 'rate_limit_error' }, { kind: 'text', text: 'after the wait' });
     const { task_id } = await submit({ query: 'q', mode: 'simple' });
-    const task = await waitForTask(server, task_id);
+    const task = await waitForTask(fx.server, task_id);
     expect(task.result).toBe('after the wait');
     expect(task.attempts).toBe(1);
-    expect(oai.requests).toHaveLength(2);
+    expect(fx.oai.requests).toHaveLength(2);
     const retry = (await events(task_id)).find((e) => e.type === 'RETRYING');
     expect(retry.payload).toMatchObject({ delayMs: 1000, provider: 'openai' });
   });
 
   it('cancelling mid-stream closes the upstream connection and ends CANCELLED', async () => {
-    oai.script({ kind: 'text', text: 'a b c d', pauseAfter: 1, resume: new Promise<void>(() => undefined) });
+    fx.oai.script({ kind: 'text', text: 'a b c d', pauseAfter: 1, resume: new Promise<void>(() => undefined) });
     const { task_id } = await submit({ query: 'long', mode: 'simple' });
-    await oai.waitForRequests(1);
-    const res = await server.call('POST', `/api/v1/tasks/${task_id}/cancel`, { reason: 'enough' });
+    await fx.oai.waitForRequests(1);
+    const res = await fx.server.call('POST', `/api/v1/tasks/${task_id}/cancel`, { reason: 'enough' });
     expect(res.status).toBe(202);
-    await oai.requests[0]!.closed;
-    const task = await waitForTask(server, task_id);
+    await fx.oai.requests[0]!.closed;
+    const task = await waitForTask(fx.server, task_id);
     expect(task.status).toBe('CANCELLED');
   });
 
   it('runs the email_draft template from its args', async () => {
-    oai.script({ kind: 'text', text: 'Subject: Launch\n\nHi Bob, we ship Monday.' });
+    fx.oai.script({ kind: 'text', text: 'Subject: Launch\n\nHi Bob, we ship Monday.' });
     const { task_id } = await submit({ task_definition_id: 'email_draft', args: { recipient: 'bob@example.com', subject: 'Launch', content: 'We ship Monday.', tone: 'friendly' } });
-    const task = await waitForTask(server, task_id);
+    const task = await waitForTask(fx.server, task_id);
     expect(task.status).toBe('COMPLETED');
     expect(task.result).toContain('we ship Monday');
     expect(task.output).toBeNull();
-    expect(oai.requests[0]!.body.model).toBe('gpt-4o-mini');
-    expect(oai.requests[0]!.body.messages.at(-1).content).toContain('Tone: friendly');
-    const bad = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'email_draft', args: { recipient: 'not an email', subject: 'x', content: 'y' } });
+    expect(fx.oai.requests[0]!.body.model).toBe('gpt-4o-mini');
+    expect(fx.oai.requests[0]!.body.messages.at(-1).content).toContain('Tone: friendly');
+    const bad = await fx.server.call('POST', '/api/v1/tasks', { task_definition_id: 'email_draft', args: { recipient: 'not an email', subject: 'x', content: 'y' } });
     expect(bad.status).toBe(422);
   });
 
   it('OpenAI client: /v1/models and /v1/chat/completions, stream and not', async () => {
-    const client = new OpenAI({ apiKey: ADMIN_KEY, baseURL: `${server.url}/v1`, maxRetries: 0 });
+    const client = new OpenAI({ apiKey: ADMIN_KEY, baseURL: `${fx.server.url}/v1`, maxRetries: 0 });
     const models = await client.models.list();
     expect(models.data.map((m) => m.id)).toEqual(expect.arrayContaining(['taskgate', 'taskgate-small', 'gpt-4o']));
 
-    oai.script({ kind: 'text', text: 'Plain answer.', usage: { prompt_tokens: 11, completion_tokens: 2 } });
+    fx.oai.script({ kind: 'text', text: 'Plain answer.', usage: { prompt_tokens: 11, completion_tokens: 2 } });
     const { data, response } = await client.chat.completions.create({ model: 'taskgate-small', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
     expect(data.choices[0]!.message.content).toBe('Plain answer.');
     expect(data.usage).toEqual({ prompt_tokens: 11, completion_tokens: 2, total_tokens: 13 });
     const taskId = response.headers.get('x-workflow-id')!;
-    const task = await server.call('GET', `/api/v1/tasks/${taskId}`);
+    const task = await fx.server.call('GET', `/api/v1/tasks/${taskId}`);
     expect(task.body).toMatchObject({ status: 'COMPLETED', result: 'Plain answer.', model_used: 'gpt-4o-mini' });
 
-    oai.script({ kind: 'text', text: 'streamed words here', usage: { prompt_tokens: 5, completion_tokens: 3 } });
+    fx.oai.script({ kind: 'text', text: 'streamed words here', usage: { prompt_tokens: 5, completion_tokens: 3 } });
     const stream = await client.chat.completions.create(
       { model: 'taskgate', messages: [{ role: 'user', content: 'again' }], stream: true, stream_options: { include_usage: true } },
       { headers: { 'X-Session-ID': response.headers.get('x-session-id')! } },
@@ -280,36 +265,36 @@ describe('agent tasks over HTTP', () => {
     expect(chunks.filter((c) => (c.choices[0]?.delta?.content ?? '') !== '').length).toBeGreaterThan(1);
     expect(chunks.at(-1)!.usage).toEqual({ prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 });
     // the session continued: the first chat turn was sent as history
-    expect(oai.requests[1]!.body.messages.slice(1, 3)).toEqual([{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'Plain answer.' }]);
+    expect(fx.oai.requests[1]!.body.messages.slice(1, 3)).toEqual([{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'Plain answer.' }]);
   });
 });
 
 describe('durability across a restart', () => {
   it('a restarted server replays finished LLM calls instead of paying for them again', async () => {
     let release!: () => void;
-    oai.script(
+    fx.oai.script(
       { kind: 'tool_calls', calls: [{ name: 'calculator', arguments: { expression: '6*7' } }], usage: { prompt_tokens: 10, completion_tokens: 2 } },
       { kind: 'text', text: 'never finished', pauseAfter: 1, resume: new Promise<void>((r) => (release = r)) },
     );
     const { task_id } = await submit({ query: 'compute', mode: 'standard' });
-    await oai.waitForRequests(2);
-    await server.close(); // shutdown: the running attempt is aborted and released
+    await fx.oai.waitForRequests(2);
+    await fx.server.close(); // shutdown: the running attempt is aborted and released
     release();
-    oai.script({ kind: 'text', text: '42', usage: { prompt_tokens: 20, completion_tokens: 1 } });
-    server = await startTestServer(tdb.db, llmEnv());
-    const task = await waitForTask(server, task_id);
+    fx.oai.script({ kind: 'text', text: '42', usage: { prompt_tokens: 20, completion_tokens: 1 } });
+    await fx.restartServer();
+    const task = await waitForTask(fx.server, task_id);
     expect(task.status).toBe('COMPLETED');
     expect(task.result).toBe('42');
-    expect(oai.requests).toHaveLength(3); // call 1 (tool call) was not repeated
+    expect(fx.oai.requests).toHaveLength(3); // call 1 (tool call) was not repeated
     expect(task.usage).toMatchObject({ input_tokens: 30, output_tokens: 3 });
-    const { rows } = await tdb.db.query<{ name: string; runs: number }>('SELECT name, runs FROM task_steps WHERE task_id = $1 ORDER BY name', [task_id]);
+    const { rows } = await fx.tdb.db.query<{ name: string; runs: number }>('SELECT name, runs FROM task_steps WHERE task_id = $1 ORDER BY name', [task_id]);
     expect(rows).toEqual(expect.arrayContaining([{ name: 'lead/llm-1', runs: 1 }, { name: 'lead/tool-1-1', runs: 1 }, { name: 'lead/llm-2', runs: 2 }]));
   }, 30_000);
 });
 
 describe('without a provider', () => {
   it('answers 422 LLM_NOT_CONFIGURED at submit for agent tasks and LLM templates', async () => {
-    const bare = await startTestServer(tdb.db, {}, { flags: { role: 'api' } });
+    const bare = await startTestServer(fx.tdb.db, {}, { flags: { role: 'api' } });
     try {
       const res = await bare.call('POST', '/api/v1/tasks', { query: 'hello' });
       expect(res.status).toBe(422);

@@ -96,18 +96,20 @@ export function useTestServer(env: Record<string, string> = {}, opts: TestServer
     await server?.close();
     await tdb?.close();
   });
-  const ready = <T>(value: T | undefined, name: string): T => {
-    if (value === undefined) throw new Error(`useTestServer: ${name} is read before its beforeAll has run`);
-    return value;
-  };
   return {
     get tdb() {
-      return ready(tdb, 'tdb');
+      return fixtureField('useTestServer', tdb, 'tdb');
     },
     get server() {
-      return ready(server, 'server');
+      return fixtureField('useTestServer', server, 'server');
     },
   };
+}
+
+/** A fixture's field, or a clear error when a test reads it before the fixture's beforeAll ran. */
+export function fixtureField<T>(fixture: string, value: T | undefined, name: string): T {
+  if (value === undefined) throw new Error(`${fixture}: ${name} is read before its beforeAll has run`);
+  return value;
 }
 
 /** A fresh tenant with a key holding `scopes` (tenant isolation without a new database). */
