@@ -32,6 +32,25 @@ const DATA_KEYWORDS = new Set(['const', 'enum', 'default', 'examples']);
 /** Values every schema is tried on once compiled: a `$ref` cycle that consumes nothing shows on all of them. */
 const PROBES: readonly unknown[] = [null, true, 0, '', [], {}];
 
+/**
+ * Longest array a tenant's schema may ask `uniqueItems` of when its items are not of scalar types:
+ * Ajv then compares every pair of items (deep equality), synchronously — 30,000 small items took
+ * ~9 s of the shared event loop. Scalar-typed items are checked in one pass with a hash instead.
+ */
+export const MAX_UNIQUE_ITEMS = 100;
+const SCALAR_TYPES = new Set(['string', 'number', 'integer', 'boolean', 'null']);
+
+/** Whether Ajv checks `uniqueItems` of this schema node in linear time, or a small maxItems bounds it. */
+function cheapUniqueItems(node: Record<string, unknown>): boolean {
+  const items = node.items;
+  if (items && typeof items === 'object' && !Array.isArray(items)) {
+    const type = (items as Record<string, unknown>).type;
+    const types = Array.isArray(type) ? type : [type];
+    if (types.length > 0 && types.every((t) => typeof t === 'string' && SCALAR_TYPES.has(t))) return true;
+  }
+  return typeof node.maxItems === 'number' && node.maxItems <= MAX_UNIQUE_ITEMS;
+}
+
 const longPattern = (p: string): string | undefined =>
   p.length > MAX_PATTERN_LENGTH ? `is longer than ${MAX_PATTERN_LENGTH} characters` : undefined;
 
@@ -40,12 +59,16 @@ const longPattern = (p: string): string | undefined =>
  * schemas compile into one shared validator, where an `$id` is global: a second tenant or a
  * replace using it would be refused, and a `$ref` could reach another tenant's schema), a
  * `pattern` / `patternProperties` regular expression over MAX_PATTERN_LENGTH (patterns run on RE2,
- * see schema.ts: their syntax is checked when the schema compiles), or more than MAX_SCHEMA_NODES
- * objects and arrays (`budget` counts them down across the walk).
+ * see schema.ts: their syntax is checked when the schema compiles), a `uniqueItems` whose check
+ * could take quadratic time (cheapUniqueItems), or more than MAX_SCHEMA_NODES objects and arrays
+ * (`budget` counts them down across the walk).
  */
 function schemaViolation(node: unknown, path: string, budget = { nodes: MAX_SCHEMA_NODES }): { path: string; why: string } | undefined {
   if (!node || typeof node !== 'object') return undefined;
   if (--budget.nodes < 0) return { path, why: `makes the schema larger than ${MAX_SCHEMA_NODES} objects and arrays` };
+  if (!Array.isArray(node) && (node as Record<string, unknown>).uniqueItems === true && !cheapUniqueItems(node as Record<string, unknown>)) {
+    return { path: `${path}.uniqueItems`, why: `needs items of scalar types (items.type string, number, integer, boolean or null) or maxItems of at most ${MAX_UNIQUE_ITEMS}: other items are compared pairwise` };
+  }
   for (const [k, v] of Object.entries(node)) {
     const at = `${path}.${k}`;
     if (k === '$id' && typeof v === 'string') return { path: at, why: "is not allowed in a tenant's definition" };

@@ -272,6 +272,10 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       // a $ref cycle that never descends into the value: every validation would overflow the stack
       ['bad.cycle', { kind: 'approval', output_schema: { $ref: '#' } }, 400, 'VALIDATION_ERROR'],
       ['bad.cycle2', { kind: 'http', input_schema: { $defs: { a: { allOf: [{ $ref: '#/$defs/a' }] } }, $ref: '#/$defs/a' } }, 400, 'VALIDATION_ERROR'],
+      // uniqueItems over items that are not scalars compares every pair (30,000 took ~9 s of the loop)
+      ['bad.unique', { kind: 'approval', input_schema: { type: 'array', uniqueItems: true } }, 400, 'VALIDATION_ERROR'],
+      ['bad.unique2', { kind: 'http', output_schema: { properties: { body: { type: 'array', uniqueItems: true, items: { type: ['string', 'object'] } } } } }, 400, 'VALIDATION_ERROR'],
+      ['bad.unique3', { kind: 'approval', input_schema: { type: 'array', uniqueItems: true, maxItems: 101 } }, 400, 'VALIDATION_ERROR'],
     ];
     // every http case but the URL ones has a valid config.url, so each is refused for its own reason
     const withUrl = (b: unknown): unknown =>
@@ -290,6 +294,13 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
     expect((await put('bad.regex', cases.find((c) => c[0] === 'bad.regex')![1])).body.error.message).toMatch(/^input_schema: .*missing closing \]/);
     expect((await put('bad.huge', cases.find((c) => c[0] === 'bad.huge')![1])).body.error.message).toContain('larger than 500 objects and arrays');
     expect((await put('bad.cycle', cases.find((c) => c[0] === 'bad.cycle')![1])).body.error.message).toContain('refers back to itself');
+    expect((await put('bad.unique2', cases.find((c) => c[0] === 'bad.unique2')![1])).body.error.details).toMatchObject({ path: 'output_schema.properties.body.uniqueItems' });
+    // unique scalars are checked in one pass, and a short array is cheap whatever its items
+    for (const [id, schema] of [['fine.unique', { type: 'array', uniqueItems: true, items: { type: ['string', 'integer'] } }], ['fine.unique2', { type: 'array', uniqueItems: true, maxItems: 100 }]] as const) {
+      const res = await put(id, { kind: 'approval', input_schema: schema });
+      expect(res.status, res.text).toBe(201);
+      expect((await server.call('DELETE', `/api/v1/definitions/${id}`)).status).toBe(204);
+    }
     // a plain pattern is fine, and so is the word "pattern" as data or as a property name
     expect((await put('bad.nourl', cases.find((c) => c[0] === 'bad.nourl')![1])).body.error.details).toMatchObject({ path: 'config.url' });
     const fine = await put('fine.pattern', {
