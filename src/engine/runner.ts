@@ -1,13 +1,13 @@
 // Runs one attempt of a claimed task: builds its context (durable steps, events, AbortSignal),
 // calls the executor, enforces the timeout, and writes the outcome with a fenced transition.
-import type { Db } from '../storage/db.js';
+import type { Db, Queryable } from '../storage/db.js';
 import type { GroupCommit } from '../storage/group-commit.js';
 import type { Completer } from './completer.js';
 import type { AttemptGate } from './claim-window.js';
-import { nowPlusMsSql, tasksTransition, sql, type EventSpec, type StoredEvent } from '../storage/queries/transitions.js';
+import { nowPlusMsSql, tasksTransition, sql, type EventSpec, type Fence, type StoredEvent } from '../storage/queries/transitions.js';
 import type { ClaimedTask } from '../storage/queries/transitions.js';
 import { stepsLoad } from '../storage/queries/steps.js';
-import { approvalsGetById } from '../storage/queries/approvals.js';
+import { approvalsCancelForEndedTask, approvalsGetById } from '../storage/queries/approvals.js';
 import { backoffDelayMs, nextStatusAfter, type AttemptOutcome } from '../domain/lifecycle.js';
 import type { EventHub } from '../events/hub.js';
 import {
@@ -93,9 +93,12 @@ export class Runner {
   /** Starts an attempt of a claimed task, or of one locked by a claim window (`gate`). */
   start(task: ClaimedTask, gate: AttemptGate | undefined, hooks: AttemptHooks): ActiveAttempt {
     const active: ActiveAttempt = {
-      taskId: task.id, attempt: task.attempt, controller: new AttemptControl(), pauseRequested: false, leased: gate === undefined, gate,
+      taskId: task.id, attempt: task.attempt, controller: new AttemptControl(), pauseRequested: task.pause_requested, leased: gate === undefined, gate,
       done: undefined as unknown as Promise<void>,
     };
+    // a request the task carried into its claim (one that reached it between a read and a
+    // requeue) is carried out now, not at the first heartbeat after the work is done
+    if (task.cancel_requested) active.controller.abort(new AttemptAborted('cancel', 'cancelled'));
     active.done = this.#run(task, active, hooks);
     return active;
   }
@@ -116,12 +119,15 @@ export class Runner {
   }
 
   async #transition(
-    task: ClaimedTask, active: ActiveAttempt, set: Parameters<typeof tasksTransition>[2], events: EventSpec[], fence: { pauseRequested?: boolean; cancelRequested?: boolean } = {},
+    task: ClaimedTask, active: ActiveAttempt, set: Parameters<typeof tasksTransition>[2], events: EventSpec[], fence: RequestFence = {},
+    ended?: (tx: Queryable) => Promise<unknown>,
   ): Promise<boolean> {
     if (!(await this.#leased(active))) return false;
-    const res = await this.#d.commit.run((tx) =>
-      tasksTransition(tx, { id: task.id, statuses: ['RUNNING'], attempt: task.attempt, leaseOwner: this.#d.workerId, ...fence }, set, events),
-    );
+    const res = await this.#d.commit.run(async (tx) => {
+      const moved = await tasksTransition(tx, { id: task.id, statuses: ['RUNNING'], attempt: task.attempt, leaseOwner: this.#d.workerId, ...fence }, set, events);
+      if (moved && ended) await ended(tx);
+      return moved;
+    });
     if (res) this.#d.hub.publish(res.events);
     return res !== undefined;
   }
@@ -141,7 +147,9 @@ export class Runner {
         const ctx = new AttemptContext(this.#host, task, active, steps);
         const executor = this.#executorFor(spec);
         const needsApproval = spec.definition?.approval?.required || task.context?.require_approval === true;
-        outcome = await this.#raceWithGrace(needsApproval ? this.#approveThenRun(task, spec, ctx, executor) : executor.run(spec, ctx), active.controller);
+        outcome = active.controller.aborted
+          ? { error: active.controller.reason }
+          : await this.#raceWithGrace(needsApproval ? this.#approveThenRun(task, spec, ctx, executor) : executor.run(spec, ctx), active.controller);
       } catch (err) {
         outcome = { error: err };
       } finally {
@@ -354,35 +362,61 @@ export class Runner {
    * The failed attempt counts; a paused task keeps the retry's delay for its resume.
    */
   async #stopInsteadOfRetry(task: ClaimedTask, active: ActiveAttempt, failed: EventSpec, errorText: string | null, delay: number, err: unknown): Promise<void> {
+    await this.#stopAsRequested(task, active, [failed], {
+      cancelled: spentOf(err), paused: { error: errorText, run_at: sql(nowPlusMsSql(String(delay))) },
+    });
+  }
+
+  /**
+   * Carries out a cancel or a pause requested of the attempt, instead of the transition it was
+   * making (a retry, a shutdown release, a park for an approval, a withdrawn pause's requeue, all
+   * fenced on neither being requested): a task left in the queue or parked with the request set
+   * ran on — to COMPLETED after the 202, if its next attempt was short. A cancel wins over a pause.
+   * `extra` adds columns to each (a paused task that gave its attempt back, a retry's delay).
+   * Returns whether the task stopped; false when neither is requested now (or the lease is gone).
+   */
+  async #stopAsRequested(
+    task: ClaimedTask, active: ActiveAttempt, before: EventSpec[],
+    extra: { cancelled?: Parameters<typeof tasksTransition>[2]; paused?: Parameters<typeof tasksTransition>[2] } = {},
+  ): Promise<boolean> {
     const base = { lease_owner: null, lease_expires_at: null };
     const cancelled = await this.#transition(
       task,
       active,
-      { ...base, status: 'CANCELLED', completed_at: sql('now()'), ...spentOf(err) },
-      [failed, ...cancelledEvents(task)],
+      { ...base, status: 'CANCELLED', completed_at: sql('now()'), ...extra.cancelled },
+      [...before, ...cancelledEvents(task)],
       { cancelRequested: true },
+      // its pending approvals can no longer be decided (as the cancel route writes them)
+      (tx) => approvalsCancelForEndedTask(tx, task.id),
     );
-    if (cancelled) return this.#d.onOutcome?.(task, 'CANCELLED');
+    if (cancelled) {
+      this.#d.onOutcome?.(task, 'CANCELLED');
+      return true;
+    }
     const paused = await this.#transition(
       task,
       active,
-      { ...base, status: 'PAUSED', error: errorText, run_at: sql(nowPlusMsSql(String(delay))), pause_requested: false, paused_at: sql('now()') },
-      [failed, { type: 'WORKFLOW_PAUSED', message: 'Task paused', payload: { attempt: task.attempt } }],
+      { ...base, status: 'PAUSED', pause_requested: false, paused_at: sql('now()'), awaiting_approval_id: null, ...extra.paused },
+      [...before, { type: 'WORKFLOW_PAUSED', message: 'Task paused', payload: { attempt: task.attempt } }],
       { cancelRequested: false, pauseRequested: true },
     );
     if (paused) this.#d.onOutcome?.(task, 'PAUSED');
+    return paused;
   }
 
-  /** Shutdown: give the task back without counting the attempt. */
+  /** Shutdown: give the task back without counting the attempt (or stop it as requested). */
   async #release(task: ClaimedTask, active: ActiveAttempt): Promise<void> {
+    const warning: EventSpec = { type: 'WARNING', message: 'worker shutting down; task released back to the queue', payload: { attempt: task.attempt } };
     const released = await this.#transition(
       task,
       active,
       { status: 'QUEUED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, run_at: sql('now()') },
-      [{ type: 'WARNING', message: 'worker shutting down; task released back to the queue', payload: { attempt: task.attempt } }],
+      [warning],
+      NOTHING_REQUESTED,
     );
     // the other processes' workers take it now, not at their next poll (a deploy's hand-off)
     if (released) this.#d.onRequeue?.();
+    else await this.#stopAsRequested(task, active, [], { paused: { attempt: task.attempt - 1 } });
   }
 
   /** Parks the task for an approval: still RUNNING for clients, but holding no lease or slot. */
@@ -392,8 +426,10 @@ export class Runner {
       active,
       { lease_owner: null, lease_expires_at: null, awaiting_approval_id: approvalId, attempt: task.attempt - 1 },
       [],
+      NOTHING_REQUESTED,
     );
-    if (!parked) return;
+    // a paused task asks for its approval again when resumed (the approval stays pending)
+    if (!parked) return void (await this.#stopAsRequested(task, active, [], { paused: { attempt: task.attempt - 1 } }));
     // a decision that came before we parked could not requeue us: do it now
     const approval = await approvalsGetById(this.#d.db, approvalId);
     if (approval && approval.status !== 'pending') {
@@ -413,26 +449,25 @@ export class Runner {
    * the queue instead, this attempt not counted, and continues from its finished steps.
    */
   async #pause(task: ClaimedTask, active: ActiveAttempt): Promise<void> {
-    const paused = await this.#transition(
-      task,
-      active,
-      { status: 'PAUSED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, pause_requested: false, paused_at: sql('now()') },
-      [{ type: 'WORKFLOW_PAUSED', message: 'Task paused', payload: { attempt: task.attempt } }],
-      { pauseRequested: true },
-    );
-    if (paused) return;
+    // a cancel that came after the pause was carried out (the first abort wins) still counts
+    if (await this.#stopAsRequested(task, active, [], { paused: { attempt: task.attempt - 1 } })) return;
     const requeued = await this.#transition(
       task,
       active,
       { status: 'QUEUED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, run_at: sql('now()') },
       [],
-      { pauseRequested: false },
+      NOTHING_REQUESTED,
     );
     if (requeued) this.#d.onRequeue?.();
   }
 }
 
 export type { StoredEvent };
+
+/** The part of a worker's fence about requests: a cancel and a pause, each (not) requested. */
+type RequestFence = Pick<Fence, 'pauseRequested' | 'cancelRequested'>;
+/** A transition that leaves the task to run later must not drop a request made meanwhile. */
+const NOTHING_REQUESTED: RequestFence = { cancelRequested: false, pauseRequested: false };
 
 /** The events of an attempt that ends its task CANCELLED. */
 function cancelledEvents(task: ClaimedTask): EventSpec[] {

@@ -104,6 +104,8 @@ export class Worker {
   #heartbeatRunning: Promise<void> | undefined;
   #heartbeatNext: Promise<void> | undefined;
   #unsubscribe: (() => void)[] = [];
+  /** Kept through a shutdown's grace: a cancel or pause then still reaches the attempts at once. */
+  #unsubscribeControl: (() => void) | undefined;
 
   constructor(options: WorkerOptions, deps: WorkerDeps) {
     this.#o = options;
@@ -173,10 +175,8 @@ export class Worker {
   start(): void {
     if (this.#state !== 'stopped') return;
     this.#state = 'idle';
-    this.#unsubscribe.push(
-      this.#d.signals.onWork(() => this.#hint()),
-      this.#d.signals.onControl((id) => void this.#onControl(id)),
-    );
+    this.#unsubscribe.push(this.#d.signals.onWork(() => this.#hint()));
+    this.#unsubscribeControl = this.#d.signals.onControl((id) => void this.#onControl(id));
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), Math.max(50, Math.floor(this.#o.leaseMs / 3)));
     this.#reaper.start();
     this.#schedulePoll();
@@ -464,6 +464,8 @@ export class Worker {
       await this.#loop;
     } while (this.#active.size > 0);
     await this.#dueReading;
+    this.#unsubscribeControl?.();
+    this.#unsubscribeControl = undefined;
     clearInterval(this.#heartbeatTimer);
     this.#state = 'stopped';
   }

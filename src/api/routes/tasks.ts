@@ -161,7 +161,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
   interface ControlPlan {
     statuses: TaskStatus[];
     /** The rest of the precondition the plan was read from, beyond the status. */
-    fence?: Pick<Fence, 'awaitingApprovalId' | 'pauseRequested' | 'cancelRequested'>;
+    fence?: Pick<Fence, 'awaitingApprovalId' | 'pauseRequested' | 'cancelRequested' | 'leased'>;
     set: Parameters<typeof tasksTransition>[2];
     events: EventSpec[];
     status: string;
@@ -240,8 +240,9 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
       if (row.cancel_requested) return { unchanged: true, status: row.status, message: 'Cancellation already requested; the running attempt is being stopped' };
       return {
         statuses: ['RUNNING'],
-        // as read: a cancel that came first makes this one the repeat above
-        fence: { cancelRequested: false },
+        // as read: a cancel that came first makes this one the repeat above; and still leased — a
+        // task that parked for an approval meanwhile has no worker to tell, so it ends instead
+        fence: { cancelRequested: false, leased: true },
         set: { cancel_requested: true, cancel_reason: reason, cancelled_by: by },
         events: [{ type: 'WORKFLOW_CANCELLING', message: 'Cancellation requested', payload: { reason, cancelled_by: by } }],
         // the answer's status is the task's (RUNNING until the attempt stops): CANCELLING is an event, not a status
@@ -276,8 +277,9 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
       if (row.status === 'RUNNING' && !row.pause_requested && !row.cancel_requested) {
         return {
           statuses: ['RUNNING'],
-          // as read: a pause that came first makes this one a 409, as it would one sent after it
-          fence: { pauseRequested: false, cancelRequested: false },
+          // as read: a pause that came first makes this one a 409, as it would one sent after it;
+          // still leased, as for a cancel (a task parked meanwhile pauses at once)
+          fence: { pauseRequested: false, cancelRequested: false, leased: true },
           set: { pause_requested: true, pause_reason: reason, paused_by: by },
           events: [{ type: 'WORKFLOW_PAUSING', message: 'Pause requested; the task pauses at its next step boundary', payload: { reason, paused_by: by } }],
           status: 'RUNNING', message: 'Pause requested; the task pauses at its next durable step boundary', signal: 'control',

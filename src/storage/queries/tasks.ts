@@ -319,7 +319,7 @@ export function directlyClaimed(t: NewTask, createdAt: Date, runNow: RunNow): Cl
     id: t.id, tenant_id: t.tenant_id, user_id: t.user_id, session_id: t.session_id, kind: t.kind, task_definition_id: t.task_definition_id,
     query: t.query, input: t.input ?? null, context: t.context, options: t.options, mode: t.mode, attempt: 1, max_attempts: t.max_attempts,
     retry_interval_ms: t.retry_interval_ms, backoff_multiplier: t.backoff_multiplier, timeout_ms: t.timeout_ms, metadata: t.metadata,
-    cancel_reason: null, has_steps: false,
+    cancel_reason: null, cancel_requested: false, pause_requested: false, has_steps: false,
   };
   return { task, events: [startedEvent(task, 1, 1, runNow.owner, createdAt)] };
 }

@@ -40,6 +40,8 @@ export interface Fence {
   pauseRequested?: boolean;
   /** Only while a cancel is (or is not) requested. */
   cancelRequested?: boolean;
+  /** Only while a worker holds the task's lease (not parked for an approval, not released). */
+  leased?: boolean;
 }
 
 /** A raw SQL expression for a SET clause, e.g. `now()`. Only ever built from constants here. */
@@ -91,6 +93,7 @@ export async function tasksTransition(
   }
   if (fence.pauseRequested !== undefined) where.push(fence.pauseRequested ? 'pause_requested' : 'NOT pause_requested');
   if (fence.cancelRequested !== undefined) where.push(fence.cancelRequested ? 'cancel_requested' : 'NOT cancel_requested');
+  if (fence.leased) where.push('lease_owner IS NOT NULL');
 
   const sets: string[] = [];
   for (const [col, value] of Object.entries(set)) {
@@ -180,6 +183,7 @@ export interface ClaimResult {
 const CLAIMED_COLUMNS = [
   'id', 'tenant_id', 'user_id', 'session_id', 'kind', 'task_definition_id', 'query', 'input', 'context', 'options', 'mode',
   'attempt', 'max_attempts', 'retry_interval_ms', 'backoff_multiplier', 'timeout_ms', 'metadata', 'cancel_reason',
+  'cancel_requested', 'pause_requested',
 ] as const;
 export type ClaimedTask = Pick<TaskRow, (typeof CLAIMED_COLUMNS)[number]> & { has_steps?: boolean };
 /** The claim's RETURNING list: those columns, plus what the statement needs to build the event. */
