@@ -214,7 +214,13 @@ export class TenantDefinitionSync {
     return this.#registry.isBuiltIn(id);
   }
 
-  /** Creates or replaces the tenant's definition `id` from an admin API body. */
+  /**
+   * Creates or replaces the tenant's definition `id` from an admin API body. The new set is
+   * installed at once, then read back: writes of one tenant commit in order (an advisory lock) but
+   * their answers come back in any order, and two concurrent saves of one id installed in answer
+   * order left this process serving the older one (until the periodic check) — the read, started
+   * after this commit, is applied unless a later one started meanwhile (the epoch).
+   */
   async save(tenantId: string, id: string, body: Record<string, unknown>): Promise<DefinitionSaveResult> {
     if (this.#registry.isBuiltIn(id)) return { ok: false, reason: 'built_in', message: `task definition ${id} is built in (shipped or --tasks-dir) and cannot be changed` };
     let def: TaskDefinition;
@@ -233,6 +239,7 @@ export class TenantDefinitionSync {
     this.#install(tenantId, defs);
     this.#stampsOf(tenantId).set(id, JSON.stringify(row.definition));
     this.#opts.signals?.definitions(tenantId);
+    await this.refreshTenant(tenantId);
     return { ok: true, created: row.created, definition: def };
   }
 
@@ -245,6 +252,7 @@ export class TenantDefinitionSync {
     this.#install(tenantId, defs);
     this.#stamps.get(tenantId)?.delete(id);
     if (deleted) this.#opts.signals?.definitions(tenantId);
+    await this.refreshTenant(tenantId);
     return deleted;
   }
 

@@ -412,6 +412,47 @@ describe('tenant definition cap', () => {
   });
 });
 
+describe('TenantDefinitionSync saves', () => {
+  it('two saves of one id whose answers come back out of order leave the process serving the last commit', async () => {
+    const t = await newTenant(tdb.db);
+    // the first save's transaction commits, then its answer is held until the second save is done
+    let releaseFirst!: () => void;
+    let held: Promise<void> | undefined = new Promise<void>((r) => (releaseFirst = r));
+    let firstCommitted!: () => void;
+    const committed = new Promise<void>((r) => (firstCommitted = r));
+    const slowFirst = new Proxy(tdb.db, {
+      get(target, prop, receiver) {
+        if (prop !== 'transaction') return Reflect.get(target, prop, receiver);
+        return async (fn: Parameters<Db['transaction']>[0]) => {
+          const result = await target.transaction(fn);
+          const hold = held;
+          held = undefined;
+          if (hold) {
+            firstCommitted();
+            await hold;
+          }
+          return result;
+        };
+      },
+    });
+    const registry = new Registry();
+    const sync = new TenantDefinitionSync(slowFirst, registry, { refreshIntervalMs: 3_600_000 });
+    await sync.start();
+    try {
+      const first = sync.save(t.tenantId, 'raced', { kind: 'approval', name: 'first' });
+      await committed;
+      expect(await sync.save(t.tenantId, 'raced', { kind: 'approval', name: 'second' })).toMatchObject({ ok: true });
+      releaseFirst();
+      expect(await first).toMatchObject({ ok: true });
+      const { rows } = await tdb.db.query<{ name: string }>(`SELECT definition->>'name' AS name FROM tenant_definitions WHERE tenant_id = $1 AND id = 'raced'`, [t.tenantId]);
+      expect(rows).toEqual([{ name: 'second' }]);
+      expect(registry.get(t.tenantId, 'raced')?.name).toBe('second');
+    } finally {
+      sync.stop();
+    }
+  });
+});
+
 describe('TenantDefinitionSync periodic check', () => {
   it('reloads only tenants whose definitions changed (count or newest update), reading no rows otherwise', async () => {
     const [a, b] = [await newTenant(tdb.db), await newTenant(tdb.db)];
