@@ -455,7 +455,8 @@ export class Runner {
       task,
       active,
       { status: 'QUEUED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, run_at: sql('now()') },
-      [],
+      // said, or the log shows two starts of one attempt with nothing between them
+      [{ type: 'WARNING', message: 'pause withdrawn after the attempt stopped for it; task back in the queue', payload: { reason: 'pause_withdrawn', attempt: task.attempt } }],
       NOTHING_REQUESTED,
     );
     if (requeued) this.#d.onRequeue?.();

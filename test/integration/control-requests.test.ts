@@ -119,6 +119,26 @@ describe('a cancel that lands while the attempt stops for something else', () =>
   });
 });
 
+describe('a pause withdrawn after the attempt stopped for it', () => {
+  it('requeues the task with a WARNING pause_withdrawn, and it completes from its finished steps', async () => {
+    const t = await newTenant(fixture.tdb.db);
+    const key = 'pause-withdrawn';
+    const id = await fixture.server.submit({ task_definition_id: stepped.id, input: { key } }, { key: t.key });
+    await waitForTask(fixture.server, id, (x) => x.status === 'RUNNING', { key: t.key });
+    expect((await call(t.key, 'POST', `/api/v1/tasks/${id}/pause`, {})).status).toBe(202);
+    await new Promise((r) => setTimeout(r, 300)); // the worker hears of it before step a ends
+    gates.open(`${key}:a`);
+    await until(() => aborted.get(key) === 'pause', 'the pause to stop the attempt');
+    expect((await call(t.key, 'POST', `/api/v1/tasks/${id}/resume`, {})).status).toBe(202);
+    gates.open(`${key}:hold`);
+    expect((await waitForTask(fixture.server, id, undefined, { key: t.key })).status).toBe('COMPLETED');
+    const events = (await call(t.key, 'GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events as { type: string; payload: any }[];
+    const warning = events.findIndex((e) => e.type === 'WARNING' && e.payload?.reason === 'pause_withdrawn');
+    expect(warning, JSON.stringify(events.map((e) => e.type))).toBeGreaterThan(0);
+    expect(events.slice(warning + 1).find((e) => e.type === 'WORKFLOW_STARTED')?.payload.attempt).toBe(1);
+  });
+});
+
 describe('a pause that lands just before the attempt parks for an approval', () => {
   it('ends PAUSED; resumed, it asks again, and an approval then completes it', async () => {
     const t = await newTenant(fixture.tdb.db);
