@@ -20,7 +20,7 @@ import {
   errorForStatus, errorFromStreamFrame, failureText, NetworkError, RequestTimeoutError, TaskgateError, TaskTimeoutError, ValidationError,
 } from './errors.js';
 import { TaskHandle } from './handle.js';
-import { RETRYABLE_STATUS, MAX_RETRY_WAIT_MS, sleep, retryAfterMs, jittered, eitherSignal, checkBaseUrl, userAgent, isTransient } from './transport.js';
+import { RETRYABLE_STATUS, MAX_RETRY_WAIT_MS, sleep, retryAfterMs, jittered, eitherSignal, checkBaseUrl, checkMs, userAgent, isTransient } from './transport.js';
 import { followEventStream, type OpenResult } from './sse.js';
 import type { EventsResponse, ListTasksResponse, StreamEvent, TaskEvent, TaskListItem, TaskView } from './types.js';
 import type { CallOptions, ClientOptions, PageOptions, RequestOptions, StreamOptions, SubmitOptions, WaitOptions } from './options.js';
@@ -42,6 +42,7 @@ export class TaskgateClient {
   readonly #headers: Record<string, string>;
   readonly #timeoutMs: number;
   readonly #maxRetries: number;
+  readonly #streamIdleMs: number | undefined;
 
   constructor(opts: ClientOptions = {}) {
     this.baseUrl = checkBaseUrl(opts.baseUrl ?? DEFAULT_BASE_URL);
@@ -50,6 +51,7 @@ export class TaskgateClient {
     this.#headers = { ...userAgent(opts.headers), ...opts.headers };
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
     this.#maxRetries = opts.maxRetries ?? 2;
+    this.#streamIdleMs = checkMs('streamIdleTimeoutMs', opts.streamIdleTimeoutMs);
   }
 
   #authHeaders(): Record<string, string> {
@@ -269,8 +271,9 @@ export class TaskgateClient {
   /**
    * A task's events, replayed from the first (or after `lastEventId`) then live, until the task
    * has ended and its last event was sent — then the iteration ends. Server-Sent Events with the
-   * credential in a header; a dropped connection is resumed after the last event received, so no
-   * event is lost or repeated. `LLM_PARTIAL` deltas are live-only (not replayed after a reconnect).
+   * credential in a header; a dropped connection — or one silent for `idleTimeoutMs`: no event, no
+   * ping — is resumed after the last event received, so no event is lost or repeated. `LLM_PARTIAL`
+   * deltas are live-only (not replayed after a reconnect).
    */
   async *stream(workflowId: string, opts: StreamOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
     const query: Record<string, string> = { workflow_id: workflowId };
@@ -302,6 +305,7 @@ export class TaskgateClient {
       lastEventId: opts.lastEventId === undefined ? null : String(opts.lastEventId),
       signal: opts.signal,
       maxReconnects: opts.maxReconnects,
+      idleTimeoutMs: checkMs('idleTimeoutMs', opts.idleTimeoutMs) ?? this.#streamIdleMs,
       onState: opts.onState,
       closing: errorFromStreamFrame,
     });

@@ -10,7 +10,7 @@ export {
   type WaitOptions,
 } from './client.js';
 export { TaskHandle, type Submitted } from './handle.js';
-export { SseParser, followEventStream, type EventFrame, type SseFrame, type StreamState } from './sse.js';
+export { SseParser, followEventStream, DEFAULT_STREAM_IDLE_MS, type EventFrame, type SseFrame, type StreamState } from './sse.js';
 export {
   TaskgateError, AuthenticationError, PermissionDeniedError, ValidationError, NotFoundError, TaskNotFoundError, SessionNotFoundError,
   ConflictError, RateLimitError, ServerError, NetworkError, RequestTimeoutError, TaskTimeoutError, TaskFailedError, errorForStatus,

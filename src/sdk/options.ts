@@ -11,8 +11,14 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** Extra headers on every request. */
   headers?: Record<string, string>;
-  /** Per-request timeout, ms (default 30,000; 0 = none). Streams are not timed out. */
+  /** Per-request timeout, ms (default 30,000; 0 = none). Streams are not: see streamIdleTimeoutMs. */
   timeoutMs?: number;
+  /**
+   * Longest silence on a stream's connection, ms (default 35,000, DEFAULT_STREAM_IDLE_MS; 0 =
+   * never): then it is dropped and opened again with Last-Event-ID. The server sends a `: ping`
+   * every 10 s (TASKGATE_STREAM_PING_MS): keep this above that interval.
+   */
+  streamIdleTimeoutMs?: number;
   /** Retries of a retryable failure (default 2; 0 = none). See `request`. */
   maxRetries?: number;
 }
@@ -71,6 +77,8 @@ export interface StreamOptions {
   signal?: AbortSignal;
   /** Failed connections in a row before the stream throws (default 10). */
   maxReconnects?: number;
+  /** This stream's idle timeout, ms (replaces the client's streamIdleTimeoutMs). */
+  idleTimeoutMs?: number;
   /** The link's state: connecting, live, reconnecting, done. */
   onState?: (state: StreamState) => void;
 }

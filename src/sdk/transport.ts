@@ -29,6 +29,22 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** setTimeout's longest delay, ms: a longer one fires at once (Node warns; AbortSignal.timeout throws a RangeError above 2^32 − 1). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A duration option (ms) checked once: a number from `min` to MAX_TIMER_MS, else ValidationError
+ * (INVALID_OPTION) naming it. Undefined passes (the default applies).
+ */
+export function checkMs(name: string, value: number | undefined, min = 0): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'number' && value >= min && value <= MAX_TIMER_MS) return value;
+  throw new ValidationError({
+    status: 0, code: 'INVALID_OPTION', details: { path: name },
+    message: `${name} must be a number of ms from ${min} to ${MAX_TIMER_MS}, not ${String(value)}`,
+  });
+}
+
 /** Retry-After as ms (delta-seconds or an HTTP date), if sent and sane. */
 export function retryAfterMs(res: Response): number | undefined {
   const h = res.headers.get('retry-after');
