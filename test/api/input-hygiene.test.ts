@@ -142,3 +142,56 @@ describe('timestamps at the edges of RFC 3339', () => {
     expect([parseTimestamptz('infinity'), parseTimestamptz('-infinity')]).toEqual([Infinity, -Infinity]);
   });
 });
+
+/** POST raw bytes with a Content-Type; answers status and parsed body. */
+async function postBytes(path: string, bytes: Buffer, contentType = 'application/json'): Promise<{ status: number; body: any }> {
+  const res = await fetch(fx.server.url + path, { method: 'POST', headers: { 'x-api-key': ADMIN_KEY, 'content-type': contentType }, body: bytes });
+  return { status: res.status, body: await res.json() };
+}
+const latin1 = (text: string) => Buffer.from(text, 'latin1');
+
+describe('request body encoding', () => {
+  const submit = (s: string) => `{"task_definition_id":"noop","delay_ms":3600000,"input":{"s":"${s}"}}`;
+
+  it('refuses bytes that are not UTF-8 (400 naming the body) instead of storing U+FFFD', async () => {
+    const bad = [
+      latin1(submit('caf\xe9')), // Latin-1 é
+      Buffer.concat([Buffer.from(submit('x').slice(0, -4)), Buffer.from([0xc0, 0xaf]), Buffer.from('"}}')]), // overlong '/'
+      Buffer.concat([Buffer.from(submit('x').slice(0, -4)), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}}')]), // an encoded surrogate
+      Buffer.concat([Buffer.from(submit('x').slice(0, -4)), Buffer.from([0xe2, 0x82]), Buffer.from('"}}')]), // truncated sequence
+    ];
+    for (const bytes of bad) {
+      const res = await postBytes('/api/v1/tasks', bytes);
+      expect([res.status, res.body.error?.code, res.body.error?.details], bytes.toString('hex')).toEqual([400, 'VALIDATION_ERROR', { location: 'body', reason: 'invalid UTF-8' }]);
+    }
+  });
+
+  it('refuses a declared charset other than UTF-8 (415), takes utf-8 and utf8 in any case', async () => {
+    for (const ct of ['application/json; charset=iso-8859-1', 'application/json;charset="windows-1252"', 'application/json; charset=utf-16']) {
+      const res = await postBytes('/api/v1/tasks', Buffer.from(submit('plain')), ct);
+      expect([res.status, res.body.error?.code], ct).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
+    }
+    for (const ct of ['application/json; charset=utf-8', 'application/json; charset=UTF-8', 'application/json;charset="utf8"', 'application/json']) {
+      const res = await postBytes('/api/v1/tasks', Buffer.from(submit('caf\u00e9 \u{1F600}')), ct);
+      expect(res.status, ct).toBe(200);
+      const back = await fx.server.call('GET', `/api/v1/tasks/${res.body.task_id}`);
+      expect(back.body.input.s).toBe('caf\u00e9 \u{1F600}');
+    }
+  });
+
+  it('keeps refusing a body that starts with a BOM, as JSON.parse does', async () => {
+    const res = await postBytes('/api/v1/tasks', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(submit('x'))]));
+    expect([res.status, res.body.error.code, res.body.error.message]).toEqual([400, 'VALIDATION_ERROR', expect.stringMatching(/^Invalid JSON body/)]);
+  });
+
+  it("answers the compatibility routes in their own shapes: seed 004's and OpenAI's", async () => {
+    const compat = await postBytes('/api/v1/task', latin1('{"type":"noop","args":{"s":"caf\xe9"}}'));
+    expect(compat).toEqual({ status: 400, body: { status: 'error', message: 'The request body is not valid UTF-8', timestamp: expect.any(String) } });
+    const compatCharset = await postBytes('/api/v1/task', Buffer.from('{"type":"noop","args":{}}'), 'application/json; charset=latin1');
+    expect([compatCharset.status, compatCharset.body.status]).toEqual([415, 'error']);
+    const chat = await postBytes('/v1/chat/completions', latin1('{"model":"taskgate","messages":[{"role":"user","content":"caf\xe9"}]}'));
+    expect(chat).toEqual({ status: 400, body: { error: { message: 'The request body is not valid UTF-8', type: 'invalid_request_error', param: null, code: 'validation_error' } } });
+    const chatCharset = await postBytes('/v1/chat/completions', Buffer.from('{"model":"taskgate","messages":[]}'), 'application/json; charset=latin1');
+    expect([chatCharset.status, chatCharset.body.error?.code]).toEqual([415, 'unsupported_media_type']);
+  });
+});
