@@ -4,44 +4,78 @@ import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../contract/errors.js';
 import { hasUnstorable } from '../storage/storable.js';
 
+/** A number a double would hold changed, found by scanJson: what is wrong and the literal as sent. */
+export interface InexactNumber {
+  reason: 'underflow' | 'unsafe integer';
+  literal: string;
+}
+
+/** Digits of mantissa and exponent from which a literal may not survive as a double (2^53 has 16 digits). */
+const RISKY_DIGITS = 16;
+const isDigit = (c: number) => c >= 48 && c <= 57;
+
 /**
- * One pass over JSON text, without parsing: the depth of nested arrays/objects, and whether a
- * number in it could be too large for a double (309+ integer digits, or an exponent of 3+ digits)
- * — JSON.parse makes such a number Infinity, which would be stored as null.
+ * One pass over JSON text, without parsing: the depth of nested arrays/objects, whether a number
+ * in it is too large for a double (JSON.parse makes it Infinity, which would be stored as null),
+ * and the first number a double would hold changed: a non-zero literal that underflows to 0, or an
+ * integer literal past 2^53 − 1 (9007199254740993 would be stored as …992). Only a literal with 16+
+ * digits or a 3-digit exponent can be any of these, so only such a literal is converted to check.
  */
-export function scanJson(text: string): { depth: number; mayOverflow: boolean } {
+export function scanJson(text: string): { depth: number; mayOverflow: boolean; inexact?: InexactNumber } {
   let depth = 0;
   let max = 0;
   let inString = false;
-  let digits = 0;
   let mayOverflow = false;
-  for (let i = 0; i < text.length; i++) {
+  let inexact: InexactNumber | undefined;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
       if (c === 92) i++; // backslash: skip the escaped char
       else if (c === 34) inString = false;
       continue;
     }
-    if (c >= 48 && c <= 57) {
-      if (++digits >= 309) mayOverflow = true;
+    if (isDigit(c) || c === 45) {
+      // a number: -? int (. frac)? ([eE] [+-]? exp)?
+      const start = i;
+      let j = c === 45 ? i + 1 : i;
+      const intStart = j;
+      while (j < n && isDigit(text.charCodeAt(j))) j++;
+      let digits = j - intStart;
+      let integer = true;
+      if (text.charCodeAt(j) === 46) {
+        integer = false;
+        const f = ++j;
+        while (j < n && isDigit(text.charCodeAt(j))) j++;
+        digits += j - f;
+      }
+      const mantissaEnd = j;
+      let expDigits = 0;
+      const e = text.charCodeAt(j);
+      if (e === 101 || e === 69) {
+        integer = false;
+        j++;
+        if (text.charCodeAt(j) === 43 || text.charCodeAt(j) === 45) j++;
+        const s = j;
+        while (j < n && isDigit(text.charCodeAt(j))) j++;
+        expDigits = j - s;
+      }
+      i = j - 1;
+      if (digits < RISKY_DIGITS && expDigits < 3) continue;
+      const literal = text.slice(start, j);
+      const v = Number(literal);
+      if (!Number.isFinite(v)) mayOverflow = true;
+      else if (inexact) continue;
+      else if (v === 0 && /[1-9]/.test(text.slice(intStart, mantissaEnd))) inexact = { reason: 'underflow', literal };
+      else if (integer && !Number.isSafeInteger(v)) inexact = { reason: 'unsafe integer', literal };
       continue;
     }
-    digits = 0;
     if (c === 34) inString = true;
     else if (c === 123 || c === 91) {
       if (++depth > max) max = depth;
     } else if (c === 125 || c === 93) depth--;
-    else if (c === 101 || c === 69) {
-      // an exponent: e, an optional sign, then its digits
-      let j = i + 1;
-      if (text.charCodeAt(j) === 43 || text.charCodeAt(j) === 45) j++;
-      let n = 0;
-      while (j < text.length && text.charCodeAt(j) >= 48 && text.charCodeAt(j) <= 57) j++, n++;
-      if (n >= 3) mayOverflow = true;
-      i = j - 1;
-    }
   }
-  return { depth: max, mayOverflow };
+  return inexact ? { depth: max, mayOverflow, inexact } : { depth: max, mayOverflow };
 }
 
 class UnstorableString extends Error {}
@@ -97,6 +131,14 @@ function foreignCharset(contentType: string | undefined): string | undefined {
  */
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/** Why a double cannot hold a number scanJson found, for the 400. */
+function inexactMessage({ reason, literal }: InexactNumber): string {
+  const shown = literal.length > 40 ? `${literal.slice(0, 37)}...` : literal;
+  return reason === 'underflow'
+    ? `JSON number ${shown} is too small for a double: it would be stored as 0`
+    : `JSON integer ${shown} is past 2^53 - 1 (9007199254740991): a double would store another number; send it as a string`;
+}
+
 export function registerJsonParser(app: FastifyInstance, opts: { bodyLimit: number; maxDepth: number }): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: opts.bodyLimit }, (req, body, done) => {
@@ -116,8 +158,9 @@ export function registerJsonParser(app: FastifyInstance, opts: { bodyLimit: numb
     if (text.trim() === '') return done(null, undefined);
     const scan = scanJson(text);
     if (scan.depth > opts.maxDepth) return done(new ApiError('VALIDATION_ERROR', `JSON nesting deeper than ${opts.maxDepth} levels`), undefined);
+    let value: unknown;
     try {
-      done(null, parseJsonBody(text, scan.mayOverflow));
+      value = parseJsonBody(text, scan.mayOverflow);
     } catch (err) {
       if (err instanceof NumberOutOfRange) {
         return done(new ApiError('VALIDATION_ERROR', 'JSON numbers must be finite doubles (at most about 1.8e308)'), undefined);
@@ -125,7 +168,10 @@ export function registerJsonParser(app: FastifyInstance, opts: { bodyLimit: numb
       if (err instanceof UnstorableString) {
         return done(new ApiError('VALIDATION_ERROR', 'JSON strings cannot hold a NUL character (\\u0000) or an unpaired surrogate'), undefined);
       }
-      done(new ApiError('VALIDATION_ERROR', `Invalid JSON body: ${(err as Error).message}`), undefined);
+      return done(new ApiError('VALIDATION_ERROR', `Invalid JSON body: ${(err as Error).message}`), undefined);
     }
+    // after the parse: a body that is not JSON at all is answered as such first
+    if (scan.inexact) return done(new ApiError('VALIDATION_ERROR', inexactMessage(scan.inexact), { location: 'body', reason: scan.inexact.reason }), undefined);
+    done(null, value);
   });
 }
