@@ -20,7 +20,7 @@ import {
   errorForStatus, errorFromStreamFrame, failureText, NetworkError, RequestTimeoutError, TaskgateError, TaskTimeoutError, ValidationError,
 } from './errors.js';
 import { TaskHandle } from './handle.js';
-import { RETRYABLE_STATUS, MAX_RETRY_WAIT_MS, sleep, retryAfterMs, jittered, eitherSignal, checkBaseUrl, checkMs, userAgent, isTransient } from './transport.js';
+import { RETRYABLE_STATUS, MAX_RETRY_WAIT_MS, sleep, retryAfterMs, jittered, eitherSignal, checkBaseUrl, checkMs, MAX_TIMER_MS, userAgent, isTransient } from './transport.js';
 import { followEventStream, type OpenResult } from './sse.js';
 import type { EventsResponse, ListTasksResponse, StreamEvent, TaskEvent, TaskListItem, TaskView } from './types.js';
 import type { CallOptions, ClientOptions, PageOptions, RequestOptions, StreamOptions, SubmitOptions, WaitOptions } from './options.js';
@@ -233,37 +233,45 @@ export class TaskgateClient {
    * 100 ms, then at doubling intervals up to `pollIntervalMs`. A read that gets no answer (network
    * failure, request timeout) or a 429/502/503/504 does not end the wait: the next read comes after
    * the usual interval or the answer's Retry-After, so a server restart is ridden out; any other
-   * refusal (401, 404, …) is thrown at once. TaskTimeoutError after `timeoutMs`, its `cause` the
-   * last failed read if the server was not answering.
+   * refusal (401, 404, …) is thrown at once. TaskTimeoutError after `timeoutMs` — a read still in
+   * flight then is cut short — its `cause` the last failed read if the server was not answering.
    */
   async wait(taskId: string, opts: WaitOptions = {}): Promise<TaskView> {
     const { timeoutMs, pollIntervalMs = 2_000, signal } = opts;
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     let interval = Math.min(100, pollIntervalMs);
     let status: string | undefined;
+    let failed: TaskgateError | undefined;
+    const timedOut = (inFlight: boolean) => new TaskTimeoutError({
+      status: 0, code: 'WAIT_TIMEOUT', details: { status: status ?? null }, cause: failed,
+      message: failed || inFlight
+        ? `task ${taskId} has not been seen to end within ${timeoutMs} ms (last seen ${status ?? 'never'}; ${inFlight ? 'a status read was still unanswered' : `the last read failed: ${failed!.message}`})`
+        : `task ${taskId} is still ${status} after ${timeoutMs} ms`,
+    });
     for (;;) {
       let pauseMs = interval;
-      let failed: TaskgateError | undefined;
+      // each read (its retries included) ends with the wait: left to its own 30 s timeout and two
+      // retries, a read of an unanswering server ran `tasks wait --timeout-ms 2000` to 91 s
+      const left = deadline - Date.now();
+      const bound = left <= MAX_TIMER_MS ? AbortSignal.timeout(Math.max(0, left)) : undefined;
       try {
-        const task = await this.getStatus(taskId, { signal });
+        const task = await this.getStatus(taskId, { signal: bound && signal ? eitherSignal(bound, signal) : (bound ?? signal) });
         if (TERMINAL_STATUSES.has(task.status)) return task;
         status = task.status;
+        failed = undefined;
       } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        if (bound?.aborted) throw timedOut(true);
         if (!isTransient(err)) throw err;
         failed = err;
         opts.onRetry?.(err);
         if (err.retryAfterS !== undefined) pauseMs = Math.max(pauseMs, jittered(err.retryAfterS * 1000));
       }
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new TaskTimeoutError({
-          status: 0, code: 'WAIT_TIMEOUT', details: { status: status ?? null }, cause: failed,
-          message: failed
-            ? `task ${taskId} has not been seen to end within ${timeoutMs} ms (last seen ${status ?? 'never'}; the last read failed: ${failed.message})`
-            : `task ${taskId} is still ${status} after ${timeoutMs} ms`,
-        });
-      }
-      await sleep(Math.min(pauseMs, left), signal);
+      const rest = deadline - Date.now();
+      if (rest <= 0) throw timedOut(false);
+      await sleep(Math.min(pauseMs, rest), signal);
+      // woken at the deadline: a read now would have no time left to be answered in
+      if (Date.now() >= deadline) throw timedOut(false);
       interval = Math.min(interval * 2, pollIntervalMs);
     }
   }
