@@ -3,6 +3,14 @@
 // errors before upgrading.
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { loadConfig } from '../../src/config/index.js';
+import { startServer } from '../../src/main.js';
+import { createLogger } from '../../src/logger.js';
 import { ADMIN_KEY, newTenant, startTestServer, useTestServer, waitForTask } from '../helpers/server.js';
 import { gates, openWs as openWsAt, partialDef, progressDef } from './helpers.js';
 
@@ -101,5 +109,61 @@ describe('WebSocket stream', () => {
     expect((await refusedWith(`workflow_id=${id}`, { 'x-api-key': other.key })).status).toBe(404);
     expect((await refusedWith(`workflow_id=${id}`, {})).status).toBe(401);
     expect((await refusedWith('workflow_id=bad%20id')).status).toBe(400);
+  });
+});
+
+/** Upgrades a raw connection to the stream, writes `frame`, and resolves with what came back once the server closes it. */
+function sendRawFrame(url: string, workflowId: string, frame: Buffer): Promise<string> {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1');
+    let got = Buffer.alloc(0);
+    socket.on('error', reject);
+    socket.on('data', (d) => {
+      const first = got.length === 0;
+      got = Buffer.concat([got, d]);
+      if (first) socket.write(frame);
+    });
+    socket.on('close', () => resolve(got.toString('latin1')));
+    socket.write(
+      `GET /api/v1/stream/ws?workflow_id=${workflowId} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-API-Key: ${ADMIN_KEY}\r\n\r\n`,
+    );
+  });
+}
+
+describe('WebSocket protocol errors from a client', () => {
+  it('are logged at debug without a stack, not as server errors; the socket is closed and the server stays healthy', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const config = loadConfig({}, {
+      TASKGATE_ADMIN_KEY: ADMIN_KEY, PORT: '0', TASKGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'taskgate-ws-')), TASKGATE_ROLE: 'api',
+      TASKGATE_RATE_LIMIT_PER_MIN: '0', LOG_LEVEL: 'debug',
+    });
+    const api = await startServer(config, { db: fixture.tdb.db, logger: createLogger(config.logLevel, sink) });
+    try {
+      // a delayed task: its stream stays open, waiting for events
+      const queued = await fixture.server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {}, delay_ms: 3_600_000 });
+      const unmasked = Buffer.from([0x81, 0x05, ...Buffer.from('hello')]);
+      const reserved = Buffer.from([0x83, 0x80, 1, 2, 3, 4]); // opcode 3, masked, empty
+      for (const frame of [unmasked, reserved]) {
+        const answer = await sendRawFrame(api.url, queued.body.task_id, frame);
+        expect(answer).toMatch(/^HTTP\/1\.1 101 /);
+      }
+      const logged = lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string; code?: string });
+      expect(logged.filter((l) => l.level >= 50)).toEqual([]);
+      const protocol = logged.filter((l) => l.msg === 'websocket closed: the client broke the protocol');
+      expect(protocol.map((l) => [l.level, l.code])).toEqual([[20, 'WS_ERR_EXPECTED_MASK'], [20, 'WS_ERR_INVALID_OPCODE']]);
+      expect(protocol.map((l) => JSON.stringify(l))).not.toContainEqual(expect.stringContaining('stack'));
+      const health = await fetch(api.url + '/health');
+      expect(health.status).toBe(200);
+    } finally {
+      await api.close();
+    }
   });
 });

@@ -7,6 +7,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
+import type { WebSocket } from 'ws';
 import { Type, type Static } from 'typebox';
 import { ApiError } from '../../contract/errors.js';
 import { FINAL_EVENT_TYPES, sseEventName, type TaskEvent } from '../../contract/events.js';
@@ -210,6 +211,21 @@ class EventStream {
   }
 }
 
+/**
+ * An error on an open WebSocket. A client that breaks the protocol (an unmasked frame, a reserved
+ * opcode, a message over maxPayload: ws's WS_ERR_* codes) is the client's fault, not the server's:
+ * one debug line without a stack — the plugin's default logged each at error level, so any client
+ * could fill the error log. Anything else is still an error. Either way the socket is cut, as before.
+ */
+function socketError(this: FastifyInstance, err: Error & { code?: unknown }, socket: WebSocket, req: FastifyRequest): void {
+  if (typeof err.code === 'string' && err.code.startsWith('WS_ERR_')) {
+    req.log.debug({ code: err.code, reason: err.message }, 'websocket closed: the client broke the protocol');
+  } else {
+    req.log.error({ err }, 'websocket failed');
+  }
+  socket.terminate();
+}
+
 export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
   const { pingIntervalMs: pingMs, maxBufferedBytes: maxBytes, stallMs } = opts;
   const active = new Set<EventStream>();
@@ -293,7 +309,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
       }
       app.websocketServer.close(() => done());
     };
-    await app.register(websocket, { options: { maxPayload: 4096 }, preClose: (done) => shutdown(done) });
+    await app.register(websocket, { options: { maxPayload: 4096 }, preClose: (done) => shutdown(done), errorHandler: socketError });
     credentials = new StreamCredentials({
       lookup: (ids) => apiKeysStates(deps.db, ids),
       onCredentials: (fn) => deps.signals.onCredentials(fn),
