@@ -237,7 +237,11 @@ export class TaskgateClient {
    * flight then is cut short — its `cause` the last failed read if the server was not answering.
    */
   async wait(taskId: string, opts: WaitOptions = {}): Promise<TaskView> {
-    const { timeoutMs, pollIntervalMs = 2_000, signal } = opts;
+    const { signal } = opts;
+    // checked: a pollIntervalMs of 0 read the status back to back, hundreds of requests a second
+    // for as long as the task ran; a NaN timeoutMs never ran out
+    const timeoutMs = checkMs('timeoutMs', opts.timeoutMs, 0, Infinity);
+    const pollIntervalMs = checkMs('pollIntervalMs', opts.pollIntervalMs, 1) ?? 2_000;
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     let interval = Math.min(100, pollIntervalMs);
     let status: string | undefined;

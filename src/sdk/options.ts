@@ -56,9 +56,12 @@ export interface SubmitOptions extends CallOptions {
 }
 
 export interface WaitOptions {
-  /** Give up after this many ms with TaskTimeoutError (default: wait for ever). */
+  /** Give up after this many ms with TaskTimeoutError (default: wait for ever). A number ≥ 0, else ValidationError (INVALID_OPTION). */
   timeoutMs?: number;
-  /** Longest pause between two status reads, ms (default 2,000). The first reads come sooner: 100 ms, doubling. */
+  /**
+   * Longest pause between two status reads, ms (default 2,000). The first reads come sooner: 100 ms,
+   * doubling. From 1 to 2^31 − 1, else ValidationError (INVALID_OPTION): 0 polled back to back.
+   */
   pollIntervalMs?: number;
   signal?: AbortSignal;
   /**

@@ -33,15 +33,15 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * A duration option (ms) checked once: a number from `min` to MAX_TIMER_MS, else ValidationError
- * (INVALID_OPTION) naming it. Undefined passes (the default applies).
+ * A duration option (ms) checked once: a number from `min` to `max` (default MAX_TIMER_MS), else
+ * ValidationError (INVALID_OPTION) naming it. Undefined passes (the default applies).
  */
-export function checkMs(name: string, value: number | undefined, min = 0): number | undefined {
+export function checkMs(name: string, value: number | undefined, min = 0, max = MAX_TIMER_MS): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value === 'number' && value >= min && value <= MAX_TIMER_MS) return value;
+  if (typeof value === 'number' && value >= min && value <= max) return value;
   throw new ValidationError({
     status: 0, code: 'INVALID_OPTION', details: { path: name },
-    message: `${name} must be a number of ms from ${min} to ${MAX_TIMER_MS}, not ${String(value)}`,
+    message: `${name} must be a number of ms from ${min}${max === Infinity ? ' up' : ` to ${max}`}, not ${String(value)}`,
   });
 }
 
