@@ -164,7 +164,17 @@ export class TaskgateClient {
     let replayed = false;
     const onResponse = (res: Response) => (replayed = res.headers.get('idempotent-replayed') === 'true');
     const out = await this.request<SubmitStreamResponse>('POST', '/api/v1/tasks/stream', { ...this.#submitOpts(opts), body, onResponse });
-    return { handle: new TaskHandle(this, out, replayed), streamUrl: new URL(out.stream_url, this.baseUrl + '/').toString() };
+    return { handle: new TaskHandle(this, out, replayed), streamUrl: this.#resolve(out.stream_url) };
+  }
+
+  /**
+   * A URL the server sent, against baseUrl: a root-relative one (`/api/v1/…`, as the server knows
+   * only its own routes) goes under baseUrl's path, as every request does — resolved as a URL it
+   * lost a proxy's prefix (`https://example.com/taskgate` gave `https://example.com/api/v1/…`).
+   */
+  #resolve(url: string): string {
+    if (url.startsWith('/') && !url.startsWith('//')) return new URL(this.baseUrl + url).toString();
+    return new URL(url, this.baseUrl + '/').toString();
   }
 
   #submitOpts(opts: SubmitOptions): RequestOptions {
