@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { randomHex } from '../domain/ids.js';
 import { LazyChildLogger } from '../logger.js';
 import type { AppDeps } from './deps.js';
-import { clientErrorHandler, connectRefused, envelope, errorHandler, expectationFailed, frameworkErrors } from './errors.js';
+import { clientErrorHandler, connectRefused, envelope, errorBodyFor, errorHandler, expectationFailed, frameworkErrors } from './errors.js';
 import { registerJsonParser } from './json-parser.js';
 import { createAuthenticator, registerAuth, type Authenticator } from './auth.js';
 import { registerCors, registerSecurityHeaders } from './hardening.js';
@@ -167,7 +167,8 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     const allowed = matcher.allowed(path);
     if (allowed.length && !allowed.includes(req.method)) {
       reply.header('allow', allowed.join(', '));
-      return reply.code(405).send(envelope('METHOD_NOT_ALLOWED', `Method ${req.method} not allowed on ${path}`, String(req.id)));
+      // in the shape of the path's routes: seed 004's and OpenAI's clients parse only their own
+      return reply.code(405).send(errorBodyFor(req.url, 'METHOD_NOT_ALLOWED', `Method ${req.method} not allowed on ${path}`, String(req.id)));
     }
     return reply.code(404).send(envelope('NOT_FOUND', `Route ${req.method} ${path} not found`, String(req.id)));
   });

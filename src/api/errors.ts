@@ -7,9 +7,34 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, ERRORS, type ErrorCode, type ErrorEnvelope } from '../contract/errors.js';
 import { isDatabaseUnavailable } from '../storage/unavailable.js';
+import { openAiErrorBody } from './routes/openai.js';
 
 export function envelope(code: ErrorCode, message: string, requestId: string, details?: Record<string, unknown>): ErrorEnvelope {
   return { error: { code, message, ...(details ? { details } : {}) }, request_id: requestId };
+}
+
+/**
+ * The compatibility routes answer in their own shapes (PRODUCT §5): seed 004's under
+ * /api/v1/task and /api/v1/health, OpenAI's under /v1/. Their plugins' error handlers cover what
+ * happens in a route; this covers what is answered before one is found (a wrong method, a
+ * malformed path), chosen by the path alone.
+ */
+export type ErrorShape = 'envelope' | 'seed004' | 'openai';
+
+const SEED004_PATH = /^\/api\/v1\/(?:task(?:\/|\?|$)|health\/?(?:\?|$))/;
+
+export function errorShapeOf(url: string): ErrorShape {
+  if (url.startsWith('/v1/')) return 'openai';
+  return SEED004_PATH.test(url) ? 'seed004' : 'envelope';
+}
+
+/** An error body in the shape the path's routes use (`code` as OpenAI's lower-case name there). */
+export function errorBodyFor(url: string, code: ErrorCode, message: string, requestId: string, details?: Record<string, unknown>): unknown {
+  const shape = errorShapeOf(url);
+  // seed 004's error body (compat.ts errorBody)
+  if (shape === 'seed004') return { status: 'error', message, timestamp: new Date().toISOString() };
+  if (shape === 'openai') return openAiErrorBody(ERRORS[code].status, message, code.toLowerCase());
+  return envelope(code, message, requestId, details);
 }
 
 interface ValidationIssue {
@@ -145,7 +170,7 @@ export function expectationFailed(res: ServerResponse, requestId: string): void 
 /**
  * Fastify's router refusals before a route is found — a path segment that is not valid percent
  * encoding (FST_ERR_BAD_URL), a path parameter over maxParamLength (FST_ERR_MAX_PARAM_LENGTH,
- * Fastify's own 414) — are malformed paths: 400 VALIDATION_ERROR in the envelope.
+ * Fastify's own 414) — are malformed paths: 400 VALIDATION_ERROR, in the path's error shape.
  */
 export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
   const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
@@ -154,8 +179,8 @@ export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: F
     .header('x-request-id', req.id)
     .header('x-content-type-options', 'nosniff')
     .type('application/json; charset=utf-8')
-    .send(JSON.stringify(envelope(
-      'VALIDATION_ERROR', tooLong ? 'A path segment is too long' : 'The path is not valid URL encoding', req.id,
+    .send(JSON.stringify(errorBodyFor(
+      req.url, 'VALIDATION_ERROR', tooLong ? 'A path segment is too long' : 'The path is not valid URL encoding', req.id,
       { location: 'path', reason: tooLong ? 'too long' : 'bad encoding' },
     )));
 }

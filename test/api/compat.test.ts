@@ -127,3 +127,30 @@ describe('seed 004 compatibility routes', () => {
     }
   });
 });
+
+describe('answers made before a route is found', () => {
+  const seed004 = (message: string) => ({ status: 'error', message, timestamp: expect.any(String) });
+
+  it("a wrong method on a seed 004 path is 405 in seed 004's shape, with Allow; canonical paths keep the envelope", async () => {
+    const put = await fixture.server.call('PUT', '/api/v1/task/task_x', {});
+    expect([put.status, put.body, put.headers.get('allow')]).toEqual([405, seed004('Method PUT not allowed on /api/v1/task/task_x'), expect.stringContaining('DELETE')]);
+    const health = await fixture.server.call('POST', '/api/v1/health', {});
+    expect([health.status, health.body]).toEqual([405, seed004('Method POST not allowed on /api/v1/health')]);
+    const submit = await fixture.server.call('GET', '/api/v1/task');
+    expect([submit.status, submit.body]).toEqual([405, seed004('Method GET not allowed on /api/v1/task')]);
+    const canonical = await fixture.server.call('PUT', '/api/v1/tasks/task_x', {});
+    expect([canonical.status, canonical.body.error?.code]).toEqual([405, 'METHOD_NOT_ALLOWED']);
+    const healthz = await fixture.server.call('POST', '/api/v1/healthz', {});
+    expect([healthz.status, healthz.body.error?.code]).toEqual([404, 'NOT_FOUND']);
+  });
+
+  it("a path that is not valid URL encoding, or a segment over 256 characters, is 400 in seed 004's shape there", async () => {
+    const bad = await fixture.server.call('GET', '/api/v1/task/%zz');
+    expect([bad.status, bad.body]).toEqual([400, seed004('The path is not valid URL encoding')]);
+    const long = await fixture.server.call('DELETE', `/api/v1/task/${'a'.repeat(300)}`);
+    expect([long.status, long.body]).toEqual([400, seed004('A path segment is too long')]);
+    const canonical = await fixture.server.call('GET', '/api/v1/tasks/%zz');
+    expect([canonical.status, canonical.body.error?.code, canonical.body.error?.details]).toEqual([400, 'VALIDATION_ERROR', { location: 'path', reason: 'bad encoding' }]);
+  });
+});
+

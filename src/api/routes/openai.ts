@@ -89,6 +89,11 @@ function typeForStatus(status: number): string {
   return 'invalid_request_error';
 }
 
+/** OpenAI's error body, for answers made outside this plugin's scope (a wrong method, a malformed path: app.ts). */
+export function openAiErrorBody(status: number, message: string, code: string | null, param: string | null = null): OpenAiErrorBody {
+  return { error: { message, type: typeForStatus(status), param, code } };
+}
+
 const CODE_NAMES: Partial<Record<ErrorCode, string>> = { UNAUTHORIZED: 'invalid_api_key', FORBIDDEN: 'insufficient_scope', RATE_LIMITED: 'rate_limit_exceeded' };
 
 function toOpenAiError(err: unknown): { status: number; body: OpenAiErrorBody; headers?: Record<string, string> } {

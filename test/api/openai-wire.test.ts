@@ -1,0 +1,27 @@
+// The OpenAI-compatible routes on a real server (fake provider): what is answered before a route
+// is found keeps OpenAI's error shape, a conversation too large for a task is named by the field
+// the client sent, and streaming calls count against the per-principal stream cap.
+import { describe, expect, it } from 'vitest';
+import { useAgentServer } from '../helpers/agent-server.js';
+
+const fx = useAgentServer((baseUrl) => ({ OPENAI_API_KEY: 'sk-upstream', OPENAI_BASE_URL: baseUrl, TASKGATE_ROLE: 'all' }));
+
+const openAiError = (status: number, message: string, code: string | null, param: string | null = null) => ({
+  error: { message, type: status === 429 ? 'rate_limit_error' : 'invalid_request_error', param, code },
+});
+
+describe('answers made before a route is found', () => {
+  it("a wrong method under /v1/ is 405 in OpenAI's shape, with Allow", async () => {
+    const res = await fx.server.call('GET', '/v1/chat/completions');
+    expect([res.status, res.body, res.headers.get('allow')]).toEqual([405, openAiError(405, 'Method GET not allowed on /v1/chat/completions', 'method_not_allowed'), 'POST']);
+    const models = await fx.server.call('DELETE', '/v1/models');
+    expect([models.status, models.body.error?.code]).toEqual([405, 'method_not_allowed']);
+  });
+
+  it("a path that is not valid URL encoding, or a segment over 256 characters, is 400 in OpenAI's shape", async () => {
+    const bad = await fx.server.call('GET', '/v1/models/%zz');
+    expect([bad.status, bad.body]).toEqual([400, openAiError(400, 'The path is not valid URL encoding', 'validation_error')]);
+    const long = await fx.server.call('GET', `/v1/models/${'m'.repeat(300)}`);
+    expect([long.status, long.body]).toEqual([400, openAiError(400, 'A path segment is too long', 'validation_error')]);
+  });
+});
