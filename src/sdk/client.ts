@@ -198,13 +198,42 @@ export class TaskgateClient {
     return this.request('GET', '/api/v1/tasks', { ...opts, query: { ...query } });
   }
 
-  /** Every task matching the filters, page after page (newest first). */
+  /**
+   * Every task matching the filters, page after page (newest first), each once — also while the
+   * list changes under the walk. The API pages by offset, so a task leaving the list (cancelled
+   * under a status filter, deleted) shifts the later ones back, and plain paging skipped them (a
+   * drain cancelling each QUEUED task saw 4 of 10). Pages overlap by one, and a page that does not
+   * start at or before the last one's end (by the list's order, created_at newest first) is read
+   * again from further back; a task already seen, or newer than the walk's position (submitted
+   * meanwhile), is not yielded again. created_at comes to the ms, so ties are told apart by id.
+   */
   async *iterTasks(query: Omit<ListTasksQuery, 'offset' | 'page'> = {}, opts: CallOptions = {}): AsyncGenerator<TaskListItem> {
-    const limit = query.limit ?? 100;
-    for (let offset = 0; ; offset += limit) {
+    // a page of one could not overlap the one before
+    const limit = Math.max(2, query.limit ?? 100);
+    // the walk's position: the oldest created_at (ms) read so far, and the ids read at that ms
+    let atMs = Infinity;
+    let atIds = new Set<string>();
+    const reached = (t: TaskListItem) => Date.parse(t.created_at) > atMs || atIds.has(t.task_id);
+    for (let offset = 0; ;) {
       const page = await this.listTasks({ ...query, limit, offset }, opts);
-      yield* page.tasks;
+      // (after a full page, the overlap makes an empty one a list that shrank too)
+      const first = page.tasks[0];
+      if (offset > 0 && (!first || !reached(first))) {
+        offset = Math.max(0, offset - limit);
+        continue;
+      }
+      for (const t of page.tasks) {
+        const ms = Date.parse(t.created_at);
+        if (ms > atMs || atIds.has(t.task_id)) continue;
+        if (ms < atMs) {
+          atMs = ms;
+          atIds = new Set();
+        }
+        atIds.add(t.task_id);
+        yield t;
+      }
       if (page.tasks.length < limit) return;
+      offset += limit - 1;
     }
   }
 

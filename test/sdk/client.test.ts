@@ -68,6 +68,33 @@ describe('SDK: tasks', () => {
     expect(new Set(seen)).toEqual(ids);
   });
 
+  it('iterTasks sees every task once while the list changes under it: a drain that takes each out of the filter, and tasks submitted meanwhile', async () => {
+    // an hour's delay keeps them QUEUED; cancelling each takes it out of status=QUEUED, shifting the pages
+    const submit = (tag: string, i: number) => client.submitTask({ task_definition_id: 'test-progress', input: { count: 0, key: `${tag}${i}` }, delay_ms: 3_600_000, metadata: { tags: [tag] } });
+    const queued = new Set<string>();
+    for (let i = 0; i < 10; i++) queued.add((await submit('sdk-drain', i)).taskId);
+    const drained: string[] = [];
+    for await (const t of client.iterTasks({ status: 'QUEUED', tag: 'sdk-drain', limit: 3 })) {
+      drained.push(t.task_id);
+      await client.cancel(t.task_id);
+    }
+    expect(drained).toHaveLength(10);
+    expect(new Set(drained)).toEqual(queued);
+    expect((await client.listTasks({ status: 'QUEUED', tag: 'sdk-drain' })).total_count).toBe(0);
+
+    // a task submitted at each step sorts ahead of the walk: the ones there before are each seen once
+    const before = new Set<string>();
+    for (let i = 0; i < 7; i++) before.add((await submit('sdk-grow', i)).taskId);
+    const walked: string[] = [];
+    let added = 0;
+    for await (const t of client.iterTasks({ tag: 'sdk-grow', limit: 2 })) {
+      walked.push(t.task_id);
+      if (added++ < 5) await submit('sdk-grow', 100 + added);
+    }
+    expect(walked.filter((id) => before.has(id)).sort()).toEqual([...before].sort());
+    expect(new Set(walked).size).toBe(walked.length);
+  });
+
   it('result() of a failed task throws TaskFailedError with the final view', async () => {
     const handle = await client.submitTask({ task_definition_id: 'test-fail', input: {} });
     const err = await handle.result(fast).catch((e: unknown) => e);
