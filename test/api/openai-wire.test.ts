@@ -25,3 +25,22 @@ describe('answers made before a route is found', () => {
     expect([long.status, long.body]).toEqual([400, openAiError(400, 'A path segment is too long', 'validation_error')]);
   });
 });
+
+describe('a conversation too large for a task', () => {
+  const chat = (messages: { role: string; content: string }[]) => fx.server.call('POST', '/v1/chat/completions', { model: 'taskgate', messages });
+
+  it('is refused naming messages, the field the client sent (its earlier messages are the task context, at most 64 KiB)', async () => {
+    const earlier = Array.from({ length: 3 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: 'x'.repeat(25_000) }));
+    const res = await chat([...earlier, { role: 'user', content: 'and now?' }]);
+    expect([res.status, res.body.error.param, res.body.error.code, res.body.error.type]).toEqual([400, 'messages', 'context_length_exceeded', 'invalid_request_error']);
+    expect(res.body.error.message).toContain('at most 65536 bytes');
+    // just under the cap is taken
+    const fits = await chat([{ role: 'user', content: 'x'.repeat(60_000) }, { role: 'user', content: 'hi' }]);
+    expect(fits.status, fits.text).toBe(200);
+  });
+
+  it('names the last message when it is over the 10,000 characters of a query', async () => {
+    const res = await chat([{ role: 'system', content: 'be brief' }, { role: 'user', content: 'q'.repeat(10_001) }]);
+    expect([res.status, res.body.error.param, res.body.error.message]).toEqual([400, 'messages[1].content', expect.stringMatching(/^messages\[1\]\.content /)]);
+  });
+});

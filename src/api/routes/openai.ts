@@ -168,7 +168,7 @@ export function listModels(llm: LlmConfig | undefined, created: number) {
  * Validates a chat request and turns it into the agent task body. A malformed request is a 400
  * whether or not an LLM is configured; a well-formed one without an LLM is 422 llm_not_configured.
  */
-export function chatToTask(llm: LlmConfig | undefined, body: ChatBody, sessionHeader: string | undefined): { task: SubmitTaskBody; model: string; stream: boolean; includeUsage: boolean } {
+export function chatToTask(llm: LlmConfig | undefined, body: ChatBody, sessionHeader: string | undefined): { task: SubmitTaskBody; model: string; stream: boolean; includeUsage: boolean; lastIndex: number } {
   if (typeof body.model !== 'string' || !body.model) throw invalid('you must provide a model parameter', 'model');
   if (!Array.isArray(body.messages) || body.messages.length === 0) throw invalid('messages must be a non-empty array', 'messages');
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw invalid('only n = 1 is supported', 'n');
@@ -202,7 +202,31 @@ export function chatToTask(llm: LlmConfig | undefined, body: ChatBody, sessionHe
     metadata: { source: 'openai', tags: ['openai'] },
   };
   const stream = body.stream === true;
-  return { task, model: body.model, stream, includeUsage: stream && body.stream_options?.include_usage === true };
+  return { task, model: body.model, stream, includeUsage: stream && body.stream_options?.include_usage === true, lastIndex: messages.length - 1 };
+}
+
+/**
+ * The submit's refusals of fields the chat route made up, named by the field the client sent: the
+ * earlier messages become `context.history` (capped at TASKGATE_MAX_OBJECT_BYTES, 64 KiB by
+ * default) and the last one `query` (10,000 characters) — a client told about `context` has no
+ * such field to fix.
+ */
+function inTermsOfMessages(err: unknown, lastIndex: number): unknown {
+  if (!(err instanceof ApiError) || err.code !== 'VALIDATION_ERROR') return err;
+  const path = err.details?.path;
+  if (path === 'context' || (typeof path === 'string' && path.startsWith('context.history'))) {
+    const bytes = /(\d+) bytes/.exec(err.message)?.[1];
+    const limit = bytes ? ` (at most ${bytes} bytes)` : '';
+    return invalid(
+      `messages: the conversation before the last message is too large${limit}; send fewer or shorter messages, or an X-Session-ID header so the server keeps the turns`,
+      'messages', 'context_length_exceeded',
+    );
+  }
+  if (path === 'query') {
+    const param = `messages[${lastIndex}].content`;
+    return invalid(err.message.replace(/^query\b/, param), param);
+  }
+  return err;
 }
 
 function usageOf(v: ChatTaskView) {
@@ -270,7 +294,9 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       const principal = await principalOf(req);
       const header = req.headers['x-session-id'];
       const chat = chatToTask(deps.llm, req.body ?? {}, typeof header === 'string' ? header : undefined);
-      const { taskId, sessionId, headers: limits } = await deps.submitAgentTask(principal, chat.task, req);
+      const { taskId, sessionId, headers: limits } = await deps.submitAgentTask(principal, chat.task, req).catch((err: unknown) => {
+        throw inTermsOfMessages(err, chat.lastIndex);
+      });
       const id = `chatcmpl-${taskId}`;
       const headers: Record<string, string> = { ...limits, 'x-workflow-id': taskId, ...(sessionId ? { 'x-session-id': sessionId } : {}) };
 
