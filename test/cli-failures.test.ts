@@ -2,6 +2,7 @@
 // values no timer can hold, a reader that closes its end of the pipe, a port already taken. In
 // process through the CLI's entry point where that shows it; spawned from dist/ where only the real
 // process shows it (its stdout, its exit).
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,4 +35,35 @@ describe('CLI: a server that never answers', () => {
     // the audit measured 91 s for --timeout-ms 2000 (a 30 s read, retried twice)
     expect(performance.now() - started).toBeLessThan(10_000);
   }, 30_000);
+});
+
+describe('CLI: ms flags a timer cannot hold', () => {
+  it('--timeout-ms beyond 2^31 - 1 (or below 1) is a usage error (exit 2) before anything is sent', async () => {
+    // answers any submit (as the real route) and any read with 404: what the command sends shows
+    const sent: string[] = [];
+    const api = createHttpServer((req, res) => {
+      sent.push(`${req.method} ${req.url}`);
+      req.resume();
+      if (req.method === 'POST') return res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ task_id: 'task_x', workflow_id: 'task_x', session_id: null, status: 'QUEUED' }));
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no' } }));
+    });
+    await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+    const env = { TASKGATE_URL: `http://127.0.0.1:${(api.address() as AddressInfo).port}`, TASKGATE_API_KEY: 'sk_test' };
+    try {
+      for (const args of [
+        ['tasks', 'submit', '--definition', 'noop', '--follow', '--timeout-ms', '5000000000'],
+        ['tasks', 'submit', '--definition', 'noop', '--wait', '--timeout-ms', '2147483648'],
+        ['tasks', 'wait', 'task_x', '--timeout-ms', '5000000000'],
+        ['tasks', 'wait', 'task_x', '--timeout-ms', '0'],
+      ]) {
+        const r = await runCli(args, env);
+        expect(r.code, args.join(' ')).toBe(2);
+        expect(r.err).toMatch(/^taskgate: --timeout-ms must be from 1 to 2147483647 ms/);
+        expect(r.err).not.toMatch(/RangeError|\n\s+at /);
+      }
+      expect(sent).toEqual([]);
+    } finally {
+      await new Promise((r) => api.close(r));
+    }
+  });
 });

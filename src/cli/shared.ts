@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { loadClientConfig } from '../config/client.js';
 import { TaskgateClient, TaskgateError } from '../sdk/index.js';
-import { baseUrlProblem } from '../sdk/transport.js';
+import { baseUrlProblem, MAX_TIMER_MS } from '../sdk/transport.js';
 
 export interface CliIo {
   out: (text: string) => void;
@@ -38,6 +38,17 @@ export function optInt(flags: Flags, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n)) throw new UsageError(`--${name} must be an integer`);
+  return n;
+}
+
+/**
+ * A duration flag (ms) that ends up in a timer: 1 to 2^31 − 1 (~24.8 days), refused before anything
+ * is sent — `submit --follow --timeout-ms 5000000000` submitted the task, then died with
+ * AbortSignal.timeout's RangeError stack.
+ */
+export function optMs(flags: Flags, name: string): number | undefined {
+  const n = optInt(flags, name);
+  if (n !== undefined && (n < 1 || n > MAX_TIMER_MS)) throw new UsageError(`--${name} must be from 1 to ${MAX_TIMER_MS} ms (about 24.8 days)`);
   return n;
 }
 

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { TaskTimeoutError, type StreamEvent, type TaskgateError, type SubmitTaskBody, type TaskgateClient, type TaskView } from '../sdk/index.js';
 import { commandHelp } from './args.js';
-import { cliClient, exitCodeFor, optInt, optStr, processIo, table, UsageError, type CliIo, type Flags } from './shared.js';
+import { cliClient, exitCodeFor, optInt, optMs, optStr, processIo, table, UsageError, type CliIo, type Flags } from './shared.js';
 import { GROUPS, TASKS_HELP } from './specs.js';
 
 export const EXIT_TASK_FAILED = 1;
@@ -206,9 +206,8 @@ async function submit(flags: Flags, io: CliIo, json: boolean): Promise<number> {
   const wait = flag(flags, 'wait');
   const following = flag(flags, 'follow');
   if (wait && following) throw new UsageError('--wait or --follow, not both');
-  const timeoutMs = optInt(flags, 'timeout-ms');
+  const timeoutMs = optMs(flags, 'timeout-ms');
   if (timeoutMs !== undefined && !(wait || following)) throw new UsageError('--timeout-ms goes with --wait or --follow');
-  if (timeoutMs !== undefined && timeoutMs <= 0) throw new UsageError('--timeout-ms must be positive');
   const client = cliClient(flags, io);
   const handle = await client.submitTask(body, { idempotencyKey: optStr(flags, 'idempotency-key') });
   const what = body.task_definition_id ? `${body.task_definition_id} task` : 'agent task';
@@ -267,9 +266,7 @@ export async function runTasksCommand(args: string[], flags: Flags, io: CliIo): 
         return await follow(cliClient(flags, io), taskId!, { types, lastEventId: optInt(flags, 'last-event-id'), outcome: false }, io, json);
       }
       case 'wait': {
-        const timeoutMs = optInt(flags, 'timeout-ms');
-        if (timeoutMs !== undefined && timeoutMs <= 0) throw new UsageError('--timeout-ms must be positive');
-        return await waitFor(cliClient(flags, io), taskId!, timeoutMs, io, json);
+        return await waitFor(cliClient(flags, io), taskId!, optMs(flags, 'timeout-ms'), io, json);
       }
       default: {
         const client = cliClient(flags, io);
