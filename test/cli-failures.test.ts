@@ -2,11 +2,13 @@
 // values no timer can hold, a reader that closes its end of the pipe, a port already taken. In
 // process through the CLI's entry point where that shows it; spawned from dist/ where only the real
 // process shows it (its stdout, its exit).
+import { spawn } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cli.js';
+import { CLI } from './helpers/process.js';
 
 // accepts every connection and never answers (a proxy whose upstream went quiet)
 let silent: Server;
@@ -66,4 +68,30 @@ describe('CLI: ms flags a timer cannot hold', () => {
       await new Promise((r) => api.close(r));
     }
   });
+});
+
+describe('CLI process: a reader that closes its end', () => {
+  it('tasks list --json into a closed pipe exits quietly with 0: no EPIPE stack', async () => {
+    const task = { task_id: 'task_x', query: 'q', status: 'QUEUED', mode: null, priority: 'medium', task_definition_id: null, session_id: null, created_at: '2024-01-01T00:00:00.000Z', completed_at: null, total_token_usage: { total_tokens: 0, cost_usd: 0, prompt_tokens: 0, completion_tokens: 0 } };
+    const api = createHttpServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ tasks: Array(100).fill(task), total_count: 100, limit: 100, offset: 0 }));
+    });
+    await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+    try {
+      const child = spawn(process.execPath, [CLI, 'tasks', 'list', '--json', '--limit', '100'], {
+        env: { ...process.env, TASKGATE_URL: `http://127.0.0.1:${(api.address() as AddressInfo).port}`, TASKGATE_API_KEY: 'sk_test' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      // the reader goes before the command has written anything (it is still starting)
+      child.stdout.destroy();
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+      expect(err).toBe('');
+      expect(code).toBe(0);
+    } finally {
+      await new Promise((r) => api.close(r));
+    }
+  }, 30_000);
 });

@@ -10,7 +10,7 @@ import { VERSION } from '../version.js';
 import { RetentionSweeper } from '../engine/retention.js';
 import { runAdminCommand } from './admin.js';
 import { check, commandHelp, scan, type CommandSpec } from './args.js';
-import { processIo, UsageError, type CliIo, type Flags } from './shared.js';
+import { exitQuietlyOnBrokenPipe, processIo, UsageError, type CliIo, type Flags } from './shared.js';
 import { ADMIN_HELP, GROUPS, SERVER_COMMANDS, TASKS_HELP, VALUE_FLAGS } from './specs.js';
 import { runTasksCommand } from './tasks.js';
 
@@ -132,6 +132,8 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<void> 
   const scanned = scan(argv, VALUE_FLAGS);
   const asksHelp = scanned.words[0] === 'help';
   const found = resolve(asksHelp ? scanned.words.slice(1) : scanned.words);
+  const serving = 'spec' in found && (found.spec.name === 'serve' || found.spec.name === 'worker');
+  if (io === processIo && !serving) exitQuietlyOnBrokenPipe();
   if (!('spec' in found)) {
     if (found.problem && !(found.bare && (asksHelp || scanned.help))) return usage(io, found.problem, found.help);
     if (!asksHelp && !scanned.help && scanned.flags.length) return usage(io, `unknown option ${scanned.flags[0]!.written}: give a command first`, HELP);

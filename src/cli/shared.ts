@@ -18,6 +18,23 @@ export interface CliIo {
 /** The real terminal: only with this io do commands take over SIGINT. */
 export const processIo: CliIo = { out: (t) => process.stdout.write(t + '\n'), err: (t) => process.stderr.write(t + '\n') };
 
+/**
+ * For the real terminal's client commands: once the reader of stdout or stderr has gone
+ * (`taskgate tasks list --json | head -1`, a `tasks watch | grep -m1 …`), exit at once and quietly
+ * with the command's exit code so far — 0 if it has none yet — as `head`'s writers are expected to:
+ * Node ignores SIGPIPE, so the failed write was an unhandled EPIPE and a stack. Not 141 (128 +
+ * SIGPIPE): under `set -o pipefail` every `… | head` would fail. Not for serve: a server whose log
+ * pipe broke still crashes, for its supervisor to restart.
+ */
+export function exitQuietlyOnBrokenPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      process.exit(Number(process.exitCode ?? 0));
+    });
+  }
+}
+
 /** A command line the command cannot run: exit code 2 and the help (`help: false`: the message alone, when the help would not help). */
 export class UsageError extends Error {
   constructor(message: string, readonly options: { help?: boolean } = {}) {

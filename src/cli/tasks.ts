@@ -1,7 +1,8 @@
 // `taskgate tasks submit|get|list|events|watch|wait|cancel|pause|resume`: drive tasks from a shell,
 // over the SDK like admin.ts. Readable text by default; --json gives the API's JSON (one event per
 // line for watch and --follow). Exit codes: 0 done (or COMPLETED), 1 an error or a task that ended
-// FAILED/CANCELLED/TIMEOUT, 2 usage, 3 --timeout-ms ran out, 130 Ctrl-C (the task goes on).
+// FAILED/CANCELLED/TIMEOUT, 2 usage, 3 --timeout-ms ran out, 130 Ctrl-C (the task goes on); output
+// into a pipe whose reader left (`| head`) ends the command quietly with its code so far, else 0.
 import { readFileSync } from 'node:fs';
 import { TaskTimeoutError, type StreamEvent, type TaskgateError, type SubmitTaskBody, type TaskgateClient, type TaskView } from '../sdk/index.js';
 import { commandHelp } from './args.js';
