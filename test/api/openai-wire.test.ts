@@ -3,8 +3,10 @@
 // the client sent, and streaming calls count against the per-principal stream cap.
 import { describe, expect, it } from 'vitest';
 import { useAgentServer } from '../helpers/agent-server.js';
+import { ADMIN_KEY, until } from '../helpers/server.js';
 
-const fx = useAgentServer((baseUrl) => ({ OPENAI_API_KEY: 'sk-upstream', OPENAI_BASE_URL: baseUrl, TASKGATE_ROLE: 'all' }));
+// one open stream per principal: the cap is what the streaming tests are about
+const fx = useAgentServer((baseUrl) => ({ OPENAI_API_KEY: 'sk-upstream', OPENAI_BASE_URL: baseUrl, TASKGATE_MAX_STREAMS_PER_PRINCIPAL: '1' }));
 
 const openAiError = (status: number, message: string, code: string | null, param: string | null = null) => ({
   error: { message, type: status === 429 ? 'rate_limit_error' : 'invalid_request_error', param, code },
@@ -44,3 +46,72 @@ describe('a conversation too large for a task', () => {
     expect([res.status, res.body.error.param, res.body.error.message]).toEqual([400, 'messages[1].content', expect.stringMatching(/^messages\[1\]\.content /)]);
   });
 });
+
+describe('streaming chat calls and the per-principal stream cap', () => {
+  const streamChat = (signal?: AbortSignal) => fetch(`${fx.server.url}/v1/chat/completions`, {
+    method: 'POST', signal, headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY },
+    body: JSON.stringify({ model: 'taskgate', messages: [{ role: 'user', content: 'long' }], stream: true }),
+  });
+  /** A reader of the SSE body: `until(marker)` answers what was read once `marker` arrives (or the stream ends). */
+  const reading = (res: Response) => {
+    const reader = res.body!.getReader();
+    let text = '';
+    return {
+      async until(marker: string): Promise<string> {
+        while (!text.includes(marker)) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += new TextDecoder().decode(value);
+        }
+        return text;
+      },
+    };
+  };
+  const taskCount = async () => (await fx.server.call('GET', '/api/v1/tasks?limit=1')).body.total_count as number;
+
+  it("takes a slot while it streams: over the cap it is OpenAI's 429 with Retry-After, submits nothing, and the SSE route is refused too", async () => {
+    let resume!: () => void;
+    fx.oai.script({ kind: 'text', text: 'a b c d', pauseAfter: 1, resume: new Promise<void>((r) => (resume = r)) });
+    const first = await streamChat();
+    expect(first.status).toBe(200);
+    const firstBody = reading(first);
+    await firstBody.until('"content":"a');
+    const before = await taskCount();
+
+    const second = await streamChat();
+    expect([second.status, second.headers.get('retry-after'), await second.json()]).toEqual([
+      429, '1', openAiError(429, 'too many concurrent streams for this credential (at most 1)', 'rate_limit_exceeded'),
+    ]);
+    expect(await taskCount()).toBe(before);
+    const sse = await fx.server.call('GET', `/api/v1/stream/sse?workflow_id=${first.headers.get('x-workflow-id')}`);
+    expect([sse.status, sse.body.error.code]).toEqual([429, 'RATE_LIMITED']);
+    // a call without stream holds no slot
+    expect((await fx.server.call('POST', '/v1/chat/completions', { model: 'taskgate', messages: [{ role: 'user', content: 'hi' }] })).status).toBe(200);
+
+    // the slot is given back when the stream ends
+    resume();
+    expect(await firstBody.until('data: [DONE]')).toContain('data: [DONE]');
+    const third = await streamChat();
+    expect(third.status).toBe(200);
+    expect(await reading(third).until('data: [DONE]')).toContain('data: [DONE]');
+  });
+
+  it('gives the slot back when the client goes away mid-stream', async () => {
+    fx.oai.script({ kind: 'text', text: 'a b c d', pauseAfter: 1, resume: new Promise<void>(() => undefined) });
+    const ctl = new AbortController();
+    const first = await streamChat(ctl.signal);
+    expect(first.status).toBe(200);
+    await reading(first).until('"content":"a');
+    ctl.abort();
+    // the server sees the close asynchronously
+    let next: Response | undefined;
+    await until(async () => {
+      next = await streamChat();
+      if (next.status === 200) return true;
+      await next.body?.cancel();
+      return false;
+    }, 'a stream slot released after the client disconnected');
+    expect(await reading(next!).until('data: [DONE]')).toContain('data: [DONE]');
+  });
+});
+

@@ -294,7 +294,11 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       const principal = await principalOf(req);
       const header = req.headers['x-session-id'];
       const chat = chatToTask(deps.llm, req.body ?? {}, typeof header === 'string' ? header : undefined);
+      // a stream holds a connection as an SSE client does: it counts against the same per-principal
+      // cap (stream.ts StreamSlots), taken before the submit so a refused call leaves no task behind
+      const release = chat.stream ? req.server.streamSlots?.take(principal) : undefined;
       const { taskId, sessionId, headers: limits } = await deps.submitAgentTask(principal, chat.task, req).catch((err: unknown) => {
+        release?.();
         throw inTermsOfMessages(err, chat.lastIndex);
       });
       const id = `chatcmpl-${taskId}`;
@@ -304,6 +308,7 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       const gone = new AbortController();
       let finished = false;
       reply.raw.on('close', () => {
+        release?.();
         gone.abort();
         if (!finished) void deps.cancelTask(principal, taskId, 'client disconnected', req).catch(() => undefined);
       });
@@ -360,6 +365,7 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       } finally {
         clearInterval(keepalive);
         finished = true;
+        release?.();
         res.end();
       }
     });

@@ -19,6 +19,7 @@ import { eventsList } from '../../storage/queries/events.js';
 import { tasksGet } from '../../storage/queries/tasks.js';
 import type { Metrics } from '../metrics.js';
 import { principalKey } from '../../auth/connection-limiter.js';
+import type { Principal } from '../../auth/scopes.js';
 import type { Signals } from '../../events/signals.js';
 import { apiKeysStates } from '../../storage/queries/tenants.js';
 import { envelope } from '../errors.js';
@@ -38,6 +39,25 @@ export interface StreamDeps {
   limiter: { acquire(key: string): (() => void) | undefined };
   /** Credentials hints: an open stream whose API key is revoked is closed. */
   signals: Pick<Signals, 'onCredentials'>;
+}
+
+/**
+ * The per-principal stream cap as other routes that stream take it (POST /v1/chat/completions
+ * with `stream: true`): app.ts decorates the app with the stream plugin's, so one cap counts both.
+ */
+export interface StreamSlots {
+  /**
+   * Takes a slot for one of the principal's streams and answers its release (safe to call twice);
+   * at the cap, throws the 429 RATE_LIMITED (Retry-After: 1, `details.max_streams`) the stream routes answer.
+   */
+  take(principal: Pick<Principal, 'tenantId' | 'kind' | 'subjectId'>): () => void;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Set by app.ts when the stream plugin is registered. */
+    streamSlots?: StreamSlots;
+  }
 }
 
 /** Defaults and variables: src/config/index.ts (TASKGATE_STREAM_*). */
@@ -237,6 +257,15 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     expired: 'The credential of this stream expired: the stream is closed',
   };
 
+  const streamSlots: StreamSlots = {
+    take(principal) {
+      const release = deps.limiter.acquire(principalKey(principal));
+      if (release) return release;
+      const max = opts.maxPerPrincipal;
+      throw new ApiError('RATE_LIMITED', `too many concurrent streams for this credential (at most ${max})`, { max_streams: max }, { 'retry-after': '1' });
+    },
+  };
+
   function track(stream: EventStream, req: FastifyRequest, plan: StreamPlan): void {
     const taskId = plan.taskId;
     active.add(stream);
@@ -274,11 +303,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     const { tenantId } = req.principal;
     const row = await tasksGet(deps.db, tenantId, q.workflow_id);
     if (!row) throw new ApiError('NOT_FOUND', `workflow ${q.workflow_id} not found`);
-    const release = deps.limiter.acquire(principalKey(req.principal));
-    if (!release) {
-      const max = opts.maxPerPrincipal;
-      throw new ApiError('RATE_LIMITED', `too many concurrent streams for this credential (at most ${max})`, { max_streams: max }, { 'retry-after': '1' });
-    }
+    const release = streamSlots.take(req.principal);
     return {
       // no client has seen an event that does not exist yet: a resume point past the log (one taken
       // from another, longer task) starts at its end, so the live events, STREAM_END included, end
@@ -289,7 +314,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     };
   }
 
-  return async function streamPlugin(app: FastifyInstance): Promise<void> {
+  return Object.assign(async function streamPlugin(app: FastifyInstance): Promise<void> {
     /**
      * Server shutdown, as @fastify/websocket's `preClose`: its default closed every WebSocket with
      * no code (clients saw 1005) before a hook of ours could send 1012. The plugin leaves closing its
@@ -384,5 +409,5 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
       if (!plan) return socket.close(1011, 'stream not prepared');
       track(new EventStream(plan, new WsSink(socket, maxBytes), deps, stallMs), req, plan);
     });
-  };
+  }, { streamSlots });
 }
