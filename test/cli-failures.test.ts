@@ -3,12 +3,15 @@
 // process through the CLI's entry point where that shows it; spawned from dist/ where only the real
 // process shows it (its stdout, its exit).
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cli.js';
-import { CLI } from './helpers/process.js';
+import { CLI, runServeExpectingExit } from './helpers/process.js';
 
 // accepts every connection and never answers (a proxy whose upstream went quiet)
 let silent: Server;
@@ -94,4 +97,24 @@ describe('CLI process: a reader that closes its end', () => {
       await new Promise((r) => api.close(r));
     }
   }, 30_000);
+});
+
+describe('CLI process: serve on a port already taken', () => {
+  it('says so in one line naming the address and --port/PORT, exit 1, no stack', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as AddressInfo).port;
+    const dataDir = mkdtempSync(join(tmpdir(), 'taskgate-port-'));
+    try {
+      const { code, output } = await runServeExpectingExit(['--port', String(port), '--host', '127.0.0.1'], { TASKGATE_DATA_DIR: dataDir });
+      expect(code).toBe(1);
+      // (a first start also prints the admin key it created, on stdout)
+      const said = output.split('\n').filter((l) => l.startsWith('taskgate:'));
+      expect(said).toEqual([`taskgate: cannot listen on 127.0.0.1:${port}: the port is already in use (another taskgate?) — stop it, or choose another port with --port or PORT`]);
+      expect(output).not.toMatch(/EADDRINUSE|\n\s+at /);
+    } finally {
+      await new Promise((r) => taken.close(r));
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
