@@ -8,6 +8,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { ApiError, ERRORS, type ErrorCode, type ErrorEnvelope } from '../contract/errors.js';
 import { isDatabaseUnavailable } from '../storage/unavailable.js';
 import { openAiErrorBody } from './routes/openai.js';
+import { errorBody as seed004ErrorBody } from './routes/compat.js';
 
 export function envelope(code: ErrorCode, message: string, requestId: string, details?: Record<string, unknown>): ErrorEnvelope {
   return { error: { code, message, ...(details ? { details } : {}) }, request_id: requestId };
@@ -31,8 +32,7 @@ export function errorShapeOf(url: string): ErrorShape {
 /** An error body in the shape the path's routes use (`code` as OpenAI's lower-case name there). */
 export function errorBodyFor(url: string, code: ErrorCode, message: string, requestId: string, details?: Record<string, unknown>): unknown {
   const shape = errorShapeOf(url);
-  // seed 004's error body (compat.ts errorBody)
-  if (shape === 'seed004') return { status: 'error', message, timestamp: new Date().toISOString() };
+  if (shape === 'seed004') return seed004ErrorBody(message);
   if (shape === 'openai') return openAiErrorBody(ERRORS[code].status, message, code.toLowerCase());
   return envelope(code, message, requestId, details);
 }

@@ -75,7 +75,8 @@ const STATUS: Record<string, string> = {
 
 const now = () => new Date().toISOString();
 
-function errorBody(message: string, taskId?: string, errors?: string[]) {
+/** Seed 004's error body (also answered before a route is found: errors.ts errorBodyFor). */
+export function errorBody(message: string, taskId?: string, errors?: string[]) {
   return { ...(taskId ? { task_id: taskId } : {}), status: 'error', message, ...(errors?.length ? { errors } : {}), timestamp: now() };
 }
 
