@@ -18,7 +18,7 @@ const isDigit = (c: number) => c >= 48 && c <= 57;
  * One pass over JSON text, without parsing: the depth of nested arrays/objects, whether a number
  * in it is too large for a double (JSON.parse makes it Infinity, which would be stored as null),
  * and the first number a double would hold changed: a non-zero literal that underflows to 0, or an
- * integer literal past 2^53 − 1 (9007199254740993 would be stored as …992). Only a literal with 16+
+ * integer literal past 2^53 − 1 that no double equals (9007199254740993 would be stored as …992). Only a literal with 16+
  * digits or a 3-digit exponent can be any of these, so only such a literal is converted to check.
  */
 export function scanJson(text: string): { depth: number; mayOverflow: boolean; inexact?: InexactNumber } {
@@ -67,7 +67,8 @@ export function scanJson(text: string): { depth: number; mayOverflow: boolean; i
       if (!Number.isFinite(v)) mayOverflow = true;
       else if (inexact) continue;
       else if (v === 0 && /[1-9]/.test(text.slice(intStart, mantissaEnd))) inexact = { reason: 'underflow', literal };
-      else if (integer && !Number.isSafeInteger(v)) inexact = { reason: 'unsafe integer', literal };
+      // past 2^53 only a literal the double does not hold exactly (10000000000000000 it does)
+      else if (integer && !Number.isSafeInteger(v) && BigInt(literal) !== BigInt(v)) inexact = { reason: 'unsafe integer', literal };
       continue;
     }
     if (c === 34) inString = true;
@@ -136,7 +137,7 @@ function inexactMessage({ reason, literal }: InexactNumber): string {
   const shown = literal.length > 40 ? `${literal.slice(0, 37)}...` : literal;
   return reason === 'underflow'
     ? `JSON number ${shown} is too small for a double: it would be stored as 0`
-    : `JSON integer ${shown} is past 2^53 - 1 (9007199254740991): a double would store another number; send it as a string`;
+    : `JSON integer ${shown} is past 2^53 - 1 (9007199254740991) and a double would store another number; send it as a string`;
 }
 
 export function registerJsonParser(app: FastifyInstance, opts: { bodyLimit: number; maxDepth: number }): void {
