@@ -16,6 +16,7 @@ import { isTerminal } from '../../domain/lifecycle.js';
 import { toWireEvent, type EventHub } from '../../events/hub.js';
 import type { Db } from '../../storage/db.js';
 import { eventsList } from '../../storage/queries/events.js';
+import type { StoredEvent } from '../../storage/queries/transitions.js';
 import { tasksGet } from '../../storage/queries/tasks.js';
 import type { Metrics } from '../metrics.js';
 import { principalKey } from '../../auth/connection-limiter.js';
@@ -161,13 +162,18 @@ class EventStream {
     const { taskId, tenantId, finalSeq } = this.#plan;
     for (;;) {
       if (!(await this.#drained())) return false;
-      const rows = await eventsList(db, { tenantId, taskId, afterSeq: this.#last, limit: REPLAY_PAGE });
-      for (const row of rows) {
+      const rows: (StoredEvent | undefined)[] = await eventsList(db, { tenantId, taskId, afterSeq: this.#last, limit: REPLAY_PAGE });
+      const n = rows.length;
+      for (let i = 0; i < n; i++) {
+        // each row is let go once written: a client that stops reading held the whole page here
+        // while the replay waited for it (200 × a 30 KB event, ~6 MiB per stalled client)
+        const row = rows[i]!;
+        rows[i] = undefined;
         if (!this.#emit(toWireEvent(row))) return false;
         if (this.#sink.congested && !(await this.#drained())) return false;
       }
       if (this.#closed) return false;
-      if (rows.length < REPLAY_PAGE) break;
+      if (n < REPLAY_PAGE) break;
     }
     // an ended task writes nothing more: its log is complete, or (short of finalSeq) was deleted
     // meanwhile by retention — either way nothing is left to wait for
