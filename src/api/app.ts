@@ -189,6 +189,9 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     }
   });
   app.addHook('onResponse', async (req, reply) => {
+    // a request a route makes of the app itself (the compatibility routes' call of the canonical
+    // one, a chat completion's submit) is part of the client's request, counted once as that
+    if (isInjected(req.raw)) return;
     const route = req.routeOptions.url ?? 'unmatched';
     deps.metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
     deps.metrics.httpDuration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
@@ -323,4 +326,9 @@ function describeHeaders(url: string, method: string, op: OpenApiOperation): voi
     }
     res.headers = headers;
   }
+}
+
+/** Whether Fastify's inject() made this request (light-my-request's Request), not a client. */
+function isInjected(raw: object): boolean {
+  return '_lightMyRequest' in raw;
 }

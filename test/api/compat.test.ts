@@ -98,6 +98,17 @@ describe('seed 004 compatibility routes', () => {
     expect(again.body.status).toBe('error');
   });
 
+  it('counts a compatibility call once in the request metrics, not also as the canonical call it makes', async () => {
+    const count = async (route: string, status: string): Promise<number> => {
+      const text = (await fixture.server.call('GET', '/metrics')).text;
+      const line = text.split('\n').find((l) => l.startsWith('taskgate_http_requests_total{') && l.includes(`route="${route}"`) && l.includes(`status="${status}"`) && l.includes('method="POST"'));
+      return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+    };
+    const [compat, canonical] = [await count('/api/v1/task', '201'), await count('/api/v1/tasks', '200')];
+    expect((await fixture.server.call('POST', '/api/v1/task', { type: 'noop', args: {} })).status).toBe(201);
+    expect([await count('/api/v1/task', '201'), await count('/api/v1/tasks', '200')]).toEqual([compat + 1, canonical]);
+  });
+
   it('GET /api/v1/health needs no auth', async () => {
     const h = await fixture.server.call('GET', '/api/v1/health', undefined, { key: null });
     expect(h.status).toBe(200);
