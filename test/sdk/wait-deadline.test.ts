@@ -2,33 +2,18 @@
 // server that accepts and never answers cannot hold a wait past it), the caller's abort stays the
 // caller's, and the poll interval is a usable number of ms.
 import { createServer as createHttpServer } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TaskgateClient, TaskTimeoutError, ValidationError } from '../../src/sdk/index.js';
+import { useSilentServer } from '../helpers/silent-server.js';
 
 // accepts every connection and never answers (a proxy whose upstream went quiet)
-let silent: Server;
-let silentUrl: string;
-const sockets = new Set<Socket>();
-
-beforeAll(async () => {
-  silent = createServer((sock) => {
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-  });
-  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-  silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
-});
-afterAll(async () => {
-  for (const s of sockets) s.destroy();
-  await new Promise((r) => silent.close(r));
-});
+const silent = useSilentServer();
 
 describe('SDK wait(): the deadline', () => {
   it('a read that gets no answer is cut at timeoutMs: WAIT_TIMEOUT, not the request timeout and its retries', async () => {
     // request timeout off: without the deadline on the read, this wait never ends
-    const never = new TaskgateClient({ baseUrl: silentUrl, timeoutMs: 0 });
+    const never = new TaskgateClient({ baseUrl: silent.url, timeoutMs: 0 });
     const err = await never.wait('t1', { timeoutMs: 500 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskTimeoutError);
     expect(err).toMatchObject({ code: 'WAIT_TIMEOUT', details: { status: null } });
@@ -36,7 +21,7 @@ describe('SDK wait(): the deadline', () => {
 
     // the usual 30 s request timeout with two retries: the wait still ends with its own deadline
     const started = performance.now();
-    const usual = await new TaskgateClient({ baseUrl: silentUrl }).wait('t1', { timeoutMs: 500 }).catch((e: unknown) => e);
+    const usual = await new TaskgateClient({ baseUrl: silent.url }).wait('t1', { timeoutMs: 500 }).catch((e: unknown) => e);
     expect(usual).toBeInstanceOf(TaskTimeoutError);
     expect(performance.now() - started).toBeLessThan(5_000);
   }, 15_000);
@@ -44,8 +29,8 @@ describe('SDK wait(): the deadline', () => {
   it('the caller\'s abort during a read rejects with the caller\'s reason, not a timeout', async () => {
     const ac = new AbortController();
     const reason = new Error('user gave up');
-    const connected = new Promise((r) => silent.once('connection', r));
-    const waiting = new TaskgateClient({ baseUrl: silentUrl, timeoutMs: 0 }).wait('t1', { timeoutMs: 60_000, signal: ac.signal }).catch((e: unknown) => e);
+    const connected = new Promise((r) => silent.server.once('connection', r));
+    const waiting = new TaskgateClient({ baseUrl: silent.url, timeoutMs: 0 }).wait('t1', { timeoutMs: 60_000, signal: ac.signal }).catch((e: unknown) => e);
     // aborted once the read is on the wire
     await connected;
     ac.abort(reason);
