@@ -15,8 +15,7 @@ import { errorResponses, ID_REGEX } from '../../contract/tasks.js';
 import { isTerminal } from '../../domain/lifecycle.js';
 import { toWireEvent, type EventHub } from '../../events/hub.js';
 import type { Db } from '../../storage/db.js';
-import { eventsList } from '../../storage/queries/events.js';
-import type { StoredEvent } from '../../storage/queries/transitions.js';
+import { eventsReplayPage, type ReplayRow } from '../../storage/queries/events.js';
 import { tasksGet } from '../../storage/queries/tasks.js';
 import type { Metrics } from '../metrics.js';
 import { principalKey } from '../../auth/connection-limiter.js';
@@ -124,16 +123,19 @@ class EventStream {
   readonly #sink: StreamSink;
   readonly #deps: StreamDeps;
   readonly #stallMs: number;
+  /** Bytes of log a replay page holds at most: the client's buffer (TASKGATE_STREAM_BUFFER_BYTES). */
+  readonly #pageBytes: number;
   #last: number;
   #unsubscribe: (() => void) | undefined;
   #leftLive: (() => void) | undefined;
   #closed = false;
 
-  constructor(plan: StreamPlan, sink: StreamSink, deps: StreamDeps, stallMs: number) {
+  constructor(plan: StreamPlan, sink: StreamSink, deps: StreamDeps, stallMs: number, pageBytes: number) {
     this.#plan = plan;
     this.#sink = sink;
     this.#deps = deps;
     this.#stallMs = stallMs;
+    this.#pageBytes = pageBytes;
     this.#last = plan.afterSeq;
     sink.onClose(() => this.#cleanup());
   }
@@ -162,18 +164,21 @@ class EventStream {
     const { taskId, tenantId, finalSeq } = this.#plan;
     for (;;) {
       if (!(await this.#drained())) return false;
-      const rows: (StoredEvent | undefined)[] = await eventsList(db, { tenantId, taskId, afterSeq: this.#last, limit: REPLAY_PAGE });
+      // a page of at most the client's buffer in bytes (the rest of it waits here while the client
+      // is behind), each row let go once written
+      const maxBytes = this.#pageBytes;
+      const rows: (ReplayRow | undefined)[] = await eventsReplayPage(db, { tenantId, taskId, afterSeq: this.#last, limit: REPLAY_PAGE, maxBytes });
       const n = rows.length;
+      // the log ends here unless the page was full, or cut at maxBytes
+      const more = n === REPLAY_PAGE || (n > 0 && rows[n - 1]!.upto >= maxBytes);
       for (let i = 0; i < n; i++) {
-        // each row is let go once written: a client that stops reading held the whole page here
-        // while the replay waited for it (200 × a 30 KB event, ~6 MiB per stalled client)
         const row = rows[i]!;
         rows[i] = undefined;
         if (!this.#emit(toWireEvent(row))) return false;
         if (this.#sink.congested && !(await this.#drained())) return false;
       }
       if (this.#closed) return false;
-      if (n < REPLAY_PAGE) break;
+      if (!more) break;
     }
     // an ended task writes nothing more: its log is complete, or (short of finalSeq) was deleted
     // meanwhile by retention — either way nothing is left to wait for
@@ -390,7 +395,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
       req.raw.socket.setNoDelay(true);
       const sink = new SseSink(res, maxBytes);
       sink.connected();
-      track(new EventStream(plan, sink, deps, stallMs), req, plan);
+      track(new EventStream(plan, sink, deps, stallMs, maxBytes), req, plan);
     });
 
     const plans = new WeakMap<FastifyRequest, StreamPlan>();
@@ -413,7 +418,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     }, (socket, req) => {
       const plan = plans.get(req);
       if (!plan) return socket.close(1011, 'stream not prepared');
-      track(new EventStream(plan, new WsSink(socket, maxBytes), deps, stallMs), req, plan);
+      track(new EventStream(plan, new WsSink(socket, maxBytes), deps, stallMs, maxBytes), req, plan);
     });
   }, { streamSlots });
 }

@@ -2,6 +2,33 @@
 import type { Queryable } from '../db.js';
 import type { StoredEvent } from './transitions.js';
 
+export type ReplayRow = StoredEvent & { upto: number };
+
+/**
+ * The next events of a replay (stream.ts): at most `limit` after `afterSeq`, cut once they hold
+ * `maxBytes` (sizes of message and payload as text — not their stored sizes, which compression
+ * makes small; the first is always included), each with
+ * `upto`, the page's bytes up to it: a last `upto` under `maxBytes` means nothing was cut. A stream waits
+ * for its client while it holds the page: a fixed 200 of 30 KB events kept ~6 MB per client that
+ * had stopped reading. The running sum streams with the index scan, so the cut costs no more rows.
+ */
+export async function eventsReplayPage(
+  db: Queryable,
+  p: { tenantId: string; taskId: string; afterSeq: number; limit: number; maxBytes: number },
+): Promise<ReplayRow[]> {
+  const res = await db.query<ReplayRow>(
+    `SELECT task_id, tenant_id, seq, type, agent_id, message, payload, created_at, upto::float8 AS upto FROM (
+       SELECT e.*, sum(coalesce(octet_length(e.payload::text), 0) + coalesce(octet_length(e.message), 0)) OVER (ORDER BY e.seq) AS upto,
+              coalesce(octet_length(e.payload::text), 0) + coalesce(octet_length(e.message), 0) AS size
+         FROM task_events e
+        WHERE e.task_id = $1 AND e.tenant_id = $2 AND e.seq > $3 ORDER BY e.seq LIMIT $4
+     ) page WHERE upto - size < $5 ORDER BY seq`,
+    [p.taskId, p.tenantId, p.afterSeq, p.limit, p.maxBytes],
+    { name: 'events_replay_page' },
+  );
+  return res.rows;
+}
+
 export async function eventsList(
   db: Queryable,
   p: { tenantId: string; taskId: string; afterSeq?: number; limit: number; offset?: number },
