@@ -21,12 +21,15 @@ import type { Executor } from './executors/types.js';
 import { createAgentExecutor, type RunChildTask } from './executors/agent/index.js';
 import { historyReadChars } from './executors/agent/history.js';
 import { openaiRoutes, type FollowedEvent } from './api/routes/openai.js';
+import type { StreamSlots } from './api/routes/stream.js';
 import { RATE_LIMIT_HEADERS, unlimitedHeader } from './api/rate-limit.js';
 
 interface Wiring {
   db: Db;
   hub: EventHub;
   signals?: Signals;
+  /** The stream routes' per-principal cap, which streaming chat completions count against too. */
+  streamSlots?: StreamSlots;
 }
 
 /** Resolves once the task's STREAM_END is in the log (replayed or live); rejects on abort. */
@@ -186,6 +189,7 @@ async function injectAs(
 export function openaiPluginFor(llm: LlmConfig | undefined, w: Wiring) {
   return openaiRoutes({
     llm,
+    streamSlots: w.streamSlots,
     submitAgentTask: async (_p, body: SubmitTaskBody, req) => {
       const { body: out, headers } = await injectAs(req, 'POST', '/api/v1/tasks', body);
       return { taskId: String(out.task_id), sessionId: out.session_id ?? null, headers };

@@ -24,7 +24,7 @@ import { RetentionSweeper } from './engine/retention.js';
 import { buildApp } from './api/app.js';
 import { agentExecutorFor, openaiPluginFor } from './agent-wiring.js';
 import { llmTemplates } from './executors/builtin/llm-templates.js';
-import { streamRoutes } from './api/routes/stream.js';
+import { streamRoutes, streamSlots } from './api/routes/stream.js';
 import { timelineRoutes } from './api/routes/timeline.js';
 import { sessionRoutes } from './api/routes/sessions.js';
 import { ConnectionLimiter } from './auth/connection-limiter.js';
@@ -190,13 +190,15 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       )
       : undefined;
 
+    // one per-principal cap for the stream routes and the streaming chat completions
+    const streamLimiter = new ConnectionLimiter(config.security.maxStreamsPerPrincipal);
     const app = await buildApp(
       { config, db, hub, signals, catalog: registry, definitions: definitionSync, metrics, version: VERSION, ...redisReadiness(config, shared?.redis), dispatch: worker },
       {
         role: config.role, logger: log, rateLimiter: shared?.limiter,
         plugins: [
           streamRoutes(
-            { db, hub, metrics, signals, limiter: new ConnectionLimiter(config.security.maxStreamsPerPrincipal) },
+            { db, hub, metrics, signals, limiter: streamLimiter },
             {
               pingIntervalMs: config.streamPingIntervalMs, maxBufferedBytes: config.streamMaxBufferedBytes,
               stallMs: config.streamStallMs, maxPerPrincipal: config.security.maxStreamsPerPrincipal,
@@ -205,7 +207,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           ),
           async (scope) => timelineRoutes(scope, { db }),
           async (scope) => sessionRoutes(scope, { db }),
-          openaiPluginFor(config.llm, { db, hub }),
+          openaiPluginFor(config.llm, { db, hub, streamSlots: streamSlots(streamLimiter, config.security.maxStreamsPerPrincipal) }),
         ],
       },
     );

@@ -27,7 +27,6 @@ import { approvalRoutes } from './routes/approvals.js';
 import { compatRoutes } from './routes/compat.js';
 import { serviceRoutes } from './routes/service.js';
 import { dashboardRoutes } from './routes/dashboard.js';
-import type { StreamSlots } from './routes/stream.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -270,9 +269,6 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     await app.register(async (scope) => approvalRoutes(scope, deps));
     await app.register(async (scope) => compatRoutes(scope, deps));
     await app.register(async (scope) => dashboardRoutes(scope));
-    // the stream plugin's per-principal cap also bounds the other routes that stream (chat completions)
-    const streamSlots = opts.plugins?.map((p) => (p as { streamSlots?: StreamSlots }).streamSlots).find((s) => s !== undefined);
-    if (streamSlots) app.decorate('streamSlots', streamSlots);
     for (const plugin of opts.plugins ?? []) await app.register(plugin);
   }
   return app;

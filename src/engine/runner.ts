@@ -404,6 +404,11 @@ export class Runner {
     return paused;
   }
 
+  /** #stopAsRequested for an attempt that stopped without failing: paused, it is not counted. */
+  #stopGivingBack(task: ClaimedTask, active: ActiveAttempt): Promise<boolean> {
+    return this.#stopAsRequested(task, active, [], { paused: { attempt: task.attempt - 1 } });
+  }
+
   /** Shutdown: give the task back without counting the attempt (or stop it as requested). */
   async #release(task: ClaimedTask, active: ActiveAttempt): Promise<void> {
     const warning: EventSpec = { type: 'WARNING', message: 'worker shutting down; task released back to the queue', payload: { attempt: task.attempt } };
@@ -416,7 +421,7 @@ export class Runner {
     );
     // the other processes' workers take it now, not at their next poll (a deploy's hand-off)
     if (released) this.#d.onRequeue?.();
-    else await this.#stopAsRequested(task, active, [], { paused: { attempt: task.attempt - 1 } });
+    else await this.#stopGivingBack(task, active);
   }
 
   /** Parks the task for an approval: still RUNNING for clients, but holding no lease or slot. */
@@ -429,7 +434,7 @@ export class Runner {
       NOTHING_REQUESTED,
     );
     // a paused task asks for its approval again when resumed (the approval stays pending)
-    if (!parked) return void (await this.#stopAsRequested(task, active, [], { paused: { attempt: task.attempt - 1 } }));
+    if (!parked) return void (await this.#stopGivingBack(task, active));
     // a decision that came before we parked could not requeue us: do it now
     const approval = await approvalsGetById(this.#d.db, approvalId);
     if (approval && approval.status !== 'pending') {
@@ -450,7 +455,7 @@ export class Runner {
    */
   async #pause(task: ClaimedTask, active: ActiveAttempt): Promise<void> {
     // a cancel that came after the pause was carried out (the first abort wins) still counts
-    if (await this.#stopAsRequested(task, active, [], { paused: { attempt: task.attempt - 1 } })) return;
+    if (await this.#stopGivingBack(task, active)) return;
     const requeued = await this.#transition(
       task,
       active,

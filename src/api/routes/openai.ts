@@ -7,6 +7,7 @@ import { ApiError, type ErrorCode } from '../../contract/errors.js';
 import { ErrorResponse, errorResponses, ID_REGEX, type SubmitTaskBody } from '../../contract/tasks.js';
 import type { TaskEvent } from '../../contract/events.js';
 import type { Principal } from '../../auth/scopes.js';
+import type { StreamSlots } from './stream.js';
 import { MODEL_TIERS, ModelRouteError, knownModels, llmNotConfiguredMessage, priceFor, resolveModel, tokenBudgetProblem, type LlmConfig, type ModelTier } from '../../config/llm.js';
 
 /** The model id that means "the default tier"; `taskgate-<tier>` picks a tier. */
@@ -40,6 +41,8 @@ export interface OpenAiRouteDeps {
   followTask(principal: Principal, taskId: string, signal: AbortSignal): AsyncIterable<FollowedEvent>;
   getTask(principal: Principal, taskId: string): Promise<ChatTaskView | undefined>;
   cancelTask(principal: Principal, taskId: string, reason: string, req: FastifyRequest): Promise<void>;
+  /** The per-principal stream cap a `stream: true` call takes a slot of (the stream routes' own); none: uncapped. */
+  streamSlots?: StreamSlots;
   /** Defaults to req.principal, set by the app's auth hook (routes declare their scope). */
   authenticate?: (req: FastifyRequest) => Promise<Principal>;
   /** Unix seconds reported as `created` of models. Default: when the plugin was built. */
@@ -296,7 +299,7 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       const chat = chatToTask(deps.llm, req.body ?? {}, typeof header === 'string' ? header : undefined);
       // a stream holds a connection as an SSE client does: it counts against the same per-principal
       // cap (stream.ts StreamSlots), taken before the submit so a refused call leaves no task behind
-      const release = chat.stream ? req.server.streamSlots?.take(principal) : undefined;
+      const release = chat.stream ? deps.streamSlots?.take(principal) : undefined;
       const { taskId, sessionId, headers: limits } = await deps.submitAgentTask(principal, chat.task, req).catch((err: unknown) => {
         release?.();
         throw inTermsOfMessages(err, chat.lastIndex);

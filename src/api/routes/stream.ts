@@ -42,8 +42,9 @@ export interface StreamDeps {
 }
 
 /**
- * The per-principal stream cap as other routes that stream take it (POST /v1/chat/completions
- * with `stream: true`): app.ts decorates the app with the stream plugin's, so one cap counts both.
+ * The per-principal stream cap, as the stream routes and the other routes that stream (POST
+ * /v1/chat/completions with `stream: true`) take it: main.ts builds one over the process's limiter
+ * for both, so one cap counts them all.
  */
 export interface StreamSlots {
   /**
@@ -53,11 +54,14 @@ export interface StreamSlots {
   take(principal: Pick<Principal, 'tenantId' | 'kind' | 'subjectId'>): () => void;
 }
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** Set by app.ts when the stream plugin is registered. */
-    streamSlots?: StreamSlots;
-  }
+export function streamSlots(limiter: StreamDeps['limiter'], maxPerPrincipal: number): StreamSlots {
+  return {
+    take(principal) {
+      const release = limiter.acquire(principalKey(principal));
+      if (release) return release;
+      throw new ApiError('RATE_LIMITED', `too many concurrent streams for this credential (at most ${maxPerPrincipal})`, { max_streams: maxPerPrincipal }, { 'retry-after': '1' });
+    },
+  };
 }
 
 /** Defaults and variables: src/config/index.ts (TASKGATE_STREAM_*). */
@@ -268,14 +272,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     expired: 'The credential of this stream expired: the stream is closed',
   };
 
-  const streamSlots: StreamSlots = {
-    take(principal) {
-      const release = deps.limiter.acquire(principalKey(principal));
-      if (release) return release;
-      const max = opts.maxPerPrincipal;
-      throw new ApiError('RATE_LIMITED', `too many concurrent streams for this credential (at most ${max})`, { max_streams: max }, { 'retry-after': '1' });
-    },
-  };
+  const slots = streamSlots(deps.limiter, opts.maxPerPrincipal);
 
   function track(stream: EventStream, req: FastifyRequest, plan: StreamPlan): void {
     const taskId = plan.taskId;
@@ -314,7 +311,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     const { tenantId } = req.principal;
     const row = await tasksGet(deps.db, tenantId, q.workflow_id);
     if (!row) throw new ApiError('NOT_FOUND', `workflow ${q.workflow_id} not found`);
-    const release = streamSlots.take(req.principal);
+    const release = slots.take(req.principal);
     return {
       // no client has seen an event that does not exist yet: a resume point past the log (one taken
       // from another, longer task) starts at its end, so the live events, STREAM_END included, end
@@ -325,7 +322,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     };
   }
 
-  return Object.assign(async function streamPlugin(app: FastifyInstance): Promise<void> {
+  return async function streamPlugin(app: FastifyInstance): Promise<void> {
     /**
      * Server shutdown, as @fastify/websocket's `preClose`: its default closed every WebSocket with
      * no code (clients saw 1005) before a hook of ours could send 1012. The plugin leaves closing its
@@ -420,5 +417,5 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
       if (!plan) return socket.close(1011, 'stream not prepared');
       track(new EventStream(plan, new WsSink(socket, maxBytes), deps, stallMs, maxBytes), req, plan);
     });
-  }, { streamSlots });
+  };
 }
