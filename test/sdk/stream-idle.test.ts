@@ -1,28 +1,18 @@
 // The stream's idle watchdog against a scripted HTTP server: a connection that goes silent (a proxy
 // that stopped forwarding, its socket still open) is dropped and resumed with Last-Event-ID; pings
 // keep a quiet one alive; a connect that never gets its headers is a failed connection.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { useHttpServer } from '../helpers/http-server.js';
 import { DEFAULT_STREAM_IDLE_MS, TaskgateClient, ValidationError, type StreamEvent } from '../../src/sdk/index.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
-let server: Server;
-let base: string;
 let handler: Handler;
 let seen: IncomingMessage['headers'][];
 
-beforeAll(async () => {
-  server = createServer((req, res) => {
-    seen.push(req.headers);
-    handler(req, res, seen.length);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-});
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+const scripted = useHttpServer((req, res) => {
+  seen.push(req.headers);
+  handler(req, res, seen.length);
 });
 beforeEach(() => {
   seen = [];
@@ -31,7 +21,7 @@ beforeEach(() => {
 const frame = (seq: number, type = 'PROGRESS') => `id: ${seq}\nevent: ${type}\ndata: ${JSON.stringify({ workflow_id: 't', type, seq, timestamp: 'x' })}\n\n`;
 const end = (seq: number) => `${frame(seq, 'STREAM_END')}event: done\ndata: [DONE]\n\n`;
 const sse = (res: ServerResponse) => res.writeHead(200, { 'content-type': 'text/event-stream' });
-const client = (o: Partial<ConstructorParameters<typeof TaskgateClient>[0]> = {}) => new TaskgateClient({ baseUrl: base, apiKey: 'sk_test', ...o });
+const client = (o: Partial<ConstructorParameters<typeof TaskgateClient>[0]> = {}) => new TaskgateClient({ baseUrl: scripted.url, apiKey: 'sk_test', ...o });
 const collect = async (it: AsyncIterable<StreamEvent>) => {
   const out: StreamEvent[] = [];
   for await (const e of it) out.push(e);

@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { useHttpServer } from '../helpers/http-server.js';
 import {
   AuthenticationError, NetworkError, RateLimitError, RequestTimeoutError, ServerError, SseParser, TaskgateClient, TaskgateError,
   TaskNotFoundError, TaskTimeoutError, ValidationError, CLIENT_ERROR_CODES, SDK_VERSION, type StreamEvent,
@@ -12,23 +13,13 @@ import {
 import { ERRORS } from '../../src/contract/errors.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
-let server: Server;
-let base: string;
 let handler: Handler;
 let seen: { method: string; url: string; headers: IncomingMessage['headers']; at: number }[];
 
-beforeAll(async () => {
-  server = createServer((req, res) => {
-    seen.push({ method: req.method!, url: req.url!, headers: req.headers, at: performance.now() });
-    req.resume();
-    req.on('end', () => handler(req, res, seen.length));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-});
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+const scripted = useHttpServer((req, res) => {
+  seen.push({ method: req.method!, url: req.url!, headers: req.headers, at: performance.now() });
+  req.resume();
+  req.on('end', () => handler(req, res, seen.length));
 });
 beforeEach(() => {
   seen = [];
@@ -39,7 +30,7 @@ const json = (res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(JSON.stringify(body));
 };
 const envelope = (code: string, message = code) => ({ error: { code, message }, request_id: 'req-1' });
-const client = (o: Partial<ConstructorParameters<typeof TaskgateClient>[0]> = {}) => new TaskgateClient({ baseUrl: base, apiKey: 'sk_test', ...o });
+const client = (o: Partial<ConstructorParameters<typeof TaskgateClient>[0]> = {}) => new TaskgateClient({ baseUrl: scripted.url, apiKey: 'sk_test', ...o });
 
 describe('SDK transport: retries', () => {
   it('a GET is retried after 503 (Retry-After honoured) until it succeeds', async () => {
@@ -152,7 +143,7 @@ describe('SDK transport: failures and credentials', () => {
     expect((unknown as Error).message).toMatch(/^cannot reach http:\/\/taskgate\.invalid: (ENOTFOUND|EAI_AGAIN) taskgate\.invalid$/);
 
     // https to a plain-HTTP port: the TLS handshake fails
-    const tls = await client({ baseUrl: base.replace('http:', 'https:'), maxRetries: 0 }).health().catch((e: unknown) => e);
+    const tls = await client({ baseUrl: scripted.url.replace('http:', 'https:'), maxRetries: 0 }).health().catch((e: unknown) => e);
     expect((tls as Error).message).toMatch(/^cannot reach https:\/\/127\.0\.0\.1:\d+: ERR_SSL_\w+$/);
 
     handler = (_q, res) => res.socket!.destroy();
@@ -395,7 +386,7 @@ describe('SDK transport: the stream', () => {
       if (n <= 5) return res.write(': connected\nretry: 20\n\n');
       res.end(`: connected\n\n${frame(1, 'STREAM_END')}event: done\ndata: [DONE]\n\n`);
     };
-    const upstream = new URL(base);
+    const upstream = new URL(scripted.url);
     const proxy = createTcpServer((down) => {
       const up = connect(Number(upstream.port), upstream.hostname);
       let relayed = '';
