@@ -29,6 +29,7 @@ import { timelineRoutes } from './api/routes/timeline.js';
 import { sessionRoutes } from './api/routes/sessions.js';
 import { ConnectionLimiter } from './auth/connection-limiter.js';
 import { Metrics } from './api/metrics.js';
+import { tasksQueueStats } from './storage/queries/tasks.js';
 import { createLogger, taskLogger } from './logger.js';
 import { VERSION } from './version.js';
 
@@ -159,6 +160,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     await definitionSync.start();
     registry.addExecutor(agentExecutorFor(config, config.llm, { db, hub, signals, registry }));
     const metrics = new Metrics();
+    metrics.queueSource = () => tasksQueueStats(db).catch((err: unknown) => {
+      log.warn({ err }, 'metrics: the queue could not be read');
+      throw err;
+    });
 
     let worker: Worker | undefined;
     if (config.role !== 'api') {

@@ -180,6 +180,12 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   });
   app.addHook('onRequest', async (req, reply) => {
     req.traceId = traceIdOf(req.raw);
+    // a client that went away before its answer began (a stream that had begun counts itself)
+    if (!isInjected(req.raw) && req.headers.upgrade === undefined) {
+      reply.raw.once('close', () => {
+        if (!reply.raw.headersSent) deps.metrics.httpAborted.inc({ method: req.method, route: req.routeOptions.url ?? 'unmatched' });
+      });
+    }
     reply.header('x-request-id', String(req.id));
     reply.header('x-trace-id', req.traceId);
     if (closing) {

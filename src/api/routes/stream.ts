@@ -274,7 +274,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
 
   const slots = streamSlots(deps.limiter, opts.maxPerPrincipal);
 
-  function track(stream: EventStream, req: FastifyRequest, plan: StreamPlan): void {
+  function track(stream: EventStream, req: FastifyRequest, plan: StreamPlan, transport: 'sse' | 'websocket'): void {
     const taskId = plan.taskId;
     active.add(stream);
     deps.metrics.streamClients.inc();
@@ -290,6 +290,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     stream.sink.onClose(() => {
       active.delete(stream);
       deps.metrics.streamClients.dec();
+      deps.metrics.streamsClosed.inc({ transport, reason: stream.sink.closeReason ?? 'client' });
       if (stream.sink.closeReason === 'stalled') req.log.info({ workflow_id: taskId, stall_ms: stallMs }, 'stream client dropped: it stopped reading');
       if (active.size === 0 && pinger) {
         clearInterval(pinger);
@@ -392,7 +393,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
       req.raw.socket.setNoDelay(true);
       const sink = new SseSink(res, maxBytes);
       sink.connected();
-      track(new EventStream(plan, sink, deps, stallMs, maxBytes), req, plan);
+      track(new EventStream(plan, sink, deps, stallMs, maxBytes), req, plan, 'sse');
     });
 
     const plans = new WeakMap<FastifyRequest, StreamPlan>();
@@ -415,7 +416,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     }, (socket, req) => {
       const plan = plans.get(req);
       if (!plan) return socket.close(1011, 'stream not prepared');
-      track(new EventStream(plan, new WsSink(socket, maxBytes), deps, stallMs, maxBytes), req, plan);
+      track(new EventStream(plan, new WsSink(socket, maxBytes), deps, stallMs, maxBytes), req, plan, 'websocket');
     });
   };
 }

@@ -323,3 +323,27 @@ export function directlyClaimed(t: NewTask, createdAt: Date, runNow: RunNow): Cl
   };
   return { task, events: [startedEvent(task, 1, 1, runNow.owner, createdAt)] };
 }
+
+export interface QueueStats {
+  /** QUEUED and due: what a worker with a free slot would claim now. */
+  ready: number;
+  /** QUEUED with a later run_at: scheduled tasks and retries waiting out their backoff. */
+  scheduled: number;
+  /** How long the oldest ready task has been due, in seconds (0 when none is). */
+  oldestReadyS: number;
+}
+
+/**
+ * The queue across every tenant, for /metrics. Reads tasks_claim_idx (partial on QUEUED): its
+ * cost grows with the queue, not with the table.
+ */
+export async function tasksQueueStats(db: Queryable): Promise<QueueStats> {
+  const res = await db.query<{ ready: number; scheduled: number; oldest_s: number | null }>(
+    `SELECT count(*) FILTER (WHERE run_at <= now())::int AS ready,
+            count(*) FILTER (WHERE run_at > now())::int AS scheduled,
+            EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8 AS oldest_s
+       FROM tasks WHERE status = 'QUEUED'`,
+  );
+  const row = res.rows[0];
+  return { ready: row?.ready ?? 0, scheduled: row?.scheduled ?? 0, oldestReadyS: Math.max(0, row?.oldest_s ?? 0) };
+}
