@@ -155,6 +155,7 @@ export const ListTasksQuery = Type.Object(
     task_definition_id: Type.Optional(Type.String({ pattern: ID_REGEX })),
     type: Type.Optional(Type.String({ pattern: ID_REGEX })),
     workflow_instance_id: Type.Optional(Type.String({ pattern: ID_REGEX })),
+    workflowInstanceId: Type.Optional(Type.String({ pattern: ID_REGEX, description: 'seed 003 spelling of workflow_instance_id' })),
     tag: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
   },
   { additionalProperties: false },

@@ -178,6 +178,22 @@ describe('GET routes', () => {
     expect((await server.call('GET', '/api/v1/tasks?bogus=1', undefined, { key: t.key })).status).toBe(400);
   });
 
+  it("filters by seed 003's ?workflowInstanceId= (the camelCase alias of workflow_instance_id)", async () => {
+    const t = await newTenant(tdb.db);
+    const mine = await server.submit({ taskDefinitionId: 'noop', workflowInstanceId: 'order-workflow-789', input: {} }, { key: t.key });
+    await server.submit({ taskDefinitionId: 'noop', workflowInstanceId: 'order-workflow-790', input: {} }, { key: t.key });
+    const res = await server.call('GET', '/api/v1/tasks?workflowInstanceId=order-workflow-789', undefined, { key: t.key });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.tasks.map((x: any) => x.task_id)).toEqual([mine]);
+    expect(res.body.total_count).toBe(1);
+    const same = await server.call('GET', '/api/v1/tasks?workflowInstanceId=order-workflow-789&workflow_instance_id=order-workflow-789', undefined, { key: t.key });
+    expect(same.body.tasks.map((x: any) => x.task_id)).toEqual([mine]);
+    const both = await server.call('GET', '/api/v1/tasks?workflowInstanceId=order-workflow-789&workflow_instance_id=order-workflow-790', undefined, { key: t.key });
+    expect(both.status).toBe(400);
+    expect(both.body.error).toMatchObject({ code: 'VALIDATION_ERROR', message: expect.stringMatching(/workflow_instance_id.*workflowInstanceId/) });
+    expect((await server.call('GET', '/api/v1/tasks?workflowInstanceId=bad%20id!', undefined, { key: t.key })).status).toBe(400);
+  });
+
   it('counts exactly up to offset + 1,000 matching rows, and reports that bound above it', async () => {
     const t = await newTenant(tdb.db);
     // rows straight into the table (delayed: no worker touches them); 1,205 match the filter

@@ -117,9 +117,14 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
         return s;
       });
     }
+    if (q.workflow_instance_id !== undefined && q.workflowInstanceId !== undefined && q.workflow_instance_id !== q.workflowInstanceId) {
+      throw new ApiError('VALIDATION_ERROR', 'send workflow_instance_id or its alias workflowInstanceId, not both with different values', {
+        path: 'workflowInstanceId', reason: 'conflicts with workflow_instance_id',
+      });
+    }
     const filter = {
       tenantId: req.principal.tenantId, statuses, sessionId: q.session_id, definitionId: q.task_definition_id ?? q.type,
-      workflowInstanceId: q.workflow_instance_id, tag: q.tag, limit, offset,
+      workflowInstanceId: q.workflow_instance_id ?? q.workflowInstanceId, tag: q.tag, limit, offset,
     };
     const { rows, total } = await tasksListPage(deps.db, filter);
     return { tasks: rows.map(taskListItem), total_count: rows.length ? Math.max(total, offset + rows.length) : total, limit, offset };
