@@ -37,12 +37,36 @@ export function errorBodyFor(url: string, code: ErrorCode, message: string, requ
   return envelope(code, message, requestId, details);
 }
 
-interface ValidationIssue {
+export interface ValidationIssue {
   instancePath?: string;
   message?: string;
   keyword?: string;
   params?: Record<string, unknown>;
 }
+
+/**
+ * The values an enum field allows, when its failure is one: a TypeBox union of literals fails in
+ * Ajv as one `const` error per branch (params.allowedValue), then an `anyOf` error, all at the
+ * same path; a JSON Schema `enum` as one `enum` error (params.allowedValues). Anything else (a
+ * union with other branches, a lone const): undefined. Also seed 004's route (compat.ts).
+ */
+export function enumValuesOf(issues: readonly ValidationIssue[] | undefined): unknown[] | undefined {
+  const first = issues?.[0];
+  if (first?.keyword === 'enum') return Array.isArray(first.params?.allowedValues) ? first.params.allowedValues : undefined;
+  if (first?.keyword !== 'const') return undefined;
+  const values: unknown[] = [];
+  for (const issue of issues!) {
+    if ((issue.instancePath ?? '') !== (first.instancePath ?? '')) return undefined;
+    if (issue.keyword === 'anyOf') return values;
+    if (issue.keyword !== 'const') return undefined;
+    values.push(issue.params?.allowedValue);
+  }
+  return undefined;
+}
+
+/** `must be one of a, b, c` (strings bare, other values as JSON): canonical priority's wording (submit.ts). */
+export const mustBeOneOf = (values: readonly unknown[]): string =>
+  `must be one of ${values.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')}`;
 
 function validationMessage(err: FastifyError & { validation?: ValidationIssue[]; validationContext?: string }): { message: string; details: Record<string, unknown> } {
   const first = err.validation?.[0];
@@ -53,8 +77,13 @@ function validationMessage(err: FastifyError & { validation?: ValidationIssue[];
     const extra = String(first.params?.additionalProperty);
     return { message: `${location}${path ? '.' + path : ''} has unknown property '${extra}'`, details: { location, path: [path, extra].filter(Boolean).join('.'), reason: 'unknown property' } };
   }
-  const reason = first?.keyword === 'required' ? 'is required' : first?.message ?? 'is invalid';
   const subject = path || location;
+  const allowed = enumValuesOf(err.validation);
+  if (allowed) {
+    const reason = mustBeOneOf(allowed);
+    return { message: `${subject} ${reason}`, details: { location, path: subject, reason, allowed_values: allowed } };
+  }
+  const reason = first?.keyword === 'required' ? 'is required' : first?.message ?? 'is invalid';
   return { message: `${subject} ${reason}`, details: { location, path: subject, reason } };
 }
 

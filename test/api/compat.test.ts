@@ -78,6 +78,17 @@ describe('seed 004 compatibility routes', () => {
     expect(unauth.body.status).toBe('error');
   });
 
+  it('names the allowed values of an enum field: priority, metadata.source', async () => {
+    const res = await fixture.server.call('POST', '/api/v1/task', { type: 'noop', args: { a: 1 }, priority: 'critical' });
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({
+      status: 'error', message: 'Request validation failed', errors: ['Validation error at priority: must be one of low, medium, high, urgent'], timestamp: expect.any(String),
+    });
+    const source = await fixture.server.call('POST', '/api/v1/task', { type: 'noop', args: { a: 1 }, metadata: { source: 'fax' } });
+    expect(source.status).toBe(400);
+    expect(source.body.errors).toEqual(['Validation error at metadata.source: must be one of web, api, mobile']);
+  });
+
   it('DELETE cancels; a finished task cannot be cancelled (400); foreign tasks are 404', async () => {
     const res = await fixture.server.call('POST', '/api/v1/task', { type: 'sleep', args: { ms: 60_000 } });
     const id = res.body.task_id;

@@ -93,6 +93,26 @@ describe('POST /api/v1/tasks', () => {
     }
   });
 
+  it('names the allowed values of every enum field in its 400', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ query: 'x', mode: 'turbo' }, 'mode must be one of simple, standard, complex, supervisor'],
+      [{ query: 'x', model_tier: 'huge' }, 'model_tier must be one of small, medium, large'],
+      [{ query: 'x', research_strategy: 'shallow' }, 'research_strategy must be one of quick, standard, deep, academic'],
+      [{ task_definition_id: 'noop', input: {}, priority: 'critical' }, 'priority must be one of low, medium, high, urgent'],
+    ];
+    for (const [body, message] of cases) {
+      const res = await server.call('POST', '/api/v1/tasks', body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'VALIDATION_ERROR', message });
+    }
+    const tier = await server.call('POST', '/api/v1/tasks', { query: 'x', model_tier: 'huge' });
+    expect(tier.body.error.details).toEqual({ location: 'body', path: 'model_tier', reason: 'must be one of small, medium, large', allowed_values: ['small', 'medium', 'large'] });
+    // the same on the other routes whose schemas hold such fields
+    const def = await server.call('PUT', '/api/v1/definitions/enum-check', { kind: 'sms', name: 'x' });
+    expect(def.status).toBe(400);
+    expect(def.body.error.message).toBe('kind must be one of http, agent, approval');
+  });
+
   it('rejects input that fails the definition schema with 422 and the path', async () => {
     const res = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'calculate-order-total', input: { orderId: 'x', items: [{ id: 'a', quantity: 'two', price: 1 }] } });
     expect(res.status).toBe(422);

@@ -7,6 +7,7 @@ import { Type } from 'typebox';
 import { ErrorResponse, errorResponses, ID_REGEX } from '../../contract/tasks.js';
 import { ApiError } from '../../contract/errors.js';
 import { RATE_LIMIT_HEADERS } from '../rate-limit.js';
+import { enumValuesOf, mustBeOneOf, type ValidationIssue } from '../errors.js';
 import type { Queryable } from '../../storage/db.js';
 import { eventsLatestStepProgress } from '../../storage/queries/events.js';
 
@@ -114,12 +115,14 @@ export async function compatRoutes(app: FastifyInstance, deps: { db: Queryable }
   // the response schemas document seed 004's bodies; the bodies are sent as built, key order
   // included (a schema serializer would put an error's optional task_id after its timestamp)
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  app.setErrorHandler((err: Error & { statusCode?: number; validation?: { instancePath?: string; message?: string }[] }, req, reply) => {
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: ValidationIssue[] }, req, reply) => {
     const raw = err instanceof ApiError ? err.status : err.statusCode;
     const status = raw && raw >= 400 && raw < 500 ? raw : raw === 503 ? 503 : 500;
     if (status === 500) req.log.error({ err }, 'compat route failed');
     const v = err.validation?.[0];
-    const errors = v ? [`Validation error at ${(v.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${v.message ?? 'invalid'}`] : undefined;
+    const allowed = enumValuesOf(err.validation);
+    const reason = allowed ? mustBeOneOf(allowed) : v?.message ?? 'invalid';
+    const errors = v ? [`Validation error at ${(v.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${reason}`] : undefined;
     const message = status === 500 ? 'Internal server error' : v ? 'Request validation failed' : err.message;
     const id = (req.params as { id?: string } | undefined)?.id;
     const headers = (err as { headers?: Record<string, string> }).headers;
