@@ -89,6 +89,27 @@ describe('seed 004 compatibility routes', () => {
     expect(source.body.errors).toEqual(['Validation error at metadata.source: must be one of web, api, mobile']);
   });
 
+  it("an unknown type is a 400 validation error naming the tenant's types, as seed 004's schema enum answers it", async () => {
+    const res = await fixture.server.call('POST', '/api/v1/task', { type: 'sms', args: { to: '+1555' } });
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ status: 'error', message: 'Request validation failed', errors: [expect.any(String)], timestamp: expect.any(String) });
+    const [error] = res.body.errors as string[];
+    expect(error).toMatch(/^Validation error at type: must be one of [a-z]/);
+    for (const kind of ['email_draft', 'data_analysis', 'report_generation', 'content_review', 'noop', stepper.id]) expect(error).toContain(kind);
+    // a tenant's own definition is one of its types; another tenant's is not
+    const other = await newTenant(fixture.tdb.db, ['admin']);
+    const put = await fixture.server.call('PUT', '/api/v1/definitions/sms', { kind: 'approval', name: 'SMS, approved by hand' }, { key: other.key });
+    expect(put.status, put.text).toBeLessThan(300);
+    expect((await fixture.server.call('POST', '/api/v1/task', { type: 'sms', args: { to: '+1555' } }, { key: other.key })).status).toBe(201);
+    const mine = await fixture.server.call('POST', '/api/v1/task', { type: 'sms', args: { to: '+1555' } });
+    expect(mine.status).toBe(400);
+    expect(mine.body.errors[0]).not.toMatch(/\bsms\b/);
+    // the canonical route keeps its 404 for an unknown task_definition_id
+    const canonical = await fixture.server.call('POST', '/api/v1/tasks', { task_definition_id: 'sms', input: {} });
+    expect(canonical.status).toBe(404);
+    expect(canonical.body.error.code).toBe('NOT_FOUND');
+  });
+
   it('DELETE cancels; a finished task cannot be cancelled (400); foreign tasks are 404', async () => {
     const res = await fixture.server.call('POST', '/api/v1/task', { type: 'sleep', args: { ms: 60_000 } });
     const id = res.body.task_id;
