@@ -27,6 +27,14 @@ class Re2Pattern {
     return `re2:${this.pattern}`;
   }
 }
+/** The size of the RE2 program a tenant's pattern compiles to (RE2JS programSize()); undefined: not RE2 syntax. */
+export function patternProgramSize(pattern: string): number | undefined {
+  try {
+    return RE2JS.compile(pattern).programSize();
+  } catch {
+    return undefined;
+  }
+}
 const re2: RegExpEngine = Object.assign((pattern: string) => new Re2Pattern(pattern), { code: 're2js' });
 
 // ownProperties: `required: ["constructor"]` is not met by what every object inherits.

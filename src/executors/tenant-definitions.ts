@@ -8,7 +8,7 @@ import {
   tenantDefinitionsVersionsAllTenants, versionOfRows, type TenantDefinitionRow,
 } from '../storage/queries/definitions.js';
 import { checkDefinition, DefinitionError, type Registry } from './registry.js';
-import { compileSchema, ENDLESS_RECURSION, markTenantSchema, releaseSchema, validateAgainst } from './schema.js';
+import { compileSchema, ENDLESS_RECURSION, markTenantSchema, patternProgramSize, releaseSchema, validateAgainst } from './schema.js';
 import type { TaskDefinition } from './types.js';
 import { isFramingHeader } from './http-client.js';
 
@@ -21,6 +21,16 @@ export const DECLARATIVE_KINDS: Readonly<Record<string, readonly string[]>> = {
 
 /** Longest regular expression a tenant's schema may carry. */
 const MAX_PATTERN_LENGTH = 500;
+/**
+ * Largest compiled RE2 program (RE2JS programSize(), about one instruction per character class or
+ * literal after counted repetitions are expanded) a tenant's pattern may compile to. Matching is
+ * linear in the input but, once RE2JS's DFA gives up, costs ~20 ns per live instruction per
+ * character on the shared event loop: `^` + `[a-z]{0,1000}` x 30 (392 characters, 60,004
+ * instructions) held it 47 s on a 250 KB string. Ordinary patterns stay far below: a UUID 40, an
+ * ISO date-time 57, `^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$` 762; the
+ * worst a 1,000-instruction pattern costs is ~5 s on a 256 KiB string (`a[ab]{996}$`).
+ */
+export const MAX_PATTERN_PROGRAM_SIZE = 1_000;
 /**
  * Objects and arrays a tenant's schema (input or output) may hold, data keywords' values aside.
  * Compiling is synchronous on the shared event loop and grows faster than the schema: ~0.3–0.6 s
@@ -51,15 +61,24 @@ function cheapUniqueItems(node: Record<string, unknown>): boolean {
   return typeof node.maxItems === 'number' && node.maxItems <= MAX_UNIQUE_ITEMS;
 }
 
-const longPattern = (p: string): string | undefined =>
-  p.length > MAX_PATTERN_LENGTH ? `is longer than ${MAX_PATTERN_LENGTH} characters` : undefined;
+/** Why a tenant's regular expression is refused, if it is: too long, or compiling to too large a program. */
+function badPattern(p: string): string | undefined {
+  if (p.length > MAX_PATTERN_LENGTH) return `is longer than ${MAX_PATTERN_LENGTH} characters`;
+  // a syntax error is left to the schema's compile, which names it
+  const size = patternProgramSize(p);
+  if (size !== undefined && size > MAX_PATTERN_PROGRAM_SIZE) {
+    return `compiles to ${size} RE2 instructions, more than ${MAX_PATTERN_PROGRAM_SIZE} (counted repetitions such as {0,1000} multiply them; use maxLength for a length)`;
+  }
+  return undefined;
+}
 
 /**
  * The first thing a tenant's schema may not hold (dotted path and why): an `$id` (every tenant's
  * schemas compile into one shared validator, where an `$id` is global: a second tenant or a
  * replace using it would be refused, and a `$ref` could reach another tenant's schema), a
- * `pattern` / `patternProperties` regular expression over MAX_PATTERN_LENGTH (patterns run on RE2,
- * see schema.ts: their syntax is checked when the schema compiles), a `uniqueItems` whose check
+ * `pattern` / `patternProperties` regular expression over MAX_PATTERN_LENGTH or
+ * MAX_PATTERN_PROGRAM_SIZE (patterns run on RE2, see schema.ts: their syntax is checked when the
+ * schema compiles), a `uniqueItems` whose check
  * could take quadratic time (cheapUniqueItems), or more than MAX_SCHEMA_NODES objects and arrays
  * (`budget` counts them down across the walk).
  */
@@ -73,12 +92,12 @@ function schemaViolation(node: unknown, path: string, budget = { nodes: MAX_SCHE
     const at = `${path}.${k}`;
     if (k === '$id' && typeof v === 'string') return { path: at, why: "is not allowed in a tenant's definition" };
     if (k === 'pattern' && typeof v === 'string') {
-      const why = longPattern(v);
+      const why = badPattern(v);
       if (why) return { path: at, why };
     }
     if (k === 'patternProperties' && v && typeof v === 'object' && !Array.isArray(v)) {
       for (const p of Object.keys(v)) {
-        const why = longPattern(p);
+        const why = badPattern(p);
         if (why) return { path: at, why: `key ${JSON.stringify(p.slice(0, 40))} ${why}` };
       }
     }

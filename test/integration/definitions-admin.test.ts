@@ -316,6 +316,48 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
     expect(listed).toEqual([]);
   });
 
+  it("refuses a pattern compiling to more than 1,000 RE2 instructions (400 at its path); ordinary patterns pass", async () => {
+    // 392 characters, 60,004 instructions: one 250 KB string held the event loop ~47 s
+    const huge = '^' + '[a-z]{0,1000}'.repeat(30) + '$';
+    const refused: [string, Record<string, unknown>, string][] = [
+      ['big.pattern', { properties: { s: { type: 'string', pattern: huge } } }, 'input_schema.properties.s.pattern'],
+      ['big.pattern2', { properties: { s: { type: 'string', pattern: '^.{0,1000}$' } } }, 'input_schema.properties.s.pattern'],
+      ['big.patternprops', { patternProperties: { '^[a-z]{0,600}$': {} } }, 'input_schema.patternProperties'],
+      ['big.names', { propertyNames: { pattern: '[a-z]{0,999}' } }, 'input_schema.propertyNames.pattern'],
+    ];
+    for (const [id, schema, path] of refused) {
+      const res = await put(id, { kind: 'approval', input_schema: schema });
+      expect(res.status, `${id}: ${res.text}`).toBe(400);
+      expect(res.body.error.code).toBe('VALIDATION_ERROR');
+      expect(res.body.error.details, id).toMatchObject({ path });
+    }
+    expect((await put('big.pattern', { kind: 'approval', input_schema: refused[0]![1] })).body.error.message).toMatch(/60004 RE2 instructions, more than 1000/);
+    const ordinary = [
+      '^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}$',
+      '^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\\.[A-Za-z]{2,63}$',
+      '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+      '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?(Z|[+-]\\d{2}:\\d{2}))?$',
+      '^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\\.)+[a-zA-Z]{2,63}$',
+      '^[\\p{L} .\'-]{1,255}$',
+      '^\\+?[1-9]\\d{1,14}$',
+    ];
+    const fine = await put('fine.patterns', {
+      kind: 'approval',
+      input_schema: {
+        properties: Object.fromEntries(ordinary.map((p, i) => [`p${i}`, { type: 'string', pattern: p }])),
+        patternProperties: { '^x-[a-z]{1,100}$': {} },
+        default: { p0: 'a@b.co' },
+      },
+    });
+    expect(fine.status, fine.text).toBe(201);
+    try {
+      const ok = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'fine.patterns', input: { p0: 'a@b.co', p1: 'a@b.co', p2: '123e4567-e89b-12d3-a456-426614174000', p3: '2026-01-02T03:04:05.123Z' } });
+      expect(ok.status, ok.text).toBe(200);
+    } finally {
+      expect((await server.call('DELETE', '/api/v1/definitions/fine.patterns')).status).toBe(204);
+    }
+  });
+
   it("runs tenants' patterns in linear time, and validates with own properties only; a cycle only some values enter is a 400", async () => {
     const def = {
       kind: 'approval',
@@ -398,6 +440,25 @@ describe('TenantDefinitionSync', () => {
     } finally {
       sync.stop();
     }
+  });
+});
+
+describe('TenantDefinitionSync load', () => {
+  it('ignores, with an error, stored rows whose pattern compiles too large', async () => {
+    const t = await newTenant(tdb.db, ['admin']);
+    const registry = new Registry();
+    const errors: unknown[] = [];
+    const sync = new TenantDefinitionSync(tdb.db, registry, { onError: (e) => errors.push(e) });
+    const rows: Record<string, Record<string, unknown>> = {
+      'stored.pattern': { kind: 'approval', input_schema: { properties: { s: { type: 'string', pattern: '^' + '[a-z]{0,1000}'.repeat(30) + '$' } } } },
+      'stored.fine': { kind: 'approval', input_schema: { properties: { s: { type: 'string', pattern: '^[a-z]{1,64}$' } } } },
+    };
+    for (const [id, definition] of Object.entries(rows)) await tenantDefinitionsUpsert(tdb.db, { tenantId: t.tenantId, id, definition, maxPerTenant: 10 });
+    await sync.refreshTenant(t.tenantId);
+    expect(registry.get(t.tenantId, 'stored.fine')).toMatchObject({ kind: 'approval' });
+    expect(registry.get(t.tenantId, 'stored.pattern')).toBeUndefined();
+    const messages = errors.map((e) => `${(e as Error).message}: ${((e as Error).cause as Error)?.message}`);
+    expect(messages).toEqual(expect.arrayContaining([expect.stringMatching(/stored\.pattern .*RE2 instructions/)]));
   });
 });
 
