@@ -37,8 +37,14 @@ export const MAX_PATTERN_PROGRAM_SIZE = 1_000;
  * for 500 on a 2-core machine (3,000 properties took 5 s and then overflowed the stack).
  */
 export const MAX_SCHEMA_NODES = 500;
-/** Keywords whose values are data, not subschemas: not searched for keywords. */
+/** Keywords whose values are data, not subschemas: not searched for keywords, and no `$ref` may point into them. */
 const DATA_KEYWORDS = new Set(['const', 'enum', 'default', 'examples']);
+/** Keywords whose value maps names to subschemas: a pointer's next segment is a name, not a keyword. */
+const SCHEMA_MAP_KEYWORDS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas', 'dependencies']);
+/** Keywords whose value is an array of subschemas: a pointer's next segment is an index. */
+const SCHEMA_ARRAY_KEYWORDS = new Set(['allOf', 'anyOf', 'oneOf', 'prefixItems', 'items']);
+/** Keywords that refer to a schema by URI (its fragment a JSON Pointer or an anchor). */
+const REF_KEYWORDS = new Set(['$ref', '$dynamicRef', '$recursiveRef']);
 /** Values every schema is tried on once compiled: a `$ref` cycle that consumes nothing shows on all of them. */
 const PROBES: readonly unknown[] = [null, true, 0, '', [], {}];
 
@@ -73,12 +79,36 @@ function badPattern(p: string): string | undefined {
 }
 
 /**
+ * Whether a `$ref`'s JSON Pointer fragment passes through a data keyword (`#/default`,
+ * `#/$defs/u/examples/0`): Ajv follows it and compiles that data as a schema, which
+ * schemaViolation() never looked at. Segments are unescaped as Ajv does (percent, then ~1 ~0).
+ */
+function refIntoData(ref: string): boolean {
+  const hash = ref.indexOf('#');
+  if (hash < 0 || ref[hash + 1] !== '/') return false;
+  let position: 'schema' | 'map' | 'array' = 'schema';
+  for (const raw of ref.slice(hash + 2).split('/')) {
+    let seg: string;
+    try {
+      seg = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+    } catch {
+      return false; // Ajv cannot resolve it either: the compile refuses it
+    }
+    if (position !== 'schema') position = 'schema';
+    else if (DATA_KEYWORDS.has(seg)) return true;
+    else if (SCHEMA_MAP_KEYWORDS.has(seg)) position = 'map';
+    else if (SCHEMA_ARRAY_KEYWORDS.has(seg)) position = 'array';
+  }
+  return false;
+}
+
+/**
  * The first thing a tenant's schema may not hold (dotted path and why): an `$id` (every tenant's
  * schemas compile into one shared validator, where an `$id` is global: a second tenant or a
- * replace using it would be refused, and a `$ref` could reach another tenant's schema), a
- * `pattern` / `patternProperties` regular expression over MAX_PATTERN_LENGTH or
- * MAX_PATTERN_PROGRAM_SIZE (patterns run on RE2, see schema.ts: their syntax is checked when the
- * schema compiles), a `uniqueItems` whose check
+ * replace using it would be refused, and a `$ref` could reach another tenant's schema), a `$ref`
+ * into a data keyword (refIntoData: the walk skips those), a `pattern` / `patternProperties`
+ * regular expression over MAX_PATTERN_LENGTH or MAX_PATTERN_PROGRAM_SIZE (patterns run on RE2, see
+ * schema.ts: their syntax is checked when the schema compiles), a `uniqueItems` whose check
  * could take quadratic time (cheapUniqueItems), or more than MAX_SCHEMA_NODES objects and arrays
  * (`budget` counts them down across the walk).
  */
@@ -91,6 +121,9 @@ function schemaViolation(node: unknown, path: string, budget = { nodes: MAX_SCHE
   for (const [k, v] of Object.entries(node)) {
     const at = `${path}.${k}`;
     if (k === '$id' && typeof v === 'string') return { path: at, why: "is not allowed in a tenant's definition" };
+    if (REF_KEYWORDS.has(k) && typeof v === 'string' && refIntoData(v)) {
+      return { path: at, why: `points into a data keyword (${[...DATA_KEYWORDS].join(', ')}): its value is data, not a schema` };
+    }
     if (k === 'pattern' && typeof v === 'string') {
       const why = badPattern(v);
       if (why) return { path: at, why };

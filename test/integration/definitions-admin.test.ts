@@ -316,7 +316,7 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
     expect(listed).toEqual([]);
   });
 
-  it("refuses a pattern compiling to more than 1,000 RE2 instructions (400 at its path); ordinary patterns pass", async () => {
+  it("refuses a pattern compiling to more than 1,000 RE2 instructions and a $ref into data (400 at its path); ordinary patterns pass", async () => {
     // 392 characters, 60,004 instructions: one 250 KB string held the event loop ~47 s
     const huge = '^' + '[a-z]{0,1000}'.repeat(30) + '$';
     const refused: [string, Record<string, unknown>, string][] = [
@@ -324,6 +324,11 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       ['big.pattern2', { properties: { s: { type: 'string', pattern: '^.{0,1000}$' } } }, 'input_schema.properties.s.pattern'],
       ['big.patternprops', { patternProperties: { '^[a-z]{0,600}$': {} } }, 'input_schema.patternProperties'],
       ['big.names', { propertyNames: { pattern: '[a-z]{0,999}' } }, 'input_schema.propertyNames.pattern'],
+      // Ajv follows a JSON Pointer into a data keyword and compiles the data there as a schema
+      ['ref.default', { type: 'object', default: { type: 'array', uniqueItems: true }, properties: { a: { $ref: '#/default' } } }, 'input_schema.properties.a.$ref'],
+      ['ref.examples', { $defs: { u: { examples: [{ type: 'array', uniqueItems: true }] } }, properties: { a: { $ref: '#/$defs/u/examples/0' } } }, 'input_schema.properties.a.$ref'],
+      ['ref.encoded', { const: { type: 'string', pattern: huge }, properties: { a: { $ref: '#/%63onst' } } }, 'input_schema.properties.a.$ref'],
+      ['ref.enum', { $defs: { e: { enum: [{ type: 'string' }] } }, $dynamicRef: '#/$defs/e/enum/0' }, 'input_schema.$dynamicRef'],
     ];
     for (const [id, schema, path] of refused) {
       const res = await put(id, { kind: 'approval', input_schema: schema });
@@ -346,8 +351,11 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       input_schema: {
         properties: Object.fromEntries(ordinary.map((p, i) => [`p${i}`, { type: 'string', pattern: p }])),
         patternProperties: { '^x-[a-z]{1,100}$': {} },
+        // a property or a definition merely named like a data keyword is a schema
+        $defs: { default: { type: 'string' }, examples: { type: 'integer' } },
         default: { p0: 'a@b.co' },
       },
+      output_schema: { properties: { default: { type: 'string' }, a: { $ref: '#/properties/default' }, b: { $ref: '#/$defs/examples' } }, $defs: { examples: { type: 'integer' } } },
     });
     expect(fine.status, fine.text).toBe(201);
     try {
@@ -444,21 +452,23 @@ describe('TenantDefinitionSync', () => {
 });
 
 describe('TenantDefinitionSync load', () => {
-  it('ignores, with an error, stored rows whose pattern compiles too large', async () => {
+  it('ignores, with an error, stored rows whose pattern compiles too large or whose $ref points into data', async () => {
     const t = await newTenant(tdb.db, ['admin']);
     const registry = new Registry();
     const errors: unknown[] = [];
     const sync = new TenantDefinitionSync(tdb.db, registry, { onError: (e) => errors.push(e) });
     const rows: Record<string, Record<string, unknown>> = {
       'stored.pattern': { kind: 'approval', input_schema: { properties: { s: { type: 'string', pattern: '^' + '[a-z]{0,1000}'.repeat(30) + '$' } } } },
+      'stored.ref': { kind: 'approval', input_schema: { type: 'object', default: { type: 'array', uniqueItems: true }, properties: { a: { $ref: '#/default' } } } },
       'stored.fine': { kind: 'approval', input_schema: { properties: { s: { type: 'string', pattern: '^[a-z]{1,64}$' } } } },
     };
     for (const [id, definition] of Object.entries(rows)) await tenantDefinitionsUpsert(tdb.db, { tenantId: t.tenantId, id, definition, maxPerTenant: 10 });
     await sync.refreshTenant(t.tenantId);
     expect(registry.get(t.tenantId, 'stored.fine')).toMatchObject({ kind: 'approval' });
     expect(registry.get(t.tenantId, 'stored.pattern')).toBeUndefined();
+    expect(registry.get(t.tenantId, 'stored.ref')).toBeUndefined();
     const messages = errors.map((e) => `${(e as Error).message}: ${((e as Error).cause as Error)?.message}`);
-    expect(messages).toEqual(expect.arrayContaining([expect.stringMatching(/stored\.pattern .*RE2 instructions/)]));
+    expect(messages).toEqual(expect.arrayContaining([expect.stringMatching(/stored\.pattern .*RE2 instructions/), expect.stringMatching(/stored\.ref .*data keyword/)]));
   });
 });
 
