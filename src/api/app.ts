@@ -15,6 +15,7 @@ import { clientErrorHandler, connectRefused, envelope, errorBodyFor, errorHandle
 import { registerJsonParser } from './json-parser.js';
 import { createAuthenticator, registerAuth, type Authenticator } from './auth.js';
 import { registerCors, registerSecurityHeaders } from './hardening.js';
+import { registerReferenceErrors } from './error-format.js';
 import { registerRateLimit } from './rate-limit.js';
 import { registerIdempotency } from './idempotency.js';
 import { MemoryRateLimiter, type RateLimiter } from '../auth/rate-limiter.js';
@@ -203,6 +204,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   });
 
   registerSecurityHeaders(app);
+  if (config.errorFormat === 'reference') registerReferenceErrors(app, isInjected);
   await registerCors(app, config.corsOrigins);
   registerJsonParser(app, { bodyLimit: config.bodyLimitBytes, maxDepth: config.maxJsonDepth });
   const authenticate = opts.authenticate ?? createAuthenticator(deps.db, config.security.jwt, { cacheMs: config.security.authCacheMs });

@@ -60,6 +60,7 @@ const MAX_TASK_TIMEOUT_MS = 86_400_000;
 const MAX_APPROVAL_TIMEOUT_MS = 30 * 86_400_000;
 
 export type Role = 'api' | 'worker' | 'all';
+export type ErrorFormat = 'envelope' | 'reference';
 /** pino's levels. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -109,6 +110,11 @@ export interface Config {
   readonly logLevel: string;
   readonly authDisabled: boolean;
   readonly corsOrigins: readonly string[];
+  /**
+   * `envelope` (PRODUCT §3) or `reference`: the reference gateway's `{"error": "<message>"}` with
+   * code, details and request_id beside it, for the Shannon Python SDK (docs/sdk.md).
+   */
+  readonly errorFormat: ErrorFormat;
   /** Present only for LISTEN/NOTIFY-less deployments, tests and benchmarks. */
   readonly listenNotify: boolean;
   /** LLM providers, tiers and prices (src/config/llm.ts, docs/agents.md); undefined = none configured. */
@@ -202,6 +208,7 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     logLevel: oneOf('LOG_LEVEL', env.LOG_LEVEL, LOG_LEVELS, 'info'),
     authDisabled,
     corsOrigins: list(env.TASKGATE_CORS_ORIGINS),
+    errorFormat: oneOf('TASKGATE_ERROR_FORMAT', env.TASKGATE_ERROR_FORMAT, ['envelope', 'reference'], 'envelope'),
     listenNotify: !bool('TASKGATE_DISABLE_LISTEN', env.TASKGATE_DISABLE_LISTEN),
     llm,
     security: loadSecurityConfig(env),

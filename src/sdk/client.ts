@@ -4,7 +4,6 @@
 // sessions, approvals, definitions. Every non-2xx answer becomes a TaskgateError subclass
 // (errors.ts). Requests time out (`timeoutMs`); reads, and writes sent with an Idempotency-Key, are
 // retried after a network failure, a 429 or a 502/503/504, honouring Retry-After.
-import type { ErrorEnvelope } from '../contract/errors.js';
 import type {
   ApiKeyList, ApiKeyView, CreateApiKeyBody, CreatedApiKey, CreateTenantBody, CreateTenantKeyBody, Me, TenantList, TenantView,
   UpdateTenantBody,
@@ -17,7 +16,7 @@ import type {
 } from '../contract/tasks.js';
 import type { TimelineResponse } from '../contract/timeline.js';
 import {
-  errorForStatus, errorFromStreamFrame, failureText, NetworkError, RequestTimeoutError, TaskgateError, TaskTimeoutError, ValidationError,
+  errorBodyParts, errorForStatus, errorFromStreamFrame, failureText, NetworkError, RequestTimeoutError, TaskgateError, TaskTimeoutError, ValidationError,
 } from './errors.js';
 import { TaskHandle } from './handle.js';
 import { RETRYABLE_STATUS, MAX_RETRY_WAIT_MS, sleep, retryAfterMs, jittered, eitherSignal, checkBaseUrl, checkMs, MAX_TIMER_MS, userAgent, isTransient } from './transport.js';
@@ -131,20 +130,14 @@ export class TaskgateClient {
 
   /** The typed error of a non-2xx answer (`after`: its Retry-After in ms, read once by the caller). */
   #errorFrom(res: Response, text: string, after: number | undefined, notFound?: RequestOptions['notFound']): TaskgateError {
-    let parsed: Partial<ErrorEnvelope> | undefined;
-    try {
-      parsed = text ? (JSON.parse(text) as Partial<ErrorEnvelope>) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    const env = parsed?.error;
-    const kind = typeof notFound === 'function' ? notFound(env ?? {}) : notFound;
+    const body = errorBodyParts(text);
+    const kind = typeof notFound === 'function' ? notFound(body) : notFound;
     return errorForStatus({
       status: res.status,
-      code: env?.code ?? 'BAD_RESPONSE',
-      message: env?.message ?? `HTTP ${res.status}`,
-      details: env?.details,
-      requestId: parsed?.request_id ?? res.headers.get('x-request-id') ?? undefined,
+      code: body.code ?? 'BAD_RESPONSE',
+      message: body.message ?? `HTTP ${res.status}`,
+      details: body.details,
+      requestId: body.requestId ?? res.headers.get('x-request-id') ?? undefined,
       retryAfterS: after !== undefined && after > 0 ? Math.ceil(after / 1000) : undefined,
     }, kind);
   }

@@ -101,6 +101,40 @@ export class TaskFailedError extends TaskgateError {
   }
 }
 
+/** The code, message and details of an error body: the envelope, or the reference gateway's shape. */
+export interface ErrorBodyParts {
+  code?: ErrorCode;
+  message?: string;
+  details?: Record<string, unknown>;
+  requestId?: string;
+}
+
+/**
+ * Reads an error body in either shape the server answers: the standard envelope
+ * `{"error": {code, message, details}, request_id}`, or (TASKGATE_ERROR_FORMAT=reference)
+ * `{"error": "<message>", code, details, request_id}`. Anything else gives no parts.
+ */
+export function errorBodyParts(text: string): ErrorBodyParts {
+  let body: { error?: unknown; code?: unknown; details?: unknown; request_id?: unknown } | undefined;
+  try {
+    body = text ? (JSON.parse(text) as typeof body) : undefined;
+  } catch {
+    return {};
+  }
+  if (body === null || typeof body !== 'object') return {};
+  const requestId = typeof body.request_id === 'string' ? body.request_id : undefined;
+  const err = body.error;
+  const parts = typeof err === 'string'
+    ? { code: body.code, message: err, details: body.details }
+    : err !== null && typeof err === 'object' ? (err as { code?: unknown; message?: unknown; details?: unknown }) : {};
+  return {
+    code: typeof parts.code === 'string' ? (parts.code as ErrorCode) : undefined,
+    message: typeof parts.message === 'string' ? parts.message : undefined,
+    details: parts.details !== null && typeof parts.details === 'object' ? (parts.details as Record<string, unknown>) : undefined,
+    requestId,
+  };
+}
+
 /** What a 404 is about, for the subclass it becomes. */
 export type NotFoundKind = 'task' | 'session';
 
