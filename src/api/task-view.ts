@@ -43,6 +43,17 @@ export function usageOf(row: Pick<TaskRow, 'usage'>) {
   return { input_tokens: input, output_tokens: output, total_tokens: Number(u.total_tokens ?? input + output), estimated_cost: Number(u.estimated_cost ?? 0) };
 }
 
+/**
+ * A task's mode: the one it was submitted with, else the one the agent executor routed it to
+ * (metadata.mode beside metadata.mode_source, both written by the run) — seed 002 reads mode as a
+ * string. Null before an auto-routed task has run, and for definition tasks; a free `mode` key a
+ * client put in metadata, without mode_source, is not taken for one.
+ */
+export function modeOf(row: { mode: string | null; metadata?: Record<string, unknown> | null }): string | null {
+  const md = row.metadata;
+  return row.mode ?? (typeof md?.mode === 'string' && typeof md.mode_source === 'string' ? md.mode : null);
+}
+
 export function taskView(row: TaskRow): TaskView {
   const start = row.started_at;
   const end = row.completed_at;
@@ -55,7 +66,7 @@ export function taskView(row: TaskRow): TaskView {
     input: row.input ?? null,
     task_definition_id: row.task_definition_id,
     session_id: row.session_id,
-    mode: row.mode,
+    mode: modeOf(row),
     priority: priorityFromRank(row.priority),
     context: row.context ?? {},
     result: row.result,
@@ -89,7 +100,8 @@ export function taskListItem(row: TaskRow) {
     task_id: row.id,
     query: row.query ?? '',
     status: row.status,
-    mode: row.mode,
+    // list rows carry metadata only when the list query selects it (storage LIST_COLUMNS)
+    mode: modeOf(row),
     priority: priorityFromRank(row.priority),
     task_definition_id: row.task_definition_id,
     session_id: row.session_id,

@@ -13,7 +13,7 @@ import {
   sessionsCount, sessionsGet, sessionsList, sessionsSetTitle, sessionsSoftDelete, sessionsTaskEvents, sessionsTasks,
   type SessionRollupRow, type SessionTaskRow,
 } from '../../storage/queries/sessions.js';
-import { iso } from '../task-view.js';
+import { iso, modeOf } from '../task-view.js';
 import { roundUsd } from '../../executors/agent/usage.js';
 
 /** Longest title, in characters, after control characters are removed (reference gateway: 60). */
@@ -129,7 +129,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: { db: Db }): Pro
     return {
       session_id: s.id,
       tasks: tasks.map((t) => ({
-        task_id: t.id, workflow_id: t.id, query: t.query ?? '', status: t.status, mode: t.mode, task_definition_id: t.task_definition_id,
+        task_id: t.id, workflow_id: t.id, query: t.query ?? '', status: t.status, mode: modeOf(t), task_definition_id: t.task_definition_id,
         result: t.result, error_message: t.error, total_tokens: Math.round(num(t.total_tokens)), total_cost_usd: usd(t.total_cost_usd),
         duration_ms: durationMs(t), agents_used: num(t.agents_used), tools_invoked: num(t.tools_invoked),
         created_at: iso(t.created_at)!, started_at: iso(t.started_at), completed_at: iso(t.completed_at), metadata: metadataOf(t),
