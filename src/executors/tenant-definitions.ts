@@ -39,10 +39,11 @@ export const MAX_PATTERN_PROGRAM_SIZE = 1_000;
 export const MAX_SCHEMA_NODES = 500;
 /** Keywords whose values are data, not subschemas: not searched for keywords, and no `$ref` may point into them. */
 const DATA_KEYWORDS = new Set(['const', 'enum', 'default', 'examples']);
-/** Keywords whose value maps names to subschemas: a pointer's next segment is a name, not a keyword. */
+/**
+ * Keywords whose value maps names to subschemas: there a key is a name, not a keyword (a property
+ * named `default` is a schema, and is checked).
+ */
 const SCHEMA_MAP_KEYWORDS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas', 'dependencies']);
-/** Keywords whose value is an array of subschemas: a pointer's next segment is an index. */
-const SCHEMA_ARRAY_KEYWORDS = new Set(['allOf', 'anyOf', 'oneOf', 'prefixItems', 'items']);
 /** Keywords that refer to a schema by URI (its fragment a JSON Pointer or an anchor). */
 const REF_KEYWORDS = new Set(['$ref', '$dynamicRef', '$recursiveRef']);
 /** Values every schema is tried on once compiled: a `$ref` cycle that consumes nothing shows on all of them. */
@@ -81,12 +82,13 @@ function badPattern(p: string): string | undefined {
 /**
  * Whether a `$ref`'s JSON Pointer fragment passes through a data keyword (`#/default`,
  * `#/$defs/u/examples/0`): Ajv follows it and compiles that data as a schema, which
- * schemaViolation() never looked at. Segments are unescaped as Ajv does (percent, then ~1 ~0).
+ * schemaViolation() never looked at. Segments are unescaped as Ajv does (percent, then ~1 ~0) and
+ * read as schemaViolation() walks: a name under SCHEMA_MAP_KEYWORDS, a keyword (or index) elsewhere.
  */
 function refIntoData(ref: string): boolean {
   const hash = ref.indexOf('#');
   if (hash < 0 || ref[hash + 1] !== '/') return false;
-  let position: 'schema' | 'map' | 'array' = 'schema';
+  let names = false;
   for (const raw of ref.slice(hash + 2).split('/')) {
     let seg: string;
     try {
@@ -94,16 +96,15 @@ function refIntoData(ref: string): boolean {
     } catch {
       return false; // Ajv cannot resolve it either: the compile refuses it
     }
-    if (position !== 'schema') position = 'schema';
-    else if (DATA_KEYWORDS.has(seg)) return true;
-    else if (SCHEMA_MAP_KEYWORDS.has(seg)) position = 'map';
-    else if (SCHEMA_ARRAY_KEYWORDS.has(seg)) position = 'array';
+    if (!names && DATA_KEYWORDS.has(seg)) return true;
+    names = !names && SCHEMA_MAP_KEYWORDS.has(seg);
   }
   return false;
 }
 
 /**
- * The first thing a tenant's schema may not hold (dotted path and why): an `$id` (every tenant's
+ * The first thing a tenant's schema may not hold (dotted path and why; `names`: `node` maps names
+ * to subschemas, such as a `properties` value, so its keys are not keywords): an `$id` (every tenant's
  * schemas compile into one shared validator, where an `$id` is global: a second tenant or a
  * replace using it would be refused, and a `$ref` could reach another tenant's schema), a `$ref`
  * into a data keyword (refIntoData: the walk skips those), a `pattern` / `patternProperties`
@@ -112,10 +113,10 @@ function refIntoData(ref: string): boolean {
  * could take quadratic time (cheapUniqueItems), or more than MAX_SCHEMA_NODES objects and arrays
  * (`budget` counts them down across the walk).
  */
-function schemaViolation(node: unknown, path: string, budget = { nodes: MAX_SCHEMA_NODES }): { path: string; why: string } | undefined {
+function schemaViolation(node: unknown, path: string, budget = { nodes: MAX_SCHEMA_NODES }, names = false): { path: string; why: string } | undefined {
   if (!node || typeof node !== 'object') return undefined;
   if (--budget.nodes < 0) return { path, why: `makes the schema larger than ${MAX_SCHEMA_NODES} objects and arrays` };
-  if (!Array.isArray(node) && (node as Record<string, unknown>).uniqueItems === true && !cheapUniqueItems(node as Record<string, unknown>)) {
+  if (!names && !Array.isArray(node) && (node as Record<string, unknown>).uniqueItems === true && !cheapUniqueItems(node as Record<string, unknown>)) {
     return { path: `${path}.uniqueItems`, why: `needs items of scalar types (items.type string, number, integer, boolean or null) or maxItems of at most ${MAX_UNIQUE_ITEMS}: other items are compared pairwise` };
   }
   for (const [k, v] of Object.entries(node)) {
@@ -134,8 +135,8 @@ function schemaViolation(node: unknown, path: string, budget = { nodes: MAX_SCHE
         if (why) return { path: at, why: `key ${JSON.stringify(p.slice(0, 40))} ${why}` };
       }
     }
-    if (DATA_KEYWORDS.has(k)) continue;
-    const found = schemaViolation(v, at, budget);
+    if (!names && DATA_KEYWORDS.has(k)) continue;
+    const found = schemaViolation(v, at, budget, !names && !Array.isArray(node) && SCHEMA_MAP_KEYWORDS.has(k) && !Array.isArray(v));
     if (found) return found;
   }
   return undefined;

@@ -329,6 +329,10 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       ['ref.examples', { $defs: { u: { examples: [{ type: 'array', uniqueItems: true }] } }, properties: { a: { $ref: '#/$defs/u/examples/0' } } }, 'input_schema.properties.a.$ref'],
       ['ref.encoded', { const: { type: 'string', pattern: huge }, properties: { a: { $ref: '#/%63onst' } } }, 'input_schema.properties.a.$ref'],
       ['ref.enum', { $defs: { e: { enum: [{ type: 'string' }] } }, $dynamicRef: '#/$defs/e/enum/0' }, 'input_schema.$dynamicRef'],
+      ['ref.items', { items: { default: { type: 'array', uniqueItems: true } }, properties: { a: { $ref: '#/items/default' } } }, 'input_schema.properties.a.$ref'],
+      // a property or a definition named like a data keyword is a schema, and is checked as one
+      ['named.default', { properties: { default: { type: 'array', uniqueItems: true } } }, 'input_schema.properties.default.uniqueItems'],
+      ['named.examples', { $defs: { examples: { type: 'string', pattern: huge } } }, 'input_schema.$defs.examples.pattern'],
     ];
     for (const [id, schema, path] of refused) {
       const res = await put(id, { kind: 'approval', input_schema: schema });
