@@ -3,7 +3,12 @@
 import pino, { type Logger } from 'pino';
 import type { TaskLogger } from './executors/types.js';
 
-const SECRET_PARAMS = new Set(['api_key', 'token', 'access_token']);
+/**
+ * Credential query parameters, by decoded lower-case name prefix: `api_key`, `token`,
+ * `access_token`, and their `api_key[]` / `token[0]`-style variants (refused by authentication,
+ * still secrets in the log). A name that merely starts so (`tokens`) is redacted too: harmless.
+ */
+const SECRET_PARAM = /^(api_key|token|access_token)/;
 
 function paramName(raw: string): string {
   try {
@@ -15,13 +20,14 @@ function paramName(raw: string): string {
 
 /**
  * The URL with the values of credential query parameters replaced, matched by their decoded names
- * (`api%5Fkey` is `api_key` to the query parser that authenticates it).
+ * (`api%5Fkey` is `api_key` to the query parser that authenticates it). Everything after the `?`
+ * is the query: a request target has no fragment, and the query parser reads a raw `#` as an
+ * ordinary character (`?x=#&api_key=sk_…` authenticates).
  */
 export function redactUrl(url: string): string {
   const q = url.indexOf('?');
   if (q < 0) return url;
-  const hash = url.indexOf('#', q);
-  const query = url.slice(q + 1, hash < 0 ? undefined : hash);
+  const query = url.slice(q + 1);
   // every request's URL is logged at info: most queries name no credential, even encoded
   if (!/api|token|%/i.test(query)) return url;
   // `;` separates pairs too for some parsers (and for whoever reads the log): split on both,
@@ -32,10 +38,10 @@ export function redactUrl(url: string): string {
       if (i % 2 === 1) return pair;
       const eq = pair.indexOf('=');
       const name = eq < 0 ? pair : pair.slice(0, eq);
-      return SECRET_PARAMS.has(paramName(name)) ? `${name}=[REDACTED]` : pair;
+      return SECRET_PARAM.test(paramName(name)) ? `${name}=[REDACTED]` : pair;
     })
     .join('');
-  return url.slice(0, q + 1) + redacted + (hash < 0 ? '' : url.slice(hash));
+  return url.slice(0, q + 1) + redacted;
 }
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

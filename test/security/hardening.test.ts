@@ -332,6 +332,23 @@ describe('logs', () => {
     }
   });
 
+  it("never contain a key sent after a raw '#' in the query or under a bracketed name", async () => {
+    const { server, logs } = await serverWithLogs({ LOG_LEVEL: 'info' });
+    try {
+      const t = await newTenant(tdb.db);
+      const { port } = server.app.server.address() as { port: number };
+      const get = (target: string) => rawAnswer(port, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      // the query parser reads past the '#': the key authenticates (404: no such task, not 401)
+      expect(await get(`/api/v1/stream/sse?workflow_id=task_missing&x=#&api_key=${t.key}`)).toMatch(/^HTTP\/1\.1 404 /);
+      expect(await get(`/api/v1/stream/sse?workflow_id=task_missing&api_key[]=${t.key}`)).toMatch(/^HTTP\/1\.1 401 /);
+      const text = logs();
+      expect(text).toContain('[REDACTED]');
+      for (const s of [t.key, t.key.slice(16)]) expect(text).not.toContain(s);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('carry the request id and trace id on every line of a request', async () => {
     const { server, logs } = await serverWithLogs({ LOG_LEVEL: 'info' });
     try {

@@ -46,13 +46,22 @@ describe('createLogger', () => {
 
 describe('redactUrl', () => {
   it('redacts credential parameters by their decoded names, whatever their spelling', () => {
-    expect(redactUrl('/s?workflow_id=t&api%5Fkey=sk_1&API_KEY=sk_2&%74oken=j&access_token=a#frag')).toBe(
-      '/s?workflow_id=t&api%5Fkey=[REDACTED]&API_KEY=[REDACTED]&%74oken=[REDACTED]&access_token=[REDACTED]#frag',
+    expect(redactUrl('/s?workflow_id=t&api%5Fkey=sk_1&API_KEY=sk_2&%74oken=j&access_token=a')).toBe(
+      '/s?workflow_id=t&api%5Fkey=[REDACTED]&API_KEY=[REDACTED]&%74oken=[REDACTED]&access_token=[REDACTED]',
     );
     expect(redactUrl('/s?token')).toBe('/s?token=[REDACTED]');
     expect(redactUrl('/s?a=%E0%A4%A&token=x')).toBe('/s?a=%E0%A4%A&token=[REDACTED]');
     expect(redactUrl('/api/v1/tasks?limit=5')).toBe('/api/v1/tasks?limit=5');
     expect(redactUrl('/health')).toBe('/health');
+  });
+
+  it('reads a raw # as part of the query, as the query parser does, and redacts bracketed names', () => {
+    // a request target has no fragment: `?x=#&api_key=S` authenticates with S
+    expect(redactUrl('/s?x=#&api_key=S3CRET')).toBe('/s?x=#&api_key=[REDACTED]');
+    expect(redactUrl('/s?a=b#c&token=S3CRET')).toBe('/s?a=b#c&token=[REDACTED]');
+    expect(redactUrl('/s?access_token=S3CRET#x')).toBe('/s?access_token=[REDACTED]');
+    expect(redactUrl('/s?api_key[]=S3CRET&token%5B0%5D=S3CRET&ACCESS_TOKEN[a]=S3CRET')).toBe('/s?api_key[]=[REDACTED]&token%5B0%5D=[REDACTED]&ACCESS_TOKEN[a]=[REDACTED]');
+    expect(redactUrl('/s?workflow_id=t#api_key')).toBe('/s?workflow_id=t#api_key');
   });
 });
 
