@@ -100,7 +100,7 @@ export function taskListItem(row: TaskRow) {
     task_id: row.id,
     query: row.query ?? '',
     status: row.status,
-    // list rows carry metadata only when the list query selects it (storage LIST_COLUMNS)
+    // a list row's metadata holds only mode and mode_source (storage LIST_COLUMNS)
     mode: modeOf(row),
     priority: priorityFromRank(row.priority),
     task_definition_id: row.task_definition_id,

@@ -21,8 +21,13 @@ describe('the mode of an auto-routed agent task', () => {
     expect(history.body.tasks.map((t: any) => [t.task_id, t.mode])).toEqual([[id, 'simple']]);
   });
 
-  // the list's rows do not carry metadata (storage LIST_COLUMNS): its items still show null
-  it.todo('is the routed mode in GET /api/v1/tasks items once it has run');
+  it('is the routed mode in GET /api/v1/tasks items once it has run', async () => {
+    fx.oai.script({ kind: 'text', text: 'Listed.' });
+    const id = await fx.server.submit({ query: 'Say hello', session_id: 'sess-routed-list' });
+    await waitForTask(fx.server, id);
+    const list = await fx.server.call('GET', '/api/v1/tasks?session_id=sess-routed-list');
+    expect(list.body.tasks.map((t: any) => [t.task_id, t.mode])).toEqual([[id, 'simple']]);
+  });
 
   it('is the requested mode when one was sent, and a definition task free metadata key `mode` is not one', async () => {
     fx.oai.script({ kind: 'text', text: 'Done.' });

@@ -243,7 +243,13 @@ function listWhere(f: TaskListFilter): { where: string; params: unknown[] } {
   return { where: clauses.join(' AND '), params };
 }
 
-const LIST_COLUMNS = 'id, query, status, mode, priority, task_definition_id, session_id, created_at, completed_at, usage';
+/**
+ * A list row's columns. Of metadata only what an auto-routed task's mode needs (task-view.ts
+ * modeOf): a page of whole metadata objects could be megabytes.
+ */
+const LIST_COLUMNS = `id, query, status, mode, priority, task_definition_id, session_id, created_at, completed_at, usage,
+  CASE WHEN mode IS NULL AND metadata ? 'mode_source'
+       THEN jsonb_build_object('mode', metadata->'mode', 'mode_source', metadata->'mode_source') END AS metadata`;
 
 export async function tasksList(db: Queryable, f: TaskListFilter): Promise<TaskRow[]> {
   const { where, params } = listWhere(f);
