@@ -27,9 +27,16 @@ export interface StreamCredentialsOptions {
   onError?(err: unknown): void;
 }
 
-/** Calls `fn` at `atMs` (wall clock), however far ahead; `cancel` stops it. */
-function callAt(atMs: number, fn: () => void): { cancel(): void } {
-  let timer: NodeJS.Timeout;
+/**
+ * Calls `fn` at `atMs` (wall clock), however far ahead; `cancel` stops it. NaN (an expiry that is
+ * no instant) calls it at once: setTimeout(fn, NaN) waits 1 ms, so it was re-armed every 1 ms.
+ */
+export function callAt(atMs: number, fn: () => void): { cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  if (Number.isNaN(atMs)) {
+    fn();
+    return { cancel: () => {} };
+  }
   const arm = () => {
     const wait = atMs - Date.now();
     if (wait <= 0) return fn();

@@ -17,6 +17,11 @@ const JWKS_MAX_AGE_MS = 3_600_000;
 /** Tokens longer than this are refused unread (8 KiB covers any sane claim set). */
 const MAX_TOKEN_CHARS = 8192;
 const CLAIM_ID = /^[A-Za-z0-9:_\-.@|]{1,256}$/;
+/** The latest instant a Date holds, in seconds (8.64e15 ms): `exp` 1e20 or 1e309 (Infinity) is no instant. */
+const MAX_DATE_S = 8.64e12;
+
+/** A NumericDate claim that is absent or a finite number of seconds a Date can hold. */
+const instantOrAbsent = (v: unknown): boolean => v === undefined || (typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= MAX_DATE_S);
 
 export function looksLikeJwt(credential: string): boolean {
   return credential.length <= MAX_TOKEN_CHARS && JWT_SHAPE.test(credential);
@@ -54,6 +59,10 @@ export function createJwtVerifier(cfg: JwtConfig, db: Queryable): JwtVerifier {
       }
       return undefined;
     }
+    // jose checks only that exp/nbf/iat are numbers: one past the Date range (1e20, or 1e309, which
+    // JSON.parse makes Infinity) made an Invalid Date expiry — a 500 on key creation, a stream
+    // timer re-armed every 1 ms
+    if (![payload.exp, payload.nbf, payload.iat].every(instantOrAbsent)) return undefined;
     // jose checks iat is a number, not that it has passed: a token issued in the future is refused
     if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + cfg.clockToleranceS) return undefined;
     const tenantId = payload.tenant_id;

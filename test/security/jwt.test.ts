@@ -3,7 +3,7 @@
 // switching, expired, not yet valid, wrong audience or issuer, unknown tenant, tampered) get 401.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
-import { createSecretKey, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JWTPayload } from 'jose';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { newTenant, startTestServer, type TestServer } from '../helpers/server.js';
@@ -36,6 +36,12 @@ function claims(extra: JWTPayload = {}): JWTPayload {
 
 async function hs256(payload: JWTPayload, secret: string = SECRET, alg = 'HS256'): Promise<string> {
   return new SignJWT(payload).setProtectedHeader({ alg, typ: 'JWT' }).sign(createSecretKey(Buffer.from(secret)));
+}
+
+/** An HS256 token over a payload given as raw JSON text (numbers JSON.stringify cannot write). */
+function signedRaw(payloadJson: string): string {
+  const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${Buffer.from(payloadJson).toString('base64url')}`;
+  return `${input}.${createHmac('sha256', SECRET).update(input).digest('base64url')}`;
 }
 
 const me = (server: TestServer, token: string) => server.call('GET', '/api/v1/auth/me', undefined, { key: null, headers: { authorization: `Bearer ${token}` } });
@@ -133,6 +139,11 @@ describe('HS256 with TASKGATE_JWT_SECRET', () => {
       return `${h}.${b64(claims({ scopes: 'admin' }))}.${s}`;
     }],
     ['truncated', async () => (await hs256(claims())).slice(0, -5)],
+    // past the Date range: its expiry was an Invalid Date (a 500 creating a key, a stream timer every 1 ms)
+    ['with exp 1e20', () => hs256(claims({ exp: 1e20 }))],
+    ['with exp 1e309 (Infinity once parsed)', async () => signedRaw(JSON.stringify(claims({ exp: 424242 })).replace('424242', '1e309'))],
+    ['with iat -1e309', async () => signedRaw(JSON.stringify(claims({ iat: 424242 })).replace('424242', '-1e309'))],
+    ['with nbf -1e20', () => hs256(claims({ nbf: -1e20 }))],
   ])('refuses a token %s', async (_name, make) => {
     const res = await me(hs, await make());
     expect(res.status).toBe(401);
