@@ -81,6 +81,31 @@ describe('the configured API key never reaches task errors', () => {
   });
 });
 
+describe('pieces of the configured API key never reach task errors either', () => {
+  const pieces = (key: string) => Array.from({ length: key.length - 7 }, (_, i) => key.slice(i, i + 8));
+
+  it('OpenAI: a 401 echoing the key less its last 2 characters, or its middle, keeps the status and redacts them', async () => {
+    const echo = `Incorrect API key provided: ${OPENAI_KEY.slice(0, -2)}**; also seen: ${OPENAI_KEY.slice(3, 13)}`;
+    fake.oai.script({ kind: 'error', status: 401, message: echo, type: 'invalid_request_error' });
+    const err = await new LlmClient(fake.config, { sleep: noSleep }).call(openai, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    const msg = (err as Error).message;
+    expect(msg).toContain('HTTP 401');
+    expect(msg).toContain('Incorrect API key provided: [REDACTED]**; also seen: [REDACTED]');
+    const all = JSON.stringify(err, Object.getOwnPropertyNames(err)) + String((err as Error).cause && ((err as Error).cause as Error).message);
+    for (const p of pieces(OPENAI_KEY)) expect(all).not.toContain(p);
+  });
+
+  it("Anthropic: a 401 echoing the key's first 12 characters is redacted, and a long message is cut", async () => {
+    fake.ant.script({ kind: 'error', status: 401, type: 'authentication_error', message: `invalid x-api-key ${ANTHROPIC_KEY.slice(0, 12)}… ${'x'.repeat(5_000)}` });
+    const err = await new LlmClient(fake.config, { sleep: noSleep }).call(anthropic, { ...ask, signal: new AbortController().signal }).catch((e: unknown) => e);
+    const msg = (err as Error).message;
+    expect(msg).toContain('invalid x-api-key [REDACTED]');
+    for (const p of pieces(ANTHROPIC_KEY)) expect(msg).not.toContain(p);
+    expect(msg.length).toBeLessThan(1_000);
+  });
+});
+
 describe('an answer past MAX_RESPONSE_CHARS', () => {
   const piece = 'a'.repeat(64 * 1024);
   const chunks = Array.from({ length: MAX_RESPONSE_CHARS / piece.length + 2 }, () => piece);

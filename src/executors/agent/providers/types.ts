@@ -141,19 +141,51 @@ export function notProtocolError(provider: string, what: string): ProviderError 
   return new ProviderError(`${provider}: HTTP 200 with ${what}, not the provider's protocol (is the base URL right?)`, false, 200, undefined);
 }
 
+/** Shortest piece of the configured key that is redacted wherever it appears in a provider's message. */
+export const MIN_KEY_PIECE_CHARS = 8;
+/** Longest provider message relayed (after redaction) into a task's error: the status code stays in front. */
+export const MAX_PROVIDER_MESSAGE_CHARS = 500;
+
+/**
+ * `msg` with every run of MIN_KEY_PIECE_CHARS or more characters that also appears in `key`
+ * replaced by [REDACTED] (a key shorter than that: exact copies only). A provider echoing the key
+ * less its last 2 characters, or only its first 12, leaked most of it past an exact-copy check.
+ * Linear in `msg` but for runs that match (each grows at most to the key's length).
+ */
+export function redactKeyPieces(msg: string, key: string): string {
+  if (key.length < MIN_KEY_PIECE_CHARS) return msg.split(key).join('[REDACTED]');
+  const grams = new Set<string>();
+  for (let i = 0; i + MIN_KEY_PIECE_CHARS <= key.length; i++) grams.add(key.slice(i, i + MIN_KEY_PIECE_CHARS));
+  let out = '';
+  let i = 0;
+  while (i < msg.length) {
+    if (!grams.has(msg.slice(i, i + MIN_KEY_PIECE_CHARS))) {
+      out += msg[i++];
+      continue;
+    }
+    let end = i + MIN_KEY_PIECE_CHARS;
+    while (end < msg.length && end - i < key.length && key.includes(msg.slice(i, end + 1))) end++;
+    out += '[REDACTED]';
+    i = end;
+  }
+  return out;
+}
+
 /**
  * Maps an SDK error (both SDKs share the shape: status + headers) to a ProviderError. `apiKey`,
- * when given, is replaced by [REDACTED] in the message: providers echo a wrong key back ("Incorrect
- * API key provided: …") and the message lands in task errors and events. The cause is then
- * dropped, since its message still holds the key.
+ * when given, is redacted from the message, whole or in pieces (redactKeyPieces): providers echo
+ * a wrong key back ("Incorrect API key provided: …") and the message lands in task errors and
+ * events. The cause is then dropped, since its message still holds the key. The message is cut to
+ * MAX_PROVIDER_MESSAGE_CHARS after the status code.
  */
 export function toProviderError(provider: string, err: unknown, apiKey?: string): ProviderError {
   if (err instanceof ProviderError) return err;
   const e = err as { status?: unknown; headers?: unknown; message?: unknown };
   const status = typeof e?.status === 'number' ? e.status : undefined;
   const headers = e?.headers instanceof Headers ? e.headers : undefined;
-  let msg = typeof e?.message === 'string' ? e.message : String(err);
-  const leaks = !!apiKey && msg.includes(apiKey);
-  if (leaks) msg = msg.split(apiKey).join('[REDACTED]');
+  const raw = typeof e?.message === 'string' ? e.message : String(err);
+  let msg = apiKey ? redactKeyPieces(raw, apiKey) : raw;
+  const leaks = msg !== raw;
+  if (msg.length > MAX_PROVIDER_MESSAGE_CHARS) msg = `${msg.slice(0, MAX_PROVIDER_MESSAGE_CHARS)}…`;
   return new ProviderError(`${provider}: ${status ? `HTTP ${status}: ` : ''}${msg}`, isRetryableStatus(status), status, retryAfterMs(headers), leaks ? undefined : { cause: err });
 }
