@@ -3,7 +3,7 @@ import { analyze, describeColumn, linearFit, parseCsv, pearson, dataAnalysis, MA
 import { calculateOrderTotal } from '../../src/executors/builtin/basic.js';
 import { expandTemplate } from '../../src/executors/http.js';
 import { isBlockedAddress, assertPublicUrl } from '../../src/executors/ssrf.js';
-import { compileSchema, releaseSchema, validateAgainst } from '../../src/executors/schema.js';
+import { compileSchema, markTenantSchema, MAX_PATTERN_WORK, patternProgramSize, releaseSchema, validateAgainst } from '../../src/executors/schema.js';
 import { checkDefinition, Registry } from '../../src/executors/registry.js';
 import { PermanentError } from '../../src/executors/types.js';
 
@@ -95,6 +95,24 @@ describe('http executor helpers', () => {
     await expect(assertPublicUrl(new URL('http://127.0.0.1:1/'), [])).rejects.toThrow(/refusing/);
     await expect(assertPublicUrl(new URL('http://127.0.0.1:1/'), ['127.0.0.0/8'])).resolves.toBeUndefined();
     await expect(assertPublicUrl(new URL('file:///etc/passwd'), [])).rejects.toThrow(/http/);
+  });
+});
+
+describe("tenants' patterns", () => {
+  it('match a string only while its length times the pattern\'s RE2 instructions stays within MAX_PATTERN_WORK', () => {
+    const pattern = '^[ab]*a[ab]{400}$';
+    const longest = Math.floor(MAX_PATTERN_WORK / patternProgramSize(pattern)!);
+    const cheap = { type: 'string', pattern: '^[ab]*$' };
+    const heavy = { type: 'string', pattern };
+    markTenantSchema(cheap);
+    markTenantSchema(heavy);
+    // a cheap pattern matches strings far longer than any input
+    expect(validateAgainst(cheap, 'ab'.repeat(500_000))).toBeUndefined();
+    // a heavy one matches up to its bound; a string past it that the pattern would match does not
+    expect(validateAgainst(heavy, `a${'b'.repeat(400)}`)).toBeUndefined();
+    expect(validateAgainst(heavy, `${'b'.repeat(longest - 401)}a${'b'.repeat(400)}`)).toBeUndefined();
+    expect(validateAgainst(heavy, `${'b'.repeat(longest)}a${'b'.repeat(400)}`)).toMatchObject({ reason: expect.stringContaining('pattern') });
+    expect(longest).toBeLessThan(256 * 1024); // within what one input may hold
   });
 });
 
