@@ -16,6 +16,7 @@ import { registerJsonParser } from './json-parser.js';
 import { createAuthenticator, registerAuth, type Authenticator } from './auth.js';
 import { registerCors, registerSecurityHeaders } from './hardening.js';
 import { registerReferenceErrors } from './error-format.js';
+import { StorageHealth } from '../storage/unavailable.js';
 import { registerRateLimit } from './rate-limit.js';
 import { registerIdempotency } from './idempotency.js';
 import { MemoryRateLimiter, type RateLimiter } from '../auth/rate-limiter.js';
@@ -162,7 +163,12 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
 
   const matcher = routeMatcher();
   app.addHook('onRoute', (route) => matcher.add(route.method, route.url));
-  app.setErrorHandler(errorHandler);
+  // a full disk fails writes while reads (and so the readiness probe's query) still work
+  const storage = new StorageHealth();
+  app.setErrorHandler((err, req, reply) => {
+    storage.note(err);
+    return errorHandler(err, req, reply);
+  });
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0] ?? '/';
     const allowed = matcher.allowed(path);
@@ -268,7 +274,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   }
 
-  await app.register(async (scope) => serviceRoutes(scope, deps));
+  await app.register(async (scope) => serviceRoutes(scope, { ...deps, storage }));
   if (opts.role !== 'worker') {
     await app.register(async (scope) => taskRoutes(scope, deps));
     await app.register(async (scope) => definitionRoutes(scope, deps));

@@ -5,6 +5,7 @@ import type { FastifyContextConfig, FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { ErrorResponse, errorResponses } from '../../contract/tasks.js';
 import { currentVersion, latestVersion } from '../../storage/migrate.js';
+import type { StorageHealth } from '../../storage/unavailable.js';
 import type { AppDeps } from '../deps.js';
 import { requireOperator } from './admin.js';
 
@@ -14,7 +15,10 @@ const Readiness = Type.Object({
   checks: Type.Record(Type.String(), Type.String(), { description: 'database, migrations (and redis when configured): `ok`, or what is wrong; `degraded: …` for a check that does not make the process unready (Redis while rate limits fail open)' }),
 });
 
-export async function serviceRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db' | 'metrics' | 'version' | 'readinessChecks' | 'advisoryChecks' | 'config'>): Promise<void> {
+export async function serviceRoutes(
+  app: FastifyInstance,
+  deps: Pick<AppDeps, 'db' | 'metrics' | 'version' | 'readinessChecks' | 'advisoryChecks' | 'config'> & { storage?: StorageHealth },
+): Promise<void> {
   const health = async () => ({ status: 'healthy', version: deps.version, time: new Date().toISOString() });
   app.get('/health', { config: { public: true }, schema: { tags: ['service'], summary: 'Liveness', response: { 200: Health, ...errorResponses('GET', 'public') } } }, health);
 
@@ -33,7 +37,7 @@ export async function serviceRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
     const checks: Record<string, string> = {};
     try {
       const v = await currentVersion(deps.db);
-      checks.database = 'ok';
+      checks.database = deps.storage?.failing() ?? 'ok';
       checks.migrations = v === latestVersion() ? 'ok' : `at ${v}, expected ${latestVersion()}`;
     } catch {
       checks.database = 'unreachable';
