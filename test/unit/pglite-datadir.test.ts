@@ -1,13 +1,24 @@
 // The embedded database on disk (storage/pglite.ts), in process: what a restart finds, and the
 // data directory's lock — one live process per directory, a lock left by a dead one taken over.
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataDirLockedError, lockDataDir, openPglite, writeSecretFile } from '../../src/storage/pglite.js';
 
 const fresh = () => mkdtempSync(join(tmpdir(), 'taskgate-pglite-'));
+
+/** The pid a lock file names (its first line). */
+const lockPid = (path: string): number => Number(readFileSync(path, 'utf8').split('\n')[0]);
+
+const hasProc = existsSync('/proc/self/stat') && existsSync('/proc/sys/kernel/random/boot_id');
+const bootId = (): string => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+/** Field 22 of /proc/<pid>/stat: the process's start time in clock ticks since boot. */
+const startTicks = (pid: number): string => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
+};
 
 /** A pid that was alive a moment ago and is not now. */
 function deadPid(): number {
@@ -45,7 +56,7 @@ describe('PGlite data directory', () => {
     })).rejects.toThrow('abort');
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(statSync(join(dir, 'taskgate.lock')).mode & 0o777).toBe(0o600);
-    expect(readFileSync(join(dir, 'taskgate.lock'), 'utf8')).toBe(String(process.pid));
+    expect(lockPid(join(dir, 'taskgate.lock'))).toBe(process.pid);
     // a second opener in a live process is refused while the first holds the directory
     await expect(openPglite({ dataDir: dir })).rejects.toBeInstanceOf(DataDirLockedError);
     await db.close();
@@ -65,10 +76,12 @@ describe('PGlite data directory', () => {
     // the parent of this test process is alive (and is not us)
     writeFileSync(lock, String(process.ppid));
     expect(() => lockDataDir(dir)).toThrow(DataDirLockedError);
-    expect(() => lockDataDir(dir)).toThrow(new RegExp(`pid ${process.ppid}`));
+    // the message names the holder and the lock file, so an operator can tell a stale lock
+    expect(() => lockDataDir(dir)).toThrow(`in use by process ${process.ppid}`);
+    expect(() => lockDataDir(dir)).toThrow(`if no taskgate process runs on this directory, remove ${lock}`);
     writeFileSync(lock, String(deadPid()));
     const release = lockDataDir(dir);
-    expect(readFileSync(lock, 'utf8')).toBe(String(process.pid));
+    expect(lockPid(lock)).toBe(process.pid);
     release();
     expect(existsSync(lock)).toBe(false);
     // a lock naming this very pid that this process does not hold: the previous run of a container
@@ -99,9 +112,48 @@ describe('PGlite data directory', () => {
     // that starter died mid-takeover: its marker is cleared and the stale lock taken over
     writeFileSync(marker, String(deadPid()));
     const release = lockDataDir(dir);
-    expect(readFileSync(lock, 'utf8')).toBe(String(process.pid));
+    expect(lockPid(lock)).toBe(process.pid);
     expect(existsSync(marker)).toBe(false);
     release();
+  });
+
+  it.skipIf(!hasProc)('records boot id and start time in the lock: a live pid that is not the writer (pid reuse, a reboot) is no holder', async () => {
+    const dir = fresh();
+    const lock = join(dir, 'taskgate.lock');
+    const release = lockDataDir(dir);
+    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\nboot_id=${bootId()}\nstart_ticks=${startTicks(process.pid)}\n`);
+    expect(statSync(lock).mode & 0o777).toBe(0o600);
+    release();
+    expect(existsSync(lock)).toBe(false);
+
+    // an unrelated live process got the pid of a killed server (after a reboot or a pid wrap)
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const pid = other.pid!;
+      const started = Number(startTicks(pid));
+      // the process that wrote the lock with that pid started at another time: stale, taken over
+      writeFileSync(lock, `${pid}\nboot_id=${bootId()}\nstart_ticks=${started - 1}\n`);
+      const taken = lockDataDir(dir);
+      expect(lockPid(lock)).toBe(process.pid);
+      taken();
+      // the very process that wrote it: live, refused, naming it, its start and the lock file
+      writeFileSync(lock, `${pid}\nboot_id=${bootId()}\nstart_ticks=${started}\n`);
+      expect(() => lockDataDir(dir)).toThrow(DataDirLockedError);
+      expect(() => lockDataDir(dir)).toThrow(new RegExp(`in use by process ${pid} \\(started \\d{4}-\\d\\d-\\d\\dT.*\\); .*remove ${lock}$`));
+      // written in an earlier boot: stale whoever holds the pid now
+      writeFileSync(lock, `${pid}\nboot_id=00000000-0000-4000-8000-000000000000\nstart_ticks=${started}\n`);
+      lockDataDir(dir)();
+    } finally {
+      other.kill('SIGKILL');
+    }
+    // our own pid from an earlier boot, and a live one (our parent) from an earlier boot
+    writeFileSync(lock, `${process.pid}\nboot_id=00000000-0000-4000-8000-000000000000\nstart_ticks=1\n`);
+    lockDataDir(dir)();
+    writeFileSync(lock, `${process.ppid}\nboot_id=00000000-0000-4000-8000-000000000000\nstart_ticks=${startTicks(process.ppid)}\n`);
+    lockDataDir(dir)();
+    // a lock without the identity (an earlier version's, still running): its pid alone decides
+    writeFileSync(lock, `${process.ppid}\n`);
+    expect(() => lockDataDir(dir)).toThrow(DataDirLockedError);
   });
 
   it('writes secret files readable by the owner only', () => {
