@@ -2,12 +2,12 @@
 // file in the data directory makes a second live process refuse to start, while a lock left by a
 // killed process (its pid no longer alive, or now another process's: boot id and start time differ)
 // is taken over.
-import { chmodSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './db.js';
 
-/** The data directory cannot be used (not a directory, no permission, locked): a one-line start error. */
+/** The data directory cannot be used (not a directory, no permission, locked, a damaged database): a one-line start error. */
 export class DataDirError extends Error {
   override name = 'DataDirError';
 }
@@ -297,6 +297,10 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
       throw dataDirProblem(options.dataDir, err);
     }
   }
+  // PGlite resumes a pgdata that has PG_VERSION and runs initdb into one that has not, as after a
+  // first start killed early in initdb (PG_VERSION comes after the subdirectories): a failure there
+  // is not a damaged database. (Killed later in initdb, pgdata cannot be resumed: reported as damaged.)
+  const existing = pgDir !== undefined && existsSync(join(pgDir, 'PG_VERSION'));
   let db: PGlite;
   try {
     db = await PGlite.create({
@@ -307,7 +311,16 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
     });
   } catch (err) {
     release?.();
-    throw err;
+    if (!options.dataDir || !pgDir) throw err;
+    const problem = dataDirProblem(options.dataDir, err);
+    if (problem !== err || !existing) throw problem;
+    // PGlite says only "PGlite failed to initialize properly" (PostgreSQL's own FATAL is not
+    // passed on): a PG_VERSION it does not read or a pg_control whose checksum fails end the same
+    throw new DataDirError(
+      `data directory ${resolve(options.dataDir)} (TASKGATE_DATA_DIR / --data-dir): the database in ${resolve(pgDir)} could not be opened ` +
+        '(damaged, or written by an incompatible PGlite version) — restore it from a backup or move it aside',
+      { cause: err },
+    );
   }
 
   const wrap = (q: PGlite | Parameters<Parameters<PGlite['transaction']>[0]>[0]): Queryable => ({

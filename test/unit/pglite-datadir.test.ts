@@ -2,10 +2,11 @@
 // data directory's lock — one live process per directory, a lock left by a dead one taken over.
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DataDirLockedError, lockDataDir, openPglite, writeSecretFile } from '../../src/storage/pglite.js';
+import { DataDirError, DataDirLockedError, lockDataDir, openPglite, writeSecretFile } from '../../src/storage/pglite.js';
+import { runServeExpectingExit } from '../helpers/process.js';
 
 const fresh = () => mkdtempSync(join(tmpdir(), 'taskgate-pglite-'));
 
@@ -154,6 +155,43 @@ describe('PGlite data directory', () => {
     // a lock without the identity (an earlier version's, still running): its pid alone decides
     writeFileSync(lock, `${process.ppid}\n`);
     expect(() => lockDataDir(dir)).toThrow(DataDirLockedError);
+  });
+
+  it('a damaged database is one DataDirError naming the directory (CLI: one line, exit 1); a first start killed in initdb is initialised again', async () => {
+    const dir = fresh();
+    // what a first start killed during initdb leaves: part of pgdata, without PG_VERSION (written
+    // after the subdirectories) — PGlite takes it as no database and runs initdb again
+    mkdirSync(join(dir, 'pgdata', 'base'), { recursive: true });
+    mkdirSync(join(dir, 'pgdata', 'global'));
+    const db = await openPglite({ dataDir: dir });
+    await db.exec('CREATE TABLE kept (v text)');
+    await db.close();
+    const damaged = (dataDir: string) =>
+      `data directory ${dataDir} (TASKGATE_DATA_DIR / --data-dir): the database in ${join(dataDir, 'pgdata')} could not be opened ` +
+      '(damaged, or written by an incompatible PGlite version) — restore it from a backup or move it aside';
+
+    // a PG_VERSION this PostgreSQL does not read
+    const versioned = fresh();
+    cpSync(dir, versioned, { recursive: true });
+    writeFileSync(join(versioned, 'pgdata', 'PG_VERSION'), '99\n');
+    const err: unknown = await openPglite({ dataDir: versioned }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(DataDirError);
+    expect((err as Error).message).toBe(damaged(versioned));
+    expect((err as Error).cause).toBeInstanceOf(Error);
+    expect(existsSync(join(versioned, 'taskgate.lock'))).toBe(false);
+
+    // bytes overwritten at the start of pg_control
+    const controlled = fresh();
+    cpSync(dir, controlled, { recursive: true });
+    const fd = openSync(join(controlled, 'pgdata', 'global', 'pg_control'), 'r+');
+    writeSync(fd, Buffer.alloc(64, 0xab), 0, 64, 0);
+    closeSync(fd);
+    await expect(openPglite({ dataDir: controlled })).rejects.toThrow(damaged(controlled));
+
+    // the built CLI: one line, no stack (DATABASE_URL emptied: the PostgreSQL pass of the CI sets it)
+    const serve = await runServeExpectingExit(['--port', '0'], { DATABASE_URL: '', TASKGATE_DATA_DIR: versioned });
+    expect(serve.code).toBe(1);
+    expect(serve.output).toBe(`taskgate: ${damaged(versioned)}\n`);
   });
 
   it('writes secret files readable by the owner only', () => {
