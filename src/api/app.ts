@@ -177,7 +177,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
       // in the shape of the path's routes: seed 004's and OpenAI's clients parse only their own
       return reply.code(405).send(errorBodyFor(req.url, 'METHOD_NOT_ALLOWED', `Method ${req.method} not allowed on ${path}`, String(req.id)));
     }
-    return reply.code(404).send(envelope('NOT_FOUND', `Route ${req.method} ${path} not found`, String(req.id)));
+    return reply.code(404).send(errorBodyFor(req.url, 'NOT_FOUND', `Route ${req.method} ${path} not found`, String(req.id)));
   });
 
   app.decorateRequest('traceId', '');

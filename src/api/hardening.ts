@@ -16,7 +16,13 @@ declare module 'fastify' {
   }
 }
 
-export const CORS_ALLOWED_HEADERS = ['Content-Type', 'Authorization', 'X-API-Key', 'Idempotency-Key', 'X-Request-ID', 'traceparent', 'Last-Event-ID'];
+export const CORS_ALLOWED_HEADERS = [
+  'Content-Type', 'Authorization', 'X-API-Key', 'Idempotency-Key', 'X-Request-ID', 'traceparent', 'Last-Event-ID',
+  // what the official OpenAI SDKs send from a browser on every call (the /v1 routes): without them
+  // the preflight fails and the SDK reports a connection error
+  'OpenAI-Organization', 'OpenAI-Project', 'OpenAI-Beta', 'X-Stainless-Arch', 'X-Stainless-Lang', 'X-Stainless-OS',
+  'X-Stainless-Package-Version', 'X-Stainless-Retry-Count', 'X-Stainless-Runtime', 'X-Stainless-Runtime-Version', 'X-Stainless-Timeout',
+];
 export const CORS_EXPOSED_HEADERS = [
   'X-Request-ID', 'X-Trace-ID', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset', 'Retry-After',
   'Idempotent-Replayed', 'X-Workflow-ID', 'X-Session-ID', 'Location', 'Link',

@@ -187,6 +187,17 @@ describe('answers made before a route is found', () => {
     expect([healthz.status, healthz.body.error?.code]).toEqual([404, 'NOT_FOUND']);
   });
 
+  it("an unknown path is 404 in its prefix's shape: OpenAI's under /v1/ (clients probing /v1/responses, /v1/embeddings), seed 004's under /api/v1/task/", async () => {
+    for (const path of ['/v1/responses', '/v1/embeddings']) {
+      const res = await fixture.server.call('POST', path, {});
+      expect([res.status, res.body.error]).toEqual([404, expect.objectContaining({ type: 'invalid_request_error', code: 'not_found', message: `Route POST ${path} not found` })]);
+    }
+    const seed = await fixture.server.call('GET', '/api/v1/task/task_x/extra');
+    expect([seed.status, seed.body]).toEqual([404, seed004('Route GET /api/v1/task/task_x/extra not found')]);
+    const canonical = await fixture.server.call('GET', '/api/v1/nowhere');
+    expect([canonical.status, canonical.body.error?.code]).toEqual([404, 'NOT_FOUND']);
+  });
+
   it("a path that is not valid URL encoding, or a segment over 256 characters, is 400 in seed 004's shape there", async () => {
     const bad = await fixture.server.call('GET', '/api/v1/task/%zz');
     expect([bad.status, bad.body]).toEqual([400, seed004('The path is not valid URL encoding')]);

@@ -70,6 +70,17 @@ describe('CORS', () => {
     expect(res.headers.get('access-control-allow-methods')).toContain('POST');
   });
 
+  it("allows the headers the official OpenAI SDKs send from a browser, on the /v1 routes' preflight", async () => {
+    const sent = ['x-stainless-arch', 'x-stainless-lang', 'x-stainless-os', 'x-stainless-package-version', 'x-stainless-retry-count',
+      'x-stainless-runtime', 'x-stainless-runtime-version', 'x-stainless-timeout', 'openai-organization', 'openai-project', 'authorization', 'content-type'];
+    const res = await server.call('OPTIONS', '/v1/chat/completions', undefined, {
+      key: null, headers: { origin: ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': sent.join(',') },
+    });
+    expect(res.status).toBe(204);
+    const allowed = res.headers.get('access-control-allow-headers')!.toLowerCase().split(/\s*,\s*/);
+    expect(sent.filter((h) => !allowed.includes(h))).toEqual([]);
+  });
+
   it('exposes the rate-limit and idempotency headers to allowed origins only', async () => {
     const ok = await server.call('GET', '/api/v1/auth/me', undefined, { headers: { origin: ORIGIN } });
     expect(ok.headers.get('access-control-allow-origin')).toBe(ORIGIN);
