@@ -45,7 +45,7 @@ describe('seed 004 compatibility routes', () => {
     const res = await fixture.server.call('POST', '/api/v1/task', { type: stepper.id, args: { key: 'compat-steps', done: 260 } });
     expect(res.status).toBe(201);
     const id = res.body.task_id;
-    await until(async () => (await fixture.server.call('GET', `/api/v1/task/${id}`)).body.progress === 52, 'progress 260 of 500 steps');
+    await until(async () => (await fixture.server.call('GET', `/api/v1/task/${id}`)).body.progress === 52, 'progress 260 of 500 steps', 40_000); // 260 durable step writes: slow on a loaded machine
     const t = (await fixture.server.call('GET', `/api/v1/task/${id}`)).body;
     expect(t).toMatchObject({ status: 'processing', progress: 52 });
     // another tenant sees nothing of it
