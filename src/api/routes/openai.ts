@@ -77,10 +77,25 @@ const ChatCompletionSchema = Type.Object({
 });
 
 export class OpenAiError extends Error {
-  constructor(readonly status: number, message: string, readonly type: string, readonly code: string | null, readonly param: string | null = null) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly type: string,
+    readonly code: string | null,
+    readonly param: string | null = null,
+    /** Sent with the answer by the plugin's error handler. */
+    readonly headers?: Record<string, string>,
+  ) {
     super(message);
   }
 }
+
+/**
+ * On the answers for a task that ended without one: OpenAI's Node and Python clients retry
+ * 408/409/429/≥500 (twice by default) unless told not to, and a retry submits a new task — it ran
+ * a failing task three times (36 upstream calls) and undid an operator's cancel.
+ */
+const NO_RETRY = { 'x-should-retry': 'false' };
 
 const invalid = (message: string, param: string | null = null, code: string | null = null) => new OpenAiError(400, message, 'invalid_request_error', code, param);
 
@@ -100,7 +115,7 @@ export function openAiErrorBody(status: number, message: string, code: string | 
 const CODE_NAMES: Partial<Record<ErrorCode, string>> = { UNAUTHORIZED: 'invalid_api_key', FORBIDDEN: 'insufficient_scope', RATE_LIMITED: 'rate_limit_exceeded' };
 
 function toOpenAiError(err: unknown): { status: number; body: OpenAiErrorBody; headers?: Record<string, string> } {
-  if (err instanceof OpenAiError) return { status: err.status, body: { error: { message: err.message, type: err.type, param: err.param, code: err.code } } };
+  if (err instanceof OpenAiError) return { status: err.status, body: { error: { message: err.message, type: err.type, param: err.param, code: err.code } }, headers: err.headers };
   if (err instanceof ApiError) {
     const code = CODE_NAMES[err.code] ?? err.code.toLowerCase();
     const message = err.status >= 500 ? 'The server had an error while processing your request' : err.message;
@@ -237,11 +252,16 @@ function usageOf(v: ChatTaskView) {
   return { prompt_tokens: u.input_tokens, completion_tokens: u.output_tokens, total_tokens: u.total_tokens };
 }
 
+/**
+ * The answer for a task that ended without one. A cancel is a 400, a status no client retries (the
+ * Vercel AI SDK ignores x-should-retry and retries 409 and ≥500 — a cancel is the one outcome it
+ * must not undo).
+ */
 function failureOf(v: ChatTaskView | undefined): OpenAiError {
   if (!v) return new OpenAiError(500, 'the task disappeared', 'server_error', 'task_lost');
-  if (v.status === 'TIMEOUT') return new OpenAiError(504, v.error ?? 'the task timed out', 'server_error', 'timeout');
-  if (v.status === 'CANCELLED') return new OpenAiError(409, 'the task was cancelled', 'invalid_request_error', 'task_cancelled');
-  return new OpenAiError(500, v.error ?? 'the task failed', 'server_error', 'task_failed');
+  if (v.status === 'TIMEOUT') return new OpenAiError(504, v.error ?? 'the task timed out', 'server_error', 'timeout', null, NO_RETRY);
+  if (v.status === 'CANCELLED') return new OpenAiError(400, 'the task was cancelled', 'invalid_request_error', 'task_cancelled', null, NO_RETRY);
+  return new OpenAiError(500, v.error ?? 'the task failed', 'server_error', 'task_failed', null, NO_RETRY);
 }
 
 export function openaiRoutes(deps: OpenAiRouteDeps) {
@@ -289,7 +309,7 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
             description: 'The completion; with `stream: true`, `chat.completion.chunk` frames as Server-Sent Events ending with `data: [DONE]`',
             content: { 'application/json': { schema: ChatCompletionSchema }, 'text/event-stream': { schema: Type.String() } },
           },
-          // 404: an unknown model; 409: the task was cancelled; 504: it timed out
+          // 404: an unknown model; 400 task_cancelled: the task was cancelled; 504: it timed out
           ...openAiErrors('POST', [404, 504]),
         },
       },
