@@ -224,6 +224,24 @@ describe('chat completions', () => {
     expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
   });
 
+  it('refuses response_format other than text (structured-output helpers would get prose), submitting nothing; sampling parameters are taken', async () => {
+    const before = engine.tasks.size;
+    const formats = [{ type: 'json_object' }, { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string' } } } } }] as const;
+    for (const response_format of formats) {
+      const err = await client.chat.completions.create({ model: 'taskgate', messages: [{ role: 'user', content: 'json please' }], response_format }).catch((e) => e);
+      expect(err, response_format.type).toBeInstanceOf(OpenAI.BadRequestError);
+      expect([err.type, err.code, err.param]).toEqual(['invalid_request_error', 'unsupported_parameter', 'response_format']);
+      expect(err.message).toContain(response_format.type);
+    }
+    expect(engine.tasks.size).toBe(before);
+    oai.script({ kind: 'text', text: 'plain' });
+    const ok = await client.chat.completions.create({
+      model: 'taskgate', messages: [{ role: 'user', content: 'text please' }], response_format: { type: 'text' },
+      max_tokens: 5, max_completion_tokens: 5, temperature: 0.2, top_p: 0.9, stop: ['\n'], seed: 1,
+    });
+    expect(ok.choices[0]!.message.content).toBe('plain');
+  });
+
   it('reports a failed task as a server error, streaming or not', async () => {
     oai.script({ kind: 'error', status: 400, message: 'context too long' });
     const err = await client.chat.completions.create({ model: 'taskgate', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);

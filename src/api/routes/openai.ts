@@ -157,6 +157,7 @@ interface ChatBody {
   n?: unknown;
   tools?: unknown;
   functions?: unknown;
+  response_format?: unknown;
   mode?: unknown;
   research_strategy?: unknown;
 }
@@ -192,6 +193,14 @@ export function chatToTask(llm: LlmConfig | undefined, body: ChatBody, sessionHe
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw invalid('only n = 1 is supported', 'n');
   if ((Array.isArray(body.tools) && body.tools.length) || (Array.isArray(body.functions) && body.functions.length)) {
     throw invalid('client-side tools are not supported: Taskgate agents run their own tools', 'tools', 'unsupported_parameter');
+  }
+  // structured-output helpers (openai .parse, AI SDK generateObject, LangChain withStructuredOutput)
+  // would get the agent's prose and fail to parse it; the sampling parameters are taken and
+  // ignored instead (the agent's configuration decides them), as they change no answer's shape
+  const format = body.response_format as { type?: unknown } | null | undefined;
+  if (format !== undefined && format !== null && format?.type !== 'text') {
+    const type = typeof format === 'object' ? String(format.type) : typeof format;
+    throw invalid(`response_format ${type} is not supported: Taskgate agents answer in text`, 'response_format', 'unsupported_parameter');
   }
   const messages = body.messages.map((m: { role?: unknown; content?: unknown }, i) => {
     if (typeof m?.role !== 'string') throw invalid(`messages[${i}].role is required`, `messages[${i}].role`);
