@@ -1,23 +1,13 @@
 // What /metrics tells an operator beyond the request counters: the queue (read from the database,
 // across tenants), requests the client abandoned before their answer began, and why streams ended.
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestDb, type TestDb } from '../helpers/db.js';
-import { ADMIN_KEY, startTestServer, until, waitForTask, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { openTestDb } from '../helpers/db.js';
+import { ADMIN_KEY, startTestServer, until, useTestServer, waitForTask, type TestServer } from '../helpers/server.js';
 import { openSse } from '../streaming/helpers.js';
 
-let tdb: TestDb;
-let api: TestServer;
-
-beforeAll(async () => {
-  tdb = await openTestDb();
-  // an api-only process: what is submitted stays QUEUED, so the queue's figures are exact
-  api = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
-});
-afterAll(async () => {
-  await api?.close();
-  await tdb?.close();
-});
+// an api-only process: what is submitted stays QUEUED, so the queue's figures are exact
+const fx = useTestServer({ TASKGATE_ROLE: 'api' });
 
 /** One sample of `name{labels}` from the Prometheus text; undefined when absent. */
 async function sample(server: TestServer, name: string, labels = ''): Promise<number | undefined> {
@@ -28,14 +18,14 @@ async function sample(server: TestServer, name: string, labels = ''): Promise<nu
 
 describe('queue gauges', () => {
   it('count the ready and the scheduled QUEUED tasks and age the oldest ready one', async () => {
-    expect(await sample(api, 'taskgate_queue_depth', '{state="ready"}')).toBe(0);
-    expect(await sample(api, 'taskgate_queue_oldest_ready_seconds')).toBe(0);
-    for (let i = 0; i < 3; i++) await api.submit({ task_definition_id: 'noop', input: {} });
-    await api.submit({ task_definition_id: 'noop', input: {}, delay_ms: 3_600_000 });
+    expect(await sample(fx.server, 'taskgate_queue_depth', '{state="ready"}')).toBe(0);
+    expect(await sample(fx.server, 'taskgate_queue_oldest_ready_seconds')).toBe(0);
+    for (let i = 0; i < 3; i++) await fx.server.submit({ task_definition_id: 'noop', input: {} });
+    await fx.server.submit({ task_definition_id: 'noop', input: {}, delay_ms: 3_600_000 });
     // scrapes within a second share one read: wait for a fresh one
-    await until(async () => (await sample(api, 'taskgate_queue_depth', '{state="ready"}')) === 3, 'three ready tasks');
-    expect(await sample(api, 'taskgate_queue_depth', '{state="scheduled"}')).toBe(1);
-    await until(async () => ((await sample(api, 'taskgate_queue_oldest_ready_seconds')) ?? 0) > 0, 'an aged oldest ready task');
+    await until(async () => (await sample(fx.server, 'taskgate_queue_depth', '{state="ready"}')) === 3, 'three ready tasks');
+    expect(await sample(fx.server, 'taskgate_queue_depth', '{state="scheduled"}')).toBe(1);
+    await until(async () => ((await sample(fx.server, 'taskgate_queue_oldest_ready_seconds')) ?? 0) > 0, 'an aged oldest ready task');
   });
 
   it('read NaN, not a stale figure or a failed scrape, when the database cannot answer', async () => {
@@ -60,8 +50,8 @@ describe('queue gauges', () => {
 describe('abandoned requests', () => {
   it('a client that goes away before its answer began is counted once, by route', async () => {
     const labels = '{method="POST",route="/api/v1/tasks"}';
-    const before = (await sample(api, 'taskgate_http_requests_aborted_total', labels)) ?? 0;
-    const { port } = new URL(api.url);
+    const before = (await sample(fx.server, 'taskgate_http_requests_aborted_total', labels)) ?? 0;
+    const { port } = new URL(fx.server.url);
     const socket = net.connect(Number(port), '127.0.0.1');
     await new Promise<void>((resolve) => socket.once('connect', resolve));
     // half a body, then gone
@@ -69,17 +59,17 @@ describe('abandoned requests', () => {
       + `x-api-key: ${ADMIN_KEY}\r\n\r\n{"task_definition_id":`);
     await new Promise((r) => setTimeout(r, 100));
     socket.destroy();
-    await until(async () => (await sample(api, 'taskgate_http_requests_aborted_total', labels)) === before + 1, 'one abandoned submit');
+    await until(async () => (await sample(fx.server, 'taskgate_http_requests_aborted_total', labels)) === before + 1, 'one abandoned submit');
     // answered requests are not abandoned ones
-    await api.submit({ task_definition_id: 'noop', input: {} });
+    await fx.server.submit({ task_definition_id: 'noop', input: {} });
     await new Promise((r) => setTimeout(r, 100));
-    expect(await sample(api, 'taskgate_http_requests_aborted_total', labels)).toBe(before + 1);
+    expect(await sample(fx.server, 'taskgate_http_requests_aborted_total', labels)).toBe(before + 1);
   });
 });
 
 describe('streams closed', () => {
   it('by reason: the client closed it, or the task ended', async () => {
-    const worker = await startTestServer(tdb.db);
+    const worker = await startTestServer(fx.tdb.db);
     try {
       const closed = (reason: string) => sample(worker, 'taskgate_streams_closed_total', `{transport="sse",reason="${reason}"}`);
       const id = await worker.submit({ task_definition_id: 'sleep', input: { ms: 60_000 } });

@@ -3,43 +3,32 @@
 // Retry-After (the client may retry; nothing was committed) — not 500 — and /readiness reports
 // the failure for STORAGE_FAILURE_WINDOW_MS, so a load balancer stops sending it writes.
 // The failure is real PostgreSQL behaviour raised by a trigger, on PGlite and PostgreSQL alike.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestDb, type TestDb } from '../helpers/db.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { useTestServer } from '../helpers/server.js';
 
-let tdb: TestDb;
-let server: TestServer;
-
-beforeAll(async () => {
-  tdb = await openTestDb();
-  server = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
-});
-afterAll(async () => {
-  await server?.close();
-  await tdb?.close();
-});
+const fx = useTestServer({ TASKGATE_ROLE: 'api' });
 
 describe('a database whose writes fail for want of space', () => {
   it('answers a submit 503 with Retry-After and is not ready while it lasts; writes work again once space returns', async () => {
-    await tdb.db.exec(`
+    await fx.tdb.db.exec(`
       CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN RAISE EXCEPTION 'could not extend file "base/5/16459": No space left on device' USING ERRCODE = '53100'; END $$;
       CREATE TRIGGER disk_full BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION disk_full();
     `);
-    expect((await server.call('GET', '/readiness', undefined, { key: null })).status).toBe(200);
-    const refused = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} });
+    expect((await fx.server.call('GET', '/readiness', undefined, { key: null })).status).toBe(200);
+    const refused = await fx.server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} });
     expect(refused.status).toBe(503);
     expect(refused.body.error.code).toBe('UNAVAILABLE');
     expect(refused.headers.get('retry-after')).toBe('1');
     expect(refused.text).not.toContain('No space');
 
-    const ready = await server.call('GET', '/readiness', undefined, { key: null });
+    const ready = await fx.server.call('GET', '/readiness', undefined, { key: null });
     expect(ready.status).toBe(503);
     expect(ready.body).toMatchObject({ status: 'not_ready', checks: { database: expect.stringMatching(/^writes failing: disk full \(SQLSTATE 53100\)/) } });
 
-    await tdb.db.exec('DROP TRIGGER disk_full ON tasks; DROP FUNCTION disk_full();');
-    expect((await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} })).status).toBe(200);
-    const list = await server.call('GET', '/api/v1/tasks');
+    await fx.tdb.db.exec('DROP TRIGGER disk_full ON tasks; DROP FUNCTION disk_full();');
+    expect((await fx.server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {} })).status).toBe(200);
+    const list = await fx.server.call('GET', '/api/v1/tasks');
     expect(list.body.total_count).toBe(1);
   });
 });
