@@ -163,6 +163,23 @@ describe('chat completions', () => {
     expect(oai.requests[0]!.body.model).toBe('gpt-4o');
   });
 
+  it("passes on the provider's finish_reason length (its output limit), streaming or not; others are stop", async () => {
+    oai.script({ kind: 'text', text: 'cut short', finishReason: 'length' });
+    const data = await client.chat.completions.create({ model: 'taskgate', messages: [{ role: 'user', content: 'long answer' }] });
+    expect([data.choices[0]!.message.content, data.choices[0]!.finish_reason]).toEqual(['cut short', 'length']);
+
+    oai.script({ kind: 'text', text: 'cut short', finishReason: 'length' });
+    const stream = await client.chat.completions.create({ model: 'taskgate', messages: [{ role: 'user', content: 'long answer' }], stream: true });
+    const finishes: (string | null)[] = [];
+    for await (const c of stream) if (c.choices[0]?.finish_reason) finishes.push(c.choices[0].finish_reason);
+    expect(finishes).toEqual(['length']);
+
+    // a value OpenAI's clients do not know is not passed on
+    oai.script({ kind: 'text', text: 'odd', finishReason: 'eos_token' });
+    const odd = await client.chat.completions.create({ model: 'taskgate', messages: [{ role: 'user', content: 'odd' }] });
+    expect(odd.choices[0]!.finish_reason).toBe('stop');
+  });
+
   it('writes the raw SSE wire format', async () => {
     oai.script({ kind: 'text', text: 'raw' });
     const res = await fetch(`${base}/v1/chat/completions`, {

@@ -115,3 +115,11 @@ describe('streaming chat calls and the per-principal stream cap', () => {
   });
 });
 
+
+describe('finish_reason', () => {
+  it("is the provider's length when the answer was cut at its output limit (from the task's persisted LLM_OUTPUT)", async () => {
+    fx.oai.script({ kind: 'text', text: 'cut short', finishReason: 'length' });
+    const res = await fx.server.call('POST', '/v1/chat/completions', { model: 'taskgate', messages: [{ role: 'user', content: 'a long answer' }] });
+    expect([res.status, res.body.choices?.[0]?.finish_reason]).toEqual([200, 'length']);
+  });
+});

@@ -262,6 +262,17 @@ function usageOf(v: ChatTaskView) {
 }
 
 /**
+ * The choice's finish_reason: the provider's, from the task's last LLM_OUTPUT event (the answer's
+ * call), when OpenAI's clients know it — `length` tells them the text was cut at the output limit
+ * (Anthropic's `max_tokens`); anything else (`tool_calls`, `end_turn`, none) is `stop`.
+ */
+function finishReasonOf(payload: Record<string, unknown> | null | undefined): string {
+  const reason = payload?.finish_reason;
+  if (reason === 'length' || reason === 'max_tokens') return 'length';
+  return reason === 'content_filter' ? 'content_filter' : 'stop';
+}
+
+/**
  * The answer for a task that ended without one. A cancel is a 400, a status no client retries (the
  * Vercel AI SDK ignores x-should-retry and retries 409 and ≥500 — a cancel is the one outcome it
  * must not undo).
@@ -346,14 +357,17 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       });
 
       if (!chat.stream) {
-        for await (const _ of deps.followTask(principal, taskId, gone.signal)) void _;
+        let finishReason = 'stop';
+        for await (const { event } of deps.followTask(principal, taskId, gone.signal)) {
+          if (event.type === 'LLM_OUTPUT') finishReason = finishReasonOf(event.payload);
+        }
         const view = await deps.getTask(principal, taskId);
         finished = true;
         if (view?.status !== 'COMPLETED') throw failureOf(view);
         reply.headers(headers);
         return {
           id, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model: chat.model, system_fingerprint: null,
-          choices: [{ index: 0, message: { role: 'assistant', content: view.result ?? '', refusal: null }, logprobs: null, finish_reason: 'stop' }],
+          choices: [{ index: 0, message: { role: 'assistant', content: view.result ?? '', refusal: null }, logprobs: null, finish_reason: finishReason }],
           usage: usageOf(view),
         };
       }
@@ -367,8 +381,10 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       res.write(chunk({ role: 'assistant', content: '' }));
       const keepalive = setInterval(() => res.write(': keep-alive\n\n'), CHAT_KEEPALIVE_MS);
       let streamed = '';
+      let finishReason = 'stop';
       try {
         for await (const { event } of deps.followTask(principal, taskId, gone.signal)) {
+          if (event.type === 'LLM_OUTPUT') finishReason = finishReasonOf(event.payload);
           if (event.type !== 'LLM_PARTIAL' || event.payload?.answer !== true) continue;
           const delta = typeof event.payload.delta === 'string' ? event.payload.delta : event.message ?? '';
           if (!delta) continue;
@@ -385,7 +401,7 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
           const result = view.result ?? '';
           // answers that were not streamed (verified drafts, replayed steps) arrive in one piece
           if (result.startsWith(streamed) && result.length > streamed.length) res.write(chunk({ content: result.slice(streamed.length) }));
-          res.write(chunk({}, 'stop'));
+          res.write(chunk({}, finishReason));
           if (chat.includeUsage) {
             res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: ts, model: chat.model, system_fingerprint: null, choices: [], usage: usageOf(view) })}\n\n`);
           }

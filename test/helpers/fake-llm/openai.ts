@@ -31,6 +31,8 @@ export type OpenAiStep =
       gates?: Record<number, Promise<void>>;
       /** Answer one JSON completion even when the request asked for a stream. */
       ignoreStream?: boolean;
+      /** The finish_reason sent; default 'stop' ('length': the provider stopped at its output limit). */
+      finishReason?: string;
     }
   | { kind: 'tool_calls'; calls: FakeToolCall[]; text?: string; usage?: FakeOpenAiUsage }
   | { kind: 'error'; status: number; headers?: Record<string, string>; message?: string; type?: string; code?: string }
@@ -95,7 +97,7 @@ async function handle(req: RecordedRequest, res: ServerResponse, step: OpenAiSte
         object: 'chat.completion',
         created: Math.floor(Date.now() / 1000),
         model: req.body?.model,
-        choices: [{ index: 0, message, logprobs: null, finish_reason: step.kind === 'text' ? 'stop' : 'tool_calls' }],
+        choices: [{ index: 0, message, logprobs: null, finish_reason: step.kind === 'text' ? (step.finishReason ?? 'stop') : 'tool_calls' }],
         usage: usageOf(step.usage ?? DEFAULT_USAGE),
       }),
     );
@@ -116,7 +118,7 @@ async function handle(req: RecordedRequest, res: ServerResponse, step: OpenAiSte
       if (step.gates?.[i]) await Promise.race([step.gates[i], req.closed]);
       if (!sse(res, chunk(req, { content: parts[i] }))) return;
     }
-    sse(res, chunk(req, {}, 'stop'));
+    sse(res, chunk(req, {}, step.finishReason ?? 'stop'));
   } else {
     if (step.text) sse(res, chunk(req, { content: step.text }));
     const wire = toolCallsWire(step.calls);
