@@ -216,7 +216,7 @@ describe('taskgate serve process', { timeout: 240_000 }, () => {
     children.push(first);
     const second = await runServeExpectingExit([], { ...env, PORT: String(await freePort()) });
     expect(second.code).toBe(1);
-    expect(second.output).toMatch(/in use by another taskgate process/);
+    expect(second.output).toMatch(/is in use by process \d+ \(started [^)]+\);.*remove .*taskgate\.lock/);
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
     expect(existsSync(join(dataDir, 'taskgate.lock'))).toBe(false);
