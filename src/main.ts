@@ -130,7 +130,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const shared = config.redisUrl ? (await import('./auth/redis.js')).openRedisRateLimits(config.redisUrl, log) : undefined;
   let definitionSync: TenantDefinitionSync | undefined;
   try {
-    await migrate(db);
+    const applied = await migrate(db);
+    if (applied.length) log.info({ versions: applied }, 'applied migrations');
     // buckets shared from the first request on; a Redis that is down does not hold up the start
     if (shared && !(await shared.connected(REDIS_START_WAIT_MS))) log.warn('redis not reachable at start: rate limits fail open/closed until it is');
     const boot = await bootstrap(db, config.adminKey);

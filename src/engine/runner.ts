@@ -17,6 +17,7 @@ import type { Registry } from '../executors/registry.js';
 import { AttemptAborted, AttemptControl, abortKindOf, type AbortKind } from './abort.js';
 import { retryThroughOutage } from './outage.js';
 import { isDatabaseUnavailable } from '../storage/unavailable.js';
+import { currentVersion, latestVersion } from '../storage/migrate.js';
 import { AttemptContext, LeaseLost, type AttemptHost } from './attempt-context.js';
 
 export interface RunnerDeps {
@@ -38,6 +39,8 @@ export interface RunnerDeps {
   onOutcome?: (task: ClaimedTask, status: string) => void;
   /** A task went back to the queue, runnable now or after a retry's backoff (wake the dispatchers). */
   onRequeue?: () => void;
+  /** A claimed task's definition is unknown and the schema is newer than this Taskgate: stop claiming. */
+  onSchemaAhead?: (version: number) => void;
 }
 
 /** A running attempt as the worker tracks it. */
@@ -71,6 +74,9 @@ export interface AttemptHooks {
 }
 
 /** Denials end the task FAILED with this message (PRODUCT.md §3 Approvals). */
+/** Why a worker gave back a task of a kind only a newer Taskgate knows. */
+const SCHEMA_AHEAD_WARNING = 'the database schema is newer than this worker: task released back to the queue for a newer worker';
+
 export const approvalDenied = (d: ApprovalDecision): PermanentError => new PermanentError(`approval denied: ${d.feedback ?? 'no reason given'}`);
 
 const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err)) || 'unknown error';
@@ -141,7 +147,7 @@ export class Runner {
       const timer = setTimeout(timeOut, task.timeout_ms);
       let outcome: { result?: ExecutionResult; error?: unknown };
       try {
-        const spec = this.#spec(task) ?? (await this.#specAfterReload(task));
+        const spec = this.#spec(task) ?? (await this.#specAfterReload(task, active));
         // a task that never recorded a step (the claim tells) skips the read
         const steps = task.has_steps === false ? undefined : await this.#durable(active, 'loading the steps', () => stepsLoad(this.#d.db, task.id));
         const ctx = new AttemptContext(this.#host, task, active, steps);
@@ -191,11 +197,22 @@ export class Runner {
     };
   }
 
-  /** A tenant's definition created on another process a moment ago may not have reached this one yet. */
-  async #specAfterReload(task: ClaimedTask): Promise<TaskSpec> {
+  /**
+   * A tenant's definition created on another process a moment ago may not have reached this one
+   * yet. Still unknown: gone — unless a newer Taskgate has migrated the database (a rolling
+   * upgrade) and this task is of a kind only it knows; this worker notices that at most every
+   * SCHEMA_CHECK_EVERY_POLLS polls, so it looks now, and gives the task back uncounted.
+   */
+  async #specAfterReload(task: ClaimedTask, active: ActiveAttempt): Promise<TaskSpec> {
     const spec = this.#spec(task, await this.#d.registry.getFresh(task.tenant_id, task.task_definition_id!));
-    if (!spec) throw new PermanentError(`task definition ${task.task_definition_id} no longer exists`);
-    return spec;
+    if (spec) return spec;
+    const version = await currentVersion(this.#d.db).catch(() => 0);
+    if (version > latestVersion()) {
+      this.#d.onSchemaAhead?.(version);
+      active.controller.abort(new AttemptAborted('shutdown', SCHEMA_AHEAD_WARNING));
+      throw active.controller.reason;
+    }
+    throw new PermanentError(`task definition ${task.task_definition_id} no longer exists`);
   }
 
   #executorFor(spec: TaskSpec) {
@@ -266,7 +283,7 @@ export class Runner {
   async #finish(task: ClaimedTask, active: ActiveAttempt, o: { result?: ExecutionResult; error?: unknown }, durationMs: number, kind: AbortKind | undefined): Promise<void> {
     if (kind === 'lease_lost' || (o.error instanceof LeaseLost)) return; // someone else owns the task now
     // shutting down: a claim window still open leaves the task as it found it (nothing to write)
-    if (kind === 'shutdown') return active.gate?.giveBack() ? undefined : this.#release(task, active);
+    if (kind === 'shutdown') return active.gate?.giveBack() ? undefined : this.#release(task, active, (o.error as Error | undefined)?.message);
     if (kind === 'pause') return this.#pause(task, active);
     if (kind === 'suspend') return this.#suspend(task, active, active.awaitingApprovalId!);
 
@@ -410,8 +427,9 @@ export class Runner {
   }
 
   /** Shutdown: give the task back without counting the attempt (or stop it as requested). */
-  async #release(task: ClaimedTask, active: ActiveAttempt): Promise<void> {
-    const warning: EventSpec = { type: 'WARNING', message: 'worker shutting down; task released back to the queue', payload: { attempt: task.attempt } };
+  async #release(task: ClaimedTask, active: ActiveAttempt, why?: string): Promise<void> {
+    const message = why === SCHEMA_AHEAD_WARNING ? why : 'worker shutting down; task released back to the queue';
+    const warning: EventSpec = { type: 'WARNING', message, payload: { attempt: task.attempt } };
     const released = await this.#transition(
       task,
       active,

@@ -116,6 +116,7 @@ export class Worker {
       // a retry (due after its backoff), a withdrawn pause, an approval decided before the park:
       // every dispatcher claims, or learns when it comes due (this one at once, others by NOTIFY)
       onRequeue: () => this.#d.signals.work(),
+      onSchemaAhead: (version) => this.#noticeSchemaAhead(version),
     });
     this.#reaper = new LeaseReaper({ db: deps.db, hub: deps.hub, signals: deps.signals, intervalMs: options.reaperIntervalMs, log: deps.log });
   }
@@ -377,14 +378,21 @@ export class Worker {
       return;
     }
     const ahead = version > latestVersion();
-    if (ahead && !this.#schemaAhead) {
-      this.#d.log.warn(
-        `database schema is at version ${version}, newer than this Taskgate knows (${latestVersion()}): ` +
-          'this worker claims no more tasks (its running attempts finish); stop it and run the new version',
-      );
+    if (ahead) this.#noticeSchemaAhead(version);
+    else if (this.#schemaAhead) {
+      this.#d.log.info('database schema is one this worker knows again: claiming');
+      this.#schemaAhead = false;
     }
-    if (!ahead && this.#schemaAhead) this.#d.log.info('database schema is one this worker knows again: claiming');
-    this.#schemaAhead = ahead;
+  }
+
+  /** Stops claiming (at once: the runner gives back a task only a newer Taskgate can run, and wakes the dispatchers). */
+  #noticeSchemaAhead(version?: number): void {
+    if (this.#schemaAhead) return;
+    this.#schemaAhead = true;
+    this.#d.log.warn(
+      `database schema is at version ${version ?? 'unknown'}, newer than this Taskgate knows (${latestVersion()}): ` +
+        'this worker claims no more tasks (its running attempts finish); stop it and run the new version',
+    );
   }
 
   /**
