@@ -1,6 +1,6 @@
 // The `taskgate` command's commands (cli/main.ts is the entry point). The line is read against
 // the command's declared arguments and flags (specs.ts, args.ts) before anything runs. `serve` and
-// `migrate` reach into main.ts; client commands (admin.ts, tasks.ts) use the SDK. Output goes
+// `migrate` reach into main.ts; client commands (admin.ts, tasks.ts, backup.ts) use the SDK. Output goes
 // through `io`, so tests run them in process.
 import { loadConfig, parseDuration } from '../config/index.js';
 import { migrate } from '../storage/migrate.js';
@@ -9,6 +9,7 @@ import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
 import { RetentionSweeper } from '../engine/retention.js';
 import { runAdminCommand } from './admin.js';
+import { runBackup, runRestore } from './backup.js';
 import { check, commandHelp, scan, type CommandSpec } from './args.js';
 import { exitQuietlyOnBrokenPipe, processIo, UsageError, type CliIo, type Flags } from './shared.js';
 import { ADMIN_HELP, GROUPS, SERVER_COMMANDS, TASKS_HELP, VALUE_FLAGS } from './specs.js';
@@ -26,6 +27,10 @@ Usage:
   taskgate prune [--older-than 30d] [--data-dir DIR] [--database-url URL]
                               delete tasks that ended (and sessions deleted) longer ago than that
                               (default: TASKGATE_TASK_RETENTION), once, and exit
+  taskgate backup --out FILE [--force] [--url URL] [--key KEY]
+                              download a running server's online PGlite backup (.tar.gz)
+  taskgate restore FILE [--data-dir DIR]
+                              load a backup into a new data directory (offline), then serve on it
   taskgate version
   taskgate help [COMMAND]     this help, or one command's (also: taskgate COMMAND --help or -h)
 
@@ -160,6 +165,12 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<void> 
       return migrateCmd(flags, io);
     case 'prune':
       return prune(flags, io);
+    case 'backup':
+      process.exitCode = await runBackup(flags, io);
+      return;
+    case 'restore':
+      process.exitCode = await runRestore(args[0]!, flags, io);
+      return;
     case 'version':
       return io.out(VERSION);
   }

@@ -23,6 +23,13 @@ const RUN_FLAGS: FlagTable = {
   'no-auth': { about: 'development only, loopback only: every request acts as admin (TASKGATE_AUTH_DISABLED)' },
 };
 
+const CLIENT_FLAGS: FlagTable = {
+  url: { value: 'URL', about: `the server, http:// or https:// (TASKGATE_URL; default ${DEFAULT_SERVER_URL})` },
+  key: { value: 'KEY', about: 'the API key (TASKGATE_API_KEY; default the one in <data-dir>/admin.key)' },
+  'data-dir': { value: 'DIR', about: `where admin.key is looked for (TASKGATE_DATA_DIR; default ${DEFAULT_DATA_DIR})` },
+  json: { about: "print the API's JSON" },
+};
+
 const ENVIRONMENT = 'Every setting and its environment variable: docs/configuration.md.';
 
 export const SERVER_COMMANDS: Readonly<Record<string, CommandSpec>> = {
@@ -58,14 +65,25 @@ export const SERVER_COMMANDS: Readonly<Record<string, CommandSpec>> = {
     args: [],
     flags: { 'older-than': { value: 'AGE', about: 'a duration with its unit: 30d, 12h, 90m, 45s' }, ...DATABASE_FLAGS },
   },
+  backup: {
+    name: 'backup',
+    synopsis: '--out FILE [--force] [--url URL] [--key KEY] [--data-dir DIR] [--json]',
+    about: "Downloads an online backup of a running server's embedded PGlite database (an admin key in the system\ntenant) into FILE, a .tar.gz, and prints its path and size. The server builds the whole compressed\ndump in memory. On PostgreSQL it refuses (exit 1): use pg_dump. Restore it with taskgate restore.",
+    args: [],
+    flags: {
+      out: { value: 'FILE', about: 'where to write the backup (e.g. taskgate-backup.tar.gz)' },
+      force: { about: 'overwrite FILE if it exists' },
+      ...CLIENT_FLAGS,
+    },
+  },
+  restore: {
+    name: 'restore',
+    synopsis: 'FILE [--data-dir DIR]',
+    about: 'Loads a backup made by taskgate backup into DIR, offline, and exits; then start taskgate serve\n--data-dir DIR. Refuses a DIR that already holds a database (DIR/pgdata) or that a server is using.',
+    args: ['FILE'],
+    flags: { 'data-dir': { value: 'DIR', about: `a new data directory for the restored database (TASKGATE_DATA_DIR; default ${DEFAULT_DATA_DIR})` } },
+  },
   version: { name: 'version', synopsis: '', about: 'Prints the version (also: taskgate --version).', args: [], flags: {} },
-};
-
-const CLIENT_FLAGS: FlagTable = {
-  url: { value: 'URL', about: `the server, http:// or https:// (TASKGATE_URL; default ${DEFAULT_SERVER_URL})` },
-  key: { value: 'KEY', about: 'the API key (TASKGATE_API_KEY; default the one in <data-dir>/admin.key)' },
-  'data-dir': { value: 'DIR', about: `where admin.key is looked for (TASKGATE_DATA_DIR; default ${DEFAULT_DATA_DIR})` },
-  json: { about: "print the API's JSON" },
 };
 
 const PAGE_FLAGS = (limit: number): FlagTable => ({

@@ -41,6 +41,13 @@ export interface Db extends Queryable {
   /** LISTEN on a channel; returns the function that stops listening. */
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   notify(channel: string, payload: string): Promise<void>;
+  /**
+   * PGlite only (absent on server PostgreSQL, whose backup is pg_dump): the data directory as one
+   * gzip'd tarball, taken online — a CHECKPOINT, then a copy made while no statement or transaction
+   * runs, so it is a crash image PostgreSQL recovers from (`taskgate restore` loads it). Built
+   * whole in memory: about the size of the compressed directory.
+   */
+  dumpDataDir?(): Promise<Blob>;
   close(): Promise<void>;
 }
 

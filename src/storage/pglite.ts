@@ -1,6 +1,6 @@
 // Embedded PostgreSQL (PGlite) adapter. PGlite is single-connection and single-process: the data
 // directory's lock (datadir-lock.ts) makes a second live process refuse to start.
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './db.js';
@@ -130,6 +130,12 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
     async notify(channel, payload) {
       await db.query('SELECT pg_notify($1, $2)', [channel, payload]);
     },
+    async dumpDataDir() {
+      // the checkpoint leaves recovery little WAL to replay; holding the transaction lock keeps the
+      // copy between transactions (PGlite's dump itself holds the query lock: no statement runs)
+      await db.exec('CHECKPOINT');
+      return db.transaction(() => db.dumpDataDir('gzip'));
+    },
     async close() {
       try {
         if (!db.closed) await db.close();
@@ -138,6 +144,49 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
       }
     },
   };
+}
+
+/**
+ * Loads a backup (Db.dumpDataDir's tarball) into `dataDir`'s pgdata, which must not exist yet: a
+ * database is never overwritten. Takes the directory's lock as openPglite does, opens the restored
+ * database once (PGlite replays the WAL the copy carried) and closes it. Returns its schema version.
+ */
+export async function restorePglite(dataDir: string, archive: Blob, archiveName: string): Promise<number> {
+  const pgDir = join(dataDir, 'pgdata');
+  let release: (() => void) | undefined;
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    release = lockDataDir(dataDir);
+  } catch (err) {
+    release?.();
+    throw dataDirProblem(dataDir, err);
+  }
+  try {
+    if (existsSync(pgDir)) {
+      throw new DataDirError(`data directory ${resolve(dataDir)} already holds a database (${resolve(pgDir)}): restore into a new directory — a database is never overwritten`);
+    }
+    try {
+      mkdirSync(pgDir, { mode: 0o700 });
+    } catch (err) {
+      throw dataDirProblem(dataDir, err);
+    }
+    let db: PGlite | undefined;
+    try {
+      db = await PGlite.create({ dataDir: pgDir, loadDataDir: archive });
+      const res = await db.query<{ version: number | null }>('SELECT max(version) AS version FROM taskgate_migrations');
+      return res.rows[0]?.version ?? 0;
+    } catch (err) {
+      await db?.close().catch(() => {});
+      db = undefined;
+      // what we created, under our lock, from nothing: a half-loaded pgdata would refuse the next try
+      rmSync(pgDir, { recursive: true, force: true });
+      throw new DataDirError(`${archiveName} could not be restored (not a Taskgate PGlite backup, or damaged): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    } finally {
+      if (db && !db.closed) await db.close();
+    }
+  } finally {
+    release();
+  }
 }
 
 /** Writes a small file readable only by the owner (0600), e.g. the bootstrap admin key. */

@@ -80,6 +80,8 @@ const FIXTURES: Record<string, (ids: Ids) => { path: string; body?: unknown; ws?
   'GET /api/v1/admin/tenants/:id': () => ({ path: '/api/v1/admin/tenants/default' }),
   'PATCH /api/v1/admin/tenants/:id': () => ({ path: '/api/v1/admin/tenants/default', body: {} }),
   'POST /api/v1/admin/tenants/:id/api-keys': () => ({ path: '/api/v1/admin/tenants/default/api-keys', body: { name: 'gen', scopes: ['tasks:read'] } }),
+  // a binary body (200 on PGlite) or the envelope (409 on PostgreSQL)
+  'GET /api/v1/admin/backup': () => ({ path: '/api/v1/admin/backup' }),
   'POST /api/v1/approvals/decision': (i) => ({
     path: '/api/v1/approvals/decision', body: { workflow_id: i.live, approval_id: '0b5d1b7e-3f7a-4d5e-9c1a-2b3c4d5e6f70', approved: true },
   }),

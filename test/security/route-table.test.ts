@@ -66,6 +66,8 @@ const FIXTURES: Record<string, Fixture> = {
   'POST /api/v1/admin/tenants/:id/api-keys': {
     request: (b) => ({ path: `/api/v1/admin/tenants/${b.tenantId}/api-keys`, body: { name: 'gen', scopes: ['tasks:read'] } }), crossTenant: 'operator',
   },
+  // the whole embedded database (409 on PostgreSQL): every tenant's data
+  'GET /api/v1/admin/backup': { request: () => ({ path: '/api/v1/admin/backup' }), crossTenant: 'operator' },
   'POST /api/v1/approvals/decision': {
     request: (b) => ({ path: '/api/v1/approvals/decision', body: { workflow_id: b.taskId, approval_id: '0b5d1b7e-3f7a-4d5e-9c1a-2b3c4d5e6f70', approved: true } }),
     crossTenant: 'not_found',

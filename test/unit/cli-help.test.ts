@@ -28,7 +28,7 @@ async function spawnCli(args: string[], cwd: string, env: Record<string, string>
 }
 
 describe('--help runs nothing', () => {
-  it('serve, worker, migrate and prune print their help and exit 0: no data directory, no admin key, no server', async () => {
+  it('serve, worker, migrate, prune, backup and restore print their help and exit 0: no data directory, no admin key, no server, no file', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'taskgate-help-'));
     const env = { TASKGATE_DATA_DIR: join(cwd, 'data'), PORT: String(await freePort()) };
     const runs = await Promise.all([
@@ -37,8 +37,10 @@ describe('--help runs nothing', () => {
       spawnCli(['worker', '--concurrency', '2', '--help'], cwd, env),
       spawnCli(['migrate', '--help'], cwd, env),
       spawnCli(['prune', '--older-than', '1d', '--help'], cwd, env),
+      spawnCli(['backup', '--out', 'x.tar.gz', '--help'], cwd, env),
+      spawnCli(['restore', 'x.tar.gz', '-h'], cwd, env),
     ]);
-    const names = ['serve', 'serve', 'worker', 'migrate', 'prune'];
+    const names = ['serve', 'serve', 'worker', 'migrate', 'prune', 'backup', 'restore'];
     runs.forEach((r, i) => {
       expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: '' });
       expect(r.out).toMatch(new RegExp(`^Usage: taskgate ${names[i]} `));
@@ -124,6 +126,8 @@ describe('help for every command and group', () => {
     expect(whole.code).toBe(0);
     for (const args of [['-h'], ['--help'], []]) expect(await cli(args)).toEqual({ code: 0, out: whole.out, err: '' });
     expect(whole.out).toContain('taskgate worker');
+    expect(whole.out).toContain('taskgate backup --out FILE');
+    expect(whole.out).toContain('taskgate restore FILE [--data-dir DIR]');
     expect(whole.out).toMatch(/Client commands[\s\S]*--data-dir DIR \(TASKGATE_DATA_DIR/);
     expect(whole.out).toContain('taskgate COMMAND --help');
     expect((await cli(['help', 'serve'])).out).toMatch(/^Usage: taskgate serve /);

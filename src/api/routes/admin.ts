@@ -1,7 +1,9 @@
 // /api/v1/admin: tenant administration for operators — principals holding `admin` in the system
 // (default) tenant. A tenant's own `admin` scope covers that tenant only, so it cannot create
-// tenants or mint keys for others. Per-tenant rate limits are set here.
+// tenants or mint keys for others. Per-tenant rate limits are set here, and the embedded
+// database's online backup is taken here.
 import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ApiError } from '../../contract/errors.js';
 import { CreateTenantBody, CreateTenantKeyBody, CreatedApiKey, Page, TenantList, TenantView, UpdateTenantBody } from '../../contract/auth.js';
@@ -24,6 +26,11 @@ export function requireOperator(p: Principal): void {
 
 export function tenantView(t: TenantRow): TenantView {
   return { tenant_id: t.id, name: t.name, rate_limit: t.rate_limit ?? null, created_at: t.created_at.toISOString() };
+}
+
+/** `taskgate-backup-20261206T213000Z.tar.gz`: the UTC time, sortable, safe in any file system. */
+export function backupFileName(now: Date): string {
+  return `taskgate-backup-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.tar.gz`;
 }
 
 export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db' | 'signals'>): Promise<void> {
@@ -87,5 +94,32 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
     });
     reply.header('cache-control', 'no-store');
     return reply.code(201).send({ ...keyView(row), key });
+  });
+
+  r.get('/api/v1/admin/backup', {
+    // no HEAD: it would build the whole dump to send none of it
+    exposeHeadRoute: false,
+    config: { scope: 'admin' },
+    schema: {
+      tags: ['admin'], summary: 'Download an online backup of the embedded PGlite database (.tar.gz)',
+      description: 'The PGlite data directory as a gzip\'d tarball, consistent (taken between statements after a CHECKPOINT) and built in memory; ' +
+        '`taskgate restore FILE --data-dir DIR` loads it into a new directory. 409 on server PostgreSQL: use pg_dump.',
+      response: {
+        200: { description: 'application/gzip (Content-Disposition names the file)', content: { 'application/gzip': { schema: Type.String({ format: 'binary' }) } } },
+        ...errorResponses('GET', 'scope', [409]),
+      },
+    },
+  }, async (req, reply) => {
+    requireOperator(req.principal);
+    if (!deps.db.dumpDataDir) throw new ApiError('CONFLICT', 'the database is PostgreSQL: back it up with pg_dump (README: Backups)');
+    const startedMs = Date.now();
+    const dump = Buffer.from(await (await deps.db.dumpDataDir()).arrayBuffer());
+    req.log.info({ bytes: dump.length, ms: Date.now() - startedMs }, 'backup taken');
+    return reply
+      .header('content-type', 'application/gzip')
+      .header('content-disposition', `attachment; filename="${backupFileName(new Date())}"`)
+      .header('cache-control', 'no-store')
+      // the schema documents the bytes as a string; Fastify sends a Buffer as it is
+      .send(dump as unknown as string);
   });
 }
