@@ -7,27 +7,15 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { loadConfig } from '../config/index.js';
-import { loadClientConfig } from '../config/client.js';
 import { downloadBackup } from '../sdk/backup.js';
 import { DataDirError, restorePglite } from '../storage/pglite.js';
 import { commandHelp } from './args.js';
-import { cliClient, exitCodeFor, need, type CliIo, type Flags } from './shared.js';
+import { cliConnection, exitCodeFor, need, type CliIo, type Flags } from './shared.js';
 import { SERVER_COMMANDS } from './specs.js';
 
 /** A size as people read it: `4.7 MB`, `812 kB`, `93 B`. */
 function size(bytes: number): string {
   return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : bytes >= 1e3 ? `${Math.round(bytes / 1e3)} kB` : `${bytes} B`;
-}
-
-/** The key as cliClient finds it (--key, TASKGATE_API_KEY, <data-dir>/admin.key). */
-function apiKeyOf(flags: Flags, io: CliIo): string | undefined {
-  const cfg = loadClientConfig(flags, io.env);
-  if (cfg.apiKey) return cfg.apiKey;
-  try {
-    return readFileSync(cfg.keyFile, 'utf8').trim() || undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** A backup never replaces a file unasked: exit 1, one line. */
@@ -45,8 +33,7 @@ export async function runBackup(flags: Flags, io: CliIo): Promise<number> {
     const force = flags.force === true;
     // checked before asking: the server builds the whole dump for each request
     if (!force && existsSync(out)) return exists(io, out);
-    const client = cliClient(flags, io); // checks --url and that a key is there
-    const download = await downloadBackup({ baseUrl: client.baseUrl, apiKey: apiKeyOf(flags, io), fetch: io.fetch, signal: io.signal });
+    const download = await downloadBackup({ ...cliConnection(flags, io), fetch: io.fetch, signal: io.signal });
     // written beside FILE, then put in its place whole: a download that breaks off leaves no
     // truncated backup, nor (with --force) destroys the previous one
     partial = `${out}.partial-${process.pid}`;

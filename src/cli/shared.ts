@@ -74,8 +74,8 @@ export function optStr(flags: Flags, name: string): string | undefined {
   return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
 }
 
-/** The SDK client for --url/TASKGATE_URL with the key from --key, TASKGATE_API_KEY or <data-dir>/admin.key. */
-export function cliClient(flags: Flags, io: CliIo): TaskgateClient {
+/** The server for --url/TASKGATE_URL and the key from --key, TASKGATE_API_KEY or <data-dir>/admin.key. */
+export function cliConnection(flags: Flags, io: CliIo): { baseUrl: string; apiKey: string | undefined } {
   const cfg = loadClientConfig(flags, io.env);
   const baseUrl = serverUrl(cfg.url, typeof flags.url === 'string' ? '--url' : 'TASKGATE_URL');
   let apiKey = cfg.apiKey;
@@ -86,7 +86,12 @@ export function cliClient(flags: Flags, io: CliIo): TaskgateClient {
       throw new UsageError(`no API key: pass --key, set TASKGATE_API_KEY, or run where ${cfg.keyFile} exists`);
     }
   }
-  return new TaskgateClient({ baseUrl, apiKey, fetch: io.fetch });
+  return { baseUrl, apiKey };
+}
+
+/** The SDK client for cliConnection's server and key. */
+export function cliClient(flags: Flags, io: CliIo): TaskgateClient {
+  return new TaskgateClient({ ...cliConnection(flags, io), fetch: io.fetch });
 }
 
 /** The server's URL, refused as the SDK would refuse it (`--url 127.0.0.1:8080` ended in a TypeError's stack). */
