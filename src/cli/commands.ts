@@ -3,7 +3,7 @@
 // `migrate` reach into main.ts; client commands (admin.ts, tasks.ts, backup.ts) use the SDK. Output goes
 // through `io`, so tests run them in process.
 import { loadConfig, parseDuration } from '../config/index.js';
-import { migrate } from '../storage/migrate.js';
+import { currentVersion, latestVersion, migrate, otherTaskgateSessions } from '../storage/migrate.js';
 import { openDatabase, startServer } from '../main.js';
 import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
@@ -78,6 +78,14 @@ async function migrateCmd(flags: Flags, io: CliIo): Promise<void> {
   const config = loadConfig(flags);
   const db = await openDatabase(config);
   try {
+    const others = (await currentVersion(db)) < latestVersion() ? await otherTaskgateSessions(db) : 0;
+    if (others > 0) {
+      // workers from before December 2026 have no schema guard: they fail tasks of kinds they do not know
+      io.err(
+        `taskgate migrate: ${others} other Taskgate connection${others === 1 ? ' is' : 's are'} open on this database (pg_stat_activity, application_name taskgate): ` +
+          'workers of this release stop claiming once it is migrated, but workers built before December 2026 do not and would fail tasks of kinds they do not know — stop those first',
+      );
+    }
     const applied = await migrate(db);
     io.out(applied.length ? `applied migrations: ${applied.join(', ')}` : 'database is up to date');
   } finally {

@@ -62,6 +62,19 @@ export async function currentVersion(db: Db): Promise<number> {
   return res.rows[0]?.v ?? 0;
 }
 
+/**
+ * Other sessions of Taskgate processes on this PostgreSQL database (pg_stat_activity's
+ * application_name, which pg.ts sets): migrating under them is a rolling upgrade. 0 on PGlite.
+ */
+export async function otherTaskgateSessions(db: Db): Promise<number> {
+  if (db.kind !== 'pg') return 0;
+  const res = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE application_name = 'taskgate' AND datname = current_database() AND pid <> pg_backend_pid()`,
+  );
+  return res.rows[0]?.n ?? 0;
+}
+
 export function latestVersion(migrations: Migration[] = loadMigrations()): number {
   return migrations.at(-1)?.version ?? 0;
 }

@@ -1,0 +1,39 @@
+// `taskgate migrate` under running Taskgate processes is a rolling upgrade: workers built before
+// the schema guard (December 2026) fail tasks of kinds they do not know, so migrate says how many
+// other Taskgate connections it sees before applying anything (PostgreSQL only: PGlite is one process).
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import pg from 'pg';
+import { CLI } from '../helpers/process.js';
+import { usingPostgres } from '../helpers/db.js';
+
+async function runMigrate(env: Record<string, string>): Promise<{ code: number | null; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const child = spawn(process.execPath, [CLI, 'migrate'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  return { code, out, err };
+}
+
+describe.skipIf(!usingPostgres())('taskgate migrate beside running Taskgate processes', () => {
+  it('warns that older workers must be stopped, names how many connections it saw, and migrates', async () => {
+    const schema = `tg_rolling_${process.pid}_${Date.now().toString(36)}`;
+    // another Taskgate process's connection, as pg.ts names it
+    const other = new pg.Client({ connectionString: process.env.DATABASE_URL, application_name: 'taskgate' });
+    await other.connect();
+    try {
+      const first = await runMigrate({ TASKGATE_DB_SCHEMA: schema });
+      expect(first.code, first.err).toBe(0);
+      expect(first.err).toMatch(/^taskgate migrate: \d+ other Taskgate connections? (is|are) open on this database .*workers built before December 2026 .*stop those first$/m);
+      expect(first.out).toMatch(/^applied migrations: 1, /);
+      // nothing pending: nothing to warn about
+      const again = await runMigrate({ TASKGATE_DB_SCHEMA: schema });
+      expect([again.code, again.out.trim(), again.err]).toEqual([0, 'database is up to date', '']);
+    } finally {
+      await other.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await other.end();
+    }
+  });
+});
