@@ -1,9 +1,10 @@
-// Per-principal rate limits on every authenticated route (PRODUCT.md §3). Two buckets per
-// principal: `write` (submits, control calls and every other non-GET) at the configured budget
-// (default 60/min, burst 10, or the tenant's override), and `read` (GET: status reads, lists,
-// events) at `readMultiplier` times that. Public routes (health, readiness, metrics, docs) and
-// stream connects (bounded by the per-principal stream cap instead) are not limited. The store
-// failing → fail open (counted, warned) or closed (503).
+// Per-principal rate limits on every authenticated route (PRODUCT.md §3). Three buckets per
+// principal: `write` (submits and every other non-GET) at the configured budget (default 60/min,
+// burst 10, or the tenant's override), `control` (cancel, pause, resume, approval decisions) the
+// same size apart from it, and `read` (GET: status reads, lists, events) at `readMultiplier` times
+// that. Public routes (health, readiness, metrics, docs) and stream connects (bounded by the
+// per-principal stream cap instead) are not limited. The store failing → fail open (counted,
+// warned) or closed (503).
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
@@ -52,9 +53,21 @@ function isUnlimited(req: FastifyRequest): boolean {
   return typeof v === 'string' && v.length === UNLIMITED_TOKEN.length && timingSafeEqual(Buffer.from(v), Buffer.from(UNLIMITED_TOKEN));
 }
 
-export type Budget = 'read' | 'write';
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * `control`: the route stops or steers work (cancel, pause, resume, an approval's decision) and
+     * draws on a bucket of its own, the size of the write budget — a cancel right after a burst of
+     * submits must not wait for the burst to refill.
+     */
+    rateBudget?: 'control';
+  }
+}
 
-export function budgetOf(method: string): Budget {
+export type Budget = 'read' | 'write' | 'control';
+
+export function budgetOf(method: string, rateBudget?: 'control'): Budget {
+  if (rateBudget) return rateBudget;
   return method === 'GET' || method === 'HEAD' ? 'read' : 'write';
 }
 
@@ -68,7 +81,7 @@ export function registerRateLimit(app: FastifyInstance, opts: RateLimitOptions):
   app.addHook('onRequest', async (req, reply) => {
     if (!req.routeOptions.url || req.routeOptions.config.public || req.routeOptions.config.rateLimit === false || !req.principal) return;
     if (req.headers[UNLIMITED_HEADER] !== undefined && isUnlimited(req)) return;
-    const budget = budgetOf(req.method);
+    const budget = budgetOf(req.method, req.routeOptions.config.rateBudget);
     const base = req.principal.rateLimit ?? { per_minute: opts.perMinute, burst: opts.burst };
     const factor = budget === 'read' ? opts.readMultiplier : 1;
     const limit: BucketLimit = { perMinute: base.per_minute * factor, burst: base.burst * factor };

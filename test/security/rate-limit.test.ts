@@ -75,7 +75,7 @@ describe('over HTTP, in memory', () => {
     await defaults?.close();
   });
 
-  it('defaults: 60/min burst 10 for submits and control calls, 10× for reads, headers on every limited route', async () => {
+  it('defaults: 60/min burst 10 for submits, the same apart for control calls, 10× for reads, headers on every limited route', async () => {
     const { key } = await newTenant(tdb.db, ['admin']);
     const read = await defaults.call('GET', '/api/v1/tasks', undefined, { key });
     expect(read.headers.get('x-ratelimit-limit')).toBe('600');
@@ -94,12 +94,15 @@ describe('over HTTP, in memory', () => {
     expect(health.headers.get('x-ratelimit-limit')).toBeNull();
   });
 
-  it('a burst over the limit gets 429 RATE_LIMITED with Retry-After; submits and control calls share the budget', async () => {
+  it('a burst over the limit gets 429 RATE_LIMITED with Retry-After; control calls have a bucket of their own', async () => {
     const { key } = await newTenant(tdb.db, ['admin']);
-    const submits = await burst([server], 6, key, 'POST', '/api/v1/tasks', { task_definition_id: 'noop' });
-    expect(submits).toEqual([200, 200, 200, 200, 200, 200]);
-    const controls = await burst([server], 4, key, 'POST', '/api/v1/tasks/task_nope/cancel', {});
-    expect(controls).toEqual([404, 404, 404, 404]);
+    const submits = await burst([server], 10, key, 'POST', '/api/v1/tasks', { task_definition_id: 'noop' });
+    expect(submits).toEqual(Array(10).fill(200));
+    // the write burst is spent: a cancel still goes through (stopping work never waits on creating it)
+    const controls = await burst([server], 10, key, 'POST', '/api/v1/tasks/task_nope/cancel', {});
+    expect(controls).toEqual(Array(10).fill(404));
+    const overControl = await server.call('POST', '/api/v1/approvals/decision', { workflow_id: 'task_nope', approval_id: 'x', approved: true }, { key });
+    expect([overControl.status, overControl.body.error.details?.budget]).toEqual([429, 'control']);
     const over = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop' }, { key });
     expect(over.status).toBe(429);
     expect(over.body.error.code).toBe('RATE_LIMITED');
@@ -111,7 +114,7 @@ describe('over HTTP, in memory', () => {
     expect(Number(over.headers.get('x-ratelimit-reset'))).toBeGreaterThan(Date.now() / 1000);
     // the refused submit created nothing
     const list = await server.call('GET', '/api/v1/tasks?limit=100', undefined, { key });
-    expect(list.body.total_count).toBe(6);
+    expect(list.body.total_count).toBe(10);
     // reads have their own budget
     expect((await server.call('GET', '/api/v1/auth/me', undefined, { key })).status).toBe(200);
     const metrics = await server.call('GET', '/metrics');

@@ -32,7 +32,7 @@ export async function approvalRoutes(app: FastifyInstance, deps: AppDeps): Promi
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
   r.post('/api/v1/approvals/decision', {
-    config: { scope: 'approvals:decide' },
+    config: { scope: 'approvals:decide', rateBudget: 'control' },
     schema: { tags: ['approvals'], summary: 'Approve or deny a pending approval', body: ApprovalDecisionBody, response: { 200: ApprovalDecisionResponse, ...errorResponses('POST', 'scope', [404, 409]) } },
   }, async (req) => {
     const { workflow_id, approval_id, approved, feedback, modified_action, approved_by } = req.body;

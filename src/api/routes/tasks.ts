@@ -222,7 +222,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     response: { 202: ControlResponse, ...errorResponses('POST', 'scope', [404, 409]) },
   });
 
-  r.post('/api/v1/tasks/:id/cancel', { config: { scope: 'tasks:cancel' }, preValidation: emptyBodyIsObject, schema: controlSchema('Cancel a task') }, async (req, reply) => {
+  r.post('/api/v1/tasks/:id/cancel', { config: { scope: 'tasks:cancel', rateBudget: 'control' }, preValidation: emptyBodyIsObject, schema: controlSchema('Cancel a task') }, async (req, reply) => {
     const reason = req.body?.reason ?? null;
     const by = req.principal.userId;
     const out = await control(req.principal.tenantId, req.params.id, (row) => {
@@ -257,7 +257,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     return reply.code(202).send(out);
   });
 
-  r.post('/api/v1/tasks/:id/pause', { config: { scope: 'tasks:cancel' }, preValidation: emptyBodyIsObject, schema: controlSchema('Pause a task') }, async (req, reply) => {
+  r.post('/api/v1/tasks/:id/pause', { config: { scope: 'tasks:cancel', rateBudget: 'control' }, preValidation: emptyBodyIsObject, schema: controlSchema('Pause a task') }, async (req, reply) => {
     const reason = req.body?.reason ?? null;
     const by = req.principal.userId;
     const out = await control(req.principal.tenantId, req.params.id, (row) => {
@@ -295,7 +295,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     return reply.code(202).send(out);
   });
 
-  r.post('/api/v1/tasks/:id/resume', { config: { scope: 'tasks:cancel' }, preValidation: emptyBodyIsObject, schema: controlSchema('Resume a paused task') }, async (req, reply) => {
+  r.post('/api/v1/tasks/:id/resume', { config: { scope: 'tasks:cancel', rateBudget: 'control' }, preValidation: emptyBodyIsObject, schema: controlSchema('Resume a paused task') }, async (req, reply) => {
     const by = req.principal.userId;
     const reason = req.body?.reason ?? null;
     const out = await control(req.principal.tenantId, req.params.id, (row) => {
