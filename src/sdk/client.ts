@@ -16,10 +16,10 @@ import type {
 } from '../contract/tasks.js';
 import type { TimelineResponse } from '../contract/timeline.js';
 import {
-  errorBodyParts, errorForStatus, errorFromStreamFrame, failureText, NetworkError, RequestTimeoutError, TaskgateError, TaskTimeoutError, ValidationError,
+  errorForAnswer, errorFromStreamFrame, unreachableError, failureText, NetworkError, RequestTimeoutError, TaskgateError, TaskTimeoutError, ValidationError,
 } from './errors.js';
 import { TaskHandle } from './handle.js';
-import { RETRYABLE_STATUS, MAX_RETRY_WAIT_MS, sleep, retryAfterMs, jittered, eitherSignal, checkBaseUrl, checkMs, MAX_TIMER_MS, userAgent, isTransient } from './transport.js';
+import { credentialHeaders, RETRYABLE_STATUS, MAX_RETRY_WAIT_MS, sleep, retryAfterMs, jittered, eitherSignal, checkBaseUrl, checkMs, MAX_TIMER_MS, userAgent, isTransient } from './transport.js';
 import { followEventStream, type OpenResult } from './sse.js';
 import type { EventsResponse, ListTasksResponse, StreamEvent, TaskEvent, TaskListItem, TaskView } from './types.js';
 import type { CallOptions, ClientOptions, PageOptions, RequestOptions, StreamOptions, SubmitOptions, WaitOptions } from './options.js';
@@ -53,10 +53,6 @@ export class TaskgateClient {
     this.#streamIdleMs = checkMs('streamIdleTimeoutMs', opts.streamIdleTimeoutMs);
   }
 
-  #authHeaders(): Record<string, string> {
-    if (!this.#apiKey) return {};
-    return this.#apiKey.includes('.') ? { authorization: `Bearer ${this.#apiKey}` } : { 'x-api-key': this.#apiKey };
-  }
 
   #url(path: string, query?: RequestOptions['query']): URL {
     const url = new URL(this.baseUrl + path);
@@ -73,7 +69,7 @@ export class TaskgateClient {
    */
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const url = this.#url(path, opts.query);
-    const headers: Record<string, string> = { accept: 'application/json', ...this.#headers, ...opts.headers, ...this.#authHeaders() };
+    const headers: Record<string, string> = { accept: 'application/json', ...this.#headers, ...opts.headers, ...credentialHeaders(this.#apiKey) };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
     if (opts.idempotencyKey) headers['idempotency-key'] = opts.idempotencyKey;
     const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
@@ -92,7 +88,7 @@ export class TaskgateClient {
         if (opts.signal?.aborted) throw opts.signal.reason;
         const error = timeout?.aborted
           ? new RequestTimeoutError({ status: 0, code: 'CLIENT_TIMEOUT', message: `${method} ${path}: no answer within ${timeoutMs} ms`, cause: err })
-          : this.#unreachable(err);
+          : unreachableError(this.baseUrl, err);
         if (!safe || attempt >= maxRetries) throw error;
         await sleep(this.#backoff(attempt), opts.signal);
         continue;
@@ -106,7 +102,7 @@ export class TaskgateClient {
         }
       }
       const after = retryAfterMs(res);
-      const error = this.#errorFrom(res, text, after, opts.notFound);
+      const error = errorForAnswer(res, text, after, opts.notFound);
       // a keyed write whose first try is still in flight (the network failed us, not the server): ask again
       const inFlight = res.status === 409 && opts.idempotencyKey !== undefined && error.code === 'IDEMPOTENCY_KEY_IN_PROGRESS';
       if (attempt < maxRetries && ((RETRYABLE_STATUS.has(res.status) && (safe || res.status === 429)) || inFlight)) {
@@ -121,25 +117,6 @@ export class TaskgateClient {
 
   #backoff(attempt: number): number {
     return Math.min(250 * 2 ** attempt, 5_000) * (0.5 + Math.random() / 2);
-  }
-
-  /** A fetch that failed without an answer. */
-  #unreachable(err: unknown): NetworkError {
-    return new NetworkError({ status: 0, code: 'NETWORK_ERROR', message: `cannot reach ${this.baseUrl}: ${failureText(err)}`, cause: err });
-  }
-
-  /** The typed error of a non-2xx answer (`after`: its Retry-After in ms, read once by the caller). */
-  #errorFrom(res: Response, text: string, after: number | undefined, notFound?: RequestOptions['notFound']): TaskgateError {
-    const body = errorBodyParts(text);
-    const kind = typeof notFound === 'function' ? notFound(body) : notFound;
-    return errorForStatus({
-      status: res.status,
-      code: body.code ?? 'BAD_RESPONSE',
-      message: body.message ?? `HTTP ${res.status}`,
-      details: body.details,
-      requestId: body.requestId ?? res.headers.get('x-request-id') ?? undefined,
-      retryAfterS: after !== undefined && after > 0 ? Math.ceil(after / 1000) : undefined,
-    }, kind);
   }
 
   // ---- tasks ----
@@ -324,14 +301,14 @@ export class TaskgateClient {
     if (opts.types?.length) query.types = opts.types.join(',');
     const url = this.#url('/api/v1/stream/sse', query);
     const open = async (lastEventId: string | null, signal: AbortSignal | undefined): Promise<OpenResult> => {
-      const headers: Record<string, string> = { ...this.#headers, ...this.#authHeaders(), accept: 'text/event-stream' };
+      const headers: Record<string, string> = { ...this.#headers, ...credentialHeaders(this.#apiKey), accept: 'text/event-stream' };
       if (lastEventId !== null) headers['last-event-id'] = lastEventId;
       let res: Response;
       try {
         res = await this.#fetch(url, { headers, signal });
       } catch (err) {
         if (signal?.aborted) throw err;
-        return { ok: false, retry: true, error: this.#unreachable(err) };
+        return { ok: false, retry: true, error: unreachableError(this.baseUrl, err) };
       }
       // only an event stream counts as connected (a captive portal's or proxy's 200 page does not)
       if (res.ok && res.body && /^text\/event-stream\b/i.test(res.headers.get('content-type') ?? '')) return { ok: true, body: res.body };
@@ -341,7 +318,7 @@ export class TaskgateClient {
         return { ok: false, retry: true, error };
       }
       const after = retryAfterMs(res);
-      const error = this.#errorFrom(res, await res.text().catch(() => ''), after, 'task');
+      const error = errorForAnswer(res, await res.text().catch(() => ''), after, 'task');
       if (RETRYABLE_STATUS.has(res.status)) return { ok: false, retry: true, error, afterMs: after === undefined ? undefined : jittered(after) };
       return { ok: false, error };
     };

@@ -138,6 +138,30 @@ export function errorBodyParts(text: string): ErrorBodyParts {
 /** What a 404 is about, for the subclass it becomes. */
 export type NotFoundKind = 'task' | 'session';
 
+/** A fetch to `baseUrl` that failed without an answer. */
+export function unreachableError(baseUrl: string, err: unknown): NetworkError {
+  return new NetworkError({ status: 0, code: 'NETWORK_ERROR', message: `cannot reach ${baseUrl}: ${failureText(err)}`, cause: err });
+}
+
+/**
+ * The typed error of a non-2xx answer whose body is `text` (`afterMs`: its Retry-After, read once
+ * by the caller); `notFound` says what a 404 is about, or reads it from the body.
+ */
+export function errorForAnswer(
+  res: Response, text: string, afterMs?: number,
+  notFound?: NotFoundKind | ((body: ErrorBodyParts) => NotFoundKind | undefined),
+): TaskgateError {
+  const body = errorBodyParts(text);
+  return errorForStatus({
+    status: res.status,
+    code: body.code ?? 'BAD_RESPONSE',
+    message: body.message ?? `HTTP ${res.status}`,
+    details: body.details,
+    requestId: body.requestId ?? res.headers.get('x-request-id') ?? undefined,
+    retryAfterS: afterMs !== undefined && afterMs > 0 ? Math.ceil(afterMs / 1000) : undefined,
+  }, typeof notFound === 'function' ? notFound(body) : notFound);
+}
+
 /** The error for an HTTP answer that is not 2xx (405, 408, 417, 431, … : the base class, with the server's code). */
 export function errorForStatus(p: TaskgateErrorInit, notFound?: NotFoundKind): TaskgateError {
   const s = p.status;

@@ -120,6 +120,12 @@ export function userAgent(headers: Record<string, string> | undefined): Record<s
   return { 'user-agent': `taskgate-sdk/${SDK_VERSION}` };
 }
 
+/** How a credential is sent: a JWT (it has dots) as `Authorization: Bearer`, an API key as X-API-Key. */
+export function credentialHeaders(apiKey: string | undefined): Record<string, string> {
+  if (!apiKey) return {};
+  return apiKey.includes('.') ? { authorization: `Bearer ${apiKey}` } : { 'x-api-key': apiKey };
+}
+
 /** A failure that says nothing about the task: no answer, or the server (or its proxy) asking to come back. */
 export function isTransient(err: unknown): err is TaskgateError {
   if (err instanceof NetworkError || err instanceof RequestTimeoutError) return true;
