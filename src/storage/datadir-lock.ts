@@ -2,7 +2,7 @@
 // data directory makes a second live process refuse to start, while a lock left by a killed
 // process (its pid no longer alive, or now another process's: boot id and start time differ) is
 // taken over. Also the data directory's one-line start errors.
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 /** The data directory cannot be used (not a directory, no permission, locked, a damaged database): a one-line start error. */
@@ -224,5 +224,15 @@ function removeStaleLock(path: string, seen: string, content: string): boolean {
     } catch {
       /* already gone */
     }
+  }
+}
+
+/** Creates the data directory (0700) if missing and takes its lock; returns the release. Failures are one line. */
+export function claimDataDir(dataDir: string): () => void {
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    return lockDataDir(dataDir);
+  } catch (err) {
+    throw dataDirProblem(dataDir, err);
   }
 }

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './db.js';
 
-import { DataDirError, dataDirProblem, lockDataDir } from './datadir-lock.js';
+import { claimDataDir, DataDirError, dataDirProblem } from './datadir-lock.js';
 
 export { DataDirError, DataDirLockedError, lockDataDir } from './datadir-lock.js';
 
@@ -64,16 +64,15 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
   let release: (() => void) | undefined;
   let pgDir: string | undefined;
   if (options.dataDir) {
+    release = claimDataDir(options.dataDir);
     try {
-      mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-      release = lockDataDir(options.dataDir);
       pgDir = join(options.dataDir, 'pgdata');
       // the database files are readable only by us, whatever the directory around them allows (as
       // PostgreSQL insists on for its data directory): PGlite would create this one 0755
       mkdirSync(pgDir, { recursive: true, mode: 0o700 });
       chmodSync(pgDir, 0o700);
     } catch (err) {
-      release?.();
+      release();
       throw dataDirProblem(options.dataDir, err);
     }
   }
@@ -153,14 +152,7 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
  */
 export async function restorePglite(dataDir: string, archive: Blob, archiveName: string): Promise<number> {
   const pgDir = join(dataDir, 'pgdata');
-  let release: (() => void) | undefined;
-  try {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    release = lockDataDir(dataDir);
-  } catch (err) {
-    release?.();
-    throw dataDirProblem(dataDir, err);
-  }
+  const release = claimDataDir(dataDir);
   try {
     if (existsSync(pgDir)) {
       throw new DataDirError(`data directory ${resolve(dataDir)} already holds a database (${resolve(pgDir)}): restore into a new directory — a database is never overwritten`);
