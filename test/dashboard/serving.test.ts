@@ -146,7 +146,7 @@ describe('dashboard routes', () => {
     expect(all).toContain('sessionStorage');
     // the dashboard hands the key to the SDK's client, which sends it in a header (a JWT as Bearer)
     expect(readFileSync(new URL('api.js', DASHBOARD_DIR), 'utf8')).toMatch(/new (Session|Taskgate)Client\(/);
-    expect(readFileSync(new URL('client.js', SDK_DIR), 'utf8')).toContain("'x-api-key'");
+    expect(readFileSync(new URL('transport.js', SDK_DIR), 'utf8')).toContain("'x-api-key'"); // credentialHeaders
   });
 
   it('the OpenAPI document lists none of them', async () => {
