@@ -84,21 +84,21 @@ export class ClaimWindow {
   }
 
   /**
-   * Opens a window over up to `limit` runnable tasks; `launch` starts each with its gate. Resolves
-   * with how many were claimed once they are locked (the transaction goes on in the background);
-   * rejects if the claim itself failed. A later failure (the write, the commit) goes to `onError`
+   * Opens a window over up to `limit` runnable tasks (`after` as for a claim: TenantRotation);
+   * `launch` starts each with its gate. Resolves with how many were claimed once they are locked
+   * (the transaction goes on in the background); rejects if the claim itself failed. A later failure (the write, the commit) goes to `onError`
    * and every attempt of the window is aborted as having lost its task.
    */
   static async open(
-    db: Db, hub: EventHub, o: WindowOptions & { limit: number }, launch: (task: LockedTask, gate: AttemptGate) => Attempt,
-    onError: (err: unknown) => void,
+    db: Db, hub: EventHub, o: WindowOptions & { limit: number; after: string },
+    launch: (task: LockedTask, gate: AttemptGate) => Attempt, onError: (err: unknown) => void,
   ): Promise<number> {
     const w = new ClaimWindow(o, hub);
     let claimed!: (n: number) => void;
     const locked = new Promise<number>((r) => (claimed = r));
     let written: Map<string, StoredEvent[]> | undefined;
     const tx = db.transaction(async (tx) => {
-      const tasks = await tasksLockAvailable(tx, o.limit);
+      const tasks = await tasksLockAvailable(tx, o.limit, o.after);
       claimed(tasks.length);
       if (tasks.length === 0) return;
       w.#timer = setTimeout(() => w.#close(), o.windowMs);

@@ -8,6 +8,7 @@ import type { Registry } from '../executors/registry.js';
 import type { TaskLogger } from '../executors/types.js';
 import type { ClaimedTask } from '../storage/queries/transitions.js';
 import { Runner, type ActiveAttempt, type AttemptHooks } from './runner.js';
+import { TenantRotation } from './tenant-rotation.js';
 import { GroupCommit } from '../storage/group-commit.js';
 import { Completer } from './completer.js';
 import { AttemptAborted } from './abort.js';
@@ -67,6 +68,7 @@ export class Worker {
   readonly #reaper: LeaseReaper;
   /** Attempts not yet written (heartbeats cover them); slots count only those still executing. */
   readonly #active = new Map<string, ActiveAttempt>();
+  readonly #rotation = new TenantRotation();
   #busySlots = 0;
   /**
    * The last claim took fewer tasks than it asked for, and nothing was announced since that no
@@ -299,7 +301,10 @@ export class Worker {
 
   /** Claims up to `limit` tasks, written RUNNING at once; returns how many. */
   async #claim(limit: number): Promise<number> {
-    const claimed = await tasksClaimAvailable(this.#d.db, { limit, owner: this.#o.workerId, leaseMs: this.#o.leaseMs });
+    const claimed = await tasksClaimAvailable(this.#d.db, {
+      limit, owner: this.#o.workerId, leaseMs: this.#o.leaseMs, after: this.#rotation.after,
+    });
+    this.#rotation.served(claimed.map((c) => c.task.tenant_id));
     for (const { task, events } of claimed) {
       this.#d.hub.publish(events);
       this.#launch(task);
@@ -308,13 +313,19 @@ export class Worker {
   }
 
   /** Claims up to `limit` tasks in a claim window; returns how many once they are locked and started. */
-  #claimWindow(limit: number): Promise<number> {
-    return ClaimWindow.open(
+  async #claimWindow(limit: number): Promise<number> {
+    const tenants: string[] = [];
+    const claimed = await ClaimWindow.open(
       this.#d.db, this.#d.hub,
-      { limit, owner: this.#o.workerId, leaseMs: this.#o.leaseMs, windowMs: this.#o.claimWindowMs },
-      (task, gate) => this.#launch(task, false, gate),
+      { limit, owner: this.#o.workerId, leaseMs: this.#o.leaseMs, windowMs: this.#o.claimWindowMs, after: this.#rotation.after },
+      (task, gate) => {
+        tenants.push(task.tenant_id);
+        return this.#launch(task, false, gate);
+      },
       (err) => this.#d.log.error('claim window failed; its tasks go back to the queue', { err: (err as Error).message }),
     );
+    this.#rotation.served(tenants);
+    return claimed;
   }
 
   #launch(task: ClaimedTask, reserved = false, gate?: AttemptGate): ActiveAttempt {

@@ -142,10 +142,23 @@ async function applyPending(db: Db, migrations: Migration[], lockTimeoutMs: numb
   });
 }
 
-/** Splits a migration into statements on `;` at end of line (our migrations hold no functions with bodies). */
+/**
+ * Splits a migration into statements on `;` at end of line, except inside a dollar-quoted (`$$`)
+ * function body, whose own statements end that way too.
+ */
 export function splitStatements(sql: string): string[] {
-  return sql
-    .split(/;\s*$/m)
-    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
-    .filter(Boolean);
+  const out: string[] = [];
+  let current: string[] = [];
+  let inBody = false;
+  for (const line of sql.split('\n')) {
+    if (/^\s*--/.test(line)) continue;
+    current.push(line);
+    if ((line.match(/\$\$/g)?.length ?? 0) % 2 === 1) inBody = !inBody;
+    if (!inBody && /;\s*$/.test(line)) {
+      out.push(current.join('\n').replace(/;\s*$/, ''));
+      current = [];
+    }
+  }
+  out.push(current.join('\n'));
+  return out.map((s) => s.trim()).filter(Boolean);
 }

@@ -208,23 +208,28 @@ const startSql = (ids: string, fence: string, returning: string, select: string)
    )
    SELECT ${select} FROM u`;
 
-// taskgate_claimable (migrations 0005, 0006) locks the first `limit` runnable ids in claim order;
-// as an array they reach the rows through the primary key, whatever the statistics say
+// taskgate_claimable (migrations 0005, 0006, 0010) locks the first `limit` runnable ids in claim
+// order, fair across tenants; as an array they reach the rows through the primary key, whatever
+// the statistics say
 const CLAIM_SQL = startSql(
-  'ARRAY(SELECT taskgate_claimable($1::int))', '', CLAIM_RETURNING,
+  'ARRAY(SELECT taskgate_claimable($1::int, $4::text))', '', CLAIM_RETURNING,
   `u.*, ${hasStepsSql('u.id')}, now() AS at`,
 );
 
 /**
- * Claims up to `limit` runnable tasks for `owner`: urgent first, then oldest. Returns only the
- * columns an attempt runs from, and the WORKFLOW_STARTED event written for each (built from the
- * row and the statement's clock rather than read back).
+ * Claims up to `limit` runnable tasks for `owner`: urgent first; within a priority, tenants with
+ * fewer tasks running first, round-robin from the tenant after `after` (the last one this
+ * claimer served: see TenantRotation); then oldest. Returns only the columns an attempt runs from,
+ * and the WORKFLOW_STARTED event written for each (built from the row and the statement's clock
+ * rather than read back).
  */
 export async function tasksClaimAvailable(
   db: Queryable,
-  p: { limit: number; owner: string; leaseMs: number },
+  p: { limit: number; owner: string; leaseMs: number; after?: string },
 ): Promise<ClaimResult[]> {
-  const res = await db.query<ClaimedTask & { last_seq: number; at: Date }>(CLAIM_SQL, [p.limit, p.owner, p.leaseMs], { name: 'tasks_claim' });
+  const res = await db.query<ClaimedTask & { last_seq: number; at: Date }>(
+    CLAIM_SQL, [p.limit, p.owner, p.leaseMs, p.after ?? ''], { name: 'tasks_claim' },
+  );
   // the row itself is the task (its extra last_seq and at are harmless; a rest copy cost µs per row)
   return res.rows.map((row) => ({ task: row, events: [startedEvent(row, row.last_seq, row.attempt, p.owner, row.at)] }));
 }
@@ -243,17 +248,18 @@ export type LockedTask = ClaimedTask & { last_seq: number };
 
 const LOCK_SQL = `SELECT ${CLAIMED_COLUMNS.map((c) => (c === 'attempt' ? 't.attempt + 1 AS attempt' : `t.${c}`)).join(', ')}, t.last_seq,
          ${hasStepsSql('t.id')}
-    FROM tasks t WHERE t.id = ANY (ARRAY(SELECT taskgate_claimable($1::int)))
+    FROM tasks t WHERE t.id = ANY (ARRAY(SELECT taskgate_claimable($1::int, $2::text)))
      -- the ids are locked already; locking them again here reads their latest version
      FOR UPDATE OF t`;
 
 /**
  * The claim window's claim (engine/claim-window.ts): locks up to `limit` runnable tasks in the
- * caller's transaction, in claim order, and writes nothing. The transaction then writes each one
- * either COMPLETED (tasksCompleteMany with `locked`) or RUNNING (tasksStartLocked).
+ * caller's transaction, in claim order (tasksClaimAvailable's, `after` as there), and writes
+ * nothing. The transaction then writes each one either COMPLETED (tasksCompleteMany with
+ * `locked`) or RUNNING (tasksStartLocked).
  */
-export async function tasksLockAvailable(tx: Queryable, limit: number): Promise<LockedTask[]> {
-  return (await tx.query<LockedTask>(LOCK_SQL, [limit], { name: 'tasks_lock' })).rows;
+export async function tasksLockAvailable(tx: Queryable, limit: number, after = ''): Promise<LockedTask[]> {
+  return (await tx.query<LockedTask>(LOCK_SQL, [limit, after], { name: 'tasks_lock' })).rows;
 }
 
 // Rows this transaction locked cannot change under it: the fence only asserts they are unleased
