@@ -1,0 +1,166 @@
+// Claims are fair across tenants (migration 0010's taskgate_claimable), on PGlite and on
+// PostgreSQL: a tenant's backlog does not hold another tenant's work back, a slot goes to the
+// tenant with the fewest tasks running, ties go round-robin, priority still comes first, and a
+// claim reaches past the 32 tenants one round looks at. Rows are written directly so each case
+// has exactly the queue it names; the claims are the engine's own.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { openTestDb, usingPostgres, type TestDb } from '../helpers/db.js';
+import { tasksClaimAvailable, tasksLockAvailable } from '../../src/storage/queries/transitions.js';
+import { tenantsInsert } from '../../src/storage/queries/tenants.js';
+import { TenantRotation } from '../../src/engine/tenant-rotation.js';
+
+let tdb: TestDb;
+let n = 0;
+
+beforeAll(async () => {
+  tdb = await openTestDb();
+  for (let i = 1; i <= 45; i++) await tenantsInsert(tdb.db, { id: tenant(i), name: tenant(i) });
+});
+afterAll(async () => tdb?.close());
+beforeEach(async () => {
+  await tdb.db.query('DELETE FROM task_events');
+  await tdb.db.query('DELETE FROM tasks');
+});
+
+function tenant(i: number): string {
+  return `ten_fair_${String(i).padStart(2, '0')}`;
+}
+
+/** Inserts `count` QUEUED tasks for `tenantId`, each 1 ms younger than the last; returns their ids. */
+async function queue(tenantId: string, count: number, o: { priority?: number; ageS?: number; futureS?: number } = {}): Promise<string[]> {
+  const ids = Array.from({ length: count }, () => `task_fair_${String(++n).padStart(6, '0')}`);
+  await tdb.db.query(
+    `INSERT INTO tasks (id, tenant_id, user_id, kind, max_attempts, retry_interval_ms, backoff_multiplier, timeout_ms, priority, run_at)
+     SELECT id, $2, 'u', 'definition', 1, 1000, 2, 60000, $3,
+            now() + make_interval(secs => $5::double precision - $4::double precision) + ord * interval '1 ms'
+       FROM unnest($1::text[]) WITH ORDINALITY AS x(id, ord)`,
+    [ids, tenantId, o.priority ?? 2, o.ageS ?? 60, o.futureS ?? 0],
+  );
+  return ids;
+}
+
+/** The claimed ids, sorted (a claim's rows come back in no particular order). */
+const ids = (got: { id: string }[]): string[] => got.map((g) => g.id).sort();
+
+async function claim(limit: number, after = ''): Promise<{ id: string; tenant: string }[]> {
+  const res = await tasksClaimAvailable(tdb.db, { limit, owner: 'w-fair', leaseMs: 60_000, after });
+  return res.map((r) => ({ id: r.task.id, tenant: r.task.tenant_id }));
+}
+
+describe('fair claims across tenants', () => {
+  it("one tenant's backlog does not hold back a newer task of another", async () => {
+    await queue(tenant(1), 50, { ageS: 120 });
+    const [late] = await queue(tenant(2), 1, { ageS: 1 });
+    // a claimer's first two one-slot claims (the old global order took tenant 1's fifty first)
+    const rotation = new TenantRotation();
+    const firstTwo: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const got = await claim(1, rotation.after);
+      rotation.served(got.map((g) => g.tenant));
+      firstTwo.push(...got.map((g) => g.id));
+    }
+    expect(firstTwo).toContain(late);
+  });
+
+  it('gives a slot to the tenant with the fewest tasks running, ties going round-robin', async () => {
+    const a = await queue(tenant(1), 10, { ageS: 120 });
+    await claim(3); // tenant 1 alone: three of its tasks run
+    const b = await queue(tenant(2), 10, { ageS: 1 });
+    // tenant 2's first three even the counts (3 and 3); the tie goes to tenant 2, next after tenant 1
+    expect(ids(await claim(4, tenant(1)))).toEqual(b.slice(0, 4));
+    // now 3 against 4: tenant 1's next, then the tie goes to tenant 1, next after tenant 2
+    expect(ids(await claim(2, tenant(2)))).toEqual(a.slice(3, 5));
+  });
+
+  it('takes one task per tenant in turn when each has plenty: no tenant gets a second slot first', async () => {
+    for (let i = 1; i <= 4; i++) await queue(tenant(i), 5, { ageS: 60 - i });
+    const got = await claim(8);
+    const perTenant = new Map<string, number>();
+    for (const g of got) perTenant.set(g.tenant, (perTenant.get(g.tenant) ?? 0) + 1);
+    expect([...perTenant.values()]).toEqual([2, 2, 2, 2]);
+  });
+
+  it('goes round the tenants one slot at a time, starting after the one served last', async () => {
+    for (let i = 1; i <= 3; i++) await queue(tenant(i), 4);
+    const rotation = new TenantRotation();
+    const order: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      // each claim's task finishes before the next (running counts stay equal): only rotation decides
+      const got = await claim(1, rotation.after);
+      rotation.served(got.map((g) => g.tenant));
+      order.push(got[0]!.tenant);
+      await tdb.db.query(`UPDATE tasks SET status = 'COMPLETED', lease_owner = NULL, lease_expires_at = NULL WHERE id = $1`, [got[0]!.id]);
+    }
+    expect(order).toEqual([tenant(1), tenant(2), tenant(3), tenant(1), tenant(2), tenant(3)]);
+  });
+
+  it('puts priority first: an urgent task of a busy tenant goes ahead of an idle tenant’s medium one', async () => {
+    await queue(tenant(1), 3);
+    await claim(3);
+    const urgent = await queue(tenant(1), 2, { priority: 0, ageS: 1 });
+    const medium = await queue(tenant(2), 2, { priority: 2 });
+    const got = await claim(3);
+    expect(ids(got)).toEqual([...urgent, medium[0]].sort());
+  });
+
+  it('skips a tenant whose queued tasks are all scheduled for later', async () => {
+    await queue(tenant(1), 3, { futureS: 3600 });
+    const due = await queue(tenant(2), 3);
+    const got = await claim(10);
+    expect(ids(got)).toEqual([...due].sort());
+  });
+
+  it('looks at as many tenants as there are slots, and the rotation reaches every tenant', async () => {
+    for (let i = 1; i <= 40; i++) await queue(tenant(i), 2);
+    const all = await claim(40);
+    expect(new Set(all.map((g) => g.tenant)).size).toBe(40);
+
+    await tdb.db.query('DELETE FROM task_events');
+    await tdb.db.query('DELETE FROM tasks');
+    for (let i = 1; i <= 40; i++) await queue(tenant(i), 3);
+    const rotation = new TenantRotation();
+    const seen = new Set<string>();
+    for (let round = 0; round < 4; round++) {
+      const got = await claim(10, rotation.after);
+      expect(got).toHaveLength(10);
+      rotation.served(got.map((g) => g.tenant));
+      for (const g of got) seen.add(g.tenant);
+    }
+    expect(seen.size).toBe(40);
+  });
+
+  it('claims everything there is when the slots outnumber the tasks, from every tenant', async () => {
+    const all = [...(await queue(tenant(1), 3)), ...(await queue(tenant(2), 2)), ...(await queue(tenant(3), 1))];
+    const got = await claim(50, tenant(2));
+    expect(ids(got)).toEqual(all.sort());
+    expect(await claim(50)).toEqual([]);
+  });
+
+  it('still answers the one-argument call a worker of the previous release makes', async () => {
+    await queue(tenant(1), 2);
+    await queue(tenant(2), 2);
+    const res = await tdb.db.query<{ n: number }>('SELECT count(*)::int AS n FROM taskgate_claimable(3)');
+    expect(res.rows[0]!.n).toBe(3);
+  });
+
+  it.skipIf(!usingPostgres())('two claimers at once take different tasks', async () => {
+    for (let i = 1; i <= 3; i++) await queue(tenant(i), 4);
+    let release!: () => void;
+    const hold = new Promise<void>((r) => (release = r));
+    let first: string[] = [];
+    let locked!: () => void;
+    const lockedP = new Promise<void>((r) => (locked = r));
+    const tx = tdb.db.transaction(async (t) => {
+      first = (await tasksLockAvailable(t, 5)).map((r) => r.id);
+      locked();
+      await hold;
+    });
+    await lockedP;
+    const second = (await claim(5)).map((g) => g.id);
+    release();
+    await tx;
+    expect(first).toHaveLength(5);
+    expect(second).toHaveLength(5);
+    expect(second.filter((id) => first.includes(id))).toEqual([]);
+  });
+});
