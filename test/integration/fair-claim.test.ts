@@ -136,6 +136,16 @@ describe('fair claims across tenants', () => {
     expect(await claim(50)).toEqual([]);
   });
 
+  it("fills a claim past a tenant's share of the rows one claim reads, so a claim that is not full means a drained queue", async () => {
+    // 40 tenants share 256 candidate rows: 7 each; tenant 1's backlog fills the rest in global order
+    const backlog = await queue(tenant(1), 100, { ageS: 120 });
+    for (let i = 2; i <= 40; i++) await queue(tenant(i), 1);
+    const got = await claim(50);
+    expect(got).toHaveLength(50);
+    expect(new Set(got.map((g) => g.tenant)).size).toBe(40);
+    expect(got.filter((g) => g.tenant === tenant(1)).map((g) => g.id).sort()).toEqual(backlog.slice(0, 11));
+  });
+
   it('still answers the one-argument call a worker of the previous release makes', async () => {
     await queue(tenant(1), 2);
     await queue(tenant(2), 2);

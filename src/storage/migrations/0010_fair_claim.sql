@@ -30,9 +30,10 @@ DECLARE
   v_tenants text[] := '{}';
   v_window integer;
   v_each integer;
-  v_next text;
-  v_id text;
   v_ids text[] := '{}';
+  v_picks text[];
+  v_from integer;
+  v_want integer;
 BEGIN
   IF p_limit IS NULL OR p_limit < 1 THEN
     RETURN;
@@ -56,56 +57,59 @@ BEGIN
     RETURN;
   END IF;
 
-  -- Several: the tenants after p_after, then from the first one up to p_after.
+  -- Several: the tenants after p_after, then from the first one up to p_after (one index probe
+  -- per tenant, skipping through tasks_tenant_claim_idx).
   v_window := least(greatest(32, p_limit), 256);
-  v_next := v_after;
-  LOOP
-    SELECT tenant_id INTO v_next FROM tasks
-     WHERE status = 'QUEUED' AND tenant_id > v_next ORDER BY tenant_id LIMIT 1;
-    EXIT WHEN NOT FOUND OR cardinality(v_tenants) >= v_window;
-    v_tenants := v_tenants || v_next;
-  END LOOP;
-  IF v_after <> '' AND cardinality(v_tenants) < v_window THEN
-    v_next := '';
-    LOOP
-      SELECT tenant_id INTO v_next FROM tasks
-       WHERE status = 'QUEUED' AND tenant_id > v_next AND tenant_id <= v_after ORDER BY tenant_id LIMIT 1;
-      EXIT WHEN NOT FOUND OR cardinality(v_tenants) >= v_window;
-      v_tenants := v_tenants || v_next;
-    END LOOP;
+  WITH RECURSIVE s(t, n) AS (
+    SELECT (SELECT tenant_id FROM tasks WHERE status = 'QUEUED' AND tenant_id > v_after ORDER BY tenant_id LIMIT 1), 1
+    UNION ALL
+    SELECT (SELECT tenant_id FROM tasks WHERE status = 'QUEUED' AND tenant_id > s.t ORDER BY tenant_id LIMIT 1), s.n + 1
+      FROM s WHERE s.t IS NOT NULL AND s.n < v_window
+  )
+  SELECT coalesce(array_agg(s.t ORDER BY s.n), '{}') INTO v_tenants FROM s WHERE s.t IS NOT NULL;
+  IF cardinality(v_tenants) < v_window THEN
+    WITH RECURSIVE s(t, n) AS (
+      SELECT (SELECT tenant_id FROM tasks WHERE status = 'QUEUED' AND tenant_id <= v_after ORDER BY tenant_id LIMIT 1), 1
+      UNION ALL
+      SELECT (SELECT tenant_id FROM tasks WHERE status = 'QUEUED' AND tenant_id > s.t AND tenant_id <= v_after
+               ORDER BY tenant_id LIMIT 1), s.n + 1
+        FROM s WHERE s.t IS NOT NULL AND s.n < v_window - cardinality(v_tenants)
+    )
+    SELECT v_tenants || coalesce(array_agg(s.t ORDER BY s.n), '{}') INTO v_tenants FROM s WHERE s.t IS NOT NULL;
   END IF;
 
   -- Each tenant's first runnable tasks (p_limit of them, fewer when many tenants share a budget of
-  -- 2,048 rows), unlocked, in fair order: priority, then the tenant's load were the task given a
-  -- slot (its RUNNING tasks + those ahead of it here), then round-robin position, then age. They
-  -- are locked one by one in that order, skipping any a concurrent claim holds, so two claimers
-  -- take different tasks. (Sorting the candidates is the plan; disabled, its penalty cost made a
-  -- plan the size JIT compiles: 175 ms a claim.)
-  v_each := least(p_limit, greatest(1, ceil(greatest(2048, 2 * p_limit)::numeric / cardinality(v_tenants))::integer));
+  -- max(256, 4 × p_limit) rows), unlocked, in fair order: priority, then the tenant's load were
+  -- the task given a slot (its RUNNING tasks + those ahead of it here), then round-robin
+  -- position, then age. (Sorting them is the plan; disabled, its penalty cost made a plan the
+  -- size JIT compiles: 175 ms a claim.)
+  v_each := least(p_limit, greatest(1, ceil(greatest(256, 4 * p_limit)::numeric / cardinality(v_tenants))::integer));
   PERFORM set_config('enable_sort', 'on', true);
-  FOR v_id IN
-    WITH tn AS MATERIALIZED (
-      SELECT u.tenant_id, u.pos,
-             (SELECT count(*) FROM tasks r WHERE r.tenant_id = u.tenant_id AND r.status = 'RUNNING') AS running
-        FROM unnest(v_tenants) WITH ORDINALITY AS u(tenant_id, pos)
-    )
-    SELECT c.id
-      FROM tn CROSS JOIN LATERAL (
-        SELECT q.id, q.priority, q.run_at, row_number() OVER (ORDER BY q.priority, q.run_at, q.id) - 1 AS ahead
-          FROM (SELECT t.id, t.priority, t.run_at FROM tasks t
-                 WHERE t.tenant_id = tn.tenant_id AND t.status = 'QUEUED' AND t.run_at <= now()
-                 ORDER BY t.priority, t.run_at, t.id
-                 LIMIT v_each) q
-      ) c
-     ORDER BY c.priority, tn.running + c.ahead, tn.pos, c.run_at, c.id
-  LOOP
-    PERFORM 1 FROM tasks WHERE id = v_id AND status = 'QUEUED' AND run_at <= now() FOR UPDATE SKIP LOCKED;
-    IF FOUND THEN
-      RETURN NEXT v_id;
-      v_ids := v_ids || v_id;
-      EXIT WHEN cardinality(v_ids) >= p_limit;
-    END IF;
+  WITH tn AS MATERIALIZED (
+    SELECT u.tenant_id, u.pos,
+           (SELECT count(*) FROM tasks r WHERE r.tenant_id = u.tenant_id AND r.status = 'RUNNING') AS running
+      FROM unnest(v_tenants) WITH ORDINALITY AS u(tenant_id, pos)
+  )
+  SELECT array_agg(c.id ORDER BY c.priority, tn.running + c.ahead, tn.pos, c.run_at, c.id) INTO v_picks
+    FROM tn CROSS JOIN LATERAL (
+      SELECT q.id, q.priority, q.run_at, row_number() OVER (ORDER BY q.priority, q.run_at, q.id) - 1 AS ahead
+        FROM (SELECT t.id, t.priority, t.run_at FROM tasks t
+               WHERE t.tenant_id = tn.tenant_id AND t.status = 'QUEUED' AND t.run_at <= now()
+               ORDER BY t.priority, t.run_at, t.id
+               LIMIT v_each) q
+    ) c;
+  -- the first picks still needed, locked in one statement; any a concurrent claim holds are
+  -- skipped and the next picks tried
+  v_from := 1;
+  WHILE cardinality(v_ids) < p_limit AND v_from <= coalesce(cardinality(v_picks), 0) LOOP
+    v_want := p_limit - cardinality(v_ids);
+    SELECT v_ids || coalesce(array_agg(l.id), '{}') INTO v_ids
+      FROM (SELECT t.id FROM tasks t
+             WHERE t.id = ANY (v_picks[v_from:v_from + v_want - 1]) AND t.status = 'QUEUED' AND t.run_at <= now()
+             FOR UPDATE SKIP LOCKED) l;
+    v_from := v_from + v_want;
   END LOOP;
+  RETURN QUERY SELECT unnest(v_ids);
   PERFORM set_config('enable_sort', 'off', true);
 
   -- Slots left while tasks may wait beyond what was looked at (tenants past the window, tasks past
