@@ -66,9 +66,9 @@ describe('fair claims across tenants', () => {
     const a = await queue(tenant(1), 10, { ageS: 120 });
     await claim(3); // tenant 1 alone: three of its tasks run
     const b = await queue(tenant(2), 10, { ageS: 1 });
-    // tenant 2's first three even the counts (3 and 3); the tie goes to tenant 2, next after tenant 1
+    // tenant 2's first three even the counts (3 and 3); the tie goes to tenant 2, next round from tenant 1
     expect(ids(await claim(4, tenant(1)))).toEqual(b.slice(0, 4));
-    // now 3 against 4: tenant 1's next, then the tie goes to tenant 1, next after tenant 2
+    // now 3 against 4: tenant 1's next, then the tie goes to tenant 1, next down from tenant 2
     expect(ids(await claim(2, tenant(2)))).toEqual(a.slice(3, 5));
   });
 
@@ -80,7 +80,7 @@ describe('fair claims across tenants', () => {
     expect([...perTenant.values()]).toEqual([2, 2, 2, 2]);
   });
 
-  it('goes round the tenants one slot at a time, starting after the one served last', async () => {
+  it('goes round the tenants one slot at a time, starting next to the one served last', async () => {
     for (let i = 1; i <= 3; i++) await queue(tenant(i), 4);
     const rotation = new TenantRotation();
     const order: string[] = [];
@@ -91,7 +91,7 @@ describe('fair claims across tenants', () => {
       order.push(got[0]!.tenant);
       await tdb.db.query(`UPDATE tasks SET status = 'COMPLETED', lease_owner = NULL, lease_expires_at = NULL WHERE id = $1`, [got[0]!.id]);
     }
-    expect(order).toEqual([tenant(1), tenant(2), tenant(3), tenant(1), tenant(2), tenant(3)]);
+    expect(order).toEqual([tenant(3), tenant(2), tenant(1), tenant(3), tenant(2), tenant(1)]);
   });
 
   it('puts priority first: an urgent task of a busy tenant goes ahead of an idle tenant’s medium one', async () => {
