@@ -103,6 +103,15 @@ describe('fair claims across tenants', () => {
     expect(ids(got)).toEqual([...urgent, medium[0]].sort());
   });
 
+  it("orders a tenant's own due tasks by priority, leaving out those not due, and counts them in its load", async () => {
+    await queue(tenant(1), 1, { priority: 2, ageS: 300 });
+    await queue(tenant(1), 2, { priority: 0, futureS: 3600 });
+    const [urgentDue] = await queue(tenant(1), 1, { priority: 0, ageS: 1 });
+    const [other] = await queue(tenant(2), 1, { priority: 2, ageS: 1 });
+    // tenant 1's urgent task first; then its medium one (one ahead of it) loses to tenant 2's
+    expect(ids(await claim(2))).toEqual([urgentDue, other].sort());
+  });
+
   it('skips a tenant whose queued tasks are all scheduled for later', async () => {
     await queue(tenant(1), 3, { futureS: 3600 });
     const due = await queue(tenant(2), 3);

@@ -84,7 +84,10 @@ BEGIN
     SELECT v_tenants || coalesce(array_agg(s.t ORDER BY s.n), '{}') INTO v_tenants FROM s WHERE s.t IS NOT NULL;
   END IF;
 
-  -- Each tenant's first runnable tasks (p_limit of them, fewer when many tenants share a budget of
+  -- Each tenant's first runnable tasks (read per priority, each read stopping at the first task
+  -- not yet due: one read in claim order went through every scheduled task of a tenant that had
+  -- none due — 2 ms a claim beside 20,000 scheduled ones), p_limit of them (fewer when many
+  -- tenants share a budget of
   -- max(256, 2 × p_limit) rows), unlocked, in fair order: priority, then the tenant's load were
   -- the task given a slot (its RUNNING tasks + those ahead of it here), then round-robin
   -- position, then age. (Sorting them is the plan; disabled, its penalty cost made a plan the
@@ -99,9 +102,23 @@ BEGIN
   SELECT array_agg(c.id ORDER BY c.priority, tn.running + c.ahead, tn.pos, c.run_at, c.id) INTO v_picks
     FROM tn CROSS JOIN LATERAL (
       SELECT q.id, q.priority, q.run_at, row_number() OVER (ORDER BY q.priority, q.run_at, q.id) - 1 AS ahead
-        FROM (SELECT t.id, t.priority, t.run_at FROM tasks t
-               WHERE t.tenant_id = tn.tenant_id AND t.status = 'QUEUED' AND t.run_at <= now()
-               ORDER BY t.priority, t.run_at, t.id
+        FROM (SELECT u.id, u.priority, u.run_at
+                FROM ((SELECT t.id, t.priority, t.run_at FROM tasks t
+                        WHERE t.tenant_id = tn.tenant_id AND t.status = 'QUEUED' AND t.priority = 0 AND t.run_at <= now()
+                        ORDER BY t.run_at, t.id LIMIT v_each)
+                      UNION ALL
+                      (SELECT t.id, t.priority, t.run_at FROM tasks t
+                        WHERE t.tenant_id = tn.tenant_id AND t.status = 'QUEUED' AND t.priority = 1 AND t.run_at <= now()
+                        ORDER BY t.run_at, t.id LIMIT v_each)
+                      UNION ALL
+                      (SELECT t.id, t.priority, t.run_at FROM tasks t
+                        WHERE t.tenant_id = tn.tenant_id AND t.status = 'QUEUED' AND t.priority = 2 AND t.run_at <= now()
+                        ORDER BY t.run_at, t.id LIMIT v_each)
+                      UNION ALL
+                      (SELECT t.id, t.priority, t.run_at FROM tasks t
+                        WHERE t.tenant_id = tn.tenant_id AND t.status = 'QUEUED' AND t.priority = 3 AND t.run_at <= now()
+                        ORDER BY t.run_at, t.id LIMIT v_each)) u
+               ORDER BY u.priority, u.run_at, u.id
                LIMIT v_each) q
     ) c;
   -- The first picks still needed, locked in one statement through the primary key; any a
