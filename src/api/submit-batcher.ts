@@ -30,6 +30,8 @@ export interface LocalDispatch {
 interface Submit {
   task: NewTask;
   inTx: InTransaction | undefined;
+  /** Whether the task may be dispatched directly: not when its tenant caps its running tasks (the claim counts them). */
+  direct: boolean;
 }
 
 export class SubmitBatcher {
@@ -54,13 +56,13 @@ export class SubmitBatcher {
     });
   }
 
-  submit(task: NewTask, inTx?: InTransaction): Promise<Date> {
-    return this.#batcher.submit({ task, inTx });
+  submit(task: NewTask, inTx?: InTransaction, opts: { direct?: boolean } = {}): Promise<Date> {
+    return this.#batcher.submit({ task, inTx, direct: opts.direct ?? true });
   }
 
   async #insert(batch: Submit[]): Promise<Date[]> {
     const tasks = batch.map((p) => p.task);
-    const runNow = this.#reserve(tasks);
+    const runNow = this.#reserve(batch);
     const insert = async (db: Queryable): Promise<Date[]> => {
       const byId = new Map((await tasksInsertMany(db, tasks, runNow)).map((r) => [r.id, r.created_at]));
       for (const p of batch) if (p.inTx) await p.inTx(db, byId.get(p.task.id)!);
@@ -81,10 +83,10 @@ export class SubmitBatcher {
   }
 
   /** Slots of the local worker for the batch's immediately runnable tasks, first come first served. */
-  #reserve(tasks: NewTask[]): RunNow | undefined {
+  #reserve(batch: Submit[]): RunNow | undefined {
     const d = this.#dispatch;
     if (!d) return undefined;
-    const eligible = tasks.flatMap((t, i) => (runsNow(t) ? [i] : []));
+    const eligible = batch.flatMap((p, i) => (p.direct && runsNow(p.task) ? [i] : []));
     const n = eligible.length ? d.reserve(eligible.length) : 0;
     return n ? { indexes: new Set(eligible.slice(0, n)), owner: d.workerId, leaseMs: d.leaseMs } : undefined;
   }

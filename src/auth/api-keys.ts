@@ -2,7 +2,7 @@
 // hash is stored; a request's key is found by its non-secret prefix and compared in constant time.
 import crypto, { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Queryable } from '../storage/db.js';
-import { apiKeysFindByPrefixes, apiKeysInsert, type ApiKeyRow } from '../storage/queries/tenants.js';
+import { apiKeysFindByPrefixes, apiKeysInsert, type ApiKeyRow, type ApiKeyWithTenant } from '../storage/queries/tenants.js';
 import { Batcher } from '../storage/batcher.js';
 import { newKeyId } from '../domain/ids.js';
 import type { Principal } from './scopes.js';
@@ -53,7 +53,7 @@ export async function createApiKey(
   return { key, row };
 }
 
-type KeyRow = ApiKeyRow & { tenant_rate_limit: Principal['rateLimit'] };
+type KeyRow = ApiKeyWithTenant;
 
 /**
  * The principal for a presented key (by its SHA-256 hash) among candidate rows, compared in
@@ -72,6 +72,7 @@ function match(presentedHash: Buffer, candidates: readonly KeyRow[], now: Date):
   if (!found) return undefined;
   const principal: Principal = {
     kind: 'api_key', tenantId: found.tenant_id, userId: found.user_id, subjectId: found.id, scopes: found.scopes, rateLimit: found.tenant_rate_limit,
+    maxRunning: found.tenant_max_running,
     ...(found.expires_at ? { expiresAt: found.expires_at } : {}),
   };
   return { principal, expiresAt: found.expires_at };

@@ -24,6 +24,7 @@ export async function runAdminCommand(group: string, args: string[], flags: Flag
       if ((perMin === undefined) !== (burst === undefined)) throw new UsageError('--rate-per-min and --burst go together');
       const t = await cliClient(flags, io).createTenant({
         name: need(flags, 'name'), tenant_id: optStr(flags, 'id'), rate_limit: perMin !== undefined ? { per_minute: perMin, burst: burst! } : undefined,
+        max_running: optInt(flags, 'max-running'),
       });
       io.out(json ? JSON.stringify(t, null, 2) : t.tenant_id);
       if (!json) io.err(`Created tenant ${t.tenant_id} "${t.name}".`);
@@ -31,7 +32,9 @@ export async function runAdminCommand(group: string, args: string[], flags: Flag
     }
     if (group === 'tenants' && sub === 'list') {
       const page = await cliClient(flags, io).listTenants({ limit: optInt(flags, 'limit'), offset: optInt(flags, 'offset') });
-      io.out(json ? JSON.stringify(page, null, 2) : table(page.tenants.map((t) => ({ ...t, rate_limit: t.rate_limit ? `${t.rate_limit.per_minute}/min burst ${t.rate_limit.burst}` : 'default' })), ['tenant_id', 'name', 'rate_limit', 'created_at']));
+      io.out(json ? JSON.stringify(page, null, 2) : table(page.tenants.map((t) => ({
+        ...t, rate_limit: t.rate_limit ? `${t.rate_limit.per_minute}/min burst ${t.rate_limit.burst}` : 'default', max_running: t.max_running ?? 'no cap',
+      })), ['tenant_id', 'name', 'rate_limit', 'max_running', 'created_at']));
       return 0;
     }
     if (group === 'keys' && sub === 'create') {

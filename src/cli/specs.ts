@@ -104,7 +104,7 @@ export interface CommandGroup {
 const CLIENT_OPTIONS = `Options: --url URL (TASKGATE_URL; default ${DEFAULT_SERVER_URL}), --key KEY (TASKGATE_API_KEY; default
 the key in <data-dir>/admin.key), --data-dir DIR (TASKGATE_DATA_DIR; default ${DEFAULT_DATA_DIR}), --json`;
 
-const TENANTS_LINES = `  taskgate tenants create --name NAME [--id ID] [--rate-per-min N --burst N]
+const TENANTS_LINES = `  taskgate tenants create --name NAME [--id ID] [--rate-per-min N --burst N] [--max-running N]
   taskgate tenants list [--limit 50] [--offset 0]`;
 const KEYS_LINES = `  taskgate keys create --name NAME --scopes tasks:read,tasks:execute [--tenant ID] [--expires-at RFC3339] [--user ID]
   taskgate keys list [--limit 50] [--offset 0]
@@ -136,11 +136,12 @@ export const GROUPS: Readonly<Record<string, CommandGroup>> = {
   tenants: {
     help: `Tenant commands (an admin key; talk to a running server):\n${TENANTS_LINES}\n${CLIENT_OPTIONS}\n${ONE_COMMAND('tenants')}`,
     commands: {
-      create: client('tenants create', '--name NAME [--id ID] [--rate-per-min N --burst N]', 'Creates an isolated tenant and prints its id.', [], {
+      create: client('tenants create', '--name NAME [--id ID] [--rate-per-min N --burst N] [--max-running N]', 'Creates an isolated tenant and prints its id.', [], {
         name: { value: 'NAME', about: 'its name' },
         id: { value: 'ID', about: 'its id (default: generated, tnt_…)' },
         'rate-per-min': { value: 'N', about: "its rate limit: submits a minute per key (with --burst; default: the server's)" },
         burst: { value: 'N', about: 'submits allowed at once (with --rate-per-min)' },
+        'max-running': { value: 'N', about: 'at most N of its tasks running at once, across every worker (default: no cap)' },
       }),
       list: client('tenants list', '[--limit 50] [--offset 0]', 'Lists the tenants.', [], PAGE_FLAGS(50)),
     },

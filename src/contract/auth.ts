@@ -77,6 +77,11 @@ export const RateLimitBody = Type.Object(
 );
 export type RateLimitBody = Static<typeof RateLimitBody>;
 
+const MaxRunning = Type.Integer({
+  minimum: 1, maximum: 1_000_000,
+  description: "At most this many of the tenant's tasks RUNNING at once, across every worker process (its other tasks wait QUEUED)",
+});
+
 export const Me = Type.Object({
   tenant_id: Type.String(),
   user_id: Type.String(),
@@ -94,6 +99,7 @@ export const CreateTenantBody = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 200, pattern: '\\S' }),
     tenant_id: Type.Optional(Type.String({ pattern: ID_REGEX, description: 'Default: generated (tnt_…)' })),
     rate_limit: Type.Optional(RateLimitBody),
+    max_running: Type.Optional(MaxRunning),
   },
   { additionalProperties: false },
 );
@@ -103,6 +109,7 @@ export const UpdateTenantBody = Type.Object(
   {
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '\\S' })),
     rate_limit: Type.Optional(Nullable(RateLimitBody)),
+    max_running: Type.Optional(Nullable(MaxRunning)),
   },
   { additionalProperties: false },
 );
@@ -112,6 +119,8 @@ export const TenantView = Type.Object({
   tenant_id: Type.String(),
   name: Type.String(),
   rate_limit: Nullable(Type.Object({ per_minute: Type.Integer(), burst: Type.Integer() })),
+  /** At most this many of the tenant's tasks RUNNING at once, across every worker; null: no cap. */
+  max_running: Nullable(Type.Integer()),
   created_at: Type.String(),
 });
 export type TenantView = Static<typeof TenantView>;

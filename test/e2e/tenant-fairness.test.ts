@@ -1,7 +1,7 @@
 // Fairness between tenants end to end, over HTTP on a real server (PGlite, or PostgreSQL with
 // DATABASE_URL): a tenant that queued a backlog does not make another tenant's task wait behind
-// it. Two slots, tenant A fills them and queues 28 more; tenant B's one task takes the next slot
-// that frees (before, B waited for all 28).
+// it (two slots, tenant A fills them and queues 28 more; tenant B's one task takes the next slot
+// that frees — before, B waited for all 28), and a tenant's max_running caps its running tasks.
 import { describe, expect, it } from 'vitest';
 import { newTenant, useTestServer, waitForTask } from '../helpers/server.js';
 
@@ -30,5 +30,37 @@ describe('tenant fairness', () => {
     // (and the case was the one meant: A still had a backlog waiting when B submitted)
     expect(res.rows[0]!.waiting).toBeGreaterThanOrEqual(5);
     for (const id of backlog) await waitForTask(server, id, undefined, { key: a.key, timeoutMs: 30_000 });
+  });
+
+  it("a tenant's max_running caps its tasks RUNNING at once, idle slots or not", async () => {
+    const { server, tdb } = ctx;
+    const created = await server.call('POST', '/api/v1/admin/tenants', { name: 'capped', max_running: 1 });
+    expect(created.status).toBe(201);
+    expect(created.body.max_running).toBe(1);
+    const tenantId = created.body.tenant_id as string;
+    const minted = await server.call('POST', `/api/v1/admin/tenants/${tenantId}/api-keys`, { name: 'k', scopes: ['tasks:execute', 'tasks:read'] });
+    const key = minted.body.key as string;
+    // both slots idle: without the cap two of these would be dispatched at once
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await server.submit({ task_definition_id: 'sleep', input: { ms: 120 } }, { key }));
+    let most = 0;
+    let done = false;
+    const watch = (async () => {
+      while (!done) {
+        const res = await tdb.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE tenant_id = $1 AND status = 'RUNNING'`, [tenantId]);
+        most = Math.max(most, res.rows[0]!.n);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    for (const id of ids) expect((await waitForTask(server, id, undefined, { key, timeoutMs: 30_000 })).status).toBe('COMPLETED');
+    done = true;
+    await watch;
+    expect(most).toBe(1);
+
+    expect((await server.call('PATCH', `/api/v1/admin/tenants/${tenantId}`, { max_running: 0 })).status).toBe(400);
+    const cleared = await server.call('PATCH', `/api/v1/admin/tenants/${tenantId}`, { max_running: null });
+    expect(cleared.status).toBe(200);
+    expect(cleared.body.max_running).toBeNull();
+    expect((await server.call('GET', `/api/v1/admin/tenants/${tenantId}`)).body.max_running).toBeNull();
   });
 });

@@ -5,7 +5,7 @@
 // has exactly the queue it names; the claims are the engine's own.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openTestDb, usingPostgres, type TestDb } from '../helpers/db.js';
-import { tasksClaimAvailable, tasksLockAvailable } from '../../src/storage/queries/transitions.js';
+import { tasksClaimAvailable, tasksLockAvailable, tasksStartLocked } from '../../src/storage/queries/transitions.js';
 import { tenantsInsert } from '../../src/storage/queries/tenants.js';
 import { TenantRotation } from '../../src/engine/tenant-rotation.js';
 
@@ -153,6 +153,67 @@ describe('fair claims across tenants', () => {
     expect(got).toHaveLength(50);
     expect(new Set(got.map((g) => g.tenant)).size).toBe(40);
     expect(got.filter((g) => g.tenant === tenant(1)).map((g) => g.id).sort()).toEqual(backlog.slice(0, 11));
+  });
+
+  it("caps a tenant's running tasks when it is the only one queued", async () => {
+    await tdb.db.query('UPDATE tenants SET max_running = 2 WHERE id = $1', [tenant(1)]);
+    try {
+      await queue(tenant(1), 5);
+      const first = await claim(10);
+      expect(first).toHaveLength(2);
+      expect(await claim(10)).toEqual([]);
+      await tdb.db.query(`UPDATE tasks SET status = 'COMPLETED', lease_owner = NULL, lease_expires_at = NULL WHERE id = $1`, [first[0]!.id]);
+      expect(await claim(10)).toHaveLength(1);
+    } finally {
+      await tdb.db.query('UPDATE tenants SET max_running = NULL WHERE id = $1', [tenant(1)]);
+    }
+  });
+
+  it("caps a tenant's running tasks beside others, and the fill does not take its tasks past the cap", async () => {
+    await tdb.db.query('UPDATE tenants SET max_running = 1 WHERE id = $1', [tenant(1)]);
+    try {
+      await queue(tenant(1), 5, { ageS: 120 });
+      const others = await queue(tenant(2), 5);
+      const got = await claim(10);
+      expect(got.filter((g) => g.tenant === tenant(1))).toHaveLength(1);
+      expect(got.filter((g) => g.tenant === tenant(2)).map((g) => g.id).sort()).toEqual([...others].sort());
+      expect(await claim(10)).toEqual([]);
+    } finally {
+      await tdb.db.query('UPDATE tenants SET max_running = NULL WHERE id = $1', [tenant(1)]);
+    }
+  });
+
+  it.skipIf(!usingPostgres())("a capped tenant's last slot goes to one claimer: a second one waits for the first to commit", async () => {
+    await tdb.db.query('UPDATE tenants SET max_running = 2 WHERE id = $1', [tenant(1)]);
+    try {
+      await queue(tenant(1), 5);
+      let release!: () => void;
+      const hold = new Promise<void>((r) => (release = r));
+      let locked!: (ids: string[]) => void;
+      const lockedP = new Promise<string[]>((r) => (locked = r));
+      // a claim window: locks two, writes them RUNNING, commits when released
+      const tx = tdb.db.transaction(async (t) => {
+        const rows = await tasksLockAvailable(t, 10);
+        locked(rows.map((r) => r.id));
+        await hold;
+        await tasksStartLocked(t, { ids: rows.map((r) => r.id), owner: 'w-window', leaseMs: 60_000 });
+      });
+      let second: { id: string }[] | undefined;
+      let secondP: Promise<unknown> | undefined;
+      try {
+        expect(await lockedP).toHaveLength(2);
+        secondP = claim(10).then((g) => (second = g));
+        await new Promise((r) => setTimeout(r, 300));
+        expect(second).toBeUndefined(); // waiting on the tenant's claim lock, not counting 0 running
+      } finally {
+        release();
+        await tx;
+        await secondP;
+      }
+      expect(second).toEqual([]);
+    } finally {
+      await tdb.db.query('UPDATE tenants SET max_running = NULL WHERE id = $1', [tenant(1)]);
+    }
   });
 
   it('still answers the one-argument call a worker of the previous release makes', async () => {

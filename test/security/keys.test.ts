@@ -347,13 +347,14 @@ describe('SDK and CLI', () => {
     writeFileSync(join(dataDir, 'admin.key'), ADMIN_KEY + '\n');
     const env = { TASKGATE_URL: server.url, TASKGATE_DATA_DIR: dataDir };
 
-    const t = await cli(['tenants', 'create', '--name', 'CLI tenant', '--rate-per-min', '30', '--burst', '5'], env);
+    const t = await cli(['tenants', 'create', '--name', 'CLI tenant', '--rate-per-min', '30', '--burst', '5', '--max-running', '3'], env);
     expect(t.code).toBe(0);
     const tenantId = t.out.trim();
     expect(tenantId).toMatch(/^tnt_/);
     const list = await cli(['tenants', 'list', '--limit', '100', '--json'], env);
-    expect(JSON.parse(list.out).tenants.find((x: { tenant_id: string }) => x.tenant_id === tenantId)).toMatchObject({ rate_limit: { per_minute: 30, burst: 5 } });
+    expect(JSON.parse(list.out).tenants.find((x: { tenant_id: string }) => x.tenant_id === tenantId)).toMatchObject({ rate_limit: { per_minute: 30, burst: 5 }, max_running: 3 });
     expect((await cli(['tenants', 'list', '--limit', '100'], env)).out).toContain('30/min burst 5');
+    expect((await cli(['tenants', 'list', '--limit', '100'], env)).out).toContain('no cap');
 
     const made = await cli(['keys', 'create', '--tenant', tenantId, '--name', 'cli key', '--scopes', 'keys:manage,tasks:read'], env);
     expect(made.code).toBe(0);

@@ -25,7 +25,7 @@ export function requireOperator(p: Principal): void {
 }
 
 export function tenantView(t: TenantRow): TenantView {
-  return { tenant_id: t.id, name: t.name, rate_limit: t.rate_limit ?? null, created_at: t.created_at.toISOString() };
+  return { tenant_id: t.id, name: t.name, rate_limit: t.rate_limit ?? null, max_running: t.max_running ?? null, created_at: t.created_at.toISOString() };
 }
 
 /** `taskgate-backup-20261206T213000Z.tar.gz`: the UTC time, sortable, safe in any file system. */
@@ -43,7 +43,9 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
     requireOperator(req.principal);
     const id = req.body.tenant_id ?? newTenantId();
     if (await tenantsGet(deps.db, id)) throw new ApiError('CONFLICT', `tenant ${id} already exists`, { tenant_id: id });
-    const row = await tenantsInsert(deps.db, { id, name: req.body.name.trim(), rate_limit: req.body.rate_limit ?? null }).catch((err: unknown) => {
+    const row = await tenantsInsert(deps.db, {
+      id, name: req.body.name.trim(), rate_limit: req.body.rate_limit ?? null, max_running: req.body.max_running ?? null,
+    }).catch((err: unknown) => {
       if ((err as { code?: string }).code === '23505') throw new ApiError('CONFLICT', `tenant ${id} already exists`, { tenant_id: id });
       throw err;
     });
@@ -73,12 +75,14 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
 
   r.patch('/api/v1/admin/tenants/:id', {
     config: { scope: 'admin' },
-    schema: { tags: ['admin'], summary: "Rename a tenant or change its rate limit (null: back to the default)", params: IdParam, body: UpdateTenantBody, response: { 200: TenantView, ...errorResponses('PATCH', 'scope', [404]) } },
+    schema: { tags: ['admin'], summary: "Rename a tenant, change its rate limit or its cap on running tasks (null: back to the default, no cap)", params: IdParam, body: UpdateTenantBody, response: { 200: TenantView, ...errorResponses('PATCH', 'scope', [404]) } },
   }, async (req) => {
     requireOperator(req.principal);
-    const row = await tenantsUpdate(deps.db, { id: req.params.id, name: req.body.name?.trim(), rate_limit: req.body.rate_limit });
+    const row = await tenantsUpdate(deps.db, {
+      id: req.params.id, name: req.body.name?.trim(), rate_limit: req.body.rate_limit, max_running: req.body.max_running,
+    });
     if (!row) throw new ApiError('NOT_FOUND', `tenant ${req.params.id} not found`);
-    deps.signals.credentials('*'); // cached principals carry the tenant's rate limit
+    deps.signals.credentials('*'); // cached principals carry the tenant's rate limit and cap
     return tenantView(row);
   });
 

@@ -3,11 +3,18 @@
 -- of them (measured: 29.8 s). Now, when more than one tenant has queued work, a claim hands each
 -- free slot to the tenant with the fewest tasks RUNNING (counting the ones this claim already gave
 -- it), ties going round-robin from the tenant next to `p_after` (the last one the caller served).
--- Priority still comes first: `urgent` work of any tenant goes ahead of everyone's `high`.
+-- Priority still comes first: `urgent` work of any tenant goes ahead of everyone's `high`. A
+-- tenant may also be capped (tenants.max_running): never more of its tasks RUNNING than that.
 --
 -- The queue per tenant, in claim order: a claim finds the tenants with queued work by skipping
 -- through it (one probe per tenant), and reads each one's first runnable tasks from it.
 CREATE INDEX tasks_tenant_claim_idx ON tasks (tenant_id, priority, run_at, id) WHERE status = 'QUEUED';
+
+-- A tenant's cap on its tasks RUNNING at once, across every worker (admin tenant routes); NULL: none.
+-- Claims for a capped tenant hold a transaction-scoped advisory lock (key 727270002, hashtext of
+-- the tenant id) while they count and claim, so two claimers cannot both take its last slot; its
+-- submits are never dispatched directly.
+ALTER TABLE tenants ADD COLUMN max_running integer CHECK (max_running IS NULL OR max_running >= 1);
 
 -- The old one-argument function goes: a call with one argument (a worker of the previous release,
 -- still running through the upgrade) resolves to the new one's default `p_after`.
@@ -35,6 +42,9 @@ DECLARE
   v_picks text[];
   v_from integer;
   v_want integer;
+  v_cap integer;
+  v_key integer;
+  v_limit integer := p_limit;
 BEGIN
   IF p_limit IS NULL OR p_limit < 1 THEN
     RETURN;
@@ -54,11 +64,19 @@ BEGIN
   END IF;
   IF NOT EXISTS (SELECT 1 FROM tasks WHERE status = 'QUEUED' AND tenant_id > v_only ORDER BY tenant_id DESC LIMIT 1)
      AND NOT EXISTS (SELECT 1 FROM tasks WHERE status = 'QUEUED' AND tenant_id < v_only ORDER BY tenant_id DESC LIMIT 1) THEN
+    SELECT max_running INTO v_cap FROM tenants WHERE id = v_only;
+    IF v_cap IS NOT NULL THEN
+      PERFORM pg_advisory_xact_lock(727270002, hashtext(v_only));
+      SELECT least(p_limit, v_cap - count(*)) INTO v_limit FROM tasks WHERE tenant_id = v_only AND status = 'RUNNING';
+      IF v_limit < 1 THEN
+        RETURN;
+      END IF;
+    END IF;
     RETURN QUERY
       SELECT id FROM tasks
        WHERE status = 'QUEUED' AND run_at <= now()
        ORDER BY priority, run_at, id
-       LIMIT p_limit
+       LIMIT v_limit
        FOR UPDATE SKIP LOCKED;
     RETURN;
   END IF;
@@ -94,9 +112,16 @@ BEGIN
   -- size JIT compiles: 175 ms a claim.)
   v_each := least(p_limit, greatest(1, ceil(greatest(256, 2 * p_limit)::numeric / cardinality(v_tenants))::integer));
   PERFORM set_config('enable_sort', 'on', true);
+  -- capped tenants' locks first, in one order for every claimer (no deadlock), before counting
+  FOR v_key IN
+    SELECT DISTINCT hashtext(x.id) AS k FROM tenants x WHERE x.id = ANY (v_tenants) AND x.max_running IS NOT NULL ORDER BY k
+  LOOP
+    PERFORM pg_advisory_xact_lock(727270002, v_key);
+  END LOOP;
   WITH tn AS MATERIALIZED (
     SELECT u.tenant_id, u.pos,
-           (SELECT count(*) FROM tasks r WHERE r.tenant_id = u.tenant_id AND r.status = 'RUNNING') AS running
+           (SELECT count(*) FROM tasks r WHERE r.tenant_id = u.tenant_id AND r.status = 'RUNNING') AS running,
+           (SELECT x.max_running FROM tenants x WHERE x.id = u.tenant_id) AS cap
       FROM unnest(v_tenants) WITH ORDINALITY AS u(tenant_id, pos)
   )
   SELECT array_agg(c.id ORDER BY c.priority, tn.running + c.ahead, tn.pos, c.run_at, c.id) INTO v_picks
@@ -120,7 +145,8 @@ BEGIN
                         ORDER BY t.run_at, t.id LIMIT v_each)) u
                ORDER BY u.priority, u.run_at, u.id
                LIMIT v_each) q
-    ) c;
+    ) c
+   WHERE tn.cap IS NULL OR c.ahead < tn.cap - tn.running;
   -- The first picks still needed, locked in one statement through the primary key; any a
   -- concurrent claim holds are skipped and the next picks tried. (`status IN ('QUEUED', '')`
   -- rather than `= 'QUEUED'`, which would let the planner answer it from a queue index by reading
@@ -138,11 +164,13 @@ BEGIN
   PERFORM set_config('enable_sort', 'off', true);
 
   -- Slots left while tasks may wait beyond what was looked at (tenants past the window, tasks past
-  -- a tenant's share): the global order fills them, so a claim that is not full means a drained queue.
+  -- a tenant's share): the global order fills them, so a claim that is not full means a drained
+  -- queue — with tasks of capped tenants left to the rounds that count them.
   IF cardinality(v_ids) < p_limit THEN
     RETURN QUERY
-      SELECT id FROM tasks
+      SELECT id FROM tasks t
        WHERE status = 'QUEUED' AND run_at <= now() AND id <> ALL (v_ids)
+         AND NOT EXISTS (SELECT 1 FROM tenants x WHERE x.id = t.tenant_id AND x.max_running IS NOT NULL)
        ORDER BY priority, run_at, id
        LIMIT p_limit - cardinality(v_ids)
        FOR UPDATE SKIP LOCKED;

@@ -5,6 +5,8 @@ export interface TenantRow {
   id: string;
   name: string;
   rate_limit: { per_minute: number; burst: number } | null;
+  /** At most this many of the tenant's tasks RUNNING at once (migration 0010); null: no cap. */
+  max_running: number | null;
   created_at: Date;
 }
 
@@ -22,10 +24,13 @@ export interface ApiKeyRow {
   created_at: Date;
 }
 
-export async function tenantsInsert(db: Queryable, t: { id: string; name: string; rate_limit?: TenantRow['rate_limit'] }): Promise<TenantRow> {
+export async function tenantsInsert(
+  db: Queryable,
+  t: { id: string; name: string; rate_limit?: TenantRow['rate_limit']; max_running?: number | null },
+): Promise<TenantRow> {
   const res = await db.query<TenantRow>(
-    'INSERT INTO tenants (id, name, rate_limit) VALUES ($1, $2, $3::jsonb) RETURNING *',
-    [t.id, t.name, t.rate_limit ? JSON.stringify(t.rate_limit) : null],
+    'INSERT INTO tenants (id, name, rate_limit, max_running) VALUES ($1, $2, $3::jsonb, $4) RETURNING *',
+    [t.id, t.name, t.rate_limit ? JSON.stringify(t.rate_limit) : null, t.max_running ?? null],
   );
   return res.rows[0]!;
 }
@@ -63,13 +68,13 @@ export async function apiKeysInsert(
   return res.rows[0]!;
 }
 
-/** Candidate keys for lookup prefixes, with their tenant's rate limit; the caller compares hashes. */
-export async function apiKeysFindByPrefixes(
-  db: Queryable,
-  prefixes: readonly string[],
-): Promise<(ApiKeyRow & { tenant_rate_limit: TenantRow['rate_limit'] })[]> {
-  const res = await db.query<ApiKeyRow & { tenant_rate_limit: TenantRow['rate_limit'] }>(
-    `SELECT k.*, t.rate_limit AS tenant_rate_limit FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+/** A key row with what the request path needs of its tenant. */
+export type ApiKeyWithTenant = ApiKeyRow & { tenant_rate_limit: TenantRow['rate_limit']; tenant_max_running: number | null };
+
+/** Candidate keys for lookup prefixes, with their tenant's limits; the caller compares hashes. */
+export async function apiKeysFindByPrefixes(db: Queryable, prefixes: readonly string[]): Promise<ApiKeyWithTenant[]> {
+  const res = await db.query<ApiKeyWithTenant>(
+    `SELECT k.*, t.rate_limit AS tenant_rate_limit, t.max_running AS tenant_max_running FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
       WHERE k.prefix = ANY($1::text[])`,
     [prefixes],
   );
@@ -90,15 +95,20 @@ export async function apiKeysRevoke(db: Queryable, p: { tenantId: string; id: st
   return res.rowCount > 0;
 }
 
-/** Changes a tenant's name and/or rate limit (`null` clears the override); undefined when it does not exist. */
+/**
+ * Changes a tenant's name, rate limit and/or cap on running tasks (`null` clears an override);
+ * undefined when it does not exist.
+ */
 export async function tenantsUpdate(
   db: Queryable,
-  p: { id: string; name?: string; rate_limit?: TenantRow['rate_limit'] },
+  p: { id: string; name?: string; rate_limit?: TenantRow['rate_limit']; max_running?: number | null },
 ): Promise<TenantRow | undefined> {
   const res = await db.query<TenantRow>(
-    `UPDATE tenants SET name = coalesce($2, name), rate_limit = CASE WHEN $3::boolean THEN $4::jsonb ELSE rate_limit END
+    `UPDATE tenants SET name = coalesce($2, name), rate_limit = CASE WHEN $3::boolean THEN $4::jsonb ELSE rate_limit END,
+            max_running = CASE WHEN $5::boolean THEN $6::int ELSE max_running END
       WHERE id = $1 RETURNING *`,
-    [p.id, p.name ?? null, p.rate_limit !== undefined, p.rate_limit ? JSON.stringify(p.rate_limit) : null],
+    [p.id, p.name ?? null, p.rate_limit !== undefined, p.rate_limit ? JSON.stringify(p.rate_limit) : null,
+      p.max_running !== undefined, p.max_running ?? null],
   );
   return res.rows[0];
 }
