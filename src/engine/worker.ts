@@ -9,6 +9,7 @@ import type { TaskLogger } from '../executors/types.js';
 import type { ClaimedTask } from '../storage/queries/transitions.js';
 import { Runner, type ActiveAttempt, type AttemptHooks } from './runner.js';
 import { TenantRotation } from './tenant-rotation.js';
+import { tenantsCappedIds } from '../storage/queries/tenants.js';
 import { GroupCommit } from '../storage/group-commit.js';
 import { Completer } from './completer.js';
 import { AttemptAborted } from './abort.js';
@@ -69,6 +70,9 @@ export class Worker {
   /** Attempts not yet written (heartbeats cover them); slots count only those still executing. */
   readonly #active = new Map<string, ActiveAttempt>();
   readonly #rotation = new TenantRotation();
+  /** Tenants with a cap on running tasks (read at each poll), and this worker's tasks of theirs. */
+  #cappedTenants: ReadonlySet<string> = new Set();
+  readonly #cappedRunning = new Set<string>();
   #busySlots = 0;
   /**
    * The last claim took fewer tasks than it asked for, and nothing was announced since that no
@@ -180,6 +184,9 @@ export class Worker {
     this.#state = 'idle';
     this.#unsubscribe.push(this.#d.signals.onWork(() => this.#hint()));
     this.#unsubscribeControl = this.#d.signals.onControl((id) => void this.#onControl(id));
+    // a tenant changed (its cap among what may have): read the caps now rather than at the next poll
+    this.#unsubscribe.push(this.#d.signals.onCredentials((id) => id === '*' && void this.#readCaps()));
+    void this.#readCaps();
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), Math.max(50, Math.floor(this.#o.leaseMs / 3)));
     this.#reaper.start();
     this.#schedulePoll();
@@ -330,6 +337,7 @@ export class Worker {
 
   #launch(task: ClaimedTask, reserved = false, gate?: AttemptGate): ActiveAttempt {
     if (!reserved) this.#busySlots++;
+    if (this.#cappedTenants.has(task.tenant_id)) this.#cappedRunning.add(task.id);
     const attempt = this.#runner.start(task, gate, this.#hooks);
     // (executed() may run inside start(), done() never does: the outcome write awaits first)
     this.#active.set(task.id, attempt);
@@ -345,6 +353,12 @@ export class Worker {
     },
     done: (attempt) => {
       if (this.#active.get(attempt.taskId) === attempt) this.#active.delete(attempt.taskId);
+      // a capped tenant's task ended (its outcome committed): a task of its that waited for the
+      // cap may claim now, though the last claim drained what it could take
+      if (this.#cappedRunning.delete(attempt.taskId)) {
+        this.#drained = false;
+        this.#wakeSoon();
+      }
     },
   };
 
@@ -364,6 +378,7 @@ export class Worker {
    */
   async #poll(): Promise<void> {
     if (++this.#polls % SCHEMA_CHECK_EVERY_POLLS === 0) await this.#checkSchema();
+    await this.#readCaps();
     if (this.#state === 'idle' && this.#drained && !this.#hinted) {
       try {
         if (!(await tasksRunnableExist(this.#d.db))) return;
@@ -373,6 +388,14 @@ export class Worker {
       }
     }
     this.wake();
+  }
+
+  async #readCaps(): Promise<void> {
+    try {
+      this.#cappedTenants = new Set(await tenantsCappedIds(this.#d.db));
+    } catch (err) {
+      this.#d.log.warn('reading tenant caps failed', { err: (err as Error).message });
+    }
   }
 
   /** Whether this worker stopped claiming because the database's schema is newer than it knows. */

@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { newTenant, useTestServer, waitForTask } from '../helpers/server.js';
 
 const ctx = useTestServer({}, { flags: { concurrency: '2' } });
+// polls 10 minutes apart: whatever runs here was started by a hint or a completion, not a poll
+const quiet = useTestServer({ TASKGATE_POLL_INTERVAL_MS: '600000' }, { flags: { concurrency: '2' } });
 
 describe('tenant fairness', () => {
   it("another tenant's task takes the next free slot instead of waiting behind a backlog", async () => {
@@ -62,5 +64,18 @@ describe('tenant fairness', () => {
     expect(cleared.status).toBe(200);
     expect(cleared.body.max_running).toBeNull();
     expect((await server.call('GET', `/api/v1/admin/tenants/${tenantId}`)).body.max_running).toBeNull();
+  });
+
+  it("a capped tenant's next task starts when one of its running tasks ends, not at the next poll", async () => {
+    const { server } = quiet;
+    const created = await server.call('POST', '/api/v1/admin/tenants', { name: 'capped-quiet', max_running: 1 });
+    const minted = await server.call('POST', `/api/v1/admin/tenants/${created.body.tenant_id}/api-keys`, {
+      name: 'k', scopes: ['tasks:execute', 'tasks:read'],
+    });
+    const key = minted.body.key as string;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(await server.submit({ task_definition_id: 'sleep', input: { ms: 50 } }, { key }));
+    // the first is claimed on its submit's hint; each later one only on the completion before it
+    for (const id of ids) expect((await waitForTask(server, id, undefined, { key, timeoutMs: 30_000 })).status).toBe('COMPLETED');
   });
 });

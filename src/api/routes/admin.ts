@@ -49,6 +49,8 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
       if ((err as { code?: string }).code === '23505') throw new ApiError('CONFLICT', `tenant ${id} already exists`, { tenant_id: id });
       throw err;
     });
+    // workers read which tenants are capped (engine/worker.ts); tell them now, not at their next poll
+    if (row.max_running !== null) deps.signals.credentials('*');
     return reply.code(201).send(tenantView(row));
   });
 

@@ -68,6 +68,12 @@ export async function apiKeysInsert(
   return res.rows[0]!;
 }
 
+/** The tenants with a cap on their running tasks (max_running): few, read by each worker's poll. */
+export async function tenantsCappedIds(db: Queryable): Promise<string[]> {
+  const res = await db.query<{ id: string }>('SELECT id FROM tenants WHERE max_running IS NOT NULL', [], { name: 'tenants_capped' });
+  return res.rows.map((r) => r.id);
+}
+
 /** A key row with what the request path needs of its tenant. */
 export type ApiKeyWithTenant = ApiKeyRow & { tenant_rate_limit: TenantRow['rate_limit']; tenant_max_running: number | null };
 
