@@ -73,6 +73,7 @@ export class Worker {
   /** Tenants with a cap on running tasks (read at each poll), and this worker's tasks of theirs. */
   #cappedTenants: ReadonlySet<string> = new Set();
   readonly #cappedRunning = new Set<string>();
+  #capsFailing = false;
   #busySlots = 0;
   /**
    * The last claim took fewer tasks than it asked for, and nothing was announced since that no
@@ -393,8 +394,11 @@ export class Worker {
   async #readCaps(): Promise<void> {
     try {
       this.#cappedTenants = new Set(await tenantsCappedIds(this.#d.db));
+      this.#capsFailing = false;
     } catch (err) {
-      this.#d.log.warn('reading tenant caps failed', { err: (err as Error).message });
+      // once per outage: every poll would say it again, beside the poll's own warning
+      if (!this.#capsFailing) this.#d.log.warn('reading tenant caps failed', { err: (err as Error).message });
+      this.#capsFailing = true;
     }
   }
 
