@@ -1,7 +1,7 @@
-// `taskgate tenants create|list` and `taskgate keys create|list|revoke`: thin commands over the SDK,
+// `taskgate tenants create|update|list` and `taskgate keys create|list|revoke`: thin commands over the SDK,
 // talking HTTP to a running server (--url), with the key from --key, TASKGATE_API_KEY or the
 // server's <data-dir>/admin.key.
-import type { CreatedApiKey, Scope } from '../sdk/index.js';
+import type { CreatedApiKey, Scope, TenantView } from '../sdk/index.js';
 import { commandHelp } from './args.js';
 import { cliClient, exitCodeFor, need, optInt, optStr, table, UsageError, type CliIo, type Flags } from './shared.js';
 import { ADMIN_HELP, GROUPS } from './specs.js';
@@ -12,6 +12,12 @@ function printKey(io: CliIo, k: CreatedApiKey, json: boolean): void {
   io.err(`Created API key ${k.id} "${k.name}" in tenant ${k.tenant_id} with scopes ${k.scopes.join(', ')}${k.expires_at ? `, expiring ${k.expires_at}` : ''}.`);
   io.err('The key above is shown only once: store it now.');
 }
+
+const TENANT_COLUMNS = ['tenant_id', 'name', 'rate_limit', 'max_running', 'created_at'];
+/** A tenant as a table row: its limits in words. */
+const tenantRow = (t: TenantView) => ({
+  ...t, rate_limit: t.rate_limit ? `${t.rate_limit.per_minute}/min burst ${t.rate_limit.burst}` : 'default', max_running: t.max_running ?? 'no cap',
+});
 
 /** Runs `tenants …` or `keys …`; returns the process exit code. */
 export async function runAdminCommand(group: string, args: string[], flags: Flags, io: CliIo): Promise<number> {
@@ -30,11 +36,26 @@ export async function runAdminCommand(group: string, args: string[], flags: Flag
       if (!json) io.err(`Created tenant ${t.tenant_id} "${t.name}".`);
       return 0;
     }
+    if (group === 'tenants' && sub === 'update') {
+      const perMin = optInt(flags, 'rate-per-min');
+      const burst = optInt(flags, 'burst');
+      const maxRunning = optInt(flags, 'max-running');
+      if ((perMin === undefined) !== (burst === undefined)) throw new UsageError('--rate-per-min and --burst go together');
+      if (perMin !== undefined && flags['default-rate'] === true) throw new UsageError('--default-rate or --rate-per-min, not both');
+      if (maxRunning !== undefined && flags['no-cap'] === true) throw new UsageError('--no-cap or --max-running, not both');
+      const body = {
+        name: optStr(flags, 'name'),
+        rate_limit: flags['default-rate'] === true ? null : perMin !== undefined ? { per_minute: perMin, burst: burst! } : undefined,
+        max_running: flags['no-cap'] === true ? null : maxRunning,
+      };
+      if (Object.values(body).every((v) => v === undefined)) throw new UsageError('nothing to change: give --name, a rate limit option or a cap option');
+      const t = await cliClient(flags, io).updateTenant(args[1]!, body);
+      io.out(json ? JSON.stringify(t, null, 2) : table([tenantRow(t)], TENANT_COLUMNS));
+      return 0;
+    }
     if (group === 'tenants' && sub === 'list') {
       const page = await cliClient(flags, io).listTenants({ limit: optInt(flags, 'limit'), offset: optInt(flags, 'offset') });
-      io.out(json ? JSON.stringify(page, null, 2) : table(page.tenants.map((t) => ({
-        ...t, rate_limit: t.rate_limit ? `${t.rate_limit.per_minute}/min burst ${t.rate_limit.burst}` : 'default', max_running: t.max_running ?? 'no cap',
-      })), ['tenant_id', 'name', 'rate_limit', 'max_running', 'created_at']));
+      io.out(json ? JSON.stringify(page, null, 2) : table(page.tenants.map(tenantRow), TENANT_COLUMNS));
       return 0;
     }
     if (group === 'keys' && sub === 'create') {

@@ -105,6 +105,7 @@ const CLIENT_OPTIONS = `Options: --url URL (TASKGATE_URL; default ${DEFAULT_SERV
 the key in <data-dir>/admin.key), --data-dir DIR (TASKGATE_DATA_DIR; default ${DEFAULT_DATA_DIR}), --json`;
 
 const TENANTS_LINES = `  taskgate tenants create --name NAME [--id ID] [--rate-per-min N --burst N] [--max-running N]
+  taskgate tenants update TENANT_ID [--name NAME] [--rate-per-min N --burst N | --default-rate] [--max-running N | --no-cap]
   taskgate tenants list [--limit 50] [--offset 0]`;
 const KEYS_LINES = `  taskgate keys create --name NAME --scopes tasks:read,tasks:execute [--tenant ID] [--expires-at RFC3339] [--user ID]
   taskgate keys list [--limit 50] [--offset 0]
@@ -143,6 +144,17 @@ export const GROUPS: Readonly<Record<string, CommandGroup>> = {
         burst: { value: 'N', about: 'submits allowed at once (with --rate-per-min)' },
         'max-running': { value: 'N', about: 'at most N of its tasks running at once, across every worker (default: no cap)' },
       }),
+      update: client(
+        'tenants update', 'TENANT_ID [--name NAME] [--rate-per-min N --burst N | --default-rate] [--max-running N | --no-cap]',
+        'Renames a tenant or changes its rate limit or its cap on running tasks; prints the tenant.', ['TENANT_ID'], {
+          name: { value: 'NAME', about: 'its new name' },
+          'rate-per-min': { value: 'N', about: 'its rate limit: submits a minute per key (with --burst)' },
+          burst: { value: 'N', about: 'submits allowed at once (with --rate-per-min)' },
+          'default-rate': { about: "back to the server's rate limit" },
+          'max-running': { value: 'N', about: 'at most N of its tasks running at once, across every worker' },
+          'no-cap': { about: 'lift its cap on running tasks' },
+        },
+      ),
       list: client('tenants list', '[--limit 50] [--offset 0]', 'Lists the tenants.', [], PAGE_FLAGS(50)),
     },
   },

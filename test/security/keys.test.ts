@@ -355,6 +355,16 @@ describe('SDK and CLI', () => {
     expect(JSON.parse(list.out).tenants.find((x: { tenant_id: string }) => x.tenant_id === tenantId)).toMatchObject({ rate_limit: { per_minute: 30, burst: 5 }, max_running: 3 });
     expect((await cli(['tenants', 'list', '--limit', '100'], env)).out).toContain('30/min burst 5');
     expect((await cli(['tenants', 'list', '--limit', '100'], env)).out).toContain('no cap');
+    const updated = await cli(['tenants', 'update', tenantId, '--max-running', '7', '--default-rate', '--json'], env);
+    expect(updated.code).toBe(0);
+    expect(JSON.parse(updated.out)).toMatchObject({ tenant_id: tenantId, rate_limit: null, max_running: 7 });
+    const uncapped = await cli(['tenants', 'update', tenantId, '--no-cap', '--name', 'Renamed'], env);
+    expect(uncapped.out).toContain('Renamed');
+    expect(uncapped.out).toContain('no cap');
+    expect((await cli(['tenants', 'update', tenantId], env)).code).toBe(2); // nothing to change
+    expect((await cli(['tenants', 'update', tenantId, '--no-cap', '--max-running', '2'], env)).code).toBe(2);
+    expect((await cli(['tenants', 'update', 'tnt_missing', '--no-cap'], env))).toMatchObject({ code: 1 });
+    expect((await cli(['tenants', 'update', tenantId, '--max-running', '0'], env))).toMatchObject({ code: 1 }); // the server's 400
 
     const made = await cli(['keys', 'create', '--tenant', tenantId, '--name', 'cli key', '--scopes', 'keys:manage,tasks:read'], env);
     expect(made.code).toBe(0);
