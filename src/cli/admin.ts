@@ -19,33 +19,35 @@ const tenantRow = (t: TenantView) => ({
   ...t, rate_limit: t.rate_limit ? `${t.rate_limit.per_minute}/min burst ${t.rate_limit.burst}` : 'default', max_running: t.max_running ?? 'no cap',
 });
 
+/** `--rate-per-min N --burst N` (both or neither) as a rate limit; undefined when neither is given. */
+function rateLimitFlags(flags: Flags): { per_minute: number; burst: number } | undefined {
+  const perMin = optInt(flags, 'rate-per-min');
+  const burst = optInt(flags, 'burst');
+  if ((perMin === undefined) !== (burst === undefined)) throw new UsageError('--rate-per-min and --burst go together');
+  return perMin !== undefined ? { per_minute: perMin, burst: burst! } : undefined;
+}
+
 /** Runs `tenants …` or `keys …`; returns the process exit code. */
 export async function runAdminCommand(group: string, args: string[], flags: Flags, io: CliIo): Promise<number> {
   const json = flags.json === true;
   const sub = args[0];
   try {
     if (group === 'tenants' && sub === 'create') {
-      const perMin = optInt(flags, 'rate-per-min');
-      const burst = optInt(flags, 'burst');
-      if ((perMin === undefined) !== (burst === undefined)) throw new UsageError('--rate-per-min and --burst go together');
       const t = await cliClient(flags, io).createTenant({
-        name: need(flags, 'name'), tenant_id: optStr(flags, 'id'), rate_limit: perMin !== undefined ? { per_minute: perMin, burst: burst! } : undefined,
-        max_running: optInt(flags, 'max-running'),
+        name: need(flags, 'name'), tenant_id: optStr(flags, 'id'), rate_limit: rateLimitFlags(flags), max_running: optInt(flags, 'max-running'),
       });
       io.out(json ? JSON.stringify(t, null, 2) : t.tenant_id);
       if (!json) io.err(`Created tenant ${t.tenant_id} "${t.name}".`);
       return 0;
     }
     if (group === 'tenants' && sub === 'update') {
-      const perMin = optInt(flags, 'rate-per-min');
-      const burst = optInt(flags, 'burst');
+      const rate = rateLimitFlags(flags);
       const maxRunning = optInt(flags, 'max-running');
-      if ((perMin === undefined) !== (burst === undefined)) throw new UsageError('--rate-per-min and --burst go together');
-      if (perMin !== undefined && flags['default-rate'] === true) throw new UsageError('--default-rate or --rate-per-min, not both');
+      if (rate && flags['default-rate'] === true) throw new UsageError('--default-rate or --rate-per-min, not both');
       if (maxRunning !== undefined && flags['no-cap'] === true) throw new UsageError('--no-cap or --max-running, not both');
       const body = {
         name: optStr(flags, 'name'),
-        rate_limit: flags['default-rate'] === true ? null : perMin !== undefined ? { per_minute: perMin, burst: burst! } : undefined,
+        rate_limit: flags['default-rate'] === true ? null : rate,
         max_running: flags['no-cap'] === true ? null : maxRunning,
       };
       if (Object.values(body).every((v) => v === undefined)) throw new UsageError('nothing to change: give --name, a rate limit option or a cap option');

@@ -70,7 +70,7 @@ export class Worker {
   /** Attempts not yet written (heartbeats cover them); slots count only those still executing. */
   readonly #active = new Map<string, ActiveAttempt>();
   readonly #rotation = new TenantRotation();
-  /** Tenants with a cap on running tasks (read at each poll), and this worker's tasks of theirs. */
+  /** Tenants with a cap on running tasks (read at start, on a tenant change, every 10 polls), and this worker's tasks of theirs. */
   #cappedTenants: ReadonlySet<string> = new Set();
   readonly #cappedRunning = new Set<string>();
   #capsFailing = false;
@@ -378,8 +378,8 @@ export class Worker {
    * a submit now and then through the queue, a claim round trip later.
    */
   async #poll(): Promise<void> {
-    if (++this.#polls % SCHEMA_CHECK_EVERY_POLLS === 0) await this.#checkSchema();
-    await this.#readCaps();
+    // the schema, and the capped tenants (a backstop: a tenant change signals them at once)
+    if (++this.#polls % SCHEMA_CHECK_EVERY_POLLS === 0) await Promise.all([this.#checkSchema(), this.#readCaps()]);
     if (this.#state === 'idle' && this.#drained && !this.#hinted) {
       try {
         if (!(await tasksRunnableExist(this.#d.db))) return;

@@ -42,6 +42,16 @@ async function queue(tenantId: string, count: number, o: { priority?: number; ag
 /** The claimed ids, sorted (a claim's rows come back in no particular order). */
 const ids = (got: { id: string }[]): string[] => got.map((g) => g.id).sort();
 
+/** Runs `fn` with `tenantId` capped at `max` running tasks, then lifts the cap. */
+async function withCap(tenantId: string, max: number, fn: () => Promise<void>): Promise<void> {
+  await tdb.db.query('UPDATE tenants SET max_running = $2 WHERE id = $1', [tenantId, max]);
+  try {
+    await fn();
+  } finally {
+    await tdb.db.query('UPDATE tenants SET max_running = NULL WHERE id = $1', [tenantId]);
+  }
+}
+
 async function claim(limit: number, after = ''): Promise<{ id: string; tenant: string }[]> {
   const res = await tasksClaimAvailable(tdb.db, { limit, owner: 'w-fair', leaseMs: 60_000, after });
   return res.map((r) => ({ id: r.task.id, tenant: r.task.tenant_id }));
@@ -156,36 +166,29 @@ describe('fair claims across tenants', () => {
   });
 
   it("caps a tenant's running tasks when it is the only one queued", async () => {
-    await tdb.db.query('UPDATE tenants SET max_running = 2 WHERE id = $1', [tenant(1)]);
-    try {
+    await withCap(tenant(1), 2, async () => {
       await queue(tenant(1), 5);
       const first = await claim(10);
       expect(first).toHaveLength(2);
       expect(await claim(10)).toEqual([]);
       await tdb.db.query(`UPDATE tasks SET status = 'COMPLETED', lease_owner = NULL, lease_expires_at = NULL WHERE id = $1`, [first[0]!.id]);
       expect(await claim(10)).toHaveLength(1);
-    } finally {
-      await tdb.db.query('UPDATE tenants SET max_running = NULL WHERE id = $1', [tenant(1)]);
-    }
+    });
   });
 
   it("caps a tenant's running tasks beside others, and the fill does not take its tasks past the cap", async () => {
-    await tdb.db.query('UPDATE tenants SET max_running = 1 WHERE id = $1', [tenant(1)]);
-    try {
+    await withCap(tenant(1), 1, async () => {
       await queue(tenant(1), 5, { ageS: 120 });
       const others = await queue(tenant(2), 5);
       const got = await claim(10);
       expect(got.filter((g) => g.tenant === tenant(1))).toHaveLength(1);
       expect(got.filter((g) => g.tenant === tenant(2)).map((g) => g.id).sort()).toEqual([...others].sort());
       expect(await claim(10)).toEqual([]);
-    } finally {
-      await tdb.db.query('UPDATE tenants SET max_running = NULL WHERE id = $1', [tenant(1)]);
-    }
+    });
   });
 
   it.skipIf(!usingPostgres())("a capped tenant's last slot goes to one claimer: a second one waits for the first to commit", async () => {
-    await tdb.db.query('UPDATE tenants SET max_running = 2 WHERE id = $1', [tenant(1)]);
-    try {
+    await withCap(tenant(1), 2, async () => {
       await queue(tenant(1), 5);
       let release!: () => void;
       const hold = new Promise<void>((r) => (release = r));
@@ -211,9 +214,7 @@ describe('fair claims across tenants', () => {
         await secondP;
       }
       expect(second).toEqual([]);
-    } finally {
-      await tdb.db.query('UPDATE tenants SET max_running = NULL WHERE id = $1', [tenant(1)]);
-    }
+    });
   });
 
   it('still answers the one-argument call a worker of the previous release makes', async () => {

@@ -68,7 +68,7 @@ export async function apiKeysInsert(
   return res.rows[0]!;
 }
 
-/** The tenants with a cap on their running tasks (max_running): few, read by each worker's poll. */
+/** The tenants with a cap on their running tasks (max_running), as each worker keeps them. */
 export async function tenantsCappedIds(db: Queryable): Promise<string[]> {
   const res = await db.query<{ id: string }>('SELECT id FROM tenants WHERE max_running IS NOT NULL', [], { name: 'tenants_capped' });
   return res.rows.map((r) => r.id);
