@@ -22,6 +22,8 @@ export type InTransaction = (tx: Queryable, createdAt: Date) => Promise<void>;
 export interface LocalDispatch {
   readonly workerId: string;
   readonly leaseMs: number;
+  /** Whether a tenant's tasks may be dispatched directly: not when it caps its running tasks (a claim counts them). */
+  dispatchesDirectly(tenantId: string): boolean;
   reserve(max: number): number;
   unreserve(n: number): void;
   launchReserved(claimed: readonly ClaimResult[]): void;
@@ -30,8 +32,6 @@ export interface LocalDispatch {
 interface Submit {
   task: NewTask;
   inTx: InTransaction | undefined;
-  /** Whether the task may be dispatched directly: not when its tenant caps its running tasks (the claim counts them). */
-  direct: boolean;
 }
 
 export class SubmitBatcher {
@@ -56,8 +56,8 @@ export class SubmitBatcher {
     });
   }
 
-  submit(task: NewTask, inTx?: InTransaction, opts: { direct?: boolean } = {}): Promise<Date> {
-    return this.#batcher.submit({ task, inTx, direct: opts.direct ?? true });
+  submit(task: NewTask, inTx?: InTransaction): Promise<Date> {
+    return this.#batcher.submit({ task, inTx });
   }
 
   async #insert(batch: Submit[]): Promise<Date[]> {
@@ -86,7 +86,7 @@ export class SubmitBatcher {
   #reserve(batch: Submit[]): RunNow | undefined {
     const d = this.#dispatch;
     if (!d) return undefined;
-    const eligible = batch.flatMap((p, i) => (p.direct && runsNow(p.task) ? [i] : []));
+    const eligible = batch.flatMap((p, i) => (runsNow(p.task) && d.dispatchesDirectly(p.task.tenant_id) ? [i] : []));
     const n = eligible.length ? d.reserve(eligible.length) : 0;
     return n ? { indexes: new Set(eligible.slice(0, n)), owner: d.workerId, leaseMs: d.leaseMs } : undefined;
   }

@@ -72,7 +72,6 @@ function match(presentedHash: Buffer, candidates: readonly KeyRow[], now: Date):
   if (!found) return undefined;
   const principal: Principal = {
     kind: 'api_key', tenantId: found.tenant_id, userId: found.user_id, subjectId: found.id, scopes: found.scopes, rateLimit: found.tenant_rate_limit,
-    maxRunning: found.tenant_max_running,
     ...(found.expires_at ? { expiresAt: found.expires_at } : {}),
   };
   return { principal, expiresAt: found.expires_at };

@@ -72,7 +72,6 @@ export function createJwtVerifier(cfg: JwtConfig, db: Queryable): JwtVerifier {
     if (!tenant) return undefined;
     // `exp` is required (jose checked it is a number)
     const expiresAt = new Date(payload.exp! * 1000);
-    return { kind: 'jwt', tenantId, userId: sub, subjectId: sub, scopes: scopesFromClaims(payload), rateLimit: tenant.rate_limit,
-      maxRunning: tenant.max_running, expiresAt };
+    return { kind: 'jwt', tenantId, userId: sub, subjectId: sub, scopes: scopesFromClaims(payload), rateLimit: tenant.rate_limit, expiresAt };
   };
 }

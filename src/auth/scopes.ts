@@ -20,8 +20,6 @@ export interface Principal {
   subjectId: string;
   scopes: readonly string[];
   rateLimit: { per_minute: number; burst: number } | null;
-  /** The tenant's cap on tasks RUNNING at once (its submits are never dispatched directly); unset: none. */
-  maxRunning?: number | null;
   /** When the credential itself ends: the API key's `expires_at`, the JWT's `exp`; unset: never. */
   expiresAt?: Date;
 }

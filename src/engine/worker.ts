@@ -70,9 +70,17 @@ export class Worker {
   /** Attempts not yet written (heartbeats cover them); slots count only those still executing. */
   readonly #active = new Map<string, ActiveAttempt>();
   readonly #rotation = new TenantRotation();
-  /** Tenants with a cap on running tasks (read at start, on a tenant change, every 10 polls), and this worker's tasks of theirs. */
-  #cappedTenants: ReadonlySet<string> = new Set();
+  /**
+   * Tenants with a cap on running tasks (read at start, on a tenant change, every 10 polls), and
+   * this worker's tasks of theirs. A tenant whose change is signalled counts as capped from then
+   * until a read begun after the signal says otherwise, so no submit is dispatched directly past
+   * a cap set a moment ago; before the first read, no tenant is dispatched directly.
+   */
+  #cappedTenants = new Set<string>();
   readonly #cappedRunning = new Set<string>();
+  #capsKnown = false;
+  #capsStale = false;
+  #capsReading: Promise<void> | undefined;
   #capsFailing = false;
   #busySlots = 0;
   /**
@@ -162,6 +170,11 @@ export class Worker {
     return n;
   }
 
+  /** Whether a tenant's submits may be dispatched directly: not a capped one's (its claims count them). */
+  dispatchesDirectly(tenantId: string): boolean {
+    return this.#capsKnown && !this.#cappedTenants.has(tenantId);
+  }
+
   /** Gives back reserved slots whose tasks were not inserted. */
   unreserve(n: number): void {
     this.#busySlots -= n;
@@ -185,8 +198,11 @@ export class Worker {
     this.#state = 'idle';
     this.#unsubscribe.push(this.#d.signals.onWork(() => this.#hint()));
     this.#unsubscribeControl = this.#d.signals.onControl((id) => void this.#onControl(id));
-    // a tenant changed (its cap among what may have): read the caps now rather than at the next poll
-    this.#unsubscribe.push(this.#d.signals.onCredentials((id) => id === '*' && void this.#readCaps()));
+    // a tenant changed (its cap among what may have): read the caps now rather than at a later poll
+    this.#unsubscribe.push(this.#d.signals.onTenant((id) => {
+      this.#cappedTenants.add(id);
+      void this.#readCaps();
+    }));
     void this.#readCaps();
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), Math.max(50, Math.floor(this.#o.leaseMs / 3)));
     this.#reaper.start();
@@ -391,14 +407,29 @@ export class Worker {
     this.wake();
   }
 
-  async #readCaps(): Promise<void> {
-    try {
-      this.#cappedTenants = new Set(await tenantsCappedIds(this.#d.db));
-      this.#capsFailing = false;
-    } catch (err) {
-      // once per outage: every poll would say it again, beside the poll's own warning
-      if (!this.#capsFailing) this.#d.log.warn('reading tenant caps failed', { err: (err as Error).message });
-      this.#capsFailing = true;
+  /** Reads the capped tenants again (one read at a time; a change signalled during a read makes another). */
+  #readCaps(): Promise<void> {
+    this.#capsStale = true;
+    return (this.#capsReading ??= this.#readCapsWhileStale().finally(() => (this.#capsReading = undefined)));
+  }
+
+  async #readCapsWhileStale(): Promise<void> {
+    while (this.#capsStale) {
+      this.#capsStale = false;
+      try {
+        const ids = await tenantsCappedIds(this.#d.db);
+        // a tenant signalled during the read may have changed after it: keep it capped, read again
+        if (!this.#capsStale) {
+          this.#cappedTenants = new Set(ids);
+          this.#capsKnown = true;
+        }
+        this.#capsFailing = false;
+      } catch (err) {
+        // once per outage: every poll would say it again, beside the poll's own warning
+        if (!this.#capsFailing) this.#d.log.warn('reading tenant caps failed', { err: (err as Error).message });
+        this.#capsFailing = true;
+        return;
+      }
     }
   }
 

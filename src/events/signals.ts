@@ -1,5 +1,6 @@
 // Hints between processes: "new work is queued", "task X was asked to cancel or pause",
-// "credential X changed" (an API key revoked, or `*`: a tenant's settings changed) and "tenant X's
+// "credential X changed" (an API key revoked, or `*`: a tenant's rate limit changed), "tenant X's
+// settings changed" (its cap on running tasks: workers keep the capped tenants) and "tenant X's
 // own task definitions changed" (other processes only: one Registry serves the process). In-process
 // listeners are called at once; other processes get one coalesced NOTIFY per kind per tick. Each
 // NOTIFY carries its sender's token and the sender skips its own echo: its listeners already ran,
@@ -14,21 +15,24 @@ export const WORK_CHANNEL = 'taskgate_work';
 export const CONTROL_CHANNEL = 'taskgate_control';
 export const CREDENTIALS_CHANNEL = 'taskgate_credentials';
 export const DEFINITIONS_CHANNEL = 'taskgate_definitions';
+export const TENANTS_CHANNEL = 'taskgate_tenants';
 
 export interface SignalsOptions {
   crossProcess: boolean;
   onError?: (err: unknown) => void;
 }
 
-type IdKind = 'control' | 'credentials' | 'definitions';
-const ID_CHANNELS: Record<IdKind, string> = { control: CONTROL_CHANNEL, credentials: CREDENTIALS_CHANNEL, definitions: DEFINITIONS_CHANNEL };
-const noIds = (): Record<IdKind, Set<string>> => ({ control: new Set(), credentials: new Set(), definitions: new Set() });
+type IdKind = 'control' | 'credentials' | 'tenants' | 'definitions';
+const ID_CHANNELS: Record<IdKind, string> = {
+  control: CONTROL_CHANNEL, credentials: CREDENTIALS_CHANNEL, tenants: TENANTS_CHANNEL, definitions: DEFINITIONS_CHANNEL,
+};
+const noIds = (): Record<IdKind, Set<string>> => ({ control: new Set(), credentials: new Set(), tenants: new Set(), definitions: new Set() });
 
 export class Signals {
   readonly #db: Db;
   readonly #opts: SignalsOptions;
   readonly #workListeners = new Set<() => void>();
-  readonly #idListeners: Record<IdKind, Set<(id: string) => void>> = { control: new Set(), credentials: new Set(), definitions: new Set() };
+  readonly #idListeners: Record<IdKind, Set<(id: string) => void>> = { control: new Set(), credentials: new Set(), tenants: new Set(), definitions: new Set() };
   #workPending = false;
   #idPending = noIds();
   #flushScheduled = false;
@@ -92,10 +96,16 @@ export class Signals {
     return () => this.#idListeners.control.delete(fn);
   }
 
-  /** `fn` gets the id of an API key whose state changed, or `*` when any principal may have. */
+  /** `fn` gets the id of an API key whose state changed, or `*` when any principal may have (a tenant's rate limit). */
   onCredentials(fn: (keyId: string) => void): () => void {
     this.#idListeners.credentials.add(fn);
     return () => this.#idListeners.credentials.delete(fn);
+  }
+
+  /** `fn` gets the id of a tenant created or changed (its cap on running tasks among what may have). */
+  onTenant(fn: (tenantId: string) => void): () => void {
+    this.#idListeners.tenants.add(fn);
+    return () => this.#idListeners.tenants.delete(fn);
   }
 
   /** `fn` gets the id of a tenant whose own task definitions another process changed. */
@@ -118,9 +128,14 @@ export class Signals {
     this.#signalId('control', taskId);
   }
 
-  /** An API key was revoked (its id), or a tenant's settings changed (`*`). */
+  /** An API key was revoked (its id), or a tenant's rate limit changed (`*`: cached principals carry it). */
   credentials(keyId: string): void {
     this.#signalId('credentials', keyId);
+  }
+
+  /** A tenant was created with a cap on running tasks, or changed. */
+  tenant(tenantId: string): void {
+    this.#signalId('tenants', tenantId);
   }
 
   /** A tenant's own task definitions changed: for other processes (this one's Registry already has it). */

@@ -3,11 +3,35 @@
 // it (two slots, tenant A fills them and queues 28 more; tenant B's one task takes the next slot
 // that frees — before, B waited for all 28), and a tenant's max_running caps its running tasks.
 import { describe, expect, it } from 'vitest';
-import { newTenant, useTestServer, waitForTask } from '../helpers/server.js';
+import { newTenant, until, useTestServer, waitForTask, type TestServer } from '../helpers/server.js';
 
 const ctx = useTestServer({}, { flags: { concurrency: '2' } });
 // polls 10 minutes apart: whatever runs here was started by a hint or a completion, not a poll
 const quiet = useTestServer({ TASKGATE_POLL_INTERVAL_MS: '600000' }, { flags: { concurrency: '2' } });
+// dev mode: every request is the default tenant's anonymous principal
+const open = useTestServer({ TASKGATE_AUTH_DISABLED: 'true' }, { flags: { concurrency: '2' } });
+
+/** Submits `n` sleeps of `ms` at once and returns the most of the tenant's tasks seen RUNNING together. */
+async function mostRunning(server: TestServer, tenantId: string, key: string | undefined, n: number, ms: number): Promise<number> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) ids.push(await server.submit({ task_definition_id: 'sleep', input: { ms } }, key ? { key } : {}));
+  let most = 0;
+  let done = false;
+  const watch = (async () => {
+    while (!done) {
+      const res = await server.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE tenant_id = $1 AND status = 'RUNNING'`, [tenantId]);
+      most = Math.max(most, res.rows[0]!.n);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  try {
+    for (const id of ids) expect((await waitForTask(server, id, undefined, { ...(key ? { key } : {}), timeoutMs: 30_000 })).status).toBe('COMPLETED');
+  } finally {
+    done = true;
+    await watch;
+  }
+  return most;
+}
 
 describe('tenant fairness', () => {
   it("another tenant's task takes the next free slot instead of waiting behind a backlog", async () => {
@@ -43,27 +67,38 @@ describe('tenant fairness', () => {
     const minted = await server.call('POST', `/api/v1/admin/tenants/${tenantId}/api-keys`, { name: 'k', scopes: ['tasks:execute', 'tasks:read'] });
     const key = minted.body.key as string;
     // both slots idle: without the cap two of these would be dispatched at once
-    const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push(await server.submit({ task_definition_id: 'sleep', input: { ms: 120 } }, { key }));
-    let most = 0;
-    let done = false;
-    const watch = (async () => {
-      while (!done) {
-        const res = await tdb.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE tenant_id = $1 AND status = 'RUNNING'`, [tenantId]);
-        most = Math.max(most, res.rows[0]!.n);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    })();
-    for (const id of ids) expect((await waitForTask(server, id, undefined, { key, timeoutMs: 30_000 })).status).toBe('COMPLETED');
-    done = true;
-    await watch;
-    expect(most).toBe(1);
+    expect(await mostRunning(server, tenantId, key, 5, 120)).toBe(1);
 
     expect((await server.call('PATCH', `/api/v1/admin/tenants/${tenantId}`, { max_running: 0 })).status).toBe(400);
     const cleared = await server.call('PATCH', `/api/v1/admin/tenants/${tenantId}`, { max_running: null });
     expect(cleared.status).toBe(200);
     expect(cleared.body.max_running).toBeNull();
     expect((await server.call('GET', `/api/v1/admin/tenants/${tenantId}`)).body.max_running).toBeNull();
+  });
+
+  it('a cap set on a tenant already submitting holds from its next submit on', async () => {
+    const { server, tdb } = ctx;
+    const t = await newTenant(tdb.db);
+    // no cap: its idle slots take two at once (dispatched directly, the key's principal cached)
+    expect(await mostRunning(server, t.tenantId, t.key, 4, 120)).toBe(2);
+    expect((await server.call('PATCH', `/api/v1/admin/tenants/${t.tenantId}`, { max_running: 1 })).status).toBe(200);
+    expect(await mostRunning(server, t.tenantId, t.key, 4, 120)).toBe(1);
+  });
+
+  it('caps hold in dev mode too (auth off: the anonymous principal of the default tenant)', async () => {
+    const { server } = open;
+    expect((await server.call('PATCH', '/api/v1/admin/tenants/default', { max_running: 1 }, { key: null })).status).toBe(200);
+    expect(await mostRunning(server, 'default', undefined, 4, 120)).toBe(1);
+  });
+
+  it('a tenant signalled as changed is not dispatched directly until a read begun after the signal', async () => {
+    const { server } = ctx;
+    const worker = server.worker!;
+    await until(() => worker.dispatchesDirectly('ten_unchanged'), 'the first read of the caps');
+    // e.g. a cap set a moment ago in another process: no submit of its may go past it meanwhile
+    server.signals.tenant('ten_unchanged');
+    expect(worker.dispatchesDirectly('ten_unchanged')).toBe(false);
+    await until(() => worker.dispatchesDirectly('ten_unchanged'), 'the read after the signal');
   });
 
   it("a capped tenant's next task starts when one of its running tasks ends, not at the next poll", async () => {

@@ -167,6 +167,15 @@ describe('over HTTP, in memory', () => {
     expect(me.body.rate_limit).toEqual({ per_minute: 1, burst: 3, read_per_minute: 10, read_burst: 30 });
   });
 
+  it("a tenant's limit changed over the admin API applies at once to its keys' cached principals", async () => {
+    const t = await newTenant(tdb.db, ['admin']);
+    expect((await server.call('GET', '/api/v1/auth/me', undefined, { key: t.key })).body.rate_limit).toMatchObject({ per_minute: 1, burst: 10 });
+    expect((await server.call('PATCH', `/api/v1/admin/tenants/${t.tenantId}`, { rate_limit: { per_minute: 2, burst: 4 } }, { key: ADMIN_KEY })).status).toBe(200);
+    expect((await server.call('GET', '/api/v1/auth/me', undefined, { key: t.key })).body.rate_limit).toMatchObject({ per_minute: 2, burst: 4 });
+    expect((await server.call('PATCH', `/api/v1/admin/tenants/${t.tenantId}`, { rate_limit: null }, { key: ADMIN_KEY })).status).toBe(200);
+    expect((await server.call('GET', '/api/v1/auth/me', undefined, { key: t.key })).body.rate_limit).toMatchObject({ per_minute: 1, burst: 10 });
+  });
+
   it('two nodes with in-memory buckets each allow a budget (why Redis is needed)', async () => {
     const other = await startTestServer(tdb.db, { ...SLOW, TASKGATE_ROLE: 'api' });
     try {

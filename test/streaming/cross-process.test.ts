@@ -239,21 +239,23 @@ describe('event hubs and signals of two processes on one database', () => {
         s.onWork(() => log.push('work'));
         s.onControl((id) => log.push(`control:${id}`));
         s.onCredentials((id) => log.push(`credentials:${id}`));
+        s.onTenant((id) => log.push(`tenant:${id}`));
       }
       a.work();
       a.control('task_1');
       a.credentials('key_1');
       a.credentials('*');
+      a.tenant('ten_1');
       // in-process listeners run at once
-      expect(fired.a).toEqual(['work', 'control:task_1', 'credentials:key_1', 'credentials:*']);
-      await until(() => fired.b.length === 4, 'the hints in the other process');
-      expect(fired.b.sort()).toEqual(['control:task_1', 'credentials:*', 'credentials:key_1', 'work']);
+      expect(fired.a).toEqual(['work', 'control:task_1', 'credentials:key_1', 'credentials:*', 'tenant:ten_1']);
+      await until(() => fired.b.length === 5, 'the hints in the other process');
+      expect(fired.b.sort()).toEqual(['control:task_1', 'credentials:*', 'credentials:key_1', 'tenant:ten_1', 'work']);
       // notifications reach a listener in commit order: once b's later one has reached a, so have a's own
       b.control('after-the-hints');
       await until(() => fired.a.includes('control:after-the-hints'), "b's later notification at a");
       // an echo would have made a's worker claim again, heartbeat again, drop its cached key again
-      expect(fired.a).toEqual(['work', 'control:task_1', 'credentials:key_1', 'credentials:*', 'control:after-the-hints']);
-      expect(fired.b).toHaveLength(5);
+      expect(fired.a).toEqual(['work', 'control:task_1', 'credentials:key_1', 'credentials:*', 'tenant:ten_1', 'control:after-the-hints']);
+      expect(fired.b).toHaveLength(6);
       // a process of an earlier version sends bare ids (no sender tag): still heard
       await apiDb.notify(channelName(tdb.schema, CONTROL_CHANNEL), 'task_2,task_3');
       await until(() => fired.a.includes('control:task_3'), 'an untagged notification');

@@ -49,8 +49,8 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
       if ((err as { code?: string }).code === '23505') throw new ApiError('CONFLICT', `tenant ${id} already exists`, { tenant_id: id });
       throw err;
     });
-    // workers read which tenants are capped (engine/worker.ts); tell them now, not at their next poll
-    if (row.max_running !== null) deps.signals.credentials('*');
+    // workers keep which tenants are capped (engine/worker.ts): tell them now, not at a later poll
+    if (row.max_running !== null) deps.signals.tenant(row.id);
     return reply.code(201).send(tenantView(row));
   });
 
@@ -84,7 +84,8 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
       id: req.params.id, name: req.body.name?.trim(), rate_limit: req.body.rate_limit, max_running: req.body.max_running,
     });
     if (!row) throw new ApiError('NOT_FOUND', `tenant ${req.params.id} not found`);
-    deps.signals.credentials('*'); // cached principals carry the tenant's rate limit and cap
+    if (req.body.max_running !== undefined) deps.signals.tenant(row.id); // workers keep the capped tenants
+    if (req.body.rate_limit !== undefined) deps.signals.credentials('*'); // cached principals carry the rate limit
     return tenantView(row);
   });
 

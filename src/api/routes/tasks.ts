@@ -57,9 +57,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     const task = buildTask(req.body, req.principal, deps.catalog, { maxObjectBytes: deps.config.maxObjectBytes, defaultTimeoutMs: deps.config.defaultTimeoutMs }, traceparent);
     assertAgentTaskRunnable(deps.config.llm, task, task.task_definition_id ? deps.catalog.get(task.tenant_id, task.task_definition_id)?.kind : undefined);
     const idem = req.idempotency;
-    const created = await batcher.submit(task, idem ? (tx, at) => idem.saveInTx(tx, respond(task, at)) : undefined, {
-      direct: req.principal.maxRunning == null,
-    });
+    const created = await batcher.submit(task, idem ? (tx, at) => idem.saveInTx(tx, respond(task, at)) : undefined);
     deps.metrics.tasksSubmitted.inc({ kind: task.kind });
     return respond(task, created);
   }

@@ -75,12 +75,12 @@ export async function tenantsCappedIds(db: Queryable): Promise<string[]> {
 }
 
 /** A key row with what the request path needs of its tenant. */
-export type ApiKeyWithTenant = ApiKeyRow & { tenant_rate_limit: TenantRow['rate_limit']; tenant_max_running: number | null };
+export type ApiKeyWithTenant = ApiKeyRow & { tenant_rate_limit: TenantRow['rate_limit'] };
 
 /** Candidate keys for lookup prefixes, with their tenant's limits; the caller compares hashes. */
 export async function apiKeysFindByPrefixes(db: Queryable, prefixes: readonly string[]): Promise<ApiKeyWithTenant[]> {
   const res = await db.query<ApiKeyWithTenant>(
-    `SELECT k.*, t.rate_limit AS tenant_rate_limit, t.max_running AS tenant_max_running FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+    `SELECT k.*, t.rate_limit AS tenant_rate_limit FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
       WHERE k.prefix = ANY($1::text[])`,
     [prefixes],
   );
