@@ -71,13 +71,14 @@ export class Worker {
   readonly #active = new Map<string, ActiveAttempt>();
   readonly #rotation = new TenantRotation();
   /**
-   * Tenants with a cap on running tasks (read at start, on a tenant change, every 10 polls), and
-   * this worker's tasks of theirs. A tenant whose change is signalled counts as capped from then
-   * until a read begun after the signal says otherwise, so no submit is dispatched directly past
-   * a cap set a moment ago; before the first read, no tenant is dispatched directly.
+   * Tenants with a cap on running tasks (read at start, on a tenant change, every 10 polls). A
+   * tenant whose change is signalled counts as capped from then until a read begun after the
+   * signal says otherwise, so no submit is dispatched directly past a cap set a moment ago; before
+   * the first read, no tenant is dispatched directly.
    */
   #cappedTenants = new Set<string>();
-  readonly #cappedRunning = new Set<string>();
+  /** The tenant of each task this worker runs: a capped tenant's ending task wakes a claim. */
+  readonly #tenantOf = new Map<string, string>();
   #capsKnown = false;
   #capsStale = false;
   #capsReading: Promise<void> | undefined;
@@ -354,7 +355,7 @@ export class Worker {
 
   #launch(task: ClaimedTask, reserved = false, gate?: AttemptGate): ActiveAttempt {
     if (!reserved) this.#busySlots++;
-    if (this.#cappedTenants.has(task.tenant_id)) this.#cappedRunning.add(task.id);
+    this.#tenantOf.set(task.id, task.tenant_id);
     const attempt = this.#runner.start(task, gate, this.#hooks);
     // (executed() may run inside start(), done() never does: the outcome write awaits first)
     this.#active.set(task.id, attempt);
@@ -371,8 +372,11 @@ export class Worker {
     done: (attempt) => {
       if (this.#active.get(attempt.taskId) === attempt) this.#active.delete(attempt.taskId);
       // a capped tenant's task ended (its outcome committed): a task of its that waited for the
-      // cap may claim now, though the last claim drained what it could take
-      if (this.#cappedRunning.delete(attempt.taskId)) {
+      // cap may claim now, though the last claim drained what it could take (and so if the cap
+      // was set while the task ran)
+      const tenant = this.#tenantOf.get(attempt.taskId);
+      this.#tenantOf.delete(attempt.taskId);
+      if (tenant !== undefined && this.#cappedTenants.has(tenant)) {
         this.#drained = false;
         this.#wakeSoon();
       }

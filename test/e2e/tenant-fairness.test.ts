@@ -85,6 +85,19 @@ describe('tenant fairness', () => {
     expect(await mostRunning(server, t.tenantId, t.key, 4, 120)).toBe(1);
   });
 
+  it("a cap set while a tenant's task runs holds its next task until that one ends, then starts it at once", async () => {
+    const { server, tdb } = quiet;
+    const t = await newTenant(tdb.db);
+    const first = await server.submit({ task_definition_id: 'sleep', input: { ms: 300 } }, { key: t.key });
+    await waitForTask(server, first, (x) => x.status === 'RUNNING', { key: t.key });
+    expect((await server.call('PATCH', `/api/v1/admin/tenants/${t.tenantId}`, { max_running: 1 })).status).toBe(200);
+    // a slot is free, but the cap is full: it waits, and no poll comes for 10 minutes
+    const second = await server.submit({ task_definition_id: 'sleep', input: { ms: 10 } }, { key: t.key });
+    const [a, b] = [await waitForTask(server, first, undefined, { key: t.key }), await waitForTask(server, second, undefined, { key: t.key, timeoutMs: 30_000 })];
+    expect(b.status).toBe('COMPLETED');
+    expect(Date.parse(b.started_at)).toBeGreaterThanOrEqual(Date.parse(a.completed_at));
+  });
+
   it('caps hold in dev mode too (auth off: the anonymous principal of the default tenant)', async () => {
     const { server } = open;
     expect((await server.call('PATCH', '/api/v1/admin/tenants/default', { max_running: 1 }, { key: null })).status).toBe(200);
