@@ -4,9 +4,11 @@
 -- sorted them, once per priority, in every claim (e2e-probe, 20,000 no-op tasks over 4 tenants:
 -- 8,400-9,400 tasks/s, PostgreSQL 111-127 us a task; 11,100-12,400 and 83-93 us with this). Sorts
 -- now stay disabled throughout, as the function's SET says; jit = off (also the function's) keeps
--- the disabled-sort cost from making a plan JIT compiles. And the picks are locked through the
+-- the disabled-sort cost from making a plan JIT compiles. The picks are locked through the
 -- primary key whatever the statistics: 0010's status test let the planner read them from the
--- tenant/status index, through every queued entry. Otherwise the function of 0010, unchanged.
+-- tenant/status index, through every queued entry. And the probes for queued tenants take
+-- tasks_tenant_claim_idx whatever the statistics (ordered by tenant_id alone, any index on it
+-- would do). Otherwise the function of 0010, unchanged.
 CREATE OR REPLACE FUNCTION taskgate_claimable(p_limit integer, p_after text DEFAULT '') RETURNS SETOF text
 LANGUAGE plpgsql VOLATILE ROWS 50
 SET enable_bitmapscan = off
@@ -34,18 +36,26 @@ BEGIN
   -- Every probe of tasks_tenant_claim_idx below reads it backwards, landing on the end of a
   -- tenant's entries: its newest and least urgent, still queued. A tenant's first entries are the
   -- ones claims took, dead until vacuum, and while any transaction is open (a claim window) they
-  -- cannot even be marked so: a probe landing there read them all, every claim.
+  -- cannot even be marked so: a probe landing there read them all, every claim. Each probe orders
+  -- by all of the index's columns: no other index gives that order, and with sorts disabled the
+  -- planner takes this one whatever the statistics say (ordered by tenant_id alone, with
+  -- statistics from a time most tasks were queued, it read other indexes on tenant_id and filtered
+  -- on status — through every finished task of the tenants it passed). NOT EXISTS would drop the
+  -- order: the probes are scalar subqueries.
   --
   -- One tenant queued (p_after's, or on a claimer's first claim the last one's): the claim of
   -- migration 0005.
   IF v_only = '' THEN
-    SELECT tenant_id INTO v_only FROM tasks WHERE status = 'QUEUED' ORDER BY tenant_id DESC LIMIT 1;
+    SELECT tenant_id INTO v_only FROM tasks WHERE status = 'QUEUED'
+     ORDER BY tenant_id DESC, priority DESC, run_at DESC, id DESC LIMIT 1;
     IF NOT FOUND THEN
       RETURN;
     END IF;
   END IF;
-  IF NOT EXISTS (SELECT 1 FROM tasks WHERE status = 'QUEUED' AND tenant_id > v_only ORDER BY tenant_id DESC LIMIT 1)
-     AND NOT EXISTS (SELECT 1 FROM tasks WHERE status = 'QUEUED' AND tenant_id < v_only ORDER BY tenant_id DESC LIMIT 1) THEN
+  IF (SELECT tenant_id FROM tasks WHERE status = 'QUEUED' AND tenant_id > v_only
+       ORDER BY tenant_id DESC, priority DESC, run_at DESC, id DESC LIMIT 1) IS NULL
+     AND (SELECT tenant_id FROM tasks WHERE status = 'QUEUED' AND tenant_id < v_only
+           ORDER BY tenant_id DESC, priority DESC, run_at DESC, id DESC LIMIT 1) IS NULL THEN
     SELECT max_running INTO v_cap FROM tenants WHERE id = v_only;
     IF v_cap IS NOT NULL THEN
       PERFORM pg_advisory_xact_lock(727270002, hashtext(v_only));
@@ -67,18 +77,21 @@ BEGIN
   -- p_after (one probe per tenant).
   v_window := least(greatest(32, p_limit), 256);
   WITH RECURSIVE s(t, n) AS (
-    SELECT (SELECT tenant_id FROM tasks WHERE status = 'QUEUED' AND tenant_id < v_after ORDER BY tenant_id DESC LIMIT 1), 1
+    SELECT (SELECT tenant_id FROM tasks WHERE status = 'QUEUED' AND tenant_id < v_after
+             ORDER BY tenant_id DESC, priority DESC, run_at DESC, id DESC LIMIT 1), 1
     UNION ALL
-    SELECT (SELECT tenant_id FROM tasks WHERE status = 'QUEUED' AND tenant_id < s.t ORDER BY tenant_id DESC LIMIT 1), s.n + 1
+    SELECT (SELECT tenant_id FROM tasks WHERE status = 'QUEUED' AND tenant_id < s.t
+             ORDER BY tenant_id DESC, priority DESC, run_at DESC, id DESC LIMIT 1), s.n + 1
       FROM s WHERE s.t IS NOT NULL AND s.n < v_window
   )
   SELECT coalesce(array_agg(s.t ORDER BY s.n), '{}') INTO v_tenants FROM s WHERE s.t IS NOT NULL;
   IF cardinality(v_tenants) < v_window THEN
     WITH RECURSIVE s(t, n) AS (
-      SELECT (SELECT tenant_id FROM tasks WHERE status = 'QUEUED' AND tenant_id >= v_after ORDER BY tenant_id DESC LIMIT 1), 1
+      SELECT (SELECT tenant_id FROM tasks WHERE status = 'QUEUED' AND tenant_id >= v_after
+               ORDER BY tenant_id DESC, priority DESC, run_at DESC, id DESC LIMIT 1), 1
       UNION ALL
       SELECT (SELECT tenant_id FROM tasks WHERE status = 'QUEUED' AND tenant_id < s.t AND tenant_id >= v_after
-               ORDER BY tenant_id DESC LIMIT 1), s.n + 1
+               ORDER BY tenant_id DESC, priority DESC, run_at DESC, id DESC LIMIT 1), s.n + 1
         FROM s WHERE s.t IS NOT NULL AND s.n < v_window - cardinality(v_tenants)
     )
     SELECT v_tenants || coalesce(array_agg(s.t ORDER BY s.n), '{}') INTO v_tenants FROM s WHERE s.t IS NOT NULL;
