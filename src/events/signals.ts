@@ -26,15 +26,16 @@ type IdKind = 'control' | 'credentials' | 'tenants' | 'definitions';
 const ID_CHANNELS: Record<IdKind, string> = {
   control: CONTROL_CHANNEL, credentials: CREDENTIALS_CHANNEL, tenants: TENANTS_CHANNEL, definitions: DEFINITIONS_CHANNEL,
 };
-const noIds = (): Record<IdKind, Set<string>> => ({ control: new Set(), credentials: new Set(), tenants: new Set(), definitions: new Set() });
+/** One fresh set per hint kind. */
+const perKind = <T>(): Record<IdKind, Set<T>> => ({ control: new Set(), credentials: new Set(), tenants: new Set(), definitions: new Set() });
 
 export class Signals {
   readonly #db: Db;
   readonly #opts: SignalsOptions;
   readonly #workListeners = new Set<() => void>();
-  readonly #idListeners: Record<IdKind, Set<(id: string) => void>> = { control: new Set(), credentials: new Set(), tenants: new Set(), definitions: new Set() };
+  readonly #idListeners = perKind<(id: string) => void>();
   #workPending = false;
-  #idPending = noIds();
+  #idPending = perKind<string>();
   #flushScheduled = false;
   #unlisten: (() => Promise<void>)[] = [];
   /**
@@ -170,7 +171,7 @@ export class Signals {
     const work = this.#workPending;
     const pending = this.#idPending;
     this.#workPending = false;
-    this.#idPending = noIds();
+    this.#idPending = perKind<string>();
     try {
       if (work) await this.#db.notify(this.#channel(WORK_CHANNEL), this.#token);
       for (const kind of Object.keys(ID_CHANNELS) as IdKind[]) {
