@@ -1,8 +1,9 @@
 -- Fair claims without sorting each tenant's backlog: migration 0010's taskgate_claimable turned
 -- sorts on for its fair selection, and with a tenant's backlog newer than the table's statistics
 -- the planner then read every queued task of each tenant through tasks_tenant_status_idx and
--- sorted them, once per priority, in every claim (e2e-probe, 20,000 no-op tasks over 4 tenants:
--- 8,400-9,400 tasks/s, PostgreSQL 111-127 us a task; 11,100-12,400 and 83-93 us with this). Sorts
+-- sorted them, once per priority, in every claim (e2e-probe, 20,000 no-op tasks over 4 tenants,
+-- alternating: 6,300-8,300 tasks/s and PostgreSQL 125-171 us a task with 0010's function,
+-- 11,000-14,300 and 73-95 us with this one). Sorts
 -- now stay disabled throughout, as the function's SET says; jit = off (also the function's) keeps
 -- the disabled-sort cost from making a plan JIT compiles. The picks are locked through the
 -- primary key whatever the statistics: 0010's status test let the planner read them from the
