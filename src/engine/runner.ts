@@ -46,6 +46,7 @@ export interface RunnerDeps {
 /** A running attempt as the worker tracks it. */
 export interface ActiveAttempt {
   taskId: string;
+  tenantId: string;
   attempt: number;
   controller: AttemptControl;
   pauseRequested: boolean;
@@ -99,7 +100,7 @@ export class Runner {
   /** Starts an attempt of a claimed task, or of one locked by a claim window (`gate`). */
   start(task: ClaimedTask, gate: AttemptGate | undefined, hooks: AttemptHooks): ActiveAttempt {
     const active: ActiveAttempt = {
-      taskId: task.id, attempt: task.attempt, controller: new AttemptControl(), pauseRequested: task.pause_requested, leased: gate === undefined, gate,
+      taskId: task.id, tenantId: task.tenant_id, attempt: task.attempt, controller: new AttemptControl(), pauseRequested: task.pause_requested, leased: gate === undefined, gate,
       done: undefined as unknown as Promise<void>,
     };
     // a request the task carried into its claim (one that reached it between a read and a

@@ -77,8 +77,6 @@ export class Worker {
    * the first read, no tenant is dispatched directly.
    */
   #cappedTenants = new Set<string>();
-  /** The tenant of each task this worker runs: a capped tenant's ending task wakes a claim. */
-  readonly #tenantOf = new Map<string, string>();
   #capsKnown = false;
   #capsStale = false;
   #capsReading: Promise<void> | undefined;
@@ -355,7 +353,6 @@ export class Worker {
 
   #launch(task: ClaimedTask, reserved = false, gate?: AttemptGate): ActiveAttempt {
     if (!reserved) this.#busySlots++;
-    this.#tenantOf.set(task.id, task.tenant_id);
     const attempt = this.#runner.start(task, gate, this.#hooks);
     // (executed() may run inside start(), done() never does: the outcome write awaits first)
     this.#active.set(task.id, attempt);
@@ -374,9 +371,7 @@ export class Worker {
       // a capped tenant's task ended (its outcome committed): a task of its that waited for the
       // cap may claim now, though the last claim drained what it could take (and so if the cap
       // was set while the task ran)
-      const tenant = this.#tenantOf.get(attempt.taskId);
-      this.#tenantOf.delete(attempt.taskId);
-      if (tenant !== undefined && this.#cappedTenants.has(tenant)) {
+      if (this.#cappedTenants.has(attempt.tenantId)) {
         this.#drained = false;
         this.#wakeSoon();
       }
