@@ -79,8 +79,10 @@ describe('tenant fairness', () => {
   it('a cap set on a tenant already submitting holds from its next submit on', async () => {
     const { server, tdb } = ctx;
     const t = await newTenant(tdb.db);
-    // no cap: both idle slots take its tasks at once (dispatched directly)
-    expect(await mostRunning(server, t.tenantId, t.key, 4, 400)).toBe(2);
+    // no cap: both idle slots take its tasks at once (dispatched directly). At least 2, not exactly:
+    // a slot frees when its handler returns, before the outcome commits, so for a moment a third
+    // task can be RUNNING beside one whose COMPLETED is still in its group commit
+    expect(await mostRunning(server, t.tenantId, t.key, 4, 400)).toBeGreaterThanOrEqual(2);
     expect((await server.call('PATCH', `/api/v1/admin/tenants/${t.tenantId}`, { max_running: 1 })).status).toBe(200);
     expect(await mostRunning(server, t.tenantId, t.key, 4, 120)).toBe(1);
   });
