@@ -9,6 +9,7 @@ import { claimWindowFor, type Config } from './config/index.js';
 import { openPg } from './storage/pg.js';
 import { openPglite, writeSecretFile } from './storage/pglite.js';
 import { migrate } from './storage/migrate.js';
+import { StorageHealth } from './storage/unavailable.js';
 import { bootstrap } from './auth/bootstrap.js';
 import { EventHub, EVENTS_CHANNEL } from './events/hub.js';
 import { Signals } from './events/signals.js';
@@ -166,6 +167,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       throw err;
     });
 
+    // a full disk fails writes while reads (and so the readiness probe's query) still work: the
+    // API's failed requests and the worker's failed statements both say so in /readiness
+    const storage = new StorageHealth();
     let worker: Worker | undefined;
     if (config.role !== 'api') {
       worker = new Worker(
@@ -179,6 +183,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           db, hub, signals, registry, log: taskLogger(log.child({ component: 'worker' })),
           onClaimed: (n) => metrics.tasksClaimed.inc(n),
           onOutcome: (_t, status) => metrics.countOutcome(status),
+          onDbError: (err) => storage.note(err),
         },
       );
       metrics.activeAttemptsSource = () => worker?.activeCount ?? 0;
@@ -199,7 +204,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     // one per-principal cap for the stream routes and the streaming chat completions
     const streamLimiter = new ConnectionLimiter(config.security.maxStreamsPerPrincipal);
     const app = await buildApp(
-      { config, db, hub, signals, catalog: registry, definitions: definitionSync, metrics, version: VERSION, ...redisReadiness(config, shared?.redis), dispatch: worker },
+      { config, db, hub, signals, catalog: registry, definitions: definitionSync, metrics, version: VERSION, ...redisReadiness(config, shared?.redis), dispatch: worker, storage },
       {
         role: config.role, logger: log, rateLimiter: shared?.limiter,
         plugins: [

@@ -164,7 +164,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   const matcher = routeMatcher();
   app.addHook('onRoute', (route) => matcher.add(route.method, route.url));
   // a full disk fails writes while reads (and so the readiness probe's query) still work
-  const storage = new StorageHealth();
+  const storage = deps.storage ?? new StorageHealth();
   app.setErrorHandler((err, req, reply) => {
     storage.note(err);
     return errorHandler(err, req, reply);

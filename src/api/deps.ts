@@ -6,6 +6,7 @@ import type { Signals } from '../events/signals.js';
 import type { LocalDispatch } from './submit-batcher.js';
 import type { Config } from '../config/index.js';
 import type { Metrics } from './metrics.js';
+import type { StorageHealth } from '../storage/unavailable.js';
 
 export interface DefinitionView {
   id: string;
@@ -61,4 +62,6 @@ export interface AppDeps {
   readinessChecks?: (() => Promise<void>)[];
   /** Checks /readiness reports (`degraded: …` when failing) without answering 503 for them. */
   advisoryChecks?: (() => Promise<void>)[];
+  /** The process's storage failures for /readiness (its worker notes its own in it too); one of the app's own otherwise. */
+  storage?: StorageHealth;
 }

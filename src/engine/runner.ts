@@ -41,6 +41,8 @@ export interface RunnerDeps {
   onRequeue?: () => void;
   /** A claimed task's definition is unknown and the schema is newer than this Taskgate: stop claiming. */
   onSchemaAhead?: (version: number) => void;
+  /** A write failed and is tried again (WorkerDeps.onDbError). */
+  onDbError?: (err: unknown) => void;
 }
 
 /** A running attempt as the worker tracks it. */
@@ -262,7 +264,10 @@ export class Runner {
         const now = abortKindOf(active.controller);
         return now !== kind && (now === 'shutdown' || now === 'lease_lost');
       },
-      onRetry: (err, wait) => this.#d.log.warn('writing the outcome failed; trying again', { task_id: task.id, attempt: task.attempt, retry_in_ms: wait, err: errorMessage(err) }),
+      onRetry: (err, wait) => {
+        this.#d.onDbError?.(err);
+        this.#d.log.warn('writing the outcome failed; trying again', { task_id: task.id, attempt: task.attempt, retry_in_ms: wait, err: errorMessage(err) });
+      },
     });
   }
 
@@ -277,7 +282,10 @@ export class Runner {
       forMs: this.#d.leaseMs,
       retryable: isDatabaseUnavailable,
       stop: () => active.controller.signal.aborted,
-      onRetry: (err, wait) => this.#d.log.warn(`${what} failed: database unavailable; trying again`, { task_id: active.taskId, attempt: active.attempt, retry_in_ms: wait, err: errorMessage(err) }),
+      onRetry: (err, wait) => {
+        this.#d.onDbError?.(err);
+        this.#d.log.warn(`${what} failed: database unavailable; trying again`, { task_id: active.taskId, attempt: active.attempt, retry_in_ms: wait, err: errorMessage(err) });
+      },
     });
   }
 

@@ -42,6 +42,12 @@ export interface WorkerDeps {
   log: TaskLogger;
   onClaimed?: (count: number) => void;
   onOutcome?: (task: ClaimedTask, status: string) => void;
+  /**
+   * A statement of the engine's failed (a claim, a poll, a heartbeat, an outcome write tried
+   * again): main.ts notes it in the process's StorageHealth, so a worker whose writes fail for want
+   * of space is not ready though it answers no API request.
+   */
+  onDbError?: (err: unknown) => void;
 }
 
 type State = 'stopped' | 'idle' | 'claiming' | 'stopping';
@@ -126,7 +132,7 @@ export class Worker {
     this.#d = deps;
     this.#runner = new Runner({
       db: deps.db, commit: new GroupCommit(deps.db), completer: new Completer(deps.db, options.workerId), hub: deps.hub, registry: deps.registry, workerId: options.workerId,
-      cancelGraceMs: options.cancelGraceMs, leaseMs: options.leaseMs, approvalTimeoutMs: options.approvalTimeoutMs, log: deps.log, onOutcome: deps.onOutcome,
+      cancelGraceMs: options.cancelGraceMs, leaseMs: options.leaseMs, approvalTimeoutMs: options.approvalTimeoutMs, log: deps.log, onOutcome: deps.onOutcome, onDbError: deps.onDbError,
       // a retry (due after its backoff), a withdrawn pause, an approval decided before the park:
       // every dispatcher claims, or learns when it comes due (this one at once, others by NOTIFY)
       onRequeue: () => this.#d.signals.work(),
@@ -266,6 +272,7 @@ export class Worker {
     } catch (err) {
       // whatever the claim would have taken may still wait
       this.#drained = false;
+      this.#d.onDbError?.(err);
       this.#d.log.error('claim failed', { err: (err as Error).message });
     } finally {
       if (this.#state === 'claiming') this.#state = 'idle';
@@ -345,7 +352,10 @@ export class Worker {
         tenants.push(task.tenant_id);
         return this.#launch(task, false, gate);
       },
-      (err) => this.#d.log.error('claim window failed; its tasks go back to the queue', { err: (err as Error).message }),
+      (err) => {
+        this.#d.onDbError?.(err);
+        this.#d.log.error('claim window failed; its tasks go back to the queue', { err: (err as Error).message });
+      },
     );
     this.#rotation.served(tenants);
     return claimed;
@@ -399,6 +409,7 @@ export class Worker {
       try {
         if (!(await tasksRunnableExist(this.#d.db))) return;
       } catch (err) {
+        this.#d.onDbError?.(err);
         this.#d.log.warn('poll failed', { err: (err as Error).message });
         return;
       }
@@ -504,6 +515,7 @@ export class Worker {
         else a.pauseRequested = row.pause_requested;
       }
     } catch (err) {
+      this.#d.onDbError?.(err);
       this.#d.log.warn('heartbeat failed', { err: (err as Error).message });
     }
   }
