@@ -10,6 +10,7 @@ import type { ClaimedTask } from '../storage/queries/transitions.js';
 import { Runner, type ActiveAttempt, type AttemptHooks } from './runner.js';
 import { TenantRotation } from './tenant-rotation.js';
 import { tenantsCappedIds } from '../storage/queries/tenants.js';
+import { CappedTenants } from './capped-tenants.js';
 import { GroupCommit } from '../storage/group-commit.js';
 import { Completer } from './completer.js';
 import { AttemptAborted } from './abort.js';
@@ -76,17 +77,8 @@ export class Worker {
   /** Attempts not yet written (heartbeats cover them); slots count only those still executing. */
   readonly #active = new Map<string, ActiveAttempt>();
   readonly #rotation = new TenantRotation();
-  /**
-   * Tenants with a cap on running tasks (read at start, on a tenant change, every 10 polls). A
-   * tenant whose change is signalled counts as capped from then until a read begun after the
-   * signal says otherwise, so no submit is dispatched directly past a cap set a moment ago; before
-   * the first read, no tenant is dispatched directly.
-   */
-  #cappedTenants = new Set<string>();
-  #capsKnown = false;
-  #capsStale = false;
-  #capsReading: Promise<void> | undefined;
-  #capsFailing = false;
+  /** Tenants with a cap on running tasks (read at start, on a tenant change, every 10 polls). */
+  readonly #capped: CappedTenants;
   #busySlots = 0;
   /**
    * The last claim took fewer tasks than it asked for, and nothing was announced since that no
@@ -138,6 +130,11 @@ export class Worker {
       onRequeue: () => this.#d.signals.work(),
       onSchemaAhead: (version) => this.#noticeSchemaAhead(version),
     });
+    this.#capped = new CappedTenants(
+      () => tenantsCappedIds(deps.db),
+      // once per outage: every poll would say it again, beside the poll's own warning
+      (err) => deps.log.warn('reading tenant caps failed', { err: (err as Error).message }),
+    );
     this.#reaper = new LeaseReaper({ db: deps.db, hub: deps.hub, signals: deps.signals, intervalMs: options.reaperIntervalMs, log: deps.log });
   }
 
@@ -177,7 +174,7 @@ export class Worker {
 
   /** Whether a tenant's submits may be dispatched directly: not a capped one's (its claims count them). */
   dispatchesDirectly(tenantId: string): boolean {
-    return this.#capsKnown && !this.#cappedTenants.has(tenantId);
+    return this.#capped.allowsDirect(tenantId);
   }
 
   /** Gives back reserved slots whose tasks were not inserted. */
@@ -204,11 +201,8 @@ export class Worker {
     this.#unsubscribe.push(this.#d.signals.onWork(() => this.#hint()));
     this.#unsubscribeControl = this.#d.signals.onControl((id) => void this.#onControl(id));
     // a tenant changed (its cap among what may have): read the caps now rather than at a later poll
-    this.#unsubscribe.push(this.#d.signals.onTenant((id) => {
-      this.#cappedTenants.add(id);
-      void this.#readCaps();
-    }));
-    void this.#readCaps();
+    this.#unsubscribe.push(this.#d.signals.onTenant((id) => this.#capped.changed(id)));
+    void this.#capped.refresh();
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), Math.max(50, Math.floor(this.#o.leaseMs / 3)));
     this.#reaper.start();
     this.#schedulePoll();
@@ -381,7 +375,7 @@ export class Worker {
       // a capped tenant's task ended (its outcome committed): a task of its that waited for the
       // cap may claim now, though the last claim drained what it could take (and so if the cap
       // was set while the task ran)
-      if (this.#cappedTenants.has(attempt.tenantId)) {
+      if (this.#capped.has(attempt.tenantId)) {
         this.#drained = false;
         this.#wakeSoon();
       }
@@ -404,7 +398,7 @@ export class Worker {
    */
   async #poll(): Promise<void> {
     // the schema, and the capped tenants (a backstop: a tenant change signals them at once)
-    if (++this.#polls % SCHEMA_CHECK_EVERY_POLLS === 0) await Promise.all([this.#checkSchema(), this.#readCaps()]);
+    if (++this.#polls % SCHEMA_CHECK_EVERY_POLLS === 0) await Promise.all([this.#checkSchema(), this.#capped.refresh()]);
     if (this.#state === 'idle' && this.#drained && !this.#hinted) {
       try {
         if (!(await tasksRunnableExist(this.#d.db))) return;
@@ -415,32 +409,6 @@ export class Worker {
       }
     }
     this.wake();
-  }
-
-  /** Reads the capped tenants again (one read at a time; a change signalled during a read makes another). */
-  #readCaps(): Promise<void> {
-    this.#capsStale = true;
-    return (this.#capsReading ??= this.#readCapsWhileStale().finally(() => (this.#capsReading = undefined)));
-  }
-
-  async #readCapsWhileStale(): Promise<void> {
-    while (this.#capsStale) {
-      this.#capsStale = false;
-      try {
-        const ids = await tenantsCappedIds(this.#d.db);
-        // a tenant signalled during the read may have changed after it: keep it capped, read again
-        if (!this.#capsStale) {
-          this.#cappedTenants = new Set(ids);
-          this.#capsKnown = true;
-        }
-        this.#capsFailing = false;
-      } catch (err) {
-        // once per outage: every poll would say it again, beside the poll's own warning
-        if (!this.#capsFailing) this.#d.log.warn('reading tenant caps failed', { err: (err as Error).message });
-        this.#capsFailing = true;
-        return;
-      }
-    }
   }
 
   /** Whether this worker stopped claiming because the database's schema is newer than it knows. */
