@@ -68,6 +68,15 @@ export function enumValuesOf(issues: readonly ValidationIssue[] | undefined): un
 export const mustBeOneOf = (values: readonly unknown[]): string =>
   `must be one of ${values.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')}`;
 
+/**
+ * The 400 for a value outside a field's set that a route checks itself (not its schema), in the
+ * schema errors' shape: `priority must be one of …`, `details.allowed_values` (errors.md).
+ */
+export function notOneOf(path: string, allowed: readonly unknown[], got?: string): ApiError {
+  const reason = mustBeOneOf(allowed);
+  return new ApiError('VALIDATION_ERROR', `${path} ${reason}${got === undefined ? '' : ` (got ${got.slice(0, 40)})`}`, { path, reason, allowed_values: allowed });
+}
+
 function validationMessage(err: FastifyError & { validation?: ValidationIssue[]; validationContext?: string }): { message: string; details: Record<string, unknown> } {
   const first = err.validation?.[0];
   const location = err.validationContext ?? 'body';

@@ -81,18 +81,20 @@ export function scanJson(text: string): { depth: number; mayOverflow: boolean; i
 
 class UnstorableString extends Error {}
 class NumberOutOfRange extends Error {}
+class ProtoKey extends Error {}
 
 const revive = (key: string, v: unknown): unknown => {
   if (hasUnstorable(key) || (typeof v === 'string' && hasUnstorable(v))) throw new UnstorableString();
   if (typeof v === 'number' && !Number.isFinite(v)) throw new NumberOutOfRange();
-  return key === '__proto__' ? undefined : v;
+  if (key === '__proto__') throw new ProtoKey();
+  return v;
 };
 
 /**
- * JSON.parse without `__proto__` keys (an own `__proto__` property turns into a prototype as soon
- * as something copies it with Object.assign), and refusing strings PostgreSQL cannot store (a NUL,
- * an unpaired surrogate: only a \u escape can write either) and numbers a double cannot hold
- * (JSON.parse makes them Infinity, stored as null). The reviver makes JSON.parse call back for
+ * JSON.parse refusing `__proto__` keys (an own `__proto__` property turns into a prototype as soon
+ * as something copies it with Object.assign; dropping the key silently lost a client's data),
+ * strings PostgreSQL cannot store (a NUL, an unpaired surrogate: only a \u escape can write
+ * either) and numbers a double cannot hold (JSON.parse makes them Infinity, stored as null). The reviver makes JSON.parse call back for
  * every value (4.2 vs 1.4 µs for a submit body, in a loop), so it runs only when the text could
  * hold one of them: `__proto__` spelled out, a \u escape, or a number scanJson finds too long.
  */
@@ -165,6 +167,9 @@ export function registerJsonParser(app: FastifyInstance, opts: { bodyLimit: numb
     } catch (err) {
       if (err instanceof NumberOutOfRange) {
         return done(new ApiError('VALIDATION_ERROR', 'JSON numbers must be finite doubles (at most about 1.8e308)'), undefined);
+      }
+      if (err instanceof ProtoKey) {
+        return done(new ApiError('VALIDATION_ERROR', 'JSON keys named __proto__ are not accepted', { location: 'body', reason: 'forbidden key' }), undefined);
       }
       if (err instanceof UnstorableString) {
         return done(new ApiError('VALIDATION_ERROR', 'JSON strings cannot hold a NUL character (\\u0000) or an unpaired surrogate'), undefined);

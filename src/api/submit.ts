@@ -2,7 +2,8 @@
 // validated, defaults applied (definition, then built-in), limits checked.
 import { ApiError } from '../contract/errors.js';
 import type { SubmitTaskBody } from '../contract/tasks.js';
-import { DEFAULT_RETRY_POLICY, parsePriority, priorityRank, type Priority } from '../domain/lifecycle.js';
+import { DEFAULT_RETRY_POLICY, PRIORITIES, parsePriority, priorityRank, type Priority } from '../domain/lifecycle.js';
+import { notOneOf } from './errors.js';
 import { newSessionId, newTaskId } from '../domain/ids.js';
 import type { NewTask } from '../storage/queries/tasks.js';
 import type { Principal } from '../auth/scopes.js';
@@ -23,9 +24,32 @@ function byteSize(value: unknown): number {
   return value === undefined ? 0 : Buffer.byteLength(JSON.stringify(value));
 }
 
+/**
+ * The value of a field sent under its canonical name or an alias (seed spellings): a 400 when two
+ * of them disagree — the one that would have lost was silently ignored (a task ran `noop` while
+ * its `type` said `sleep`). The same value twice is fine.
+ */
+export function aliased<T>(fields: readonly (readonly [name: string, value: T | undefined])[]): T | undefined {
+  let first: readonly [string, T] | undefined;
+  for (const [name, value] of fields) {
+    if (value === undefined) continue;
+    if (!first) first = [name, value];
+    else if (value !== first[1]) {
+      const [canonical, ...aliases] = fields.map(([n]) => n);
+      throw new ApiError('VALIDATION_ERROR', `send ${canonical} or its alias${aliases.length > 1 ? 'es' : ''} ${aliases.join(', ')}, not several with different values`, {
+        path: name, reason: `conflicts with ${first[0]}`,
+      });
+    }
+  }
+  return first?.[1];
+}
+
+/** The priority words, lowest first (as the docs list them; any case is accepted). */
+const PRIORITY_WORDS = [...PRIORITIES].reverse();
+
 /** The definition a submit names (task_definition_id, or its aliases taskDefinitionId and type). */
 export function definitionIdOf(body: SubmitTaskBody): string | undefined {
-  return body.task_definition_id ?? body.taskDefinitionId ?? body.type;
+  return aliased([['task_definition_id', body.task_definition_id], ['taskDefinitionId', body.taskDefinitionId], ['type', body.type]]);
 }
 
 export function buildTask(
@@ -56,7 +80,7 @@ export function buildTask(
   let priority: Priority | undefined;
   if (body.priority !== undefined) {
     priority = parsePriority(body.priority);
-    if (!priority) throw new ApiError('VALIDATION_ERROR', 'priority must be one of low, medium, high, urgent', { path: 'priority', reason: 'invalid value' });
+    if (!priority) throw notOneOf('priority', PRIORITY_WORDS);
   }
 
   let kind: NewTask['kind'] = 'agent';
@@ -122,6 +146,6 @@ export function buildTask(
     delay_ms: body.delay_ms || undefined,
     metadata,
     tags,
-    workflow_instance_id: body.workflow_instance_id ?? body.workflowInstanceId ?? null,
+    workflow_instance_id: aliased([['workflow_instance_id', body.workflow_instance_id], ['workflowInstanceId', body.workflowInstanceId]]) ?? null,
   };
 }

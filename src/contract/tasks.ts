@@ -50,7 +50,10 @@ export const SubmitTaskBody = Type.Object(
     timeout_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })),
     retry_policy: Type.Optional(RetryPolicyBody),
     executionConfig: Type.Optional(
-      Type.Object({ timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })), retryPolicy: Type.Optional(RetryPolicyBody) }),
+      Type.Object(
+        { timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })), retryPolicy: Type.Optional(RetryPolicyBody) },
+        { additionalProperties: false },
+      ),
     ),
     run_at: Type.Optional(Type.String({ format: 'date-time', description: 'Start no earlier than this time (not with delay_ms).' })),
     delay_ms: Type.Optional(

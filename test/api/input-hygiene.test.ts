@@ -196,6 +196,22 @@ describe('request body encoding', () => {
   });
 });
 
+describe('__proto__ keys', () => {
+  it('refuses a key named __proto__ anywhere, spelled out or escaped (400), instead of dropping it; takes the word as a value', async () => {
+    for (const body of [
+      '{"task_definition_id":"noop","input":{"__proto__":{"admin":true}}}',
+      '{"task_definition_id":"noop","__proto__":{"x":1},"input":{}}',
+      '{"task_definition_id":"noop","input":{"a":[{"\\u005f_proto__":1}]}}',
+    ]) {
+      const res = await postBytes('/api/v1/tasks', Buffer.from(body));
+      expect([res.status, res.body.error?.message, res.body.error?.details], body).toEqual([400, 'JSON keys named __proto__ are not accepted', { location: 'body', reason: 'forbidden key' }]);
+    }
+    const word = await postBytes('/api/v1/tasks', Buffer.from('{"task_definition_id":"noop","delay_ms":3600000,"input":{"k":"__proto__"}}'));
+    expect(word.status).toBe(200);
+    expect((await fx.server.call('GET', `/api/v1/tasks/${word.body.task_id}`)).body.input).toEqual({ k: '__proto__' });
+  });
+});
+
 describe('numbers a double cannot hold', () => {
   const withN = (n: string) => Buffer.from(`{"task_definition_id":"noop","delay_ms":3600000,"input":{"n":${n}}}`);
 

@@ -44,6 +44,10 @@ describe('POST /api/v1/tasks', () => {
     expect(ta.output.statistics.y.mean).toBe(3);
     const tb = await waitForTask(server, b.body.task_id);
     expect(tb).toMatchObject({ max_attempts: 1, workflow_instance_id: 'wf-1' });
+    // a misspelt executionConfig field is a 400, as anywhere else, not silently the default
+    const typo = await server.call('POST', '/api/v1/tasks', { taskDefinitionId: 'noop', input: {}, executionConfig: { timeOut: 5000 } });
+    expect(typo.status).toBe(400);
+    expect(typo.body.error.message).toBe("body.executionConfig has unknown property 'timeOut'");
   });
 
   it('stores agent tasks with a session and their options', async () => {
@@ -104,7 +108,15 @@ describe('POST /api/v1/tasks', () => {
       const res = await server.call('POST', '/api/v1/tasks', body);
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body.error).toMatchObject({ code: 'VALIDATION_ERROR', message });
+      expect(res.body.error.details.allowed_values, message).toEqual(message.replace(/^.* must be one of /, '').split(', '));
     }
+    // the list's status filter (checked by the route, not a schema) alike
+    const status = await server.call('GET', '/api/v1/tasks?status=COMPLETED,DONE');
+    expect(status.status).toBe(400);
+    expect(status.body.error).toMatchObject({
+      message: 'status must be one of QUEUED, RUNNING, PAUSED, COMPLETED, FAILED, CANCELLED, TIMEOUT (got DONE)',
+      details: { path: 'status', allowed_values: ['QUEUED', 'RUNNING', 'PAUSED', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT'] },
+    });
     const tier = await server.call('POST', '/api/v1/tasks', { query: 'x', model_tier: 'huge' });
     expect(tier.body.error.details).toEqual({ location: 'body', path: 'model_tier', reason: 'must be one of small, medium, large', allowed_values: ['small', 'medium', 'large'] });
     // the same on the other routes whose schemas hold such fields
@@ -118,7 +130,21 @@ describe('POST /api/v1/tasks', () => {
     expect(res.status).toBe(422);
     expect(res.body.error).toMatchObject({ code: 'UNPROCESSABLE', details: { path: '/items/0/quantity' } });
     const missing = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'data_analysis', input: { analysis_type: 'summary' } });
+    expect(missing.status).toBe(422);
     expect(missing.body.error.details.path).toBe('/data_source');
+    // a format the definition cannot render is refused at submit, not accepted and failed
+    const pdf = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'data_analysis', input: { data_source: 'a,b\n1,2', analysis_type: 'summary', output_format: 'pdf' } });
+    expect(pdf.status).toBe(422);
+    expect(pdf.body.error.details.path).toBe('/output_format');
+  });
+
+  it('analyses inline rows without a data_source (PRODUCT: over inline rows or CSV)', async () => {
+    const id = (await server.call('POST', '/api/v1/tasks', {
+      task_definition_id: 'data_analysis', input: { data: [{ a: 1, b: 2 }, { a: 2, b: 4 }, { a: 3, b: 6 }], analysis_type: 'trend', parameters: { x: 'a', y: 'b' } },
+    })).body.task_id as string;
+    const done = await waitForTask(server, id);
+    expect(done.status).toBe('COMPLETED');
+    expect(done.output.trend.slope).toBe(2);
   });
 
   it('answers 404 for an unknown definition', async () => {
@@ -212,6 +238,28 @@ describe('GET routes', () => {
     expect(both.status).toBe(400);
     expect(both.body.error).toMatchObject({ code: 'VALIDATION_ERROR', message: expect.stringMatching(/workflow_instance_id.*workflowInstanceId/) });
     expect((await server.call('GET', '/api/v1/tasks?workflowInstanceId=bad%20id!', undefined, { key: t.key })).status).toBe(400);
+    const kinds = await server.call('GET', '/api/v1/tasks?type=noop&task_definition_id=sleep', undefined, { key: t.key });
+    expect(kinds.status).toBe(400);
+    expect(kinds.body.error.details).toMatchObject({ path: 'type', reason: 'conflicts with task_definition_id' });
+  });
+
+  it('refuses a field and its alias with different values in a submit (the loser was silently ignored)', async () => {
+    const t = await newTenant(tdb.db);
+    const kinds = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', type: 'sleep', input: {} }, { key: t.key });
+    expect(kinds.status).toBe(400);
+    expect(kinds.body.error).toMatchObject({
+      code: 'VALIDATION_ERROR', message: 'send task_definition_id or its aliases taskDefinitionId, type, not several with different values',
+      details: { path: 'type', reason: 'conflicts with task_definition_id' },
+    });
+    const camel = await server.call('POST', '/api/v1/tasks', { taskDefinitionId: 'calculate-order-total', type: 'noop', input: {} }, { key: t.key });
+    expect(camel.body.error.details).toMatchObject({ path: 'type', reason: 'conflicts with taskDefinitionId' });
+    const wf = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {}, workflow_instance_id: 'a', workflowInstanceId: 'b' }, { key: t.key });
+    expect(wf.status).toBe(400);
+    expect(wf.body.error.details).toMatchObject({ path: 'workflowInstanceId', reason: 'conflicts with workflow_instance_id' });
+    // the same value under both names is one value
+    const same = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', type: 'noop', input: {}, workflow_instance_id: 'a', workflowInstanceId: 'a' }, { key: t.key });
+    expect(same.status).toBe(200);
+    expect((await server.call('GET', `/api/v1/tasks/${same.body.task_id}`, undefined, { key: t.key })).body).toMatchObject({ task_definition_id: 'noop', workflow_instance_id: 'a' });
   });
 
   it('counts exactly up to offset + 1,000 matching rows, and reports that bound above it', async () => {

@@ -3,18 +3,19 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { ApiError } from '../../contract/errors.js';
+import { notOneOf } from '../errors.js';
 import {
   ControlBody, ControlResponse, ControlState, errorResponses, EventsQuery, EventsResponse, IdParam, ListTasksQuery, ListTasksResponse,
   SubmitStreamResponse, SubmitTaskBody, SubmitTaskResponse, TaskView,
 } from '../../contract/tasks.js';
-import { isTerminal, parseStatus, type TaskStatus } from '../../domain/lifecycle.js';
+import { TASK_STATUSES, isTerminal, parseStatus, type TaskStatus } from '../../domain/lifecycle.js';
 import { tasksGet, tasksListPage, type NewTask, type TaskRow } from '../../storage/queries/tasks.js';
 import { tasksTransition, sql, type EventSpec, type Fence } from '../../storage/queries/transitions.js';
 import { approvalsCancelForEndedTask } from '../../storage/queries/approvals.js';
 import { eventsList } from '../../storage/queries/events.js';
 import { toWireEvent } from '../../events/hub.js';
 import type { AppDeps } from '../deps.js';
-import { buildTask, definitionIdOf } from '../submit.js';
+import { aliased, buildTask, definitionIdOf } from '../submit.js';
 import { assertAgentTaskRunnable } from './openai.js';
 import { SubmitBatcher } from '../submit-batcher.js';
 import type { IdempotencyHandle, StoredResponse } from '../idempotency.js';
@@ -113,18 +114,14 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     if (q.status) {
       statuses = q.status.split(',').map((w) => {
         const s = parseStatus(w);
-        if (!s) throw new ApiError('VALIDATION_ERROR', `unknown status ${w.trim()}`, { path: 'status', reason: 'invalid value' });
+        if (!s) throw notOneOf('status', TASK_STATUSES, w.trim());
         return s;
       });
     }
-    if (q.workflow_instance_id !== undefined && q.workflowInstanceId !== undefined && q.workflow_instance_id !== q.workflowInstanceId) {
-      throw new ApiError('VALIDATION_ERROR', 'send workflow_instance_id or its alias workflowInstanceId, not both with different values', {
-        path: 'workflowInstanceId', reason: 'conflicts with workflow_instance_id',
-      });
-    }
     const filter = {
-      tenantId: req.principal.tenantId, statuses, sessionId: q.session_id, definitionId: q.task_definition_id ?? q.type,
-      workflowInstanceId: q.workflow_instance_id ?? q.workflowInstanceId, tag: q.tag, limit, offset,
+      tenantId: req.principal.tenantId, statuses, sessionId: q.session_id,
+      definitionId: aliased([['task_definition_id', q.task_definition_id], ['type', q.type]]),
+      workflowInstanceId: aliased([['workflow_instance_id', q.workflow_instance_id], ['workflowInstanceId', q.workflowInstanceId]]), tag: q.tag, limit, offset,
     };
     const { rows, total } = await tasksListPage(deps.db, filter);
     return { tasks: rows.map(taskListItem), total_count: rows.length ? Math.max(total, offset + rows.length) : total, limit, offset };

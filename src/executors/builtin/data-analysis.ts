@@ -6,11 +6,11 @@ import { PermanentError, type TaskDefinition } from '../types.js';
 type Row = Record<string, unknown>;
 
 interface Input {
-  data_source: string;
+  data_source?: string;
   data?: unknown[];
   analysis_type: 'summary' | 'trend' | 'correlation' | 'prediction';
   parameters?: { columns?: string[]; x?: string; y?: string; horizon?: number };
-  output_format?: 'json' | 'csv' | 'pdf' | 'html';
+  output_format?: 'json' | 'csv' | 'html';
 }
 
 /** Parses CSV text with a header line; handles quoted fields with commas and doubled quotes. */
@@ -56,7 +56,7 @@ function toRows(input: Input): Row[] {
     }
     return input.data.filter((r): r is Row => typeof r === 'object' && r !== null && !Array.isArray(r));
   }
-  if (/[,\n]/.test(input.data_source)) return parseCsv(input.data_source);
+  if (input.data_source !== undefined && /[,\n]/.test(input.data_source)) return parseCsv(input.data_source);
   throw new PermanentError('no data: pass rows in `data` or CSV text in `data_source`');
 }
 
@@ -252,9 +252,14 @@ export const dataAnalysis: TaskDefinition = {
           horizon: { type: 'integer', minimum: 1, maximum: 1000 },
         },
       },
-      output_format: { type: 'string', enum: ['json', 'csv', 'pdf', 'html'] },
+      // seed 004 lists pdf too; it cannot be rendered here, so it is refused at submit (422)
+      // rather than accepted and failed
+      output_format: { type: 'string', enum: ['json', 'csv', 'html'] },
     },
-    required: ['data_source', 'analysis_type'],
+    // seed 004's data_source (CSV text here), or inline rows alone
+    required: ['analysis_type'],
+    if: { not: { required: ['data'] } },
+    then: { required: ['data_source'] },
     additionalProperties: false,
   },
   output_schema: {
@@ -263,7 +268,6 @@ export const dataAnalysis: TaskDefinition = {
     required: ['analysis_type', 'row_count', 'columns'],
   },
   handler(input: Input) {
-    if (input.output_format === 'pdf') throw new PermanentError('output_format pdf is not supported; use json, csv or html');
     const result = analyze(input);
     if (input.output_format === 'csv' || input.output_format === 'html') return { ...result, rendered: render(result, input.output_format) };
     return result;
