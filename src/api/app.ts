@@ -17,6 +17,8 @@ import { createAuthenticator, registerAuth, type Authenticator } from './auth.js
 import { registerCors, registerSecurityHeaders } from './hardening.js';
 import { registerReferenceErrors } from './error-format.js';
 import { StorageHealth } from '../storage/unavailable.js';
+import { hasUnstorable, storableText } from '../storage/storable.js';
+import { ApiError } from '../contract/errors.js';
 import { registerRateLimit } from './rate-limit.js';
 import { registerIdempotency } from './idempotency.js';
 import { MemoryRateLimiter, type RateLimiter } from '../auth/rate-limiter.js';
@@ -198,6 +200,21 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     if (closing) {
       // (Fastify has already set Connection: close) a load balancer retries it on another node
       return reply.code(503).header('retry-after', '1').send(envelope('UNAVAILABLE', 'The server is shutting down', String(req.id)));
+    }
+  });
+  // a query value PostgreSQL cannot store (`?tag=%00`): the statement it filters would fail with a
+  // data exception (a 400 naming no field, a warning in the log); refused here, naming the
+  // parameter, as a body's are by the JSON parser. Only a percent-encoded URL can carry one.
+  app.addHook('preValidation', async (req) => {
+    if (!req.url.includes('%')) return;
+    for (const [name, value] of Object.entries((req.query ?? {}) as Record<string, unknown>)) {
+      const values = Array.isArray(value) ? value : [value];
+      if (hasUnstorable(name) || values.some((v) => typeof v === 'string' && hasUnstorable(v))) {
+        const shown = storableText(name).slice(0, 40);
+        throw new ApiError('VALIDATION_ERROR', `query parameter ${shown} cannot hold a NUL character (%00)`, {
+          location: 'querystring', path: shown, reason: 'unstorable character',
+        });
+      }
     }
   });
   app.addHook('onResponse', async (req, reply) => {

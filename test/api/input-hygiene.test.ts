@@ -196,6 +196,19 @@ describe('request body encoding', () => {
   });
 });
 
+describe('query values PostgreSQL cannot store', () => {
+  it('refuses a NUL in a query value or name with a 400 naming the parameter, before any statement', async () => {
+    for (const url of ['/api/v1/tasks?tag=%00', '/api/v1/tasks?tag=a%00b', '/api/v1/definitions?search=x%00', '/api/v1/sessions?x%00=1']) {
+      const res = await fx.server.call('GET', url);
+      expect([res.status, res.body.error?.code, res.body.error?.details?.location, res.body.error?.details?.reason], url)
+        .toEqual([400, 'VALIDATION_ERROR', 'querystring', 'unstorable character']);
+    }
+    expect((await fx.server.call('GET', '/api/v1/tasks?tag=%00')).body.error.details.path).toBe('tag');
+    // percent-encoding that is storable is untouched
+    expect((await fx.server.call('GET', '/api/v1/tasks?tag=caf%C3%A9')).status).toBe(200);
+  });
+});
+
 describe('__proto__ keys', () => {
   it('refuses a key named __proto__ anywhere, spelled out or escaped (400), instead of dropping it; takes the word as a value', async () => {
     for (const body of [
