@@ -99,8 +99,8 @@ export function buildTask(
     }
   }
 
-  // top-level model fields win over the same keys in context — and the stored context says so,
-  // so a client reading it back sees the setting the task ran with
+  // top-level agent fields (mode among them) win over the same keys in context — and the stored
+  // context says so, so a client reading it back sees the setting the task ran with
   const options: Record<string, unknown> = {};
   for (const k of AGENT_OPTION_KEYS) {
     const v = body[k] ?? context[k];
@@ -108,6 +108,7 @@ export function buildTask(
     options[k] = v;
     if (body[k] !== undefined && k in context) context[k] = body[k];
   }
+  if (body.mode !== undefined && 'mode' in context) context.mode = body.mode;
 
   const rp = body.retry_policy ?? body.executionConfig?.retryPolicy;
   const defRp = def?.retry_policy;

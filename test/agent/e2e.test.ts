@@ -101,12 +101,13 @@ describe('agent tasks over HTTP', () => {
 
   it('routes tier and override to the model the provider sees, and rejects unknown ones with 400', async () => {
     // the top-level field wins over context's, and the stored context shows what the task ran with
-    const a = await submit({ query: 'q', mode: 'simple', model_tier: 'small', context: { model_tier: 'large', topic: 't' } });
+    const a = await submit({ query: 'q', mode: 'simple', model_tier: 'small', context: { mode: 'complex', model_tier: 'large', topic: 't' } });
     const b = await submit({ query: 'q', mode: 'simple', model_override: 'gpt-4.1' });
     const ta = await waitForTask(fx.server, a.task_id);
     await waitForTask(fx.server, b.task_id);
     expect(fx.oai.requests.map((r) => r.body.model).sort()).toEqual(['gpt-4.1', 'gpt-4o-mini']);
-    expect(ta.context).toEqual({ model_tier: 'small', topic: 't' });
+    expect(ta.context).toEqual({ mode: 'simple', model_tier: 'small', topic: 't' });
+    expect(ta.mode).toBe('simple');
     const bad = await fx.server.call('POST', '/api/v1/tasks', { query: 'q', model_override: 'gpt-99' });
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatchObject({ code: 'VALIDATION_ERROR', details: { path: 'model_override' } });
