@@ -5,7 +5,7 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ApiError, ERRORS, type ErrorCode, type ErrorEnvelope } from '../contract/errors.js';
+import { ApiError, ERRORS, clientErrorCode, type ErrorCode, type ErrorEnvelope } from '../contract/errors.js';
 import { isDatabaseUnavailable } from '../storage/unavailable.js';
 import { openAiErrorBody } from './routes/openai.js';
 import { errorBody as seed004ErrorBody } from './routes/compat.js';
@@ -134,7 +134,7 @@ export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyRe
   }
   const status = typeof fe.statusCode === 'number' ? fe.statusCode : 500;
   if (status >= 400 && status < 500) {
-    const code: ErrorCode = status === 404 ? 'NOT_FOUND' : status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : status === 429 ? 'RATE_LIMITED' : 'VALIDATION_ERROR';
+    const code = clientErrorCode(status);
     return reply.code(ERRORS[code].status).send(envelope(code, fe.message || ERRORS[code].message, id));
   }
   if (typeof fe.code === 'string' && DATA_EXCEPTIONS.has(fe.code)) {

@@ -28,6 +28,17 @@ describe('answers made before a route is found', () => {
   });
 });
 
+describe("what the framework refuses in a route's scope", () => {
+  it('names its code (unsupported_media_type, payload_too_large); a malformed parameter has none, as at OpenAI', async () => {
+    const text = await fx.server.call('POST', '/v1/chat/completions', 'hello', { headers: { 'content-type': 'text/plain' } });
+    expect([text.status, text.body.error?.code, text.body.error?.type]).toEqual([415, 'unsupported_media_type', 'invalid_request_error']);
+    const huge = await fx.server.call('POST', '/v1/chat/completions', { model: 'taskgate', messages: [{ role: 'user', content: 'x'.repeat(2 * 1024 * 1024) }] });
+    expect([huge.status, huge.body.error?.code]).toEqual([413, 'payload_too_large']);
+    const schema = await fx.server.call('POST', '/v1/chat/completions', { model: 'taskgate', messages: 'hi' });
+    expect([schema.status, schema.body.error?.code, schema.body.error?.param]).toEqual([400, null, 'messages']);
+  });
+});
+
 describe('a conversation too large for a task', () => {
   const chat = (messages: { role: string; content: string }[]) => fx.server.call('POST', '/v1/chat/completions', { model: 'taskgate', messages });
 

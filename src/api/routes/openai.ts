@@ -3,7 +3,7 @@
 // errors use OpenAI's {error: {message, type, code}} shape so any OpenAI client library works.
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { ApiError, type ErrorCode } from '../../contract/errors.js';
+import { ApiError, clientErrorCode, type ErrorCode } from '../../contract/errors.js';
 import { ErrorResponse, errorResponses, ID_REGEX, type SubmitTaskBody } from '../../contract/tasks.js';
 import type { TaskEvent } from '../../contract/events.js';
 import type { Principal } from '../../auth/scopes.js';
@@ -128,8 +128,9 @@ function toOpenAiError(err: unknown): { status: number; body: OpenAiErrorBody; h
     return { status: 400, body: { error: { message: `${param ?? 'body'} ${v?.message ?? 'is invalid'}`, type: 'invalid_request_error', param, code: null } } };
   }
   const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
-  const message = status < 500 ? fe.message : 'The server had an error while processing your request';
-  return { status, body: { error: { message, type: typeForStatus(status), param: null, code: null } } };
+  if (status >= 500) return { status, body: { error: { message: 'The server had an error while processing your request', type: typeForStatus(status), param: null, code: null } } };
+  const code = clientErrorCode(status);
+  return { status, body: { error: { message: fe.message, type: typeForStatus(status), param: null, code: CODE_NAMES[code] ?? code.toLowerCase() } } };
 }
 
 function textOf(content: unknown, index: number): string {
