@@ -33,16 +33,13 @@ describe('json depth', () => {
     expect(depth('{"a":"[[[[\\"[["}')).toBe(1);
     expect(depth('['.repeat(100) + ']'.repeat(100))).toBe(100);
   });
-  it('parses bodies without any __proto__ key, however it is spelled', () => {
+  it('refuses a __proto__ key however it is spelled, and parses the rest as JSON.parse does', () => {
     const plain = '{"task_definition_id":"noop","input":{"a":[1,{"b":"x"}],"s":"\\"q\\""}}';
     expect(parseJsonBody(plain)).toEqual(JSON.parse(plain));
     for (const text of ['{"__proto__":{"admin":true},"a":1}', '{"\\u005f_proto__":{"admin":true},"a":1}', '{"a":1,"n":[{"__proto__":{"admin":true}}]}']) {
-      const v = parseJsonBody(text) as { a?: number; n?: object[] };
-      expect(JSON.stringify(v)).not.toContain('admin');
-      expect(Object.hasOwn(v, '__proto__')).toBe(false);
-      expect(Object.hasOwn(v.n?.[0] ?? {}, '__proto__')).toBe(false);
-      expect(Object.assign({}, v)).not.toHaveProperty('admin');
+      expect(() => parseJsonBody(text), text).toThrow();
     }
+    expect(parseJsonBody('{"k":"__proto__"}')).toEqual({ k: '__proto__' });
     expect(parseJsonBody('"\\u00e9t\\u00e9"')).toBe('été');
     // numbers a double cannot hold would parse as Infinity (stored as null): refused
     for (const text of ['{"x":1e309}', '[-1E+400]', `{"a":{"b":${'9'.repeat(309)}}}`]) {
