@@ -214,11 +214,16 @@ export const TaskEventSchema = Type.Object({
 export const EventsResponse = Type.Object({ events: Type.Array(TaskEventSchema), count: Type.Integer() });
 export type EventsResponse = Static<typeof EventsResponse>;
 
-export const ControlBody = Type.Object(
+/** Pause and resume: `{reason?}` (PRODUCT §3). */
+export const ControlBody = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false });
+export type ControlBody = Static<typeof ControlBody>;
+
+/** Cancel: `{reason?, force?}` — force ends a running task at once instead of at its next step. */
+export const CancelBody = Type.Object(
   { reason: Type.Optional(Type.String({ maxLength: 1000 })), force: Type.Optional(Type.Boolean()) },
   { additionalProperties: false },
 );
-export type ControlBody = Static<typeof ControlBody>;
+export type CancelBody = Static<typeof CancelBody>;
 
 export const ControlResponse = Type.Object({
   success: Type.Boolean(),

@@ -348,6 +348,11 @@ describe('control routes', () => {
     expect(bad.status).toBe(409);
     expect(bad.body.error.code).toBe('INVALID_TASK_STATE');
     expect((await server.call('POST', `/api/v1/tasks/${id}/cancel`, { force: 'yes' })).status).toBe(400);
+    // force is cancel's alone: on pause and resume it was validated and then ignored
+    for (const action of ['pause', 'resume']) {
+      const res = await server.call('POST', `/api/v1/tasks/${id}/${action}`, { force: true });
+      expect([res.status, res.body.error?.message], action).toEqual([400, "body has unknown property 'force'"]);
+    }
   });
 
   it('a delayed task paused and resumed before its run_at keeps its delay', async () => {

@@ -5,7 +5,7 @@ import { Type, type Static } from 'typebox';
 import { ApiError } from '../../contract/errors.js';
 import { notOneOf } from '../errors.js';
 import {
-  ControlBody, ControlResponse, ControlState, errorResponses, EventsQuery, EventsResponse, IdParam, ListTasksQuery, ListTasksResponse,
+  CancelBody, ControlBody, ControlResponse, ControlState, errorResponses, EventsQuery, EventsResponse, IdParam, ListTasksQuery, ListTasksResponse,
   SubmitStreamResponse, SubmitTaskBody, SubmitTaskResponse, TaskView,
 } from '../../contract/tasks.js';
 import { TASK_STATUSES, isTerminal, parseStatus, type TaskStatus } from '../../domain/lifecycle.js';
@@ -212,14 +212,14 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
   const emptyBodyIsObject = async (req: { body: unknown }) => {
     if (req.body === undefined || req.body === null) req.body = {};
   };
-  const controlSchema = (summary: string) => ({
-    tags: ['control'], summary, params: IdParam, body: ControlBody,
+  const controlSchema = <B extends typeof ControlBody | typeof CancelBody>(summary: string, body: B) => ({
+    tags: ['control'], summary, params: IdParam, body,
     // the body may be left out (app.ts's swagger transformObject turns this into requestBody.required: false)
     'x-body-optional': true,
     response: { 202: ControlResponse, ...errorResponses('POST', 'scope', [404, 409]) },
   });
 
-  r.post('/api/v1/tasks/:id/cancel', { config: { scope: 'tasks:cancel', rateBudget: 'control' }, preValidation: emptyBodyIsObject, schema: controlSchema('Cancel a task') }, async (req, reply) => {
+  r.post('/api/v1/tasks/:id/cancel', { config: { scope: 'tasks:cancel', rateBudget: 'control' }, preValidation: emptyBodyIsObject, schema: controlSchema('Cancel a task', CancelBody) }, async (req, reply) => {
     const reason = req.body?.reason ?? null;
     const by = req.principal.userId;
     const out = await control(req.principal.tenantId, req.params.id, (row) => {
@@ -254,7 +254,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     return reply.code(202).send(out);
   });
 
-  r.post('/api/v1/tasks/:id/pause', { config: { scope: 'tasks:cancel', rateBudget: 'control' }, preValidation: emptyBodyIsObject, schema: controlSchema('Pause a task') }, async (req, reply) => {
+  r.post('/api/v1/tasks/:id/pause', { config: { scope: 'tasks:cancel', rateBudget: 'control' }, preValidation: emptyBodyIsObject, schema: controlSchema('Pause a task', ControlBody) }, async (req, reply) => {
     const reason = req.body?.reason ?? null;
     const by = req.principal.userId;
     const out = await control(req.principal.tenantId, req.params.id, (row) => {
@@ -292,7 +292,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     return reply.code(202).send(out);
   });
 
-  r.post('/api/v1/tasks/:id/resume', { config: { scope: 'tasks:cancel', rateBudget: 'control' }, preValidation: emptyBodyIsObject, schema: controlSchema('Resume a paused task') }, async (req, reply) => {
+  r.post('/api/v1/tasks/:id/resume', { config: { scope: 'tasks:cancel', rateBudget: 'control' }, preValidation: emptyBodyIsObject, schema: controlSchema('Resume a paused task', ControlBody) }, async (req, reply) => {
     const by = req.principal.userId;
     const reason = req.body?.reason ?? null;
     const out = await control(req.principal.tenantId, req.params.id, (row) => {
