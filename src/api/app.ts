@@ -19,6 +19,8 @@ import { registerReferenceErrors } from './error-format.js';
 import { StorageHealth } from '../storage/unavailable.js';
 import { hasUnstorable, storableText } from '../storage/storable.js';
 import { ApiError } from '../contract/errors.js';
+import { errorResponses } from '../contract/tasks.js';
+import { Type } from 'typebox';
 import { registerRateLimit } from './rate-limit.js';
 import { registerIdempotency } from './idempotency.js';
 import { MemoryRateLimiter, type RateLimiter } from '../auth/rate-limiter.js';
@@ -254,6 +256,14 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   });
 
   if (opts.role !== 'worker') {
+    // what the document says of each operation's access: a public route needs no credential
+    // (`security: []`, over the document-wide one) and, like an unlimited one, answers no
+    // rate-limit headers. Before swagger's own onRoute hook, so it sees the marks.
+    app.addHook('onRoute', (route) => {
+      const cfg = route.config as { public?: boolean; rateLimit?: boolean } | undefined;
+      if (!route.schema || (!cfg?.public && cfg?.rateLimit !== false)) return;
+      route.schema = { ...route.schema, ...(cfg.public ? { security: [] } : {}), 'x-unlimited': true } as typeof route.schema;
+    });
     await app.register(swagger, {
       openapi: {
         openapi: '3.1.0',
@@ -277,7 +287,8 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
               if (op.requestBody) op.requestBody.required = false;
               delete op['x-body-optional'];
             }
-            describeHeaders(url, method, op);
+            describeHeaders(url, method, op, !op['x-unlimited']);
+            delete op['x-unlimited'];
           }
         }
         doc.openapiObject.components = { ...doc.openapiObject.components, headers: OPENAPI_HEADERS };
@@ -288,7 +299,13 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
       if (route.url.startsWith('/docs')) route.config = { ...(route.config ?? {}), public: true } as typeof route.config;
     });
     await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } });
-    app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+    app.get('/openapi.json', {
+      config: { public: true },
+      schema: {
+        tags: ['service'], summary: 'This OpenAPI 3.1 document',
+        response: { 200: Type.Unsafe<object>({ type: 'object', additionalProperties: true, description: 'The OpenAPI 3.1 document' }), ...errorResponses('GET', 'public') },
+      },
+    }, async () => app.swagger());
   }
 
   await app.register(async (scope) => serviceRoutes(scope, { ...deps, storage }));
@@ -307,6 +324,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
 
 type OpenApiOperation = {
   'x-body-optional'?: boolean;
+  'x-unlimited'?: boolean;
   requestBody?: { required?: boolean };
   parameters?: object[];
   security?: unknown[];
@@ -329,9 +347,8 @@ const ref = (name: string) => ({ $ref: `#/components/headers/${name}` });
  * What the schemas cannot say: the Idempotency-Key every authenticated POST takes, and the headers
  * its answers carry — rate-limit headers on limited routes, Retry-After on 429/503, the submit's ids.
  */
-function describeHeaders(url: string, method: string, op: OpenApiOperation): void {
-  const limited = url.startsWith('/api/v1/') || url.startsWith('/v1/');
-  if (!limited) return;
+function describeHeaders(url: string, method: string, op: OpenApiOperation, rateLimited: boolean): void {
+  if (!url.startsWith('/api/v1/') && !url.startsWith('/v1/')) return;
   if (method === 'post') {
     (op.parameters ??= []).push({
       name: 'Idempotency-Key', in: 'header', required: false,
@@ -342,7 +359,7 @@ function describeHeaders(url: string, method: string, op: OpenApiOperation): voi
   for (const [status, res] of Object.entries(op.responses ?? {})) {
     if (typeof res !== 'object' || res === null || '$ref' in res) continue;
     const headers: Record<string, object> = { ...(res.headers ?? {}) };
-    if (/^2/.test(status) || status === '429') {
+    if (rateLimited && (/^2/.test(status) || status === '429')) {
       for (const h of ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset']) headers[h] ??= ref(h);
     }
     if (status === '429' || status === '503') headers['Retry-After'] ??= ref('Retry-After');

@@ -54,6 +54,7 @@ interface Ids {
 const FIXTURES: Record<string, (ids: Ids) => { path: string; body?: unknown; ws?: boolean }> = {
   'GET /health': () => ({ path: '/health' }),
   'GET /readiness': () => ({ path: '/readiness' }),
+  'GET /openapi.json': () => ({ path: '/openapi.json' }),
   'POST /api/v1/tasks': () => ({ path: '/api/v1/tasks', body: { task_definition_id: 'noop', input: {} } }),
   'GET /api/v1/tasks': () => ({ path: '/api/v1/tasks' }),
   'POST /api/v1/tasks/stream': () => ({ path: '/api/v1/tasks/stream', body: { task_definition_id: 'noop', input: {} } }),
@@ -302,6 +303,21 @@ describe('the audit, item by item', () => {
     expect(again.headers.get('idempotent-replayed')).toBe('true');
     // public routes are not limited and take no key
     expect(operation(doc, 'GET', '/health').responses['200']!.headers ?? {}).not.toHaveProperty('X-RateLimit-Limit');
+    // nor do the streams (rateLimit: false): an SSE answer carries no X-RateLimit-* headers
+    expect(operation(doc, 'GET', '/api/v1/stream/sse').responses['200']!.headers ?? {}).not.toHaveProperty('X-RateLimit-Limit');
+    const sse = await fx.server.call('GET', `/api/v1/stream/sse?workflow_id=${res.body.task_id}`);
+    expect(sse.headers.get('x-ratelimit-limit')).toBeNull();
+  });
+
+  it('says which operations need no credential (security: []), and takes the document-wide requirement everywhere else', () => {
+    const full = doc as Doc & { security?: unknown[]; paths: Record<string, Record<string, { security?: unknown[] }>> };
+    expect(full.security).toEqual([{ apiKey: [] }, { bearer: [] }]);
+    const open = documented().filter((o) => o.access.access === 'public').map((o) => `${o.method} ${o.url}`);
+    expect(open).toEqual(expect.arrayContaining(['GET /health', 'GET /readiness', 'GET /openapi.json', 'GET /api/v1/health']));
+    for (const { method, url, access } of documented()) {
+      const op = full.paths[docPath(url)]![method.toLowerCase()]!;
+      expect(op.security, `${method} ${url}`).toEqual(access.access === 'public' ? [] : undefined);
+    }
   });
 
   it('/readiness: 503 with its report when a check fails', async () => {

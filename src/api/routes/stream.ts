@@ -92,6 +92,11 @@ const StreamQuery = Type.Object(
 );
 type StreamQuery = Static<typeof StreamQuery>;
 
+/** The resume point a reconnecting EventSource sends; the later of it and `last_event_id` wins. */
+const StreamHeaders = Type.Object({
+  'last-event-id': Type.Optional(Type.String({ description: 'Resume strictly after this seq (as last_event_id; the later of the two wins)' })),
+});
+
 interface StreamPlan {
   taskId: string;
   tenantId: string;
@@ -372,7 +377,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
       schema: {
         tags: ['streaming'], summary: "Server-Sent Events: a task's events, replayed then live",
         description: 'Frames: `id: <seq>`, `event: <name>`, one `data:` JSON line. Ends with `event: done` / `data: [DONE]`.',
-        querystring: StreamQuery,
+        querystring: StreamQuery, headers: StreamHeaders,
         response: { 200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: Type.String() } } }, ...errors },
       },
     }, async (req, reply) => {
@@ -403,7 +408,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
       schema: {
         tags: ['streaming'], summary: 'WebSocket: the same stream, one event JSON per message',
         description: 'A GET with `Upgrade: websocket` (same query and auth as /api/v1/stream/sse; browsers may pass `api_key`/`token` in the query). Each message is one event JSON; the server closes with 1000 after STREAM_END.',
-        querystring: StreamQuery,
+        querystring: StreamQuery, headers: StreamHeaders,
         response: { 101: { description: 'Switching Protocols: the WebSocket stream' }, ...errors },
       },
       preHandler: async (req, reply) => {

@@ -143,7 +143,13 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     schema: {
       tags: ['streaming'], summary: 'Redirects (307) to the SSE stream',
       description: 'Checks the task exists, then redirects to `/api/v1/stream/sse?workflow_id=<id>` with the query passed on (its other parameters: `last_event_id`, `types`, …).',
-      params: IdParam, querystring: Type.Object({}, { additionalProperties: true }),
+      params: IdParam,
+      querystring: Type.Object({
+        types: Type.Optional(Type.String({ description: 'Passed on: comma-separated event types (or SSE names) to send' })),
+        last_event_id: Type.Optional(Type.String({ description: 'Passed on: resume strictly after this seq' })),
+        api_key: Type.Optional(Type.String({ description: 'Credential for clients that cannot send headers (passed on)' })),
+        token: Type.Optional(Type.String({ description: 'Same as api_key' })),
+      }, { additionalProperties: true }),
       response: {
         // no body at all (send(), not send(null)): typed undefined, documented without content
         307: Type.Unsafe<undefined>({
