@@ -256,13 +256,13 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   });
 
   if (opts.role !== 'worker') {
-    // what the document says of each operation's access: a public route needs no credential
-    // (`security: []`, over the document-wide one) and, like an unlimited one, answers no
-    // rate-limit headers. Before swagger's own onRoute hook, so it sees the marks.
+    // what the document says of a public operation: it needs no credential (`security: []`, over
+    // the document-wide one) and answers no rate-limit headers (nor do the streams, whose schemas
+    // say 'x-unlimited'; seed 004's routes relay their canonical route's). Before swagger's own
+    // onRoute hook, so it sees the marks.
     app.addHook('onRoute', (route) => {
-      const cfg = route.config as { public?: boolean; rateLimit?: boolean } | undefined;
-      if (!route.schema || (!cfg?.public && cfg?.rateLimit !== false)) return;
-      route.schema = { ...route.schema, ...(cfg.public ? { security: [] } : {}), 'x-unlimited': true } as typeof route.schema;
+      if (!route.schema || !(route.config as { public?: boolean } | undefined)?.public) return;
+      route.schema = { ...route.schema, security: [], 'x-unlimited': true } as typeof route.schema;
     });
     await app.register(swagger, {
       openapi: {

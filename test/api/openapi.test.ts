@@ -307,6 +307,8 @@ describe('the audit, item by item', () => {
     expect(operation(doc, 'GET', '/api/v1/stream/sse').responses['200']!.headers ?? {}).not.toHaveProperty('X-RateLimit-Limit');
     const sse = await fx.server.call('GET', `/api/v1/stream/sse?workflow_id=${res.body.task_id}`);
     expect(sse.headers.get('x-ratelimit-limit')).toBeNull();
+    // seed 004's routes relay their canonical route's (compat.test.ts sees them sent)
+    expect(operation(doc, 'POST', '/api/v1/task').responses['201']!.headers ?? {}).toHaveProperty('X-RateLimit-Limit');
   });
 
   it('says which operations need no credential (security: []), and takes the document-wide requirement everywhere else', () => {

@@ -378,6 +378,8 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
         tags: ['streaming'], summary: "Server-Sent Events: a task's events, replayed then live",
         description: 'Frames: `id: <seq>`, `event: <name>`, one `data:` JSON line. Ends with `event: done` / `data: [DONE]`.',
         querystring: StreamQuery, headers: StreamHeaders,
+        // not rate limited (the per-principal stream cap bounds them): no X-RateLimit-* headers (app.ts)
+        'x-unlimited': true,
         response: { 200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: Type.String() } } }, ...errors },
       },
     }, async (req, reply) => {
@@ -409,6 +411,8 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
         tags: ['streaming'], summary: 'WebSocket: the same stream, one event JSON per message',
         description: 'A GET with `Upgrade: websocket` (same query and auth as /api/v1/stream/sse; browsers may pass `api_key`/`token` in the query). Each message is one event JSON; the server closes with 1000 after STREAM_END.',
         querystring: StreamQuery, headers: StreamHeaders,
+        // not rate limited (the per-principal stream cap bounds them): no X-RateLimit-* headers (app.ts)
+        'x-unlimited': true,
         response: { 101: { description: 'Switching Protocols: the WebSocket stream' }, ...errors },
       },
       preHandler: async (req, reply) => {
