@@ -52,7 +52,17 @@ interface Sub {
   lastSeq: number;
   catchingUp: boolean;
   closed: boolean;
+  /**
+   * Live-only events that arrived while the subscriber was catching up, in arrival order, each
+   * with the highest seq known when it arrived (undefined: none known yet). The replay hands
+   * each one over right after that seq, so a client that connects as a task starts (submit,
+   * then stream) gets its first deltas too, in their place — they were dropped before.
+   */
+  held: { event: TaskEvent; after: number | undefined }[];
 }
+
+/** Live-only events held for one catching-up subscriber at most; later ones are dropped (best effort). */
+const MAX_HELD = 1_000;
 
 interface Channel {
   taskId: string;
@@ -201,7 +211,7 @@ export class EventHub {
       this.#channels.set(taskId, ch);
       if (this.#opts.crossProcess) this.#announce(ch);
     }
-    const sub: Sub = { s: subscriber, lastSeq: afterSeq, catchingUp: false, closed: false };
+    const sub: Sub = { s: subscriber, lastSeq: afterSeq, catchingUp: false, closed: false, held: [] };
     ch.subs.add(sub);
     void this.#catchUp(ch, sub);
     return () => {
@@ -235,6 +245,7 @@ export class EventHub {
         for (const e of rows) {
           if (sub.closed) return;
           if (e.seq !== sub.lastSeq + 1) continue;
+          if (sub.held.length) this.#releaseHeld(sub, e.seq);
           sub.lastSeq = e.seq;
           ch.knownSeq = Math.max(ch.knownSeq, e.seq);
           sub.s.deliver(toWireEvent(e), false);
@@ -242,7 +253,11 @@ export class EventHub {
         if (rows.length < FETCH_PAGE && sub.lastSeq >= ch.knownSeq) break;
         if (rows.length === 0) break;
       }
+      // caught up: what is still held came after everything delivered — but for what came after
+      // an event another round is about to read (known, not yet in the log this read saw)
+      if (sub.held.length && !sub.closed) this.#releaseHeld(sub, sub.lastSeq >= ch.knownSeq ? Infinity : sub.lastSeq + 1, true);
     } catch (err) {
+      sub.held = [];
       sub.s.fail?.(err as Error);
       this.#opts.onError?.(err);
     } finally {
@@ -294,7 +309,27 @@ export class EventHub {
   #deliverEphemeral(event: TaskEvent): void {
     const ch = this.#channels.get(event.workflow_id);
     if (!ch) return;
-    for (const sub of ch.subs) if (!sub.catchingUp && !sub.closed) sub.s.deliver(event, true);
+    for (const sub of ch.subs) {
+      if (sub.closed) continue;
+      if (!sub.catchingUp) sub.s.deliver(event, true);
+      // (a running task has events: 0 known means this channel has not read its log yet)
+      else if (sub.held.length < MAX_HELD) sub.held.push({ event, after: ch.knownSeq > 0 ? ch.knownSeq : undefined });
+    }
+  }
+
+  /**
+   * Hands over, in arrival order, the held live-only events that came after the events before
+   * `nextSeq` (the persisted event about to be delivered); stops at the first that came later, or
+   * whose place is not known (`placeUnknown`: at the end of a catch-up, after what it read).
+   */
+  #releaseHeld(sub: Sub, nextSeq: number, placeUnknown = false): void {
+    let n = 0;
+    for (const h of sub.held) {
+      if (h.after === undefined ? !placeUnknown : h.after >= nextSeq) break;
+      sub.s.deliver(h.event, true);
+      n++;
+    }
+    if (n) sub.held.splice(0, n);
   }
 
   #onHint(payload: string): void {
