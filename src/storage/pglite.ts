@@ -1,6 +1,6 @@
 // Embedded PostgreSQL (PGlite) adapter. PGlite is single-connection and single-process: the data
 // directory's lock (datadir-lock.ts) makes a second live process refuse to start.
-import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './db.js';
@@ -80,6 +80,16 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
   // first start killed early in initdb (PG_VERSION comes after the subdirectories): a failure there
   // is not a damaged database. (Killed later in initdb, pgdata cannot be resumed: reported as damaged.)
   const existing = pgDir !== undefined && existsSync(join(pgDir, 'PG_VERSION'));
+  // initdb writes PG_VERSION before its bootstrap writes pg_control and base/: a pgdata that has
+  // either but no PG_VERSION holds a database that lost its version file (a partial copy or
+  // restore, a cleanup tool) — initdb over it wiped every task and replaced admin.key, silently
+  if (pgDir !== undefined && !existing && holdsDatabase(pgDir)) {
+    release?.();
+    throw new DataDirError(
+      `data directory ${resolve(options.dataDir!)} (TASKGATE_DATA_DIR / --data-dir): the database in ${resolve(pgDir)} has no PG_VERSION ` +
+        '(damaged: a partial copy or restore?) — restore it from a backup or move it aside; it is not initialised again over its data',
+    );
+  }
   let db: PGlite;
   try {
     db = await PGlite.create({
@@ -184,4 +194,14 @@ export async function restorePglite(dataDir: string, archive: Blob, archiveName:
 /** Writes a small file readable only by the owner (0600), e.g. the bootstrap admin key. */
 export function writeSecretFile(path: string, contents: string): void {
   writeFileSync(path, contents, { mode: 0o600 });
+}
+
+/** Whether pgdata holds what only a completed initdb bootstrap writes: pg_control, or a database under base/. */
+function holdsDatabase(pgDir: string): boolean {
+  if (existsSync(join(pgDir, 'global', 'pg_control'))) return true;
+  try {
+    return readdirSync(join(pgDir, 'base')).length > 0;
+  } catch {
+    return false;
+  }
 }

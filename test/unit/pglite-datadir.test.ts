@@ -2,7 +2,7 @@
 // data directory's lock — one live process per directory, a lock left by a dead one taken over.
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataDirError, DataDirLockedError, lockDataDir, openPglite, writeSecretFile } from '../../src/storage/pglite.js';
@@ -192,6 +192,20 @@ describe('PGlite data directory', () => {
     const serve = await runServeExpectingExit(['--port', '0'], { DATABASE_URL: '', TASKGATE_DATA_DIR: versioned });
     expect(serve.code).toBe(1);
     expect(serve.output).toBe(`taskgate: ${damaged(versioned)}\n`);
+
+    // a database that lost PG_VERSION (a partial copy or restore): refused, not initialised again
+    // over its data (initdb ran there and the tasks were gone)
+    const unversioned = fresh();
+    cpSync(dir, unversioned, { recursive: true });
+    rmSync(join(unversioned, 'pgdata', 'PG_VERSION'));
+    const lost: unknown = await openPglite({ dataDir: unversioned }).then(() => undefined, (e: unknown) => e);
+    expect(lost).toBeInstanceOf(DataDirError);
+    expect((lost as Error).message).toContain('has no PG_VERSION');
+    expect(existsSync(join(unversioned, 'taskgate.lock'))).toBe(false);
+    writeFileSync(join(unversioned, 'pgdata', 'PG_VERSION'), readFileSync(join(dir, 'pgdata', 'PG_VERSION')));
+    const back = await openPglite({ dataDir: unversioned });
+    expect((await back.query('SELECT count(*)::int AS n FROM kept')).rows).toEqual([{ n: 0 }]);
+    await back.close();
   });
 
   it('writes secret files readable by the owner only', () => {
