@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { claimWindowFor, type Config } from './config/index.js';
+import { ConfigError, claimWindowFor, type Config } from './config/index.js';
 import { openPg } from './storage/pg.js';
 import { openPglite, writeSecretFile } from './storage/pglite.js';
 import { migrate } from './storage/migrate.js';
@@ -14,7 +14,7 @@ import { bootstrap } from './auth/bootstrap.js';
 import { EventHub, EVENTS_CHANNEL } from './events/hub.js';
 import { Signals } from './events/signals.js';
 import { channelName, type Db } from './storage/db.js';
-import { Registry, functionExecutor } from './executors/registry.js';
+import { DefinitionError, Registry, functionExecutor } from './executors/registry.js';
 import { TenantDefinitionSync } from './executors/tenant-definitions.js';
 import { createHttpExecutor, httpRequest } from './executors/http.js';
 import { calculateOrderTotal, noop, sleep } from './executors/builtin/basic.js';
@@ -73,7 +73,14 @@ export async function createRegistry(config: Config): Promise<Registry> {
     .addDefinition(httpRequest)
     .addDefinition(approvalDefinition);
   for (const def of llmTemplates) registry.addDefinition(def);
-  if (config.tasksDir) await registry.loadTasksDir(config.tasksDir);
+  if (config.tasksDir) {
+    try {
+      await registry.loadTasksDir(config.tasksDir);
+    } catch (err) {
+      if (err instanceof DefinitionError) throw new ConfigError(`--tasks-dir/TASKGATE_TASKS_DIR: ${err.message}`, { cause: err });
+      throw err;
+    }
+  }
   return registry;
 }
 
@@ -125,6 +132,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   if (config.security.jwt?.secret && Buffer.byteLength(config.security.jwt.secret) < 32) {
     log.warn('TASKGATE_JWT_SECRET is shorter than 32 bytes: HS256 secrets should carry at least 256 bits');
   }
+  // the task kinds first: a bad --tasks-dir stops the start before the database is opened
+  const registry = await createRegistry(config);
   const db = opts.db ?? (await openDatabase(config, log));
   const ownsDb = !opts.db;
   // ioredis loads only when Redis is configured (~7 MB of RSS otherwise)
@@ -150,7 +159,6 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       opts.announce?.(`Created tenant "${boot.tenantId}" and an admin API key (shown once, ${saved}):\n  ${boot.generatedKey}`);
     }
 
-    const registry = await createRegistry(config);
     const crossProcess = db.kind === 'pg' && config.listenNotify;
     const onError = (err: unknown) => log.warn({ err }, 'notification error');
     const hub = new EventHub(db, { crossProcess, onError, channel: channelName(db.schema, EVENTS_CHANNEL) });

@@ -159,7 +159,19 @@ export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-export function loadConfig(flags: Flags = {}, env: Record<string, string | undefined> = process.env): Config {
+/**
+ * The environment with every empty or blank variable left out: "an empty variable counts as
+ * unset" (configuration.md) holds for every setting, whatever reads it — `HOST=` bound every
+ * interface and `TASKGATE_DATA_DIR=` ran an in-memory database when `??` took '' as set.
+ */
+function setVariables(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v.trim() !== '') out[k] = v;
+  return out;
+}
+
+export function loadConfig(flags: Flags = {}, rawEnv: Record<string, string | undefined> = process.env): Config {
+  const env = setVariables(rawEnv);
   const role = oneOf('--role/TASKGATE_ROLE', str(flags.role) ?? env.TASKGATE_ROLE, ['api', 'worker', 'all'], 'all');
   const host = str(flags.host) ?? env.HOST ?? DEFAULT_HOST;
   const authDisabled = bool('--no-auth', flags['no-auth']) || bool('TASKGATE_AUTH_DISABLED', env.TASKGATE_AUTH_DISABLED);
@@ -183,7 +195,7 @@ export function loadConfig(flags: Flags = {}, env: Record<string, string | undef
     databasePoolSize: int('TASKGATE_DB_POOL_SIZE', env.TASKGATE_DB_POOL_SIZE, DEFAULT_DB_POOL_SIZE, 1, 1000),
     redisUrl: str(env.REDIS_URL),
     role,
-    concurrency: int('--concurrency', flags.concurrency ?? env.TASKGATE_CONCURRENCY, DEFAULT_CONCURRENCY, 1, 10_000),
+    concurrency: int('--concurrency/TASKGATE_CONCURRENCY', flags.concurrency ?? env.TASKGATE_CONCURRENCY, DEFAULT_CONCURRENCY, 1, 10_000),
     leaseMs,
     pollIntervalMs: int('TASKGATE_POLL_INTERVAL_MS', env.TASKGATE_POLL_INTERVAL_MS, DEFAULT_POLL_INTERVAL_MS, 10, MAX_JITTERED_TIMER_MS),
     reaperIntervalMs: int('TASKGATE_REAPER_INTERVAL_MS', env.TASKGATE_REAPER_INTERVAL_MS, Math.min(DEFAULT_REAPER_INTERVAL_MS, leaseMs), 10, MAX_JITTERED_TIMER_MS),

@@ -14,16 +14,23 @@ export const MAX_JITTERED_TIMER_MS = Math.floor(MAX_TIMER_MS / 1.25);
 /** 100 years: past it `now() - interval` leaves PostgreSQL's timestamp range. */
 const MAX_DURATION_MS = 36_500 * 86_400_000;
 
+/**
+ * A decimal number as written (`42`, `-1.5`, `2e3`), spaces around it allowed: Number() alone also
+ * read `0x10` as 16 and a blank as 0 (`TASKGATE_RATE_LIMIT_PER_MIN=' '` turned limits off).
+ */
+const DECIMAL = /^\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*$/;
+const decimal = (raw: Raw): number => (typeof raw === 'string' && DECIMAL.test(raw) ? Number(raw) : NaN);
+
 export function int(name: string, raw: Raw, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
+  const n = decimal(raw);
   if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got ${String(raw)}`);
   return n;
 }
 
 export function num(name: string, raw: string | undefined, fallback: number, min = -Infinity, max = Infinity): number {
   if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
+  const n = decimal(raw);
   if (!Number.isFinite(n) || n < min || n > max) throw new ConfigError(`${name} must be a number between ${min} and ${max}, got ${raw}`);
   return n;
 }

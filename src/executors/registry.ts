@@ -124,18 +124,32 @@ export class Registry {
     return validateAgainst(def.output_schema, output);
   }
 
-  /** Imports every .js/.mjs module in `dir`; each exports `default` or `definition` (one or an array). */
+  /**
+   * Imports every .js/.mjs module in `dir`; each exports `default` or `definition` (one or an
+   * array). A directory that cannot be read, or a module that fails to load or to define, is one
+   * DefinitionError naming it (the start prints it on one line).
+   */
   async loadTasksDir(dir: string): Promise<string[]> {
     const abs = resolve(dir);
-    const files = readdirSync(abs).filter((f) => /\.(m?js)$/.test(f)).sort();
+    let files: string[];
+    try {
+      files = readdirSync(abs).filter((f) => /\.(m?js)$/.test(f)).sort();
+    } catch (err) {
+      throw new DefinitionError(`cannot read the directory ${abs}: ${firstLine(err)}`);
+    }
     const loaded: string[] = [];
     for (const file of files) {
-      const mod = (await import(pathToFileURL(join(abs, file)).href)) as Record<string, unknown>;
-      const exported = mod.default ?? mod.definition ?? mod.definitions;
-      const defs = (Array.isArray(exported) ? exported : [exported]) as TaskDefinition[];
-      for (const def of defs) {
-        this.addDefinition({ ...def, kind: def.kind ?? 'function' }, file);
-        loaded.push(def.id);
+      try {
+        const mod = (await import(pathToFileURL(join(abs, file)).href)) as Record<string, unknown>;
+        const exported = mod.default ?? mod.definition ?? mod.definitions;
+        const defs = (Array.isArray(exported) ? exported : [exported]) as TaskDefinition[];
+        for (const def of defs) {
+          this.addDefinition({ ...def, kind: def.kind ?? 'function' }, file);
+          loaded.push(def.id);
+        }
+      } catch (err) {
+        // addDefinition's own errors name the file already
+        throw err instanceof DefinitionError ? err : new DefinitionError(`${file}: ${(err as Error).name ?? 'Error'}: ${firstLine(err)}`);
       }
     }
     return loaded;
@@ -152,3 +166,7 @@ export const functionExecutor: Executor = {
     return { output: output === undefined ? null : output };
   },
 };
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+}

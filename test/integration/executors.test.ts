@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
+import { createRegistry } from '../../src/main.js';
+import { ConfigError, loadConfig } from '../../src/config/index.js';
 
 let tdb: TestDb;
 let open: TestServer;
@@ -75,6 +77,24 @@ describe('function executor from --tasks-dir', () => {
     const t = await run(open, { task_definition_id: 'greet', input: { name: 'Ada' } });
     expect(t.output).toEqual({ greeting: 'Hello, Ada' });
     expect((await open.call('POST', '/api/v1/tasks', { task_definition_id: 'greet', input: {} })).status).toBe(422);
+  });
+
+  it('a directory or module it cannot load stops the start with one ConfigError naming the setting and the file, before the database opens', async () => {
+    const problem = async (dir: string) => {
+      // (no database: the task kinds are loaded first, so a bad one never gets that far)
+      const err: unknown = await createRegistry(loadConfig({ 'tasks-dir': dir }, {})).then(() => undefined, (e: unknown) => e);
+      expect(err, dir).toBeInstanceOf(ConfigError);
+      expect((err as Error).message, dir).not.toContain('\n');
+      return (err as Error).message;
+    };
+    expect(await problem('/nonexistent-taskgate-dir')).toMatch(/^--tasks-dir\/TASKGATE_TASKS_DIR: cannot read the directory \/nonexistent-taskgate-dir: ENOENT/);
+    const broken = mkdtempSync(join(tmpdir(), 'taskgate-tasks-bad-'));
+    writeFileSync(join(broken, 'half.mjs'), 'export default {');
+    // (SyntaxError under node; vitest transforms imports and names it otherwise)
+    expect(await problem(broken)).toMatch(/^--tasks-dir\/TASKGATE_TASKS_DIR: half\.mjs: \w*Error: /);
+    const invalid = mkdtempSync(join(tmpdir(), 'taskgate-tasks-inv-'));
+    writeFileSync(join(invalid, 'inv.mjs'), 'export default { id: 42 }');
+    expect(await problem(invalid)).toMatch(/^--tasks-dir\/TASKGATE_TASKS_DIR: .*inv\.mjs/);
   });
 });
 

@@ -82,6 +82,20 @@ describe('config', () => {
     expect(() => loadConfig({}, { TASKGATE_ROLE: 'both' })).toThrow(/--role\/TASKGATE_ROLE must be one of api, worker, all/);
     // empty counts as unset everywhere, the claim window included (unset: off on PGlite)
     expect(loadConfig({}, { TASKGATE_CLAIM_WINDOW_MS: '' }).claimWindowMs).toBeUndefined();
+    // … and blank too, whatever reads it: `HOST=` bound every interface, `TASKGATE_DATA_DIR=` ran
+    // an in-memory database, `PORT=' '` a random port, a blank rate limit turned limits off
+    for (const blank of ['', ' ', '\t']) {
+      const c = loadConfig({}, { HOST: blank, TASKGATE_DATA_DIR: blank, PORT: blank, TASKGATE_RATE_LIMIT_PER_MIN: blank, TASKGATE_REQUEST_TIMEOUT_MS: blank });
+      expect(c, JSON.stringify(blank)).toMatchObject({ host: '127.0.0.1', dataDir: './.taskgate', port: 8080, requestTimeoutMs: 30_000 });
+      expect(c.security.rateLimitPerMin, JSON.stringify(blank)).toBe(60);
+    }
+    // numbers are decimal as written: hex, binary and the like are refused, spaces around allowed
+    for (const bad of ['0x10', '0b11', '0o7', 'Infinity', '1_000', '10 0']) {
+      expect(() => loadConfig({}, { TASKGATE_CONCURRENCY: bad }), bad).toThrow(/--concurrency\/TASKGATE_CONCURRENCY must be an integer between 1 and 10000/);
+    }
+    expect(loadConfig({}, { TASKGATE_CONCURRENCY: ' 16 ' }).concurrency).toBe(16);
+    expect(loadConfig({}, { TASKGATE_BODY_LIMIT_BYTES: '2e6' }).bodyLimitBytes).toBe(2_000_000);
+    expect(() => loadConfig({}, { TASKGATE_TAX_RATE: '0x0' })).toThrow(/TASKGATE_TAX_RATE/);
     expect(loadConfig({}, { TASKGATE_CLAIM_WINDOW_MS: '0' }).claimWindowMs).toBe(0);
     // an admin key the API could never accept would lock the operator out of a fresh install
     for (const bad of ['abc123', 'my.admin.secret-2026', 'short_key_15chr', 'has space in the key!!']) {
