@@ -143,9 +143,24 @@ function parseProvider(raw: unknown, env: Env): ProviderConfig {
     (name === type ? env[`${prefix}_API_KEY`] : undefined) ??
     // OpenAI-compatible local servers (Ollama, vLLM, LM Studio) ignore the key but the client requires one
     'not-needed';
-  const baseUrl = (typeof raw.base_url === 'string' ? raw.base_url : undefined) ?? (name === type ? env[`${prefix}_BASE_URL`] : undefined);
+  const fromFile = typeof raw.base_url === 'string' ? raw.base_url : undefined;
+  const baseUrl = fromFile ?? (name === type ? env[`${prefix}_BASE_URL`] : undefined);
+  if (baseUrl) checkBaseUrl(fromFile !== undefined ? `providers[${name}].base_url` : `${prefix}_BASE_URL`, baseUrl);
   const models = Array.isArray(raw.models) ? raw.models.map(String) : [];
   return { name, type, baseUrl: baseUrl || DEFAULT_BASE_URLS[type], apiKey, models: Object.freeze(models) };
+}
+
+/** An http(s) URL, checked at start: `notaurl` failed every agent task at run time ("Invalid URL"), each retried. */
+function checkBaseUrl(setting: string, raw: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new LlmConfigError(`${setting} must be an http(s) URL such as https://api.openai.com/v1, got ${raw.slice(0, 200)}`);
+  }
 }
 
 /** `model`, `provider:model` (when the prefix names a provider) or `{provider, model}`. */
@@ -184,7 +199,8 @@ function readFile(path: string): Raw {
   try {
     parsed = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new LlmConfigError(`TASKGATE_LLM_CONFIG ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`, { cause: err });
+    // (the YAML parser's message goes on with a snippet of the file: its first line says where)
+    throw new LlmConfigError(`TASKGATE_LLM_CONFIG ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }
   if (!isObj(parsed)) throw new LlmConfigError(`TASKGATE_LLM_CONFIG ${path} must hold an object`);
   return parsed;

@@ -85,6 +85,24 @@ max_retries: 1
     expect(() => loadLlmConfig({ TASKGATE_LLM_CONFIG: file('bad3.yaml', 'providers: [{type: openai}]\nprices: {m: {input: -1}}') })).toThrow(/non-negative/);
     expect(() => loadLlmConfig({ TASKGATE_LLM_CONFIG: file('bad4.json', '{') })).toThrow(/not valid JSON/);
     expect(() => loadLlmConfig({ TASKGATE_LLM_CONFIG: file('dup.yaml', 'providers: [{type: openai}, {type: openai}]') })).toThrow(/twice/);
+    // one line, however long the parser's own report (it quotes the file)
+    const yaml = (() => {
+      try {
+        loadLlmConfig({ TASKGATE_LLM_CONFIG: file('bad5.yaml', 'providers:\n  - type: openai\n   base_url: [x\n') });
+      } catch (err) {
+        return (err as Error).message;
+      }
+    })();
+    expect(yaml).toMatch(/not valid YAML/);
+    expect(yaml).not.toContain('\n');
+  });
+
+  it('refuses a base URL that is not an http(s) URL at start, naming the setting (every agent task failed on it at run time)', () => {
+    expect(() => loadLlmConfig({ OPENAI_BASE_URL: 'notaurl' })).toThrow(/^OPENAI_BASE_URL must be an http\(s\) URL/);
+    expect(() => loadLlmConfig({ ANTHROPIC_API_KEY: 'k', ANTHROPIC_BASE_URL: 'ftp://x' })).toThrow(/^ANTHROPIC_BASE_URL must be an http\(s\) URL/);
+    expect(() => loadLlmConfig({ TASKGATE_LLM_CONFIG: file('badurl.yaml', 'providers: [{type: openai, name: local, base_url: "localhost:11434"}]') }))
+      .toThrow(/^providers\[local\]\.base_url must be an http\(s\) URL/);
+    expect(loadLlmConfig({ OPENAI_BASE_URL: 'http://127.0.0.1:11434/v1' })!.providers[0]!.baseUrl).toBe('http://127.0.0.1:11434/v1');
   });
 });
 
