@@ -2,7 +2,7 @@
 // the command's declared arguments and flags (specs.ts, args.ts) before anything runs. `serve` and
 // `migrate` reach into main.ts; client commands (admin.ts, tasks.ts, backup.ts) use the SDK. Output goes
 // through `io`, so tests run them in process.
-import { loadConfig, parseDuration } from '../config/index.js';
+import { ConfigError, loadConfig, parseDuration } from '../config/index.js';
 import { currentVersion, latestVersion, migrate, otherTaskgateSessions } from '../storage/migrate.js';
 import { openDatabase, startServer } from '../main.js';
 import { createLogger } from '../logger.js';
@@ -98,7 +98,16 @@ async function prune(flags: Flags, io: CliIo): Promise<void> {
   const config = loadConfig(flags);
   const raw = flags['older-than'];
   const age = typeof raw === 'string' ? raw : undefined;
-  const retentionMs = raw === undefined ? config.taskRetentionMs : parseDuration('--older-than', age);
+  let retentionMs: number;
+  try {
+    retentionMs = raw === undefined ? config.taskRetentionMs : parseDuration('--older-than', age);
+  } catch (err) {
+    // a flag's value it cannot read is a usage error (exit 2), as every other command's
+    if (!(err instanceof ConfigError)) throw err;
+    io.err(`taskgate prune: ${err.message}`);
+    process.exitCode = 2;
+    return;
+  }
   if (!(retentionMs > 0)) {
     io.err('taskgate prune: say how old, e.g. --older-than 30d (or set TASKGATE_TASK_RETENTION)');
     process.exitCode = 2;

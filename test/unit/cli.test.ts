@@ -93,7 +93,13 @@ describe('taskgate CLI', () => {
     } finally {
       await after.close();
     }
-    await expect(run(['prune', '--older-than', '30', '--data-dir', dir], capture().io)).rejects.toThrow(/--older-than must be a duration/);
+    // an age it cannot read is a usage error (exit 2), running nothing
+    const bad = capture();
+    process.exitCode = undefined;
+    await run(['prune', '--older-than', '30', '--data-dir', dir], bad.io);
+    expect(process.exitCode).toBe(2);
+    process.exitCode = undefined;
+    expect(bad.err.join('\n')).toMatch(/^taskgate prune: --older-than must be a duration/);
   });
 
   it('a client command without a reachable server reports the failure, not a stack', async () => {
