@@ -19,7 +19,7 @@ import {
   errorForAnswer, errorFromStreamFrame, unreachableError, failureText, NetworkError, RequestTimeoutError, TaskgateError, TaskTimeoutError, ValidationError,
 } from './errors.js';
 import { TaskHandle } from './handle.js';
-import { credentialHeaders, RETRYABLE_STATUS, MAX_RETRY_WAIT_MS, sleep, retryAfterMs, jittered, eitherSignal, checkBaseUrl, checkMs, MAX_TIMER_MS, userAgent, isTransient } from './transport.js';
+import { credentialHeaders, RETRYABLE_STATUS, MAX_RETRY_WAIT_MS, sleep, retryAfterMs, jittered, eitherSignal, checkBaseUrl, checkCount, checkMs, MAX_TIMER_MS, userAgent, isTransient } from './transport.js';
 import { followEventStream, type OpenResult } from './sse.js';
 import type { EventsResponse, ListTasksResponse, StreamEvent, TaskEvent, TaskListItem, TaskView } from './types.js';
 import type { CallOptions, ClientOptions, PageOptions, RequestOptions, StreamOptions, SubmitOptions, WaitOptions } from './options.js';
@@ -33,6 +33,9 @@ export const DEFAULT_BASE_URL = 'http://127.0.0.1:8080';
 export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT']);
 
 const enc = encodeURIComponent;
+
+/** The most retries a client or call may ask for (each waits up to MAX_RETRY_WAIT_MS). */
+const MAX_RETRIES = 100;
 
 export class TaskgateClient {
   readonly baseUrl: string;
@@ -48,8 +51,9 @@ export class TaskgateClient {
     this.#apiKey = opts.apiKey;
     this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.#headers = { ...userAgent(opts.headers), ...opts.headers };
-    this.#timeoutMs = opts.timeoutMs ?? 30_000;
-    this.#maxRetries = opts.maxRetries ?? 2;
+    // (NaN or -1 meant no timeout at all, -1 retries none: refused like the other options)
+    this.#timeoutMs = checkMs('timeoutMs', opts.timeoutMs) ?? 30_000;
+    this.#maxRetries = checkCount('maxRetries', opts.maxRetries, 0, MAX_RETRIES) ?? 2;
     this.#streamIdleMs = checkMs('streamIdleTimeoutMs', opts.streamIdleTimeoutMs);
   }
 
@@ -74,8 +78,8 @@ export class TaskgateClient {
     if (opts.idempotencyKey) headers['idempotency-key'] = opts.idempotencyKey;
     const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const safe = method === 'GET' || method === 'HEAD' || method === 'DELETE' || Boolean(opts.idempotencyKey);
-    const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
-    const maxRetries = opts.maxRetries ?? this.#maxRetries;
+    const timeoutMs = checkMs('timeoutMs', opts.timeoutMs) ?? this.#timeoutMs;
+    const maxRetries = checkCount('maxRetries', opts.maxRetries, 0, MAX_RETRIES) ?? this.#maxRetries;
     for (let attempt = 0; ; attempt++) {
       const timeout = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
       const signal = timeout && opts.signal ? eitherSignal(timeout, opts.signal) : (timeout ?? opts.signal);

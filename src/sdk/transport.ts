@@ -45,6 +45,16 @@ export function checkMs(name: string, value: number | undefined, min = 0, max = 
   });
 }
 
+/** An integer option from `min` to `max` (a count: retries), else ValidationError (INVALID_OPTION). */
+export function checkCount(name: string, value: number | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (Number.isInteger(value) && value >= min && value <= max) return value;
+  throw new ValidationError({
+    status: 0, code: 'INVALID_OPTION', details: { path: name },
+    message: `${name} must be a whole number from ${min} to ${max}, not ${String(value)}`,
+  });
+}
+
 /** Retry-After as ms (delta-seconds or an HTTP date), if sent and sane. */
 export function retryAfterMs(res: Response): number | undefined {
   const h = res.headers.get('retry-after');

@@ -191,6 +191,29 @@ describe('SDK transport: failures and credentials', () => {
     expect(err).toMatchObject({ code: 'BAD_RESPONSE', message: 'HTTP 500' });
   });
 
+  it('a timeoutMs or maxRetries that is not a number in range is refused, at construction and per call (NaN meant no timeout)', async () => {
+    const refused = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return e;
+      }
+    };
+    for (const timeoutMs of [Number.NaN, -1, Infinity, 2 ** 31]) {
+      expect(refused(() => new TaskgateClient({ timeoutMs })), String(timeoutMs)).toMatchObject({ code: 'INVALID_OPTION', details: { path: 'timeoutMs' } });
+    }
+    for (const maxRetries of [Number.NaN, -1, 1.5, 101]) {
+      expect(refused(() => new TaskgateClient({ maxRetries })), String(maxRetries)).toMatchObject({ code: 'INVALID_OPTION', details: { path: 'maxRetries' } });
+    }
+    expect(refused(() => new TaskgateClient({ timeoutMs: 0, maxRetries: 0 }))).toBeUndefined();
+    // per call too, before anything is sent
+    let sent = 0;
+    const client = new TaskgateClient({ fetch: async () => (sent++, new Response('{}')) });
+    await expect(client.request('GET', '/health', { timeoutMs: -5 })).rejects.toMatchObject({ code: 'INVALID_OPTION', details: { path: 'timeoutMs' } });
+    await expect(client.request('GET', '/health', { maxRetries: -1 })).rejects.toMatchObject({ code: 'INVALID_OPTION', details: { path: 'maxRetries' } });
+    expect(sent).toBe(0);
+  });
+
   it('a baseUrl that is not an http(s) URL is refused at construction with ValidationError naming it', () => {
     for (const baseUrl of ['127.0.0.1:18210', 'localhost:8080', 'ftp://example.com', '', 'http://h:8080/?a=1']) {
       const err = (() => {
