@@ -31,6 +31,7 @@ import { sessionRoutes } from './api/routes/sessions.js';
 import { ConnectionLimiter } from './auth/connection-limiter.js';
 import { Metrics } from './api/metrics.js';
 import { tasksQueueStats } from './storage/queries/tasks.js';
+import { idempotencyKeysReleaseAll } from './storage/queries/idempotency.js';
 import { createLogger, taskLogger } from './logger.js';
 import { VERSION } from './version.js';
 
@@ -142,6 +143,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   try {
     const applied = await migrate(db);
     if (applied.length) log.info({ versions: applied }, 'applied migrations');
+    // an embedded database serves this process alone: an in-flight Idempotency-Key left in it is a
+    // request of a process that was killed, and its key is free again now, not after its lock
+    if (ownsDb && db.kind === 'pglite') {
+      const released = await idempotencyKeysReleaseAll(db);
+      if (released) log.info({ released }, 'released the Idempotency-Keys of requests a previous run did not finish');
+    }
     // buckets shared from the first request on; a Redis that is down does not hold up the start
     if (shared && !(await shared.connected(REDIS_START_WAIT_MS))) log.warn('redis not reachable at start: rate limits fail open/closed until it is');
     const boot = await bootstrap(db, config.adminKey);

@@ -6,6 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { newTenant, until, useTestServer } from '../helpers/server.js';
 import { usingPostgres } from '../helpers/db.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer } from '../../src/main.js';
+import { loadConfig } from '../../src/config/index.js';
+import { createLogger } from '../../src/logger.js';
 import { cleanupExpired, requestHash } from '../../src/api/idempotency.js';
 import { SubmitBatcher } from '../../src/api/submit-batcher.js';
 import { idempotencyKeysComplete, idempotencyKeysInsert } from '../../src/storage/queries/idempotency.js';
@@ -292,5 +298,27 @@ describe.skipIf(!usingPostgres())('a TTL shorter than a request (PostgreSQL: a t
     const again = await send({ slow: 1 });
     expect(again.headers.get('idempotent-replayed')).toBe('true');
     expect(again.text).toBe(a.text);
+  });
+});
+
+describe.skipIf(usingPostgres())('an embedded database after a kill (PGlite serves one process)', () => {
+  it('frees at start the keys of requests the previous run did not finish; answered ones stay', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'taskgate-idem-'));
+    const config = loadConfig({ 'data-dir': dir }, { TASKGATE_ROLE: 'api', TASKGATE_RATE_LIMIT_PER_MIN: '0' });
+    const start = () => startServer(config, { noListen: true, logger: createLogger('silent') });
+    const first = await start();
+    const scope = { tenantId: 'default', principal: 'api_key:admin', route: 'POST /api/v1/tasks' };
+    // what a process killed mid-request leaves: its claim in flight, locked for a minute more
+    await idempotencyKeysInsert(first.db, { ...scope, key: 'cut-off', requestHash: 'h1', lockToken: 'dead', lockMs: 60_000 });
+    await idempotencyKeysInsert(first.db, { ...scope, key: 'answered', requestHash: 'h2', lockToken: 'done', lockMs: 60_000 });
+    await idempotencyKeysComplete(first.db, { ...scope, key: 'answered', lockToken: 'done', statusCode: 200, headers: {}, body: '{}', ttlMs: 60_000 });
+    await first.close();
+    const second = await start();
+    try {
+      const rows = await second.db.query<{ key: string }>('SELECT key FROM idempotency_keys ORDER BY key');
+      expect(rows.rows.map((r) => r.key)).toEqual(['answered']);
+    } finally {
+      await second.close();
+    }
   });
 });

@@ -96,6 +96,16 @@ export async function idempotencyKeysRelease(db: Queryable, p: IdempotencyScope 
   return res.rowCount > 0;
 }
 
+/**
+ * Forgets every in-flight claim: at the start of the one process an embedded database serves, each
+ * belongs to a request of a process that is gone (killed mid-request), and a retry under its key
+ * answered 409 IDEMPOTENCY_KEY_IN_PROGRESS until the lock ran out (request timeout + 30 s).
+ * Returns how many.
+ */
+export async function idempotencyKeysReleaseAll(db: Queryable): Promise<number> {
+  return (await db.query(`DELETE FROM idempotency_keys WHERE state = 'in_flight'`)).rowCount;
+}
+
 /** Deletes up to `limit` expired rows; returns how many. */
 export async function idempotencyKeysDeleteExpired(db: Queryable, limit: number): Promise<number> {
   const res = await db.query(
