@@ -98,7 +98,14 @@ export interface Server {
   url: string;
   /** The generated admin key, on first start only. */
   adminKey: string | undefined;
-  close(): Promise<void>;
+  /**
+   * Stops the process's server. `drainMs` (serve's SIGTERM: TASKGATE_SHUTDOWN_DRAIN_MS): first
+   * answer every request 503 with `Connection: close` for up to that long, until no client
+   * connection is left — closing at once reset keep-alive connections whose next request the
+   * server had not read yet (under load, a third of them), and their clients could not tell
+   * whether a POST was taken.
+   */
+  close(opts?: { drainMs?: number }): Promise<void>;
 }
 
 export interface StartOptions {
@@ -247,8 +254,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     retention?.start();
 
     let closing: Promise<void> | undefined;
-    const close = () =>
+    const close = (o: { drainMs?: number } = {}) =>
       (closing ??= (async () => {
+        if (o.drainMs && url) await drain(app, o.drainMs);
         await app.close();
         await worker?.stop();
         await retention?.stop();
@@ -264,5 +272,16 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     await shared?.limiter.close().catch(() => {});
     if (ownsDb) await db.close().catch(() => {});
     throw err;
+  }
+}
+
+/** Refuses every request (503, Connection: close) until no client connection is open, or `ms` passed. */
+async function drain(app: FastifyInstance, ms: number): Promise<void> {
+  app.refuseRequests();
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const open = await new Promise<number>((resolve) => app.server.getConnections((err, n) => resolve(err ? 0 : n)));
+    if (open === 0) return;
+    await new Promise((r) => setTimeout(r, Math.min(50, until - Date.now())));
   }
 }

@@ -38,6 +38,14 @@ declare module 'fastify' {
   interface FastifyRequest {
     traceId: string;
   }
+  interface FastifyInstance {
+    /**
+     * The start of a shutdown, before close(): every request from now on is answered 503
+     * UNAVAILABLE with Retry-After and `Connection: close`, so keep-alive clients leave on an
+     * answer rather than a reset (main.ts's drain).
+     */
+    refuseRequests(): void;
+  }
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9:_\-.]{1,128}$/;
@@ -186,6 +194,9 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
 
   app.decorateRequest('traceId', '');
   let closing = false;
+  app.decorate('refuseRequests', () => {
+    closing = true;
+  });
   app.addHook('preClose', async () => {
     closing = true;
   });
@@ -200,8 +211,8 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     reply.header('x-request-id', String(req.id));
     reply.header('x-trace-id', req.traceId);
     if (closing) {
-      // (Fastify has already set Connection: close) a load balancer retries it on another node
-      return reply.code(503).header('retry-after', '1').send(envelope('UNAVAILABLE', 'The server is shutting down', String(req.id)));
+      // a load balancer retries it on another node; the client's connection closes with the answer
+      return reply.code(503).header('retry-after', '1').header('connection', 'close').send(envelope('UNAVAILABLE', 'The server is shutting down', String(req.id)));
     }
   });
   // a query value PostgreSQL cannot store (`?tag=%00`): the statement it filters would fail with a

@@ -60,9 +60,9 @@ async function serve(flags: Flags): Promise<void> {
     const force = setTimeout(() => {
       log.error('shutdown took too long; exiting');
       process.exit(1);
-    }, config.shutdownGraceMs + 15_000);
+    }, config.shutdownDrainMs + config.shutdownGraceMs + 15_000);
     force.unref();
-    server.close().then(
+    server.close({ drainMs: config.shutdownDrainMs }).then(
       () => process.exit(0),
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');

@@ -22,6 +22,8 @@ export const DEFAULT_POLL_INTERVAL_MS = 1_000;
 export const DEFAULT_REAPER_INTERVAL_MS = 5_000;
 /** On SIGTERM, running attempts get this long to finish before their leases are released. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+/** On SIGTERM, requests are answered 503 with Connection: close this long (at most) before the server closes. */
+export const DEFAULT_SHUTDOWN_DRAIN_MS = 1_000;
 /** A cancelled running task whose executor ignores its AbortSignal is forced CANCELLED after this. */
 export const DEFAULT_CANCEL_GRACE_MS = 5_000;
 /** Claim window (engine/claim-window.ts): long enough for a batch of short tasks, short enough to go unnoticed. */
@@ -81,6 +83,8 @@ export interface Config {
   readonly pollIntervalMs: number;
   readonly reaperIntervalMs: number;
   readonly shutdownGraceMs: number;
+  /** TASKGATE_SHUTDOWN_DRAIN_MS: on SIGTERM, how long requests are answered 503 before the server closes (main.ts). */
+  readonly shutdownDrainMs: number;
   readonly cancelGraceMs: number;
   /**
    * Claim window: how long claimed tasks may run before their claim is written; 0 = off. Unset:
@@ -200,6 +204,7 @@ export function loadConfig(flags: Flags = {}, rawEnv: Record<string, string | un
     pollIntervalMs: int('TASKGATE_POLL_INTERVAL_MS', env.TASKGATE_POLL_INTERVAL_MS, DEFAULT_POLL_INTERVAL_MS, 10, MAX_JITTERED_TIMER_MS),
     reaperIntervalMs: int('TASKGATE_REAPER_INTERVAL_MS', env.TASKGATE_REAPER_INTERVAL_MS, Math.min(DEFAULT_REAPER_INTERVAL_MS, leaseMs), 10, MAX_JITTERED_TIMER_MS),
     shutdownGraceMs: int('TASKGATE_SHUTDOWN_GRACE_MS', env.TASKGATE_SHUTDOWN_GRACE_MS, DEFAULT_SHUTDOWN_GRACE_MS, 0, MAX_TIMER_MS),
+    shutdownDrainMs: int('TASKGATE_SHUTDOWN_DRAIN_MS', env.TASKGATE_SHUTDOWN_DRAIN_MS, DEFAULT_SHUTDOWN_DRAIN_MS, 0, 60_000),
     cancelGraceMs: int('TASKGATE_CANCEL_GRACE_MS', env.TASKGATE_CANCEL_GRACE_MS, DEFAULT_CANCEL_GRACE_MS, 0, MAX_TIMER_MS),
     claimWindowMs: str(env.TASKGATE_CLAIM_WINDOW_MS) === undefined ? undefined : int('TASKGATE_CLAIM_WINDOW_MS', env.TASKGATE_CLAIM_WINDOW_MS, DEFAULT_CLAIM_WINDOW_MS, 0, 1000),
     defaultTimeoutMs: int('TASKGATE_DEFAULT_TIMEOUT_MS', env.TASKGATE_DEFAULT_TIMEOUT_MS, DEFAULT_TASK_TIMEOUT_MS, 1, MAX_TASK_TIMEOUT_MS),

@@ -52,3 +52,33 @@ it('answers a request arriving during shutdown with 503 UNAVAILABLE in the envel
     request_id: 'second-one',
   });
 });
+
+it('a shutdown with a drain answers a keep-alive client 503 and Connection: close instead of resetting its idle connection, and ends once it left', async () => {
+  const own = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
+  const { port } = new URL(own.url);
+  const socket = connect(Number(port), '127.0.0.1');
+  let raw = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (d: string) => (raw += d));
+  const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  const get = (id: string) => `GET /health HTTP/1.1\r\nHost: x\r\nX-Request-ID: ${id}\r\n\r\n`;
+  socket.write(get('before'));
+  while (!raw.includes('"healthy"')) await new Promise((r) => setTimeout(r, 5));
+  // the connection is idle (its request answered) when the shutdown begins: closed at once, the
+  // client's next request on it would meet a reset
+  const started = Date.now();
+  const closed = own.close({ drainMs: 20_000 });
+  await new Promise((r) => setTimeout(r, 50));
+  socket.write(get('during'));
+  await ended;
+  await closed;
+  // the drain ended when the client left, not after its 20 s
+  expect(Date.now() - started).toBeLessThan(10_000);
+  const responses = raw.split(/(?=HTTP\/1\.1 )/);
+  expect(responses.map((r) => r.slice(0, 12))).toEqual(['HTTP/1.1 200', 'HTTP/1.1 503']);
+  const [head, payload] = responses[1]!.split('\r\n\r\n');
+  expect(head).toMatch(/\r\nconnection: close\r\n/i);
+  expect(head).toMatch(/\r\nretry-after: 1\r\n/i);
+  expect(JSON.parse(payload!)).toMatchObject({ error: { code: 'UNAVAILABLE' }, request_id: 'during' });
+});
