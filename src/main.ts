@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
+import { Server as NetServer } from 'node:net';
 import { ConfigError, claimWindowFor, type Config } from './config/index.js';
 import { openPg } from './storage/pg.js';
 import { openPglite, writeSecretFile } from './storage/pglite.js';
@@ -275,9 +276,16 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   }
 }
 
-/** Refuses every request (503, Connection: close) until no client connection is open, or `ms` passed. */
+/**
+ * Stops taking connections (a client's connect is refused: nothing sent, safe to retry elsewhere)
+ * and answers every request on the open ones 503 with Connection: close, until none is left or
+ * `ms` passed. net.Server's close, not http.Server's: that one also drops the idle keep-alive
+ * connections at once, whose next request may be on its way (a reset, the client cannot tell
+ * whether a POST was taken). Fastify's close then finds the server stopped, as it allows.
+ */
 async function drain(app: FastifyInstance, ms: number): Promise<void> {
   app.refuseRequests();
+  if (app.server.listening) NetServer.prototype.close.call(app.server);
   const until = Date.now() + ms;
   while (Date.now() < until) {
     const open = await new Promise<number>((resolve) => app.server.getConnections((err, n) => resolve(err ? 0 : n)));

@@ -211,6 +211,9 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     reply.header('x-request-id', String(req.id));
     reply.header('x-trace-id', req.traceId);
     if (closing) {
+      // a body still coming is read (and dropped) first: a socket closed with unread bytes sends
+      // a reset, and the client would see ECONNRESET instead of this answer
+      if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) await discardBody(req.raw);
       // a load balancer retries it on another node; the client's connection closes with the answer
       return reply.code(503).header('retry-after', '1').header('connection', 'close').send(envelope('UNAVAILABLE', 'The server is shutting down', String(req.id)));
     }
@@ -388,4 +391,18 @@ function describeHeaders(url: string, method: string, op: OpenApiOperation, rate
 /** Whether Fastify's inject() made this request (light-my-request's Request), not a client. */
 function isInjected(raw: object): boolean {
   return '_lightMyRequest' in raw;
+}
+
+/** Reads a request's body to its end and drops it; gives up after a second (a client that stalls). */
+function discardBody(raw: IncomingMessage): Promise<void> {
+  if (raw.readableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(done, 1_000);
+    raw.once('end', done).once('error', done).once('close', done);
+    raw.resume();
+  });
 }
