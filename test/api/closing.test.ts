@@ -17,14 +17,19 @@ afterAll(async () => {
   await tdb?.close();
 });
 
-it('answers a request arriving during shutdown with 503 UNAVAILABLE in the envelope', async () => {
-  const { port } = new URL(server!.url);
-  const socket = connect(Number(port), '127.0.0.1');
-  let raw = '';
+/** A raw TCP connection to `url`'s server: what it received so far, and when it closed. */
+async function rawConnection(url: string) {
+  const socket = connect(Number(new URL(url).port), '127.0.0.1');
+  const got = { text: '' };
   socket.setEncoding('utf8');
-  socket.on('data', (d: string) => (raw += d));
+  socket.on('data', (d: string) => (got.text += d));
   const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
   await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  return { socket, got, ended };
+}
+
+it('answers a request arriving during shutdown with 503 UNAVAILABLE in the envelope', async () => {
+  const { socket, got, ended } = await rawConnection(server!.url);
   // the first request's body is still coming when the shutdown starts: the connection is busy,
   // so the server keeps it, and the second request (pipelined behind it) arrives while closing
   const body = JSON.stringify({ task_definition_id: 'noop', input: {} });
@@ -42,7 +47,7 @@ it('answers a request arriving during shutdown with 503 UNAVAILABLE in the envel
   await ended;
   await closed;
   server = undefined;
-  const responses = raw.split(/(?=HTTP\/1\.1 )/);
+  const responses = got.text.split(/(?=HTTP\/1\.1 )/);
   expect(responses.map((r) => r.slice(0, 12))).toEqual(['HTTP/1.1 200', 'HTTP/1.1 503']);
   const [head, payload] = responses[1]!.split('\r\n\r\n');
   expect(head).toMatch(/\r\nconnection: close\r\n/i);
@@ -55,16 +60,10 @@ it('answers a request arriving during shutdown with 503 UNAVAILABLE in the envel
 
 it('a shutdown with a drain answers a keep-alive client 503 and Connection: close instead of resetting its idle connection, and ends once it left', async () => {
   const own = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
-  const { port } = new URL(own.url);
-  const socket = connect(Number(port), '127.0.0.1');
-  let raw = '';
-  socket.setEncoding('utf8');
-  socket.on('data', (d: string) => (raw += d));
-  const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  const { socket, got, ended } = await rawConnection(own.url);
   const get = (id: string) => `GET /health HTTP/1.1\r\nHost: x\r\nX-Request-ID: ${id}\r\n\r\n`;
   socket.write(get('before'));
-  while (!raw.includes('"healthy"')) await new Promise((r) => setTimeout(r, 5));
+  while (!got.text.includes('"healthy"')) await new Promise((r) => setTimeout(r, 5));
   // the connection is idle (its request answered) when the shutdown begins: closed at once, the
   // client's next request on it would meet a reset
   const started = Date.now();
@@ -75,7 +74,7 @@ it('a shutdown with a drain answers a keep-alive client 503 and Connection: clos
   await closed;
   // the drain ended when the client left, not after its 20 s
   expect(Date.now() - started).toBeLessThan(10_000);
-  const responses = raw.split(/(?=HTTP\/1\.1 )/);
+  const responses = got.text.split(/(?=HTTP\/1\.1 )/);
   expect(responses.map((r) => r.slice(0, 12))).toEqual(['HTTP/1.1 200', 'HTTP/1.1 503']);
   const [head, payload] = responses[1]!.split('\r\n\r\n');
   expect(head).toMatch(/\r\nconnection: close\r\n/i);
