@@ -507,6 +507,7 @@ export class Worker {
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
     await this.#reaper.stop();
+    const running = this.#active.size;
     const all = () => Promise.all([...this.#active.values()].map((a) => a.done));
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<void>((r) => (timer = setTimeout(r, this.#o.shutdownGraceMs)));
@@ -514,11 +515,20 @@ export class Worker {
     clearTimeout(timer);
     // a claim in flight (on PGlite, queued behind a claim window's transaction) may still launch
     // attempts after these are aborted: wait for it, and shut down what it launched too
+    let stopped = 0;
     do {
-      for (const a of this.#active.values()) a.controller.abort(new AttemptAborted('shutdown', 'worker shutting down'));
+      for (const a of this.#active.values()) {
+        // (one that already ended its work is writing its outcome: not stopped, only awaited)
+        if (!a.controller.signal.aborted) stopped++;
+        a.controller.abort(new AttemptAborted('shutdown', 'worker shutting down'));
+      }
       await all();
       await this.#loop;
     } while (this.#active.size > 0);
+    // what an operator reads after a SIGTERM: how much finished, and how much went back to the queue
+    if (running > 0 || stopped > 0) {
+      this.#d.log.info('worker stopped', { running_at_stop: running, stopped_after_grace: stopped, grace_ms: this.#o.shutdownGraceMs });
+    }
     await this.#dueReading;
     this.#unsubscribeControl?.();
     this.#unsubscribeControl = undefined;
