@@ -79,12 +79,20 @@ export function cliConnection(flags: Flags, io: CliIo): { baseUrl: string; apiKe
   const cfg = loadClientConfig(flags, io.env);
   const baseUrl = serverUrl(cfg.url, typeof flags.url === 'string' ? '--url' : 'TASKGATE_URL');
   let apiKey = cfg.apiKey;
+  let from = typeof flags.key === 'string' ? '--key' : 'TASKGATE_API_KEY';
   if (!apiKey) {
+    from = cfg.keyFile;
     try {
-      apiKey = readFileSync(cfg.keyFile, 'utf8').trim() || undefined;
+      apiKey = readFileSync(cfg.keyFile, 'utf8').trim();
     } catch {
       throw new UsageError(`no API key: pass --key, set TASKGATE_API_KEY, or run where ${cfg.keyFile} exists`);
     }
+    if (!apiKey) throw new UsageError(`no API key: ${cfg.keyFile} is empty — pass --key or set TASKGATE_API_KEY`, { help: false });
+  }
+  // a key with a line break or a non-ASCII character cannot be sent as a header: said here, not
+  // as a network error ("invalid header value") that blames the server
+  if (!/^[\x21-\x7e]+$/.test(apiKey)) {
+    throw new UsageError(`the API key from ${from} is not one: it holds spaces, line breaks or characters outside printable ASCII`, { help: false });
   }
   return { baseUrl, apiKey };
 }

@@ -391,5 +391,16 @@ describe('SDK and CLI', () => {
     const noKey = await cli(['keys', 'list'], { TASKGATE_URL: server.url, TASKGATE_DATA_DIR: join(dataDir, 'missing') });
     expect(noKey.code).toBe(2);
     expect(noKey.err).toContain('no API key');
+    // an empty key file, or a key no header can carry, is named as such (was a 401 "Missing
+    // credentials" and a NETWORK_ERROR "invalid header value" that blamed the server)
+    const emptyDir = mkdtempSync(join(tmpdir(), 'taskgate-emptykey-'));
+    writeFileSync(join(emptyDir, 'admin.key'), '\n');
+    const empty = await cli(['keys', 'list'], { TASKGATE_URL: server.url, TASKGATE_DATA_DIR: emptyDir });
+    expect(empty).toMatchObject({ code: 2 });
+    expect(empty.err).toContain(`${join(emptyDir, 'admin.key')} is empty`);
+    const broken = await cli(['keys', 'list'], { TASKGATE_URL: server.url, TASKGATE_API_KEY: 'sk_abc\ndef' });
+    expect(broken).toMatchObject({ code: 2 });
+    expect(broken.err).toContain('the API key from TASKGATE_API_KEY is not one');
+    expect(broken.err).not.toContain('NETWORK_ERROR');
   });
 });
