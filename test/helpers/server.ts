@@ -3,6 +3,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { startServer, type Server } from '../../src/main.js';
@@ -143,4 +144,26 @@ export async function until(check: () => Promise<boolean> | boolean, what: strin
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A server (API role unless `env` says otherwise, no rate limits, its own data directory) whose
+ * pino output is kept in memory: `logs()` the text, `entries()` the lines parsed.
+ */
+export async function serverWithLogs(
+  db: Db, env: Record<string, string>, flags: Record<string, string | boolean> = {},
+): Promise<{ server: Server; logs: () => string; entries: () => Record<string, unknown>[] }> {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  const config = loadConfig(flags, {
+    TASKGATE_ADMIN_KEY: ADMIN_KEY, PORT: '0', TASKGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'taskgate-logs-')), TASKGATE_ROLE: 'api',
+    TASKGATE_RATE_LIMIT_PER_MIN: '0', ...env,
+  });
+  const server = await startServer(config, { db, logger: createLogger(config.logLevel, sink) });
+  return { server, logs: () => lines.join(''), entries: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }

@@ -3,18 +3,12 @@
 // never carry keys/tokens/Authorization, 5xx bodies without stacks or SQL, and dev mode (auth off
 // on loopback only, with a loud warning).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Writable } from 'node:stream';
 import { connect } from 'node:net';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { createSecretKey } from 'node:crypto';
 import { openTestDb, type TestDb } from '../helpers/db.js';
-import { ADMIN_KEY, newTenant, startTestServer, type TestServer } from '../helpers/server.js';
+import { ADMIN_KEY, newTenant, serverWithLogs as sharedServerWithLogs, startTestServer, type TestServer } from '../helpers/server.js';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
-import { startServer, type Server } from '../../src/main.js';
-import { createLogger } from '../../src/logger.js';
 import { ConnectionLimiter, principalKey } from '../../src/auth/connection-limiter.js';
 
 let tdb: TestDb;
@@ -25,22 +19,8 @@ afterAll(async () => {
   await tdb?.close();
 });
 
-/** A server whose pino output is kept in memory, line by line. */
-async function serverWithLogs(env: Record<string, string>, flags: Record<string, string | boolean> = {}, db = tdb.db): Promise<{ server: Server; logs: () => string }> {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
-  const config = loadConfig(flags, {
-    TASKGATE_ADMIN_KEY: ADMIN_KEY, PORT: '0', TASKGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'taskgate-sec-')), TASKGATE_ROLE: 'api',
-    TASKGATE_RATE_LIMIT_PER_MIN: '0', ...env,
-  });
-  const server = await startServer(config, { db, logger: createLogger(config.logLevel, sink) });
-  return { server, logs: () => lines.join('') };
-}
+/** A server whose pino output is kept in memory (helpers/server.ts). */
+const serverWithLogs = (env: Record<string, string>, flags: Record<string, string | boolean> = {}, db = tdb.db) => sharedServerWithLogs(db, env, flags);
 
 describe('CORS', () => {
   let server: TestServer;

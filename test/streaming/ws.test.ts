@@ -3,15 +3,8 @@
 // errors before upgrading.
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { mkdtempSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { loadConfig } from '../../src/config/index.js';
-import { startServer } from '../../src/main.js';
-import { createLogger } from '../../src/logger.js';
-import { ADMIN_KEY, newTenant, startTestServer, useTestServer, waitForTask } from '../helpers/server.js';
+import { ADMIN_KEY, newTenant, serverWithLogs, startTestServer, useTestServer, waitForTask } from '../helpers/server.js';
 import { gates, openWs as openWsAt, partialDef, progressDef } from './helpers.js';
 
 const fixture = useTestServer({ TASKGATE_RATE_LIMIT_PER_MIN: '0' }, { definitions: [progressDef, partialDef] });
@@ -134,18 +127,7 @@ function sendRawFrame(url: string, workflowId: string, frame: Buffer): Promise<s
 
 describe('WebSocket protocol errors from a client', () => {
   it('are logged at debug without a stack, not as server errors; the socket is closed and the server stays healthy', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
-    const config = loadConfig({}, {
-      TASKGATE_ADMIN_KEY: ADMIN_KEY, PORT: '0', TASKGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'taskgate-ws-')), TASKGATE_ROLE: 'api',
-      TASKGATE_RATE_LIMIT_PER_MIN: '0', LOG_LEVEL: 'debug',
-    });
-    const api = await startServer(config, { db: fixture.tdb.db, logger: createLogger(config.logLevel, sink) });
+    const { server: api, logs } = await serverWithLogs(fixture.tdb.db, { LOG_LEVEL: 'debug' });
     try {
       // a delayed task: its stream stays open, waiting for events
       const queued = await fixture.server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {}, delay_ms: 3_600_000 });
@@ -155,7 +137,7 @@ describe('WebSocket protocol errors from a client', () => {
         const answer = await sendRawFrame(api.url, queued.body.task_id, frame);
         expect(answer).toMatch(/^HTTP\/1\.1 101 /);
       }
-      const logged = lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string; code?: string });
+      const logged = logs().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string; code?: string });
       expect(logged.filter((l) => l.level >= 50)).toEqual([]);
       const protocol = logged.filter((l) => l.msg === 'websocket closed: the client broke the protocol');
       expect(protocol.map((l) => [l.level, l.code])).toEqual([[20, 'WS_ERR_EXPECTED_MASK'], [20, 'WS_ERR_INVALID_OPCODE']]);
