@@ -518,7 +518,8 @@ export class Worker {
     let stopped = 0;
     do {
       for (const a of this.#active.values()) {
-        // (one that already ended its work is writing its outcome: not stopped, only awaited)
+        // (not one aborted already — cancelled, timed out; one whose handler has just returned
+        // counts, though it still writes its outcome rather than going back to the queue)
         if (!a.controller.signal.aborted) stopped++;
         a.controller.abort(new AttemptAborted('shutdown', 'worker shutting down'));
       }
