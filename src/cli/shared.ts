@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { loadClientConfig } from '../config/client.js';
 import { TaskgateClient, TaskgateError } from '../sdk/index.js';
-import { baseUrlProblem, MAX_TIMER_MS } from '../sdk/transport.js';
+import { apiKeyProblem, baseUrlProblem, MAX_TIMER_MS } from '../sdk/transport.js';
 
 export interface CliIo {
   out: (text: string) => void;
@@ -89,11 +89,9 @@ export function cliConnection(flags: Flags, io: CliIo): { baseUrl: string; apiKe
     }
     if (!apiKey) throw new UsageError(`no API key: ${cfg.keyFile} is empty — pass --key or set TASKGATE_API_KEY`, { help: false });
   }
-  // a key with a line break or a non-ASCII character cannot be sent as a header: said here, not
-  // as a network error ("invalid header value") that blames the server
-  if (!/^[\x21-\x7e]+$/.test(apiKey)) {
-    throw new UsageError(`the API key from ${from} is not one: it holds spaces, line breaks or characters outside printable ASCII`, { help: false });
-  }
+  // said here, not as a network error ("invalid header value") that blames the server
+  const keyProblem = apiKeyProblem(apiKey);
+  if (keyProblem) throw new UsageError(`the API key from ${from} is not one: ${keyProblem}`, { help: false });
   return { baseUrl, apiKey };
 }
 

@@ -99,6 +99,15 @@ export function checkBaseUrl(raw: string): string {
 }
 
 /**
+ * Why `key` cannot be sent as a credential header (a line break, a space, a character outside
+ * printable ASCII: fetch refuses the request with "invalid header value"), or undefined. The CLI
+ * says so of its key's source, beside baseUrlProblem's --url check.
+ */
+export function apiKeyProblem(key: string): string | undefined {
+  return /^[\x21-\x7e]+$/.test(key) ? undefined : 'it holds spaces, line breaks or characters outside printable ASCII';
+}
+
+/**
  * Why `raw` cannot be a server's base URL, starting with the URL as given (a password in it shown
  * as `…`), or undefined. The CLI says the same of --url / TASKGATE_URL.
  */
