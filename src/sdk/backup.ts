@@ -2,7 +2,7 @@
 // `taskgate backup`. Apart from TaskgateClient (whose JSON calls read every body as text), and not
 // retried: each try builds the whole dump on the server.
 import { errorForAnswer, unreachableError } from './errors.js';
-import { checkBaseUrl, credentialHeaders, userAgent } from './transport.js';
+import { checkApiKey, checkBaseUrl, credentialHeaders, userAgent } from './transport.js';
 
 export interface BackupDownload {
   /** The body: the gzip'd tarball. */
@@ -14,7 +14,7 @@ export interface BackupDownload {
 /** Asks the server for a backup; a non-2xx answer throws the SDK's typed error (409 on PostgreSQL). */
 export async function downloadBackup(opts: { baseUrl: string; apiKey?: string; fetch?: typeof fetch; signal?: AbortSignal }): Promise<BackupDownload> {
   const baseUrl = checkBaseUrl(opts.baseUrl);
-  const headers = { ...userAgent(undefined), ...credentialHeaders(opts.apiKey), accept: 'application/gzip, application/json' };
+  const headers = { ...userAgent(undefined), ...credentialHeaders(checkApiKey(opts.apiKey)), accept: 'application/gzip, application/json' };
   let res: Response;
   try {
     res = await (opts.fetch ?? globalThis.fetch)(`${baseUrl}/api/v1/admin/backup`, { headers, signal: opts.signal });

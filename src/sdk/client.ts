@@ -19,7 +19,7 @@ import {
   errorForAnswer, errorFromStreamFrame, unreachableError, failureText, NetworkError, RequestTimeoutError, TaskgateError, TaskTimeoutError, ValidationError,
 } from './errors.js';
 import { TaskHandle } from './handle.js';
-import { credentialHeaders, RETRYABLE_STATUS, MAX_RETRY_WAIT_MS, sleep, retryAfterMs, jittered, eitherSignal, checkBaseUrl, checkCount, checkMs, MAX_TIMER_MS, userAgent, isTransient } from './transport.js';
+import { credentialHeaders, RETRYABLE_STATUS, MAX_RETRY_WAIT_MS, sleep, retryAfterMs, jittered, eitherSignal, checkApiKey, checkBaseUrl, checkCount, checkMs, MAX_TIMER_MS, userAgent, isTransient } from './transport.js';
 import { followEventStream, type OpenResult } from './sse.js';
 import type { EventsResponse, ListTasksResponse, StreamEvent, TaskEvent, TaskListItem, TaskView } from './types.js';
 import type { CallOptions, ClientOptions, PageOptions, RequestOptions, StreamOptions, SubmitOptions, WaitOptions } from './options.js';
@@ -48,7 +48,7 @@ export class TaskgateClient {
 
   constructor(opts: ClientOptions = {}) {
     this.baseUrl = checkBaseUrl(opts.baseUrl ?? DEFAULT_BASE_URL);
-    this.#apiKey = opts.apiKey;
+    this.#apiKey = checkApiKey(opts.apiKey);
     this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.#headers = { ...userAgent(opts.headers), ...opts.headers };
     // (NaN or -1 meant no timeout at all, -1 retries none: refused like the other options)

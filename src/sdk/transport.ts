@@ -99,6 +99,17 @@ export function checkBaseUrl(raw: string): string {
 }
 
 /**
+ * The API key as given, or ValidationError (INVALID_OPTION) at construction when no header can
+ * carry it: every call would otherwise fail as a NETWORK_ERROR ("invalid header value") that
+ * blames the server. Empty and undefined both mean no key.
+ */
+export function checkApiKey(key: string | undefined): string | undefined {
+  const problem = key ? apiKeyProblem(key) : undefined;
+  if (problem) throw new ValidationError({ status: 0, code: 'INVALID_OPTION', message: `apiKey is not an API key or token: ${problem}`, details: { path: 'apiKey' } });
+  return key || undefined;
+}
+
+/**
  * Why `key` cannot be sent as a credential header (a line break, a space, a character outside
  * printable ASCII: fetch refuses the request with "invalid header value"), or undefined. The CLI
  * says so of its key's source, beside baseUrlProblem's --url check.

@@ -214,6 +214,19 @@ describe('SDK transport: failures and credentials', () => {
     expect(sent).toBe(0);
   });
 
+  it('an apiKey no header can carry (a line break, a space, non-ASCII) is refused at construction; empty means no key', async () => {
+    for (const apiKey of ['sk_abc\n', 'sk_a b', 'sk_é', ' ']) {
+      expect(() => new TaskgateClient({ apiKey }), JSON.stringify(apiKey)).toThrow(ValidationError);
+      expect(() => new TaskgateClient({ apiKey })).toThrow(/^apiKey is not an API key or token: /);
+    }
+    let headers: Headers | undefined;
+    const fetch = async (_: string | URL | Request, init?: RequestInit) => ((headers = new Headers(init?.headers)), new Response('{}'));
+    await new TaskgateClient({ apiKey: '', fetch }).request('GET', '/health');
+    expect(headers?.has('x-api-key')).toBe(false);
+    await new TaskgateClient({ apiKey: 'sk_ok', fetch }).request('GET', '/health');
+    expect(headers?.get('x-api-key')).toBe('sk_ok');
+  });
+
   it('a baseUrl that is not an http(s) URL is refused at construction with ValidationError naming it', () => {
     for (const baseUrl of ['127.0.0.1:18210', 'localhost:8080', 'ftp://example.com', '', 'http://h:8080/?a=1']) {
       const err = (() => {
