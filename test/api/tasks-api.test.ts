@@ -333,6 +333,14 @@ describe('control routes', () => {
     expect(types).toEqual(['WORKFLOW_CANCELLED', 'STREAM_END']);
   });
 
+  it('a paused task that is cancelled is not paused in its control state: the pause fields go, the cancel ones come', async () => {
+    const { task_id: id } = (await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {}, delay_ms: 60_000 })).body;
+    expect((await server.call('POST', `/api/v1/tasks/${id}/pause`, { reason: 'hold on' })).body.status).toBe('PAUSED');
+    expect((await server.call('POST', `/api/v1/tasks/${id}/cancel`, { reason: 'not needed' })).status).toBe(202);
+    const cs = (await server.call('GET', `/api/v1/tasks/${id}/control-state`)).body;
+    expect(cs).toEqual({ is_paused: false, is_cancelled: true, paused_at: null, pause_reason: null, paused_by: null, cancel_reason: 'not needed', cancelled_by: 'admin', awaiting_approval: false });
+  });
+
   it('pauses and resumes a queued task; wrong states are 409 INVALID_TASK_STATE', async () => {
     const r = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {}, delay_ms: 200 });
     const id = r.body.task_id;
@@ -344,6 +352,7 @@ describe('control routes', () => {
     expect((await server.call('POST', `/api/v1/tasks/${id}/resume`)).status).toBe(202);
     const t = await waitForTask(server, id);
     expect(t.status).toBe('COMPLETED');
+    expect((await server.call('GET', `/api/v1/tasks/${id}/control-state`)).body).toMatchObject({ is_paused: false, paused_at: null, pause_reason: null, paused_by: null });
     const bad = await server.call('POST', `/api/v1/tasks/${id}/pause`);
     expect(bad.status).toBe(409);
     expect(bad.body.error.code).toBe('INVALID_TASK_STATE');

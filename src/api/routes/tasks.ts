@@ -331,12 +331,15 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     schema: { tags: ['control'], summary: "A task's pause/cancel/approval state", params: IdParam, response: { 200: ControlState, ...errorResponses('GET', 'scope', [400, 404]) } },
   }, async (req) => {
     const row = await load(req.principal.tenantId, req.params.id);
+    // the pause fields describe a pause that holds or is pending: a paused task cancelled (or one
+    // that finished before its requested pause took) is not paused — its events keep the history
+    const pause = row.status === 'PAUSED' || (row.pause_requested && !isTerminal(row.status));
     return {
       is_paused: row.status === 'PAUSED',
       is_cancelled: row.status === 'CANCELLED' || (row.cancel_requested && !isTerminal(row.status)),
-      paused_at: iso(row.paused_at),
-      pause_reason: row.pause_reason,
-      paused_by: row.paused_by,
+      paused_at: pause ? iso(row.paused_at) : null,
+      pause_reason: pause ? row.pause_reason : null,
+      paused_by: pause ? row.paused_by : null,
       cancel_reason: row.cancel_reason,
       cancelled_by: row.cancelled_by,
       awaiting_approval: row.status === 'RUNNING' && row.awaiting_approval_id !== null,
