@@ -8,7 +8,7 @@ import { ApiError } from '../../src/contract/errors.js';
 import type { SubmitTaskBody } from '../../src/contract/tasks.js';
 import type { Principal } from '../../src/auth/scopes.js';
 import { createAgentExecutor } from '../../src/executors/agent/index.js';
-import { assertAgentTaskRunnable, openaiRoutes, type ChatTaskView, type FollowedEvent } from '../../src/api/routes/openai.js';
+import { assertAgentTaskRunnable, ChatAnswer, openaiRoutes, type ChatTaskView, type FollowedEvent } from '../../src/api/routes/openai.js';
 import { MemoryTaskContext } from '../helpers/agent-context.js';
 import { startFakeOpenAi, type FakeOpenAi } from '../helpers/fake-llm/index.js';
 
@@ -163,6 +163,18 @@ describe('chat completions', () => {
     expect(oai.requests[0]!.body.model).toBe('gpt-4o');
   });
 
+  it('streams the answer only: text a model writes before calling a tool is not sent, the answer call comes whole', async () => {
+    oai.script(
+      { kind: 'tool_calls', text: 'Let me compute that. ', calls: [{ name: 'calculator', arguments: { expression: '6*7' } }] },
+      { kind: 'text', text: 'The answer is 42.' },
+    );
+    const stream = await client.chat.completions.create({ model: 'taskgate', messages: [{ role: 'user', content: 'six times seven' }], stream: true, mode: 'standard' } as never);
+    let content = '';
+    for await (const c of stream as unknown as AsyncIterable<OpenAI.ChatCompletionChunk>) content += c.choices[0]?.delta?.content ?? '';
+    expect(content).toBe('The answer is 42.');
+    expect(oai.requests).toHaveLength(2);
+  });
+
   it("passes on the provider's finish_reason length (its output limit), streaming or not; others are stop", async () => {
     oai.script({ kind: 'text', text: 'cut short', finishReason: 'length' });
     const data = await client.chat.completions.create({ model: 'taskgate', messages: [{ role: 'user', content: 'long answer' }] });
@@ -299,5 +311,46 @@ describe('submit-time checks', () => {
     expect(() => assertAgentTaskRunnable(llm, { ...t, options: { model_override: 'zzz' } })).toThrow(expect.objectContaining({ code: 'VALIDATION_ERROR', details: { path: 'model_override', reason: 'unknown model' } }));
     expect(() => assertAgentTaskRunnable(llm, { ...t, options: { provider_override: 'zzz' } })).toThrow(expect.objectContaining({ status: 400 }));
     expect(() => assertAgentTaskRunnable(llm, { ...t, options: { model_override: 'gpt-4o' } })).not.toThrow();
+  });
+});
+
+describe('ChatAnswer: what a chat stream sends of the answer deltas', () => {
+  const partial = (delta: string, p: Record<string, unknown> = {}) =>
+    ({ workflow_id: 't', type: 'LLM_PARTIAL', message: delta, payload: { call_id: 'lead/llm-1', delta, answer: true, attempt: 1, task_attempt: 1, with_tools: false, ...p }, timestamp: '', seq: 0 });
+  const output = (callId: string, toolCalls: unknown[]) => ({ workflow_id: 't', type: 'LLM_OUTPUT', message: '', payload: { call_id: callId, tool_calls: toolCalls }, timestamp: '', seq: 3 });
+  const sendAll = (a: ChatAnswer, events: ReturnType<typeof partial>[]) => events.map((e) => a.push(e)).join('');
+
+  it('a live answer call is sent as it comes; finish sends what was not streamed', () => {
+    const a = new ChatAnswer();
+    expect(sendAll(a, [partial('Hel'), partial('lo'), partial('x', { answer: false })])).toBe('Hello');
+    expect(a.finish('Hello world')).toBe(' world');
+  });
+
+  it('a retried call sends nothing until it passes what the client has, then only the rest', () => {
+    const a = new ChatAnswer();
+    expect(sendAll(a, [partial('whole '), partial('ans')])).toBe('whole ans');
+    expect(sendAll(a, [partial('whole ', { attempt: 2 }), partial('answer', { attempt: 2 })])).toBe('wer');
+    expect(a.finish('whole answer')).toBe('');
+  });
+
+  it('a retry (of the call or of the task) that answers differently sends nothing more, and finish says the stream cannot end right', () => {
+    const a = new ChatAnswer();
+    expect(sendAll(a, [partial('trunc')])).toBe('trunc');
+    expect(sendAll(a, [partial('whole answer', { attempt: 2 })])).toBe('');
+    expect(a.finish('whole answer')).toBeUndefined();
+    const b = new ChatAnswer();
+    expect(sendAll(b, [partial('before ')])).toBe('before ');
+    b.push({ ...output('x', []), type: 'WORKFLOW_STARTED' });
+    expect(sendAll(b, [partial('after', { task_attempt: 2 })])).toBe('');
+    expect(b.finish('after')).toBeUndefined();
+  });
+
+  it('a call that may call tools is held until its LLM_OUTPUT shows none', () => {
+    const a = new ChatAnswer();
+    expect(sendAll(a, [partial('Let me compute. ', { with_tools: true })])).toBe('');
+    expect(a.push(output('lead/llm-1', [{ name: 'calculator' }]))).toBe('');
+    expect(sendAll(a, [partial('It is ', { call_id: 'lead/llm-2', with_tools: true }), partial('42.', { call_id: 'lead/llm-2', with_tools: true })])).toBe('');
+    expect(a.push(output('lead/llm-2', []))).toBe('It is 42.');
+    expect(a.finish('It is 42.')).toBe('');
   });
 });

@@ -278,6 +278,62 @@ function finishReasonOf(payload: Record<string, unknown> | null | undefined): st
  * Vercel AI SDK ignores x-should-retry and retries 409 and ≥500 — a cancel is the one outcome it
  * must not undo).
  */
+/**
+ * What a chat stream sends of an agent's answer deltas, so that what the client adds up is the
+ * task's `result` — or, when it cannot be, the stream says so instead of ending on other text.
+ * The answer is the text of the task's last answer call; the client's text (`sent`) only ever
+ * grows, so a call's text is sent as far as it extends `sent`:
+ * - a call that may end in tool calls (`with_tools`) is held: text a model writes before calling
+ *   a tool is not the answer. It is offered when its LLM_OUTPUT shows no tool calls;
+ * - a retried call (`attempt`) or task (`task_attempt`, WORKFLOW_STARTED) starts its text over:
+ *   nothing is sent until it passes what the client has, and nothing at all if it differs.
+ * Replayed calls send no deltas; `finish` sends the rest of the result in one piece.
+ */
+export class ChatAnswer {
+  /** The text the client has. */
+  sent = '';
+  #texts = new Map<string, string>();
+  #latest = new Map<string, string>();
+
+  /** The content to send for a followed event ('' for none). */
+  push(event: TaskEvent): string {
+    const p = event.payload ?? {};
+    if (event.type === 'WORKFLOW_STARTED') {
+      this.#texts.clear();
+      this.#latest.clear();
+      return '';
+    }
+    if (event.type === 'LLM_OUTPUT') {
+      const key = typeof p.call_id === 'string' ? this.#latest.get(p.call_id) : undefined;
+      const toolCalls = Array.isArray(p.tool_calls) ? p.tool_calls.length : 0;
+      return key !== undefined && toolCalls === 0 ? this.#offer(this.#texts.get(key) ?? '') : '';
+    }
+    if (event.type !== 'LLM_PARTIAL' || p.answer !== true) return '';
+    const delta = typeof p.delta === 'string' ? p.delta : event.message ?? '';
+    const callId = String(p.call_id ?? '');
+    const key = `${String(p.task_attempt ?? '')}|${callId}|${String(p.attempt ?? '')}`;
+    const text = (this.#texts.get(key) ?? '') + delta;
+    this.#texts.set(key, text);
+    this.#latest.set(callId, key);
+    return p.with_tools === true ? '' : this.#offer(text);
+  }
+
+  /** The rest of `result` to send, or undefined when the client was sent text that is not its start. */
+  finish(result: string): string | undefined {
+    if (!result.startsWith(this.sent)) return undefined;
+    const rest = result.slice(this.sent.length);
+    this.sent = result;
+    return rest;
+  }
+
+  #offer(text: string): string {
+    if (text.length <= this.sent.length || !text.startsWith(this.sent)) return '';
+    const rest = text.slice(this.sent.length);
+    this.sent = text;
+    return rest;
+  }
+}
+
 function failureOf(v: ChatTaskView | undefined): OpenAiError {
   if (!v) return new OpenAiError(500, 'the task disappeared', 'server_error', 'task_lost');
   if (v.status === 'TIMEOUT') return new OpenAiError(504, v.error ?? 'the task timed out', 'server_error', 'timeout', null, NO_RETRY);
@@ -381,27 +437,26 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
         `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: ts, model: chat.model, system_fingerprint: null, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
       res.write(chunk({ role: 'assistant', content: '' }));
       const keepalive = setInterval(() => res.write(': keep-alive\n\n'), CHAT_KEEPALIVE_MS);
-      let streamed = '';
+      const answer = new ChatAnswer();
       let finishReason = 'stop';
       try {
         for await (const { event } of deps.followTask(principal, taskId, gone.signal)) {
           if (event.type === 'LLM_OUTPUT') finishReason = finishReasonOf(event.payload);
-          if (event.type !== 'LLM_PARTIAL' || event.payload?.answer !== true) continue;
-          const delta = typeof event.payload.delta === 'string' ? event.payload.delta : event.message ?? '';
-          if (!delta) continue;
-          streamed += delta;
-          res.write(chunk({ content: delta }));
+          const content = answer.push(event);
+          if (content) res.write(chunk({ content }));
         }
         if (gone.signal.aborted) return;
         const view = await deps.getTask(principal, taskId);
         finished = true;
+        // answers that were not streamed (held for tool calls, verified, replayed) arrive in one piece
+        const rest = view?.status === 'COMPLETED' ? answer.finish(view.result ?? '') : undefined;
         if (view?.status !== 'COMPLETED') {
-          const { body } = toOpenAiError(failureOf(view));
-          res.write(`data: ${JSON.stringify(body)}\n\n`);
+          res.write(`data: ${JSON.stringify(toOpenAiError(failureOf(view)).body)}\n\n`);
+        } else if (rest === undefined) {
+          const message = `the answer changed after part of it was streamed (a model call was retried and answered differently); task ${taskId} holds the whole answer: GET /api/v1/tasks/${taskId}`;
+          res.write(`data: ${JSON.stringify(openAiErrorBody(502, message, 'stream_diverged'))}\n\n`);
         } else {
-          const result = view.result ?? '';
-          // answers that were not streamed (verified drafts, replayed steps) arrive in one piece
-          if (result.startsWith(streamed) && result.length > streamed.length) res.write(chunk({ content: result.slice(streamed.length) }));
+          if (rest) res.write(chunk({ content: rest }));
           res.write(chunk({}, finishReason));
           if (chat.includeUsage) {
             res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: ts, model: chat.model, system_fingerprint: null, choices: [], usage: usageOf(view) })}\n\n`);

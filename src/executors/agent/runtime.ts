@@ -195,7 +195,7 @@ export class AgentRuntime {
       tools: opts.tools,
       signal: this.ctx.signal,
       traceparent: this.ctx.traceparent,
-      onDelta: (delta) => fire(this.ctx.emit({ type: 'LLM_PARTIAL', agent_id: agentId, message: delta, payload: { call_id: name, delta, answer: opts.answer, attempt } })),
+      onDelta: (delta) => fire(this.ctx.emit({ type: 'LLM_PARTIAL', agent_id: agentId, message: delta, payload: { call_id: name, delta, answer: opts.answer, attempt, task_attempt: this.ctx.attempt, with_tools: Boolean(opts.tools?.length) } })),
       onRetry: (info) => {
         attempt++;
         fire(this.emit('RETRYING', agentId, `LLM call retry ${info.attempt} on ${info.provider} in ${info.delayMs} ms: ${info.error}`, { call_id: name, ...info }));
