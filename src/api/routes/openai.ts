@@ -415,8 +415,17 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
 
       if (!chat.stream) {
         let finishReason = 'stop';
-        for await (const { event } of deps.followTask(principal, taskId, gone.signal)) {
-          if (event.type === 'LLM_OUTPUT') finishReason = finishReasonOf(event.payload);
+        // nothing is written until the task ends, which may take longer than the connection's idle
+        // timeout (TASKGATE_REQUEST_TIMEOUT_MS): cut there, the call cancelled its task
+        const socket = req.raw.socket;
+        const idleMs = socket.timeout;
+        socket.setTimeout(0);
+        try {
+          for await (const { event } of deps.followTask(principal, taskId, gone.signal)) {
+            if (event.type === 'LLM_OUTPUT') finishReason = finishReasonOf(event.payload);
+          }
+        } finally {
+          if (idleMs) socket.setTimeout(idleMs);
         }
         const view = await deps.getTask(principal, taskId);
         finished = true;
