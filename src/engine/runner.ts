@@ -82,7 +82,17 @@ const SCHEMA_AHEAD_WARNING = 'the database schema is newer than this worker: tas
 
 export const approvalDenied = (d: ApprovalDecision): PermanentError => new PermanentError(`approval denied: ${d.feedback ?? 'no reason given'}`);
 
-const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err)) || 'unknown error';
+/** An error's text for the task; never throws (a `message` getter can, and String() of some objects does). */
+const errorMessage = (err: unknown): string => {
+  try {
+    return (err instanceof Error ? err.message : String(err)) || 'unknown error';
+  } catch {
+    return 'unknown error (its message could not be read)';
+  }
+};
+
+/** A handler that threw or rejected with undefined failed all the same: its error must not read as no error. */
+const NO_ERROR_GIVEN = (): Error => new Error('the handler failed without an error (it threw or rejected with undefined)');
 
 export class Runner {
   readonly #d: RunnerDeps;
@@ -239,7 +249,7 @@ export class Runner {
         resolve(out);
       };
       // (an executor that returned a plain value or threw at once is handled like an async one)
-      Promise.resolve(run).then((result) => settle({ result }), (error: unknown) => settle({ error }));
+      Promise.resolve(run).then((result) => settle({ result }), (error: unknown) => settle({ error: error === undefined ? NO_ERROR_GIVEN() : error }));
       control.onAbort(() => {
         graceTimer = setTimeout(() => settle({ error: control.reason }), this.#d.cancelGraceMs);
       });

@@ -68,6 +68,20 @@ const badOutput: TaskDefinition = {
   handler: () => ({ nope: true }),
 };
 
+// a handler that throws undefined (or a value whose message cannot be read): it failed all the same
+const throwsNothing: TaskDefinition = {
+  id: 'test-throws-nothing', name: 'throws undefined', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object', properties: { how: { enum: ['undefined', 'getter'] } } }, output_schema: {}, retry_policy: { max_retries: 0 },
+  handler: (input: { how: string }) => {
+    if (input.how === 'getter') {
+      const err = new Error();
+      Object.defineProperty(err, 'message', { get: () => { throw new Error('no message for you'); } });
+      throw err;
+    }
+    return Promise.reject(undefined);
+  },
+};
+
 // an upstream asking for a retry in 300 years (a provider's Retry-After: 10000000000000)
 const farRetry: TaskDefinition = {
   id: 'test-far-retry', name: 'far retry', description: '', version: '1', kind: 'function',
@@ -154,7 +168,7 @@ const failsAfterControl: TaskDefinition = {
   },
 };
 
-const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, unserializable, farRetry, destructured, pausable, sleepy, failsAfterControl], flags: { concurrency: '4' } });
+const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, throwsNothing, unserializable, farRetry, destructured, pausable, sleepy, failsAfterControl], flags: { concurrency: '4' } });
 
 const submit = (body: Record<string, unknown>) => fixture.server.submit(body);
 const eventTypes = async (id: string) => (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.type);
@@ -286,6 +300,14 @@ describe('engine', () => {
     const t = await waitForTask(fixture.server, id);
     expect(t.status).toBe('FAILED');
     expect(t.error).toContain('output_schema');
+  });
+
+  it('fails a task whose handler throws undefined, or an error whose message cannot be read, at once (was: RUNNING until its lease expired)', async () => {
+    for (const [how, error] of [['undefined', 'the handler failed without an error (it threw or rejected with undefined)'], ['getter', 'unknown error (its message could not be read)']]) {
+      const id = await submit({ task_definition_id: throwsNothing.id, input: { how } });
+      const t = await waitForTask(fixture.server, id, undefined, { timeoutMs: 10_000 });
+      expect([t.status, t.error], how).toEqual(['FAILED', error]);
+    }
   });
 
   it('fails a task whose output JSON cannot hold, at once and alone: the tasks completing beside it complete', async () => {
