@@ -103,6 +103,69 @@ function refIntoData(ref: string): boolean {
 }
 
 /**
+ * Most subschemas a tenant's schema may stand for with its `$ref`s followed: a validation that
+ * fails visits every branch of `anyOf`/`allOf`/`oneOf`, so shared `$defs` referred to from two
+ * branches at each of N levels cost 2^N — a 1.8 KB schema (N=22) held the event loop every
+ * tenant shares 9 s per submit, and at N=23 its check ran the process out of memory.
+ */
+export const MAX_EXPANDED_SUBSCHEMAS = 20_000;
+
+/**
+ * How many subschemas `root` stands for with its local `$ref`s (`#`, `#/pointer`, `#anchor`)
+ * inlined, up to `limit + 1` (it stops counting there). A `$ref` back to a schema it is inside of
+ * (a tree: recursion that descends into the value) counts once.
+ */
+export function expandedSchemaSize(root: unknown, limit = MAX_EXPANDED_SUBSCHEMAS): number {
+  const anchors = new Map<string, unknown>();
+  const collect = (node: unknown, names: boolean): void => {
+    if (!node || typeof node !== 'object') return;
+    for (const [k, v] of Object.entries(node)) {
+      if (!names && (k === '$anchor' || k === '$dynamicAnchor') && typeof v === 'string') anchors.set(v, node);
+      else if (names || !DATA_KEYWORDS.has(k)) collect(v, !names && !Array.isArray(node) && SCHEMA_MAP_KEYWORDS.has(k) && !Array.isArray(v));
+    }
+  };
+  collect(root, false);
+  const resolve = (ref: string): unknown => {
+    if (ref === '#' || ref === '') return root;
+    if (!ref.startsWith('#')) return undefined; // remote: the compile refuses it
+    if (ref[1] !== '/') return anchors.get(ref.slice(1));
+    let node: unknown = root;
+    for (const raw of ref.slice(2).split('/')) {
+      let seg: string;
+      try {
+        seg = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+      } catch {
+        return undefined;
+      }
+      node = node && typeof node === 'object' ? (node as Record<string, unknown>)[seg] : undefined;
+    }
+    return node;
+  };
+  const memo = new Map<object, number>();
+  const inside = new Set<object>();
+  const size = (node: unknown, names: boolean): number => {
+    if (!node || typeof node !== 'object') return 0;
+    if (inside.has(node)) return 1;
+    const known = memo.get(node);
+    if (known !== undefined) return known;
+    inside.add(node);
+    let n = 1;
+    for (const [k, v] of Object.entries(node)) {
+      if (n > limit) break;
+      if (names) n += size(v, false);
+      else if (DATA_KEYWORDS.has(k)) continue;
+      else if (REF_KEYWORDS.has(k) && typeof v === 'string') n += size(resolve(v), false);
+      else n += size(v, !Array.isArray(node) && SCHEMA_MAP_KEYWORDS.has(k) && !Array.isArray(v));
+    }
+    inside.delete(node);
+    n = Math.min(n, limit + 1);
+    memo.set(node, n);
+    return n;
+  };
+  return size(root, false);
+}
+
+/**
  * The first thing a tenant's schema may not hold (dotted path and why; `names`: `node` maps names
  * to subschemas, such as a `properties` value, so its keys are not keywords): an `$id` (every tenant's
  * schemas compile into one shared validator, where an `$id` is global: a second tenant or a
@@ -167,6 +230,9 @@ export function checkTenantDefinition(id: string, body: Record<string, unknown>,
     const schema = body[field];
     const bad = schemaViolation(schema, field);
     if (bad) throw new DefinitionError(`${bad.path} ${bad.why}`, bad.path);
+    if (expandedSchemaSize(schema) > MAX_EXPANDED_SUBSCHEMAS) {
+      throw new DefinitionError(`${field}: its $refs expand to more than ${MAX_EXPANDED_SUBSCHEMAS} subschemas, each of which a failing validation may visit (a $defs entry referred to from several branches at each of many levels doubles them per level)`, field);
+    }
     if (schema && typeof schema === 'object') markTenantSchema(schema);
     if (opts.compile === false) continue;
     try {

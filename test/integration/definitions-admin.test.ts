@@ -370,6 +370,30 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
     }
   });
 
+  it('refuses a schema whose $refs expand past 20,000 subschemas (a failing validation visits each: 2^N); a recursive tree and ordinary reuse pass', async () => {
+    // each level refers to the next from two branches: 1.8 KB at N=22 held the event loop 9 s per submit
+    const doubling = (n: number, via: (ref: string) => string) => ({
+      $defs: Object.fromEntries(Array.from({ length: n }, (_, i) => [`l${i}`, i === n - 1 ? { type: 'string' } : { anyOf: [{ $ref: via(`l${i + 1}`) }, { allOf: [{ $ref: via(`l${i + 1}`) }] }] }])),
+      $ref: via('l0'),
+    });
+    for (const [id, schema] of [['blowup.pointer', doubling(23, (d) => `#/$defs/${d}`)], ['blowup.small', doubling(16, (d) => `#/$defs/${d}`)]] as const) {
+      const res = await put(id, { kind: 'approval', input_schema: schema });
+      expect([res.status, res.body.error?.details?.path], `${id}: ${res.text}`).toEqual([400, 'input_schema']);
+      expect(res.body.error.message).toMatch(/expand to more than 20000 subschemas/);
+    }
+    const anchored = doubling(23, (d) => `#${d}`);
+    for (const [name, def] of Object.entries(anchored.$defs)) (def as Record<string, unknown>).$anchor = name;
+    expect((await put('blowup.anchor', { kind: 'approval', input_schema: anchored })).status).toBe(400);
+    // (refused before any compile or validation: N=23 took 91 s, then ran the server out of memory)
+    const tree = { type: 'object', properties: { name: { type: 'string' }, children: { type: 'array', items: { $ref: '#' } } } };
+    const reuse = { $defs: { addr: { type: 'object', properties: { street: { type: 'string' }, city: { type: 'string' } } } }, properties: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`a${i}`, { $ref: '#/$defs/addr' }])) };
+    for (const [id, schema] of [['ok.tree', tree], ['ok.reuse', reuse]] as const) {
+      const res = await put(id, { kind: 'approval', input_schema: schema });
+      expect(res.status, `${id}: ${res.text}`).toBe(201);
+      expect((await server.call('DELETE', `/api/v1/definitions/${id}`)).status).toBe(204);
+    }
+  });
+
   it("runs tenants' patterns in linear time, and validates with own properties only; a cycle only some values enter is a 400", async () => {
     const def = {
       kind: 'approval',
