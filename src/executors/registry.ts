@@ -5,6 +5,8 @@
 import { readdirSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Type } from 'typebox';
+import { DefinitionBody } from '../contract/definitions.js';
 import { compileSchema, validateAgainst, type SchemaViolation } from './schema.js';
 import type { ExecutionResult, Executor, TaskDefinition } from './types.js';
 
@@ -20,18 +22,33 @@ export class DefinitionError extends Error {
 
 const DEF_ID = /^[A-Za-z0-9:_\-.]{1,128}$/;
 
+/**
+ * A definition's task settings, as PUT /api/v1/definitions takes them: a --tasks-dir module's
+ * were used unchecked (`priority: 'HIGH'` or `max_retries: -1` failed every submit with a 500,
+ * `timeout_ms: 3e9` with a 400 blaming the request).
+ */
+const SETTINGS = (() => {
+  const { priority, timeout_ms, retry_policy, approval } = DefinitionBody.properties;
+  return Type.Object({ priority, timeout_ms, retry_policy, approval }) as unknown as Record<string, unknown>;
+})();
+
 /** Checks a definition and fills its defaults; `compile: false` leaves its schemas to compile on first use. */
 export function checkDefinition(def: TaskDefinition, source: string, opts: { compile?: boolean } = {}): TaskDefinition {
   if (!def || typeof def !== 'object') throw new DefinitionError(`${source}: no definition exported`);
   if (typeof def.id !== 'string' || !DEF_ID.test(def.id)) throw new DefinitionError(`${source}: definition id must match ${DEF_ID}`);
   if (typeof def.kind !== 'string') throw new DefinitionError(`${source}: definition ${def.id} has no kind`);
   if (def.kind === 'function' && typeof def.handler !== 'function') throw new DefinitionError(`${source}: function definition ${def.id} has no handler`);
+  // seed 003 writes priorities in capitals ("MEDIUM"), as submits may
+  const priority = typeof def.priority === 'string' ? (def.priority.toLowerCase() as TaskDefinition['priority']) : def.priority;
+  const bad = validateAgainst(SETTINGS, { priority, timeout_ms: def.timeout_ms, retry_policy: def.retry_policy, approval: def.approval });
+  if (bad) throw new DefinitionError(`${source}: definition ${def.id}: ${bad.path.slice(1).replace(/\//g, '.')} ${bad.reason}`, bad.path.slice(1).replace(/\//g, '.'));
   if (opts.compile !== false) {
     compileSchema(def.input_schema ?? {});
     compileSchema(def.output_schema ?? {});
   }
   return {
     ...def,
+    ...(priority === undefined ? {} : { priority }),
     name: def.name ?? def.id, description: def.description ?? '', version: def.version ?? '1.0.0',
     input_schema: def.input_schema ?? {}, output_schema: def.output_schema ?? {},
   };

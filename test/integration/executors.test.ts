@@ -9,6 +9,8 @@ import { openTestDb, type TestDb } from '../helpers/db.js';
 import { startTestServer, waitForTask, type TestServer } from '../helpers/server.js';
 import { createRegistry } from '../../src/main.js';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { checkDefinition } from '../../src/executors/registry.js';
+import type { TaskDefinition } from '../../src/executors/types.js';
 
 let tdb: TestDb;
 let open: TestServer;
@@ -95,6 +97,21 @@ describe('function executor from --tasks-dir', () => {
     const invalid = mkdtempSync(join(tmpdir(), 'taskgate-tasks-inv-'));
     writeFileSync(join(invalid, 'inv.mjs'), 'export default { id: 42 }');
     expect(await problem(invalid)).toMatch(/^--tasks-dir\/TASKGATE_TASKS_DIR: .*inv\.mjs/);
+    // its task settings are checked as PUT /api/v1/definitions checks them (they failed submits with a 500)
+    const settings = (name: string, body: string) => {
+      const dir = mkdtempSync(join(tmpdir(), 'taskgate-tasks-set-'));
+      writeFileSync(join(dir, `${name}.mjs`), `export default { id: '${name}', kind: 'function', handler: () => ({}), ${body} }`);
+      return problem(dir);
+    };
+    expect(await settings('prio', "priority: 'highest'")).toMatch(/definition prio: priority /);
+    expect(await settings('retries', 'retry_policy: { max_retries: -1 }')).toMatch(/definition retries: retry_policy\.max_retries must be >= 0/);
+    expect(await settings('slow', 'timeout_ms: 3000000000')).toMatch(/definition slow: timeout_ms must be <= 86400000/);
+    expect(await settings('text', "timeout_ms: '5000'")).toMatch(/definition text: timeout_ms must be integer/);
+  });
+
+  it("takes a module's priority in any case, as submits do (seed 003 writes MEDIUM)", async () => {
+    const def = checkDefinition({ id: 'caps', kind: 'function', handler: () => ({}), priority: 'HIGH' } as unknown as TaskDefinition, 'test');
+    expect(def.priority).toBe('high');
   });
 });
 
