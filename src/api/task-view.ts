@@ -1,6 +1,7 @@
 // Stored rows → wire shapes (PRODUCT.md §3). Timestamps are RFC 3339 UTC.
 import { ApiError } from '../contract/errors.js';
 import { priorityFromRank } from '../domain/lifecycle.js';
+import { parseJsonAnswer } from '../domain/json-answer.js';
 import type { TaskRow } from '../storage/queries/tasks.js';
 import type { TaskView } from '../contract/tasks.js';
 
@@ -23,17 +24,6 @@ export function parseInstant(text: string, field: string): Date {
     throw new ApiError('VALIDATION_ERROR', `${field} must be between 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z`, { path: field, reason: 'out of range' });
   }
   return at;
-}
-
-function parseJson(text: string | null): unknown {
-  if (!text) return null;
-  const t = text.trim();
-  if (!(t.startsWith('{') || t.startsWith('['))) return null;
-  try {
-    return JSON.parse(t) as unknown;
-  } catch {
-    return null;
-  }
 }
 
 export function usageOf(row: Pick<TaskRow, 'usage'>) {
@@ -70,7 +60,7 @@ export function taskView(row: TaskRow): TaskView {
     priority: priorityFromRank(row.priority),
     context: row.context ?? {},
     result: row.result,
-    response: row.kind === 'definition' ? (row.output ?? null) : parseJson(row.result),
+    response: row.kind === 'definition' ? (row.output ?? null) : parseJsonAnswer(row.result),
     output: row.output ?? null,
     error: row.error,
     attempts: row.attempt,

@@ -1,3 +1,4 @@
 export * from './lifecycle.js';
 export * from './ids.js';
 export * from './time.js';
+export * from './json-answer.js';

@@ -50,6 +50,14 @@ describe('agent tasks over HTTP', () => {
     expect(rows[0]).toEqual({ tokens_used: '1500', cost_usd: 0.006 });
   });
 
+  it('an answer in a ```json fence is parsed into output and response alike; prose has neither', async () => {
+    fx.oai.script({ kind: 'text', text: '```json\n{"a": 1, "b": [2]}\n```' }, { kind: 'text', text: 'just words' });
+    const fenced = await waitForTask(fx.server, (await submit({ query: 'json please', mode: 'simple' })).task_id);
+    expect([fenced.output, fenced.response]).toEqual([{ a: 1, b: [2] }, { a: 1, b: [2] }]);
+    const prose = await waitForTask(fx.server, (await submit({ query: 'words please', mode: 'simple' })).task_id);
+    expect([prose.result, prose.output, prose.response]).toEqual(['just words', null, null]);
+  });
+
   it('streams token deltas live over SSE as thread.message.delta, before the call has finished', async () => {
     let open!: () => void;
     let finish!: () => void;

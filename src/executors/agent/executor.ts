@@ -17,6 +17,7 @@ import { currentTimeTool } from './tools/current-time.js';
 import { httpFetchTool, type HttpFetchOptions } from './tools/http-fetch.js';
 import { runTaskTool, type DefinitionSummary, type RunChildTask } from './tools/run-task.js';
 import type { AgentTool } from './tools/types.js';
+import { parseJsonAnswer } from '../../domain/json-answer.js';
 
 export interface AgentExecutorDeps {
   /** undefined = no provider configured: agent tasks fail with the LLM_NOT_CONFIGURED message. */
@@ -49,17 +50,6 @@ interface AgentDefinitionConfig {
   system?: string;
   mode?: string;
   model_tier?: string;
-}
-
-function parseJsonAnswer(text: string): unknown {
-  const t = text.trim();
-  const fenced = t.match(/^```(?:json)?\s*([\s\S]*?)\s*```$/)?.[1] ?? t;
-  if (!/^[[{]/.test(fenced)) return null;
-  try {
-    return JSON.parse(fenced);
-  } catch {
-    return null;
-  }
 }
 
 function buildTools(deps: AgentExecutorDeps, definitions: DefinitionSummary[]): Map<string, AgentTool> {
