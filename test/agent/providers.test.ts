@@ -58,6 +58,23 @@ describe('OpenAI adapter', () => {
     expect(body.messages[1]).toEqual({ role: 'assistant', content: null, tool_calls: [{ id: 'x1', type: 'function', function: { name: 'calculator', arguments: '{"expression":"1"}' } }] });
     expect(body.messages[2]).toEqual({ role: 'tool', tool_call_id: 'x1', content: '1' });
   });
+  it('tells streamed tool calls apart without an index (some OpenAI-compatible servers leave it out): by id, fragments continuing the last', async () => {
+    const frame = (delta: Record<string, unknown>, finish: string | null = null) =>
+      `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    const body =
+      frame({ tool_calls: [{ id: 'a', type: 'function', function: { name: 'calculator', arguments: '{"expression":' } }, { id: 'b', type: 'function', function: { name: 'calculator', arguments: '{"expression":"2+2"}' } }] }) +
+      frame({ tool_calls: [{ id: 'c', type: 'function', function: { name: 'current_time', arguments: '{' } }] }) +
+      frame({ tool_calls: [{ function: { arguments: '}' } }] }) +
+      frame({}, 'tool_calls') + 'data: [DONE]\n\n';
+    fake.oai.script({ kind: 'raw', contentType: 'text/event-stream', body });
+    const res = await new LlmClient(fake.config).call([{ provider: 'openai', model: 'gpt-4o-mini' }], { messages: [{ role: 'user', content: 'x' }], signal: signal() });
+    expect(res.toolCalls).toEqual([
+      { id: 'a', name: 'calculator', arguments: '{"expression":' },
+      { id: 'b', name: 'calculator', arguments: '{"expression":"2+2"}' },
+      { id: 'c', name: 'current_time', arguments: '{}' },
+    ]);
+  });
+
   it('accepts a JSON completion from a server that ignores stream: true', async () => {
     fake.oai.script({ kind: 'text', text: 'not streamed', ignoreStream: true, usage: { prompt_tokens: 9, completion_tokens: 2 } });
     const deltas: string[] = [];

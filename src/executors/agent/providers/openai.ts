@@ -55,6 +55,7 @@ export class OpenAiProvider implements LlmProvider {
     // by the provider's `index`, whatever it sends: an array slot `__proto__` or `length` was
     // Array.prototype or a number, and an index of 1e9 a billion-long sparse array
     const calls = new Map<unknown, ToolCall>();
+    let lastCall: unknown;
     try {
       const { data: stream, response } = await (await this.#sdk()).chat.completions
         .create(
@@ -88,8 +89,12 @@ export class OpenAiProvider implements LlmProvider {
           hooks.onDelta?.(delta.content);
         }
         for (const tc of delta?.tool_calls ?? []) {
-          let slot = calls.get(tc.index);
-          if (!slot) calls.set(tc.index, (slot = { id: '', name: '', arguments: '' }));
+          // some OpenAI-compatible servers leave `index` out: a fragment with an id starts a call,
+          // one without continues the last (under one undefined key, every call became one)
+          const key: unknown = tc.index !== undefined && tc.index !== null ? tc.index : tc.id ? `id:${tc.id}` : lastCall;
+          lastCall = key;
+          let slot = calls.get(key);
+          if (!slot) calls.set(key, (slot = { id: '', name: '', arguments: '' }));
           if (tc.id) slot.id = tc.id;
           if (tc.function?.name) slot.name += tc.function.name;
           if (tc.function?.arguments) slot.arguments += tc.function.arguments;
