@@ -145,6 +145,15 @@ describe('POST /api/v1/tasks', () => {
     const done = await waitForTask(server, id);
     expect(done.status).toBe('COMPLETED');
     expect(done.output.trend.slope).toBe(2);
+    const headed = await waitForTask(server, (await server.call('POST', '/api/v1/tasks', {
+      task_definition_id: 'data_analysis', input: { data: [['a', 'b'], [1, 2], [2, 4]], analysis_type: 'trend', parameters: { x: 'a', y: 'b' } },
+    })).body.task_id);
+    expect([headed.status, headed.output?.trend?.slope]).toEqual(['COMPLETED', 2]);
+    // a stray row (null, a scalar, an array among objects) is a 422 at submit, not a failed task
+    for (const data of [[['a'], 5, null], [{ a: 1 }, 'x'], [{ a: 1 }, ['a']]]) {
+      const res = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'data_analysis', input: { data, analysis_type: 'summary' } });
+      expect(res.status, JSON.stringify(data)).toBe(422);
+    }
   });
 
   it('answers 404 for an unknown definition', async () => {

@@ -42,6 +42,14 @@ describe('data_analysis', () => {
     expect(pearson([1, 2, 3], [2, 4, 6])).toBeCloseTo(1);
     expect(pearson([1, 2, 3], [3, 2, 1])).toBeCloseTo(-1);
     expect(pearson([1, 1, 1], [1, 2, 3])).toBeNull();
+    // finite data gives finite figures, however large (squares of 1e200 overflowed to Infinity)
+    expect(describeColumn([1e200, -1e200])).toMatchObject({ mean: 0, median: 0, stddev: expect.closeTo(Math.SQRT2 * 1e200, -190) });
+    expect(describeColumn([1.7e308, 1.7e308]).mean).toBe(1.7e308);
+    const big = linearFit([-1e300, 0, 1e300], [1, 3, 5]);
+    expect(big.r2).toBeCloseTo(1);
+    expect(big.slope).toBeCloseTo(2e-300, 310);
+    expect(big.intercept).toBeCloseTo(3);
+    expect(pearson([-1e300, 0, 1e300], [1e-300, 2e-300, 3e-300])).toBeCloseTo(1);
     const out = analyze({ data_source: 'inline', data: rows, analysis_type: 'correlation', parameters: { columns: ['sales', 'cost'] } }) as any;
     expect(out.correlation.sales.sales).toBe(1);
     expect(out.pairs[0].r).toBeGreaterThan(0.95);

@@ -87,47 +87,62 @@ function numericColumns(rows: Row[]): string[] {
 
 const round = (x: number, digits = 6): number => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
 
+/**
+ * What to divide `values` by before their sums, squares and products, so finite data gives finite
+ * figures (1e200 and -1e200 had an infinite variance; x of ±1e300 a NaN r²): their largest
+ * magnitude when it is beyond 1e100 or below 1e-100 (a square would overflow or vanish), else 1 —
+ * ordinary data is computed unscaled, to the last bit as before.
+ */
+function scaleOf(values: number[]): number {
+  let m = 0;
+  for (const v of values) m = Math.max(m, Math.abs(v));
+  return m > 1e100 || (m > 0 && m < 1e-100) ? m : 1;
+}
+
 export function describeColumn(values: number[]) {
   const n = values.length;
   const sorted = [...values].sort((a, b) => a - b);
-  const mean = values.reduce((s, v) => s + v, 0) / n;
-  const median = n % 2 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
-  const variance = n > 1 ? values.reduce((s, v) => s + (v - mean) ** 2, 0) / (n - 1) : 0;
-  return { count: n, mean: round(mean), median: round(median), stddev: round(Math.sqrt(variance)), min: sorted[0]!, max: sorted[n - 1]! };
+  const k = scaleOf(values);
+  const scaled = values.map((v) => v / k);
+  const m = scaled.reduce((s, v) => s + v, 0) / n;
+  const median = n % 2 ? sorted[(n - 1) / 2]! : sorted[n / 2 - 1]! / 2 + sorted[n / 2]! / 2;
+  const variance = n > 1 ? scaled.reduce((s, v) => s + (v - m) ** 2, 0) / (n - 1) : 0;
+  return { count: n, mean: round(m * k), median: round(median), stddev: round(Math.sqrt(variance) * k), min: sorted[0]!, max: sorted[n - 1]! };
 }
 
-export function linearFit(xs: number[], ys: number[]) {
+/** Centred sums of squares and products of xs and ys, each divided by its scale (kx, ky). */
+function moments(xs: number[], ys: number[]) {
   const n = xs.length;
-  const mx = xs.reduce((s, v) => s + v, 0) / n;
-  const my = ys.reduce((s, v) => s + v, 0) / n;
+  const kx = scaleOf(xs);
+  const ky = scaleOf(ys);
+  const mx = xs.reduce((s, v) => s + v / kx, 0) / n;
+  const my = ys.reduce((s, v) => s + v / ky, 0) / n;
   let sxx = 0;
   let sxy = 0;
   let syy = 0;
   for (let i = 0; i < n; i++) {
-    sxx += (xs[i]! - mx) ** 2;
-    sxy += (xs[i]! - mx) * (ys[i]! - my);
-    syy += (ys[i]! - my) ** 2;
+    const dx = xs[i]! / kx - mx;
+    const dy = ys[i]! / ky - my;
+    sxx += dx * dx;
+    sxy += dx * dy;
+    syy += dy * dy;
   }
+  return { kx, ky, mx, my, sxx, sxy, syy };
+}
+
+export function linearFit(xs: number[], ys: number[]) {
+  const { kx, ky, mx, my, sxx, sxy, syy } = moments(xs, ys);
   if (sxx === 0) throw new PermanentError('x values are all equal: no trend can be fitted');
-  const slope = sxy / sxx;
-  const intercept = my - slope * mx;
-  const r2 = syy === 0 ? 1 : (sxy * sxy) / (sxx * syy);
+  const scaledSlope = sxy / sxx;
+  const slope = scaledSlope * (ky / kx);
+  const intercept = (my - scaledSlope * mx) * ky;
+  const r2 = syy === 0 ? 1 : (sxy / sxx) * (sxy / syy);
   return { slope, intercept, r2 };
 }
 
 export function pearson(xs: number[], ys: number[]): number | null {
-  const n = xs.length;
-  const mx = xs.reduce((s, v) => s + v, 0) / n;
-  const my = ys.reduce((s, v) => s + v, 0) / n;
-  let sxy = 0;
-  let sxx = 0;
-  let syy = 0;
-  for (let i = 0; i < n; i++) {
-    sxy += (xs[i]! - mx) * (ys[i]! - my);
-    sxx += (xs[i]! - mx) ** 2;
-    syy += (ys[i]! - my) ** 2;
-  }
-  return sxx === 0 || syy === 0 ? null : sxy / Math.sqrt(sxx * syy);
+  const { sxx, sxy, syy } = moments(xs, ys);
+  return sxx === 0 || syy === 0 ? null : sxy / Math.sqrt(sxx) / Math.sqrt(syy);
 }
 
 function pairs(rows: Row[], x: string | undefined, y: string): { xs: number[]; ys: number[] } {
@@ -241,7 +256,13 @@ export const dataAnalysis: TaskDefinition = {
     type: 'object',
     properties: {
       data_source: { type: 'string', maxLength: 1_000_000 },
-      data: { type: 'array', maxItems: 100_000 },
+      // rows as objects, or a header row of names and then rows as arrays: a stray null or scalar
+      // row failed the task with a TypeError after retries (or was dropped without a word)
+      data: {
+        type: 'array', maxItems: 100_000,
+        anyOf: [{ items: { type: 'object' } }, { items: { type: 'array' } }],
+        description: 'rows as objects, or a header row (column names) followed by rows as arrays',
+      },
       analysis_type: { type: 'string', enum: ['summary', 'trend', 'correlation', 'prediction'] },
       parameters: {
         type: 'object',
