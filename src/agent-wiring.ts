@@ -16,13 +16,15 @@ import {
 } from './storage/queries/agent.js';
 import type { EventHub } from './events/hub.js';
 import type { Signals } from './events/signals.js';
+import { cancelTask } from './api/task-control.js';
+import type { StreamCredentials } from './api/stream-credentials.js';
 import type { Registry } from './executors/registry.js';
 import type { Executor } from './executors/types.js';
 import { createAgentExecutor, type RunChildTask } from './executors/agent/index.js';
 import { historyReadChars } from './executors/agent/history.js';
 import { openaiRoutes, type FollowedEvent } from './api/routes/openai.js';
 import type { StreamSlots } from './api/routes/stream.js';
-import { RATE_LIMIT_HEADERS, unlimitedHeader } from './api/rate-limit.js';
+import { RATE_LIMIT_HEADERS } from './api/rate-limit.js';
 
 interface Wiring {
   db: Db;
@@ -168,9 +170,9 @@ function limitHeaders(headers: Record<string, unknown>, names: readonly string[]
  * body and rate-limit headers, or throws its error with them (and WWW-Authenticate).
  */
 async function injectAs(
-  req: FastifyRequest, method: 'POST', url: string, payload: unknown, opts: { unlimited?: boolean } = {},
+  req: FastifyRequest, method: 'POST', url: string, payload: unknown,
 ): Promise<{ body: Record<string, any>; headers: Record<string, string> }> {
-  const headers: Record<string, string> = { 'content-type': 'application/json', ...(opts.unlimited ? unlimitedHeader() : {}) };
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
   for (const h of ['authorization', 'x-api-key', 'traceparent', 'x-request-id']) {
     const v = req.headers[h];
     if (typeof v === 'string') headers[h] = v;
@@ -186,10 +188,11 @@ async function injectAs(
 }
 
 /** The OpenAI-compatible routes over the canonical submit/cancel routes and the event hub. */
-export function openaiPluginFor(llm: LlmConfig | undefined, w: Wiring) {
+export function openaiPluginFor(llm: LlmConfig | undefined, w: Wiring & { signals: Signals; credentials?: StreamCredentials }) {
   return openaiRoutes({
     llm,
     streamSlots: w.streamSlots,
+    watchCredentials: w.credentials && ((p, startMs, close) => w.credentials!.watch(p, startMs, close)),
     submitAgentTask: async (_p, body: SubmitTaskBody, req) => {
       const { body: out, headers } = await injectAs(req, 'POST', '/api/v1/tasks', body);
       return { taskId: String(out.task_id), sessionId: out.session_id ?? null, headers };
@@ -201,9 +204,10 @@ export function openaiPluginFor(llm: LlmConfig | undefined, w: Wiring) {
       const usage = row.usage as { input_tokens: number; output_tokens: number; total_tokens: number; estimated_cost: number } | null;
       return { status: row.status, result: row.result, error: row.error, usage, model_used: row.model_used };
     },
-    cancelTask: async (_p, taskId, reason, req) => {
-      // not refused for the caller's budget: a client at its limit that goes away stops its task too
-      await injectAs(req, 'POST', `/api/v1/tasks/${encodeURIComponent(taskId)}/cancel`, { reason }, { unlimited: true }).catch(() => undefined);
+    cancelTask: async (p, taskId, reason) => {
+      // the server's own, not a request of the caller's: neither its rate budget nor its
+      // credential (revoked, the reason its stream was closed) may keep the task running
+      await cancelTask(w, p.tenantId, taskId, { reason, by: p.userId }).catch(() => undefined);
     },
   });
 }

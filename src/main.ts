@@ -27,6 +27,8 @@ import { buildApp } from './api/app.js';
 import { agentExecutorFor, openaiPluginFor } from './agent-wiring.js';
 import { llmTemplates } from './executors/builtin/llm-templates.js';
 import { streamRoutes, streamSlots } from './api/routes/stream.js';
+import { StreamCredentials } from './api/stream-credentials.js';
+import { apiKeysStates } from './storage/queries/tenants.js';
 import { timelineRoutes } from './api/routes/timeline.js';
 import { sessionRoutes } from './api/routes/sessions.js';
 import { ConnectionLimiter } from './auth/connection-limiter.js';
@@ -224,24 +226,30 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       )
       : undefined;
 
-    // one per-principal cap for the stream routes and the streaming chat completions
+    // one per-principal cap for the stream routes and the streaming chat completions, and one
+    // watch on their credentials (a revoked or expired one ends its streams and chat calls)
     const streamLimiter = new ConnectionLimiter(config.security.maxStreamsPerPrincipal);
+    const credentials = new StreamCredentials({
+      lookup: (ids) => apiKeysStates(db, ids),
+      onCredentials: (fn) => signals.onCredentials(fn),
+      jwtGraceMs: (config.security.jwt?.clockToleranceS ?? 0) * 1000,
+      onError: (err) => log.warn({ err }, 'stream credentials: re-reading API keys failed (retried at the next hint or sweep)'),
+    });
     const app = await buildApp(
       { config, db, hub, signals, catalog: registry, definitions: definitionSync, metrics, version: VERSION, ...redisReadiness(config, shared?.redis), dispatch: worker, storage },
       {
         role: config.role, logger: log, rateLimiter: shared?.limiter,
         plugins: [
           streamRoutes(
-            { db, hub, metrics, signals, limiter: streamLimiter },
+            { db, hub, metrics, credentials, limiter: streamLimiter },
             {
               pingIntervalMs: config.streamPingIntervalMs, maxBufferedBytes: config.streamMaxBufferedBytes,
               stallMs: config.streamStallMs, maxPerPrincipal: config.security.maxStreamsPerPrincipal,
-              jwtClockToleranceMs: (config.security.jwt?.clockToleranceS ?? 0) * 1000,
             },
           ),
           async (scope) => timelineRoutes(scope, { db }),
           async (scope) => sessionRoutes(scope, { db }),
-          openaiPluginFor(config.llm, { db, hub, streamSlots: streamSlots(streamLimiter, config.security.maxStreamsPerPrincipal) }),
+          openaiPluginFor(config.llm, { db, hub, signals, credentials, streamSlots: streamSlots(streamLimiter, config.security.maxStreamsPerPrincipal) }),
         ],
       },
     );

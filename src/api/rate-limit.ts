@@ -5,8 +5,7 @@
 // that. Public routes (health, readiness, metrics, docs) and stream connects (bounded by the
 // per-principal stream cap instead) are not limited. The store failing → fail open (counted,
 // warned) or closed (503).
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import { ApiError } from '../contract/errors.js';
 import { principalKey } from '../auth/connection-limiter.js';
@@ -35,24 +34,6 @@ function counter(registry: Registry, name: string, help: string, labelNames: str
 /** What a limited answer carries about its budget (routes that call another in-process pass them on). */
 export const RATE_LIMIT_HEADERS = ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after'] as const;
 
-/**
- * An in-process request the server makes on a client's behalf that its budget must not refuse
- * (a disconnected chat client's cancel: refused, its task would run on, paying for LLM calls)
- * carries this header with a token drawn at start — known to this process only.
- */
-export const UNLIMITED_HEADER = 'x-taskgate-unlimited';
-const UNLIMITED_TOKEN = randomBytes(24).toString('hex');
-
-/** The header an in-process request (app.inject) sends to pass the rate limit. */
-export function unlimitedHeader(): Record<string, string> {
-  return { [UNLIMITED_HEADER]: UNLIMITED_TOKEN };
-}
-
-function isUnlimited(req: FastifyRequest): boolean {
-  const v = req.headers[UNLIMITED_HEADER];
-  return typeof v === 'string' && v.length === UNLIMITED_TOKEN.length && timingSafeEqual(Buffer.from(v), Buffer.from(UNLIMITED_TOKEN));
-}
-
 declare module 'fastify' {
   interface FastifyContextConfig {
     /**
@@ -80,7 +61,6 @@ export function registerRateLimit(app: FastifyInstance, opts: RateLimitOptions):
 
   app.addHook('onRequest', async (req, reply) => {
     if (!req.routeOptions.url || req.routeOptions.config.public || req.routeOptions.config.rateLimit === false || !req.principal) return;
-    if (req.headers[UNLIMITED_HEADER] !== undefined && isUnlimited(req)) return;
     const budget = budgetOf(req.method, req.routeOptions.config.rateBudget);
     const base = req.principal.rateLimit ?? { per_minute: opts.perMinute, burst: opts.burst };
     const factor = budget === 'read' ? opts.readMultiplier : 1;

@@ -5,7 +5,7 @@
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { useAgentServer } from '../helpers/agent-server.js';
-import { ADMIN_KEY } from '../helpers/server.js';
+import { ADMIN_KEY, until } from '../helpers/server.js';
 
 const fx = useAgentServer((baseUrl) => ({ OPENAI_API_KEY: 'sk-upstream', OPENAI_BASE_URL: baseUrl }));
 const client = () => new OpenAI({ apiKey: ADMIN_KEY, baseURL: `${fx.server.url}/v1` });
@@ -56,5 +56,41 @@ describe('a chat task that ends without an answer is not resubmitted by a defaul
     expect(String((err as Error)?.message)).toContain('the provider refused it');
     // the error frame is written once the task has ended
     expect((await tasksFor(query)).map((t) => t.status)).toEqual(['FAILED']);
+  });
+});
+
+describe("a chat call whose key is revoked while it waits ends, and its task is cancelled (as the stream routes' streams end)", () => {
+  const newKey = async () => {
+    const res = await fx.server.call('POST', '/api/v1/auth/api-keys', { name: 'chatter', scopes: ['tasks:execute', 'tasks:read'] });
+    expect(res.status, res.text).toBe(201);
+    return { id: res.body.id as string, key: res.body.key as string };
+  };
+  const revoke = async (id: string) => expect((await fx.server.call('DELETE', `/api/v1/auth/api-keys/${id}`)).status).toBe(204);
+
+  it('streaming: an error frame (invalid_api_key), then the end; the task CANCELLED', async () => {
+    fx.oai.script({ kind: 'stall', chunks: ['thinking '] });
+    const doomed = await newKey();
+    const query = 'stream until my key is revoked';
+    const stream = await new OpenAI({ apiKey: doomed.key, baseURL: `${fx.server.url}/v1`, maxRetries: 0 }).chat.completions.create({ model: 'taskgate', messages: [{ role: 'user', content: query }], stream: true });
+    await fx.oai.waitForRequests(1);
+    await revoke(doomed.id);
+    const err = await (async () => {
+      for await (const _ of stream) void _;
+    })().catch((e: unknown) => e);
+    expect(String((err as Error)?.message)).toMatch(/credential of this call was revoked/);
+    await until(async () => (await tasksFor(query))[0]?.status === 'CANCELLED', 'the task cancelled');
+  });
+
+  it('non-streaming: 401 invalid_api_key; the task CANCELLED', async () => {
+    fx.oai.script({ kind: 'stall' });
+    const doomed = await newKey();
+    const query = 'wait until my key is revoked';
+    const call = new OpenAI({ apiKey: doomed.key, baseURL: `${fx.server.url}/v1`, maxRetries: 0 }).chat.completions.create({ model: 'taskgate', messages: [{ role: 'user', content: query }] }).catch((e: unknown) => e);
+    await fx.oai.waitForRequests(1);
+    await revoke(doomed.id);
+    const err = await call;
+    expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe('invalid_api_key');
+    await until(async () => (await tasksFor(query))[0]?.status === 'CANCELLED', 'the task cancelled');
   });
 });

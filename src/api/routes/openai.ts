@@ -8,6 +8,7 @@ import { ErrorResponse, errorResponses, ID_REGEX, type SubmitTaskBody } from '..
 import type { TaskEvent } from '../../contract/events.js';
 import type { Principal } from '../../auth/scopes.js';
 import type { StreamSlots } from './stream.js';
+import type { CredentialCloseReason } from '../stream-credentials.js';
 import { MODEL_TIERS, ModelRouteError, knownModels, llmNotConfiguredMessage, priceFor, resolveModel, tokenBudgetProblem, type LlmConfig, type ModelTier } from '../../config/llm.js';
 
 /** The model id that means "the default tier"; `taskgate-<tier>` picks a tier. */
@@ -43,6 +44,11 @@ export interface OpenAiRouteDeps {
   cancelTask(principal: Principal, taskId: string, reason: string, req: FastifyRequest): Promise<void>;
   /** The per-principal stream cap a `stream: true` call takes a slot of (the stream routes' own); none: uncapped. */
   streamSlots?: StreamSlots;
+  /**
+   * Watches the call's credential while it waits for its task, as the stream routes watch theirs
+   * (StreamCredentials.watch): `close` once it is revoked or expires. None: not watched.
+   */
+  watchCredentials?(p: Principal, requestStartMs: number, close: (reason: CredentialCloseReason) => void): () => void;
   /** Defaults to req.principal, set by the app's auth hook (routes declare their scope). */
   authenticate?: (req: FastifyRequest) => Promise<Principal>;
   /** Unix seconds reported as `created` of models. Default: when the plugin was built. */
@@ -407,7 +413,17 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       // a client that goes away cancels its task
       const gone = new AbortController();
       let finished = false;
+      // so does a credential revoked or expired while the call waits: the call ends as the stream
+      // routes end theirs (a stream does not go on serving a key no request may use any more)
+      let lost: OpenAiError | undefined;
+      const unwatch = deps.watchCredentials?.(principal, Date.now() - reply.elapsedTime, (reason) => {
+        lost = new OpenAiError(401, `The credential of this call ${reason === 'revoked' ? 'was revoked' : 'expired'}: the call is ended and its task cancelled`, 'authentication_error', 'invalid_api_key');
+        if (!finished) void deps.cancelTask(principal, taskId, `credential ${reason}`, req).catch(() => undefined);
+        finished = true;
+        gone.abort();
+      });
       reply.raw.on('close', () => {
+        unwatch?.();
         release?.();
         gone.abort();
         if (!finished) void deps.cancelTask(principal, taskId, 'client disconnected', req).catch(() => undefined);
@@ -427,6 +443,7 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
         } finally {
           if (idleMs) socket.setTimeout(idleMs);
         }
+        if (lost) throw lost;
         const view = await deps.getTask(principal, taskId);
         finished = true;
         if (view?.status !== 'COMPLETED') throw failureOf(view);
@@ -453,6 +470,10 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
           if (event.type === 'LLM_OUTPUT') finishReason = finishReasonOf(event.payload);
           const content = answer.push(event);
           if (content) res.write(chunk({ content }));
+        }
+        if (lost) {
+          res.write(`data: ${JSON.stringify(toOpenAiError(lost).body)}\n\n`);
+          return;
         }
         if (gone.signal.aborted) return;
         const view = await deps.getTask(principal, taskId);

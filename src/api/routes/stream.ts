@@ -20,11 +20,9 @@ import { tasksGet } from '../../storage/queries/tasks.js';
 import type { Metrics } from '../metrics.js';
 import { principalKey } from '../../auth/connection-limiter.js';
 import type { Principal } from '../../auth/scopes.js';
-import type { Signals } from '../../events/signals.js';
-import { apiKeysStates } from '../../storage/queries/tenants.js';
 import { envelope } from '../errors.js';
 import { SseSink, WsSink, type StreamSink } from '../stream-sinks.js';
-import { StreamCredentials, type CredentialCloseReason } from '../stream-credentials.js';
+import type { StreamCredentials, CredentialCloseReason } from '../stream-credentials.js';
 
 /** Reconnect delay suggested to SSE clients when the server shuts down. */
 export const SHUTDOWN_RETRY_MS = 1_000;
@@ -37,8 +35,8 @@ export interface StreamDeps {
   metrics: Metrics;
   /** Per-principal cap (src/auth/connection-limiter.ts). */
   limiter: { acquire(key: string): (() => void) | undefined };
-  /** Credentials hints: an open stream whose API key is revoked is closed. */
-  signals: Pick<Signals, 'onCredentials'>;
+  /** The credentials of open streams (one per process, shared with the chat route's calls): a revoked or expired one closes its streams. */
+  credentials: StreamCredentials;
 }
 
 /**
@@ -74,10 +72,6 @@ export interface StreamOptions {
   stallMs: number;
   /** Concurrent streams per principal (the limiter's cap, for the 429 message). */
   maxPerPrincipal: number;
-  /** How long past `exp` a JWT is still accepted (TASKGATE_JWT_CLOCK_SKEW_S): its streams close then. */
-  jwtClockToleranceMs?: number;
-  /** Re-read the API keys of open streams this often (default CREDENTIAL_SWEEP_MS, 30 s). */
-  credentialSweepMs?: number;
 }
 
 const StreamQuery = Type.Object(
@@ -270,7 +264,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
   const { pingIntervalMs: pingMs, maxBufferedBytes: maxBytes, stallMs } = opts;
   const active = new Set<EventStream>();
   let pinger: NodeJS.Timeout | undefined;
-  let credentials: StreamCredentials | undefined;
+  const credentials = deps.credentials;
 
   const closeMessages: Record<CredentialCloseReason, string> = {
     revoked: 'The credential of this stream was revoked: the stream is closed',
@@ -284,11 +278,11 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
     active.add(stream);
     deps.metrics.streamClients.inc();
     // authorised once, at connect: closed when its credential is revoked or expires
-    const unwatch = credentials?.watch(req.principal, plan.requestStartMs, (reason) => {
+    const unwatch = credentials.watch(req.principal, plan.requestStartMs, (reason) => {
       req.log.info({ workflow_id: taskId, subject: req.principal.subjectId, reason }, 'stream closed: its credential is no longer valid');
       stream.sink.unauthorized(envelope('UNAUTHORIZED', closeMessages[reason], String(req.id), { reason }));
     });
-    if (unwatch) stream.sink.onClose(unwatch);
+    stream.sink.onClose(unwatch);
     pinger ??= setInterval(() => {
       for (const s of active) s.sink.ping();
     }, pingMs).unref();
@@ -336,7 +330,7 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
      * close is cut after 2 s).
      */
     const shutdown = (done: () => void): void => {
-      credentials?.stop();
+      credentials.stop();
       for (const s of [...active]) s.sink.shutdown(SHUTDOWN_RETRY_MS);
       if (pinger) clearInterval(pinger);
       pinger = undefined;
@@ -349,13 +343,6 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
       app.websocketServer.close(() => done());
     };
     await app.register(websocket, { options: { maxPayload: 4096 }, preClose: (done) => shutdown(done), errorHandler: socketError });
-    credentials = new StreamCredentials({
-      lookup: (ids) => apiKeysStates(deps.db, ids),
-      onCredentials: (fn) => deps.signals.onCredentials(fn),
-      jwtGraceMs: opts.jwtClockToleranceMs,
-      sweepMs: opts.credentialSweepMs,
-      onError: (err) => app.log.warn({ err }, 'stream credentials: re-reading API keys failed (retried at the next hint or sweep)'),
-    });
     // @fastify/websocket hides every WebSocket route from the OpenAPI document; /stream/ws is part of
     // the API, so this scope's hook (which runs after the plugin's) shows it again
     app.addHook('onRoute', (route) => {

@@ -10,8 +10,7 @@ import {
 } from '../../contract/tasks.js';
 import { TASK_STATUSES, isTerminal, parseStatus, type TaskStatus } from '../../domain/lifecycle.js';
 import { tasksGet, tasksListPage, type NewTask, type TaskRow } from '../../storage/queries/tasks.js';
-import { tasksTransition, sql, type EventSpec, type Fence } from '../../storage/queries/transitions.js';
-import { approvalsCancelForEndedTask } from '../../storage/queries/approvals.js';
+import { sql } from '../../storage/queries/transitions.js';
 import { eventsList } from '../../storage/queries/events.js';
 import { toWireEvent } from '../../events/hub.js';
 import type { AppDeps } from '../deps.js';
@@ -20,6 +19,7 @@ import { assertAgentTaskRunnable } from './openai.js';
 import { SubmitBatcher } from '../submit-batcher.js';
 import type { IdempotencyHandle, StoredResponse } from '../idempotency.js';
 import { iso, taskListItem, taskView } from '../task-view.js';
+import { cancelTask, control } from '../task-control.js';
 
 export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -166,54 +166,6 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     return reply.code(307).header('location', `/api/v1/stream/sse?${qs.toString()}`).send();
   });
 
-  interface ControlPlan {
-    statuses: TaskStatus[];
-    /** The rest of the precondition the plan was read from, beyond the status. */
-    fence?: Pick<Fence, 'awaitingApprovalId' | 'pauseRequested' | 'cancelRequested' | 'leased'>;
-    set: Parameters<typeof tasksTransition>[2];
-    events: EventSpec[];
-    status: string;
-    message: string;
-    signal?: 'work' | 'control';
-  }
-  /** An answer that writes nothing: the request asks for what the task already has. */
-  interface ControlAnswer {
-    unchanged: true;
-    status: string;
-    message: string;
-  }
-
-  /**
-   * Applies the first control transition whose precondition holds; re-reads on a lost race. A plan
-   * that ends the task writes its pending approvals `cancelled` in the same transaction, after the
-   * task's row (the order a decision locks them in): a decision comes wholly before or after it.
-   */
-  async function control(tenantId: string, id: string, decide: (row: TaskRow) => ControlPlan | ControlAnswer) {
-    for (let i = 0; i < 5; i++) {
-      const row = await load(tenantId, id);
-      const plan = decide(row);
-      if ('unchanged' in plan) {
-        // the worker is told again: the first request's hint may not have reached it
-        deps.signals.control(id);
-        return { success: true, message: plan.message, task_id: id, status: plan.status };
-      }
-      const fence = { id, tenantId, statuses: plan.statuses, ...plan.fence };
-      const res = isTerminal(plan.status as TaskStatus)
-        ? await deps.db.transaction(async (tx) => {
-          const ended = await tasksTransition(tx, fence, plan.set, plan.events);
-          if (ended) await approvalsCancelForEndedTask(tx, id);
-          return ended;
-        })
-        : await tasksTransition(deps.db, fence, plan.set, plan.events);
-      if (!res) continue; // the task moved meanwhile: decide again
-      deps.hub.publish(res.events);
-      if (plan.signal === 'work') deps.signals.work();
-      if (plan.signal === 'control') deps.signals.control(id);
-      return { success: true, message: plan.message, task_id: id, status: plan.status };
-    }
-    throw new ApiError('CONFLICT', 'the task changed state repeatedly; try again');
-  }
-
   /** Control bodies are optional: a bare POST counts as `{}`. */
   const emptyBodyIsObject = async (req: { body: unknown }) => {
     if (req.body === undefined || req.body === null) req.body = {};
@@ -228,42 +180,14 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
   r.post('/api/v1/tasks/:id/cancel', { config: { scope: 'tasks:cancel', rateBudget: 'control' }, preValidation: emptyBodyIsObject, schema: controlSchema('Cancel a task', CancelBody) }, async (req, reply) => {
     const reason = req.body?.reason ?? null;
     const by = req.principal.userId;
-    const out = await control(req.principal.tenantId, req.params.id, (row) => {
-      if (isTerminal(row.status)) throw new ApiError('TASK_ALREADY_FINISHED', `task ${row.id} already finished with status ${row.status}`, { status: row.status });
-      const cancelled = (from: TaskStatus[], fence?: ControlPlan['fence']): ControlPlan => ({
-        statuses: from,
-        fence,
-        set: { status: 'CANCELLED', cancel_requested: true, cancel_reason: reason, cancelled_by: by, lease_owner: null, lease_expires_at: null, completed_at: sql('now()') },
-        events: [
-          { type: 'WORKFLOW_CANCELLED', message: reason ? `Task cancelled: ${reason}` : 'Task cancelled', payload: { reason, cancelled_by: by, forced: row.status === 'RUNNING' } },
-          { type: 'STREAM_END', message: 'Stream ended', payload: { status: 'CANCELLED' } },
-        ],
-        status: 'CANCELLED', message: 'Task cancelled', signal: 'control',
-      });
-      if (row.status === 'QUEUED' || row.status === 'PAUSED') return cancelled([row.status]);
-      // parked for an approval: no worker holds it, so it ends now (unless a decision requeued it meanwhile)
-      if (row.status === 'RUNNING' && row.awaiting_approval_id && !row.lease_owner) return cancelled(['RUNNING'], { awaitingApprovalId: row.awaiting_approval_id });
-      if (req.body?.force) return cancelled(['RUNNING']);
-      // asked already: still a 202 (a cancel is idempotent until the task ends), with no new event
-      if (row.cancel_requested) return { unchanged: true, status: row.status, message: 'Cancellation already requested; the running attempt is being stopped' };
-      return {
-        statuses: ['RUNNING'],
-        // as read: a cancel that came first makes this one the repeat above; and still leased — a
-        // task that parked for an approval meanwhile has no worker to tell, so it ends instead
-        fence: { cancelRequested: false, leased: true },
-        set: { cancel_requested: true, cancel_reason: reason, cancelled_by: by },
-        events: [{ type: 'WORKFLOW_CANCELLING', message: 'Cancellation requested', payload: { reason, cancelled_by: by } }],
-        // the answer's status is the task's (RUNNING until the attempt stops): CANCELLING is an event, not a status
-        status: 'RUNNING', message: 'Cancellation requested; the running attempt is being stopped', signal: 'control',
-      };
-    });
+    const out = await cancelTask(deps, req.principal.tenantId, req.params.id, { reason, by, force: req.body?.force === true });
     return reply.code(202).send(out);
   });
 
   r.post('/api/v1/tasks/:id/pause', { config: { scope: 'tasks:cancel', rateBudget: 'control' }, preValidation: emptyBodyIsObject, schema: controlSchema('Pause a task', ControlBody) }, async (req, reply) => {
     const reason = req.body?.reason ?? null;
     const by = req.principal.userId;
-    const out = await control(req.principal.tenantId, req.params.id, (row) => {
+    const out = await control(deps, req.principal.tenantId, req.params.id, (row) => {
       if (row.status === 'QUEUED') {
         return {
           statuses: ['QUEUED'],
@@ -301,7 +225,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
   r.post('/api/v1/tasks/:id/resume', { config: { scope: 'tasks:cancel', rateBudget: 'control' }, preValidation: emptyBodyIsObject, schema: controlSchema('Resume a paused task', ControlBody) }, async (req, reply) => {
     const by = req.principal.userId;
     const reason = req.body?.reason ?? null;
-    const out = await control(req.principal.tenantId, req.params.id, (row) => {
+    const out = await control(deps, req.principal.tenantId, req.params.id, (row) => {
       if (row.status === 'PAUSED') {
         return {
           statuses: ['PAUSED'],
