@@ -49,5 +49,12 @@ export const ApprovalView = Type.Object({
 });
 export type ApprovalView = Static<typeof ApprovalView>;
 
-export const ApprovalList = Type.Object({ approvals: Type.Array(ApprovalView), count: Type.Integer() });
+/** A page of approvals, newest request first: `count` is the page's length, `has_more` whether a page follows it. */
+export const ApprovalList = Type.Object({
+  approvals: Type.Array(ApprovalView),
+  count: Type.Integer(),
+  has_more: Type.Boolean(),
+  limit: Type.Integer(),
+  offset: Type.Integer(),
+});
 export type ApprovalList = Static<typeof ApprovalList>;

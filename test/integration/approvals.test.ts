@@ -107,6 +107,22 @@ describe('approvals', () => {
     expect((await waitForTask(fixture.server, id)).status).toBe('CANCELLED');
   });
 
+  it('pages: has_more says whether a page follows (count stays the page length), with limit and offset echoed', async () => {
+    const t = await newTenant(fixture.tdb.db);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(await submit({ task_definition_id: 'approval', input: { message: `page ${i}` } }, t.key));
+    for (const id of ids) await waitForApprovalEvent(id, t.key);
+    const page = async (q: string) => (await fixture.server.call('GET', `/api/v1/approvals?status=pending&${q}`, undefined, { key: t.key })).body;
+    const first = await page('limit=2');
+    expect(first).toMatchObject({ count: 2, has_more: true, limit: 2, offset: 0 });
+    const second = await page('limit=2&offset=2');
+    expect(second).toMatchObject({ count: 1, has_more: false, limit: 2, offset: 2 });
+    expect(await page('limit=3')).toMatchObject({ count: 3, has_more: false });
+    // newest request first, each approval on one page only
+    expect([...first.approvals, ...second.approvals].map((a: any) => a.workflow_id).sort()).toEqual([...ids].sort());
+    for (const id of ids) await fixture.server.call('POST', `/api/v1/tasks/${id}/cancel`, {}, { key: t.key });
+  });
+
   it("a task's end cancels its undecided approval: no longer pending, listed as cancelled, a decision is 409", async () => {
     const t = await newTenant(fixture.tdb.db, ['admin']);
     const id = await submit({ task_definition_id: 'approval', input: { message: 'still needed?' } }, t.key);

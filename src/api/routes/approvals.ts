@@ -68,7 +68,11 @@ export async function approvalRoutes(app: FastifyInstance, deps: AppDeps): Promi
     config: { scope: 'tasks:read' },
     schema: { tags: ['approvals'], summary: "List the tenant's approvals (status=pending for those waiting)", querystring: ApprovalListQuery, response: { 200: ApprovalList, ...errorResponses('GET', 'scope', [400]) } },
   }, async (req) => {
-    const rows = await approvalsList(deps.db, { tenantId: req.principal.tenantId, status: req.query.status, limit: req.query.limit ?? 50, offset: req.query.offset ?? 0 });
-    return { approvals: rows.map(approvalView), count: rows.length };
+    const limit = req.query.limit ?? 50;
+    const offset = req.query.offset ?? 0;
+    // one row past the page says whether there is a next one, without counting them all
+    const rows = await approvalsList(deps.db, { tenantId: req.principal.tenantId, status: req.query.status, limit: limit + 1, offset });
+    const page = rows.slice(0, limit);
+    return { approvals: page.map(approvalView), count: page.length, has_more: rows.length > limit, limit, offset };
   });
 }
