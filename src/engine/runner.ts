@@ -303,7 +303,7 @@ export class Runner {
     if (kind === 'lease_lost' || (o.error instanceof LeaseLost)) return; // someone else owns the task now
     // shutting down: a claim window still open leaves the task as it found it (nothing to write)
     if (kind === 'shutdown') return active.gate?.giveBack() ? undefined : this.#release(task, active, (o.error as Error | undefined)?.message);
-    if (kind === 'pause') return this.#pause(task, active);
+    if (kind === 'pause') return this.#pause(task, active, o.error);
     if (kind === 'suspend') return this.#suspend(task, active, active.awaitingApprovalId!);
 
     let outcome: AttemptOutcome;
@@ -345,7 +345,8 @@ export class Runner {
       const retried = await this.#transition(
         task,
         active,
-        { status: 'QUEUED', lease_owner: null, lease_expires_at: null, error: errorText, run_at: sql(nowPlusMsSql(String(delay))) },
+        // what the attempt spent shows while the task waits (and stays if it is cancelled meanwhile)
+        { status: 'QUEUED', lease_owner: null, lease_expires_at: null, error: errorText, run_at: sql(nowPlusMsSql(String(delay))), ...spentOf(o.error) },
         [failed, { type: 'RETRYING', message: `retrying in ${delay} ms (attempt ${task.attempt + 1} of ${task.max_attempts})`, payload: { attempt: task.attempt, next_attempt: task.attempt + 1, delay_ms: delay } }],
         { cancelRequested: false, pauseRequested: false },
       );
@@ -399,7 +400,7 @@ export class Runner {
    */
   async #stopInsteadOfRetry(task: ClaimedTask, active: ActiveAttempt, failed: EventSpec, errorText: string | null, delay: number, err: unknown): Promise<void> {
     await this.#stopAsRequested(task, active, [failed], {
-      cancelled: spentOf(err), paused: { error: errorText, run_at: sql(nowPlusMsSql(String(delay))) },
+      cancelled: spentOf(err), paused: { error: errorText, run_at: sql(nowPlusMsSql(String(delay))), ...spentOf(err) },
     });
   }
 
@@ -440,9 +441,13 @@ export class Runner {
     return paused;
   }
 
-  /** #stopAsRequested for an attempt that stopped without failing: paused, it is not counted. */
-  #stopGivingBack(task: ClaimedTask, active: ActiveAttempt): Promise<boolean> {
-    return this.#stopAsRequested(task, active, [], { paused: { attempt: task.attempt - 1 } });
+  /**
+   * #stopAsRequested for an attempt that stopped without failing: paused, it is not counted. What
+   * it spent (`err`'s usage, withUsage) is written either way: a paused task shows it, and keeps
+   * it if it is cancelled while paused.
+   */
+  #stopGivingBack(task: ClaimedTask, active: ActiveAttempt, err?: unknown): Promise<boolean> {
+    return this.#stopAsRequested(task, active, [], { cancelled: spentOf(err), paused: { attempt: task.attempt - 1, ...spentOf(err) } });
   }
 
   /** Shutdown: give the task back without counting the attempt (or stop it as requested). */
@@ -490,13 +495,13 @@ export class Runner {
    * attempt stopped for it (a resume while RUNNING) leaves nothing to pause: the task goes back to
    * the queue instead, this attempt not counted, and continues from its finished steps.
    */
-  async #pause(task: ClaimedTask, active: ActiveAttempt): Promise<void> {
+  async #pause(task: ClaimedTask, active: ActiveAttempt, err: unknown): Promise<void> {
     // a cancel that came after the pause was carried out (the first abort wins) still counts
-    if (await this.#stopGivingBack(task, active)) return;
+    if (await this.#stopGivingBack(task, active, err)) return;
     const requeued = await this.#transition(
       task,
       active,
-      { status: 'QUEUED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, run_at: sql('now()') },
+      { status: 'QUEUED', lease_owner: null, lease_expires_at: null, attempt: task.attempt - 1, run_at: sql('now()'), ...spentOf(err) },
       // said, or the log shows two starts of one attempt with nothing between them
       [{ type: 'WARNING', message: 'pause withdrawn after the attempt stopped for it; task back in the queue', payload: { reason: 'pause_withdrawn', attempt: task.attempt } }],
       NOTHING_REQUESTED,

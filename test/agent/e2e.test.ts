@@ -225,6 +225,21 @@ describe('agent tasks over HTTP', () => {
     expect(retry.payload).toMatchObject({ delayMs: 1000, provider: 'openai' });
   });
 
+  it('a task waiting for its retry shows what its attempt spent, and keeps it when cancelled (the session was charged)', async () => {
+    fx.oai.script(
+      { kind: 'tool_calls', calls: [{ name: 'calculator', arguments: { expression: '6*7' } }], usage: { prompt_tokens: 20, completion_tokens: 10 } },
+      { kind: 'error', status: 429, headers: { 'retry-after': '600' }, type: 'rate_limit_error' },
+    );
+    const { task_id, session_id } = await submit({ query: 'compute, then wait for the provider', mode: 'standard' });
+    const waiting = await waitForTask(fx.server, task_id, (t) => t.status === 'QUEUED' && t.attempts === 1);
+    expect(waiting.usage).toMatchObject({ input_tokens: 20, output_tokens: 10, total_tokens: 30 });
+    expect((await fx.server.call('POST', `/api/v1/tasks/${task_id}/cancel`, {})).status).toBe(202);
+    const task = await waitForTask(fx.server, task_id);
+    expect([task.status, task.usage?.total_tokens]).toEqual(['CANCELLED', 30]);
+    const { rows } = await fx.tdb.db.query<{ tokens_used: string }>('SELECT tokens_used::text FROM sessions WHERE id = $1', [session_id]);
+    expect(rows[0]!.tokens_used).toBe('30');
+  });
+
   it('cancelling mid-stream closes the upstream connection and ends CANCELLED', async () => {
     fx.oai.script({ kind: 'text', text: 'a b c d', pauseAfter: 1, resume: new Promise<void>(() => undefined) });
     const { task_id } = await submit({ query: 'long', mode: 'simple' });
