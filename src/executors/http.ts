@@ -6,6 +6,14 @@
 import { httpCall } from './http-client.js';
 import { PermanentError, RetryAfterError, type Executor, type TaskDefinition } from './types.js';
 
+
+/** `text` with IPv4 and IPv6 addresses (and a port after one) replaced: a socket error names the address it tried. */
+export function hideAddresses(text: string): string {
+  return text
+    .replace(/(?<![\w:])\[?(?:[0-9a-f]*:){2,}[0-9a-f.]*(?:%[\w.]+)?\]?(?::\d{1,5})?/gi, "the definition's address")
+    .replace(/\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b/g, "the definition's address");
+}
+
 export interface HttpExecutorOptions {
   timeoutMs: number;
   maxResponseBytes: number;
@@ -64,8 +72,9 @@ export function createHttpExecutor(opts: HttpExecutorOptions): Executor {
           timeoutMs,
           maxResponseBytes: opts.maxResponseBytes, allowList: opts.allowList, signal: ctx.signal,
         }).catch((err: unknown) => {
-          // nor its host ("refusing to call …", "cannot resolve host …", a socket error's name)
-          if (config && err instanceof Error) err.message = err.message.split(new URL(url).hostname).join("the definition's host");
+          // nor its host ("refusing to call …", "cannot resolve host …", a socket error's name),
+          // nor the address it resolved to ("connect ECONNREFUSED 10.1.2.3:8443")
+          if (config && err instanceof Error) err.message = hideAddresses(err.message.split(new URL(url).hostname).join("the definition's host"));
           throw err;
         });
         if (r.status === 429 || r.status >= 500) {

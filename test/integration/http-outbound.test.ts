@@ -74,6 +74,16 @@ describe('a configured definition whose url a placeholder made invalid', () => {
       expect(text).not.toContain('internal-billing');
       expect(text).not.toContain('10.0.0.1');
     }
+    // nor the address a socket error quotes (allow-listed, nothing listening)
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    await putDefinition(key, 'closed', { url: `http://localhost:${port}/private` });
+    const refusedConnection = await runAs(key, { task_definition_id: 'closed', input: {} });
+    expect(refusedConnection.task.status).toBe('FAILED');
+    expect(refusedConnection.task.error).toMatch(/ECONNREFUSED the definition's address/);
+    expect(JSON.stringify(refusedConnection)).not.toContain(String(port));
   });
 });
 

@@ -149,3 +149,19 @@ describe('schemas and registry', () => {
     expect(r.get('t', 'ok')).toMatchObject({ name: 'ok', version: '1.0.0', input_schema: {} });
   });
 });
+
+describe("hideAddresses: a configured http definition's errors name no address", () => {
+  it('replaces IPv4 and IPv6 addresses with their ports, and nothing else', async () => {
+    const { hideAddresses } = await import('../../src/executors/http.js');
+    const cases: [string, string][] = [
+      ['connect ECONNREFUSED 127.0.0.1:19209', "connect ECONNREFUSED the definition's address"],
+      ['connect ECONNREFUSED ::1:8080', "connect ECONNREFUSED the definition's address"],
+      ['connect ETIMEDOUT 2001:db8::5:443', "connect ETIMEDOUT the definition's address"],
+      ['connect ECONNREFUSED [::ffff:10.0.0.1]:80', "connect ECONNREFUSED the definition's address"],
+      ['connect EHOSTUNREACH fe80::1%eth0', "connect EHOSTUNREACH the definition's address"],
+      ['upstream answered 503', 'upstream answered 503'],
+      ['read ECONNRESET at 12:30', 'read ECONNRESET at 12:30'],
+    ];
+    for (const [text, shown] of cases) expect(hideAddresses(text), text).toBe(shown);
+  });
+});
