@@ -319,8 +319,11 @@ export class Runner {
       errorText = errorMessage(o.error);
       if (o.error instanceof RetryAfterError) retryAfterMs = retryAfterDelay(o.error.delayMs);
     } else {
-      const unstorable = unstorableResult(o.result!);
-      const violation = unstorable || !def || task.kind !== 'definition' ? undefined : this.#d.registry.validateOutput(def, o.result!.output);
+      const stored = asStored(o.result!);
+      const unstorable = 'problem' in stored ? stored.problem : undefined;
+      // the output as it will be stored (toJSON applied, a Date a string, a function null) is what
+      // its schema describes: checked as returned, a toJSON could store what the schema refuses
+      const violation = 'problem' in stored || !def || task.kind !== 'definition' ? undefined : this.#d.registry.validateOutput(def, stored.output);
       if (unstorable) {
         // a cycle or a BigInt: the completion's statement would throw, for the whole batch it is in
         outcome = { kind: 'failed', permanent: true };
@@ -529,24 +532,24 @@ function cancelledEvents(task: ClaimedTask): EventSpec[] {
 export const MAX_OUTPUT_CHARS = 16 * 1024 * 1024;
 
 /**
- * Why an executor's result cannot be written, or undefined: JSON cannot hold it (a cycle, a
- * BigInt, a throwing toJSON — or Infinity/NaN, which JSON.stringify would silently write as null:
- * an order total of 1e308 × 2 completed as `"total": null`), or it is over MAX_OUTPUT_CHARS (a
- * 57 MB correlation matrix ran PGlite out of memory). Serializes what the completion will:
- * outputs are small next to the attempt's work.
+ * An executor's output as it will be stored (read back from its JSON), or why the result cannot
+ * be written: JSON cannot hold it (a cycle, a BigInt, a throwing toJSON — or Infinity/NaN, which
+ * JSON.stringify would silently write as null: an order total of 1e308 × 2 completed as
+ * `"total": null`), or it is over MAX_OUTPUT_CHARS (a 57 MB correlation matrix ran PGlite out of
+ * memory). Serializes what the completion will: outputs are small next to the attempt's work.
  */
-function unstorableResult(r: ExecutionResult): string | undefined {
+function asStored(r: ExecutionResult): { problem: string } | { output: unknown } {
   const result = [r.output, r.usage, r.metadata];
-  let chars: number;
+  let text: string;
   try {
-    const text = JSON.stringify(result);
+    text = JSON.stringify(result);
     // a non-finite number shows as null: only then is the result walked again to look for one
     if (text.includes('null')) JSON.stringify(result, finiteNumbers);
-    chars = text.length;
   } catch (err) {
-    return `output cannot be stored as JSON: ${errorMessage(err)}`;
+    return { problem: `output cannot be stored as JSON: ${errorMessage(err)}` };
   }
-  return chars > MAX_OUTPUT_CHARS ? `output is ${chars} characters as JSON, over the limit of ${MAX_OUTPUT_CHARS}` : undefined;
+  if (text.length > MAX_OUTPUT_CHARS) return { problem: `output is ${text.length} characters as JSON, over the limit of ${MAX_OUTPUT_CHARS}` };
+  return { output: (JSON.parse(text) as unknown[])[0] ?? null };
 }
 
 function finiteNumbers(key: string, value: unknown): unknown {

@@ -64,8 +64,14 @@ const stubborn: TaskDefinition = {
 
 const badOutput: TaskDefinition = {
   id: 'test-bad-output', name: 'bad output', description: '', version: '1', kind: 'function',
-  input_schema: { type: 'object' }, output_schema: { type: 'object', required: ['total'] },
-  handler: () => ({ nope: true }),
+  input_schema: { type: 'object', properties: { how: { enum: ['plain', 'toJSON', 'date'] } } },
+  output_schema: { type: 'object', required: ['total'], properties: { total: { type: 'number' }, at: { type: 'string' } } },
+  handler: (input: { how?: string }) => {
+    // checked as stored: a toJSON that drops `total` fails; a Date (stored as a string) passes
+    if (input.how === 'toJSON') return { total: 1, toJSON: () => ({ nope: true }) };
+    if (input.how === 'date') return { total: 2, at: new Date(0) };
+    return { nope: true };
+  },
 };
 
 // a handler that throws undefined (or a value whose message cannot be read): it failed all the same
@@ -295,11 +301,13 @@ describe('engine', () => {
     }
   });
 
-  it('fails a task whose output does not match its output_schema', async () => {
-    const id = await submit({ task_definition_id: 'test-bad-output', input: {} });
-    const t = await waitForTask(fixture.server, id);
-    expect(t.status).toBe('FAILED');
-    expect(t.error).toContain('output_schema');
+  it('fails a task whose output does not match its output_schema — as it would be stored (toJSON applied, a Date a string)', async () => {
+    for (const how of ['plain', 'toJSON']) {
+      const t = await waitForTask(fixture.server, await submit({ task_definition_id: 'test-bad-output', input: { how } }));
+      expect([t.status, t.error], how).toEqual(['FAILED', expect.stringContaining('output_schema')]);
+    }
+    const dated = await waitForTask(fixture.server, await submit({ task_definition_id: 'test-bad-output', input: { how: 'date' } }));
+    expect([dated.status, dated.output]).toEqual(['COMPLETED', { total: 2, at: '1970-01-01T00:00:00.000Z' }]);
   });
 
   it('fails a task whose handler throws undefined, or an error whose message cannot be read, at once (was: RUNNING until its lease expired)', async () => {
