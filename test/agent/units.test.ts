@@ -106,3 +106,18 @@ describe('usage and parsing', () => {
     expect(htmlToText('<html><style>x{}</style><h1>T&amp;C</h1><script>evil()</script><p>a&nbsp;b</p></html>')).toBe('T&C a b');
   });
 });
+
+describe('clip', () => {
+  it('keeps text within maxChars, its truncation marker included, and never splits a surrogate pair', async () => {
+    const { clip } = await import('../../src/executors/agent/tools/types.js');
+    expect(clip('short', 10)).toBe('short');
+    for (const n of [4_001, 10_000, 3_145_728]) {
+      const out = clip('x'.repeat(n), 4_000);
+      expect(out.length, String(n)).toBeLessThanOrEqual(4_000);
+      expect(out).toMatch(new RegExp(`\\n…\\[truncated ${n - out.indexOf('\n')} characters\\]$`));
+    }
+    const emoji = clip('😀'.repeat(3_000), 4_000);
+    expect(emoji.length).toBeLessThanOrEqual(4_000);
+    expect(emoji).not.toMatch(/[\uD800-\uDBFF]\n/);
+  });
+});

@@ -30,5 +30,10 @@ export class ToolError extends Error {
 
 /** Truncates tool output the model reads back, in characters. */
 export function clip(text: string, maxChars: number): string {
-  return text.length <= maxChars ? text : `${text.slice(0, maxChars)}\n…[truncated ${text.length - maxChars} characters]`;
+  if (text.length <= maxChars) return text;
+  // the marker counts: at most maxChars in all (a 4,000-character event message was 4,032)
+  const marker = (cut: number) => `\n…[truncated ${cut} characters]`;
+  let keep = Math.max(0, maxChars - marker(text.length).length);
+  if (text.charCodeAt(keep - 1) >= 0xd800 && text.charCodeAt(keep - 1) < 0xdc00) keep--; // not half a surrogate pair
+  return `${text.slice(0, keep)}${marker(text.length - keep)}`.slice(0, maxChars);
 }
