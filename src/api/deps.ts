@@ -30,6 +30,8 @@ export interface DefinitionCatalog {
   /** get(), but a miss looks in the database (a definition created on another process a moment ago). */
   getFresh(tenantId: string, id: string): Promise<DefinitionView | undefined>;
   list(tenantId: string): DefinitionView[];
+  /** Shipped or --tasks-dir (every tenant has it), not a tenant's own. */
+  isBuiltIn(id: string): boolean;
   validateInput(def: DefinitionView, input: unknown): { path: string; reason: string } | undefined;
   hasExecutor(kind: string): boolean;
 }

@@ -104,6 +104,14 @@ describe('seed 004 compatibility routes', () => {
     const mine = await fixture.server.call('POST', '/api/v1/task', { type: 'sms', args: { to: '+1555' } });
     expect(mine.status).toBe(400);
     expect(mine.body.errors[0]).not.toMatch(/\bsms\b/);
+    // the tenant's own ids are named only to a key that may list its definitions
+    const submitter = await fixture.server.call('POST', '/api/v1/auth/api-keys', { name: 'submit-only', scopes: ['tasks:execute'] }, { key: other.key });
+    expect(submitter.status, submitter.text).toBe(201);
+    const unnamed = await fixture.server.call('POST', '/api/v1/task', { type: 'mms', args: {} }, { key: submitter.body.key });
+    expect(unnamed.status).toBe(400);
+    expect(unnamed.body.errors[0]).toContain('noop');
+    expect(unnamed.body.errors[0]).not.toMatch(/\bsms\b/);
+    expect((await fixture.server.call('POST', '/api/v1/task', { type: 'mms', args: {} }, { key: other.key })).body.errors[0]).toMatch(/\bsms\b/);
     // the canonical route keeps its 404 for an unknown task_definition_id
     const canonical = await fixture.server.call('POST', '/api/v1/tasks', { task_definition_id: 'sms', input: {} });
     expect(canonical.status).toBe(404);

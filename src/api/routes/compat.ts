@@ -11,6 +11,7 @@ import { enumValuesOf, mustBeOneOf, type ValidationIssue } from '../errors.js';
 import type { Queryable } from '../../storage/db.js';
 import type { DefinitionCatalog } from '../deps.js';
 import { eventsLatestStepProgress } from '../../storage/queries/events.js';
+import { hasScope } from '../../auth/scopes.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -125,7 +126,7 @@ function relayError(reply: FastifyReply, status: number, body: Envelope, taskId?
   return reply.code(code).send(errorBody(code === 400 && errors ? 'Request validation failed' : e?.message ?? 'Request failed', taskId, errors));
 }
 
-export async function compatRoutes(app: FastifyInstance, deps: { db: Queryable; catalog: Pick<DefinitionCatalog, 'list'> }): Promise<void> {
+export async function compatRoutes(app: FastifyInstance, deps: { db: Queryable; catalog: Pick<DefinitionCatalog, 'list' | 'isBuiltIn'> }): Promise<void> {
   // the response schemas document seed 004's bodies; the bodies are sent as built, key order
   // included (a schema serializer would put an error's optional task_id after its timestamp)
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
@@ -178,7 +179,12 @@ export async function compatRoutes(app: FastifyInstance, deps: { db: Queryable; 
     relayLimits(reply, res);
     const out = res.json() as Envelope & { task_id?: string; created_at?: string };
     // the only 404 of a submit: no definition by that id for this tenant
-    if (res.statusCode === 404 && out.error?.code === 'NOT_FOUND') return unknownType(reply, deps.catalog.list(req.principal.tenantId).map((d) => d.id));
+    // the tenant's own ids are named to a key that may list them (tasks:definitions:list); to
+    // another, only the shipped ones every tenant has
+    if (res.statusCode === 404 && out.error?.code === 'NOT_FOUND') {
+      const mayList = hasScope(req.principal.scopes, 'tasks:definitions:list');
+      return unknownType(reply, deps.catalog.list(req.principal.tenantId).filter((d) => mayList || deps.catalog.isBuiltIn(d.id)).map((d) => d.id));
+    }
     if (res.statusCode !== 200) return relayError(reply, res.statusCode, out);
     // seed 004's body has no delay: the task is runnable from its creation (a second request here
     // to read run_at cost ~3× the throughput under load: 1.9k vs 5.6k req/s at 128 connections)
