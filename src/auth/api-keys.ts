@@ -37,7 +37,7 @@ export function generateKey(): string {
 
 export async function createApiKey(
   db: Queryable,
-  p: { tenantId: string; userId: string; name: string; scopes: string[]; expiresAt: Date | null; key?: string },
+  p: { tenantId: string; userId: string; name: string; scopes: string[]; expiresAt: Date | null; key?: string; createdBy?: string },
 ): Promise<{ key: string; row: ApiKeyRow }> {
   const key = p.key ?? generateKey();
   const row = await apiKeysInsert(db, {
@@ -49,6 +49,7 @@ export async function createApiKey(
     key_hash: hashKey(key),
     scopes: p.scopes,
     expires_at: p.expiresAt,
+    created_by: p.createdBy ?? null,
   });
   return { key, row };
 }

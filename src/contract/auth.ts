@@ -55,6 +55,8 @@ export const ApiKeyView = Type.Object({
   created_at: Type.String(),
   expires_at: Nullable(Type.String()),
   revoked_at: Nullable(Type.String()),
+  /** The creating credential's subject (an API key's id, a JWT's sub); null for the bootstrap key and keys older than the field. */
+  created_by: Nullable(Type.String()),
 });
 export type ApiKeyView = Static<typeof ApiKeyView>;
 

@@ -52,6 +52,11 @@ export async function startTestServer(db: Db, env: Record<string, string> = {}, 
   const config: Config = { ...loaded, ...opts.config };
   const server = await startServer(config, { db, logger: createLogger(config.logLevel) });
   for (const def of opts.definitions ?? []) server.registry.addDefinition(def, 'test');
+  return withCalls(server);
+}
+
+/** `server` with the tests' call() and submit(). */
+function withCalls(server: Server): TestServer {
   const call: TestServer['call'] = async (method, path, body, o = {}) => {
     const headers: Record<string, string> = { ...(o.headers ?? {}) };
     const key = o.key === undefined ? ADMIN_KEY : o.key;
@@ -152,7 +157,7 @@ export async function until(check: () => Promise<boolean> | boolean, what: strin
  */
 export async function serverWithLogs(
   db: Db, env: Record<string, string>, flags: Record<string, string | boolean> = {},
-): Promise<{ server: Server; logs: () => string; entries: () => Record<string, unknown>[] }> {
+): Promise<{ server: TestServer; logs: () => string; entries: () => Record<string, unknown>[] }> {
   const lines: string[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {
@@ -164,6 +169,6 @@ export async function serverWithLogs(
     TASKGATE_ADMIN_KEY: ADMIN_KEY, PORT: '0', TASKGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'taskgate-logs-')), TASKGATE_ROLE: 'api',
     TASKGATE_RATE_LIMIT_PER_MIN: '0', ...env,
   });
-  const server = await startServer(config, { db, logger: createLogger(config.logLevel, sink) });
+  const server = withCalls(await startServer(config, { db, logger: createLogger(config.logLevel, sink) }));
   return { server, logs: () => lines.join(''), entries: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }

@@ -10,7 +10,7 @@ import { SignJWT } from 'jose';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTestDb, type TestDb } from '../helpers/db.js';
-import { ADMIN_KEY, newTenant, startTestServer, type TestServer } from '../helpers/server.js';
+import { ADMIN_KEY, newTenant, serverWithLogs, startTestServer, type TestServer } from '../helpers/server.js';
 import { createApiKey, hashKey } from '../../src/auth/api-keys.js';
 import { TaskgateClient, TaskgateError } from '../../src/sdk/index.js';
 import { runCli } from '../helpers/cli.js';
@@ -94,6 +94,34 @@ describe('API keys', () => {
 
     const me = await server.call('GET', '/api/v1/auth/me', undefined, { key });
     expect(me.body).toMatchObject({ subject: id, scopes: ['tasks:read', 'tasks:list'] });
+  });
+
+  it('records which credential created a key (created_by), and logs key and tenant changes with who made them', async () => {
+    const { server: logged, entries } = await serverWithLogs(tdb.db, {});
+    try {
+      const admin = (await logged.call('GET', '/api/v1/auth/me')).body.subject as string;
+      const manager = await logged.call('POST', '/api/v1/auth/api-keys', { name: 'manager', scopes: ['keys:manage', 'tasks:read'] });
+      expect(manager.body.created_by).toBe(admin);
+      const child = await logged.call('POST', '/api/v1/auth/api-keys', { name: 'child', scopes: ['tasks:read'] }, { key: manager.body.key });
+      expect(child.status, child.text).toBe(201);
+      expect(child.body.created_by).toBe(manager.body.id);
+      const listed = (await logged.call('GET', '/api/v1/auth/api-keys?limit=100')).body.api_keys as { id: string; created_by: string | null }[];
+      // an operator revoking the manager finds what it minted
+      expect(listed.filter((k) => k.created_by === manager.body.id).map((k) => k.id)).toEqual([child.body.id]);
+      expect((await logged.call('DELETE', `/api/v1/auth/api-keys/${child.body.id}`, undefined, { key: manager.body.key })).status).toBe(204);
+      const tenant = await logged.call('POST', '/api/v1/admin/tenants', { name: 'audited' });
+      expect(tenant.status).toBe(201);
+      const audit = entries().filter((e) => e.audit === true).map((e) => [e.msg, e.by, e.key_id ?? e.target_tenant_id]);
+      expect(audit).toEqual([
+        ['api key created', admin, manager.body.id],
+        ['api key created', manager.body.id, child.body.id],
+        ['api key revoked', manager.body.id, child.body.id],
+        ['tenant created', admin, tenant.body.tenant_id],
+      ]);
+      expect(JSON.stringify(entries())).not.toContain(child.body.key);
+    } finally {
+      await logged.close();
+    }
   });
 
   it('a new key holds only what it was given: other routes answer 403 naming the scope', async () => {

@@ -14,6 +14,7 @@ import { hasScope, type Principal } from '../../auth/scopes.js';
 import { newTenantId } from '../../domain/ids.js';
 import { tenantsCount, tenantsGet, tenantsInsert, tenantsList, tenantsUpdate, type TenantRow } from '../../storage/queries/tenants.js';
 import type { AppDeps } from '../deps.js';
+import { auditLog } from '../audit.js';
 import { checkGrant, keyView } from './auth-keys.js';
 
 export const SYSTEM_TENANT_ID = DEFAULT_TENANT_ID;
@@ -51,6 +52,7 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
     });
     // workers keep which tenants are capped (engine/worker.ts): tell them now, not at a later poll
     if (row.max_running !== null) deps.signals.tenant(row.id);
+    auditLog(req, 'tenant created', { target_tenant_id: row.id, name: row.name, rate_limit: row.rate_limit, max_running: row.max_running });
     return reply.code(201).send(tenantView(row));
   });
 
@@ -86,6 +88,7 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
     if (!row) throw new ApiError('NOT_FOUND', `tenant ${req.params.id} not found`);
     if (req.body.max_running !== undefined) deps.signals.tenant(row.id); // workers keep the capped tenants
     if (req.body.rate_limit !== undefined) deps.signals.credentials('*'); // cached principals carry the rate limit
+    auditLog(req, 'tenant changed', { target_tenant_id: row.id, changed: Object.keys(req.body) });
     return tenantView(row);
   });
 
@@ -97,8 +100,9 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
     if (!(await tenantsGet(deps.db, req.params.id))) throw new ApiError('NOT_FOUND', `tenant ${req.params.id} not found`);
     const expiresAt = checkGrant(req.principal, req.body.scopes, req.body.expires_at);
     const { key, row } = await createApiKey(deps.db, {
-      tenantId: req.params.id, userId: req.body.user_id ?? 'admin', name: req.body.name.trim(), scopes: req.body.scopes, expiresAt,
+      tenantId: req.params.id, userId: req.body.user_id ?? 'admin', name: req.body.name.trim(), scopes: req.body.scopes, expiresAt, createdBy: req.principal.subjectId,
     });
+    auditLog(req, 'api key created', { target_tenant_id: row.tenant_id, key_id: row.id, name: row.name, scopes: row.scopes });
     reply.header('cache-control', 'no-store');
     return reply.code(201).send({ ...keyView(row), key });
   });
@@ -121,7 +125,7 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
     if (!deps.db.dumpDataDir) throw new ApiError('CONFLICT', 'the database is PostgreSQL: back it up with pg_dump (README: Backups)');
     const startedMs = Date.now();
     const dump = Buffer.from(await (await deps.db.dumpDataDir()).arrayBuffer());
-    req.log.info({ bytes: dump.length, ms: Date.now() - startedMs }, 'backup taken');
+    auditLog(req, 'backup taken', { bytes: dump.length, ms: Date.now() - startedMs });
     return reply
       .header('content-type', 'application/gzip')
       .header('content-disposition', `attachment; filename="${backupFileName(new Date())}"`)

@@ -13,6 +13,7 @@ import { createApiKey } from '../../auth/api-keys.js';
 import { ungrantable, type Principal } from '../../auth/scopes.js';
 import { apiKeysCount, apiKeysGet, apiKeysListPage, apiKeysRevoke, type ApiKeyRow } from '../../storage/queries/tenants.js';
 import type { AppDeps } from '../deps.js';
+import { auditLog } from '../audit.js';
 import { parseInstant } from '../task-view.js';
 
 export function keyView(row: ApiKeyRow, now: Date = new Date()): ApiKeyView {
@@ -20,6 +21,7 @@ export function keyView(row: ApiKeyRow, now: Date = new Date()): ApiKeyView {
   return {
     id: row.id, name: row.name, prefix: row.prefix, tenant_id: row.tenant_id, user_id: row.user_id, scopes: row.scopes, status,
     created_at: row.created_at.toISOString(), expires_at: row.expires_at?.toISOString() ?? null, revoked_at: row.revoked_at?.toISOString() ?? null,
+    created_by: row.created_by ?? null,
   };
 }
 
@@ -85,8 +87,9 @@ export async function authKeyRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
   }, async (req, reply) => {
     const expiresAt = checkGrant(req.principal, req.body.scopes, req.body.expires_at);
     const { key, row } = await createApiKey(deps.db, {
-      tenantId: req.principal.tenantId, userId: req.principal.userId, name: req.body.name.trim(), scopes: req.body.scopes, expiresAt,
+      tenantId: req.principal.tenantId, userId: req.principal.userId, name: req.body.name.trim(), scopes: req.body.scopes, expiresAt, createdBy: req.principal.subjectId,
     });
+    auditLog(req, 'api key created', { key_id: row.id, name: row.name, scopes: row.scopes });
     reply.header('cache-control', 'no-store');
     return reply.code(201).send({ ...keyView(row), key });
   });
@@ -118,6 +121,7 @@ export async function authKeyRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
     checkRevoke(req.principal, target);
     if (!(await apiKeysRevoke(deps.db, { tenantId, id: req.params.id }))) throw new ApiError('NOT_FOUND', `API key ${req.params.id} not found`);
     deps.signals.credentials(req.params.id);
+    auditLog(req, 'api key revoked', { key_id: target.id, name: target.name });
     return reply.code(204).send(null);
   });
 

@@ -22,6 +22,8 @@ export interface ApiKeyRow {
   revoked_at: Date | null;
   last_used_at: Date | null;
   created_at: Date;
+  /** The creating credential's subject (docs/security.md); null for the bootstrap key and older keys. */
+  created_by: string | null;
 }
 
 export async function tenantsInsert(
@@ -61,9 +63,9 @@ export async function apiKeysInsert(
   k: Omit<ApiKeyRow, 'revoked_at' | 'last_used_at' | 'created_at'>,
 ): Promise<ApiKeyRow> {
   const res = await db.query<ApiKeyRow>(
-    `INSERT INTO api_keys (id, tenant_id, user_id, name, prefix, key_hash, scopes, expires_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8) RETURNING *`,
-    [k.id, k.tenant_id, k.user_id, k.name, k.prefix, k.key_hash, k.scopes, k.expires_at],
+    `INSERT INTO api_keys (id, tenant_id, user_id, name, prefix, key_hash, scopes, expires_at, created_by)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9) RETURNING *`,
+    [k.id, k.tenant_id, k.user_id, k.name, k.prefix, k.key_hash, k.scopes, k.expires_at, k.created_by],
   );
   return res.rows[0]!;
 }
