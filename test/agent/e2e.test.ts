@@ -222,7 +222,7 @@ describe('agent tasks over HTTP', () => {
     expect(task.attempts).toBe(1);
     expect(fx.oai.requests).toHaveLength(2);
     const retry = (await events(task_id)).find((e) => e.type === 'RETRYING');
-    expect(retry.payload).toMatchObject({ delayMs: 1000, provider: 'openai' });
+    expect(retry.payload).toMatchObject({ delayMs: 1000, delay_ms: 1000, provider: 'openai', call_id: 'lead/llm-1' });
   });
 
   it('a task waiting for its retry shows what its attempt spent, and keeps it when cancelled (the session was charged)', async () => {

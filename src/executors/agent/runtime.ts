@@ -198,7 +198,8 @@ export class AgentRuntime {
       onDelta: (delta) => fire(this.ctx.emit({ type: 'LLM_PARTIAL', agent_id: agentId, message: delta, payload: { call_id: name, delta, answer: opts.answer, attempt, task_attempt: this.ctx.attempt, with_tools: Boolean(opts.tools?.length) } })),
       onRetry: (info) => {
         attempt++;
-        fire(this.emit('RETRYING', agentId, `LLM call retry ${info.attempt} on ${info.provider} in ${info.delayMs} ms: ${info.error}`, { call_id: name, ...info }));
+        // delay_ms as the engine's RETRYING names it (delayMs kept for existing readers)
+        fire(this.emit('RETRYING', agentId, `LLM call retry ${info.attempt} on ${info.provider} in ${info.delayMs} ms: ${info.error}`, { call_id: name, ...info, delay_ms: info.delayMs }));
       },
       onFailover: (from, to, error) =>
         fire(this.emit('WARNING', agentId, `failing over from ${from.provider}/${from.model} to ${to.provider}/${to.model}: ${error}`, { call_id: name, from, to })),
