@@ -41,7 +41,7 @@ export function definitionsView(el, query, ctx) {
     const previous = res.items.length === 0 ? Math.max(pages, 1) : page - 1;
     mount(pager,
       h('button', { type: 'button', class: 'prev', text: '‹ Previous', disabled: page <= 1, onclick: () => ctx.navigate(hashWith('/definitions', { search, page: previous > 1 ? previous : '' })) }),
-      h('span', { text: pastEnd ? `past the end (${pages} page${pages === 1 ? '' : 's'})` : `page ${Math.min(page, Math.max(pages, 1))} of ${Math.max(pages, 1)} (${total} definitions)` }),
+      h('span', { text: pastEnd ? `past the end (${pages} page${pages === 1 ? '' : 's'})` : `page ${Math.min(page, Math.max(pages, 1))} of ${Math.max(pages, 1)} (${total} definition${total === 1 ? '' : 's'})` }),
       h('button', { type: 'button', class: 'next', text: 'Next ›', disabled: page >= pages, onclick: () => ctx.navigate(hashWith('/definitions', { search, page: page + 1 })) }));
   }, (err) => {
     if (!isAbort(err)) mount(body, notice(err.message));

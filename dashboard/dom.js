@@ -38,6 +38,35 @@ export function mount(el, ...children) {
   return el;
 }
 
+/**
+ * Makes `parent`'s children `nodes`, keeping in place each child that equals (isEqualNode: same
+ * tags, attributes and text) one of the new nodes. Redrawing everything every 5 s reset the
+ * scroll of the boxes and wiped a text selection; an untouched node keeps both (and the focus).
+ * Listeners are not compared: a kept node keeps its own, so build equal nodes with equal handlers.
+ */
+export function patch(parent, ...children) {
+  const nodes = [];
+  append({ append: (n) => nodes.push(n) }, children);
+  const unused = [...parent.childNodes];
+  nodes.forEach((node, i) => {
+    const k = unused.findIndex((old) => old.isEqualNode(node));
+    const chosen = k >= 0 ? unused.splice(k, 1)[0] : node;
+    if (parent.childNodes[i] !== chosen) parent.insertBefore(chosen, parent.childNodes[i] ?? null);
+  });
+  for (const old of unused) old.remove();
+  return parent;
+}
+
+/**
+ * US dollars with three significant digits below $1 (an LLM call may cost $0.0000042, which
+ * toFixed(4) showed as $0.0000), cents above.
+ */
+export function formatCost(usd) {
+  const n = Number(usd ?? 0);
+  if (!Number.isFinite(n) || n === 0) return '$0';
+  return n >= 1 ? `$${n.toFixed(2)}` : `$${n.toLocaleString('en-US', { maximumSignificantDigits: 3 })}`;
+}
+
 /** A value as readable text: strings as they are, everything else as indented JSON. */
 export function pretty(value) {
   if (value === null || value === undefined) return '—';

@@ -2,7 +2,7 @@
 // client.stream() (SSE over fetch with the key in a header, resumed with Last-Event-ID after a drop,
 // ended with the task), and the cancel / pause / resume buttons the status allows.
 import { client, isAbort } from './api.js';
-import { badge, duration, fields, h, mount, notice, pre, TERMINAL, time } from './dom.js';
+import { badge, duration, fields, formatCost, h, mount, notice, patch, pre, TERMINAL, time } from './dom.js';
 
 /** Events after which the task's row has changed (status, attempts, output). */
 const STATUS_EVENTS = /^(WORKFLOW_|STREAM_END|APPROVAL_|RETRYING|ERROR_OCCURRED)/;
@@ -25,10 +25,18 @@ function waitsUntil(task) {
   return Date.parse(task.run_at) > Date.parse(task.updated_at ?? task.created_at);
 }
 
+/** Puts a fields() list into `el`, patching the rows of the one already there (dom.js patch). */
+function patchFields(el, dl) {
+  const current = el.firstElementChild;
+  if (current?.tagName === 'DL' && el.childNodes.length === 1) patch(current, [...dl.childNodes]);
+  else mount(el, dl);
+}
+
 export function taskDetailView(el, id, ctx) {
   // the heading stays (it may hold the focus); only the badge beside it is redrawn
   const statusBadge = h('span');
-  const header = h('div', { class: 'toolbar' }, h('h1', { class: 'mono', text: id }), statusBadge);
+  const heading = h('h1', { class: 'mono', text: id, tabindex: -1 });
+  const header = h('div', { class: 'toolbar' }, heading, statusBadge);
   // built once: a refresh (every 5 s while unfinished, and on each status event) only shows or
   // hides the buttons, so a reason being typed keeps its text and the focus
   const reason = h('input', { type: 'text', id: 'action-reason', placeholder: 'Reason (optional)', maxlength: 1000, 'aria-label': 'Reason' });
@@ -84,11 +92,13 @@ export function taskDetailView(el, id, ctx) {
     }
   }
 
+  // Each refresh builds the page anew and patches what differs into it (dom.js patch): an unfinished
+  // task is re-read every 5 s, and redrawing it all reset the boxes' scroll and wiped a selection.
   function render() {
-    mount(statusBadge, badge(task.status));
+    patch(statusBadge, badge(task.status));
     const em = task.execution_metadata ?? {};
     const usage = task.usage;
-    mount(summary, fields([
+    patchFields(summary, fields([
       ['Status', badge(task.status)],
       task.task_definition_id ? ['Definition', h('a', { href: `#/definitions/${encodeURIComponent(task.task_definition_id)}`, text: task.task_definition_id })] : null,
       task.query ? ['Query', h('div', { class: 'query-text', id: 'task-query', text: task.query })] : null,
@@ -103,10 +113,10 @@ export function taskDetailView(el, id, ctx) {
       task.session_id ? ['Session', h('span', { class: 'mono', text: task.session_id })] : null,
       task.mode ? ['Mode', task.mode] : null,
       task.model_used ? ['Model', `${task.model_used}${task.provider ? ` (${task.provider})` : ''}`] : null,
-      usage ? ['Usage', `${usage.total_tokens ?? 0} tokens (in ${usage.input_tokens ?? 0}, out ${usage.output_tokens ?? 0}), $${Number(usage.estimated_cost ?? 0).toFixed(4)}`] : null,
+      usage ? ['Usage', `${usage.total_tokens ?? 0} tokens (in ${usage.input_tokens ?? 0}, out ${usage.output_tokens ?? 0}), ${formatCost(usage.estimated_cost)}`] : null,
       task.workflow_instance_id ? ['Workflow instance', task.workflow_instance_id] : null,
     ]));
-    mount(control, fields([
+    patchFields(control, fields([
       ['Paused', controlState.is_paused ? 'yes' : 'no'],
       controlState.paused_at ? ['Paused at', time(controlState.paused_at)] : null,
       controlState.pause_reason ? ['Pause reason', controlState.pause_reason] : null,
@@ -124,7 +134,7 @@ export function taskDetailView(el, id, ctx) {
       ['Context', task.context && Object.keys(task.context).length ? task.context : null],
       ['Metadata', task.metadata && Object.keys(task.metadata).length ? task.metadata : null],
     ].filter(([, v]) => v !== null && v !== undefined && v !== '');
-    mount(payloads, blocks.map(([title, value, kind]) =>
+    patch(payloads, blocks.map(([title, value, kind]) =>
       h('section', { class: `card${kind === 'error' ? ' card-error' : ''}`, dataset: { block: title.toLowerCase() } }, h('h2', { text: title }), pre(value))));
     renderActions();
   }
@@ -155,9 +165,10 @@ export function taskDetailView(el, id, ctx) {
     await refresh();
     for (const b of Object.values(buttons)) b.disabled = false;
     // Pause gives way to Resume: the keyboard stays in the actions rather than falling to <body>
+    // after a Cancel none is left: the heading (beside the new status) takes it
     const clicked = buttons[name];
     if (clicked.hidden && (document.activeElement === clicked || document.activeElement === document.body)) {
-      Object.values(buttons).find((b) => !b.hidden)?.focus();
+      (Object.values(buttons).find((b) => !b.hidden) ?? heading).focus();
     }
   }
 

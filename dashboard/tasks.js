@@ -2,7 +2,7 @@
 // total_count) and an auto-refresh every 5 s that can be paused. Filters live in the hash, so
 // a filtered page can be bookmarked and the back button works.
 import { client, isAbort, withoutEmpty } from './api.js';
-import { badge, h, hashWith, mount, notice, STATUSES, time } from './dom.js';
+import { badge, h, hashWith, mount, notice, patch, STATUSES, time } from './dom.js';
 
 export const REFRESH_MS = 5000;
 const PAGE_SIZES = [10, 20, 50, 100];
@@ -15,7 +15,8 @@ const COUNT_AHEAD = 1000;
 let autoRefresh = true;
 
 export function tasksView(el, query, ctx) {
-  const status = STATUSES.includes(query.get('status') ?? '') ? query.get('status') : '';
+  // the API takes a status in any case (?status=completed): so does the filter
+  const status = STATUSES.includes((query.get('status') ?? '').toUpperCase()) ? query.get('status').toUpperCase() : '';
   const definition = query.get('definition') ?? '';
   const limit = PAGE_SIZES.includes(Number(query.get('limit'))) ? Number(query.get('limit')) : 20;
   const offset = Math.max(0, Number.parseInt(query.get('offset') ?? '0', 10) || 0);
@@ -72,14 +73,20 @@ export function tasksView(el, query, ctx) {
     }
   }
 
+  // The table is built once and its rows patched (dom.js patch): a row that did not change stays as
+  // it is, and the box keeps its horizontal scroll (on a phone it snapped back to 0 every 5 s).
+  const rows = h('tbody');
+  const table = h('div', { class: 'table-scroll' }, h('table', { class: 'table', id: 'tasks-table' },
+    h('thead', {}, h('tr', {}, ['Task', 'Status', 'Definition / query', 'Priority', 'Created', 'Completed', 'Tokens'].map((t) => h('th', { text: t })))),
+    rows));
+
   function renderTable(res) {
     const focus = focusedRow();
     if (res.tasks.length === 0) {
       mount(body, h('p', { class: 'empty', text: offset > 0 ? 'No tasks on this page.' : 'No tasks match.' }));
     } else {
-      mount(body, h('div', { class: 'table-scroll' }, h('table', { class: 'table', id: 'tasks-table' },
-        h('thead', {}, h('tr', {}, ['Task', 'Status', 'Definition / query', 'Priority', 'Created', 'Completed', 'Tokens'].map((t) => h('th', { text: t })))),
-        h('tbody', {}, res.tasks.map((t) => h('tr', { class: 'row-link', dataset: { taskId: t.task_id }, onclick: (ev) => { if (!ev.target.closest('a')) ctx.navigate(`#/tasks/${encodeURIComponent(t.task_id)}`); } },
+      if (table.parentNode !== body) mount(body, table);
+      patch(rows, res.tasks.map((t) => h('tr', { class: 'row-link', dataset: { taskId: t.task_id }, onclick: (ev) => { if (!ev.target.closest('a')) ctx.navigate(`#/tasks/${encodeURIComponent(t.task_id)}`); } },
           h('td', {}, h('a', { href: `#/tasks/${encodeURIComponent(t.task_id)}`, class: 'mono', text: t.task_id })),
           h('td', {}, badge(t.status)),
           h('td', { class: 'clip' }, t.task_definition_id ? h('span', { class: 'tag', text: t.task_definition_id }) : null, t.query ? h('span', { class: 'query', text: t.query }) : null),
@@ -87,9 +94,9 @@ export function tasksView(el, query, ctx) {
           h('td', {}, time(t.created_at)),
           h('td', {}, time(t.completed_at)),
           h('td', { class: 'num', text: t.total_token_usage?.total_tokens ? String(t.total_token_usage.total_tokens) : '—' }),
-        ))))));
+        )));
     }
-    if (focus) refocus(focus);
+    if (focus && !body.contains(document.activeElement)) refocus(focus);
     renderPager(res);
   }
 
@@ -108,8 +115,8 @@ export function tasksView(el, query, ctx) {
     next.disabled = last >= count;
   }
 
-  // Each refresh redraws the table; a keyboard user's focus on a task's link would fall to <body>
-  // every 5 s. It goes back to the same task's link (by id), or the row now in that place.
+  // A refresh that changes the focused row redraws it; a keyboard user's focus on a task's link would
+  // fall to <body>. It goes back to the same task's link (by id), or the row now in that place.
   function focusedRow() {
     const row = body.contains(document.activeElement) ? document.activeElement.closest('tr[data-task-id]') : null;
     return row ? { id: row.dataset.taskId, index: row.sectionRowIndex } : null;

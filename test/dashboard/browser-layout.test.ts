@@ -207,6 +207,69 @@ describe.runIf(AVAILABLE)('dashboard in a browser: layout, keyboard, paging', ()
     expect(new URL(page.url()).hash).toBe(pages.total_pages > 1 ? `#/definitions?page=${pages.total_pages}` : '#/definitions');
   });
 
+  it("the list's refresh keeps the table box's horizontal scroll on a phone, and rows that did not change", async () => {
+    const id = await server.submit({ task_definition_id: 'noop', input: {}, delay_ms: 3_600_000 });
+    await page.setViewportSize({ width: 375, height: 800 });
+    try {
+      await go('#/tasks');
+      await page.locator(`#tasks-table tr[data-task-id="${id}"]`).waitFor();
+      const box = "document.querySelector('#tasks-body .table-scroll')";
+      await page.evaluate(`(() => { ${box}.scrollLeft = 120; window.__row = document.querySelector('#tasks-table tr[data-task-id="${id}"]'); })()`);
+      const refreshed = async () => {
+        await page.evaluate("document.getElementById('updated').textContent = ''");
+        await page.locator('#refresh').click();
+        await page.locator('#updated', { hasText: 'Updated' }).waitFor();
+      };
+      await refreshed();
+      expect(await page.evaluate(`[${box}.scrollLeft, window.__row.isConnected]`)).toEqual([120, true]);
+      // a refresh that brings a new task keeps the scroll too
+      const newer = await server.submit({ task_definition_id: 'noop', input: {}, delay_ms: 3_600_000 });
+      await refreshed();
+      await page.locator(`#tasks-table tr[data-task-id="${newer}"]`).waitFor();
+      expect(await page.evaluate(`[${box}.scrollLeft, window.__row.isConnected]`)).toEqual([120, true]);
+      await server.call('POST', `/api/v1/tasks/${newer}/cancel`, {});
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 720 });
+      await server.call('POST', `/api/v1/tasks/${id}/cancel`, {});
+    }
+  });
+
+  it("a task's refreshes keep its boxes (scroll, selection) while they do not change; after Cancel the heading takes the keyboard", async () => {
+    const long = Object.fromEntries(Array.from({ length: 80 }, (_, i) => [`key${i}`, `value ${i}`]));
+    const id = await server.submit({ task_definition_id: 'noop', input: long, metadata: { note: 'kept' }, delay_ms: 3_600_000 });
+    await go(`#/tasks/${id}`);
+    await page.locator('[data-block=input] pre').waitFor();
+    await page.locator('#stream-state[data-state=live]').waitFor();
+    const input = "document.querySelector('[data-block=input] pre')";
+    await page.evaluate(`(() => { const p = ${input}; p.scrollTop = 200; window.__pre = p; getSelection().selectAllChildren(document.querySelector('[data-block=metadata] pre')); })()`);
+    const kept = `[window.__pre.isConnected, window.__pre.scrollTop, getSelection().toString().includes('kept')]`;
+    // the 5-second re-read of an unfinished task
+    await page.waitForResponse((r) => new URL(r.url()).pathname === `/api/v1/tasks/${id}`);
+    await page.waitForResponse((r) => new URL(r.url()).pathname === `/api/v1/tasks/${id}/control-state`);
+    expect(await page.evaluate(kept)).toEqual([true, 200, true]);
+    // a change elsewhere on the page (paused: its badge, the control state, the buttons)
+    expect((await server.call('POST', `/api/v1/tasks/${id}/pause`, {})).status).toBe(202);
+    await page.locator('#task-summary .badge[data-status=PAUSED]').waitFor();
+    await page.locator('#control-state dd', { hasText: 'yes' }).first().waitFor();
+    expect(await page.evaluate(kept)).toEqual([true, 200, true]);
+
+    await page.locator('#task-cancel').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#task-summary .badge[data-status=CANCELLED]').waitFor();
+    await page.locator('#task-actions').waitFor({ state: 'hidden' });
+    await expect.poll(() => page.evaluate('[document.activeElement.tagName, document.activeElement.textContent]')).toEqual(['H1', id]);
+  });
+
+  it('small things: a lower-case status filter, "1 definition", costs below a cent', async () => {
+    await go('#/tasks?status=completed');
+    await page.locator('#tasks-table .badge').first().waitFor();
+    expect(await page.locator('#filter-status').inputValue()).toBe('COMPLETED');
+    expect([...new Set(await page.locator('#tasks-table .badge').allInnerTexts())]).toEqual(['COMPLETED']);
+    await go('#/definitions?search=sleep');
+    await page.locator('#definitions-pager span', { hasText: '(1 definition)' }).waitFor();
+    expect(await page.evaluate("import('/dashboard/dom.js').then((m) => [0, 0.0000042, 0.01234, 2.5].map(m.formatCost))")).toEqual(['$0', '$0.0000042', '$0.0123', '$2.50']);
+  });
+
   it('no script error or CSP refusal on the way', () => {
     expect(b.problems).toEqual([]);
   });
