@@ -4,9 +4,9 @@
 // which sends the key in a header, turns error envelopes into typed errors and reads event streams
 // with resume. An AuthenticationError (a 401, or a stream the server closed because its key was
 // revoked or expired) signs out.
-import { AuthenticationError, TaskgateClient } from './index.js';
+import { AuthenticationError, ConflictError, PermissionDeniedError, TaskgateClient } from './index.js';
 
-export { AuthenticationError };
+export { AuthenticationError, ConflictError, PermissionDeniedError };
 
 const KEY_ITEM = 'taskgate.apiKey';
 

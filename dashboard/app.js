@@ -116,15 +116,58 @@ function signInView() {
   input.focus();
 }
 
+/**
+ * `message` set: the key stopped working (revoked, expired) and the page it was on stays in the hash,
+ * for whoever signs in again. The Sign out button resets it to #/tasks: the next key signing in in
+ * this tab, perhaps another user's, does not land on the previous one's deep link.
+ */
 function signOut(message = '') {
   clearKey();
   me = null;
   signInMessage = message;
+  if (!message && location.hash !== '#/tasks') history.replaceState(null, '', '#/tasks');
   signInView();
 }
 
+/**
+ * The stored key could not be checked (the server down, a 5xx, the network): the key is kept, and
+ * the page says so with a Retry rather than showing the sign-in form as if signed out.
+ */
+function unreachableView(err) {
+  dispose();
+  dispose = () => {};
+  renderWho();
+  setTitle('Cannot reach Taskgate');
+  const retry = h('button', { type: 'button', class: 'primary', id: 'retry-me', text: 'Retry' });
+  const other = h('button', { type: 'button', id: 'use-other-key', text: 'Sign in with another key' });
+  retry.addEventListener('click', () => {
+    retry.disabled = true;
+    checkStoredKey();
+  });
+  other.addEventListener('click', () => signOut());
+  mount(main, h('section', { class: 'card signin', id: 'unreachable' },
+    h('h1', { text: 'Cannot reach Taskgate' }),
+    notice(err.message),
+    h('p', { class: 'muted', text: 'Your key is kept in this tab; try again when the server answers.' }),
+    h('div', { class: 'actions' }, retry, other)));
+  retry.focus();
+}
+
+/** Signs in with the key kept in this tab (a reload): 401 signs out, anything else offers a retry. */
+async function checkStoredKey() {
+  try {
+    me = await client().me();
+    route();
+  } catch (err) {
+    if (isAbort(err)) return;
+    // a 401 has signed out already (onUnauthorized)
+    if (!(err instanceof AuthenticationError)) unreachableView(err);
+  }
+}
+
 function route() {
-  if (!me) return signInView();
+  // a key kept but not yet checked (the server was unreachable): check it rather than ask for one
+  if (!me) return getKey() ? checkStoredKey() : signInView();
   dispose();
   dispose = () => {};
   renderWho();
@@ -163,19 +206,8 @@ async function start() {
     focusHeading();
   });
   window.addEventListener('hashchange', () => route());
-  const key = getKey();
-  if (!key) return signInView();
-  try {
-    me = await client().me();
-    route();
-  } catch (err) {
-    if (isAbort(err)) return;
-    // a 401 has signed out already; anything else (server down) keeps the key for a retry
-    if (!(err instanceof AuthenticationError)) {
-      signInMessage = err.message;
-      signInView();
-    }
-  }
+  if (!getKey()) return signInView();
+  await checkStoredKey();
 }
 
 start();

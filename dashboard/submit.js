@@ -1,7 +1,7 @@
 // #/submit: a definition task (picked from GET /api/v1/definitions, its input_schema shown, the
 // input as JSON checked here before sending) or a free-text agent query; priority and an optional
 // delay. POST /api/v1/tasks with an Idempotency-Key per attempt, then on to the new task.
-import { client, isAbort, newIdempotencyKey, retryAfterSeconds } from './api.js';
+import { client, isAbort, newIdempotencyKey, PermissionDeniedError, retryAfterSeconds } from './api.js';
 import { h, mount, notice, pre } from './dom.js';
 
 /** Reads every definition the caller can see, a page of 100 at a time (a tenant holds at most 500 of its own). */
@@ -33,6 +33,12 @@ export function submitView(el, query, ctx) {
   const kindDefinition = h('input', { type: 'radio', name: 'kind', id: 'kind-definition', value: 'definition', checked: kind === 'definition' });
   const kindQuery = h('input', { type: 'radio', name: 'kind', id: 'kind-query', value: 'query', checked: kind === 'query' });
   const definitionSelect = h('select', { id: 'submit-definition', 'aria-label': 'Definition' }, h('option', { value: '', text: 'Loading definitions…' }));
+  // instead of the picker when the definitions cannot be listed (a key without
+  // tasks:definitions:list, such as the README's `ci` key, may still submit by id)
+  const definitionId = h('input', { type: 'text', id: 'submit-definition-id', value: preset, maxlength: 128, spellcheck: 'false', placeholder: 'Definition id, e.g. noop', 'aria-label': 'Definition id' });
+  const definitionNote = h('div', { id: 'definition-note' });
+  let definitionField = definitionSelect;
+  const definitionLabel = h('label', { for: 'submit-definition', text: 'Definition' });
   const definitionInfo = h('div', { id: 'definition-info' });
   const input = h('textarea', { id: 'submit-input', rows: 8, spellcheck: 'false', 'aria-label': 'Input (JSON)' });
   input.value = '{}';
@@ -41,13 +47,13 @@ export function submitView(el, query, ctx) {
   const priority = h('select', { id: 'submit-priority', 'aria-label': 'Priority' },
     h('option', { value: '', text: 'Default priority' }),
     ['low', 'medium', 'high', 'urgent'].map((p) => h('option', { value: p, text: p })));
-  const delay = h('input', { type: 'number', id: 'submit-delay', min: 0, step: 1000, placeholder: 'Delay (ms, optional)', 'aria-label': 'Delay in ms' });
+  const delay = h('input', { type: 'number', id: 'submit-delay', min: 0, step: 1, placeholder: 'Delay (ms, optional)', 'aria-label': 'Delay in ms' });
   const button = h('button', { type: 'submit', class: 'primary', id: 'submit-button', text: 'Submit task' });
   const result = h('div', { id: 'submit-result' });
 
   const definitionPart = h('fieldset', { id: 'definition-part' },
     h('legend', { text: 'Definition task' }),
-    h('label', { for: 'submit-definition', text: 'Definition' }), definitionSelect, definitionInfo,
+    definitionLabel, definitionSelect, definitionNote, definitionInfo,
     h('label', { for: 'submit-input', text: 'Input (JSON)' }), input, inputError);
   const queryPart = h('fieldset', { id: 'query-part' },
     h('legend', { text: 'Agent task' }),
@@ -104,7 +110,15 @@ export function submitView(el, query, ctx) {
       defs.map((d) => h('option', { value: d.id, text: d.name && d.name !== d.id ? `${d.id} — ${d.name}` : d.id, selected: d.id === preset })));
     if (preset) showDefinition(preset);
   }, (err) => {
-    if (!isAbort(err)) mount(definitionInfo, notice(err.message));
+    if (isAbort(err)) return;
+    const why = err instanceof PermissionDeniedError
+      ? `This key may not list definitions (${err.message}): type the definition's id.`
+      : `The definitions could not be listed (${err.message}): type the definition's id.`;
+    definitionSelect.replaceWith(definitionId);
+    definitionField = definitionId;
+    definitionLabel.htmlFor = 'submit-definition-id';
+    definitionLabel.textContent = 'Definition id';
+    mount(definitionNote, notice(why, 'info'));
   });
 
   // one key per filled-in form: a double click or a retry after a lost answer submits once
@@ -117,10 +131,11 @@ export function submitView(el, query, ctx) {
     mount(result);
     const body = {};
     if (kind === 'definition') {
-      if (!definitionSelect.value) return mount(result, notice('Choose a definition.'));
+      const chosen = definitionField.value.trim();
+      if (!chosen) return mount(result, notice(definitionField === definitionId ? 'Type a definition id.' : 'Choose a definition.'));
       const parsed = checkInput();
       if (parsed.error) return mount(result, notice(`Input is not valid JSON: ${parsed.error}`));
-      body.task_definition_id = definitionSelect.value;
+      body.task_definition_id = chosen;
       body.input = parsed.value;
     } else {
       if (!queryText.value.trim()) return mount(result, notice('Write a query.'));
