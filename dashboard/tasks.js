@@ -87,14 +87,14 @@ export function tasksView(el, query, ctx) {
     } else {
       if (table.parentNode !== body) mount(body, table);
       patch(rows, res.tasks.map((t) => h('tr', { class: 'row-link', dataset: { taskId: t.task_id }, onclick: (ev) => { if (!ev.target.closest('a')) ctx.navigate(`#/tasks/${encodeURIComponent(t.task_id)}`); } },
-          h('td', {}, h('a', { href: `#/tasks/${encodeURIComponent(t.task_id)}`, class: 'mono', text: t.task_id })),
-          h('td', {}, badge(t.status)),
-          h('td', { class: 'clip' }, t.task_definition_id ? h('span', { class: 'tag', text: t.task_definition_id }) : null, t.query ? h('span', { class: 'query', text: t.query }) : null),
-          h('td', { text: t.priority ?? '—' }),
-          h('td', {}, time(t.created_at)),
-          h('td', {}, time(t.completed_at)),
-          h('td', { class: 'num', text: t.total_token_usage?.total_tokens ? String(t.total_token_usage.total_tokens) : '—' }),
-        )));
+        h('td', {}, h('a', { href: `#/tasks/${encodeURIComponent(t.task_id)}`, class: 'mono', text: t.task_id })),
+        h('td', {}, badge(t.status)),
+        h('td', { class: 'clip' }, t.task_definition_id ? h('span', { class: 'tag', text: t.task_definition_id }) : null, t.query ? h('span', { class: 'query', text: t.query }) : null),
+        h('td', { text: t.priority ?? '—' }),
+        h('td', {}, time(t.created_at)),
+        h('td', {}, time(t.completed_at)),
+        h('td', { class: 'num', text: t.total_token_usage?.total_tokens ? String(t.total_token_usage.total_tokens) : '—' }),
+      )));
     }
     if (focus && !body.contains(document.activeElement)) refocus(focus);
     renderPager(res);
