@@ -206,6 +206,11 @@ export async function openPg(options: PgOptions): Promise<Db> {
       let commit: Promise<pg.QueryResult> | undefined;
       const send = (c: pg.QueryConfig): Promise<pg.QueryResult> => {
         if (commit) throw new Error('transaction: a statement after commitEarly()');
+        // the connection went while the transaction waited between statements (its backend
+        // terminated: a failover, pg_terminate_backend): that error, with its SQLSTATE, says the
+        // database went away — pg's own "not queryable" of the next query said nothing of it, and a
+        // running attempt's write failed its task instead of waiting for the database
+        if (lost) return Promise.reject(lost);
         if (begun) return client.query(c);
         begun = true;
         return pipelined(client, () => Promise.all([client.query('BEGIN'), client.query(c)])).then((r) => r[1]);

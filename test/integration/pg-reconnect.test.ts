@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { openPg } from '../../src/storage/pg.js';
 import type { Db } from '../../src/storage/db.js';
+import { isDatabaseUnavailable } from '../../src/storage/unavailable.js';
 import { openTestDb, usingPostgres, type TestDb } from '../helpers/db.js';
 import { startTestServer, until, waitForTask } from '../helpers/server.js';
 
@@ -60,6 +61,22 @@ describe.skipIf(!usingPostgres())('PostgreSQL going away and coming back', () =>
     await db?.close();
     await relay?.cut();
     await tdb?.close();
+  });
+
+  it("a backend terminated while its transaction waits between statements fails the next one as the database gone (SQLSTATE 57P01), which a worker waits out", async () => {
+    const err = await db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      await tdb.db.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+      // the connection's error arrives while the transaction waits (a group commit, a claim window)
+      await until(async () => {
+        const { rows: left } = await tdb.db.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [rows[0]!.pid]);
+        return left.length === 0;
+      }, 'the backend gone');
+      await new Promise((r) => setTimeout(r, 50));
+      return tx.query('SELECT 1');
+    }).then(() => undefined, (e: unknown) => e);
+    expect(isDatabaseUnavailable(err), String(err)).toBe(true);
+    expect((await db.query<{ ok: number }>('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
   });
 
   it('queries work again and notifications reach the listener again after a multi-second outage', async () => {

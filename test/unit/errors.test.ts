@@ -10,6 +10,8 @@ describe('isDatabaseUnavailable', () => {
       sys('ECONNREFUSED'), sys('ECONNRESET'), sys('ETIMEDOUT'), sys('EPIPE'), sys('ENOTFOUND'),
       sys('08006'), sys('08001'), sys('57P01'), sys('57P03'), sys('53300'),
       new Error('Connection terminated unexpectedly'), new Error('timeout exceeded when trying to connect'),
+      // pg, for a query on a client whose connection already failed (or was closed)
+      new Error('Client has encountered a connection error and is not queryable'), new Error('Client was closed and is not queryable'),
       new AggregateError([sys('ECONNREFUSED'), sys('ECONNREFUSED')], 'connect failed'),
       // a database that cannot write: disk full, out of memory, I/O error
       sys('53100'), sys('53200'), sys('58030'), sys('53000'),
