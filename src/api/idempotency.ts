@@ -175,9 +175,13 @@ export function registerIdempotency(app: FastifyInstance, opts: IdempotencyOptio
 
   async function release(req: FastifyRequest): Promise<void> {
     const h = req.idempotency!;
-    await idempotencyKeysRelease(db, { ...h.scope, lockToken: h.lockToken }).catch((err: unknown) =>
-      req.log.warn({ err }, 'could not release an idempotency claim; it frees itself when its lock expires'),
-    );
+    const attempt = () => idempotencyKeysRelease(db, { ...h.scope, lockToken: h.lockToken });
+    await attempt().catch((err: unknown) => {
+      // the database itself failing the request is the usual reason: once it is back the claim is
+      // freed, so a client retrying the key is not refused 409 until the lock expires (a minute)
+      req.log.warn({ err }, 'could not release an idempotency claim; trying again in the background (it frees itself when its lock expires)');
+      void releaseLater(attempt, (e) => req.log.warn({ err: e }, 'could not release an idempotency claim; it frees itself when its lock expires'));
+    });
   }
 
   let timer: NodeJS.Timeout | undefined;
@@ -211,4 +215,14 @@ export async function cleanupExpired(db: Queryable): Promise<number> {
     total += n;
     if (n < CLEANUP_BATCH) return total;
   }
+}
+
+/** Waits between background tries of a failed release (ms): about a minute in all, the lock's own bound. */
+export const RELEASE_RETRY_DELAYS_MS = [250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
+
+/** Tries `release` again after each of RELEASE_RETRY_DELAYS_MS until it works; `giveUp` after the last. Timers do not hold the process. */
+function releaseLater(release: () => Promise<unknown>, giveUp: (err: unknown) => void, i = 0): void {
+  setTimeout(() => {
+    release().catch((err: unknown) => (i + 1 < RELEASE_RETRY_DELAYS_MS.length ? releaseLater(release, giveUp, i + 1) : giveUp(err)));
+  }, RELEASE_RETRY_DELAYS_MS[i]).unref();
 }

@@ -36,6 +36,24 @@ describe('a database whose writes fail for want of space', () => {
     expect(list.body.total_count).toBe(1);
   });
 
+  it('an Idempotency-Key whose request failed with the database is freed once the database is back (was: 409 until its lock expired, a minute)', async () => {
+    await fx.tdb.db.exec(`${DISK_FULL}
+      CREATE TRIGGER disk_full BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION disk_full();
+      CREATE TRIGGER disk_full_release BEFORE DELETE ON idempotency_keys FOR EACH ROW EXECUTE FUNCTION disk_full();`);
+    const headers = { 'idempotency-key': 'blip-1' };
+    const body = { task_definition_id: 'noop', input: { n: 1 } };
+    try {
+      expect((await fx.server.call('POST', '/api/v1/tasks', body, { headers })).status).toBe(503);
+      // the claim could not be released either: a retry now is told the first is still running
+      expect((await fx.server.call('POST', '/api/v1/tasks', body, { headers })).body.error?.code).toBe('IDEMPOTENCY_KEY_IN_PROGRESS');
+    } finally {
+      await fx.tdb.db.exec('DROP TRIGGER disk_full ON tasks; DROP TRIGGER disk_full_release ON idempotency_keys; DROP FUNCTION disk_full();');
+    }
+    let retried: Awaited<ReturnType<typeof fx.server.call>> | undefined;
+    await until(async () => (retried = await fx.server.call('POST', '/api/v1/tasks', body, { headers })).status === 200, 'the key freed in the background');
+    expect(retried!.body.status).toBe('QUEUED');
+  });
+
   it("a worker's failing writes make its process not ready too, and its task completes once space returns", async () => {
     const { server, tdb } = both;
     // submits still insert; the worker's claims, heartbeats and outcome writes (updates) fail
