@@ -5,6 +5,9 @@ import type { ServerResponse } from 'node:http';
 import type { WebSocket } from 'ws';
 import { sseEventName, type TaskEvent } from '../contract/events.js';
 
+/** The reconnect hint SSE sends when its stream fails (ms): nothing was lost, resume with Last-Event-ID. */
+export const STREAM_FAILED_RETRY_MS = 1_000;
+
 /** A WebSocket counts as congested (wait before writing more) above this many queued bytes. */
 const WS_HIGH_WATER = 64 * 1024;
 
@@ -24,7 +27,10 @@ export interface StreamSink {
   finish(): void;
   /** Server shutdown: a reconnect hint, then close. */
   shutdown(retryMs: number): void;
-  /** Closes without a marker (read errors). */
+  /**
+   * The events could not be read (the database went away): SSE sends a reconnect hint
+   * (`retry: STREAM_FAILED_RETRY_MS`) and ends; a WebSocket closes with 1011. No end marker.
+   */
   abort(): void;
   /**
    * The credential that opened the stream was revoked or expired: SSE sends a last `event: error`
@@ -160,7 +166,8 @@ export class SseSink implements StreamSink {
   }
 
   abort(): void {
-    this.#end('aborted');
+    // (the events could not be read: the database went away) reconnect soon and resume
+    if (this.#write(`: stream failed\nretry: ${STREAM_FAILED_RETRY_MS}\n\n`)) this.#end('aborted');
   }
 
   unauthorized(envelope: { error: { code: string; message: string } }): void {
