@@ -4,14 +4,13 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import swagger from '@fastify/swagger';
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import swaggerUi from '@fastify/swagger-ui';
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { randomHex } from '../domain/ids.js';
 import { LazyChildLogger } from '../logger.js';
 import type { AppDeps } from './deps.js';
 import { clientErrorHandler, connectRefused, envelope, errorBodyFor, errorHandler, expectationFailed, frameworkErrors } from './errors.js';
+import { requestIdOf, traceIdOf } from './request-ids.js';
 import { registerJsonParser } from './json-parser.js';
 import { createAuthenticator, registerAuth, type Authenticator } from './auth.js';
 import { registerCors, registerSecurityHeaders } from './hardening.js';
@@ -46,23 +45,6 @@ declare module 'fastify' {
      */
     refuseRequests(): void;
   }
-}
-
-const REQUEST_ID_RE = /^[A-Za-z0-9:_\-.]{1,128}$/;
-const TRACEPARENT_RE = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
-
-/** A request's id: the client's `X-Request-ID` when it is a valid id, else a new UUID. */
-function requestIdOf(req: IncomingMessage): string {
-  const h = req.headers['x-request-id'];
-  return typeof h === 'string' && REQUEST_ID_RE.test(h) ? h : randomUUID();
-}
-
-/** The W3C trace id of a request: from its `traceparent`, else a new one. Computed once, kept on the raw request. */
-function traceIdOf(raw: IncomingMessage & { taskgateTraceId?: string }): string {
-  if (raw.taskgateTraceId) return raw.taskgateTraceId;
-  const tp = raw.headers.traceparent;
-  const m = typeof tp === 'string' ? TRACEPARENT_RE.exec(tp) : null;
-  return (raw.taskgateTraceId = m ? m[1]! : randomHex(16));
 }
 
 export interface BuildAppOptions {
@@ -170,8 +152,8 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   });
 
   // an Expect Node cannot meet (anything but 100-continue): our 417 envelope, not Node's empty one
-  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => expectationFailed(res, requestIdOf(req)));
-  app.server.on('connect', (req: IncomingMessage, socket: Duplex) => connectRefused(socket, requestIdOf(req)));
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => expectationFailed(res, req));
+  app.server.on('connect', (req: IncomingMessage, socket: Duplex) => connectRefused(socket, req));
 
   const matcher = routeMatcher();
   app.addHook('onRoute', (route) => matcher.add(route.method, route.url));

@@ -1,12 +1,14 @@
 // Turns anything thrown while handling a request into the standard error envelope.
 // 5xx bodies never carry internals: the message is generic and the detail goes to the log.
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, ERRORS, clientErrorCode, type ErrorCode, type ErrorEnvelope } from '../contract/errors.js';
 import { isDatabaseUnavailable } from '../storage/unavailable.js';
+import { randomHex } from '../domain/ids.js';
+import { requestIdOf, traceIdOf } from './request-ids.js';
 import { openAiErrorBody } from './routes/openai.js';
 import { errorBody as seed004ErrorBody } from './routes/compat.js';
 
@@ -150,14 +152,16 @@ export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyRe
  * An envelope answer for a connection Node handles before Fastify has a request: status, headers
  * (a fresh request id unless one is given, nosniff, Connection: close) and the JSON body.
  */
-export function preRequestAnswer(code: ErrorCode, message: string, requestId: string = randomUUID()): { status: number; headers: Record<string, string>; body: string } {
+export function preRequestAnswer(
+  code: ErrorCode, message: string, requestId: string = randomUUID(), traceId: string = randomHex(16),
+): { status: number; headers: Record<string, string>; body: string } {
   const { status } = ERRORS[code];
   const body = JSON.stringify(envelope(code, message, requestId));
   return {
     status, body,
     headers: {
       'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)),
-      'X-Request-ID': requestId, 'X-Content-Type-Options': 'nosniff', Connection: 'close',
+      'X-Request-ID': requestId, 'X-Trace-ID': traceId, 'X-Content-Type-Options': 'nosniff', Connection: 'close',
     },
   };
 }
@@ -190,8 +194,8 @@ function writeRaw(socket: Duplex, answer: ReturnType<typeof preRequestAnswer>): 
  * A `CONNECT` request (Node's 'connect' event: the server is asked to be a proxy): 405 in the
  * envelope, then the connection closed. Without a listener Node closed it with no answer at all.
  */
-export function connectRefused(socket: Duplex, requestId: string): void {
-  writeRaw(socket, preRequestAnswer('METHOD_NOT_ALLOWED', 'CONNECT is not supported: this server is not a proxy', requestId));
+export function connectRefused(socket: Duplex, req: IncomingMessage): void {
+  writeRaw(socket, preRequestAnswer('METHOD_NOT_ALLOWED', 'CONNECT is not supported: this server is not a proxy', requestIdOf(req), traceIdOf(req)));
   socket.end();
 }
 
@@ -200,8 +204,8 @@ export function connectRefused(socket: Duplex, requestId: string): void {
  * instead of Node's empty body, and the connection closed — the body the client holds back is
  * never read. `100-continue` never gets here (Node answers it and the request goes on).
  */
-export function expectationFailed(res: ServerResponse, requestId: string): void {
-  const answer = preRequestAnswer('EXPECTATION_FAILED', 'Only the expectation 100-continue is supported', requestId);
+export function expectationFailed(res: ServerResponse, req: IncomingMessage): void {
+  const answer = preRequestAnswer('EXPECTATION_FAILED', 'Only the expectation 100-continue is supported', requestIdOf(req), traceIdOf(req));
   res.writeHead(answer.status, answer.headers).end(answer.body);
 }
 
@@ -215,6 +219,7 @@ export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: F
   void reply
     .code(400)
     .header('x-request-id', req.id)
+    .header('x-trace-id', traceIdOf(req.raw))
     .header('x-content-type-options', 'nosniff')
     .type('application/json; charset=utf-8')
     .send(JSON.stringify(errorBodyFor(

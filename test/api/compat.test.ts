@@ -213,8 +213,9 @@ describe('answers made before a route is found', () => {
     expect([bad.status, bad.body]).toEqual([400, seed004('The path is not valid URL encoding')]);
     const long = await fixture.server.call('DELETE', `/api/v1/task/${'a'.repeat(300)}`);
     expect([long.status, long.body]).toEqual([400, seed004('A path segment is too long')]);
-    const canonical = await fixture.server.call('GET', '/api/v1/tasks/%zz');
+    const canonical = await fixture.server.call('GET', '/api/v1/tasks/%zz', undefined, { headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
     expect([canonical.status, canonical.body.error?.code, canonical.body.error?.details]).toEqual([400, 'VALIDATION_ERROR', { location: 'path', reason: 'bad encoding' }]);
+    expect(canonical.headers.get('x-trace-id')).toBe('0af7651916cd43dd8448eb211c80319c');
   });
 });
 

@@ -58,7 +58,7 @@ describe('Expect', () => {
   const port = () => (fx.server.app.server.address() as { port: number }).port;
   const head = (expect: string, body: string) =>
     `POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nX-API-Key: ${ADMIN_KEY}\r\nContent-Type: application/json\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-ID: req-expect-1\r\nExpect: ${expect}\r\n\r\n`;
+    `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-ID: req-expect-1\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nExpect: ${expect}\r\n\r\n`;
 
   it('answers an expectation other than 100-continue with 417 in the envelope and closes', async () => {
     const c = await rawConnection(port());
@@ -66,6 +66,8 @@ describe('Expect', () => {
     const got = await c.closed;
     expect(got).toMatch(/^HTTP\/1\.1 417 /);
     expect(got.toLowerCase()).toContain('x-request-id: req-expect-1');
+    // the caller's trace, as on every other answer (it was missing here)
+    expect(got.toLowerCase()).toContain('x-trace-id: 0af7651916cd43dd8448eb211c80319c');
     expect(got.toLowerCase()).toContain('content-type: application/json');
     expect(JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4))).toEqual({
       error: { code: 'EXPECTATION_FAILED', message: 'Only the expectation 100-continue is supported' }, request_id: 'req-expect-1',
