@@ -64,6 +64,12 @@ export function buildTask(
   if (hasQuery && definitionId) throw new ApiError('VALIDATION_ERROR', 'send either query (agent task) or task_definition_id (definition task), not both');
   if (!hasQuery && !definitionId) throw new ApiError('VALIDATION_ERROR', 'query is required (or task_definition_id for a definition task)', { path: 'query', reason: 'is required' });
   if (body.input !== undefined && body.args !== undefined) throw new ApiError('VALIDATION_ERROR', 'send input or its alias args, not both');
+  // an agent task runs its query: an input beside it was stored as null, silently
+  if (!definitionId) {
+    for (const field of ['input', 'args'] as const) {
+      if (body[field] !== undefined) throw new ApiError('VALIDATION_ERROR', `${field} is for definition tasks (with task_definition_id); an agent task takes query and context`, { path: field, reason: 'not allowed with query' });
+    }
+  }
   if (body.run_at !== undefined && body.delay_ms !== undefined) throw new ApiError('VALIDATION_ERROR', 'send run_at or delay_ms, not both');
 
   for (const [name, value] of [['context', body.context], ['metadata', body.metadata]] as const) {

@@ -271,6 +271,14 @@ describe('GET routes', () => {
     expect((await server.call('GET', `/api/v1/tasks/${same.body.task_id}`, undefined, { key: t.key })).body).toMatchObject({ task_definition_id: 'noop', workflow_instance_id: 'a' });
   });
 
+  it('refuses input (or args) beside a query: an agent task takes query and context (the input was dropped without a word)', async () => {
+    const t = await newTenant(tdb.db);
+    for (const field of ['input', 'args']) {
+      const res = await server.call('POST', '/api/v1/tasks', { query: 'hi', [field]: { a: 1 } }, { key: t.key });
+      expect([res.status, res.body.error?.details], field).toEqual([400, { path: field, reason: 'not allowed with query' }]);
+    }
+  });
+
   it('counts exactly up to offset + 1,000 matching rows, and reports that bound above it', async () => {
     const t = await newTenant(tdb.db);
     // rows straight into the table (delayed: no worker touches them); 1,205 match the filter
