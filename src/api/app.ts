@@ -341,6 +341,15 @@ const OPENAPI_HEADERS: Record<string, object> = {
 };
 const ref = (name: string) => ({ $ref: `#/components/headers/${name}` });
 
+/** The operations whose success answers name their task (and its session) in headers. */
+const TASK_ID_HEADERS: Record<string, string[]> = {
+  'post /api/v1/tasks': ['X-Workflow-ID', 'X-Session-ID'],
+  'post /api/v1/tasks/stream': ['X-Workflow-ID', 'X-Session-ID'],
+  'get /api/v1/tasks/{id}': ['X-Workflow-ID'],
+  'get /api/v1/stream/sse': ['X-Workflow-ID'],
+  'post /v1/chat/completions': ['X-Workflow-ID', 'X-Session-ID'],
+};
+
 /**
  * What the schemas cannot say: the Idempotency-Key every authenticated POST takes, and the headers
  * its answers carry — rate-limit headers on limited routes, Retry-After on 429/503, the submit's ids.
@@ -362,10 +371,8 @@ function describeHeaders(url: string, method: string, op: OpenApiOperation, rate
     }
     if (status === '429' || status === '503') headers['Retry-After'] ??= ref('Retry-After');
     if (method === 'post' && /^2/.test(status)) headers['Idempotent-Replayed'] ??= ref('Idempotent-Replayed');
-    if (method === 'post' && (url === '/api/v1/tasks' || url === '/api/v1/tasks/stream') && /^2/.test(status)) {
-      headers['X-Workflow-ID'] ??= ref('X-Workflow-ID');
-      headers['X-Session-ID'] ??= ref('X-Session-ID');
-    }
+    const ids = /^2/.test(status) ? TASK_ID_HEADERS[`${method} ${url}`] : undefined;
+    for (const h of ids ?? []) headers[h] ??= ref(h);
     res.headers = headers;
   }
 }

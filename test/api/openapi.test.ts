@@ -307,6 +307,13 @@ describe('the audit, item by item', () => {
     expect(operation(doc, 'GET', '/api/v1/stream/sse').responses['200']!.headers ?? {}).not.toHaveProperty('X-RateLimit-Limit');
     const sse = await fx.server.call('GET', `/api/v1/stream/sse?workflow_id=${res.body.task_id}`);
     expect(sse.headers.get('x-ratelimit-limit')).toBeNull();
+    // the task's id in a header, where it is sent: declared on each of those operations
+    expect(sse.headers.get('x-workflow-id')).toBe(res.body.task_id);
+    expect((await fx.server.call('GET', `/api/v1/tasks/${res.body.task_id}`)).headers.get('x-workflow-id')).toBe(res.body.task_id);
+    for (const [method, url] of [['GET', '/api/v1/stream/sse'], ['GET', '/api/v1/tasks/{id}'], ['POST', '/v1/chat/completions'], ['POST', '/api/v1/tasks/stream']] as const) {
+      const ok = Object.entries(operation(doc, method, url).responses).find(([s]) => s.startsWith('2'))![1];
+      expect(ok.headers ?? {}, `${method} ${url}`).toHaveProperty('X-Workflow-ID');
+    }
     // seed 004's routes relay their canonical route's (compat.test.ts sees them sent)
     expect(operation(doc, 'POST', '/api/v1/task').responses['201']!.headers ?? {}).toHaveProperty('X-RateLimit-Limit');
   });
