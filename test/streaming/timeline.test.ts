@@ -98,7 +98,7 @@ describe('timeline', () => {
       ev('RETRYING', { attempt: 1, next_attempt: 2, delay_ms: 0 }, 'requeued after lease loss'),
       ev('WORKFLOW_STARTED', { attempt: 2, worker_id: 'w2' }),
       ev('APPROVAL_REQUESTED', { approval_id: '0b6f5c5e-5d3c-4c6e-9a55-0c1c4f2b7a10' }, 'id=0b6f5c5e-5d3c-4c6e-9a55-0c1c4f2b7a10'),
-      ev('APPROVAL_DECISION', { approval_id: '0b6f5c5e-5d3c-4c6e-9a55-0c1c4f2b7a10', approved: true, approved_by: 'ana' }, 'approved'),
+      ev('APPROVAL_DECISION', { approval_id: '0b6f5c5e-5d3c-4c6e-9a55-0c1c4f2b7a10', approved: true, approved_by: 'ana', decided_by_principal: 'api_key:key_1' }, 'approved'),
       ev('WORKFLOW_STARTED', { attempt: 2, worker_id: 'w3' }),
       ev('WORKFLOW_COMPLETED', { duration_ms: 5 }),
       ev('STREAM_END', { status: 'COMPLETED' }),
@@ -108,7 +108,7 @@ describe('timeline', () => {
       'CLAIMED', 'STEP_FINISHED', 'LEASE_LOST', 'RETRY_SCHEDULED', 'CLAIMED', 'APPROVAL_REQUESTED', 'APPROVAL_DECIDED', 'CLAIMED', 'COMPLETED',
     ]);
     expect(t.events[2]).toMatchObject({ worker_id: 'w1', attempt: 1 });
-    expect(t.events[6].details).toMatchObject({ approved: true, decided_by: 'ana' });
+    expect(t.events[6].details).toMatchObject({ approved: true, decided_by: 'ana', decided_by_principal: 'api_key:key_1' });
     expect(t.stats).toMatchObject({ lease_losses: 1, retries: 1, approvals_requested: 1, approvals_decided: 1, attempts: 2, duration_ms: 8000, queue_ms: 1000 });
     expect(t.stats.attempt_history.map((a) => [a.attempt, a.worker_id, a.outcome])).toEqual([[1, 'w1', 'lease_lost'], [2, 'w2', 'suspended'], [2, 'w3', 'completed']]);
   });

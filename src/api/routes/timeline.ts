@@ -104,6 +104,8 @@ export function buildTimeline(task: Pick<TaskRow, 'id' | 'status' | 'attempt' | 
         tally.decided++;
         add('APPROVAL_DECIDED', e.message ?? 'approval decided', {
           approval_id: p.approval_id ?? null, approved: p.approved ?? null, feedback: p.feedback ?? null, decided_by: p.approved_by ?? p.decided_by ?? null,
+          // who actually called (approved_by / decided_by is what the caller said)
+          decided_by_principal: p.decided_by_principal ?? null,
         });
         break;
       case 'WORKFLOW_CANCELLING':
