@@ -6,12 +6,17 @@ export interface QueryResult<T> {
   rowCount: number;
 }
 
+/** QueryOptions.timeoutMs for a statement that may wait as long as it needs (a timer's longest, ~24.8 days). */
+export const NO_QUERY_TIMEOUT_MS = 2 ** 31 - 1;
+
 export interface QueryOptions {
   /**
    * Prepares the statement once per connection under this name and reuses its plan (server
    * PostgreSQL; PGlite ignores it). Only for hot statements whose text never changes.
    */
   name?: string;
+  /** Server PostgreSQL: how long this statement may wait for its answer (default: the pool's, PgOptions.queryTimeoutMs). */
+  timeoutMs?: number;
 }
 
 export interface Queryable {

@@ -4,7 +4,7 @@
 // Taskgate than this one is refused.
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Db } from './db.js';
+import { NO_QUERY_TIMEOUT_MS, type Db } from './db.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 /** Arbitrary constant: the advisory lock id that serializes migrators. */
@@ -122,7 +122,10 @@ export async function migrate(db: Db, migrations: Migration[] = loadMigrations()
 
 async function applyPending(db: Db, migrations: Migration[], lockTimeoutMs: number): Promise<number[]> {
   return db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
+    // another migrator may hold the lock for as long as its migrations take, and a migration may
+    // build an index on a large table: no statement time limit here (lock_timeout bounds the waits)
+    const long = { timeoutMs: NO_QUERY_TIMEOUT_MS };
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID], long);
     // after the advisory lock: another migrator may take as long as it needs
     await tx.query(`SET LOCAL lock_timeout = ${Math.trunc(lockTimeoutMs)}`);
     await tx.query(`CREATE TABLE IF NOT EXISTS taskgate_migrations (
@@ -134,7 +137,7 @@ async function applyPending(db: Db, migrations: Migration[], lockTimeoutMs: numb
     for (const m of migrations) {
       if (applied.has(m.version)) continue;
       // statements are separated by semicolons at line ends; no parameters in migrations
-      for (const stmt of splitStatements(m.sql)) await tx.query(stmt);
+      for (const stmt of splitStatements(m.sql)) await tx.query(stmt, undefined, long);
       await tx.query('INSERT INTO taskgate_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
       done.push(m.version);
     }

@@ -19,6 +19,14 @@ export interface PgOptions {
    * hanging. Statements themselves have no time limit.
    */
   connectTimeoutMs?: number;
+  /**
+   * How long one statement may wait for its answer before its connection is closed and it fails
+   * as the database gone (default DEFAULT_QUERY_TIMEOUT_MS): a peer gone silent (a partition, a
+   * failover whose old address stopped answering) held its pooled connection — and every request
+   * that drew it — for the OS's keepalive, over two hours. Statements that may rightly wait
+   * longer (migrations: a lock, an index build) say so with QueryOptions.timeoutMs.
+   */
+  queryTimeoutMs?: number;
   /** Where the connection string came from, for start-up errors (e.g. `DATABASE_URL`). */
   source?: string;
   onError?: (err: Error) => void;
@@ -26,6 +34,8 @@ export interface PgOptions {
 
 /** Default for PgOptions.connectTimeoutMs. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/** Default for PgOptions.queryTimeoutMs: far above any statement of the request path. */
+export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
 
 /**
  * The database named by a connection string cannot be used at start: the string is not a
@@ -101,7 +111,10 @@ export async function openPg(options: PgOptions): Promise<Db> {
     options: connOptions,
     application_name: APPLICATION_NAME,
     connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    query_timeout: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
     keepAlive: true,
+    // idle connections too: probes start after 10 s idle instead of the OS's two hours
+    keepAliveInitialDelayMillis: 10_000,
   };
   const pool = new pg.Pool({
     ...connection,
@@ -180,7 +193,7 @@ export async function openPg(options: PgOptions): Promise<Db> {
   }
 
   const config = (text: string, params?: readonly unknown[], options?: QueryOptions): pg.QueryConfig =>
-    ({ text, values: params as unknown[] | undefined, name: options?.name });
+    ({ text, values: params as unknown[] | undefined, name: options?.name, ...(options?.timeoutMs ? { query_timeout: options.timeoutMs } : {}) }) as pg.QueryConfig;
   const query = async <T>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>> => {
     const res = await pool.query(config(sql, params, options));
     return { rows: res.rows as T[], rowCount: res.rowCount ?? 0 };

@@ -55,6 +55,6 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   if (STORAGE_FAILURES[code] !== undefined) return true;
   // 55000 is also a statement's error (object not in prerequisite state): only this one is a connect's
   // pg's messages for a connection that is gone (no SQLSTATE: the socket closed, or a client used after it)
-  if (typeof e.message === 'string' && /^Connection terminated|timeout exceeded when trying to connect|is not currently accepting connections|^Client has encountered a connection error and is not queryable|^Client was closed and is not queryable/.test(e.message)) return true;
+  if (typeof e.message === 'string' && /^Connection terminated|timeout exceeded when trying to connect|is not currently accepting connections|^Client has encountered a connection error and is not queryable|^Client was closed and is not queryable|^Query read timeout/.test(e.message)) return true;
   return Array.isArray(e.errors) && e.errors.some(isDatabaseUnavailable);
 }

@@ -35,6 +35,11 @@ class Relay {
     this.#server = server;
   }
 
+  /** Stops forwarding on every open connection without closing any (a peer gone silent); new ones still pass. */
+  freeze(): void {
+    for (const s of this.#sockets) s.pause();
+  }
+
   async cut(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
@@ -77,6 +82,24 @@ describe.skipIf(!usingPostgres())('PostgreSQL going away and coming back', () =>
     }).then(() => undefined, (e: unknown) => e);
     expect(isDatabaseUnavailable(err), String(err)).toBe(true);
     expect((await db.query<{ ok: number }>('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+  });
+
+  it('a statement whose connection went silent fails as the database gone after the query timeout, and the pool goes on with a new connection', async () => {
+    const url = new URL(process.env.DATABASE_URL!);
+    url.host = `127.0.0.1:${relay.port}`;
+    const quick = await openPg({ connectionString: url.toString(), schema: tdb.schema, maxConnections: 1, queryTimeoutMs: 500, onError: () => {} });
+    try {
+      expect((await quick.query<{ ok: number }>('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+      relay.freeze();
+      const err = await quick.query('SELECT 2').then(() => undefined, (e: unknown) => e);
+      expect(isDatabaseUnavailable(err), String(err)).toBe(true);
+      // the silent connection was closed, not kept for the OS's keepalive: the next statement gets a new one
+      expect((await quick.query<{ ok: number }>('SELECT 3 AS ok')).rows).toEqual([{ ok: 3 }]);
+      // a statement that may wait says so
+      expect((await quick.query<{ ok: number }>('SELECT 4 AS ok FROM pg_sleep(0.8)', [], { timeoutMs: 5_000 })).rows).toEqual([{ ok: 4 }]);
+    } finally {
+      await quick.close();
+    }
   });
 
   it('queries work again and notifications reach the listener again after a multi-second outage', async () => {
