@@ -1,6 +1,6 @@
 // Embedded PostgreSQL (PGlite) adapter. PGlite is single-connection and single-process: the data
 // directory's lock (datadir-lock.ts) makes a second live process refuse to start.
-import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './db.js';
@@ -105,11 +105,9 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
     if (problem !== err || !existing) throw problem;
     // PGlite says only "PGlite failed to initialize properly" (PostgreSQL's own FATAL is not
     // passed on): a PG_VERSION it does not read or a pg_control whose checksum fails end the same
-    throw new DataDirError(
-      `data directory ${resolve(options.dataDir)} (TASKGATE_DATA_DIR / --data-dir): the database in ${resolve(pgDir)} could not be opened ` +
-        '(damaged, or written by an incompatible PGlite version) — restore it from a backup or move it aside',
-      { cause: err },
-    );
+    // a full disk ends the same way (opening writes), and its data is intact: said first, so
+    // that nobody restores a backup over it — losing what was written since
+    throw new DataDirError(unopenable(resolve(options.dataDir), resolve(pgDir), freeSpaceMiB(pgDir)), { cause: err });
   }
 
   const wrap = (q: PGlite | Parameters<Parameters<PGlite['transaction']>[0]>[0]): Queryable => ({
@@ -203,5 +201,31 @@ function holdsDatabase(pgDir: string): boolean {
     return readdirSync(join(pgDir, 'base')).length > 0;
   } catch {
     return false;
+  }
+}
+
+/**
+ * Why an existing database would not open, for the operator: with `freeMiB` below LOW_SPACE_MIB a
+ * full disk (its data most likely intact: not to be restored over), else damage or a PGlite
+ * version that cannot read it — a full disk named first all the same.
+ */
+export function unopenable(dataDir: string, pgDir: string, freeMiB: number | undefined): string {
+  const full = freeMiB !== undefined && freeMiB < LOW_SPACE_MIB;
+  return `data directory ${dataDir} (TASKGATE_DATA_DIR / --data-dir): the database in ${pgDir} could not be opened — ` +
+    (full
+      ? `its disk has ${freeMiB} MiB free, too little to open it: free some space and start again (the data is most likely intact; do not restore over it)`
+      : 'if its disk is full, free some space and start again; otherwise it is damaged or written by an incompatible PGlite version: restore it from a backup or move it aside');
+}
+
+/** Below this much free space (MiB) a data directory that will not open is taken for a full disk. */
+const LOW_SPACE_MIB = 64;
+
+/** Free space (MiB) on the filesystem holding `dir`, or undefined when it cannot be read. */
+function freeSpaceMiB(dir: string): number | undefined {
+  try {
+    const st = statfsSync(dir);
+    return Math.floor((st.bavail * st.bsize) / 2 ** 20);
+  } catch {
+    return undefined;
   }
 }

@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DataDirError, DataDirLockedError, lockDataDir, openPglite, writeSecretFile } from '../../src/storage/pglite.js';
+import { DataDirError, DataDirLockedError, lockDataDir, openPglite, unopenable, writeSecretFile } from '../../src/storage/pglite.js';
 import { runServeExpectingExit } from '../helpers/process.js';
 
 const fresh = () => mkdtempSync(join(tmpdir(), 'taskgate-pglite-'));
@@ -167,8 +167,11 @@ describe('PGlite data directory', () => {
     await db.exec('CREATE TABLE kept (v text)');
     await db.close();
     const damaged = (dataDir: string) =>
-      `data directory ${dataDir} (TASKGATE_DATA_DIR / --data-dir): the database in ${join(dataDir, 'pgdata')} could not be opened ` +
-      '(damaged, or written by an incompatible PGlite version) — restore it from a backup or move it aside';
+      `data directory ${dataDir} (TASKGATE_DATA_DIR / --data-dir): the database in ${join(dataDir, 'pgdata')} could not be opened — ` +
+      'if its disk is full, free some space and start again; otherwise it is damaged or written by an incompatible PGlite version: restore it from a backup or move it aside';
+    // on a disk with (almost) no room left, that is what it says: its data is intact, not to be restored over
+    expect(unopenable('/d', '/d/pgdata', 12)).toBe('data directory /d (TASKGATE_DATA_DIR / --data-dir): the database in /d/pgdata could not be opened — ' +
+      'its disk has 12 MiB free, too little to open it: free some space and start again (the data is most likely intact; do not restore over it)');
 
     // a PG_VERSION this PostgreSQL does not read
     const versioned = fresh();
