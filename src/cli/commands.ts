@@ -3,7 +3,7 @@
 // `migrate` reach into main.ts; client commands (admin.ts, tasks.ts, backup.ts) use the SDK. Output goes
 // through `io`, so tests run them in process.
 import { ConfigError, loadConfig, parseDuration } from '../config/index.js';
-import { currentVersion, latestVersion, migrate, otherTaskgateSessions } from '../storage/migrate.js';
+import { currentVersion, latestVersion, migrate, otherSessions } from '../storage/migrate.js';
 import { openDatabase, startServer } from '../main.js';
 import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
@@ -78,12 +78,17 @@ async function migrateCmd(flags: Flags, io: CliIo): Promise<void> {
   const config = loadConfig(flags);
   const db = await openDatabase(config);
   try {
-    const others = (await currentVersion(db)) < latestVersion() ? await otherTaskgateSessions(db) : 0;
-    if (others > 0) {
+    const others = (await currentVersion(db)) < latestVersion() ? await otherSessions(db) : { taskgate: 0, unnamed: 0 };
+    if (others.taskgate + others.unnamed > 0) {
       // workers from before December 2026 have no schema guard: they fail tasks of kinds they do not know
+      const seen = [
+        others.taskgate ? `${others.taskgate} of Taskgate (application_name taskgate)` : '',
+        // builds before 2026-12-06 connected with no application name: these may be theirs
+        others.unnamed ? `${others.unnamed} with no application name (Taskgate builds before 2026-12-06 set none)` : '',
+      ].filter(Boolean).join(' and ');
       io.err(
-        `taskgate migrate: ${others} other Taskgate connection${others === 1 ? ' is' : 's are'} open on this database (pg_stat_activity, application_name taskgate): ` +
-          'workers of this release stop claiming once it is migrated, but workers built before December 2026 do not and would fail tasks of kinds they do not know — stop those first',
+        `taskgate migrate: other connections are open on this database (pg_stat_activity): ${seen}. ` +
+          'Workers of this release stop claiming once it is migrated, but workers built before December 2026 do not and would fail tasks of kinds they do not know — stop those first',
       );
     }
     const applied = await migrate(db);

@@ -63,16 +63,19 @@ export async function currentVersion(db: Db): Promise<number> {
 }
 
 /**
- * Other sessions of Taskgate processes on this PostgreSQL database (pg_stat_activity's
- * application_name, which pg.ts sets): migrating under them is a rolling upgrade. 0 on PGlite.
+ * Other client sessions on this PostgreSQL database: `taskgate`, those of Taskgate processes
+ * (pg_stat_activity's application_name, which pg.ts sets), and `unnamed`, those with no
+ * application name — builds before 2026-12-06 set none (nor do many other clients). Migrating
+ * under them is a rolling upgrade. Both 0 on PGlite.
  */
-export async function otherTaskgateSessions(db: Db): Promise<number> {
-  if (db.kind !== 'pg') return 0;
-  const res = await db.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM pg_stat_activity
-      WHERE application_name = 'taskgate' AND datname = current_database() AND pid <> pg_backend_pid()`,
+export async function otherSessions(db: Db): Promise<{ taskgate: number; unnamed: number }> {
+  if (db.kind !== 'pg') return { taskgate: 0, unnamed: 0 };
+  const res = await db.query<{ taskgate: number; unnamed: number }>(
+    `SELECT count(*) FILTER (WHERE application_name = 'taskgate')::int AS taskgate,
+            count(*) FILTER (WHERE application_name = '' AND backend_type = 'client backend')::int AS unnamed
+       FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
   );
-  return res.rows[0]?.n ?? 0;
+  return res.rows[0] ?? { taskgate: 0, unnamed: 0 };
 }
 
 export function latestVersion(migrations: Migration[] = loadMigrations()): number {

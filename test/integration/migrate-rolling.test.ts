@@ -23,10 +23,13 @@ describe.skipIf(!usingPostgres())('taskgate migrate beside running Taskgate proc
     // another Taskgate process's connection, as pg.ts names it
     const other = new pg.Client({ connectionString: process.env.DATABASE_URL, application_name: 'taskgate' });
     await other.connect();
+    // and one with no application name, as builds before 2026-12-06 connected
+    const older = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await older.connect();
     try {
       const first = await runMigrate({ TASKGATE_DB_SCHEMA: schema });
       expect(first.code, first.err).toBe(0);
-      expect(first.err).toMatch(/^taskgate migrate: \d+ other Taskgate connections? (is|are) open on this database .*workers built before December 2026 .*stop those first$/m);
+      expect(first.err).toMatch(/^taskgate migrate: other connections are open on this database \(pg_stat_activity\): \d+ of Taskgate \(application_name taskgate\) and \d+ with no application name .*workers built before December 2026 .*stop those first$/m);
       expect(first.out).toMatch(/^applied migrations: 1, /);
       // nothing pending: nothing to warn about
       const again = await runMigrate({ TASKGATE_DB_SCHEMA: schema });
@@ -34,6 +37,7 @@ describe.skipIf(!usingPostgres())('taskgate migrate beside running Taskgate proc
     } finally {
       await other.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await other.end();
+      await older.end();
     }
   });
 });
