@@ -2,6 +2,8 @@
 // the command's declared arguments and flags (specs.ts, args.ts) before anything runs. `serve` and
 // `migrate` reach into main.ts; client commands (admin.ts, tasks.ts, backup.ts) use the SDK. Output goes
 // through `io`, so tests run them in process.
+import { existsSync } from 'node:fs';
+import { join, resolve as resolvePath } from 'node:path';
 import { ConfigError, loadConfig, parseDuration } from '../config/index.js';
 import { currentVersion, latestVersion, migrate, otherSessions } from '../storage/migrate.js';
 import { openDatabase, startServer } from '../main.js';
@@ -118,8 +120,25 @@ async function prune(flags: Flags, io: CliIo): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  // a mistyped --data-dir opened (and so created) an empty database there, then failed with a
+  // stack trace: prune deletes from a Taskgate database, never makes one
+  if (!config.databaseUrl && !existsSync(join(config.dataDir, 'pgdata', 'PG_VERSION'))) {
+    io.err(`taskgate prune: no Taskgate database in ${resolvePath(config.dataDir)} (TASKGATE_DATA_DIR / --data-dir)`);
+    process.exitCode = 1;
+    return;
+  }
   const db = await openDatabase(config);
   try {
+    const [at, latest] = [await currentVersion(db), latestVersion()];
+    if (at !== latest) {
+      io.err(
+        at === 0
+          ? `taskgate prune: the database holds no Taskgate schema (${config.databaseUrl ? 'DATABASE_URL' : 'TASKGATE_DATA_DIR'}): nothing to prune`
+          : `taskgate prune: the database schema is at version ${at}, this build's is ${latest}: ${at < latest ? 'run taskgate migrate (or serve) first' : 'prune with the newer build that migrated it'}`,
+      );
+      process.exitCode = 1;
+      return;
+    }
     const swept = await new RetentionSweeper({ retentionMs, intervalMs: config.retentionIntervalMs }, { db }).sweepOnce();
     io.out(`deleted ${swept.tasks} ended task(s) and ${swept.sessions} deleted session(s) older than ${age ?? 'TASKGATE_TASK_RETENTION'}`);
   } finally {

@@ -7,10 +7,10 @@ import pg from 'pg';
 import { CLI } from '../helpers/process.js';
 import { usingPostgres } from '../helpers/db.js';
 
-async function runMigrate(env: Record<string, string>): Promise<{ code: number | null; out: string; err: string }> {
+async function runMigrate(env: Record<string, string>, args: string[] = ['migrate']): Promise<{ code: number | null; out: string; err: string }> {
   let out = '';
   let err = '';
-  const child = spawn(process.execPath, [CLI, 'migrate'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
@@ -38,6 +38,19 @@ describe.skipIf(!usingPostgres())('taskgate migrate beside running Taskgate proc
       await other.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await other.end();
       await older.end();
+    }
+  });
+
+  it('prune on a database without the schema says so, and creates nothing (it printed a stack trace)', async () => {
+    const schema = `tg_noschema_${process.pid}_${Date.now().toString(36)}`;
+    const res = await runMigrate({ TASKGATE_DB_SCHEMA: schema }, ['prune', '--older-than', '1d']);
+    expect([res.code, res.err.trim()]).toEqual([1, 'taskgate prune: the database holds no Taskgate schema (DATABASE_URL): nothing to prune']);
+    const c = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await c.connect();
+    try {
+      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    } finally {
+      await c.end();
     }
   });
 });

@@ -3,7 +3,7 @@
 // applies every migration, the next finds nothing to do, and a directory another PGlite holds is
 // refused. The spawned-process tests (test/e2e) cover `serve` and the signals.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/cli/commands.js';
@@ -100,6 +100,14 @@ describe('taskgate CLI', () => {
     expect(process.exitCode).toBe(2);
     process.exitCode = undefined;
     expect(bad.err.join('\n')).toMatch(/^taskgate prune: --older-than must be a duration/);
+    // a data dir with no database (a typo) is said, and nothing is created there
+    const typo = join(dir, 'no-such-dir');
+    const missing = capture();
+    await run(['prune', '--older-than', '2d', '--data-dir', typo], missing.io);
+    expect(process.exitCode).toBe(1);
+    process.exitCode = undefined;
+    expect(missing.err).toEqual([`taskgate prune: no Taskgate database in ${typo} (TASKGATE_DATA_DIR / --data-dir)`]);
+    expect(existsSync(typo)).toBe(false);
   });
 
   it('a client command without a reachable server reports the failure, not a stack', async () => {
