@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { Server as NetServer } from 'node:net';
+import { isIP, Server as NetServer } from 'node:net';
+import { lookup } from 'node:dns/promises';
 import { ConfigError, claimWindowFor, type Config } from './config/index.js';
 import { openPg } from './storage/pg.js';
 import { openPglite, writeSecretFile } from './storage/pglite.js';
@@ -135,6 +136,16 @@ function redisReadiness(config: Config, redis: (() => Promise<void>) | undefined
 /** How long a start waits for Redis before serving without it (fail open/closed meanwhile). */
 const REDIS_START_WAIT_MS = 2_000;
 
+/** ConfigError unless `host` is an IP address or resolves to one. */
+async function checkListenHost(host: string): Promise<void> {
+  if (isIP(host)) return;
+  try {
+    await lookup(host);
+  } catch (err) {
+    throw new ConfigError(`HOST / --host: ${host} does not resolve to an address to listen on (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<Server> {
   const log = opts.logger ?? createLogger(config.logLevel);
   if (config.authDisabled) {
@@ -145,6 +156,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   }
   // the task kinds first: a bad --tasks-dir stops the start before the database is opened
   const registry = await createRegistry(config);
+  // and a HOST that names no address: it failed at listen, with a stack trace, after the database
+  // was created and an admin key printed
+  if (!opts.noListen) await checkListenHost(config.host);
   const db = opts.db ?? (await openDatabase(config, log));
   const ownsDb = !opts.db;
   // ioredis loads only when Redis is configured (~7 MB of RSS otherwise)

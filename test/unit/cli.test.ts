@@ -7,6 +7,8 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/cli/commands.js';
+import { startServer } from '../../src/main.js';
+import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { DataDirLockedError, openPglite } from '../../src/storage/pglite.js';
 import { VERSION } from '../../src/version.js';
 
@@ -108,6 +110,20 @@ describe('taskgate CLI', () => {
     process.exitCode = undefined;
     expect(missing.err).toEqual([`taskgate prune: no Taskgate database in ${typo} (TASKGATE_DATA_DIR / --data-dir)`]);
     expect(existsSync(typo)).toBe(false);
+  });
+
+  it('a HOST that resolves to no address stops the start with one ConfigError, before the database is created', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'taskgate-cli-')), 'data');
+    const err: unknown = await startServer(loadConfig({}, { HOST: 'no-such-host.invalid', PORT: '0', TASKGATE_DATA_DIR: dir })).then(
+      async (s) => {
+        await s.close();
+        return undefined;
+      },
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(/^HOST \/ --host: no-such-host\.invalid does not resolve to an address to listen on \(/);
+    expect(existsSync(join(dir, 'pgdata'))).toBe(false);
   });
 
   it('a client command without a reachable server reports the failure, not a stack', async () => {
