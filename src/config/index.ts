@@ -224,7 +224,7 @@ export function loadConfig(flags: Flags = {}, rawEnv: Record<string, string | un
     taxRate: num('TASKGATE_TAX_RATE', env.TASKGATE_TAX_RATE, DEFAULT_TAX_RATE, 0, 1),
     logLevel: oneOf('LOG_LEVEL', env.LOG_LEVEL, LOG_LEVELS, 'info'),
     authDisabled,
-    corsOrigins: list(env.TASKGATE_CORS_ORIGINS),
+    corsOrigins: corsOrigins('TASKGATE_CORS_ORIGINS', env.TASKGATE_CORS_ORIGINS),
     errorFormat: oneOf('TASKGATE_ERROR_FORMAT', env.TASKGATE_ERROR_FORMAT, ['envelope', 'reference'], 'envelope'),
     listenNotify: !bool('TASKGATE_DISABLE_LISTEN', env.TASKGATE_DISABLE_LISTEN),
     llm,
@@ -234,4 +234,24 @@ export function loadConfig(flags: Flags = {}, rawEnv: Record<string, string | un
     streamStallMs: int('TASKGATE_STREAM_STALL_MS', env.TASKGATE_STREAM_STALL_MS, DEFAULT_STREAM_STALL_MS, 10, MAX_TIMER_MS),
   };
   return Object.freeze(config);
+}
+
+/**
+ * Browser origins as a browser sends them in `Origin` (`https://app.example.com`, with a port when
+ * not the default), or `*`: anything else never matches — `https://app.example.com/` (a trailing
+ * slash) or `app.example.com` quietly allowed nobody.
+ */
+function corsOrigins(name: string, raw: string | undefined): string[] {
+  return list(raw).map((v) => {
+    if (v === '*') return v;
+    let origin: string | undefined;
+    try {
+      origin = new URL(v).origin;
+    } catch {
+      origin = undefined;
+    }
+    if (!origin || origin === 'null' || !/^https?:/.test(origin)) throw new ConfigError(`${name}: ${v} is not an origin: scheme and host, e.g. https://app.example.com`);
+    if (origin !== v) throw new ConfigError(`${name}: ${v} is not an origin as browsers send it: did you mean ${origin}?`);
+    return v;
+  });
 }

@@ -67,6 +67,13 @@ describe('config', () => {
     expect(() => loadConfig({}, { TASKGATE_AUTH_DISABLED: 'true', HOST: '0.0.0.0' })).toThrow(/loopback/);
     expect(loadConfig({}, { TASKGATE_AUTH_DISABLED: 'true' }).authDisabled).toBe(true);
   });
+  it('takes CORS origins as browsers send them, or *; anything else (a trailing slash, no scheme) is refused naming the origin meant', () => {
+    expect(loadConfig({}, { TASKGATE_CORS_ORIGINS: 'https://app.example.com, http://localhost:5173,*' }).corsOrigins).toEqual(['https://app.example.com', 'http://localhost:5173', '*']);
+    expect(() => loadConfig({}, { TASKGATE_CORS_ORIGINS: 'https://app.example.com/' })).toThrow('TASKGATE_CORS_ORIGINS: https://app.example.com/ is not an origin as browsers send it: did you mean https://app.example.com?');
+    for (const v of ['notaurl', 'app.example.com', 'ftp://x.example', 'https://app.example.com:443']) {
+      expect(() => loadConfig({}, { TASKGATE_CORS_ORIGINS: v }), v).toThrow(/^TASKGATE_CORS_ORIGINS: /);
+    }
+  });
   it('refuses a value it cannot read instead of quietly meaning something else', () => {
     for (const v of ['1', 'TRUE', 'yes', 'on']) expect(loadConfig({}, { TASKGATE_DISABLE_LISTEN: v }).listenNotify, v).toBe(false);
     for (const v of ['0', 'false', 'No', 'off', '']) expect(loadConfig({}, { TASKGATE_DISABLE_LISTEN: v }).listenNotify, v).toBe(true);
