@@ -280,11 +280,6 @@ function finishReasonOf(payload: Record<string, unknown> | null | undefined): st
 }
 
 /**
- * The answer for a task that ended without one. A cancel is a 400, a status no client retries (the
- * Vercel AI SDK ignores x-should-retry and retries 409 and ≥500 — a cancel is the one outcome it
- * must not undo).
- */
-/**
  * What a chat stream sends of an agent's answer deltas, so that what the client adds up is the
  * task's `result` — or, when it cannot be, the stream says so instead of ending on other text.
  * The answer is the text of the task's last answer call; the client's text (`sent`) only ever
@@ -340,6 +335,11 @@ export class ChatAnswer {
   }
 }
 
+/**
+ * The answer for a task that ended without one. A cancel is a 400, a status no client retries (the
+ * Vercel AI SDK ignores x-should-retry and retries 409 and ≥500 — a cancel is the one outcome it
+ * must not undo).
+ */
 function failureOf(v: ChatTaskView | undefined): OpenAiError {
   if (!v) return new OpenAiError(500, 'the task disappeared', 'server_error', 'task_lost');
   if (v.status === 'TIMEOUT') return new OpenAiError(504, v.error ?? 'the task timed out', 'server_error', 'timeout', null, NO_RETRY);
