@@ -10,7 +10,7 @@ import { lookup } from 'node:dns/promises';
 import { ConfigError, claimWindowFor, type Config } from './config/index.js';
 import { openPg } from './storage/pg.js';
 import { openPglite, writeSecretFile } from './storage/pglite.js';
-import { migrate } from './storage/migrate.js';
+import { latestVersion, loadMigrations, migrate } from './storage/migrate.js';
 import { StorageHealth } from './storage/unavailable.js';
 import { bootstrap } from './auth/bootstrap.js';
 import { EventHub, EVENTS_CHANNEL } from './events/hub.js';
@@ -166,7 +166,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let definitionSync: TenantDefinitionSync | undefined;
   try {
     const applied = await migrate(db);
-    if (applied.length) log.info({ versions: applied }, 'applied migrations');
+    if (applied.length) {
+      // which, by name, and the version the schema is at now (an operator upgrading reads this line)
+      const names = loadMigrations().filter((m) => applied.includes(m.version)).map((m) => m.name);
+      log.info({ versions: applied, names, schema_version: latestVersion() }, 'applied migrations');
+    }
     // an embedded database serves this process alone: an in-flight Idempotency-Key left in it is a
     // request of a process that was killed, and its key is free again now, not after its lock
     if (ownsDb && db.kind === 'pglite') {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/cli/commands.js';
 import { startServer } from '../../src/main.js';
+import { serverWithLogs } from '../helpers/server.js';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { DataDirLockedError, openPglite } from '../../src/storage/pglite.js';
 import { VERSION } from '../../src/version.js';
@@ -110,6 +111,19 @@ describe('taskgate CLI', () => {
     process.exitCode = undefined;
     expect(missing.err).toEqual([`taskgate prune: no Taskgate database in ${typo} (TASKGATE_DATA_DIR / --data-dir)`]);
     expect(existsSync(typo)).toBe(false);
+  });
+
+  it("serve logs the migrations it applies by version and name, and the schema version it leaves", async () => {
+    const db = await openPglite({ dataDir: mkdtempSync(join(tmpdir(), 'taskgate-cli-')) });
+    try {
+      const { server, entries } = await serverWithLogs(db, {});
+      await server.close();
+      const files = readdirSync(new URL('../../src/storage/migrations/', import.meta.url)).filter((f) => f.endsWith('.sql')).sort();
+      const line = entries().find((e) => e.msg === 'applied migrations');
+      expect(line).toMatchObject({ names: files.map((f) => f.replace(/\.sql$/, '')), schema_version: Number(files.at(-1)!.slice(0, 4)) });
+    } finally {
+      await db.close();
+    }
   });
 
   it('a HOST that resolves to no address stops the start with one ConfigError, before the database is created', async () => {
