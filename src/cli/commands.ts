@@ -107,7 +107,7 @@ async function prune(flags: Flags, io: CliIo): Promise<void> {
   const age = typeof raw === 'string' ? raw : undefined;
   let retentionMs: number;
   try {
-    retentionMs = raw === undefined ? config.taskRetentionMs : parseDuration('--older-than', age);
+    retentionMs = raw === undefined ? config.taskRetentionMs : parseDuration('--older-than', age, null);
   } catch (err) {
     // a flag's value it cannot read is a usage error (exit 2), as every other command's
     if (!(err instanceof ConfigError)) throw err;

@@ -65,13 +65,17 @@ export function str(raw: Raw): string | undefined {
 
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** `30d`, `12h`, `90m`, `45s`, `500ms` → ms; `0`, `off` or unset → 0. A bare number is refused (which unit?). */
-export function parseDuration(name: string, raw: string | undefined): number {
-  if (raw === undefined || raw === '' || raw === '0' || raw.toLowerCase() === 'off') return 0;
-  const m = /^(\d+)\s*(ms|s|m|h|d)$/.exec(raw.trim());
+/**
+ * `30d`, `12h`, `90m`, `45s`, `500ms` → ms; `0`, `off` or unset → 0 (unless `offMeans` is
+ * null: a flag such as `prune --older-than` has no "off", and its error does not offer one).
+ * A bare number is refused (which unit?).
+ */
+export function parseDuration(name: string, raw: string | undefined, offMeans: string | null = 'keep everything'): number {
+  if (offMeans !== null && (raw === undefined || raw === '' || raw === '0' || raw.toLowerCase() === 'off')) return 0;
+  const m = /^(\d+)\s*(ms|s|m|h|d)$/.exec((raw ?? '').trim());
   const ms = m ? Number(m[1]) * DURATION_UNITS_MS[m[2]!]! : NaN;
   if (!Number.isSafeInteger(ms) || ms <= 0 || ms > MAX_DURATION_MS) {
-    throw new ConfigError(`${name} must be a duration such as 30d, 12h, 90m or 45s (at most 36500d), or 0 / off to keep everything; got ${raw}`);
+    throw new ConfigError(`${name} must be a duration such as 30d, 12h, 90m or 45s (at most 36500d)${offMeans === null ? '' : `, or 0 / off to ${offMeans}`}; got ${raw ?? 'nothing'}`);
   }
   return ms;
 }

@@ -103,6 +103,14 @@ describe('taskgate CLI', () => {
     expect(process.exitCode).toBe(2);
     process.exitCode = undefined;
     expect(bad.err.join('\n')).toMatch(/^taskgate prune: --older-than must be a duration/);
+    // prune has no "off": 0 is an age it cannot use, and its message offers none
+    for (const age of ['0', 'off']) {
+      const zero = capture();
+      await run(['prune', '--older-than', age, '--data-dir', dir], zero.io);
+      expect(process.exitCode, age).toBe(2);
+      process.exitCode = undefined;
+      expect(zero.err).toEqual([`taskgate prune: --older-than must be a duration such as 30d, 12h, 90m or 45s (at most 36500d); got ${age}`]);
+    }
     // a data dir with no database (a typo) is said, and nothing is created there
     const typo = join(dir, 'no-such-dir');
     const missing = capture();
