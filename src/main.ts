@@ -136,14 +136,26 @@ function redisReadiness(config: Config, redis: (() => Promise<void>) | undefined
 /** How long a start waits for Redis before serving without it (fail open/closed meanwhile). */
 const REDIS_START_WAIT_MS = 2_000;
 
-/** ConfigError unless `host` is an IP address or resolves to one. */
-async function checkListenHost(host: string): Promise<void> {
-  if (isIP(host)) return;
-  try {
-    await lookup(host);
-  } catch (err) {
-    throw new ConfigError(`HOST / --host: ${host} does not resolve to an address to listen on (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+/**
+ * ConfigError unless `host` is an IP address or resolves to one; then, for a fixed port, net's
+ * listen error if the port cannot be had (in use, privileged): found before the database is
+ * opened, a first start on a taken port created it and printed an admin key, then failed.
+ */
+async function checkListen(host: string, port: number): Promise<void> {
+  if (!isIP(host)) {
+    try {
+      await lookup(host);
+    } catch (err) {
+      throw new ConfigError(`HOST / --host: ${host} does not resolve to an address to listen on (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
   }
+  if (port === 0) return;
+  const probe = new NetServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen({ host, port, exclusive: true }, () => resolve());
+  });
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
 }
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<Server> {
@@ -156,9 +168,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   }
   // the task kinds first: a bad --tasks-dir stops the start before the database is opened
   const registry = await createRegistry(config);
-  // and a HOST that names no address: it failed at listen, with a stack trace, after the database
-  // was created and an admin key printed
-  if (!opts.noListen) await checkListenHost(config.host);
+  // and a HOST that names no address or a port already taken: they failed at listen, after the
+  // database was created and an admin key printed
+  if (!opts.noListen) await checkListen(config.host, config.port);
   const db = opts.db ?? (await openDatabase(config, log));
   const ownsDb = !opts.db;
   // ioredis loads only when Redis is configured (~7 MB of RSS otherwise)
