@@ -2,11 +2,11 @@
 // the command's declared arguments and flags (specs.ts, args.ts) before anything runs. `serve` and
 // `migrate` reach into main.ts; client commands (admin.ts, tasks.ts, backup.ts) use the SDK. Output goes
 // through `io`, so tests run them in process.
-import { existsSync } from 'node:fs';
-import { join, resolve as resolvePath } from 'node:path';
+import { resolve as resolvePath } from 'node:path';
 import { ConfigError, loadConfig, parseDuration } from '../config/index.js';
 import { currentVersion, latestVersion, migrate, otherSessions } from '../storage/migrate.js';
 import { openDatabase, startServer } from '../main.js';
+import { holdsPglite } from '../storage/pglite.js';
 import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
 import { RetentionSweeper } from '../engine/retention.js';
@@ -122,7 +122,7 @@ async function prune(flags: Flags, io: CliIo): Promise<void> {
   }
   // a mistyped --data-dir opened (and so created) an empty database there, then failed with a
   // stack trace: prune deletes from a Taskgate database, never makes one
-  if (!config.databaseUrl && !existsSync(join(config.dataDir, 'pgdata', 'PG_VERSION'))) {
+  if (!config.databaseUrl && !holdsPglite(config.dataDir)) {
     io.err(`taskgate prune: no Taskgate database in ${resolvePath(config.dataDir)} (TASKGATE_DATA_DIR / --data-dir)`);
     process.exitCode = 1;
     return;

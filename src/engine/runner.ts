@@ -323,7 +323,7 @@ export class Runner {
       const unstorable = 'problem' in stored ? stored.problem : undefined;
       // the output as it will be stored (toJSON applied, a Date a string, a function null) is what
       // its schema describes: checked as returned, a toJSON could store what the schema refuses
-      const violation = 'problem' in stored || !def || task.kind !== 'definition' ? undefined : this.#d.registry.validateOutput(def, stored.output);
+      const violation = 'problem' in stored || !def || task.kind !== 'definition' ? undefined : this.#d.registry.validateOutput(def, stored.output());
       if (unstorable) {
         // a cycle or a BigInt: the completion's statement would throw, for the whole batch it is in
         outcome = { kind: 'failed', permanent: true };
@@ -538,7 +538,7 @@ export const MAX_OUTPUT_CHARS = 16 * 1024 * 1024;
  * `"total": null`), or it is over MAX_OUTPUT_CHARS (a 57 MB correlation matrix ran PGlite out of
  * memory). Serializes what the completion will: outputs are small next to the attempt's work.
  */
-function asStored(r: ExecutionResult): { problem: string } | { output: unknown } {
+function asStored(r: ExecutionResult): { problem: string } | { output: () => unknown } {
   const result = [r.output, r.usage, r.metadata];
   let text: string;
   try {
@@ -549,7 +549,8 @@ function asStored(r: ExecutionResult): { problem: string } | { output: unknown }
     return { problem: `output cannot be stored as JSON: ${errorMessage(err)}` };
   }
   if (text.length > MAX_OUTPUT_CHARS) return { problem: `output is ${text.length} characters as JSON, over the limit of ${MAX_OUTPUT_CHARS}` };
-  return { output: (JSON.parse(text) as unknown[])[0] ?? null };
+  // read back only for a schema check (definition tasks): the completion stores the object itself
+  return { output: () => (JSON.parse(text) as unknown[])[0] ?? null };
 }
 
 function finiteNumbers(key: string, value: unknown): unknown {

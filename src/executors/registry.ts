@@ -41,7 +41,10 @@ export function checkDefinition(def: TaskDefinition, source: string, opts: { com
   // seed 003 writes priorities in capitals ("MEDIUM"), as submits may
   const priority = typeof def.priority === 'string' ? (def.priority.toLowerCase() as TaskDefinition['priority']) : def.priority;
   const bad = validateAgainst(SETTINGS, { priority, timeout_ms: def.timeout_ms, retry_policy: def.retry_policy, approval: def.approval });
-  if (bad) throw new DefinitionError(`${source}: definition ${def.id}: ${bad.path.slice(1).replace(/\//g, '.')} ${bad.reason}`, bad.path.slice(1).replace(/\//g, '.'));
+  if (bad) {
+    const at = bad.path.slice(1).replace(/\//g, '.');
+    throw new DefinitionError(`${source}: definition ${def.id}: ${at} ${bad.reason}`, at);
+  }
   if (opts.compile !== false) {
     compileSchema(def.input_schema ?? {});
     compileSchema(def.output_schema ?? {});

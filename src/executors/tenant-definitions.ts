@@ -86,20 +86,32 @@ function badPattern(p: string): string | undefined {
  * read as schemaViolation() walks: a name under SCHEMA_MAP_KEYWORDS, a keyword (or index) elsewhere.
  */
 function refIntoData(ref: string): boolean {
-  const hash = ref.indexOf('#');
-  if (hash < 0 || ref[hash + 1] !== '/') return false;
   let names = false;
-  for (const raw of ref.slice(hash + 2).split('/')) {
-    let seg: string;
-    try {
-      seg = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
-    } catch {
-      return false; // Ajv cannot resolve it either: the compile refuses it
-    }
+  // (a pointer Ajv cannot resolve either: the compile refuses it)
+  for (const seg of pointerSegments(ref) ?? []) {
     if (!names && DATA_KEYWORDS.has(seg)) return true;
     names = !names && SCHEMA_MAP_KEYWORDS.has(seg);
   }
   return false;
+}
+
+/**
+ * The segments of a `$ref`'s JSON Pointer fragment (`#/a/b`), unescaped as Ajv does (percent,
+ * then ~1 ~0); [] for a ref without one, undefined for one Ajv cannot resolve either.
+ */
+function pointerSegments(ref: string): string[] | undefined {
+  const hash = ref.indexOf('#');
+  if (hash < 0 || ref[hash + 1] !== '/') return [];
+  try {
+    return ref.slice(hash + 2).split('/').map((raw) => decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~'));
+  } catch {
+    return undefined; // the compile refuses it
+  }
+}
+
+/** Whether `node`'s value `v` under key `k` maps names to subschemas (a `properties` value), as the walks read it. */
+function mapsNames(names: boolean, node: object, k: string, v: unknown): boolean {
+  return !names && !Array.isArray(node) && SCHEMA_MAP_KEYWORDS.has(k) && !Array.isArray(v);
 }
 
 /**
@@ -121,7 +133,7 @@ export function expandedSchemaSize(root: unknown, limit = MAX_EXPANDED_SUBSCHEMA
     if (!node || typeof node !== 'object') return;
     for (const [k, v] of Object.entries(node)) {
       if (!names && (k === '$anchor' || k === '$dynamicAnchor') && typeof v === 'string') anchors.set(v, node);
-      else if (names || !DATA_KEYWORDS.has(k)) collect(v, !names && !Array.isArray(node) && SCHEMA_MAP_KEYWORDS.has(k) && !Array.isArray(v));
+      else if (names || !DATA_KEYWORDS.has(k)) collect(v, mapsNames(names, node, k, v));
     }
   };
   collect(root, false);
@@ -130,15 +142,9 @@ export function expandedSchemaSize(root: unknown, limit = MAX_EXPANDED_SUBSCHEMA
     if (!ref.startsWith('#')) return undefined; // remote: the compile refuses it
     if (ref[1] !== '/') return anchors.get(ref.slice(1));
     let node: unknown = root;
-    for (const raw of ref.slice(2).split('/')) {
-      let seg: string;
-      try {
-        seg = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
-      } catch {
-        return undefined;
-      }
-      node = node && typeof node === 'object' ? (node as Record<string, unknown>)[seg] : undefined;
-    }
+    const segments = pointerSegments(ref);
+    if (!segments) return undefined;
+    for (const seg of segments) node = node && typeof node === 'object' ? (node as Record<string, unknown>)[seg] : undefined;
     return node;
   };
   const memo = new Map<object, number>();
@@ -155,7 +161,7 @@ export function expandedSchemaSize(root: unknown, limit = MAX_EXPANDED_SUBSCHEMA
       if (names) n += size(v, false);
       else if (DATA_KEYWORDS.has(k)) continue;
       else if (REF_KEYWORDS.has(k) && typeof v === 'string') n += size(resolve(v), false);
-      else n += size(v, !Array.isArray(node) && SCHEMA_MAP_KEYWORDS.has(k) && !Array.isArray(v));
+      else n += size(v, mapsNames(false, node, k, v));
     }
     inside.delete(node);
     n = Math.min(n, limit + 1);
@@ -199,7 +205,7 @@ function schemaViolation(node: unknown, path: string, budget = { nodes: MAX_SCHE
       }
     }
     if (!names && DATA_KEYWORDS.has(k)) continue;
-    const found = schemaViolation(v, at, budget, !names && !Array.isArray(node) && SCHEMA_MAP_KEYWORDS.has(k) && !Array.isArray(v));
+    const found = schemaViolation(v, at, budget, mapsNames(names, node, k, v));
     if (found) return found;
   }
   return undefined;

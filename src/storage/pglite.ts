@@ -60,6 +60,11 @@ export interface PgliteOptions {
   dataDir?: string;
 }
 
+/** Whether `dataDir` holds an embedded database (its pgdata has PG_VERSION), without opening — or creating — one. */
+export function holdsPglite(dataDir: string): boolean {
+  return existsSync(join(dataDir, 'pgdata', 'PG_VERSION'));
+}
+
 export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
   let release: (() => void) | undefined;
   let pgDir: string | undefined;
@@ -79,7 +84,7 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
   // PGlite resumes a pgdata that has PG_VERSION and runs initdb into one that has not, as after a
   // first start killed early in initdb (PG_VERSION comes after the subdirectories): a failure there
   // is not a damaged database. (Killed later in initdb, pgdata cannot be resumed: reported as damaged.)
-  const existing = pgDir !== undefined && existsSync(join(pgDir, 'PG_VERSION'));
+  const existing = options.dataDir !== undefined && holdsPglite(options.dataDir);
   // initdb writes PG_VERSION before its bootstrap writes pg_control and base/: a pgdata that has
   // either but no PG_VERSION holds a database that lost its version file (a partial copy or
   // restore, a cleanup tool) — initdb over it wiped every task and replaced admin.key, silently
