@@ -67,6 +67,11 @@ function ajvFor(draft07: boolean, tenantSchema: boolean): Ajv2020 {
   return ajv;
 }
 
+/** The `format` names validation checks (ajv-formats' full set): any other would be ignored, as JSON Schema allows. */
+export function knownFormats(): string[] {
+  return Object.keys(ajvFor(false, true).formats);
+}
+
 const cache = new WeakMap<object, ValidateFunction>();
 /** Schemas from tenants: compiled by the tenant instances whenever (and wherever) they compile. */
 const tenantSchemas = new WeakSet<object>();

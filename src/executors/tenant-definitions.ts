@@ -8,7 +8,7 @@ import {
   tenantDefinitionsVersionsAllTenants, versionOfRows, type TenantDefinitionRow,
 } from '../storage/queries/definitions.js';
 import { checkDefinition, DefinitionError, type Registry } from './registry.js';
-import { compileSchema, ENDLESS_RECURSION, markTenantSchema, patternProgramSize, releaseSchema, validateAgainst } from './schema.js';
+import { compileSchema, ENDLESS_RECURSION, knownFormats, markTenantSchema, patternProgramSize, releaseSchema, validateAgainst } from './schema.js';
 import type { TaskDefinition } from './types.js';
 import { isFramingHeader } from './http-client.js';
 
@@ -180,11 +180,18 @@ export function expandedSchemaSize(root: unknown, limit = MAX_EXPANDED_SUBSCHEMA
  * regular expression over MAX_PATTERN_LENGTH or MAX_PATTERN_PROGRAM_SIZE (patterns run on RE2, see
  * schema.ts: their syntax is checked when the schema compiles), a `uniqueItems` whose check
  * could take quadratic time (cheapUniqueItems), or more than MAX_SCHEMA_NODES objects and arrays
- * (`budget` counts them down across the walk).
+ * (`walk.nodes` counts them down across the walk), and — when `walk.formats` lists the formats
+ * validation checks (a definition being written; stored ones keep theirs) — a `format` that is
+ * none of them: JSON Schema ignores an unknown format, so a typo such as "emial" would accept anything.
  */
-function schemaViolation(node: unknown, path: string, budget = { nodes: MAX_SCHEMA_NODES }, names = false): { path: string; why: string } | undefined {
+function schemaViolation(
+  node: unknown,
+  path: string,
+  walk: { nodes: number; formats?: ReadonlySet<string> } = { nodes: MAX_SCHEMA_NODES },
+  names = false,
+): { path: string; why: string } | undefined {
   if (!node || typeof node !== 'object') return undefined;
-  if (--budget.nodes < 0) return { path, why: `makes the schema larger than ${MAX_SCHEMA_NODES} objects and arrays` };
+  if (--walk.nodes < 0) return { path, why: `makes the schema larger than ${MAX_SCHEMA_NODES} objects and arrays` };
   if (!names && !Array.isArray(node) && (node as Record<string, unknown>).uniqueItems === true && !cheapUniqueItems(node as Record<string, unknown>)) {
     return { path: `${path}.uniqueItems`, why: `needs items of scalar types (items.type string, number, integer, boolean or null) or maxItems of at most ${MAX_UNIQUE_ITEMS}: other items are compared pairwise` };
   }
@@ -193,6 +200,9 @@ function schemaViolation(node: unknown, path: string, budget = { nodes: MAX_SCHE
     if (k === '$id' && typeof v === 'string') return { path: at, why: "is not allowed in a tenant's definition" };
     if (REF_KEYWORDS.has(k) && typeof v === 'string' && refIntoData(v)) {
       return { path: at, why: `points into a data keyword (${[...DATA_KEYWORDS].join(', ')}): its value is data, not a schema` };
+    }
+    if (!names && k === 'format' && typeof v === 'string' && walk.formats && !walk.formats.has(v)) {
+      return { path: at, why: `is not a format Taskgate checks (one of ${[...walk.formats].join(', ')}): an unknown format would accept any value` };
     }
     if (k === 'pattern' && typeof v === 'string') {
       const why = badPattern(v);
@@ -205,7 +215,7 @@ function schemaViolation(node: unknown, path: string, budget = { nodes: MAX_SCHE
       }
     }
     if (!names && DATA_KEYWORDS.has(k)) continue;
-    const found = schemaViolation(v, at, budget, mapsNames(names, node, k, v));
+    const found = schemaViolation(v, at, walk, mapsNames(names, node, k, v));
     if (found) return found;
   }
   return undefined;
@@ -234,7 +244,7 @@ export function checkTenantDefinition(id: string, body: Record<string, unknown>,
   }
   for (const field of ['input_schema', 'output_schema'] as const) {
     const schema = body[field];
-    const bad = schemaViolation(schema, field);
+    const bad = schemaViolation(schema, field, { nodes: MAX_SCHEMA_NODES, formats: opts.compile === false ? undefined : new Set(knownFormats()) });
     if (bad) throw new DefinitionError(`${bad.path} ${bad.why}`, bad.path);
     if (expandedSchemaSize(schema) > MAX_EXPANDED_SUBSCHEMAS) {
       throw new DefinitionError(`${field}: its $refs expand to more than ${MAX_EXPANDED_SUBSCHEMAS} subschemas, each of which a failing validation may visit (a $defs entry referred to from several branches at each of many levels doubles them per level)`, field);

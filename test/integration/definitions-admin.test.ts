@@ -370,6 +370,31 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
     }
   });
 
+  it("refuses a format validation does not check (a typo would accept anything); known formats and a property named format pass; a stored one still loads", async () => {
+    const typo = await put('fmt.typo', { kind: 'approval', input_schema: { type: 'object', properties: { to: { type: 'string', format: 'emial' } } } });
+    expectEnvelope(typo, 400, 'VALIDATION_ERROR');
+    expect(typo.body.error.details).toMatchObject({ path: 'input_schema.properties.to.format' });
+    expect(typo.body.error.message).toMatch(/not a format Taskgate checks \(one of .*\bemail\b.*\buuid\b/);
+    const inOutput = await put('fmt.typo2', { kind: 'approval', output_schema: { items: { format: 'datetime' } } });
+    expect(inOutput.body.error.details).toMatchObject({ path: 'output_schema.items.format' });
+    const fine = await put('fmt.fine', {
+      kind: 'approval',
+      input_schema: { type: 'object', properties: { to: { type: 'string', format: 'email' }, at: { format: 'date-time' }, format: { type: 'string', default: 'emial' } }, $defs: { format: { const: { format: 'nope' } } } },
+    });
+    expect(fine.status, fine.text).toBe(201);
+    const bad = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'fmt.fine', input: { to: 'not an address' } });
+    expect(bad.status, bad.text).toBe(422);
+    expect((await server.call('DELETE', '/api/v1/definitions/fmt.fine')).status).toBe(204);
+    // a definition stored before formats were checked keeps working (its format is ignored, as before)
+    const t = await newTenant(tdb.db, ['admin']);
+    const registry = new Registry();
+    const errors: unknown[] = [];
+    await tenantDefinitionsUpsert(tdb.db, { tenantId: t.tenantId, id: 'stored.fmt', definition: { kind: 'approval', input_schema: { properties: { s: { format: 'emial' } } } }, maxPerTenant: 10 });
+    await new TenantDefinitionSync(tdb.db, registry, { onError: (e) => errors.push(e) }).refreshTenant(t.tenantId);
+    expect(registry.get(t.tenantId, 'stored.fmt')).toMatchObject({ kind: 'approval' });
+    expect(errors).toEqual([]);
+  });
+
   it('refuses a schema whose $refs expand past 20,000 subschemas (a failing validation visits each: 2^N); a recursive tree and ordinary reuse pass', async () => {
     // each level refers to the next from two branches: 1.8 KB at N=22 held the event loop 9 s per submit
     const doubling = (n: number, via: (ref: string) => string) => ({
