@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { ADMIN_KEY, until, waitForTask, type TestServer } from '../helpers/server.js';
-import { AVAILABLE, WAIT_MS, go as goTo, signIn, useDashboardBrowser } from './browser-fixture.js';
+import { AVAILABLE, WAIT_MS, go as goTo, signIn, switchKey, useDashboardBrowser } from './browser-fixture.js';
 
 describe.runIf(AVAILABLE)('dashboard in a browser: approvals and the session', () => {
   const b = useDashboardBrowser();
@@ -90,10 +90,7 @@ describe.runIf(AVAILABLE)('dashboard in a browser: approvals and the session', (
   it("a key without tasks:definitions:list (the README's ci key) submits by id; signing out resets the page", async () => {
     const created = await server.call('POST', '/api/v1/auth/api-keys', { name: 'ci', scopes: ['tasks:execute', 'tasks:read', 'tasks:list'] });
     expect(created.status).toBe(201);
-    await page.locator('#signout').click();
-    await page.locator('#api-key').fill(created.body.key);
-    await page.locator('#signin-form button[type=submit]').click();
-    await page.locator('#who .who-scopes', { hasText: 'tasks:execute' }).waitFor();
+    await switchKey(page, created.body.key, 'tasks:execute');
     await go('#/submit?definition=noop');
     await page.locator('#definition-note', { hasText: 'Missing required scope: tasks:definitions:list' }).waitFor();
     expect(await page.locator('#submit-definition-id').inputValue()).toBe('noop');

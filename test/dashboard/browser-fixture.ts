@@ -71,3 +71,11 @@ export async function signIn(page: Page, url: string, key = ADMIN_KEY): Promise<
   await page.locator('#signin-form button[type=submit]').click();
   await page.locator('#tasks-body').waitFor();
 }
+
+/** Signs out and in again with `key`, and waits until the page shows one of its scopes. */
+export async function switchKey(page: Page, key: string, scopeShown: string): Promise<void> {
+  await page.locator('#signout').click();
+  await page.locator('#api-key').fill(key);
+  await page.locator('#signin-form button[type=submit]').click();
+  await page.locator('#who .who-scopes', { hasText: scopeShown }).waitFor();
+}

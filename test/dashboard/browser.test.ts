@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import type { Page } from 'playwright-core';
 import { ADMIN_KEY, until, waitForTask, type TestServer } from '../helpers/server.js';
 import type { FakeOpenAi } from '../helpers/fake-llm/index.js';
-import { AVAILABLE, CHROMIUM, REQUIRED, WAIT_MS, go as goTo, useDashboardBrowser } from './browser-fixture.js';
+import { AVAILABLE, CHROMIUM, REQUIRED, WAIT_MS, go as goTo, switchKey, useDashboardBrowser } from './browser-fixture.js';
 
 const XSS = '<img src=x onerror="window.__xss=1">';
 /** The payload as it appears inside pretty-printed JSON (its quotes escaped). */
@@ -275,10 +275,7 @@ describe.runIf(AVAILABLE)('dashboard in a browser', () => {
   it("a refused control call shows the envelope's message; a key revoked mid-session returns to sign-in; sign-out forgets the key", async () => {
     const created = await server.call('POST', '/api/v1/auth/api-keys', { name: 'browser', scopes: ['tasks:list', 'tasks:read', 'tasks:definitions:list'] });
     expect(created.status).toBe(201);
-    await page.locator('#signout').click();
-    await page.locator('#api-key').fill(created.body.key);
-    await page.locator('#signin-form button[type=submit]').click();
-    await page.locator('#who .who-scopes', { hasText: 'tasks:list' }).waitFor();
+    await switchKey(page, created.body.key, 'tasks:list');
 
     // a read-only key: the server refuses the cancel, and the page says why
     const id = await server.submit({ task_definition_id: 'noop', input: {}, delay_ms: 3_600_000 });
