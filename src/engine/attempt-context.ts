@@ -13,6 +13,7 @@ import type {
   ApprovalDecision, ApprovalRequest, StepInfo, StepOptions, TaskContext, TaskEventInput, TaskLogger,
 } from '../executors/types.js';
 import { AttemptAborted } from './abort.js';
+import { stepResult } from './results.js';
 import type { ActiveAttempt, RunnerDeps } from './runner.js';
 
 /** What a context needs of its runner (engine/runner.ts), shared by all its attempts. */
@@ -159,7 +160,7 @@ export class AttemptContext implements TaskContext {
     const steps = (this.#steps ??= new Map());
     steps.set(name, { name, runs, done: false, result: null });
     const value = await fn();
-    const stored = value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown);
+    const stored = stepResult(name, value);
     const event = options?.event;
     const written = await durable(active, 'recording a step', () =>
       commit.run(async (tx) => {

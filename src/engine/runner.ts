@@ -19,6 +19,7 @@ import { retryThroughOutage } from './outage.js';
 import { isDatabaseUnavailable } from '../storage/unavailable.js';
 import { currentVersion, latestVersion } from '../storage/migrate.js';
 import { AttemptContext, LeaseLost, type AttemptHost } from './attempt-context.js';
+import { asStored, errorMessage } from './results.js';
 
 export interface RunnerDeps {
   db: Db;
@@ -81,15 +82,6 @@ export interface AttemptHooks {
 const SCHEMA_AHEAD_WARNING = 'the database schema is newer than this worker: task released back to the queue for a newer worker';
 
 export const approvalDenied = (d: ApprovalDecision): PermanentError => new PermanentError(`approval denied: ${d.feedback ?? 'no reason given'}`);
-
-/** An error's text for the task; never throws (a `message` getter can, and String() of some objects does). */
-const errorMessage = (err: unknown): string => {
-  try {
-    return (err instanceof Error ? err.message : String(err)) || 'unknown error';
-  } catch {
-    return 'unknown error (its message could not be read)';
-  }
-};
 
 /** A handler that threw or rejected with undefined failed all the same: its error must not read as no error. */
 const NO_ERROR_GIVEN = (): Error => new Error('the handler failed without an error (it threw or rejected with undefined)');
@@ -526,36 +518,6 @@ function cancelledEvents(task: ClaimedTask): EventSpec[] {
     { type: 'WORKFLOW_CANCELLED', message: task.cancel_reason ? `Task cancelled: ${task.cancel_reason}` : 'Task cancelled', payload: { attempt: task.attempt } },
     { type: 'STREAM_END', message: 'Stream ended', payload: { status: 'CANCELLED' } },
   ];
-}
-
-/** The most characters an attempt's result (output, usage, metadata) may take as JSON. */
-export const MAX_OUTPUT_CHARS = 16 * 1024 * 1024;
-
-/**
- * An executor's output as it will be stored (read back from its JSON), or why the result cannot
- * be written: JSON cannot hold it (a cycle, a BigInt, a throwing toJSON — or Infinity/NaN, which
- * JSON.stringify would silently write as null: an order total of 1e308 × 2 completed as
- * `"total": null`), or it is over MAX_OUTPUT_CHARS (a 57 MB correlation matrix ran PGlite out of
- * memory). Serializes what the completion will: outputs are small next to the attempt's work.
- */
-function asStored(r: ExecutionResult): { problem: string } | { output: () => unknown } {
-  const result = [r.output, r.usage, r.metadata];
-  let text: string;
-  try {
-    text = JSON.stringify(result);
-    // a non-finite number shows as null: only then is the result walked again to look for one
-    if (text.includes('null')) JSON.stringify(result, finiteNumbers);
-  } catch (err) {
-    return { problem: `output cannot be stored as JSON: ${errorMessage(err)}` };
-  }
-  if (text.length > MAX_OUTPUT_CHARS) return { problem: `output is ${text.length} characters as JSON, over the limit of ${MAX_OUTPUT_CHARS}` };
-  // read back only for a schema check (definition tasks): the completion stores the object itself
-  return { output: () => (JSON.parse(text) as unknown[])[0] ?? null };
-}
-
-function finiteNumbers(key: string, value: unknown): unknown {
-  if (typeof value === 'number' && !Number.isFinite(value)) throw new Error(`${key ? `"${key}" is ` : ''}${value}, a number JSON cannot hold`);
-  return value;
 }
 
 /** The longest an executor's Retry-After may park a task: an upstream's say-so is not a lease on the queue for years. */

@@ -7,7 +7,8 @@ import { gates } from '../streaming/helpers.js';
 import { usingPostgres } from '../helpers/db.js';
 import { holdRow } from '../helpers/row-lock.js';
 import type { Db } from '../../src/storage/db.js';
-import { MAX_OUTPUT_CHARS, MAX_RETRY_AFTER_MS } from '../../src/engine/runner.js';
+import { MAX_RETRY_AFTER_MS } from '../../src/engine/runner.js';
+import { MAX_OUTPUT_CHARS } from '../../src/engine/results.js';
 
 const attemptsSeen = new Map<string, number>();
 const bodyRuns = new Map<string, number>();
@@ -110,6 +111,26 @@ const unserializable: TaskDefinition = {
   },
 };
 
+// a step whose result JSON cannot hold: its body (a charge, an email) must not run again on a retry
+const stepBodyRuns = new Map<string, number>();
+const unstorableStep: TaskDefinition = {
+  id: 'test-unstorable-step', name: 'unstorable step result', description: '', version: '1', kind: 'function',
+  retry_policy: { max_retries: 2, retry_interval_ms: 10, backoff_multiplier: 1 },
+  input_schema: { type: 'object', properties: { kind: { enum: ['bigint', 'cycle', 'function', 'nan'] } } }, output_schema: {},
+  async handler(input: { kind: string }, ctx) {
+    const charged = await ctx.step('charge', () => {
+      stepBodyRuns.set(input.kind, (stepBodyRuns.get(input.kind) ?? 0) + 1);
+      if (input.kind === 'bigint') return { amount: 10n };
+      if (input.kind === 'function') return () => 1;
+      if (input.kind === 'nan') return { amount: NaN, at: new Date(0) };
+      const o: Record<string, unknown> = {};
+      o.self = o;
+      return o;
+    });
+    return { charged };
+  },
+};
+
 // an executor may take the context apart: every member must work detached from it
 const destructured: TaskDefinition = {
   id: 'test-destructured', name: 'destructured context', description: '', version: '1', kind: 'function',
@@ -174,7 +195,7 @@ const failsAfterControl: TaskDefinition = {
   },
 };
 
-const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, throwsNothing, unserializable, farRetry, destructured, pausable, sleepy, failsAfterControl], flags: { concurrency: '4' } });
+const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, throwsNothing, unserializable, unstorableStep, farRetry, destructured, pausable, sleepy, failsAfterControl], flags: { concurrency: '4' } });
 
 const submit = (body: Record<string, unknown>) => fixture.server.submit(body);
 const eventTypes = async (id: string) => (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.type);
@@ -343,6 +364,24 @@ describe('engine', () => {
     expect({ status: h.status, error: h.error, attempts: h.attempts }).toEqual({
       status: 'FAILED', error: `output is ${MAX_OUTPUT_CHARS + '[{"text":""},null,null]'.length} characters as JSON, over the limit of ${MAX_OUTPUT_CHARS}`, attempts: 1,
     });
+  });
+
+  it("fails a task for good when a step's result JSON cannot hold (the step's body ran once, not once per attempt); a storable step replays as stored", async () => {
+    const ids = Object.fromEntries(await Promise.all(['bigint', 'cycle', 'function', 'nan'].map(async (kind) => [kind, await submit({ task_definition_id: unstorableStep.id, input: { kind } })])));
+    const bigint = await waitForTask(fixture.server, ids.bigint);
+    expect({ status: bigint.status, attempts: bigint.attempts, error: bigint.error }).toEqual({
+      status: 'FAILED', attempts: 1, error: 'step "charge": its result cannot be stored as JSON: Do not know how to serialize a BigInt',
+    });
+    const cycle = await waitForTask(fixture.server, ids.cycle);
+    expect({ status: cycle.status, attempts: cycle.attempts }).toEqual({ status: 'FAILED', attempts: 1 });
+    expect(cycle.error).toMatch(/^step "charge": its result cannot be stored as JSON: Converting circular structure/);
+    expect(stepBodyRuns.get('bigint')).toBe(1);
+    expect(stepBodyRuns.get('cycle')).toBe(1);
+    // what JSON turns into null or a string is what the step returns, on its first run as on a replay
+    const fn = await waitForTask(fixture.server, ids.function);
+    expect({ status: fn.status, output: fn.output }).toEqual({ status: 'COMPLETED', output: { charged: null } });
+    const nan = await waitForTask(fixture.server, ids.nan);
+    expect({ status: nan.status, output: nan.output }).toEqual({ status: 'COMPLETED', output: { charged: { amount: null, at: '1970-01-01T00:00:00.000Z' } } });
   });
 
   it("caps an executor's Retry-After at a day: the task is queued again, not stuck RUNNING", async () => {
