@@ -5,7 +5,7 @@
 // first read (so `const { step } = ctx` works) and the logger and step table are made on demand.
 // A context of closures cost ~2 KB of garbage per attempt, paid by every no-op task.
 import { tasksTransition, type ClaimedTask, type EventSpec } from '../storage/queries/transitions.js';
-import { stepsFinish, stepsStart, type StepRow } from '../storage/queries/steps.js';
+import { stepsFinish, stepsGet, stepsStart, type StepRow } from '../storage/queries/steps.js';
 import { approvalsEnsure, type ApprovalRow } from '../storage/queries/approvals.js';
 import { newUuid } from '../domain/ids.js';
 import { EPHEMERAL_EVENT_TYPES } from '../contract/events.js';
@@ -51,6 +51,8 @@ export class AttemptContext implements TaskContext {
   readonly #active: ActiveAttempt;
   /** Steps recorded by earlier attempts and this one, by name (made on first use). */
   #steps: Map<string, StepRow> | undefined;
+  /** Steps whose body runs now, by name (made on first use). */
+  #running: Map<string, Promise<unknown>> | undefined;
   #approvalCounter = 0;
   #log: TaskLogger | undefined;
   #bound: BoundMethods | undefined;
@@ -144,20 +146,37 @@ export class AttemptContext implements TaskContext {
     return s ? { runs: s.runs, done: s.done } : undefined;
   }
 
-  async #step<T>(name: string, fn: () => Promise<T> | T, options?: StepOptions): Promise<T> {
+  #step<T>(name: string, fn: () => Promise<T> | T, options?: StepOptions): Promise<T> {
+    const known = this.#steps?.get(name);
+    if (known?.done) return Promise.resolve(known.result as T);
+    // a name is one step: a second call while its body runs (Promise.all over one name) gets the
+    // first's result, not a second run whose record would find the step done and read as a lost lease
+    const running = this.#running?.get(name);
+    if (running) return running as Promise<T>;
+    const run = this.#runStep(name, fn, options).finally(() => this.#running?.delete(name));
+    (this.#running ??= new Map()).set(name, run);
+    return run;
+  }
+
+  async #runStep<T>(name: string, fn: () => Promise<T> | T, options?: StepOptions): Promise<T> {
     const { commit, hub, workerId, durable } = this.#host;
     const task = this.#task;
     const active = this.#active;
-    const known = this.#steps?.get(name);
-    if (known?.done) return known.result as T;
     active.controller.throwIfAborted();
     if (active.pauseRequested) active.controller.abort(new AttemptAborted('pause', 'paused at a step boundary'));
     active.controller.throwIfAborted();
     if (!(await this.#host.leased(active))) this.#lose();
     const fence = this.#fence;
     const runs = await durable(active, 'starting a step', () => commit.run((tx) => stepsStart(tx, { ...fence, name })));
-    if (runs === undefined) this.#lose();
     const steps = (this.#steps ??= new Map());
+    if (runs === undefined) {
+      // refused: the lease is gone — or an earlier attempt's record of this step committed after
+      // this attempt loaded the steps (its write was in flight when its lease ran out): replay it
+      const row = await durable(active, 'reading a step', () => stepsGet(this.#host.db, task.id, name));
+      if (!row?.done) this.#lose();
+      steps.set(name, row);
+      return row.result as T;
+    }
     steps.set(name, { name, runs, done: false, result: null });
     const value = await fn();
     const stored = stepResult(name, value);

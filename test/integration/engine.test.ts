@@ -131,6 +131,25 @@ const unstorableStep: TaskDefinition = {
   },
 };
 
+// one step name twice at once, and a step an earlier attempt recorded after this one loaded its steps
+const sameStep: TaskDefinition = {
+  id: 'test-same-step', name: 'same step', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object', properties: { late: { type: 'boolean' } } }, output_schema: {},
+  async handler(input: { late?: boolean }, ctx) {
+    if (input.late) {
+      // what an earlier attempt's in-flight write, committed after this attempt started, leaves
+      await fixture.tdb.db.query(`INSERT INTO task_steps (task_id, name, attempt, done, result) VALUES ($1, 'pay', 1, true, '{"paid": "earlier"}')`, [ctx.taskId]);
+    }
+    const body = async () => {
+      stepBodyRuns.set(`same:${ctx.taskId}`, (stepBodyRuns.get(`same:${ctx.taskId}`) ?? 0) + 1);
+      await new Promise((r) => setTimeout(r, 20));
+      return { paid: 'now' };
+    };
+    const [a, b] = await Promise.all([ctx.step('pay', body), ctx.step('pay', body)]);
+    return { a, b, after: ctx.stepInfo('pay') };
+  },
+};
+
 // an executor may take the context apart: every member must work detached from it
 const destructured: TaskDefinition = {
   id: 'test-destructured', name: 'destructured context', description: '', version: '1', kind: 'function',
@@ -195,7 +214,7 @@ const failsAfterControl: TaskDefinition = {
   },
 };
 
-const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, throwsNothing, unserializable, unstorableStep, farRetry, destructured, pausable, sleepy, failsAfterControl], flags: { concurrency: '4' } });
+const fixture = useTestServer({ TASKGATE_CANCEL_GRACE_MS: '300' }, { definitions: [flaky, permanent, stubborn, badOutput, throwsNothing, unserializable, unstorableStep, sameStep, farRetry, destructured, pausable, sleepy, failsAfterControl], flags: { concurrency: '4' } });
 
 const submit = (body: Record<string, unknown>) => fixture.server.submit(body);
 const eventTypes = async (id: string) => (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events.map((e: any) => e.type);
@@ -382,6 +401,20 @@ describe('engine', () => {
     expect({ status: fn.status, output: fn.output }).toEqual({ status: 'COMPLETED', output: { charged: null } });
     const nan = await waitForTask(fixture.server, ids.nan);
     expect({ status: nan.status, output: nan.output }).toEqual({ status: 'COMPLETED', output: { charged: { amount: null, at: '1970-01-01T00:00:00.000Z' } } });
+  });
+
+  it('runs a step once when one attempt calls it twice at once, and replays a step recorded after the attempt loaded its steps (neither reads as a lost lease)', async () => {
+    const [twice, late] = [await submit({ task_definition_id: sameStep.id, input: {} }), await submit({ task_definition_id: sameStep.id, input: { late: true } })];
+    const t = await waitForTask(fixture.server, twice);
+    expect({ status: t.status, attempts: t.attempts, output: t.output }).toEqual({
+      status: 'COMPLETED', attempts: 1, output: { a: { paid: 'now' }, b: { paid: 'now' }, after: { runs: 1, done: true } },
+    });
+    expect(stepBodyRuns.get(`same:${twice}`)).toBe(1);
+    const l = await waitForTask(fixture.server, late);
+    expect({ status: l.status, attempts: l.attempts, output: l.output }).toEqual({
+      status: 'COMPLETED', attempts: 1, output: { a: { paid: 'earlier' }, b: { paid: 'earlier' }, after: { runs: 1, done: true } },
+    });
+    expect(stepBodyRuns.get(`same:${late}`)).toBeUndefined();
   });
 
   it("caps an executor's Retry-After at a day: the task is queued again, not stuck RUNNING", async () => {

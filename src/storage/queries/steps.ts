@@ -15,6 +15,11 @@ export async function stepsLoad(db: Queryable, taskId: string): Promise<StepRow[
   return res.rows;
 }
 
+export async function stepsGet(db: Queryable, taskId: string, name: string): Promise<StepRow | undefined> {
+  const res = await db.query<StepRow>('SELECT name, runs, done, result FROM task_steps WHERE task_id = $1 AND name = $2', [taskId, name]);
+  return res.rows[0];
+}
+
 const FENCE = `EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND status = 'RUNNING' AND attempt = $3 AND lease_owner = $4)`;
 
 /** Records that a step's body starts; returns how many times it has started, or undefined if fenced out. */
