@@ -8,6 +8,7 @@ import { tasksTransition, type ClaimedTask, type EventSpec } from '../storage/qu
 import { stepsFinish, stepsGet, stepsStart, type StepRow } from '../storage/queries/steps.js';
 import { approvalsEnsure, type ApprovalRow } from '../storage/queries/approvals.js';
 import { newUuid } from '../domain/ids.js';
+import { storableText } from '../storage/storable.js';
 import { EPHEMERAL_EVENT_TYPES } from '../contract/events.js';
 import type {
   ApprovalDecision, ApprovalRequest, StepInfo, StepOptions, TaskContext, TaskEventInput, TaskLogger,
@@ -142,11 +143,12 @@ export class AttemptContext implements TaskContext {
   }
 
   #stepInfo(name: string): StepInfo | undefined {
-    const s = this.#steps?.get(name);
+    const s = this.#steps?.get(storableText(name));
     return s ? { runs: s.runs, done: s.done } : undefined;
   }
 
-  #step<T>(name: string, fn: () => Promise<T> | T, options?: StepOptions): Promise<T> {
+  #step<T>(stepName: string, fn: () => Promise<T> | T, options?: StepOptions): Promise<T> {
+    const name = storableText(stepName);
     const known = this.#steps?.get(name);
     if (known?.done) return Promise.resolve(known.result as T);
     // a name is one step: a second call while its body runs (Promise.all over one name) gets the
@@ -198,7 +200,8 @@ export class AttemptContext implements TaskContext {
   }
 
   async #waitForApproval(request: ApprovalRequest = {}): Promise<ApprovalDecision> {
-    const name = `approval:${request.name ?? String(this.#approvalCounter++)}`;
+    // names and texts an executor makes (from an upstream's or a model's words) as PostgreSQL stores them
+    const name = storableText(`approval:${request.name ?? String(this.#approvalCounter++)}`);
     const known = this.#steps?.get(name);
     if (known?.done) return known.result as ApprovalDecision;
     const task = this.#task;

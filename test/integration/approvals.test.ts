@@ -17,7 +17,18 @@ const twoPhase: TaskDefinition = {
   },
 };
 
-const fixture = useTestServer({}, { definitions: [twoPhase], flags: { concurrency: '2' } });
+// names and texts from an upstream or a model: a NUL or a lone surrogate PostgreSQL would refuse
+const dirtyApproval: TaskDefinition = {
+  id: 'test-dirty-approval', name: 'dirty approval', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object' }, output_schema: { type: 'object' },
+  async handler(_input, ctx) {
+    const paid = await ctx.step('pay\u0000', () => 'paid');
+    const d = await ctx.waitForApproval({ name: 'ship\u0000', message: 'ship\u0000 it?', payload: { note: 'half \ud800 pair' } });
+    return { approved: d.approved, paid, info: ctx.stepInfo('pay\u0000') };
+  },
+};
+
+const fixture = useTestServer({}, { definitions: [twoPhase, dirtyApproval], flags: { concurrency: '2' } });
 
 const submit = async (body: Record<string, unknown>, key?: string) => (await fixture.server.call('POST', '/api/v1/tasks', body, { key })).body.task_id as string;
 
@@ -63,6 +74,17 @@ describe('approvals', () => {
     // approved_by is the caller's label; the event also records who actually called
     const me = (await fixture.server.call('GET', '/api/v1/auth/me')).body;
     expect(events.find((e) => e.type === 'APPROVAL_DECISION').payload).toMatchObject({ decided_by: 'alice', decided_by_principal: `api_key:${me.subject}` });
+  });
+
+  it("stores an executor's approval name, message and payload with a NUL or a lone surrogate (as U+FFFD), and a step's name too", async () => {
+    const id = await submit({ task_definition_id: 'test-dirty-approval', input: {} });
+    const ev = await waitForApprovalEvent(id);
+    const listed = (await fixture.server.call('GET', '/api/v1/approvals?status=pending&limit=100')).body.approvals.find((a: any) => a.workflow_id === id);
+    expect(listed).toMatchObject({ message: 'ship\ufffd it?', payload: { note: 'half \ufffd pair' } });
+    const res = await fixture.server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: ev.payload.approval_id, approved: true });
+    expect(res.status).toBe(200);
+    const t = await waitForTask(fixture.server, id);
+    expect({ status: t.status, attempts: t.attempts, output: t.output }).toEqual({ status: 'COMPLETED', attempts: 1, output: { approved: true, paid: 'paid', info: { runs: 1, done: true } } });
   });
 
   it('context.require_approval gates a definition task; denial fails it with the feedback', async () => {

@@ -5,6 +5,7 @@
 // first, then the approval's (approvalsLockTask, the cancel route): one order, no deadlock.
 import type { Queryable } from '../db.js';
 import { nowPlusMsSql } from './transitions.js';
+import { storableJson, storableText } from '../storable.js';
 
 export interface ApprovalRow {
   id: string;
@@ -31,7 +32,7 @@ export async function approvalsEnsure(
     `INSERT INTO approvals (id, tenant_id, task_id, step_name, message, payload, timeout_at)
      VALUES ($1, $2, $3, $4, $5, $6::jsonb, ${nowPlusMsSql('$7')})
      ON CONFLICT (task_id, step_name) DO NOTHING RETURNING *`,
-    [a.id, a.tenantId, a.taskId, a.stepName, a.message, a.payload ? JSON.stringify(a.payload) : null, a.timeoutMs],
+    [a.id, a.tenantId, a.taskId, a.stepName, a.message === null ? null : storableText(a.message), a.payload ? storableJson(a.payload) : null, a.timeoutMs],
   );
   if (ins.rows[0]) return { row: ins.rows[0], created: true };
   const res = await db.query<ApprovalRow>('SELECT * FROM approvals WHERE task_id = $1 AND step_name = $2', [a.taskId, a.stepName]);
