@@ -102,7 +102,12 @@ export class LeaseReaper {
       const terminal = status !== 'QUEUED' && status !== 'PAUSED';
       const res = await tasksTransition(
         this.#d.db,
-        { id: t.id, statuses: ['RUNNING'], attempt: t.attempt, leaseOwner: t.lease_owner ?? '', leaseExpired: true },
+        // planned on the flags as read: a cancel or pause asked for since (a 202) is not lost in a
+        // requeue or a failure — the row is left for the next sweep, which plans on the new flags
+        {
+          id: t.id, statuses: ['RUNNING'], attempt: t.attempt, leaseOwner: t.lease_owner ?? '', leaseExpired: true,
+          cancelRequested: t.cancel_requested, pauseRequested: t.pause_requested,
+        },
         {
           status, lease_owner: null, lease_expires_at: null,
           ...(terminal ? { completed_at: sql('now()') } : {}),

@@ -310,6 +310,41 @@ describe('tasks table', () => {
     expect(row?.error).toContain('lease expired');
   });
 
+  it('reaper: a pause or cancel asked for between its read and its write is not lost (the next sweep carries it out)', async () => {
+    for (const flag of ['pause_requested', 'cancel_requested'] as const) {
+      await drain();
+      const [t] = await tasksInsertMany(tdb.db, [newTask({ max_attempts: 3 })]);
+      await tasksClaimAvailable(tdb.db, { limit: 1, owner: 'dead', leaseMs: 1 });
+      await new Promise((r) => setTimeout(r, 10));
+      // the control request lands right after the reaper listed the expired leases
+      let asked = false;
+      const racing = new Proxy(tdb.db, {
+        get(target, prop) {
+          const v = Reflect.get(target, prop);
+          if (prop !== 'query') return typeof v === 'function' ? v.bind(target) : v;
+          return async (text: string, params?: unknown[]) => {
+            const res = await target.query(text, params);
+            if (!asked && text.includes('lease_expires_at < now()')) {
+              asked = true;
+              await target.query(`UPDATE tasks SET ${flag} = true WHERE id = $1`, [t!.id]);
+            }
+            return res;
+          };
+        },
+      });
+      const hub = new EventHub(tdb.db, { crossProcess: false });
+      const reaper = new LeaseReaper({ db: racing, hub, signals: new Signals(tdb.db, { crossProcess: false }), intervalMs: 1000, log: silent });
+      await reaper.reapOnce();
+      expect(asked).toBe(true);
+      expect((await tasksGetById(tdb.db, t!.id))?.status, flag).toBe('RUNNING');
+      await reaper.reapOnce();
+      const row = await tasksGetById(tdb.db, t!.id);
+      expect({ status: row?.status, pause_requested: row?.pause_requested, cancel_requested: row?.cancel_requested }, flag).toEqual(
+        flag === 'pause_requested' ? { status: 'PAUSED', pause_requested: false, cancel_requested: false } : { status: 'CANCELLED', pause_requested: false, cancel_requested: true },
+      );
+    }
+  });
+
   it('heartbeats extend the lease and report cancel requests', async () => {
     await drain();
     const [t] = await tasksInsertMany(tdb.db, [newTask()]);
