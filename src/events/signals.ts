@@ -172,17 +172,22 @@ export class Signals {
     const pending = this.#idPending;
     this.#workPending = false;
     this.#idPending = perKind<string>();
-    try {
-      if (work) await this.#db.notify(this.#channel(WORK_CHANNEL), this.#token);
-      for (const kind of Object.keys(ID_CHANNELS) as IdKind[]) {
-        const ids = [...pending[kind]];
-        // ids are ≤128 chars: 40 per NOTIFY (and the tag) stay under the 8000-byte payload limit
-        for (let i = 0; i < ids.length; i += 40) {
-          await this.#db.notify(this.#channel(ID_CHANNELS[kind]), [...ids.slice(i, i + 40), this.#idTag].join(','));
-        }
+    // each NOTIFY on its own: one that fails (a connection lost) does not drop the hints after it
+    // — a revoked key's among them, which another process would otherwise honour until its cache expires
+    let failed: unknown;
+    const send = async (channel: string, payload: string) => {
+      try {
+        await this.#db.notify(channel, payload);
+      } catch (err) {
+        failed ??= err;
       }
-    } catch (err) {
-      this.#opts.onError?.(err);
+    };
+    if (work) await send(this.#channel(WORK_CHANNEL), this.#token);
+    for (const kind of Object.keys(ID_CHANNELS) as IdKind[]) {
+      const ids = [...pending[kind]];
+      // ids are ≤128 chars: 40 per NOTIFY (and the tag) stay under the 8000-byte payload limit
+      for (let i = 0; i < ids.length; i += 40) await send(this.#channel(ID_CHANNELS[kind]), [...ids.slice(i, i + 40), this.#idTag].join(','));
     }
+    if (failed !== undefined) this.#opts.onError?.(failed);
   }
 }

@@ -147,4 +147,35 @@ describe('API-key verifier cache', () => {
       await receiver.stop();
     }
   });
+
+  it('a NOTIFY that fails does not drop the hints sent after it in the same tick', async () => {
+    const sent: string[] = [];
+    const errors: unknown[] = [];
+    // the work hint's NOTIFY fails (a connection lost mid-flush); the credentials hint still goes out
+    const flaky = new Proxy(tdb.db, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop);
+        if (prop !== 'notify') return typeof v === 'function' ? v.bind(target) : v;
+        return async (channel: string, payload: string) => {
+          sent.push(channel);
+          if (channel.endsWith('work')) throw new Error('connection lost');
+          return target.notify(channel, payload);
+        };
+      },
+    });
+    const sender = new Signals(flaky, { crossProcess: true, onError: (e) => errors.push(e) });
+    const receiver = new Signals(tdb.db, { crossProcess: true });
+    await receiver.start();
+    try {
+      const heard = new Promise<string>((resolve) => receiver.onCredentials(resolve));
+      sender.work();
+      sender.credentials('key_after_failure');
+      expect(await heard).toBe('key_after_failure');
+      await sender.stop(); // the flush has ended
+      expect(sent.length).toBe(2);
+      expect(errors.map((e) => (e as Error).message)).toEqual(['connection lost']);
+    } finally {
+      await receiver.stop();
+    }
+  });
 });
