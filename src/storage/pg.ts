@@ -97,18 +97,31 @@ function pipelined<T>(client: pg.PoolClient, issue: () => T): T {
   }
 }
 
+/**
+ * The connection string and startup `options` every connection opens with: the URL's own
+ * `options` (if any), then the date and interval styles `pg` parses — a database or role whose
+ * default DateStyle is German, SQL or Postgres gave every timestamp as "" or null and every
+ * event's as 1970 — then the schema. (`pg` takes the URL's `options` over the config's, so they
+ * are merged here and the URL goes without them.)
+ */
+function sessionSettings(connectionString: string, schema: string | undefined): { connectionString: string; options: string } {
+  const url = new URL(connectionString);
+  const own = url.searchParams.get('options');
+  url.searchParams.delete('options');
+  const settings = [own, '-c DateStyle=ISO,MDY -c IntervalStyle=postgres', schema ? `-c search_path=${schema}` : undefined];
+  return { connectionString: own === null ? connectionString : url.toString(), options: settings.filter(Boolean).join(' ') };
+}
+
 /** Every connection's application_name: an operator finds ours in pg_stat_activity. */
 const APPLICATION_NAME = 'taskgate';
 
 export async function openPg(options: PgOptions): Promise<Db> {
   if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) throw new Error(`invalid schema name ${options.schema}`);
   const { where, password } = describeConnectionString(options.connectionString, options.source);
-  const connOptions = options.schema ? `-c search_path=${options.schema}` : undefined;
   // every connection: a bounded connect (a stalled host fails instead of hanging) and TCP
   // keepalive (a peer gone without a FIN or RST is noticed on an idle or LISTEN connection)
   const connection = {
-    connectionString: options.connectionString,
-    options: connOptions,
+    ...sessionSettings(options.connectionString, options.schema),
     application_name: APPLICATION_NAME,
     connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     query_timeout: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,

@@ -22,4 +22,21 @@ describe.skipIf(!usingPostgres())('PostgreSQL pool', () => {
       await db.close();
     }
   });
+
+  it("parses timestamps whatever the database's DateStyle, and keeps the URL's own options", async () => {
+    // what `ALTER DATABASE … SET datestyle = 'German'` gives every session, and an option of the operator's own
+    const url = new URL(process.env.DATABASE_URL!);
+    url.searchParams.set('options', '-c datestyle=German -c statement_timeout=123456');
+    const db = await openDatabase(loadConfig({}, { DATABASE_URL: url.toString() }));
+    try {
+      const { rows } = await db.query<{ at: Date; style: string; timeout: string }>(
+        `SELECT timestamptz '2026-12-07 10:20:30.456+00' AS at, current_setting('datestyle') AS style, current_setting('statement_timeout') AS timeout`,
+      );
+      expect(rows[0]!.at.toISOString()).toBe('2026-12-07T10:20:30.456Z');
+      expect(rows[0]!.style).toBe('ISO, MDY');
+      expect(rows[0]!.timeout).toBe('123456ms');
+    } finally {
+      await db.close();
+    }
+  });
 });
