@@ -7,7 +7,7 @@ import type { EventHub } from '../events/hub.js';
 import type { Signals } from '../events/signals.js';
 import type { TaskLogger } from '../executors/types.js';
 import { approvalsCancelEnded, approvalsListTimedOut } from '../storage/queries/approvals.js';
-import { decideApproval } from '../events/approval-decisions.js';
+import { expireApproval } from '../events/approval-decisions.js';
 
 const BATCH = 100;
 
@@ -70,7 +70,7 @@ export class LeaseReaper {
         await approvalsCancelEnded(this.#d.db, a.id);
         continue;
       }
-      const decided = await decideApproval(this.#d, { approvalId: a.id, approved: false, feedback: 'approval timeout', decidedBy: 'system' });
+      const decided = await expireApproval(this.#d, a.id);
       if (decided) n++;
     }
     return n;

@@ -24,7 +24,14 @@ export interface Decision {
   decidedBy: string | null;
   /** Who actually called (`api_key:<key id>`, `jwt:<sub>`; `system` for the timeout sweep): decidedBy may be a label the caller chose (`approved_by`). */
   principal?: string;
+  /** Only while the approval's timeout_at is ahead (a person's decision; the timeout's own is after it). */
+  beforeTimeout?: boolean;
 }
+
+/** The denial an approval gets when its timeout passes (the engine's sweep, or a decision that came too late). */
+export const expireApproval = (deps: DecisionDeps, approvalId: string): Promise<ApprovalRow | undefined> =>
+  decideApproval(deps, { approvalId, approved: false, feedback: APPROVAL_TIMEOUT, decidedBy: 'system' });
+export const APPROVAL_TIMEOUT = 'approval timeout';
 
 /** Thrown in a decision's transaction to roll the decision back: its task can no longer take it. */
 class TaskEnded extends Error {}
@@ -42,7 +49,7 @@ export async function decideApproval(deps: DecisionDeps, d: Decision): Promise<A
       // transaction or ran wholly before it (and then the fence below refuses the decision)
       if (!(await approvalsLockTask(tx, { id: d.approvalId, tenantId: d.tenantId }))) return undefined;
       const row = await approvalsDecide(tx, {
-        id: d.approvalId, tenantId: d.tenantId, approved: d.approved, feedback: d.feedback, modifiedAction: d.modifiedAction, decidedBy: d.decidedBy,
+        id: d.approvalId, tenantId: d.tenantId, approved: d.approved, feedback: d.feedback, modifiedAction: d.modifiedAction, decidedBy: d.decidedBy, beforeTimeout: d.beforeTimeout,
       });
       if (!row) return undefined;
       const event = {

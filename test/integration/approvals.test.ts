@@ -114,6 +114,21 @@ describe('approvals', () => {
     expect(t.error).toBe('approval denied: approval timeout');
   });
 
+  it('a decision after the timeout does not win: 409, and the approval is denied with "approval timeout"', async () => {
+    const id = await submit({ task_definition_id: 'test-two-phase', input: {} });
+    const ev = await waitForApprovalEvent(id);
+    const approvalId = ev.payload.approval_id;
+    // its deadline passed a moment ago; the engine's sweep (every few seconds) has not denied it yet
+    await fixture.tdb.db.query(`UPDATE approvals SET timeout_at = now() - interval '1 second' WHERE id = $1`, [approvalId]);
+    const late = await fixture.server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: approvalId, approved: true });
+    expect(late.status, late.text).toBe(409);
+    expect(late.body.error).toMatchObject({ code: 'INVALID_TASK_STATE', details: { status: 'denied' } });
+    const t = await waitForTask(fixture.server, id);
+    expect({ status: t.status, output: t.output }).toEqual({ status: 'COMPLETED', output: { shipped: false, feedback: 'approval timeout' } });
+    const listed = (await fixture.server.call('GET', '/api/v1/approvals?limit=100')).body.approvals.find((a: any) => a.approval_id === approvalId);
+    expect(listed).toMatchObject({ status: 'denied', feedback: 'approval timeout', decided_by: 'system' });
+  });
+
   it('validates decisions: 400 missing ids, 404 unknown or foreign, cancel of a parked task', async () => {
     expect((await fixture.server.call('POST', '/api/v1/approvals/decision', { approved: true })).status).toBe(400);
     const id = await submit({ task_definition_id: 'approval', input: {} });

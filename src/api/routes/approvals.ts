@@ -6,7 +6,7 @@ import { ApprovalDecisionBody, ApprovalDecisionResponse, ApprovalList, ApprovalL
 import { errorResponses } from '../../contract/tasks.js';
 import { approvalsCancelEnded, approvalsGet, approvalsList, type ApprovalRow } from '../../storage/queries/approvals.js';
 import { tasksGet } from '../../storage/queries/tasks.js';
-import { decideApproval } from '../../events/approval-decisions.js';
+import { APPROVAL_TIMEOUT, decideApproval, expireApproval } from '../../events/approval-decisions.js';
 import type { AppDeps } from '../deps.js';
 import { iso } from '../task-view.js';
 
@@ -47,11 +47,19 @@ export async function approvalRoutes(app: FastifyInstance, deps: AppDeps): Promi
         approvalId: approval_id, tenantId, approved, feedback: feedback ?? null, modifiedAction: modified_action,
         decidedBy: approved_by ?? req.principal.userId,
         principal: `${req.principal.kind}:${req.principal.subjectId}`,
+        beforeTimeout: true,
       })
       : undefined;
     if (!decided) {
       // lost a race, or nothing to decide: say why from the approval as it is now
-      const now = (await approvalsGet(deps.db, { tenantId, id: approval_id })) ?? existing;
+      let now = (await approvalsGet(deps.db, { tenantId, id: approval_id })) ?? existing;
+      if (now.status === 'pending') {
+        // still pending, yet refused: its timeout has passed, and the engine's sweep (every few
+        // seconds) has not denied it yet — a decision after the deadline does not win; it is denied now
+        await expireApproval(deps, approval_id);
+        now = (await approvalsGet(deps.db, { tenantId, id: approval_id })) ?? now;
+        if (now.status !== 'cancelled') throw new ApiError('INVALID_TASK_STATE', `approval ${approval_id} timed out at ${iso(now.timeout_at)}: it was denied ("${APPROVAL_TIMEOUT}")`, { status: now.status });
+      }
       if (now.status === 'cancelled') {
         await approvalsCancelEnded(deps.db, approval_id);
         const ended = await tasksGet(deps.db, tenantId, workflow_id);

@@ -77,15 +77,16 @@ export async function approvalsLockTask(tx: Queryable, p: { id: string; tenantId
 /** Decides a pending approval of a task that has not ended; call it after approvalsLockTask, in its transaction. */
 export async function approvalsDecide(
   db: Queryable,
-  p: { id: string; tenantId?: string; approved: boolean; feedback: string | null; modifiedAction: unknown; decidedBy: string | null },
+  p: { id: string; tenantId?: string; approved: boolean; feedback: string | null; modifiedAction: unknown; decidedBy: string | null; beforeTimeout?: boolean },
 ): Promise<ApprovalRow | undefined> {
   const res = await db.query<ApprovalRow>(
     `UPDATE approvals a SET status = $2, feedback = $3, modified_action = $4::jsonb, decided_by = $5, decided_at = now()
        FROM tasks t
       WHERE a.id = $1 AND a.status = 'pending' AND ($6::text IS NULL OR a.tenant_id = $6::text)
+        AND (NOT $7::boolean OR a.timeout_at > now())
         AND t.id = a.task_id AND NOT (${TASK_ENDED})
       RETURNING a.*`,
-    [p.id, p.approved ? 'approved' : 'denied', p.feedback, p.modifiedAction === undefined ? null : JSON.stringify(p.modifiedAction), p.decidedBy, p.tenantId ?? null],
+    [p.id, p.approved ? 'approved' : 'denied', p.feedback, p.modifiedAction === undefined ? null : JSON.stringify(p.modifiedAction), p.decidedBy, p.tenantId ?? null, p.beforeTimeout === true],
   );
   return res.rows[0];
 }
