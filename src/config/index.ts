@@ -59,7 +59,8 @@ export const DEFAULT_RETENTION_INTERVAL_MS = 600_000;
 /** The longest default task timeout: what a task's own `timeout_ms` may ask (src/contract/tasks.ts). */
 const MAX_TASK_TIMEOUT_MS = 86_400_000;
 /** The longest default approval timeout: what an approval's own `timeout_ms` may ask (src/contract/definitions.ts). */
-const MAX_APPROVAL_TIMEOUT_MS = 30 * 86_400_000;
+/** The longest an approval may wait (TASKGATE_APPROVAL_TIMEOUT_MS, a definition's approval.timeout_ms, ctx.waitForApproval's timeoutMs). */
+export const MAX_APPROVAL_TIMEOUT_MS = 30 * 86_400_000;
 
 export type Role = 'api' | 'worker' | 'all';
 export type ErrorFormat = 'envelope' | 'reference';

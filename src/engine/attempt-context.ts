@@ -10,11 +10,13 @@ import { approvalsEnsure, type ApprovalRow } from '../storage/queries/approvals.
 import { newUuid } from '../domain/ids.js';
 import { storableText } from '../storage/storable.js';
 import { EPHEMERAL_EVENT_TYPES } from '../contract/events.js';
+import { PermanentError } from '../executors/types.js';
 import type {
   ApprovalDecision, ApprovalRequest, StepInfo, StepOptions, TaskContext, TaskEventInput, TaskLogger,
 } from '../executors/types.js';
 import { AttemptAborted } from './abort.js';
 import { stepResult } from './results.js';
+import { MAX_APPROVAL_TIMEOUT_MS } from '../config/index.js';
 import type { ActiveAttempt, RunnerDeps } from './runner.js';
 
 /** What a context needs of its runner (engine/runner.ts), shared by all its attempts. */
@@ -204,13 +206,18 @@ export class AttemptContext implements TaskContext {
     const name = storableText(`approval:${request.name ?? String(this.#approvalCounter++)}`);
     const known = this.#steps?.get(name);
     if (known?.done) return known.result as ApprovalDecision;
+    const timeoutMs = request.timeoutMs ?? this.#host.approvalTimeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_APPROVAL_TIMEOUT_MS) {
+      // 0 or less timed out at once, more than 30 days (a 1e15 one gave a timeout_at past year 9999) is what no setting allows
+      throw new PermanentError(`waitForApproval: timeoutMs must be an integer from 1 to ${MAX_APPROVAL_TIMEOUT_MS} (30 days), not ${String(timeoutMs)}`);
+    }
     const task = this.#task;
     const active = this.#active;
     if (!(await this.#host.leased(active))) this.#lose();
     const { row, created } = await this.#host.durable(active, 'requesting an approval', () =>
       approvalsEnsure(this.#host.db, {
         id: newUuid(), tenantId: task.tenant_id, taskId: task.id, stepName: name, message: request.message ?? null,
-        payload: request.payload ?? null, timeoutMs: request.timeoutMs ?? this.#host.approvalTimeoutMs,
+        payload: request.payload ?? null, timeoutMs,
       }),
     );
     if (created) {

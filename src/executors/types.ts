@@ -89,7 +89,7 @@ export interface ApprovalRequest {
   name?: string;
   message?: string;
   payload?: Record<string, unknown>;
-  /** Default: TASKGATE_APPROVAL_TIMEOUT_MS (60 min); on timeout the request is denied. */
+  /** Default: TASKGATE_APPROVAL_TIMEOUT_MS (60 min); on timeout the request is denied. An integer from 1 to 30 days in ms, else the task fails (PermanentError). */
   timeoutMs?: number;
 }
 

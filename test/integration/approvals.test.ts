@@ -28,7 +28,17 @@ const dirtyApproval: TaskDefinition = {
   },
 };
 
-const fixture = useTestServer({}, { definitions: [twoPhase, dirtyApproval], flags: { concurrency: '2' } });
+// an approval's own timeout, from the input
+const ownTimeout: TaskDefinition = {
+  id: 'test-own-timeout', name: 'own timeout', description: '', version: '1', kind: 'function',
+  input_schema: { type: 'object' }, output_schema: { type: 'object' },
+  async handler(input: { t: number }, ctx) {
+    const d = await ctx.waitForApproval({ timeoutMs: input.t });
+    return { approved: d.approved };
+  },
+};
+
+const fixture = useTestServer({}, { definitions: [twoPhase, dirtyApproval, ownTimeout], flags: { concurrency: '2' } });
 
 const submit = async (body: Record<string, unknown>, key?: string) => (await fixture.server.call('POST', '/api/v1/tasks', body, { key })).body.task_id as string;
 
@@ -127,6 +137,18 @@ describe('approvals', () => {
     expect({ status: t.status, output: t.output }).toEqual({ status: 'COMPLETED', output: { shipped: false, feedback: 'approval timeout' } });
     const listed = (await fixture.server.call('GET', '/api/v1/approvals?limit=100')).body.approvals.find((a: any) => a.approval_id === approvalId);
     expect(listed).toMatchObject({ status: 'denied', feedback: 'approval timeout', decided_by: 'system' });
+  });
+
+  it("ctx.waitForApproval's timeoutMs must be 1 ms to 30 days: another fails the task at once, asking nobody", async () => {
+    const ids = await Promise.all([0, -5000, 1.5, 3e9, 1e15].map((t) => submit({ task_definition_id: 'test-own-timeout', input: { t } })));
+    for (const [i, t] of [0, -5000, 1.5, 3e9, 1e15].entries()) {
+      const done = await waitForTask(fixture.server, ids[i]!);
+      expect({ status: done.status, attempts: done.attempts, error: done.error }).toEqual({
+        status: 'FAILED', attempts: 1, error: `waitForApproval: timeoutMs must be an integer from 1 to 2592000000 (30 days), not ${String(t)}`,
+      });
+    }
+    const asked = (await fixture.server.call('GET', '/api/v1/approvals?limit=100')).body.approvals.filter((a: any) => ids.includes(a.workflow_id));
+    expect(asked).toEqual([]);
   });
 
   it('validates decisions: 400 missing ids, 404 unknown or foreign, cancel of a parked task', async () => {
