@@ -7,7 +7,7 @@ import { openTestDb, type TestDb } from '../helpers/db.js';
 import { until } from '../helpers/server.js';
 import { createApiKey, createApiKeyVerifier } from '../../src/auth/api-keys.js';
 import { apiKeysRevoke, tenantsInsert } from '../../src/storage/queries/tenants.js';
-import { Signals } from '../../src/events/signals.js';
+import { Signals, WORK_CHANNEL } from '../../src/events/signals.js';
 import type { Queryable } from '../../src/storage/db.js';
 
 let tdb: TestDb;
@@ -158,7 +158,7 @@ describe('API-key verifier cache', () => {
         if (prop !== 'notify') return typeof v === 'function' ? v.bind(target) : v;
         return async (channel: string, payload: string) => {
           sent.push(channel);
-          if (channel.endsWith('work')) throw new Error('connection lost');
+          if (channel.startsWith(WORK_CHANNEL)) throw new Error('connection lost');
           return target.notify(channel, payload);
         };
       },
