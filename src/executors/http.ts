@@ -4,6 +4,7 @@
 // definition's headers elsewhere or change its method. The shipped `http_request` definition has
 // no config and takes the whole call from its input.
 import { httpCall } from './http-client.js';
+import { retryAfterMs } from './agent/providers/types.js';
 import { PermanentError, RetryAfterError, type Executor, type TaskDefinition } from './types.js';
 
 
@@ -55,12 +56,19 @@ export function createHttpExecutor(opts: HttpExecutorOptions): Executor {
       // through a placeholder (`{"region": "eu%"}` in the host): the error must not show it
       if (config && !URL.canParse(url)) throw new PermanentError("the definition's url is invalid after its placeholders were filled: not an absolute URL");
       const method = (call.method ?? 'GET').toUpperCase();
-      const headers: Record<string, string> = { 'user-agent': 'taskgate', ...call.headers };
-      if (ctx.traceparent) headers.traceparent = ctx.traceparent;
+      // names match in any case: a default must not go out beside the caller's `Content-Type` or
+      // `User-Agent` (two of a name were sent, the default last, and it won)
+      const headers: Record<string, string> = { ...call.headers };
+      const named = (name: string): string[] => Object.keys(headers).filter((k) => k.toLowerCase() === name);
+      if (!named('user-agent').length) headers['user-agent'] = 'taskgate';
+      if (ctx.traceparent) {
+        for (const k of named('traceparent')) delete headers[k];
+        headers.traceparent = ctx.traceparent;
+      }
       let body: string | undefined;
       if (input.body !== undefined && method !== 'GET' && method !== 'HEAD') {
         body = typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
-        if (typeof input.body !== 'string') headers['content-type'] ??= 'application/json';
+        if (typeof input.body !== 'string' && !named('content-type').length) headers['content-type'] = 'application/json';
       }
       // a configured definition's input only fills placeholders and gives the body: its timeout_ms
       // went unchecked into the timer ("abc" → NaN, fired at once after sending, then retried)
@@ -77,21 +85,20 @@ export function createHttpExecutor(opts: HttpExecutorOptions): Executor {
           if (config && err instanceof Error) err.message = hideAddresses(err.message.split(new URL(url).hostname).join("the definition's host"));
           throw err;
         });
-        if (r.status === 429 || r.status >= 500) {
-          const retryAfter = Number(r.headers['retry-after']);
-          throw new RetryAfterError(`upstream answered ${r.status}`, Number.isFinite(retryAfter) ? retryAfter * 1000 : 0);
-        }
+        // Retry-After in seconds or as an HTTP date (an upstream's maintenance window)
+        if (r.status === 429 || r.status >= 500) throw new RetryAfterError(`upstream answered ${r.status}`, retryAfterMs(r.headers) ?? 0);
         return r;
       });
-      let json: unknown;
+      // a JSON answer is its value (null included); one that does not parse stays text
+      let answer: unknown = res.body;
       if ((res.headers['content-type'] ?? '').includes('json')) {
         try {
-          json = JSON.parse(res.body);
+          answer = JSON.parse(res.body);
         } catch {
-          json = undefined;
+          answer = res.body;
         }
       }
-      const output = { status: res.status, headers: res.headers, body: json ?? res.body };
+      const output = { status: res.status, headers: res.headers, body: answer };
       if (res.status >= 400) throw new PermanentError(`upstream answered ${res.status}`);
       return { output };
     },

@@ -7,7 +7,7 @@ import { newTenant, useTestServer, waitForTask } from '../helpers/server.js';
 
 let upstream: HttpServer;
 let upstreamUrl = '';
-const hits: { url: string; method: string; body: string }[] = [];
+const hits: { url: string; method: string; body: string; headers: Record<string, string | string[] | undefined> }[] = [];
 const SECRET = 'SECRET-k3y-0123456789';
 
 beforeAll(async () => {
@@ -15,9 +15,18 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
-      hits.push({ url: req.url!, method: req.method!, body });
+      hits.push({ url: req.url!, method: req.method!, body, headers: req.headers });
       // answers after 100 ms: a NaN or 1 ms client timer fires first
       if (req.url === '/slow-post') return setTimeout(() => res.end('done'), 100).unref();
+      if (req.url === '/null') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end('null');
+      }
+      // down for maintenance until a date, the first time it is called
+      if (req.url === '/maintenance' && hitsOn('/maintenance') === 1) {
+        res.writeHead(503, { 'retry-after': new Date(Date.now() + 3_000).toUTCString() });
+        return res.end();
+      }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{"ok":true}');
     });
@@ -140,5 +149,37 @@ describe('framing, hop-by-hop and proxy headers', () => {
     });
     expect(task.status, task.error).toBe('COMPLETED');
     expect(hits.filter((h) => h.url === '/plain').map((h) => h.body)).toEqual(['hi']);
+  });
+});
+
+describe('what the call sends and what its answer stores', () => {
+  it("sends the caller's Content-Type and User-Agent in any case, not the defaults beside them", async () => {
+    const { key } = await newTenant(fixture.tdb.db);
+    const { task } = await runAs(key, {
+      task_definition_id: 'http_request',
+      input: { url: `${upstreamUrl}/typed`, method: 'PATCH', headers: { 'Content-Type': 'application/merge-patch+json', 'User-Agent': 'mine/1' }, body: { a: 1 } },
+    });
+    expect(task.status, task.error).toBe('COMPLETED');
+    await putDefinition(key, 'typed.post', { method: 'POST', url: `${upstreamUrl}/typed-def`, headers: { 'CONTENT-TYPE': 'application/vnd.api+json' } });
+    expect((await runAs(key, { task_definition_id: 'typed.post', input: { body: { data: {} } } })).task.status).toBe('COMPLETED');
+    const sent = hits.filter((h) => h.url.startsWith('/typed')).map((h) => [h.headers['content-type'], h.headers['user-agent']]);
+    expect(sent).toEqual([['application/merge-patch+json', 'mine/1'], ['application/vnd.api+json', 'taskgate']]);
+  });
+
+  it('stores a JSON null answer as null, not as the text "null"', async () => {
+    const { key } = await newTenant(fixture.tdb.db);
+    const { task } = await runAs(key, { task_definition_id: 'http_request', input: { url: `${upstreamUrl}/null` } });
+    expect(task.status, task.error).toBe('COMPLETED');
+    expect(task.output.body).toBeNull();
+  });
+
+  it('waits out a Retry-After given as an HTTP date', async () => {
+    const { key } = await newTenant(fixture.tdb.db);
+    const { task, events } = await runAs(key, { task_definition_id: 'http_request', input: { url: `${upstreamUrl}/maintenance` }, retry_policy: { max_retries: 1, retry_interval_ms: 10 } });
+    expect(task.status, task.error).toBe('COMPLETED');
+    const retrying = (JSON.parse(events).events as any[]).find((e) => e.type === 'RETRYING');
+    // the date has whole seconds: 2-3 s from when it was sent
+    expect(retrying.payload.delay_ms).toBeGreaterThan(1_500);
+    expect(retrying.payload.delay_ms).toBeLessThanOrEqual(3_000);
   });
 });

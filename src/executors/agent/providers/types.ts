@@ -75,12 +75,13 @@ export class ProviderError extends Error {
   }
 }
 
-/** Parses `retry-after-ms` or `retry-after` (seconds or an HTTP date) into milliseconds. */
-export function retryAfterMs(headers: Headers | undefined, now = Date.now()): number | undefined {
+/** Parses `retry-after-ms` or `retry-after` (seconds or an HTTP date) into milliseconds; headers as fetch gives them or by lowercase name. */
+export function retryAfterMs(headers: Headers | Readonly<Record<string, string | undefined>> | undefined, now = Date.now()): number | undefined {
   if (!headers) return undefined;
-  const ms = headers.get('retry-after-ms');
+  const get = (name: string): string | null => (headers instanceof Headers ? headers.get(name) : (headers[name] ?? null));
+  const ms = get('retry-after-ms');
   if (ms !== null && ms.trim() !== '' && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
-  const ra = headers.get('retry-after');
+  const ra = get('retry-after');
   if (ra === null || ra.trim() === '') return undefined;
   if (Number.isFinite(Number(ra))) return Math.max(0, Number(ra) * 1000);
   const at = Date.parse(ra);
