@@ -1,13 +1,14 @@
 // Wire schemas of the task routes (PRODUCT.md §3). One source: Fastify validates with them,
 // handlers are typed from them, and /openapi.json is generated from them.
 import { Type, type Static, type TSchema } from 'typebox';
+import { ID_PATTERN } from '../domain/ids.js';
 
 /** Tags a task may carry (metadata.tags), and their length: what the tag index holds. */
 export const MAX_TAGS = 50;
 export const MAX_TAG_CHARS = 128;
 
 export const MAX_QUERY_CHARS = 10_000;
-export const ID_REGEX = '^[A-Za-z0-9:_\\-.]{1,128}$';
+export const ID_REGEX = ID_PATTERN.source;
 
 export const IdParam = Type.Object({ id: Type.String({ pattern: ID_REGEX }) });
 

@@ -3,8 +3,12 @@
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 
-/** Ids on the wire (paths, queries) must match this, else 400. */
-export const ID_PATTERN = /^[A-Za-z0-9:_\-.]{1,128}$/;
+/**
+ * Ids on the wire (paths, queries, bodies) must match this, else 400 — and be neither `.` nor
+ * `..`, which every URL parser folds away as a path segment (`%2E%2E` too): a session, definition
+ * or tenant so named could be created but never read, changed or deleted.
+ */
+export const ID_PATTERN = /^(?!\.{1,2}$)[A-Za-z0-9:_\-.]{1,128}$/;
 
 export function isValidId(value: string): boolean {
   return ID_PATTERN.test(value);

@@ -7,6 +7,7 @@ import { resolve, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Type } from 'typebox';
 import { DefinitionBody } from '../contract/definitions.js';
+import { ID_PATTERN } from '../domain/ids.js';
 import { compileSchema, validateAgainst, type SchemaViolation } from './schema.js';
 import type { ExecutionResult, Executor, TaskDefinition } from './types.js';
 
@@ -20,7 +21,6 @@ export class DefinitionError extends Error {
   }
 }
 
-const DEF_ID = /^[A-Za-z0-9:_\-.]{1,128}$/;
 
 /**
  * A definition's task settings, as PUT /api/v1/definitions takes them: a --tasks-dir module's
@@ -35,7 +35,7 @@ const SETTINGS = (() => {
 /** Checks a definition and fills its defaults; `compile: false` leaves its schemas to compile on first use. */
 export function checkDefinition(def: TaskDefinition, source: string, opts: { compile?: boolean } = {}): TaskDefinition {
   if (!def || typeof def !== 'object') throw new DefinitionError(`${source}: no definition exported`);
-  if (typeof def.id !== 'string' || !DEF_ID.test(def.id)) throw new DefinitionError(`${source}: definition id must match ${DEF_ID}`);
+  if (typeof def.id !== 'string' || !ID_PATTERN.test(def.id)) throw new DefinitionError(`${source}: definition id must match ${ID_PATTERN}`);
   if (typeof def.kind !== 'string') throw new DefinitionError(`${source}: definition ${def.id} has no kind`);
   if (def.kind === 'function' && typeof def.handler !== 'function') throw new DefinitionError(`${source}: function definition ${def.id} has no handler`);
   // seed 003 writes priorities in capitals ("MEDIUM"), as submits may

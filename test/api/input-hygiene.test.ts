@@ -262,3 +262,27 @@ describe('numbers a double cannot hold', () => {
     expect([res.status, res.body.error.message]).toEqual([400, expect.stringMatching(/^Invalid JSON body/)]);
   });
 });
+
+describe('ids made of dots', () => {
+  // every URL parser folds `.` and `..` away as path segments (`%2E%2E` too): so named, a session,
+  // definition or tenant could be created but never read, changed or deleted
+  it('refuses `.` and `..` as ids (400 naming the field), and takes ids that merely hold dots', async () => {
+    for (const bad of ['.', '..']) {
+      const submit = await fx.server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {}, session_id: bad });
+      expect(submit.status, submit.text).toBe(400);
+      expect(submit.body.error.message).toContain('session_id');
+      const tenant = await fx.server.call('POST', '/api/v1/admin/tenants', { tenant_id: bad, name: 'dots' });
+      expect(tenant.status, tenant.text).toBe(400);
+      const def = await fx.server.call('PUT', `/api/v1/definitions/${bad}`, { kind: 'approval' });
+      expect(def.status, def.text).toBeGreaterThanOrEqual(400);
+      expect(def.status).toBeLessThan(500);
+      expect(def.status).not.toBe(201);
+    }
+    const fine = await fx.server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {}, session_id: '...a.b.' });
+    expect(fine.status, fine.text).toBe(200);
+    const triple = await fx.server.call('PUT', '/api/v1/definitions/...', { kind: 'approval' });
+    expect(triple.status, triple.text).toBe(201);
+    expect((await fx.server.call('GET', '/api/v1/definitions/...')).status).toBe(200);
+    expect((await fx.server.call('DELETE', '/api/v1/definitions/...')).status).toBe(204);
+  });
+});
