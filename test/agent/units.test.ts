@@ -15,6 +15,8 @@ describe('calculator', () => {
   it.each([
     ['1 + 2 * 3', 7], ['(1 + 2) * 3', 9], ['2 ^ 3 ^ 2', 512], ['2 ** 10', 1024], ['-3 + +4', 1], ['10 % 4', 2],
     ['sqrt(16) + abs(-2)', 6], ['max(1, 5, 3)', 5], ['round(2.5)', 3], ['pi', Math.PI], ['2e3 / 4', 500], ['.5 * 4', 2],
+    // a sign binds looser than a power (mathematics, Python): -2^2 = 0-2^2
+    ['-2^2', -4], ['-3**2', -9], ['0-2^2', -4], ['2^-1', 0.5], ['(-2)^2', 4], ['2*-3', -6], ['-2^-2', -0.25], ['2^-2^2', 1 / 16],
   ])('%s = %d', (expr, want) => expect(evaluate(expr)).toBeCloseTo(want, 12));
 
   it.each(['2 +', '(1', 'foo(1)', '1 / 0', 'process.exit()', '1 2', 'x'.repeat(1001)])('refuses %s', (expr) => expect(() => evaluate(expr)).toThrow());

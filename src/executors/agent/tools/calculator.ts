@@ -27,26 +27,27 @@ export function evaluate(expression: string): number {
     return v;
   };
   const term = (): number => {
-    let v = power();
+    let v = unary();
     while (peek() === '*' || peek() === '/' || peek() === '%') {
       const op = next();
-      const r = power();
+      const r = unary();
       v = op === '*' ? v * r : op === '/' ? v / r : v % r;
     }
     return v;
   };
-  const power = (): number => {
-    const base = unary();
-    if (peek() === '^' || peek() === '**') {
-      next();
-      return base ** power(); // right-associative
-    }
-    return base;
-  };
+  // a sign binds looser than a power, as in mathematics and Python: -2^2 is -4, 2^-1 is 0.5
   const unary = (): number => {
     if (peek() === '-') return next(), -unary();
     if (peek() === '+') return next(), unary();
-    return primary();
+    return power();
+  };
+  const power = (): number => {
+    const base = primary();
+    if (peek() === '^' || peek() === '**') {
+      next();
+      return base ** unary(); // right-associative: 2^3^2 is 2^9
+    }
+    return base;
   };
   const primary = (): number => {
     const t = next();
@@ -84,7 +85,7 @@ export function formatNumber(v: number): string {
 export const calculatorTool: AgentTool = {
   spec: {
     name: 'calculator',
-    description: 'Evaluate an arithmetic expression exactly. Supports + - * / % ^, parentheses, pi, e, sqrt, abs, round, floor, ceil, ln, log10, exp, sin, cos, tan, min, max, pow.',
+    description: 'Evaluate an arithmetic expression exactly. Supports + - * / % ^, parentheses, pi, e, sqrt, abs, round, floor, ceil, ln (log is ln too), log10, log2, exp, sin, cos, tan, min, max, pow.',
     parameters: {
       type: 'object',
       properties: { expression: { type: 'string', description: 'e.g. "(17 * 23) / 4 + sqrt(2)"' } },
