@@ -28,6 +28,8 @@ describe('templates', () => {
   it('fills fields, defaults and optional sections', () => {
     expect(renderPrompt('Hi {{name}}, {{tone|warm}}{{#extra}} [{{extra}}]{{/extra}}.', { name: 'Ada' })).toBe('Hi Ada, warm.');
     expect(renderPrompt('{{#extra}}[{{extra}}]{{/extra}} {{list}} {{obj.k}}', { extra: 'x', list: ['a', 'b'], obj: { k: 1 } })).toBe('[x] a, b 1');
+    // an empty list is no section (report_generation's sections: [] said "Sections, in this order: .")
+    expect(renderPrompt('Report.{{#s}} Sections: {{s}}.{{/s}}', { s: [] })).toBe('Report.');
   });
 
   it('ships email_draft with seed 004 args schema, plus report_generation and content_review', () => {

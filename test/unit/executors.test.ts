@@ -37,6 +37,9 @@ describe('data_analysis', () => {
     expect(linearFit([0, 1, 2, 3], [1, 3, 5, 7])).toEqual({ slope: 2, intercept: 1, r2: 1 });
     const out = analyze({ data_source: 'inline', data: rows, analysis_type: 'trend', parameters: { x: 'month', y: 'sales' } }) as any;
     expect(out.trend).toMatchObject({ slope: 2, intercept: 8, r_squared: 1, direction: 'increasing' });
+    // predictions go beyond the largest x, whatever order the rows are in
+    const shuffled = analyze({ analysis_type: 'prediction', data: [{ x: 3, y: 30 }, { x: 1, y: 10 }, { x: 2, y: 20 }], parameters: { x: 'x', y: 'y', horizon: 2 } }) as any;
+    expect(shuffled.predictions).toEqual([{ x: 4, y: 40 }, { x: 5, y: 50 }]);
   });
   it('computes Pearson correlation', () => {
     expect(pearson([1, 2, 3], [2, 4, 6])).toBeCloseTo(1);
@@ -85,6 +88,10 @@ describe('data_analysis', () => {
   it('renders csv and html', () => {
     const out = dataAnalysis.handler!({ data_source: 'a,b\n1,2\n3,4', analysis_type: 'summary', output_format: 'csv' }, {} as never) as any;
     expect(out.rendered.split('\n')[0]).toBe('column,count,mean,median,stddev,min,max');
+    // RFC 4180: a column name with a comma or a quote is quoted, its quotes doubled
+    const quoted = dataAnalysis.handler!({ data_source: '"price, usd","say ""hi"""\n1,2\n3,4', analysis_type: 'summary', output_format: 'csv' }, {} as never) as any;
+    expect(quoted.rendered.split('\n')[1]).toMatch(/^"price, usd",2,2,/);
+    expect(quoted.rendered.split('\n')[2]).toMatch(/^"say ""hi""",2,3,/);
     const html = dataAnalysis.handler!({ data_source: 'a,b\n1,2\n3,4', analysis_type: 'summary', output_format: 'html' }, {} as never) as any;
     expect(html.rendered).toContain('<table>');
   });

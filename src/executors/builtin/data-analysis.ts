@@ -193,8 +193,10 @@ export function analyze(input: Input): Record<string, unknown> {
       };
       if (input.analysis_type === 'trend') return { ...base, trend };
       const horizon = Math.min(Math.max(1, Math.floor(input.parameters?.horizon ?? 3)), 1000);
-      const step = xs.length > 1 ? (xs[xs.length - 1]! - xs[0]!) / (xs.length - 1) : 1;
-      const last = xs[xs.length - 1]!;
+      // beyond the largest x, by the mean spacing of the x values — whatever order the rows are in
+      let [first, last] = [xs[0]!, xs[0]!];
+      for (const v of xs) [first, last] = [Math.min(first, v), Math.max(last, v)];
+      const step = xs.length > 1 ? (last - first) / (xs.length - 1) : 1;
       const predictions = Array.from({ length: horizon }, (_, k) => {
         const xv = last + step * (k + 1);
         return { x: round(xv), y: round(fit.intercept + fit.slope * xv) };
@@ -238,7 +240,9 @@ function render(result: Record<string, unknown>, format: 'csv' | 'html'): string
   const stats = (result.statistics ?? result.correlation ?? { [String((result.trend as Row | undefined)?.y ?? 'value')]: result.trend ?? {} }) as Record<string, Row>;
   const keys = [...new Set(Object.values(stats).flatMap((v) => Object.keys(v ?? {})))];
   const rows = Object.entries(stats).map(([name, v]) => [name, ...keys.map((k) => String(v?.[k] ?? ''))]);
-  if (format === 'csv') return [['column', ...keys], ...rows].map((r) => r.join(',')).join('\n');
+  // RFC 4180: a field holding a comma, a quote or a line break is quoted, its quotes doubled
+  const field = (f: string) => (/[",\r\n]/.test(f) ? `"${f.replace(/"/g, '""')}"` : f);
+  if (format === 'csv') return [['column', ...keys], ...rows].map((r) => r.map(field).join(',')).join('\n');
   const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
   return `<table><tr>${['column', ...keys].map((k) => `<th>${esc(k)}</th>`).join('')}</tr>${rows
     .map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`)
