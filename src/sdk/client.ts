@@ -70,6 +70,8 @@ export class TaskgateClient {
    * doubling, with jitter) for GET/HEAD/DELETE and for a request with an Idempotency-Key; a 429
    * also for any other POST (the server refused it before doing anything); a 409
    * IDEMPOTENCY_KEY_IN_PROGRESS for a keyed request (its first try, cut off, is still running).
+   * A DELETE retried after a try that may have reached the server (no answer, or a 502/503/504
+   * from a proxy) resolves on a 404 as on its 204: the object is gone, likely by that try.
    */
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const url = this.#url(path, opts.query);
@@ -80,6 +82,7 @@ export class TaskgateClient {
     const safe = method === 'GET' || method === 'HEAD' || method === 'DELETE' || Boolean(opts.idempotencyKey);
     const timeoutMs = checkMs('timeoutMs', opts.timeoutMs) ?? this.#timeoutMs;
     const maxRetries = checkCount('maxRetries', opts.maxRetries, 0, MAX_RETRIES) ?? this.#maxRetries;
+    let mayHaveApplied = false;
     for (let attempt = 0; ; attempt++) {
       const timeout = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
       const signal = timeout && opts.signal ? eitherSignal(timeout, opts.signal) : (timeout ?? opts.signal);
@@ -94,6 +97,7 @@ export class TaskgateClient {
           ? new RequestTimeoutError({ status: 0, code: 'CLIENT_TIMEOUT', message: `${method} ${path}: no answer within ${timeoutMs} ms`, cause: err })
           : unreachableError(this.baseUrl, err);
         if (!safe || attempt >= maxRetries) throw error;
+        mayHaveApplied = true;
         await sleep(this.#backoff(attempt), opts.signal);
         continue;
       }
@@ -105,12 +109,14 @@ export class TaskgateClient {
           throw new TaskgateError({ status: res.status, code: 'BAD_RESPONSE', message: `${method} ${path}: the answer is not JSON`, cause: err });
         }
       }
+      if (res.status === 404 && method === 'DELETE' && mayHaveApplied) return undefined as T;
       const after = retryAfterMs(res);
       const error = errorForAnswer(res, text, after, opts.notFound);
       // a keyed write whose first try is still in flight (the network failed us, not the server): ask again
       const inFlight = res.status === 409 && opts.idempotencyKey !== undefined && error.code === 'IDEMPOTENCY_KEY_IN_PROGRESS';
       if (attempt < maxRetries && ((RETRYABLE_STATUS.has(res.status) && (safe || res.status === 429)) || inFlight)) {
         if (after === undefined || after <= MAX_RETRY_WAIT_MS) {
+          mayHaveApplied ||= res.status !== 429;
           await sleep(after === undefined ? this.#backoff(attempt) : jittered(after), opts.signal);
           continue;
         }

@@ -327,6 +327,25 @@ describe('SDK: sessions, approvals, definitions', () => {
     await expect(client.getDefinition('sdk-ask')).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it('a DELETE whose answer was lost is retried, and the 404 its retry gets means done; a plain 404 stays an error', async () => {
+    await client.putDefinition('sdk-lossy', { kind: 'approval' });
+    let dropped = 0;
+    // the server deletes, and the answer never reaches the client
+    const lossy: typeof fetch = async (url, init) => {
+      const res = await fetch(url, init);
+      if (init?.method === 'DELETE' && dropped++ === 0) {
+        await res.text();
+        throw new TypeError('fetch failed');
+      }
+      return res;
+    };
+    const flaky = new TaskgateClient({ baseUrl: server.url, apiKey: ADMIN_KEY, fetch: lossy });
+    await flaky.deleteDefinition('sdk-lossy');
+    expect(dropped).toBe(2);
+    await expect(client.getDefinition('sdk-lossy')).rejects.toBeInstanceOf(NotFoundError);
+    await expect(flaky.deleteDefinition('sdk-never-was')).rejects.toBeInstanceOf(NotFoundError);
+  });
+
   it('health and readiness', async () => {
     expect((await client.health()).status).toBe('healthy');
     expect((await client.readiness()).status).toBe('ready');
