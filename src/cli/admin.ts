@@ -63,8 +63,10 @@ export async function runAdminCommand(group: string, args: string[], flags: Flag
     if (group === 'keys' && sub === 'create') {
       const scopes = need(flags, 'scopes').split(',').map((s) => s.trim()).filter(Boolean) as Scope[];
       const body = { name: need(flags, 'name'), scopes, expires_at: optStr(flags, 'expires-at') };
-      const client = cliClient(flags, io);
       const tenant = optStr(flags, 'tenant');
+      // a key for the caller's own tenant is the caller's: an owner for it would be silently dropped
+      if (!tenant && optStr(flags, 'user') !== undefined) throw new UsageError('keys create: --user goes with --tenant (a key for your own tenant is owned by you)');
+      const client = cliClient(flags, io);
       const key = tenant ? await client.createTenantApiKey(tenant, { ...body, user_id: optStr(flags, 'user') }) : await client.createApiKey(body);
       printKey(io, key, json);
       return 0;

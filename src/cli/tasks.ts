@@ -28,7 +28,8 @@ function parseInput(raw: string | boolean | undefined): unknown {
   let text = raw;
   if (raw.startsWith('@')) {
     try {
-      text = readFileSync(raw.slice(1), 'utf8');
+      // a leading byte-order mark (Windows editors write one) is no part of the JSON
+      text = readFileSync(raw.slice(1), 'utf8').replace(/^\uFEFF/, '');
     } catch (err) {
       throw new UsageError(`--input ${raw}: cannot read ${raw.slice(1)} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }

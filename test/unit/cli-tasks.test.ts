@@ -101,7 +101,8 @@ describe('taskgate tasks: submit', () => {
 
   it('--wait prints the final status and output: exit 0 when COMPLETED, 1 with the error when FAILED; --input @file reads the file', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'taskgate-cli-')), 'input.json');
-    writeFileSync(file, JSON.stringify({ count: 1, key: 'cli-file' }));
+    // as a Windows editor saves it: with a byte-order mark
+    writeFileSync(file, '\uFEFF' + JSON.stringify({ count: 1, key: 'cli-file' }));
     const ok = await tasks(['submit', '--definition', 'test-progress', '--input', `@${file}`, '--wait']);
     expect(ok.code).toBe(0);
     expect(ok.out[0]).toMatch(/^COMPLETED task_\w+$/);

@@ -43,6 +43,12 @@ describe('taskgate CLI', () => {
     expect(process.exitCode).toBe(2);
     expect(bad.err[0]).toMatch(/^taskgate: unknown command: frobnicate\n\ntaskgate .*\n\nUsage:/);
     expect(bad.out).toEqual([]);
+    // a flag is never ignored: --user without --tenant is a usage error, sending nothing
+    const owner = capture();
+    process.exitCode = undefined;
+    await run(['keys', 'create', '--name', 'k1', '--scopes', 'tasks:read', '--user', 'bob', '--url', 'http://127.0.0.1:9'], owner.io);
+    expect(process.exitCode).toBe(2);
+    expect(owner.err.join('\n')).toContain('--user goes with --tenant');
   });
 
   it('migrate applies every migration once, then has nothing to do; a held data directory is refused', async () => {
