@@ -97,7 +97,8 @@ export async function* followTask(hub: EventHub, tenantId: string, taskId: strin
 /** run_task: a definition task of the same tenant, submitted once per tool call, awaited. */
 function childTaskRunner(config: Config, w: Wiring & { registry: Registry }): RunChildTask {
   return async (tenantId, userId, definitionId, input, signal, opts) => {
-    const def = w.registry.get(tenantId, definitionId);
+    // as a submit does: a definition another process created a moment ago is found, not "no task definition"
+    const def = await w.registry.getFresh(tenantId, definitionId);
     if (!def) throw new Error(`no task definition ${definitionId}`);
     const violation = w.registry.validateInput(def, input);
     if (violation) throw new Error(`input ${violation.path} ${violation.reason}`);

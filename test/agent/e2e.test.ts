@@ -4,7 +4,8 @@ import OpenAI from 'openai';
 import { createServer } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { openTestDb } from '../helpers/db.js';
-import { startTestServer, waitForTask, type TestServer, ADMIN_KEY } from '../helpers/server.js';
+import { startTestServer, until, waitForTask, type TestServer, ADMIN_KEY } from '../helpers/server.js';
+import { tenantDefinitionsUpsert } from '../../src/storage/queries/definitions.js';
 import { useAgentServer } from '../helpers/agent-server.js';
 
 const openaiEnv = (baseUrl: string) => ({ OPENAI_API_KEY: 'sk-upstream', OPENAI_BASE_URL: baseUrl });
@@ -181,6 +182,26 @@ describe('agent tasks over HTTP', () => {
     const types = (await events(task_id)).map((e) => e.type);
     expect(types.filter((t) => t === 'TOOL_INVOKED')).toHaveLength(2);
     expect(types.filter((t) => t === 'TOOL_OBSERVATION')).toHaveLength(2);
+  });
+
+  it('run_task finds a definition another process created a moment ago (this one has not heard of it)', async () => {
+    const me = (await fx.server.call('GET', '/api/v1/auth/me')).body;
+    await tenantDefinitionsUpsert(fx.tdb.db, { tenantId: me.tenant_id, id: 'late.ask', definition: { kind: 'approval', name: 'late ask' }, maxPerTenant: 10 });
+    expect(fx.server.registry.get(me.tenant_id, 'late.ask')).toBeUndefined();
+    fx.oai.script(
+      { kind: 'tool_calls', calls: [{ id: 'l1', name: 'run_task', arguments: { task_definition_id: 'late.ask', input: { message: 'ok?' } } }] },
+      { kind: 'text', text: 'asked' },
+    );
+    const { task_id } = await submit({ query: 'ask the late one', mode: 'standard' });
+    let child: any;
+    await until(async () => (child = (await fx.server.call('GET', `/api/v1/tasks?workflow_instance_id=${task_id}`)).body.tasks[0]) !== undefined, 'the child task', 20_000);
+    expect(child).toMatchObject({ task_definition_id: 'late.ask' });
+    let approval: any;
+    const pending = async () => (await fx.server.call('GET', '/api/v1/approvals?status=pending&limit=100')).body.approvals.find((a: any) => a.workflow_id === child.task_id);
+    await until(async () => (approval = await pending()) !== undefined, "the child's approval", 20_000);
+    expect((await fx.server.call('POST', '/api/v1/approvals/decision', { workflow_id: child.task_id, approval_id: approval.approval_id, approved: true })).status).toBe(200);
+    const task = await waitForTask(fx.server, task_id);
+    expect({ status: task.status, result: task.result }).toEqual({ status: 'COMPLETED', result: 'asked' });
   });
 
   it("passes the submitting request's traceparent to the provider and to http_fetch", async () => {
