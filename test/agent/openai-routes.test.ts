@@ -1,6 +1,8 @@
 // The OpenAI-compatible routes, driven by the official `openai` client library, over a real
 // listening Fastify server whose deps run the real agent executor against a fake provider.
 import Fastify, { type FastifyInstance } from 'fastify';
+import { request } from 'node:http';
+import { until } from '../helpers/server.js';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadLlmConfig, type LlmConfig } from '../../src/config/llm.js';
@@ -18,6 +20,9 @@ const principal: Principal = { kind: 'api_key', tenantId: 'ten_1', userId: 'user
 class FakeEngine {
   readonly tasks = new Map<string, { body: SubmitTaskBody; ctx: MemoryTaskContext; view: ChatTaskView; events: FollowedEvent[]; wake: (() => void)[] }>();
   readonly cancelled: string[] = [];
+  /** While set, a submit waits for it (a submit still in its transaction when the client leaves). */
+  submitGate: Promise<void> | undefined;
+  submitStarted: (() => void) | undefined;
   #n = 0;
   constructor(private readonly llm: LlmConfig) {}
 
@@ -84,7 +89,11 @@ beforeAll(async () => {
     openaiRoutes({
       llm,
       createdAt: 1_700_000_000,
-      submitAgentTask: async (_p, body) => engine.submit(body),
+      submitAgentTask: async (_p, body) => {
+        engine.submitStarted?.();
+        await engine.submitGate;
+        return engine.submit(body);
+      },
       followTask: (_p, id, signal) => engine.follow(id, signal),
       getTask: async (_p, id) => engine.tasks.get(id)?.view,
       cancelTask: async (_p, id) => {
@@ -298,6 +307,26 @@ describe('chat completions', () => {
     await oai.waitForRequests(1);
     await oai.requests[0]!.closed;
     expect(engine.cancelled.length).toBe(1);
+  });
+
+  it('a client that disconnects while its call is still being submitted cancels the task all the same', async () => {
+    for (const stream of [false, true]) {
+      oai.script({ kind: 'text', text: 'never read', pauseAfter: 0, resume: new Promise<void>(() => undefined) });
+      let open!: () => void;
+      engine.submitGate = new Promise<void>((r) => (open = r));
+      const started = new Promise<void>((r) => (engine.submitStarted = r));
+      const before = engine.cancelled.length;
+      const req = request(`${base}/v1/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer sk-good', 'content-type': 'application/json' } });
+      req.on('error', () => undefined);
+      req.end(JSON.stringify({ model: 'taskgate', messages: [{ role: 'user', content: 'bye' }], stream }));
+      await started;
+      req.destroy();
+      await new Promise((r) => setTimeout(r, 100)); // the server has seen the connection close
+      engine.submitGate = undefined;
+      engine.submitStarted = undefined;
+      open();
+      await until(() => engine.cancelled.length === before + 1, `the task's cancel (stream ${stream})`);
+    }
   });
 });
 

@@ -422,12 +422,15 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
         finished = true;
         gone.abort();
       });
-      reply.raw.on('close', () => {
+      const onClose = () => {
         unwatch?.();
         release?.();
         gone.abort();
         if (!finished) void deps.cancelTask(principal, taskId, 'client disconnected', req).catch(() => undefined);
-      });
+      };
+      // a client gone while its task was being submitted closed before anything listened
+      if (reply.raw.closed || req.raw.socket?.destroyed) onClose();
+      else reply.raw.once('close', onClose);
 
       if (!chat.stream) {
         let finishReason = 'stop';
