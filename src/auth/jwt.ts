@@ -36,10 +36,29 @@ export function scopesFromClaims(payload: JWTPayload): string[] {
 
 export type JwtVerifier = (token: string) => Promise<Principal | undefined>;
 
+/** The identity provider's key set could not be had: no answer in time, an HTTP error, not a key set. */
+class KeySetUnavailable extends Error {}
+
+/**
+ * The remote key set, telling its own failures apart from the token's: jose reports a key set
+ * answered with a 503 (or not JSON) as a plain JOSEError, like a bad token — an IdP outage read as
+ * 401s, counted as failed authentications until the address (a proxy's, shared) was refused 429.
+ * No key for the token's `kid` is the token's problem.
+ */
+function remoteKeys(url: string): (...args: Parameters<ReturnType<typeof createRemoteJWKSet>>) => ReturnType<ReturnType<typeof createRemoteJWKSet>> {
+  const keys = createRemoteJWKSet(new URL(url), { timeoutDuration: JWKS_TIMEOUT_MS, cooldownDuration: JWKS_COOLDOWN_MS, cacheMaxAge: JWKS_MAX_AGE_MS });
+  return async (header, token) => {
+    try {
+      return await keys(header, token);
+    } catch (err) {
+      if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw err;
+      throw new KeySetUnavailable('key set unreachable', { cause: err });
+    }
+  };
+}
+
 export function createJwtVerifier(cfg: JwtConfig, db: Queryable): JwtVerifier {
-  const key = cfg.secret
-    ? new TextEncoder().encode(cfg.secret)
-    : createRemoteJWKSet(new URL(cfg.jwksUrl!), { timeoutDuration: JWKS_TIMEOUT_MS, cooldownDuration: JWKS_COOLDOWN_MS, cacheMaxAge: JWKS_MAX_AGE_MS });
+  const key = cfg.secret ? new TextEncoder().encode(cfg.secret) : remoteKeys(cfg.jwksUrl!);
   const options = {
     algorithms: [cfg.algorithm],
     issuer: cfg.issuer,
@@ -54,7 +73,7 @@ export function createJwtVerifier(cfg: JwtConfig, db: Queryable): JwtVerifier {
       payload = (typeof key === 'function' ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options)).payload;
     } catch (err) {
       // the key set could not be fetched: the token may be fine, we cannot tell
-      if (err instanceof joseErrors.JWKSTimeout || (err instanceof Error && !(err instanceof joseErrors.JOSEError))) {
+      if (err instanceof KeySetUnavailable) {
         throw new ApiError('UNAVAILABLE', 'Cannot verify bearer tokens right now (key set unreachable)', undefined, { 'retry-after': '5' });
       }
       return undefined;

@@ -20,6 +20,8 @@ let rs: TestServer;
 let es: TestServer;
 let plain: TestServer;
 let deadJwks: TestServer;
+let failingJwks: TestServer;
+let notJwks: TestServer;
 let jwksServer: Server;
 let tenantId: string;
 let rsaKey: CryptoKey | KeyObject;
@@ -63,7 +65,12 @@ beforeAll(async () => {
     ],
   };
   jwksServer = createServer((req, res) => {
-    res.writeHead(req.url === '/.well-known/jwks.json' ? 200 : 404, { 'content-type': 'application/json' });
+    // an IdP in trouble: its gateway's error page
+    if (req.url === '/outage.json') {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      return res.end('<html>maintenance</html>');
+    }
+    res.writeHead(req.url === '/.well-known/jwks.json' ? 200 : 503, { 'content-type': 'application/json' });
     res.end(JSON.stringify(req.url === '/.well-known/jwks.json' ? jwks : {}));
   });
   await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
@@ -75,9 +82,12 @@ beforeAll(async () => {
   es = await startTestServer(tdb.db, { ...common, TASKGATE_JWKS_URL: jwksUrl, TASKGATE_JWT_ALGORITHM: 'ES256' });
   plain = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
   deadJwks = await startTestServer(tdb.db, { ...common, TASKGATE_JWKS_URL: 'http://127.0.0.1:1/jwks.json' });
+  const base = jwksUrl.replace('/.well-known/jwks.json', '');
+  failingJwks = await startTestServer(tdb.db, { ...common, TASKGATE_JWKS_URL: `${base}/unavailable.json`, TASKGATE_AUTH_FAILURE_BURST: '2' });
+  notJwks = await startTestServer(tdb.db, { ...common, TASKGATE_JWKS_URL: `${base}/outage.json`, TASKGATE_AUTH_FAILURE_BURST: '2' });
 });
 afterAll(async () => {
-  for (const s of [hs, rs, es, plain, deadJwks]) await s?.close();
+  for (const s of [hs, rs, es, plain, deadJwks, failingJwks, notJwks]) await s?.close();
   await new Promise((resolve) => jwksServer?.close(resolve));
   await tdb?.close();
 });
@@ -187,6 +197,17 @@ describe('RS256 and ES256 through a JWKS URL', () => {
     const res = await me(deadJwks, await rs256(claims()));
     expect(res.status).toBe(503);
     expect(res.body.error.code).toBe('UNAVAILABLE');
+  });
+
+  it('answers 503 while the key set answers an HTTP error or is no key set, and counts no failed authentications', async () => {
+    for (const server of [failingJwks, notJwks]) {
+      // more than the failure burst (2): none is the client's failure
+      for (let i = 0; i < 4; i++) {
+        const res = await me(server, await rs256(claims()));
+        expect(res.status, res.text).toBe(503);
+        expect(res.body.error.code).toBe('UNAVAILABLE');
+      }
+    }
   });
 });
 
