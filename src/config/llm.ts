@@ -3,6 +3,10 @@
 // docs/agents.md documents the file format; nothing here does I/O except reading that one file.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { MAX_JITTERED_TIMER_MS, MAX_TIMER_MS } from './parse.js';
+
+/** More retries per provider than anyone means (each waits its backoff): a typo's 1e6 would hold a task for days. */
+const MAX_LLM_RETRIES = 100;
 
 export type ModelTier = 'small' | 'medium' | 'large';
 export const MODEL_TIERS: readonly ModelTier[] = ['small', 'medium', 'large'];
@@ -116,9 +120,22 @@ function isObj(v: unknown): v is Raw {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * A whole number from 0 to `max` (a string of digits too: '' or '0x10' is no number): a timer
+ * over MAX_TIMER_MS fires after 1 ms in Node (call_timeout_ms 3e9 failed every LLM call at once),
+ * and a retry count or a token count has no fractions.
+ */
+function whole(name: string, v: unknown, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined || v === null) return fallback;
+  const n = typeof v === 'string' ? (/^\d+$/.test(v.trim()) ? Number(v) : NaN) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > max) throw new LlmConfigError(`${name} must be a whole number from 0 to ${max}, got ${String(v)}`);
+  return n;
+}
+
+/** A price: a non-negative finite number (a string of one too). */
 function nonNeg(name: string, v: unknown, fallback: number): number {
   if (v === undefined || v === null) return fallback;
-  const n = typeof v === 'string' ? Number(v) : v;
+  const n = typeof v === 'string' ? (/^\s*\d+(\.\d+)?([eE][+-]?\d+)?\s*$/.test(v) ? Number(v) : NaN) : v;
   if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new LlmConfigError(`${name} must be a non-negative number, got ${String(v)}`);
   return n;
 }
@@ -249,14 +266,14 @@ export function loadLlmConfig(env: Env): LlmConfig | undefined {
     }),
     defaultTier,
     prices: Object.freeze(parsePrices(file.prices)),
-    tokenBudget: nonNeg('token_budget', file.token_budget, DEFAULT_TOKEN_BUDGET),
-    historyBudgetTokens: nonNeg('history_budget_tokens', file.history_budget_tokens, DEFAULT_HISTORY_BUDGET_TOKENS),
-    callTimeoutMs: nonNeg('call_timeout_ms', file.call_timeout_ms, DEFAULT_LLM_CALL_TIMEOUT_MS),
-    streamIdleTimeoutMs: nonNeg('stream_idle_timeout_ms', file.stream_idle_timeout_ms, DEFAULT_LLM_STREAM_IDLE_TIMEOUT_MS),
-    maxRetries: nonNeg('max_retries', file.max_retries, DEFAULT_LLM_MAX_RETRIES),
-    retryBaseMs: nonNeg('retry_base_ms', file.retry_base_ms, DEFAULT_LLM_RETRY_BASE_MS),
-    maxRetryAfterMs: nonNeg('max_retry_after_ms', file.max_retry_after_ms, DEFAULT_LLM_MAX_RETRY_AFTER_MS),
-    maxOutputTokens: nonNeg('max_output_tokens', file.max_output_tokens, DEFAULT_LLM_MAX_OUTPUT_TOKENS),
+    tokenBudget: whole('token_budget', file.token_budget, DEFAULT_TOKEN_BUDGET),
+    historyBudgetTokens: whole('history_budget_tokens', file.history_budget_tokens, DEFAULT_HISTORY_BUDGET_TOKENS),
+    callTimeoutMs: whole('call_timeout_ms', file.call_timeout_ms, DEFAULT_LLM_CALL_TIMEOUT_MS, MAX_TIMER_MS),
+    streamIdleTimeoutMs: whole('stream_idle_timeout_ms', file.stream_idle_timeout_ms, DEFAULT_LLM_STREAM_IDLE_TIMEOUT_MS, MAX_TIMER_MS),
+    maxRetries: whole('max_retries', file.max_retries, DEFAULT_LLM_MAX_RETRIES, MAX_LLM_RETRIES),
+    retryBaseMs: whole('retry_base_ms', file.retry_base_ms, DEFAULT_LLM_RETRY_BASE_MS, MAX_JITTERED_TIMER_MS),
+    maxRetryAfterMs: whole('max_retry_after_ms', file.max_retry_after_ms, DEFAULT_LLM_MAX_RETRY_AFTER_MS, MAX_JITTERED_TIMER_MS),
+    maxOutputTokens: whole('max_output_tokens', file.max_output_tokens, DEFAULT_LLM_MAX_OUTPUT_TOKENS),
   };
   return Object.freeze(config);
 }

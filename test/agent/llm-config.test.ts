@@ -84,6 +84,18 @@ max_retries: 1
     expect(() => loadLlmConfig({ TASKGATE_LLM_CONFIG: file('bad2.yaml', 'providers: [{type: openai}]\ntiers: {huge: [x]}') })).toThrow(/unknown tier/);
     expect(() => loadLlmConfig({ TASKGATE_LLM_CONFIG: file('bad3.yaml', 'providers: [{type: openai}]\nprices: {m: {input: -1}}') })).toThrow(/non-negative/);
     expect(() => loadLlmConfig({ TASKGATE_LLM_CONFIG: file('bad4.json', '{') })).toThrow(/not valid JSON/);
+    // timers past 2^31-1 ms fire after 1 ms in Node; counts are whole
+    for (const [name, yaml, why] of [
+      ['t1.yaml', 'call_timeout_ms: 3000000000', /call_timeout_ms must be a whole number from 0 to 2147483647, got 3000000000/],
+      ['t2.yaml', 'stream_idle_timeout_ms: 1e10', /stream_idle_timeout_ms must be a whole number/],
+      ['t3.yaml', 'max_retries: 1.5', /max_retries must be a whole number from 0 to 100/],
+      ['t4.yaml', 'max_output_tokens: 0.5', /max_output_tokens must be a whole number/],
+      ['t5.yaml', "retry_base_ms: '0x10'", /retry_base_ms must be a whole number/],
+      ['t6.yaml', "token_budget: ''", /token_budget must be a whole number/],
+    ] as const) {
+      expect(() => loadLlmConfig({ TASKGATE_LLM_CONFIG: file(name, `providers: [{type: openai}]\n${yaml}`) }), name).toThrow(why);
+    }
+    expect(loadLlmConfig({ TASKGATE_LLM_CONFIG: file('t7.yaml', "providers: [{type: openai}]\ncall_timeout_ms: '2147483647'\nprices: {m: {input: '0.25', output: 1.5}}") })).toMatchObject({ callTimeoutMs: 2147483647, prices: { m: { input: 0.25, output: 1.5 } } });
     expect(() => loadLlmConfig({ TASKGATE_LLM_CONFIG: file('dup.yaml', 'providers: [{type: openai}, {type: openai}]') })).toThrow(/twice/);
     // one line, however long the parser's own report (it quotes the file)
     const yaml = (() => {
