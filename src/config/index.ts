@@ -59,6 +59,19 @@ export const DEFAULT_RETENTION_INTERVAL_MS = 600_000;
 /** The longest default task timeout: what a task's own `timeout_ms` may ask (src/contract/tasks.ts). */
 const MAX_TASK_TIMEOUT_MS = 86_400_000;
 /** The longest default approval timeout: what an approval's own `timeout_ms` may ask (src/contract/definitions.ts). */
+/**
+ * REDIS_URL as the Redis client takes it: a redis:// or rediss:// URL, or a socket's absolute path.
+ * Anything else it reads as a socket path that is not there — `http://127.0.0.1:6379` started, and
+ * (failing open) served without a rate limit.
+ */
+function redisUrl(v: string | undefined): string | undefined {
+  if (v === undefined || v.startsWith('/')) return v;
+  if (!/^rediss?:\/\//i.test(v) || !URL.canParse(v)) {
+    throw new ConfigError(`REDIS_URL must be a redis:// or rediss:// URL (redis://host:6379/0) or a socket's absolute path; got one starting ${JSON.stringify(v.slice(0, 12))}`);
+  }
+  return v;
+}
+
 /** The longest an approval may wait (TASKGATE_APPROVAL_TIMEOUT_MS, a definition's approval.timeout_ms, ctx.waitForApproval's timeoutMs). */
 export const MAX_APPROVAL_TIMEOUT_MS = 30 * 86_400_000;
 
@@ -198,7 +211,7 @@ export function loadConfig(flags: Flags = {}, rawEnv: Record<string, string | un
     databaseUrl: str(flags['database-url']) ?? str(env.DATABASE_URL),
     databaseSchema: databaseSchema(env.TASKGATE_DB_SCHEMA),
     databasePoolSize: int('TASKGATE_DB_POOL_SIZE', env.TASKGATE_DB_POOL_SIZE, DEFAULT_DB_POOL_SIZE, 1, 1000),
-    redisUrl: str(env.REDIS_URL),
+    redisUrl: redisUrl(str(env.REDIS_URL)),
     role,
     concurrency: int('--concurrency/TASKGATE_CONCURRENCY', flags.concurrency ?? env.TASKGATE_CONCURRENCY, DEFAULT_CONCURRENCY, 1, 10_000),
     leaseMs,

@@ -74,6 +74,12 @@ describe('config', () => {
       expect(() => loadConfig({}, { TASKGATE_CORS_ORIGINS: v }), v).toThrow(/^TASKGATE_CORS_ORIGINS: /);
     }
   });
+  it('takes REDIS_URL as the Redis client does (redis://, rediss://, a socket path); another is refused, not read as a socket that is not there', () => {
+    for (const v of ['redis://127.0.0.1:6379', 'rediss://user:pw@cache.example:6380/2', '/run/redis/redis.sock']) expect(loadConfig({}, { REDIS_URL: v }).redisUrl, v).toBe(v);
+    for (const v of ['http://127.0.0.1:6379', '127.0.0.1:6379', 'localhost', 'redis:/x']) {
+      expect(() => loadConfig({}, { REDIS_URL: v }), v).toThrow(/^REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/);
+    }
+  });
   it('refuses a value it cannot read instead of quietly meaning something else', () => {
     for (const v of ['1', 'TRUE', 'yes', 'on']) expect(loadConfig({}, { TASKGATE_DISABLE_LISTEN: v }).listenNotify, v).toBe(false);
     for (const v of ['0', 'false', 'No', 'off', '']) expect(loadConfig({}, { TASKGATE_DISABLE_LISTEN: v }).listenNotify, v).toBe(true);
