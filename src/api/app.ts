@@ -249,7 +249,8 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   if (!opts.rateLimiter) app.addHook('onClose', async () => rateLimiter.close());
   registerIdempotency(app, {
     db: deps.db, ttlMs: sec.idempotencyTtlMs, cleanupIntervalMs: sec.idempotencyCleanupIntervalMs,
-    // a claim outlives the longest request, so only a crashed request's key is ever taken over
+    // renewed while its request runs (IdempotencyHandle.keepLocked): only the key of a request
+    // whose process died is ever taken over, this long after its last renewal
     lockMs: (config.requestTimeoutMs || 300_000) + 30_000,
   });
 

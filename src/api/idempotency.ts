@@ -10,11 +10,13 @@ import { ApiError } from '../contract/errors.js';
 import type { Db, Queryable } from '../storage/db.js';
 import {
   idempotencyKeysComplete, idempotencyKeysDeleteExpired, idempotencyKeysGet, idempotencyKeysInsert, idempotencyKeysRelease,
-  idempotencyKeysTakeOver, type IdempotencyScope,
+  idempotencyKeysRenew, idempotencyKeysTakeOver, type IdempotencyScope,
 } from '../storage/queries/idempotency.js';
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
 export const MAX_IDEMPOTENCY_KEY_CHARS = 255;
+/** The longest a request's claim is kept locked while it runs (a task's longest timeout is a day). */
+const MAX_CLAIM_MS = 25 * 60 * 60 * 1000;
 /** Printable ASCII (what a header carries safely), no leading or trailing space. */
 const KEY_RE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 /** Response headers that belong to the stored response (the rest are per request). */
@@ -49,12 +51,42 @@ export class IdempotencyHandle {
   readonly ttlMs: number;
   /** The body stored by saveInTx, sent instead of the serialized reply so both are the same bytes. */
   savedBody: string | undefined;
-  settled = false;
+  #settled = false;
+  #renewal: NodeJS.Timeout | undefined;
 
   constructor(scope: IdempotencyScope, lockToken: string, ttlMs: number) {
     this.scope = scope;
     this.lockToken = lockToken;
     this.ttlMs = ttlMs;
+  }
+
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  /** The request's answer is being stored or its claim released: the lock is no longer renewed. */
+  settle(): void {
+    this.#settled = true;
+    clearInterval(this.#renewal);
+  }
+
+  /**
+   * Keeps the claim's lock from running out while its request runs: a handler may outlast any
+   * fixed lock (a chat completion waits for its task, up to the task's timeout), and a retry that
+   * found the lock expired took the key over and ran the request a second time. Renewed every
+   * third of `lockMs`; a renewal that fails (the database away) is tried again at the next, and
+   * only a request whose process died lets its lock expire. At most MAX_CLAIM_MS in all.
+   */
+  keepLocked(db: Queryable, lockMs: number): void {
+    const until = Date.now() + MAX_CLAIM_MS;
+    this.#renewal = setInterval(() => {
+      if (this.#settled || Date.now() > until) return clearInterval(this.#renewal);
+      void idempotencyKeysRenew(db, { ...this.scope, lockToken: this.lockToken, lockMs }).then(
+        (held) => held || clearInterval(this.#renewal),
+        () => undefined,
+      );
+    }, Math.max(1, Math.floor(lockMs / 3)));
+    this.#renewal.unref();
   }
 
   /** Stores the response inside the transaction that creates what it describes. */
@@ -114,18 +146,16 @@ export function registerIdempotency(app: FastifyInstance, opts: IdempotencyOptio
     };
     const hash = requestHash(req.method, req.url, req.body);
     const claim = { ...scope, requestHash: hash, lockToken: randomBytes(16).toString('hex'), lockMs: opts.lockMs };
+    const claimed = () => {
+      req.idempotency = new IdempotencyHandle(scope, claim.lockToken, opts.ttlMs);
+      req.idempotency.keepLocked(db, opts.lockMs);
+    };
     for (let i = 0; i < 3; i++) {
-      if (await idempotencyKeysInsert(db, claim)) {
-        req.idempotency = new IdempotencyHandle(scope, claim.lockToken, opts.ttlMs);
-        return;
-      }
+      if (await idempotencyKeysInsert(db, claim)) return claimed();
       const row = await idempotencyKeysGet(db, scope);
       if (!row) continue; // released meanwhile: try to claim again
       if (row.expired || row.lock_expired) {
-        if (await idempotencyKeysTakeOver(db, claim)) {
-          req.idempotency = new IdempotencyHandle(scope, claim.lockToken, opts.ttlMs);
-          return;
-        }
+        if (await idempotencyKeysTakeOver(db, claim)) return claimed();
         continue;
       }
       if (row.request_hash !== hash) {
@@ -142,7 +172,7 @@ export function registerIdempotency(app: FastifyInstance, opts: IdempotencyOptio
   app.addHook('onSend', async (req, reply, payload) => {
     const h = req.idempotency;
     if (!h || h.settled) return payload;
-    h.settled = true;
+    h.settle();
     const ok = reply.statusCode >= 200 && reply.statusCode < 300;
     if (ok && h.savedBody !== undefined) return h.savedBody;
     if (ok && (typeof payload === 'string' || Buffer.isBuffer(payload) || payload === null || payload === undefined)) {
@@ -168,7 +198,7 @@ export function registerIdempotency(app: FastifyInstance, opts: IdempotencyOptio
   app.addHook('onResponse', async (req) => {
     const h = req.idempotency;
     if (h && !h.settled) {
-      h.settled = true;
+      h.settle();
       await release(req);
     }
   });

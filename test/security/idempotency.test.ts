@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { startServer } from '../../src/main.js';
 import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/logger.js';
-import { cleanupExpired, requestHash } from '../../src/api/idempotency.js';
+import { cleanupExpired, registerIdempotency, requestHash } from '../../src/api/idempotency.js';
+import Fastify from 'fastify';
+import type { Principal } from '../../src/auth/scopes.js';
 import { SubmitBatcher } from '../../src/api/submit-batcher.js';
 import { idempotencyKeysComplete, idempotencyKeysInsert } from '../../src/storage/queries/idempotency.js';
 import { newTaskId } from '../../src/domain/ids.js';
@@ -319,6 +321,39 @@ describe.skipIf(usingPostgres())('an embedded database after a kill (PGlite serv
       expect(rows.rows.map((r) => r.key)).toEqual(['answered']);
     } finally {
       await second.close();
+    }
+  });
+});
+
+describe('a claim whose request outlasts its lock', () => {
+  it('is kept locked while the request runs: a retry meanwhile is 409, not a second run, and afterwards replays the answer', async () => {
+    const app = Fastify();
+    app.decorateRequest('principal', null as unknown as Principal);
+    app.addHook('onRequest', async (req) => {
+      req.principal = { kind: 'api_key', tenantId: 'default', userId: 'u', subjectId: 'key_slow', scopes: ['admin'], rateLimit: null };
+    });
+    // a lock of 300 ms, a handler of 1.2 s (a chat completion waiting for its task)
+    registerIdempotency(app, { db: fixture.tdb.db, ttlMs: 60_000, cleanupIntervalMs: 60_000, lockMs: 300 });
+    let runs = 0;
+    app.post('/slow', async () => {
+      runs++;
+      await new Promise((r) => setTimeout(r, 1_200));
+      return { run: runs };
+    });
+    await app.ready();
+    try {
+      const key = `slow-${randomUUID()}`;
+      const send = () => app.inject({ method: 'POST', url: '/slow', headers: { 'idempotency-key': key, 'content-type': 'application/json' }, payload: '{}' });
+      const first = send();
+      await new Promise((r) => setTimeout(r, 800)); // the lock, unrenewed, ran out 500 ms ago
+      const retry = await send();
+      expect(retry.statusCode, retry.body).toBe(409);
+      expect((await first).json()).toEqual({ run: 1 });
+      const after = await send();
+      expect({ status: after.statusCode, body: after.json(), replayed: after.headers['idempotent-replayed'] }).toEqual({ status: 200, body: { run: 1 }, replayed: 'true' });
+      expect(runs).toBe(1);
+    } finally {
+      await app.close();
     }
   });
 });

@@ -90,6 +90,16 @@ export async function idempotencyKeysComplete(
   return res.rowCount > 0;
 }
 
+/** Extends an in-flight claim's lock (its request still runs); false once it is no longer this request's. */
+export async function idempotencyKeysRenew(db: Queryable, p: IdempotencyScope & { lockToken: string; lockMs: number }): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE idempotency_keys SET locked_until = now() + $6 * interval '1 millisecond', expires_at = now() + $6 * interval '1 millisecond'
+      WHERE ${PK} AND state = 'in_flight' AND lock_token = $5`,
+    [...pk(p), p.lockToken, p.lockMs],
+  );
+  return res.rowCount > 0;
+}
+
 /** Forgets an in-flight claim (the request failed), so a corrected retry can use the key. */
 export async function idempotencyKeysRelease(db: Queryable, p: IdempotencyScope & { lockToken: string }): Promise<boolean> {
   const res = await db.query(`DELETE FROM idempotency_keys WHERE ${PK} AND state = 'in_flight' AND lock_token = $5`, [...pk(p), p.lockToken]);
