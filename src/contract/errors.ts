@@ -28,7 +28,7 @@ export type ErrorCode = keyof typeof ERRORS;
 
 /** The code of a 4xx a framework raised with a bare status (a body too large, a media type): VALIDATION_ERROR by default. */
 export function clientErrorCode(status: number): ErrorCode {
-  return status === 404 ? 'NOT_FOUND' : status === 405 ? 'METHOD_NOT_ALLOWED' : status === 413 ? 'PAYLOAD_TOO_LARGE'
+  return status === 403 ? 'FORBIDDEN' : status === 404 ? 'NOT_FOUND' : status === 405 ? 'METHOD_NOT_ALLOWED' : status === 413 ? 'PAYLOAD_TOO_LARGE'
     : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : status === 429 ? 'RATE_LIMITED' : 'VALIDATION_ERROR';
 }
 

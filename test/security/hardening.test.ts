@@ -4,6 +4,7 @@
 // on loopback only, with a loud warning).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
+import { request } from 'node:http';
 import { SignJWT } from 'jose';
 import { createSecretKey } from 'node:crypto';
 import { openTestDb, type TestDb } from '../helpers/db.js';
@@ -121,6 +122,20 @@ describe('security headers and limits', () => {
       expect((await server.call('GET', new URL(src, `${server.url}/docs/`).pathname, undefined, { key: null })).status, src).toBe(200);
     }
     expect((await server.call('GET', '/openapi.json', undefined, { key: null })).status).toBe(200);
+    // a path the static files refuse is a 403 in the envelope (it read as a 400 VALIDATION_ERROR)
+    // (sent as written: a URL parser would fold the dot segments first)
+    const raw = (path: string) =>
+      new Promise<{ status: number; location: string | undefined; body: string }>((resolve, reject) => {
+        const req = request(`${server.url}${path}`, { method: 'GET', path }, (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode!, location: res.headers.location, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const escape = await raw('/docs/static/%2e%2e/%2e%2e/package.json');
+    expect({ status: escape.status, code: JSON.parse(escape.body).error?.code }).toEqual({ status: 403, code: 'FORBIDDEN' });
   });
 
   it('caps body size, JSON depth and page size', async () => {
