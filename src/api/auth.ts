@@ -120,7 +120,7 @@ export function registerAuth(
     } else {
       const credential = credentialFrom(req, cfg.queryAuth === true);
       if (!credential) throw unauthorized('Missing credentials: send X-API-Key or Authorization: Bearer');
-      const refused = opts.failures?.refusal(req.ip);
+      const refused = await opts.failures?.begin(req.ip);
       if (refused) {
         // a limited response carries X-RateLimit-* (PRODUCT §3): here the address's failure budget
         throw new ApiError('RATE_LIMITED', 'Too many failed authentication attempts from this address', undefined, {
@@ -130,11 +130,16 @@ export function registerAuth(
           'x-ratelimit-reset': String(Math.ceil((Date.now() + refused.resetMs) / 1000)),
         });
       }
-      const principal = await authenticate(credential);
-      if (!principal) {
-        opts.failures?.failed(req.ip);
-        throw unauthorized('Invalid, expired or revoked credentials');
+      let principal: Principal | undefined;
+      let answered = false;
+      try {
+        principal = await authenticate(credential);
+        answered = true;
+      } finally {
+        // a lookup that could not be made (the key set or the database away: a 503) is no failure
+        opts.failures?.end(req.ip, answered && principal === undefined);
       }
+      if (!principal) throw unauthorized('Invalid, expired or revoked credentials');
       req.principal = principal;
     }
     const needed = cfg.scope ?? (cfg.authenticated ? undefined : 'admin');

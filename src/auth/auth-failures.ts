@@ -11,6 +11,8 @@ const MAX_ADDRESSES = 10_000;
 export class AuthFailureLimiter {
   readonly #limit: BucketLimit;
   readonly #buckets = new Map<string, { units: number; atMs: number }>();
+  /** Credential lookups running per address, and the requests waiting to start one. */
+  readonly #lookups = new Map<string, { running: number; waiting: (() => void)[] }>();
 
   constructor(perMinute: number, burst: number, private readonly now: () => number = Date.now) {
     this.#limit = { perMinute, burst };
@@ -40,6 +42,39 @@ export class AuthFailureLimiter {
   /** Milliseconds until `ip` may try again; 0 when it may now. */
   retryAfterMs(ip: string): number {
     return this.refusal(ip)?.retryAfterMs ?? 0;
+  }
+
+  /**
+   * Lets `ip` start one more credential lookup, or says why not: no more lookups at once than the
+   * failures its bucket has left, the rest waiting for one to end — checked only before the
+   * lookup and counted after it, 200 made-up tokens sent at once while the key set was slow were
+   * 200 lookups (and 401s) against a budget of 5. Valid credentials are only ever delayed (by a
+   * lookup's time, and only while the address is near its limit), never refused. Pair with end().
+   */
+  async begin(ip: string): Promise<{ retryAfterMs: number; resetMs: number } | undefined> {
+    for (;;) {
+      const refused = this.refusal(ip);
+      if (refused) return refused;
+      const left = Math.floor(this.#units(ip, this.now()) / UNITS_PER_TOKEN);
+      let lookups = this.#lookups.get(ip);
+      if (!lookups) this.#lookups.set(ip, (lookups = { running: 0, waiting: [] }));
+      if (lookups.running < left) {
+        lookups.running++;
+        return undefined;
+      }
+      await new Promise<void>((r) => lookups.waiting.push(r));
+    }
+  }
+
+  /** A lookup begin() let start has ended; `failed`: the credential was not valid (a token taken). */
+  end(ip: string, failed: boolean): void {
+    if (failed) this.failed(ip);
+    const lookups = this.#lookups.get(ip);
+    if (!lookups) return;
+    lookups.running--;
+    // every waiter looks again: one may start, or all be refused now that the bucket is empty
+    for (const wake of lookups.waiting.splice(0)) wake();
+    if (lookups.running === 0 && lookups.waiting.length === 0) this.#lookups.delete(ip);
   }
 
   /** Counts one failed authentication from `ip`. */

@@ -22,6 +22,7 @@ let plain: TestServer;
 let deadJwks: TestServer;
 let failingJwks: TestServer;
 let notJwks: TestServer;
+let slowJwks: TestServer;
 let jwksServer: Server;
 let tenantId: string;
 let rsaKey: CryptoKey | KeyObject;
@@ -65,6 +66,14 @@ beforeAll(async () => {
     ],
   };
   jwksServer = createServer((req, res) => {
+    // an IdP slow to answer
+    if (req.url === '/slow.json') {
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(jwks));
+      }, 300);
+      return;
+    }
     // an IdP in trouble: its gateway's error page
     if (req.url === '/outage.json') {
       res.writeHead(200, { 'content-type': 'text/html' });
@@ -85,9 +94,10 @@ beforeAll(async () => {
   const base = jwksUrl.replace('/.well-known/jwks.json', '');
   failingJwks = await startTestServer(tdb.db, { ...common, TASKGATE_JWKS_URL: `${base}/unavailable.json`, TASKGATE_AUTH_FAILURE_BURST: '2' });
   notJwks = await startTestServer(tdb.db, { ...common, TASKGATE_JWKS_URL: `${base}/outage.json`, TASKGATE_AUTH_FAILURE_BURST: '2' });
+  slowJwks = await startTestServer(tdb.db, { ...common, TASKGATE_JWKS_URL: `${base}/slow.json`, TASKGATE_AUTH_FAILURES_PER_MIN: '60', TASKGATE_AUTH_FAILURE_BURST: '5' });
 });
 afterAll(async () => {
-  for (const s of [hs, rs, es, plain, deadJwks, failingJwks, notJwks]) await s?.close();
+  for (const s of [hs, rs, es, plain, deadJwks, failingJwks, notJwks, slowJwks]) await s?.close();
   await new Promise((resolve) => jwksServer?.close(resolve));
   await tdb?.close();
 });
@@ -197,6 +207,21 @@ describe('RS256 and ES256 through a JWKS URL', () => {
     const res = await me(deadJwks, await rs256(claims()));
     expect(res.status).toBe(503);
     expect(res.body.error.code).toBe('UNAVAILABLE');
+  });
+
+  it('made-up tokens sent at once while the key set is slow get no more 401s than the failure budget; the rest 429', async () => {
+    const tokens = await Promise.all(Array.from({ length: 60 }, (_, i) => rs256(claims({ sub: `guess-${i}` }), otherRsaKey, `guess-${i}`)));
+    const statuses = await Promise.all(tokens.map(async (t) => (await me(slowJwks, t)).status));
+    const counts: Record<number, number> = {};
+    for (const s of statuses) counts[s] = (counts[s] ?? 0) + 1;
+    expect(counts[401] ?? 0).toBeLessThanOrEqual(5);
+    expect((counts[401] ?? 0) + (counts[429] ?? 0), JSON.stringify(counts)).toBe(60);
+  });
+
+  it('valid tokens sent at once, more than the failure budget, are all answered: a lookup slot only delays them', async () => {
+    const tokens = await Promise.all(Array.from({ length: 40 }, (_, i) => rs256(claims({ sub: `user-${i}` }))));
+    const statuses = await Promise.all(tokens.map(async (t) => (await me(rs, t)).status));
+    expect(new Set(statuses)).toEqual(new Set([200]));
   });
 
   it('answers 503 while the key set answers an HTTP error or is no key set, and counts no failed authentications', async () => {
