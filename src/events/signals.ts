@@ -173,13 +173,18 @@ export class Signals {
     this.#workPending = false;
     this.#idPending = perKind<string>();
     // each NOTIFY on its own: one that fails (a connection lost) does not drop the hints after it
-    // — a revoked key's among them, which another process would otherwise honour until its cache expires
+    // — a revoked key's among them, which another process would otherwise honour until its cache
+    // expires; a second failure says the database is away, and the rest are not tried (each could
+    // wait out a connect timeout, and a stop waits for the flush)
     let failed: unknown;
+    let failures = 0;
     const send = async (channel: string, payload: string) => {
+      if (failures >= 2) return;
       try {
         await this.#db.notify(channel, payload);
       } catch (err) {
         failed ??= err;
+        failures++;
       }
     };
     if (work) await send(this.#channel(WORK_CHANNEL), this.#token);
