@@ -5,7 +5,10 @@ import type { Principal } from './scopes.js';
 
 /** The key a principal's connections are counted under: one API key, or one JWT subject. */
 export function principalKey(p: Pick<Principal, 'tenantId' | 'kind' | 'subjectId'>): string {
-  return `${p.tenantId}:${p.kind}:${p.subjectId}`;
+  // '/' is in no tenant id, kind or subject (ids and JWT claims are checked): joined with ':',
+  // which both may hold, tenant `x` and sub `q:api_key:key_Z` made the key of tenant `x:jwt:q`'s
+  // API key key_Z — one rate-limit bucket and one stream cap for two principals
+  return `${p.tenantId}/${p.kind}/${p.subjectId}`;
 }
 
 export class ConnectionLimiter {

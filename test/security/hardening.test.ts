@@ -260,6 +260,13 @@ describe('streams per principal', () => {
     r2();
   });
 
+  it('principalKey tells apart principals whose parts hold the separator', () => {
+    // a JWT sub may hold ':', and so may a tenant id
+    const jwt = principalKey({ tenantId: 'x', kind: 'jwt', subjectId: 'q:api_key:key_Z' });
+    const apiKey = principalKey({ tenantId: 'x:jwt:q', kind: 'api_key', subjectId: 'key_Z' });
+    expect(jwt).not.toBe(apiKey);
+  });
+
   it('the SSE route is capped per principal (TASKGATE_MAX_STREAMS_PER_PRINCIPAL)', async () => {
     const server = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api', TASKGATE_MAX_STREAMS_PER_PRINCIPAL: '2' });
     const aborts: AbortController[] = [];
