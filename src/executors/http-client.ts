@@ -27,6 +27,20 @@ const FRAMING_HEADERS = new Set(['content-length', 'transfer-encoding', 'connect
 /** A header the HTTP client sets itself (message framing, connection, proxy): a task may not. */
 export const isFramingHeader = (name: string): boolean => FRAMING_HEADERS.has(name.toLowerCase()) || /^proxy-/i.test(name);
 
+/** Parses `retry-after-ms` or `retry-after` (seconds or an HTTP date) into milliseconds; headers as fetch gives them or by lowercase name (an httpCall's,
+ * an LLM provider's answer). */
+export function retryAfterMs(headers: Headers | Readonly<Record<string, string | undefined>> | undefined, now = Date.now()): number | undefined {
+  if (!headers) return undefined;
+  const get = (name: string): string | null => (headers instanceof Headers ? headers.get(name) : (headers[name] ?? null));
+  const ms = get('retry-after-ms');
+  if (ms !== null && ms.trim() !== '' && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
+  const ra = get('retry-after');
+  if (ra === null || ra.trim() === '') return undefined;
+  if (Number.isFinite(Number(ra))) return Math.max(0, Number(ra) * 1000);
+  const at = Date.parse(ra);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
 export async function httpCall(call: HttpCall): Promise<HttpResult> {
   let url: URL;
   try {

@@ -3,8 +3,7 @@
 // template's {{input.…}} placeholders and gives the body — a submitter cannot send the
 // definition's headers elsewhere or change its method. The shipped `http_request` definition has
 // no config and takes the whole call from its input.
-import { httpCall } from './http-client.js';
-import { retryAfterMs } from './agent/providers/types.js';
+import { httpCall, retryAfterMs } from './http-client.js';
 import { PermanentError, RetryAfterError, type Executor, type TaskDefinition } from './types.js';
 
 

@@ -67,9 +67,10 @@ function ajvFor(draft07: boolean, tenantSchema: boolean): Ajv2020 {
   return ajv;
 }
 
+let formats: ReadonlySet<string> | undefined;
 /** The `format` names validation checks (ajv-formats' full set): any other would be ignored, as JSON Schema allows. */
-export function knownFormats(): string[] {
-  return Object.keys(ajvFor(false, true).formats);
+export function knownFormats(): ReadonlySet<string> {
+  return (formats ??= new Set(Object.keys(ajvFor(false, true).formats)));
 }
 
 const cache = new WeakMap<object, ValidateFunction>();

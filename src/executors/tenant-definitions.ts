@@ -244,7 +244,7 @@ export function checkTenantDefinition(id: string, body: Record<string, unknown>,
   }
   for (const field of ['input_schema', 'output_schema'] as const) {
     const schema = body[field];
-    const bad = schemaViolation(schema, field, { nodes: MAX_SCHEMA_NODES, formats: opts.compile === false ? undefined : new Set(knownFormats()) });
+    const bad = schemaViolation(schema, field, { nodes: MAX_SCHEMA_NODES, formats: opts.compile === false ? undefined : knownFormats() });
     if (bad) throw new DefinitionError(`${bad.path} ${bad.why}`, bad.path);
     if (expandedSchemaSize(schema) > MAX_EXPANDED_SUBSCHEMAS) {
       throw new DefinitionError(`${field}: its $refs expand to more than ${MAX_EXPANDED_SUBSCHEMAS} subschemas, each of which a failing validation may visit (a $defs entry referred to from several branches at each of many levels doubles them per level)`, field);

@@ -165,7 +165,7 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
     async dumpDataDir() {
       // the checkpoint leaves recovery little WAL to replay; holding the transaction lock keeps the
       // copy between transactions (PGlite's dump itself holds the query lock: no statement runs)
-      await db.exec('CHECKPOINT');
+      await checkpoints.now();
       return db.transaction(() => db.dumpDataDir('gzip'));
     },
     async close() {
@@ -207,13 +207,17 @@ class WalCheckpoints {
     return Number(rows[0]!.at);
   }
 
+  /** Checkpoints now (a backup's copy), counting the WAL from here. */
+  async now(): Promise<void> {
+    const at = await this.#walPosition();
+    await this.db.exec('CHECKPOINT');
+    this.#since = at;
+  }
+
   async #checkpointIfDue(): Promise<void> {
     try {
       if (this.db.closed) return;
-      const at = await this.#walPosition();
-      if (at - this.#since < this.walBytes) return;
-      await this.db.exec('CHECKPOINT');
-      this.#since = at;
+      if ((await this.#walPosition()) - this.#since >= this.walBytes) await this.now();
     } catch {
       // closing, or the disk is full: the next look tries again
     }

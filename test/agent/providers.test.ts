@@ -1,7 +1,7 @@
 // Provider adapters and the resilient client against fake servers speaking the real wire protocols.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { LlmClient } from '../../src/executors/agent/llm-client.js';
-import { retryAfterMs } from '../../src/executors/agent/providers/types.js';
+import { retryAfterMs } from '../../src/executors/http-client.js';
 import { PermanentError, RetryAfterError } from '../../src/executors/types.js';
 import { useFakeProviders } from '../helpers/fake-llm/providers.js';
 

@@ -1,6 +1,7 @@
 // Provider-neutral chat types: the agent speaks these, and each adapter translates them to its
 // wire protocol (OpenAI Chat Completions, Anthropic Messages).
 import type { ProviderType } from '../../../config/llm.js';
+import { retryAfterMs } from '../../http-client.js';
 
 export interface ToolCall {
   id: string;
@@ -73,19 +74,6 @@ export class ProviderError extends Error {
   ) {
     super(message, options);
   }
-}
-
-/** Parses `retry-after-ms` or `retry-after` (seconds or an HTTP date) into milliseconds; headers as fetch gives them or by lowercase name. */
-export function retryAfterMs(headers: Headers | Readonly<Record<string, string | undefined>> | undefined, now = Date.now()): number | undefined {
-  if (!headers) return undefined;
-  const get = (name: string): string | null => (headers instanceof Headers ? headers.get(name) : (headers[name] ?? null));
-  const ms = get('retry-after-ms');
-  if (ms !== null && ms.trim() !== '' && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
-  const ra = get('retry-after');
-  if (ra === null || ra.trim() === '') return undefined;
-  if (Number.isFinite(Number(ra))) return Math.max(0, Number(ra) * 1000);
-  const at = Date.parse(ra);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /** Statuses worth retrying: timeouts, conflicts, rate limits, overload and server errors. */
