@@ -296,6 +296,9 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     });
     app.addHook('onRoute', (route) => {
       if (route.url.startsWith('/docs')) route.config = { ...(route.config ?? {}), public: true } as typeof route.config;
+      // swagger-ui sends its old index page to `req.url` minus a trailing `/static/index.html`: with a
+      // trailing slash or a query string (both still reach this route) that is the same URL again — a loop
+      if (route.url === '/docs/static/index.html') route.handler = async (_req, reply) => reply.redirect('/docs/');
     });
     await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } });
     app.get('/openapi.json', {

@@ -430,6 +430,11 @@ describe('service routes and envelopes', () => {
     expect(o.body.paths['/api/v1/stream/ws'].get.responses['101']).toBeDefined();
     const docs = await fetch(server.url + '/docs/');
     expect(docs.status).toBe(200);
+    // swagger-ui's old index page leads to the UI whatever the URL's tail (it redirected to itself)
+    for (const path of ['/docs/static/index.html', '/docs/static/index.html/', '/docs/static/index.html?x=1']) {
+      const old = await fetch(server.url + path, { redirect: 'manual' });
+      expect([old.status, old.headers.get('location')]).toEqual([302, '/docs/']);
+    }
   });
 
   it('401 with WWW-Authenticate without or with a bad key', async () => {
