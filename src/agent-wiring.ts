@@ -189,9 +189,10 @@ async function injectAs(
 }
 
 /** The OpenAI-compatible routes over the canonical submit/cancel routes and the event hub. */
-export function openaiPluginFor(llm: LlmConfig | undefined, w: Wiring & { signals: Signals; credentials?: StreamCredentials }) {
+export function openaiPluginFor(llm: LlmConfig | undefined, w: Wiring & { signals: Signals; credentials?: StreamCredentials; shutdownGraceMs?: number }) {
   return openaiRoutes({
     llm,
+    shutdownGraceMs: w.shutdownGraceMs,
     streamSlots: w.streamSlots,
     watchCredentials: w.credentials && ((p, startMs, close) => w.credentials!.watch(p, startMs, close)),
     submitAgentTask: async (_p, body: SubmitTaskBody, req) => {

@@ -279,7 +279,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           ),
           async (scope) => timelineRoutes(scope, { db }),
           async (scope) => sessionRoutes(scope, { db }),
-          openaiPluginFor(config.llm, { db, hub, signals, credentials, streamSlots: streamSlots(streamLimiter, config.security.maxStreamsPerPrincipal) }),
+          openaiPluginFor(config.llm, { db, hub, signals, credentials, shutdownGraceMs: config.shutdownGraceMs, streamSlots: streamSlots(streamLimiter, config.security.maxStreamsPerPrincipal) }),
         ],
       },
     );
@@ -296,14 +296,16 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     const close = (o: { drainMs?: number } = {}) =>
       (closing ??= (async () => {
         if (o.drainMs && url) await drain(app, o.drainMs);
-        await app.close();
-        await worker?.stop();
+        // together: a request still open may wait for a task this worker runs (a chat completion),
+        // which its grace lets finish (a stopping worker takes no direct dispatch)
+        const stopped = await Promise.allSettled([app.close(), worker?.stop()]);
         await retention?.stop();
         definitionSync?.stop();
         await signals.stop();
         await hub.stop();
         await shared?.limiter.close();
         if (ownsDb) await db.close();
+        for (const r of stopped) if (r.status === 'rejected') throw r.reason;
       })());
     return { app, db, worker, retention, registry, hub, signals, url, adminKey: boot.generatedKey, close };
   } catch (err) {

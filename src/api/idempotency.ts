@@ -147,8 +147,16 @@ export function registerIdempotency(app: FastifyInstance, opts: IdempotencyOptio
     const hash = requestHash(req.method, req.url, req.body);
     const claim = { ...scope, requestHash: hash, lockToken: randomBytes(16).toString('hex'), lockMs: opts.lockMs };
     const claimed = () => {
-      req.idempotency = new IdempotencyHandle(scope, claim.lockToken, opts.ttlMs);
-      req.idempotency.keepLocked(db, opts.lockMs);
+      const h = new IdempotencyHandle(scope, claim.lockToken, opts.ttlMs);
+      req.idempotency = h;
+      h.keepLocked(db, opts.lockMs);
+      // a hijacked reply (a streamed chat completion) whose client goes away passes neither onSend
+      // nor onResponse (that needs 'finish'): its claim stayed in flight, renewed, for a day
+      reply.raw.once('close', () => {
+        if (h.settled || !reply.sent) return;
+        h.settle();
+        void release(req);
+      });
     };
     for (let i = 0; i < 3; i++) {
       if (await idempotencyKeysInsert(db, claim)) return claimed();

@@ -53,6 +53,12 @@ export interface OpenAiRouteDeps {
   authenticate?: (req: FastifyRequest) => Promise<Principal>;
   /** Unix seconds reported as `created` of models. Default: when the plugin was built. */
   createdAt?: number;
+  /**
+   * On server close, how long calls still waiting for their tasks get to be answered before they
+   * are ended (503, their tasks cancelled): TASKGATE_SHUTDOWN_GRACE_MS, the grace the worker gives
+   * the running attempts such a call waits for. Default 0: ended at once.
+   */
+  shutdownGraceMs?: number;
 }
 
 interface OpenAiErrorBody {
@@ -352,6 +358,19 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
   const principalOf = (req: FastifyRequest) => (deps.authenticate ? deps.authenticate(req) : Promise.resolve(req.principal));
 
   return async function plugin(app: FastifyInstance): Promise<void> {
+    // The calls waiting for their tasks. A server's close waits for the requests in flight, and
+    // such a request waits for a task — which may run on this process's worker (stopped along
+    // with the server), or anywhere for as long as its timeout: the close hung. Calls still open
+    // after the grace end as a client gone would (their tasks cancelled: a client's retry is a
+    // new task), answered 503 with a retry hint — the stream routes close theirs the same way.
+    const open = new Set<(err: OpenAiError) => Promise<unknown>>();
+    app.addHook('preClose', async () => {
+      const until = Date.now() + (deps.shutdownGraceMs ?? 0);
+      while (open.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, Math.min(50, until - Date.now())));
+      const shuttingDown = new OpenAiError(503, 'The server is shutting down: the call was ended and its task cancelled; retry it', 'server_error', 'server_shutting_down', null, { 'retry-after': '1' });
+      await Promise.all([...open].map((end) => end(shuttingDown)));
+    });
+
     // the response schemas document OpenAI's bodies; the bodies are sent as built, untouched by a schema serializer
     app.setSerializerCompiler(() => (data) => JSON.stringify(data));
     app.setErrorHandler((err, req, reply) => {
@@ -414,15 +433,24 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       const gone = new AbortController();
       let finished = false;
       // so does a credential revoked or expired while the call waits: the call ends as the stream
-      // routes end theirs (a stream does not go on serving a key no request may use any more)
+      // routes end theirs (a stream does not go on serving a key no request may use any more); and
+      // a server closing (above)
       let lost: OpenAiError | undefined;
-      const unwatch = deps.watchCredentials?.(principal, Date.now() - reply.elapsedTime, (reason) => {
-        lost = new OpenAiError(401, `The credential of this call ${reason === 'revoked' ? 'was revoked' : 'expired'}: the call is ended and its task cancelled`, 'authentication_error', 'invalid_api_key');
-        if (!finished) void deps.cancelTask(principal, taskId, `credential ${reason}`, req).catch(() => undefined);
+      const end = async (err: OpenAiError, reason: string) => {
+        if (lost) return;
+        lost = err;
+        const cancelling = finished ? undefined : deps.cancelTask(principal, taskId, reason, req).catch(() => undefined);
         finished = true;
         gone.abort();
+        await cancelling;
+      };
+      const endForShutdown = (err: OpenAiError) => end(err, 'server shutting down');
+      open.add(endForShutdown);
+      const unwatch = deps.watchCredentials?.(principal, Date.now() - reply.elapsedTime, (reason) => {
+        void end(new OpenAiError(401, `The credential of this call ${reason === 'revoked' ? 'was revoked' : 'expired'}: the call is ended and its task cancelled`, 'authentication_error', 'invalid_api_key'), `credential ${reason}`);
       });
       const onClose = () => {
+        open.delete(endForShutdown);
         unwatch?.();
         release?.();
         gone.abort();
