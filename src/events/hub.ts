@@ -335,24 +335,35 @@ export class EventHub {
   #onHint(payload: string): void {
     // this process's own hints come back too: skip them before parsing up to 7 KB of JSON
     if (payload.startsWith(this.#ownPrefix)) return;
-    let msg: { o?: string; h?: [string, number][]; e?: TaskEvent[]; i?: string[] };
+    let msg: { o?: unknown; h?: unknown; e?: unknown; i?: unknown } | null;
     try {
       msg = JSON.parse(payload) as typeof msg;
     } catch {
       return;
     }
-    if (msg.o === this.#origin) return;
-    if (msg.i?.length) {
+    // anything may arrive on the channel (another version's format, a hand-made NOTIFY): this runs
+    // inside the LISTEN connection's notification callback, where a throw is an uncaught exception
+    if (typeof msg !== 'object' || msg === null || msg.o === this.#origin) return;
+    if (Array.isArray(msg.i) && msg.i.length) {
       const until = Date.now() + INTEREST_TTL_MS;
       for (const taskId of msg.i) if (typeof taskId === 'string') this.#remoteInterest.set(taskId, until);
     }
-    for (const [taskId, seq] of msg.h ?? []) {
-      const ch = this.#channels.get(taskId);
-      if (!ch) continue;
-      ch.knownSeq = Math.max(ch.knownSeq, seq);
-      void this.#readForAll(ch);
+    if (Array.isArray(msg.h)) {
+      for (const hint of msg.h as unknown[]) {
+        if (!Array.isArray(hint) || typeof hint[0] !== 'string' || typeof hint[1] !== 'number') continue;
+        const ch = this.#channels.get(hint[0]);
+        if (!ch) continue;
+        ch.knownSeq = Math.max(ch.knownSeq, hint[1]);
+        void this.#readForAll(ch);
+      }
     }
-    for (const e of msg.e ?? []) this.#deliverEphemeral(e);
+    if (Array.isArray(msg.e)) {
+      for (const e of msg.e as unknown[]) {
+        if (typeof e === 'object' && e !== null && typeof (e as TaskEvent).workflow_id === 'string' && typeof (e as TaskEvent).type === 'string') {
+          this.#deliverEphemeral(e as TaskEvent);
+        }
+      }
+    }
   }
 
   /**

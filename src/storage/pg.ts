@@ -169,7 +169,14 @@ export async function openPg(options: PgOptions): Promise<Db> {
   async function connectListener(): Promise<pg.Client> {
     const client = new pg.Client(connection);
     client.on('notification', (msg) => {
-      for (const fn of listeners.get(msg.channel) ?? []) fn(msg.payload ?? '');
+      // a listener's throw here would be an uncaught exception: the process would go down
+      for (const fn of listeners.get(msg.channel) ?? []) {
+        try {
+          fn(msg.payload ?? '');
+        } catch (err) {
+          options.onError?.(err instanceof Error ? err : new Error(String(err)));
+        }
+      }
     });
     const lost = (err?: Error) => {
       if (err) options.onError?.(err);

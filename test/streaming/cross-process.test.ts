@@ -186,6 +186,29 @@ describe('event hubs and signals of two processes on one database', () => {
     }
   });
 
+  it('a malformed hint on the events channel is ignored (it was an uncaught exception in the LISTEN callback); hints after it still work', async () => {
+    const channel = channelName(tdb.schema, EVENTS_CHANNEL);
+    const hub = new EventHub(apiDb, { crossProcess: true, channel });
+    await hub.start();
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.prependListener('uncaughtException', onUncaught);
+    const taskId = `task_garbled_${Date.now()}`;
+    const got: number[] = [];
+    const stop = hub.subscribe(taskId, 'default', 0, { deliver: (e) => got.push(e.seq) });
+    try {
+      for (const p of ['null', '7', '"x"', '{"h":5}', '{"h":[5,[1,2],null]}', '{"e":[null,3,{"type":1}]}', '{"i":7}', '{"i":[null]}']) await tdb.db.notify(channel, p);
+      await insertEvents(tdb.db, taskId, [1]);
+      await tdb.db.notify(channel, JSON.stringify({ o: 'another-version', h: [[taskId, 1]] }));
+      await until(() => got.length === 1, 'the event of the well-formed hint');
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      stop();
+      await hub.stop();
+    }
+  });
+
   it('a subscriber still gets events whose hint never came: its log is read again after it announces', async () => {
     const hub = new EventHub(apiDb, { crossProcess: true, channel: channelName(tdb.schema, EVENTS_CHANNEL) });
     await hub.start();
