@@ -307,6 +307,8 @@ export class TenantDefinitionSync {
    * reload: a reload applies only if its tenant's epoch did not move while it read.
    */
   readonly #epoch = new Map<string, number>();
+  /** tenant → its latest reload (refreshTenant) while one runs. */
+  readonly #reading = new Map<string, Promise<void>>();
   /** tenant → versionOfRows() of its last applied load (absent: no rows). */
   readonly #versions = new Map<string, string>();
   #checks = 0;
@@ -391,15 +393,32 @@ export class TenantDefinitionSync {
     return deleted;
   }
 
-  /** Reloads one tenant's definitions (on another process's hint). Never rejects. */
+  /**
+   * Reloads one tenant's definitions (on another process's hint, or to find one). Never rejects.
+   * Resolves once what it read — or what a reload of the tenant started while it read, which
+   * applies instead — is installed: a caller looking a definition up (getFresh) reads the registry
+   * next. Several tasks of a new definition claimed at once each started one; the earlier ones
+   * returned with nothing installed, and their tasks failed for good ("no longer exists").
+   */
   async refreshTenant(tenantId: string): Promise<void> {
     const epoch = this.#bump(tenantId);
-    try {
-      const rows = await tenantDefinitionsListByTenant(this.#db, tenantId);
-      if (this.#epochOf(tenantId) === epoch) this.#apply(tenantId, rows);
-    } catch (err) {
-      this.#opts.onError?.(err);
+    const read = (async () => {
+      try {
+        const rows = await tenantDefinitionsListByTenant(this.#db, tenantId);
+        if (this.#epochOf(tenantId) === epoch) this.#apply(tenantId, rows);
+      } catch (err) {
+        this.#opts.onError?.(err);
+      }
+    })();
+    this.#reading.set(tenantId, read);
+    let mine = read;
+    for (;;) {
+      await mine;
+      const latest = this.#reading.get(tenantId);
+      if (!latest || latest === mine) break;
+      mine = latest;
     }
+    if (this.#reading.get(tenantId) === mine) this.#reading.delete(tenantId);
   }
 
   /**

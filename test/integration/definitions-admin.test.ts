@@ -504,6 +504,26 @@ describe('TenantDefinitionSync', () => {
   });
 });
 
+describe('TenantDefinitionSync look-ups', () => {
+  it('concurrent look-ups of a definition created elsewhere all find it (the earlier reloads, superseded, returned before anything was installed)', async () => {
+    const t = await newTenant(tdb.db, ['admin']);
+    const registry = new Registry();
+    const sync = new TenantDefinitionSync(tdb.db, registry, { refreshIntervalMs: 3_600_000 });
+    await sync.start();
+    try {
+      await tenantDefinitionsUpsert(tdb.db, { tenantId: t.tenantId, id: 'made.elsewhere', definition: { kind: 'approval', name: 'x' }, maxPerTenant: 10 });
+      // six tasks of it claimed at once, a hint arriving meanwhile
+      const found = await Promise.all([
+        ...Array.from({ length: 6 }, () => registry.getFresh(t.tenantId, 'made.elsewhere')),
+        sync.refreshTenant(t.tenantId).then(() => registry.get(t.tenantId, 'made.elsewhere')),
+      ]);
+      expect(found.map((d) => d?.id)).toEqual(Array(7).fill('made.elsewhere'));
+    } finally {
+      sync.stop();
+    }
+  });
+});
+
 describe('TenantDefinitionSync load', () => {
   it('ignores, with an error, stored rows whose pattern compiles too large or whose $ref points into data', async () => {
     const t = await newTenant(tdb.db, ['admin']);
