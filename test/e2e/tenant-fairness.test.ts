@@ -76,6 +76,19 @@ describe('tenant fairness', () => {
     expect((await server.call('GET', `/api/v1/admin/tenants/${tenantId}`)).body.max_running).toBeNull();
   });
 
+  it("a task waiting for an approval holds no slot of its tenant's cap: the tenant's next task runs", async () => {
+    const { server } = ctx;
+    const created = await server.call('POST', '/api/v1/admin/tenants', { name: 'capped-approvals', max_running: 1 });
+    const tenantId = created.body.tenant_id as string;
+    const key = (await server.call('POST', `/api/v1/admin/tenants/${tenantId}/api-keys`, { name: 'k', scopes: ['tasks:execute', 'tasks:read'] })).body.key as string;
+    const waiting = await server.submit({ task_definition_id: 'noop', input: {}, context: { require_approval: true } }, { key });
+    await until(async () => (await server.call('GET', `/api/v1/tasks/${waiting}/control-state`, undefined, { key })).body.awaiting_approval === true, 'the approval request');
+    // it waited QUEUED until the approval was decided or timed out (60 min)
+    const next = await server.submit({ task_definition_id: 'noop', input: {} }, { key });
+    expect((await waitForTask(server, next, undefined, { key, timeoutMs: 10_000 })).status).toBe('COMPLETED');
+    expect((await server.call('GET', `/api/v1/tasks/${waiting}`, undefined, { key })).body.status).toBe('RUNNING');
+  });
+
   it('a cap set on a tenant already submitting holds from its next submit on', async () => {
     const { server, tdb } = ctx;
     const t = await newTenant(tdb.db);
