@@ -125,7 +125,10 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     bodyLimit: config.bodyLimitBytes,
     requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
-    connectionTimeout: config.requestTimeoutMs,
+    // the socket's idle timeout, past the request timeout and Node's check of it (every
+    // connectionsCheckingInterval): equal, a body that stopped arriving had its socket destroyed
+    // before the 408 could be sent
+    connectionTimeout: config.requestTimeoutMs > 0 ? config.requestTimeoutMs + 2_000 : 0,
     // slow-header clients are cut off; Node checks its timeouts every connectionsCheckingInterval
     http: {
       headersTimeout: config.requestTimeoutMs > 0 ? Math.min(config.security.headersTimeoutMs, config.requestTimeoutMs) : config.security.headersTimeoutMs,

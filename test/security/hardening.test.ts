@@ -184,6 +184,27 @@ describe('header timeout', () => {
   });
 });
 
+describe('request timeout', () => {
+  it('answers 408 to a request whose body stops arriving (its socket was destroyed first, without an answer)', async () => {
+    const server = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api', TASKGATE_REQUEST_TIMEOUT_MS: '1500' });
+    try {
+      const { port } = server.app.server.address() as { port: number };
+      const answer = await new Promise<string>((resolve, reject) => {
+        let got = '';
+        const socket = connect(port, '127.0.0.1', () =>
+          socket.write(`POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nX-API-Key: ${ADMIN_KEY}\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"a":`));
+        socket.on('data', (d) => (got += d.toString()));
+        socket.on('close', () => resolve(got));
+        socket.on('error', reject);
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+      expect(JSON.parse(answer.split('\r\n\r\n')[1]!).error.code).toBe('REQUEST_TIMEOUT');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('retention settings an operator could get wrong', () => {
   it('warns when TASKGATE_TASK_RETENTION is set on an api process (which never sweeps) or is shorter than the idempotency TTL', async () => {
     const { server, logs } = await serverWithLogs({ TASKGATE_TASK_RETENTION: '2h', LOG_LEVEL: 'warn' });
