@@ -12,7 +12,9 @@ export const ID_REGEX = ID_PATTERN.source;
 
 export const IdParam = Type.Object({ id: Type.String({ pattern: ID_REGEX }) });
 
-const PriorityWord = Type.String({ pattern: '^[A-Za-z]{1,10}$', description: 'low|medium|high|urgent, case-insensitive' });
+// checked by the route (submit.ts), which names the allowed values: a pattern here answered
+// `priority must match pattern …` for 'very_urgent' and refused ' Urgent ', which the route trims
+const PriorityWord = Type.String({ maxLength: 64, description: 'low|medium|high|urgent, case-insensitive, surrounding spaces ignored' });
 
 export const RetryPolicyBody = Type.Object(
   {

@@ -103,6 +103,9 @@ describe('POST /api/v1/tasks', () => {
       [{ query: 'x', model_tier: 'huge' }, 'model_tier must be one of small, medium, large'],
       [{ query: 'x', research_strategy: 'shallow' }, 'research_strategy must be one of quick, standard, deep, academic'],
       [{ task_definition_id: 'noop', input: {}, priority: 'critical' }, 'priority must be one of low, medium, high, urgent'],
+      // (words the schema's pattern refused first, naming the pattern)
+      [{ task_definition_id: 'noop', input: {}, priority: 'very_urgent' }, 'priority must be one of low, medium, high, urgent'],
+      [{ task_definition_id: 'noop', input: {}, priority: 'URGENT!' }, 'priority must be one of low, medium, high, urgent'],
     ];
     for (const [body, message] of cases) {
       const res = await server.call('POST', '/api/v1/tasks', body);
@@ -110,6 +113,9 @@ describe('POST /api/v1/tasks', () => {
       expect(res.body.error).toMatchObject({ code: 'VALIDATION_ERROR', message });
       expect(res.body.error.details.allowed_values, message).toEqual(message.replace(/^.* must be one of /, '').split(', '));
     }
+    const spaced = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'noop', input: {}, priority: ' Urgent ' });
+    expect(spaced.status, spaced.text).toBe(200);
+    expect((await server.call('GET', `/api/v1/tasks/${spaced.body.task_id}`)).body.priority).toBe('urgent');
     // the list's status filter (checked by the route, not a schema) alike
     const status = await server.call('GET', '/api/v1/tasks?status=COMPLETED,DONE');
     expect(status.status).toBe(400);
