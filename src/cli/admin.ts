@@ -8,7 +8,7 @@ import { ADMIN_HELP, GROUPS } from './specs.js';
 
 function printKey(io: CliIo, k: CreatedApiKey, json: boolean): void {
   if (json) return io.out(JSON.stringify(k, null, 2));
-  io.out(k.key);
+  io.out(k.key ?? '(not shown again: a replayed answer)');
   io.err(`Created API key ${k.id} "${k.name}" in tenant ${k.tenant_id} with scopes ${k.scopes.join(', ')}${k.expires_at ? `, expiring ${k.expires_at}` : ''}.`);
   io.err('The key above is shown only once: store it now.');
 }

@@ -63,7 +63,7 @@ export type ApiKeyView = Static<typeof ApiKeyView>;
 /** A new key: the only response that ever carries the secret. */
 export const CreatedApiKey = Type.Object({
   ...ApiKeyView.properties,
-  key: Type.String({ description: 'The API key. Shown once: store it now.' }),
+  key: Type.Union([Type.String(), Type.Null()], { description: 'The API key. Shown once: store it now. null in a replay of this answer (Idempotent-Replayed: true): secrets are never stored.' }),
 });
 export type CreatedApiKey = Static<typeof CreatedApiKey>;
 

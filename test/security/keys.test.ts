@@ -354,11 +354,11 @@ describe('SDK and CLI', () => {
     expect((await sdk.me()).tenant_id).toBe('default');
     const t = await sdk.createTenant({ name: 'via sdk' });
     const k = await sdk.createTenantApiKey(t.tenant_id, { name: 'sdk', scopes: ['keys:manage', 'tasks:read'] });
-    const tenantSdk = new TaskgateClient({ baseUrl: server.url, apiKey: k.key });
+    const tenantSdk = new TaskgateClient({ baseUrl: server.url, apiKey: k.key! });
     const k2 = await tenantSdk.createApiKey({ name: 'child', scopes: ['tasks:read'] });
     expect((await tenantSdk.listApiKeys()).api_keys.map((x) => x.id).sort()).toEqual([k.id, k2.id].sort());
     await tenantSdk.revokeApiKey(k2.id);
-    const err = await new TaskgateClient({ baseUrl: server.url, apiKey: k2.key }).me().catch((e: unknown) => e);
+    const err = await new TaskgateClient({ baseUrl: server.url, apiKey: k2.key! }).me().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskgateError);
     expect(err).toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
     const denied = await tenantSdk.createApiKey({ name: 'x', scopes: ['admin'] }).catch((e: unknown) => e);
