@@ -1,6 +1,6 @@
 // Embedded PostgreSQL (PGlite) adapter. PGlite is single-connection and single-process: the data
 // directory's lock (datadir-lock.ts) makes a second live process refuse to start.
-import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './db.js';
@@ -98,9 +98,8 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
       throw dataDirProblem(options.dataDir, err);
     }
   }
-  // PGlite resumes a pgdata that has PG_VERSION and runs initdb into one that has not, as after a
-  // first start killed early in initdb (PG_VERSION comes after the subdirectories): a failure there
-  // is not a damaged database. (Killed later in initdb, pgdata cannot be resumed: reported as damaged.)
+  // PGlite resumes a pgdata that has PG_VERSION; a new database is made beside it and moved in
+  // whole (initialise): a failure opening one without is not a damaged database.
   const existing = options.dataDir !== undefined && holdsPglite(options.dataDir);
   // initdb writes PG_VERSION before its bootstrap writes pg_control and base/: a pgdata that has
   // either but no PG_VERSION holds a database that lost its version file (a partial copy or
@@ -111,6 +110,14 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
       `data directory ${resolve(options.dataDir!)} (TASKGATE_DATA_DIR / --data-dir): the database in ${resolve(pgDir)} has no PG_VERSION ` +
         '(damaged: a partial copy or restore?) — restore it from a backup or move it aside; it is not initialised again over its data',
     );
+  }
+  if (pgDir !== undefined && !existing) {
+    try {
+      await initialise(options.dataDir!, pgDir);
+    } catch (err) {
+      release?.();
+      throw dataDirProblem(options.dataDir!, err);
+    }
   }
   let db: PGlite;
   try {
@@ -266,6 +273,23 @@ export function writeSecretFile(path: string, contents: string): void {
 }
 
 /** Whether pgdata holds what only a completed initdb bootstrap writes: pg_control, or a database under base/. */
+/**
+ * Makes a new database beside `pgDir` and moves it into place once whole: a first start stopped
+ * during initdb (Ctrl-C, a SIGTERM, kill -9: 1–3 s on a loaded machine) left pgdata with
+ * pg_control but no PG_VERSION, which no later start would open ("damaged"). A half-made one left
+ * by such a stop is removed first; `pgDir` holds no database (holdsDatabase), only what an
+ * earlier version's initdb got to write, if anything.
+ */
+async function initialise(dataDir: string, pgDir: string): Promise<void> {
+  const making = join(dataDir, 'pgdata.initialising');
+  rmSync(making, { recursive: true, force: true });
+  mkdirSync(making, { mode: 0o700 });
+  const db = await PGlite.create({ dataDir: making, startParams: PGLITE_START_PARAMS });
+  await db.close();
+  rmSync(pgDir, { recursive: true, force: true });
+  renameSync(making, pgDir);
+}
+
 function holdsDatabase(pgDir: string): boolean {
   if (existsSync(join(pgDir, 'global', 'pg_control'))) return true;
   try {

@@ -2,11 +2,11 @@
 // data directory's lock — one live process per directory, a lock left by a dead one taken over.
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataDirError, DataDirLockedError, lockDataDir, openPglite, unopenable, writeSecretFile } from '../../src/storage/pglite.js';
-import { runServeExpectingExit } from '../helpers/process.js';
+import { CLI, runServeExpectingExit } from '../helpers/process.js';
 
 const fresh = () => mkdtempSync(join(tmpdir(), 'taskgate-pglite-'));
 
@@ -210,6 +210,24 @@ describe('PGlite data directory', () => {
     expect((await back.query('SELECT count(*)::int AS n FROM kept')).rows).toEqual([{ n: 0 }]);
     await back.close();
   });
+
+  it('a first start killed while its database is being made leaves a directory the next start opens', async () => {
+    // (pgdata with pg_control and no PG_VERSION was refused as damaged by every later start)
+    for (const entries of [4, 8, 12]) {
+      const dir = fresh();
+      const child = spawn(process.execPath, [CLI, 'serve', '--port', '0'], { env: { ...process.env, DATABASE_URL: '', TASKGATE_DATA_DIR: dir, LOG_LEVEL: 'warn' }, stdio: 'ignore' });
+      const exited = new Promise((r) => child.on('exit', r));
+      const count = (d: string) => (existsSync(d) ? readdirSync(d).length : 0);
+      while (count(join(dir, 'pgdata')) + count(join(dir, 'pgdata.initialising')) < entries && child.exitCode === null) await new Promise((r) => setTimeout(r, 2));
+      child.kill('SIGKILL');
+      await exited;
+      const db = await openPglite({ dataDir: dir });
+      expect((await db.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+      await db.close();
+      expect(existsSync(join(dir, 'pgdata', 'PG_VERSION'))).toBe(true);
+      expect(existsSync(join(dir, 'pgdata.initialising'))).toBe(false);
+    }
+  }, 120_000);
 
   it('writes secret files readable by the owner only', () => {
     const path = join(fresh(), 'admin.key');
