@@ -366,7 +366,12 @@ export class Runner {
         };
         // in an open claim window the completion is written with it; otherwise as a batch
         const events = await (active.gate?.offer(row) ?? ((await this.#leased(active)) ? this.#d.completer.complete(row) : undefined));
-        if (!events) return; // the task was lost meanwhile
+        if (!events) {
+          // fenced out: the task was lost meanwhile, or a cancel committed before the outcome (its
+          // 202 said the attempt is being stopped — a cancel wins, whatever the attempt returned)
+          if (!active.gate) await this.#stopAsRequested(task, active, []);
+          return;
+        }
         this.#d.hub.publish(events);
         this.#d.onOutcome?.(task, 'COMPLETED');
         return;

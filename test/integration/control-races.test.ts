@@ -2,8 +2,8 @@
 // against each other. Each request's answer must match what the task recorded, whichever order
 // the database put them in, as if a client had sent them one after another.
 import { describe, expect, it } from 'vitest';
-import { newTenant, useTestServer, until, waitForTask } from '../helpers/server.js';
-import { usingPostgres } from '../helpers/db.js';
+import { newTenant, startTestServer, useTestServer, until, waitForTask } from '../helpers/server.js';
+import { openTestDb, usingPostgres } from '../helpers/db.js';
 import { holdRow } from '../helpers/row-lock.js';
 import { gates } from '../streaming/helpers.js';
 import type { TaskDefinition } from '../../src/executors/types.js';
@@ -235,5 +235,33 @@ describe('repeated cancels of a running task whose attempt has not stopped', () 
     await expectOneCancelling(t.key, id, answers);
     gates.open('cancel-held-row');
     expect((await waitForTask(fixture.server, id, undefined, { key: t.key })).status).toBe('CANCELLED');
+  });
+});
+
+describe('a cancel racing the attempt\'s end', () => {
+  it('wins: an attempt that returns its result after the 202, before its worker heard of the cancel, still ends CANCELLED', async () => {
+    // an API server and a worker that hears no hints (its heartbeat, every lease/3, is how it would
+    // learn): the handler returns with its signal never fired, and the completion meets the
+    // committed cancel request
+    const tdb = await openTestDb();
+    const api = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' }, { definitions: [held] });
+    const worker = await startTestServer(tdb.db, { TASKGATE_ROLE: 'worker', TASKGATE_DISABLE_LISTEN: 'true', TASKGATE_LEASE_MS: '60000', TASKGATE_POLL_INTERVAL_MS: '50' }, { definitions: [held] });
+    try {
+      const t = await newTenant(tdb.db);
+      const id = await api.submit({ task_definition_id: held.id, input: { key: 'late-result' } }, { key: t.key });
+      await waitForTask(api, id, (x) => x.status === 'RUNNING', { key: t.key });
+      const cancel = await api.call('POST', `/api/v1/tasks/${id}/cancel`, {}, { key: t.key });
+      expect([cancel.status, cancel.body.status]).toEqual([202, 'RUNNING']);
+      gates.open('late-result');
+      const done = await waitForTask(api, id, (x) => x.status !== 'RUNNING', { key: t.key });
+      // it ended COMPLETED, the 202's "being stopped" notwithstanding
+      expect(done.status).toBe('CANCELLED');
+      const events = (await api.call('GET', `/api/v1/tasks/${id}/events?limit=200`, undefined, { key: t.key })).body.events as { type: string }[];
+      expect(events.map((e) => e.type).slice(-3)).toEqual(['WORKFLOW_CANCELLING', 'WORKFLOW_CANCELLED', 'STREAM_END']);
+    } finally {
+      await worker.close();
+      await api.close();
+      await tdb.close();
+    }
   });
 });

@@ -425,7 +425,7 @@ const completeSql = (locked: boolean): string =>
             lease_expires_at = NULL, completed_at = statement_timestamp(), last_seq = t.last_seq + ${locked ? 3 : 2}, updated_at = statement_timestamp()
       -- the ids as an InitPlan array pin one primary-key lookup per row, whatever the statistics say
       WHERE t.id = ANY (ARRAY(SELECT unnest($1::text[])))
-        AND ${locked ? `${LOCKED_FENCE} AND t.attempt + 1` : "t.status = 'RUNNING' AND t.lease_owner = $3 AND t.attempt"} = ($2::jsonb -> t.id ->> 'a')::int
+        AND ${locked ? `${LOCKED_FENCE} AND t.attempt + 1` : "t.status = 'RUNNING' AND t.lease_owner = $3 AND NOT t.cancel_requested AND t.attempt"} = ($2::jsonb -> t.id ->> 'a')::int
      RETURNING t.id, t.tenant_id, t.last_seq, t.attempt, ($2::jsonb -> t.id -> 'd') AS duration_ms
    ), ev AS (
      INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload, created_at)${
