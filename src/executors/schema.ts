@@ -40,10 +40,16 @@ class Re2Pattern {
 }
 /** The size of the RE2 program a tenant's pattern compiles to (RE2JS programSize()); undefined: not RE2 syntax. */
 export function patternProgramSize(pattern: string): number | undefined {
+  const compiled = compileRe2(pattern);
+  return typeof compiled === 'number' ? compiled : undefined;
+}
+
+/** The compiled program's size, or why RE2 refuses the pattern (its syntax error). */
+export function compileRe2(pattern: string): number | { error: string } {
   try {
     return RE2JS.compile(pattern).programSize();
-  } catch {
-    return undefined;
+  } catch (err) {
+    return { error: (err as Error).message };
   }
 }
 const re2: RegExpEngine = Object.assign((pattern: string) => new Re2Pattern(pattern), { code: 're2js' });

@@ -8,7 +8,7 @@ import {
   tenantDefinitionsVersionsAllTenants, versionOfRows, type TenantDefinitionRow,
 } from '../storage/queries/definitions.js';
 import { checkDefinition, DefinitionError, type Registry } from './registry.js';
-import { compileSchema, ENDLESS_RECURSION, knownFormats, markTenantSchema, patternProgramSize, releaseSchema, validateAgainst } from './schema.js';
+import { compileRe2, compileSchema, ENDLESS_RECURSION, knownFormats, markTenantSchema, releaseSchema, validateAgainst } from './schema.js';
 import type { TaskDefinition } from './types.js';
 import { isFramingHeader } from './http-client.js';
 
@@ -71,9 +71,10 @@ function cheapUniqueItems(node: Record<string, unknown>): boolean {
 /** Why a tenant's regular expression is refused, if it is: too long, or compiling to too large a program. */
 function badPattern(p: string): string | undefined {
   if (p.length > MAX_PATTERN_LENGTH) return `is longer than ${MAX_PATTERN_LENGTH} characters`;
-  // a syntax error is left to the schema's compile, which names it
-  const size = patternProgramSize(p);
-  if (size !== undefined && size > MAX_PATTERN_PROGRAM_SIZE) {
+  // (the schema's compile refused it too, but named only the schema, not the pattern's place)
+  const size = compileRe2(p);
+  if (typeof size !== 'number') return `is not an RE2 regular expression (no lookaround, no backreferences): ${size.error}`;
+  if (size > MAX_PATTERN_PROGRAM_SIZE) {
     return `compiles to ${size} RE2 instructions, more than ${MAX_PATTERN_PROGRAM_SIZE} (counted repetitions such as {0,1000} multiply them; use maxLength for a length)`;
   }
   return undefined;

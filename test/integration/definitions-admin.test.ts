@@ -291,7 +291,14 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       expect(res.body.error.code, id).toBe(code);
       expect(typeof res.body.request_id).toBe('string');
     }
-    expect((await put('bad.regex', cases.find((c) => c[0] === 'bad.regex')![1])).body.error.message).toMatch(/^input_schema: .*missing closing \]/);
+    // at the pattern's place (the schema's compile named only the schema)
+    const regex = (await put('bad.regex', cases.find((c) => c[0] === 'bad.regex')![1])).body.error;
+    expect(regex.message).toMatch(/^input_schema\.properties\.x\.pattern is not an RE2 regular expression .*missing closing \]/);
+    expect(regex.details).toMatchObject({ path: 'input_schema.properties.x.pattern' });
+    expect((await put('bad.lookbehind', cases.find((c) => c[0] === 'bad.lookbehind')![1])).body.error.details).toMatchObject({ path: 'input_schema.properties.x.pattern' });
+    expect((await put('bad.backref', cases.find((c) => c[0] === 'bad.backref')![1])).body.error).toMatchObject({
+      details: { path: 'output_schema.patternProperties' }, message: expect.stringContaining('key "(x)\\\\1" is not an RE2 regular expression'),
+    });
     expect((await put('bad.huge', cases.find((c) => c[0] === 'bad.huge')![1])).body.error.message).toContain('larger than 500 objects and arrays');
     expect((await put('bad.cycle', cases.find((c) => c[0] === 'bad.cycle')![1])).body.error.message).toContain('refers back to itself');
     expect((await put('bad.unique2', cases.find((c) => c[0] === 'bad.unique2')![1])).body.error.details).toMatchObject({ path: 'output_schema.properties.body.uniqueItems' });
