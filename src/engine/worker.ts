@@ -498,8 +498,16 @@ export class Worker {
    * Stops claiming, lets running attempts finish within shutdownGraceMs, then aborts the rest,
    * which gives their tasks back to the queue. Idempotent.
    */
-  async stop(): Promise<void> {
-    if (this.#state === 'stopped' || this.#state === 'stopping') return;
+  stop(): Promise<void> {
+    if (this.#state === 'stopped') return Promise.resolve();
+    // a second caller waits for the first's stop (it returned at once, and could close the
+    // database under attempts still finishing)
+    return (this.#stopping ??= this.#stop().finally(() => (this.#stopping = undefined)));
+  }
+
+  #stopping: Promise<void> | undefined;
+
+  async #stop(): Promise<void> {
     this.#state = 'stopping';
     clearTimeout(this.#pollTimer);
     clearTimeout(this.#dueTimer);

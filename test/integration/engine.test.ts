@@ -1,10 +1,10 @@
 // The engine end to end on a real database: claim order, retries with backoff, timeouts,
 // cancellation of running tasks, durable steps across retries, delayed tasks, output validation.
 import { describe, expect, it } from 'vitest';
-import { until, useTestServer, waitForTask } from '../helpers/server.js';
+import { startTestServer, until, useTestServer, waitForTask } from '../helpers/server.js';
 import { PermanentError, RetryAfterError, type TaskDefinition } from '../../src/executors/types.js';
 import { gates } from '../streaming/helpers.js';
-import { usingPostgres } from '../helpers/db.js';
+import { openTestDb, usingPostgres } from '../helpers/db.js';
 import { holdRow } from '../helpers/row-lock.js';
 import type { Db } from '../../src/storage/db.js';
 import { MAX_RETRY_AFTER_MS } from '../../src/engine/runner.js';
@@ -513,5 +513,24 @@ describe('engine', () => {
     const types = await eventTypes(id);
     expect(types).toEqual(expect.arrayContaining(['WORKFLOW_PAUSING', 'WORKFLOW_PAUSED', 'WORKFLOW_RESUMED', 'WORKFLOW_COMPLETED']));
     expect(types).not.toContain('WARNING');
+  });
+});
+
+describe('worker stop', () => {
+  it('a second stop() resolves when the first has stopped the worker, not at once', async () => {
+    const tdb = await openTestDb();
+    const server = await startTestServer(tdb.db, { TASKGATE_SHUTDOWN_GRACE_MS: '5000' });
+    try {
+      const id = await server.submit({ task_definition_id: 'sleep', input: { ms: 400 } });
+      await waitForTask(server, id, (t) => t.status === 'RUNNING');
+      const first = server.worker!.stop();
+      await server.worker!.stop();
+      expect(server.worker!.state).toBe('stopped');
+      await first;
+      expect((await waitForTask(server, id)).status).toBe('COMPLETED');
+    } finally {
+      await server.close();
+      await tdb.close();
+    }
   });
 });
