@@ -1,10 +1,11 @@
 // How a chat completion's call ends when it is not answered the usual way: the server closing
 // while the call waits for its task, and a streamed call with an Idempotency-Key whose client goes away.
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { useAgentServer } from '../helpers/agent-server.js';
 import { ADMIN_KEY, until } from '../helpers/server.js';
 
-const fx = useAgentServer((baseUrl) => ({ OPENAI_API_KEY: 'sk-upstream', OPENAI_BASE_URL: baseUrl, TASKGATE_SHUTDOWN_GRACE_MS: '1500' }));
+const fx = useAgentServer((baseUrl) => ({ OPENAI_API_KEY: 'sk-upstream', OPENAI_BASE_URL: baseUrl, TASKGATE_SHUTDOWN_GRACE_MS: '1500', TASKGATE_STREAM_BUFFER_BYTES: '65536' }));
 
 const never = new Promise<void>(() => undefined);
 
@@ -80,3 +81,22 @@ it('a streamed call with an Idempotency-Key whose client goes away frees the key
   expect(retry.headers.get('x-workflow-id')).not.toBe(first);
   expect(await retry.text()).toContain('data: [DONE]');
 });
+
+it('a streamed call whose client stopped reading is let go and its task cancelled (its answer piled up in memory whole)', async () => {
+  fx.oai.script({ kind: 'text', text: '', chunks: Array.from({ length: 600 }, (_, i) => `${i}`.padEnd(16_384, 'x')) });
+  const { port } = new URL(fx.server.url);
+  const body = JSON.stringify({ model: 'taskgate', messages: [{ role: 'user', content: 'a long answer' }], stream: true });
+  const socket = connect(Number(port), '127.0.0.1');
+  let head = '';
+  socket.on('error', () => undefined);
+  socket.on('data', (d: Buffer) => {
+    head += d.toString('latin1');
+    if (head.includes('\r\n\r\n')) socket.pause(); // the headers, then it reads no more
+  });
+  socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  await until(() => head.includes('\r\n\r\n'), 'the response headers');
+  const taskId = /x-workflow-id: (\S+)/i.exec(head)![1]!;
+  await until(async () => (await statusOf(taskId)) !== 'RUNNING' && (await statusOf(taskId)) !== 'QUEUED', 'the task to end', 30_000);
+  expect(await statusOf(taskId)).toBe('CANCELLED');
+  socket.destroy();
+}, 60_000);

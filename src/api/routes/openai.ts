@@ -59,6 +59,8 @@ export interface OpenAiRouteDeps {
    * the running attempts such a call waits for. Default 0: ended at once.
    */
   shutdownGraceMs?: number;
+  /** A streamed call's unread bytes past which its client is let go (TASKGATE_STREAM_BUFFER_BYTES). Default: unbounded. */
+  maxBufferedBytes?: number;
 }
 
 interface OpenAiErrorBody {
@@ -449,12 +451,13 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       const unwatch = deps.watchCredentials?.(principal, Date.now() - reply.elapsedTime, (reason) => {
         void end(new OpenAiError(401, `The credential of this call ${reason === 'revoked' ? 'was revoked' : 'expired'}: the call is ended and its task cancelled`, 'authentication_error', 'invalid_api_key'), `credential ${reason}`);
       });
+      let unread = false;
       const onClose = () => {
         open.delete(endForShutdown);
         unwatch?.();
         release?.();
         gone.abort();
-        if (!finished) void deps.cancelTask(principal, taskId, 'client disconnected', req).catch(() => undefined);
+        if (!finished) void deps.cancelTask(principal, taskId, unread ? 'client stopped reading' : 'client disconnected', req).catch(() => undefined);
       };
       // a client gone while its task was being submitted closed before anything listened
       if (reply.raw.closed || req.raw.socket?.destroyed) onClose();
@@ -492,18 +495,29 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       const ts = Math.floor(Date.now() / 1000);
       const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
         `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: ts, model: chat.model, system_fingerprint: null, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
-      res.write(chunk({ role: 'assistant', content: '' }));
-      const keepalive = setInterval(() => res.write(': keep-alive\n\n'), CHAT_KEEPALIVE_MS);
+      // a client that stopped reading (its answer piling up here whole: up to the stream cap of them
+      // per principal) is let go as a client gone, its task cancelled — as the stream routes drop theirs
+      const send = (text: string): void => {
+        if (res.destroyed) return;
+        if (res.writableLength > (deps.maxBufferedBytes ?? Infinity)) {
+          unread = true;
+          res.destroy();
+          return;
+        }
+        res.write(text);
+      };
+      send(chunk({ role: 'assistant', content: '' }));
+      const keepalive = setInterval(() => send(': keep-alive\n\n'), CHAT_KEEPALIVE_MS);
       const answer = new ChatAnswer();
       let finishReason = 'stop';
       try {
         for await (const { event } of deps.followTask(principal, taskId, gone.signal)) {
           if (event.type === 'LLM_OUTPUT') finishReason = finishReasonOf(event.payload);
           const content = answer.push(event);
-          if (content) res.write(chunk({ content }));
+          if (content) send(chunk({ content }));
         }
         if (lost) {
-          res.write(`data: ${JSON.stringify(toOpenAiError(lost).body)}\n\n`);
+          send(`data: ${JSON.stringify(toOpenAiError(lost).body)}\n\n`);
           return;
         }
         if (gone.signal.aborted) return;
@@ -512,21 +526,21 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
         // answers that were not streamed (held for tool calls, verified, replayed) arrive in one piece
         const rest = view?.status === 'COMPLETED' ? answer.finish(view.result ?? '') : undefined;
         if (view?.status !== 'COMPLETED') {
-          res.write(`data: ${JSON.stringify(toOpenAiError(failureOf(view)).body)}\n\n`);
+          send(`data: ${JSON.stringify(toOpenAiError(failureOf(view)).body)}\n\n`);
         } else if (rest === undefined) {
           const message = `the answer changed after part of it was streamed (a model call was retried and answered differently); task ${taskId} holds the whole answer: GET /api/v1/tasks/${taskId}`;
-          res.write(`data: ${JSON.stringify(openAiErrorBody(502, message, 'stream_diverged'))}\n\n`);
+          send(`data: ${JSON.stringify(openAiErrorBody(502, message, 'stream_diverged'))}\n\n`);
         } else {
-          if (rest) res.write(chunk({ content: rest }));
-          res.write(chunk({}, finishReason));
+          if (rest) send(chunk({ content: rest }));
+          send(chunk({}, finishReason));
           if (chat.includeUsage) {
-            res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: ts, model: chat.model, system_fingerprint: null, choices: [], usage: usageOf(view) })}\n\n`);
+            send(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: ts, model: chat.model, system_fingerprint: null, choices: [], usage: usageOf(view) })}\n\n`);
           }
         }
-        res.write('data: [DONE]\n\n');
+        send('data: [DONE]\n\n');
       } catch (err) {
         req.log.error({ err }, 'chat stream failed');
-        if (!res.destroyed) res.write(`data: ${JSON.stringify(toOpenAiError(err).body)}\n\n`);
+        send(`data: ${JSON.stringify(toOpenAiError(err).body)}\n\n`);
       } finally {
         clearInterval(keepalive);
         finished = true;
