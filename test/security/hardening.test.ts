@@ -159,18 +159,23 @@ describe('security headers and limits', () => {
   });
 });
 
+/** Writes `text` on a new connection to `server` and sends nothing more; resolves with all it was answered once the server closes it. */
+function sendRaw(server: TestServer, text: string): Promise<string> {
+  const { port } = server.app.server.address() as { port: number };
+  return new Promise<string>((resolve, reject) => {
+    let got = '';
+    const socket = connect(port, '127.0.0.1', () => socket.write(text));
+    socket.on('data', (d) => (got += d.toString()));
+    socket.on('close', () => resolve(got));
+    socket.on('error', reject);
+  });
+}
+
 describe('header timeout', () => {
   it('cuts off a client that never finishes its headers', async () => {
     const server = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api', TASKGATE_HEADERS_TIMEOUT_MS: '200' });
     try {
-      const { port } = server.app.server.address() as { port: number };
-      const answer = await new Promise<string>((resolve, reject) => {
-        let got = '';
-        const socket = connect(port, '127.0.0.1', () => socket.write('GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: '));
-        socket.on('data', (d) => (got += d.toString()));
-        socket.on('close', () => resolve(got));
-        socket.on('error', reject);
-      });
+      const answer = await sendRaw(server, 'GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ');
       expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
       // in the standard envelope, with the request id it names in a header
       const [head, body] = answer.split('\r\n\r\n');
@@ -188,15 +193,7 @@ describe('request timeout', () => {
   it('answers 408 to a request whose body stops arriving (its socket was destroyed first, without an answer)', async () => {
     const server = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api', TASKGATE_REQUEST_TIMEOUT_MS: '1500' });
     try {
-      const { port } = server.app.server.address() as { port: number };
-      const answer = await new Promise<string>((resolve, reject) => {
-        let got = '';
-        const socket = connect(port, '127.0.0.1', () =>
-          socket.write(`POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nX-API-Key: ${ADMIN_KEY}\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"a":`));
-        socket.on('data', (d) => (got += d.toString()));
-        socket.on('close', () => resolve(got));
-        socket.on('error', reject);
-      });
+      const answer = await sendRaw(server, `POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nX-API-Key: ${ADMIN_KEY}\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"a":`);
       expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
       expect(JSON.parse(answer.split('\r\n\r\n')[1]!).error.code).toBe('REQUEST_TIMEOUT');
     } finally {
