@@ -68,7 +68,7 @@ function cheapUniqueItems(node: Record<string, unknown>): boolean {
   return typeof node.maxItems === 'number' && node.maxItems <= MAX_UNIQUE_ITEMS;
 }
 
-/** Why a tenant's regular expression is refused, if it is: too long, or compiling to too large a program. */
+/** Why a tenant's regular expression is refused, if it is: too long, not RE2 syntax, or compiling to too large a program. */
 function badPattern(p: string): string | undefined {
   if (p.length > MAX_PATTERN_LENGTH) return `is longer than ${MAX_PATTERN_LENGTH} characters`;
   // (the schema's compile refused it too, but named only the schema, not the pattern's place)

@@ -272,7 +272,6 @@ export function writeSecretFile(path: string, contents: string): void {
   writeFileSync(path, contents, { mode: 0o600 });
 }
 
-/** Whether pgdata holds what only a completed initdb bootstrap writes: pg_control, or a database under base/. */
 /**
  * Makes a new database beside `pgDir` and moves it into place once whole: a first start stopped
  * during initdb (Ctrl-C, a SIGTERM, kill -9: 1–3 s on a loaded machine) left pgdata with
@@ -290,6 +289,7 @@ async function initialise(dataDir: string, pgDir: string): Promise<void> {
   renameSync(making, pgDir);
 }
 
+/** Whether pgdata holds what only a completed initdb bootstrap writes: pg_control, or a database under base/. */
 function holdsDatabase(pgDir: string): boolean {
   if (existsSync(join(pgDir, 'global', 'pg_control'))) return true;
   try {
