@@ -88,7 +88,11 @@ export class LeaseReaper {
       if (t.cancel_requested) {
         status = 'CANCELLED';
         events = [lost, { type: 'WORKFLOW_CANCELLED', message: 'Task cancelled', payload: { attempt: t.attempt } }, end(status)];
-      } else if (t.pause_requested) {
+      } else if (t.pause_requested && t.attempt < t.max_attempts) {
+        // the lost attempt counts (a crash is not a pause at a step boundary, which gives its attempt
+        // back): given back, the resumed claim reused its number — two "attempt 1"s from different
+        // workers, and a fence (attempt, owner) the same worker, stalled past its lease, could match
+        // again. With no attempt left, it fails as a lost last attempt does.
         status = 'PAUSED';
         events = [lost, { type: 'WORKFLOW_PAUSED', message: 'Task paused', payload: { attempt: t.attempt } }];
       } else if (t.attempt >= t.max_attempts) {
@@ -113,7 +117,7 @@ export class LeaseReaper {
           ...(terminal ? { completed_at: sql('now()') } : {}),
           ...(status === 'FAILED' ? { error: 'lease expired on the last attempt' } : {}),
           ...(status === 'QUEUED' ? { run_at: sql('now()') } : {}),
-          ...(status === 'PAUSED' ? { pause_requested: false, paused_at: sql('now()'), attempt: t.attempt - 1 } : {}),
+          ...(status === 'PAUSED' ? { pause_requested: false, paused_at: sql('now()') } : {}),
         },
         events,
       );

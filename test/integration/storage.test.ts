@@ -310,6 +310,21 @@ describe('tasks table', () => {
     expect(row?.error).toContain('lease expired');
   });
 
+  it('reaper: a lost attempt with a pause pending counts (paused), and on the last attempt fails the task', async () => {
+    for (const max of [3, 1]) {
+      await drain();
+      const [t] = await tasksInsertMany(tdb.db, [newTask({ max_attempts: max })]);
+      await tasksClaimAvailable(tdb.db, { limit: 1, owner: 'dead', leaseMs: 1 });
+      await tdb.db.query('UPDATE tasks SET pause_requested = true WHERE id = $1', [t!.id]);
+      await new Promise((r) => setTimeout(r, 10));
+      const hub = new EventHub(tdb.db, { crossProcess: false });
+      await new LeaseReaper({ db: tdb.db, hub, signals: new Signals(tdb.db, { crossProcess: false }), intervalMs: 1000, log: silent }).reapOnce();
+      const row = await tasksGetById(tdb.db, t!.id);
+      // it was PAUSED at attempt 0: its resumed claim was "attempt 1" again
+      expect({ status: row?.status, attempt: row?.attempt }, `max_attempts ${max}`).toEqual(max === 3 ? { status: 'PAUSED', attempt: 1 } : { status: 'FAILED', attempt: 1 });
+    }
+  });
+
   it('reaper: a pause or cancel asked for between its read and its write is not lost (the next sweep carries it out)', async () => {
     for (const flag of ['pause_requested', 'cancel_requested'] as const) {
       await drain();
