@@ -83,7 +83,9 @@ it('a streamed call with an Idempotency-Key whose client goes away frees the key
 });
 
 it('a streamed call whose client stopped reading is let go and its task cancelled (its answer piled up in memory whole)', async () => {
-  fx.oai.script({ kind: 'text', text: '', chunks: Array.from({ length: 600 }, (_, i) => `${i}`.padEnd(16_384, 'x')) });
+  // 3.8 M characters (under the 4 MiB answer cap) in deltas of 100: ~13 MB of chunk frames, well
+  // past what the kernel's socket buffers hold for a reader that does not read (~4 MB here)
+  fx.oai.script({ kind: 'text', text: '', chunks: Array.from({ length: 38_000 }, (_, i) => `${i}`.padEnd(100, 'x')) });
   const { port } = new URL(fx.server.url);
   const body = JSON.stringify({ model: 'taskgate', messages: [{ role: 'user', content: 'a long answer' }], stream: true });
   const socket = connect(Number(port), '127.0.0.1');
