@@ -89,6 +89,8 @@ export class Worker {
   /** New work was announced since the last claim started (a hint, a requeue). */
   #hinted = false;
   #state: State = 'stopped';
+  /** The stop under way: a second stop() waits for it. */
+  #stopping: Promise<void> | undefined;
   #wakeAgain = false;
   /** The claim loop in progress, if any: stop() waits for what it launches. */
   #loop: Promise<void> | undefined;
@@ -504,8 +506,6 @@ export class Worker {
     // database under attempts still finishing)
     return (this.#stopping ??= this.#stop().finally(() => (this.#stopping = undefined)));
   }
-
-  #stopping: Promise<void> | undefined;
 
   async #stop(): Promise<void> {
     this.#state = 'stopping';

@@ -38,13 +38,7 @@ class Re2Pattern {
     return `re2:${this.pattern}`;
   }
 }
-/** The size of the RE2 program a tenant's pattern compiles to (RE2JS programSize()); undefined: not RE2 syntax. */
-export function patternProgramSize(pattern: string): number | undefined {
-  const compiled = compileRe2(pattern);
-  return typeof compiled === 'number' ? compiled : undefined;
-}
-
-/** The compiled program's size, or why RE2 refuses the pattern (its syntax error). */
+/** The size of the RE2 program a tenant's pattern compiles to (RE2JS programSize()), or why RE2 refuses it (its syntax error). */
 export function compileRe2(pattern: string): number | { error: string } {
   try {
     return RE2JS.compile(pattern).programSize();
