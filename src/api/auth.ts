@@ -2,7 +2,7 @@
 // its config: `{ scope: 'tasks:read' }`, `{ authenticated: true }` (any valid credential, e.g.
 // /auth/me), or `{ public: true }` for health, readiness, OpenAPI. A route that declares none of
 // them is treated as admin-only (fail closed) and logged at startup.
-import type { AuthFailureLimiter } from '../auth/auth-failures.js';
+import { addressBucket, type AuthFailureLimiter } from '../auth/auth-failures.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../contract/errors.js';
 import { createApiKeyVerifier, verifyApiKey } from '../auth/api-keys.js';
@@ -120,7 +120,8 @@ export function registerAuth(
     } else {
       const credential = credentialFrom(req, cfg.queryAuth === true);
       if (!credential) throw unauthorized('Missing credentials: send X-API-Key or Authorization: Bearer');
-      const refused = await opts.failures?.begin(req.ip);
+      const bucket = addressBucket(req.ip);
+      const refused = await opts.failures?.begin(bucket);
       if (refused) {
         // a limited response carries X-RateLimit-* (PRODUCT §3): here the address's failure budget
         throw new ApiError('RATE_LIMITED', 'Too many failed authentication attempts from this address', undefined, {
@@ -137,7 +138,7 @@ export function registerAuth(
         answered = true;
       } finally {
         // a lookup that could not be made (the key set or the database away: a 503) is no failure
-        opts.failures?.end(req.ip, answered && principal === undefined);
+        opts.failures?.end(bucket, answered && principal === undefined);
       }
       if (!principal) throw unauthorized('Invalid, expired or revoked credentials');
       req.principal = principal;

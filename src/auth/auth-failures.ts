@@ -3,10 +3,34 @@
 // address whose bucket is empty gets 429 before its credential is looked up, so a flood of
 // made-up keys costs neither a database lookup nor a log line each, and guessing is slowed to the
 // refill rate. Only invalid credentials take a token: a request without any costs nothing to refuse.
+// An IPv6 client is one bucket per /64: a single host is routinely given a whole /64, and one
+// address per try from it would have been a fresh bucket each time.
 import { outcome, refill, UNITS_PER_TOKEN, type BucketLimit } from './rate-limiter.js';
 
 /** Addresses tracked at most; past it the oldest entry goes (a full bucket is as good as none). */
 const MAX_ADDRESSES = 10_000;
+
+/**
+ * The bucket an address counts against: an IPv4 address itself (an IPv4-mapped IPv6 one as its
+ * IPv4), an IPv6 address its /64 (`2001:db8:0:1::/64`). Anything else (no address) as given.
+ */
+export function addressBucket(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  const addr = ip.split('%')[0]!; // a zone index names the link, not the host
+  const halves = addr.split('::');
+  if (halves.length > 2) return ip;
+  const groups = (part: string | undefined) => (part ? part.split(':') : []);
+  // an embedded IPv4 tail (::ffff:…, 64:ff9b::…) stands for two groups
+  const width = (g: string[]) => g.reduce((n, x) => n + (x.includes('.') ? 2 : 1), 0);
+  const head = groups(halves[0]);
+  const tail = groups(halves[1]);
+  const full = halves.length === 2 ? [...head, ...Array<string>(Math.max(0, 8 - width(head) - width(tail))).fill('0'), ...tail] : head;
+  const prefix = full.slice(0, 4);
+  if (prefix.length < 4 || prefix.some((g) => !/^[0-9a-f]{1,4}$/i.test(g))) return ip;
+  return `${prefix.map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
 
 export class AuthFailureLimiter {
   readonly #limit: BucketLimit;

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { openTestDb } from '../helpers/db.js';
 import { ADMIN_KEY, startTestServer, useTestServer, type TestServer } from '../helpers/server.js';
-import { AuthFailureLimiter } from '../../src/auth/auth-failures.js';
+import { AuthFailureLimiter, addressBucket } from '../../src/auth/auth-failures.js';
 import { parseTrustProxy } from '../../src/config/security.js';
 
 const fixture = useTestServer({ TASKGATE_AUTH_FAILURES_PER_MIN: '60', TASKGATE_AUTH_FAILURE_BURST: '5' });
@@ -62,6 +62,38 @@ describe('behind a reverse proxy (TASKGATE_TRUST_PROXY)', () => {
       await direct.close();
       await db3.close();
     }
+  });
+
+  it('an IPv6 client is one bucket per /64: a fresh address per try from its prefix is no fresh budget', async () => {
+    const db2 = await openTestDb();
+    const proxied = await startTestServer(db2.db, { TASKGATE_AUTH_FAILURES_PER_MIN: '60', TASKGATE_AUTH_FAILURE_BURST: '2', TASKGATE_TRUST_PROXY: 'loopback' });
+    try {
+      expect((await fail(proxied, '2001:db8:1:2::1', 0)).status).toBe(401);
+      expect((await fail(proxied, '2001:db8:1:2:ffff:ee:dd:cc', 1)).status).toBe(401);
+      expect((await fail(proxied, '2001:0db8:0001:0002:abcd::9', 2)).status).toBe(429);
+      // the next /64 is another client
+      expect((await fail(proxied, '2001:db8:1:3::1', 3)).status).toBe(401);
+      // an IPv4-mapped address counts as its IPv4 address
+      expect((await fail(proxied, '192.0.2.10', 4)).status).toBe(401);
+      expect((await fail(proxied, '::ffff:192.0.2.10', 5)).status).toBe(401);
+      expect((await fail(proxied, '192.0.2.10', 6)).status).toBe(429);
+    } finally {
+      await proxied.close();
+      await db2.close();
+    }
+  });
+
+  it('addressBucket: IPv4 as is, IPv6 by /64', () => {
+    expect(addressBucket('203.0.113.7')).toBe('203.0.113.7');
+    expect(addressBucket('::ffff:203.0.113.7')).toBe('203.0.113.7');
+    expect(addressBucket('::1')).toBe('0:0:0:0::/64');
+    expect(addressBucket('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(addressBucket('2001:DB8::')).toBe('2001:db8:0:0::/64');
+    expect(addressBucket('2001:db8:a:b:c:d:e:f')).toBe('2001:db8:a:b::/64');
+    expect(addressBucket('2001:db8:a:b:c:d:1.2.3.4')).toBe('2001:db8:a:b::/64');
+    expect(addressBucket('64:ff9b::192.0.2.1')).toBe('64:ff9b:0:0::/64');
+    expect(addressBucket('')).toBe('');
+    expect(addressBucket('not:an::add::ress')).toBe('not:an::add::ress');
   });
 
   it('refuses settings that would trust any client', () => {
