@@ -22,6 +22,7 @@ export async function serviceRoutes(
   const health = async () => ({ status: 'healthy', version: deps.version, time: new Date().toISOString() });
   app.get('/health', { config: { public: true }, schema: { tags: ['service'], summary: 'Liveness', response: { 200: Health, ...errorResponses('GET', 'public') } } }, health);
 
+  let readinessRun: Promise<{ ready: boolean; checks: Record<string, string> }> | undefined;
   app.get('/readiness', {
     config: { public: true },
     schema: {
@@ -34,6 +35,13 @@ export async function serviceRoutes(
       },
     },
   }, async (_req, reply) => {
+    // concurrent probes share one check (a public route: a flood of them is one database read at
+    // a time, not one each); nothing is kept once it has answered
+    const { ready, checks } = await (readinessRun ??= readiness().finally(() => (readinessRun = undefined)));
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
+  });
+
+  async function readiness(): Promise<{ ready: boolean; checks: Record<string, string> }> {
     const checks: Record<string, string> = {};
     try {
       const v = await currentVersion(deps.db);
@@ -55,8 +63,8 @@ export async function serviceRoutes(
         if (gating) ready = false;
       }
     }
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
-  });
+    return { ready, checks };
+  }
 
   // never rate limited: a scraper must still see the figures while the limiter's store is down
   const metricsAccess: FastifyContextConfig = deps.config.security.metricsPublic ? { public: true, rateLimit: false } : { scope: 'admin', rateLimit: false };
