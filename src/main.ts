@@ -176,6 +176,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   // ioredis loads only when Redis is configured (~7 MB of RSS otherwise)
   const shared = config.redisUrl ? (await import('./auth/redis.js')).openRedisRateLimits(config.redisUrl, log) : undefined;
   let definitionSync: TenantDefinitionSync | undefined;
+  // what a failed start stops again, last started first (an injected database outlives the start:
+  // the hub's and signals' LISTENs on it would stay behind; an owned one is closed with them)
+  const undo: (() => Promise<unknown>)[] = [];
   try {
     const applied = await migrate(db);
     if (applied.length) {
@@ -210,7 +213,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     const onError = (err: unknown) => log.warn({ err }, 'notification error');
     const hub = new EventHub(db, { crossProcess, onError, channel: channelName(db.schema, EVENTS_CHANNEL) });
     const signals = new Signals(db, { crossProcess, onError });
+    undo.push(() => hub.stop());
     await hub.start();
+    undo.push(() => signals.stop());
     await signals.start();
     // tenants' own definitions (admin API): loaded before the first request or claim, then kept fresh
     definitionSync = new TenantDefinitionSync(db, registry, { signals, onError: (err) => log.warn({ err }, 'tenant definitions') });
@@ -283,6 +288,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         ],
       },
     );
+    undo.push(() => app.close());
     let url = '';
     if (!opts.noListen) {
       url = await app.listen({ port: config.port, host: config.host });
@@ -309,6 +315,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       })());
     return { app, db, worker, retention, registry, hub, signals, url, adminKey: boot.generatedKey, close };
   } catch (err) {
+    for (const stop of undo.reverse()) await stop().catch(() => {});
     definitionSync?.stop();
     await shared?.limiter.close().catch(() => {});
     if (ownsDb) await db.close().catch(() => {});
