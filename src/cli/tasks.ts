@@ -134,8 +134,8 @@ function interruption(io: CliIo): { signal: AbortSignal; dispose: () => void } {
   };
 }
 
-function interrupted(io: CliIo, taskId: string): number {
-  io.err(`Stopped following ${taskId}; the task goes on (taskgate tasks cancel ${taskId} stops it).`);
+function interrupted(io: CliIo, taskId: string, what: 'waiting for' | 'following'): number {
+  io.err(`Stopped ${what} ${taskId}; the task goes on (taskgate tasks cancel ${taskId} stops it).`);
   return EXIT_INTERRUPTED;
 }
 
@@ -157,7 +157,7 @@ async function waitFor(client: TaskgateClient, taskId: string, timeoutMs: number
   try {
     return printOutcome(io, await client.wait(taskId, { timeoutMs, signal: stop.signal, onRetry: stillWaiting(io, taskId) }), json);
   } catch (err) {
-    if (stop.signal.aborted) return interrupted(io, taskId);
+    if (stop.signal.aborted) return interrupted(io, taskId, 'waiting for');
     if (err instanceof TaskTimeoutError) {
       io.err(`taskgate: ${err.code}: ${err.message}`);
       return EXIT_WAIT_TIMEOUT;
@@ -186,7 +186,7 @@ async function follow(client: TaskgateClient, taskId: string, opts: FollowOption
     for await (const e of client.task(taskId).stream({ types: opts.types, lastEventId: opts.lastEventId, signal })) {
       io.out(json ? eventJson(e) : eventLine(e));
     }
-    if (stop.signal.aborted) return interrupted(io, taskId);
+    if (stop.signal.aborted) return interrupted(io, taskId, 'following');
     if (deadline?.aborted) {
       io.err(`taskgate: WAIT_TIMEOUT: task ${taskId} has not ended after ${opts.timeoutMs} ms`);
       return EXIT_WAIT_TIMEOUT;
@@ -196,7 +196,7 @@ async function follow(client: TaskgateClient, taskId: string, opts: FollowOption
     const task = await client.wait(taskId, { signal: stop.signal });
     return json ? (task.status === 'COMPLETED' ? 0 : EXIT_TASK_FAILED) : printOutcome(io, task, false);
   } catch (err) {
-    if (stop.signal.aborted) return interrupted(io, taskId);
+    if (stop.signal.aborted) return interrupted(io, taskId, 'following');
     throw err;
   } finally {
     stop.dispose();

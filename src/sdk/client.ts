@@ -278,7 +278,11 @@ export class TaskgateClient {
       const left = deadline - Date.now();
       const bound = left <= MAX_TIMER_MS ? AbortSignal.timeout(Math.max(0, left)) : undefined;
       try {
-        const task = await this.getStatus(taskId, { signal: bound && signal ? eitherSignal(bound, signal) : (bound ?? signal) });
+        // no retries inside the read: this loop retries it (at its interval, or the Retry-After),
+        // and onRetry hears of every failed read — a read's own two retries went untold
+        const task = await this.request<TaskView>('GET', `/api/v1/tasks/${enc(taskId)}`, {
+          signal: bound && signal ? eitherSignal(bound, signal) : (bound ?? signal), notFound: 'task', maxRetries: 0,
+        });
         if (TERMINAL_STATUSES.has(task.status)) return task;
         status = task.status;
         failed = undefined;

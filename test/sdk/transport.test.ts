@@ -316,8 +316,8 @@ describe('SDK transport: wait()', () => {
       }
     };
     try {
-      // maxRetries 0: every failure reaches wait() itself
-      const c = new TaskgateClient({ baseUrl: `http://127.0.0.1:${port}`, fetch: watching, maxRetries: 0 });
+      // the client's default retries: wait() reads without them, so every failure reaches it
+      const c = new TaskgateClient({ baseUrl: `http://127.0.0.1:${port}`, fetch: watching });
       const retried: string[] = [];
       const done = await c.wait('t1', { pollIntervalMs: 20, timeoutMs: 20_000, onRetry: (err) => retried.push(err.code) });
       expect(done.status).toBe('COMPLETED');

@@ -249,6 +249,7 @@ describe('taskgate tasks: waiting and control', () => {
     expect(r.err).toEqual([`Stopped following ${id}; the task goes on (taskgate tasks cancel ${id} stops it).`]);
     const waited = await tasks(['wait', id], { signal: AbortSignal.abort() });
     expect(waited.code).toBe(130);
+    expect(waited.err).toEqual([`Stopped waiting for ${id}; the task goes on (taskgate tasks cancel ${id} stops it).`]);
     const followed = tasks(['submit', '--definition', 'test-gated', '--input', '{"key":"cli-int2"}', '--follow'], { signal: ac.signal });
     expect((await followed).code).toBe(130);
 
