@@ -32,6 +32,19 @@ const MAX_PATTERN_LENGTH = 500;
  */
 export const MAX_PATTERN_PROGRAM_SIZE = 1_000;
 /**
+ * RE2 instructions all of a schema's patterns may compile to together: each is compiled when the
+ * schema is, on the shared event loop — 490 patterns of nearly 1,000 instructions (a 25 KB body)
+ * held it 2.6 s. 50,000 is 65 e-mail patterns of 762.
+ */
+export const MAX_SCHEMA_PATTERN_PROGRAM = 50_000;
+/**
+ * Longest name list of a `dependentRequired` entry (draft-07: a `dependencies` entry that is an
+ * array). Ajv compiles each list into one expression, whose code generation grows much faster than
+ * the list: 400 names took 0.2 s, 600 0.9 s, 1,000 13 s and 2,000 overflowed the stack (a 15 KB
+ * body), blocking every request meanwhile. 200 took 9 ms; many short lists stay linear.
+ */
+export const MAX_DEPENDENT_NAMES = 200;
+/**
  * Objects and arrays a tenant's schema (input or output) may hold, data keywords' values aside.
  * Compiling is synchronous on the shared event loop and grows faster than the schema: ~0.3–0.6 s
  * for 500 on a 2-core machine (3,000 properties took 5 s and then overflowed the stack).
@@ -69,13 +82,16 @@ function cheapUniqueItems(node: Record<string, unknown>): boolean {
 }
 
 /** Why a tenant's regular expression is refused, if it is: too long, not RE2 syntax, or compiling to too large a program. */
-function badPattern(p: string): string | undefined {
+function badPattern(p: string, walk?: SchemaWalk): string | undefined {
   if (p.length > MAX_PATTERN_LENGTH) return `is longer than ${MAX_PATTERN_LENGTH} characters`;
   // (the schema's compile refused it too, but named only the schema, not the pattern's place)
   const size = compileRe2(p);
   if (typeof size !== 'number') return `is not an RE2 regular expression (no lookaround, no backreferences): ${size.error}`;
   if (size > MAX_PATTERN_PROGRAM_SIZE) {
     return `compiles to ${size} RE2 instructions, more than ${MAX_PATTERN_PROGRAM_SIZE} (counted repetitions such as {0,1000} multiply them; use maxLength for a length)`;
+  }
+  if (walk && (walk.patternProgram -= size) < 0) {
+    return `brings the schema's patterns to more than ${MAX_SCHEMA_PATTERN_PROGRAM} RE2 instructions together (this one: ${size})`;
   }
   return undefined;
 }
@@ -185,10 +201,21 @@ export function expandedSchemaSize(root: unknown, limit = MAX_EXPANDED_SUBSCHEMA
  * validation checks (a definition being written; stored ones keep theirs) — a `format` that is
  * none of them: JSON Schema ignores an unknown format, so a typo such as "emial" would accept anything.
  */
+interface SchemaWalk {
+  /** Objects and arrays still allowed (from MAX_SCHEMA_NODES). */
+  nodes: number;
+  /** RE2 instructions still allowed to the schema's patterns (from MAX_SCHEMA_PATTERN_PROGRAM). */
+  patternProgram: number;
+  /** The formats validation checks, when a definition is being written. */
+  formats?: ReadonlySet<string>;
+}
+
+const newWalk = (formats?: ReadonlySet<string>): SchemaWalk => ({ nodes: MAX_SCHEMA_NODES, patternProgram: MAX_SCHEMA_PATTERN_PROGRAM, formats });
+
 function schemaViolation(
   node: unknown,
   path: string,
-  walk: { nodes: number; formats?: ReadonlySet<string> } = { nodes: MAX_SCHEMA_NODES },
+  walk: SchemaWalk = newWalk(),
   names = false,
 ): { path: string; why: string } | undefined {
   if (!node || typeof node !== 'object') return undefined;
@@ -206,13 +233,20 @@ function schemaViolation(
       return { path: at, why: `is not a format Taskgate checks (one of ${[...walk.formats].join(', ')}): an unknown format would accept any value` };
     }
     if (k === 'pattern' && typeof v === 'string') {
-      const why = badPattern(v);
+      const why = badPattern(v, walk);
       if (why) return { path: at, why };
     }
     if (k === 'patternProperties' && v && typeof v === 'object' && !Array.isArray(v)) {
       for (const p of Object.keys(v)) {
-        const why = badPattern(p);
+        const why = badPattern(p, walk);
         if (why) return { path: at, why: `key ${JSON.stringify(p.slice(0, 40))} ${why}` };
+      }
+    }
+    if (!names && (k === 'dependentRequired' || k === 'dependencies') && v && typeof v === 'object' && !Array.isArray(v)) {
+      for (const [name, list] of Object.entries(v)) {
+        if (Array.isArray(list) && list.length > MAX_DEPENDENT_NAMES) {
+          return { path: `${at}.${name}`, why: `lists ${list.length} names, more than ${MAX_DEPENDENT_NAMES}` };
+        }
       }
     }
     if (!names && DATA_KEYWORDS.has(k)) continue;
@@ -245,7 +279,7 @@ export function checkTenantDefinition(id: string, body: Record<string, unknown>,
   }
   for (const field of ['input_schema', 'output_schema'] as const) {
     const schema = body[field];
-    const bad = schemaViolation(schema, field, { nodes: MAX_SCHEMA_NODES, formats: opts.compile === false ? undefined : knownFormats() });
+    const bad = schemaViolation(schema, field, newWalk(opts.compile === false ? undefined : knownFormats()));
     if (bad) throw new DefinitionError(`${bad.path} ${bad.why}`, bad.path);
     if (expandedSchemaSize(schema) > MAX_EXPANDED_SUBSCHEMAS) {
       throw new DefinitionError(`${field}: its $refs expand to more than ${MAX_EXPANDED_SUBSCHEMAS} subschemas, each of which a failing validation may visit (a $defs entry referred to from several branches at each of many levels doubles them per level)`, field);

@@ -377,6 +377,47 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
     }
   });
 
+  it('refuses schemas whose compile would block the server: a dependentRequired list over 200 names, patterns over 50,000 RE2 instructions together; long required lists pass', async () => {
+    const names = (n: number, p = 'r') => Array.from({ length: n }, (_, i) => `${p}${i}`);
+    // 1,000 names in one list (7 KB) held every request of the server ~13 s while it compiled
+    const refused: [string, Record<string, unknown>, string, RegExp][] = [
+      ['dep.long', { type: 'object', dependentRequired: { d: names(1_000) } }, 'input_schema.dependentRequired.d', /lists 1000 names, more than 200/],
+      ['dep.draft07', { $schema: 'http://json-schema.org/draft-07/schema#', type: 'object', dependencies: { d: names(201) } }, 'input_schema.dependencies.d', /more than 200/],
+      // 60 patterns of ~1,000 instructions: each under its own cap, over the schema's together
+      ['pat.many', { type: 'object', properties: Object.fromEntries(names(60, 'p').map((p) => [p, { type: 'string', pattern: 'a[ab]{980}$' }])) }, 'input_schema.properties', /more than 50000 RE2 instructions together/],
+    ];
+    for (const [id, schema, path, why] of refused) {
+      const res = await put(id, { kind: 'approval', input_schema: schema });
+      expect(res.status, `${id}: ${res.text}`).toBe(400);
+      expect(res.body.error.code).toBe('VALIDATION_ERROR');
+      expect(res.body.error.details.path, id).toContain(path);
+      expect(res.body.error.message, id).toMatch(why);
+    }
+    // at the caps, and required lists of any length in many subschemas (checked in a loop)
+    const fine = await put('dep.fine', {
+      kind: 'approval',
+      input_schema: {
+        type: 'object',
+        dependentRequired: Object.fromEntries(names(20, 'd').map((d) => [d, names(200)])),
+        dependentSchemas: Object.fromEntries(names(200, 'e').map((d) => [d, { required: names(100) }])),
+        required: ['message'],
+      },
+    });
+    expect(fine.status, fine.text).toBe(201);
+    try {
+      const missing = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'dep.fine', input: { message: 'm', d3: 1, r0: 1 } });
+      expect(missing.status, missing.text).toBe(422);
+      expect(missing.body.error.message).toMatch(/r1/);
+      const e = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'dep.fine', input: { message: 'm', e7: 1 } });
+      expect(e.status, e.text).toBe(422);
+      expect(e.body.error.message).toMatch(/r0/);
+      const ok = await server.call('POST', '/api/v1/tasks', { task_definition_id: 'dep.fine', input: { message: 'm', ...Object.fromEntries(names(200).map((r) => [r, 1])), d0: 1, e0: 1 } });
+      expect(ok.status, ok.text).toBe(200);
+    } finally {
+      expect((await server.call('DELETE', '/api/v1/definitions/dep.fine')).status).toBe(204);
+    }
+  });
+
   it("refuses a format validation does not check (a typo would accept anything); known formats and a property named format pass; a stored one still loads", async () => {
     const typo = await put('fmt.typo', { kind: 'approval', input_schema: { type: 'object', properties: { to: { type: 'string', format: 'emial' } } } });
     expectEnvelope(typo, 400, 'VALIDATION_ERROR');
