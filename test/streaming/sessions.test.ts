@@ -85,6 +85,9 @@ describe('sessions', () => {
     expect(s.created_at).toBeTruthy();
     expect((await call('GET', '/api/v1/sessions?limit=1&offset=1')).body.sessions.map((x: any) => x.session_id)).toEqual([SID]);
     expect((await call('GET', '/api/v1/sessions?limit=0')).status).toBe(400);
+    // past the end: an empty page, and the count is still the count (it read as the offset)
+    const past = await call('GET', '/api/v1/sessions?limit=10&offset=5000');
+    expect(past.body).toMatchObject({ sessions: [], total_count: 2 });
   });
 
   it('GET /sessions/{id}/history: the tasks oldest first with their tokens and cost', async () => {

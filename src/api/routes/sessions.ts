@@ -108,7 +108,9 @@ export async function sessionRoutes(app: FastifyInstance, deps: { db: Db }): Pro
         latest_task_query: s.latest_task_query,
         latest_task_status: s.latest_task_status,
       })),
-      total_count: Math.max(total, offset + rows.length),
+      // (the count and the page are two reads: a page may have seen rows the count did not; past
+      // the end it saw none, and the offset is no count)
+      total_count: rows.length ? Math.max(total, offset + rows.length) : total,
     };
   });
 
