@@ -151,11 +151,14 @@ export const TaskView = Type.Object({
 });
 export type TaskView = Static<typeof TaskView>;
 
+/** Deepest offset a list may start at (the database reads every row before it). */
+export const MAX_LIST_OFFSET = 1_000_000;
+
 export const ListTasksQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
-    page: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_LIST_OFFSET })),
+    page: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: '1-based; (page - 1) × limit at most 1,000,000, as offset' })),
     status: Type.Optional(Type.String({ maxLength: 200 })),
     session_id: Type.Optional(Type.String({ pattern: ID_REGEX })),
     task_definition_id: Type.Optional(Type.String({ pattern: ID_REGEX })),

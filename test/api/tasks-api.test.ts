@@ -237,6 +237,12 @@ describe('GET routes', () => {
     expect((await server.call('GET', '/api/v1/tasks?limit=0', undefined, { key: t.key })).status).toBe(400);
     expect((await server.call('GET', '/api/v1/tasks?offset=-1', undefined, { key: t.key })).status).toBe(400);
     expect((await server.call('GET', '/api/v1/tasks?bogus=1', undefined, { key: t.key })).status).toBe(400);
+    // a page is held to the offset's bound: page 100,000 of 100 started at offset 9,999,900
+    expect((await server.call('GET', '/api/v1/tasks?offset=1000001', undefined, { key: t.key })).status).toBe(400);
+    const deep = await server.call('GET', '/api/v1/tasks?page=100000&limit=100', undefined, { key: t.key });
+    expect(deep.status).toBe(400);
+    expect(deep.body.error).toMatchObject({ code: 'VALIDATION_ERROR', details: { path: 'page' } });
+    expect((await server.call('GET', '/api/v1/tasks?page=10001&limit=100', undefined, { key: t.key })).body).toMatchObject({ tasks: [], offset: 1_000_000 });
   });
 
   it("filters by seed 003's ?workflowInstanceId= (the camelCase alias of workflow_instance_id)", async () => {

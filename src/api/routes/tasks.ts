@@ -5,7 +5,7 @@ import { Type, type Static } from 'typebox';
 import { ApiError } from '../../contract/errors.js';
 import { notOneOf } from '../errors.js';
 import {
-  CancelBody, ControlBody, ControlResponse, ControlState, errorResponses, EventsQuery, EventsResponse, IdParam, ListTasksQuery, ListTasksResponse,
+  CancelBody, ControlBody, ControlResponse, ControlState, errorResponses, EventsQuery, EventsResponse, IdParam, ListTasksQuery, ListTasksResponse, MAX_LIST_OFFSET,
   SubmitStreamResponse, SubmitTaskBody, SubmitTaskResponse, TaskView,
 } from '../../contract/tasks.js';
 import { TASK_STATUSES, isTerminal, parseStatus, type TaskStatus } from '../../domain/lifecycle.js';
@@ -110,6 +110,10 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     const q = req.query;
     const limit = q.limit ?? 20;
     const offset = q.offset ?? (q.page ? (q.page - 1) * limit : 0);
+    // the offset's own bound (every row before it is read) holds for a page too
+    if (offset > MAX_LIST_OFFSET) {
+      throw new ApiError('VALIDATION_ERROR', `page ${q.page} of ${limit} starts past offset ${MAX_LIST_OFFSET}`, { location: 'querystring', path: 'page', reason: `(page - 1) × limit must be at most ${MAX_LIST_OFFSET}` });
+    }
     let statuses: TaskStatus[] | undefined;
     if (q.status) {
       statuses = q.status.split(',').map((w) => {
