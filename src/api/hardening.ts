@@ -3,7 +3,8 @@
 // (the /docs UI) gets one that still lets same-origin scripts and styles run; a route may name a
 // stricter policy of its own for what it serves (`config.csp`: the dashboard's, no inline styles),
 // which then covers every answer of that route but its JSON errors — 304s and redirects too.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { OutgoingHttpHeaders } from 'node:http';
 import cors from '@fastify/cors';
 
 declare module 'fastify' {
@@ -45,6 +46,19 @@ const STATIC_HEADERS: Record<string, string> = {
   'strict-transport-security': 'max-age=31536000; includeSubDomains',
   'x-permitted-cross-domain-policies': 'none',
 };
+
+/**
+ * The headers of an answer a route writes itself (a hijacked stream: SSE, a streamed chat
+ * completion), which onSend never sees: what onRequest set on the reply, and the deny-all CSP. No
+ * `Connection` header: Node keeps the connection alive, or closes it after the answer when the
+ * client sent `Connection: close` (an explicit keep-alive held such a socket ~70 s).
+ */
+export function hijackedHeaders(reply: FastifyReply): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) out[k] = v;
+  out['content-security-policy'] = JSON_CSP;
+  return out;
+}
 
 export function registerSecurityHeaders(app: FastifyInstance): void {
   app.addHook('onRequest', async (_req, reply) => {

@@ -299,10 +299,14 @@ describe('agent tasks over HTTP', () => {
     expect(task.body).toMatchObject({ status: 'COMPLETED', result: 'Plain answer.', model_used: 'gpt-4o-mini' });
 
     fx.oai.script({ kind: 'text', text: 'streamed words here', usage: { prompt_tokens: 5, completion_tokens: 3 } });
-    const stream = await client.chat.completions.create(
+    const { data: stream, response: streamed } = await client.chat.completions.create(
       { model: 'taskgate', messages: [{ role: 'user', content: 'again' }], stream: true, stream_options: { include_usage: true } },
       { headers: { 'X-Session-ID': response.headers.get('x-session-id')! } },
-    );
+    ).withResponse();
+    // written past Fastify's hooks, the stream still carries every security header
+    expect(streamed.headers.get('content-security-policy')).toMatch(/^default-src 'none'/);
+    expect(streamed.headers.get('x-frame-options')).toBe('DENY');
+    expect(streamed.headers.get('x-content-type-options')).toBe('nosniff');
     const chunks = [];
     for await (const c of stream) chunks.push(c);
     expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');

@@ -3,6 +3,7 @@
 // starts, HEAD refused, the per-credential stream cap, query-parameter auth, and the retry hint on
 // shutdown.
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ADMIN_KEY, newTenant, startTestServer, until, useTestServer, waitForTask } from '../helpers/server.js';
 import { usingPostgres } from '../helpers/db.js';
@@ -67,6 +68,37 @@ describe('SSE stream', () => {
     const c = await finished(openSse(sseUrl(id), { headers: auth }));
     expect(eventsOf(c)).toEqual(await persisted(id));
     expect(c.frames.at(-1)?.event).toBe('done');
+  });
+
+  it('the stream carries the security headers (the deny-all CSP too), and honours Connection: close', async () => {
+    const id = await submit('test-progress', { count: 1, key: 'headers' });
+    await waitForTask(fixture.server, id);
+    const { port } = new URL(fixture.server.url);
+    const answer = await new Promise<{ head: string; body: string; closedAfterMs: number }>((resolve, reject) => {
+      const sock = connect(Number(port), '127.0.0.1');
+      let text = '';
+      let doneAt = 0;
+      sock.setEncoding('utf8');
+      sock.on('data', (d: string) => {
+        text += d;
+        if (!doneAt && text.includes('event: done')) doneAt = Date.now();
+      });
+      sock.on('error', reject);
+      // the server closes the connection after the answer, as the client asked
+      sock.on('close', () => {
+        const [head = '', body = ''] = text.split('\r\n\r\n');
+        resolve({ head, body, closedAfterMs: doneAt ? Date.now() - doneAt : -1 });
+      });
+      sock.write(`GET /api/v1/stream/sse?workflow_id=${id} HTTP/1.1\r\nHost: x\r\nX-API-Key: ${ADMIN_KEY}\r\nConnection: close\r\n\r\n`);
+      setTimeout(() => sock.destroy(new Error('the server kept the connection open')), 20_000).unref();
+    });
+    const head = answer.head.toLowerCase();
+    expect(head).toMatch(/^http\/1\.1 200/);
+    expect(head).toContain("content-security-policy: default-src 'none'");
+    for (const h of ['x-content-type-options: nosniff', 'x-frame-options: deny', 'referrer-policy: no-referrer']) expect(head).toContain(h);
+    expect(head).toContain('connection: close');
+    expect(answer.body).toContain('event: done');
+    expect(answer.closedAfterMs).toBeGreaterThanOrEqual(0);
   });
 
   it('resumes strictly after Last-Event-ID or last_event_id (the later of the two wins)', async () => {

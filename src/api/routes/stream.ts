@@ -10,6 +10,7 @@ import websocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
 import { Type, type Static } from 'typebox';
 import { ApiError } from '../../contract/errors.js';
+import { hijackedHeaders } from '../hardening.js';
 import { FINAL_EVENT_TYPES, sseEventName, type TaskEvent } from '../../contract/events.js';
 import { errorResponses, ID_REGEX } from '../../contract/tasks.js';
 import { isTerminal } from '../../domain/lifecycle.js';
@@ -373,13 +374,10 @@ export function streamRoutes(deps: StreamDeps, opts: StreamOptions) {
       const plan = await prepare(req, reply);
       reply.hijack();
       const res = reply.raw;
-      const headers: OutgoingHttpHeaders = {};
-      for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = v;
       res.writeHead(200, {
-        ...headers,
+        ...hijackedHeaders(reply),
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache',
-        connection: 'keep-alive',
         'x-accel-buffering': 'no',
         'x-workflow-id': plan.taskId,
       });
