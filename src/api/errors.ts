@@ -9,6 +9,7 @@ import { ApiError, ERRORS, clientErrorCode, type ErrorCode, type ErrorEnvelope }
 import { isDatabaseUnavailable } from '../storage/unavailable.js';
 import { randomHex } from '../domain/ids.js';
 import { requestIdOf, traceIdOf } from './request-ids.js';
+import { JSON_SECURITY_HEADERS } from './hardening.js';
 import { openAiErrorBody } from './routes/openai.js';
 import { errorBody as seed004ErrorBody } from './routes/compat.js';
 
@@ -161,7 +162,7 @@ export function preRequestAnswer(
     status, body,
     headers: {
       'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)),
-      'X-Request-ID': requestId, 'X-Trace-ID': traceId, 'X-Content-Type-Options': 'nosniff', Connection: 'close',
+      'X-Request-ID': requestId, 'X-Trace-ID': traceId, ...JSON_SECURITY_HEADERS, Connection: 'close',
     },
   };
 }

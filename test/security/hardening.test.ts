@@ -248,6 +248,14 @@ describe('requests Node refuses before they exist', () => {
       expect(tunnel).toMatch(/^HTTP\/1\.1 405 /);
       expect(tunnel).toContain('X-Request-ID: connect-1');
       expect(JSON.parse(tunnel.split('\r\n\r\n')[1]!)).toMatchObject({ error: { code: 'METHOD_NOT_ALLOWED' }, request_id: 'connect-1' });
+      // answered before a request exists, they still carry every security header
+      for (const answer of [big, junk, tunnel]) {
+        const head = answer.split('\r\n\r\n')[0]!.toLowerCase();
+        for (const h of ["content-security-policy: default-src 'none'", 'x-frame-options: deny', 'referrer-policy: no-referrer', 'x-content-type-options: nosniff', 'strict-transport-security:', 'cross-origin-opener-policy:', 'x-permitted-cross-domain-policies: none']) {
+          expect(head, h).toContain(h);
+        }
+        expect(head.match(/x-content-type-options/g)).toHaveLength(1);
+      }
       // paths the router refuses: a parameter over the length cap, bad percent-encoding
       for (const path of [`/api/v1/tasks/${'a'.repeat(300)}`, '/api/v1/tasks/%zz']) {
         const res = await fetch(server.url + path, { headers: { 'x-api-key': ADMIN_KEY } });
