@@ -4,11 +4,15 @@ import pino, { type Logger } from 'pino';
 import type { TaskLogger } from './executors/types.js';
 
 /**
- * Credential query parameters, by decoded lower-case name prefix: `api_key`, `token`,
- * `access_token`, and their `api_key[]` / `token[0]`-style variants (refused by authentication,
- * still secrets in the log). A name that merely starts so (`tokens`) is redacted too: harmless.
+ * Credential query parameters, by decoded lower-case name: `api_key`, `token`, `access_token` (the
+ * stream routes authenticate with them), their `api_key[]` / `token[0]`-style variants (refused by
+ * authentication, still secrets in the log), and any name that looks like one a client may have
+ * put a credential under by mistake (`apikey`, `key`, `auth`, `password`, …): its value is
+ * redacted too (a name that merely contains one, such as `monkey`, as well: harmless).
  */
-const SECRET_PARAM = /^(api_key|token|access_token)/;
+const SECRET_PARAM = /key|token|secret|passw|auth|credential|session_token/;
+/** An API key or a JWT anywhere in a URL (say, under an encoded `?` in the path). */
+const SECRET_VALUE = /sk_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{20,}|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
 
 function paramName(raw: string): string {
   try {
@@ -25,11 +29,12 @@ function paramName(raw: string): string {
  * ordinary character (`?x=#&api_key=sk_…` authenticates).
  */
 export function redactUrl(url: string): string {
+  // every request's URL is logged at info: most name no credential, even encoded
+  if (!/key|token|secret|pass|auth|cred|%|sk_|eyj/i.test(url)) return url;
+  url = url.replace(SECRET_VALUE, '[REDACTED]');
   const q = url.indexOf('?');
   if (q < 0) return url;
   const query = url.slice(q + 1);
-  // every request's URL is logged at info: most queries name no credential, even encoded
-  if (!/api|token|%/i.test(query)) return url;
   // `;` separates pairs too for some parsers (and for whoever reads the log): split on both,
   // keeping each separator (split with a capture group puts them at the odd indexes)
   const redacted = query

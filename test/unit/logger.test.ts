@@ -63,6 +63,17 @@ describe('redactUrl', () => {
     expect(redactUrl('/s?api_key[]=S3CRET&token%5B0%5D=S3CRET&ACCESS_TOKEN[a]=S3CRET')).toBe('/s?api_key[]=[REDACTED]&token%5B0%5D=[REDACTED]&ACCESS_TOKEN[a]=[REDACTED]');
     expect(redactUrl('/s?workflow_id=t#api_key')).toBe('/s?workflow_id=t#api_key');
   });
+
+  it("redacts credentials under names no route reads (a client's mistake) and keys or JWTs anywhere in the URL", () => {
+    const key = 'sk_abcdefABCDEF_0123456789abcdefghijKLMNOP_-xyz';
+    const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0.c2lnbmF0dXJl';
+    for (const name of ['apikey', 'key', 'api+key', '%20api_key', '%2561pi_key', 'x-api-key', 'Authorization', 'password', 'client_secret']) {
+      expect(redactUrl(`/s?workflow_id=t&${name}=S3CRET`), name).toBe(`/s?workflow_id=t&${name}=[REDACTED]`);
+    }
+    expect(redactUrl(`/api/v1/stream/sse%3Fworkflow_id=t&api_key=${key}`)).toBe('/api/v1/stream/sse%3Fworkflow_id=t&api_key=[REDACTED]');
+    expect(redactUrl(`/x/${key}/y?q=${jwt}`)).toBe('/x/[REDACTED]/y?q=[REDACTED]');
+    expect(redactUrl('/api/v1/tasks?limit=5&status=RUNNING&session_id=s1')).toBe('/api/v1/tasks?limit=5&status=RUNNING&session_id=s1');
+  });
 });
 
 describe('LazyChildLogger', () => {
