@@ -11,6 +11,7 @@ import { checkDefinition, DefinitionError, type Registry } from './registry.js';
 import { compileRe2, compileSchema, ENDLESS_RECURSION, knownFormats, markTenantSchema, releaseSchema, validateAgainst } from './schema.js';
 import type { TaskDefinition } from './types.js';
 import { isFramingHeader } from './http-client.js';
+import { expandTemplate } from './http.js';
 
 /** The kinds a tenant may define through the admin API, with the `config` keys each reads. */
 export const DECLARATIVE_KINDS: Readonly<Record<string, readonly string[]>> = {
@@ -272,6 +273,10 @@ export function checkTenantDefinition(id: string, body: Record<string, unknown>,
   if (kind === 'http' && (typeof config.url !== 'string' || !/^https?:\/\//i.test(config.url))) {
     // the call belongs to the definition: input only fills its {{input.…}} placeholders and the body
     throw new DefinitionError('kind http needs config.url, an http(s) URL (with {{input.field}} placeholders for values from the input)', 'config.url');
+  }
+  // with its placeholders filled (by a value each could take), or every task of it would fail
+  if (kind === 'http' && !URL.canParse(expandTemplate(config.url as string, new Proxy({}, { get: () => 'x' })))) {
+    throw new DefinitionError('config.url is not a valid URL (with its {{input.field}} placeholders filled)', 'config.url');
   }
   for (const name of Object.keys((config.headers ?? {}) as Record<string, unknown>)) {
     // refused at run time anyway (http-client.ts): say so when the definition is written

@@ -253,6 +253,9 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       ['bad.config', { kind: 'http', config: { prompt: 'hi' } }, 400, 'VALIDATION_ERROR'],
       ['bad.config2', { kind: 'approval', config: { url: 'http://x' } }, 400, 'VALIDATION_ERROR'],
       ['bad.config3', { kind: 'http', config: { shell: 'rm' } }, 400, 'VALIDATION_ERROR'],
+      // a url no task of it could call (every task failed at run time)
+      ['bad.url', { kind: 'http', config: { url: 'http://exa mple.invalid/x' } }, 400, 'VALIDATION_ERROR'],
+      ['bad.url2', { kind: 'http', config: { url: 'https://{{input.host}}:99999/x' } }, 400, 'VALIDATION_ERROR'],
       ['bad.header', { kind: 'http', config: { headers: { 'bad header': 'x' } } }, 400, 'VALIDATION_ERROR'],
       ['bad.header2', { kind: 'http', config: { headers: { 'x-a': 'line\r\nbreak' } } }, 400, 'VALIDATION_ERROR'],
       ['bad.priority', { kind: 'http', priority: 'asap' }, 400, 'VALIDATION_ERROR'],
