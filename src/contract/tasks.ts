@@ -279,7 +279,8 @@ export type RouteAccessKind = 'public' | 'authenticated' | 'scope';
  * The error answers of a route, to spread into its schema's `response` (and so into
  * /openapi.json): what the app answers on every route of the kind, plus the route's own `own`
  * statuses. `schema` is the error body (default: the envelope). From src/api:
- * - every route: 500, and 503 (shutting down: app.ts; the database unreachable: errors.ts);
+ * - every route: 400 (a query value holding a NUL: app.ts; a path that is not valid percent
+ *   encoding: errors.ts), 500, and 503 (shutting down: app.ts; the database unreachable: errors.ts);
  * - behind a credential (auth.ts): 401, and 429 (failed authentications from the address, rate
  *   limits, stream caps); `scope` routes 403 too (`authenticated` ones check no scope);
  * - a method whose body Fastify parses (POST, PUT, PATCH, DELETE; json-parser.ts): 400 (malformed,
@@ -293,7 +294,7 @@ export function errorResponses<S extends TSchema = typeof ErrorResponse>(
   own: readonly number[] = [],
   schema: S = ErrorResponse as unknown as S,
 ): Record<number, S> {
-  const statuses = new Set<number>([...own, 500, 503]);
+  const statuses = new Set<number>([...own, 400, 500, 503]);
   if (access !== 'public') [401, 429].forEach((s) => statuses.add(s));
   if (access === 'scope') statuses.add(403);
   if (method !== 'GET') [400, 413, 415].forEach((s) => statuses.add(s));
