@@ -133,6 +133,9 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     http: {
       headersTimeout: config.requestTimeoutMs > 0 ? Math.min(config.security.headersTimeoutMs, config.requestTimeoutMs) : config.security.headersTimeoutMs,
       connectionsCheckingInterval: 1000,
+      // an HTTP/1.1 request without Host is refused in onRequest below, in the envelope with a
+      // request id: Node's own refusal was a bare 400 with no body
+      requireHostHeader: false,
     },
     // requests still arriving on open keep-alive connections while the server closes get 503 in
     // our envelope (the onRequest hook below), not Fastify's own body
@@ -201,6 +204,10 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
       if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) await discardBody(req.raw);
       // a load balancer retries it on another node; the client's connection closes with the answer
       return reply.code(503).header('retry-after', '1').header('connection', 'close').send(envelope('UNAVAILABLE', 'The server is shutting down', String(req.id)));
+    }
+    // RFC 9112 §3.2: an HTTP/1.1 request carries a Host header (HTTP/1.0 may not)
+    if (req.headers.host === undefined && req.raw.httpVersion === '1.1') {
+      throw new ApiError('VALIDATION_ERROR', 'An HTTP/1.1 request needs a Host header', { location: 'headers', path: 'host', reason: 'required' });
     }
   });
   // a query value PostgreSQL cannot store (`?tag=%00`): the statement it filters would fail with a

@@ -248,6 +248,16 @@ describe('requests Node refuses before they exist', () => {
       expect(tunnel).toMatch(/^HTTP\/1\.1 405 /);
       expect(tunnel).toContain('X-Request-ID: connect-1');
       expect(JSON.parse(tunnel.split('\r\n\r\n')[1]!)).toMatchObject({ error: { code: 'METHOD_NOT_ALLOWED' }, request_id: 'connect-1' });
+      // HTTP/1.1 without Host: a 400 in the envelope with its request id (Node's own was bare);
+      // HTTP/1.0 needs none, on the seed 004 route its own shape
+      const hostless = await rawAnswer(port, 'GET /api/v1/tasks HTTP/1.1\r\nX-API-Key: x\r\nConnection: close\r\n\r\n');
+      expect(hostless).toMatch(/^HTTP\/1\.1 400 /);
+      const hostlessBody = JSON.parse(hostless.split('\r\n\r\n')[1]!);
+      expect(hostlessBody).toMatchObject({ error: { code: 'VALIDATION_ERROR', details: { path: 'host' } } });
+      expect(hostless).toContain(`x-request-id: ${hostlessBody.request_id}`);
+      expect(await rawAnswer(port, 'GET /health HTTP/1.0\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 /);
+      const compatHostless = await rawAnswer(port, 'GET /api/v1/health HTTP/1.1\r\nConnection: close\r\n\r\n');
+      expect(JSON.parse(compatHostless.split('\r\n\r\n')[1]!)).toMatchObject({ status: 'error' });
       // answered before a request exists, they still carry every security header
       for (const answer of [big, junk, tunnel]) {
         const head = answer.split('\r\n\r\n')[0]!.toLowerCase();
