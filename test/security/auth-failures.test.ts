@@ -39,35 +39,36 @@ describe('behind a reverse proxy (TASKGATE_TRUST_PROXY)', () => {
   const fail = (srv: TestServer, forwardedFor: string, i: number) =>
     srv.call('GET', '/api/v1/tasks', undefined, { key: `sk_madeUpPrefix_${'z'.repeat(40)}${i}`, headers: { 'x-forwarded-for': forwardedFor } });
 
-  it('trusted: each forwarded client has its own bucket; untrusted (the default): X-Forwarded-For is ignored', async () => {
-    const db2 = await openTestDb();
-    const proxied = await startTestServer(db2.db, { TASKGATE_AUTH_FAILURES_PER_MIN: '60', TASKGATE_AUTH_FAILURE_BURST: '2', TASKGATE_TRUST_PROXY: 'loopback' });
+  const PROXIED = { TASKGATE_AUTH_FAILURES_PER_MIN: '60', TASKGATE_AUTH_FAILURE_BURST: '2', TASKGATE_TRUST_PROXY: 'loopback' };
+  /** A server of its own on a database of its own, for `fn`. */
+  const withServer = async (env: Record<string, string>, fn: (srv: TestServer) => Promise<void>) => {
+    const tdb = await openTestDb();
+    const srv = await startTestServer(tdb.db, env);
     try {
+      await fn(srv);
+    } finally {
+      await srv.close();
+      await tdb.close();
+    }
+  };
+
+  it('trusted: each forwarded client has its own bucket; untrusted (the default): X-Forwarded-For is ignored', async () => {
+    await withServer(PROXIED, async (proxied) => {
       for (let i = 0; i < 2; i++) expect((await fail(proxied, '203.0.113.7', i)).status).toBe(401);
       expect((await fail(proxied, '203.0.113.7', 9)).status).toBe(429);
       // another client behind the same proxy is not blocked with it
       expect((await fail(proxied, '203.0.113.8', 0)).status).toBe(401);
-    } finally {
-      await proxied.close();
-      await db2.close();
-    }
-    const db3 = await openTestDb();
-    const direct = await startTestServer(db3.db, { TASKGATE_AUTH_FAILURES_PER_MIN: '60', TASKGATE_AUTH_FAILURE_BURST: '2' });
-    try {
+    });
+    await withServer({ TASKGATE_AUTH_FAILURES_PER_MIN: '60', TASKGATE_AUTH_FAILURE_BURST: '2' }, async (direct) => {
       // a client cannot pick a fresh address per try by writing the header itself
       expect((await fail(direct, '198.51.100.1', 0)).status).toBe(401);
       expect((await fail(direct, '198.51.100.2', 1)).status).toBe(401);
       expect((await fail(direct, '198.51.100.3', 2)).status).toBe(429);
-    } finally {
-      await direct.close();
-      await db3.close();
-    }
+    });
   });
 
   it('an IPv6 client is one bucket per /64: a fresh address per try from its prefix is no fresh budget', async () => {
-    const db2 = await openTestDb();
-    const proxied = await startTestServer(db2.db, { TASKGATE_AUTH_FAILURES_PER_MIN: '60', TASKGATE_AUTH_FAILURE_BURST: '2', TASKGATE_TRUST_PROXY: 'loopback' });
-    try {
+    await withServer(PROXIED, async (proxied) => {
       expect((await fail(proxied, '2001:db8:1:2::1', 0)).status).toBe(401);
       expect((await fail(proxied, '2001:db8:1:2:ffff:ee:dd:cc', 1)).status).toBe(401);
       expect((await fail(proxied, '2001:0db8:0001:0002:abcd::9', 2)).status).toBe(429);
@@ -77,10 +78,7 @@ describe('behind a reverse proxy (TASKGATE_TRUST_PROXY)', () => {
       expect((await fail(proxied, '192.0.2.10', 4)).status).toBe(401);
       expect((await fail(proxied, '::ffff:192.0.2.10', 5)).status).toBe(401);
       expect((await fail(proxied, '192.0.2.10', 6)).status).toBe(429);
-    } finally {
-      await proxied.close();
-      await db2.close();
-    }
+    });
   });
 
   it('addressBucket: IPv4 as is, IPv6 by /64', () => {
