@@ -120,6 +120,12 @@ export interface StartOptions {
   noListen?: boolean;
   /** Print the bootstrap key to stdout (the CLI does; tests do not). */
   announce?: (line: string) => void;
+  /**
+   * Whether the announcement may carry the key itself when the key file was written (default
+   * true). The CLI passes whether stdout is a terminal: in a container stdout is the log, and
+   * the key would sit in the log pipeline. A key that could not be saved is always shown.
+   */
+  showKey?: boolean;
 }
 
 /**
@@ -199,14 +205,18 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     if (boot.generatedKey) {
       const keyFile = join(config.dataDir, 'admin.key');
       let saved = `also saved to ${keyFile}`;
+      let savedOk = true;
       try {
         mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
         writeSecretFile(keyFile, boot.generatedKey + '\n');
       } catch (err) {
         // the key is committed already: losing the file must not lose the only copy shown
+        savedOk = false;
         saved = `NOT saved: ${keyFile}: ${(err as Error).message}`;
       }
-      opts.announce?.(`Created tenant "${boot.tenantId}" and an admin API key (shown once, ${saved}):\n  ${boot.generatedKey}`);
+      opts.announce?.(savedOk && opts.showKey === false
+        ? `Created tenant "${boot.tenantId}" and an admin API key, saved to ${keyFile} (not printed: standard output is not a terminal)`
+        : `Created tenant "${boot.tenantId}" and an admin API key (shown once, ${saved}):\n  ${boot.generatedKey}`);
     }
 
     const crossProcess = db.kind === 'pg' && config.listenNotify;

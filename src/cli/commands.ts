@@ -49,7 +49,7 @@ async function serve(flags: Flags): Promise<void> {
   if (config.authDisabled) {
     process.stderr.write('\n*** WARNING: authentication is DISABLED (loopback only). Do not expose this server. ***\n\n');
   }
-  const server = await startServer(config, { logger: log, announce: (line) => process.stdout.write(line + '\n') });
+  const server = await startServer(config, { logger: log, announce: (line) => process.stdout.write(line + '\n'), showKey: process.stdout.isTTY === true });
   log.info({ url: server.url, role: config.role, database: server.db.kind, concurrency: config.concurrency }, 'taskgate listening');
   let stopping = false;
   const stop = (signal: string) => {

@@ -222,7 +222,7 @@ describe('taskgate serve process', { timeout: 240_000 }, () => {
     expect(existsSync(join(dataDir, 'taskgate.lock'))).toBe(false);
   });
 
-  it.skipIf(Boolean(pgUrl))('writes a generated admin key once, to a 0600 file', async () => {
+  it.skipIf(Boolean(pgUrl))('writes a generated admin key once, to a 0600 file, and keeps it out of a stdout that is no terminal', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'taskgate-e2e-'));
     const env = { ...baseEnv(dataDir, undefined), TASKGATE_ADMIN_KEY: '' };
     const srv = await spawnServe([], env);
@@ -232,7 +232,9 @@ describe('taskgate serve process', { timeout: 240_000 }, () => {
     const { readFileSync } = await import('node:fs');
     const key = readFileSync(keyFile, 'utf8').trim();
     expect(key).toMatch(/^sk_[A-Za-z0-9]{12}_/);
-    expect(srv.output()).toContain(key);
+    // its stdout is no terminal (a container's log): the key is not printed, the file is named
+    expect(srv.output()).not.toContain(key);
+    expect(srv.output()).toContain(`saved to ${keyFile} (not printed: standard output is not a terminal)`);
     const me = await fetch(srv.url + '/api/v1/definitions', { headers: { authorization: `Bearer ${key}` } });
     expect(me.status).toBe(200);
     srv.child.kill('SIGTERM');

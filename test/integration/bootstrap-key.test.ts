@@ -16,7 +16,8 @@ describe('the generated admin key', () => {
     writeFileSync(notADir, 'x');
     const config = loadConfig({}, { PORT: '0', TASKGATE_DATA_DIR: notADir, TASKGATE_ROLE: 'api' });
     const lines: string[] = [];
-    const server = await startServer(config, { db: tdb.db, logger: createLogger('silent'), announce: (l) => lines.push(l) });
+    // (not shown on a stdout that is no terminal, unless it could not be saved: then it is)
+    const server = await startServer(config, { db: tdb.db, logger: createLogger('silent'), announce: (l) => lines.push(l), showKey: false });
     try {
       expect(lines).toHaveLength(1);
       const key = /\n {2}(\S+)$/.exec(lines[0]!)?.[1];
