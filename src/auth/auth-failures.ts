@@ -11,25 +11,57 @@ import { outcome, refill, UNITS_PER_TOKEN, type BucketLimit } from './rate-limit
 const MAX_ADDRESSES = 10_000;
 
 /**
- * The bucket an address counts against: an IPv4 address itself (an IPv4-mapped IPv6 one as its
- * IPv4), an IPv6 address its /64 (`2001:db8:0:1::/64`). Anything else (no address) as given.
+ * The 16-bit groups of an IPv6 address (a zone index dropped, an embedded IPv4 tail as two
+ * groups), or undefined when it is not one.
+ */
+function ipv6Groups(ip: string): number[] | undefined {
+  const addr = ip.split('%')[0]!; // a zone index names the link, not the host
+  const halves = addr.split('::');
+  if (halves.length > 2) return undefined;
+  const parse = (part: string | undefined): number[] | undefined => {
+    const out: number[] = [];
+    const pieces = part ? part.split(':') : [];
+    for (const [i, g] of pieces.entries()) {
+      if (i === pieces.length - 1 && g.includes('.')) {
+        const v4 = g.split('.');
+        if (v4.length !== 4 || v4.some((o) => !/^\d{1,3}$/.test(o) || Number(o) > 255)) return undefined;
+        const [a, b, c, d] = v4.map(Number) as [number, number, number, number];
+        out.push((a << 8) | b, (c << 8) | d);
+      } else if (/^[0-9a-f]{1,4}$/i.test(g)) {
+        out.push(parseInt(g, 16));
+      } else {
+        return undefined;
+      }
+    }
+    return out;
+  };
+  const head = parse(halves[0]);
+  const tail = parse(halves[1]);
+  if (!head || !tail) return undefined;
+  if (halves.length === 1) return head.length === 8 ? head : undefined;
+  const gap = 8 - head.length - tail.length;
+  return gap >= 1 ? [...head, ...Array<number>(gap).fill(0), ...tail] : undefined;
+}
+
+const ipv4Of = (g: number[]) => `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
+
+/**
+ * The bucket an address counts against: an IPv4 address itself; an IPv6 address its /64
+ * (`2001:db8:0:1::/64`: one host is routinely given a whole /64), except where the address
+ * stands for one IPv4 host — IPv4-mapped (`::ffff:a.b.c.d`, in any notation) and NAT64's
+ * well-known prefix (`64:ff9b::a.b.c.d`: a translator's clients) count as that IPv4 address —
+ * and the addresses under `::/96` (loopback, IPv4-compatible), each its own. Anything else (not
+ * an address) as given.
  */
 export function addressBucket(ip: string): string {
   if (!ip.includes(':')) return ip;
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
-  if (mapped) return mapped[1]!;
-  const addr = ip.split('%')[0]!; // a zone index names the link, not the host
-  const halves = addr.split('::');
-  if (halves.length > 2) return ip;
-  const groups = (part: string | undefined) => (part ? part.split(':') : []);
-  // an embedded IPv4 tail (::ffff:…, 64:ff9b::…) stands for two groups
-  const width = (g: string[]) => g.reduce((n, x) => n + (x.includes('.') ? 2 : 1), 0);
-  const head = groups(halves[0]);
-  const tail = groups(halves[1]);
-  const full = halves.length === 2 ? [...head, ...Array<string>(Math.max(0, 8 - width(head) - width(tail))).fill('0'), ...tail] : head;
-  const prefix = full.slice(0, 4);
-  if (prefix.length < 4 || prefix.some((g) => !/^[0-9a-f]{1,4}$/i.test(g))) return ip;
-  return `${prefix.map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+  const g = ipv6Groups(ip);
+  if (!g) return ip;
+  const zeros = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
+  if (zeros(0, 5) && g[5] === 0xffff) return ipv4Of(g);
+  if (g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6)) return ipv4Of(g);
+  if (zeros(0, 6)) return g.map((x) => x.toString(16)).join(':');
+  return `${g.slice(0, 4).map((x) => x.toString(16)).join(':')}::/64`;
 }
 
 export class AuthFailureLimiter {

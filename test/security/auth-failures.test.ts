@@ -81,17 +81,22 @@ describe('behind a reverse proxy (TASKGATE_TRUST_PROXY)', () => {
     });
   });
 
-  it('addressBucket: IPv4 as is, IPv6 by /64', () => {
+  it('addressBucket: IPv4 as is, IPv6 by /64, an address standing for one IPv4 host as that host', () => {
     expect(addressBucket('203.0.113.7')).toBe('203.0.113.7');
-    expect(addressBucket('::ffff:203.0.113.7')).toBe('203.0.113.7');
-    expect(addressBucket('::1')).toBe('0:0:0:0::/64');
+    // IPv4-mapped, in every notation, with or without a zone
+    for (const a of ['::ffff:203.0.113.7', '::FFFF:203.0.113.7', '0:0:0:0:0:ffff:203.0.113.7', '::ffff:cb00:7107', '::ffff:203.0.113.7%eth0']) expect(addressBucket(a), a).toBe('203.0.113.7');
+    // NAT64's well-known prefix: each translated IPv4 client its own bucket
+    expect(addressBucket('64:ff9b::1.2.3.4')).toBe('1.2.3.4');
+    expect(addressBucket('64:ff9b::5.6.7.8')).toBe('5.6.7.8');
+    // ::/96 (loopback, IPv4-compatible): each address its own, not one bucket for all
+    expect(addressBucket('::1')).toBe('0:0:0:0:0:0:0:1');
+    expect(addressBucket('::1.2.3.4')).not.toBe(addressBucket('::1'));
     expect(addressBucket('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
     expect(addressBucket('2001:DB8::')).toBe('2001:db8:0:0::/64');
     expect(addressBucket('2001:db8:a:b:c:d:e:f')).toBe('2001:db8:a:b::/64');
     expect(addressBucket('2001:db8:a:b:c:d:1.2.3.4')).toBe('2001:db8:a:b::/64');
-    expect(addressBucket('64:ff9b::192.0.2.1')).toBe('64:ff9b:0:0::/64');
-    expect(addressBucket('')).toBe('');
-    expect(addressBucket('not:an::add::ress')).toBe('not:an::add::ress');
+    // not addresses: as given
+    for (const a of ['', 'not:an::add::ress', '1::2::3', '1.2.3.4:80', '1:2:3:4:5:6:7:8:9', '::ffff:1.2.3.999', '::12345']) expect(addressBucket(a), a).toBe(a);
   });
 
   it('refuses settings that would trust any client', () => {
