@@ -11,8 +11,19 @@ import type { TaskLogger } from './executors/types.js';
  * redacted too (a name that merely contains one, such as `monkey`, as well: harmless).
  */
 const SECRET_PARAM = /key|token|secret|passw|auth|credential|session_token/;
-/** An API key or a JWT anywhere in a URL (say, under an encoded `?` in the path). */
-const SECRET_VALUE = /sk_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{20,}|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
+/** Runs of URL characters long enough to hold a credential: each is looked at once (linear time). */
+const TOKEN_RUN = /[A-Za-z0-9_.-]{16,}/g;
+/** An API key from here on (generated ones, and `sk_` keys an operator chose). */
+const API_KEY_AT = /sk_[A-Za-z0-9_-]{16,}/g;
+/** A JWT from the start of the string (anchored: tried once per run, never at every `eyJ`). */
+const JWT_FROM = /^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\./;
+
+/** A run with any API key or JWT in it redacted. */
+function scrubRun(run: string): string {
+  run = run.replace(API_KEY_AT, '[REDACTED]');
+  const jwt = run.indexOf('eyJ');
+  return jwt >= 0 && JWT_FROM.test(run.slice(jwt)) ? `${run.slice(0, jwt)}[REDACTED]` : run;
+}
 
 function paramName(raw: string): string {
   try {
@@ -31,7 +42,8 @@ function paramName(raw: string): string {
 export function redactUrl(url: string): string {
   // every request's URL is logged at info: most name no credential, even encoded
   if (!/key|token|secret|pass|auth|cred|%|sk_|eyj/i.test(url)) return url;
-  url = url.replace(SECRET_VALUE, '[REDACTED]');
+  // an API key or a JWT anywhere (say, under an encoded `?` in the path)
+  url = url.replace(TOKEN_RUN, scrubRun);
   const q = url.indexOf('?');
   if (q < 0) return url;
   const query = url.slice(q + 1);

@@ -73,6 +73,12 @@ describe('redactUrl', () => {
     expect(redactUrl(`/api/v1/stream/sse%3Fworkflow_id=t&api_key=${key}`)).toBe('/api/v1/stream/sse%3Fworkflow_id=t&api_key=[REDACTED]');
     expect(redactUrl(`/x/${key}/y?q=${jwt}`)).toBe('/x/[REDACTED]/y?q=[REDACTED]');
     expect(redactUrl('/api/v1/tasks?limit=5&status=RUNNING&session_id=s1')).toBe('/api/v1/tasks?limit=5&status=RUNNING&session_id=s1');
+    // an operator's own key (sk_ and 32 characters) and a JWT behind other characters of its run
+    expect(redactUrl(`/s?q=sk_${'A'.repeat(32)}&r=1`)).toBe('/s?q=[REDACTED]&r=1');
+    expect(redactUrl(`/s?q=Bearer%20${jwt}`)).toBe('/s?q=Bearer%20[REDACTED]');
+    // a run of eyJ that is no JWT is left as it is (and is looked at once, not from every eyJ)
+    const eyj = 'eyJ'.repeat(5_000);
+    expect(redactUrl(`/health?x=${eyj}`)).toBe(`/health?x=${eyj}`);
   });
 });
 
