@@ -45,6 +45,8 @@ export const MAX_SCHEMA_PATTERN_PROGRAM = 50_000;
  * body), blocking every request meanwhile. 200 took 9 ms; many short lists stay linear.
  */
 export const MAX_DEPENDENT_NAMES = 200;
+/** Names all of a schema's `dependentRequired` lists hold together: 240 lists of 200 took 3.2 s to compile. */
+export const MAX_DEPENDENT_NAMES_TOTAL = 2_000;
 /**
  * Objects and arrays a tenant's schema (input or output) may hold, data keywords' values aside.
  * Compiling is synchronous on the shared event loop and grows faster than the schema: ~0.3–0.6 s
@@ -80,6 +82,11 @@ function cheapUniqueItems(node: Record<string, unknown>): boolean {
     if (types.length > 0 && types.every((t) => typeof t === 'string' && SCALAR_TYPES.has(t))) return true;
   }
   return typeof node.maxItems === 'number' && node.maxItems <= MAX_UNIQUE_ITEMS;
+}
+
+/** Whether an http definition's url template parses as a URL with its placeholders filled. */
+function urlFillable(template: string): boolean {
+  return ['1', ''].some((fill) => URL.canParse(expandTemplate(template, new Proxy({}, { get: () => fill }))));
 }
 
 /** Why a tenant's regular expression is refused, if it is: too long, not RE2 syntax, or compiling to too large a program. */
@@ -207,11 +214,15 @@ interface SchemaWalk {
   nodes: number;
   /** RE2 instructions still allowed to the schema's patterns (from MAX_SCHEMA_PATTERN_PROGRAM). */
   patternProgram: number;
+  /** Names still allowed to its dependentRequired lists (from MAX_DEPENDENT_NAMES_TOTAL). */
+  dependentNames: number;
   /** The formats validation checks, when a definition is being written. */
   formats?: ReadonlySet<string>;
 }
 
-const newWalk = (formats?: ReadonlySet<string>): SchemaWalk => ({ nodes: MAX_SCHEMA_NODES, patternProgram: MAX_SCHEMA_PATTERN_PROGRAM, formats });
+const newWalk = (formats?: ReadonlySet<string>): SchemaWalk => ({
+  nodes: MAX_SCHEMA_NODES, patternProgram: MAX_SCHEMA_PATTERN_PROGRAM, dependentNames: MAX_DEPENDENT_NAMES_TOTAL, formats,
+});
 
 function schemaViolation(
   node: unknown,
@@ -245,8 +256,10 @@ function schemaViolation(
     }
     if (!names && (k === 'dependentRequired' || k === 'dependencies') && v && typeof v === 'object' && !Array.isArray(v)) {
       for (const [name, list] of Object.entries(v)) {
-        if (Array.isArray(list) && list.length > MAX_DEPENDENT_NAMES) {
-          return { path: `${at}.${name}`, why: `lists ${list.length} names, more than ${MAX_DEPENDENT_NAMES}` };
+        if (!Array.isArray(list)) continue;
+        if (list.length > MAX_DEPENDENT_NAMES) return { path: `${at}.${name}`, why: `lists ${list.length} names, more than ${MAX_DEPENDENT_NAMES}` };
+        if ((walk.dependentNames -= list.length) < 0) {
+          return { path: `${at}.${name}`, why: `brings the schema's dependentRequired lists to more than ${MAX_DEPENDENT_NAMES_TOTAL} names together` };
         }
       }
     }
@@ -274,8 +287,10 @@ export function checkTenantDefinition(id: string, body: Record<string, unknown>,
     // the call belongs to the definition: input only fills its {{input.…}} placeholders and the body
     throw new DefinitionError('kind http needs config.url, an http(s) URL (with {{input.field}} placeholders for values from the input)', 'config.url');
   }
-  // with its placeholders filled (by a value each could take), or every task of it would fail
-  if (kind === 'http' && !URL.canParse(expandTemplate(config.url as string, new Proxy({}, { get: () => 'x' })))) {
+  // a URL once its placeholders are filled (by a digit, which fits a host, a port and a path, or
+  // by nothing), or every task of it would fail. Checked as a definition is written: a stored one
+  // loads as before (it ran, or its tasks failed, under the version that took it)
+  if (kind === 'http' && opts.compile !== false && !urlFillable(config.url as string)) {
     throw new DefinitionError('config.url is not a valid URL (with its {{input.field}} placeholders filled)', 'config.url');
   }
   for (const name of Object.keys((config.headers ?? {}) as Record<string, unknown>)) {

@@ -256,6 +256,7 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       // a url no task of it could call (every task failed at run time)
       ['bad.url', { kind: 'http', config: { url: 'http://exa mple.invalid/x' } }, 400, 'VALIDATION_ERROR'],
       ['bad.url2', { kind: 'http', config: { url: 'https://{{input.host}}:99999/x' } }, 400, 'VALIDATION_ERROR'],
+      ['bad.url3', { kind: 'http', config: { url: 'http://{{input.a}} {{input.b}}/' } }, 400, 'VALIDATION_ERROR'],
       ['bad.header', { kind: 'http', config: { headers: { 'bad header': 'x' } } }, 400, 'VALIDATION_ERROR'],
       ['bad.header2', { kind: 'http', config: { headers: { 'x-a': 'line\r\nbreak' } } }, 400, 'VALIDATION_ERROR'],
       ['bad.priority', { kind: 'http', priority: 'asap' }, 400, 'VALIDATION_ERROR'],
@@ -293,6 +294,11 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       expect(res.status, `${id}: ${res.text}`).toBe(status);
       expect(res.body.error.code, id).toBe(code);
       expect(typeof res.body.request_id).toBe('string');
+    }
+    // placeholders anywhere a value can make a URL: the port, part of the port, the host
+    for (const url of ['http://127.0.0.1:{{input.port}}/health', 'http://h:80{{input.n}}/', 'https://{{input.host}}/x?q={{input.q}}']) {
+      const ok = await put('ok.url', { kind: 'http', config: { url } });
+      expect([200, 201], `${url}: ${ok.text}`).toContain(ok.status);
     }
     // at the pattern's place (the schema's compile named only the schema)
     const regex = (await put('bad.regex', cases.find((c) => c[0] === 'bad.regex')![1])).body.error;
@@ -386,6 +392,8 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
     const refused: [string, Record<string, unknown>, string, RegExp][] = [
       ['dep.long', { type: 'object', dependentRequired: { d: names(1_000) } }, 'input_schema.dependentRequired.d', /lists 1000 names, more than 200/],
       ['dep.draft07', { $schema: 'http://json-schema.org/draft-07/schema#', type: 'object', dependencies: { d: names(201) } }, 'input_schema.dependencies.d', /more than 200/],
+      // short lists, many of them: 240 × 200 names (236 KB) held the event loop 3.2 s
+      ['dep.many', { type: 'object', dependentRequired: Object.fromEntries(names(20, 'd').map((d) => [d, names(200)])) }, 'input_schema.dependentRequired.d10', /more than 2000 names together/],
       // 60 patterns of ~1,000 instructions: each under its own cap, over the schema's together
       ['pat.many', { type: 'object', properties: Object.fromEntries(names(60, 'p').map((p) => [p, { type: 'string', pattern: 'a[ab]{980}$' }])) }, 'input_schema.properties', /more than 50000 RE2 instructions together/],
     ];
@@ -401,7 +409,7 @@ describe('PUT/GET/DELETE /api/v1/definitions/{id}', () => {
       kind: 'approval',
       input_schema: {
         type: 'object',
-        dependentRequired: Object.fromEntries(names(20, 'd').map((d) => [d, names(200)])),
+        dependentRequired: Object.fromEntries(names(10, 'd').map((d) => [d, names(200)])),
         dependentSchemas: Object.fromEntries(names(200, 'e').map((d) => [d, { required: names(100) }])),
         required: ['message'],
       },
