@@ -221,7 +221,7 @@ export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: F
     .code(400)
     .header('x-request-id', req.id)
     .header('x-trace-id', traceIdOf(req.raw))
-    .header('x-content-type-options', 'nosniff')
+    .headers(JSON_SECURITY_HEADERS)
     .type('application/json; charset=utf-8')
     .send(JSON.stringify(errorBodyFor(
       req.url, 'VALIDATION_ERROR', tooLong ? 'A path segment is too long' : 'The path is not valid URL encoding', req.id,

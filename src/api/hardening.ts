@@ -47,15 +47,15 @@ const STATIC_HEADERS: Record<string, string> = {
   'x-permitted-cross-domain-policies': 'none',
 };
 
+/** Every security header of a JSON answer, for answers written past the hooks that set them (errors.ts). */
+export const JSON_SECURITY_HEADERS: Readonly<Record<string, string>> = { ...STATIC_HEADERS, 'content-security-policy': JSON_CSP };
+
 /**
  * The headers of an answer a route writes itself (a hijacked stream: SSE, a streamed chat
  * completion), which onSend never sees: what onRequest set on the reply, and the deny-all CSP. No
  * `Connection` header: Node keeps the connection alive, or closes it after the answer when the
  * client sent `Connection: close` (an explicit keep-alive held such a socket ~70 s).
  */
-/** Every security header of a JSON answer, for answers written before a request exists (errors.ts). */
-export const JSON_SECURITY_HEADERS: Readonly<Record<string, string>> = { ...STATIC_HEADERS, 'content-security-policy': JSON_CSP };
-
 export function hijackedHeaders(reply: FastifyReply): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) out[k] = v;

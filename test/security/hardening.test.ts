@@ -272,6 +272,9 @@ describe('requests Node refuses before they exist', () => {
         expect(res.status, path).toBe(400);
         const body = (await res.json()) as any;
         expect(body).toMatchObject({ error: { code: 'VALIDATION_ERROR', details: { location: 'path' } }, request_id: res.headers.get('x-request-id') });
+        // refused by the router, before the hooks that set them: every security header all the same
+        expect(res.headers.get('content-security-policy'), path).toMatch(/^default-src 'none'/);
+        expect(res.headers.get('x-frame-options'), path).toBe('DENY');
       }
       // the server goes on serving
       expect((await fetch(server.url + '/health')).status).toBe(200);

@@ -112,7 +112,7 @@ export async function taskRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     const offset = q.offset ?? (q.page ? (q.page - 1) * limit : 0);
     // the offset's own bound (every row before it is read) holds for a page too
     if (offset > MAX_LIST_OFFSET) {
-      throw new ApiError('VALIDATION_ERROR', `page ${q.page} of ${limit} starts past offset ${MAX_LIST_OFFSET}`, { location: 'querystring', path: 'page', reason: `(page - 1) × limit must be at most ${MAX_LIST_OFFSET}` });
+      throw new ApiError('VALIDATION_ERROR', `page ${q.page} with limit ${limit} starts past offset ${MAX_LIST_OFFSET}`, { location: 'querystring', path: 'page', reason: `(page - 1) × limit must be at most ${MAX_LIST_OFFSET}` });
     }
     let statuses: TaskStatus[] | undefined;
     if (q.status) {
