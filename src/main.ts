@@ -192,6 +192,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       const names = loadMigrations().filter((m) => applied.includes(m.version)).map((m) => m.name);
       log.info({ versions: applied, names, schema_version: latestVersion() }, 'applied migrations');
     }
+    // every finished task leaves a dead row version behind: without autovacuum (or a scheduled
+    // VACUUM) the tables and their indexes grow without bound and claims slow down
+    if (db.kind === 'pg') {
+      const av = await db.query<{ on: string }>(`SELECT current_setting('autovacuum') AS on`).catch(() => undefined);
+      if (av?.rows[0]?.on === 'off') log.warn('PostgreSQL autovacuum is off: dead row versions of finished tasks pile up in tasks, task_events and their indexes; turn it on or VACUUM (ANALYZE) them on a schedule');
+    }
     // an embedded database serves this process alone: an in-flight Idempotency-Key left in it is a
     // request of a process that was killed, and its key is free again now, not after its lock
     if (ownsDb && db.kind === 'pglite') {
