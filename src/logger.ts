@@ -10,7 +10,7 @@ import type { TaskLogger } from './executors/types.js';
  * put a credential under by mistake (`apikey`, `key`, `auth`, `password`, …): its value is
  * redacted too (a name that merely contains one, such as `monkey`, as well: harmless).
  */
-const SECRET_PARAM = /key|token|secret|passw|auth|credential|session_token/;
+const SECRET_PARAM = /key|token|secret|passw|auth|credential/;
 /** Runs of URL characters long enough to hold a credential: each is looked at once (linear time). */
 const TOKEN_RUN = /[A-Za-z0-9_.-]{16,}/g;
 /** An API key from here on (generated ones, and `sk_` keys an operator chose). */

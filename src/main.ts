@@ -210,19 +210,17 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     if (boot.adminKeyRevoked) log.warn('TASKGATE_ADMIN_KEY names a revoked API key: it stays revoked and does not authenticate; set a new one or unset it');
     if (boot.generatedKey) {
       const keyFile = join(config.dataDir, 'admin.key');
-      let saved = `also saved to ${keyFile}`;
-      let savedOk = true;
+      let notSaved: string | undefined;
       try {
         mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
         writeSecretFile(keyFile, boot.generatedKey + '\n');
       } catch (err) {
         // the key is committed already: losing the file must not lose the only copy shown
-        savedOk = false;
-        saved = `NOT saved: ${keyFile}: ${(err as Error).message}`;
+        notSaved = `NOT saved: ${keyFile}: ${(err as Error).message}`;
       }
-      opts.announce?.(savedOk && opts.showKey === false
+      opts.announce?.(notSaved === undefined && opts.showKey === false
         ? `Created tenant "${boot.tenantId}" and an admin API key, saved to ${keyFile} (not printed: standard output is not a terminal)`
-        : `Created tenant "${boot.tenantId}" and an admin API key (shown once, ${saved}):\n  ${boot.generatedKey}`);
+        : `Created tenant "${boot.tenantId}" and an admin API key (shown once, ${notSaved ?? `also saved to ${keyFile}`}):\n  ${boot.generatedKey}`);
     }
 
     const crossProcess = db.kind === 'pg' && config.listenNotify;

@@ -90,7 +90,7 @@ function urlFillable(template: string): boolean {
 }
 
 /** Why a tenant's regular expression is refused, if it is: too long, not RE2 syntax, or compiling to too large a program. */
-function badPattern(p: string, walk?: SchemaWalk): string | undefined {
+function badPattern(p: string, walk: SchemaWalk): string | undefined {
   if (p.length > MAX_PATTERN_LENGTH) return `is longer than ${MAX_PATTERN_LENGTH} characters`;
   // (the schema's compile refused it too, but named only the schema, not the pattern's place)
   const size = compileRe2(p);
@@ -98,7 +98,7 @@ function badPattern(p: string, walk?: SchemaWalk): string | undefined {
   if (size > MAX_PATTERN_PROGRAM_SIZE) {
     return `compiles to ${size} RE2 instructions, more than ${MAX_PATTERN_PROGRAM_SIZE} (counted repetitions such as {0,1000} multiply them; use maxLength for a length)`;
   }
-  if (walk && (walk.patternProgram -= size) < 0) {
+  if ((walk.patternProgram -= size) < 0) {
     return `brings the schema's patterns to more than ${MAX_SCHEMA_PATTERN_PROGRAM} RE2 instructions together (this one: ${size})`;
   }
   return undefined;
@@ -196,19 +196,6 @@ export function expandedSchemaSize(root: unknown, limit = MAX_EXPANDED_SUBSCHEMA
   return size(root, false);
 }
 
-/**
- * The first thing a tenant's schema may not hold (dotted path and why; `names`: `node` maps names
- * to subschemas, such as a `properties` value, so its keys are not keywords): an `$id` (every tenant's
- * schemas compile into one shared validator, where an `$id` is global: a second tenant or a
- * replace using it would be refused, and a `$ref` could reach another tenant's schema), a `$ref`
- * into a data keyword (refIntoData: the walk skips those), a `pattern` / `patternProperties`
- * regular expression over MAX_PATTERN_LENGTH or MAX_PATTERN_PROGRAM_SIZE (patterns run on RE2, see
- * schema.ts: their syntax is checked when the schema compiles), a `uniqueItems` whose check
- * could take quadratic time (cheapUniqueItems), or more than MAX_SCHEMA_NODES objects and arrays
- * (`walk.nodes` counts them down across the walk), and — when `walk.formats` lists the formats
- * validation checks (a definition being written; stored ones keep theirs) — a `format` that is
- * none of them: JSON Schema ignores an unknown format, so a typo such as "emial" would accept anything.
- */
 interface SchemaWalk {
   /** Objects and arrays still allowed (from MAX_SCHEMA_NODES). */
   nodes: number;
@@ -224,6 +211,21 @@ const newWalk = (formats?: ReadonlySet<string>): SchemaWalk => ({
   nodes: MAX_SCHEMA_NODES, patternProgram: MAX_SCHEMA_PATTERN_PROGRAM, dependentNames: MAX_DEPENDENT_NAMES_TOTAL, formats,
 });
 
+/**
+ * The first thing a tenant's schema may not hold (dotted path and why; `names`: `node` maps names
+ * to subschemas, such as a `properties` value, so its keys are not keywords): an `$id` (every tenant's
+ * schemas compile into one shared validator, where an `$id` is global: a second tenant or a
+ * replace using it would be refused, and a `$ref` could reach another tenant's schema), a `$ref`
+ * into a data keyword (refIntoData: the walk skips those), a `pattern` / `patternProperties`
+ * regular expression over MAX_PATTERN_LENGTH or MAX_PATTERN_PROGRAM_SIZE, or all of them over
+ * MAX_SCHEMA_PATTERN_PROGRAM (patterns run on RE2, see schema.ts: their syntax is checked when the
+ * schema compiles), a `dependentRequired` list over MAX_DEPENDENT_NAMES names, or all of them over
+ * MAX_DEPENDENT_NAMES_TOTAL (`walk` counts both down), a `uniqueItems` whose check
+ * could take quadratic time (cheapUniqueItems), or more than MAX_SCHEMA_NODES objects and arrays
+ * (`walk.nodes` counts them down across the walk), and — when `walk.formats` lists the formats
+ * validation checks (a definition being written; stored ones keep theirs) — a `format` that is
+ * none of them: JSON Schema ignores an unknown format, so a typo such as "emial" would accept anything.
+ */
 function schemaViolation(
   node: unknown,
   path: string,

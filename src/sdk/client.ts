@@ -170,6 +170,10 @@ export class TaskgateClient {
   }
 
   getStatus(taskId: string, opts: CallOptions = {}): Promise<TaskView> {
+    return this.#readStatus(taskId, opts);
+  }
+
+  #readStatus(taskId: string, opts: RequestOptions): Promise<TaskView> {
     return this.request('GET', `/api/v1/tasks/${enc(taskId)}`, { ...opts, notFound: 'task' });
   }
 
@@ -280,9 +284,7 @@ export class TaskgateClient {
       try {
         // no retries inside the read: this loop retries it (at its interval, or the Retry-After),
         // and onRetry hears of every failed read — a read's own two retries went untold
-        const task = await this.request<TaskView>('GET', `/api/v1/tasks/${enc(taskId)}`, {
-          signal: bound && signal ? eitherSignal(bound, signal) : (bound ?? signal), notFound: 'task', maxRetries: 0,
-        });
+        const task = await this.#readStatus(taskId, { signal: bound && signal ? eitherSignal(bound, signal) : (bound ?? signal), maxRetries: 0 });
         if (TERMINAL_STATUSES.has(task.status)) return task;
         status = task.status;
         failed = undefined;

@@ -3,7 +3,6 @@
 // that overflows its bounded buffer leaves the live fan-out, and one that stops reading is dropped
 // (it resumes with Last-Event-ID), so a slow client never slows the engine or the other clients.
 // docs/streaming.md is the protocol.
-import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
