@@ -316,9 +316,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     const close = (o: { drainMs?: number } = {}) =>
       (closing ??= (async () => {
         if (o.drainMs && url) await drain(app, o.drainMs);
+        const release = url ? closeConnectionsWithin(app, config.shutdownGraceMs + CUT_MARGIN_MS) : undefined;
         // together: a request still open may wait for a task this worker runs (a chat completion),
         // which its grace lets finish (a stopping worker takes no direct dispatch)
         const stopped = await Promise.allSettled([app.close(), worker?.stop()]);
+        release?.();
         await retention?.stop();
         definitionSync?.stop();
         await signals.stop();
@@ -335,6 +337,26 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     if (ownsDb) await db.close().catch(() => {});
     throw err;
   }
+}
+
+/** After the grace, how long the answers of calls ended by it (503s written then) have to go out. */
+const CUT_MARGIN_MS = 1_000;
+
+/**
+ * While the server closes (after the drain): a connection closes as soon as its answer is out —
+ * Node's close drops only the connections idle at that moment, and one whose answer came later
+ * stayed open for good — and whatever is still open after `ms` is cut: a client dribbling its
+ * headers or body (Node stops enforcing its header and request timeouts on a closing server) held
+ * the exit until the forced one. `ms` is the grace plus a margin: calls waiting for a task are
+ * answered 503 at the grace. Returns the stop of the watch.
+ */
+function closeConnectionsWithin(app: FastifyInstance, ms: number): () => void {
+  const until = Date.now() + ms;
+  const timer = setInterval(() => {
+    if (Date.now() < until) app.server.closeIdleConnections();
+    else app.server.closeAllConnections();
+  }, 50);
+  return () => clearInterval(timer);
 }
 
 /**

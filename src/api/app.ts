@@ -214,6 +214,12 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   // data exception (a 400 naming no field, a warning in the log); refused here, naming the
   // parameter, as a body's are by the JSON parser. Only a percent-encoded URL can carry one.
   // (A callback hook: every request passes here, the submit's hot path too.)
+  // an answer written once the shutdown began (its request came before) closes its connection: a
+  // keep-alive client then leaves on it instead of holding a socket the closing server cannot reuse
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
+    done(null, payload);
+  });
   app.addHook('preValidation', (req, _reply, done) => {
     if (!req.url.includes('%')) return done();
     for (const [name, value] of Object.entries((req.query ?? {}) as Record<string, unknown>)) {
