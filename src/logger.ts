@@ -13,8 +13,11 @@ import type { TaskLogger } from './executors/types.js';
 const SECRET_PARAM = /key|token|secret|passw|auth|credential/;
 /** Runs of URL characters long enough to hold a credential: each is looked at once (linear time). */
 const TOKEN_RUN = /[A-Za-z0-9_.-]{16,}/g;
-/** An API key from here on (generated ones, and `sk_` keys an operator chose). */
-const API_KEY_AT = /sk_[A-Za-z0-9_-]{16,}/g;
+/**
+ * An API key from here on (generated ones, and `sk_` keys an operator chose) — an `sk_` that no
+ * letter or digit precedes: every task id (`task_…`) has one inside, and was logged redacted.
+ */
+const API_KEY_AT = /(?<![A-Za-z0-9])sk_[A-Za-z0-9_-]{16,}/g;
 /** A JWT from the start of the string (anchored: tried once per run, never at every `eyJ`). */
 const JWT_FROM = /^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\./;
 

@@ -76,6 +76,9 @@ describe('redactUrl', () => {
     // an operator's own key (sk_ and 32 characters) and a JWT behind other characters of its run
     expect(redactUrl(`/s?q=sk_${'A'.repeat(32)}&r=1`)).toBe('/s?q=[REDACTED]&r=1');
     expect(redactUrl(`/s?q=Bearer%20${jwt}`)).toBe('/s?q=Bearer%20[REDACTED]');
+    // ids are not keys: a task id holds `sk_` (ta-sk_), and was logged redacted
+    expect(redactUrl('/api/v1/tasks/task_01m98z2h8pr4ehfx6tv9fa3a5n/events?after=3')).toBe('/api/v1/tasks/task_01m98z2h8pr4ehfx6tv9fa3a5n/events?after=3');
+    expect(redactUrl(`/api/v1/tasks/task_01m98z2h8pr4ehfx6tv9fa3a5n?x=${key}`)).toBe('/api/v1/tasks/task_01m98z2h8pr4ehfx6tv9fa3a5n?x=[REDACTED]');
     // a run of eyJ that is no JWT is left as it is (and is looked at once, not from every eyJ)
     const eyj = 'eyJ'.repeat(5_000);
     expect(redactUrl(`/health?x=${eyj}`)).toBe(`/health?x=${eyj}`);
