@@ -380,13 +380,26 @@ export class Runner {
         set = { ...common, status: 'CANCELLED', ...spentOf(o.error) };
         events = cancelledEvents(task);
         break;
-      default:
-        set = { ...common, status: next.status, error: errorText, ...spentOf(o.error) };
-        events = [
-          { type: 'ERROR_OCCURRED', message: errorText, payload: { attempt: task.attempt, retryable: false } },
-          { type: 'WORKFLOW_FAILED', message: errorText, payload: { status: next.status, attempt: task.attempt } },
-          { type: 'STREAM_END', message: 'Stream ended', payload: { status: next.status } },
-        ];
+      default: {
+        const failed: EventSpec = { type: 'ERROR_OCCURRED', message: errorText, payload: { attempt: task.attempt, retryable: false } };
+        const ended = await this.#transition(
+          task,
+          active,
+          { ...common, status: next.status, error: errorText, ...spentOf(o.error) },
+          [
+            failed,
+            { type: 'WORKFLOW_FAILED', message: errorText, payload: { status: next.status, attempt: task.attempt } },
+            { type: 'STREAM_END', message: 'Stream ended', payload: { status: next.status } },
+          ],
+          { cancelRequested: false },
+        );
+        if (ended) this.#d.onOutcome?.(task, next.status);
+        // a cancel committed while the last attempt was failing (or timing out) wins, as over a
+        // completion and a retry: its 202 said the task ends CANCELLED. A pause does not undo a
+        // final failure: a resumed task would have no attempt left to run.
+        else await this.#stopAsRequested(task, active, [failed], { cancelled: spentOf(o.error) });
+        return;
+      }
     }
     await this.#transition(task, active, set, events);
     this.#d.onOutcome?.(task, next.status);

@@ -302,6 +302,20 @@ describe('engine', () => {
     expect(types.slice(-3)).toEqual(['ERROR_OCCURRED', 'WORKFLOW_CANCELLED', 'STREAM_END']);
   });
 
+  it('a cancel that lands while the last attempt is failing cancels the task instead of failing it', async () => {
+    const id = await submit({ task_definition_id: failsAfterControl.id, input: { action: 'cancel' }, retry_policy: { max_retries: 0 } });
+    // before: FAILED although the cancel had been answered 202
+    const t = await waitForTask(fixture.server, id);
+    expect({ status: t.status, attempts: t.attempts }).toEqual({ status: 'CANCELLED', attempts: 1 });
+    expect((await eventTypes(id)).slice(-3)).toEqual(['ERROR_OCCURRED', 'WORKFLOW_CANCELLED', 'STREAM_END']);
+  });
+
+  it('a pause that lands while the last attempt is failing leaves the task FAILED: no attempt is left to resume', async () => {
+    const id = await submit({ task_definition_id: failsAfterControl.id, input: { action: 'pause' }, retry_policy: { max_retries: 0 } });
+    const t = await waitForTask(fixture.server, id);
+    expect({ status: t.status, attempts: t.attempts }).toEqual({ status: 'FAILED', attempts: 1 });
+  });
+
   it('a pause that lands while an attempt is failing pauses the task, the failed attempt counted, and a resume runs the next', async () => {
     const id = await submit({ task_definition_id: failsAfterControl.id, input: { action: 'pause' }, retry_policy: { max_retries: 3, retry_interval_ms: 10 } });
     const paused = await waitForTask(fixture.server, id, (t) => t.status !== 'RUNNING' && t.status !== 'QUEUED');
