@@ -79,6 +79,15 @@ export class Signals {
     }
   }
 
+  /**
+   * Resolves once every hint signalled so far has been sent to the other processes (or failed to
+   * be): a route whose answer promises a change there (a revoked key, a new cap) waits for it, so
+   * the client cannot reach another process before that process is told.
+   */
+  sent(): Promise<void> {
+    return this.#flushing ?? Promise.resolve();
+  }
+
   async stop(): Promise<void> {
     // what was signalled last (a shutting-down worker's released tasks) still reaches the others
     await this.#flushing;

@@ -52,6 +52,7 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
     });
     // workers keep which tenants are capped (engine/worker.ts): tell them now, not at a later poll
     if (row.max_running !== null) deps.signals.tenant(row.id);
+    await deps.signals.sent();
     auditLog(req, 'tenant created', { target_tenant_id: row.id, name: row.name, rate_limit: row.rate_limit, max_running: row.max_running });
     return reply.code(201).send(tenantView(row));
   });
@@ -88,6 +89,8 @@ export async function adminRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'db'
     if (!row) throw new ApiError('NOT_FOUND', `tenant ${req.params.id} not found`);
     if (req.body.max_running !== undefined) deps.signals.tenant(row.id); // workers keep the capped tenants
     if (req.body.rate_limit !== undefined) deps.signals.credentials('*'); // cached principals carry the rate limit
+    // the 200 says the cap holds: the other processes hear of it first (their direct dispatch stops)
+    await deps.signals.sent();
     auditLog(req, 'tenant changed', { target_tenant_id: row.id, changed: Object.keys(req.body) });
     return tenantView(row);
   });

@@ -121,6 +121,8 @@ export async function authKeyRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'd
     checkRevoke(req.principal, target);
     if (!(await apiKeysRevoke(deps.db, { tenantId, id: req.params.id }))) throw new ApiError('NOT_FOUND', `API key ${req.params.id} not found`);
     deps.signals.credentials(req.params.id);
+    // the 204 says the key is refused: the other processes drop it from their caches first
+    await deps.signals.sent();
     auditLog(req, 'api key revoked', { key_id: target.id, name: target.name });
     return reply.code(204).send(null);
   });
