@@ -4,8 +4,9 @@
 import { ApiError } from '../contract/errors.js';
 import { isTerminal, type TaskStatus } from '../domain/lifecycle.js';
 import { tasksGet, type TaskRow } from '../storage/queries/tasks.js';
-import { tasksTransition, sql, type EventSpec, type Fence } from '../storage/queries/transitions.js';
+import { tasksTransition, sql, type EventSpec, type Fence, type StoredEvent } from '../storage/queries/transitions.js';
 import { approvalsCancelForEndedTask } from '../storage/queries/approvals.js';
+import type { Db, Queryable, Transaction } from '../storage/db.js';
 import type { AppDeps } from './deps.js';
 
 export type ControlDeps = Pick<AppDeps, 'db' | 'hub' | 'signals'>;
@@ -27,36 +28,61 @@ export interface ControlAnswer {
   message: string;
 }
 
+/** Tries on the row as read, unlocked, before one under the row's lock. */
+const OPTIMISTIC_TRIES = 3;
+
 /**
  * Applies the first control transition whose precondition holds; re-reads on a lost race. A plan
  * that ends the task writes its pending approvals `cancelled` in the same transaction, after the
  * task's row (the order a decision locks them in): a decision comes wholly before or after it.
+ * After OPTIMISTIC_TRIES lost races the row is read under its lock, which no writer can move until
+ * the plan is applied: a busy task (400 pauses and resumes at once over two processes) got 409
+ * CONFLICT "changed state repeatedly" instead of the answer it would get one after another.
  */
 export async function control(deps: ControlDeps, tenantId: string, id: string, decide: (row: TaskRow) => ControlPlan | ControlAnswer) {
-  for (let i = 0; i < 5; i++) {
-    const row = await tasksGet(deps.db, tenantId, id);
-    if (!row) throw new ApiError('NOT_FOUND', `task ${id} not found`);
-    const plan = decide(row);
-    if ('unchanged' in plan) {
+  for (let i = 0; i <= OPTIMISTIC_TRIES; i++) {
+    const applied = i < OPTIMISTIC_TRIES
+      ? await decideAndApply(deps.db, tenantId, id, decide)
+      : await deps.db.transaction(async (tx) => {
+        await tx.query('SELECT 1 FROM tasks WHERE id = $1 AND tenant_id = $2 FOR UPDATE', [id, tenantId]);
+        return decideAndApply(tx, tenantId, id, decide);
+      });
+    if (!applied) continue; // the task moved meanwhile: decide again
+    if ('events' in applied) {
+      deps.hub.publish(applied.events);
+      if (applied.plan.signal === 'work') deps.signals.work();
+      if (applied.plan.signal === 'control') deps.signals.control(id);
+    } else {
       // the worker is told again: the first request's hint may not have reached it
       deps.signals.control(id);
-      return { success: true, message: plan.message, task_id: id, status: plan.status };
     }
-    const fence = { id, tenantId, statuses: plan.statuses, ...plan.fence };
-    const res = isTerminal(plan.status as TaskStatus)
-      ? await deps.db.transaction(async (tx) => {
-        const ended = await tasksTransition(tx, fence, plan.set, plan.events);
-        if (ended) await approvalsCancelForEndedTask(tx, id);
-        return ended;
-      })
-      : await tasksTransition(deps.db, fence, plan.set, plan.events);
-    if (!res) continue; // the task moved meanwhile: decide again
-    deps.hub.publish(res.events);
-    if (plan.signal === 'work') deps.signals.work();
-    if (plan.signal === 'control') deps.signals.control(id);
-    return { success: true, message: plan.message, task_id: id, status: plan.status };
+    return { success: true, message: applied.plan.message, task_id: id, status: applied.plan.status };
   }
   throw new ApiError('CONFLICT', 'the task changed state repeatedly; try again');
+}
+
+/**
+ * Reads the task, decides and applies the plan under its fence: undefined when the fence did not
+ * hold. `q` is the database, or a transaction (the locked try) that a terminal plan's two writes
+ * join.
+ */
+async function decideAndApply(
+  q: Db | Transaction, tenantId: string, id: string, decide: (row: TaskRow) => ControlPlan | ControlAnswer,
+): Promise<{ plan: ControlAnswer } | { plan: ControlPlan; events: StoredEvent[] } | undefined> {
+  const row = await tasksGet(q, tenantId, id);
+  if (!row) throw new ApiError('NOT_FOUND', `task ${id} not found`);
+  const plan = decide(row);
+  if ('unchanged' in plan) return { plan };
+  const fence = { id, tenantId, statuses: plan.statuses, ...plan.fence };
+  const end = async (tx: Queryable) => {
+    const ended = await tasksTransition(tx, fence, plan.set, plan.events);
+    if (ended) await approvalsCancelForEndedTask(tx, id);
+    return ended;
+  };
+  const res = !isTerminal(plan.status as TaskStatus)
+    ? await tasksTransition(q, fence, plan.set, plan.events)
+    : 'transaction' in q ? await q.transaction(end) : await end(q);
+  return res ? { plan, events: res.events } : undefined;
 }
 
 /**
