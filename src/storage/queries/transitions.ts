@@ -13,6 +13,15 @@ export interface EventSpec {
   agent_id?: string | null;
 }
 
+/**
+ * An event's time: the clock when its row is written, after the statement got the task's row lock
+ * — so it never runs backwards against `seq`. now() is the transaction's start: a worker's
+ * transaction that waited for a cancel's lock stamped its ERROR_OCCURRED (seq 3) up to 2.3 s before
+ * the WORKFLOW_CANCELLING (seq 2) it followed. (The batch completion still stamps its events with
+ * its statement's start: their live copies share one clock per batch, read back with the rows.)
+ */
+const EVENT_TIME = 'clock_timestamp()';
+
 export interface StoredEvent {
   task_id: string;
   tenant_id: string;
@@ -120,9 +129,9 @@ export async function tasksTransition(
     `WITH u AS (
        UPDATE tasks SET ${sets.join(', ')} WHERE ${where.join(' AND ')} RETURNING *
      ), ev AS (
-       INSERT INTO task_events (task_id, seq, tenant_id, type, agent_id, message, payload)
+       INSERT INTO task_events (task_id, seq, tenant_id, type, agent_id, message, payload, created_at)
        SELECT u.id, u.last_seq - ${n} + e.ord::int, u.tenant_id, e.ev->>'type', e.ev->>'agent_id', e.ev->>'message',
-              nullif(e.ev->'payload', 'null'::jsonb)
+              nullif(e.ev->'payload', 'null'::jsonb), ${EVENT_TIME}
          FROM u, jsonb_array_elements(${evParam}) WITH ORDINALITY AS e(ev, ord)
        RETURNING task_id, tenant_id, seq, type, agent_id, message, payload, created_at
      )
@@ -203,7 +212,7 @@ const startSql = (ids: string, fence: string, returning: string, select: string)
      RETURNING ${returning}
    ), ev AS (
      INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload, created_at)
-     SELECT u.id, u.last_seq, u.tenant_id, ${startedEventSql('u.attempt', '$2::text')}, now()
+     SELECT u.id, u.last_seq, u.tenant_id, ${startedEventSql('u.attempt', '$2::text')}, ${EVENT_TIME}
        FROM u
    )
    SELECT ${select} FROM u`;
