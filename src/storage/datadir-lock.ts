@@ -2,8 +2,8 @@
 // data directory makes a second live process refuse to start, while a lock left by a killed
 // process (its pid no longer alive, or now another process's: boot id and start time differ) is
 // taken over. Also the data directory's one-line start errors.
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { accessSync, closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 
 /** The data directory cannot be used (not a directory, no permission, locked, a damaged database): a one-line start error. */
 export class DataDirError extends Error {
@@ -21,9 +21,49 @@ export function dataDirProblem(dataDir: string, err: unknown): unknown {
     : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
     : code === 'EROFS' ? 'read-only file system'
     : code === 'ENOSPC' ? 'no space left on the device'
+    : code === 'ENOENT' ? missingAncestor(resolve(dataDir))
     : undefined;
   if (!why) return err;
   return new DataDirError(`data directory ${resolve(dataDir)} (TASKGATE_DATA_DIR / --data-dir) cannot be used: ${why}`, { cause: err });
+}
+
+/**
+ * Why a directory on `path`'s way could not be made. Node's recursive mkdir reports ENOENT, not
+ * EROFS or EACCES, when the nearest existing ancestor is read-only (measured on Node 20, a tmpfs
+ * mounted ro) or a component is a symbolic link to nothing: so the path is walked up to tell.
+ */
+function missingAncestor(path: string): string {
+  for (let dir = path; ; dir = dirname(dir)) {
+    let isLink: boolean;
+    try {
+      isLink = lstatSync(dir).isSymbolicLink();
+    } catch {
+      if (dir === dirname(dir)) break;
+      continue;
+    }
+    if (isLink) {
+      try {
+        statSync(dir);
+      } catch {
+        let target = '?';
+        try {
+          target = readlinkSync(dir);
+        } catch {
+          /* gone meanwhile */
+        }
+        return `${dir} is a symbolic link to ${target}, which does not exist`;
+      }
+    }
+    try {
+      accessSync(dir, constants.W_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EROFS') return `${dir} is on a read-only file system`;
+      if (code === 'EACCES' || code === 'EPERM') return `permission denied on ${dir}`;
+    }
+    return `a directory on its path (under ${dir}) does not exist and could not be created`;
+  }
+  return 'a directory on its path does not exist and could not be created';
 }
 
 const LOCK_FILE = 'taskgate.lock';
