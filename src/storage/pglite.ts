@@ -6,6 +6,7 @@ import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './db.js';
 
 import { claimDataDir, DataDirError, dataDirProblem } from './datadir-lock.js';
+import { archiveProblem, describeError, fsErrorCode, withoutZlibRejections } from './restore-archive.js';
 
 export { DataDirError, DataDirLockedError, lockDataDir } from './datadir-lock.js';
 
@@ -243,6 +244,9 @@ export async function restorePglite(dataDir: string, archive: Blob, archiveName:
     if (existsSync(pgDir)) {
       throw new DataDirError(`data directory ${resolve(dataDir)} already holds a database (${resolve(pgDir)}): restore into a new directory — a database is never overwritten`);
     }
+    // before pgdata exists: a refused archive leaves no half-made database behind
+    const problem = await archiveProblem(archive);
+    if (problem) throw new DataDirError(`${archiveName} ${problem}`);
     try {
       mkdirSync(pgDir, { mode: 0o700 });
     } catch (err) {
@@ -250,7 +254,7 @@ export async function restorePglite(dataDir: string, archive: Blob, archiveName:
     }
     let db: PGlite | undefined;
     try {
-      db = await PGlite.create({ dataDir: pgDir, loadDataDir: archive });
+      db = await withoutZlibRejections(() => PGlite.create({ dataDir: pgDir, loadDataDir: archive }));
       const res = await db.query<{ version: number | null }>('SELECT max(version) AS version FROM taskgate_migrations');
       return res.rows[0]?.version ?? 0;
     } catch (err) {
@@ -258,7 +262,11 @@ export async function restorePglite(dataDir: string, archive: Blob, archiveName:
       db = undefined;
       // what we created, under our lock, from nothing: a half-loaded pgdata would refuse the next try
       rmSync(pgDir, { recursive: true, force: true });
-      throw new DataDirError(`${archiveName} could not be restored (not a Taskgate PGlite backup, or damaged): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      const code = fsErrorCode(err);
+      if (code === 'ENOSPC' || code === 'EDQUOT') {
+        throw new DataDirError(`${archiveName} could not be restored into ${resolve(dataDir)}: no space left on the device (the archive is not at fault: free some space, or restore onto another disk)`, { cause: err });
+      }
+      throw new DataDirError(`${archiveName} could not be restored (not a Taskgate PGlite backup, or damaged): ${describeError(err)}`, { cause: err });
     } finally {
       if (db && !db.closed) await db.close();
     }
