@@ -18,6 +18,11 @@ function size(bytes: number): string {
   return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : bytes >= 1e3 ? `${Math.round(bytes / 1e3)} kB` : `${bytes} B`;
 }
 
+/** `arg` as a POSIX shell word: left bare when it holds only characters no shell treats specially. */
+export function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
 /** A backup never replaces a file unasked: exit 1, one line. */
 function exists(io: CliIo, out: string): number {
   io.err(`taskgate: ${out} already exists: choose another --out, or pass --force to overwrite it`);
@@ -77,7 +82,7 @@ export async function runRestore(file: string, flags: Flags, io: CliIo): Promise
   try {
     const version = await restorePglite(dataDir, archive, file);
     io.out(`Restored ${file} into ${resolve(dataDir)} (schema version ${version}).`);
-    io.err(`Next: taskgate serve --data-dir ${dataDir}. The API keys are those of the backup (admin.key is not in it: copy yours\n` +
+    io.err(`Next: taskgate serve --data-dir ${shellQuote(dataDir)}. The API keys are those of the backup (admin.key is not in it: copy yours\n` +
       'into the directory for the client commands that read it); tasks RUNNING at the backup run again once their lease runs out.');
     return 0;
   } catch (err) {
