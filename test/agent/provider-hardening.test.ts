@@ -2,7 +2,7 @@
 // an error message echoing the API key. Against the fake servers speaking the real protocols.
 import { describe, expect, it } from 'vitest';
 import { LlmClient } from '../../src/executors/agent/llm-client.js';
-import { MAX_RESPONSE_CHARS } from '../../src/executors/agent/providers/types.js';
+import { MAX_PROVIDER_MESSAGE_CHARS, MAX_RESPONSE_CHARS, toProviderError } from '../../src/executors/agent/providers/types.js';
 import { PermanentError } from '../../src/executors/types.js';
 import { useFakeProviders } from '../helpers/fake-llm/providers.js';
 
@@ -103,6 +103,32 @@ describe('pieces of the configured API key never reach task errors either', () =
     expect(msg).toContain('invalid x-api-key [REDACTED]');
     for (const p of pieces(ANTHROPIC_KEY)) expect(msg).not.toContain(p);
     expect(msg.length).toBeLessThan(1_000);
+  });
+});
+
+describe('a provider message is redacted and cut from its head only', () => {
+  it('a key straddling the cut is still redacted, and the rest is cut', () => {
+    const raw = `${'x'.repeat(MAX_PROVIDER_MESSAGE_CHARS - 5)}${OPENAI_KEY}${'y'.repeat(10_000)}`;
+    const err = toProviderError('openai', { status: 400, message: raw }, OPENAI_KEY);
+    expect(err.message).toBe(`openai: HTTP 400: ${'x'.repeat(MAX_PROVIDER_MESSAGE_CHARS - 5)}[REDA…`);
+    expect(err.cause).toBeUndefined();
+  });
+
+  it('a message cut before a key it holds does not keep that key in its cause', () => {
+    const raw = `${'x'.repeat(2 * MAX_PROVIDER_MESSAGE_CHARS)}${OPENAI_KEY}`;
+    const err = toProviderError('openai', { status: 400, message: raw }, OPENAI_KEY);
+    expect(err.message).toBe(`openai: HTTP 400: ${'x'.repeat(MAX_PROVIDER_MESSAGE_CHARS)}…`);
+    expect(err.cause).toBeUndefined();
+  });
+
+  // No behaviour tells the two orders apart but time: redacting the whole message first, one
+  // character at a time, held the process 17 s on this 64 MB message (2-core machine), so the test
+  // fails by its timeout; cut first, it takes milliseconds.
+  it('a 64 MB message is handled through its first characters only', { timeout: 5_000 }, () => {
+    const raw = `${OPENAI_KEY} ${'a'.repeat(64 * 1e6)}`;
+    const err = toProviderError('openai', { status: 500, message: raw }, OPENAI_KEY);
+    expect(err.message).toBe(`openai: HTTP 500: [REDACTED] ${'a'.repeat(MAX_PROVIDER_MESSAGE_CHARS - 11)}…`);
+    expect(err.retryable).toBe(true);
   });
 });
 
