@@ -1,7 +1,7 @@
 // A fake Anthropic Messages server (POST /v1/messages): JSON and the named-event stream
 // (message_start, content_block_*, message_delta, message_stop), tool_use blocks, usage, errors.
 import type { ServerResponse } from 'node:http';
-import { FakeServer, sendRaw, sse, type RawStep, type RecordedRequest } from './server.js';
+import { FakeServer, sendRaw, sse, type CustomStep, type RawStep, type RecordedRequest } from './server.js';
 import type { FakeToolCall } from './openai.js';
 
 /** Token counts as sent; strings and odd numbers let tests play a misbehaving provider. */
@@ -22,7 +22,8 @@ export type AnthropicStep =
   | { kind: 'tool_calls'; calls: FakeToolCall[]; text?: string; usage?: FakeAnthropicUsage }
   | { kind: 'error'; status: number; headers?: Record<string, string>; type?: string; message?: string }
   | { kind: 'stall' }
-  | RawStep;
+  | RawStep
+  | CustomStep;
 
 const DEFAULT_USAGE = { input_tokens: 12, output_tokens: 6 };
 
@@ -45,6 +46,7 @@ function ev(res: ServerResponse, type: string, data: Record<string, unknown>): v
 
 async function handle(req: RecordedRequest, res: ServerResponse, step: AnthropicStep): Promise<void> {
   if (step.kind === 'raw') return sendRaw(res, step);
+  if (step.kind === 'custom') return step.send(res, req);
   if (step.kind === 'error') {
     res.writeHead(step.status, { 'content-type': 'application/json', ...step.headers });
     res.end(JSON.stringify({ type: 'error', error: { type: step.type ?? 'api_error', message: step.message ?? `fake error ${step.status}` } }));

@@ -1,7 +1,7 @@
 // A fake OpenAI Chat Completions server (POST /v1/chat/completions): JSON and SSE streaming,
 // tool calls, usage (including stream_options.include_usage), errors with Retry-After, stalls.
 import type { ServerResponse } from 'node:http';
-import { FakeServer, sendRaw, sse, type RawStep, type RecordedRequest } from './server.js';
+import { FakeServer, sendRaw, sse, type CustomStep, type RawStep, type RecordedRequest } from './server.js';
 
 export interface FakeToolCall {
   id?: string;
@@ -40,7 +40,8 @@ export type OpenAiStep =
   | { kind: 'stall'; chunks?: string[] }
   /** Drops the connection before any response. */
   | { kind: 'drop' }
-  | RawStep;
+  | RawStep
+  | CustomStep;
 
 const DEFAULT_USAGE = { prompt_tokens: 10, completion_tokens: 5 };
 
@@ -73,6 +74,7 @@ function toolCallsWire(calls: FakeToolCall[]) {
 
 async function handle(req: RecordedRequest, res: ServerResponse, step: OpenAiStep): Promise<void> {
   if (step.kind === 'raw') return sendRaw(res, step);
+  if (step.kind === 'custom') return step.send(res, req);
   if (step.kind === 'drop') {
     res.socket?.destroy();
     return;

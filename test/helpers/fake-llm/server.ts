@@ -135,3 +135,34 @@ export function sendRaw(res: ServerResponse, step: RawStep): void {
   res.writeHead(step.status ?? 200, { 'content-type': step.contentType });
   res.end(step.body);
 }
+
+/** A reply the test writes itself, for a provider misbehaving below its protocol (byte sizes, comments). */
+export interface CustomStep {
+  kind: 'custom';
+  send: (res: ServerResponse, req: RecordedRequest) => Promise<void>;
+}
+
+/**
+ * Writes `piece` again and again, waiting for the client to read, until `maxBytes` are written or
+ * the client has gone; resolves with the bytes written.
+ */
+export async function pour(res: ServerResponse, piece: string, maxBytes: number): Promise<number> {
+  let written = 0;
+  while (written < maxBytes && !res.destroyed) {
+    written += Buffer.byteLength(piece);
+    if (!res.write(piece)) await drainedOrClosed(res);
+  }
+  return written;
+}
+
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}

@@ -4,6 +4,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import type { MessageParam, RawMessageStreamEvent, Tool } from '@anthropic-ai/sdk/resources/messages';
 import type { ProviderConfig } from '../../../config/llm.js';
+import { boundedFetch } from './bounded-fetch.js';
 import { checkResponseSize, tokenCount, wrongContentType, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
 
 type Block = Exclude<MessageParam['content'], string>[number];
@@ -55,7 +56,7 @@ export class AnthropicProvider implements LlmProvider {
   constructor(config: ProviderConfig, timeoutMs: number) {
     this.name = config.name;
     this.#apiKey = config.apiKey;
-    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined, logLevel: 'off' };
+    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined, logLevel: 'off', fetch: boundedFetch() };
   }
 
   /** The SDK loads on the first call: a server that never calls this provider never loads it. */
