@@ -1,11 +1,11 @@
-// What the provider clients read from a provider is bounded in bytes: huge error bodies, against
-// the fake servers speaking the real protocols.
+// What the provider clients read from a provider is bounded in bytes: huge error bodies, endless
+// event-stream lines and oversized JSON answers, against the fake servers speaking the real protocols.
 import type { ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { LlmClient } from '../../src/executors/agent/llm-client.js';
-import { MAX_ERROR_BODY_BYTES } from '../../src/executors/agent/providers/bounded-fetch.js';
+import { MAX_ERROR_BODY_BYTES, MAX_JSON_BODY_BYTES, MAX_SSE_LINE_BYTES } from '../../src/executors/agent/providers/bounded-fetch.js';
 import { MAX_PROVIDER_MESSAGE_CHARS } from '../../src/executors/agent/providers/types.js';
-import { RetryAfterError } from '../../src/executors/types.js';
+import { PermanentError, RetryAfterError } from '../../src/executors/types.js';
 import { pour, type CustomStep } from '../helpers/fake-llm/server.js';
 import { useFakeProviders } from '../helpers/fake-llm/providers.js';
 
@@ -33,6 +33,8 @@ function pouring(send: (res: ServerResponse) => Promise<number>): CustomStep & {
   return { kind: 'custom', send: async (res) => done(await send(res)), written };
 }
 
+const sseHead = (res: ServerResponse) => res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+
 describe(`an error body is read up to MAX_ERROR_BODY_BYTES (${MAX_ERROR_BODY_BYTES})`, () => {
   const total = 32 * MiB;
   for (const tier of ['openai', 'anthropic'] as const) {
@@ -54,4 +56,62 @@ describe(`an error body is read up to MAX_ERROR_BODY_BYTES (${MAX_ERROR_BODY_BYT
       expect(await step.written).toBeLessThan(total);
     });
   }
+});
+
+describe(`an event-stream line is at most MAX_SSE_LINE_BYTES (${MAX_SSE_LINE_BYTES})`, () => {
+  // Without the cap the SDK buffered the line until the stall detector fired, then retried it.
+  const slow = { streamIdleTimeoutMs: 3_000 };
+  const endlessLine = (head: string) =>
+    pouring(async (res) => {
+      sseHead(res);
+      res.write(head);
+      const n = await pour(res, 'a'.repeat(64 * 1024), 2 * MiB);
+      if (!res.destroyed) await new Promise((resolve) => res.once('close', resolve));
+      return n;
+    });
+
+  it('OpenAI: a 2 MiB data line fails the call permanently, once, and closes the connection', async () => {
+    fake.oai.otherwise(() => endlessLine('data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"'));
+    const retries: string[] = [];
+    const err = await callError('openai', slow, (e) => retries.push(e));
+    expect(err).toBeInstanceOf(PermanentError);
+    expect(err.message).toContain(`openai: an event-stream line exceeds the limit of ${MAX_SSE_LINE_BYTES} bytes`);
+    expect(retries).toEqual([]);
+    expect(fake.oai.requests.length).toBe(1);
+    await fake.oai.requests[0]!.closed;
+  });
+
+  it('Anthropic: the same', async () => {
+    fake.ant.otherwise(() => endlessLine('event: message_start\ndata: {"type":"message_start","message":{"id":"'));
+    const err = await callError('anthropic', slow);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect(err.message).toContain(`anthropic: an event-stream line exceeds the limit of ${MAX_SSE_LINE_BYTES} bytes`);
+    expect(fake.ant.requests.length).toBe(1);
+    await fake.ant.requests[0]!.closed;
+  });
+
+  it('a delta just under the cap in one line is accepted', async () => {
+    const text = 'b'.repeat(MAX_SSE_LINE_BYTES - 1024);
+    fake.oai.script({ kind: 'text', text, chunks: [text] });
+    const res = await new LlmClient(fake.config, { sleep: noSleep }).call(tiers.openai, { ...ask, signal: new AbortController().signal });
+    expect(res.text).toBe(text);
+  });
+});
+
+describe(`a JSON answer is at most MAX_JSON_BODY_BYTES (${MAX_JSON_BODY_BYTES})`, () => {
+  it('OpenAI: a larger JSON completion fails the call permanently, once, naming the limit, and closes the connection', async () => {
+    const step = pouring(async (res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"');
+      const n = await pour(res, 'a'.repeat(MiB), MAX_JSON_BODY_BYTES + MiB);
+      if (!res.destroyed) res.end('"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}');
+      return n;
+    });
+    fake.oai.script(step, { kind: 'text', text: 'never asked' });
+    const err = await callError('openai');
+    expect(err).toBeInstanceOf(PermanentError);
+    expect(err.message).toContain(`openai: response body exceeds the limit of ${MAX_JSON_BODY_BYTES} bytes`);
+    expect(fake.oai.requests.length).toBe(1);
+    await fake.oai.requests[0]!.closed;
+  });
 });

@@ -56,7 +56,7 @@ export class AnthropicProvider implements LlmProvider {
   constructor(config: ProviderConfig, timeoutMs: number) {
     this.name = config.name;
     this.#apiKey = config.apiKey;
-    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined, logLevel: 'off', fetch: boundedFetch() };
+    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined, logLevel: 'off', fetch: boundedFetch(config.name) };
   }
 
   /** The SDK loads on the first call: a server that never calls this provider never loads it. */

@@ -5,7 +5,7 @@ import type OpenAI from 'openai';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { ProviderConfig } from '../../../config/llm.js';
 import { boundedFetch } from './bounded-fetch.js';
-import { checkResponseSize, notProtocolError, tokenCount, wrongContentType, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
+import { ProviderError, checkResponseSize, notProtocolError, tokenCount, wrongContentType, toProviderError, truncatedStreamError, type CallHooks, type ChatMessage, type LlmProvider, type LlmRequest, type LlmResponse, type ToolCall } from './types.js';
 
 function toWire(messages: ChatMessage[]): ChatCompletionMessageParam[] {
   return messages.map((m): ChatCompletionMessageParam => {
@@ -36,7 +36,7 @@ export class OpenAiProvider implements LlmProvider {
   constructor(config: ProviderConfig, timeoutMs: number) {
     this.name = config.name;
     this.#apiKey = config.apiKey;
-    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined, logLevel: 'off', fetch: boundedFetch() };
+    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined, logLevel: 'off', fetch: boundedFetch(config.name) };
   }
 
   /** The SDK loads on the first call: a server that never calls this provider never loads it. */
@@ -68,7 +68,11 @@ export class OpenAiProvider implements LlmProvider {
       if (!type.includes('text/event-stream')) {
         // a server that ignores `stream` answers one JSON completion
         if (!/json/i.test(type)) throw wrongContentType(this.name, response);
-        const body = (await response.json().catch(() => undefined)) as ChatCompletion | undefined;
+        // a body past MAX_JSON_BODY_BYTES fails with its own ProviderError, which must not read as a parse error
+        const body = (await response.json().catch((err: unknown) => {
+          if (err instanceof ProviderError) throw err;
+          return undefined;
+        })) as ChatCompletion | undefined;
         if (!Array.isArray(body?.choices)) throw notProtocolError(this.name, 'a JSON body that is no chat completion');
         return this.#fromJson(body, req.model, hooks);
       }
