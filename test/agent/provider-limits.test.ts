@@ -1,5 +1,6 @@
-// What the provider clients read from a provider is bounded in bytes: huge error bodies, endless
-// event-stream lines and oversized JSON answers, against the fake servers speaking the real protocols.
+// What the provider clients read from a provider is bounded in bytes, and every byte received
+// counts as life: huge error bodies, endless event-stream lines, oversized JSON answers and SSE
+// comment keep-alives, against the fake servers speaking the real protocols.
 import type { ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { LlmClient } from '../../src/executors/agent/llm-client.js';
@@ -34,6 +35,8 @@ function pouring(send: (res: ServerResponse) => Promise<number>): CustomStep & {
 }
 
 const sseHead = (res: ServerResponse) => res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+const openAiChunk = (delta: object, finish: string | null = null) =>
+  `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
 
 describe(`an error body is read up to MAX_ERROR_BODY_BYTES (${MAX_ERROR_BODY_BYTES})`, () => {
   const total = 32 * MiB;
@@ -113,5 +116,32 @@ describe(`a JSON answer is at most MAX_JSON_BODY_BYTES (${MAX_JSON_BODY_BYTES})`
     expect(err.message).toContain(`openai: response body exceeds the limit of ${MAX_JSON_BODY_BYTES} bytes`);
     expect(fake.oai.requests.length).toBe(1);
     await fake.oai.requests[0]!.closed;
+  });
+});
+
+describe('every byte received counts as activity for the stall detector', () => {
+  it('OpenAI: SSE comments every 100 ms for 1.5 s keep a stream with a 500 ms idle timeout alive', async () => {
+    fake.oai.otherwise(() => ({
+      kind: 'custom',
+      send: async (res) => {
+        sseHead(res);
+        for (let i = 0; i < 15 && !res.destroyed; i++) {
+          res.write(': keepalive\n\n');
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        res.write(openAiChunk({ role: 'assistant', content: 'thought it over' }));
+        res.write(openAiChunk({}, 'stop'));
+        res.end('data: [DONE]\n\n');
+      },
+    }));
+    const retries: string[] = [];
+    const res = await new LlmClient({ ...fake.config, streamIdleTimeoutMs: 500 }, { sleep: noSleep }).call(tiers.openai, {
+      ...ask,
+      signal: new AbortController().signal,
+      onRetry: (r) => retries.push(r.error),
+    });
+    expect(res.text).toBe('thought it over');
+    expect(retries).toEqual([]);
+    expect(fake.oai.requests.length).toBe(1);
   });
 });

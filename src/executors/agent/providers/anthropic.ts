@@ -56,12 +56,17 @@ export class AnthropicProvider implements LlmProvider {
   constructor(config: ProviderConfig, timeoutMs: number) {
     this.name = config.name;
     this.#apiKey = config.apiKey;
-    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined, logLevel: 'off', fetch: boundedFetch(config.name) };
+    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined, logLevel: 'off' };
   }
 
   /** The SDK loads on the first call: a server that never calls this provider never loads it. */
   #sdk(): Promise<Anthropic> {
     return (this.#client ??= import('@anthropic-ai/sdk').then((m) => new m.default(this.#options)));
+  }
+
+  /** A client for one call: its fetch bounds what is read and feeds this call's stall detector. */
+  async #clientFor(hooks: CallHooks): Promise<Anthropic> {
+    return (await this.#sdk()).withOptions({ fetch: boundedFetch(this.name, hooks.onActivity) });
   }
 
   async complete(req: LlmRequest, hooks: CallHooks): Promise<LlmResponse> {
@@ -77,7 +82,7 @@ export class AnthropicProvider implements LlmProvider {
     const usage = { input_tokens: 0, output_tokens: 0 };
     const blocks = new Map<number, ToolCall>();
     try {
-      const { data: stream, response } = await (await this.#sdk()).messages
+      const { data: stream, response } = await (await this.#clientFor(hooks)).messages
         .create(
           { model: req.model, max_tokens: req.maxOutputTokens, messages, ...(system ? { system } : {}), ...(tools ? { tools } : {}), stream: true },
           { signal: hooks.signal, ...(hooks.traceparent ? { headers: { traceparent: hooks.traceparent } } : {}) },
@@ -86,7 +91,6 @@ export class AnthropicProvider implements LlmProvider {
       const type = response.headers.get('content-type') ?? '';
       if (!type.includes('text/event-stream')) throw wrongContentType(this.name, response);
       for await (const ev of stream as AsyncIterable<RawMessageStreamEvent>) {
-        hooks.onActivity?.();
         switch (ev.type) {
           case 'message_start':
             model = ev.message.model || model;

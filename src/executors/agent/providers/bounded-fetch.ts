@@ -1,12 +1,13 @@
-// The fetch both provider SDKs are given: it bounds, byte by byte, what they read from a provider.
-// The SDKs read error bodies, JSON answers and lines of an event stream whole before our own
-// checks can see them (a 400 MB error body ran the process out of memory).
+// The fetch both provider SDKs are given: it bounds, byte by byte, what they read from a provider,
+// and reports every chunk received to the call's stall detector. The SDKs read error bodies, JSON
+// answers and lines of an event stream whole before our own checks can see them (a 400 MB error
+// body ran the process out of memory).
 import { MAX_RESPONSE_CHARS, ProviderError } from './types.js';
 
 /**
  * Most bytes of an error response (status 400 or more) read: 64 KiB. Only its first
  * MAX_PROVIDER_MESSAGE_CHARS (500) characters reach the task's error, and real providers' error
- * bodies are under 2 KiB; the rest is not read, and the connection is closed.
+ * bodies are a few hundred bytes; the rest is not read, and the connection is closed.
  */
 export const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
@@ -31,13 +32,25 @@ const CR = 0x0d;
 
 type Fetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
-/** A fetch whose responses' bodies are limited for `provider` (named in the errors). */
-export function boundedFetch(provider: string, inner: Fetch = (input, init) => fetch(input, init)): Fetch {
+/**
+ * A fetch whose responses' bodies are limited for `provider` (named in the errors) and whose
+ * every received chunk calls `onActivity`: an SSE comment such as OpenRouter's `: PROCESSING`,
+ * which no SDK hands on as an event, is the provider being alive too.
+ */
+export function boundedFetch(provider: string, onActivity?: () => void): Fetch {
   return async (input, init) => {
-    const response = await inner(input, init);
+    const response = await fetch(input, init);
+    onActivity?.();
     if (!response.body) return response;
     const limit = response.status >= 400 ? truncateAt(MAX_ERROR_BODY_BYTES) : isEventStream(response) ? capLines(provider) : capTotal(provider);
-    const body = response.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ transform: limit }));
+    const body = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          onActivity?.();
+          limit(chunk, controller);
+        },
+      }),
+    );
     return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
 }

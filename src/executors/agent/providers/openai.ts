@@ -36,12 +36,17 @@ export class OpenAiProvider implements LlmProvider {
   constructor(config: ProviderConfig, timeoutMs: number) {
     this.name = config.name;
     this.#apiKey = config.apiKey;
-    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined, logLevel: 'off', fetch: boundedFetch(config.name) };
+    this.#options = { apiKey: config.apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: timeoutMs || undefined, logLevel: 'off' };
   }
 
   /** The SDK loads on the first call: a server that never calls this provider never loads it. */
   #sdk(): Promise<OpenAI> {
     return (this.#client ??= import('openai').then((m) => new m.default(this.#options)));
+  }
+
+  /** A client for one call: its fetch bounds what is read and feeds this call's stall detector. */
+  async #clientFor(hooks: CallHooks): Promise<OpenAI> {
+    return (await this.#sdk()).withOptions({ fetch: boundedFetch(this.name, hooks.onActivity) });
   }
 
   async complete(req: LlmRequest, hooks: CallHooks): Promise<LlmResponse> {
@@ -58,7 +63,7 @@ export class OpenAiProvider implements LlmProvider {
     const calls = new Map<unknown, ToolCall>();
     let lastCall: unknown;
     try {
-      const { data: stream, response } = await (await this.#sdk()).chat.completions
+      const { data: stream, response } = await (await this.#clientFor(hooks)).chat.completions
         .create(
           { model: req.model, messages: toWire(req.messages), ...(tools ? { tools } : {}), stream: true, stream_options: { include_usage: true } },
           { signal: hooks.signal, ...(hooks.traceparent ? { headers: { traceparent: hooks.traceparent } } : {}) },
@@ -77,7 +82,6 @@ export class OpenAiProvider implements LlmProvider {
         return this.#fromJson(body, req.model, hooks);
       }
       for await (const chunk of stream as AsyncIterable<ChatCompletionChunk>) {
-        hooks.onActivity?.();
         if (chunk.model) model = chunk.model;
         if (chunk.usage) {
           usage.input_tokens = tokenCount(chunk.usage.prompt_tokens);
@@ -119,7 +123,6 @@ export class OpenAiProvider implements LlmProvider {
   }
 
   #fromJson(body: ChatCompletion, model: string, hooks: CallHooks): LlmResponse {
-    hooks.onActivity?.();
     const choice = body.choices?.[0];
     const text = choice?.message?.content ?? '';
     const toolCalls = (choice?.message?.tool_calls ?? []).flatMap((tc, i) =>

@@ -51,7 +51,7 @@ export interface CallHooks {
   traceparent?: string;
   /** Each text delta as it arrives. */
   onDelta?: (text: string) => void;
-  /** Called on every received stream event (feeds the stall detector). */
+  /** Called on every chunk of bytes received from the provider, SSE comments included (feeds the stall detector). */
   onActivity?: () => void;
 }
 
