@@ -304,6 +304,8 @@ export class ChatAnswer {
   sent = '';
   #texts = new Map<string, string>();
   #latest = new Map<string, string>();
+  /** The call (key) whose text `sent` is: its next delta is what the client lacks. */
+  #sentKey: string | undefined;
 
   /** The content to send for a followed event ('' for none). */
   push(event: TaskEvent): string {
@@ -311,12 +313,13 @@ export class ChatAnswer {
     if (event.type === 'WORKFLOW_STARTED') {
       this.#texts.clear();
       this.#latest.clear();
+      this.#sentKey = undefined;
       return '';
     }
     if (event.type === 'LLM_OUTPUT') {
       const key = typeof p.call_id === 'string' ? this.#latest.get(p.call_id) : undefined;
       const toolCalls = Array.isArray(p.tool_calls) ? p.tool_calls.length : 0;
-      return key !== undefined && toolCalls === 0 ? this.#offer(this.#texts.get(key) ?? '') : '';
+      return key !== undefined && toolCalls === 0 ? this.#offer(key, this.#texts.get(key) ?? '') : '';
     }
     if (event.type !== 'LLM_PARTIAL' || p.answer !== true) return '';
     const delta = typeof p.delta === 'string' ? p.delta : event.message ?? '';
@@ -325,7 +328,14 @@ export class ChatAnswer {
     const text = (this.#texts.get(key) ?? '') + delta;
     this.#texts.set(key, text);
     this.#latest.set(callId, key);
-    return p.with_tools === true ? '' : this.#offer(text);
+    if (p.with_tools === true) return '';
+    // the call the client follows: no comparison of the whole text per delta (O(answer) each: an
+    // answer of 38,000 deltas of 100 characters blocked the event loop for minutes, past the lease)
+    if (key === this.#sentKey) {
+      this.sent = text;
+      return delta;
+    }
+    return this.#offer(key, text);
   }
 
   /** The rest of `result` to send, or undefined when the client was sent text that is not its start. */
@@ -333,13 +343,15 @@ export class ChatAnswer {
     if (!result.startsWith(this.sent)) return undefined;
     const rest = result.slice(this.sent.length);
     this.sent = result;
+    this.#sentKey = undefined;
     return rest;
   }
 
-  #offer(text: string): string {
+  #offer(key: string, text: string): string {
     if (text.length <= this.sent.length || !text.startsWith(this.sent)) return '';
     const rest = text.slice(this.sent.length);
     this.sent = text;
+    this.#sentKey = key;
     return rest;
   }
 }
