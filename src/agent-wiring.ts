@@ -189,11 +189,11 @@ async function injectAs(
 }
 
 /** The OpenAI-compatible routes over the canonical submit/cancel routes and the event hub. */
-export function openaiPluginFor(llm: LlmConfig | undefined, w: Wiring & { signals: Signals; credentials?: StreamCredentials; shutdownGraceMs?: number; maxBufferedBytes?: number }) {
+export function openaiPluginFor(llm: LlmConfig | undefined, w: Wiring & { signals: Signals; credentials?: StreamCredentials; shutdownGraceMs?: number; stallMs?: number }) {
   return openaiRoutes({
     llm,
     shutdownGraceMs: w.shutdownGraceMs,
-    maxBufferedBytes: w.maxBufferedBytes,
+    stallMs: w.stallMs,
     streamSlots: w.streamSlots,
     watchCredentials: w.credentials && ((p, startMs, close) => w.credentials!.watch(p, startMs, close)),
     submitAgentTask: async (_p, body: SubmitTaskBody, req) => {

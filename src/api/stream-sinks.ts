@@ -62,6 +62,18 @@ function waitDrain(subscribe: (done: (r: DrainResult) => void) => () => void, ti
   });
 }
 
+/**
+ * Waits until the client has taken what it was sent; one that is behind and takes nothing for
+ * `stallMs` is dropped (closeReason 'stalled'). The rule of every stream — task streams and
+ * streamed chat completions — so a slow but steady reader is never let go, however far a burst
+ * put it behind, and one that stopped reading is. False once the client is gone (or dropped).
+ */
+export async function keepUp(sink: StreamSink, stallMs: number): Promise<boolean> {
+  const r = await sink.drained(stallMs);
+  if (r === 'stalled') sink.drop('stalled');
+  return r === 'drained';
+}
+
 /** The event JSON clients receive; the reference names carry the text as `delta`/`response`. */
 export function eventData(e: TaskEvent): Record<string, unknown> {
   if (e.type === 'LLM_PARTIAL') return { ...e, delta: e.message ?? '' };
@@ -131,6 +143,16 @@ export class SseSink implements StreamSink {
 
   event(e: TaskEvent, ephemeral: boolean): boolean {
     return this.#write(sseFrame(e, ephemeral));
+  }
+
+  /** Whole frames (or a comment) of another SSE protocol: a streamed chat completion's. False when the client is gone. */
+  frame(text: string): boolean {
+    return this.#write(text);
+  }
+
+  /** Ends the response after what was written, with no end marker of its own (the caller wrote its protocol's). */
+  end(): void {
+    this.#end('done');
   }
 
   drained(timeoutMs: number): Promise<DrainResult> {

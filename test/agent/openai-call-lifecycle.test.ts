@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { useAgentServer } from '../helpers/agent-server.js';
 import { ADMIN_KEY, until } from '../helpers/server.js';
 
-const fx = useAgentServer((baseUrl) => ({ OPENAI_API_KEY: 'sk-upstream', OPENAI_BASE_URL: baseUrl, TASKGATE_SHUTDOWN_GRACE_MS: '1500', TASKGATE_STREAM_BUFFER_BYTES: '65536' }));
+const fx = useAgentServer((baseUrl) => ({ OPENAI_API_KEY: 'sk-upstream', OPENAI_BASE_URL: baseUrl, TASKGATE_SHUTDOWN_GRACE_MS: '1500', TASKGATE_STREAM_STALL_MS: '1000' }));
 
 const never = new Promise<void>(() => undefined);
 
@@ -82,10 +82,11 @@ it('a streamed call with an Idempotency-Key whose client goes away frees the key
   expect(await retry.text()).toContain('data: [DONE]');
 });
 
-it('a streamed call whose client stopped reading is let go and its task cancelled (its answer piled up in memory whole)', async () => {
+it('a streamed call whose client stopped reading is let go after TASKGATE_STREAM_STALL_MS and its task cancelled', async () => {
   // 3.8 M characters (under the 4 MiB answer cap) in deltas of 100: ~13 MB of chunk frames, well
-  // past what the kernel's socket buffers hold for a reader that does not read (~4 MB here)
-  fx.oai.script({ kind: 'text', text: '', chunks: Array.from({ length: 38_000 }, (_, i) => `${i}`.padEnd(100, 'x')) });
+  // past what the kernel's socket buffers hold for a reader that does not read (~4 MB here); the
+  // last delta never comes, so the task is still running when the client is let go
+  fx.oai.script({ kind: 'text', text: '', chunks: Array.from({ length: 38_000 }, (_, i) => `${i}`.padEnd(100, 'x')), pauseAfter: 37_999, resume: never });
   const { port } = new URL(fx.server.url);
   const body = JSON.stringify({ model: 'taskgate', messages: [{ role: 'user', content: 'a long answer' }], stream: true });
   const socket = connect(Number(port), '127.0.0.1');
@@ -100,5 +101,7 @@ it('a streamed call whose client stopped reading is let go and its task cancelle
   const taskId = /x-workflow-id: (\S+)/i.exec(head)![1]!;
   await until(async () => (await statusOf(taskId)) !== 'RUNNING' && (await statusOf(taskId)) !== 'QUEUED', 'the task to end', 30_000);
   expect(await statusOf(taskId)).toBe('CANCELLED');
+  const { rows } = await fx.tdb.db.query<{ cancel_reason: string }>('SELECT cancel_reason FROM tasks WHERE id = $1', [taskId]);
+  expect(rows[0]!.cancel_reason).toBe('client stopped reading');
   socket.destroy();
 }, 60_000);

@@ -5,11 +5,14 @@ import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { ApiError, clientErrorCode, type ErrorCode } from '../../contract/errors.js';
 import { hijackedHeaders } from '../hardening.js';
+import { SseSink } from '../stream-sinks.js';
+import { ChatStreamWriter } from '../chat-stream.js';
 import { ErrorResponse, errorResponses, ID_REGEX, type SubmitTaskBody } from '../../contract/tasks.js';
 import type { TaskEvent } from '../../contract/events.js';
 import type { Principal } from '../../auth/scopes.js';
 import type { StreamSlots } from './stream.js';
 import type { CredentialCloseReason } from '../stream-credentials.js';
+import { DEFAULT_STREAM_STALL_MS } from '../../config/index.js';
 import { MODEL_TIERS, ModelRouteError, knownModels, llmNotConfiguredMessage, priceFor, resolveModel, tokenBudgetProblem, type LlmConfig, type ModelTier } from '../../config/llm.js';
 
 /** The model id that means "the default tier"; `taskgate-<tier>` picks a tier. */
@@ -60,8 +63,8 @@ export interface OpenAiRouteDeps {
    * the running attempts such a call waits for. Default 0: ended at once.
    */
   shutdownGraceMs?: number;
-  /** A streamed call's unread bytes past which its client is let go (TASKGATE_STREAM_BUFFER_BYTES). Default: unbounded. */
-  maxBufferedBytes?: number;
+  /** A streamed call's client that is behind and takes nothing for this long is let go, its task cancelled (TASKGATE_STREAM_STALL_MS, ms). Default: DEFAULT_STREAM_STALL_MS. */
+  stallMs?: number;
 }
 
 interface OpenAiErrorBody {
@@ -300,7 +303,7 @@ function finishReasonOf(payload: Record<string, unknown> | null | undefined): st
  * Replayed calls send no deltas; `finish` sends the rest of the result in one piece.
  */
 export class ChatAnswer {
-  /** The text the client has. */
+  /** The text the client has, or is queued for it (ChatStreamWriter). */
   sent = '';
   #texts = new Map<string, string>();
   #latest = new Map<string, string>();
@@ -370,6 +373,7 @@ function failureOf(v: ChatTaskView | undefined): OpenAiError {
 
 export function openaiRoutes(deps: OpenAiRouteDeps) {
   const created = deps.createdAt ?? Math.floor(Date.now() / 1000);
+  const stallMs = deps.stallMs ?? DEFAULT_STREAM_STALL_MS;
   const principalOf = (req: FastifyRequest) => (deps.authenticate ? deps.authenticate(req) : Promise.resolve(req.principal));
 
   return async function plugin(app: FastifyInstance): Promise<void> {
@@ -464,12 +468,14 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       const unwatch = deps.watchCredentials?.(principal, Date.now() - reply.elapsedTime, (reason) => {
         void end(new OpenAiError(401, `The credential of this call ${reason === 'revoked' ? 'was revoked' : 'expired'}: the call is ended and its task cancelled`, 'authentication_error', 'invalid_api_key'), `credential ${reason}`);
       });
-      let unread = false;
+      let sink: SseSink | undefined;
       const onClose = () => {
         open.delete(endForShutdown);
         unwatch?.();
         release?.();
         gone.abort();
+        const unread = sink?.closeReason === 'stalled';
+        if (unread) req.log.info({ workflow_id: taskId, stall_ms: stallMs }, 'chat stream client dropped: it stopped reading');
         if (!finished) void deps.cancelTask(principal, taskId, unread ? 'client stopped reading' : 'client disconnected', req).catch(() => undefined);
       };
       // a client gone while its task was being submitted closed before anything listened
@@ -508,26 +514,24 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       const ts = Math.floor(Date.now() / 1000);
       const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
         `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: ts, model: chat.model, system_fingerprint: null, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
-      // a client that stopped reading (its answer piling up here whole: up to the stream cap of them
-      // per principal) is let go as a client gone, its task cancelled — as the stream routes drop theirs
-      const send = (text: string): void => {
-        if (res.destroyed) return;
-        if (res.writableLength > (deps.maxBufferedBytes ?? Infinity)) {
-          unread = true;
-          res.destroy();
-          return;
-        }
-        res.write(text);
-      };
+      // the chat stream never leaves a live fan-out: how far it is behind (`overflowing`) is not asked
+      const out = new SseSink(res, Infinity);
+      sink = out; // onClose reads why it closed
+      const send = (text: string): void => void out.frame(text);
+      // a client that stopped reading is let go as a client gone, its task cancelled: as the stream
+      // routes drop theirs, and by their rule (keepUp), so one that reads, however slowly, never is
+      const writer = new ChatStreamWriter(out, (content) => chunk({ content }), stallMs);
       send(chunk({ role: 'assistant', content: '' }));
-      const keepalive = setInterval(() => send(': keep-alive\n\n'), CHAT_KEEPALIVE_MS);
+      // behind, a keep-alive would only wait behind what the client has not read
+      const keepalive = setInterval(() => {
+        if (!out.congested) send(': keep-alive\n\n');
+      }, CHAT_KEEPALIVE_MS);
       const answer = new ChatAnswer();
       let finishReason = 'stop';
       try {
         for await (const { event } of deps.followTask(principal, taskId, gone.signal)) {
           if (event.type === 'LLM_OUTPUT') finishReason = finishReasonOf(event.payload);
-          const content = answer.push(event);
-          if (content) send(chunk({ content }));
+          writer.push(answer.push(event));
         }
         if (lost) {
           send(`data: ${JSON.stringify(toOpenAiError(lost).body)}\n\n`);
@@ -538,13 +542,15 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
         finished = true;
         // answers that were not streamed (held for tool calls, verified, replayed) arrive in one piece
         const rest = view?.status === 'COMPLETED' ? answer.finish(view.result ?? '') : undefined;
+        if (rest) writer.push(rest);
+        // the last frames follow the whole answer; a client let go meanwhile gets none
+        if (!(await writer.flushed())) return;
         if (view?.status !== 'COMPLETED') {
           send(`data: ${JSON.stringify(toOpenAiError(failureOf(view)).body)}\n\n`);
         } else if (rest === undefined) {
           const message = `the answer changed after part of it was streamed (a model call was retried and answered differently); task ${taskId} holds the whole answer: GET /api/v1/tasks/${taskId}`;
           send(`data: ${JSON.stringify(openAiErrorBody(502, message, 'stream_diverged'))}\n\n`);
         } else {
-          if (rest) send(chunk({ content: rest }));
           send(chunk({}, finishReason));
           if (chat.includeUsage) {
             send(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: ts, model: chat.model, system_fingerprint: null, choices: [], usage: usageOf(view) })}\n\n`);
@@ -558,7 +564,7 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
         clearInterval(keepalive);
         finished = true;
         release?.();
-        res.end();
+        out.end();
       }
     });
   };

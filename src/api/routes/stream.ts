@@ -21,7 +21,7 @@ import type { Metrics } from '../metrics.js';
 import { principalKey } from '../../auth/connection-limiter.js';
 import type { Principal } from '../../auth/scopes.js';
 import { envelope } from '../errors.js';
-import { SseSink, WsSink, type StreamSink } from '../stream-sinks.js';
+import { SseSink, WsSink, keepUp, type StreamSink } from '../stream-sinks.js';
 import type { StreamCredentials, CredentialCloseReason } from '../stream-credentials.js';
 
 /** Reconnect delay suggested to SSE clients when the server shuts down. */
@@ -156,9 +156,7 @@ class EventStream {
 
   /** Waits until the client has taken what it was sent; false (and the client dropped) if it stalls. */
   async #drained(): Promise<boolean> {
-    const r = await this.#sink.drained(this.#stallMs);
-    if (r === 'stalled') this.#sink.drop('stalled');
-    return r === 'drained' && !this.#closed;
+    return (await keepUp(this.#sink, this.#stallMs)) && !this.#closed;
   }
 
   /** Sends what the log holds after the client's position; false once the stream is over. */

@@ -29,6 +29,8 @@ export type OpenAiStep =
       resume?: Promise<void>;
       /** Streaming only: before sending delta i, wait for gates[i]. */
       gates?: Record<number, Promise<void>>;
+      /** Streaming only: the deltas (from `pauseAfter` on, once resumed) and the finish chunk in one write, as a provider that bursts. */
+      burst?: boolean;
       /** Answer one JSON completion even when the request asked for a stream. */
       ignoreStream?: boolean;
       /** The finish_reason sent; default 'stop' ('length': the provider stopped at its output limit). */
@@ -114,13 +116,22 @@ async function handle(req: RecordedRequest, res: ServerResponse, step: OpenAiSte
   }
   if (step.kind === 'text') {
     const parts = step.chunks ?? words(step.text);
-    for (let i = 0; i < parts.length; i++) {
-      if (step.cutAfter !== undefined && i === step.cutAfter) return void res.end();
-      if (step.pauseAfter !== undefined && i === step.pauseAfter) await Promise.race([step.resume, req.closed]);
-      if (step.gates?.[i]) await Promise.race([step.gates[i], req.closed]);
-      if (!sse(res, chunk(req, { content: parts[i] }))) return;
+    const finish = chunk(req, {}, step.finishReason ?? 'stop');
+    if (step.burst) {
+      const from = step.pauseAfter ?? 0;
+      for (const p of parts.slice(0, from)) sse(res, chunk(req, { content: p }));
+      if (step.pauseAfter !== undefined) await Promise.race([step.resume, req.closed]);
+      if (res.destroyed) return;
+      res.write([...parts.slice(from).map((p) => chunk(req, { content: p })), finish].map((data) => `data: ${data}\n\n`).join(''));
+    } else {
+      for (let i = 0; i < parts.length; i++) {
+        if (step.cutAfter !== undefined && i === step.cutAfter) return void res.end();
+        if (step.pauseAfter !== undefined && i === step.pauseAfter) await Promise.race([step.resume, req.closed]);
+        if (step.gates?.[i]) await Promise.race([step.gates[i], req.closed]);
+        if (!sse(res, chunk(req, { content: parts[i] }))) return;
+      }
+      sse(res, finish);
     }
-    sse(res, chunk(req, {}, step.finishReason ?? 'stop'));
   } else {
     if (step.text) sse(res, chunk(req, { content: step.text }));
     const wire = toolCallsWire(step.calls);
