@@ -54,6 +54,13 @@ export function estimateTokens(messages: readonly ChatMessage[]): number {
   return Math.ceil(chars / 4);
 }
 
+/** The same estimate for an answer (its text and tool calls), counted when the provider reports no output tokens. */
+export function estimateAnswerTokens(text: string, toolCalls: readonly ToolCall[]): number {
+  let chars = text.length;
+  for (const c of toolCalls) chars += c.name.length + c.arguments.length;
+  return Math.ceil(chars / 4);
+}
+
 function budgetExceeded(used: number, limit: number, extra: number): PermanentError {
   return new PermanentError(`session token budget exceeded: ${used} of ${limit} tokens used` + (extra ? `, the next LLM call needs about ${extra} more` : ''));
 }
@@ -165,7 +172,7 @@ export class AgentRuntime {
     const stored = await this.ctx.step<StoredCall>(name, async () => {
       const reservation = { tokens: await this.#reserve(estimate) };
       try {
-        return await this.#call(agentId, name, messages, opts, reservation);
+        return await this.#call(agentId, name, messages, opts, reservation, estimate);
       } catch (err) {
         // not settled: the call failed (or its usage could not be written), give the estimate back
         await this.#release(reservation.tokens);
@@ -178,8 +185,11 @@ export class AgentRuntime {
     return stored;
   }
 
-  /** The body of an LLM step: events, the call, its cost, and the session's account. */
-  async #call(agentId: string, name: string, messages: ChatMessage[], opts: { tools?: ToolSpec[]; answer: boolean }, reservation: { tokens: number }): Promise<StoredCall> {
+  /**
+   * The body of an LLM step: events, the call, its cost, and the session's account. `estimate`:
+   * the prompt's tokens as estimated for the budget, counted when the provider reports none.
+   */
+  async #call(agentId: string, name: string, messages: ChatMessage[], opts: { tools?: ToolSpec[]; answer: boolean }, reservation: { tokens: number }, estimate: number): Promise<StoredCall> {
     const before = this.tokensUsed;
     const last = messages[messages.length - 1];
     this.queue('AGENT_THINKING', agentId, `${agentId} is thinking`, { call_id: name });
@@ -209,14 +219,21 @@ export class AgentRuntime {
     // priced under the name we asked for: OpenAI answers a gpt-4o request as gpt-4o-2024-08-06,
     // which has no price of its own; the reported name counts when the requested one has none
     const pricedAs = priceFor(this.config, res.requestedModel) ? res.requestedModel : res.model;
-    const cost = roundUsd(priceOf(this.config, pricedAs, res.usage.input_tokens, res.usage.output_tokens));
-    const usage = { ...res.usage, total_tokens: res.usage.input_tokens + res.usage.output_tokens, estimated_cost: cost };
+    // a provider that reports no usage (an OpenAI-compatible server ignoring
+    // stream_options.include_usage, an Anthropic stream without it) is counted at the estimates:
+    // counted 0, its calls never bound a session's budget and cost nothing. A reported 0 stays 0
+    const inputTokens = res.usage.input_tokens ?? estimate;
+    const outputTokens = res.usage.output_tokens ?? estimateAnswerTokens(res.text, res.toolCalls);
+    const usageEstimated = res.usage.input_tokens === undefined || res.usage.output_tokens === undefined;
+    const cost = roundUsd(priceOf(this.config, pricedAs, inputTokens, outputTokens));
+    const usage = { input_tokens: inputTokens, output_tokens: outputTokens, total_tokens: inputTokens + outputTokens, estimated_cost: cost };
     await this.emit('LLM_OUTPUT', agentId, clip(res.text, EVENT_TEXT_CHARS), {
       call_id: name,
       provider: res.provider,
       model: res.model,
       requested_model: res.requestedModel,
       usage,
+      ...(usageEstimated ? { usage_estimated: true } : {}),
       finish_reason: res.finishReason,
       tool_calls: res.toolCalls.map((t) => ({ id: t.id, name: t.name, arguments: clip(t.arguments, 1_000) })),
       attempts: res.attempts,

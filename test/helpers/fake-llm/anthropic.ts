@@ -16,6 +16,8 @@ export type AnthropicStep =
       text: string;
       chunks?: string[];
       usage?: FakeAnthropicUsage;
+      /** Streaming only: no usage in message_start nor message_delta (a proxy that drops it). */
+      noUsage?: boolean;
       /** Streaming only: after this many text deltas, close the stream normally (no message_delta, no message_stop). */
       cutAfter?: number;
     }
@@ -68,8 +70,9 @@ async function handle(req: RecordedRequest, res: ServerResponse, step: Anthropic
     return;
   }
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  const noUsage = step.kind === 'text' && step.noUsage === true;
   ev(res, 'message_start', {
-    message: { id: 'msg_fake', type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: usage.input_tokens, output_tokens: 1 } },
+    message: { id: 'msg_fake', type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, ...(noUsage ? {} : { usage: { input_tokens: usage.input_tokens, output_tokens: 1 } }) },
   });
   ev(res, 'ping', {});
   const cutAfter = step.kind === 'text' ? step.cutAfter : undefined;
@@ -91,7 +94,7 @@ async function handle(req: RecordedRequest, res: ServerResponse, step: Anthropic
     }
     ev(res, 'content_block_stop', { index });
   }
-  ev(res, 'message_delta', { delta: { stop_reason: stopReason, stop_sequence: null }, usage: { output_tokens: usage.output_tokens } });
+  ev(res, 'message_delta', { delta: { stop_reason: stopReason, stop_sequence: null }, ...(noUsage ? {} : { usage: { output_tokens: usage.output_tokens } }) });
   ev(res, 'message_stop', {});
   res.end();
 }

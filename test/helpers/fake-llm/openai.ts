@@ -22,6 +22,8 @@ export type OpenAiStep =
       /** How the text is split into stream deltas; default: words. */
       chunks?: string[];
       usage?: FakeOpenAiUsage;
+      /** No usage at all: a server that ignores stream_options.include_usage (and leaves it out of JSON). */
+      noUsage?: boolean;
       /** Streaming only: after this many deltas, close the stream normally with no finish chunk and no [DONE]. */
       cutAfter?: number;
       /** Streaming only: after this many deltas, wait for `resume` before sending the rest. */
@@ -87,7 +89,7 @@ async function handle(req: RecordedRequest, res: ServerResponse, step: OpenAiSte
     return;
   }
   const stream = req.body?.stream === true && !(step.kind === 'text' && step.ignoreStream);
-  const includeUsage = req.body?.stream_options?.include_usage === true;
+  const includeUsage = req.body?.stream_options?.include_usage === true && !(step.kind === 'text' && step.noUsage);
   if (!stream) {
     if (step.kind === 'stall') return; // never answers
     const message =
@@ -102,7 +104,7 @@ async function handle(req: RecordedRequest, res: ServerResponse, step: OpenAiSte
         created: Math.floor(Date.now() / 1000),
         model: req.body?.model,
         choices: [{ index: 0, message, logprobs: null, finish_reason: step.kind === 'text' ? (step.finishReason ?? 'stop') : 'tool_calls' }],
-        usage: usageOf(step.usage ?? DEFAULT_USAGE),
+        ...(step.kind === 'text' && step.noUsage ? {} : { usage: usageOf(step.usage ?? DEFAULT_USAGE) }),
       }),
     );
     return;

@@ -79,7 +79,7 @@ export class AnthropicProvider implements LlmProvider {
     let model = req.model;
     let stopped = false;
     let chars = 0;
-    const usage = { input_tokens: 0, output_tokens: 0 };
+    const usage: LlmResponse['usage'] = {};
     const blocks = new Map<number, ToolCall>();
     try {
       const { data: stream, response } = await (await this.#clientFor(hooks)).messages
@@ -94,8 +94,10 @@ export class AnthropicProvider implements LlmProvider {
         switch (ev.type) {
           case 'message_start':
             model = ev.message.model || model;
-            usage.input_tokens = tokenCount(ev.message.usage?.input_tokens);
-            usage.output_tokens = tokenCount(ev.message.usage?.output_tokens);
+            if (ev.message.usage) {
+              usage.input_tokens = tokenCount(ev.message.usage.input_tokens);
+              usage.output_tokens = tokenCount(ev.message.usage.output_tokens);
+            }
             break;
           case 'content_block_start':
             if (ev.content_block.type === 'tool_use') blocks.set(ev.index, { id: ev.content_block.id, name: ev.content_block.name, arguments: '' });

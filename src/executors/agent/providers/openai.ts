@@ -57,7 +57,7 @@ export class OpenAiProvider implements LlmProvider {
     let finishReason: string | undefined;
     let model = req.model;
     let chars = 0;
-    const usage = { input_tokens: 0, output_tokens: 0 };
+    const usage: LlmResponse['usage'] = {};
     // by the provider's `index`, whatever it sends: an array slot `__proto__` or `length` was
     // Array.prototype or a number, and an index of 1e9 a billion-long sparse array
     const calls = new Map<unknown, ToolCall>();
@@ -133,7 +133,7 @@ export class OpenAiProvider implements LlmProvider {
     return {
       text,
       toolCalls,
-      usage: { input_tokens: tokenCount(body.usage?.prompt_tokens), output_tokens: tokenCount(body.usage?.completion_tokens) },
+      usage: body.usage ? { input_tokens: tokenCount(body.usage.prompt_tokens), output_tokens: tokenCount(body.usage.completion_tokens) } : {},
       finishReason: choice?.finish_reason ?? 'stop',
       model: body.model || model,
     };

@@ -31,9 +31,10 @@ export interface LlmRequest {
   maxOutputTokens: number;
 }
 
+/** Token counts as the provider reported them; undefined: it reported none (the runtime counts an estimate). */
 export interface LlmUsage {
-  input_tokens: number;
-  output_tokens: number;
+  input_tokens?: number;
+  output_tokens?: number;
 }
 
 export interface LlmResponse {
