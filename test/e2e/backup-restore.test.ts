@@ -2,12 +2,11 @@
 // PGlite data directory, `taskgate backup` while it runs, `taskgate restore` into a new directory,
 // and a second server there that finds the same tasks. Operators only; 409 on PostgreSQL.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { CLI, spawnServe, type ServeProcess } from '../helpers/process.js';
+import { spawnCli, spawnServe, type ServeProcess } from '../helpers/process.js';
 import { runCli } from '../helpers/cli.js';
 import { openTestDb, usingPostgres, type TestDb } from '../helpers/db.js';
 import { ADMIN_KEY, startTestServer, type TestServer } from '../helpers/server.js';
@@ -32,19 +31,6 @@ async function waitEnded(url: string, id: string, timeoutMs = 60_000): Promise<a
     if (Date.now() > deadline) throw new Error(`task ${id} did not end: ${JSON.stringify(r.body)}`);
     await new Promise((res) => setTimeout(res, 100));
   }
-}
-
-/** The built CLI as a process: its exit code and output. */
-async function spawnCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  clearTimeout(guard);
-  return { code, out, err };
 }
 
 const children: ServeProcess[] = [];

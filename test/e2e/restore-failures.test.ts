@@ -1,27 +1,15 @@
 // How `taskgate restore` (and the data directory's creation) fails, on the real process from dist/:
 // a damaged archive, a full disk, a data directory under a dangling symbolic link are each one line
 // on stderr and exit 1, never a stack; the next step's hint is a command a shell can run as printed.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI } from '../helpers/process.js';
+import { spawnCli } from '../helpers/process.js';
 import { describeError, fsErrorCode } from '../../src/storage/restore-archive.js';
-
-async function spawnCli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  clearTimeout(guard);
-  return { code, out, err };
-}
 
 /** Exit 1 and one line on stderr: no stack, no zlib error code. */
 function expectOneLine(r: { code: number | null; err: string }): void {

@@ -67,3 +67,16 @@ export async function runServeExpectingExit(args: string[], env: Record<string, 
   clearTimeout(timer);
   return { code, output: out };
 }
+
+/** The built CLI as a process (PGlite: DATABASE_URL cleared unless `env` sets it): its exit code and output. */
+export async function spawnCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  clearTimeout(guard);
+  return { code, out, err };
+}

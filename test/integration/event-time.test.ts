@@ -1,24 +1,16 @@
 // An event's timestamp never runs backwards against its seq: a transition that waited for another
 // one's row lock inside a transaction begun earlier stamped its event with the transaction's start
 // (now()), before the event it followed (PostgreSQL: PGlite runs one statement at a time).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { tasksTransition, type EventSpec } from '../../src/storage/queries/transitions.js';
-import { openTestDb, usingPostgres, type TestDb } from '../helpers/db.js';
-import { newTenant, startTestServer, type TestServer } from '../helpers/server.js';
+import { usingPostgres } from '../helpers/db.js';
+import { newTenant, useTestServer } from '../helpers/server.js';
 
 describe.skipIf(!usingPostgres())('event timestamps', () => {
-  let tdb: TestDb;
-  let server: TestServer;
-  beforeAll(async () => {
-    tdb = await openTestDb();
-    server = await startTestServer(tdb.db, { TASKGATE_ROLE: 'api' });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await tdb?.close();
-  });
+  const fixture = useTestServer({ TASKGATE_ROLE: 'api' });
 
   it('follow seq when a transaction begun earlier waited for the row', async () => {
+    const { tdb, server } = fixture;
     const t = await newTenant(tdb.db);
     const id = await server.submit({ task_definition_id: 'noop', input: {} }, { key: t.key });
     const fence = { id, statuses: ['QUEUED' as const] };
