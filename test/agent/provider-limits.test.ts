@@ -120,12 +120,12 @@ describe(`a JSON answer is at most MAX_JSON_BODY_BYTES (${MAX_JSON_BODY_BYTES})`
 });
 
 describe('every byte received counts as activity for the stall detector', () => {
-  it('OpenAI: SSE comments every 100 ms for 1.5 s keep a stream with a 500 ms idle timeout alive', async () => {
+  it('OpenAI: SSE comments every 100 ms for 3 s keep a stream with a 1 s idle timeout alive', async () => {
     fake.oai.otherwise(() => ({
       kind: 'custom',
       send: async (res) => {
         sseHead(res);
-        for (let i = 0; i < 15 && !res.destroyed; i++) {
+        for (let i = 0; i < 30 && !res.destroyed; i++) {
           res.write(': keepalive\n\n');
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
@@ -135,7 +135,7 @@ describe('every byte received counts as activity for the stall detector', () => 
       },
     }));
     const retries: string[] = [];
-    const res = await new LlmClient({ ...fake.config, streamIdleTimeoutMs: 500 }, { sleep: noSleep }).call(tiers.openai, {
+    const res = await new LlmClient({ ...fake.config, streamIdleTimeoutMs: 1_000 }, { sleep: noSleep }).call(tiers.openai, {
       ...ask,
       signal: new AbortController().signal,
       onRetry: (r) => retries.push(r.error),
