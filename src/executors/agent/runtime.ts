@@ -54,13 +54,6 @@ export function estimateTokens(messages: readonly ChatMessage[]): number {
   return Math.ceil(chars / 4);
 }
 
-/** The same estimate for an answer (its text and tool calls), counted when the provider reports no output tokens. */
-export function estimateAnswerTokens(text: string, toolCalls: readonly ToolCall[]): number {
-  let chars = text.length;
-  for (const c of toolCalls) chars += c.name.length + c.arguments.length;
-  return Math.ceil(chars / 4);
-}
-
 function budgetExceeded(used: number, limit: number, extra: number): PermanentError {
   return new PermanentError(`session token budget exceeded: ${used} of ${limit} tokens used` + (extra ? `, the next LLM call needs about ${extra} more` : ''));
 }
@@ -223,7 +216,8 @@ export class AgentRuntime {
     // stream_options.include_usage, an Anthropic stream without it) is counted at the estimates:
     // counted 0, its calls never bound a session's budget and cost nothing. A reported 0 stays 0
     const inputTokens = res.usage.input_tokens ?? estimate;
-    const outputTokens = res.usage.output_tokens ?? estimateAnswerTokens(res.text, res.toolCalls);
+    // the answer counted as the turn it becomes in the next call's prompt
+    const outputTokens = res.usage.output_tokens ?? estimateTokens([{ role: 'assistant', content: res.text, ...(res.toolCalls.length ? { toolCalls: res.toolCalls } : {}) }]);
     const usageEstimated = res.usage.input_tokens === undefined || res.usage.output_tokens === undefined;
     const cost = roundUsd(priceOf(this.config, pricedAs, inputTokens, outputTokens));
     const usage = { input_tokens: inputTokens, output_tokens: outputTokens, total_tokens: inputTokens + outputTokens, estimated_cost: cost };
