@@ -157,7 +157,8 @@ export class Runner {
         const steps = task.has_steps === false ? undefined : await this.#durable(active, 'loading the steps', () => stepsLoad(this.#d.db, task.id));
         const ctx = new AttemptContext(this.#host, task, active, steps);
         const executor = this.#executorFor(spec);
-        const needsApproval = spec.definition?.approval?.required || task.context?.require_approval === true;
+        // the approval kind is itself the human decision: asking first would ask twice
+        const needsApproval = executor.kind !== 'approval' && (spec.definition?.approval?.required || task.context?.require_approval === true);
         outcome = active.controller.aborted
           ? { error: active.controller.reason }
           : await this.#raceWithGrace(needsApproval ? this.#approveThenRun(task, spec, ctx, executor) : executor.run(spec, ctx), active.controller);

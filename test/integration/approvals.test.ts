@@ -115,6 +115,17 @@ describe('approvals', () => {
     expect(t.output).toEqual({ approved: true, feedback: 'go', modified_action: { version: 'v2.1' }, approved_by: 'admin' });
   });
 
+  it('the approval kind asks once even when its context (or definition) also requires an approval', async () => {
+    const id = await submit({ task_definition_id: 'approval', input: { message: 'once?' }, context: { require_approval: true } });
+    const ev = await waitForApprovalEvent(id);
+    expect(ev.message).toContain('once?');
+    await fixture.server.call('POST', '/api/v1/approvals/decision', { workflow_id: id, approval_id: ev.payload.approval_id, approved: true });
+    const t = await waitForTask(fixture.server, id);
+    expect(t.status).toBe('COMPLETED');
+    const events = (await fixture.server.call('GET', `/api/v1/tasks/${id}/events?limit=200`)).body.events;
+    expect(events.filter((e: any) => e.type === 'APPROVAL_REQUESTED')).toHaveLength(1);
+  });
+
   it('a timeout denies with reason "approval timeout"', async () => {
     const def: TaskDefinition = { ...twoPhase, id: 'test-quick-timeout', approval: { required: true, timeout_ms: 50 } };
     fixture.server.registry.addDefinition(def);
