@@ -5,7 +5,7 @@
 // still gets its 200 only after its row is committed. A submit may bring work of its own for the
 // same transaction (its Idempotency-Key record), so key row and task row commit together.
 import type { Db, Queryable } from '../storage/db.js';
-import { directlyClaimed, runsNow, tasksInsertMany, type NewTask, type RunNow } from '../storage/queries/tasks.js';
+import { directlyClaimed, runsNow, tasksInsertMany, type InsertedTask, type NewTask, type RunNow } from '../storage/queries/tasks.js';
 import type { ClaimResult } from '../storage/queries/transitions.js';
 import { Batcher } from '../storage/batcher.js';
 
@@ -24,6 +24,8 @@ export interface LocalDispatch {
   readonly leaseMs: number;
   /** Whether a tenant's tasks may be dispatched directly: not when it caps its running tasks (a claim counts them). */
   dispatchesDirectly(tenantId: string): boolean;
+  /** The insert found the tenant capped (set by another process, not yet heard of here). */
+  capSeen(tenantId: string): void;
   reserve(max: number): number;
   unreserve(n: number): void;
   launchReserved(claimed: readonly ClaimResult[]): void;
@@ -63,23 +65,41 @@ export class SubmitBatcher {
   async #insert(batch: Submit[]): Promise<Date[]> {
     const tasks = batch.map((p) => p.task);
     const runNow = this.#reserve(batch);
-    const insert = async (db: Queryable): Promise<Date[]> => {
-      const byId = new Map((await tasksInsertMany(db, tasks, runNow)).map((r) => [r.id, r.created_at]));
-      for (const p of batch) if (p.inTx) await p.inTx(db, byId.get(p.task.id)!);
+    const insert = async (db: Queryable): Promise<InsertedTask[]> => {
+      const byId = new Map((await tasksInsertMany(db, tasks, runNow)).map((r) => [r.id, r]));
+      for (const p of batch) if (p.inTx) await p.inTx(db, byId.get(p.task.id)!.created_at);
       return tasks.map((t) => byId.get(t.id)!);
     };
-    let created: Date[];
+    let rows: InsertedTask[];
     try {
       // the insert is one statement, hence its own transaction; an explicit one only when a
       // submit brings work that must commit with it (an Idempotency-Key record)
-      created = batch.some((p) => p.inTx) ? await this.#db.transaction(insert) : await insert(this.#db);
+      rows = batch.some((p) => p.inTx) ? await this.#db.transaction(insert) : await insert(this.#db);
     } catch (err) {
       if (runNow) this.#dispatch!.unreserve(runNow.indexes.size);
       throw err;
     }
-    if (runNow) this.#dispatch!.launchReserved([...runNow.indexes].map((i) => directlyClaimed(tasks[i]!, created[i]!, runNow)));
-    this.#afterCommit(tasks.length, tasks.length - (runNow?.indexes.size ?? 0));
-    return created;
+    let launched = 0;
+    if (runNow) launched = this.#launch(tasks, rows, runNow);
+    this.#afterCommit(tasks.length, tasks.length - launched);
+    return rows.map((r) => r.created_at);
+  }
+
+  /**
+   * Starts the reserved tasks the insert wrote RUNNING. One it queued instead belongs to a tenant
+   * capped since this worker last read the caps (by another process): its slot goes back and the
+   * worker learns of the cap now rather than when the notification arrives.
+   */
+  #launch(tasks: NewTask[], rows: InsertedTask[], runNow: RunNow): number {
+    const d = this.#dispatch!;
+    const claimed: ClaimResult[] = [];
+    for (const i of runNow.indexes) {
+      if (rows[i]!.running) claimed.push(directlyClaimed(tasks[i]!, rows[i]!.created_at, runNow));
+      else d.capSeen(tasks[i]!.tenant_id);
+    }
+    if (claimed.length < runNow.indexes.size) d.unreserve(runNow.indexes.size - claimed.length);
+    d.launchReserved(claimed);
+    return claimed.length;
   }
 
   /** Slots of the local worker for the batch's immediately runnable tasks, first come first served. */

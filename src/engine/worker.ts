@@ -179,7 +179,11 @@ export class Worker {
     return this.#capped.allowsDirect(tenantId);
   }
 
-  /** Gives back reserved slots whose tasks were not inserted. */
+  capSeen(tenantId: string): void {
+    this.#capped.changed(tenantId);
+  }
+
+  /** Gives back reserved slots whose tasks were not inserted (or were inserted QUEUED). */
   unreserve(n: number): void {
     this.#busySlots -= n;
     if (n > 0) this.wake();

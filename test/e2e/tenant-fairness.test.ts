@@ -113,6 +113,16 @@ describe('tenant fairness', () => {
     expect(Date.parse(b.started_at)).toBeGreaterThanOrEqual(Date.parse(a.completed_at));
   });
 
+  it('a cap this process has not heard of (set by another process, its hint not yet here) holds all the same', async () => {
+    const { server, tdb } = quiet;
+    const t = await newTenant(tdb.db);
+    await until(() => server.worker!.dispatchesDirectly(t.tenantId), 'the first read of the caps');
+    // written straight to the table, as another process's PATCH would be before its NOTIFY arrives
+    // (and no poll re-reads the caps for 10 minutes): the insert itself reads the cap
+    await tdb.db.query('UPDATE tenants SET max_running = 1 WHERE id = $1', [t.tenantId]);
+    expect(await mostRunning(server, t.tenantId, t.key, 4, 150)).toBe(1);
+  });
+
   it('caps hold in dev mode too (auth off: the anonymous principal of the default tenant)', async () => {
     const { server } = open;
     expect((await server.call('PATCH', '/api/v1/admin/tenants/default', { max_running: 1 }, { key: null })).status).toBe(200);

@@ -124,8 +124,15 @@ const INSERT_SQL = `
   WITH t AS (
     INSERT INTO tasks (${INSERT_COLUMNS.join(', ')}, ${Object.keys(RUN_NOW_EXPR).join(', ')})
     SELECT ${INSERT_COLUMNS.map((c) => SELECT_EXPR[c] ?? `u.${c}`).join(', ')}, ${Object.values(RUN_NOW_EXPR).join(', ')}
-      FROM unnest(${INSERT_COLUMNS.map((c, i) => `$${i + 1}::${ARRAY_TYPES[c]}[]`).join(', ')}, $${N + 8}::boolean[], $${N + 9}::float8[])
-        AS u(${INSERT_COLUMNS.join(', ')}, run_now, delay_ms)
+      FROM (
+        -- a tenant capped by another process a moment ago (its NOTIFY not yet heard here) queues:
+        -- the claim counts its running tasks, a direct dispatch would not
+        SELECT u.*, CASE WHEN u.run_asked
+                      THEN NOT EXISTS (SELECT 1 FROM tenants x WHERE x.id = u.tenant_id AND x.max_running IS NOT NULL)
+                      ELSE false END AS run_now
+          FROM unnest(${INSERT_COLUMNS.map((c, i) => `$${i + 1}::${ARRAY_TYPES[c]}[]`).join(', ')}, $${N + 8}::boolean[], $${N + 9}::float8[])
+            AS u(${INSERT_COLUMNS.join(', ')}, run_asked, delay_ms)
+      ) u
     RETURNING id, tenant_id, status, created_at
   ), e AS (
     INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload, created_at)
@@ -139,12 +146,19 @@ const INSERT_SQL = `
     ON CONFLICT (tenant_id, id) DO UPDATE SET task_count = sessions.task_count + excluded.task_count,
       updated_at = now(), deleted_at = NULL
   )
-  SELECT id, created_at FROM t`;
+  SELECT id, created_at, status = 'RUNNING' AS running FROM t`;
 
 const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
 
 /** The task is runnable as soon as it is inserted (no run_at, no delay): it may be dispatched directly. */
 export const runsNow = (t: NewTask): boolean => t.run_at === null && !t.delay_ms;
+
+export interface InsertedTask {
+  id: string;
+  created_at: Date;
+  /** Inserted RUNNING (directly dispatched), not QUEUED. */
+  running: boolean;
+}
 
 /** Tasks of a batch to insert already claimed (direct dispatch): which ones, by whom, for how long. */
 export interface RunNow {
@@ -158,9 +172,10 @@ export interface RunNow {
  * Inserts many tasks in one statement (submit batching) and creates or touches the session of each
  * task that has one (task_count += its tasks in the batch); returns id and created_at per row.
  * With `runNow`, those rows start RUNNING (attempt 1, leased to `owner`, WORKFLOW_STARTED as
- * event 1), exactly as a claim would leave them.
+ * event 1), exactly as a claim would leave them — unless their tenant has a cap on running tasks
+ * (tenants.max_running, read by the statement): those are inserted QUEUED, `running: false`.
  */
-export async function tasksInsertMany(db: Queryable, tasks: readonly NewTask[], runNow?: RunNow): Promise<{ id: string; created_at: Date }[]> {
+export async function tasksInsertMany(db: Queryable, tasks: readonly NewTask[], runNow?: RunNow): Promise<InsertedTask[]> {
   if (tasks.length === 0) return [];
   const cols: unknown[][] = INSERT_COLUMNS.map(() => new Array(tasks.length));
   const sessions = new Map<string, [tenantId: string, id: string, userId: string, count: number, strategy: string | null]>();
@@ -183,7 +198,7 @@ export async function tasksInsertMany(db: Queryable, tasks: readonly NewTask[], 
     runNow?.owner ?? null, runNow?.leaseMs ?? 0, tasks.map((t, i) => (runNow?.indexes.has(i) ?? false) && runsNow(t)),
     tasks.map((t) => t.delay_ms ?? null),
   ];
-  const res = await db.query<{ id: string; created_at: Date }>(INSERT_SQL, params, { name: 'tasks_insert_many' });
+  const res = await db.query<InsertedTask>(INSERT_SQL, params, { name: 'tasks_insert_many' });
   return res.rows;
 }
 
