@@ -6,9 +6,11 @@ import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './db.js';
 
 import { claimDataDir, DataDirError, dataDirProblem } from './datadir-lock.js';
+import { PGLITE_CHECKPOINT_POLL_MS, PGLITE_CHECKPOINT_WAL_BYTES, PgliteMaintenance } from './pglite-maintenance.js';
 import { archiveProblem, describeError, fsErrorCode, withoutZlibRejections } from './restore-archive.js';
 
 export { DataDirError, DataDirLockedError, lockDataDir } from './datadir-lock.js';
+export { PGLITE_CHECKPOINT_POLL_MS, PGLITE_CHECKPOINT_WAL_BYTES } from './pglite-maintenance.js';
 
 /** OID of timestamptz, the only date/time type in the schema. */
 const TIMESTAMPTZ = 1184;
@@ -61,20 +63,10 @@ export interface PgliteOptions {
   dataDir?: string;
   /** WAL written since the last checkpoint that makes one due (default PGLITE_CHECKPOINT_WAL_BYTES). */
   checkpointWalBytes?: number;
-  /** How often the WAL written is looked at (default PGLITE_CHECKPOINT_POLL_MS). */
+  /** How often the WAL written and the tables' dead rows are looked at (default PGLITE_CHECKPOINT_POLL_MS). */
   checkpointPollMs?: number;
 }
 
-/**
- * PGlite runs PostgreSQL single-user: no checkpointer, so nothing ever checkpoints on its own and
- * pg_wal grows without end — 16 to 82 MB in a 20-minute soak, 3.2 GB in a 300 MB write test, every
- * byte of it in each backup and replayed after a crash (8 s for 257 MB). Once this much WAL has
- * been written since the last one, the next look runs a CHECKPOINT (which recycles the segments
- * before it): pg_wal then stays near this plus min_wal_size. A checkpoint holds the database
- * (and, PGlite running on the event loop, the process) ~0.1–0.2 s per 64 MB of WAL.
- */
-export const PGLITE_CHECKPOINT_WAL_BYTES = 64 * 1024 * 1024;
-export const PGLITE_CHECKPOINT_POLL_MS = 30_000;
 /** Segments kept for reuse after a checkpoint (PostgreSQL's default is 80MB). */
 const PGLITE_START_PARAMS = [...PGlite.defaultStartParams, '-c', 'min_wal_size=32MB'];
 
@@ -149,8 +141,8 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
     },
   });
   const base = wrap(db);
-  const checkpoints = new WalCheckpoints(db, options.checkpointWalBytes ?? PGLITE_CHECKPOINT_WAL_BYTES, options.checkpointPollMs ?? PGLITE_CHECKPOINT_POLL_MS);
-  await checkpoints.start();
+  const maintenance = new PgliteMaintenance(db, options.checkpointWalBytes ?? PGLITE_CHECKPOINT_WAL_BYTES, options.checkpointPollMs ?? PGLITE_CHECKPOINT_POLL_MS);
+  await maintenance.start();
 
   return {
     kind: 'pglite',
@@ -173,63 +165,18 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
     async dumpDataDir() {
       // the checkpoint leaves recovery little WAL to replay; holding the transaction lock keeps the
       // copy between transactions (PGlite's dump itself holds the query lock: no statement runs)
-      await checkpoints.now();
+      await maintenance.checkpoint();
       return db.transaction(() => db.dumpDataDir('gzip'));
     },
     async close() {
       try {
-        await checkpoints.stop();
+        await maintenance.stop();
         if (!db.closed) await db.close();
       } finally {
         release?.();
       }
     },
   };
-}
-
-/** The checkpoints PGlite's missing checkpointer would make (PGLITE_CHECKPOINT_WAL_BYTES). */
-class WalCheckpoints {
-  #since = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #looking: Promise<void> | undefined;
-  constructor(
-    readonly db: PGlite,
-    readonly walBytes: number,
-    readonly pollMs: number,
-  ) {}
-
-  async start(): Promise<void> {
-    this.#since = await this.#walPosition();
-    this.#timer = setInterval(() => (this.#looking ??= this.#checkpointIfDue().finally(() => (this.#looking = undefined))), this.pollMs);
-    this.#timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    await this.#looking;
-  }
-
-  /** Bytes of WAL written since the database was made: a number (exact far beyond any disk). */
-  async #walPosition(): Promise<number> {
-    const { rows } = await this.db.query<{ at: string }>(`SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::text AS at`);
-    return Number(rows[0]!.at);
-  }
-
-  /** Checkpoints now (a backup's copy), counting the WAL from here. */
-  async now(): Promise<void> {
-    const at = await this.#walPosition();
-    await this.db.exec('CHECKPOINT');
-    this.#since = at;
-  }
-
-  async #checkpointIfDue(): Promise<void> {
-    try {
-      if (this.db.closed) return;
-      if ((await this.#walPosition()) - this.#since >= this.walBytes) await this.now();
-    } catch {
-      // closing, or the disk is full: the next look tries again
-    }
-  }
 }
 
 /**
