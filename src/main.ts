@@ -130,16 +130,16 @@ export interface StartOptions {
 
 /**
  * Redis in /readiness: it makes an API process unready only when rate limits fail closed (then
- * limited routes really answer 503 without it); failing open, or on a worker (which limits
- * nothing), an unreachable Redis is reported as degraded — a Redis blip must not take every
- * process out of its load balancer while requests still succeed.
+ * limited routes really answer 503 without it); limiting per process or failing open, or on a
+ * worker (which limits nothing), an unreachable Redis is reported as degraded — a Redis blip must
+ * not take every process out of its load balancer while requests still succeed.
  */
 function redisReadiness(config: Config, redis: (() => Promise<void>) | undefined): { readinessChecks?: (() => Promise<void>)[]; advisoryChecks?: (() => Promise<void>)[] } {
   if (!redis) return {};
-  return config.role !== 'worker' && config.security.rateLimitFailClosed ? { readinessChecks: [redis] } : { advisoryChecks: [redis] };
+  return config.role !== 'worker' && config.security.rateLimitFailMode === 'closed' ? { readinessChecks: [redis] } : { advisoryChecks: [redis] };
 }
 
-/** How long a start waits for Redis before serving without it (fail open/closed meanwhile). */
+/** How long a start waits for Redis before serving without it (per TASKGATE_RATE_LIMIT_FAIL_MODE meanwhile). */
 const REDIS_START_WAIT_MS = 2_000;
 
 /**
@@ -205,7 +205,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       if (released) log.info({ released }, 'released the Idempotency-Keys of requests a previous run did not finish');
     }
     // buckets shared from the first request on; a Redis that is down does not hold up the start
-    if (shared && !(await shared.connected(REDIS_START_WAIT_MS))) log.warn('redis not reachable at start: rate limits fail open/closed until it is');
+    if (shared && !(await shared.connected(REDIS_START_WAIT_MS))) log.warn({ fail_mode: config.security.rateLimitFailMode }, 'redis not reachable at start: rate limits follow TASKGATE_RATE_LIMIT_FAIL_MODE until it is');
     const boot = await bootstrap(db, config.adminKey);
     if (boot.adminKeyRevoked) log.warn('TASKGATE_ADMIN_KEY names a revoked API key: it stays revoked and does not authenticate; set a new one or unset it');
     if (boot.generatedKey) {

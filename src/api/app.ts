@@ -260,7 +260,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   const rateLimiter = opts.rateLimiter ?? new MemoryRateLimiter();
   registerRateLimit(app, {
     limiter: rateLimiter, perMinute: sec.rateLimitPerMin, burst: sec.rateLimitBurst, readMultiplier: sec.readRateLimitMultiplier,
-    failClosed: sec.rateLimitFailClosed, registry: deps.metrics.registry,
+    failMode: sec.rateLimitFailMode, registry: deps.metrics.registry,
   });
   if (!opts.rateLimiter) app.addHook('onClose', async () => rateLimiter.close());
   registerIdempotency(app, {

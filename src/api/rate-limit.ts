@@ -3,16 +3,25 @@
 // burst 10, or the tenant's override), `control` (cancel, pause, resume, approval decisions) the
 // same size apart from it, and `read` (GET: status reads, lists, events) at `readMultiplier` times
 // that. Public routes (health, readiness, metrics, docs) and stream connects (bounded by the
-// per-principal stream cap instead) are not limited. The store failing → fail open (counted,
-// warned) or closed (503).
+// per-principal stream cap instead) are not limited. The shared store failing → this process's own
+// buckets (default), 503, or no limit, as TASKGATE_RATE_LIMIT_FAIL_MODE says (counted, warned).
 import type { FastifyInstance } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import { ApiError } from '../contract/errors.js';
 import { principalKey } from '../auth/connection-limiter.js';
-import type { BucketLimit, RateLimiter } from '../auth/rate-limiter.js';
+import { MemoryRateLimiter, type BucketLimit, type RateLimiter, type TakeResult } from '../auth/rate-limiter.js';
+import type { RateLimitFailMode } from '../config/security.js';
 
 /** Warn about an unreachable store at most this often (every failure is counted). */
 const STORE_WARN_INTERVAL_MS = 30_000;
+
+/** `taskgate_rate_limit_store_errors_total{outcome}`: what a request got instead of the shared bucket. */
+const STORE_ERROR_OUTCOME: Record<RateLimitFailMode, string> = { local: 'local', closed: 'refused', open: 'allowed' };
+const STORE_ERROR_WARNING: Record<RateLimitFailMode, string> = {
+  local: "limiting with this process's own buckets",
+  closed: 'failing closed',
+  open: 'failing open',
+};
 
 export interface RateLimitOptions {
   limiter: RateLimiter;
@@ -21,8 +30,11 @@ export interface RateLimitOptions {
   burst: number;
   /** Reads get this many times the write budget. */
   readMultiplier: number;
-  /** Store unreachable: refuse with 503 instead of letting the request through. */
-  failClosed: boolean;
+  /**
+   * `limiter` rejecting (its store unreachable): `local` takes from in-process buckets of the same
+   * budgets, `closed` answers 503, `open` lets the request through unlimited. Default `local`.
+   */
+  failMode?: RateLimitFailMode;
   registry: Registry;
   now?: () => number;
 }
@@ -56,7 +68,12 @@ export function registerRateLimit(app: FastifyInstance, opts: RateLimitOptions):
   if (opts.perMinute === 0) return;
   const now = opts.now ?? Date.now;
   const limited = counter(opts.registry, 'taskgate_rate_limited_total', 'Requests refused with 429', ['budget']);
-  const storeErrors = counter(opts.registry, 'taskgate_rate_limit_store_errors_total', 'Rate-limit store failures (fail open or closed)', ['outcome']);
+  const storeErrors = counter(opts.registry, 'taskgate_rate_limit_store_errors_total', 'Rate-limit store failures, by what the request got instead (local, refused, allowed)', ['outcome']);
+  const failMode = opts.failMode ?? 'local';
+  // made at the first failure; kept across outages (not cleared when the store answers again): a
+  // bucket refills by the time elapsed, so a flapping store hands no client a fresh burst
+  let local: MemoryRateLimiter | undefined;
+  if (failMode === 'local') app.addHook('onClose', async () => local?.close());
   let lastWarnMs = -Infinity;
 
   app.addHook('onRequest', async (req, reply) => {
@@ -65,17 +82,20 @@ export function registerRateLimit(app: FastifyInstance, opts: RateLimitOptions):
     const base = req.principal.rateLimit ?? { per_minute: opts.perMinute, burst: opts.burst };
     const factor = budget === 'read' ? opts.readMultiplier : 1;
     const limit: BucketLimit = { perMinute: base.per_minute * factor, burst: base.burst * factor };
-    let res;
+    const key = `${budget}:${principalKey(req.principal)}`;
+    let res: TakeResult;
     try {
-      res = await opts.limiter.take(`${budget}:${principalKey(req.principal)}`, limit);
+      res = await opts.limiter.take(key, limit);
     } catch (err) {
-      storeErrors.inc({ outcome: opts.failClosed ? 'refused' : 'allowed' });
+      storeErrors.inc({ outcome: STORE_ERROR_OUTCOME[failMode] });
       if (now() - lastWarnMs >= STORE_WARN_INTERVAL_MS) {
         lastWarnMs = now();
-        req.log.warn({ err: { message: (err as Error).message } }, `rate-limit store unreachable: failing ${opts.failClosed ? 'closed' : 'open'}`);
+        req.log.warn({ err: { message: (err as Error).message } }, `rate-limit store unreachable: ${STORE_ERROR_WARNING[failMode]}`);
       }
-      if (opts.failClosed) throw new ApiError('UNAVAILABLE', 'Rate limiting is unavailable; try again shortly', undefined, { 'retry-after': '1' });
-      return;
+      if (failMode === 'closed') throw new ApiError('UNAVAILABLE', 'Rate limiting is unavailable; try again shortly', undefined, { 'retry-after': '1' });
+      if (failMode === 'open') return;
+      local ??= new MemoryRateLimiter({ now });
+      res = await local.take(key, limit);
     }
     const headers: Record<string, string> = {
       'x-ratelimit-limit': String(limit.perMinute),

@@ -116,7 +116,7 @@ const PROBE_INTERVAL_MS = 1_000;
  * Buckets in Redis, shared by every node pointing at it. A failed take (refused, or no answer
  * within the client's command timeout) marks the store down: until a background PING answers,
  * takes reject at once instead of each waiting out the timeout on a Redis that hangs with its
- * connection open (the rate-limit hook then fails open or closed without delay).
+ * connection open (the rate-limit hook then falls back — local buckets, 503 or open — without delay).
  */
 export class RedisRateLimiter implements RateLimiter {
   readonly #redis: Redis & TakeCommand;

@@ -1,7 +1,8 @@
 // The Redis connection behind shared rate limits. It fails fast instead of queueing while Redis is
 // away (no offline queue, 500 ms per command; after a failure the limiter stops asking until a
 // PING answers), so a request is never held up by a dead or hung Redis:
-// the rate-limit hook then fails open or closed as configured, and /readiness reports it.
+// the rate-limit hook then limits per process, fails closed or open as configured, and /readiness
+// reports it.
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RedisRateLimiter } from './rate-limiter.js';
@@ -18,7 +19,7 @@ export interface SharedRateLimits {
   limiter: RedisRateLimiter;
   /** Readiness check: resolves when Redis answers PING. Its name is the check's name. */
   redis: () => Promise<void>;
-  /** Resolves once connected, or after `timeoutMs` (then requests fail open or closed until it is). */
+  /** Resolves once connected, or after `timeoutMs` (then requests follow the fail mode until it is). */
   connected(timeoutMs: number): Promise<boolean>;
 }
 

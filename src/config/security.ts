@@ -1,7 +1,7 @@
 // Security and traffic-control settings (JWT, rate limits, idempotency, stream caps, header
 // timeout), read once with the rest of the configuration. docs/security.md explains each one.
 import { isIP } from 'node:net';
-import { bool, ConfigError, int, MAX_TIMER_MS } from './parse.js';
+import { bool, ConfigError, int, MAX_TIMER_MS, oneOf } from './parse.js';
 
 /** Submit/control budget per principal: 60 requests a minute… */
 export const DEFAULT_RATE_LIMIT_PER_MIN = 60;
@@ -9,6 +9,15 @@ export const DEFAULT_RATE_LIMIT_PER_MIN = 60;
 export const DEFAULT_RATE_LIMIT_BURST = 10;
 /** Reads and streams get their own bucket, this many times the submit budget (600/min, burst 100). */
 export const DEFAULT_READ_RATE_LIMIT_MULTIPLIER = 10;
+/**
+ * What limited routes do while the shared (Redis) bucket store is unreachable: `local` takes from
+ * this process's own buckets (same budgets, so each node enforces them alone: N nodes allow up to
+ * N budgets), `closed` answers 503, `open` lets every request through unlimited.
+ */
+export const RATE_LIMIT_FAIL_MODES = ['local', 'closed', 'open'] as const;
+export type RateLimitFailMode = (typeof RATE_LIMIT_FAIL_MODES)[number];
+/** A Redis outage (or our own loop lagging past its 500 ms command timeout) must not lift every limit. */
+export const DEFAULT_RATE_LIMIT_FAIL_MODE: RateLimitFailMode = 'local';
 /** Idempotency records are kept (and replayed) for 24 h. */
 export const DEFAULT_IDEMPOTENCY_TTL_MS = 86_400_000;
 /** A year: stored responses are kept no longer (a larger interval overflows timestamps). */
@@ -48,8 +57,8 @@ export interface SecurityConfig {
   readonly rateLimitPerMin: number;
   readonly rateLimitBurst: number;
   readonly readRateLimitMultiplier: number;
-  /** Redis unreachable: refuse limited requests (503) instead of letting them through. */
-  readonly rateLimitFailClosed: boolean;
+  /** Redis unreachable: per-process buckets (`local`, default), 503 (`closed`) or no limit (`open`). */
+  readonly rateLimitFailMode: RateLimitFailMode;
   /** `/metrics` without credentials (a scraper on a private network); else it needs the `admin` scope. */
   readonly metricsPublic: boolean;
   readonly idempotencyTtlMs: number;
@@ -152,13 +161,30 @@ export function parseTrustProxy(raw: string | undefined): number | readonly stri
   return Object.freeze(entries);
 }
 
+/**
+ * TASKGATE_RATE_LIMIT_FAIL_MODE, or the older TASKGATE_RATE_LIMIT_FAIL_CLOSED: `true` is an alias
+ * of `closed`, `false` means "not closed" and so the default (it never chose open, which was merely
+ * the default then). Both set and disagreeing stops the start instead of one silently winning.
+ */
+export function parseRateLimitFailMode(env: Env): RateLimitFailMode {
+  const rawMode = nonEmpty(env.TASKGATE_RATE_LIMIT_FAIL_MODE)?.toLowerCase();
+  const mode = rawMode === undefined ? undefined : oneOf('TASKGATE_RATE_LIMIT_FAIL_MODE', rawMode, RATE_LIMIT_FAIL_MODES, DEFAULT_RATE_LIMIT_FAIL_MODE);
+  const legacy = nonEmpty(env.TASKGATE_RATE_LIMIT_FAIL_CLOSED);
+  if (legacy === undefined) return mode ?? DEFAULT_RATE_LIMIT_FAIL_MODE;
+  const closed = bool('TASKGATE_RATE_LIMIT_FAIL_CLOSED', legacy);
+  if (mode !== undefined && closed !== (mode === 'closed')) {
+    throw new ConfigError(`TASKGATE_RATE_LIMIT_FAIL_CLOSED=${legacy} contradicts TASKGATE_RATE_LIMIT_FAIL_MODE=${mode}: set only TASKGATE_RATE_LIMIT_FAIL_MODE (local, closed or open)`);
+  }
+  return mode ?? (closed ? 'closed' : DEFAULT_RATE_LIMIT_FAIL_MODE);
+}
+
 export function loadSecurityConfig(env: Env): SecurityConfig {
   return Object.freeze({
     jwt: loadJwt(env),
     rateLimitPerMin: int('TASKGATE_RATE_LIMIT_PER_MIN', env.TASKGATE_RATE_LIMIT_PER_MIN, DEFAULT_RATE_LIMIT_PER_MIN, 0, 1_000_000_000),
     rateLimitBurst: int('TASKGATE_RATE_LIMIT_BURST', env.TASKGATE_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_BURST, 1, 1_000_000_000),
     readRateLimitMultiplier: int('TASKGATE_READ_RATE_LIMIT_MULTIPLIER', env.TASKGATE_READ_RATE_LIMIT_MULTIPLIER, DEFAULT_READ_RATE_LIMIT_MULTIPLIER, 1, 1000),
-    rateLimitFailClosed: bool('TASKGATE_RATE_LIMIT_FAIL_CLOSED', env.TASKGATE_RATE_LIMIT_FAIL_CLOSED),
+    rateLimitFailMode: parseRateLimitFailMode(env),
     metricsPublic: bool('TASKGATE_METRICS_PUBLIC', env.TASKGATE_METRICS_PUBLIC),
     idempotencyTtlMs: int('TASKGATE_IDEMPOTENCY_TTL_MS', env.TASKGATE_IDEMPOTENCY_TTL_MS, DEFAULT_IDEMPOTENCY_TTL_MS, 1000, MAX_IDEMPOTENCY_TTL_MS),
     idempotencyCleanupIntervalMs: int(

@@ -1,7 +1,8 @@
 // Token-bucket rate limits: the bucket arithmetic on a fake clock; over HTTP, the burst then 429
 // with X-RateLimit-* and Retry-After, separate read and write budgets, per principal, per-tenant
-// overrides; two app instances sharing Redis allow one budget, not two; Redis down fails open
-// (counted) or closed (503) as configured. Budgets use 1/min so no token refills mid-test.
+// overrides; two app instances sharing Redis allow one budget, not two; Redis down limits with
+// each process's own buckets (default), fails closed (503) or open, as configured, counted either
+// way. Budgets use 1/min so no token refills mid-test.
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../helpers/db.js';
@@ -234,14 +235,26 @@ describe.skipIf(!REDIS_URL)('in Redis (REDIS_URL)', () => {
 describe('Redis unreachable (REDIS_URL at a closed port)', () => {
   const DOWN = { ...SLOW, REDIS_URL: 'redis://127.0.0.1:1', TASKGATE_ROLE: 'api' };
 
-  it('fails open by default: requests pass, the failure is counted, readiness stays ready and says Redis is degraded', async () => {
+  it('limits per process by default: the burst passes, the next is 429 with its headers; counted as local; readiness ready, Redis degraded', async () => {
     const server = await startTestServer(tdb.db, DOWN);
     try {
       const { key } = await newTenant(tdb.db, ['admin']);
-      const statuses = await burst([server], 15, key, 'POST', '/api/v1/auth/api-keys', { name: 'n', scopes: ['tasks:read'] });
-      expect(statuses.every((s) => s === 201)).toBe(true);
+      const statuses = await burst([server], 10, key, 'POST', '/api/v1/auth/api-keys', { name: 'n', scopes: ['tasks:read'] });
+      expect(statuses).toEqual(Array(10).fill(201));
+      const over = await server.call('POST', '/api/v1/auth/api-keys', { name: 'n', scopes: ['tasks:read'] }, { key });
+      expect(over.status).toBe(429);
+      expect(over.body.error.code).toBe('RATE_LIMITED');
+      expect(over.body.error.details).toMatchObject({ budget: 'write', per_minute: 1, burst: 10 });
+      expect(Number(over.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(over.headers.get('x-ratelimit-limit')).toBe('1');
+      expect(over.headers.get('x-ratelimit-remaining')).toBe('0');
+      expect(Number(over.headers.get('x-ratelimit-reset'))).toBeGreaterThan(Date.now() / 1000);
+      // the local buckets keep the read budget apart too (1/min × 10 → 10 reads, burst 100)
+      const read = await server.call('GET', '/api/v1/auth/me', undefined, { key });
+      expect([read.status, read.headers.get('x-ratelimit-limit'), read.headers.get('x-ratelimit-remaining')]).toEqual([200, '10', '99']);
       const metrics = await server.call('GET', '/metrics');
-      expect(metrics.text).toMatch(/taskgate_rate_limit_store_errors_total\{outcome="allowed"\} (1[5-9]|[2-9]\d)/);
+      expect(metrics.text).toMatch(/taskgate_rate_limit_store_errors_total\{outcome="local"\} (1[2-9]|[2-9]\d)/);
+      expect(metrics.text).not.toMatch(/taskgate_rate_limit_store_errors_total\{outcome="allowed"\}/);
       // requests still succeed: taking the process out of its load balancer would be the outage
       const ready = await server.call('GET', '/readiness', undefined, { key: null });
       expect(ready.status).toBe(200);
@@ -251,8 +264,22 @@ describe('Redis unreachable (REDIS_URL at a closed port)', () => {
     }
   });
 
-  it('fails closed with TASKGATE_RATE_LIMIT_FAIL_CLOSED=true: 503 with Retry-After', async () => {
-    const server = await startTestServer(tdb.db, { ...DOWN, TASKGATE_RATE_LIMIT_FAIL_CLOSED: 'true' });
+  it('fails open with TASKGATE_RATE_LIMIT_FAIL_MODE=open: requests pass unlimited, counted as allowed', async () => {
+    const server = await startTestServer(tdb.db, { ...DOWN, TASKGATE_RATE_LIMIT_FAIL_MODE: 'open' });
+    try {
+      const { key } = await newTenant(tdb.db, ['admin']);
+      const statuses = await burst([server], 15, key, 'POST', '/api/v1/auth/api-keys', { name: 'n', scopes: ['tasks:read'] });
+      expect(statuses.every((s) => s === 201)).toBe(true);
+      const metrics = await server.call('GET', '/metrics');
+      expect(metrics.text).toMatch(/taskgate_rate_limit_store_errors_total\{outcome="allowed"\} (1[5-9]|[2-9]\d)/);
+      expect((await server.call('GET', '/readiness', undefined, { key: null })).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('fails closed with TASKGATE_RATE_LIMIT_FAIL_MODE=closed: 503 with Retry-After', async () => {
+    const server = await startTestServer(tdb.db, { ...DOWN, TASKGATE_RATE_LIMIT_FAIL_MODE: 'closed' });
     try {
       const res = await server.call('GET', '/api/v1/auth/me');
       expect(res.status).toBe(503);
@@ -270,7 +297,7 @@ describe('Redis unreachable (REDIS_URL at a closed port)', () => {
     } finally {
       await server.close();
     }
-    // a worker limits nothing: Redis never makes it unready
+    // a worker limits nothing: Redis never makes it unready (here through the older variable, an alias)
     const worker = await startTestServer(tdb.db, { ...DOWN, TASKGATE_RATE_LIMIT_FAIL_CLOSED: 'true', TASKGATE_ROLE: 'worker' });
     try {
       const ready = await worker.call('GET', '/readiness', undefined, { key: null });
@@ -328,7 +355,7 @@ async function hangingRedis() {
 }
 
 describe('Redis hanging with its connection open', () => {
-  it('one take waits out the command timeout, the next ones fail open at once; a background PING brings it back', async () => {
+  it('one take waits out the command timeout, the next ones use the local buckets at once; a background PING brings Redis back', async () => {
     const redis = await hangingRedis();
     const server = await startTestServer(tdb.db, { ...SLOW, REDIS_URL: redis.url, TASKGATE_ROLE: 'api' });
     try {
@@ -340,6 +367,10 @@ describe('Redis hanging with its connection open', () => {
       const takes = () => redis.commands.filter((c) => c === 'EVALSHA' || c === 'EVAL').length;
       const statuses = await burst([server], 20, key);
       expect(statuses.every((s) => s === 200)).toBe(true);
+      // answered from the local read bucket (1/min × 10 → burst 100), headers and all
+      const local = await server.call('GET', '/api/v1/auth/me', undefined, { key });
+      expect(local.headers.get('x-ratelimit-limit')).toBe('10');
+      expect(Number(local.headers.get('x-ratelimit-remaining'))).toBeLessThan(100);
       // without the breaker each of the 20 requests sent its take and waited 500 ms for it
       expect(takes()).toBe(1);
       redis.resume();

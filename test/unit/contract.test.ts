@@ -86,6 +86,16 @@ describe('config', () => {
     expect(() => loadConfig({}, { TASKGATE_METRICS_PUBLIC: 'enabled' })).toThrow(/TASKGATE_METRICS_PUBLIC must be true or false/);
     expect(() => loadConfig({}, { TASKGATE_AUTH_DISABLED: 'y' })).toThrow(/TASKGATE_AUTH_DISABLED/);
     expect(() => loadConfig({}, { TASKGATE_RATE_LIMIT_FAIL_CLOSED: 'maybe' })).toThrow(/TASKGATE_RATE_LIMIT_FAIL_CLOSED/);
+    // the store-down mode: local by default; the older boolean is an alias (true = closed, false = not closed)
+    const failMode = (env: Record<string, string>) => loadConfig({}, env).security.rateLimitFailMode;
+    expect(failMode({})).toBe('local');
+    for (const m of ['local', 'closed', 'open', 'Closed']) expect(failMode({ TASKGATE_RATE_LIMIT_FAIL_MODE: m }), m).toBe(m.toLowerCase());
+    expect(failMode({ TASKGATE_RATE_LIMIT_FAIL_CLOSED: 'true' })).toBe('closed');
+    expect(failMode({ TASKGATE_RATE_LIMIT_FAIL_CLOSED: 'false' })).toBe('local');
+    expect(failMode({ TASKGATE_RATE_LIMIT_FAIL_CLOSED: 'false', TASKGATE_RATE_LIMIT_FAIL_MODE: 'open' })).toBe('open');
+    expect(failMode({ TASKGATE_RATE_LIMIT_FAIL_CLOSED: 'yes', TASKGATE_RATE_LIMIT_FAIL_MODE: 'closed' })).toBe('closed');
+    expect(() => failMode({ TASKGATE_RATE_LIMIT_FAIL_MODE: 'fallback' })).toThrow('TASKGATE_RATE_LIMIT_FAIL_MODE must be one of local, closed, open, got fallback');
+    expect(() => failMode({ TASKGATE_RATE_LIMIT_FAIL_CLOSED: 'true', TASKGATE_RATE_LIMIT_FAIL_MODE: 'open' })).toThrow(/TASKGATE_RATE_LIMIT_FAIL_CLOSED=true contradicts TASKGATE_RATE_LIMIT_FAIL_MODE=open/);
     expect(loadConfig({}, { TASKGATE_METRICS_PUBLIC: 'true' }).security.metricsPublic).toBe(true);
     expect(() => loadConfig({}, { TASKGATE_TAX_RATE: '-1' })).toThrow(/TASKGATE_TAX_RATE must be a number between 0 and 1/);
     expect(() => loadConfig({}, { TASKGATE_TAX_RATE: '8' })).toThrow(/TASKGATE_TAX_RATE/);
