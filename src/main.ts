@@ -1,6 +1,5 @@
 // Process entry: load config → open the database → migrate → bootstrap → compose the registry,
 // event hub, signals, worker and HTTP app → listen. The only file that wires everything.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
@@ -10,6 +9,7 @@ import { lookup } from 'node:dns/promises';
 import { ConfigError, claimWindowFor, type Config } from './config/index.js';
 import { openPg } from './storage/pg.js';
 import { openPglite, writeSecretFile } from './storage/pglite.js';
+import { makeDirs } from './storage/datadir-lock.js';
 import { latestVersion, loadMigrations, migrate } from './storage/migrate.js';
 import { StorageHealth } from './storage/unavailable.js';
 import { bootstrap } from './auth/bootstrap.js';
@@ -212,7 +212,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       const keyFile = join(config.dataDir, 'admin.key');
       let notSaved: string | undefined;
       try {
-        mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+        makeDirs(config.dataDir);
         writeSecretFile(keyFile, boot.generatedKey + '\n');
       } catch (err) {
         // the key is committed already: losing the file must not lose the only copy shown

@@ -28,9 +28,10 @@ export function dataDirProblem(dataDir: string, err: unknown): unknown {
 }
 
 /**
- * Why a directory on `path`'s way could not be made. Node's recursive mkdir reports ENOENT, not
- * EROFS or EACCES, when the nearest existing ancestor is read-only (measured on Node 20, a tmpfs
- * mounted ro) or a component is a symbolic link to nothing: so the path is walked up to tell.
+ * Why a directory on `path`'s way could not be made. ENOENT says too little: a component is a
+ * symbolic link to nothing, or the nearest existing ancestor refuses directories in it (/proc) or
+ * is read-only (Node's recursive mkdir said ENOENT there, measured on Node 20, a tmpfs mounted
+ * ro): so the path is walked up to tell.
  */
 function missingAncestor(path: string): string {
   for (let dir = path; ; dir = dirname(dir)) {
@@ -61,7 +62,8 @@ function missingAncestor(path: string): string {
       if (code === 'EROFS') return `${dir} is on a read-only file system`;
       if (code === 'EACCES' || code === 'EPERM') return `permission denied on ${dir}`;
     }
-    return `a directory on its path (under ${dir}) does not exist and could not be created`;
+    // a directory we may write to that still refuses entries (ENOENT): /proc and the like
+    return `nothing can be created in ${dir} (on a special file system, such as /proc or /sys?)`;
   }
   return 'a directory on its path does not exist and could not be created';
 }
@@ -267,10 +269,45 @@ function removeStaleLock(path: string, seen: string, content: string): boolean {
   }
 }
 
+/**
+ * `mkdir -p` (0700), one level at a time: Node's recursive mkdir never returns under /proc (Node
+ * 20: `mkdirSync('/proc/x', { recursive: true })` spins, sync and async alike), since a plain
+ * mkdir there fails ENOENT with the parent present and Node retries the parent forever. Here each
+ * missing level is made once, at most one try per path component, and its error is thrown.
+ */
+export function makeDirs(path: string): void {
+  const missing: string[] = [];
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    try {
+      statSync(dir);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    missing.push(dir);
+    if (dir === dirname(dir)) break;
+  }
+  // none missing: a file at `path` fails here (EEXIST) as the recursive mkdir did
+  if (missing.length === 0) {
+    if (!statSync(path).isDirectory()) mkdirSync(path);
+    return;
+  }
+  for (const dir of missing.reverse()) {
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // made meanwhile by another starter: fine; a symbolic link to nothing: stat's ENOENT, which
+      // dataDirProblem traces to the link
+      if (!statSync(dir).isDirectory()) throw err;
+    }
+  }
+}
+
 /** Creates the data directory (0700) if missing and takes its lock; returns the release. Failures are one line. */
 export function claimDataDir(dataDir: string): () => void {
   try {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    makeDirs(dataDir);
     return lockDataDir(dataDir);
   } catch (err) {
     throw dataDirProblem(dataDir, err);

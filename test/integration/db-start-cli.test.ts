@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, freePort, runServeExpectingExit } from '../helpers/process.js';
+import { CLI, freePort, runServeExpectingExit, spawnCli } from '../helpers/process.js';
 import { usingPostgres } from '../helpers/db.js';
 
 function expectOneLine(output: string, line: RegExp): void {
@@ -66,4 +66,21 @@ describe('a data directory that cannot be used (PGlite)', () => {
     expect(serve.code).toBe(1);
     expectOneLine(serve.output, /^taskgate: data directory .*not-a-dir \(TASKGATE_DATA_DIR \/ --data-dir\) cannot be used: it, or a path inside it, is a file, not a directory$/);
   });
+
+  // Node 20's recursive mkdir spun forever under /proc (a plain mkdir there fails ENOENT with the
+  // parent present, and Node retried the parent): all three hung. 30 s is ~10x a loaded start.
+  it.skipIf(process.platform !== 'linux')('under /proc: migrate, serve and restore exit 1 with one line at once, not hang', async () => {
+    const archive = join(mkdtempSync(join(tmpdir(), 'taskgate-datadir-')), 'backup.tar.gz');
+    writeFileSync(archive, 'x');
+    const [migrated, serve, restored] = await Promise.all([
+      spawnCli(['migrate', '--data-dir', '/proc/taskgate-x/y']),
+      runServeExpectingExit(['--port', '0', '--data-dir', '/proc/taskgate-x'], { DATABASE_URL: '' }),
+      spawnCli(['restore', archive, '--data-dir', '/proc/taskgate-x']),
+    ]);
+    const oneLine = /^taskgate: data directory \/proc\/taskgate-x\S* \(TASKGATE_DATA_DIR \/ --data-dir\) cannot be used: .*\/proc/;
+    for (const run of [{ code: migrated.code, output: migrated.out + migrated.err }, serve, { code: restored.code, output: restored.out + restored.err }]) {
+      expect(run.code, run.output).toBe(1);
+      expectOneLine(run.output, oneLine);
+    }
+  }, 30_000);
 });
