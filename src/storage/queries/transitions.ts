@@ -17,8 +17,9 @@ export interface EventSpec {
  * An event's time: the clock when its row is written, after the statement got the task's row lock
  * — so it never runs backwards against `seq`. now() is the transaction's start: a worker's
  * transaction that waited for a cancel's lock stamped its ERROR_OCCURRED (seq 3) up to 2.3 s before
- * the WORKFLOW_CANCELLING (seq 2) it followed. (The batch completion still stamps its events with
- * its statement's start: their live copies share one clock per batch, read back with the rows.)
+ * the WORKFLOW_CANCELLING (seq 2) it followed. (The batch completion stamps its events with each
+ * row's completed_at, clock_timestamp() too: a row updated while the completion waited for it is
+ * re-read and its new values computed after the wait.)
  */
 const EVENT_TIME = 'clock_timestamp()';
 
@@ -413,9 +414,9 @@ function completedEvents(
 }
 
 /**
- * A timestamp as epoch milliseconds (float8): the completion returns its statement's two clocks
- * on every row, and `pg` parses a timestamptz with a regular expression (~1 KB of garbage and
- * ~1 µs per value); a number parses as one, and the Dates are made once per statement.
+ * A timestamp as epoch milliseconds (float8): the completion returns two clocks on every row, and
+ * `pg` parses a timestamptz with a regular expression (~1 KB of garbage and ~1 µs per value); a
+ * number parses as one.
  */
 const EPOCH_MS = (ts: string): string => `(extract(epoch FROM ${ts}) * 1000)::float8`;
 
@@ -431,11 +432,11 @@ const completeSql = (locked: boolean): string =>
             usage = $2::jsonb -> t.id -> 'u', model_used = $2::jsonb -> t.id ->> 'm', provider = $2::jsonb -> t.id ->> 'p',
             metadata = coalesce(t.metadata || ($2::jsonb -> t.id -> 'md'), t.metadata),
             ${locked ? 'attempt = t.attempt + 1, last_worker = $3, started_at = coalesce(t.started_at, now()), ' : ''}lease_owner = NULL,
-            lease_expires_at = NULL, completed_at = statement_timestamp(), last_seq = t.last_seq + ${locked ? 3 : 2}, updated_at = statement_timestamp()
+            lease_expires_at = NULL, completed_at = clock_timestamp(), last_seq = t.last_seq + ${locked ? 3 : 2}, updated_at = clock_timestamp()
       -- the ids as an InitPlan array pin one primary-key lookup per row, whatever the statistics say
       WHERE t.id = ANY (ARRAY(SELECT unnest($1::text[])))
         AND ${locked ? `${LOCKED_FENCE} AND t.attempt + 1` : "t.status = 'RUNNING' AND t.lease_owner = $3 AND NOT t.cancel_requested AND t.attempt"} = ($2::jsonb -> t.id ->> 'a')::int
-     RETURNING t.id, t.tenant_id, t.last_seq, t.attempt, ($2::jsonb -> t.id -> 'd') AS duration_ms
+     RETURNING t.id, t.tenant_id, t.last_seq, t.attempt, ($2::jsonb -> t.id -> 'd') AS duration_ms, t.completed_at AS at
    ), ev AS (
      INSERT INTO task_events (task_id, seq, tenant_id, type, message, payload, created_at)${
        locked
@@ -445,11 +446,11 @@ const completeSql = (locked: boolean): string =>
          : ''
      }
      SELECT id, last_seq - 1, tenant_id, 'WORKFLOW_COMPLETED', 'Task completed',
-            jsonb_build_object('duration_ms', duration_ms, 'attempt', attempt), statement_timestamp() FROM u
+            jsonb_build_object('duration_ms', duration_ms, 'attempt', attempt), at FROM u
      UNION ALL
-     SELECT id, last_seq, tenant_id, 'STREAM_END', 'Stream ended', '{"status":"COMPLETED"}'::jsonb, statement_timestamp() FROM u
+     SELECT id, last_seq, tenant_id, 'STREAM_END', 'Stream ended', '{"status":"COMPLETED"}'::jsonb, at FROM u
    )
-   SELECT id, tenant_id, last_seq, ${EPOCH_MS('now()')} AS started_ms, ${EPOCH_MS('statement_timestamp()')} AS at_ms FROM u`;
+   SELECT id, tenant_id, last_seq, ${EPOCH_MS('now()')} AS started_ms, ${EPOCH_MS('at')} AS at_ms FROM u`;
 const COMPLETE_LEASED_SQL = completeSql(false);
 const COMPLETE_LOCKED_SQL = completeSql(true);
 
@@ -493,9 +494,9 @@ export async function tasksCompleteMany(
   );
   const first = res.rows[0];
   if (!first) return written;
-  // every row carries the same two clocks (one statement): one Date each, shared by the events
-  const clocks = { started: new Date(first.started_ms), at: new Date(first.at_ms) };
+  // the claim's clock is the transaction's, one for every row; the completion's is each row's own
+  const started = new Date(first.started_ms);
   const byId = new Map(rows.map((r) => [r.id, r]));
-  for (const r of res.rows) written.set(r.id, completedEvents(r, clocks, byId.get(r.id)!, locked ? owner : undefined));
+  for (const r of res.rows) written.set(r.id, completedEvents(r, { started, at: new Date(r.at_ms) }, byId.get(r.id)!, locked ? owner : undefined));
   return written;
 }
