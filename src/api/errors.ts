@@ -10,7 +10,7 @@ import { isDatabaseUnavailable } from '../storage/unavailable.js';
 import { randomHex } from '../domain/ids.js';
 import { requestIdOf, traceIdOf } from './request-ids.js';
 import { JSON_SECURITY_HEADERS } from './hardening.js';
-import { openAiErrorBody } from './routes/openai.js';
+import { openAiErrorBody } from './openai-errors.js';
 import { errorBody as seed004ErrorBody } from './routes/compat.js';
 
 export function envelope(code: ErrorCode, message: string, requestId: string, details?: Record<string, unknown>): ErrorEnvelope {

@@ -10,7 +10,9 @@ import { ApiError } from '../../src/contract/errors.js';
 import type { SubmitTaskBody } from '../../src/contract/tasks.js';
 import type { Principal } from '../../src/auth/scopes.js';
 import { createAgentExecutor } from '../../src/executors/agent/index.js';
-import { assertAgentTaskRunnable, ChatAnswer, openaiRoutes, type ChatTaskView, type FollowedEvent } from '../../src/api/routes/openai.js';
+import { openaiRoutes, type FollowedEvent } from '../../src/api/routes/openai.js';
+import { assertAgentTaskRunnable } from '../../src/api/chat-request.js';
+import { ChatAnswer, type ChatTaskView } from '../../src/api/chat-answer.js';
 import { MemoryTaskContext } from '../helpers/agent-context.js';
 import { startFakeOpenAi, type FakeOpenAi } from '../helpers/fake-llm/index.js';
 

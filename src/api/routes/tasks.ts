@@ -15,7 +15,7 @@ import { eventsList } from '../../storage/queries/events.js';
 import { toWireEvent } from '../../events/hub.js';
 import type { AppDeps } from '../deps.js';
 import { aliased, buildTask, definitionIdOf } from '../submit.js';
-import { assertAgentTaskRunnable } from './openai.js';
+import { assertAgentTaskRunnable } from '../chat-request.js';
 import { SubmitBatcher } from '../submit-batcher.js';
 import type { IdempotencyHandle, StoredResponse } from '../idempotency.js';
 import { iso, taskListItem, taskView } from '../task-view.js';
