@@ -174,6 +174,32 @@ describe('chat completions', () => {
     expect(oai.requests[0]!.body.model).toBe('gpt-4o');
   });
 
+  it("says usage: null on every chunk but the last with include_usage, as OpenAI does; no usage field without it", async () => {
+    /** Every chunk of a raw streamed call, parsed: nothing between the frames and this test. */
+    const streamed = async (includeUsage: boolean): Promise<Record<string, unknown>[]> => {
+      oai.script({ kind: 'text', text: 'one two three', usage: { prompt_tokens: 7, completion_tokens: 3 } });
+      const res = await fetch(`${base}/v1/chat/completions`, {
+        method: 'POST', headers: { authorization: 'Bearer sk-good', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'count' }], stream: true, stream_options: { include_usage: includeUsage } }),
+      });
+      expect(res.status).toBe(200);
+      const data = (await res.text()).split('\n\n').filter((f) => f.startsWith('data: ')).map((f) => f.slice('data: '.length));
+      expect(data.at(-1)).toBe('[DONE]');
+      return data.slice(0, -1).map((d) => JSON.parse(d) as Record<string, unknown>);
+    };
+    const withUsage = await streamed(true);
+    const last = withUsage.at(-1)!;
+    expect([last.choices, last.usage]).toEqual([[], { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 }]);
+    const rest = withUsage.slice(0, -1);
+    // the role chunk, at least one content chunk, the finish chunk
+    expect(rest.length).toBeGreaterThanOrEqual(3);
+    for (const c of rest) expect(c).toHaveProperty('usage', null);
+
+    const without = await streamed(false);
+    expect(without.at(-1)!.choices).toEqual([expect.objectContaining({ finish_reason: 'stop' })]);
+    for (const c of without) expect(c).not.toHaveProperty('usage');
+  });
+
   it('streams the answer only: text a model writes before calling a tool is not sent, the answer call comes whole', async () => {
     oai.script(
       { kind: 'tool_calls', text: 'Let me compute that. ', calls: [{ name: 'calculator', arguments: { expression: '6*7' } }] },

@@ -224,8 +224,11 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       const res = reply.raw;
       res.writeHead(200, { ...hijackedHeaders(reply), 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', ...headers });
       const ts = Math.floor(Date.now() / 1000);
+      // with include_usage, OpenAI's every chunk but the last (choices [], the usage) says `usage: null`;
+      // without it the field is absent
+      const noUsage = chat.includeUsage ? { usage: null } : {};
       const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
-        `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: ts, model: chat.model, system_fingerprint: null, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
+        `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: ts, model: chat.model, system_fingerprint: null, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...noUsage })}\n\n`;
       // the chat stream never leaves a live fan-out: how far it is behind (`overflowing`) is not asked
       const out = new SseSink(res, Infinity);
       sink = out; // onClose reads why it closed
