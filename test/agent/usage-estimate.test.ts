@@ -1,7 +1,7 @@
 // A provider that reports no usage (an OpenAI-compatible server ignoring stream_options.include_usage,
-// an Anthropic stream without it) is counted at the runtime's estimates — the prompt's for input, the
-// answer's characters / 4 for output — so a session's budget binds and the call is priced; a reported
-// 0 stays 0. Real server, real worker, the fake providers speaking their protocols.
+// an Anthropic stream without it) is counted at the runtime's estimates — the prompt's (tool
+// definitions included) for input, the answer's characters / 4 for output — so a session's budget
+// binds and the call is priced; a reported 0 stays 0. Real server, real worker, the fake providers speaking their protocols.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,12 +34,17 @@ function llmFile(oaiUrl: string): string {
 
 const fx = useAgentServer((baseUrl) => ({ TASKGATE_LLM_CONFIG: llmFile(baseUrl) }));
 
-/** The runtime's prompt estimate (4 characters ≈ 1 token) of the request the provider received. */
-function promptEstimate(req: RecordedRequest): number {
+/** The characters of the messages' text (the system prompt's included) of the request the provider received. */
+function promptChars(req: RecordedRequest): number {
   // OpenAI's messages carry strings; Anthropic's, blocks of text (its system prompt apart)
   const texts = (req.body.messages as { content: string | { text?: string }[] }[]).flatMap((m) => (typeof m.content === 'string' ? [m.content] : m.content.map((b) => b.text ?? '')));
   const system = typeof req.body.system === 'string' ? req.body.system : '';
-  return Math.ceil((system.length + texts.reduce((n, t) => n + t.length, 0)) / 4);
+  return system.length + texts.reduce((n, t) => n + t.length, 0);
+}
+
+/** The runtime's prompt estimate (4 characters ≈ 1 token) of a request that was sent no tools. */
+function promptEstimate(req: RecordedRequest): number {
+  return Math.ceil(promptChars(req) / 4);
 }
 
 async function llmOutputPayload(taskId: string): Promise<Record<string, any>> {
@@ -77,6 +82,25 @@ describe('a provider that reports no usage', () => {
     const output = Math.ceil(answer.length / 4);
     expect(task.usage).toMatchObject({ input_tokens: input, output_tokens: output, total_tokens: input + output });
     expect(await llmOutputPayload(task.task_id)).toMatchObject({ usage_estimated: true });
+  });
+
+  it('counts the tool definitions sent with the call in the input estimate, as their JSON', async () => {
+    const query = 'what is six times seven?';
+    fx.oai.script({ kind: 'text', text: answer, noUsage: true }, { kind: 'text', text: answer, noUsage: true });
+    // simple: no tools; standard: the built-in tools, and an answer that calls none
+    const bare = await submit({ query, model_override: 'local-model' });
+    const tooled = await submit({ query, mode: 'standard', model_override: 'local-model' });
+    expect([bare.status, tooled.status]).toEqual(['COMPLETED', 'COMPLETED']);
+    const [plain, withTools] = fx.oai.requests;
+    expect(plain!.body.tools).toBeUndefined();
+    const defs = (withTools!.body.tools as { function: unknown }[]).map((t) => t.function);
+    expect(defs.length).toBeGreaterThan(0);
+    expect(bare.usage.input_tokens).toBe(promptEstimate(plain!));
+    // the definitions as OpenAI's wire carries them ({name, description, parameters}), 4 characters ≈ 1 token
+    expect(tooled.usage.input_tokens).toBe(Math.ceil((promptChars(withTools!) + JSON.stringify(defs).length) / 4));
+    expect(tooled.usage.input_tokens).toBeGreaterThan(promptEstimate(withTools!));
+    expect(tooled.usage.input_tokens).toBeGreaterThan(bare.usage.input_tokens);
+    expect(await llmOutputPayload(tooled.task_id)).toMatchObject({ usage: { input_tokens: tooled.usage.input_tokens }, usage_estimated: true });
   });
 
   it('a reported 0 is taken as reported, not estimated', async () => {

@@ -47,9 +47,16 @@ export interface BudgetState {
   usedBefore: number;
 }
 
-/** Rough token estimate for budget checks before a call: 4 characters ≈ 1 token. */
-export function estimateTokens(messages: readonly ChatMessage[]): number {
-  let chars = 0;
+/**
+ * Rough token estimate of a prompt, for budget checks before a call and for a call whose provider
+ * reports no usage: 4 characters ≈ 1 token. `tools`: the definitions sent with the call, part of
+ * the prompt the provider bills, counted as their JSON: the four built-in tools are 1,534
+ * characters (~384 tokens; run_task lists up to 4,000 more of task definitions) against ~70 tokens
+ * for a one-line question under the 250-character system prompt: left out, such a call was
+ * estimated at 69 tokens instead of 1,587 (test/agent/usage-estimate.test.ts).
+ */
+export function estimateTokens(messages: readonly ChatMessage[], tools: readonly ToolSpec[] = []): number {
+  let chars = tools.length ? JSON.stringify(tools.map((t) => ({ name: t.name, description: t.description, parameters: t.parameters }))).length : 0;
   for (const m of messages) chars += m.content.length + ('toolCalls' in m && m.toolCalls ? JSON.stringify(m.toolCalls).length : 0);
   return Math.ceil(chars / 4);
 }
@@ -160,7 +167,7 @@ export class AgentRuntime {
    */
   async callLlm(agentId: string, name: string, messages: ChatMessage[], opts: { tools?: ToolSpec[]; answer: boolean }): Promise<StoredCall> {
     const done = this.ctx.stepInfo(name)?.done === true;
-    const estimate = estimateTokens(messages);
+    const estimate = estimateTokens(messages, opts.tools);
     if (!done) this.#checkBudget(estimate);
     const stored = await this.ctx.step<StoredCall>(name, async () => {
       const reservation = { tokens: await this.#reserve(estimate) };
