@@ -24,6 +24,7 @@ import { createAgentExecutor, type RunChildTask } from './executors/agent/index.
 import { historyReadChars } from './executors/agent/history.js';
 import { openaiRoutes, type FollowedEvent } from './api/routes/openai.js';
 import type { StreamSlots } from './api/routes/stream.js';
+import type { Metrics } from './api/metrics.js';
 import { RATE_LIMIT_HEADERS } from './api/rate-limit.js';
 
 interface Wiring {
@@ -189,9 +190,10 @@ async function injectAs(
 }
 
 /** The OpenAI-compatible routes over the canonical submit/cancel routes and the event hub. */
-export function openaiPluginFor(llm: LlmConfig | undefined, w: Wiring & { signals: Signals; credentials?: StreamCredentials; shutdownGraceMs?: number; stallMs?: number }) {
+export function openaiPluginFor(llm: LlmConfig | undefined, w: Wiring & { signals: Signals; credentials?: StreamCredentials; shutdownGraceMs?: number; stallMs?: number; metrics?: Metrics }) {
   return openaiRoutes({
     llm,
+    metrics: w.metrics,
     shutdownGraceMs: w.shutdownGraceMs,
     stallMs: w.stallMs,
     streamSlots: w.streamSlots,

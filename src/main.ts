@@ -298,7 +298,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           ),
           async (scope) => timelineRoutes(scope, { db }),
           async (scope) => sessionRoutes(scope, { db }),
-          openaiPluginFor(config.llm, { db, hub, signals, credentials, shutdownGraceMs: config.shutdownGraceMs, stallMs: config.streamStallMs, streamSlots: streamSlots(streamLimiter, config.security.maxStreamsPerPrincipal) }),
+          openaiPluginFor(config.llm, { db, hub, signals, credentials, metrics, shutdownGraceMs: config.shutdownGraceMs, stallMs: config.streamStallMs, streamSlots: streamSlots(streamLimiter, config.security.maxStreamsPerPrincipal) }),
         ],
       },
     );

@@ -28,9 +28,9 @@ export class Metrics {
   readonly retentionDeleted = new Counter({
     name: 'taskgate_retention_deleted_total', help: 'Rows deleted by the retention sweep', labelNames: ['kind'], registers: [this.registry],
   });
-  readonly streamClients = new Gauge({ name: 'taskgate_stream_clients', help: 'Open SSE/WebSocket streams', registers: [this.registry] });
+  readonly streamClients = new Gauge({ name: 'taskgate_stream_clients', help: 'Open SSE/WebSocket streams and streamed chat completions', registers: [this.registry] });
   readonly streamsClosed = new Counter({
-    name: 'taskgate_streams_closed_total', help: 'SSE/WebSocket streams ended, by why', labelNames: ['transport', 'reason'], registers: [this.registry],
+    name: 'taskgate_streams_closed_total', help: 'SSE/WebSocket streams and streamed chat completions (transport chat) ended, by why', labelNames: ['transport', 'reason'], registers: [this.registry],
   });
 
   /** Reads the queue from the database (main.ts sets it); unset or failing, the queue gauges read NaN. */

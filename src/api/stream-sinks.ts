@@ -150,9 +150,13 @@ export class SseSink implements StreamSink {
     return this.#write(text);
   }
 
-  /** Ends the response after what was written, with no end marker of its own (the caller wrote its protocol's). */
-  end(): void {
-    this.#end('done');
+  /**
+   * Ends the response after what was written, with no end marker of its own (the caller wrote its
+   * protocol's). `reason`: its closeReason, unless the client went first (`done`, `shutdown`,
+   * `unauthorized`, `aborted`: the reasons the other endings give).
+   */
+  end(reason = 'done'): void {
+    this.#end(reason);
   }
 
   drained(timeoutMs: number): Promise<DrainResult> {

@@ -124,6 +124,44 @@ describe('streaming chat calls and the per-principal stream cap', () => {
     }, 'a stream slot released after the client disconnected');
     expect(await reading(next!).until('data: [DONE]')).toContain('data: [DONE]');
   });
+
+  it('are counted in taskgate_stream_clients while open, and in taskgate_streams_closed_total{transport="chat"} by why they ended', async () => {
+    /** One sample of `name{labels}` from /metrics; 0 when absent. */
+    const sample = async (name: string, labels = '') => {
+      const line = (await fx.server.call('GET', '/metrics')).text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
+      return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const open = () => sample('taskgate_stream_clients');
+    const closed = (reason: string) => sample('taskgate_streams_closed_total', `{transport="chat",reason="${reason}"}`);
+    // the earlier tests' streams are closed (the server sees a client's close asynchronously)
+    await until(async () => (await open()) === 0, 'no stream open');
+    const [done0, client0] = [await closed('done'), await closed('client')];
+
+    // finished: open while it streams, closed once [DONE] is written
+    let resume!: () => void;
+    fx.oai.script({ kind: 'text', text: 'a b c d', pauseAfter: 1, resume: new Promise<void>((r) => (resume = r)) });
+    const finished = reading(await streamChat());
+    await finished.until('"content":"a');
+    expect(await open()).toBe(1);
+    resume();
+    await finished.until('data: [DONE]');
+    expect([await open(), await closed('done')]).toEqual([0, done0 + 1]);
+
+    // a task that failed: the error frame, then closed as the task ended
+    fx.oai.script({ kind: 'error', status: 400, message: 'bad request' });
+    const failed = await reading(await streamChat()).until('data: [DONE]');
+    expect(failed).toContain('"type":"server_error"');
+    expect([await open(), await closed('done')]).toEqual([0, done0 + 2]);
+
+    // the client gone mid-stream
+    fx.oai.script({ kind: 'text', text: 'a b c d', pauseAfter: 1, resume: new Promise<void>(() => undefined) });
+    const ctl = new AbortController();
+    await reading(await streamChat(ctl.signal)).until('"content":"a');
+    expect(await open()).toBe(1);
+    ctl.abort();
+    await until(async () => (await closed('client')) === client0 + 1, 'a chat stream closed by its client');
+    expect(await open()).toBe(0);
+  });
 });
 
 

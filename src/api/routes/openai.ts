@@ -11,6 +11,7 @@ import type { TaskEvent } from '../../contract/events.js';
 import type { Principal } from '../../auth/scopes.js';
 import type { StreamSlots } from './stream.js';
 import type { CredentialCloseReason } from '../stream-credentials.js';
+import type { Metrics } from '../metrics.js';
 import { DEFAULT_STREAM_STALL_MS } from '../../config/index.js';
 import type { LlmConfig } from '../../config/llm.js';
 import { OpenAiError, openAiErrorBody, toOpenAiError } from '../openai-errors.js';
@@ -57,6 +58,8 @@ export interface OpenAiRouteDeps {
   shutdownGraceMs?: number;
   /** A streamed call's client that is behind and takes nothing for this long is let go, its task cancelled (TASKGATE_STREAM_STALL_MS, ms). Default: DEFAULT_STREAM_STALL_MS. */
   stallMs?: number;
+  /** Counts streamed calls as the stream routes count theirs (open, and closed by why, transport `chat`). None: not counted. */
+  metrics?: Pick<Metrics, 'streamClients' | 'streamsClosed'>;
 }
 
 const NullableString = Type.Union([Type.String(), Type.Null()]);
@@ -232,6 +235,14 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
       // the chat stream never leaves a live fan-out: how far it is behind (`overflowing`) is not asked
       const out = new SseSink(res, Infinity);
       sink = out; // onClose reads why it closed
+      // the sink closes once, whichever way the stream ends (finished, failed, client gone, let go)
+      deps.metrics?.streamClients.inc();
+      out.onClose(() => {
+        deps.metrics?.streamClients.dec();
+        deps.metrics?.streamsClosed.inc({ transport: 'chat', reason: out.closeReason ?? 'client' });
+      });
+      /** The closeReason the stream ends with unless the client went first: a task's end, whatever its outcome, is `done`. */
+      let endReason = 'done';
       const send = (text: string): void => void out.frame(text);
       // a client that stopped reading is let go as a client gone, its task cancelled: as the stream
       // routes drop theirs, and by their rule (keepUp), so one that reads, however slowly, never is
@@ -249,6 +260,7 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
           writer.push(answer.push(event));
         }
         if (lost) {
+          endReason = lost.status === 503 ? 'shutdown' : 'unauthorized';
           send(`data: ${JSON.stringify(toOpenAiError(lost).body)}\n\n`);
           return;
         }
@@ -274,12 +286,13 @@ export function openaiRoutes(deps: OpenAiRouteDeps) {
         send('data: [DONE]\n\n');
       } catch (err) {
         req.log.error({ err }, 'chat stream failed');
+        endReason = 'aborted';
         send(`data: ${JSON.stringify(toOpenAiError(err).body)}\n\n`);
       } finally {
         clearInterval(keepalive);
         finished = true;
         release?.();
-        out.end();
+        out.end(endReason);
       }
     });
   };
