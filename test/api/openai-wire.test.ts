@@ -1,6 +1,7 @@
 // The OpenAI-compatible routes on a real server (fake provider): what is answered before a route
 // is found keeps OpenAI's error shape, a conversation too large for a task is named by the field
-// the client sent, and streaming calls count against the per-principal stream cap.
+// the client sent, and streaming calls count against the per-principal stream cap and in the
+// stream metrics.
 import { describe, expect, it } from 'vitest';
 import { useAgentServer } from '../helpers/agent-server.js';
 import { ADMIN_KEY, until } from '../helpers/server.js';
