@@ -129,14 +129,15 @@ export interface StartOptions {
 }
 
 /**
- * Redis in /readiness: it makes an API process unready only when rate limits fail closed (then
- * limited routes really answer 503 without it); limiting per process or failing open, or on a
- * worker (which limits nothing), an unreachable Redis is reported as degraded — a Redis blip must
- * not take every process out of its load balancer while requests still succeed.
+ * Redis in /readiness: an API process is unready without it (PRODUCT §3: "database and Redis
+ * reachable"), unless TASKGATE_READINESS_REDIS=advisory — then it is reported as degraded, except
+ * when rate limits fail closed (limited routes really answer 503 without it). A worker limits
+ * nothing: Redis is reported there, never gating.
  */
 function redisReadiness(config: Config, redis: (() => Promise<void>) | undefined): { readinessChecks?: (() => Promise<void>)[]; advisoryChecks?: (() => Promise<void>)[] } {
   if (!redis) return {};
-  return config.role !== 'worker' && config.security.rateLimitFailMode === 'closed' ? { readinessChecks: [redis] } : { advisoryChecks: [redis] };
+  const gates = config.role !== 'worker' && (config.security.readinessRedis === 'required' || config.security.rateLimitFailMode === 'closed');
+  return gates ? { readinessChecks: [redis] } : { advisoryChecks: [redis] };
 }
 
 /** How long a start waits for Redis before serving without it (per TASKGATE_RATE_LIMIT_FAIL_MODE meanwhile). */

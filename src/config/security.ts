@@ -18,6 +18,15 @@ export const RATE_LIMIT_FAIL_MODES = ['local', 'closed', 'open'] as const;
 export type RateLimitFailMode = (typeof RATE_LIMIT_FAIL_MODES)[number];
 /** A Redis outage (or our own loop lagging past its 500 ms command timeout) must not lift every limit. */
 export const DEFAULT_RATE_LIMIT_FAIL_MODE: RateLimitFailMode = 'local';
+/**
+ * Whether an unreachable Redis makes an API process's /readiness 503. `required` (default): PRODUCT
+ * §3's readiness is "database and Redis reachable". `advisory`: reported as `degraded: …` and still
+ * ready (requests succeed meanwhile under the fail mode; a Redis blip then does not take every API
+ * process out of its load balancer at once). Under the `closed` fail mode it always gates: limited
+ * routes really answer 503 without Redis.
+ */
+export const READINESS_REDIS_MODES = ['required', 'advisory'] as const;
+export type ReadinessRedisMode = (typeof READINESS_REDIS_MODES)[number];
 /** Idempotency records are kept (and replayed) for 24 h. */
 export const DEFAULT_IDEMPOTENCY_TTL_MS = 86_400_000;
 /** A year: stored responses are kept no longer (a larger interval overflows timestamps). */
@@ -59,6 +68,8 @@ export interface SecurityConfig {
   readonly readRateLimitMultiplier: number;
   /** Redis unreachable: per-process buckets (`local`, default), 503 (`closed`) or no limit (`open`). */
   readonly rateLimitFailMode: RateLimitFailMode;
+  /** Redis unreachable: /readiness 503 on an API process (`required`, default) or `degraded` (`advisory`). */
+  readonly readinessRedis: ReadinessRedisMode;
   /** `/metrics` without credentials (a scraper on a private network); else it needs the `admin` scope. */
   readonly metricsPublic: boolean;
   readonly idempotencyTtlMs: number;
@@ -185,6 +196,7 @@ export function loadSecurityConfig(env: Env): SecurityConfig {
     rateLimitBurst: int('TASKGATE_RATE_LIMIT_BURST', env.TASKGATE_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_BURST, 1, 1_000_000_000),
     readRateLimitMultiplier: int('TASKGATE_READ_RATE_LIMIT_MULTIPLIER', env.TASKGATE_READ_RATE_LIMIT_MULTIPLIER, DEFAULT_READ_RATE_LIMIT_MULTIPLIER, 1, 1000),
     rateLimitFailMode: parseRateLimitFailMode(env),
+    readinessRedis: oneOf('TASKGATE_READINESS_REDIS', env.TASKGATE_READINESS_REDIS, READINESS_REDIS_MODES, 'required'),
     metricsPublic: bool('TASKGATE_METRICS_PUBLIC', env.TASKGATE_METRICS_PUBLIC),
     idempotencyTtlMs: int('TASKGATE_IDEMPOTENCY_TTL_MS', env.TASKGATE_IDEMPOTENCY_TTL_MS, DEFAULT_IDEMPOTENCY_TTL_MS, 1000, MAX_IDEMPOTENCY_TTL_MS),
     idempotencyCleanupIntervalMs: int(

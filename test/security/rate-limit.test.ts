@@ -235,7 +235,7 @@ describe.skipIf(!REDIS_URL)('in Redis (REDIS_URL)', () => {
 describe('Redis unreachable (REDIS_URL at a closed port)', () => {
   const DOWN = { ...SLOW, REDIS_URL: 'redis://127.0.0.1:1', TASKGATE_ROLE: 'api' };
 
-  it('limits per process by default: the burst passes, the next is 429 with its headers; counted as local; readiness ready, Redis degraded', async () => {
+  it('limits per process by default: the burst passes, the next is 429 with its headers; counted as local; not ready (PRODUCT: Redis reachable)', async () => {
     const server = await startTestServer(tdb.db, DOWN);
     try {
       const { key } = await newTenant(tdb.db, ['admin']);
@@ -255,7 +255,24 @@ describe('Redis unreachable (REDIS_URL at a closed port)', () => {
       const metrics = await server.call('GET', '/metrics');
       expect(metrics.text).toMatch(/taskgate_rate_limit_store_errors_total\{outcome="local"\} (1[2-9]|[2-9]\d)/);
       expect(metrics.text).not.toMatch(/taskgate_rate_limit_store_errors_total\{outcome="allowed"\}/);
-      // requests still succeed: taking the process out of its load balancer would be the outage
+      // readiness is "database and Redis reachable" (PRODUCT §3), whatever requests get meanwhile
+      const ready = await server.call('GET', '/readiness', undefined, { key: null });
+      expect(ready.status).toBe(503);
+      expect(ready.body).toMatchObject({ status: 'not_ready', checks: { database: 'ok' } });
+      expect(ready.body.checks.redis).not.toMatch(/^(ok|degraded)/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('fails open with TASKGATE_RATE_LIMIT_FAIL_MODE=open: requests pass unlimited, counted as allowed; TASKGATE_READINESS_REDIS=advisory keeps it ready', async () => {
+    const server = await startTestServer(tdb.db, { ...DOWN, TASKGATE_RATE_LIMIT_FAIL_MODE: 'open', TASKGATE_READINESS_REDIS: 'advisory' });
+    try {
+      const { key } = await newTenant(tdb.db, ['admin']);
+      const statuses = await burst([server], 15, key, 'POST', '/api/v1/auth/api-keys', { name: 'n', scopes: ['tasks:read'] });
+      expect(statuses.every((s) => s === 201)).toBe(true);
+      const metrics = await server.call('GET', '/metrics');
+      expect(metrics.text).toMatch(/taskgate_rate_limit_store_errors_total\{outcome="allowed"\} (1[5-9]|[2-9]\d)/);
       const ready = await server.call('GET', '/readiness', undefined, { key: null });
       expect(ready.status).toBe(200);
       expect(ready.body).toMatchObject({ status: 'ready', checks: { database: 'ok', redis: expect.stringMatching(/^degraded: /) } });
@@ -264,22 +281,9 @@ describe('Redis unreachable (REDIS_URL at a closed port)', () => {
     }
   });
 
-  it('fails open with TASKGATE_RATE_LIMIT_FAIL_MODE=open: requests pass unlimited, counted as allowed', async () => {
-    const server = await startTestServer(tdb.db, { ...DOWN, TASKGATE_RATE_LIMIT_FAIL_MODE: 'open' });
-    try {
-      const { key } = await newTenant(tdb.db, ['admin']);
-      const statuses = await burst([server], 15, key, 'POST', '/api/v1/auth/api-keys', { name: 'n', scopes: ['tasks:read'] });
-      expect(statuses.every((s) => s === 201)).toBe(true);
-      const metrics = await server.call('GET', '/metrics');
-      expect(metrics.text).toMatch(/taskgate_rate_limit_store_errors_total\{outcome="allowed"\} (1[5-9]|[2-9]\d)/);
-      expect((await server.call('GET', '/readiness', undefined, { key: null })).status).toBe(200);
-    } finally {
-      await server.close();
-    }
-  });
-
   it('fails closed with TASKGATE_RATE_LIMIT_FAIL_MODE=closed: 503 with Retry-After', async () => {
-    const server = await startTestServer(tdb.db, { ...DOWN, TASKGATE_RATE_LIMIT_FAIL_MODE: 'closed' });
+    // advisory readiness does not apply: here Redis gates the limited routes themselves
+    const server = await startTestServer(tdb.db, { ...DOWN, TASKGATE_RATE_LIMIT_FAIL_MODE: 'closed', TASKGATE_READINESS_REDIS: 'advisory' });
     try {
       const res = await server.call('GET', '/api/v1/auth/me');
       expect(res.status).toBe(503);

@@ -96,6 +96,10 @@ describe('config', () => {
     expect(failMode({ TASKGATE_RATE_LIMIT_FAIL_CLOSED: 'yes', TASKGATE_RATE_LIMIT_FAIL_MODE: 'closed' })).toBe('closed');
     expect(() => failMode({ TASKGATE_RATE_LIMIT_FAIL_MODE: 'fallback' })).toThrow('TASKGATE_RATE_LIMIT_FAIL_MODE must be one of local, closed, open, got fallback');
     expect(() => failMode({ TASKGATE_RATE_LIMIT_FAIL_CLOSED: 'true', TASKGATE_RATE_LIMIT_FAIL_MODE: 'open' })).toThrow(/TASKGATE_RATE_LIMIT_FAIL_CLOSED=true contradicts TASKGATE_RATE_LIMIT_FAIL_MODE=open/);
+    // readiness needs Redis by default (PRODUCT §3); advisory is the opt-out
+    expect(loadConfig({}, {}).security.readinessRedis).toBe('required');
+    expect(loadConfig({}, { TASKGATE_READINESS_REDIS: 'advisory' }).security.readinessRedis).toBe('advisory');
+    expect(() => loadConfig({}, { TASKGATE_READINESS_REDIS: 'optional' })).toThrow(/TASKGATE_READINESS_REDIS must be one of required, advisory/);
     expect(loadConfig({}, { TASKGATE_METRICS_PUBLIC: 'true' }).security.metricsPublic).toBe(true);
     expect(() => loadConfig({}, { TASKGATE_TAX_RATE: '-1' })).toThrow(/TASKGATE_TAX_RATE must be a number between 0 and 1/);
     expect(() => loadConfig({}, { TASKGATE_TAX_RATE: '8' })).toThrow(/TASKGATE_TAX_RATE/);

@@ -12,7 +12,7 @@ import { requireOperator } from './admin.js';
 const Health = Type.Object({ status: Type.Literal('healthy'), version: Type.String(), time: Type.String() });
 const Readiness = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
-  checks: Type.Record(Type.String(), Type.String(), { description: 'database, migrations (and redis when configured): `ok`, or what is wrong; `degraded: …` for a check that does not make the process unready (Redis unless rate limits fail closed)' }),
+  checks: Type.Record(Type.String(), Type.String(), { description: 'database, migrations (and redis when configured): `ok`, or what is wrong; `degraded: …` for a check that does not make the process unready (Redis on a worker, or with TASKGATE_READINESS_REDIS=advisory)' }),
 });
 
 export async function serviceRoutes(
