@@ -358,13 +358,15 @@ const OPENAPI_HEADERS: Record<string, object> = {
   'X-Workflow-ID': { description: 'The task id (as task_id / workflow_id in the body)', schema: { type: 'string' } },
   'X-Session-ID': { description: "The task's session, when it has one", schema: { type: 'string' } },
   'Idempotent-Replayed': { description: '`true` on a replay of the response stored under the Idempotency-Key', schema: { type: 'string' } },
+  'Link': { description: '`<stream_url>; rel=stream`: the SSE stream of the submitted task', schema: { type: 'string' } },
+  'WWW-Authenticate': { description: 'The scheme to authenticate with: `Bearer realm="taskgate", charset="UTF-8"`', schema: { type: 'string' } },
 };
 const ref = (name: string) => ({ $ref: `#/components/headers/${name}` });
 
-/** The operations whose success answers name their task (and its session) in headers. */
+/** The operations whose success answers name their task (its session, its stream) in headers. */
 const TASK_ID_HEADERS: Record<string, string[]> = {
   'post /api/v1/tasks': ['X-Workflow-ID', 'X-Session-ID'],
-  'post /api/v1/tasks/stream': ['X-Workflow-ID', 'X-Session-ID'],
+  'post /api/v1/tasks/stream': ['X-Workflow-ID', 'X-Session-ID', 'Link'],
   'get /api/v1/tasks/{id}': ['X-Workflow-ID'],
   'get /api/v1/stream/sse': ['X-Workflow-ID'],
   'post /v1/chat/completions': ['X-Workflow-ID', 'X-Session-ID'],
@@ -372,7 +374,8 @@ const TASK_ID_HEADERS: Record<string, string[]> = {
 
 /**
  * What the schemas cannot say: the Idempotency-Key every authenticated POST takes, and the headers
- * its answers carry — rate-limit headers on limited routes, Retry-After on 429/503, the submit's ids.
+ * its answers carry — rate-limit headers on limited routes, Retry-After on 429/503, WWW-Authenticate
+ * on 401 (PRODUCT §3), the submit's ids and the stream submit's Link.
  */
 function describeHeaders(url: string, method: string, op: OpenApiOperation, rateLimited: boolean): void {
   if (!url.startsWith('/api/v1/') && !url.startsWith('/v1/')) return;
@@ -390,6 +393,7 @@ function describeHeaders(url: string, method: string, op: OpenApiOperation, rate
       for (const h of ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset']) headers[h] ??= ref(h);
     }
     if (status === '429' || status === '503') headers['Retry-After'] ??= ref('Retry-After');
+    if (status === '401') headers['WWW-Authenticate'] ??= ref('WWW-Authenticate');
     if (method === 'post' && /^2/.test(status)) headers['Idempotent-Replayed'] ??= ref('Idempotent-Replayed');
     const ids = /^2/.test(status) ? TASK_ID_HEADERS[`${method} ${url}`] : undefined;
     for (const h of ids ?? []) headers[h] ??= ref(h);

@@ -321,6 +321,23 @@ describe('the audit, item by item', () => {
     expect(operation(doc, 'POST', '/api/v1/task').responses['201']!.headers ?? {}).toHaveProperty('X-RateLimit-Limit');
   });
 
+  it('declares the headers PRODUCT §3 names: Link on the stream submit, WWW-Authenticate on every 401 — as sent', async () => {
+    const streamed = operation(doc, 'POST', '/api/v1/tasks/stream');
+    expect(streamed.responses['201']!.headers ?? {}).toHaveProperty('Link');
+    const res = await fx.server.call('POST', '/api/v1/tasks/stream', { task_definition_id: 'noop', input: {} });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('link')).toBe(`<${res.body.stream_url}>; rel=stream`);
+
+    for (const [url, path] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(path)) {
+        if (op.responses?.['401']) expect(op.responses['401'].headers ?? {}, `${method} ${url}`).toHaveProperty('WWW-Authenticate');
+      }
+    }
+    const anonymous = await fx.server.call('GET', '/api/v1/tasks', undefined, { key: null });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toMatch(/^Bearer /);
+  });
+
   it('says which operations need no credential (security: []), and takes the document-wide requirement everywhere else', () => {
     const full = doc as Doc & { security?: unknown[]; paths: Record<string, Record<string, { security?: unknown[] }>> };
     expect(full.security).toEqual([{ apiKey: [] }, { bearer: [] }]);
