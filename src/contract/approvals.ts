@@ -28,8 +28,8 @@ export type ApprovalStatus = Static<typeof ApprovalStatus>;
 export const ApprovalListQuery = Type.Object(
   {
     status: Type.Optional(ApprovalStatus),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 50 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 })),
   },
   { additionalProperties: false },
 );

@@ -57,7 +57,7 @@ export const DefinitionListQuery = Type.Object(
     search: Type.Optional(Type.String({ maxLength: 200 })),
     page: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
     offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
   },
   { additionalProperties: false },
 );

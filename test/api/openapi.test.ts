@@ -338,6 +338,18 @@ describe('the audit, item by item', () => {
     expect(anonymous.headers.get('www-authenticate')).toMatch(/^Bearer /);
   });
 
+  it('list parameters declare the defaults the routes apply (approvals limit 50, offset 0; definitions limit 20)', async () => {
+    const full = doc as Doc & { paths: Record<string, Record<string, { parameters?: { name: string; in: string; schema: { default?: unknown } }[] }>> };
+    const defaults = (url: string) => Object.fromEntries((full.paths[url]!.get!.parameters ?? []).filter((p) => p.in === 'query').map((p) => [p.name, p.schema.default]));
+    expect(defaults('/api/v1/approvals')).toMatchObject({ limit: 50, offset: 0 });
+    expect(defaults('/api/v1/definitions')).toMatchObject({ limit: 20 });
+    const approvals = await fx.server.call('GET', '/api/v1/approvals');
+    expect(approvals.body).toMatchObject({ limit: 50, offset: 0 });
+    const definitions = await fx.server.call('GET', '/api/v1/definitions');
+    expect(definitions.body.pagination).toMatchObject({ page: 1, limit: 20 });
+    expect((await fx.server.call('GET', '/api/v1/definitions?page=2&limit=1')).body.pagination).toMatchObject({ page: 2, limit: 1 });
+  });
+
   it('says which operations need no credential (security: []), and takes the document-wide requirement everywhere else', () => {
     const full = doc as Doc & { security?: unknown[]; paths: Record<string, Record<string, { security?: unknown[] }>> };
     expect(full.security).toEqual([{ apiKey: [] }, { bearer: [] }]);
