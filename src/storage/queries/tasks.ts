@@ -127,11 +127,16 @@ const INSERT_SQL = `
       FROM (
         -- a tenant capped by another process a moment ago (its NOTIFY not yet heard here) queues:
         -- the claim counts its running tasks, a direct dispatch would not
-        SELECT u.*, CASE WHEN u.run_asked
-                      THEN NOT EXISTS (SELECT 1 FROM tenants x WHERE x.id = u.tenant_id AND x.max_running IS NOT NULL)
-                      ELSE false END AS run_now
+        SELECT u.*, u.run_asked AND NOT u.tenant_id = ANY (ARRAY(
+                 SELECT x.id FROM tenants x WHERE x.id = ANY ($${INSERT_COLUMNS.indexOf('tenant_id') + 1}::text[]) AND x.max_running IS NOT NULL
+               )) AS run_now
           FROM unnest(${INSERT_COLUMNS.map((c, i) => `$${i + 1}::${ARRAY_TYPES[c]}[]`).join(', ')}, $${N + 8}::boolean[], $${N + 9}::float8[])
             AS u(${INSERT_COLUMNS.join(', ')}, run_asked, delay_ms)
+        -- the capped tenants are read once per statement (an InitPlan), and the fence keeps run_now
+        -- from being copied into the seven columns that read it: as a per-row lookup flattened into
+        -- each, the prepared statement's generic plan looked dearer than re-planning every run
+        -- (+0.3–0.4 ms a submit)
+        OFFSET 0
       ) u
     RETURNING id, tenant_id, status, created_at
   ), e AS (
