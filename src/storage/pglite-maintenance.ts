@@ -38,12 +38,13 @@ const ANALYZE_SCALE_FACTOR = 1;
  * the event loop) while they run, so a look does one table's worth, vacuums first.
  */
 const DUE_SQL = `
-  SELECT format('%I.%I', schemaname, relname) AS name,
-         CASE WHEN n_dead_tup > ${VACUUM_THRESHOLD} + ${VACUUM_SCALE_FACTOR} * n_live_tup THEN 'VACUUM' ELSE 'ANALYZE' END AS command
-    FROM pg_stat_user_tables
-   WHERE n_dead_tup > ${VACUUM_THRESHOLD} + ${VACUUM_SCALE_FACTOR} * n_live_tup
-      OR n_mod_since_analyze > ${ANALYZE_THRESHOLD} + ${ANALYZE_SCALE_FACTOR} * n_live_tup
-   ORDER BY n_dead_tup > ${VACUUM_THRESHOLD} + ${VACUUM_SCALE_FACTOR} * n_live_tup DESC, n_dead_tup DESC, n_mod_since_analyze DESC
+  SELECT name, CASE WHEN vacuum_due THEN 'VACUUM' ELSE 'ANALYZE' END AS command
+    FROM (SELECT format('%I.%I', schemaname, relname) AS name, n_dead_tup, n_mod_since_analyze,
+                 n_dead_tup > ${VACUUM_THRESHOLD} + ${VACUUM_SCALE_FACTOR} * n_live_tup AS vacuum_due,
+                 n_mod_since_analyze > ${ANALYZE_THRESHOLD} + ${ANALYZE_SCALE_FACTOR} * n_live_tup AS analyze_due
+            FROM pg_stat_user_tables) s
+   WHERE vacuum_due OR analyze_due
+   ORDER BY vacuum_due DESC, n_dead_tup DESC, n_mod_since_analyze DESC
    LIMIT 1`;
 
 /** The checkpoints and vacuums PGlite's missing background processes would make. */
